@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+// adaptc — a tensorized cross-layer adapter compiler. Layout and targets: DESIGN.md §7.
+import PackageDescription
+
+let package = Package(
+    name: "adaptc",
+    products: [
+        // What generated code imports and apps link.
+        .library(name: "AdaptRuntime", targets: ["AdaptRuntime"]),
+        .executable(name: "adaptc", targets: ["adaptc"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+    ],
+    targets: [
+        // OpenBLAS (CBLAS) + LAPACKE. Debian's OpenBLAS lacks LAPACKE, so the map links both.
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        // oneTBB behind a plain C header: no Swift C++ interop reaches users' apps.
+        .target(
+            name: "CTBB",
+            path: "Sources/CTBB",
+            linkerSettings: [.linkedLibrary("tbb")]
+        ),
+        .target(name: "AdaptRuntime", dependencies: ["CBLAS", "CTBB"]),
+        // The compiler: Parse → Check → Plan → Emit, plus the command implementations (Driver).
+        .target(
+            name: "AdaptcCore",
+            dependencies: ["AdaptRuntime", .product(name: "Yams", package: "Yams")]
+        ),
+        .executableTarget(
+            name: "adaptc",
+            dependencies: ["AdaptcCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // Checked-in output of `Tools/regenerate`: compiled and tested like user code.
+        .target(name: "GeneratedAdapters", dependencies: ["AdaptRuntime"], path: "Generated"),
+        .executableTarget(name: "adaptc-bench", dependencies: ["AdaptRuntime", "AdaptcCore", "GeneratedAdapters"]),
+        .testTarget(name: "AdaptRuntimeTests", dependencies: ["AdaptRuntime"]),
+        .testTarget(name: "AdaptcCoreTests", dependencies: ["AdaptcCore"]),
+        .testTarget(name: "GeneratedTests", dependencies: ["GeneratedAdapters", "AdaptcCore", "AdaptRuntime"]),
+        .testTarget(name: "adaptcTests", dependencies: ["AdaptcCore"]),
+    ],
+    cxxLanguageStandard: .cxx17
+)

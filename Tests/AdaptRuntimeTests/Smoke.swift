@@ -1,0 +1,2 @@
+import XCTest
+final class AdaptRuntimeTestsSmoke: XCTestCase { func testNothing() {} }

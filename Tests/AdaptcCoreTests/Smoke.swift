@@ -1,0 +1,2 @@
+import XCTest
+final class AdaptcCoreTestsSmoke: XCTestCase { func testNothing() {} }

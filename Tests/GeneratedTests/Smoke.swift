@@ -1,0 +1,2 @@
+import XCTest
+final class GeneratedTestsSmoke: XCTestCase { func testNothing() {} }
