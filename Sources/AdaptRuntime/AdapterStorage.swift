@@ -1,0 +1,46 @@
+/// The memory of one adapter instance: parameters in one contiguous buffer (so
+/// an optimizer sees a single vector), gradients with the same layout, and a
+/// grow-only workspace kept across calls (first touch of fresh pages is very
+/// slow on the machines we measure on, DESIGN §8).
+public final class AdapterStorage {
+    public let parameters: UnsafeMutableBufferPointer<Float>
+    public let gradients: UnsafeMutableBufferPointer<Float>
+    public private(set) var workspace: UnsafeMutableBufferPointer<Float>
+    /// TBB threads for every parallel step of this adapter (0 = TBB's default).
+    public var threads: Int
+
+    public init(parameterCount: Int, threads: Int = 0) {
+        parameters = .allocate(capacity: parameterCount)
+        parameters.initialize(repeating: 0)
+        gradients = .allocate(capacity: parameterCount)
+        gradients.initialize(repeating: 0)
+        workspace = .allocate(capacity: 0)
+        self.threads = threads
+    }
+
+    deinit {
+        parameters.deallocate()
+        gradients.deallocate()
+        workspace.deallocate()
+    }
+
+    /// Workspace of at least `count` floats; contents are scratch.
+    public func workspace(atLeast count: Int) -> UnsafeMutablePointer<Float> {
+        if workspace.count < count {
+            workspace.deallocate()
+            workspace = .allocate(capacity: count)
+            workspace.initialize(repeating: 0)
+        }
+        return workspace.baseAddress!
+    }
+
+    public func zeroGradients() { gradients.update(repeating: 0) }
+}
+
+/// A misuse of an adapter's API that the caller can fix: wrong shapes, unknown
+/// pairs, missing tensors. Thrown, never trapped on (DESIGN §6).
+public struct AdapterError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,77 @@
+/// The general-purpose building block every contraction ends in, for the
+/// interpreter and for generated code alike: `C[m, n] = alpha·op(A)·op(B) + beta·C`.
+/// A single row or column goes to GEMV; a product large enough to pay for the
+/// fork is split over TBB along its longer output side, each part one
+/// single-threaded OpenBLAS call.
+public enum Kernels {
+    /// Below this many flops a parallel split costs more than it saves.
+    public static let parallelThreshold = 4_000_000
+
+    @inline(__always)
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1
+    ) {
+        if m == 1 && k > 0 {
+            // C row = a_row · op(B): a GEMV over B.
+            BLAS.gemv(trans: !transB, m: transB ? n : k, n: transB ? k : n, alpha: alpha, a: b, lda: ldb,
+                      x: a, incX: transA ? lda : 1, beta: beta, y: c, incY: 1)
+            return
+        }
+        if n == 1 && k > 0 {
+            // C column = op(A) · b_column.
+            BLAS.gemv(trans: transA, m: transA ? k : m, n: transA ? m : k, alpha: alpha, a: a, lda: lda,
+                      x: b, incX: transB ? 1 : ldb, beta: beta, y: c, incY: ldc)
+            return
+        }
+        let work = 2 * m * n * k
+        if threads == 1 || work < parallelThreshold {
+            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let width = threads > 0 ? threads : Parallel.defaultThreads
+        if m >= n {
+            let chunk = (m + width - 1) / width
+            Parallel.forEach(width, threads: width) { parts in
+                for part in parts {
+                    let rows = part * chunk..<min(m, (part + 1) * chunk)
+                    if rows.isEmpty { continue }
+                    BLAS.gemm(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
+                              a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda,
+                              b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+                }
+            }
+        } else {
+            // Split columns in multiples of 16 so each part keeps whole SIMD panels.
+            let chunk = ((n + width - 1) / width + 15) / 16 * 16
+            Parallel.forEach(width, threads: width) { parts in
+                for part in parts {
+                    let cols = min(n, part * chunk)..<min(n, (part + 1) * chunk)
+                    if cols.isEmpty { continue }
+                    BLAS.gemm(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
+                              a: a, lda: lda, b: transB ? b + cols.lowerBound * ldb : b + cols.lowerBound, ldb: ldb,
+                              beta: beta, c: c + cols.lowerBound, ldc: ldc)
+                }
+            }
+        }
+    }
+}
+
+extension Kernels {
+    /// Runs the `count` independent contractions of one plan stage. With enough
+    /// work they run side by side on TBB, each single-threaded; otherwise in order,
+    /// each free to split itself. `body(i, threads)` runs contraction `i`.
+    @inline(__always)
+    public static func stage(_ count: Int, flops: Int, threads: Int, _ body: (Int, Int) -> Void) {
+        if count > 1 && threads != 1 && flops >= parallelThreshold {
+            Parallel.forEach(count, threads: threads) { range in
+                for i in range { body(i, 1) }
+            }
+        } else {
+            for i in 0..<count { body(i, threads) }
+        }
+    }
+}

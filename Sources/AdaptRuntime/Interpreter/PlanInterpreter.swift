@@ -1,0 +1,133 @@
+/// Executes a Plan directly: what `adaptc eval`, the pruner and the tests use,
+/// and the reference the generated code is checked against (both walk the
+/// same plan, DESIGN §6).
+public final class PlanInterpreter {
+    public let plan: Plan
+    public let storage: AdapterStorage
+
+    public init(plan: Plan, threads: Int = 0) {
+        self.plan = plan
+        storage = AdapterStorage(parameterCount: plan.parameterCount, threads: threads)
+    }
+
+    /// Token-independent work, once per weight update (nothing for lora).
+    public func prepare() {
+        for group in plan.groups where !group.prepare.isEmpty {
+            run(group.prepare, rows: 0, Bindings())
+        }
+    }
+
+    /// `y[n, out] += x[n, in]·ΔW[layer, module]ᵀ`.
+    public func forward(layer: Int, module: String, x: UnsafeBufferPointer<Float>, rows n: Int,
+                        y: UnsafeMutableBufferPointer<Float>) throws {
+        let pair = try self.pair(layer, module)
+        try expect(x.count, n * pair.inFeatures, "x", pair)
+        try expect(y.count, n * pair.outFeatures, "y", pair)
+        run(pair.forward, rows: n, Bindings(input: [x], output: [y]))
+    }
+
+    /// Forward of several modules of `layer` that read the same `x` (q/k/v):
+    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, fused where the plan allows.
+    public func forwardLayer(layer: Int, modules: [String], x: UnsafeBufferPointer<Float>, rows n: Int,
+                             outputs: [UnsafeMutableBufferPointer<Float>]) throws {
+        guard modules.count == outputs.count else {
+            throw AdapterError("forwardLayer: \(modules.count) modules but \(outputs.count) outputs")
+        }
+        let pairs = try modules.map { try pair(layer, $0) }
+        for (pair, y) in zip(pairs, outputs) {
+            try expect(x.count, n * pair.inFeatures, "x", pair)
+            try expect(y.count, n * pair.outFeatures, "y", pair)
+        }
+        if let fused = plan.groups.lazy.flatMap(\.layerForwards).first(where: { $0.layer == layer && $0.modules == modules }) {
+            run(fused.program, rows: n, Bindings(input: [x], output: outputs))
+            return
+        }
+        for (pair, y) in zip(pairs, outputs) {
+            run(pair.forward, rows: n, Bindings(input: [x], output: [y]))
+        }
+    }
+
+    /// VJP: `dx += dy·ΔW`, and the gradients of the pair's parameters accumulate
+    /// into `storage.gradients`.
+    public func backward(layer: Int, module: String, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
+                         rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        let pair = try self.pair(layer, module)
+        try expect(x.count, n * pair.inFeatures, "x", pair)
+        try expect(dy.count, n * pair.outFeatures, "dy", pair)
+        try expect(dx.count, n * pair.inFeatures, "dx", pair)
+        run(pair.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
+    }
+
+    /// Pushes gradients of prepared intermediates back to the stored parameters
+    /// (nothing for lora, whose forward reads its parameters directly).
+    public func finishBackward() {
+        for group in plan.groups where !group.finishBackward.isEmpty {
+            run(group.finishBackward, rows: 0, Bindings())
+        }
+    }
+
+    /// `ΔW[layer, module]` `[out, in]`, scale included.
+    public func materialize(layer: Int, module: String, into delta: UnsafeMutableBufferPointer<Float>) throws {
+        let pair = try self.pair(layer, module)
+        try expect(delta.count, pair.outFeatures * pair.inFeatures, "ΔW", pair)
+        run(pair.materialize, rows: 0, Bindings(delta: delta))
+    }
+
+    // MARK: - Execution
+
+    private func pair(_ layer: Int, _ module: String) throws -> PairPlan {
+        guard let pair = plan.pair(layer: layer, module: module) else {
+            throw AdapterError("no adapter for layer \(layer) module \"\(module)\" in \(plan.specName)")
+        }
+        return pair
+    }
+
+    private func expect(_ count: Int, _ expected: Int, _ name: String, _ pair: PairPlan) throws {
+        if count != expected {
+            throw AdapterError("\(pair.key): \(name) has \(count) elements, expected \(expected)")
+        }
+    }
+
+    /// Caller buffers of one call, by storage and slot.
+    private struct Bindings {
+        var input: [UnsafeBufferPointer<Float>] = []
+        var output: [UnsafeMutableBufferPointer<Float>] = []
+        var inputGradient: [UnsafeMutableBufferPointer<Float>] = []
+        var outputGradient: [UnsafeBufferPointer<Float>] = []
+        var delta: UnsafeMutableBufferPointer<Float>? = nil
+    }
+
+    private func run(_ program: Program, rows n: Int, _ bindings: Bindings) {
+        let workspace = storage.workspace(atLeast: plan.workspace.value(tokens: n))
+        let threads = storage.threads
+        func base(_ view: MatrixView) -> UnsafeMutablePointer<Float> {
+            let start: UnsafeMutablePointer<Float>
+            switch view.storage {
+            case .parameters: start = storage.parameters.baseAddress!
+            case .gradients: start = storage.gradients.baseAddress!
+            case .workspace: start = workspace
+            case .input: start = UnsafeMutablePointer(mutating: bindings.input[view.slot].baseAddress!)
+            case .output: start = bindings.output[view.slot].baseAddress!
+            case .inputGradient: start = bindings.inputGradient[view.slot].baseAddress!
+            case .outputGradient: start = UnsafeMutablePointer(mutating: bindings.outputGradient[view.slot].baseAddress!)
+            case .delta: start = bindings.delta!.baseAddress!
+            }
+            return start + view.offset.value(tokens: n)
+        }
+        func execute(_ c: Contraction, threads: Int) {
+            let g = c.lowered!
+            Kernels.gemm(transA: g.transLeft, transB: g.transRight,
+                         m: g.m.value(tokens: n), n: g.n.value(tokens: n), k: g.k.value(tokens: n),
+                         alpha: c.alpha, a: base(g.left), lda: g.left.rowStride.value(tokens: n),
+                         b: base(g.right), ldb: g.right.rowStride.value(tokens: n),
+                         beta: c.accumulate ? 1 : 0, c: base(c.output), ldc: c.output.rowStride.value(tokens: n),
+                         threads: threads)
+        }
+        if n == 0 && program.flops.perToken > 0 { return }
+        for stage in program.stages {
+            Kernels.stage(stage.count, flops: Program([stage]).flops.value(tokens: n), threads: threads) { i, threads in
+                execute(stage[i], threads: threads)
+            }
+        }
+    }
+}

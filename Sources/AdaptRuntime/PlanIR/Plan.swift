@@ -1,0 +1,137 @@
+/// The Plan IR: what `adaptc plan` prints, what the interpreter executes and
+/// what the emitter turns into straight-line Swift. One plan per spec.
+///
+/// A plan is a contraction schedule over named matrices: each operation
+/// (forward, backward, materialize, prepare, finishBackward) is a `Program`, a
+/// list of stages run in order whose contractions are independent of one
+/// another within a stage (so they may run in parallel).
+public struct Plan: Hashable, Sendable, Codable {
+    public var specName: String
+    /// Every stored parameter, in buffer order; gradients use the same offsets.
+    public var parameters: [ParameterTensor]
+    public var parameterCount: Int
+    public var groups: [GroupPlan]
+    /// Scratch floats the largest call needs; intermediates never overlap.
+    public var workspace: Extent
+
+    public init(specName: String, parameters: [ParameterTensor], groups: [GroupPlan], workspace: Extent) {
+        self.specName = specName
+        self.parameters = parameters
+        self.parameterCount = parameters.last.map { $0.offset + $0.count } ?? 0
+        self.groups = groups
+        self.workspace = workspace
+    }
+
+    public func parameter(_ key: String) -> ParameterTensor? { parameters.first { $0.key == key } }
+
+    /// Every pair of every group, in plan order.
+    public var pairs: [PairPlan] { groups.flatMap(\.pairs) }
+
+    public func pair(layer: Int, module: String) -> PairPlan? {
+        for group in groups { if let p = group.pairs.first(where: { $0.layer == layer && $0.module == module }) { return p } }
+        return nil
+    }
+}
+
+/// A named tensor stored in the parameter buffer (its safetensors key and shape).
+public struct ParameterTensor: Hashable, Sendable, Codable {
+    public var key: String
+    public var shape: [Int]
+    public var offset: Int
+
+    public init(key: String, shape: [Int], offset: Int) {
+        self.key = key
+        self.shape = shape
+        self.offset = offset
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// Stages run in order; the contractions inside one stage are independent.
+public struct Program: Hashable, Sendable, Codable {
+    public var stages: [[Contraction]]
+    public init(_ stages: [[Contraction]] = []) { self.stages = stages.filter { !$0.isEmpty } }
+    public var contractions: [Contraction] { stages.flatMap { $0 } }
+    public var isEmpty: Bool { stages.isEmpty }
+
+    /// Multiply-adds ×2 of the whole program, as a function of n.
+    public var flops: Extent {
+        contractions.reduce(Extent(0)) { total, c in
+            guard let g = c.lowered else { return total }
+            return total + (g.m * g.n * g.k) * 2
+        }
+    }
+}
+
+public struct GroupPlan: Hashable, Sendable, Codable {
+    public var name: String
+    public var structure: String
+    public var pairs: [PairPlan]
+    /// Forward of several modules of one layer that read the same `x`, fused.
+    public var layerForwards: [LayerForward]
+    /// Token-independent work, once per weight update (empty for lora).
+    public var prepare: Program
+    /// The VJP of prepare: pushes prepared gradients back to stored parameters.
+    public var finishBackward: Program
+    /// The chosen path in words, for `adaptc plan`.
+    public var path: [String]
+
+    public init(name: String, structure: String, pairs: [PairPlan], layerForwards: [LayerForward],
+                prepare: Program = Program(), finishBackward: Program = Program(), path: [String]) {
+        self.name = name
+        self.structure = structure
+        self.pairs = pairs
+        self.layerForwards = layerForwards
+        self.prepare = prepare
+        self.finishBackward = finishBackward
+        self.path = path
+    }
+}
+
+/// The programs of one (layer, module) pair. Token buffers: `x` [n, in],
+/// `y` [n, out], `dy` [n, out], `dx` [n, in]; materialize writes `ΔW` [out, in].
+public struct PairPlan: Hashable, Sendable, Codable {
+    public var layer: Int
+    public var module: String
+    public var outFeatures: Int
+    public var inFeatures: Int
+    /// The adapter's rank for this pair (per-pair overrides included).
+    public var rank: Int
+    public var scale: Double
+    /// `y += x·ΔWᵀ`.
+    public var forward: Program
+    /// `dx += dy·ΔW`, parameter gradients `+=`.
+    public var backward: Program
+    /// `ΔW = s·B·A`.
+    public var materialize: Program
+
+    public init(layer: Int, module: String, outFeatures: Int, inFeatures: Int, rank: Int, scale: Double,
+                forward: Program, backward: Program, materialize: Program) {
+        self.layer = layer
+        self.module = module
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.rank = rank
+        self.scale = scale
+        self.forward = forward
+        self.backward = backward
+        self.materialize = materialize
+    }
+
+    public var key: String { "\(layer).\(module)" }
+}
+
+/// Forward of `modules` of one layer sharing one input `x`; output slot `i` is
+/// `y` of `modules[i]` (`MatrixView.slot`).
+public struct LayerForward: Hashable, Sendable, Codable {
+    public var layer: Int
+    public var modules: [String]
+    public var program: Program
+
+    public init(layer: Int, modules: [String], program: Program) {
+        self.layer = layer
+        self.modules = modules
+        self.program = program
+    }
+}

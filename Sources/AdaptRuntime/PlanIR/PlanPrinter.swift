@@ -1,0 +1,32 @@
+extension Plan: CustomStringConvertible {
+    /// The readable form `adaptc plan` prints: one block per group, the chosen
+    /// path, then each program as numbered stages of contractions.
+    public var description: String {
+        var lines = ["plan \(specName): \(parameterCount) parameters, workspace \(workspace) floats"]
+        for group in groups {
+            lines.append("group \(group.name) (\(group.structure)), \(group.pairs.count) pairs")
+            for step in group.path { lines.append("  path: \(step)") }
+            if !group.prepare.isEmpty { lines.append(contentsOf: render(group.prepare, "prepare")) }
+            if !group.finishBackward.isEmpty { lines.append(contentsOf: render(group.finishBackward, "finishBackward")) }
+            for pair in group.pairs {
+                lines.append("  pair \(pair.key): [\(pair.outFeatures), \(pair.inFeatures)] rank \(pair.rank) scale \(pair.scale)")
+                lines.append(contentsOf: render(pair.forward, "forward"))
+                lines.append(contentsOf: render(pair.backward, "backward"))
+                lines.append(contentsOf: render(pair.materialize, "materialize"))
+            }
+            for fused in group.layerForwards {
+                lines.append("  layer \(fused.layer) forward of \(fused.modules.joined(separator: ", ")) (one input):")
+                lines.append(contentsOf: render(fused.program, "forward"))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func render(_ program: Program, _ name: String) -> [String] {
+        var lines = ["    \(name):"]
+        for (s, stage) in program.stages.enumerated() {
+            for c in stage { lines.append("      \(s + 1). \(c)") }
+        }
+        return lines
+    }
+}

@@ -1,0 +1,105 @@
+/// Checks the invariants every consumer of a plan relies on: each contraction
+/// lowers to one GEMM with agreeing extents, every view stays inside its buffer,
+/// an output never aliases its operands, and contractions in one stage touch
+/// disjoint outputs and read nothing another writes. Run after planning (and by
+/// the tests on every spec); a failure is a compiler bug, not a user error.
+public enum PlanVerifier {
+    public static func verify(_ plan: Plan) -> [String] {
+        var problems: [String] = []
+        var end = 0
+        for p in plan.parameters {
+            if p.offset != end { problems.append("parameter \(p.key) at offset \(p.offset), expected \(end)") }
+            end = p.offset + p.count
+        }
+        for group in plan.groups {
+            for pair in group.pairs {
+                let io = TokenShapes(input: [pair.inFeatures], output: [pair.outFeatures])
+                for (what, program) in [("forward", pair.forward), ("backward", pair.backward)] {
+                    check(program, "\(group.name) \(pair.key) \(what)", plan, io, &problems)
+                }
+                let delta = TokenShapes(input: [], output: [], delta: pair.outFeatures * pair.inFeatures)
+                check(pair.materialize, "\(group.name) \(pair.key) materialize", plan, delta, &problems)
+            }
+            for fused in group.layerForwards {
+                let outs = fused.modules.map { m in group.pairs.first { $0.layer == fused.layer && $0.module == m }?.outFeatures ?? 0 }
+                let ins = fused.modules.map { m in group.pairs.first { $0.layer == fused.layer && $0.module == m }?.inFeatures ?? 0 }
+                if Set(ins).count > 1 { problems.append("\(group.name) layer \(fused.layer): fused modules differ in input size") }
+                check(fused.program, "\(group.name) layer \(fused.layer) forward", plan, TokenShapes(input: [ins.first ?? 0], output: outs), &problems)
+            }
+            check(group.prepare, "\(group.name) prepare", plan, TokenShapes(input: [], output: []), &problems)
+            check(group.finishBackward, "\(group.name) finishBackward", plan, TokenShapes(input: [], output: []), &problems)
+        }
+        return problems
+    }
+
+    /// Row widths of the caller's token buffers, per slot.
+    private struct TokenShapes {
+        var input: [Int]
+        var output: [Int]
+        var delta: Int = 0
+
+        func bound(_ view: MatrixView, plan: Plan) -> Extent? {
+            switch view.storage {
+            case .parameters, .gradients: return .fixed(plan.parameterCount)
+            case .workspace: return plan.workspace
+            case .input, .inputGradient: return view.slot < input.count ? Extent.tokens * input[view.slot] : nil
+            case .output, .outputGradient: return view.slot < output.count ? Extent.tokens * output[view.slot] : nil
+            case .delta: return .fixed(delta)
+            }
+        }
+    }
+
+    private static func check(_ program: Program, _ context: String, _ plan: Plan, _ io: TokenShapes, _ problems: inout [String]) {
+        for (s, stage) in program.stages.enumerated() {
+            for c in stage {
+                let here = "\(context) stage \(s): \(c)"
+                guard let g = c.lowered else {
+                    problems.append("\(here): does not lower to a GEMM")
+                    continue
+                }
+                if g.left.extent(of: c.contractedIndex!) != g.right.extent(of: c.contractedIndex!) {
+                    problems.append("\(here): contracted extents differ")
+                }
+                if c.output.extent(of: c.output.rowIndex) != (g.transLeft ? g.left.columns : g.left.rows)
+                    || c.output.columns != (g.transRight ? g.right.rows : g.right.columns) {
+                    problems.append("\(here): output shape disagrees with operands")
+                }
+                for view in [c.output, c.a, c.b] {
+                    guard let bound = io.bound(view, plan: plan) else {
+                        problems.append("\(here): \(view.name) uses a missing slot")
+                        continue
+                    }
+                    let end = view.end
+                    if view.offset.constant < 0 || end.constant > bound.constant || end.perToken > bound.perToken {
+                        problems.append("\(here): \(view.name) [\(view.offset), \(end)) exceeds its buffer (\(bound))")
+                    }
+                    if view.rowStride.constant < view.columns.constant {
+                        problems.append("\(here): \(view.name) row stride below its width")
+                    }
+                }
+                for operand in [c.a, c.b] where overlaps(c.output, operand) {
+                    problems.append("\(here): output aliases \(operand.name)")
+                }
+            }
+            for (i, c) in stage.enumerated() {
+                for d in stage[(i + 1)...] {
+                    if overlaps(c.output, d.output) || overlaps(c.output, d.a) || overlaps(c.output, d.b)
+                        || overlaps(d.output, c.a) || overlaps(d.output, c.b) {
+                        problems.append("\(context) stage \(s): \(c) and \(d) are not independent")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Conservative: same buffer (and slot) and intersecting spans, for any n ≥ 1.
+    private static func overlaps(_ u: MatrixView, _ v: MatrixView) -> Bool {
+        guard u.storage == v.storage, u.slot == v.slot else { return false }
+        for n in [1, 2, 64, 4096] {
+            let (a0, a1) = (u.offset.value(tokens: n), u.end.value(tokens: n))
+            let (b0, b1) = (v.offset.value(tokens: n), v.end.value(tokens: n))
+            if a0 < b1 && b0 < a1 { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,43 @@
+import AdaptRuntime
+
+/// Plan stage: turns a checked spec into the Plan IR. Each structure has its own
+/// planner; the parameter buffer is laid out group after group in spec order.
+public enum Planner {
+    public static func plan(_ checked: CheckedSpec) -> (Plan?, [Diagnostic]) {
+        var diagnostics = DiagnosticCollector()
+        var layout = ParameterLayout()
+        var groups: [GroupPlan] = []
+        var workspace = Extent(0)
+        for group in checked.groups {
+            switch group.structure {
+            case .lora:
+                let planned = LoRAPlanner.plan(group, layout: &layout)
+                groups.append(planned.group)
+                workspace = Extent(max(workspace.constant, planned.workspace.constant),
+                                   perToken: max(workspace.perToken, planned.workspace.perToken))
+            case .tensorTrain, .cp, .tucker:
+                diagnostics.error(
+                    "structure '\(group.structure.rawValue)' of group '\(group.name)' is not supported by plan/compile yet; only 'lora' is (the spec itself is valid)",
+                    at: group.group.location(of: "structure"))
+            }
+        }
+        if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
+        let plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace)
+        let problems = PlanVerifier.verify(plan)
+        precondition(problems.isEmpty, "internal error: invalid plan:\n" + problems.joined(separator: "\n"))
+        return (plan, diagnostics.sorted)
+    }
+}
+
+/// Hands out consecutive offsets in the parameter buffer.
+struct ParameterLayout {
+    private(set) var tensors: [ParameterTensor] = []
+    private(set) var count = 0
+
+    mutating func add(_ key: String, shape: [Int]) -> ParameterTensor {
+        let tensor = ParameterTensor(key: key, shape: shape, offset: count)
+        tensors.append(tensor)
+        count += tensor.count
+        return tensor
+    }
+}
