@@ -39,11 +39,11 @@ let package = Package(
         ),
         // Checked-in output of `Tools/regenerate`: compiled and tested like user code.
         .target(name: "GeneratedAdapters", dependencies: ["AdaptRuntime"], path: "Generated"),
-        .executableTarget(name: "adaptc-bench", dependencies: ["AdaptRuntime", "AdaptcCore", "GeneratedAdapters"]),
+        .executableTarget(name: "adaptc-bench", dependencies: ["AdaptRuntime", "GeneratedAdapters"]),
         .testTarget(name: "AdaptRuntimeTests", dependencies: ["AdaptRuntime"]),
         .testTarget(name: "AdaptcCoreTests", dependencies: ["AdaptcCore"]),
         .testTarget(name: "GeneratedTests", dependencies: ["GeneratedAdapters", "AdaptcCore", "AdaptRuntime"]),
-        .testTarget(name: "adaptcTests", dependencies: ["AdaptcCore"]),
+        .testTarget(name: "adaptcTests", dependencies: ["AdaptcCore", "adaptc"]),
     ],
     cxxLanguageStandard: .cxx17
 )

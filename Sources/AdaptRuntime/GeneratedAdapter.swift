@@ -18,6 +18,9 @@ public protocol GeneratedAdapter: AnyObject {
     func prepare()
     func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
                  y: UnsafeMutableBufferPointer<Float>) throws
+    /// Several modules of one layer reading the same `x`: `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`.
+    func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
+                 outputs: [UnsafeMutableBufferPointer<Float>]) throws
     func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                   rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws
     func finishBackward()

@@ -15,9 +15,20 @@ public enum Kernels {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1
     ) {
         if m == 1 && k > 0 {
-            // C row = a_row · op(B): a GEMV over B.
-            BLAS.gemv(trans: !transB, m: transB ? n : k, n: transB ? k : n, alpha: alpha, a: b, lda: ldb,
-                      x: a, incX: transA ? lda : 1, beta: beta, y: c, incY: 1)
+            // C row = a_row · op(B): a GEMV over B, split over output columns when
+            // large (it is bound by reading B, which both cores can share).
+            let incX = transA ? lda : 1
+            let parts = threads == 1 || 2 * n * k < parallelThreshold ? 1 : (threads > 0 ? threads : Parallel.defaultThreads)
+            let chunk = ((n + parts - 1) / parts + 15) / 16 * 16
+            Parallel.forEach(parts, threads: parts) { range in
+                for part in range {
+                    let cols = min(n, part * chunk)..<min(n, (part + 1) * chunk)
+                    if cols.isEmpty { continue }
+                    let block = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
+                    BLAS.gemv(trans: !transB, m: transB ? cols.count : k, n: transB ? k : cols.count, alpha: alpha,
+                              a: block, lda: ldb, x: a, incX: incX, beta: beta, y: c + cols.lowerBound, incY: 1)
+                }
+            }
             return
         }
         if n == 1 && k > 0 {

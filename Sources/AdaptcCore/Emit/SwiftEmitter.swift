@@ -105,10 +105,10 @@ public enum SwiftEmitter {
             for h in header { line("    " + h) }
             line("        let index = try Self.pair(layer, module)")
             for c in checks { line("        " + c) }
-            line("        if n == 0 { return }")
+            if programs.contains(where: { $0.flops.perToken > 0 }) { line("        if n == 0 { return }") }
             line("        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!")
             line("        let w = storage.workspace(atLeast: \(workspace)), threads = storage.threads")
-            line("        _ = (p, g, w)")
+            line("        _ = (p, g, w)  // not every kernel takes all three")
             line("        switch index {")
             for (i, program) in programs.enumerated() {
                 let call = kernels.kernel(for: program, role: role)
@@ -152,7 +152,7 @@ public enum SwiftEmitter {
             "let shape = Self.shape(of: module)",
             "try Self.expect(delta.count, shape.out * shape.in, \"ΔW\")",
             "guard let delta = delta.baseAddress else { return }",
-            "let n = 1",
+            "let n = 0  // ΔW does not depend on token rows",
         ])
 
         // Fused forward of modules that share an input.

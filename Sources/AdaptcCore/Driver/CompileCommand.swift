@@ -1,0 +1,28 @@
+import AdaptRuntime
+import Foundation
+
+/// `adaptc compile`: one Swift file per spec, `DIR/<Name>Adapter.swift`.
+public enum CompileCommand {
+    /// The generated source for one spec (what `compile` writes).
+    public static func source(specPath: String) throws -> (fileName: String, source: String) {
+        let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        let specFile = URL(fileURLWithPath: specPath).lastPathComponent
+        let source = SwiftEmitter.emit(checked, plan: plan, specFileName: specFile)
+        return (checked.spec.adapterTypeName + ".swift", source)
+    }
+
+    public static func run(specPaths: [String], outputDirectory: String) throws -> [String] {
+        // Everything is generated before anything is written: one bad spec leaves the folder as it was.
+        let outputs = try specPaths.map(source(specPath:))
+        var seen = Set<String>()
+        for (name, _) in outputs where !seen.insert(name).inserted {
+            throw UserError("two specs generate \(name); spec names must differ")
+        }
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        return try outputs.map { name, source in
+            let path = (outputDirectory as NSString).appendingPathComponent(name)
+            try AtomicFile.write(source, to: path)
+            return "wrote \(path)"
+        }
+    }
+}

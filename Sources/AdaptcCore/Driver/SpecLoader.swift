@@ -1,0 +1,50 @@
+import AdaptRuntime
+import Foundation
+
+/// Reads, parses and checks one spec file: the front half of every command.
+public enum SpecLoader {
+    /// Parse + Check. Throws `SpecErrors` (all diagnostics, errors included) when
+    /// the spec has errors; otherwise returns it with its warnings and notes.
+    public static func load(path: String) throws -> CheckedSpec {
+        let source = try readText(path)
+        return try check(source: source, path: path)
+    }
+
+    public static func check(source: String, path: String) throws -> CheckedSpec {
+        let (spec, parseDiagnostics) = SpecParser.parse(source: source, path: path)
+        guard let spec, !parseDiagnostics.contains(where: { $0.severity == .error }) else {
+            throw SpecErrors(sortedDiagnostics(parseDiagnostics))
+        }
+        let (checked, checkDiagnostics) = SpecChecker.check(spec)
+        let all = sortedDiagnostics(parseDiagnostics + checkDiagnostics)
+        guard var checked else { throw SpecErrors(all) }
+        checked.diagnostics = all
+        return checked
+    }
+
+    /// Check followed by Plan: plan-stage errors ("not supported yet") are spec errors too.
+    public static func loadPlanned(path: String) throws -> (CheckedSpec, Plan) {
+        let checked = try load(path: path)
+        let (plan, diagnostics) = Planner.plan(checked)
+        guard let plan else { throw SpecErrors(sortedDiagnostics(checked.diagnostics + diagnostics)) }
+        return (checked, plan)
+    }
+
+    static func sortedDiagnostics(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        var collector = DiagnosticCollector()
+        diagnostics.forEach { collector.emit($0) }
+        return collector.sorted
+    }
+
+    static func readText(_ path: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw UserError("\(path): no such file")
+        }
+        guard !isDirectory.boolValue else { throw UserError("\(path): is a folder, expected a spec file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw UserError("\(path): cannot read") }
+        guard data.count <= 16 << 20 else { throw UserError("\(path): \(data.count) bytes; a spec is at most 16 MiB") }
+        guard let text = String(data: data, encoding: .utf8) else { throw UserError("\(path): not valid UTF-8") }
+        return text
+    }
+}
