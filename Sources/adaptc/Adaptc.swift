@@ -38,6 +38,8 @@ func guarded(_ body: () throws -> [String]) throws {
         fail(error.message)
     } catch let error as AdapterError {
         fail(error.message)
+    } catch let error as FileWriteError {
+        fail(error.message)
     } catch let error as ExitCode {
         throw error
     } catch {

@@ -1,0 +1,50 @@
+extension AdapterStorage {
+    /// Copies every tensor of `layout` from a safetensors file into the parameter
+    /// buffer. Missing tensors, shape mismatches and NaN/Inf are errors naming the key.
+    public func load(_ file: SafetensorsFile, layout: [ParameterTensor]) throws {
+        for tensor in layout {
+            guard let entry = file.entry(tensor.key) else {
+                throw AdapterError("\(file.path): missing tensor \"\(tensor.key)\" (expected shape \(tensor.shape))")
+            }
+            guard entry.shape == tensor.shape else {
+                throw AdapterError("\(file.path): tensor \"\(tensor.key)\" has shape \(entry.shape), expected \(tensor.shape)")
+            }
+            let values = try file.floats(tensor.key)
+            values.withUnsafeBufferPointer { source in
+                (parameters.baseAddress! + tensor.offset).update(from: source.baseAddress!, count: tensor.count)
+            }
+        }
+    }
+
+    /// The parameters as a safetensors writer, keys and shapes from `layout`.
+    public func writer(layout: [ParameterTensor], metadata: [String: String]) -> SafetensorsWriter {
+        var writer = SafetensorsWriter(metadata: metadata)
+        for tensor in layout {
+            writer.add(tensor.key, floats: Array(parameters[tensor.offset..<tensor.offset + tensor.count]), shape: tensor.shape)
+        }
+        return writer
+    }
+}
+
+extension PlanInterpreter {
+    /// Loads every parameter from an adapter file (adaptc layout).
+    public func load(_ file: SafetensorsFile) throws {
+        try storage.load(file, layout: plan.parameters)
+    }
+}
+
+extension GeneratedAdapter {
+    /// Loads parameters from an adapter file written for this spec; a file from
+    /// another spec (hash mismatch) is refused.
+    public init(weights: SafetensorsFile, threads: Int = 0) throws {
+        guard let hash = weights.metadata["adaptc.hash"] else {
+            throw AdapterError("\(weights.path): no adaptc.hash in its metadata; PEFT files need `adaptc import-peft` first")
+        }
+        guard hash == Self.specHash else {
+            throw AdapterError("\(weights.path): written for another spec (adaptc.hash \(hash), \(Self.specName) expects \(Self.specHash)); re-run `adaptc init` or `adaptc compile`")
+        }
+        self.init(threads: threads)
+        try storage.load(weights, layout: Self.parameterLayout)
+        prepare()
+    }
+}

@@ -1,0 +1,649 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One tensor as the header declares it.
+public struct TensorEntry: Sendable, Equatable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    /// Byte range within the data section, which starts right after the header.
+    public let dataOffsets: Range<Int>
+
+    /// The product of `shape` (1 for a scalar). Never overflows, whatever the
+    /// order of the dimensions: the reader rejects shapes whose nonzero
+    /// dimensions' product does not fit.
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A checked, read-only safetensors file (DESIGN §5).
+///
+/// `read(path:)` validates everything the format promises — header size, JSON,
+/// keys, dtypes, shapes, offsets — before any tensor is touched, so later
+/// accessors never read out of bounds and never see a half-valid file.
+public struct SafetensorsFile: Sendable {
+    /// The path as the caller gave it; every error names it.
+    public let path: String
+    public let metadata: [String: String]
+    /// Sorted by name (UTF-8 byte order), independent of the header's key order.
+    public let tensors: [TensorEntry]
+
+    private let positions: [String: Int]
+    private let contents: MappedFile
+    /// Offset of the data section in the file: 8 + header length.
+    private let dataStart: Int
+
+    /// The header length limit from the safetensors format, checked before the
+    /// header is looked at so a hostile length never drives an allocation.
+    static let maximumHeaderLength: UInt64 = 100_000_000
+
+    /// Reads and validates the file; any violation, I/O failures included, is a
+    /// `SafetensorsError` naming `path` (and the tensor at fault, if any).
+    public static func read(path: String) throws -> SafetensorsFile {
+        let contents = try MappedFile(path: path)
+        let bytes = contents.bytes
+        guard bytes.count >= 8 else {
+            throw SafetensorsError(path: path, "file is \(bytes.count) bytes, too short for the 8-byte header length")
+        }
+        let claimedLength = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+        guard claimedLength <= maximumHeaderLength else {
+            throw SafetensorsError(
+                path: path, "header length \(claimedLength) exceeds the limit of \(maximumHeaderLength) bytes")
+        }
+        guard claimedLength <= UInt64(bytes.count - 8) else {
+            throw SafetensorsError(
+                path: path,
+                "header length \(claimedLength) runs past the end of the file (\(bytes.count) bytes)")
+        }
+        let headerLength = Int(claimedLength)
+        let header = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)])
+        guard isValidUTF8(header) else {
+            throw SafetensorsError(path: path, "header is not valid UTF-8")
+        }
+        let json: HeaderJSON
+        do throws(HeaderJSONParser.SyntaxError) {
+            json = try HeaderJSONParser.parse(header)
+        } catch {
+            throw SafetensorsError(
+                path: path, "header is not valid JSON: \(error.detail) at header byte \(error.offset)")
+        }
+        let checker = HeaderChecker(path: path, dataSize: bytes.count - 8 - headerLength)
+        let (metadata, entries) = try checker.check(json)
+        let tensors = entries.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        return SafetensorsFile(
+            path: path,
+            metadata: metadata,
+            tensors: tensors,
+            positions: Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) }),
+            contents: contents,
+            dataStart: 8 + headerLength)
+    }
+
+    public func entry(_ name: String) -> TensorEntry? {
+        positions[name].map { tensors[$0] }
+    }
+
+    /// The tensor's values widened to `Float`. Only F32, F16 and BF16 are
+    /// computable (DESIGN §5); NaN or ±Inf anywhere is an error naming the
+    /// tensor, because one such weight silently poisons every result after it.
+    public func floats(_ name: String) throws -> [Float] {
+        guard let entry = entry(name) else {
+            throw SafetensorsError(path: path, tensor: name, "not found")
+        }
+        let data = data(of: entry)
+        let values: [Float]
+        switch entry.dtype {
+        case .f32:
+            values = (0..<entry.elementCount).map {
+                Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            }
+        case .f16:
+            values = (0..<entry.elementCount).map {
+                DType.widenF16(UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+            }
+        case .bf16:
+            values = (0..<entry.elementCount).map {
+                DType.widenBF16(UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+            }
+        default:
+            throw SafetensorsError(
+                path: path, tensor: name,
+                "dtype \(entry.dtype.rawValue) cannot be read as floats (only F32, F16 and BF16 can)")
+        }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            let kind = values[bad].isNaN ? "NaN" : "Inf"
+            throw SafetensorsError("\(path): tensor \(SafetensorsError.quoted(name)) contains \(kind) (element \(bad))")
+        }
+        return values
+    }
+
+    /// The tensor's bytes exactly as stored, for carrying any dtype through
+    /// unchanged (merge, residual). Empty for a name the file does not hold;
+    /// look names up with `entry(_:)` or take them from `tensors`.
+    public func rawBytes(_ name: String) -> [UInt8] {
+        entry(name).map { Array(data(of: $0)) } ?? []
+    }
+
+    /// In bounds by construction: the header checks tied every entry's offsets
+    /// to the data section's size.
+    private func data(of entry: TensorEntry) -> UnsafeRawBufferPointer {
+        let range = (dataStart + entry.dataOffsets.lowerBound)..<(dataStart + entry.dataOffsets.upperBound)
+        return UnsafeRawBufferPointer(rebasing: contents.bytes[range])
+    }
+
+    /// Validates without copying the header, which may be up to 100 MB.
+    private static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var iterator = bytes.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
+    }
+}
+
+// MARK: - File contents
+
+/// The whole file mapped read-only, so that base checkpoints of gigabytes cost
+/// no copy and only the tensors actually used are paged in.
+///
+/// `@unchecked Sendable`: the mapping is private and read-only, and it is
+/// never written after `init`, so sharing it across threads is safe.
+/// (A file truncated in place while mapped would fault on access; adaptc's
+/// writers replace files by rename, which leaves existing mappings intact.)
+private final class MappedFile: @unchecked Sendable {
+    let bytes: UnsafeRawBufferPointer
+
+    init(path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw SafetensorsError(path: path, "cannot open: \(Self.lastErrorDescription())")
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            throw SafetensorsError(path: path, "cannot stat: \(Self.lastErrorDescription())")
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw SafetensorsError(path: path, "not a regular file")
+        }
+        let size = Int(status.st_size)
+        // mmap refuses length 0; an empty file is rejected by the length check anyway.
+        guard size > 0 else {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0)
+        guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw SafetensorsError(path: path, "cannot map: \(Self.lastErrorDescription())")
+        }
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let address = bytes.baseAddress {
+            munmap(UnsafeMutableRawPointer(mutating: address), bytes.count)
+        }
+    }
+
+    static func lastErrorDescription() -> String {
+        String(cString: strerror(errno))
+    }
+}
+
+// MARK: - Header rules
+
+/// Applies DESIGN §5's rules to the parsed header. Duplicate keys are checked
+/// here rather than in the parser so the message can say which tensor is at fault.
+private struct HeaderChecker {
+    let path: String
+    /// Bytes after the header; the tensors must fill them exactly.
+    let dataSize: Int
+
+    func check(_ header: HeaderJSON) throws -> (metadata: [String: String], entries: [TensorEntry]) {
+        guard case .object(let members) = header else {
+            throw SafetensorsError(path: path, "header is not a JSON object but \(header.summary)")
+        }
+        var metadata: [String: String] = [:]
+        var entries: [TensorEntry] = []
+        var seen = Set<String>()
+        for (key, value) in members {
+            guard seen.insert(key).inserted else {
+                if key == "__metadata__" {
+                    throw SafetensorsError(path: path, "header has \"__metadata__\" more than once (duplicate key)")
+                }
+                throw SafetensorsError(path: path, tensor: key, "appears more than once in the header (duplicate key)")
+            }
+            if key == "__metadata__" {
+                metadata = try checkMetadata(value)
+            } else {
+                entries.append(try checkEntry(key, value))
+            }
+        }
+        try checkLayout(entries)
+        return (metadata, entries)
+    }
+
+    private func checkMetadata(_ value: HeaderJSON) throws -> [String: String] {
+        guard case .object(let members) = value else {
+            throw SafetensorsError(path: path, "\"__metadata__\" must be an object of strings, not \(value.summary)")
+        }
+        var metadata: [String: String] = [:]
+        for (key, value) in members {
+            guard case .string(let text) = value else {
+                throw SafetensorsError(
+                    path: path,
+                    "\"__metadata__\" key \(SafetensorsError.quoted(key)) must map to a string, not \(value.summary)")
+            }
+            guard metadata.updateValue(text, forKey: key) == nil else {
+                throw SafetensorsError(
+                    path: path,
+                    "\"__metadata__\" has key \(SafetensorsError.quoted(key)) more than once (duplicate key)")
+            }
+        }
+        return metadata
+    }
+
+    private static let entryKeys = ["dtype", "shape", "data_offsets"]
+
+    private func checkEntry(_ name: String, _ value: HeaderJSON) throws -> TensorEntry {
+        guard case .object(let members) = value else {
+            throw SafetensorsError(
+                path: path, tensor: name,
+                "entry must be an object with dtype, shape and data_offsets, not \(value.summary)")
+        }
+        var fields: [String: HeaderJSON] = [:]
+        for (key, value) in members {
+            guard Self.entryKeys.contains(key) else {
+                throw SafetensorsError(
+                    path: path, tensor: name,
+                    "unexpected key \(SafetensorsError.quoted(key)) (an entry has exactly dtype, shape and data_offsets)"
+                )
+            }
+            guard fields.updateValue(value, forKey: key) == nil else {
+                throw SafetensorsError(
+                    path: path, tensor: name, "key \(SafetensorsError.quoted(key)) appears twice (duplicate key)")
+            }
+        }
+        for key in Self.entryKeys where fields[key] == nil {
+            throw SafetensorsError(path: path, tensor: name, "missing key \(SafetensorsError.quoted(key))")
+        }
+
+        guard case .string(let dtypeName) = fields["dtype"]! else {
+            throw SafetensorsError(path: path, tensor: name, "dtype must be a string, not \(fields["dtype"]!.summary)")
+        }
+        guard let dtype = DType(rawValue: dtypeName) else {
+            let known = DType.allCases.map(\.rawValue).joined(separator: " ")
+            throw SafetensorsError(
+                path: path, tensor: name, "unknown dtype \(fields["dtype"]!.summary) (expected one of \(known))")
+        }
+
+        guard case .array(let dimensions) = fields["shape"]! else {
+            throw SafetensorsError(
+                path: path, tensor: name,
+                "shape must be an array of non-negative integers, not \(fields["shape"]!.summary)")
+        }
+        let shape = try dimensions.map { try integer($0, in: "shape", of: name) }
+        let byteCount = try byteCount(of: dtype, shape, name)
+
+        guard case .array(let offsets) = fields["data_offsets"]!, offsets.count == 2 else {
+            throw SafetensorsError(
+                path: path, tensor: name,
+                "data_offsets must be [begin, end], two non-negative integers, not \(fields["data_offsets"]!.summary)")
+        }
+        let begin = try integer(offsets[0], in: "data_offsets", of: name)
+        let end = try integer(offsets[1], in: "data_offsets", of: name)
+        guard begin <= end else {
+            throw SafetensorsError(path: path, tensor: name, "data_offsets [\(begin), \(end)]: begin is after end")
+        }
+        guard end - begin == byteCount else {
+            throw SafetensorsError(
+                path: path, tensor: name,
+                "data_offsets [\(begin), \(end)] hold \(end - begin) bytes, but \(dtype.rawValue) \(shape) needs \(byteCount)"
+            )
+        }
+        return TensorEntry(name: name, dtype: dtype, shape: shape, dataOffsets: begin..<end)
+    }
+
+    /// numel × itemsize. The nonzero dimensions' product must fit in `Int` even
+    /// when a 0 makes the tensor empty, so that no partial product of the shape
+    /// — `elementCount`, or a caller's `rows * columns` — can overflow later.
+    private func byteCount(of dtype: DType, _ shape: [Int], _ name: String) throws -> Int {
+        var count = dtype.itemSize
+        for dimension in shape where dimension != 0 {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow else {
+                throw SafetensorsError(path: path, tensor: name, "\(dtype.rawValue) \(shape) overflows the byte count")
+            }
+            count = product
+        }
+        return shape.contains(0) ? 0 : count
+    }
+
+    /// A JSON integer ≥ 0 that fits in `Int`: no sign, fraction or exponent,
+    /// which is what safetensors' own (serde `usize`) reader accepts.
+    private func integer(_ value: HeaderJSON, in field: String, of name: String) throws -> Int {
+        if case .number(let lexeme) = value,
+            lexeme.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        {
+            guard let integer = Int(lexeme) else {
+                throw SafetensorsError(path: path, tensor: name, "\(field) value \(lexeme) is too large")
+            }
+            return integer
+        }
+        throw SafetensorsError(
+            path: path, tensor: name, "\(field) value \(value.summary) is not a non-negative integer")
+    }
+
+    /// Sorted by begin, the tensors must tile the data section exactly: start at
+    /// 0, no gap, no overlap, and end where the file ends.
+    private func checkLayout(_ entries: [TensorEntry]) throws {
+        let ordered = entries.sorted {
+            ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound, $0.name)
+                < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound, $1.name)
+        }
+        var covered = 0
+        var previous: TensorEntry?
+        for entry in ordered {
+            let offsets = "data_offsets [\(entry.dataOffsets.lowerBound), \(entry.dataOffsets.upperBound)]"
+            if entry.dataOffsets.lowerBound < covered, let previous {
+                throw SafetensorsError(
+                    path: path, tensor: entry.name,
+                    "\(offsets) overlap tensor \(SafetensorsError.quoted(previous.name)) at "
+                        + "[\(previous.dataOffsets.lowerBound), \(previous.dataOffsets.upperBound)]")
+            }
+            if entry.dataOffsets.lowerBound > covered {
+                let before =
+                    previous.map { "tensor \(SafetensorsError.quoted($0.name)) ends at \(covered)" }
+                    ?? "the data section starts at 0"
+                throw SafetensorsError(path: path, tensor: entry.name, "gap before \(offsets): \(before)")
+            }
+            if entry.dataOffsets.upperBound > dataSize {
+                throw SafetensorsError(
+                    path: path, tensor: entry.name,
+                    "\(offsets) run past the end of the data section (\(dataSize) bytes): the file is truncated")
+            }
+            covered = entry.dataOffsets.upperBound
+            previous = entry
+        }
+        if covered < dataSize {
+            throw SafetensorsError(
+                path: path,
+                "\(dataSize - covered) extra bytes after the last tensor's data (tensors end at \(covered) "
+                    + "of a \(dataSize)-byte data section)")
+        }
+    }
+}
+
+// MARK: - Strict JSON
+
+/// JSON as the header holds it. Objects keep every member in order, duplicates
+/// included, so the checks above can name the duplicated key. Numbers keep
+/// their text, so integers of any size are judged exactly, never via `Double`.
+private enum HeaderJSON {
+    case object([(key: String, value: HeaderJSON)])
+    case array([HeaderJSON])
+    case string(String)
+    case number(String)
+    case bool(Bool)
+    case null
+
+    /// A short rendering for error messages: long strings and numbers are cut,
+    /// so a hostile header cannot make a megabyte-long message.
+    var summary: String {
+        switch self {
+        case .object: "an object"
+        case .array: "an array"
+        case .string(let text): SafetensorsError.quoted(Self.shortened(text))
+        case .number(let lexeme): Self.shortened(lexeme)
+        case .bool(let value): "\(value)"
+        case .null: "null"
+        }
+    }
+
+    private static func shortened(_ text: String) -> String {
+        text.count <= 40 ? text : String(text.prefix(40)) + "…"
+    }
+}
+
+/// An RFC 8259 parser over the header bytes. Foundation's `JSONSerialization`
+/// is not used because it silently keeps one of two duplicate keys, and
+/// duplicates must be rejected (DESIGN §5). Input is valid UTF-8 already.
+private struct HeaderJSONParser {
+    struct SyntaxError: Error {
+        var detail: String
+        var offset: Int
+    }
+
+    /// A real header nests three deep; the limit keeps hostile input such as
+    /// 10,000 `[` from exhausting the stack.
+    static let maximumDepth = 64
+
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
+
+    private init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+    }
+
+    /// One JSON value, optionally surrounded by whitespace (writers pad with spaces).
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws(SyntaxError) -> HeaderJSON {
+        var parser = HeaderJSONParser(bytes)
+        parser.skipWhitespace()
+        let value = try parser.parseValue(depth: 1)
+        parser.skipWhitespace()
+        guard parser.position == bytes.count else {
+            throw parser.error("trailing characters after the JSON value")
+        }
+        return value
+    }
+
+    private func error(_ detail: String) -> SyntaxError {
+        SyntaxError(detail: detail, offset: position)
+    }
+
+    private var current: UInt8? {
+        position < bytes.count ? bytes[position] : nil
+    }
+
+    private mutating func skipWhitespace() {
+        while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+            position += 1
+        }
+    }
+
+    private mutating func expect(_ character: Unicode.Scalar) throws(SyntaxError) {
+        guard current == UInt8(ascii: character) else {
+            throw error(current == nil ? "expected '\(character)' but the header ended" : "expected '\(character)'")
+        }
+        position += 1
+    }
+
+    private mutating func parseValue(depth: Int) throws(SyntaxError) -> HeaderJSON {
+        guard let byte = current else { throw error("expected a value but the header ended") }
+        switch byte {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth)
+        case UInt8(ascii: "["): return try parseArray(depth: depth)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"):
+            try parseLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try parseLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try parseLiteral("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        default: throw error("unexpected character where a value should start")
+        }
+    }
+
+    private mutating func enter(_ depth: Int) throws(SyntaxError) {
+        guard depth <= Self.maximumDepth else {
+            throw error("nesting deeper than \(Self.maximumDepth) levels")
+        }
+        position += 1
+        skipWhitespace()
+    }
+
+    private mutating func parseObject(depth: Int) throws(SyntaxError) -> HeaderJSON {
+        try enter(depth)
+        var members: [(key: String, value: HeaderJSON)] = []
+        if current == UInt8(ascii: "}") {
+            position += 1
+            return .object(members)
+        }
+        while true {
+            guard current == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let key = try parseString()
+            skipWhitespace()
+            try expect(":")
+            skipWhitespace()
+            members.append((key, try parseValue(depth: depth + 1)))
+            skipWhitespace()
+            if current == UInt8(ascii: ",") {
+                position += 1
+                skipWhitespace()
+                continue
+            }
+            try expect("}")
+            return .object(members)
+        }
+    }
+
+    private mutating func parseArray(depth: Int) throws(SyntaxError) -> HeaderJSON {
+        try enter(depth)
+        var elements: [HeaderJSON] = []
+        if current == UInt8(ascii: "]") {
+            position += 1
+            return .array(elements)
+        }
+        while true {
+            elements.append(try parseValue(depth: depth + 1))
+            skipWhitespace()
+            if current == UInt8(ascii: ",") {
+                position += 1
+                skipWhitespace()
+                continue
+            }
+            try expect("]")
+            return .array(elements)
+        }
+    }
+
+    private mutating func parseLiteral(_ word: StaticString) throws(SyntaxError) {
+        let end = position + word.utf8CodeUnitCount
+        guard end <= bytes.count,
+            word.withUTF8Buffer({ $0.elementsEqual(bytes[position..<end]) })
+        else { throw error("invalid literal") }
+        position = end
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, returned as its text.
+    private mutating func parseNumber() throws(SyntaxError) -> String {
+        let start = position
+        if current == UInt8(ascii: "-") { position += 1 }
+        if current == UInt8(ascii: "0") {
+            position += 1
+        } else {
+            try digits()
+        }
+        if current == UInt8(ascii: ".") {
+            position += 1
+            try digits()
+        }
+        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+            position += 1
+            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { position += 1 }
+            try digits()
+        }
+        return String(decoding: bytes[start..<position], as: UTF8.self)
+    }
+
+    private mutating func digits() throws(SyntaxError) {
+        let start = position
+        while let byte = current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+            position += 1
+        }
+        guard position > start else { throw error("invalid number") }
+    }
+
+    private mutating func parseString() throws(SyntaxError) -> String {
+        position += 1  // opening quote
+        var utf8: [UInt8] = []
+        while true {
+            guard let byte = current else { throw error("unterminated string") }
+            switch byte {
+            case UInt8(ascii: "\""):
+                position += 1
+                return String(decoding: utf8, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                position += 1
+                try parseEscape(into: &utf8)
+            case 0..<0x20:
+                throw error("unescaped control character in a string")
+            default:
+                utf8.append(byte)
+                position += 1
+            }
+        }
+    }
+
+    private mutating func parseEscape(into utf8: inout [UInt8]) throws(SyntaxError) {
+        guard let byte = current else { throw error("unterminated string") }
+        position += 1
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(byte)
+        case UInt8(ascii: "b"): utf8.append(0x08)
+        case UInt8(ascii: "f"): utf8.append(0x0C)
+        case UInt8(ascii: "n"): utf8.append(0x0A)
+        case UInt8(ascii: "r"): utf8.append(0x0D)
+        case UInt8(ascii: "t"): utf8.append(0x09)
+        case UInt8(ascii: "u"):
+            var value = try hexQuad()
+            if 0xD800...0xDBFF ~= value {
+                // A high surrogate must be followed by an escaped low one (RFC 8259 §7).
+                guard current == UInt8(ascii: "\\") else { throw error("unpaired surrogate in \\u escape") }
+                position += 1
+                guard current == UInt8(ascii: "u") else { throw error("unpaired surrogate in \\u escape") }
+                position += 1
+                let low = try hexQuad()
+                guard 0xDC00...0xDFFF ~= low else { throw error("unpaired surrogate in \\u escape") }
+                value = 0x10000 + ((value - 0xD800) << 10) + (low - 0xDC00)
+            } else if 0xDC00...0xDFFF ~= value {
+                throw error("unpaired surrogate in \\u escape")
+            }
+            // Surrogates are handled above, so every remaining value is a scalar.
+            UTF8.encode(Unicode.Scalar(value)!) { utf8.append($0) }
+        default:
+            throw error("invalid escape")
+        }
+    }
+
+    private mutating func hexQuad() throws(SyntaxError) -> UInt32 {
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            guard let byte = current, let digit = Self.hexValue(byte) else {
+                throw error("invalid \\u escape")
+            }
+            value = value << 4 | digit
+            position += 1
+        }
+        return value
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+}
