@@ -14,6 +14,12 @@ struct Adaptc: ParsableCommand {
         version: SwiftEmitter.adaptcVersion,
         subcommands: [Check.self, PlanCommand.self, Compile.self, Init.self, Eval.self, Materialize.self, Merge.self]
     )
+
+    /// No subcommand is bad usage: help on stderr, exit 64.
+    func run() throws {
+        FileHandle.standardError.write(Data((Adaptc.helpMessage() + "\n").utf8))
+        throw ExitCode(64)
+    }
 }
 
 struct Threads: ParsableArguments {
