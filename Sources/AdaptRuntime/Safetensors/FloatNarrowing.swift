@@ -12,6 +12,15 @@ public enum FloatNarrowing {
         Float16(value).bitPattern
     }
 
+    /// Whether `value` stays finite once stored as `dtype`.
+    public static func isFinite(_ value: Float, as dtype: DType) -> Bool {
+        switch dtype {
+        case .f16: return Float16(value).isFinite
+        case .bf16: return bfloat16Bits(value) & 0x7F80 != 0x7F80
+        default: return value.isFinite
+        }
+    }
+
     /// Little-endian bytes of `values` in `dtype` (F32, F16 or BF16).
     public static func bytes(_ values: [Float], as dtype: DType) -> [UInt8] {
         var out: [UInt8] = []

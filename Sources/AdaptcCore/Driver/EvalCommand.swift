@@ -54,7 +54,7 @@ public enum EvalCommand {
     /// The pair a `LAYER.MODULE` key names (module names may contain dots).
     static func pair(_ key: String, in plan: Plan, file: String) throws -> PairPlan {
         let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let layer = Int(parts[0]) else {
+        guard parts.count == 2, let layer = Int(parts[0]), String(layer) == parts[0] else {
             throw UserError("\(file): tensor \"\(key)\": keys are LAYER.MODULE, e.g. 3.query")
         }
         guard let pair = plan.pair(layer: layer, module: parts[1]) else {

@@ -35,7 +35,13 @@ public enum MergeCommand {
             }
             var weight = try base.floats(entry.name)
             let delta = try EvalCommand.delta(pair, interpreter)
-            for i in weight.indices { weight[i] += unmerge ? -delta[i] : delta[i] }
+            for i in weight.indices {
+                weight[i] += unmerge ? -delta[i] : delta[i]
+                // An overflow would write Inf, which no reader (adaptc included) accepts back.
+                guard FloatNarrowing.isFinite(weight[i], as: entry.dtype) else {
+                    throw UserError("\(basePath): tensor \"\(entry.name)\": W \(unmerge ? "−" : "+") ΔW overflows \(entry.dtype.rawValue) at element \(i) (\(weight[i]))")
+                }
+            }
             writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: FloatNarrowing.bytes(weight, as: entry.dtype))
         }
         try writer.write(to: output)

@@ -17,7 +17,7 @@ public enum Planner {
                                    perToken: max(workspace.perToken, planned.workspace.perToken))
             case .tensorTrain, .cp, .tucker:
                 diagnostics.error(
-                    "structure '\(group.structure.rawValue)' of group '\(group.name)' is not supported by plan/compile yet; only 'lora' is (the spec itself is valid)",
+                    "structure '\(group.structure.rawValue)' of group '\(group.name)' is not supported yet by plan and compile (only 'lora' is); the spec itself is valid",
                     at: group.group.location(of: "structure"))
             }
         }
