@@ -14,7 +14,7 @@ public enum InitCommand {
             switch settings.method {
             case .zero, .gaussian:
                 break
-            case .pissa, .milora, .ttSVD, .hosvd, .cpALS, .recycle:
+            case .pissa, .milora, .olora, .ttSVD, .hosvd, .cpALS, .recycle:
                 throw UserError("\(specPath): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero and gaussian are)")
             }
             if basePath != nil || residualPath != nil {

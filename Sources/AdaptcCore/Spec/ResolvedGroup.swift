@@ -45,7 +45,8 @@ public struct ResolvedGroup: Sendable {
     public var group: AdapterGroup
     /// The group's modules in group order, with their shapes.
     public var modules: [ModelModule]
-    /// The delta tensor's modes in resolved order (size-1 modes dropped).
+    /// The delta tensor's modes in resolved order (size-1 modes dropped). Empty
+    /// for lora, which keeps one [out, in] pair of factors per pair, not a stacked tensor.
     public var modes: [ResolvedMode]
     public var ranks: ResolvedRanks
 

@@ -186,6 +186,8 @@ public enum RankSpec: Hashable, Sendable {
 
 public enum InitMethod: String, CaseIterable, Sendable {
     case zero, gaussian, pissa, milora
+    /// OLoRA: A, B from a QR of W (orthonormal factors); lora, not shared.
+    case olora
     case ttSVD = "tt-svd"
     case hosvd
     case cpALS = "cp-als"
@@ -238,7 +240,9 @@ public struct PairOverride: Hashable, Sendable {
 public struct AdapterGroup: Sendable {
     public var name: String
     public var structure: Structure
-    /// Ascending layer indices (`all` expanded with model.layers).
+    /// Layer indices (`all` expanded with model.layers). Parse keeps them as
+    /// written so Check can point at a bad one; in a CheckedSpec they are
+    /// ascending and unique.
     public var layers: [Int]
     /// Module names in the order the group lists them.
     public var modules: [String]
@@ -254,7 +258,9 @@ public struct AdapterGroup: Sendable {
     public var initialization: InitSettings
     public var overrides: [PairOverride]
     public var location: SourceLocation
-    /// Location of each key of the group's mapping (`rank`, `order`, …).
+    /// Location of each key of the group's mapping (`rank`, `order`, …); nested
+    /// keys as dotted paths (`init.method`) and list elements as `KEY[i]`
+    /// (`layers[2]`) — the conventions are listed on SpecParser.
     public var keyLocations: [String: SourceLocation]
 
     public init(name: String, structure: Structure, layers: [Int], modules: [String],

@@ -1,0 +1,57 @@
+import Yams
+
+/// `model: {layers: L, modules: {NAME: [out, in]}, weights: {key: TEMPLATE}}`.
+enum ModelParser {
+    static let keys = ["layers", "modules", "weights"]
+    static let weightsKeys = ["key"]
+
+    static func parse(_ entry: NodeReader.Entry, reader: inout NodeReader,
+                      keyLocations: inout [String: SourceLocation]) -> ModelSpec? {
+        guard let entries = reader.mapping(entry.value, at: entry.valueLocation, what: "'model'", prefix: "model.",
+                                           allowed: keys, required: ["layers", "modules"]) else { return nil }
+        for (key, e) in entries { keyLocations["model.\(key)"] = e.keyLocation }
+
+        let layers = entries["layers"].flatMap { reader.int($0) }
+        let modules = entries["modules"].flatMap { parseModules($0, reader: &reader, keyLocations: &keyLocations) }
+        var weightsKey: String?
+        var weightsOK = true
+        if let weights = entries["weights"] {
+            if let w = reader.mapping(weights.value, at: weights.valueLocation, what: "'model.weights'",
+                                      prefix: "model.weights.", allowed: weightsKeys, required: ["key"]) {
+                if let key = w["key"] {
+                    keyLocations["model.weights.key"] = key.keyLocation
+                    weightsKey = reader.string(key)
+                    weightsOK = weightsKey != nil
+                }
+            } else {
+                weightsOK = false
+            }
+        }
+        guard let layers, let modules, weightsOK else { return nil }
+        return ModelSpec(layers: layers, modules: modules, weightsKey: weightsKey, location: entry.valueLocation)
+    }
+
+    /// `modules: {NAME: [out, in]}` in file order; each module's location is its name.
+    private static func parseModules(_ entry: NodeReader.Entry, reader: inout NodeReader,
+                                     keyLocations: inout [String: SourceLocation]) -> [ModelModule]? {
+        guard let entries = reader.entries(of: entry.value, at: entry.valueLocation, what: "'model.modules'",
+                                           prefix: "model.modules.") else { return nil }
+        var modules: [ModelModule] = []
+        var ok = true
+        for module in entries {
+            keyLocations["model.modules.\(module.key)"] = module.keyLocation
+            guard let shape = reader.intList(module) else { ok = false; continue }
+            guard shape.count == 2 else {
+                reader.error("\(module.what) must be [out, in] (two integers), found \(shape.count) of them",
+                             at: module.valueLocation)
+                ok = false
+                continue
+            }
+            keyLocations["model.modules.\(module.key)[0]"] = shape[0].location
+            keyLocations["model.modules.\(module.key)[1]"] = shape[1].location
+            modules.append(ModelModule(name: module.key, outFeatures: shape[0].value, inFeatures: shape[1].value,
+                                       location: module.keyLocation))
+        }
+        return ok ? modules : nil
+    }
+}
