@@ -62,3 +62,22 @@ extension GeneratedAdapter {
         return delta
     }
 }
+
+extension GeneratedAdapter {
+    /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]` row-major: after a
+    /// merge the base layer alone computes what base + adapter did.
+    public func merge(layer: Int, module: Module, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false) throws {
+        let delta = try materialize(layer: layer, module: module)
+        guard weight.count == delta.count else {
+            throw AdapterError("\(Self.specName): W has \(weight.count) elements, expected \(delta.count)")
+        }
+        MergeArithmetic.add(delta, to: weight, sign: unmerge ? -1 : 1)
+    }
+}
+
+/// The shared arithmetic of merge and unmerge.
+public enum MergeArithmetic {
+    public static func add(_ delta: [Float], to weight: UnsafeMutableBufferPointer<Float>, sign: Float) {
+        for i in 0..<delta.count { weight[i] += sign * delta[i] }
+    }
+}

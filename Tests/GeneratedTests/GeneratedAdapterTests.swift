@@ -47,6 +47,41 @@ final class GeneratedAdapterTests: XCTestCase {
         try run(BenchLoraAdapter.self, "bench-lora.adapt.yaml", tokens: [1], materialize: false)
     }
 
+    /// merge then unmerge restores W; merged W applied to x equals base + adapter.
+    func testMergeAndUnmergeInPlace() throws {
+        var harness = try GeneratedAdapterHarness<TinyQvAdapter>(spec: "tiny-qv.adapt.yaml")
+        harness.randomizeParameters()
+        let adapter = harness.adapter
+        var random = Float64Random(seed: 5)
+        let base = random.floats(64 * 64), x = random.floats(3 * 64)
+        var merged = base
+        try merged.withUnsafeMutableBufferPointer { try adapter.merge(layer: 3, module: .attentionSelfValue, into: $0) }
+        let delta = try adapter.materialize(layer: 3, module: .attentionSelfValue)
+        assertClose(merged, zip(base, delta).map { Double($0) + Double($1) }, "merged W")
+        // x·(W + ΔW)ᵀ = x·Wᵀ + x·ΔWᵀ
+        let viaAdapter = try adapter.forward(layer: 3, module: .attentionSelfValue, x: x, rows: 3)
+        for row in 0..<3 {
+            for o in 0..<64 {
+                var mergedOut = 0.0, baseOut = 0.0
+                for i in 0..<64 {
+                    mergedOut += Double(x[row * 64 + i]) * Double(merged[o * 64 + i])
+                    baseOut += Double(x[row * 64 + i]) * Double(base[o * 64 + i])
+                }
+                XCTAssertEqual(mergedOut, baseOut + Double(viaAdapter[row * 64 + o]), accuracy: 1e-4)
+            }
+        }
+        var restored = merged
+        try restored.withUnsafeMutableBufferPointer { try adapter.merge(layer: 3, module: .attentionSelfValue, into: $0, unmerge: true) }
+        assertClose(restored, base.map(Double.init), "unmerged W")
+        var interpreted = base
+        try interpreted.withUnsafeMutableBufferPointer {
+            try harness.interpreter.merge(layer: 3, module: "attention.self.value", into: $0)
+        }
+        assertClose(interpreted, merged.map(Double.init), "interpreter merge")
+        var wrong = [Float](repeating: 0, count: 10)
+        XCTAssertThrowsError(try wrong.withUnsafeMutableBufferPointer { try adapter.merge(layer: 3, module: .attentionSelfValue, into: $0) })
+    }
+
     func testArgumentsAreCheckedNotTrapped() throws {
         let adapter = TinyQvAdapter(threads: 1)
         XCTAssertThrowsError(try adapter.forward(layer: 0, module: .attentionSelfQuery, x: [Float](repeating: 0, count: 63), rows: 1))

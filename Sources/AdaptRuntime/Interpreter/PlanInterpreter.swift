@@ -73,6 +73,15 @@ public final class PlanInterpreter {
         run(pair.materialize, rows: 0, Bindings(delta: delta))
     }
 
+    /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]`.
+    public func merge(layer: Int, module: String, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false) throws {
+        let pair = try self.pair(layer, module)
+        try expect(weight.count, pair.outFeatures * pair.inFeatures, "W", pair)
+        var delta = [Float](repeating: 0, count: weight.count)
+        try delta.withUnsafeMutableBufferPointer { try materialize(layer: layer, module: module, into: $0) }
+        MergeArithmetic.add(delta, to: weight, sign: unmerge ? -1 : 1)
+    }
+
     // MARK: - Execution
 
     private func pair(_ layer: Int, _ module: String) throws -> PairPlan {

@@ -34,9 +34,10 @@ public enum MergeCommand {
                 continue
             }
             var weight = try base.floats(entry.name)
-            let delta = try EvalCommand.delta(pair, interpreter)
+            try weight.withUnsafeMutableBufferPointer {
+                try interpreter.merge(layer: pair.layer, module: pair.module, into: $0, unmerge: unmerge)
+            }
             for i in weight.indices {
-                weight[i] += unmerge ? -delta[i] : delta[i]
                 // An overflow would write Inf, which no reader (adaptc included) accepts back.
                 guard FloatNarrowing.isFinite(weight[i], as: entry.dtype) else {
                     throw UserError("\(basePath): tensor \"\(entry.name)\": W \(unmerge ? "−" : "+") ΔW overflows \(entry.dtype.rawValue) at element \(i) (\(weight[i]))")
