@@ -40,10 +40,12 @@ let package = Package(
         // Checked-in output of `Tools/regenerate`: compiled and tested like user code.
         .target(name: "GeneratedAdapters", dependencies: ["AdaptRuntime"], path: "Generated"),
         .executableTarget(name: "adaptc-bench", dependencies: ["AdaptRuntime", "GeneratedAdapters"]),
+        // Seeded test data and tolerance checks shared by the test targets.
+        .target(name: "AdaptTestSupport", path: "Tests/AdaptTestSupport"),
         .testTarget(name: "AdaptRuntimeTests", dependencies: ["AdaptRuntime"]),
-        .testTarget(name: "AdaptcCoreTests", dependencies: ["AdaptcCore"]),
-        .testTarget(name: "GeneratedTests", dependencies: ["GeneratedAdapters", "AdaptcCore", "AdaptRuntime"]),
-        .testTarget(name: "adaptcTests", dependencies: ["AdaptcCore", "adaptc"]),
+        .testTarget(name: "AdaptcCoreTests", dependencies: ["AdaptcCore", "AdaptTestSupport"]),
+        .testTarget(name: "GeneratedTests", dependencies: ["GeneratedAdapters", "AdaptcCore", "AdaptRuntime", "AdaptTestSupport"]),
+        .testTarget(name: "adaptcTests", dependencies: ["AdaptcCore", "adaptc", "AdaptTestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )

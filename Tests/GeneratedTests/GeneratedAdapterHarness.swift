@@ -2,6 +2,7 @@ import XCTest
 import AdaptRuntime
 @testable import AdaptcCore
 import GeneratedAdapters
+import AdaptTestSupport
 
 /// The repository root, found from this file's path.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -17,7 +18,7 @@ struct GeneratedAdapterHarness<Adapter: GeneratedAdapter> {
     let plan: Plan
     let adapter: Adapter
     let interpreter: PlanInterpreter
-    var random = Float64Random(seed: 11)
+    var random = TestRandom(seed: 11)
 
     init(spec file: String, threads: Int = 2) throws {
         checked = try SpecLoader.load(path: specPath(file))
@@ -34,7 +35,7 @@ struct GeneratedAdapterHarness<Adapter: GeneratedAdapter> {
 
     mutating func randomizeParameters() {
         for i in 0..<plan.parameterCount {
-            let v = Float(random.uniform() * 0.5)
+            let v = random.uniform(0.5)
             adapter.parameters[i] = v
             interpreter.storage.parameters[i] = v
         }
@@ -187,27 +188,4 @@ struct GeneratedAdapterHarness<Adapter: GeneratedAdapter> {
             }
         }
     }
-}
-
-/// Test data generator (SplitMix64), independent of adaptc's own.
-struct Float64Random {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) * 2 - 1 }
-    mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in Float(uniform()) } }
-}
-
-func assertClose(_ got: [Float], _ expected: [Double], _ what: String, tolerance: Double = 1e-5,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(got.count, expected.count, what, file: file, line: line)
-    let scale = max(expected.map { abs($0) }.max() ?? 0, 1e-30)
-    let error = zip(got, expected).map { abs(Double($0) - $1) }.max() ?? 0
-    XCTAssertLessThanOrEqual(error / scale, tolerance, "\(what): relative error \(error / scale)", file: file, line: line)
 }

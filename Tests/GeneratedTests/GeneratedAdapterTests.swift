@@ -2,6 +2,7 @@ import XCTest
 import AdaptRuntime
 @testable import AdaptcCore
 import GeneratedAdapters
+import AdaptTestSupport
 
 /// Every spec in Specs/ has a checked-in generated type; each is checked against
 /// the interpreter, a float64 reference and finite differences (DESIGN §6).
@@ -52,7 +53,7 @@ final class GeneratedAdapterTests: XCTestCase {
         var harness = try GeneratedAdapterHarness<TinyQvAdapter>(spec: "tiny-qv.adapt.yaml")
         harness.randomizeParameters()
         let adapter = harness.adapter
-        var random = Float64Random(seed: 5)
+        var random = TestRandom(seed: 5)
         let base = random.floats(64 * 64), x = random.floats(3 * 64)
         var merged = base
         try merged.withUnsafeMutableBufferPointer { try adapter.merge(layer: 3, module: .attentionSelfValue, into: $0) }

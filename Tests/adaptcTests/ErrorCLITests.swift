@@ -1,6 +1,7 @@
 import AdaptRuntime
 import AdaptcCore
 import Foundation
+import AdaptTestSupport
 import XCTest
 
 /// User errors: exit 1, exactly one `adaptc: error:` line naming the offending

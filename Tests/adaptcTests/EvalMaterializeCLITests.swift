@@ -1,6 +1,7 @@
 import AdaptRuntime
 import AdaptcCore
 import Foundation
+import AdaptTestSupport
 import XCTest
 
 /// `adaptc eval` / `adaptc materialize` on random LoRA weights, against a float64

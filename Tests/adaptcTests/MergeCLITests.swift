@@ -1,6 +1,7 @@
 import AdaptRuntime
 import AdaptcCore
 import Foundation
+import AdaptTestSupport
 import XCTest
 
 /// `adaptc merge` and `--unmerge` on a base checkpoint written here: targeted

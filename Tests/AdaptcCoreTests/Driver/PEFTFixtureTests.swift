@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 @testable import AdaptcCore
 import AdaptRuntime
+import AdaptTestSupport
 
 /// Ground truth from PEFT itself (../shared/fixtures/peft): an adaptc spec
 /// written by hand for each case, PEFT's lora_A/lora_B renamed into the adaptc

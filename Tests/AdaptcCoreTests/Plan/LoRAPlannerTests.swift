@@ -1,6 +1,7 @@
 import XCTest
 @testable import AdaptcCore
 import AdaptRuntime
+import AdaptTestSupport
 
 /// The interpreter running a LoRA plan against a naive float64 loop over
 /// ΔW = s·B·A (DESIGN §2), written here independently of the plan.
@@ -37,7 +38,7 @@ final class LoRAPlannerTests: XCTestCase {
                 let plan = try plan(checked)
                 let interpreter = PlanInterpreter(plan: plan, threads: 2)
                 var random = TestRandom(seed: 7)
-                for i in 0..<plan.parameterCount { interpreter.storage.parameters[i] = random.float() }
+                for i in 0..<plan.parameterCount { interpreter.storage.parameters[i] = random.uniform() }
                 for n in [1, 3, 64] {
                     for pair in plan.pairs {
                         try checkPair(pair, checked: checked, plan: plan, interpreter: interpreter, n: n, random: &random)
@@ -75,12 +76,4 @@ final class LoRAPlannerTests: XCTestCase {
         for row in 0..<n { for o in 0..<outF { for i in 0..<inF { expected[row * outF + o] += Double(x[row * inF + i]) * delta[o * inF + i] } } }
         assertClose(y, expected, "forward \(pair.key) n=\(n)")
     }
-}
-
-func assertClose(_ got: [Float], _ expected: [Double], _ what: String, tolerance: Double = 1e-5,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(got.count, expected.count, what, file: file, line: line)
-    let scale = max(expected.map { abs($0) }.max() ?? 0, 1e-30)
-    let error = zip(got, expected).map { abs(Double($0) - $1) }.max() ?? 0
-    XCTAssertLessThanOrEqual(error / scale, tolerance, "\(what): relative error \(error / scale)", file: file, line: line)
 }

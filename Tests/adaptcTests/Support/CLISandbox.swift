@@ -1,6 +1,7 @@
 import AdaptRuntime
 import AdaptcCore
 import Foundation
+import AdaptTestSupport
 import XCTest
 
 /// What one run of the `adaptc` executable did.
@@ -176,31 +177,6 @@ func diagnosticPattern(path: String, severities: String = "error|warning|note") 
 
 func matches(_ line: String, _ pattern: NSRegularExpression) -> Bool {
     pattern.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil
-}
-
-// MARK: - Deterministic random numbers for test data
-
-/// SplitMix64: test data that is the same on every run.
-struct TestRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [−bound, bound).
-    mutating func uniform(_ bound: Float = 1) -> Float {
-        Float((Double(next() >> 11) * 0x1p-53 * 2 - 1) * Double(bound))
-    }
-
-    mutating func floats(_ count: Int, bound: Float = 1) -> [Float] {
-        (0..<count).map { _ in uniform(bound) }
-    }
 }
 
 // MARK: - The float64 reference of DESIGN §2
