@@ -1,0 +1,84 @@
+import XCTest
+import AdaptRuntime
+
+/// `Kernels.gemm` against a naive float64 loop, through every path it takes:
+/// both transposes, GEMV for one row or one column, strided operands, and the
+/// TBB split along rows or columns.
+final class KernelsTests: XCTestCase {
+    private var seed: UInt64 = 1
+
+    private func random(_ count: Int) -> [Float] {
+        (0..<count).map { _ in
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(seed >> 40) % 2001 - 1000) / 1000
+        }
+    }
+
+    private func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, beta: Float, threads: Int, pad: Int = 0,
+                       line: UInt = #line) {
+        // Stored shapes (with `pad` extra columns so row strides exceed widths).
+        let (aRows, aCols) = transA ? (k, m) : (m, k)
+        let (bRows, bCols) = transB ? (n, k) : (k, n)
+        let (lda, ldb, ldc) = (aCols + pad, bCols + pad, n + pad)
+        let a = random(aRows * lda), b = random(bRows * ldb), c0 = random(m * ldc)
+        var c = c0
+        let alpha: Float = 0.75
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    Kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a.baseAddress!, lda: lda,
+                                 b: b.baseAddress!, ldb: ldb, beta: beta, c: c.baseAddress!, ldc: ldc, threads: threads)
+                }
+            }
+        }
+        var worst = 0.0
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k {
+                    let av = transA ? a[p * lda + i] : a[i * lda + p]
+                    let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    sum += Double(av) * Double(bv)
+                }
+                let expected = Double(alpha) * sum + Double(beta) * Double(c0[i * ldc + j])
+                worst = max(worst, abs(Double(c[i * ldc + j]) - expected) / max(1, abs(expected)))
+            }
+            for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "padding written", line: line) }
+        }
+        XCTAssertLessThan(worst, 1e-5, "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) beta \(beta) threads \(threads)", line: line)
+    }
+
+    func testEveryTransposeAndShapeClass() {
+        // (m, n, k): one row (GEMV), one column (GEMV), small, and large enough to split.
+        let shapes = [(1, 37, 19), (23, 1, 17), (5, 7, 3), (300, 64, 120), (40, 500, 110), (1, 3000, 700)]
+        for (m, n, k) in shapes {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    for threads in [1, 2] {
+                        check(m: m, n: n, k: k, transA: transA, transB: transB, beta: 0, threads: threads)
+                        check(m: m, n: n, k: k, transA: transA, transB: transB, beta: 1, threads: threads, pad: 3)
+                    }
+                }
+            }
+        }
+    }
+
+    func testEmptyInnerDimensionScalesByBeta() {
+        check(m: 4, n: 5, k: 0, transA: false, transB: false, beta: 0, threads: 1)
+        check(m: 4, n: 5, k: 0, transA: false, transB: true, beta: 1, threads: 1)
+    }
+
+    func testParallelForCoversEveryIndexOnce() {
+        for threads in [0, 1, 2, 3] {
+            for (count, grain) in [(0, 1), (1, 1), (7, 1), (1000, 16), (1001, 1000)] {
+                var hits = [Int](repeating: 0, count: count)
+                hits.withUnsafeMutableBufferPointer { hits in
+                    Parallel.forEach(count, grain: grain, threads: threads) { range in
+                        for i in range { hits[i] += 1 }
+                    }
+                }
+                XCTAssertEqual(hits, [Int](repeating: 1, count: count), "count \(count) grain \(grain) threads \(threads)")
+            }
+        }
+    }
+}
