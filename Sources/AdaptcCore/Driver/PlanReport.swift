@@ -25,15 +25,12 @@ public struct PlanReport {
         self.tokens = tokens
         groups = plan.groups.map { group in
             var adapter = Figures(), dense = Figures()
-            let parameterKeys = Set(group.pairs.flatMap { pair in
-                (pair.forward.contractions + pair.backward.contractions).flatMap { [$0.a, $0.b] }
-                    .filter { $0.storage == .parameters }.map(\.offset.constant)
-            })
-            adapter.parameters = plan.parameters.filter { parameterKeys.contains($0.offset) }.map(\.count).reduce(0, +)
+            // Every parameter key starts with its group's name (DESIGN §5 key layout).
+            adapter.parameters = plan.parameters.filter { $0.key.hasPrefix(group.name + ".") }.map(\.count).reduce(0, +)
+            adapter.peakIntermediate = plan.workspace.value(tokens: tokens)
             for pair in group.pairs {
                 adapter.forwardFlops += pair.forward.flops.value(tokens: tokens)
                 adapter.trainingFlops += pair.forward.flops.value(tokens: tokens) + pair.backward.flops.value(tokens: tokens)
-                adapter.peakIntermediate = max(adapter.peakIntermediate, plan.workspace.value(tokens: tokens))
                 let weights = pair.outFeatures * pair.inFeatures
                 dense.parameters += weights
                 dense.forwardFlops += 2 * tokens * weights
