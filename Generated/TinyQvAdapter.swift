@@ -3,7 +3,7 @@
 // Regenerate with `adaptc compile` (in this repository: Tools/regenerate).
 //
 // Group attn (lora), 8 pairs:
-//   z = x·Aᵀ [n, r], then y += s·z·Bᵀ: 2·r·(in + out) flops per token and pair
+//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]
 //   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
 //   n = 1 runs as GEMV
 

@@ -9,13 +9,14 @@ import AdaptRuntime
 /// same input (q/k/v) stack into one `[Σr, in]` matrix and their input product
 /// is one GEMM (`LayerForward`).
 enum LoRAPlanner {
-    static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout) -> (group: GroupPlan, workspace: Extent) {
+    static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout, model: CostModel) -> (group: GroupPlan, workspace: Extent) {
         let blocks: [(String, [Int])] = group.group.shared
             ? [("shared", group.layers)]
             : group.layers.map { (String($0), [$0]) }
         var pairs: [PairPlan] = []
         var fused: [LayerForward] = []
         var workspace = Extent(0)
+        var pathText: String?
         for (label, layers) in blocks {
             // Shared blocks take the group rank; overrides only exist when not shared.
             let rankOf = { (m: ModelModule) in group.rank(layer: layers[0], module: m.name) }
@@ -30,10 +31,18 @@ enum LoRAPlanner {
                 for (index, module) in group.modules.enumerated() {
                     let scale = group.scale(layer: layer, module: module.name)
                     let factors = Factors(a: a[index], b: b[index], scale: Float(scale))
+                    let forward = factors.forward(model: model)
                     pairs.append(PairPlan(
                         layer: layer, module: module.name, outFeatures: module.outFeatures,
                         inFeatures: module.inFeatures, rank: factors.rank, scale: scale,
-                        forward: factors.forward, backward: factors.backward, materialize: factors.materialize))
+                        forward: forward.program, backward: factors.backward, materialize: factors.materialize))
+                    workspace = max(workspace, forward.workspace)
+                    if pathText == nil {
+                        let network = factors.network
+                        pathText = "forward path (\(PathOptimizers.automatic(for: network).name), cost model at n = \(model.tokens)): "
+                            + NetworkLowering.describe(network, path: PathOptimizers.automatic(for: network).path(for: network, model: model),
+                                                         intermediates: ["z"], output: "y", model: model)
+                    }
                     workspace = max(workspace, Extent.tokens * (2 * factors.rank))
                     members.append((module, a[index], b[index], Float(scale)))
                 }
@@ -53,7 +62,7 @@ enum LoRAPlanner {
             }
         }
         let path = [
-            "z = x·Aᵀ [n, r], then y += s·z·Bᵀ: 2·r·(in + out) flops per token and pair",
+            pathText ?? "no pairs",
             "modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each",
             "n = 1 runs as GEMV",
         ]
@@ -113,8 +122,25 @@ private struct Factors {
         delta = MatrixView("ΔW", in: .delta, indices: ("o", "i"), shape: (fixed(outFeatures), fixed(inFeatures)))
     }
 
-    var forward: Program {
-        Program([[Contraction(z, x, a, accumulate: false)], [Contraction(y, z, b, alpha: scale, accumulate: true)]])
+    /// The token-side network `x[n,i]·A[r,i]·B[o,r] → y[n,o]`.
+    var network: TensorNetwork {
+        TensorNetwork([.init("x", ["n", "i"]), .init("A", ["r", "i"]), .init("B", ["o", "r"])], output: ["n", "o"],
+                      extents: ["n": .tokens, "i": x.columns, "r": a.rows, "o": b.rows])
+    }
+
+    /// `y += s·x·ΔWᵀ` in the order the path optimizer finds cheapest; for any
+    /// rank below in·out/(in+out) that is the two skinny products through z[n,r].
+    /// For tiny modules the cost model may prefer forming ΔW first (fewer bytes
+    /// moved); `workspace` is what the chosen path's intermediates take.
+    func forward(model: CostModel) -> (program: Program, workspace: Extent) {
+        let network = self.network
+        let path = PathOptimizers.automatic(for: network).path(for: network, model: model)
+        var workspace = Extent(0)
+        guard let program = NetworkLowering.lower(network, path: path, bindings: [x, a, b], output: y, alpha: scale,
+                                                  accumulate: true, intermediates: ["z"], workspace: &workspace, model: model) else {
+            preconditionFailure("internal error: a LoRA path over matrices did not lower: \(path)")
+        }
+        return (program, workspace)
     }
 
     /// dB += s·dyᵀ·z, dz = s·dy·B, then dA += dzᵀ·x, dx += dz·A (z recomputed: cheaper than keeping it).

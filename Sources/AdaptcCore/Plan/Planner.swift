@@ -8,10 +8,17 @@ public enum Planner {
         var layout = ParameterLayout()
         var groups: [GroupPlan] = []
         var workspace = Extent(0)
+        // Paths are chosen for the spec's token count (codegen.tokens), 64 rows when dynamic:
+        // compile output must not depend on command-line flags.
+        let model: CostModel
+        switch checked.spec.codegen.tokens {
+        case .dynamic: model = CostModel(tokens: 64)
+        case .fixed(let n): model = CostModel(tokens: n)
+        }
         for group in checked.groups {
             switch group.structure {
             case .lora:
-                let planned = LoRAPlanner.plan(group, layout: &layout)
+                let planned = LoRAPlanner.plan(group, layout: &layout, model: model)
                 groups.append(planned.group)
                 workspace = Extent(max(workspace.constant, planned.workspace.constant),
                                    perToken: max(workspace.perToken, planned.workspace.perToken))

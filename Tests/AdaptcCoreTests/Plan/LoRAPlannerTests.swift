@@ -25,6 +25,18 @@ final class LoRAPlannerTests: XCTestCase {
         XCTAssertEqual(plan.pair(layer: 2, module: "key")?.scale, 5.0 / 3.0)
     }
 
+    /// The order comes from the path optimizer, not a fixed recipe: BERT-sized
+    /// maps get the skinny products; the 8×16 `key` map is cheaper through ΔW.
+    func testForwardOrderIsChosenByCost() throws {
+        let plan = try plan(LoRAFixtures.mixed())
+        let query = try XCTUnwrap(plan.pair(layer: 0, module: "query")).forward.contractions
+        XCTAssertEqual(query.map(\.output.name), ["z", "y"])
+        XCTAssertEqual(query[0].output.indices, ["n", "r"])
+        let key = try XCTUnwrap(plan.pair(layer: 0, module: "key")).forward.contractions
+        XCTAssertEqual(Set(key[0].output.indices), ["i", "o"], "ΔW first for the tiny map")
+        XCTAssertEqual(plan.workspace.constant, 128, "ΔW of key [8, 16] fits the workspace")
+    }
+
     func testSharedUsesOneFactorPairPerModule() throws {
         let plan = try plan(LoRAFixtures.mixed(shared: true))
         XCTAssertEqual(plan.parameters.count, 6)
