@@ -44,7 +44,26 @@ public enum SpecLoader {
         guard !isDirectory.boolValue else { throw UserError("\(path): is a folder, expected a spec file") }
         guard let data = FileManager.default.contents(atPath: path) else { throw UserError("\(path): cannot read") }
         guard data.count <= 16 << 20 else { throw UserError("\(path): \(data.count) bytes; a spec is at most 16 MiB") }
-        guard let text = String(data: data, encoding: .utf8) else { throw UserError("\(path): not valid UTF-8") }
+        guard let text = String(data: data, encoding: .utf8) else {
+            let (line, column) = firstInvalidUTF8(Array(data))
+            throw SpecErrors([Diagnostic(.error, at: SourceLocation(path: path, line: line, column: column),
+                                         "the spec is not valid UTF-8 here")])
+        }
         return text
+    }
+
+    /// Line and column (1-based, in characters) of the first byte that is not UTF-8.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> (line: Int, column: Int) {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var (line, column) = (1, 1)
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                if scalar == "\n" { (line, column) = (line + 1, 1) } else { column += 1 }
+            case .emptyInput, .error:
+                return (line, column)
+            }
+        }
     }
 }
