@@ -55,15 +55,11 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     private static let pairIndex: [Int] = [0]
 
     private static func pair(_ layer: Int, _ module: Module) throws -> Int {
-        let index = layer >= 0 && layer < layerCount ? pairIndex[layer * 1 + module.rawValue] : -1
-        guard index >= 0 else {
-            throw AdapterError("\(specName): no adapter for layer \(layer) module \(moduleName(module))")
-        }
-        return index
+        try AdapterArguments.pair(pairIndex, layer: layer, module: module, layerCount: layerCount, of: Self.self)
     }
 
     private static func expect(_ count: Int, _ expected: Int, _ what: String) throws {
-        if count != expected { throw AdapterError("\(specName): \(what) has \(count) elements, expected \(expected)") }
+        try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
     /// Token-independent work, once per weight update (nothing to do for this spec).
@@ -131,15 +127,8 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, as one input GEMM where the plan fused them.
     public func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
                     outputs: [UnsafeMutableBufferPointer<Float>]) throws {
-        guard modules.count == outputs.count else {
-            throw AdapterError("\(Self.specName): \(modules.count) modules but \(outputs.count) outputs")
-        }
-        for (module, y) in zip(modules, outputs) {
-            let shape = Self.shape(of: module)
-            _ = try Self.pair(layer, module)
-            try Self.expect(x.count, n * shape.in, "x")
-            try Self.expect(y.count, n * shape.out, "y")
-        }
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: outputs.map(\.count), of: Self.self)
         if n == 0 { return }
         for (module, y) in zip(modules, outputs) {
             try forward(layer: layer, module: module, x: x, rows: n, y: y)

@@ -107,15 +107,11 @@ public final class BertQvAdapter: GeneratedAdapter {
     private static let pairIndex: [Int] = [0, -1, 1, 2, -1, 3, 4, -1, 5, 6, -1, 7, 8, -1, 9, 10, -1, 11, 12, -1, 13, 14, -1, 15, 16, -1, 17, 18, -1, 19, 20, -1, 21, 22, -1, 23]
 
     private static func pair(_ layer: Int, _ module: Module) throws -> Int {
-        let index = layer >= 0 && layer < layerCount ? pairIndex[layer * 3 + module.rawValue] : -1
-        guard index >= 0 else {
-            throw AdapterError("\(specName): no adapter for layer \(layer) module \(moduleName(module))")
-        }
-        return index
+        try AdapterArguments.pair(pairIndex, layer: layer, module: module, layerCount: layerCount, of: Self.self)
     }
 
     private static func expect(_ count: Int, _ expected: Int, _ what: String) throws {
-        if count != expected { throw AdapterError("\(specName): \(what) has \(count) elements, expected \(expected)") }
+        try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
     /// Token-independent work, once per weight update (nothing to do for this spec).
@@ -252,15 +248,8 @@ public final class BertQvAdapter: GeneratedAdapter {
     /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, as one input GEMM where the plan fused them.
     public func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
                     outputs: [UnsafeMutableBufferPointer<Float>]) throws {
-        guard modules.count == outputs.count else {
-            throw AdapterError("\(Self.specName): \(modules.count) modules but \(outputs.count) outputs")
-        }
-        for (module, y) in zip(modules, outputs) {
-            let shape = Self.shape(of: module)
-            _ = try Self.pair(layer, module)
-            try Self.expect(x.count, n * shape.in, "x")
-            try Self.expect(y.count, n * shape.out, "y")
-        }
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: outputs.map(\.count), of: Self.self)
         if n == 0 { return }
         let p = storage.parameters.baseAddress!, w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         let xp = UnsafeMutablePointer(mutating: x.baseAddress!), ys = outputs.map { $0.baseAddress! }
