@@ -279,7 +279,7 @@ final class MalformedSafetensorsCLITests: XCTestCase {
     func testUnalteredRawFilesAreAccepted() throws {
         try sandbox.write(bytes: goodAdapter().bytes(), to: "adapter.safetensors")
         try sandbox.write(bytes: goodInput().bytes(), to: "x.safetensors")
-        let result = try sandbox.boundedAdaptc(eval(adapter: "adapter.safetensors", input: "x.safetensors"))
+        let result = try sandbox.run(eval(adapter: "adapter.safetensors", input: "x.safetensors"))
         XCTAssertEqual(result?.status, 0, "\(result.map(\.description) ?? "timed out")")
         XCTAssertTrue(sandbox.exists("out.safetensors"))
     }
@@ -307,7 +307,7 @@ final class MalformedSafetensorsCLITests: XCTestCase {
     /// The whole error contract for one run.
     private func expectRefused(_ c: Case, file name: String, arguments: [String]) throws {
         let before = sandbox.listing()
-        guard let result = try sandbox.boundedAdaptc(arguments, context: c.name) else { return }
+        guard let result = try sandbox.run(arguments, context: c.name) else { return }
         let context = "[\(c.name)] \(result)"
         XCTAssertFalse(result.signalled, "died of a signal \(context)")
         XCTAssertEqual(result.status, 1, "exit status \(context)")
@@ -321,53 +321,5 @@ final class MalformedSafetensorsCLITests: XCTestCase {
         XCTAssertFalse(result.stdout.contains("wrote"), "stdout \(context)")
         XCTAssertFalse(sandbox.exists("out.safetensors"), "out.safetensors written \(context)")
         XCTAssertEqual(sandbox.listing(), before, "files left behind \(context)")
-    }
-}
-
-// MARK: - a run that cannot hang the suite
-
-extension CLISandbox {
-    /// Like `adaptc(_:)`, but killed (SIGKILL) and failed after `seconds`; nil then.
-    fileprivate func boundedAdaptc(_ arguments: [String], seconds: Double = 20, context: String = "",
-                                   file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Repository.adaptcBinary())
-        process.arguments = arguments
-        process.currentDirectoryURL = work
-        let outURL = root.appendingPathComponent("stdout-\(UUID().uuidString)")
-        let errURL = root.appendingPathComponent("stderr-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        let started = Date()
-        try process.run()
-        if finished.wait(timeout: .now() + seconds) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            _ = finished.wait(timeout: .now() + 10)
-            XCTFail("[\(context)] adaptc \(arguments.joined(separator: " ")) did not finish within \(Int(seconds)) s (killed)",
-                    file: file, line: line)
-            return nil
-        }
-        process.waitUntilExit()
-        let result = CLIResult(
-            arguments: arguments,
-            status: process.terminationStatus,
-            signalled: process.terminationReason == .uncaughtSignal,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
-        if ProcessInfo.processInfo.environment["ADAPTC_SWEEP_TRACE"] != nil {
-            let seconds = (Date().timeIntervalSince(started) * 100).rounded() / 100
-            print("TRACE [\(context)] \(seconds)s status \(result.status): \(result.stderr.trimmingCharacters(in: .newlines))")
-        }
-        return result
     }
 }

@@ -199,11 +199,11 @@ final class MalformedSpecCLITests: XCTestCase {
         for (name, yaml) in [("valid", Self.valid), ("valid-tt", Self.validTensorTrain)] {
             let path = "specs/\(name).adapt.yaml"
             try sandbox.write(yaml, to: path)
-            guard let result = try sandbox.boundedSpecRun(["check", path], context: name) else { continue }
+            guard let result = try sandbox.run(["check", path], context: name) else { continue }
             XCTAssertEqual(result.status, 0, "\(result)")
             XCTAssertEqual(result.stderrLines.filter { $0.contains(": error: ") }, [], "\(result)")
         }
-        let compiled = try sandbox.boundedSpecRun(["compile", "specs/valid.adapt.yaml", "-o", "gen"], context: "valid")
+        let compiled = try sandbox.run(["compile", "specs/valid.adapt.yaml", "-o", "gen"], context: "valid")
         XCTAssertEqual(compiled?.status, 0, "\(compiled.map(\.description) ?? "")")
         XCTAssertTrue(sandbox.exists("gen"))
     }
@@ -229,7 +229,7 @@ final class MalformedSpecCLITests: XCTestCase {
     func testInvalidUTF8IsReportedWhereItIs() throws {
         let path = "utf8.adapt.yaml"
         try sandbox.write(bytes: Array("adaptc: 1\nname: Sw".utf8) + [0xFF] + Array("eep\n".utf8), to: path)
-        guard let result = try sandbox.boundedSpecRun(["check", path], context: "utf8") else { return }
+        guard let result = try sandbox.run(["check", path], context: "utf8") else { return }
         XCTAssertEqual(result.status, 1, "\(result)")
         XCTAssertEqual(result.stderrLines, ["\(path):2:9: error: the spec is not valid UTF-8 here"])
     }
@@ -253,7 +253,7 @@ final class MalformedSpecCLITests: XCTestCase {
         let path = "specs/three.adapt.yaml"
         try sandbox.write(yaml, to: path)
         for arguments in [["check", path], ["compile", path, "-o", "gen"]] {
-            guard let result = try sandbox.boundedSpecRun(arguments, context: "three") else { continue }
+            guard let result = try sandbox.run(arguments, context: "three") else { continue }
             XCTAssertEqual(result.status, 1, "\(result)")
             let errors = result.stderrLines.filter { matches($0, diagnosticPattern(path: path, severities: "error")) }
             XCTAssertEqual(errors.count, 3, "\(result)")
@@ -286,7 +286,7 @@ final class MalformedSpecCLITests: XCTestCase {
 
     private func expectRejected(_ c: Case, path: String, arguments: [String]) throws {
         let before = sandbox.listing()
-        guard let result = try sandbox.boundedSpecRun(arguments, context: c.name) else { return }
+        guard let result = try sandbox.run(arguments, context: c.name) else { return }
         let context = "[\(c.name)] \(result)"
         XCTAssertFalse(result.signalled, "died of a signal \(context)")
         XCTAssertEqual(result.status, 1, "exit status \(context)")
@@ -308,51 +308,5 @@ final class MalformedSpecCLITests: XCTestCase {
         }
         XCTAssertFalse(result.stdout.contains("wrote"), "stdout \(context)")
         XCTAssertEqual(sandbox.listing(), before, "files written \(context)")
-    }
-}
-
-// MARK: - a run that cannot hang the suite
-
-extension CLISandbox {
-    /// Like `adaptc(_:)`, but killed (SIGKILL) and failed after `seconds`; nil then.
-    fileprivate func boundedSpecRun(_ arguments: [String], seconds: Double = 20, context: String = "",
-                                    file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Repository.adaptcBinary())
-        process.arguments = arguments
-        process.currentDirectoryURL = work
-        let outURL = root.appendingPathComponent("stdout-\(UUID().uuidString)")
-        let errURL = root.appendingPathComponent("stderr-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        try process.run()
-        if finished.wait(timeout: .now() + seconds) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            _ = finished.wait(timeout: .now() + 10)
-            XCTFail("[\(context)] adaptc \(arguments.joined(separator: " ")) did not finish within \(Int(seconds)) s (killed)",
-                    file: file, line: line)
-            return nil
-        }
-        process.waitUntilExit()
-        let result = CLIResult(
-            arguments: arguments,
-            status: process.terminationStatus,
-            signalled: process.terminationReason == .uncaughtSignal,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
-        if ProcessInfo.processInfo.environment["ADAPTC_SWEEP_TRACE"] != nil {
-            print("TRACE [\(context)] \(arguments[0]) status \(result.status):\n\(result.stderr)")
-        }
-        return result
     }
 }

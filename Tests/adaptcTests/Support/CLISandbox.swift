@@ -88,9 +88,20 @@ final class CLISandbox {
     }
 
     func adaptc(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult {
-        let binary = try Repository.adaptcBinary()
+        guard let result = try run(arguments, file: file, line: line) else {
+            return CLIResult(arguments: arguments, status: -1, signalled: true, stdout: "", stderr: "killed: timed out")
+        }
+        XCTAssertFalse(result.signalled, "adaptc died of a signal:\n\(result)", file: file, line: line)
+        return result
+    }
+
+    /// Runs `adaptc ARGS…` in the working folder; a run still going after
+    /// `seconds` is killed (SIGKILL) and fails the test, so a hang can never
+    /// stall the suite. Returns nil then. `ADAPTC_TEST_TRACE=1` prints every run.
+    func run(_ arguments: [String], seconds: Double = 60, context: String = "",
+             file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult? {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: try Repository.adaptcBinary())
         process.arguments = arguments
         process.currentDirectoryURL = work
         // Files, not pipes: a chatty child can never block on a full pipe.
@@ -99,20 +110,33 @@ final class CLISandbox {
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        defer {
+            try? out.close()
+            try? err.close()
+        }
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
+        let finished = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in finished.signal() }
         try process.run()
+        if finished.wait(timeout: .now() + seconds) == .timedOut {
+            kill(process.processIdentifier, SIGKILL)
+            _ = finished.wait(timeout: .now() + 10)
+            XCTFail("[\(context)] adaptc \(arguments.joined(separator: " ")) did not finish within \(Int(seconds)) s (killed)",
+                    file: file, line: line)
+            return nil
+        }
         process.waitUntilExit()
-        try out.close()
-        try err.close()
         let result = CLIResult(
             arguments: arguments,
             status: process.terminationStatus,
             signalled: process.terminationReason == .uncaughtSignal,
             stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
             stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
-        XCTAssertFalse(result.signalled, "adaptc died of a signal:\n\(result)", file: file, line: line)
+        if ProcessInfo.processInfo.environment["ADAPTC_TEST_TRACE"] != nil {
+            print("TRACE [\(context)] \(arguments.joined(separator: " ")) status \(result.status):\n\(result.stderr)")
+        }
         return result
     }
 }
