@@ -16,7 +16,8 @@ enum LoRAPlanner {
         var pairs: [PairPlan] = []
         var fused: [LayerForward] = []
         var workspace = Extent(0)
-        var pathText: String?
+        // Distinct forward paths in first-seen order, with how many pairs take each.
+        var paths: [(text: String, pairs: Int)] = []
         for (label, layers) in blocks {
             // Shared blocks take the group rank; overrides only exist when not shared.
             let rankOf = { (m: ModelModule) in group.rank(layer: layers[0], module: m.name) }
@@ -37,11 +38,10 @@ enum LoRAPlanner {
                         inFeatures: module.inFeatures, rank: factors.rank, scale: scale,
                         forward: forward.program, backward: factors.backward, materialize: factors.materialize))
                     workspace = max(workspace, forward.workspace)
-                    if pathText == nil {
-                        let network = factors.network
-                        pathText = "forward path (\(PathOptimizers.automatic(for: network).name), cost model at n = \(model.tokens)): "
-                            + NetworkLowering.describe(network, path: PathOptimizers.automatic(for: network).path(for: network, model: model),
-                                                         intermediates: ["z"], output: "y", model: model)
+                    if let i = paths.firstIndex(where: { $0.text == forward.path }) {
+                        paths[i].pairs += 1
+                    } else {
+                        paths.append((forward.path, 1))
                     }
                     workspace = max(workspace, Extent.tokens * (2 * factors.rank))
                     members.append((module, a[index], b[index], Float(scale)))
@@ -61,8 +61,7 @@ enum LoRAPlanner {
                 }
             }
         }
-        let path = [
-            pathText ?? "no pairs",
+        let path = paths.map { paths.count == 1 ? $0.text : "\($0.pairs) pairs: \($0.text)" } + [
             "modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each",
             "n = 1 runs as GEMV",
         ]
@@ -132,15 +131,18 @@ private struct Factors {
     /// rank below in·out/(in+out) that is the two skinny products through z[n,r].
     /// For tiny modules the cost model may prefer forming ΔW first (fewer bytes
     /// moved); `workspace` is what the chosen path's intermediates take.
-    func forward(model: CostModel) -> (program: Program, workspace: Extent) {
+    func forward(model: CostModel) -> (program: Program, workspace: Extent, path: String) {
         let network = self.network
-        let path = PathOptimizers.automatic(for: network).path(for: network, model: model)
+        let optimizer = PathOptimizers.automatic(for: network)
+        let path = optimizer.path(for: network, model: model)
         var workspace = Extent(0)
         guard let program = NetworkLowering.lower(network, path: path, bindings: [x, a, b], output: y, alpha: scale,
                                                   accumulate: true, intermediates: ["z"], workspace: &workspace, model: model) else {
             preconditionFailure("internal error: a LoRA path over matrices did not lower: \(path)")
         }
-        return (program, workspace)
+        let text = "forward path (\(optimizer.name), cost model at n = \(model.tokens)): "
+            + NetworkLowering.describe(network, path: path, intermediates: ["z"], output: "y", model: model)
+        return (program, workspace, text)
     }
 
     /// dB += s·dyᵀ·z, dz = s·dy·B, then dA += dzᵀ·x, dx += dz·A (z recomputed: cheaper than keeping it).
