@@ -30,6 +30,12 @@ public struct Extent: Hashable, Sendable, CustomStringConvertible, Codable {
         return a.isFixed ? b * a.constant : a * b.constant
     }
 
+    /// An extent at least as large as both for every n ≥ 0 (componentwise max),
+    /// e.g. a workspace big enough for each of several programs.
+    public static func atLeast(_ a: Extent, _ b: Extent) -> Extent {
+        Extent(Swift.max(a.constant, b.constant), perToken: Swift.max(a.perToken, b.perToken))
+    }
+
     public var description: String {
         switch (constant, perToken) {
         case (let c, 0): return String(c)

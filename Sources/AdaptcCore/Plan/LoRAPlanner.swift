@@ -37,13 +37,13 @@ enum LoRAPlanner {
                         layer: layer, module: module.name, outFeatures: module.outFeatures,
                         inFeatures: module.inFeatures, rank: factors.rank, scale: scale,
                         forward: forward.program, backward: factors.backward, materialize: factors.materialize))
-                    workspace = max(workspace, forward.workspace)
+                    workspace = .atLeast(workspace, forward.workspace)
                     if let i = paths.firstIndex(where: { $0.text == forward.path }) {
                         paths[i].pairs += 1
                     } else {
                         paths.append((forward.path, 1))
                     }
-                    workspace = max(workspace, Extent.tokens * (2 * factors.rank))
+                    workspace = .atLeast(workspace, Extent.tokens * (2 * factors.rank))
                     members.append((module, a[index], b[index], Float(scale)))
                 }
                 // Runs of consecutive modules with one input size share x·[A₁; A₂; …]ᵀ.
@@ -55,7 +55,7 @@ enum LoRAPlanner {
                         let run = Array(members[start..<end])
                         let forward = stackedForward(run.map { ($0.a, $0.b, $0.scale) })
                         fused.append(LayerForward(layer: layer, modules: run.map(\.module.name), program: forward))
-                        workspace = max(workspace, Extent.tokens * run.map(\.a.shape[0]).reduce(0, +))
+                        workspace = .atLeast(workspace, Extent.tokens * run.map(\.a.shape[0]).reduce(0, +))
                     }
                     start = end
                 }
@@ -67,10 +67,6 @@ enum LoRAPlanner {
         ]
         return (GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs,
                           layerForwards: fused, path: path), workspace)
-    }
-
-    private static func max(_ a: Extent, _ b: Extent) -> Extent {
-        Extent(Swift.max(a.constant, b.constant), perToken: Swift.max(a.perToken, b.perToken))
     }
 
     /// `y_j += s_j·z[:, slice_j]·B_jᵀ` after `z = x·[A₁; …]ᵀ` (A's adjacent in storage).

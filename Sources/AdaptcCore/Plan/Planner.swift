@@ -20,8 +20,7 @@ public enum Planner {
             case .lora:
                 let planned = LoRAPlanner.plan(group, layout: &layout, model: model)
                 groups.append(planned.group)
-                workspace = Extent(max(workspace.constant, planned.workspace.constant),
-                                   perToken: max(workspace.perToken, planned.workspace.perToken))
+                workspace = .atLeast(workspace, planned.workspace)
             case .tensorTrain, .cp, .tucker:
                 diagnostics.error(
                     "structure '\(group.structure.rawValue)' of group '\(group.name)' is not supported yet by plan and compile (only 'lora' is); the spec itself is valid",

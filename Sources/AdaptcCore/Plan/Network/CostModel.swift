@@ -17,7 +17,7 @@ public struct PathCost: Hashable, Sendable, CustomStringConvertible {
 
     public static func + (a: PathCost, b: PathCost) -> PathCost {
         PathCost(flops: a.flops + b.flops, bytes: a.bytes + b.bytes,
-                 peak: Extent(max(a.peak.constant, b.peak.constant), perToken: max(a.peak.perToken, b.peak.perToken)))
+                 peak: .atLeast(a.peak, b.peak))
     }
 
     public var description: String { "\(flops) flops, \(bytes) bytes" }
