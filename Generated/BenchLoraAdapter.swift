@@ -3,7 +3,7 @@
 // Regenerate with `adaptc compile` (in this repository: Tools/regenerate).
 //
 // Group lora (lora), 1 pairs:
-//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]
+//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; B[o,r]·z[n,r] → y[n,o]
 //   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
 //   n = 1 runs as GEMV
 
@@ -78,9 +78,9 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 65536, threads: threads)
         default: break
@@ -98,9 +98,9 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward1(n, x, dy, dx, w, p + 0, p + 65536, g + 65536, g + 0, threads: threads)
         default: break
@@ -114,9 +114,9 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize2(n, delta, p + 65536, p + 0, threads: threads)
         default: break
@@ -124,7 +124,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     }
 
     /// Forward of several modules of one layer that read the same `x` (q/k/v):
-    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, as one input GEMM where the plan fused them.
+    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, sharing the input-side products where the plan fused them.
     public func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
                     outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
@@ -141,7 +141,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y[n, o] += 2.0·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 2.0·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 4096, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 16, beta: 1, c: y, ldc: 4096, threads: threads)
     }
 
@@ -152,15 +152,19 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 4096, alpha: 2.0, a: dy, lda: 4096, b: p1, ldb: 16, beta: 0, c: w + 16 * n, ldc: 16, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 4096, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 4096, alpha: 2.0, a: dy, lda: 4096, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 4096, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 16, n: 4096, k: n, alpha: 1.0, a: w + 16 * n, lda: 16, b: x, ldb: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 4096, k: 16, alpha: 1.0, a: w + 16 * n, lda: 16, b: p0, ldb: 4096, beta: 1, c: dx, ldc: 4096, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 4096, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4096, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 4096, beta: 1, c: dx, ldc: 4096, threads: threads)
             }
         }
     }

@@ -3,11 +3,11 @@
 // Regenerate with `adaptc compile` (in this repository: Tools/regenerate).
 //
 // Group upper (lora), 18 pairs:
-//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]
+//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; B[o,r]·z[n,r] → y[n,o]
 //   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
 //   n = 1 runs as GEMV
 // Group lower_shared (lora), 18 pairs:
-//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]
+//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; B[o,r]·z[n,r] → y[n,o]
 //   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
 //   n = 1 runs as GEMV
 
@@ -128,9 +128,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 27648, threads: threads)
         case 1: Self.forward1(n, x, y, w, p + 12288, p + 39936, threads: threads)
@@ -183,9 +183,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward4(n, x, dy, dx, w, p + 0, p + 27648, g + 27648, g + 0, threads: threads)
         case 1: Self.backward5(n, x, dy, dx, w, p + 12288, p + 39936, g + 39936, g + 12288, threads: threads)
@@ -234,9 +234,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize8(n, delta, p + 27648, p + 0, threads: threads)
         case 1: Self.materialize9(n, delta, p + 39936, p + 12288, threads: threads)
@@ -279,14 +279,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     /// Forward of several modules of one layer that read the same `x` (q/k/v):
-    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, as one input GEMM where the plan fused them.
+    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, sharing the input-side products where the plan fused them.
     public func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
                     outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
                                           x: x.count, rows: n, outputs: outputs.map(\.count), of: Self.self)
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, w = storage.workspace(atLeast: 48 * n), threads = storage.threads
-        let xp = UnsafeMutablePointer(mutating: x.baseAddress!), ys = outputs.map { $0.baseAddress! }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
+        let ys = outputs.compactMap(\.baseAddress)
+        guard ys.count == outputs.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        _ = (p, g, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
             case 6: Self.layerForward12(n, xp, ys[0], ys[1], ys[2], w, p + 0, p + 27648, p + 39936, p + 43008, threads: threads); return
@@ -315,7 +319,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y[n, o] += 2.0·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 2.0·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
@@ -323,7 +327,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: y[n, o] += 8.0·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 8.0·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 4, alpha: 8.0, a: w, lda: 4, b: p1, ldb: 4, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
@@ -331,7 +335,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, o] += Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
@@ -339,7 +343,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y[n, o] += 4.0·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 4.0·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 4.0, a: w, lda: 16, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
@@ -350,15 +354,19 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: w + 16 * n, ldc: 16, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: w + 16 * n, lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: w + 16 * n, lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             }
         }
     }
@@ -370,15 +378,19 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 8.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy, lda: 768, b: p1, ldb: 4, beta: 0, c: w + 4 * n, ldc: 4, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy, lda: 768, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 4, n: 768, k: n, alpha: 1.0, a: w + 4 * n, lda: 4, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 4, alpha: 1.0, a: w + 4 * n, lda: 4, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 768, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             }
         }
     }
@@ -390,15 +402,19 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = Σ_o dy[n, o]·B[o, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: w + 8 * n, ldc: 8, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: w + 8 * n, lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: w + 8 * n, lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             }
         }
     }
@@ -410,15 +426,19 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: w + 16 * n, ldc: 16, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: w + 16 * n, lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: w + 16 * n, lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             }
         }
     }
@@ -454,9 +474,12 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: y0[n, o] += 2.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 8.0·Σ_r z[16..<20][n, r]·B[o, r]; y2[n, o] += 2.0·Σ_r z[20..<36][n, r]·B[o, r]
         Kernels.stage(3, flops: 55296 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 36, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 4, alpha: 8.0, a: w + 16, lda: 36, b: p2, ldb: 4, beta: 1, c: y1, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w + 20, lda: 36, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 36, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 4, alpha: 8.0, a: (w + 16), lda: 36, b: p2, ldb: 4, beta: 1, c: y1, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 20), lda: 36, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }
@@ -468,9 +491,12 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: y0[n, o] += 2.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[16..<32][n, r]·B[o, r]; y2[n, o] += Σ_r z[32..<40][n, r]·B[o, r]
         Kernels.stage(3, flops: 61440 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 40, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w + 16, lda: 40, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w + 32, lda: 40, b: p3, ldb: 8, beta: 1, c: y2, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 40, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 16), lda: 40, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 32), lda: 40, b: p3, ldb: 8, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }
@@ -482,9 +508,12 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: y0[n, o] += 2.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[16..<32][n, r]·B[o, r]; y2[n, o] += 2.0·Σ_r z[32..<48][n, r]·B[o, r]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 48, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w + 16, lda: 48, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w + 32, lda: 48, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 48, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }
@@ -496,9 +525,12 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 2: y0[n, o] += 4.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[16..<32][n, r]·B[o, r]; y2[n, o] += 2.0·Σ_r z[32..<48][n, r]·B[o, r]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 4.0, a: w, lda: 48, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w + 16, lda: 48, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w + 32, lda: 48, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 4.0, a: w, lda: 48, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }

@@ -3,7 +3,7 @@
 // Regenerate with `adaptc compile` (in this repository: Tools/regenerate).
 //
 // Group ffn (lora), 12 pairs:
-//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]
+//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; B[o,r]·z[n,r] → y[n,o]
 //   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
 //   n = 1 runs as GEMV
 
@@ -103,9 +103,9 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 122880, threads: threads)
         case 1: Self.forward1(n, x, y, w, p + 24576, p + 221184, threads: threads)
@@ -134,9 +134,9 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 122880, g + 122880, g + 0, threads: threads)
         case 1: Self.backward3(n, x, dy, dx, w, p + 24576, p + 221184, g + 221184, g + 24576, threads: threads)
@@ -161,9 +161,9 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, p + 122880, p + 0, threads: threads)
         case 1: Self.materialize5(n, delta, p + 221184, p + 24576, threads: threads)
@@ -182,7 +182,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     /// Forward of several modules of one layer that read the same `x` (q/k/v):
-    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, as one input GEMM where the plan fused them.
+    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, sharing the input-side products where the plan fused them.
     public func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
                     outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
@@ -199,7 +199,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: y[n, o] += 2.828427·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 2.828427·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 3072, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, ldb: 32, beta: 1, c: y, ldc: 3072, threads: threads)
     }
 
@@ -207,7 +207,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: y[n, o] += 2.828427·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 2.828427·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, ldb: 32, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
@@ -218,15 +218,19 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 2.828427·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 393216 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 3072, alpha: 2.828427, a: dy, lda: 3072, b: p1, ldb: 32, beta: 0, c: w + 32 * n, ldc: 32, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 3072, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 3072, alpha: 2.828427, a: dy, lda: 3072, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 3072, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 98304 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 32, n: 768, k: n, alpha: 1.0, a: w + 32 * n, lda: 32, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 32, alpha: 1.0, a: w + 32 * n, lda: 32, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 32, n: 768, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             }
         }
     }
@@ -238,15 +242,19 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 2.828427·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 98304 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 2.828427, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: w + 32 * n, ldc: 32, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 2.828427, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 393216 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 32, n: 3072, k: n, alpha: 1.0, a: w + 32 * n, lda: 32, b: x, ldb: 3072, beta: 1, c: p3, ldc: 3072, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 3072, k: 32, alpha: 1.0, a: w + 32 * n, lda: 32, b: p0, ldb: 3072, beta: 1, c: dx, ldc: 3072, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 32, n: 3072, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 3072, beta: 1, c: p3, ldc: 3072, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 3072, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 3072, beta: 1, c: dx, ldc: 3072, threads: threads)
             }
         }
     }

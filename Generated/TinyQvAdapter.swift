@@ -3,7 +3,7 @@
 // Regenerate with `adaptc compile` (in this repository: Tools/regenerate).
 //
 // Group attn (lora), 8 pairs:
-//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]
+//   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; B[o,r]·z[n,r] → y[n,o]
 //   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
 //   n = 1 runs as GEMV
 
@@ -98,9 +98,9 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 1024, threads: threads)
         case 1: Self.forward0(n, x, y, w, p + 512, p + 1536, threads: threads)
@@ -125,9 +125,9 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 1024, g + 1024, g + 0, threads: threads)
         case 1: Self.backward2(n, x, dy, dx, w, p + 512, p + 1536, g + 1536, g + 512, threads: threads)
@@ -148,9 +148,9 @@ public final class TinyQvAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameters.baseAddress!, g = storage.gradients.baseAddress!
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
         let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all three
+        _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, p + 1024, p + 0, threads: threads)
         case 1: Self.materialize4(n, delta, p + 1536, p + 512, threads: threads)
@@ -165,14 +165,18 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     /// Forward of several modules of one layer that read the same `x` (q/k/v):
-    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, as one input GEMM where the plan fused them.
+    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, sharing the input-side products where the plan fused them.
     public func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
                     outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
                                           x: x.count, rows: n, outputs: outputs.map(\.count), of: Self.self)
         if n == 0 { return }
-        let p = storage.parameters.baseAddress!, w = storage.workspace(atLeast: 16 * n), threads = storage.threads
-        let xp = UnsafeMutablePointer(mutating: x.baseAddress!), ys = outputs.map { $0.baseAddress! }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
+        let ys = outputs.compactMap(\.baseAddress)
+        guard ys.count == outputs.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        _ = (p, g, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
             case 0: Self.layerForward6(n, xp, ys[0], ys[1], w, p + 0, p + 1024, p + 1536, threads: threads); return
@@ -193,7 +197,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, o] += 2.0·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 2.0·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
@@ -201,7 +205,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: y[n, o] += 4.0·Σ_r z[n, r]·B[o, r]
+        // stage 2: y[n, o] += 4.0·Σ_r B[o, r]·z[n, r]
         Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 4, alpha: 4.0, a: w, lda: 4, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
@@ -212,15 +216,19 @@ public final class TinyQvAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p1, ldb: 8, beta: 0, c: w + 8 * n, ldc: 8, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: n, alpha: 1.0, a: w + 8 * n, lda: 8, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 8, alpha: 1.0, a: w + 8 * n, lda: 8, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             }
         }
     }
@@ -232,15 +240,19 @@ public final class TinyQvAdapter: GeneratedAdapter {
         // stage 2: dz[n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 64, alpha: 4.0, a: dy, lda: 64, b: p1, ldb: 4, beta: 0, c: w + 4 * n, ldc: 4, threads: threads)
-            default: Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy, lda: 64, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 64, alpha: 4.0, a: dy, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy, lda: 64, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
             }
         }
         // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: true, transB: false, m: 4, n: 64, k: n, alpha: 1.0, a: w + 4 * n, lda: 4, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
-            default: Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 4, alpha: 1.0, a: w + 4 * n, lda: 4, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 64, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             }
         }
     }
@@ -264,8 +276,10 @@ public final class TinyQvAdapter: GeneratedAdapter {
         // stage 2: y0[n, o] += 2.0·Σ_r z[0..<8][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[8..<16][n, r]·B[o, r]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
-            default: Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w + 8, lda: 16, b: p2, ldb: 8, beta: 1, c: y1, ldc: 64, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, ldb: 8, beta: 1, c: y1, ldc: 64, threads: threads)
             }
         }
     }
@@ -277,8 +291,10 @@ public final class TinyQvAdapter: GeneratedAdapter {
         // stage 2: y0[n, o] += 2.0·Σ_r z[0..<8][n, r]·B[o, r]; y1[n, o] += 4.0·Σ_r z[8..<12][n, r]·B[o, r]
         Kernels.stage(2, flops: 1536 * n, threads: threads) { i, threads in
             switch i {
-            case 0: Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 12, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
-            default: Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 4, alpha: 4.0, a: w + 8, lda: 12, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 12, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 4, alpha: 4.0, a: (w + 8), lda: 12, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
             }
         }
     }

@@ -1,28 +1,64 @@
 /// The memory of one adapter instance: parameters in one contiguous buffer (so
-/// an optimizer sees a single vector), gradients with the same layout, and a
-/// grow-only workspace kept across calls (first touch of fresh pages is very
-/// slow on the machines we measure on, DESIGN §8).
+/// an optimizer sees a single vector), gradients with the same layout, the
+/// prepared state `prepare` computes from the parameters (and its gradients,
+/// which `finishBackward` pushes back), and a grow-only workspace kept across
+/// calls (first touch of fresh pages is very slow on the machines we measure
+/// on, DESIGN §8).
+///
+/// Prepared state goes stale whenever the parameters may have changed: taking
+/// `parameters` (the mutable view an optimizer writes through) or loading
+/// marks it so, and forward, backward and materialize of an adapter with
+/// prepared state run `prepare()` first when it is stale. A pointer kept from
+/// an earlier `parameters` and written later bypasses that: call `prepare()`
+/// after such an update, or take `parameters` again.
 public final class AdapterStorage {
-    public let parameters: UnsafeMutableBufferPointer<Float>
+    private let parameterBuffer: UnsafeMutableBufferPointer<Float>
     public let gradients: UnsafeMutableBufferPointer<Float>
+    /// What `prepare` computes (empty when the plan hoists nothing).
+    public let prepared: UnsafeMutableBufferPointer<Float>
+    /// Gradients of `prepared`, accumulated by backward, consumed by `finishBackward`.
+    public let preparedGradients: UnsafeMutableBufferPointer<Float>
     public private(set) var workspace: UnsafeMutableBufferPointer<Float>
     /// TBB threads for every parallel step of this adapter (0 = TBB's default).
     public var threads: Int
+    /// False once the parameters may have changed since the last `prepare()`.
+    public private(set) var preparedIsCurrent: Bool
 
-    public init(parameterCount: Int, threads: Int = 0) {
-        parameters = .allocate(capacity: parameterCount)
-        parameters.initialize(repeating: 0)
+    public init(parameterCount: Int, preparedCount: Int = 0, threads: Int = 0) {
+        parameterBuffer = .allocate(capacity: parameterCount)
+        parameterBuffer.initialize(repeating: 0)
         gradients = .allocate(capacity: parameterCount)
         gradients.initialize(repeating: 0)
+        prepared = .allocate(capacity: preparedCount)
+        prepared.initialize(repeating: 0)
+        preparedGradients = .allocate(capacity: preparedCount)
+        preparedGradients.initialize(repeating: 0)
         workspace = .allocate(capacity: 0)
         self.threads = threads
+        preparedIsCurrent = preparedCount == 0
     }
 
     deinit {
-        parameters.deallocate()
+        parameterBuffer.deallocate()
         gradients.deallocate()
+        prepared.deallocate()
+        preparedGradients.deallocate()
         workspace.deallocate()
     }
+
+    /// The parameters, for an optimizer or a loader to write: taking this view
+    /// marks prepared state stale (see the type's documentation).
+    public var parameters: UnsafeMutableBufferPointer<Float> {
+        if prepared.count > 0 { preparedIsCurrent = false }
+        return parameterBuffer
+    }
+
+    /// The parameters' base address for kernels that only read them: does not
+    /// mark prepared state stale. For generated code and the interpreter.
+    public var parameterBase: UnsafeMutablePointer<Float> { parameterBuffer.baseAddress! }
+
+    /// Called by `prepare()` once prepared state matches the parameters.
+    public func markPrepared() { preparedIsCurrent = true }
 
     /// Workspace of at least `count` floats; contents are scratch.
     public func workspace(atLeast count: Int) -> UnsafeMutablePointer<Float> {

@@ -7,14 +7,21 @@ public final class PlanInterpreter {
 
     public init(plan: Plan, threads: Int = 0) {
         self.plan = plan
-        storage = AdapterStorage(parameterCount: plan.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: plan.parameterCount, preparedCount: plan.preparedCount, threads: threads)
     }
 
-    /// Token-independent work, once per weight update (nothing for lora).
+    /// Token-independent work, once per weight update (nothing for lora): must
+    /// run after the parameters change; forward, backward and materialize run
+    /// it themselves when `storage` says the prepared state is stale.
     public func prepare() {
         for group in plan.groups where !group.prepare.isEmpty {
             run(group.prepare, rows: 0, Bindings())
         }
+        storage.markPrepared()
+    }
+
+    private func ensurePrepared() {
+        if !storage.preparedIsCurrent { prepare() }
     }
 
     /// `y[n, out] += x[n, in]·ΔW[layer, module]ᵀ`.
@@ -23,6 +30,7 @@ public final class PlanInterpreter {
         let pair = try self.pair(layer, module)
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(y.count, n * pair.outFeatures, "y", pair)
+        ensurePrepared()
         run(pair.forward, rows: n, Bindings(input: [x], output: [y]))
     }
 
@@ -38,6 +46,7 @@ public final class PlanInterpreter {
             try expect(x.count, n * pair.inFeatures, "x", pair)
             try expect(y.count, n * pair.outFeatures, "y", pair)
         }
+        ensurePrepared()
         if let fused = plan.groups.lazy.flatMap(\.layerForwards).first(where: { $0.layer == layer && $0.modules == modules }) {
             run(fused.program, rows: n, Bindings(input: [x], output: outputs))
             return
@@ -55,21 +64,25 @@ public final class PlanInterpreter {
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(dy.count, n * pair.outFeatures, "dy", pair)
         try expect(dx.count, n * pair.inFeatures, "dx", pair)
+        ensurePrepared()
         run(pair.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
     }
 
     /// Pushes gradients of prepared intermediates back to the stored parameters
-    /// (nothing for lora, whose forward reads its parameters directly).
+    /// (nothing for lora, whose forward reads its parameters directly), then
+    /// clears them for the next round of backward calls.
     public func finishBackward() {
         for group in plan.groups where !group.finishBackward.isEmpty {
             run(group.finishBackward, rows: 0, Bindings())
         }
+        storage.preparedGradients.update(repeating: 0)
     }
 
     /// `ΔW[layer, module]` `[out, in]`, scale included.
     public func materialize(layer: Int, module: String, into delta: UnsafeMutableBufferPointer<Float>) throws {
         let pair = try self.pair(layer, module)
         try expect(delta.count, pair.outFeatures * pair.inFeatures, "ΔW", pair)
+        ensurePrepared()
         run(pair.materialize, rows: 0, Bindings(delta: delta))
     }
 
@@ -109,11 +122,13 @@ public final class PlanInterpreter {
     private func run(_ program: Program, rows n: Int, _ bindings: Bindings) {
         let workspace = storage.workspace(atLeast: plan.workspace.value(tokens: n))
         let threads = storage.threads
-        func base(_ view: MatrixView) -> UnsafeMutablePointer<Float> {
+        func base(_ view: TensorView) -> UnsafeMutablePointer<Float> {
             let start: UnsafeMutablePointer<Float>
             switch view.storage {
-            case .parameters: start = storage.parameters.baseAddress!
+            case .parameters: start = storage.parameterBase
             case .gradients: start = storage.gradients.baseAddress!
+            case .prepared: start = storage.prepared.baseAddress!
+            case .preparedGradients: start = storage.preparedGradients.baseAddress!
             case .workspace: start = workspace
             case .input: start = UnsafeMutablePointer(mutating: bindings.input[view.slot].baseAddress!)
             case .output: start = bindings.output[view.slot].baseAddress!
@@ -123,14 +138,22 @@ public final class PlanInterpreter {
             }
             return start + view.offset.value(tokens: n)
         }
+        func loops(_ dims: [LoopDim]) -> [Kernels.Loop] {
+            dims.map { Kernels.Loop(extent: $0.extent.value(tokens: n), left: $0.left.value(tokens: n),
+                                    right: $0.right.value(tokens: n), output: $0.output.value(tokens: n), reduces: $0.reduces) }
+        }
         func execute(_ c: Contraction, threads: Int) {
-            let g = c.lowered!
-            Kernels.gemm(transA: g.transLeft, transB: g.transRight,
-                         m: g.m.value(tokens: n), n: g.n.value(tokens: n), k: g.k.value(tokens: n),
-                         alpha: c.alpha, a: base(g.left), lda: g.left.rowStride.value(tokens: n),
-                         b: base(g.right), ldb: g.right.rowStride.value(tokens: n),
-                         beta: c.accumulate ? 1 : 0, c: base(c.output), ldc: c.output.rowStride.value(tokens: n),
-                         threads: threads)
+            switch c.lowered! {
+            case .gemm(let g):
+                Kernels.loopedGemm(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight,
+                                   m: g.m.value(tokens: n), n: g.n.value(tokens: n), k: g.k.value(tokens: n),
+                                   alpha: c.alpha, a: base(g.left), lda: g.lda.value(tokens: n),
+                                   b: base(g.right), ldb: g.ldb.value(tokens: n),
+                                   beta: c.accumulate ? 1 : 0, c: base(g.output), ldc: g.ldc.value(tokens: n), threads: threads)
+            case .elementwise(let e):
+                Kernels.elementwise(dims: loops(e.dims), alpha: c.alpha, accumulate: c.accumulate,
+                                    a: base(e.a), b: e.b.map { UnsafePointer(base($0)) }, out: base(e.output))
+            }
         }
         if n == 0 && program.flops.perToken > 0 { return }
         for stage in program.stages {

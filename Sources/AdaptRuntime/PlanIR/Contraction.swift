@@ -1,16 +1,18 @@
-/// One pairwise contraction of the network: `output (=|+=) alpha · Σ_k a·b`,
-/// summing over the index `a` and `b` share and `output` lacks — an einsum of
-/// two matrices, which always lowers to one GEMM (or a GEMV when one side is a
-/// single row).
+/// One step of a plan: `output (=|+=) alpha · Σ a·b`, an einsum of two strided
+/// tensors. Modes are matched by name: a mode in all three is a batch mode,
+/// one in `a` and `b` but not in `output` is summed, the others are free.
+/// With no summed mode the step is element-wise (a Hadamard or diagonal
+/// scaling, e.g. CP's `diag(F_layer[l] ⊙ F_module[m])`); without `b` it is a
+/// copy into another mode order (a permutation: the last resort of lowering).
 public struct Contraction: Hashable, Sendable, CustomStringConvertible, Codable {
-    public var output: MatrixView
-    public var a: MatrixView
-    public var b: MatrixView
+    public var output: TensorView
+    public var a: TensorView
+    public var b: TensorView?
     public var alpha: Float
     /// `+=` when true; otherwise the output is overwritten.
     public var accumulate: Bool
 
-    public init(_ output: MatrixView, _ a: MatrixView, _ b: MatrixView, alpha: Float = 1, accumulate: Bool) {
+    public init(_ output: TensorView, _ a: TensorView, _ b: TensorView?, alpha: Float = 1, accumulate: Bool) {
         self.output = output
         self.a = a
         self.b = b
@@ -18,44 +20,34 @@ public struct Contraction: Hashable, Sendable, CustomStringConvertible, Codable 
         self.accumulate = accumulate
     }
 
-    /// The summed index, if the contraction is well formed.
-    public var contractedIndex: String? {
-        let shared = Set(a.indices).intersection(b.indices).subtracting(output.indices)
-        return shared.count == 1 ? shared.first : nil
+    /// Modes summed over (in `a` and `b`, not in `output`), in `a`'s order.
+    public var summedModes: [String] {
+        guard let b else { return [] }
+        return a.modes.filter { b.modes.contains($0) && !output.modes.contains($0) }
+    }
+
+    /// Modes kept by both operands and the result.
+    public var batchModes: [String] {
+        guard let b else { return [] }
+        return output.modes.filter { a.modes.contains($0) && b.modes.contains($0) }
     }
 
     public var description: String {
         let scale = alpha == 1 ? "" : "\(alpha)·"
-        let k = contractedIndex ?? "?"
-        return "\(output) \(accumulate ? "+=" : "=") \(scale)Σ_\(k) \(a)·\(b)"
+        let op = accumulate ? "+=" : "="
+        guard let b else { return "\(output) \(op) \(scale)\(a)" }
+        let summed = summedModes
+        if summed.isEmpty { return "\(output) \(op) \(scale)\(a)⊙\(b)" }
+        return "\(output) \(op) \(scale)Σ_\(summed.joined(separator: ",")) \(a)·\(b)"
     }
 
-    /// The BLAS call this contraction lowers to, with `output` as C.
-    public var lowered: Lowered? {
-        guard let k = contractedIndex else { return nil }
-        let p = output.rowIndex, q = output.columnIndex
-        // op(A) must be [p, k] and op(B) [k, q]: pick which operand plays A.
-        let (left, right): (MatrixView, MatrixView)
-        if a.indices.contains(p) && b.indices.contains(q) {
-            (left, right) = (a, b)
-        } else if b.indices.contains(p) && a.indices.contains(q) {
-            (left, right) = (b, a)
-        } else {
-            return nil
+    /// Multiply-adds ×2 (element-wise steps: one flop per element and factor).
+    public var flops: Extent {
+        switch lowered {
+        case .gemm(let g)?: return g.m * g.n * g.k * 2 * g.loops.reduce(Extent.fixed(1)) { $0 * $1.extent }
+        case .elementwise(let e)?:
+            return e.dims.reduce(Extent.fixed(1)) { $0 * $1.extent } * (e.b == nil ? 1 : 2)
+        case nil: return .fixed(0)
         }
-        guard Set(left.indices) == [p, k], Set(right.indices) == [k, q] else { return nil }
-        return Lowered(left: left, transLeft: left.rowIndex != p, right: right, transRight: right.rowIndex != k,
-                       m: output.rows, n: output.columns, k: left.extent(of: k)!)
-    }
-
-    /// `C[m, n] = alpha·op(left)·op(right) + beta·C` with C = output.
-    public struct Lowered: Hashable, Sendable {
-        public var left: MatrixView
-        public var transLeft: Bool
-        public var right: MatrixView
-        public var transRight: Bool
-        public var m: Extent
-        public var n: Extent
-        public var k: Extent
     }
 }

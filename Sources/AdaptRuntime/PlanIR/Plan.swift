@@ -13,14 +13,22 @@ public struct Plan: Hashable, Sendable, Codable {
     public var groups: [GroupPlan]
     /// Scratch floats the largest call needs; intermediates never overlap.
     public var workspace: Extent
+    /// Floats of prepared state (what `prepare` computes and forward reads);
+    /// gradients of prepared state take as many again.
+    public var preparedCount: Int
 
-    public init(specName: String, parameters: [ParameterTensor], groups: [GroupPlan], workspace: Extent) {
+    public init(specName: String, parameters: [ParameterTensor], groups: [GroupPlan], workspace: Extent,
+                preparedCount: Int = 0) {
         self.specName = specName
         self.parameters = parameters
         self.parameterCount = parameters.last.map { $0.offset + $0.count } ?? 0
         self.groups = groups
         self.workspace = workspace
+        self.preparedCount = preparedCount
     }
+
+    /// True when forward reads state that `prepare` must compute first.
+    public var needsPrepare: Bool { groups.contains { !$0.prepare.isEmpty } }
 
     public func parameter(_ key: String) -> ParameterTensor? { parameters.first { $0.key == key } }
 
@@ -56,12 +64,7 @@ public struct Program: Hashable, Sendable, Codable {
     public var isEmpty: Bool { stages.isEmpty }
 
     /// Multiply-adds ×2 of the whole program, as a function of n.
-    public var flops: Extent {
-        contractions.reduce(Extent(0)) { total, c in
-            guard let g = c.lowered else { return total }
-            return total + (g.m * g.n * g.k) * 2
-        }
-    }
+    public var flops: Extent { contractions.reduce(Extent(0)) { $0 + $1.flops } }
 }
 
 public struct GroupPlan: Hashable, Sendable, Codable {
@@ -70,7 +73,8 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     public var pairs: [PairPlan]
     /// Forward of several modules of one layer that read the same `x`, fused.
     public var layerForwards: [LayerForward]
-    /// Token-independent work, once per weight update (empty for lora).
+    /// Token-independent work, once per weight update (empty for lora): the
+    /// weight-side subnetworks the path optimizer hoisted out of forward.
     public var prepare: Program
     /// The VJP of prepare: pushes prepared gradients back to stored parameters.
     public var finishBackward: Program

@@ -1,5 +1,5 @@
 /// Checks the invariants every consumer of a plan relies on: each contraction
-/// lowers to one GEMM with agreeing extents, every view stays inside its buffer,
+/// lowers (to a GEMM in loops, or an element-wise loop) with agreeing extents, every view stays inside its buffer,
 /// an output never aliases its operands, and contractions in one stage touch
 /// disjoint outputs and read nothing another writes. Run after planning (and by
 /// the tests on every spec); a failure is a compiler bug, not a user error.
@@ -41,6 +41,7 @@ public enum PlanVerifier {
         func bound(_ view: MatrixView, plan: Plan) -> Extent? {
             switch view.storage {
             case .parameters, .gradients: return .fixed(plan.parameterCount)
+            case .prepared, .preparedGradients: return .fixed(plan.preparedCount)
             case .workspace: return plan.workspace
             case .input, .inputGradient: return view.slot < input.count ? Extent.tokens * input[view.slot] : nil
             case .output, .outputGradient: return view.slot < output.count ? Extent.tokens * output[view.slot] : nil
@@ -53,18 +54,23 @@ public enum PlanVerifier {
         for (s, stage) in program.stages.enumerated() {
             for c in stage {
                 let here = "\(context) stage \(s): \(c)"
-                guard let g = c.lowered else {
-                    problems.append("\(here): does not lower to a GEMM")
+                var extents: [String: Extent] = [:]
+                var agree = true
+                for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) {
+                    for (mode, e) in zip(view.modes, view.extents) {
+                        if let seen = extents[mode], seen != e {
+                            problems.append("\(here): extents of mode \(mode) differ (\(seen) and \(e))")
+                            agree = false
+                        }
+                        extents[mode] = e
+                    }
+                }
+                guard agree else { continue }
+                guard c.lowered != nil else {
+                    problems.append("\(here): does not lower to a GEMM or an element-wise loop")
                     continue
                 }
-                if g.left.extent(of: c.contractedIndex!) != g.right.extent(of: c.contractedIndex!) {
-                    problems.append("\(here): contracted extents differ")
-                }
-                if c.output.extent(of: c.output.rowIndex) != (g.transLeft ? g.left.columns : g.left.rows)
-                    || c.output.columns != (g.transRight ? g.right.rows : g.right.columns) {
-                    problems.append("\(here): output shape disagrees with operands")
-                }
-                for view in [c.output, c.a, c.b] {
+                for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) {
                     guard let bound = io.bound(view, plan: plan) else {
                         problems.append("\(here): \(view.name) uses a missing slot")
                         continue
@@ -73,18 +79,16 @@ public enum PlanVerifier {
                     if view.offset.constant < 0 || end.constant > bound.constant || end.perToken > bound.perToken {
                         problems.append("\(here): \(view.name) [\(view.offset), \(end)) exceeds its buffer (\(bound))")
                     }
-                    if view.rowStride.constant < view.columns.constant {
-                        problems.append("\(here): \(view.name) row stride below its width")
-                    }
                 }
-                for operand in [c.a, c.b] where overlaps(c.output, operand) {
+                for operand in [c.a] + (c.b.map { [$0] } ?? []) where overlaps(c.output, operand) {
                     problems.append("\(here): output aliases \(operand.name)")
                 }
             }
             for (i, c) in stage.enumerated() {
                 for d in stage[(i + 1)...] {
-                    if overlaps(c.output, d.output) || overlaps(c.output, d.a) || overlaps(c.output, d.b)
-                        || overlaps(d.output, c.a) || overlaps(d.output, c.b) {
+                    let reads = { (x: Contraction) in [x.a] + (x.b.map { [$0] } ?? []) }
+                    if overlaps(c.output, d.output) || reads(d).contains(where: { overlaps(c.output, $0) })
+                        || reads(c).contains(where: { overlaps(d.output, $0) }) {
                         problems.append("\(context) stage \(s): \(c) and \(d) are not independent")
                     }
                 }
@@ -92,14 +96,5 @@ public enum PlanVerifier {
         }
     }
 
-    /// Conservative: same buffer (and slot) and intersecting spans, for any n ≥ 1.
-    private static func overlaps(_ u: MatrixView, _ v: MatrixView) -> Bool {
-        guard u.storage == v.storage, u.slot == v.slot else { return false }
-        for n in [1, 2, 64, 4096] {
-            let (a0, a1) = (u.offset.value(tokens: n), u.end.value(tokens: n))
-            let (b0, b1) = (v.offset.value(tokens: n), v.end.value(tokens: n))
-            if a0 < b1 && b0 < a1 { return true }
-        }
-        return false
-    }
+    private static func overlaps(_ u: TensorView, _ v: TensorView) -> Bool { u.mayOverlap(v) }
 }

@@ -1,26 +1,37 @@
 import AdaptRuntime
 
 /// Turns plan programs into straight-line Swift kernels with literal shapes
-/// (FFTW-codelet style). Programs that differ only in where their parameters
-/// sit share one kernel: parameter and gradient matrices are passed in as
-/// pointers, everything else is a literal.
+/// (FFTW-codelet style). Programs that differ only in where their owned
+/// tensors sit (parameters, gradients, prepared state) share one kernel:
+/// those are passed in as pointers, everything else is a literal.
+///
+/// Each lowered step becomes one of: a `Kernels.gemm` call (OpenBLAS, GEMV
+/// for one row, TBB splits for large products); `Kernels.loopedGemm` when
+/// modes could not merge into the GEMM; or, for element-wise steps and small
+/// fixed-size products, nested loops with literal bounds the Swift compiler
+/// can unroll and vectorise.
 struct KernelEmitter {
     /// A kernel and how one program calls it.
     struct Call {
         var kernel: String
-        /// Parameter/gradient pointer arguments: (storage, offset) in argument order.
+        /// Owned-tensor pointer arguments: (storage, offset) in argument order.
         var pointers: [(storage: Storage, offset: Int)]
     }
+
+    /// Products up to this many multiply-adds with fixed sizes are emitted as loops.
+    static let inlineLimit = 4096
 
     private(set) var kernels: [String] = []
     private var kernelByBody: [String: String] = [:]
 
+    typealias TokenArgument = (name: String, storage: Storage, slot: Int)
+
     /// Token-side argument names in the fixed order every kernel declares them.
-    static func tokenArguments(_ program: Program) -> [(name: String, storage: Storage, slot: Int)] {
+    static func tokenArguments(_ program: Program) -> [TokenArgument] {
         var used = Set<String>()
-        var result: [(String, Storage, Int)] = []
+        var result: [TokenArgument] = []
         let order: [Storage] = [.input, .outputGradient, .output, .inputGradient, .delta, .workspace]
-        let views = program.contractions.flatMap { [$0.output, $0.a, $0.b] }
+        let views = program.contractions.flatMap { [$0.output, $0.a] + ($0.b.map { [$0] } ?? []) }
         for storage in order {
             let slots = Set(views.filter { $0.storage == storage }.map(\.slot)).sorted()
             for slot in slots {
@@ -39,44 +50,46 @@ struct KernelEmitter {
         case .inputGradient: return "dx"
         case .delta: return "delta"
         case .workspace: return "w"
-        case .parameters, .gradients: return "p"
+        case .parameters, .gradients, .prepared, .preparedGradients: return "p"
+        }
+    }
+
+    /// The dispatcher's base pointer for an owned storage.
+    static func ownedBase(_ storage: Storage) -> String {
+        switch storage {
+        case .parameters: return "p"
+        case .gradients: return "g"
+        case .prepared: return "q"
+        case .preparedGradients: return "dq"
+        default: preconditionFailure("not an owned storage: \(storage)")
         }
     }
 
     /// Emits (or reuses) the kernel for `program`; returns how to call it.
     mutating func kernel(for program: Program, role: String) -> Call {
         var pointers: [(storage: Storage, offset: Int)] = []
-        func pointerName(_ view: MatrixView) -> String {
-            let key = (view.storage, view.offset.constant)
-            if let i = pointers.firstIndex(where: { $0.storage == key.0 && $0.offset == key.1 }) { return "p\(i)" }
-            pointers.append(key)
-            return "p\(pointers.count - 1)"
-        }
-        func pointer(_ view: MatrixView) -> String {
-            switch view.storage {
-            case .parameters, .gradients: return pointerName(view)
-            default:
-                let base = KernelEmitter.argumentName(view.storage, view.slot)
-                return view.offset == Extent(0) ? base : "\(base) + \(swift(view.offset))"
+        func pointer(_ view: TensorView) -> String {
+            if view.storage.isOwned {
+                let key = (view.storage, view.offset.constant)
+                if let i = pointers.firstIndex(where: { $0.storage == key.0 && $0.offset == key.1 }) { return "p\(i)" }
+                pointers.append(key)
+                return "p\(pointers.count - 1)"
             }
-        }
-        func call(_ c: Contraction, threads: String) -> String {
-            let g = c.lowered!
-            return "Kernels.gemm(transA: \(g.transLeft), transB: \(g.transRight), m: \(swift(g.m)), n: \(swift(g.n)), k: \(swift(g.k)), "
-                + "alpha: \(literal(c.alpha)), a: \(pointer(g.left)), lda: \(swift(g.left.rowStride)), "
-                + "b: \(pointer(g.right)), ldb: \(swift(g.right.rowStride)), beta: \(c.accumulate ? "1" : "0"), "
-                + "c: \(pointer(c.output)), ldc: \(swift(c.output.rowStride)), threads: \(threads))"
+            let base = KernelEmitter.argumentName(view.storage, view.slot)
+            return view.offset == Extent(0) ? base : "(\(base) + \(swift(view.offset)))"
         }
         var body: [String] = []
         for (s, stage) in program.stages.enumerated() {
             body.append("// stage \(s + 1): " + stage.map(\.description).joined(separator: "; "))
             if stage.count == 1 {
-                body.append(call(stage[0], threads: "threads"))
+                body += step(stage[0], threads: "threads", pointer: pointer)
             } else {
                 body.append("Kernels.stage(\(stage.count), flops: \(swift(Program([stage]).flops)), threads: threads) { i, threads in")
                 body.append("    switch i {")
                 for (i, c) in stage.enumerated() {
-                    body.append("    \(i == stage.count - 1 ? "default" : "case \(i)"): \(call(c, threads: "threads"))")
+                    let lines = step(c, threads: "threads", pointer: pointer)
+                    body.append("    \(i == stage.count - 1 ? "default" : "case \(i)"):")
+                    body += lines.map { "        " + $0 }
                 }
                 body.append("    }")
                 body.append("}")
@@ -98,6 +111,81 @@ struct KernelEmitter {
         text.append("    }")
         kernels.append(text.joined(separator: "\n"))
         return Call(kernel: name, pointers: pointers)
+    }
+
+    /// The Swift statements of one lowered step.
+    private func step(_ c: Contraction, threads: String, pointer: (TensorView) -> String) -> [String] {
+        switch c.lowered! {
+        case .gemm(let g):
+            let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
+            let fixed = g.m.isFixed && g.n.isFixed && g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed && !$0.reduces }
+            let work = g.m.constant * g.n.constant * g.k.constant * g.loops.reduce(1) { $0 * $1.extent.constant }
+            if fixed && work <= KernelEmitter.inlineLimit {
+                return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
+            }
+            let args = "transA: \(g.transLeft), transB: \(g.transRight), m: \(swift(g.m)), n: \(swift(g.n)), k: \(swift(g.k)), "
+                + "alpha: \(literal(c.alpha)), a: \(a), lda: \(swift(g.lda)), b: \(b), ldb: \(swift(g.ldb)), "
+                + "beta: \(c.accumulate ? "1" : "0"), c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"
+            if g.loops.isEmpty { return ["Kernels.gemm(" + args] }
+            let loops = g.loops.map {
+                "Kernels.Loop(extent: \(swift($0.extent)), left: \(swift($0.left)), right: \(swift($0.right)), "
+                    + "output: \(swift($0.output)), reduces: \($0.reduces))"
+            }
+            return ["Kernels.loopedGemm(loops: [" + loops.joined(separator: ", ") + "], " + args]
+        case .elementwise(let e):
+            let a = pointer(e.a), out = pointer(e.output), b = e.b.map(pointer)
+            var lines: [String] = []
+            var indent = ""
+            var offsets = (a: [String](), b: [String](), out: [String]())
+            for (d, dim) in e.dims.enumerated() {
+                lines.append(indent + "for i\(d) in 0..<\(swift(dim.extent)) {")
+                indent += "    "
+                if dim.left != Extent(0) { offsets.a.append("i\(d) * \(swift(dim.left))") }
+                if dim.right != Extent(0) { offsets.b.append("i\(d) * \(swift(dim.right))") }
+                if dim.output != Extent(0) { offsets.out.append("i\(d) * \(swift(dim.output))") }
+            }
+            func index(_ terms: [String]) -> String { terms.isEmpty ? "0" : terms.joined(separator: " + ") }
+            let scale = c.alpha == 1 ? "" : "\(literal(c.alpha)) * "
+            let value = scale + "\(a)[\(index(offsets.a))]" + (b.map { " * \($0)[\(index(offsets.b))]" } ?? "")
+            let target = "\(out)[\(index(offsets.out))]"
+            lines.append(indent + (c.accumulate ? "\(target) += \(value)" : "\(target) = \(value)"))
+            for d in stride(from: e.dims.count - 1, through: 0, by: -1) {
+                lines.append(String(repeating: "    ", count: d) + "}")
+            }
+            return lines
+        }
+    }
+
+    /// A small fixed-size product as loops: `C[i, j] (+)= alpha·Σ_p op(A)[i, p]·op(B)[p, j]`,
+    /// repeated over the step's (independent) loops.
+    private func inlineProduct(_ g: GEMMStep, alpha: Float, accumulate: Bool, a: String, b: String, out: String) -> [String] {
+        var lines: [String] = []
+        var indent = ""
+        var offsets = (a: [String](), b: [String](), out: [String]())
+        for (d, dim) in g.loops.enumerated() {
+            lines.append(indent + "for l\(d) in 0..<\(dim.extent.constant) {")
+            indent += "    "
+            if dim.left != Extent(0) { offsets.a.append("l\(d) * \(dim.left.constant)") }
+            if dim.right != Extent(0) { offsets.b.append("l\(d) * \(dim.right.constant)") }
+            if dim.output != Extent(0) { offsets.out.append("l\(d) * \(dim.output.constant)") }
+        }
+        let lda = g.lda.constant, ldb = g.ldb.constant, ldc = g.ldc.constant
+        let aIndex = g.transLeft ? "p * \(lda) + i" : "i * \(lda) + p"
+        let bIndex = g.transRight ? "j * \(ldb) + p" : "p * \(ldb) + j"
+        func shifted(_ base: String, _ terms: [String]) -> String { terms.isEmpty ? base : "(\(base) + \(terms.joined(separator: " + ")))" }
+        let (pa, pb, pc) = (shifted(a, offsets.a), shifted(b, offsets.b), shifted(out, offsets.out))
+        lines.append(indent + "for i in 0..<\(g.m.constant) {")
+        lines.append(indent + "    for j in 0..<\(g.n.constant) {")
+        lines.append(indent + "        var sum: Float = 0")
+        lines.append(indent + "        for p in 0..<\(g.k.constant) { sum += \(pa)[\(aIndex)] * \(pb)[\(bIndex)] }")
+        let scaled = alpha == 1 ? "sum" : "\(literal(alpha)) * sum"
+        lines.append(indent + "        \(pc)[i * \(ldc) + j] \(accumulate ? "+=" : "=") \(scaled)")
+        lines.append(indent + "    }")
+        lines.append(indent + "}")
+        for d in stride(from: g.loops.count - 1, through: 0, by: -1) {
+            lines.append(String(repeating: "    ", count: d) + "}")
+        }
+        return lines
     }
 }
 

@@ -120,7 +120,7 @@ private struct Factors {
     /// The token-side network `x[n,i]·A[r,i]·B[o,r] → y[n,o]`.
     var network: TensorNetwork {
         TensorNetwork([.init("x", ["n", "i"]), .init("A", ["r", "i"]), .init("B", ["o", "r"])], output: ["n", "o"],
-                      extents: ["n": .tokens, "i": x.columns, "r": a.rows, "o": b.rows])
+                      extents: ["n": .tokens, "i": x.extents[1], "r": a.extents[0], "o": b.extents[0]])
     }
 
     /// `y += s·x·ΔWᵀ` in the order the path optimizer finds cheapest; for any
@@ -131,14 +131,19 @@ private struct Factors {
         let network = self.network
         let optimizer = PathOptimizers.automatic(for: network)
         let path = optimizer.path(for: network, model: model)
+        let lowering = NetworkLowering(network, path: path.steps, model: model)
+        var views: [Int: TensorView] = [0: x, 1: a, 2: b]
         var workspace = Extent(0)
-        guard let program = NetworkLowering.lower(network, path: path, bindings: [x, a, b], output: y, alpha: scale,
-                                                  accumulate: true, intermediates: ["z"], workspace: &workspace, model: model) else {
-            preconditionFailure("internal error: a LoRA path over matrices did not lower: \(path)")
-        }
+        let last = lowering.steps.count - 1
+        let steps = lowering.lower(Array(lowering.steps.indices), views: &views, output: (last, y, scale, true),
+                                   name: { _ in "z" }, place: { name, modes, extents in
+            let view = TensorView(name, in: .workspace, offset: workspace, modes: modes, extents: extents)
+            workspace = workspace + view.count
+            return view
+        })
         let text = "forward path (\(optimizer.name), cost model at n = \(model.tokens)): "
-            + NetworkLowering.describe(network, path: path, intermediates: ["z"], output: "y", model: model)
-        return (program, workspace, text)
+            + lowering.describe(names: ["x", "A", "B"], resultName: { $0 == last ? "y" : "z" })
+        return (Program(NetworkLowering.stages(steps.map(\.contraction))), workspace, text)
     }
 
     /// dB += s·dyᵀ·z, dz = s·dy·B, then dA += dzᵀ·x, dx += dz·A (z recomputed: cheaper than keeping it).

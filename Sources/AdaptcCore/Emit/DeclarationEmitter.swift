@@ -1,0 +1,88 @@
+import AdaptRuntime
+
+/// The generated type's declarations: its doc comment, the `Module` enum, the
+/// spec's constants, the parameter layout, shapes, storage and initialiser.
+struct DeclarationEmitter {
+    let checked: CheckedSpec
+    let plan: Plan
+
+    func emit(into file: inout SourceText) {
+        let spec = checked.spec
+        let access = spec.codegen.access == .public ? "public " : ""
+        let modules = spec.model.modules
+        file.line("/// Adapter for spec `\(spec.name)`: \(plan.pairs.count) (layer, module) pairs, \(plan.parameterCount) parameters.")
+        file.line("///")
+        if plan.needsPrepare {
+            file.line("/// `prepare()` computes \(plan.preparedCount) floats of prepared state from the parameters")
+            file.line("/// (the weight-side products the plan hoisted out of forward). It must run after")
+            file.line("/// loading and after every parameter update; `init(weights:)` runs it. Taking")
+            file.line("/// `parameters` marks the prepared state stale, and forward, backward and")
+            file.line("/// materialize then run `prepare()` first, so results are never stale as long as")
+            file.line("/// updates go through `parameters` taken after the last call (a pointer kept from")
+            file.line("/// earlier bypasses that: call `prepare()` yourself after writing through it).")
+            file.line("/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;")
+            file.line("/// call it once after the backward calls of a step, before reading `gradients`.")
+            file.line("///")
+        }
+        file.line("/// Not safe to call from several threads at once: calls share one workspace.")
+        file.line("\(access)final class \(spec.adapterTypeName): GeneratedAdapter {")
+        file.line("    \(access)enum Module: Int, CaseIterable, Hashable, Sendable {")
+        for (i, m) in modules.enumerated() { file.line("        case \(m.caseName) = \(i)") }
+        file.line("    }")
+        file.line()
+        file.line("    \(access)static let specName = \(SwiftEmitter.quoted(spec.name))")
+        file.line("    \(access)static let specHash = \(SwiftEmitter.quoted(SpecHash.hash(checked)))")
+        file.line("    \(access)static let parameterCount = \(plan.parameterCount)")
+        if plan.needsPrepare {
+            file.line("    /// Floats of prepared state (and as many for its gradients).")
+            file.line("    \(access)static let preparedCount = \(plan.preparedCount)")
+        }
+        file.line("    /// Layers of the model (\(spec.model.layers)); pairs without an adapter throw.")
+        file.line("    \(access)static let layerCount = \(spec.model.layers)")
+        file.line()
+        file.line("    /// Every stored tensor: adapter-file key, shape, offset in `parameters`.")
+        file.line("    \(access)static let parameterLayout: [ParameterTensor] = [")
+        for p in plan.parameters {
+            file.line("        ParameterTensor(key: \(SwiftEmitter.quoted(p.key)), shape: \(p.shape), offset: \(p.offset)),")
+        }
+        file.line("    ]")
+        file.line()
+        file.line("    \(access)static func moduleName(_ module: Module) -> String {")
+        file.line("        switch module {")
+        for m in modules { file.line("        case .\(m.caseName): return \(SwiftEmitter.quoted(m.name))") }
+        file.line("        }")
+        file.line("    }")
+        file.line()
+        file.line("    /// `[out, in]` of a module's weight.")
+        file.line("    \(access)static func shape(of module: Module) -> (out: Int, in: Int) {")
+        file.line("        switch module {")
+        for m in modules { file.line("        case .\(m.caseName): return (\(m.outFeatures), \(m.inFeatures))") }
+        file.line("        }")
+        file.line("    }")
+        file.line()
+        file.line("    \(access)let storage: AdapterStorage")
+        file.line()
+        file.line("    /// Zero parameters; `threads` TBB threads (0: TBB's default).")
+        file.line("    \(access)init(threads: Int = 0) {")
+        let prepared = plan.needsPrepare ? "preparedCount: Self.preparedCount, " : ""
+        file.line("        storage = AdapterStorage(parameterCount: Self.parameterCount, \(prepared)threads: threads)")
+        file.line("    }")
+        file.line()
+        // Pair index: layer * modules + module, -1 where no group covers the pair.
+        var slots = [Int](repeating: -1, count: spec.model.layers * modules.count)
+        for (i, pair) in plan.pairs.enumerated() {
+            let m = modules.firstIndex { $0.name == pair.module }!
+            slots[pair.layer * modules.count + m] = i
+        }
+        file.line("    private static let pairIndex: [Int] = \(slots)")
+        file.line()
+        file.line("    private static func pair(_ layer: Int, _ module: Module) throws -> Int {")
+        file.line("        try AdapterArguments.pair(pairIndex, layer: layer, module: module, layerCount: layerCount, of: Self.self)")
+        file.line("    }")
+        file.line()
+        file.line("    private static func expect(_ count: Int, _ expected: Int, _ what: String) throws {")
+        file.line("        try AdapterArguments.expect(count, expected, what, of: Self.self)")
+        file.line("    }")
+        file.line()
+    }
+}

@@ -1,0 +1,167 @@
+import AdaptRuntime
+
+/// The generated type's public entry points: each checks its arguments
+/// (throwing, never trapping, on user input), makes prepared state current,
+/// and calls the kernel of the requested pair through a literal switch.
+struct DispatchEmitter {
+    let checked: CheckedSpec
+    let plan: Plan
+
+    private var access: String { checked.spec.codegen.access == .public ? "public " : "" }
+
+    /// Base pointers of the buffers a kernel may take, bound in every entry point.
+    private var bases: String {
+        var names = ["let p = storage.parameterBase, g = storage.gradients.baseAddress!"]
+        if plan.needsPrepare { names.append("q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!") }
+        return names.joined(separator: ", ")
+    }
+    private var unusedBases: String { plan.needsPrepare ? "(p, g, q, dq, w)" : "(p, g, w)" }
+
+    func emit(into file: inout SourceText, kernels: inout KernelEmitter) {
+        emitPrepare(into: &file, kernels: &kernels)
+        emitPairEntryPoints(into: &file, kernels: &kernels)
+        emitLayerForward(into: &file, kernels: &kernels)
+    }
+
+    private func arguments(_ program: Program, _ call: KernelEmitter.Call, token: (KernelEmitter.TokenArgument) -> String) -> String {
+        (["n"] + KernelEmitter.tokenArguments(program).map(token)
+            + call.pointers.map { KernelEmitter.ownedBase($0.storage) + " + \($0.offset)" }).joined(separator: ", ")
+    }
+
+    private func emitPrepare(into file: inout SourceText, kernels: inout KernelEmitter) {
+        guard plan.needsPrepare else {
+            file.line("    /// Token-independent work, once per weight update (nothing to do for this spec).")
+            file.line("    \(access)func prepare() {}")
+            file.line()
+            file.line("    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).")
+            file.line("    \(access)func finishBackward() {}")
+            file.line()
+            return
+        }
+        let workspace = swift(plan.workspace)
+        for (role, doc) in [("prepare", "Computes the prepared state from the parameters: after loading and after every update."),
+                            ("finishBackward", "Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.")] {
+            file.line("    /// \(doc)")
+            file.line("    \(access)func \(role)() {")
+            file.line("        let n = 0")
+            file.line("        \(bases)")
+            file.line("        let w = storage.workspace(atLeast: \(workspace)), threads = storage.threads")
+            file.line("        _ = \(unusedBases)")
+            for group in plan.groups {
+                let program = role == "prepare" ? group.prepare : group.finishBackward
+                if program.isEmpty { continue }
+                let call = kernels.kernel(for: program, role: role)
+                file.line("        Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)  // group \(group.name)")
+            }
+            file.line(role == "prepare" ? "        storage.markPrepared()" : "        storage.preparedGradients.update(repeating: 0)")
+            file.line("    }")
+            file.line()
+        }
+    }
+
+    private func emitPairEntryPoints(into file: inout SourceText, kernels: inout KernelEmitter) {
+        let workspace = swift(plan.workspace)
+        func dispatch(_ role: String, _ programs: [Program], header: [String], checks: [String]) {
+            for h in header { file.line("    " + h) }
+            file.line("        let index = try Self.pair(layer, module)")
+            for c in checks { file.line("        " + c) }
+            if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
+            if plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
+            file.line("        \(bases)")
+            file.line("        let w = storage.workspace(atLeast: \(workspace)), threads = storage.threads")
+            file.line("        _ = \(unusedBases)  // not every kernel takes all of them")
+            file.line("        switch index {")
+            for (i, program) in programs.enumerated() {
+                let call = kernels.kernel(for: program, role: role)
+                file.line("        case \(i): Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)")
+            }
+            file.line("        default: break")
+            file.line("        }")
+            file.line("    }")
+            file.line()
+        }
+        let pairs = plan.pairs
+        dispatch("forward", pairs.map(\.forward), header: [
+            "/// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.",
+            "\(access)func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,",
+            "                    y: UnsafeMutableBufferPointer<Float>) throws {",
+        ], checks: [
+            "let shape = Self.shape(of: module)",
+            "try Self.expect(x.count, n * shape.in, \"x\")",
+            "try Self.expect(y.count, n * shape.out, \"y\")",
+            "let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress",
+            "guard let x, let y else { return }",
+        ])
+        dispatch("backward", pairs.map(\.backward), header: [
+            "/// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`"
+                + (plan.needsPrepare ? " (those of prepared state once `finishBackward()` runs)." : "."),
+            "\(access)func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,",
+            "                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {",
+        ], checks: [
+            "let shape = Self.shape(of: module)",
+            "try Self.expect(x.count, n * shape.in, \"x\")",
+            "try Self.expect(dy.count, n * shape.out, \"dy\")",
+            "try Self.expect(dx.count, n * shape.in, \"dx\")",
+            "let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress",
+            "guard let x, let dy, let dx else { return }",
+        ])
+        dispatch("materialize", pairs.map(\.materialize), header: [
+            "/// `ΔW[out, in]` of one pair, scale included.",
+            "\(access)func materialize(layer: Int, module: Module, into delta: UnsafeMutableBufferPointer<Float>) throws {",
+        ], checks: [
+            "let shape = Self.shape(of: module)",
+            "try Self.expect(delta.count, shape.out * shape.in, \"ΔW\")",
+            "guard let delta = delta.baseAddress else { return }",
+            "let n = 0  // ΔW does not depend on token rows",
+        ])
+    }
+
+    /// Forward of modules that share an input, fused where the plan says so.
+    private func emitLayerForward(into file: inout SourceText, kernels: inout KernelEmitter) {
+        let modules = checked.spec.model.modules
+        let fused = plan.groups.flatMap(\.layerForwards)
+        file.line("    /// Forward of several modules of one layer that read the same `x` (q/k/v):")
+        file.line("    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, sharing the input-side products where the plan fused them.")
+        file.line("    \(access)func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,")
+        file.line("                    outputs: [UnsafeMutableBufferPointer<Float>]) throws {")
+        file.line("        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,")
+        file.line("                                          x: x.count, rows: n, outputs: outputs.map(\\.count), of: Self.self)")
+        file.line("        if n == 0 { return }")
+        if !fused.isEmpty {
+            // Checked above: x holds n·in > 0 floats and every output n·out > 0, so base addresses exist.
+            file.line("        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }")
+            file.line("        let ys = outputs.compactMap(\\.baseAddress)")
+            file.line("        guard ys.count == outputs.count else { return }")
+            if plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
+            file.line("        \(bases)")
+            file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
+            file.line("        _ = \(unusedBases)")
+            var byModules: [[String]: [LayerForward]] = [:]
+            var moduleSets: [[String]] = []
+            for f in fused {
+                if byModules[f.modules] == nil { moduleSets.append(f.modules) }
+                byModules[f.modules, default: []].append(f)
+            }
+            for set in moduleSets {
+                let cases = set.map { name in "." + modules.first { $0.name == name }!.caseName }
+                file.line("        if modules == [\(cases.joined(separator: ", "))] {")
+                file.line("            switch layer {")
+                for f in byModules[set]! {
+                    let call = kernels.kernel(for: f.program, role: "layerForward")
+                    let args = arguments(f.program, call) { arg in
+                        arg.storage == .output ? "ys[\(arg.slot)]" : arg.storage == .input ? "xp" : arg.name
+                    }
+                    file.line("            case \(f.layer): Self.\(call.kernel)(\(args), threads: threads); return")
+                }
+                file.line("            default: break")
+                file.line("            }")
+                file.line("        }")
+            }
+        }
+        file.line("        for (module, y) in zip(modules, outputs) {")
+        file.line("            try forward(layer: layer, module: module, x: x, rows: n, y: y)")
+        file.line("        }")
+        file.line("    }")
+        file.line()
+    }
+}
