@@ -4,7 +4,7 @@
 //
 // Group lora (lora), 1 pairs:
 //   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; B[o,r]·z[n,r] → y[n,o]
-//   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
+//   no modules share an input (model.inputs): each pair runs alone
 //   n = 1 runs as GEMV
 
 import AdaptRuntime

@@ -4,7 +4,7 @@
 //
 // Group attn (lora), 24 pairs:
 //   forward path (optimal, cost model at n = 64): x[n,i]·A[r,i] → z[n,r]; B[o,r]·z[n,r] → y[n,o]
-//   modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
+//   modules of a layer that read one input (model.inputs): one GEMM x·[A₁; …; A_M]ᵀ, then one B product each
 //   n = 1 runs as GEMV
 
 import AdaptRuntime

@@ -111,15 +111,24 @@ extension Contraction {
             }
             return dims
         }
-        let mDims = merge(rowModes, [a, out])
-        let nDims = merge(columnModes, [b, out])
-        let kDims = merge(summed, [a, b])
+        // Of several merged dims one goes to the GEMM (preferably one with unit
+        // stride in some view, which BLAS needs), the others become loops.
+        func split(_ dims: [(extent: Extent, strides: [Extent])]) -> (gemm: (extent: Extent, strides: [Extent])?, loops: [(extent: Extent, strides: [Extent])]) {
+            guard !dims.isEmpty else { return (nil, []) }
+            let k = dims.lastIndex { $0.strides.contains(.fixed(1)) } ?? dims.count - 1
+            var loops = dims
+            let chosen = loops.remove(at: k)
+            return (chosen, loops)
+        }
+        let (mDim, mLoops) = split(merge(rowModes, [a, out]))
+        let (nDim, nLoops) = split(merge(columnModes, [b, out]))
+        let (kChosen, kLoops) = split(merge(summed, [a, b]))
+        let kDim = kChosen!
         let bDims = merge(batch, [a, b, out])
         var loops: [LoopDim] = bDims.map { LoopDim(extent: $0.extent, left: $0.strides[0], right: $0.strides[1], output: $0.strides[2], reduces: false) }
-        loops += mDims.dropLast().map { LoopDim(extent: $0.extent, left: $0.strides[0], right: .fixed(0), output: $0.strides[1], reduces: false) }
-        loops += nDims.dropLast().map { LoopDim(extent: $0.extent, left: .fixed(0), right: $0.strides[0], output: $0.strides[1], reduces: false) }
-        loops += kDims.dropLast().map { LoopDim(extent: $0.extent, left: $0.strides[0], right: $0.strides[1], output: .fixed(0), reduces: true) }
-        let mDim = mDims.last, nDim = nDims.last, kDim = kDims.last!
+        loops += mLoops.map { LoopDim(extent: $0.extent, left: $0.strides[0], right: .fixed(0), output: $0.strides[1], reduces: false) }
+        loops += nLoops.map { LoopDim(extent: $0.extent, left: .fixed(0), right: $0.strides[0], output: $0.strides[1], reduces: false) }
+        loops += kLoops.map { LoopDim(extent: $0.extent, left: $0.strides[0], right: $0.strides[1], output: .fixed(0), reduces: true) }
         let m = mDim?.extent ?? .fixed(1), n = nDim?.extent ?? .fixed(1), k = kDim.extent
         let one = Extent.fixed(1)
 

@@ -31,7 +31,41 @@ enum ModelRules {
         if let template = model.weightsKey {
             checkWeightsKey(template, at: at("model.weights.key"), &diagnostics)
         }
+        checkInputSets(model, &diagnostics)
         return layersAreValid
+    }
+
+    /// `model.inputs`: each set names declared modules of one input width, and a
+    /// module is in at most one set (it reads one input).
+    private static func checkInputSets(_ model: ModelSpec, _ diagnostics: inout DiagnosticCollector) {
+        var setOf: [String: String] = [:]
+        for set in model.inputSets {
+            if set.modules.isEmpty {
+                diagnostics.error("input set '\(set.name)' lists no modules", at: set.location)
+            }
+            var width: (Int, String)?
+            for (name, location) in zip(set.modules, set.locations) {
+                guard let module = model.module(named: name) else {
+                    let hint = DidYouMean.suggestion(for: name, among: model.modules.map(\.name)).map { "; did you mean '\($0)'?" } ?? ""
+                    diagnostics.error("input set '\(set.name)' names module '\(name)', which 'model.modules' does not declare\(hint)",
+                                      at: location)
+                    continue
+                }
+                if let other = setOf[name] {
+                    diagnostics.error(other == set.name ? "module '\(name)' is listed twice in input set '\(set.name)'"
+                                      : "module '\(name)' is in input sets '\(other)' and '\(set.name)'; a module reads one input",
+                                      at: location)
+                    continue
+                }
+                setOf[name] = set.name
+                if let (w, first) = width, w != module.inFeatures {
+                    diagnostics.error("input set '\(set.name)': module '\(name)' reads \(module.inFeatures) features but '\(first)' reads \(w); "
+                                      + "modules that share an input have one input size", at: location)
+                } else if width == nil {
+                    width = (module.inFeatures, name)
+                }
+            }
+        }
     }
 
     /// Module names are identifiers or dotted paths of them, and their enum case

@@ -1,8 +1,9 @@
 import Yams
 
-/// `model: {layers: L, modules: {NAME: [out, in]}, weights: {key: TEMPLATE}}`.
+/// `model: {layers: L, modules: {NAME: [out, in]}, weights: {key: TEMPLATE},
+/// inputs: {SET: [MODULE, …]}}`.
 enum ModelParser {
-    static let keys = ["layers", "modules", "weights"]
+    static let keys = ["layers", "modules", "weights", "inputs"]
     static let weightsKeys = ["key"]
 
     static func parse(_ entry: NodeReader.Entry, reader: inout NodeReader,
@@ -27,8 +28,23 @@ enum ModelParser {
                 weightsOK = false
             }
         }
-        guard let layers, let modules, weightsOK else { return nil }
-        return ModelSpec(layers: layers, modules: modules, weightsKey: weightsKey, location: entry.valueLocation)
+        var inputSets: [InputSet] = []
+        var inputsOK = true
+        if let inputs = entries["inputs"] {
+            if let sets = reader.entries(of: inputs.value, at: inputs.valueLocation, what: "'model.inputs'", prefix: "model.inputs.") {
+                for set in sets {
+                    keyLocations["model.inputs.\(set.key)"] = set.keyLocation
+                    guard let names = reader.stringList(set) else { inputsOK = false; continue }
+                    inputSets.append(InputSet(name: set.key, modules: names.map(\.value), locations: names.map(\.location),
+                                              location: set.keyLocation))
+                }
+            } else {
+                inputsOK = false
+            }
+        }
+        guard let layers, let modules, weightsOK, inputsOK else { return nil }
+        return ModelSpec(layers: layers, modules: modules, weightsKey: weightsKey, inputSets: inputSets,
+                         location: entry.valueLocation)
     }
 
     /// `modules: {NAME: [out, in]}` in file order; each module's location is its name.

@@ -5,11 +5,13 @@ import AdaptRuntime
 /// per token instead of 2·in·out).
 ///
 /// Layout: for each layer (once when `shared`), the A of every module, then the B
-/// of every module. A layer's A's are then adjacent, so modules that read the
-/// same input (q/k/v) stack into one `[Σr, in]` matrix and their input product
-/// is one GEMM (`LayerForward`).
+/// of every module. A layer's A's are then adjacent, so consecutive modules that
+/// read the same input (q/k/v, declared by `model.inputs`) stack into one
+/// `[Σr, in]` matrix and their input product is one GEMM (`LayerForward`).
 enum LoRAPlanner {
-    static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout, model: CostModel) -> (group: GroupPlan, workspace: Extent) {
+    static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout, inputSets: [InputSet],
+                     model: CostModel) -> (group: GroupPlan, workspace: Extent) {
+        let setOf = { (module: String) in inputSets.firstIndex { $0.modules.contains(module) } }
         let blocks: [(String, [Int])] = group.group.shared
             ? [("shared", group.layers)]
             : group.layers.map { (String($0), [$0]) }
@@ -46,11 +48,12 @@ enum LoRAPlanner {
                     workspace = .atLeast(workspace, Extent.tokens * (2 * factors.rank))
                     members.append((module, a[index], b[index], Float(scale)))
                 }
-                // Runs of consecutive modules with one input size share x·[A₁; A₂; …]ᵀ.
+                // Runs of consecutive modules that read one input (model.inputs) share x·[A₁; A₂; …]ᵀ.
                 var start = 0
                 while start < members.count {
                     var end = start + 1
-                    while end < members.count && members[end].module.inFeatures == members[start].module.inFeatures { end += 1 }
+                    let set = setOf(members[start].module.name)
+                    while set != nil && end < members.count && setOf(members[end].module.name) == set { end += 1 }
                     if end - start >= 2 {
                         let run = Array(members[start..<end])
                         let forward = stackedForward(run.map { ($0.a, $0.b, $0.scale) })
@@ -62,7 +65,8 @@ enum LoRAPlanner {
             }
         }
         let path = paths.map { paths.count == 1 ? $0.text : "\($0.pairs) pairs: \($0.text)" } + [
-            "modules of a layer with one input size: one GEMM x·[A₁; …; A_M]ᵀ, then one B product each",
+            fused.isEmpty ? "no modules share an input (model.inputs): each pair runs alone"
+                : "modules of a layer that read one input (model.inputs): one GEMM x·[A₁; …; A_M]ᵀ, then one B product each",
             "n = 1 runs as GEMV",
         ]
         return (GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs,

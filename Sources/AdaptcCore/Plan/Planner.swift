@@ -1,13 +1,22 @@
 import AdaptRuntime
+import Foundation
 
 /// Plan stage: turns a checked spec into the Plan IR. Each structure has its own
 /// planner; the parameter buffer is laid out group after group in spec order.
 public enum Planner {
+    /// Bytes of prepared state a group may need: ADAPTC_MEMORY_LIMIT, else half the physical memory.
+    public static var memoryLimit: Int {
+        if let text = ProcessInfo.processInfo.environment["ADAPTC_MEMORY_LIMIT"], let value = Int(text), value > 0 { return value }
+        return Int(ProcessInfo.processInfo.physicalMemory / 2)
+    }
+
     public static func plan(_ checked: CheckedSpec) -> (Plan?, [Diagnostic]) {
+        let memoryLimit = Self.memoryLimit
         var diagnostics = DiagnosticCollector()
         var layout = ParameterLayout()
         var groups: [GroupPlan] = []
         var workspace = Extent(0)
+        var prepared = 0
         // Paths are chosen for the spec's token count (codegen.tokens), 64 rows when dynamic:
         // compile output must not depend on command-line flags.
         let model: CostModel
@@ -18,17 +27,27 @@ public enum Planner {
         for group in checked.groups {
             switch group.structure {
             case .lora:
-                let planned = LoRAPlanner.plan(group, layout: &layout, model: model)
+                let planned = LoRAPlanner.plan(group, layout: &layout, inputSets: checked.spec.model.inputSets, model: model)
                 groups.append(planned.group)
                 workspace = .atLeast(workspace, planned.workspace)
             case .tensorTrain, .cp, .tucker:
-                diagnostics.error(
-                    "structure '\(group.structure.rawValue)' of group '\(group.name)' is not supported yet by plan and compile (only 'lora' is); the spec itself is valid",
-                    at: group.group.location(of: "structure"))
+                let before = prepared
+                let planned = TensorPlanner.plan(group, layout: &layout, prepared: &prepared,
+                                                 sharedInput: InputSets.shareInput(group, in: checked.spec), model: model)
+                groups.append(planned.group)
+                workspace = .atLeast(workspace, planned.workspace)
+                let bytes = 4 * (prepared - before) * 2  // prepared state and its gradients
+                if bytes > memoryLimit {
+                    diagnostics.error("group '\(group.name)' needs \(MemorySize.text(bytes)) of prepared state and gradients, "
+                                      + "above the limit of \(MemorySize.text(memoryLimit)) (half the machine's memory by default; "
+                                      + "set ADAPTC_MEMORY_LIMIT in bytes to change it); lower its ranks or choose another order",
+                                      at: group.group.location(of: "structure"))
+                }
             }
         }
         if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
-        let plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace)
+        let plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace,
+                        preparedCount: prepared)
         let problems = PlanVerifier.verify(plan)
         precondition(problems.isEmpty, "internal error: invalid plan:\n" + problems.joined(separator: "\n"))
         return (plan, diagnostics.sorted)
@@ -45,5 +64,15 @@ struct ParameterLayout {
         tensors.append(tensor)
         count += tensor.count
         return tensor
+    }
+}
+
+/// Human-readable byte counts for diagnostics.
+enum MemorySize {
+    static func text(_ bytes: Int) -> String {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes), unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(bytes) bytes" : String(format: "%.1f %@", value, units[unit])
     }
 }

@@ -59,18 +59,38 @@ public struct ModelModule: Hashable, Sendable {
     }
 }
 
+/// One entry of `model.inputs`: modules of a layer that read the same `x`.
+public struct InputSet: Hashable, Sendable {
+    public var name: String
+    public var modules: [String]
+    /// Where each listed module name stands, for diagnostics.
+    public var locations: [SourceLocation]
+    public var location: SourceLocation
+
+    public init(name: String, modules: [String], locations: [SourceLocation], location: SourceLocation) {
+        self.name = name
+        self.modules = modules
+        self.locations = locations
+        self.location = location
+    }
+}
+
 public struct ModelSpec: Sendable {
     public var layers: Int
     /// In spec order.
     public var modules: [ModelModule]
     /// `weights.key`: base checkpoint key template with `{layer}` and `{module}`.
     public var weightsKey: String?
+    /// `inputs`: named sets of modules that read one and the same input (q/k/v).
+    public var inputSets: [InputSet]
     public var location: SourceLocation
 
-    public init(layers: Int, modules: [ModelModule], weightsKey: String? = nil, location: SourceLocation) {
+    public init(layers: Int, modules: [ModelModule], weightsKey: String? = nil, inputSets: [InputSet] = [],
+                location: SourceLocation) {
         self.layers = layers
         self.modules = modules
         self.weightsKey = weightsKey
+        self.inputSets = inputSets
         self.location = location
     }
 

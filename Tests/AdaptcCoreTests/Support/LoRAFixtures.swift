@@ -12,7 +12,10 @@ enum LoRAFixtures {
             ModelModule(name: "key", outFeatures: 8, inFeatures: 16, location: here),
             ModelModule(name: "mlp.up", outFeatures: 40, inFeatures: 24, location: here),
         ]
-        let model = ModelSpec(layers: 3, modules: modules, location: here)
+        // query and key read one input (model.inputs); mlp.up reads another.
+        let model = ModelSpec(layers: 3, modules: modules,
+                              inputSets: [InputSet(name: "attention", modules: ["query", "key"], locations: [here, here], location: here)],
+                              location: here)
         let overrides = shared ? [] : [PairOverride(layer: 2, module: "key", rank: 3, alpha: 5, location: here)]
         let group = AdapterGroup(name: "attn", structure: .lora, layers: [0, 2], modules: ["query", "key", "mlp.up"],
                                  rank: .uniform(4), alpha: 8, scaling: scaling, shared: shared,

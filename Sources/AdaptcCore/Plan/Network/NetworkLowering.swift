@@ -55,26 +55,48 @@ struct NetworkLowering {
                 let view = place(name(k), order, order.map { network.extent($0) })
                 contraction = Contraction(view, a, b, accumulate: false)
             }
-            if contraction.lowered == nil {
-                // Last resort: copy operands into a row-major order BLAS takes (costs bytes).
-                for side in 0..<2 {
-                    let operand = side == 0 ? a : b
-                    let summed = contraction.summedModes
-                    let kept = operand.modes.filter { !summed.contains($0) }
-                    let order = side == 0 ? kept + summed : summed + kept
-                    let copy = place("\(operand.name)ᵀ", order, order.map { operand.extent(of: $0)! })
-                    result.append((-1, Contraction(copy, operand, nil, accumulate: false)))
-                    if side == 0 { a = copy } else { b = copy }
-                    contraction.a = a
-                    contraction.b = b
-                    if contraction.lowered != nil { break }
-                }
-                precondition(contraction.lowered != nil, "internal error: step \(contraction) does not lower even after copies")
-            }
+            let legal = NetworkLowering.legalize(contraction, place: place)
+            for copy in legal.dropLast() { result.append((-1, copy)) }
+            contraction = legal.last!
             views[id] = contraction.output
             result.append((id, contraction))
         }
         return result
+    }
+
+    /// `contraction` as steps that lower: itself when it does; otherwise with
+    /// its operands copied into the order BLAS takes (the output's kept modes
+    /// then the summed ones), and as a last resort computed into a row-major
+    /// temporary that is then added to the output. Copies cost bytes, so the
+    /// planner chooses layouts that avoid them (`chooseOrder`).
+    static func legalize(_ contraction: Contraction,
+                         place: (_ name: String, _ modes: [String], _ extents: [Extent]) -> TensorView) -> [Contraction] {
+        if contraction.lowered != nil { return [contraction] }
+        var steps: [Contraction] = []
+        var c = contraction
+        if let b = c.b {
+            let summed = c.summedModes, batch = c.batchModes
+            for side in 0..<2 {
+                let operand = side == 0 ? c.a : b
+                // Batch modes outermost (they become loops), then rows and the sum as BLAS reads them.
+                let kept = c.output.modes.filter { operand.modes.contains($0) && !batch.contains($0) }
+                let order = batch + (side == 0 ? kept + summed : summed + kept)
+                let copy = place("\(operand.name)ᵀ", order, order.map { operand.extent(of: $0)! })
+                steps.append(Contraction(copy, operand, nil, accumulate: false))
+                if side == 0 { c.a = copy } else { c.b = copy }
+                if c.lowered != nil { return steps + [c] }
+            }
+            let order = batch + c.output.modes.filter { c.a.modes.contains($0) && !batch.contains($0) }
+                + c.output.modes.filter { !c.a.modes.contains($0) }
+            let temporary = place("\(c.output.name)ᵀ", order, order.map { c.output.extent(of: $0)! })
+            let product = Contraction(temporary, c.a, c.b, alpha: c.alpha, accumulate: false)
+            let add = Contraction(c.output, temporary, nil, accumulate: c.accumulate)
+            precondition(product.lowered != nil && add.lowered != nil,
+                         "internal error: step \(contraction) does not lower even after copies: "
+                         + [contraction.output, contraction.a, b].map { "\($0) strides \($0.strides)" }.joined(separator: "; "))
+            return steps + [product, add]
+        }
+        preconditionFailure("internal error: copy \(contraction) does not lower")
     }
 
     /// The result's mode order: blocks of batch, row (a's order) and column
@@ -85,8 +107,13 @@ struct NetworkLowering {
         let batch = modes.filter { a.modes.contains($0) && b.modes.contains($0) }
         let rows = a.modes.filter { modes.contains($0) && !batch.contains($0) }
         let columns = b.modes.filter { modes.contains($0) && !batch.contains($0) }
-        let candidates = [batch + rows + columns, batch + columns + rows, rows + batch + columns,
-                          columns + batch + rows, rows + columns + batch, columns + rows + batch]
+        // Each block in its operand's order, or in the network's canonical order.
+        let canonical = canonicalOrder
+        func sorted(_ block: [String]) -> [String] { block.sorted { canonical[$0, default: .max] < canonical[$1, default: .max] } }
+        var candidates: [[String]] = []
+        for (b, r, c) in [(batch, rows, columns), (sorted(batch), sorted(rows), sorted(columns))] {
+            candidates += [b + r + c, b + c + r, r + b + c, c + b + r, r + c + b, c + r + b]
+        }
         // Modes the consumer sums over, and the view of its other operand when known.
         var summed: [String] = []
         var partner: TensorView?
@@ -116,9 +143,21 @@ struct NetworkLowering {
                     if inPartner != summed.sorted(by: { order.firstIndex(of: $0)! < order.firstIndex(of: $1)! }) { score += 3 }
                 }
             }
+            // Then the fewest inversions against the canonical order (ΔW's row-major out…, in…).
+            for (p, u) in order.enumerated() {
+                for v in order[(p + 1)...] where canonical[u, default: .max] > canonical[v, default: .max] { score += 1 }
+            }
             if best == nil || score < best!.score { best = (score, order) }
         }
         return best!.order
+    }
+
+    /// Rank of each mode in the order results are stored in: the network's
+    /// output modes first, then the rest in order of appearance.
+    var canonicalOrder: [String: Int] {
+        var rank: [String: Int] = [:]
+        for mode in network.outputModes + network.tensors.flatMap(\.modes) where rank[mode] == nil { rank[mode] = rank.count }
+        return rank
     }
 
     /// Modes of an SSA value as the network names them.

@@ -1,0 +1,243 @@
+import XCTest
+@testable import AdaptcCore
+import AdaptRuntime
+import AdaptTestSupport
+
+/// Tensor-train, CP and Tucker groups planned from their networks and run by
+/// the interpreter, against the float64 definition (TensorReference), central
+/// differences for gradients, and 1 vs 2 threads for determinism.
+final class TensorPlannerTests: XCTestCase {
+    static func spec(_ group: String, layers: Int = 3, modules: String = "{q: [6, 6], k: [6, 6]}",
+                     inputs: String = "{attention: [q, k]}", tokens: String = "dynamic") -> String {
+        """
+        adaptc: 1
+        name: T
+        model:
+          layers: \(layers)
+          modules: \(modules)
+          inputs: \(inputs)
+        adapters:
+          - name: g
+            modules: [q, k]
+            alpha: 3
+        \(group.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        codegen: {tokens: \(tokens)}
+        """
+    }
+
+    func planned(_ source: String, file: StaticString = #filePath, line: UInt = #line) throws -> (CheckedSpec, Plan) {
+        let checked = try SpecLoader.check(source: source, path: "t.adapt.yaml")
+        let (plan, diagnostics) = Planner.plan(checked)
+        XCTAssertEqual(diagnostics.filter { $0.severity == .error }, [], file: file, line: line)
+        let plan_ = try XCTUnwrap(plan, file: file, line: line)
+        XCTAssertEqual(PlanVerifier.verify(plan_), [], file: file, line: line)
+        return (checked, plan_)
+    }
+
+    static let cases: [String] = [
+        "structure: tensor-train\nfactor: {out: [2, 3], in: [3, 2]}\nrank: 3",
+        "structure: tensor-train\norder: [in, layer, module, out]\nrank: 2",
+        "structure: tensor-train\nfactor: {out: [2, 3], in: [3, 2]}\norder: [layer, out.0, in.0, module, out.1, in.1]\nrank: 2",
+        "structure: tensor-train\norder: [out, layer, module, in]\nranks: [3, 2, 4]",
+        "structure: tensor-train\nfactor: {out: [1, 6], in: [6, 1]}\nrank: 50",
+        "structure: cp\nrank: 3",
+        "structure: cp\nfactor: {out: [2, 3]}\nrank: 4\nscaling: rslora",
+        "structure: tucker\nranks: {layer: full, module: full, out: 2, in: 3}",
+        "structure: tucker\nrank: 2",
+        "structure: tucker\nfactor: {in: [2, 3]}\nranks: {layer: 2, module: full, out: full, in.0: 1, in.1: 2}",
+    ]
+
+    func testEveryStructureMatchesTheDefinition() throws {
+        for text in Self.cases {
+            try check(Self.spec(text), gradients: true)
+        }
+    }
+
+    func testSingleLayerAndLayerSubsets() throws {
+        try check(Self.spec("structure: tensor-train\nrank: 2", layers: 1), gradients: true)
+        try check(Self.spec("structure: cp\nlayers: [0, 2]\nrank: 2"), gradients: false)
+    }
+
+    /// Every order of a 4-mode and of a 5-mode tensor-train (out split in two).
+    func testEveryOrderOfSmallTensorTrains() throws {
+        func permutations(_ items: [String]) -> [[String]] {
+            items.count <= 1 ? [items] : items.indices.flatMap { i in
+                permutations(Array(items[..<i] + items[(i + 1)...])).map { [items[i]] + $0 }
+            }
+        }
+        for order in permutations(["layer", "module", "out", "in"]) {
+            try check(Self.spec("structure: tensor-train\norder: [\(order.joined(separator: ", "))]\nrank: 2"), gradients: false)
+        }
+        for (k, order) in permutations(["layer", "module", "out.0", "out.1", "in"]).enumerated() {
+            try check(Self.spec("structure: tensor-train\nfactor: {out: [2, 3]}\norder: [\(order.joined(separator: ", "))]\nrank: 2"),
+                      gradients: k % 15 == 0)
+        }
+    }
+
+    /// The rules of DESIGN §2 come out of the search: a bond between in- and
+    /// out-modes costs per token what a LoRA of that rank costs.
+    func testBondSeparatingInFromOutCostsALoRA() throws {
+        let (_, plan) = try planned(Self.spec("structure: tensor-train\nfactor: {out: [2, 3], in: [3, 2]}\nrank: 3",
+                                              modules: "{q: [6, 6], k: [6, 6]}"))
+        let pair = plan.groups[0].pairs[0]
+        // LoRA of rank ρ (the bond out.1|in.0 is clipped to min(6, 6) and 3): 2·n·ρ·(in + out).
+        XCTAssertEqual(pair.forward.flops.perToken, 2 * 3 * (6 + 6))
+        XCTAssertFalse(plan.groups[0].prepare.isEmpty, "B[l,m] and A are hoisted into prepare")
+    }
+
+    /// An interleaved (TT-matrix) order with many tokens: materialising ΔW in prepare wins.
+    func testInterleavedOrderMaterialisesWhenCheaper() throws {
+        let (_, plan) = try planned(Self.spec("structure: tensor-train\nfactor: {out: [2, 3], in: [3, 2]}\norder: [out.0, in.0, out.1, in.1, layer, module]\nrank: 4",
+                                              tokens: "4096"))
+        let pair = plan.groups[0].pairs[0]
+        XCTAssertEqual(pair.forward.contractions.count, 1, "one product with the prepared ΔW[l, m]")
+        XCTAssertEqual(pair.forward.flops.perToken, 2 * 36)
+        XCTAssertTrue(plan.groups[0].path.contains { $0.hasPrefix("prepare:") })
+    }
+
+    func testPreparedStateTooLargeIsRefusedWithItsSize() throws {
+        setenv("ADAPTC_MEMORY_LIMIT", "1000", 1)
+        defer { unsetenv("ADAPTC_MEMORY_LIMIT") }
+        let checked = try SpecLoader.check(source: Self.spec("structure: tensor-train\norder: [in, layer, module, out]\nrank: 2"),
+                                           path: "t.adapt.yaml")
+        let (plan, diagnostics) = Planner.plan(checked)
+        XCTAssertNil(plan)
+        XCTAssertEqual(diagnostics.count, 1)
+        XCTAssertTrue(diagnostics[0].message.contains("of prepared state") && diagnostics[0].message.contains("1000 bytes"),
+                      diagnostics[0].message)
+    }
+
+    /// Forward after a parameter update without prepare() re-prepares by itself.
+    func testStaleParametersArePreparedAgain() throws {
+        let (checked, plan) = try planned(Self.spec("structure: tensor-train\nrank: 2"))
+        let interpreter = PlanInterpreter(plan: plan, threads: 1)
+        var random = TestRandom(seed: 3)
+        let values = random.floats(plan.parameterCount)
+        for i in values.indices { interpreter.storage.parameters[i] = values[i] }
+        interpreter.prepare()
+        let before = try materialize(interpreter, plan.pairs[0])
+        interpreter.storage.parameters[0] += 1
+        let after = try materialize(interpreter, plan.pairs[0])
+        XCTAssertNotEqual(before, after)
+        let reference = TensorReference(group: checked.groups[0], plan: plan)
+        assertClose(after, reference.delta(Array(interpreter.storage.parameters).map(Double.init), li: 0, mi: 0), "after update")
+    }
+
+    private func materialize(_ interpreter: PlanInterpreter, _ pair: PairPlan) throws -> [Float] {
+        var delta = [Float](repeating: .nan, count: pair.outFeatures * pair.inFeatures)
+        try delta.withUnsafeMutableBufferPointer { try interpreter.materialize(layer: pair.layer, module: pair.module, into: $0) }
+        return delta
+    }
+
+    /// materialize, forward (per pair and fused), backward (dx and, after
+    /// finishBackward, every parameter's gradient) against the definition.
+    func check(_ source: String, gradients: Bool, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (checked, plan) = try planned(source, file: file, line: line)
+        let group = checked.groups[0]
+        let reference = TensorReference(group: group, plan: plan)
+        var random = TestRandom(seed: 11)
+        let values = random.floats(plan.parameterCount)
+        let parameters = values.map(Double.init)
+        var results: [[Float]] = []
+        for threads in [1, 2] {
+            let interpreter = PlanInterpreter(plan: plan, threads: threads)
+            for i in values.indices { interpreter.storage.parameters[i] = values[i] }
+            interpreter.prepare()
+            var outputs: [Float] = []
+            var random = TestRandom(seed: 5)
+            for (li, layer) in group.layers.enumerated() {
+                var fusedExpected: [[Double]] = []
+                let n = 3
+                let x = random.floats(n * group.modules[0].inFeatures)
+                for (mi, module) in group.modules.enumerated() {
+                    let pair = try XCTUnwrap(plan.pair(layer: layer, module: module.name))
+                    let delta = reference.delta(parameters, li: li, mi: mi)
+                    let got = try materialize(interpreter, pair)
+                    assertClose(got, delta, "\(source) materialize \(pair.key)", file: file, line: line)
+                    let (o, i) = (module.outFeatures, module.inFeatures)
+                    var y = [Float](repeating: 0.5, count: n * o)
+                    try x.withUnsafeBufferPointer { xb in
+                        try y.withUnsafeMutableBufferPointer { try interpreter.forward(layer: layer, module: module.name, x: xb, rows: n, y: $0) }
+                    }
+                    var expected = [Double](repeating: 0.5, count: n * o)
+                    for r in 0..<n { for a in 0..<o { for b in 0..<i { expected[r * o + a] += Double(x[r * i + b]) * delta[a * i + b] } } }
+                    assertClose(y, expected, "\(source) forward \(pair.key)", file: file, line: line)
+                    fusedExpected.append(expected.map { $0 - 0.5 })
+                    outputs += y
+                    // dx = dy·ΔW.
+                    let dy = random.floats(n * o)
+                    var dx = [Float](repeating: 0, count: n * i)
+                    try x.withUnsafeBufferPointer { xb in
+                        try dy.withUnsafeBufferPointer { dyb in
+                            try dx.withUnsafeMutableBufferPointer {
+                                try interpreter.backward(layer: layer, module: module.name, x: xb, dy: dyb, rows: n, dx: $0)
+                            }
+                        }
+                    }
+                    var dxExpected = [Double](repeating: 0, count: n * i)
+                    for r in 0..<n { for a in 0..<o { for b in 0..<i { dxExpected[r * i + b] += Double(dy[r * o + a]) * delta[a * i + b] } } }
+                    assertClose(dx, dxExpected, "\(source) dx \(pair.key)", file: file, line: line)
+                    outputs += dx
+                    if gradients && threads == 1 {
+                        let fresh = PlanInterpreter(plan: plan, threads: 1)
+                        for i in values.indices { fresh.storage.parameters[i] = values[i] }
+                        try checkGradients(fresh, reference, li: li, mi: mi, x: x, dy: dy, n: n, parameters: parameters,
+                                           source: source, file: file, line: line)
+                    }
+                }
+                if let fused = plan.groups[0].layerForwards.first(where: { $0.layer == layer }) {
+                    var ys = group.modules.map { [Float](repeating: 0, count: n * $0.outFeatures) }
+                    try x.withUnsafeBufferPointer { xb in
+                        var buffers = ys.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+                        defer { buffers.forEach { $0.deallocate() } }
+                        for b in buffers.indices { buffers[b].initialize(repeating: 0) }
+                        try interpreter.forwardLayer(layer: layer, modules: fused.modules, x: xb, rows: n, outputs: buffers)
+                        for b in buffers.indices { ys[b] = Array(buffers[b]) }
+                    }
+                    for (mi, y) in ys.enumerated() {
+                        assertClose(y, fusedExpected[mi], "\(source) fused forward layer \(layer) module \(mi)", file: file, line: line)
+                        outputs += y
+                    }
+                }
+            }
+            interpreter.finishBackward()
+            outputs += Array(interpreter.storage.gradients)
+            results.append(outputs)
+        }
+        let differ = zip(results[0], results[1]).filter { $0.0 != $0.1 }.count
+        XCTAssertTrue(results[0].count == results[1].count && differ == 0,
+                      "\(source): 1 and 2 threads differ in \(differ) of \(results[0].count) values", file: file, line: line)
+    }
+
+    /// Gradient of L = Σ dy ⊙ (x·ΔW[l,m]ᵀ) w.r.t. every parameter after one
+    /// backward + finishBackward, against central differences of the reference.
+    private func checkGradients(_ interpreter: PlanInterpreter, _ reference: TensorReference, li: Int, mi: Int,
+                                x: [Float], dy: [Float], n: Int, parameters: [Double], source: String,
+                                file: StaticString, line: UInt) throws {
+        let module = reference.group.modules[mi], layer = reference.group.layers[li]
+        let (o, i) = (module.outFeatures, module.inFeatures)
+        var dx = [Float](repeating: 0, count: n * i)
+        try x.withUnsafeBufferPointer { xb in
+            try dy.withUnsafeBufferPointer { dyb in
+                try dx.withUnsafeMutableBufferPointer { try interpreter.backward(layer: layer, module: module.name, x: xb, dy: dyb, rows: n, dx: $0) }
+            }
+        }
+        interpreter.finishBackward()
+        func loss(_ p: [Double]) -> Double {
+            let delta = reference.delta(p, li: li, mi: mi)
+            var total = 0.0
+            for r in 0..<n { for a in 0..<o { for b in 0..<i { total += Double(dy[r * o + a]) * Double(x[r * i + b]) * delta[a * i + b] } } }
+            return total
+        }
+        var expected = [Double](repeating: 0, count: parameters.count)
+        let h = 1e-4
+        for j in parameters.indices {
+            var plus = parameters, minus = parameters
+            plus[j] += h
+            minus[j] -= h
+            expected[j] = (loss(plus) - loss(minus)) / (2 * h)
+        }
+        assertClose(Array(interpreter.storage.gradients), expected, "\(source) parameter gradients \(layer).\(module.name)",
+                    tolerance: 1e-4, file: file, line: line)
+    }
+}
