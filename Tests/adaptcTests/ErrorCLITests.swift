@@ -331,24 +331,24 @@ final class ErrorCLITests: XCTestCase {
             rank: 4
         """
 
-    func testCompileTensorTrainIsNotSupportedYet() throws {
+    /// A tensor-train compiles; one whose prepared state would pass the memory
+    /// limit is refused at plan time with the figure, and nothing is written.
+    func testCompileTensorTrainAndItsMemoryLimit() throws {
         try sandbox.write(Self.tensorTrainSpec, to: "tt.adapt.yaml")
-        // The spec itself is valid.
-        let check = try sandbox.adaptc("check", "tt.adapt.yaml")
-        XCTAssertEqual(check.status, 0, "\(check)")
+        let compiled = try sandbox.adaptc("compile", "tt.adapt.yaml", "-o", "gen")
+        XCTAssertEqual(compiled.status, 0, "\(compiled)")
+        XCTAssertTrue(sandbox.exists("gen/TtSmallAdapter.swift"))
 
+        setenv("ADAPTC_MEMORY_LIMIT", "64", 1)
+        defer { unsetenv("ADAPTC_MEMORY_LIMIT") }
         let before = sandbox.listing()
-        let result = try sandbox.adaptc("compile", "tt.adapt.yaml", "-o", "gen")
+        let result = try sandbox.adaptc("compile", "tt.adapt.yaml", "-o", "gen2")
         XCTAssertEqual(result.status, 1, "\(result)")
         let located = diagnosticPattern(path: "tt.adapt.yaml", severities: "error")
-        let line = result.stderrLines.first { matches($0, located) && $0.contains("not supported") }
-        XCTAssertNotNil(line, "no `tt.adapt.yaml:LINE:COL: error: … not supported … yet` line\n\(result)")
-        if let line {
-            XCTAssertTrue(line.range(of: "not supported( [^ ]+)* yet", options: .regularExpression) != nil, line)
-        }
-        let any = diagnosticPattern(path: "tt.adapt.yaml")
-        for l in result.stderrLines { XCTAssertTrue(matches(l, any), "bad line: \(l)") }
-        XCTAssertFalse(sandbox.exists("gen"), "compile of a failing spec must not create the output folder")
+        XCTAssertEqual(result.stderrLines.count, 1, "\(result)")
+        let line = result.stderrLines.first { matches($0, located) && $0.contains("of prepared state") && $0.contains("64 bytes") }
+        XCTAssertNotNil(line, "no `tt.adapt.yaml:LINE:COL: error: … prepared state … limit` line\n\(result)")
+        XCTAssertFalse(sandbox.exists("gen2"), "compile of a failing spec must not create the output folder")
         XCTAssertEqual(sandbox.listing(), before)
     }
 }
