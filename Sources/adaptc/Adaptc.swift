@@ -130,9 +130,12 @@ struct Init: ParsableCommand {
     @Option(help: "Base checkpoint (SVD-based methods).") var base: String?
     @Option(help: "Residual checkpoint to write (SVD-based methods).") var residual: String?
     @Option(help: "Random seed (overrides init.seed).") var seed: UInt64?
+    @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded { try InitCommand.run(specPath: spec, output: o, seed: seed, basePath: base, residualPath: residual) }
+        try guarded {
+            try InitCommand.run(specPath: spec, output: o, seed: seed, basePath: base, residualPath: residual, threads: threads.threads)
+        }
     }
 }
 
