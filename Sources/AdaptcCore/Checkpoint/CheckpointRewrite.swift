@@ -7,7 +7,8 @@ import Foundation
 /// back (round to nearest even). A one-file base gives one file; a sharded
 /// base gives a folder with the same shards and its index, each shard written
 /// atomically and the index last, so a reader never sees an index that names
-/// a shard not yet complete.
+/// a shard not yet complete. (A failure in a later shard leaves the earlier
+/// ones complete in the folder, but no new index.)
 public enum CheckpointRewrite {
     public typealias Transform = (_ key: String, _ pair: PairPlan, _ weight: UnsafeMutableBufferPointer<Float>) throws -> Void
 
@@ -25,20 +26,25 @@ public enum CheckpointRewrite {
         try AtomicFile.write(base.index!, to: (output as NSString).appendingPathComponent(BaseCheckpoint.indexName))
     }
 
+    /// Streams one file: each tensor is read through the memory map, written,
+    /// and its mapped pages released before the next, so resident memory stays
+    /// at about one tensor (as float32) whatever the checkpoint's size.
     private static func writeShard(_ file: SafetensorsFile, targets: [String: PairPlan], to path: String,
                                    action: String, transform: Transform) throws {
-        var writer = SafetensorsWriter(metadata: file.metadata)
+        let writer = try SafetensorsStreamWriter(path: path, metadata: file.metadata,
+                                                 tensors: file.tensors.map { ($0.name, $0.dtype, $0.shape) })
         for entry in file.tensors {
+            defer { file.releasePages(entry) }
             guard let pair = targets[entry.name] else {
-                writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: file.rawBytes(entry.name))
+                try file.withRawBytes(entry) { try writer.append(entry.name, bytes: $0) }
                 continue
             }
             var weight = try file.floats(entry.name)
             try weight.withUnsafeMutableBufferPointer { try transform(entry.name, pair, $0) }
             try checkFinite(weight, entry: entry, file: file.path, action: action)
-            writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: FloatNarrowing.bytes(weight, as: entry.dtype))
+            try writer.append(entry.name, bytes: FloatNarrowing.bytes(weight, as: entry.dtype))
         }
-        try writer.write(to: path)
+        try writer.commit()
     }
 
     /// An overflow would write Inf, which no reader (adaptc included) accepts back.
