@@ -53,7 +53,8 @@ enum ShardIndex {
             let name = shardNames[old]
             let path = (folder as NSString).appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: path) else {
-                throw UserError("\(indexPath): shard \"\(name)\" does not exist in \(folder)")
+                let tensor = entries.first { if case .string(name) = $0.value { true } else { false } }!.key
+                throw UserError("\(indexPath): shard \"\(name)\" (of tensor \"\(tensor)\") does not exist in \(folder)")
             }
             shards.append(BaseCheckpoint.Shard(name: name, file: try SafetensorsFile.read(path: path)))
         }
@@ -62,7 +63,7 @@ enum ShardIndex {
         for (number, shard) in shards.enumerated() {
             for entry in shard.file.tensors where shardOfTensor[entry.name] != number {
                 if let other = shardOfTensor[entry.name] {
-                    throw UserError("\(shard.file.path): tensor \"\(entry.name)\" is also in \(shards[other].name) (the index places it there)")
+                    throw UserError("\(shard.file.path): tensor \"\(entry.name)\" is here, but \(BaseCheckpoint.indexName) places it in \(shards[other].name)")
                 }
                 throw UserError("\(shard.file.path): tensor \"\(entry.name)\" is not in \(BaseCheckpoint.indexName)")
             }
