@@ -12,7 +12,8 @@ struct Adaptc: ParsableCommand {
         commandName: "adaptc",
         abstract: "Compile declarative low-rank adapter specs into Swift kernels.",
         version: SwiftEmitter.adaptcVersion,
-        subcommands: [Check.self, PlanCommand.self, Compile.self, Init.self, Eval.self, Materialize.self, Merge.self]
+        subcommands: [Check.self, PlanCommand.self, Compile.self, Init.self, Eval.self, Materialize.self, Merge.self,
+                      ImportPEFT.self, ExportPEFT.self]
     )
 
     /// No subcommand is bad usage: help on stderr, exit 64.
@@ -130,9 +131,12 @@ struct Init: ParsableCommand {
     @Option(help: "Base checkpoint (SVD-based methods).") var base: String?
     @Option(help: "Residual checkpoint to write (SVD-based methods).") var residual: String?
     @Option(help: "Random seed (overrides init.seed).") var seed: UInt64?
+    @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded { try InitCommand.run(specPath: spec, output: o, seed: seed, basePath: base, residualPath: residual) }
+        try guarded {
+            try InitCommand.run(specPath: spec, output: o, seed: seed, basePath: base, residualPath: residual, threads: threads.threads)
+        }
     }
 }
 
@@ -180,5 +184,30 @@ struct Merge: ParsableCommand {
             [try MergeCommand.run(specPath: spec, adapterPath: adapter, basePath: base, output: o,
                                   unmerge: unmerge, threads: threads.threads)]
         }
+    }
+}
+
+struct ImportPEFT: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "import-peft", abstract: "Turn a PEFT LoRA folder into a spec and adapter weights.")
+
+    @Argument(help: "PEFT adapter folder (adapter_config.json, adapter_model.safetensors).") var folder: String
+    @Option(name: .short, help: "Output folder.") var o: String
+    @Option(help: "File stem of the outputs (default: the folder's name).") var name: String?
+    @Option(help: "Base checkpoint: layer count and shapes from it.") var base: String?
+
+    func run() throws {
+        try guarded { try ImportPEFTCommand.run(folder: folder, output: o, stem: name, basePath: base) }
+    }
+}
+
+struct ExportPEFT: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export-peft", abstract: "Write an adapter as a PEFT LoRA folder.")
+
+    @Argument(help: "Spec file.") var spec: String
+    @Option(help: "Adapter weights.") var adapter: String
+    @Option(name: .short, help: "Output folder.") var o: String
+
+    func run() throws {
+        try guarded { try ExportPEFTCommand.run(specPath: spec, adapterPath: adapter, output: o) }
     }
 }

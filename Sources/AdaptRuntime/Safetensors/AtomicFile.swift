@@ -50,6 +50,49 @@ public enum AtomicFile {
         syncFolder(folder)
     }
 
+    /// A file written piece by piece with the same guarantees: the pieces go
+    /// to a temporary file next to `path`, and only `commit()` (sync, rename)
+    /// makes it appear. Dropped without `commit()`, the temporary file is removed.
+    public final class Stream {
+        public let path: String
+        private let temporary: String
+        private let folder: String
+        private var descriptor: Int32
+
+        public init(path: String) throws {
+            self.path = path
+            let (folder, name) = AtomicFile.split(path)
+            self.folder = folder
+            temporary = "\(folder)/.\(name).tmp-\(getpid())-\(String(UInt64.random(in: .min ... .max), radix: 16))"
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            guard descriptor >= 0 else { throw AtomicFile.failure(path, "cannot create a temporary file in \(folder)") }
+        }
+
+        public func write(_ bytes: UnsafeRawBufferPointer) throws {
+            try writeAll(bytes, to: descriptor, path: path)
+        }
+
+        public func write(_ bytes: [UInt8]) throws {
+            try bytes.withUnsafeBytes { try write($0) }
+        }
+
+        public func commit() throws {
+            guard fsync(descriptor) == 0 else { throw AtomicFile.failure(path, "cannot sync") }
+            let closed = close(descriptor)
+            descriptor = -1
+            guard closed == 0 else { throw AtomicFile.failure(path, "cannot close") }
+            guard rename(temporary, path) == 0 else { throw AtomicFile.failure(path, "cannot replace") }
+            AtomicFile.syncFolder(folder)
+        }
+
+        deinit {
+            if descriptor >= 0 {
+                close(descriptor)
+                unlink(temporary)
+            }
+        }
+    }
+
     /// The string's UTF-8 bytes, written as above.
     public static func write(_ contents: String, to path: String) throws {
         try write(Array(contents.utf8), to: path)
@@ -57,7 +100,7 @@ public enum AtomicFile {
 
     /// Makes the rename itself durable. Best effort: some file systems refuse
     /// to sync a folder, and by now the new file is complete and in place.
-    private static func syncFolder(_ folder: String) {
+    fileprivate static func syncFolder(_ folder: String) {
         let descriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { return }
         fsync(descriptor)
@@ -65,7 +108,7 @@ public enum AtomicFile {
     }
 
     /// (folder, file name); the folder is "." for a bare name.
-    private static func split(_ path: String) -> (folder: String, name: Substring) {
+    fileprivate static func split(_ path: String) -> (folder: String, name: Substring) {
         guard let slash = path.lastIndex(of: "/") else { return (".", path[...]) }
         let folder = path[..<slash]
         return (folder.isEmpty ? "/" : String(folder), path[path.index(after: slash)...])
@@ -81,15 +124,17 @@ public enum AtomicFile {
 /// Loops because `write` may write less than asked, or be interrupted. At file
 /// scope so that `write` means the system call, not `AtomicFile.write`.
 private func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) throws {
-    try bytes.withUnsafeBytes { buffer in
-        var written = 0
-        while written < buffer.count {
-            let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw AtomicFile.failure(path, "cannot write")
-            }
-            written += result
+    try bytes.withUnsafeBytes { try writeAll($0, to: descriptor, path: path) }
+}
+
+private func writeAll(_ buffer: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {
+    var written = 0
+    while written < buffer.count {
+        let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+        if result < 0 {
+            if errno == EINTR { continue }
+            throw AtomicFile.failure(path, "cannot write")
         }
+        written += result
     }
 }

@@ -3,7 +3,9 @@
 /// JSON as the header holds it. Objects keep every member in order, duplicates
 /// included, so the checks above can name the duplicated key. Numbers keep
 /// their text, so integers of any size are judged exactly, never via `Double`.
-enum HeaderJSON {
+/// Public because other JSON files adaptc reads (a sharded checkpoint's index,
+/// PEFT's adapter_config.json) need the same strictness and member order.
+public enum HeaderJSON: Sendable {
     case object([(key: String, value: HeaderJSON)])
     case array([HeaderJSON])
     case string(String)
@@ -13,7 +15,7 @@ enum HeaderJSON {
 
     /// A short rendering for error messages: long strings and numbers are cut,
     /// so a hostile header cannot make a megabyte-long message.
-    var summary: String {
+    public var summary: String {
         switch self {
         case .object: "an object"
         case .array: "an array"
@@ -32,10 +34,20 @@ enum HeaderJSON {
 /// An RFC 8259 parser over the header bytes. Foundation's `JSONSerialization`
 /// is not used because it silently keeps one of two duplicate keys, and
 /// duplicates must be rejected (DESIGN §5). Input is valid UTF-8 already.
-struct HeaderJSONParser {
-    struct SyntaxError: Error {
-        var detail: String
-        var offset: Int
+public struct HeaderJSONParser {
+    public struct SyntaxError: Error, Sendable {
+        public var detail: String
+        public var offset: Int
+    }
+
+    /// Parses a whole text (a Swift string is valid UTF-8 already).
+    public static func parse(text: String) throws(SyntaxError) -> HeaderJSON {
+        var text = text
+        var result: Result<HeaderJSON, SyntaxError> = .success(.null)
+        text.withUTF8 { buffer in
+            do throws(SyntaxError) { result = .success(try parse(UnsafeRawBufferPointer(buffer))) } catch { result = .failure(error) }
+        }
+        return try result.get()
     }
 
     /// A real header nests three deep; the limit keeps hostile input such as

@@ -126,6 +126,25 @@ public struct SafetensorsFile: Sendable {
         entry(name).map { Array(data(of: $0)) } ?? []
     }
 
+    /// The tensor's stored bytes, without a copy, for as long as `body` runs.
+    public func withRawBytes<R>(_ entry: TensorEntry, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(data(of: entry))
+    }
+
+    /// Hands the tensor's pages back to the kernel (`madvise(MADV_DONTNEED)`):
+    /// a streaming pass over a checkpoint calls this after each tensor, so the
+    /// mapped pages it touched stop counting as resident memory. Safe at any
+    /// time: the mapping is private and read-only, so a later access reads the
+    /// file again.
+    public func releasePages(_ entry: TensorEntry) {
+        let range = data(of: entry)
+        guard let start = range.baseAddress, range.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = Int(bitPattern: start) / page * page
+        let end = (Int(bitPattern: start) + range.count + page - 1) / page * page
+        madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, Int32(MADV_DONTNEED))
+    }
+
     /// In bounds by construction: the header checks tied every entry's offsets
     /// to the data section's size.
     private func data(of entry: TensorEntry) -> UnsafeRawBufferPointer {

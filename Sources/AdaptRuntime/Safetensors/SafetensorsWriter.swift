@@ -53,11 +53,35 @@ public struct SafetensorsWriter: Sendable {
 
     private func encode(label: String) throws -> [UInt8] {
         let ordered = tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let (header, dataSize) = try Self.header(
+            metadata: metadata, tensors: ordered.map { ($0.name, $0.dtype, $0.shape) }, label: label)
+        for tensor in ordered {
+            let byteCount = try Self.expectedByteCount(tensor.name, tensor.dtype, tensor.shape, label: label)
+            guard tensor.bytes.count == byteCount else {
+                throw SafetensorsError(
+                    path: label, tensor: tensor.name,
+                    "\(tensor.bytes.count) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)"
+                )
+            }
+        }
+        var file: [UInt8] = []
+        file.reserveCapacity(header.count + dataSize)
+        file.append(contentsOf: header)
+        for tensor in ordered {
+            file.append(contentsOf: tensor.bytes)
+        }
+        return file
+    }
+
+    /// The 8-byte length and the padded JSON header for tensors already in
+    /// name order (data in that order follows it), and the data section's size.
+    /// Shared with `SafetensorsStreamWriter`, so both write identical files.
+    static func header(metadata: [String: String], tensors ordered: [(name: String, dtype: DType, shape: [Int])],
+                       label: String) throws -> (bytes: [UInt8], dataSize: Int) {
         var names = Set<String>()
         for tensor in ordered where !names.insert(tensor.name).inserted {
             throw SafetensorsError(path: label, tensor: tensor.name, "added more than once (duplicate name)")
         }
-
         var members: [String] = []
         if !metadata.isEmpty {
             let pairs = metadata.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
@@ -69,13 +93,7 @@ public struct SafetensorsWriter: Sendable {
             guard tensor.name != "__metadata__" else {
                 throw SafetensorsError(path: label, tensor: tensor.name, "the name is reserved for metadata")
             }
-            let byteCount = try expectedByteCount(of: tensor, label: label)
-            guard tensor.bytes.count == byteCount else {
-                throw SafetensorsError(
-                    path: label, tensor: tensor.name,
-                    "\(tensor.bytes.count) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)"
-                )
-            }
+            let byteCount = try expectedByteCount(tensor.name, tensor.dtype, tensor.shape, label: label)
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             members.append(
                 "\(Self.json(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
@@ -88,38 +106,35 @@ public struct SafetensorsWriter: Sendable {
         guard UInt64(header.count) <= SafetensorsFile.maximumHeaderLength else {
             throw SafetensorsError(path: label, "header of \(header.count) bytes exceeds the limit of 100,000,000")
         }
-        var file: [UInt8] = []
-        file.reserveCapacity(8 + header.count + offset)
-        withUnsafeBytes(of: UInt64(header.count).littleEndian) { file.append(contentsOf: $0) }
-        file.append(contentsOf: header)
-        for tensor in ordered {
-            file.append(contentsOf: tensor.bytes)
-        }
-        return file
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 + header.count)
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: header)
+        return (bytes, offset)
     }
 
     /// numel × itemsize, rejecting what the reader would reject.
-    private func expectedByteCount(of tensor: Tensor, label: String) throws -> Int {
-        if let negative = tensor.shape.first(where: { $0 < 0 }) {
+    static func expectedByteCount(_ name: String, _ dtype: DType, _ shape: [Int], label: String) throws -> Int {
+        if let negative = shape.first(where: { $0 < 0 }) {
             throw SafetensorsError(
-                path: label, tensor: tensor.name, "shape \(tensor.shape) has negative dimension \(negative)")
+                path: label, tensor: name, "shape \(shape) has negative dimension \(negative)")
         }
-        var count = tensor.dtype.itemSize
-        for dimension in tensor.shape where dimension != 0 {
+        var count = dtype.itemSize
+        for dimension in shape where dimension != 0 {
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
             guard !overflow else {
                 throw SafetensorsError(
-                    path: label, tensor: tensor.name,
-                    "\(tensor.dtype.rawValue) \(tensor.shape) overflows the byte count")
+                    path: label, tensor: name,
+                    "\(dtype.rawValue) \(shape) overflows the byte count")
             }
             count = product
         }
-        return tensor.shape.contains(0) ? 0 : count
+        return shape.contains(0) ? 0 : count
     }
 
     /// A JSON string literal: quotes, backslashes and control characters
     /// escaped, everything else as raw UTF-8 (valid JSON, and what readers expect).
-    private static func json(_ text: String) -> String {
+    static func json(_ text: String) -> String {
         var result = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -12,7 +12,7 @@ public enum EvalCommand {
         var writer = SafetensorsWriter()
         var rows = 0
         for entry in inputs.tensors {
-            let pair = try self.pair(entry.name, in: plan, file: inputPath)
+            let pair = try PairKey.pair(entry.name, in: plan, file: inputPath)
             guard entry.shape.count == 2, entry.shape[1] == pair.inFeatures else {
                 throw UserError("\(inputPath): tensor \"\(entry.name)\" has shape \(entry.shape), expected [n, \(pair.inFeatures)]")
             }
@@ -37,7 +37,7 @@ public enum EvalCommand {
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         var writer = SafetensorsWriter()
         for pair in plan.pairs {
-            writer.add(pair.key, floats: try delta(pair, interpreter), shape: [pair.outFeatures, pair.inFeatures])
+            writer.add(PairKey.key(layer: pair.layer, module: pair.module), floats: try delta(pair, interpreter), shape: [pair.outFeatures, pair.inFeatures])
         }
         try writer.write(to: output)
         return "materialize: \(plan.pairs.count) pairs → \(output)"
@@ -49,17 +49,5 @@ public enum EvalCommand {
             try interpreter.materialize(layer: pair.layer, module: pair.module, into: $0)
         }
         return delta
-    }
-
-    /// The pair a `LAYER.MODULE` key names (module names may contain dots).
-    static func pair(_ key: String, in plan: Plan, file: String) throws -> PairPlan {
-        let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let layer = Int(parts[0]), String(layer) == parts[0] else {
-            throw UserError("\(file): tensor \"\(key)\": keys are LAYER.MODULE, e.g. 3.query")
-        }
-        guard let pair = plan.pair(layer: layer, module: parts[1]) else {
-            throw UserError("\(file): tensor \"\(key)\": the spec has no adapter for layer \(layer) module \"\(parts[1])\"")
-        }
-        return pair
     }
 }

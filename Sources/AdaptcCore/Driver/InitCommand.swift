@@ -1,44 +1,43 @@
 import AdaptRuntime
 
-/// `adaptc init`: writes a fresh adapter file for a spec (DESIGN §3).
+/// `adaptc init`: writes a fresh adapter file for a spec (DESIGN §3) and, with
+/// `--residual`, the base checkpoint with each targeted W replaced by W − s·B·A.
 public enum InitCommand {
     /// Initialises every group; returns one line per group saying what was done.
     public static func run(specPath: String, output: String, seed: UInt64?, basePath: String?,
-                           residualPath: String?) throws -> [String] {
+                           residualPath: String?, threads: Int = 0) throws -> [String] {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        if basePath != nil || residualPath != nil, !InitStage.readsBase(checked) {
+            throw UserError("--base and --residual apply to init methods that read the base weights (pissa, milora, olora); this spec uses none")
+        }
+        if residualPath != nil, basePath == nil {
+            throw UserError("--residual needs --base (the checkpoint the residual is taken from)")
+        }
+        let base = try basePath.map(BaseCheckpoint.open)
         let storage = AdapterStorage(parameterCount: plan.parameterCount, threads: 1)
-        var report: [String] = []
-        for group in checked.groups {
-            let settings = group.group.initialization
-            let seed = seed ?? settings.seed ?? 0
-            switch settings.method {
-            case .zero, .gaussian:
-                break
-            case .pissa, .milora, .olora, .ttSVD, .hosvd, .cpALS, .recycle:
-                throw UserError("\(specPath): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero and gaussian are)")
-            }
-            if basePath != nil || residualPath != nil {
-                throw UserError("--base and --residual apply to SVD-based init methods; group '\(group.name)' uses '\(settings.method.rawValue)'")
-            }
-            let keys = plan.parameters.filter { $0.key.hasPrefix(group.name + ".") }
-            for tensor in keys {
-                var random = SeededRandom(seed: seed, stream: tensor.key)
-                let target = storage.parameters.baseAddress! + tensor.offset
-                if tensor.key.hasSuffix(".A") {
-                    // PEFT: kaiming_uniform_(a=√5) on [r, in] → U(−1/√in, 1/√in);
-                    // gaussian: N(0, (1/r)²). B stays zero, so ΔW = 0 at the start.
-                    let (rank, inFeatures) = (tensor.shape[0], tensor.shape[1])
-                    for i in 0..<tensor.count {
-                        target[i] = settings.method == InitMethod.gaussian
-                            ? random.normal(standardDeviation: 1 / Double(rank))
-                            : random.uniform(1 / Double(inFeatures).squareRoot())
-                    }
-                }
-            }
-            report.append("init \(group.name): \(settings.method.rawValue), seed \(seed), \(keys.count) tensors, \(keys.map(\.count).reduce(0, +)) parameters")
+        let reports = try InitStage.run(checked, plan: plan, into: storage, seed: seed, base: base, threads: threads)
+        var lines = reports.map(\.line)
+        // The residual is recomputed tensor by tensor from the stored factors
+        // while the base streams through, so no second copy of the model is held.
+        var residual: (BaseCheckpoint, [String: PairPlan], String)?
+        if let residualPath, let base {
+            let template = try WeightKeyTemplate(checked, for: "--residual")
+            let targeted = plan.groups.filter { group in
+                checked.groups.first { $0.name == group.name }.map { InitStage.principalMethods.contains($0.group.initialization.method) } ?? false
+            }.flatMap(\.pairs)
+            residual = (base, try base.targets(targeted, template: template), residualPath)
         }
         try storage.writer(layout: plan.parameters, metadata: AdapterFiles.metadata(checked)).write(to: output)
-        report.append("wrote \(output)")
-        return report
+        lines.append("wrote \(output)")
+        if let (base, targets, path) = residual {
+            let interpreter = PlanInterpreter(plan: plan, threads: threads)
+            interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
+            interpreter.prepare()
+            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A") { _, pair, weight in
+                try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: true)
+            }
+            lines.append("wrote \(path) (\(targets.count) residual weights of \(base.tensorCount) tensors)")
+        }
+        return lines
     }
 }

@@ -4,19 +4,16 @@ import Foundation
 import AdaptRuntime
 import AdaptTestSupport
 
-/// Ground truth from PEFT itself (../shared/fixtures/peft): an adaptc spec
+/// Ground truth from PEFT itself (Tests/Fixtures/peft): an adaptc spec
 /// written by hand for each case, PEFT's lora_A/lora_B renamed into the adaptc
 /// layout, then `eval` must reproduce PEFT's float64 deltas and `merge` its
 /// merged weights. (Automatic import is `adaptc import-peft`, a later issue.)
 final class PEFTFixtureTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/fixtures/peft")
+    static let fixtures = PEFTFixtures.root
 
     var folder: URL!
 
     override func setUpWithError() throws {
-        guard FileManager.default.fileExists(atPath: Self.fixtures.path) else { throw XCTSkip("no PEFT fixtures at \(Self.fixtures.path)") }
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }

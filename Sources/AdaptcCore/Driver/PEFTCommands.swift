@@ -1,0 +1,37 @@
+import AdaptRuntime
+import Foundation
+
+/// `adaptc import-peft DIR -o OUT [--name STEM] [--base CKPT]`: writes
+/// `OUT/STEM.adapt.yaml` and `OUT/STEM.safetensors`.
+public enum ImportPEFTCommand {
+    public static func run(folder: String, output: String, stem: String?, basePath: String?) throws -> [String] {
+        let stem = stem ?? URL(fileURLWithPath: folder).standardizedFileURL.lastPathComponent
+        guard !stem.isEmpty, !stem.contains("/"), stem != ".", stem != ".." else {
+            throw UserError("--name \"\(stem)\": must be a plain file stem")
+        }
+        let specPath = (output as NSString).appendingPathComponent("\(stem).adapt.yaml")
+        let adapterPath = (output as NSString).appendingPathComponent("\(stem).safetensors")
+        let imported = try PEFTImport.load(folder: folder, specPath: specPath, stem: stem, basePath: basePath)
+        let encoded = try imported.adapter.encoded()
+        try CompileCommand.createFolder(output)
+        try AtomicFile.write(encoded, to: adapterPath)
+        try AtomicFile.write(imported.spec, to: specPath)
+        let pairs = imported.checked.groups.map(\.pairs.count).reduce(0, +)
+        return imported.notes + ["import-peft: \(pairs) pairs in \(imported.checked.groups.count) groups → \(specPath), \(adapterPath)"]
+    }
+}
+
+/// `adaptc export-peft SPEC --adapter A -o DIR`: writes `DIR/adapter_config.json`
+/// and `DIR/adapter_model.safetensors`.
+public enum ExportPEFTCommand {
+    public static func run(specPath: String, adapterPath: String, output: String) throws -> [String] {
+        let exported = try PEFTExport.build(specPath: specPath, adapterPath: adapterPath)
+        let weights = try exported.weights.encoded()
+        try CompileCommand.createFolder(output)
+        let weightsPath = (output as NSString).appendingPathComponent("adapter_model.safetensors")
+        let configPath = (output as NSString).appendingPathComponent("adapter_config.json")
+        try AtomicFile.write(weights, to: weightsPath)
+        try AtomicFile.write(exported.config, to: configPath)
+        return ["export-peft: \(exported.pairs) pairs → \(configPath), \(weightsPath)"]
+    }
+}
