@@ -158,6 +158,42 @@ final class PruneCLITests: XCTestCase {
         XCTAssertEqual(check.status, 0, "\(check)")
     }
 
+    /// rsLoRA, alpha overrides, a `shared: true` group, global scope: every
+    /// group keeps ≥ T of its calibration energy as eval measures it, and the
+    /// report says exactly that figure.
+    func testSharedGroupAndGlobalScopeKeepTheirShareThroughEval() throws {
+        let spec = try sandbox.write(EvalMaterializeCLITests.mixedSpec, to: "mixed.adapt.yaml")
+        let checked = try SpecLoader.load(path: spec)
+        _ = try writeRandomAdapter(EvalMaterializeCLITests.mixedPairs, checked: checked, to: sandbox.path("a.safetensors"), seed: 45)
+        var rows = SafetensorsWriter(), random = TestRandom(seed: 46)
+        for pair in EvalMaterializeCLITests.mixedPairs { rows.add(pair.key, floats: random.floats(30 * pair.inFeatures), shape: [30, pair.inFeatures]) }
+        try rows.write(to: sandbox.path("calib.safetensors"))
+        for scope in ["pair", "global"] {
+            let run = try sandbox.adaptc("prune", "mixed.adapt.yaml", "--adapter", "a.safetensors", "--calib", "calib.safetensors",
+                                         "--levels", "rank", "--scope", scope, "--threshold", "0.7", "-o", scope)
+            XCTAssertEqual(run.status, 0, "\(run)")
+            let check = try sandbox.adaptc("check", "\(scope)/mixed.adapt.yaml")
+            XCTAssertEqual(check.status, 0, "\(check)")
+            try eval("mixed.adapt.yaml", "a.safetensors", "calib.safetensors", "y.safetensors")
+            try eval("\(scope)/mixed.adapt.yaml", "\(scope)/mixed.safetensors", "calib.safetensors", "y-\(scope).safetensors")
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("\(scope)/report.json")))) as! [String: Any]
+            let groups = report["groups"] as! [[String: Any]]
+            let a = try SafetensorsFile.read(path: sandbox.path("y.safetensors")), b = try SafetensorsFile.read(path: sandbox.path("y-\(scope).safetensors"))
+            for (name, layers) in [("main", 0...2), ("tail", 3...5)] {
+                var total = 0.0, error = 0.0
+                for entry in a.tensors where layers.contains(Int(entry.name.split(separator: ".")[0])!) {
+                    for (u, v) in zip(try a.floats(entry.name), try b.floats(entry.name)) {
+                        total += Double(u) * Double(u); error += (Double(u) - Double(v)) * (Double(u) - Double(v))
+                    }
+                }
+                let reported = groups.first { $0["name"] as? String == name }!["energy_kept"] as! Double
+                XCTAssertEqual(1 - error / total, reported, accuracy: 1e-4, "\(scope) \(name)")
+                XCTAssertGreaterThanOrEqual(1 - error / total, 0.7 - 1e-5, "\(scope) \(name)")
+            }
+            XCTAssertTrue(groups.contains { $0["shared_rank_after"] != nil }, "the shared group's rank should drop at T = 0.7\n\(run)")
+        }
+    }
+
     // MARK: bad input: one line, exit 1, nothing written
 
     private func expectError(_ extra: [String], calib: String = "calib.safetensors", output: String = "pruned", mentions: String,

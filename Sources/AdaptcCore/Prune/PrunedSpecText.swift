@@ -22,7 +22,8 @@ public enum PrunedSpecText {
             let block = Block(start: starts[index], end: blockEnd, column: column)
 
             if let rank = pruning.sharedRank, let at = group.group.keyLocations["rank"] {
-                let comment = "LoRA-drop rank level: was \(group.effectiveRank); each module keeps ≥ \(percent(result.settings.threshold)) of its output energy"
+                let kept = result.settings.scope == .pair ? "each module keeps" : "the group keeps"
+                let comment = "LoRA-drop rank level: was \(group.effectiveRank); \(kept) ≥ \(percent(result.settings.threshold)) of its output energy"
                 edits.append(replace(at, in: lines, block: block, with: ["rank: \(rank)  # \(comment)"], indent: indent))
             }
             if !pruning.droppedLayers.isEmpty {
