@@ -15,7 +15,12 @@ public enum LoRADropPruner {
         /// `--scope global`: rank level ranks all components of the group together.
         public var globalScope: Bool
 
-        public init(threshold: Double = 0.9, layerLevel: Bool = true, rankLevel: Bool = true, globalScope: Bool = false) {
+        /// TBB threads for the importance pass (0: all cores).
+        public var threads: Int
+
+        public init(threshold: Double = 0.9, layerLevel: Bool = true, rankLevel: Bool = true, globalScope: Bool = false,
+                    threads: Int = 1) {
+            self.threads = threads
             self.threshold = threshold
             self.layerLevel = layerLevel
             self.rankLevel = rankLevel
@@ -89,7 +94,7 @@ public enum LoRADropPruner {
     /// `sharedScale`: the group's rank and scale, given to the dropped layers'
     /// shared adapters.
     public static func prune(_ pairs: [PairInput], sharedRank: Int, sharedScale: Double, options: Options) -> GroupResult {
-        let importance = pairs.map { p in p.x.withUnsafeBufferPointer { LoRAImportance.outputEnergy(p.factors, x: $0, rows: p.rows) } }
+        let importance = importances(pairs, threads: options.threads)
         let layers = Array(Set(pairs.map(\.layer))).sorted()
         let perLayer = layers.map { l in pairs.indices.filter { pairs[$0].layer == l }.reduce(0.0) { $0 + importance[$1] } }
         let total = perLayer.reduce(0, +)
@@ -198,6 +203,19 @@ public enum LoRADropPruner {
                                       importance: energies[j].reduce(0, +), lostEnergy: lost)
         }
         return (newRank, result)
+    }
+
+    /// Every pair's importance, in parallel over pairs.
+    static func importances(_ pairs: [PairInput], threads: Int) -> [Double] {
+        var energies = [Double](repeating: 0, count: pairs.count)
+        energies.withUnsafeMutableBufferPointer { energies in
+            Parallel.forEach(pairs.count, threads: threads) { range in
+                for i in range {
+                    energies[i] = pairs[i].x.withUnsafeBufferPointer { LoRAImportance.outputEnergy(pairs[i].factors, x: $0, rows: pairs[i].rows) }
+                }
+            }
+        }
+        return energies
     }
 
     /// `ΔW − ΔW'` as one LoRA of inner size r + r' and scale 1, so its output energy

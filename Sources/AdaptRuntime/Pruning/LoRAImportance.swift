@@ -25,6 +25,21 @@ public enum LoRAImportance {
         return factors.scale * factors.scale * max(energy, 0)
     }
 
+    /// The importance of many pairs, `x[i]` `[rows[i], in]` for `factors[i]`, in
+    /// parallel over pairs (TBB, `threads` as everywhere; each pair one
+    /// single-threaded GEMM), so two cores share the work without splitting thin GEMMs.
+    public static func outputEnergies(_ factors: [LoRAFactors], inputs: [UnsafeBufferPointer<Float>], rows: [Int],
+                                      threads: Int) -> [Double] {
+        precondition(factors.count == inputs.count && factors.count == rows.count)
+        var energies = [Double](repeating: 0, count: factors.count)
+        energies.withUnsafeMutableBufferPointer { energies in
+            Parallel.forEach(factors.count, threads: threads) { range in
+                for i in range { energies[i] = outputEnergy(factors[i], x: inputs[i], rows: rows[i]) }
+            }
+        }
+        return energies
+    }
+
     /// `MᵀM` `[cols, cols]` of a row-major float matrix, accumulated in float64.
     static func gram(_ m: [Float], rows: Int, cols: Int) -> [Double] {
         var g = [Double](repeating: 0, count: cols * cols)

@@ -7,7 +7,8 @@ public enum LoRADropStage {
     public static func run(_ checked: CheckedSpec, plan: Plan, adapter: PlanInterpreter,
                            calibration: CalibrationSet, settings: PruneSettings) -> PruneResult {
         let options = LoRADropPruner.Options(threshold: settings.threshold, layerLevel: settings.levels.contains(.layer),
-                                             rankLevel: settings.levels.contains(.rank), globalScope: settings.scope == .global)
+                                             rankLevel: settings.levels.contains(.rank), globalScope: settings.scope == .global,
+                                             threads: adapter.storage.threads)
         let taken = Set(checked.groups.map(\.name))
         var groups: [GroupPruning] = []
         var weights: [String: [Float]] = [:]
