@@ -5,7 +5,7 @@ import Foundation
 /// and the threshold line, then the per-pair rank spectra (each component's
 /// share of the pair's output energy, kept in blue). Plain SVG 1.1, no scripts.
 public enum PruneChart {
-    static let kept = "#3b6fb6", dropped = "#b8b8b8", curve = "#e08a1e", threshold = "#c0392b"
+    static let keptColour = "#3b6fb6", droppedColour = "#b8b8b8", curve = "#e08a1e", threshold = "#c0392b"
 
     public static func svg(_ result: PruneResult) -> String {
         var body: [String] = []
@@ -27,8 +27,8 @@ public enum PruneChart {
     }
 
     static func legend(_ x: Double, _ y: Double) -> String {
-        [rect(x, y - 10, 12, 12, kept), text(x + 16, y, "kept", size: 12),
-         rect(x + 60, y - 10, 12, 12, dropped), text(x + 76, y, "dropped", size: 12),
+        [rect(x, y - 10, 12, 12, keptColour), text(x + 16, y, "kept", size: 12),
+         rect(x + 60, y - 10, 12, 12, droppedColour), text(x + 76, y, "dropped", size: 12),
          "<line x1=\"\(x + 140)\" y1=\"\(y - 4)\" x2=\"\(x + 164)\" y2=\"\(y - 4)\" stroke=\"\(curve)\" stroke-width=\"2\"/>",
          text(x + 168, y, "cumulative share", size: 12),
          "<line x1=\"\(x + 290)\" y1=\"\(y - 4)\" x2=\"\(x + 314)\" y2=\"\(y - 4)\" stroke=\"\(threshold)\" stroke-width=\"1.5\" stroke-dasharray=\"5,3\"/>",
@@ -57,10 +57,13 @@ public enum PruneChart {
         var cumulative = 0.0, points: [String] = []
         for (i, layer) in layers.enumerated() {
             let x = left + Double(i) * step
-            let h = layer.share / maxShare * height
+            let h = layer.share > 0 ? max(layer.share / maxShare * height, 1) : 0
             body.append(rect(x + step * 0.15, plotBottom - h, step * 0.7, h,
-                             group.keptLayers.contains(layer.layer) ? kept : dropped, title: "layer \(layer.layer): \(PrunedSpecText.percent(layer.share))"))
+                             group.keptLayers.contains(layer.layer) ? keptColour : droppedColour, title: "layer \(layer.layer): \(PrunedSpecText.percent(layer.share))"))
             body.append(text(x + step / 2, plotBottom + 14, "\(layer.layer)", size: 10, anchor: "middle"))
+            if layers.count <= 32 {
+                body.append(text(x + step / 2, plotBottom - h - 3, PrunedSpecText.percent(layer.share), size: 9, anchor: "middle"))
+            }
             cumulative += layer.share
             points.append("\(x + step / 2),\(plotBottom - cumulative * height)")
         }
@@ -78,26 +81,31 @@ public enum PruneChart {
     static func spectraPanel(_ group: GroupPruning, top: Double, width: Double, into body: inout [String]) -> Double {
         let pairs = group.pairs.filter { !$0.componentEnergies.isEmpty }
         guard !pairs.isEmpty else { return top }
-        body.append(text(20, top + 14, "group \(group.name): rank spectra (share of each pair's output energy per component, "
-                         + "components by singular value)", size: 14, weight: "bold"))
-        let (cellWidth, cellHeight, columns) = (140.0, 90.0, 6)
+        body.append(text(20, top + 14, "group \(group.name): rank spectra per pair", size: 14, weight: "bold"))
+        body.append(text(20, top + 30, "bars: each component's share of the pair's output energy (0–100%), components by singular value",
+                         size: 11))
+        let columns = 4
+        let (cellWidth, cellHeight) = ((width - 40) / Double(columns), 112.0)
         for (i, p) in pairs.enumerated() {
-            let x = 20 + Double(i % columns) * cellWidth, y = top + 26 + Double(i / columns) * cellHeight
+            let x = 20 + Double(i % columns) * cellWidth, y = top + 40 + Double(i / columns) * cellHeight
             let total = p.componentEnergies.reduce(0, +)
-            let after = p.rankAfter.map(String.init) ?? "shared"
-            body.append(text(x, y + 10, "\(p.pair.key)  r \(p.rankBefore)→\(after)", size: 10))
-            let (plotTop, plotHeight, plotWidth) = (y + 16, cellHeight - 36, cellWidth - 20)
-            body.append("<line x1=\"\(x)\" y1=\"\(plotTop + plotHeight)\" x2=\"\(x + plotWidth)\" y2=\"\(plotTop + plotHeight)\" stroke=\"black\"/>")
+            let kept = p.importance > 0 ? 1 - p.lostEnergy / p.importance : 1
+            let after = p.rankAfter.map { "rank \(p.rankBefore) → \($0), \(PrunedSpecText.percent(kept)) kept" } ?? "layer dropped → shared"
+            body.append(text(x, y + 10, p.pair.key, size: 11, weight: "bold"))
+            body.append(text(x, y + 23, after, size: 10))
+            let (plotTop, plotHeight, plotWidth) = (y + 30, cellHeight - 58, cellWidth - 30)
+            body.append("<line x1=\"\(f(x))\" y1=\"\(f(plotTop))\" x2=\"\(f(x))\" y2=\"\(f(plotTop + plotHeight))\" stroke=\"black\"/>")
+            body.append("<line x1=\"\(f(x))\" y1=\"\(f(plotTop + plotHeight))\" x2=\"\(f(x + plotWidth))\" y2=\"\(f(plotTop + plotHeight))\" stroke=\"black\"/>")
             let step = plotWidth / Double(p.componentEnergies.count)
             for (k, e) in p.componentEnergies.enumerated() {
-                let h = total > 0 ? e / total * plotHeight : 0
-                let colour = p.rankAfter != nil && p.keptComponents.contains(k) ? kept : dropped
+                let h = total > 0 && e > 0 ? max(e / total * plotHeight, 1) : 0
+                let colour = p.rankAfter != nil && p.keptComponents.contains(k) ? keptColour : droppedColour
                 body.append(rect(x + Double(k) * step + step * 0.1, plotTop + plotHeight - h, step * 0.8, h, colour,
-                                 title: "σ\(k + 1): \(PrunedSpecText.percent(total > 0 ? e / total : 0))"))
+                                 title: "component \(k + 1): σ = \(p.singularValues[k]), \(PrunedSpecText.percent(total > 0 ? e / total : 0))"))
             }
-            body.append(text(x + plotWidth / 2, plotTop + plotHeight + 12, "component k", size: 9, anchor: "middle"))
+            body.append(text(x + plotWidth / 2, plotTop + plotHeight + 12, "component k (1…\(p.componentEnergies.count))", size: 9, anchor: "middle"))
         }
-        return top + 26 + Double((pairs.count + columns - 1) / columns) * cellHeight
+        return top + 40 + Double((pairs.count + columns - 1) / columns) * cellHeight
     }
 
     static func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, _ fill: String, title: String? = nil) -> String {
