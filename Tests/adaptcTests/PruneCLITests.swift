@@ -239,5 +239,23 @@ final class PruneCLITests: XCTestCase {
         try expectError(["--scope", "everywhere"], mentions: "everywhere")
         try sandbox.write("not a folder", to: "taken")
         try expectError([], output: "taken", mentions: "not a folder")
+        // -o next to the inputs would replace the user's spec.
+        try expectError([], output: ".", mentions: "would overwrite an input")
+        // Adapters in flow style: the line editor cannot follow them, and says so.
+        let flow = """
+            adaptc: 1
+            name: PruneMe
+            model:
+              layers: 4
+              modules: {up: [24, 16], down: [16, 24]}
+            adapters: [{name: mlp, structure: lora, modules: [up, down], rank: 6, alpha: 12, overrides: {"1.down": {alpha: 8}}}]
+            """
+        try sandbox.write(flow, to: "flow.adapt.yaml")
+        let before = sandbox.listing()
+        let result = try sandbox.adaptc("prune", "flow.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", "calib.safetensors", "-o", "f")
+        XCTAssertEqual(result.status, 1, "\(result)")
+        XCTAssertEqual(result.stderrLines.count, 1, "\(result)")
+        XCTAssertTrue(result.stderr.contains("block list"), "\(result)")
+        XCTAssertEqual(sandbox.listing(), before)
     }
 }

@@ -19,6 +19,8 @@ public enum PruneCommand {
         let result = LoRADropStage.run(checked, plan: plan, adapter: adapter, calibration: calibration, settings: settings)
         let stem = Self.stem(specPath)
         let specOut = (output as NSString).appendingPathComponent(stem + ".adapt.yaml")
+        let weightsOut = (output as NSString).appendingPathComponent(stem + ".safetensors")
+        try refuseOverwriting([specPath, adapterPath, calibrationPath], with: [specOut, weightsOut])
         let text = PrunedSpecText.edit(source: source, checked: checked, result: result)
         let (newChecked, newPlan) = try recheck(text, path: specOut, result: result)
         var writer = SafetensorsWriter(metadata: AdapterFiles.metadata(newChecked))
@@ -35,7 +37,6 @@ public enum PruneCommand {
         let weightsBytes = try writer.encoded()
 
         try CompileCommand.createFolder(output)
-        let weightsOut = (output as NSString).appendingPathComponent(stem + ".safetensors")
         try AtomicFile.write(text, to: specOut)
         try AtomicFile.write(weightsBytes, to: weightsOut)
         try AtomicFile.write(json, to: (output as NSString).appendingPathComponent("report.json"))
@@ -73,6 +74,14 @@ public enum PruneCommand {
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue {
             throw UserError("\(path): exists and is not a folder (prune writes a folder)")
+        }
+    }
+
+    /// `-o` next to the inputs would replace them: refused, the inputs are the user's only copy.
+    static func refuseOverwriting(_ inputs: [String], with outputs: [String]) throws {
+        let resolved = Set(inputs.map { URL(fileURLWithPath: $0).standardizedFileURL.resolvingSymlinksInPath().path })
+        for output in outputs where resolved.contains(URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath().path) {
+            throw UserError("\(output): would overwrite an input of prune; choose another -o folder")
         }
     }
 
