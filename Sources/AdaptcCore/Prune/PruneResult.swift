@@ -16,6 +16,20 @@ public struct GroupPruning {
     /// A shared input group's new rank (nil: unchanged or not shared).
     public var sharedRank: Int?
     public var pairs: [PairPruning]
+
+    public init(name: String, structure: Structure, pruned: Bool, layerShares: [(layer: Int, share: Double)], keptLayers: [Int],
+                droppedLayers: [Int], sharedGroupName: String?, sharedRank: Int?, pairs: [PairPruning]) {
+        self.name = name
+        self.structure = structure
+        self.pruned = pruned
+        self.layerShares = layerShares
+        self.keptLayers = keptLayers
+        self.droppedLayers = droppedLayers
+        self.sharedGroupName = sharedGroupName
+        self.sharedRank = sharedRank
+        self.pairs = pairs
+    }
+
     public var totalEnergy: Double { pairs.reduce(0) { $0 + $1.importance } }
     public var lostEnergy: Double { pairs.reduce(0) { $0 + $1.lostEnergy } }
     /// Fraction of the group's calibration output energy kept: 1 − ‖error‖²/‖output‖².
@@ -35,6 +49,19 @@ public struct PairPruning {
     public var lostEnergy: Double
     /// Global scope kept none of its components: written as rank 1 with B = 0.
     public var vanished: Bool
+
+    public init(pair: Pair, importance: Double, rankBefore: Int, rankAfter: Int?, singularValues: [Double],
+                componentEnergies: [Double], keptComponents: [Int], lostEnergy: Double, vanished: Bool) {
+        self.pair = pair
+        self.importance = importance
+        self.rankBefore = rankBefore
+        self.rankAfter = rankAfter
+        self.singularValues = singularValues
+        self.componentEnergies = componentEnergies
+        self.keptComponents = keptComponents
+        self.lostEnergy = lostEnergy
+        self.vanished = vanished
+    }
 }
 
 /// Everything `adaptc prune` writes, computed before anything is written.
@@ -43,6 +70,13 @@ public struct PruneResult {
     public var groups: [GroupPruning]
     /// Pruned weights by adaptc key (`GROUP.LAYER.MODULE.A`, …).
     public var weights: [String: [Float]]
+
+    public init(settings: PruneSettings, groups: [GroupPruning], weights: [String: [Float]]) {
+        self.settings = settings
+        self.groups = groups
+        self.weights = weights
+    }
+
     public var totalEnergy: Double { groups.reduce(0) { $0 + $1.totalEnergy } }
     public var lostEnergy: Double { groups.reduce(0) { $0 + $1.lostEnergy } }
     public var energyKept: Double { totalEnergy > 0 ? 1 - lostEnergy / totalEnergy : 1 }

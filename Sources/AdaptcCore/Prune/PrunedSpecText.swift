@@ -50,7 +50,10 @@ public enum PrunedSpecText {
                 edits.append(Edit(start: blockEnd, end: blockEnd, lines: sharedGroupLines(name, group, pruning, indent: indent)))
             }
         }
-        for edit in edits.sorted(by: { ($0.start, $0.end) > ($1.start, $1.end) }) {
+        // Last line first, so earlier positions stay valid; edits at one position
+        // end up in the order they were made (the new shared group after its source's keys).
+        let ordered = edits.enumerated().sorted { ($0.element.start, $0.element.end, $0.offset) > ($1.element.start, $1.element.end, $1.offset) }
+        for (_, edit) in ordered {
             lines.replaceSubrange((edit.start - 1)..<(edit.end - 1), with: edit.lines)
         }
         return lines.joined(separator: "\n")
