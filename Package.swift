@@ -42,7 +42,7 @@ let package = Package(
         .executableTarget(name: "adaptc-bench", dependencies: ["AdaptRuntime", "GeneratedAdapters"]),
         // Seeded test data and tolerance checks shared by the test targets.
         .target(name: "AdaptTestSupport", path: "Tests/AdaptTestSupport"),
-        .testTarget(name: "AdaptRuntimeTests", dependencies: ["AdaptRuntime"]),
+        .testTarget(name: "AdaptRuntimeTests", dependencies: ["AdaptRuntime", "AdaptTestSupport"]),
         .testTarget(name: "AdaptcCoreTests", dependencies: ["AdaptcCore", "AdaptTestSupport"]),
         .testTarget(name: "GeneratedTests", dependencies: ["GeneratedAdapters", "AdaptcCore", "AdaptRuntime", "AdaptTestSupport"]),
         .testTarget(name: "adaptcTests", dependencies: ["AdaptcCore", "adaptc", "AdaptTestSupport"]),

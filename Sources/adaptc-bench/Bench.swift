@@ -24,6 +24,7 @@ struct Bench {
         for name in cases.isEmpty ? known : cases {
             switch name {
             case "lora-unmerged": try loraUnmerged(threads: threads)
+            case "prune": try prune(threads: threads)
             default:
                 FileHandle.standardError.write(Data("adaptc-bench: unknown case \(name); known: \(known.joined(separator: " "))\n".utf8))
                 exit(64)
@@ -31,7 +32,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged"]
+    static let known = ["lora-unmerged", "prune"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

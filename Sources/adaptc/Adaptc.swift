@@ -13,7 +13,7 @@ struct Adaptc: ParsableCommand {
         abstract: "Compile declarative low-rank adapter specs into Swift kernels.",
         version: SwiftEmitter.adaptcVersion,
         subcommands: [Check.self, PlanCommand.self, Compile.self, Init.self, Eval.self, Materialize.self, Merge.self,
-                      ImportPEFT.self, ExportPEFT.self]
+                      Prune.self, ImportPEFT.self, ExportPEFT.self]
     )
 
     /// No subcommand is bad usage: help on stderr, exit 64.
@@ -209,5 +209,22 @@ struct ExportPEFT: ParsableCommand {
 
     func run() throws {
         try guarded { try ExportPEFTCommand.run(specPath: spec, adapterPath: adapter, output: o) }
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Drop low-importance layers and ranks (LoRA-drop); write a smaller spec and weights.")
+
+    @Argument(help: "Spec file.") var spec: String
+    @Option(help: "Adapter weights.") var adapter: String
+    @Option(help: "Calibration rows [n, in] keyed LAYER.MODULE.") var calib: String
+    @Option(help: "Share of output energy to keep, in (0, 1] (default: the spec's prune.threshold, 0.9).") var threshold: Double?
+    @Option(help: "Levels to prune: layer, rank or layer,rank (default: the spec's).") var levels: String?
+    @Option(help: "Rank level scope: pair or global (default: the spec's).") var scope: String?
+    @Option(name: .short, help: "Output folder.") var o: String
+    @OptionGroup var threads: Threads
+
+    func run() throws {
+        try guarded {
+            try PruneCommand.run(specPath: spec, adapterPath: adapter, calibrationPath: calib, output: o, threshold: threshold,
+                                 levels: levels, scope: scope, threads: threads.threads)
+        }
     }
 }

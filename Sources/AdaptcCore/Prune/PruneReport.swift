@@ -1,0 +1,84 @@
+import Foundation
+
+/// `report.json` and the table `adaptc prune` prints: parameters before and
+/// after, calibration output energy kept per group and in all, what was dropped.
+public struct PruneReport {
+    public var specPath: String
+    public var result: PruneResult
+    /// Stored parameters per group name, before and after (new shared groups counted with their source).
+    public var parametersBefore: [String: Int]
+    public var parametersAfter: [String: Int]
+
+    public var totalBefore: Int { parametersBefore.values.reduce(0, +) }
+    public var totalAfter: Int { parametersAfter.values.reduce(0, +) }
+
+    /// Deterministic JSON (sorted keys).
+    public func json() throws -> String {
+        let groups: [[String: Any]] = result.groups.map { g in
+            var object: [String: Any] = [
+                "name": g.name, "structure": g.structure.rawValue, "pruned": g.pruned,
+                "parameters_before": parametersBefore[g.name] ?? 0, "parameters_after": parametersAfter[g.name] ?? 0,
+                "energy_total": g.totalEnergy, "energy_kept": g.energyKept,
+                "kept_layers": g.keptLayers, "dropped_layers": g.droppedLayers,
+                "layers": g.layerShares.map { ["layer": $0.layer, "share": $0.share, "kept": g.keptLayers.contains($0.layer)] as [String: Any] },
+                "pairs": g.pairs.map { p -> [String: Any] in
+                    var pair: [String: Any] = [
+                        "key": p.pair.key, "layer": p.pair.layer, "module": p.pair.module, "importance": p.importance,
+                        "rank_before": p.rankBefore, "singular_values": p.singularValues,
+                        "component_energies": p.componentEnergies, "kept_components": p.keptComponents,
+                        "lost_energy": p.lostEnergy, "layer_dropped": p.rankAfter == nil, "vanished": p.vanished,
+                    ]
+                    if let r = p.rankAfter { pair["rank_after"] = r }
+                    return pair
+                },
+            ]
+            if let s = g.sharedGroupName { object["shared_group"] = s }
+            if let r = g.sharedRank { object["shared_rank_after"] = r }
+            return object
+        }
+        let root: [String: Any] = [
+            "spec": specPath, "threshold": result.settings.threshold,
+            "levels": result.settings.levels.map(\.rawValue), "scope": result.settings.scope.rawValue,
+            "parameters_before": totalBefore, "parameters_after": totalAfter,
+            "energy_total": result.totalEnergy, "energy_kept": result.energyKept, "groups": groups,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .prettyPrinted])
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    /// The stdout table, one row per group and a total.
+    public var table: [String] {
+        var rows: [[String]] = [["group", "params before", "params after", "energy kept", "dropped"]]
+        for g in result.groups {
+            rows.append([g.name, String(parametersBefore[g.name] ?? 0), String(parametersAfter[g.name] ?? 0),
+                         g.pruned ? PrunedSpecText.percent(g.energyKept) : "-", dropped(g)])
+        }
+        rows.append(["total", String(totalBefore), String(totalAfter), PrunedSpecText.percent(result.energyKept), ""])
+        let widths = (0..<5).map { c in rows.map { $0[c].count }.max()! }
+        return rows.map { row in
+            row.enumerated().map { c, text in
+                c == 0 || c == 4 ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[c] - text.count) + text
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+    }
+
+    /// "layers 0, 2 → attn_shared; 5 pairs cut 40 → 17 components".
+    func dropped(_ g: GroupPruning) -> String {
+        guard g.pruned else { return "not pruned (\(g.structure.rawValue): lora groups only for now)" }
+        var parts: [String] = []
+        if let name = g.sharedGroupName {
+            parts.append("layers \(g.droppedLayers.map(String.init).joined(separator: ", ")) → \(name)")
+        }
+        if let r = g.sharedRank, let before = g.pairs.first?.rankBefore {
+            parts.append("shared rank \(before) → \(r)")
+        }
+        let cut = g.pairs.filter { $0.rankAfter != nil && $0.rankAfter != $0.rankBefore && g.sharedRank == nil }
+        if !cut.isEmpty {
+            let before = cut.map(\.rankBefore).reduce(0, +), after = cut.map { $0.rankAfter! }.reduce(0, +)
+            let vanished = cut.filter(\.vanished).count
+            parts.append("\(cut.count) pairs cut \(before) → \(after) components" + (vanished > 0 ? " (\(vanished) emptied)" : ""))
+        }
+        return parts.isEmpty ? "nothing" : parts.joined(separator: "; ")
+    }
+}

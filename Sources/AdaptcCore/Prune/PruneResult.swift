@@ -1,0 +1,83 @@
+import AdaptRuntime
+
+/// What `adaptc prune` decided for one group: the figures for the report and
+/// the edits for the spec (DESIGN §4). Weights live in `PruneResult.weights`.
+public struct GroupPruning {
+    public var name: String
+    public var structure: Structure
+    /// False for groups the pruner leaves alone (tensor structures, for now).
+    public var pruned: Bool
+    /// Each layer's share of the group's output energy, ascending by layer.
+    public var layerShares: [(layer: Int, share: Double)]
+    public var keptLayers: [Int]
+    public var droppedLayers: [Int]
+    /// The new `shared: true` group of the dropped layers, if any.
+    public var sharedGroupName: String?
+    /// A shared input group's new rank (nil: unchanged or not shared).
+    public var sharedRank: Int?
+    public var pairs: [PairPruning]
+
+    public init(name: String, structure: Structure, pruned: Bool, layerShares: [(layer: Int, share: Double)], keptLayers: [Int],
+                droppedLayers: [Int], sharedGroupName: String?, sharedRank: Int?, pairs: [PairPruning]) {
+        self.name = name
+        self.structure = structure
+        self.pruned = pruned
+        self.layerShares = layerShares
+        self.keptLayers = keptLayers
+        self.droppedLayers = droppedLayers
+        self.sharedGroupName = sharedGroupName
+        self.sharedRank = sharedRank
+        self.pairs = pairs
+    }
+
+    public var totalEnergy: Double { pairs.reduce(0) { $0 + $1.importance } }
+    public var lostEnergy: Double { pairs.reduce(0) { $0 + $1.lostEnergy } }
+    /// Fraction of the group's calibration output energy kept: 1 − ‖error‖²/‖output‖².
+    public var energyKept: Double { totalEnergy > 0 ? 1 - lostEnergy / totalEnergy : 1 }
+}
+
+/// One pair: its importance, spectrum and what it kept.
+public struct PairPruning {
+    public var pair: Pair
+    public var importance: Double
+    public var rankBefore: Int
+    /// nil when its layer was dropped (it uses the shared adapter now).
+    public var rankAfter: Int?
+    public var singularValues: [Double]
+    public var componentEnergies: [Double]
+    public var keptComponents: [Int]
+    public var lostEnergy: Double
+    /// Global scope kept none of its components: written as rank 1 with B = 0.
+    public var vanished: Bool
+
+    public init(pair: Pair, importance: Double, rankBefore: Int, rankAfter: Int?, singularValues: [Double],
+                componentEnergies: [Double], keptComponents: [Int], lostEnergy: Double, vanished: Bool) {
+        self.pair = pair
+        self.importance = importance
+        self.rankBefore = rankBefore
+        self.rankAfter = rankAfter
+        self.singularValues = singularValues
+        self.componentEnergies = componentEnergies
+        self.keptComponents = keptComponents
+        self.lostEnergy = lostEnergy
+        self.vanished = vanished
+    }
+}
+
+/// Everything `adaptc prune` writes, computed before anything is written.
+public struct PruneResult {
+    public var settings: PruneSettings
+    public var groups: [GroupPruning]
+    /// Pruned weights by adaptc key (`GROUP.LAYER.MODULE.A`, …).
+    public var weights: [String: [Float]]
+
+    public init(settings: PruneSettings, groups: [GroupPruning], weights: [String: [Float]]) {
+        self.settings = settings
+        self.groups = groups
+        self.weights = weights
+    }
+
+    public var totalEnergy: Double { groups.reduce(0) { $0 + $1.totalEnergy } }
+    public var lostEnergy: Double { groups.reduce(0) { $0 + $1.lostEnergy } }
+    public var energyKept: Double { totalEnergy > 0 ? 1 - lostEnergy / totalEnergy : 1 }
+}

@@ -1,0 +1,50 @@
+import AdaptRuntime
+import Foundation
+
+extension Bench {
+    /// `prune`: LoRA-drop's importance `Σ_rows ‖x·ΔWᵀ‖²` of 24 layers × 4 modules
+    /// 1024×1024 on 512 calibration rows, against the adapters' forward on the
+    /// same rows (DESIGN §8 target: importance ≤ 2 forwards). Forward: per pair
+    /// `y = s·(x·Aᵀ)·Bᵀ` as the runtime's pair forward runs it (Kernels.gemm,
+    /// split over `threads`), one `y` reused; importance: `LoRAImportance.outputEnergies`,
+    /// parallel over pairs. The four modules of a layer read one `x`.
+    static func prune(threads: Int) throws {
+        let (layers, modules, d, n) = (24, 4, 1024, 512)
+        let pairs = layers * modules
+        let xs = (0..<layers).map { buffer(random(n * d, scale: 1, seed: 100 + UInt64($0))) }
+        let y = buffer([Float](repeating: 0, count: n * d))
+        defer { xs.forEach { $0.deallocate() }; y.deallocate() }
+        for rank in [8, 16] {
+            let factors = (0..<pairs).map { p in
+                LoRAFactors(a: random(rank * d, scale: 0.03, seed: 1000 + UInt64(p)), b: random(d * rank, scale: 0.03, seed: 5000 + UInt64(p)),
+                            rank: rank, outFeatures: d, inFeatures: d, scale: 2)
+            }
+            let z = buffer([Float](repeating: 0, count: n * rank))
+            defer { z.deallocate() }
+            let inputs = (0..<pairs).map { UnsafeBufferPointer(xs[$0 / modules]) }
+            let rows = [Int](repeating: n, count: pairs)
+            let forward = {
+                for (p, f) in factors.enumerated() {
+                    f.a.withUnsafeBufferPointer { a in
+                        f.b.withUnsafeBufferPointer { b in
+                            Kernels.gemm(transA: false, transB: true, m: n, n: rank, k: d, alpha: 1, a: inputs[p].baseAddress!, lda: d,
+                                         b: a.baseAddress!, ldb: d, beta: 0, c: z.baseAddress!, ldc: rank, threads: threads)
+                            Kernels.gemm(transA: false, transB: true, m: n, n: d, k: rank, alpha: Float(f.scale), a: z.baseAddress!, lda: rank,
+                                         b: b.baseAddress!, ldb: rank, beta: 0, c: y.baseAddress!, ldc: d, threads: threads)
+                        }
+                    }
+                }
+            }
+            var sink = 0.0
+            let importance = { sink += LoRAImportance.outputEnergies(factors, inputs: inputs, rows: rows, threads: threads).reduce(0, +) }
+            let times = try timeAlternating([forward, importance], repeats: 15, warmup: 2)
+            let forwardFlops = pairs * 2 * n * rank * (d + d), importanceFlops = pairs * (2 * n * rank * d + n * rank * rank + d * rank * rank)
+            emit([("case", "prune"), ("variant", "forward"), ("n", n), ("rank", rank), ("impl", "adaptc"),
+                  ("threads", threads), ("seconds", times[0]), ("flops", forwardFlops)])
+            emit([("case", "prune"), ("variant", "importance"), ("n", n), ("rank", rank), ("impl", "adaptc"),
+                  ("threads", threads), ("seconds", times[1]), ("flops", importanceFlops),
+                  ("forwards", times[1] / times[0])])
+            if sink.isNaN { print("") }
+        }
+    }
+}
