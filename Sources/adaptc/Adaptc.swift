@@ -209,6 +209,9 @@ struct ExportPEFT: ParsableCommand {
 
     func run() throws {
         try guarded { try ExportPEFTCommand.run(specPath: spec, adapterPath: adapter, output: o) }
+    }
+}
+
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Drop low-importance layers and ranks (LoRA-drop); write a smaller spec and weights.")
 

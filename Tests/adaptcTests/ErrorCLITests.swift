@@ -345,10 +345,31 @@ final class ErrorCLITests: XCTestCase {
         let result = try sandbox.adaptc("compile", "tt.adapt.yaml", "-o", "gen2")
         XCTAssertEqual(result.status, 1, "\(result)")
         let located = diagnosticPattern(path: "tt.adapt.yaml", severities: "error")
-        XCTAssertEqual(result.stderrLines.count, 1, "\(result)")
+        XCTAssertEqual(result.stderrLines.filter { $0.contains(": error: ") }.count, 1, "\(result)")
         let line = result.stderrLines.first { matches($0, located) && $0.contains("of prepared state") && $0.contains("64 bytes") }
         XCTAssertNotNil(line, "no `tt.adapt.yaml:LINE:COL: error: … prepared state … limit` line\n\(result)")
         XCTAssertFalse(sandbox.exists("gen2"), "compile of a failing spec must not create the output folder")
         XCTAssertEqual(sandbox.listing(), before)
+    }
+
+    /// init of a tensor structure starts at ΔW = 0 with random other cores,
+    /// and materialize runs the plan from the command line.
+    func testTensorTrainInitStartsAtZeroDelta() throws {
+        try sandbox.write(Self.tensorTrainSpec, to: "tt.adapt.yaml")
+        let initialised = try sandbox.adaptc("init", "tt.adapt.yaml", "-o", "a.safetensors", "--seed", "3")
+        XCTAssertEqual(initialised.status, 0, "\(initialised)")
+        let adapter = try SafetensorsFile.read(path: sandbox.path("a.safetensors"))
+        let cores = adapter.tensors.map(\.name).filter { $0.hasPrefix("tt.core.") }.sorted()
+        XCTAssertEqual(cores.count, 4, "layer, module, out, in cores")
+        // The first out mode's core is zero, the others are not.
+        for key in cores {
+            let values = try adapter.floats(key)
+            XCTAssertEqual(values.allSatisfy { $0 == 0 }, key == "tt.core.2", key)
+        }
+        let materialized = try sandbox.adaptc("materialize", "tt.adapt.yaml", "--adapter", "a.safetensors", "-o", "d.safetensors")
+        XCTAssertEqual(materialized.status, 0, "\(materialized)")
+        let deltas = try SafetensorsFile.read(path: sandbox.path("d.safetensors"))
+        XCTAssertEqual(deltas.tensors.count, 4)
+        for key in deltas.tensors.map(\.name) { XCTAssertTrue(try deltas.floats(key).allSatisfy { $0 == 0 }, key) }
     }
 }

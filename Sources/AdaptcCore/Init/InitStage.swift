@@ -47,8 +47,14 @@ public enum InitStage {
                                      parameters: tensors.map(\.count).reduce(0, +))
             switch settings.method {
             case .zero, .gaussian:
+                let zeroKey = group.structure == .lora ? nil : RandomInit.zeroTensorKey(group)
                 for tensor in tensors {
-                    RandomInit.fill(tensor, method: settings.method, seed: seed, into: storage.parameters.baseAddress! + tensor.offset)
+                    let target = storage.parameters.baseAddress! + tensor.offset
+                    if group.structure == .lora {
+                        RandomInit.fill(tensor, method: settings.method, seed: seed, into: target)
+                    } else if tensor.key != zeroKey {
+                        RandomInit.fillCore(tensor, method: settings.method, seed: seed, into: target)
+                    }
                 }
             case .pissa, .milora, .olora:
                 guard let base else {

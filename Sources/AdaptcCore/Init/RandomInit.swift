@@ -14,4 +14,31 @@ enum RandomInit {
                 : random.uniform(1 / Double(inFeatures).squareRoot())
         }
     }
+
+    /// Tensor structures start with ΔW = 0 and random other tensors (DESIGN §3):
+    /// the tensor kept at zero is the tensor-train core of the first out mode in
+    /// `order`, CP's factor of the first out mode, or Tucker's core.
+    static func zeroTensorKey(_ group: ResolvedGroup) -> String {
+        let firstOut = group.modes.firstIndex { $0.name.kind == .out } ?? 0
+        switch group.ranks {
+        case .tensorTrain: return "\(group.name).core.\(firstOut)"
+        case .cp: return "\(group.name).factor.\(group.modes[firstOut].name)"
+        case .tucker, .lora: return "\(group.name).core"
+        }
+    }
+
+    /// A random core or factor: `zero` draws U(−1/√f, 1/√f) and `gaussian`
+    /// N(0, 1/f) with f = the product of the tensor's dimensions other than its
+    /// largest (its fan-in along the chain), so products of several cores keep
+    /// unit scale whatever the ranks.
+    static func fillCore(_ tensor: ParameterTensor, method: InitMethod, seed: UInt64, into target: UnsafeMutablePointer<Float>) {
+        var random = SeededRandom(seed: seed, stream: tensor.key)
+        let largest = tensor.shape.max() ?? 1
+        let fan = Double(max(1, tensor.count / max(largest, 1)))
+        for i in 0..<tensor.count {
+            target[i] = method == .gaussian
+                ? random.normal(standardDeviation: 1 / fan.squareRoot())
+                : random.uniform(1 / fan.squareRoot())
+        }
+    }
 }
