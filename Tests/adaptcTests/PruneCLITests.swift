@@ -229,7 +229,12 @@ final class PruneCLITests: XCTestCase {
             if pair.key == "3.down" { x[7] = .nan }
             return true
         }
+        var duplicate = SafetensorsWriter()
+        for pair in Self.pairs { duplicate.add(pair.key, floats: random.floats(5 * Self.shapes[pair.module]!.1), shape: [5, Self.shapes[pair.module]!.1]) }
+        duplicate.add("01.up", floats: random.floats(5 * 16), shape: [5, 16])
+        try duplicate.write(to: sandbox.path("duplicate.safetensors"))
         try expectError([], calib: "missing.safetensors", mentions: "2.down")
+        try expectError([], calib: "duplicate.safetensors", mentions: "second tensor for pair 1.up")
         try expectError([], calib: "wide.safetensors", mentions: "1.up")
         try expectError([], calib: "nan.safetensors", mentions: "NaN")
         try expectError(["--threshold", "0"], mentions: "threshold")

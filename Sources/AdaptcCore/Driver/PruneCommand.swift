@@ -13,35 +13,23 @@ public enum PruneCommand {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let settings = try self.settings(checked.spec.prune, threshold: threshold, levels: levels, scope: scope)
         try refuseFile(at: output)
-        let adapter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
-        let calibration = try CalibrationSet.load(calibrationPath, checked: checked)
-
-        let result = LoRADropStage.run(checked, plan: plan, adapter: adapter, calibration: calibration, settings: settings)
         let stem = Self.stem(specPath)
         let specOut = (output as NSString).appendingPathComponent(stem + ".adapt.yaml")
         let weightsOut = (output as NSString).appendingPathComponent(stem + ".safetensors")
         try refuseOverwriting([specPath, adapterPath, calibrationPath], with: [specOut, weightsOut])
-        let text = PrunedSpecText.edit(source: source, checked: checked, result: result)
-        let (newChecked, newPlan) = try recheck(text, path: specOut, result: result)
-        var writer = SafetensorsWriter(metadata: AdapterFiles.metadata(newChecked))
-        for tensor in newPlan.parameters {
-            guard let values = result.weights[tensor.key], values.count == tensor.count else {
-                throw UserError("internal: the pruned spec's tensor \(tensor.key) \(tensor.shape) has no matching pruned weights")
-            }
-            writer.add(tensor.key, floats: values, shape: tensor.shape)
-        }
-        let report = PruneReport(specPath: specPath, result: result,
-                                 parametersBefore: parameters(plan, groups: checked.groups.map(\.name), result: result),
-                                 parametersAfter: parameters(newPlan, groups: checked.groups.map(\.name), result: result))
-        let json = try report.json(), svg = PruneChart.svg(result)
-        let weightsBytes = try writer.encoded()
+        let adapter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
+        let calibration = try CalibrationSet.load(calibrationPath, checked: checked)
+
+        let result = LoRADropStage.run(checked, plan: plan, adapter: adapter, calibration: calibration, settings: settings)
+        let files = try PrunedFiles.make(source: source, checked: checked, plan: plan, result: result, specPath: specPath,
+                                          prunedSpecPath: specOut)
 
         try CompileCommand.createFolder(output)
-        try AtomicFile.write(text, to: specOut)
-        try AtomicFile.write(weightsBytes, to: weightsOut)
-        try AtomicFile.write(json, to: (output as NSString).appendingPathComponent("report.json"))
-        try AtomicFile.write(svg, to: (output as NSString).appendingPathComponent("report.svg"))
-        return report.table + ["wrote \(specOut), \(weightsOut), report.json, report.svg"]
+        try AtomicFile.write(files.spec, to: specOut)
+        try AtomicFile.write(files.weights, to: weightsOut)
+        try AtomicFile.write(files.reportJSON, to: (output as NSString).appendingPathComponent("report.json"))
+        try AtomicFile.write(files.reportSVG, to: (output as NSString).appendingPathComponent("report.svg"))
+        return files.table + ["wrote \(specOut), \(weightsOut), report.json, report.svg"]
     }
 
     /// The spec's `prune:` with the command line's flags applied, each checked.
@@ -93,41 +81,5 @@ public enum PruneCommand {
             break
         }
         return name.isEmpty ? "pruned" : name
-    }
-
-    /// Parses, checks and plans the edited text, and confirms it says what was
-    /// decided (layers, ranks, shared groups) — a layout the line editor cannot
-    /// follow is an error here, never a spec that means something else.
-    static func recheck(_ text: String, path: String, result: PruneResult) throws -> (CheckedSpec, Plan) {
-        let failure = "could not edit the spec's text in place (are its adapters written as a block list, `- name: …`?)"
-        let checked: CheckedSpec
-        do { checked = try SpecLoader.check(source: text, path: path) } catch { throw UserError("\(path): \(failure)") }
-        let (plan, _) = Planner.plan(checked)
-        guard let plan else { throw UserError("\(path): \(failure)") }
-        for g in result.groups where g.pruned {
-            guard let group = checked.groups.first(where: { $0.name == g.name }), group.layers == g.keptLayers else {
-                throw UserError("\(path): \(failure)")
-            }
-            for p in g.pairs {
-                if let r = p.rankAfter, group.rank(layer: p.pair.layer, module: p.pair.module) != r { throw UserError("\(path): \(failure)") }
-            }
-            if let name = g.sharedGroupName {
-                guard let shared = checked.groups.first(where: { $0.name == name }), shared.group.shared,
-                      shared.layers == g.droppedLayers else { throw UserError("\(path): \(failure)") }
-            }
-        }
-        return (checked, plan)
-    }
-
-    /// Stored parameters by group; a new `GROUP_shared` counts with its source group.
-    static func parameters(_ plan: Plan, groups: [String], result: PruneResult) -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for name in groups {
-            let shared = result.groups.first { $0.name == name }?.sharedGroupName
-            let prefixes = [name + "."] + (shared.map { [$0 + "."] } ?? [])
-            counts[name] = plan.parameters.filter { tensor in prefixes.contains { tensor.key.hasPrefix($0) } }
-                .reduce(0) { $0 + $1.count }
-        }
-        return counts
     }
 }

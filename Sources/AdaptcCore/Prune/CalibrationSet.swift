@@ -24,6 +24,9 @@ public struct CalibrationSet {
             guard entry.shape.count == 2, entry.shape[0] >= 1, entry.shape[1] == shape.inFeatures else {
                 throw UserError("\(path): tensor \"\(entry.name)\" has shape \(entry.shape), expected [n, \(shape.inFeatures)] with n ≥ 1")
             }
+            guard rows[pair.key] == nil else {
+                throw UserError("\(path): tensor \"\(entry.name)\": a second tensor for pair \(pair.key)")
+            }
             rows[pair.key] = (try file.floats(entry.name), entry.shape[0])
         }
         let missing = lora.flatMap(\.pairs).filter { rows[$0.key] == nil }
