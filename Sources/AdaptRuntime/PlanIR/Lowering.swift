@@ -169,8 +169,9 @@ extension Contraction {
         return nil
     }
 
-    /// `a ≥ max(1, b)` for every token count (both are linear in n).
+    /// `a ≥ max(1, b)` for every token count n ≥ 1 (both are linear in n; a
+    /// program whose sizes grow with n does not run for n = 0).
     static func atLeast(_ a: Extent, _ b: Extent) -> Bool {
-        [0, 1, 2, 64, 4096].allSatisfy { n in a.value(tokens: n) >= Swift.max(1, b.value(tokens: n)) }
+        [1, 2, 64, 4096].allSatisfy { n in a.value(tokens: n) >= Swift.max(1, b.value(tokens: n)) }
     }
 }
