@@ -36,7 +36,7 @@ enum TensorPlanner {
         var extents: [String: Extent] = ["n": .tokens]
         for (mode, size) in structure.extents { extents[mode] = .fixed(size) }
         let tensors = zip(shortNames, structure.factors).map { TensorNetwork.Tensor($0.0, $0.1.modes) } + [TensorNetwork.Tensor("x", xModes)]
-        let network = TensorNetwork(tensors, output: yModes, extents: extents)
+        let network = TensorNetwork(tensors, output: yModes, extents: extents, slicedModes: removed)
         let xId = structure.factors.count
         let optimizer = PathOptimizers.automatic(for: network)
         let path = optimizer.path(for: network, model: model)
