@@ -32,9 +32,18 @@ struct Threads: ParsableArguments {
 }
 
 /// Runs a command body, turning every user-caused error into one line on stderr and exit 1.
-func guarded(_ body: () throws -> [String]) throws {
+/// A write into a closed pipe or past `ulimit -f` is an error from `write`, not a
+/// signal; summaries go to stderr when `output` is stdout itself (`-o /dev/stdout`).
+func guarded(output: String? = nil, _ body: () throws -> [String]) throws {
+    signal(SIGPIPE, SIG_IGN)
+    signal(SIGXFSZ, SIG_IGN)
     do {
-        for line in try body() { print(line) }
+        let lines = try body()
+        if let output, OutputDestination.isStandardOutput(output) {
+            for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        } else {
+            for line in lines { print(line) }
+        }
     } catch let errors as SpecErrors {
         report(errors.diagnostics)
         throw ExitCode(1)
@@ -132,7 +141,7 @@ struct Init: ParsableCommand {
     @Option(help: "Random seed (overrides init.seed).") var seed: UInt64?
 
     func run() throws {
-        try guarded { try InitCommand.run(specPath: spec, output: o, seed: seed, basePath: base, residualPath: residual) }
+        try guarded(output: o) { try InitCommand.run(specPath: spec, output: o, seed: seed, basePath: base, residualPath: residual) }
     }
 }
 
@@ -146,7 +155,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded {
+        try guarded(output: o) {
             [try EvalCommand.eval(specPath: spec, adapterPath: adapter, inputPath: input, output: o, threads: threads.threads)]
         }
     }
@@ -161,7 +170,7 @@ struct Materialize: ParsableCommand {
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded { [try EvalCommand.materialize(specPath: spec, adapterPath: adapter, output: o, threads: threads.threads)] }
+        try guarded(output: o) { [try EvalCommand.materialize(specPath: spec, adapterPath: adapter, output: o, threads: threads.threads)] }
     }
 }
 
@@ -176,7 +185,7 @@ struct Merge: ParsableCommand {
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded {
+        try guarded(output: o) {
             [try MergeCommand.run(specPath: spec, adapterPath: adapter, basePath: base, output: o,
                                   unmerge: unmerge, threads: threads.threads)]
         }

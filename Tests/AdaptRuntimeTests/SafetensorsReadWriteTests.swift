@@ -397,11 +397,11 @@ final class SafetensorsReadWriteTests: XCTestCase {
             XCTAssertTrue("\(error)".hasPrefix("\(target): cannot create a temporary file"), "\(error)")
             XCTAssertTrue("\(error)".hasSuffix("No such file or directory"), "\(error)")
         }
-        // Renaming over a folder fails after the temporary file was written: it must be removed.
+        // A folder at the target is refused before anything is written (OutputDestination).
         let occupied = path("occupied")
         try FileManager.default.createDirectory(atPath: occupied + "/child", withIntermediateDirectories: true)
         XCTAssertThrowsError(try AtomicFile.write([1, 2, 3], to: occupied)) { error in
-            XCTAssertTrue("\(error)".hasPrefix("\(occupied): cannot replace: "), "\(error)")
+            XCTAssertEqual("\(error)", "\(occupied): is a folder; only a regular file, a FIFO or a character device can be written")
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["occupied"])
     }

@@ -46,13 +46,45 @@ public struct SafetensorsWriter: Sendable {
         try encode(label: "(safetensors in memory)")
     }
 
-    /// Writes `encoded()` atomically (`AtomicFile`); errors name `path`.
+    /// Writes `encoded()` atomically (`OutputFile`), tensor by tensor, so the
+    /// file is never assembled in memory a second time; errors name `path`.
     public func write(to path: String) throws {
-        try AtomicFile.write(encode(label: path), to: path)
+        let ordered = sortedTensors
+        let stream = try SafetensorsStreamWriter(
+            path: path, metadata: metadata,
+            tensors: ordered.map { TensorDeclaration(name: $0.name, dtype: $0.dtype, shape: $0.shape) },
+            byteCounts: ordered.map(\.bytes.count))
+        for tensor in ordered {
+            try tensor.bytes.withUnsafeBytes { try stream.write(tensor.name, bytes: $0) }
+        }
+        try stream.finish()
+    }
+
+    private var sortedTensors: [Tensor] {
+        tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
     }
 
     private func encode(label: String) throws -> [UInt8] {
-        let ordered = tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let ordered = sortedTensors
+        let header = try Self.header(
+            metadata: metadata,
+            tensors: ordered.map { TensorDeclaration(name: $0.name, dtype: $0.dtype, shape: $0.shape) },
+            byteCounts: ordered.map(\.bytes.count), label: label)
+        var file: [UInt8] = []
+        file.reserveCapacity(header.count + ordered.map(\.bytes.count).reduce(0, +))
+        file.append(contentsOf: header)
+        for tensor in ordered {
+            file.append(contentsOf: tensor.bytes)
+        }
+        return file
+    }
+
+    /// The 8-byte length and the padded JSON header for tensors already sorted
+    /// by name, checking what the reader would reject: duplicate or reserved
+    /// names, negative dimensions, byte counts that overflow, and (when
+    /// `byteCounts` is given) data that does not match dtype and shape.
+    static func header(metadata: [String: String], tensors ordered: [TensorDeclaration], byteCounts: [Int]?,
+                       label: String) throws -> [UInt8] {
         var names = Set<String>()
         for tensor in ordered where !names.insert(tensor.name).inserted {
             throw SafetensorsError(path: label, tensor: tensor.name, "added more than once (duplicate name)")
@@ -61,24 +93,24 @@ public struct SafetensorsWriter: Sendable {
         var members: [String] = []
         if !metadata.isEmpty {
             let pairs = metadata.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-                .map { "\(Self.json($0.key)):\(Self.json($0.value))" }
+                .map { "\(json($0.key)):\(json($0.value))" }
             members.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
         }
         var offset = 0
-        for tensor in ordered {
+        for (index, tensor) in ordered.enumerated() {
             guard tensor.name != "__metadata__" else {
                 throw SafetensorsError(path: label, tensor: tensor.name, "the name is reserved for metadata")
             }
-            let byteCount = try expectedByteCount(of: tensor, label: label)
-            guard tensor.bytes.count == byteCount else {
+            let byteCount = try tensor.byteCount(label: label)
+            if let given = byteCounts?[index], given != byteCount {
                 throw SafetensorsError(
                     path: label, tensor: tensor.name,
-                    "\(tensor.bytes.count) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)"
+                    "\(given) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)"
                 )
             }
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             members.append(
-                "\(Self.json(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
+                "\(json(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
                     + "\"data_offsets\":[\(offset),\(offset + byteCount)]}")
             offset += byteCount
         }
@@ -89,37 +121,15 @@ public struct SafetensorsWriter: Sendable {
             throw SafetensorsError(path: label, "header of \(header.count) bytes exceeds the limit of 100,000,000")
         }
         var file: [UInt8] = []
-        file.reserveCapacity(8 + header.count + offset)
+        file.reserveCapacity(8 + header.count)
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { file.append(contentsOf: $0) }
         file.append(contentsOf: header)
-        for tensor in ordered {
-            file.append(contentsOf: tensor.bytes)
-        }
         return file
-    }
-
-    /// numel × itemsize, rejecting what the reader would reject.
-    private func expectedByteCount(of tensor: Tensor, label: String) throws -> Int {
-        if let negative = tensor.shape.first(where: { $0 < 0 }) {
-            throw SafetensorsError(
-                path: label, tensor: tensor.name, "shape \(tensor.shape) has negative dimension \(negative)")
-        }
-        var count = tensor.dtype.itemSize
-        for dimension in tensor.shape where dimension != 0 {
-            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-            guard !overflow else {
-                throw SafetensorsError(
-                    path: label, tensor: tensor.name,
-                    "\(tensor.dtype.rawValue) \(tensor.shape) overflows the byte count")
-            }
-            count = product
-        }
-        return tensor.shape.contains(0) ? 0 : count
     }
 
     /// A JSON string literal: quotes, backslashes and control characters
     /// escaped, everything else as raw UTF-8 (valid JSON, and what readers expect).
-    private static func json(_ text: String) -> String {
+    static func json(_ text: String) -> String {
         var result = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

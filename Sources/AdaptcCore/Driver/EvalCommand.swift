@@ -31,15 +31,25 @@ public enum EvalCommand {
         return "eval: \(inputs.tensors.count) pairs, \(rows) rows → \(output)"
     }
 
-    /// `ΔW` `[out, in]` of every pair, scale included.
+    /// `ΔW` `[out, in]` of every pair, scale included, written pair by pair
+    /// through one buffer so memory stays bounded by the largest ΔW, not their sum.
     public static func materialize(specPath: String, adapterPath: String, output: String, threads: Int) throws -> String {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
-        var writer = SafetensorsWriter()
-        for pair in plan.pairs {
-            writer.add(pair.key, floats: try delta(pair, interpreter), shape: [pair.outFeatures, pair.inFeatures])
+        let pairs = Dictionary(uniqueKeysWithValues: plan.pairs.map { ($0.key, $0) })
+        let writer = try SafetensorsStreamWriter(
+            path: output, tensors: plan.pairs.map { TensorDeclaration(name: $0.key, shape: [$0.outFeatures, $0.inFeatures]) })
+        let largest = plan.pairs.map { $0.outFeatures * $0.inFeatures }.max() ?? 0
+        let buffer = try MemoryBudget.floats(largest, for: "one ΔW")
+        defer { MemoryBudget.release(buffer) }
+        for key in writer.order {
+            let pair = pairs[key]!
+            let delta = UnsafeMutableBufferPointer(rebasing: buffer[..<(pair.outFeatures * pair.inFeatures)])
+            delta.update(repeating: 0)
+            try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+            try writer.write(key, floats: UnsafeBufferPointer(delta))
         }
-        try writer.write(to: output)
+        try writer.finish()
         return "materialize: \(plan.pairs.count) pairs → \(output)"
     }
 

@@ -6,6 +6,7 @@ public enum InitCommand {
     public static func run(specPath: String, output: String, seed: UInt64?, basePath: String?,
                            residualPath: String?) throws -> [String] {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        try MemoryBudget.require(floats: 2 * plan.parameterCount, for: "the adapter's parameters and gradients")
         let storage = AdapterStorage(parameterCount: plan.parameterCount, threads: 1)
         var report: [String] = []
         for group in checked.groups {
@@ -37,7 +38,7 @@ public enum InitCommand {
             }
             report.append("init \(group.name): \(settings.method.rawValue), seed \(seed), \(keys.count) tensors, \(keys.map(\.count).reduce(0, +)) parameters")
         }
-        try storage.writer(layout: plan.parameters, metadata: AdapterFiles.metadata(checked)).write(to: output)
+        try storage.write(layout: plan.parameters, metadata: AdapterFiles.metadata(checked), to: output)
         report.append("wrote \(output)")
         return report
     }

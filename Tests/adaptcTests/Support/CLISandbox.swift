@@ -12,6 +12,8 @@ struct CLIResult: CustomStringConvertible {
     var signalled: Bool
     var stdout: String
     var stderr: String
+    /// stdout exactly as written (binary output, e.g. `-o /dev/stdout`).
+    var stdoutBytes: [UInt8] = []
 
     /// Non-empty stderr lines.
     var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
@@ -128,12 +130,14 @@ final class CLISandbox {
             return nil
         }
         process.waitUntilExit()
+        let stdoutBytes = [UInt8](try Data(contentsOf: outURL))
         let result = CLIResult(
             arguments: arguments,
             status: process.terminationStatus,
             signalled: process.terminationReason == .uncaughtSignal,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+            stdout: String(decoding: stdoutBytes, as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self),
+            stdoutBytes: stdoutBytes)
         if ProcessInfo.processInfo.environment["ADAPTC_TEST_TRACE"] != nil {
             print("TRACE [\(context)] \(arguments.joined(separator: " ")) status \(result.status):\n\(result.stderr)")
         }
