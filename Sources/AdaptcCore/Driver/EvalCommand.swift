@@ -9,25 +9,37 @@ public enum EvalCommand {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         let inputs = try SafetensorsFile.read(path: inputPath)
-        var writer = SafetensorsWriter()
-        var rows = 0
+        guard !inputs.tensors.isEmpty else {
+            throw UserError("\(inputPath): holds no tensors; eval needs inputs keyed LAYER.MODULE, e.g. 3.query [n, in]")
+        }
+        // Every key and shape is checked before anything is written; then the
+        // outputs stream one at a time, so memory is bounded by the largest one.
+        var pairs: [String: PairPlan] = [:]
         for entry in inputs.tensors {
             let pair = try self.pair(entry.name, in: plan, file: inputPath)
             guard entry.shape.count == 2, entry.shape[1] == pair.inFeatures else {
                 throw UserError("\(inputPath): tensor \"\(entry.name)\" has shape \(entry.shape), expected [n, \(pair.inFeatures)]")
             }
-            let n = entry.shape[0]
-            let x = try inputs.floats(entry.name)
-            var y = [Float](repeating: 0, count: n * pair.outFeatures)
+            pairs[entry.name] = pair
+        }
+        let writer = try SafetensorsStreamWriter(path: output, tensors: inputs.tensors.map {
+            TensorDeclaration(name: $0.name, shape: [$0.shape[0], pairs[$0.name]!.outFeatures])
+        })
+        var rows = 0
+        for name in writer.order {
+            let pair = pairs[name]!, n = inputs.entry(name)!.shape[0]
+            let x = try inputs.floats(name)
+            // n comes from the file: an output far larger than the input is an error, not a trap.
+            let (count, overflow) = n.multipliedReportingOverflow(by: pair.outFeatures)
+            let y = try MemoryBudget.floats(overflow ? Int.max : count, for: "the output of \(name)")
+            defer { MemoryBudget.release(y) }
             try x.withUnsafeBufferPointer { x in
-                try y.withUnsafeMutableBufferPointer { y in
-                    try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
-                }
+                try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
             }
-            writer.add(entry.name, floats: y, shape: [n, pair.outFeatures])
+            try writer.write(name, floats: UnsafeBufferPointer(y))
             rows += n
         }
-        try writer.write(to: output)
+        try writer.finish()
         return "eval: \(inputs.tensors.count) pairs, \(rows) rows → \(output)"
     }
 

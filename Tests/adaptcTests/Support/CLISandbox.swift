@@ -100,10 +100,11 @@ final class CLISandbox {
     /// Runs `adaptc ARGS…` in the working folder; a run still going after
     /// `seconds` is killed (SIGKILL) and fails the test, so a hang can never
     /// stall the suite. Returns nil then. `ADAPTC_TEST_TRACE=1` prints every run.
-    func run(_ arguments: [String], seconds: Double = 60, context: String = "",
+    /// `executable` runs another program the same way (e.g. /bin/sh to set a ulimit first).
+    func run(_ arguments: [String], executable: String? = nil, seconds: Double = 60, context: String = "",
              file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult? {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Repository.adaptcBinary())
+        process.executableURL = URL(fileURLWithPath: try executable ?? Repository.adaptcBinary())
         process.arguments = arguments
         process.currentDirectoryURL = work
         // Files, not pipes: a chatty child can never block on a full pipe.
