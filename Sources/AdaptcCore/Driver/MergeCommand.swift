@@ -30,7 +30,7 @@ public enum MergeCommand {
         var writer = SafetensorsWriter(metadata: base.metadata)
         for entry in base.tensors {
             guard let pair = targets[entry.name] else {
-                writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: base.rawBytes(entry.name))
+                writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: try base.rawBytes(entry.name))
                 continue
             }
             var weight = try base.floats(entry.name)
