@@ -666,31 +666,31 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: dz[n, r] = Σ_o dy[n, o]·B[o, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 1024, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 1024, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 1024, n: 1024, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 

@@ -349,121 +349,121 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: dz[n, r] = 8.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 8.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy, lda: 768, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy, lda: 768, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 18432 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 768, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 768, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: dz[n, r] = Σ_o dy[n, o]·B[o, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: dz[n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 4.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 2.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize9(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 8.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 8.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 4, alpha: 8.0, a: p0, lda: 4, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize11(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 4.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 4.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 

@@ -114,7 +114,7 @@ struct PlanCommand: ParsableCommand {
         try guarded {
             let (checked, plan) = try SpecLoader.loadPlanned(path: spec)
             report(checked.diagnostics)
-            let figures = PlanReport(plan: plan, tokens: tokens)
+            let figures = PlanReport(checked: checked, plan: plan, tokens: tokens)
             if json { return [figures.json] }
             return [figures.text] + (verbose ? [plan.description] : [])
         }
