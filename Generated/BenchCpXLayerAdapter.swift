@@ -498,6 +498,56 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         }
     }
 
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        if modules == [.q, .k, .v, .o] {
+            switch layer {
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 0, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 0, g + 67328, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 64, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 64, g + 67328, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 128, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 128, g + 67328, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 192, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 192, g + 67328, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 256, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 256, g + 67328, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 320, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 320, g + 67328, threads: threads); return
+            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 384, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 384, g + 67328, threads: threads); return
+            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 448, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 448, g + 67328, threads: threads); return
+            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 512, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 512, g + 67328, threads: threads); return
+            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 576, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 576, g + 67328, threads: threads); return
+            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 640, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 640, g + 67328, threads: threads); return
+            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 704, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 704, g + 67328, threads: threads); return
+            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 768, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 768, g + 67328, threads: threads); return
+            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 832, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 832, g + 67328, threads: threads); return
+            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 896, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 896, g + 67328, threads: threads); return
+            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 960, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 960, g + 67328, threads: threads); return
+            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1024, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1024, g + 67328, threads: threads); return
+            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1088, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1088, g + 67328, threads: threads); return
+            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1152, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1152, g + 67328, threads: threads); return
+            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1216, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1216, g + 67328, threads: threads); return
+            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1280, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1280, g + 67328, threads: threads); return
+            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1344, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1344, g + 67328, threads: threads); return
+            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1408, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1408, g + 67328, threads: threads); return
+            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1472, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1472, g + 67328, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
+        }
+    }
+
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
@@ -642,6 +692,71 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p4, ldb: 64, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p5, ldb: 64, beta: 1, c: y3, ldc: 1024, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[n, c] = Σ_out dy[n, out]·P3[out, c]
+        Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 64, beta: 0, c: (w + 128 * n), ldc: 64, threads: threads)
+            }
+        }
+        // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += Σ_out dy[n, out]·P3[out, c]
+        Kernels.stage(2, flops: 131200 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<n {
+                    for i1 in 0..<64 {
+                        (w + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * w[i0 * 64 + i1 * 1]
+                    }
+                }
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p3, ldb: 64, beta: 1, c: (w + 128 * n), ldc: 64, threads: threads)
+            }
+        }
+        // stage 3: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dt2[n, c] += Σ_out dy[n, out]·P3[out, c]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]
+        Kernels.stage(5, flops: 655360 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p4, ldc: 64, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p6, ldb: 64, beta: 1, c: (w + 128 * n), ldc: 64, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p8, ldc: 64, threads: threads)
+            }
+        }
+        // stage 4: dt2[n, c] += Σ_out dy[n, out]·P3[out, c]
+        Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p9, ldb: 64, beta: 1, c: (w + 128 * n), ldc: 64, threads: threads)
+        // stage 5: dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dt1[n, c] = factor.layer[c]⊙dt2[n, c]
+        Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p10, ldc: 1, threads: threads)
+            default:
+                for i0 in 0..<n {
+                    for i1 in 0..<64 {
+                        (w + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (w + 128 * n)[i0 * 64 + i1 * 1]
+                    }
+                }
+            }
+        }
+        // stage 6: dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]; dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
+        Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p11, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 192 * n), lda: 64, b: p0, ldb: 64, beta: 1, c: dx, ldc: 1024, threads: threads)
             }
         }
     }

@@ -90,7 +90,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 80 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 40960, p + 0, p + 24576, threads: threads)
@@ -205,7 +205,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 80 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 0, g + 0, g + 24576, g + 40960, threads: threads)
@@ -316,7 +316,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 80 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize2(n, delta, w, p + 40960, p + 0, p + 24576, threads: threads)
@@ -430,7 +430,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 80 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
         _ = (p, g, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
@@ -463,6 +463,55 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         }
         for (module, y) in zip(modules, outputs) {
             try forward(layer: layer, module: module, x: x, rows: n, y: y)
+        }
+    }
+
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
+        _ = (p, g, w)
+        if modules == [.q, .k, .v, .o] {
+            switch layer {
+            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 0, p + 256, p + 512, p + 768, g + 768, g + 512, g + 256, g + 0, g + 24576, g + 40960, threads: threads); return
+            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 1024, p + 1280, p + 1536, p + 1792, g + 1792, g + 1536, g + 1280, g + 1024, g + 24576, g + 40960, threads: threads); return
+            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 2048, p + 2304, p + 2560, p + 2816, g + 2816, g + 2560, g + 2304, g + 2048, g + 24576, g + 40960, threads: threads); return
+            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 3072, p + 3328, p + 3584, p + 3840, g + 3840, g + 3584, g + 3328, g + 3072, g + 24576, g + 40960, threads: threads); return
+            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 4096, p + 4352, p + 4608, p + 4864, g + 4864, g + 4608, g + 4352, g + 4096, g + 24576, g + 40960, threads: threads); return
+            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 5120, p + 5376, p + 5632, p + 5888, g + 5888, g + 5632, g + 5376, g + 5120, g + 24576, g + 40960, threads: threads); return
+            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 6144, p + 6400, p + 6656, p + 6912, g + 6912, g + 6656, g + 6400, g + 6144, g + 24576, g + 40960, threads: threads); return
+            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 7168, p + 7424, p + 7680, p + 7936, g + 7936, g + 7680, g + 7424, g + 7168, g + 24576, g + 40960, threads: threads); return
+            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 8192, p + 8448, p + 8704, p + 8960, g + 8960, g + 8704, g + 8448, g + 8192, g + 24576, g + 40960, threads: threads); return
+            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 9216, p + 9472, p + 9728, p + 9984, g + 9984, g + 9728, g + 9472, g + 9216, g + 24576, g + 40960, threads: threads); return
+            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 10240, p + 10496, p + 10752, p + 11008, g + 11008, g + 10752, g + 10496, g + 10240, g + 24576, g + 40960, threads: threads); return
+            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 11264, p + 11520, p + 11776, p + 12032, g + 12032, g + 11776, g + 11520, g + 11264, g + 24576, g + 40960, threads: threads); return
+            case 12: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 12288, p + 12544, p + 12800, p + 13056, g + 13056, g + 12800, g + 12544, g + 12288, g + 24576, g + 40960, threads: threads); return
+            case 13: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 13312, p + 13568, p + 13824, p + 14080, g + 14080, g + 13824, g + 13568, g + 13312, g + 24576, g + 40960, threads: threads); return
+            case 14: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 14336, p + 14592, p + 14848, p + 15104, g + 15104, g + 14848, g + 14592, g + 14336, g + 24576, g + 40960, threads: threads); return
+            case 15: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 15360, p + 15616, p + 15872, p + 16128, g + 16128, g + 15872, g + 15616, g + 15360, g + 24576, g + 40960, threads: threads); return
+            case 16: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 16384, p + 16640, p + 16896, p + 17152, g + 17152, g + 16896, g + 16640, g + 16384, g + 24576, g + 40960, threads: threads); return
+            case 17: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 17408, p + 17664, p + 17920, p + 18176, g + 18176, g + 17920, g + 17664, g + 17408, g + 24576, g + 40960, threads: threads); return
+            case 18: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 18432, p + 18688, p + 18944, p + 19200, g + 19200, g + 18944, g + 18688, g + 18432, g + 24576, g + 40960, threads: threads); return
+            case 19: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 19456, p + 19712, p + 19968, p + 20224, g + 20224, g + 19968, g + 19712, g + 19456, g + 24576, g + 40960, threads: threads); return
+            case 20: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 20480, p + 20736, p + 20992, p + 21248, g + 21248, g + 20992, g + 20736, g + 20480, g + 24576, g + 40960, threads: threads); return
+            case 21: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 21504, p + 21760, p + 22016, p + 22272, g + 22272, g + 22016, g + 21760, g + 21504, g + 24576, g + 40960, threads: threads); return
+            case 22: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 22528, p + 22784, p + 23040, p + 23296, g + 23296, g + 23040, g + 22784, g + 22528, g + 24576, g + 40960, threads: threads); return
+            case 23: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 23552, p + 23808, p + 24064, p + 24320, g + 24320, g + 24064, g + 23808, g + 23552, g + 24576, g + 40960, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
         }
     }
 
@@ -549,6 +598,86 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p5, ldb: 16, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p5, ldb: 16, beta: 1, c: y3, ldc: 1024, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[3][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[2][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[1][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[0][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
+        Kernels.stage(5, flops: 163840 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 16, beta: 0, c: (w + 80 * n), ldc: 16, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p1, ldb: 16, beta: 0, c: (w + 96 * n), ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p1, ldb: 16, beta: 0, c: (w + 112 * n), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p1, ldb: 16, beta: 0, c: (w + 128 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]
+        Kernels.stage(9, flops: 4608 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p4, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p5, ldb: 16, beta: 0, c: (w + 64 * n), ldc: 16, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 80 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+            case 5:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 80 * n), lda: 16, b: p5, ldb: 16, beta: 0, c: (w + 144 * n), ldc: 16, threads: threads)
+            case 6:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+            case 7:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p8, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p9, ldc: 16, threads: threads)
+            }
+        }
+        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[2][n, t.out]
+        Kernels.stage(2, flops: 33280 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 96 * n), lda: 16, b: p4, ldb: 16, beta: 1, c: (w + 144 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]
+        Kernels.stage(2, flops: 33280 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 112 * n), lda: 16, b: p3, ldb: 16, beta: 1, c: (w + 144 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
+        Kernels.stage(2, flops: 33280 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 128 * n), lda: 16, b: p2, ldb: 16, beta: 1, c: (w + 144 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
+        Kernels.stage(3, flops: 98304 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p11, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 144 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dx, ldc: 1024, threads: threads)
             }
         }
     }

@@ -278,7 +278,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 32768, threads: threads)
@@ -393,7 +393,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward1(n, x, dy, dx, w, p + 0, p + 32768, g + 32768, g + 0, threads: threads)
@@ -504,7 +504,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize2(n, delta, p + 32768, p + 0, threads: threads)
@@ -618,7 +618,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
@@ -651,6 +651,55 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         }
         for (module, y) in zip(modules, outputs) {
             try forward(layer: layer, module: module, x: x, rows: n, y: y)
+        }
+    }
+
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        _ = (p, g, w)
+        if modules == [.q, .k, .v, .o] {
+            switch layer {
+            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, p + 57344, p + 49152, p + 40960, p + 32768, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
+            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, p + 122880, p + 114688, p + 106496, p + 98304, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
+            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, p + 188416, p + 180224, p + 172032, p + 163840, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
+            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, p + 253952, p + 245760, p + 237568, p + 229376, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
+            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, p + 319488, p + 311296, p + 303104, p + 294912, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
+            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, p + 385024, p + 376832, p + 368640, p + 360448, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
+            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, p + 450560, p + 442368, p + 434176, p + 425984, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
+            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, p + 516096, p + 507904, p + 499712, p + 491520, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
+            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, p + 581632, p + 573440, p + 565248, p + 557056, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
+            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, p + 647168, p + 638976, p + 630784, p + 622592, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
+            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, p + 712704, p + 704512, p + 696320, p + 688128, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
+            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, p + 778240, p + 770048, p + 761856, p + 753664, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
+            case 12: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, p + 843776, p + 835584, p + 827392, p + 819200, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
+            case 13: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, p + 909312, p + 901120, p + 892928, p + 884736, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
+            case 14: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, p + 974848, p + 966656, p + 958464, p + 950272, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
+            case 15: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, p + 1040384, p + 1032192, p + 1024000, p + 1015808, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
+            case 16: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, p + 1105920, p + 1097728, p + 1089536, p + 1081344, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
+            case 17: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, p + 1171456, p + 1163264, p + 1155072, p + 1146880, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
+            case 18: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, p + 1236992, p + 1228800, p + 1220608, p + 1212416, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
+            case 19: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, p + 1302528, p + 1294336, p + 1286144, p + 1277952, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
+            case 20: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, p + 1368064, p + 1359872, p + 1351680, p + 1343488, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
+            case 21: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, p + 1433600, p + 1425408, p + 1417216, p + 1409024, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
+            case 22: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, p + 1499136, p + 1490944, p + 1482752, p + 1474560, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
+            case 23: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, p + 1564672, p + 1556480, p + 1548288, p + 1540096, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
         }
     }
 
@@ -709,6 +758,42 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 16), lda: 32, b: p3, ldb: 8, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 24), lda: 32, b: p4, ldb: 8, beta: 1, c: y3, ldc: 1024, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[24..<32][n, r] = Σ_o dy[n, o]·B[o, r]; dz[16..<24][n, r] = Σ_o dy[n, o]·B[o, r]; dz[8..<16][n, r] = Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(5, flops: 131072 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 32, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 32 * n + 24), ldc: 32, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p2, ldb: 8, beta: 0, c: (w + 32 * n + 16), ldc: 32, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p3, ldb: 8, beta: 0, c: (w + 32 * n + 8), ldc: 32, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p4, ldb: 8, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o]; dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o]; dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(6, flops: 196608 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 24), ldb: 32, beta: 1, c: p5, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 16), ldb: 32, beta: 1, c: p6, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 8), ldb: 32, beta: 1, c: p7, ldc: 8, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 32, beta: 1, c: p8, ldc: 8, threads: threads)
+            case 4:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 1024, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 32, n: 1024, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 1024, beta: 1, c: p9, ldc: 1024, threads: threads)
             }
         }
     }

@@ -251,6 +251,38 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         }
     }
 
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        if modules == [.query, .key, .value] {
+            switch layer {
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 17616, dq + 17616, dq + 11472, q + 11472, dq + 5328, q + 5328, dq + 117456, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 36048, dq + 36048, dq + 29904, q + 29904, dq + 23760, q + 23760, dq + 117456, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 54480, dq + 54480, dq + 48336, q + 48336, dq + 42192, q + 42192, dq + 117456, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 72912, dq + 72912, dq + 66768, q + 66768, dq + 60624, q + 60624, dq + 117456, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 91344, dq + 91344, dq + 85200, q + 85200, dq + 79056, q + 79056, dq + 117456, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 109776, dq + 109776, dq + 103632, q + 103632, dq + 97488, q + 97488, dq + 117456, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
+        }
+    }
+
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
@@ -396,6 +428,43 @@ public final class TTFactoredAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, ldb: 8, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, ldb: 8, beta: 1, c: y2, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
+        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+            }
+        }
+        // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dt7[n, r5] += Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]
+        Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p4, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            }
+        }
+        // stage 3: dt7[n, r5] += Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
+        Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p6, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+        // stage 4: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
+        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }

@@ -212,6 +212,36 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         }
     }
 
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        if modules == [.gate, .up] {
+            switch layer {
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 2592, dq + 2592, dq + 1056, q + 1056, g + 400, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 5664, dq + 5664, dq + 4128, q + 4128, g + 400, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 8736, dq + 8736, dq + 7200, q + 7200, g + 400, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 11808, dq + 11808, dq + 10272, q + 10272, g + 400, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
+        }
+    }
+
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
@@ -369,6 +399,39 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
                 Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
             default:
                 Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+        Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
+            default:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy1, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 24 * n), ldc: 24, threads: threads)
+            }
+        }
+        // stage 2: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dt5[n, in.0, r5] += Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+        Kernels.stage(3, flops: 9216 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy1, lda: 64, b: w, ldb: 24, beta: 1, c: p2, ldc: 4, threads: threads)
+            case 1:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p3, ldc: 4, threads: threads)
+            default:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy, lda: 64, b: p4, ldb: 4, beta: 1, c: (w + 24 * n), ldc: 24, threads: threads)
+            }
+        }
+        // stage 3: dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]; dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
+        Kernels.stage(2, flops: 768 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: 6 * n, n: 8, k: 4, alpha: 1.0, a: (w + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dx, ldc: 8, threads: threads)
             }
         }
     }

@@ -23,11 +23,26 @@ public protocol GeneratedAdapter: AnyObject {
                  outputs: [UnsafeMutableBufferPointer<Float>]) throws
     func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                   rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, sharing
+    /// the input-side work; parameter gradients accumulate as in `backward`.
+    func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                  rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws
     func finishBackward()
     func materialize(layer: Int, module: Module, into delta: UnsafeMutableBufferPointer<Float>) throws
 }
 
 extension GeneratedAdapter {
+    /// Without a fused program: the backward of each pair in turn.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                         rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        guard modules.count == dys.count else {
+            throw AdapterError("\(Self.specName): \(modules.count) modules but \(dys.count) output gradients")
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: dy, rows: n, dx: dx)
+        }
+    }
+
     public var parameters: UnsafeMutableBufferPointer<Float> { storage.parameters }
     public var gradients: UnsafeMutableBufferPointer<Float> { storage.gradients }
     public var parameterCount: Int { Self.parameterCount }

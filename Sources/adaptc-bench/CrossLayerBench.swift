@@ -38,15 +38,14 @@ extension Bench {
         }
     }
 
-    /// Forward, then backward of every pair and finishBackward.
+    /// Forward, then the fused backward of every layer (the VJP of its fused
+    /// forward) and finishBackward.
     static func forwardBackwardAll<A: GeneratedAdapter>(_ adapter: A, _ b: CrossLayerBuffers) throws {
         try forwardAll(adapter, b)
         let modules = Array(A.Module.allCases)
         for l in 0..<b.layers {
-            for (m, module) in modules.enumerated() {
-                try adapter.backward(layer: l, module: module, x: UnsafeBufferPointer(b.xs[l]), dy: UnsafeBufferPointer(b.dys[l][m]),
-                                     rows: b.n, dx: b.dx)
-            }
+            try adapter.backward(layer: l, modules: modules, x: UnsafeBufferPointer(b.xs[l]),
+                                 dys: b.dys[l].map { UnsafeBufferPointer($0) }, rows: b.n, dx: b.dx)
         }
         adapter.finishBackward()
     }
@@ -94,7 +93,11 @@ extension Bench {
         let b = CrossLayerBuffers(modules: 4)
         defer { b.release() }
         let tt = makeAdapter(BenchTTXLayerAdapter.self, threads: threads)
-        let times = try timeAlternating([{ try forwardAll(tt, b) }, { try forwardBackwardAll(tt, b) }], repeats: 20)
+        let lora = makeAdapter(BenchLoraXLayerAdapter.self, threads: threads)
+        let times = try timeAlternating([{ try forwardAll(tt, b) }, { try forwardBackwardAll(tt, b) },
+                                         { try forwardAll(lora, b) }, { try forwardBackwardAll(lora, b) }], repeats: 20)
+        emit([("case", "backward"), ("variant", "lora forward+backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
+              ("seconds", times[3]), ("flops", 0), ("ratio", times[3] / times[2])])
         emit([("case", "backward"), ("variant", "forward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
               ("seconds", times[0]), ("flops", 0)])
         emit([("case", "backward"), ("variant", "forward+backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),

@@ -73,6 +73,9 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     public var pairs: [PairPlan]
     /// Forward of several modules of one layer that read the same `x`, fused.
     public var layerForwards: [LayerForward]
+    /// Their VJPs: `dx += Σ_m dy_m·ΔW[layer, m]` and every parameter gradient, with
+    /// the input-side work shared as in the forward (output slot i holds `dy` of `modules[i]`).
+    public var layerBackwards: [LayerForward] = []
     /// Token-independent work, once per weight update (empty for lora): the
     /// weight-side subnetworks the path optimizer hoisted out of forward.
     public var prepare: Program

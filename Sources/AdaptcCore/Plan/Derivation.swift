@@ -4,11 +4,11 @@ import AdaptRuntime
 /// whatever the structure: backward as their VJP, materialize as the
 /// contraction of what they read (the frontier) without `x`.
 enum Derivation {
-    /// Recompute the forward intermediates (every step but the last, which
-    /// writes `y`), then the VJP of each step in reverse (`VJP`).
+    /// Recompute the forward intermediates (every step but those writing `y`),
+    /// then the VJP of each step in reverse (`VJP`).
     static func backward(of forward: [Contraction], place: (String, [String], [Extent]) -> TensorView) -> Program {
         let gradients = VJP.backward(of: forward, workspace: place)
-        return Program(NetworkLowering.stages(Array(forward.dropLast()) + gradients))
+        return Program(NetworkLowering.stages(forward.filter { $0.output.storage != .output } + gradients))
     }
 
     /// `ΔW = s·(contraction of the tensors the token side reads)`, in the order

@@ -17,6 +17,7 @@ enum LoRAPlanner {
             : group.layers.map { (String($0), [$0]) }
         var pairs: [PairPlan] = []
         var fused: [LayerForward] = []
+        var fusedBackward: [LayerForward] = []
         var workspace = Extent(0)
         // Distinct forward paths in first-seen order, with how many pairs take each.
         var paths: [(text: String, pairs: Int)] = []
@@ -64,7 +65,15 @@ enum LoRAPlanner {
                         let run = Array(members[start..<end])
                         let forward = stackedForward(run.map { ($0.a, $0.b, $0.scale) })
                         fused.append(LayerForward(layer: layer, modules: run.map(\.module.name), program: forward))
-                        workspace = .atLeast(workspace, Extent.tokens * run.map(\.a.shape[0]).reduce(0, +))
+                        // Its VJP: z recomputed once, dz of all modules, then one dx and one stacked dA.
+                        var used = Extent.tokens * run.map(\.a.shape[0]).reduce(0, +)
+                        let backward = Derivation.backward(of: forward.contractions) { name, modes, extents in
+                            let view = TensorView(name, in: .workspace, offset: used, modes: modes, extents: extents)
+                            used = used + view.count
+                            return view
+                        }
+                        fusedBackward.append(LayerForward(layer: layer, modules: run.map(\.module.name), program: backward))
+                        workspace = .atLeast(workspace, used)
                     }
                     start = end
                 }
@@ -77,6 +86,7 @@ enum LoRAPlanner {
         ]
         var planned = GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs,
                                 layerForwards: fused, path: path)
+        planned.layerBackwards = fusedBackward
         planned.steps = firstSteps
         planned.ranks = [group.effectiveRank]
         planned.optimizer = searches.values.first?.optimizer ?? "optimal"

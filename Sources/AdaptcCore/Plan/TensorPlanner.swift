@@ -79,6 +79,7 @@ enum TensorPlanner {
 
         var pairs: [PairPlan] = []
         var layerForwards: [LayerForward] = []
+        var layerBackwards: [LayerForward] = []
         var workspace = finishWorkspace
         for (li, l) in group.layers.enumerated() {
             func slice(_ view: TensorView, moduleIndex: Int?) -> TensorView {
@@ -150,6 +151,8 @@ enum TensorPlanner {
                     perModule[id] = results
                 }
                 layerForwards.append(LayerForward(layer: l, modules: group.modules.map(\.name), program: Program(NetworkLowering.stages(steps))))
+                layerBackwards.append(LayerForward(layer: l, modules: group.modules.map(\.name),
+                                                   program: Derivation.backward(of: steps, place: place)))
                 workspace = .atLeast(workspace, used)
             }
         }
@@ -164,6 +167,7 @@ enum TensorPlanner {
         var planned = GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs, layerForwards: layerForwards,
                                 prepare: Program(NetworkLowering.stages(prepareContractions)),
                                 finishBackward: Program(NetworkLowering.stages(finishBackward)), path: text)
+        planned.layerBackwards = layerBackwards
         planned.steps = lowering.pathSteps(names: names, resultName: { $0 == last ? "y" : stepName($0) },
                                            phase: { touchesTokens[$0] ? "token" : "prepare" })
         planned.modeOrder = group.modes.map(\.name.description)
