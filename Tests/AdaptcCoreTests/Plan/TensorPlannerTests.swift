@@ -95,6 +95,15 @@ final class TensorPlannerTests: XCTestCase {
         XCTAssertTrue(plan.groups[0].path.contains { $0.hasPrefix("prepare:") })
     }
 
+    /// Past the exact search's limit the planner falls back to greedy and says so.
+    func testLargeNetworkFallsBackToGreedy() throws {
+        let (_, plan) = try planned(Self.spec("structure: tensor-train\nfactor: {out: [2, 2, 2, 2, 2, 2, 2, 2], in: [2, 2, 2, 2, 2, 2, 2, 2]}\nrank: 2",
+                                              modules: "{q: [256, 256], k: [256, 256]}"))
+        XCTAssertEqual(plan.groups[0].optimizer, "greedy")
+        XCTAssertTrue(plan.groups[0].path[0].contains("greedy") && plan.groups[0].path[0].contains("exact search skipped"),
+                      plan.groups[0].path[0])
+    }
+
     func testPreparedStateTooLargeIsRefusedWithItsSize() throws {
         setenv("ADAPTC_MEMORY_LIMIT", "1000", 1)
         defer { unsetenv("ADAPTC_MEMORY_LIMIT") }
