@@ -27,7 +27,10 @@ let package = Package(
             path: "Sources/CTBB",
             linkerSettings: [.linkedLibrary("tbb")]
         ),
-        .target(name: "AdaptRuntime", dependencies: ["CBLAS", "CTBB"]),
+        // Thin products of low-rank adapters (small rank or few columns), vectorised
+        // with per-function target attributes and chosen at run time: no global ISA flags.
+        .target(name: "CKernels", path: "Sources/CKernels"),
+        .target(name: "AdaptRuntime", dependencies: ["CBLAS", "CTBB", "CKernels"]),
         // The compiler: Parse → Check → Plan → Emit, plus the command implementations (Driver).
         .target(
             name: "AdaptcCore",

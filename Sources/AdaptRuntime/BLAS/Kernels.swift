@@ -1,3 +1,5 @@
+import CKernels
+
 /// The general-purpose building block every contraction ends in, for the
 /// interpreter and for generated code alike: `C[m, n] = alpha·op(A)·op(B) + beta·C`.
 /// A single row or column goes to GEMV; a product large enough to pay for the
@@ -39,7 +41,7 @@ public enum Kernels {
         }
         let work = 2 * m * n * k
         if threads == 1 || work < parallelThreshold {
-            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+            Kernels.product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
@@ -50,7 +52,7 @@ public enum Kernels {
                 for part in parts {
                     let rows = part * chunk..<min(m, (part + 1) * chunk)
                     if rows.isEmpty { continue }
-                    BLAS.gemm(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
+                    Kernels.product(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
                               a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda,
                               b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
                 }
@@ -62,7 +64,7 @@ public enum Kernels {
                 for part in parts {
                     let cols = min(n, part * chunk)..<min(n, (part + 1) * chunk)
                     if cols.isEmpty { continue }
-                    BLAS.gemm(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
+                    Kernels.product(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
                               a: a, lda: lda, b: transB ? b + cols.lowerBound * ldb : b + cols.lowerBound, ldb: ldb,
                               beta: beta, c: c + cols.lowerBound, ldc: ldc)
                 }
@@ -72,6 +74,21 @@ public enum Kernels {
 }
 
 extension Kernels {
+    /// One single-threaded product: the vectorised thin kernel for a small inner
+    /// size or few columns (OpenBLAS 0.3.21 packs both operands on every call,
+    /// which for these shapes costs several times the multiply), OpenBLAS otherwise.
+    @inline(__always)
+    static func product(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if adaptc_thin_gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) { return }
+        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
     /// Runs the `count` independent contractions of one plan stage. With enough
     /// work they run side by side on TBB, each single-threaded; otherwise in order,
     /// each free to split itself. `body(i, threads)` runs contraction `i`.
