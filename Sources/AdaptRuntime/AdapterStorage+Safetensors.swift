@@ -4,10 +4,10 @@ extension AdapterStorage {
     public func load(_ file: SafetensorsFile, layout: [ParameterTensor]) throws {
         for tensor in layout {
             guard let entry = file.entry(tensor.key) else {
-                throw AdapterError("\(file.path): missing tensor \"\(tensor.key)\" (expected shape \(tensor.shape))")
+                throw AdapterError.missingTensor(path: file.path, key: tensor.key, shape: tensor.shape)
             }
             guard entry.shape == tensor.shape else {
-                throw AdapterError("\(file.path): tensor \"\(tensor.key)\" has shape \(entry.shape), expected \(tensor.shape)")
+                throw AdapterError.tensorShapeMismatch(path: file.path, key: tensor.key, shape: entry.shape, expected: tensor.shape)
             }
             let values = try file.floats(tensor.key)
             values.withUnsafeBufferPointer { source in
@@ -38,10 +38,10 @@ extension GeneratedAdapter {
     /// another spec (hash mismatch) is refused.
     public init(weights: SafetensorsFile, threads: Int = 0) throws {
         guard let hash = weights.metadata["adaptc.hash"] else {
-            throw AdapterError("\(weights.path): no adaptc.hash in its metadata; PEFT files need `adaptc import-peft` first")
+            throw AdapterError.missingSpecHash(path: weights.path)
         }
         guard hash == Self.specHash else {
-            throw AdapterError("\(weights.path): written for another spec (adaptc.hash \(hash), \(Self.specName) expects \(Self.specHash)); re-run `adaptc init` or `adaptc compile`")
+            throw AdapterError.otherSpec(path: weights.path, fileHash: hash, spec: Self.specName, specHash: Self.specHash)
         }
         self.init(threads: threads)
         try storage.load(weights, layout: Self.parameterLayout)

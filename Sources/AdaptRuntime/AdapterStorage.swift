@@ -72,11 +72,3 @@ public final class AdapterStorage {
 
     public func zeroGradients() { gradients.update(repeating: 0) }
 }
-
-/// A misuse of an adapter's API that the caller can fix: wrong shapes, unknown
-/// pairs, missing tensors. Thrown, never trapped on (DESIGN §6).
-public struct AdapterError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

@@ -69,7 +69,7 @@ extension GeneratedAdapter {
     public func merge(layer: Int, module: Module, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false) throws {
         let delta = try materialize(layer: layer, module: module)
         guard weight.count == delta.count else {
-            throw AdapterError("\(Self.specName): W has \(weight.count) elements, expected \(delta.count)")
+            throw AdapterError.shapeMismatch(spec: Self.specName, argument: "W", count: weight.count, expected: delta.count)
         }
         MergeArithmetic.add(delta, to: weight, sign: unmerge ? -1 : 1)
     }
