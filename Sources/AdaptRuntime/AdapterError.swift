@@ -28,6 +28,9 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A gradient is NaN or infinite (`key`: the parameter tensor holding it,
     /// `index`: its position in `gradients`).
     case nonFiniteGradient(key: String, index: Int)
+    /// A parameter is NaN or infinite, so the adapter cannot be saved
+    /// (readers refuse such files, DESIGN §5).
+    case nonFiniteParameter(key: String, index: Int)
     /// The preconditioned step could not invert the damped r×r Gram matrix of
     /// the factor `key` (rank-deficient factor with `damping` too small).
     case singularGram(key: String, damping: Double)
@@ -58,6 +61,8 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable, Equatable {
             return "optimizer: got \(count) parameters or gradients, expected \(expected)"
         case let .nonFiniteGradient(key, index):
             return "gradient of \"\(key)\" is NaN or infinite (index \(index) of gradients); nothing was updated"
+        case let .nonFiniteParameter(key, index):
+            return "parameter \"\(key)\" is NaN or infinite (index \(index) of parameters); not saved"
         case let .singularGram(key, damping):
             return "preconditioned step: the Gram matrix of \"\(key)\" is singular with damping \(damping); use a damping > 0"
         case let .other(message):

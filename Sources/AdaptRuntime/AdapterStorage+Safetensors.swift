@@ -20,7 +20,9 @@ extension AdapterStorage {
     public func writer(layout: [ParameterTensor], metadata: [String: String]) -> SafetensorsWriter {
         var writer = SafetensorsWriter(metadata: metadata)
         for tensor in layout {
-            writer.add(tensor.key, floats: Array(parameters[tensor.offset..<tensor.offset + tensor.count]), shape: tensor.shape)
+            // Reads through `parameterBase`: saving must not mark prepared state stale.
+            let values = UnsafeBufferPointer(start: parameterBase + tensor.offset, count: tensor.count)
+            writer.add(tensor.key, floats: Array(values), shape: tensor.shape)
         }
         return writer
     }
