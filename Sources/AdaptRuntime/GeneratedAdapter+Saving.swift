@@ -2,7 +2,7 @@ extension GeneratedAdapter {
     /// The metadata every adapter file of this spec carries (DESIGN §5):
     /// `adaptc.spec`, `adaptc.version` and `adaptc.hash`.
     public static var fileMetadata: [String: String] {
-        ["adaptc.spec": specName, "adaptc.version": AdaptRuntimeVersion.string]
+        ["adaptc.spec": specName, "adaptc.version": AdaptRuntimeVersion.string, "adaptc.hash": specHash]
     }
 
     /// The parameters as an adapter file (adaptc layout: one F32 tensor per
@@ -10,7 +10,7 @@ extension GeneratedAdapter {
     /// `metadata` adds an app's own keys; the `adaptc.*` keys always win.
     public func adapterFile(metadata: [String: String] = [:]) throws -> SafetensorsWriter {
         let values = UnsafeBufferPointer(start: storage.parameterBase, count: Self.parameterCount)
-        if let bad = values.firstIndex(where: { _ in false }) {
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
             let key = Self.parameterLayout.first { bad >= $0.offset && bad < $0.offset + $0.count }?.key ?? "parameters"
             throw AdapterError.nonFiniteParameter(key: key, index: bad)
         }
