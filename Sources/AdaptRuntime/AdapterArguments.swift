@@ -15,6 +15,7 @@ public enum AdapterArguments {
         return index
     }
 
+    /// Throws ``AdapterError/shapeMismatch(spec:argument:count:expected:)`` when `count` ≠ `expected`.
     @inline(__always)
     public static func expect<A: GeneratedAdapter>(_ count: Int, _ expected: Int, _ what: String, of adapter: A.Type) throws {
         if count != expected {
