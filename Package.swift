@@ -15,6 +15,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        // Documentation only: `swift package generate-documentation --target AdaptRuntime` (Tools/docs).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", exact: "1.5.0"),
     ],
     targets: [
         // OpenBLAS (CBLAS) + LAPACKE. Debian's OpenBLAS lacks LAPACKE, so the map links both.
