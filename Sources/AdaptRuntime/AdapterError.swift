@@ -70,5 +70,6 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable, Equatable {
         }
     }
 
+    /// The message.
     public var description: String { message }
 }

@@ -6,12 +6,15 @@ import Darwin
 
 /// A file that could not be written; the message names the target path.
 public struct FileWriteError: Error, CustomStringConvertible, Sendable {
+    /// The one line a tool prints: the path and what failed.
     public var message: String
 
+    /// An error with its message.
     public init(_ message: String) {
         self.message = message
     }
 
+    /// The message.
     public var description: String { message }
 }
 
@@ -20,6 +23,7 @@ public struct FileWriteError: Error, CustomStringConvertible, Sendable {
 /// the same file system, so `rename` is atomic — which is synced and then
 /// renamed over the target. Readers see the old file or the new one, never a mix.
 public enum AtomicFile {
+    /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
     public static func write(_ bytes: [UInt8], to path: String) throws {
         let (folder, name) = split(path)
         let temporary = "\(folder)/.\(name).tmp-\(getpid())-\(String(UInt64.random(in: .min ... .max), radix: 16))"
@@ -54,11 +58,13 @@ public enum AtomicFile {
     /// to a temporary file next to `path`, and only `commit()` (sync, rename)
     /// makes it appear. Dropped without `commit()`, the temporary file is removed.
     public final class Stream {
+        /// The file that `commit()` creates or replaces.
         public let path: String
         private let temporary: String
         private let folder: String
         private var descriptor: Int32
 
+        /// Opens a temporary file beside `path`; nothing is visible at `path` until `commit()`.
         public init(path: String) throws {
             self.path = path
             let (folder, name) = AtomicFile.split(path)
@@ -68,14 +74,17 @@ public enum AtomicFile {
             guard descriptor >= 0 else { throw AtomicFile.failure(path, "cannot create a temporary file in \(folder)") }
         }
 
+        /// Appends bytes to the temporary file.
         public func write(_ bytes: UnsafeRawBufferPointer) throws {
             try writeAll(bytes, to: descriptor, path: path)
         }
 
+        /// Appends bytes to the temporary file.
         public func write(_ bytes: [UInt8]) throws {
             try bytes.withUnsafeBytes { try write($0) }
         }
 
+        /// Syncs the temporary file and renames it over `path`.
         public func commit() throws {
             guard fsync(descriptor) == 0 else { throw AtomicFile.failure(path, "cannot sync") }
             let closed = close(descriptor)

@@ -63,6 +63,7 @@ public struct AdamW: AdapterOptimizer, Sendable {
         secondMoment = [Float](repeating: 0, count: secondMoment.count)
     }
 
+    /// One AdamW step (see the type); throws, changing nothing, on a wrong count or a NaN/Inf gradient.
     public mutating func step(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>) throws {
         try OptimizerArguments.check(parameters: parameters.count, gradients: gradients, layout: layout, expected: parameterCount)
         stepCount += 1

@@ -60,6 +60,7 @@ public struct PreconditionedStep: AdapterOptimizer, Sendable {
     /// Forgets the step count (the schedule restarts).
     public mutating func reset() { stepCount = 0 }
 
+    /// One preconditioned step (see the type); throws, changing nothing, on a wrong count, a NaN/Inf gradient or a singular Gram matrix.
     public mutating func step(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>) throws {
         try OptimizerArguments.check(parameters: parameters.count, gradients: gradients, layout: layout, expected: parameterCount)
         // Directions first, from the parameters before the step; a singular Gram throws with nothing changed.
