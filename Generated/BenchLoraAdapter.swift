@@ -147,31 +147,31 @@ public final class BenchLoraAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 4096, alpha: 2.0, a: dy, lda: 4096, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 4096, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 4096, alpha: 2.0, a: dy, lda: 4096, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 393216 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 4096, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 4096, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 4096, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 4096, beta: 1, c: dx, ldc: 4096, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 4096, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 2.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 4096, n: 4096, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, ldb: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
     }
 }

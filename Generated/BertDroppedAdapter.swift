@@ -129,7 +129,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 27648, threads: threads)
@@ -184,7 +184,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward4(n, x, dy, dx, w, p + 0, p + 27648, g + 27648, g + 0, threads: threads)
@@ -235,7 +235,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize8(n, delta, p + 27648, p + 0, threads: threads)
@@ -289,7 +289,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
@@ -310,6 +310,43 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         }
         for (module, y) in zip(modules, outputs) {
             try forward(layer: layer, module: module, x: x, rows: n, y: y)
+        }
+    }
+
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        _ = (p, g, w)
+        if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
+            switch layer {
+            case 6: Self.layerBackward16(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, p + 43008, p + 39936, p + 27648, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
+            case 7: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, p + 110592, p + 98304, p + 86016, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
+            case 8: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, p + 178176, p + 165888, p + 153600, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
+            case 9: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, p + 251904, p + 239616, p + 227328, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
+            case 10: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, p + 325632, p + 313344, p + 301056, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
+            case 11: Self.layerBackward19(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, p + 399360, p + 387072, p + 374784, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
+            case 0: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 1: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 2: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 3: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 4: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 5: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
         }
     }
 
@@ -349,121 +386,121 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: dz[n, r] = 8.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 8.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy, lda: 768, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy, lda: 768, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 18432 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 768, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 768, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: dz[n, r] = Σ_o dy[n, o]·B[o, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: dz[n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 4.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 2.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize9(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 8.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 8.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 4, alpha: 8.0, a: p0, lda: 4, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize11(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 4.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 4.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
@@ -531,6 +568,134 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward16(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[20..<36][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<20][n, r] = 8.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(4, flops: 110592 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 36, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 36, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy2, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 36 * n + 20), ldc: 36, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy1, lda: 768, b: p2, ldb: 4, beta: 0, c: (w + 36 * n + 16), ldc: 36, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 36 * n), ldc: 36, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(5, flops: 165888 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy1, lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p5, ldc: 4, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 36, beta: 1, c: p6, ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 36, alpha: 1.0, a: (w + 36 * n), lda: 36, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 36, n: 768, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<40][n, r] = Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(4, flops: 122880 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 40, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 40, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 40 * n + 32), ldc: 40, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p2, ldb: 16, beta: 0, c: (w + 40 * n + 16), ldc: 40, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 40 * n), ldc: 40, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(5, flops: 184320 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p5, ldc: 16, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 40, beta: 1, c: p6, ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 40, alpha: 1.0, a: (w + 40 * n), lda: 40, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 768, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy2, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 48 * n + 32), ldc: 48, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p2, ldb: 16, beta: 0, c: (w + 48 * n + 16), ldc: 48, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 48, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(5, flops: 221184 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 768, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward19(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 4.0·Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy2, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 48 * n + 32), ldc: 48, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p2, ldb: 16, beta: 0, c: (w + 48 * n + 16), ldc: 48, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 48, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(5, flops: 221184 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 768, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }

@@ -131,7 +131,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 12288, threads: threads)
@@ -174,7 +174,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward1(n, x, dy, dx, w, p + 0, p + 12288, g + 12288, g + 0, threads: threads)
@@ -213,7 +213,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize2(n, delta, p + 12288, p + 0, threads: threads)
@@ -255,7 +255,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)
         if modules == [.query, .value] {
             switch layer {
@@ -279,6 +279,43 @@ public final class BertQvAdapter: GeneratedAdapter {
         }
     }
 
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, w)
+        if modules == [.query, .value] {
+            switch layer {
+            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 0, p + 18432, p + 12288, g + 18432, g + 12288, g + 0, threads: threads); return
+            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 24576, p + 43008, p + 36864, g + 43008, g + 36864, g + 24576, threads: threads); return
+            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 49152, p + 67584, p + 61440, g + 67584, g + 61440, g + 49152, threads: threads); return
+            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 73728, p + 92160, p + 86016, g + 92160, g + 86016, g + 73728, threads: threads); return
+            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 98304, p + 116736, p + 110592, g + 116736, g + 110592, g + 98304, threads: threads); return
+            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 122880, p + 141312, p + 135168, g + 141312, g + 135168, g + 122880, threads: threads); return
+            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 147456, p + 165888, p + 159744, g + 165888, g + 159744, g + 147456, threads: threads); return
+            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 172032, p + 190464, p + 184320, g + 190464, g + 184320, g + 172032, threads: threads); return
+            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 196608, p + 215040, p + 208896, g + 215040, g + 208896, g + 196608, threads: threads); return
+            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 221184, p + 239616, p + 233472, g + 239616, g + 233472, g + 221184, threads: threads); return
+            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 245760, p + 264192, p + 258048, g + 264192, g + 258048, g + 245760, threads: threads); return
+            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 270336, p + 288768, p + 282624, g + 288768, g + 282624, g + 270336, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
+        }
+    }
+
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
@@ -291,31 +328,31 @@ public final class BertQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 2.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
@@ -330,6 +367,34 @@ public final class BertQvAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, ldb: 8, beta: 1, c: y1, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 16 * n + 8), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 2.0, a: dy, lda: 768, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(4, flops: 73728 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }

@@ -88,7 +88,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     public func prepare() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 128 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, q + 0, p + 384, threads: threads)  // group qkv
         storage.markPrepared()
@@ -98,7 +98,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     public func finishBackward() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 128 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, w, dq + 0, p + 0, p + 384, g + 0, g + 384, threads: threads)  // group qkv
         storage.preparedGradients.update(repeating: 0)
@@ -116,7 +116,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 128 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward2(n, x, y, w, p + 25056, q + 0, p + 480, threads: threads)
@@ -172,7 +172,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 128 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 0, dq + 0, g + 480, g + 25056, threads: threads)
@@ -224,7 +224,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 128 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, w, p + 480, q + 0, p + 25056, threads: threads)
@@ -279,7 +279,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 128 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
@@ -300,6 +300,44 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         }
         for (module, y) in zip(modules, outputs) {
             try forward(layer: layer, module: module, x: x, rows: n, y: y)
+        }
+    }
+
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        if modules == [.query, .key, .value] {
+            switch layer {
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 0, q + 32, q + 64, dq + 64, dq + 32, dq + 0, g + 480, g + 25056, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 96, q + 128, q + 160, dq + 160, dq + 128, dq + 96, g + 480, g + 25056, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 192, q + 224, q + 256, dq + 256, dq + 224, dq + 192, g + 480, g + 25056, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 288, q + 320, q + 352, dq + 352, dq + 320, dq + 288, g + 480, g + 25056, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 384, q + 416, q + 448, dq + 448, dq + 416, dq + 384, g + 480, g + 25056, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 480, q + 512, q + 544, dq + 544, dq + 512, dq + 480, g + 480, g + 25056, threads: threads); return
+            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 576, q + 608, q + 640, dq + 640, dq + 608, dq + 576, g + 480, g + 25056, threads: threads); return
+            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 672, q + 704, q + 736, dq + 736, dq + 704, dq + 672, g + 480, g + 25056, threads: threads); return
+            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 768, q + 800, q + 832, dq + 832, dq + 800, dq + 768, g + 480, g + 25056, threads: threads); return
+            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 864, q + 896, q + 928, dq + 928, dq + 896, dq + 864, g + 480, g + 25056, threads: threads); return
+            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 960, q + 992, q + 1024, dq + 1024, dq + 992, dq + 960, g + 480, g + 25056, threads: threads); return
+            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 1056, q + 1088, q + 1120, dq + 1120, dq + 1088, dq + 1056, g + 480, g + 25056, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
         }
     }
 
@@ -478,6 +516,95 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 64 * n), lda: 32, b: p4, ldb: 32, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 96 * n), lda: 32, b: p4, ldb: 32, beta: 1, c: y2, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[2][n, c] = Σ_out factor.out[out, c]·dy[n, out]; dt3[1][n, c] = Σ_out factor.out[out, c]·dy[n, out]; dt3[0][n, c] = Σ_out factor.out[out, c]·dy[n, out]
+        Kernels.stage(4, flops: 196608 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 128 * n), ldc: 32, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 160 * n), ldc: 32, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 192 * n), ldc: 32, threads: threads)
+            }
+        }
+        // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]; dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dt2[n, c] = P1[c]⊙dt3[2][n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]
+        Kernels.stage(7, flops: 448 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 32 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * w[i0 * 32 + i1 * 1]
+                    }
+                }
+            case 1:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 64 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * w[i0 * 32 + i1 * 1]
+                    }
+                }
+            case 2:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 96 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * w[i0 * 32 + i1 * 1]
+                    }
+                }
+            case 3:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p5, ldc: 1, threads: threads)
+            case 4:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 224 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * (w + 128 * n)[i0 * 32 + i1 * 1]
+                    }
+                }
+            case 5:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 160 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p6, ldc: 1, threads: threads)
+            default:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 192 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p7, ldc: 1, threads: threads)
+            }
+        }
+        // stage 3: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dt2[n, c] += P1[c]⊙dt3[1][n, c]
+        Kernels.stage(2, flops: 49216 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
+            default:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 224 * n)[i0 * 32 + i1 * 1] += p3[i1 * 1] * (w + 160 * n)[i0 * 32 + i1 * 1]
+                    }
+                }
+            }
+        }
+        // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]; dt2[n, c] += P1[c]⊙dt3[0][n, c]
+        Kernels.stage(2, flops: 49216 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
+            default:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 224 * n)[i0 * 32 + i1 * 1] += p2[i1 * 1] * (w + 192 * n)[i0 * 32 + i1 * 1]
+                    }
+                }
+            }
+        }
+        // stage 5: dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]; dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
+        Kernels.stage(3, flops: 147456 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: p9, ldc: 32, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 224 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dx, ldc: 768, threads: threads)
             }
         }
     }

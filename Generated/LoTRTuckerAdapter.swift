@@ -84,7 +84,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n + 12288), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 18432, p + 0, p + 6144, threads: threads)
@@ -127,7 +127,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n + 12288), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
@@ -166,7 +166,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n + 12288), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize2(n, delta, w, p + 18432, p + 0, p + 6144, threads: threads)
@@ -208,7 +208,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n + 12288), threads = storage.threads
+        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, w)
         if modules == [.query, .value] {
             switch layer {
@@ -229,6 +229,43 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         }
         for (module, y) in zip(modules, outputs) {
             try forward(layer: layer, module: module, x: x, rows: n, y: y)
+        }
+    }
+
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
+        _ = (p, g, w)
+        if modules == [.query, .value] {
+            switch layer {
+            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
+            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
+            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
+            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
+            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
+            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
+            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
+            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
+            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
+            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
+            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
+            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
         }
     }
 
@@ -307,6 +344,56 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p3, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p3, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[0][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 64 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]
+        Kernels.stage(5, flops: 2560 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 48 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 80 * n), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 64 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+            }
+        }
+        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
+        Kernels.stage(2, flops: 25088 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p2, ldb: 16, beta: 1, c: (w + 80 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 80 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dx, ldc: 768, threads: threads)
             }
         }
     }

@@ -213,61 +213,61 @@ public final class MixedMlpAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: dz[n, r] = 2.828427·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]
-        Kernels.stage(2, flops: 393216 * n, threads: threads) { i, threads in
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.828427·Σ_o B[o, r]·dy[n, o]
+        Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 3072, alpha: 2.828427, a: dy, lda: 3072, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 3072, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 3072, alpha: 2.828427, a: dy, lda: 3072, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 98304 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 294912 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 32, n: 768, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 3072, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 32, n: 768, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: dz[n, r] = 2.828427·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]
-        Kernels.stage(2, flops: 98304 * n, threads: threads) { i, threads in
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.828427·Σ_o B[o, r]·dy[n, o]
+        Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 2.828427, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 2.828427, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 393216 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 442368 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 32, n: 3072, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 3072, beta: 1, c: p3, ldc: 3072, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 3072, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 3072, beta: 1, c: dx, ldc: 3072, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 32, n: 3072, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 3072, beta: 1, c: p3, ldc: 3072, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 2.828427·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 3072, n: 768, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 2.828427·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 3072, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, ldb: 3072, beta: 0, c: delta, ldc: 3072, threads: threads)
     }
 }

@@ -7,11 +7,11 @@
 //   prepare: core.0[layer,r1]·core.1[r1,module,r2] → P1[layer,module,r2]
 //   prepare: core.2[r2,out.0,r3]·P1[layer,module,r2] → P2[layer,module,out.0,r3]
 //   prepare: core.3[r3,out.1,r4]·P2[layer,module,out.0,r3] → P3[layer,module,out.0,out.1,r4]
-//   prepare: core.6[r6,in.1,r7]·core.7[r7,in.2] → P4[r6,in.1,in.2]
-//   prepare: core.5[r5,in.0,r6]·P4[r6,in.1,in.2] → P5[r5,in.0,in.1,in.2]
-//   token:   x[n,layer,in.0,in.1,in.2]·P5[r5,in.0,in.1,in.2] → t6[r5,n,layer]
-//   token:   core.4[r4,out.2,r5]·t6[r5,n,layer] → t7[r4,out.2,n,layer]
-//   token:   P3[layer,module,out.0,out.1,r4]·t7[r4,out.2,n,layer] → y[n,layer,module,out.0,out.1,out.2]
+//   prepare: core.4[r4,out.2,r5]·P3[layer,module,out.0,out.1,r4] → P4[layer,module,out.0,out.1,out.2,r5]
+//   prepare: core.6[r6,in.1,r7]·core.7[r7,in.2] → P5[r6,in.1,in.2]
+//   prepare: core.5[r5,in.0,r6]·P5[r6,in.1,in.2] → P6[r5,in.0,in.1,in.2]
+//   token:   x[n,layer,in.0,in.1,in.2]·P6[r5,in.0,in.1,in.2] → t7[r5,n,layer]
+//   token:   P4[layer,module,out.0,out.1,out.2,r5]·t7[r5,n,layer] → y[n,layer,module,out.0,out.1,out.2]
 
 import AdaptRuntime
 
@@ -20,7 +20,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `TTFactored`: 18 (layer, module) pairs, 3444 parameters.
 ///
-/// `prepare()` computes 13008 floats of prepared state from the parameters
+/// `prepare()` computes 123600 floats of prepared state from the parameters
 /// (the weight-side products the plan hoisted out of forward). It must run after
 /// loading and after every parameter update; `init(weights:)` runs it. Taking
 /// `parameters` marks the prepared state stale, and forward, backward and
@@ -42,7 +42,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     public static let specHash = "40e05b18215caacd"
     public static let parameterCount = 3444
     /// Floats of prepared state (and as many for its gradients).
-    public static let preparedCount = 13008
+    public static let preparedCount = 123600
     /// Layers of the model (6); pairs without an adapter throw.
     public static let layerCount = 6
 
@@ -96,9 +96,9 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     public func prepare() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 400 * n + 6144), threads = storage.threads
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 5328, p + 180, q + 144, p + 2484, q + 6864, p + 436, q + 720, threads: threads)  // group qkv
+        Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 115920, p + 180, q + 144, p + 2484, q + 117456, p + 436, q + 720, p + 948, q + 5328, threads: threads)  // group qkv
         storage.markPrepared()
     }
 
@@ -106,9 +106,9 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     public func finishBackward() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 400 * n + 6144), threads = storage.threads
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.finishBackward1(n, dq + 6864, q + 5328, g + 2484, p + 2484, dq + 5328, q + 144, dq + 720, g + 436, p + 436, dq + 144, p + 3252, g + 2740, p + 2740, g + 3252, q + 0, g + 180, p + 180, dq + 0, p + 36, g + 0, p + 0, g + 36, threads: threads)  // group qkv
+        Self.finishBackward1(n, dq + 117456, q + 115920, g + 2484, p + 2484, dq + 115920, q + 720, dq + 5328, g + 948, p + 948, dq + 720, p + 3252, g + 2740, p + 2740, g + 3252, q + 144, g + 436, p + 436, dq + 144, q + 0, g + 180, p + 180, dq + 0, p + 36, g + 0, p + 0, g + 36, threads: threads)  // group qkv
         storage.preparedGradients.update(repeating: 0)
     }
 
@@ -124,27 +124,27 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 400 * n + 6144), threads = storage.threads
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 720, threads: threads)
-        case 1: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 976, threads: threads)
-        case 2: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 1232, threads: threads)
-        case 3: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 1488, threads: threads)
-        case 4: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 1744, threads: threads)
-        case 5: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 2000, threads: threads)
-        case 6: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 2256, threads: threads)
-        case 7: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 2512, threads: threads)
-        case 8: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 2768, threads: threads)
-        case 9: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 3024, threads: threads)
-        case 10: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 3280, threads: threads)
-        case 11: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 3536, threads: threads)
-        case 12: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 3792, threads: threads)
-        case 13: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 4048, threads: threads)
-        case 14: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 4304, threads: threads)
-        case 15: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 4560, threads: threads)
-        case 16: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 4816, threads: threads)
-        case 17: Self.forward2(n, x, y, w, q + 6864, p + 948, q + 5072, threads: threads)
+        case 0: Self.forward2(n, x, y, w, q + 117456, q + 5328, threads: threads)
+        case 1: Self.forward2(n, x, y, w, q + 117456, q + 11472, threads: threads)
+        case 2: Self.forward2(n, x, y, w, q + 117456, q + 17616, threads: threads)
+        case 3: Self.forward2(n, x, y, w, q + 117456, q + 23760, threads: threads)
+        case 4: Self.forward2(n, x, y, w, q + 117456, q + 29904, threads: threads)
+        case 5: Self.forward2(n, x, y, w, q + 117456, q + 36048, threads: threads)
+        case 6: Self.forward2(n, x, y, w, q + 117456, q + 42192, threads: threads)
+        case 7: Self.forward2(n, x, y, w, q + 117456, q + 48336, threads: threads)
+        case 8: Self.forward2(n, x, y, w, q + 117456, q + 54480, threads: threads)
+        case 9: Self.forward2(n, x, y, w, q + 117456, q + 60624, threads: threads)
+        case 10: Self.forward2(n, x, y, w, q + 117456, q + 66768, threads: threads)
+        case 11: Self.forward2(n, x, y, w, q + 117456, q + 72912, threads: threads)
+        case 12: Self.forward2(n, x, y, w, q + 117456, q + 79056, threads: threads)
+        case 13: Self.forward2(n, x, y, w, q + 117456, q + 85200, threads: threads)
+        case 14: Self.forward2(n, x, y, w, q + 117456, q + 91344, threads: threads)
+        case 15: Self.forward2(n, x, y, w, q + 117456, q + 97488, threads: threads)
+        case 16: Self.forward2(n, x, y, w, q + 117456, q + 103632, threads: threads)
+        case 17: Self.forward2(n, x, y, w, q + 117456, q + 109776, threads: threads)
         default: break
         }
     }
@@ -162,27 +162,27 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 400 * n + 6144), threads = storage.threads
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, q + 6864, q + 720, p + 948, g + 948, dq + 720, dq + 6864, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, q + 6864, q + 976, p + 948, g + 948, dq + 976, dq + 6864, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, q + 6864, q + 1232, p + 948, g + 948, dq + 1232, dq + 6864, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, q + 6864, q + 1488, p + 948, g + 948, dq + 1488, dq + 6864, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, q + 6864, q + 1744, p + 948, g + 948, dq + 1744, dq + 6864, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, q + 6864, q + 2000, p + 948, g + 948, dq + 2000, dq + 6864, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, q + 6864, q + 2256, p + 948, g + 948, dq + 2256, dq + 6864, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, q + 6864, q + 2512, p + 948, g + 948, dq + 2512, dq + 6864, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, q + 6864, q + 2768, p + 948, g + 948, dq + 2768, dq + 6864, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, q + 6864, q + 3024, p + 948, g + 948, dq + 3024, dq + 6864, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, q + 6864, q + 3280, p + 948, g + 948, dq + 3280, dq + 6864, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, q + 6864, q + 3536, p + 948, g + 948, dq + 3536, dq + 6864, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, q + 6864, q + 3792, p + 948, g + 948, dq + 3792, dq + 6864, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, q + 6864, q + 4048, p + 948, g + 948, dq + 4048, dq + 6864, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, q + 6864, q + 4304, p + 948, g + 948, dq + 4304, dq + 6864, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, q + 6864, q + 4560, p + 948, g + 948, dq + 4560, dq + 6864, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, q + 6864, q + 4816, p + 948, g + 948, dq + 4816, dq + 6864, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, q + 6864, q + 5072, p + 948, g + 948, dq + 5072, dq + 6864, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, q + 117456, q + 5328, dq + 5328, dq + 117456, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, q + 117456, q + 11472, dq + 11472, dq + 117456, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, q + 117456, q + 17616, dq + 17616, dq + 117456, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, q + 117456, q + 23760, dq + 23760, dq + 117456, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, q + 117456, q + 29904, dq + 29904, dq + 117456, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, q + 117456, q + 36048, dq + 36048, dq + 117456, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, q + 117456, q + 42192, dq + 42192, dq + 117456, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, q + 117456, q + 48336, dq + 48336, dq + 117456, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, q + 117456, q + 54480, dq + 54480, dq + 117456, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, q + 117456, q + 60624, dq + 60624, dq + 117456, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, q + 117456, q + 66768, dq + 66768, dq + 117456, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, q + 117456, q + 72912, dq + 72912, dq + 117456, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, q + 117456, q + 79056, dq + 79056, dq + 117456, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, q + 117456, q + 85200, dq + 85200, dq + 117456, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, q + 117456, q + 91344, dq + 91344, dq + 117456, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, q + 117456, q + 97488, dq + 97488, dq + 117456, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, q + 117456, q + 103632, dq + 103632, dq + 117456, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, q + 117456, q + 109776, dq + 109776, dq + 117456, threads: threads)
         default: break
         }
     }
@@ -196,27 +196,27 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 400 * n + 6144), threads = storage.threads
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, w, q + 720, p + 948, q + 6864, threads: threads)
-        case 1: Self.materialize4(n, delta, w, q + 976, p + 948, q + 6864, threads: threads)
-        case 2: Self.materialize4(n, delta, w, q + 1232, p + 948, q + 6864, threads: threads)
-        case 3: Self.materialize4(n, delta, w, q + 1488, p + 948, q + 6864, threads: threads)
-        case 4: Self.materialize4(n, delta, w, q + 1744, p + 948, q + 6864, threads: threads)
-        case 5: Self.materialize4(n, delta, w, q + 2000, p + 948, q + 6864, threads: threads)
-        case 6: Self.materialize4(n, delta, w, q + 2256, p + 948, q + 6864, threads: threads)
-        case 7: Self.materialize4(n, delta, w, q + 2512, p + 948, q + 6864, threads: threads)
-        case 8: Self.materialize4(n, delta, w, q + 2768, p + 948, q + 6864, threads: threads)
-        case 9: Self.materialize4(n, delta, w, q + 3024, p + 948, q + 6864, threads: threads)
-        case 10: Self.materialize4(n, delta, w, q + 3280, p + 948, q + 6864, threads: threads)
-        case 11: Self.materialize4(n, delta, w, q + 3536, p + 948, q + 6864, threads: threads)
-        case 12: Self.materialize4(n, delta, w, q + 3792, p + 948, q + 6864, threads: threads)
-        case 13: Self.materialize4(n, delta, w, q + 4048, p + 948, q + 6864, threads: threads)
-        case 14: Self.materialize4(n, delta, w, q + 4304, p + 948, q + 6864, threads: threads)
-        case 15: Self.materialize4(n, delta, w, q + 4560, p + 948, q + 6864, threads: threads)
-        case 16: Self.materialize4(n, delta, w, q + 4816, p + 948, q + 6864, threads: threads)
-        case 17: Self.materialize4(n, delta, w, q + 5072, p + 948, q + 6864, threads: threads)
+        case 0: Self.materialize4(n, delta, q + 5328, q + 117456, threads: threads)
+        case 1: Self.materialize4(n, delta, q + 11472, q + 117456, threads: threads)
+        case 2: Self.materialize4(n, delta, q + 17616, q + 117456, threads: threads)
+        case 3: Self.materialize4(n, delta, q + 23760, q + 117456, threads: threads)
+        case 4: Self.materialize4(n, delta, q + 29904, q + 117456, threads: threads)
+        case 5: Self.materialize4(n, delta, q + 36048, q + 117456, threads: threads)
+        case 6: Self.materialize4(n, delta, q + 42192, q + 117456, threads: threads)
+        case 7: Self.materialize4(n, delta, q + 48336, q + 117456, threads: threads)
+        case 8: Self.materialize4(n, delta, q + 54480, q + 117456, threads: threads)
+        case 9: Self.materialize4(n, delta, q + 60624, q + 117456, threads: threads)
+        case 10: Self.materialize4(n, delta, q + 66768, q + 117456, threads: threads)
+        case 11: Self.materialize4(n, delta, q + 72912, q + 117456, threads: threads)
+        case 12: Self.materialize4(n, delta, q + 79056, q + 117456, threads: threads)
+        case 13: Self.materialize4(n, delta, q + 85200, q + 117456, threads: threads)
+        case 14: Self.materialize4(n, delta, q + 91344, q + 117456, threads: threads)
+        case 15: Self.materialize4(n, delta, q + 97488, q + 117456, threads: threads)
+        case 16: Self.materialize4(n, delta, q + 103632, q + 117456, threads: threads)
+        case 17: Self.materialize4(n, delta, q + 109776, q + 117456, threads: threads)
         default: break
         }
     }
@@ -233,16 +233,16 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 400 * n + 6144), threads = storage.threads
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 6864, p + 948, q + 720, q + 976, q + 1232, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 6864, p + 948, q + 1488, q + 1744, q + 2000, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 6864, p + 948, q + 2256, q + 2512, q + 2768, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 6864, p + 948, q + 3024, q + 3280, q + 3536, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 6864, p + 948, q + 3792, q + 4048, q + 4304, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 6864, p + 948, q + 4560, q + 4816, q + 5072, threads: threads); return
+            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 5328, q + 11472, q + 17616, threads: threads); return
+            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 23760, q + 29904, q + 36048, threads: threads); return
+            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 42192, q + 48336, q + 54480, threads: threads); return
+            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 60624, q + 66768, q + 72912, threads: threads); return
+            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 79056, q + 85200, q + 91344, threads: threads); return
+            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 97488, q + 103632, q + 109776, threads: threads); return
             default: break
             }
         }
@@ -251,11 +251,43 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         }
     }
 
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        if modules == [.query, .key, .value] {
+            switch layer {
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 17616, dq + 17616, dq + 11472, q + 11472, dq + 5328, q + 5328, dq + 117456, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 36048, dq + 36048, dq + 29904, q + 29904, dq + 23760, q + 23760, dq + 117456, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 54480, dq + 54480, dq + 48336, q + 48336, dq + 42192, q + 42192, dq + 117456, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 72912, dq + 72912, dq + 66768, q + 66768, dq + 60624, q + 60624, dq + 117456, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 91344, dq + 91344, dq + 85200, q + 85200, dq + 79056, q + 79056, dq + 117456, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 109776, dq + 109776, dq + 103632, q + 103632, dq + 97488, q + 97488, dq + 117456, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
+        }
+    }
+
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P4[r6, in.1, in.2] = Σ_r7 core.6[r6, in.1, r7]·core.7[r7, in.2]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P5[r6, in.1, in.2] = Σ_r7 core.6[r6, in.1, r7]·core.7[r7, in.2]
         Kernels.stage(2, flops: 26304, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -270,7 +302,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: false, m: 64, n: 24, k: 8, alpha: 1.0, a: p3, lda: 8, b: p4, ldb: 24, beta: 0, c: p5, ldc: 24, threads: threads)
             }
         }
-        // stage 2: P2[layer, module, out.0, r3] = Σ_r2 core.2[r2, out.0, r3]·P1[layer, module, r2]; P5[r5, in.0, in.1, in.2] = Σ_r6 core.5[r5, in.0, r6]·P4[r6, in.1, in.2]
+        // stage 2: P2[layer, module, out.0, r3] = Σ_r2 core.2[r2, out.0, r3]·P1[layer, module, r2]; P6[r5, in.0, in.1, in.2] = Σ_r6 core.5[r5, in.0, r6]·P5[r6, in.1, in.2]
         Kernels.stage(2, flops: 107520, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -281,53 +313,64 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         }
         // stage 3: P3[layer, module, out.0, out.1, r4] = Σ_r3 core.3[r3, out.1, r4]·P2[layer, module, out.0, r3]
         Kernels.gemm(transA: false, transB: false, m: 72, n: 64, k: 8, alpha: 1.0, a: p7, lda: 8, b: p10, ldb: 64, beta: 0, c: p11, ldc: 64, threads: threads)
+        // stage 4: P4[layer, module, out.0, out.1, out.2, r5] = Σ_r4 core.4[r4, out.2, r5]·P3[layer, module, out.0, out.1, r4]
+        Kernels.gemm(transA: false, transB: false, m: 576, n: 192, k: 8, alpha: 1.0, a: p11, lda: 8, b: p12, ldb: 192, beta: 0, c: p13, ldc: 192, threads: threads)
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: dcore.5[r5, in.0, r6] += Σ_in.1,in.2 dP5[r5, in.0, in.1, in.2]·P4[r6, in.1, in.2]; dP4[r6, in.1, in.2] += Σ_r5,in.0 core.5[r5, in.0, r6]·dP5[r5, in.0, in.1, in.2]; dcore.3[r3, out.1, r4] += Σ_layer,module,out.0 dP3[layer, module, out.0, out.1, r4]·P2[layer, module, out.0, r3]; dP2[layer, module, out.0, r3] += Σ_out.1,r4 core.3[r3, out.1, r4]·dP3[layer, module, out.0, out.1, r4]
-        Kernels.stage(4, flops: 344064, threads: threads) { i, threads in
+    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: dcore.5[r5, in.0, r6] += Σ_in.1,in.2 dP6[r5, in.0, in.1, in.2]·P5[r6, in.1, in.2]; dP5[r6, in.1, in.2] += Σ_r5,in.0 core.5[r5, in.0, r6]·dP6[r5, in.0, in.1, in.2]; dcore.4[r4, out.2, r5] += Σ_layer,module,out.0,out.1 dP4[layer, module, out.0, out.1, out.2, r5]·P3[layer, module, out.0, out.1, r4]; dP3[layer, module, out.0, out.1, r4] += Σ_out.2,r5 core.4[r4, out.2, r5]·dP4[layer, module, out.0, out.1, out.2, r5]
+        Kernels.stage(4, flops: 3735552, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: 32, n: 8, k: 192, alpha: 1.0, a: p0, lda: 192, b: p1, ldb: 192, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 8, n: 192, k: 32, alpha: 1.0, a: p3, lda: 8, b: p0, ldb: 192, beta: 1, c: p4, ldc: 192, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: 72, alpha: 1.0, a: p5, lda: 8, b: p6, ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 192, k: 576, alpha: 1.0, a: p5, lda: 8, b: p6, ldb: 192, beta: 1, c: p7, ldc: 192, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: 72, n: 8, k: 64, alpha: 1.0, a: p6, lda: 64, b: p8, ldb: 64, beta: 1, c: p9, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: 576, n: 8, k: 192, alpha: 1.0, a: p6, lda: 192, b: p8, ldb: 192, beta: 1, c: p9, ldc: 8, threads: threads)
             }
         }
-        // stage 2: dcore.6[r6, in.1, r7] += Σ_in.2 dP4[r6, in.1, in.2]·core.7[r7, in.2]; dcore.7[r7, in.2] += Σ_r6,in.1 core.6[r6, in.1, r7]·dP4[r6, in.1, in.2]; dcore.2[r2, out.0, r3] += Σ_layer,module dP2[layer, module, out.0, r3]·P1[layer, module, r2]; dP1[layer, module, r2] += Σ_out.0,r3 core.2[r2, out.0, r3]·dP2[layer, module, out.0, r3]
-        Kernels.stage(4, flops: 67584, threads: threads) { i, threads in
+        // stage 2: dcore.6[r6, in.1, r7] += Σ_in.2 dP5[r6, in.1, in.2]·core.7[r7, in.2]; dcore.7[r7, in.2] += Σ_r6,in.1 core.6[r6, in.1, r7]·dP5[r6, in.1, in.2]; dcore.3[r3, out.1, r4] += Σ_layer,module,out.0 dP3[layer, module, out.0, out.1, r4]·P2[layer, module, out.0, r3]; dP2[layer, module, out.0, r3] += Σ_out.1,r4 core.3[r3, out.1, r4]·dP3[layer, module, out.0, out.1, r4]
+        Kernels.stage(4, flops: 196608, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: 64, n: 8, k: 24, alpha: 1.0, a: p4, lda: 24, b: p10, ldb: 24, beta: 1, c: p11, ldc: 8, threads: threads)
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 8, n: 24, k: 64, alpha: 1.0, a: p12, lda: 8, b: p4, ldb: 24, beta: 1, c: p13, ldc: 24, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 18, alpha: 1.0, a: p14, lda: 8, b: p9, ldb: 32, beta: 1, c: p15, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: 72, alpha: 1.0, a: p14, lda: 8, b: p9, ldb: 64, beta: 1, c: p15, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: 18, n: 8, k: 32, alpha: 1.0, a: p9, lda: 32, b: p16, ldb: 32, beta: 1, c: p17, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: 72, n: 8, k: 64, alpha: 1.0, a: p9, lda: 64, b: p16, ldb: 64, beta: 1, c: p17, ldc: 8, threads: threads)
             }
         }
-        // stage 3: dcore.0[layer, r1] += Σ_module,r2 dP1[layer, module, r2]·core.1[r1, module, r2]; dcore.1[r1, module, r2] += Σ_layer core.0[layer, r1]·dP1[layer, module, r2]
+        // stage 3: dcore.2[r2, out.0, r3] += Σ_layer,module dP2[layer, module, out.0, r3]·P1[layer, module, r2]; dP1[layer, module, r2] += Σ_out.0,r3 core.2[r2, out.0, r3]·dP2[layer, module, out.0, r3]
+        Kernels.stage(2, flops: 18432, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 18, alpha: 1.0, a: p18, lda: 8, b: p17, ldb: 32, beta: 1, c: p19, ldc: 32, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: true, m: 18, n: 8, k: 32, alpha: 1.0, a: p17, lda: 32, b: p20, ldb: 32, beta: 1, c: p21, ldc: 8, threads: threads)
+            }
+        }
+        // stage 4: dcore.0[layer, r1] += Σ_module,r2 dP1[layer, module, r2]·core.1[r1, module, r2]; dcore.1[r1, module, r2] += Σ_layer core.0[layer, r1]·dP1[layer, module, r2]
         Kernels.stage(2, flops: 3456, threads: threads) { i, threads in
             switch i {
             case 0:
                 for i in 0..<6 {
                     for j in 0..<6 {
                         var sum: Float = 0
-                        for p in 0..<24 { sum += p17[i * 24 + p] * p18[j * 24 + p] }
-                        p19[i * 6 + j] += sum
+                        for p in 0..<24 { sum += p21[i * 24 + p] * p22[j * 24 + p] }
+                        p23[i * 6 + j] += sum
                     }
                 }
             default:
                 for i in 0..<6 {
                     for j in 0..<24 {
                         var sum: Float = 0
-                        for p in 0..<6 { sum += p20[p * 6 + i] * p17[p * 24 + j] }
-                        p21[i * 24 + j] += sum
+                        for p in 0..<6 { sum += p24[p * 6 + i] * p21[p * 24 + j] }
+                        p25[i * 24 + j] += sum
                     }
                 }
             }
@@ -335,73 +378,93 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t6[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P5[r5, in.0, in.1, in.2]
+    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: t7[n, r4, out.2] = Σ_r5 core.4[r4, out.2, r5]·t6[n, r5]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 192, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 192, threads: threads)
-        // stage 3: y[n, out.0, out.1, out.2] += Σ_r4 P3[out.0, out.1, r4]·t7[n, r4, out.2]
-        Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 192, output: 768, reduces: false)], transA: false, transB: false, m: 32, n: 24, k: 8, alpha: 1.0, a: p2, lda: 8, b: (w + 8 * n), ldb: 24, beta: 1, c: y, ldc: 24, threads: threads)
+        // stage 2: y[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t6[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P5[r5, in.0, in.1, in.2]; dt7[n, r4, out.2] = Σ_out.0,out.1 P3[out.0, out.1, r4]·dy[n, out.0, out.1, out.2]
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 768, output: 192, reduces: false)], transA: true, transB: false, m: 8, n: 24, k: 32, alpha: 1.0, a: p1, lda: 8, b: dy, ldb: 24, beta: 0, c: (w + 200 * n), ldc: 24, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 2: t7[n, r4, out.2] = Σ_r5 core.4[r4, out.2, r5]·t6[n, r5]; dcore.4[r4, out.2, r5] += Σ_n dt7[n, r4, out.2]·t6[n, r5]; dt6[n, r5] = Σ_r4,out.2 core.4[r4, out.2, r5]·dt7[n, r4, out.2]
-        Kernels.stage(3, flops: 9216 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 192, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 192, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 8, k: n, alpha: 1.0, a: (w + 200 * n), lda: 192, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 192, alpha: 1.0, a: (w + 200 * n), lda: 192, b: p2, ldb: 8, beta: 0, c: (w + 392 * n), ldc: 8, threads: threads)
-            }
-        }
-        // stage 3: dP3[out.0, out.1, r4] += Σ_n,out.2 dy[n, out.0, out.1, out.2]·t7[n, r4, out.2]; dx[n, in.0, in.1, in.2] += Σ_r5 dt6[n, r5]·P5[r5, in.0, in.1, in.2]; dP5[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt6[n, r5]
+        // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
         Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 768, right: 192, output: 0, reduces: true)], transA: false, transB: true, m: 32, n: 8, k: 24, alpha: 1.0, a: dy, lda: 24, b: (w + 8 * n), ldb: 24, beta: 1, c: p4, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 392 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 392 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: m1[out.0, out.1, out.2, r5] = Σ_r4 core.4[r4, out.2, r5]·P3[out.0, out.1, r4]
-        Kernels.gemm(transA: false, transB: false, m: 32, n: 192, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 192, beta: 0, c: w, ldc: 192, threads: threads)
-        // stage 2: ΔW[out.0, out.1, out.2, in.0, in.1, in.2] = Σ_r5 P5[r5, in.0, in.1, in.2]·m1[out.0, out.1, out.2, r5]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: ΔW[out.0, out.1, out.2, in.0, in.1, in.2] = Σ_r5 P4[out.0, out.1, out.2, r5]·P6[r5, in.0, in.1, in.2]
+        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t6[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P5[r5, in.0, in.1, in.2]
+    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: t7[n, r4, out.2] = Σ_r5 core.4[r4, out.2, r5]·t6[n, r5]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 192, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 192, threads: threads)
-        // stage 3: y0[n, out.0, out.1, out.2] += Σ_r4 P3[out.0, out.1, r4]·t7[n, r4, out.2]; y1[n, out.0, out.1, out.2] += Σ_r4 P3[out.0, out.1, r4]·t7[n, r4, out.2]; y2[n, out.0, out.1, out.2] += Σ_r4 P3[out.0, out.1, r4]·t7[n, r4, out.2]
+        // stage 2: y0[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]; y1[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]; y2[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]
         Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 192, output: 768, reduces: false)], transA: false, transB: false, m: 32, n: 24, k: 8, alpha: 1.0, a: p2, lda: 8, b: (w + 8 * n), ldb: 24, beta: 1, c: y, ldc: 24, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
             case 1:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 192, output: 768, reduces: false)], transA: false, transB: false, m: 32, n: 24, k: 8, alpha: 1.0, a: p3, lda: 8, b: (w + 8 * n), ldb: 24, beta: 1, c: y1, ldc: 24, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, ldb: 8, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 192, output: 768, reduces: false)], transA: false, transB: false, m: 32, n: 24, k: 8, alpha: 1.0, a: p4, lda: 8, b: (w + 8 * n), ldb: 24, beta: 1, c: y2, ldc: 24, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, ldb: 8, beta: 1, c: y2, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
+        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+            }
+        }
+        // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dt7[n, r5] += Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]
+        Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p4, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            }
+        }
+        // stage 3: dt7[n, r5] += Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
+        Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p6, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+        // stage 4: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
+        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }

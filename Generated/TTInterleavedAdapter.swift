@@ -6,10 +6,10 @@
 //   7-tensor network core.0[layer,r1]·core.1[r1,module,r2]·core.2[r2,out.0,r3]·core.3[r3,in.0,r4]·core.4[r4,out.1,r5]·core.5[r5,in.1]·x[n,layer,in.0,in.1] → [n,layer,module,out.0,out.1], path by optimal search
 //   prepare: core.0[layer,r1]·core.1[r1,module,r2] → P1[layer,module,r2]
 //   prepare: core.2[r2,out.0,r3]·P1[layer,module,r2] → P2[layer,module,out.0,r3]
-//   prepare: core.4[r4,out.1,r5]·core.5[r5,in.1] → P3[r4,out.1,in.1]
-//   prepare: core.3[r3,in.0,r4]·P3[r4,out.1,in.1] → P4[r3,in.0,out.1,in.1]
-//   token:   x[n,layer,in.0,in.1]·P4[r3,in.0,out.1,in.1] → t5[r3,out.1,n,layer]
-//   token:   P2[layer,module,out.0,r3]·t5[r3,out.1,n,layer] → y[n,layer,module,out.0,out.1]
+//   prepare: core.3[r3,in.0,r4]·core.4[r4,out.1,r5] → P3[r3,in.0,out.1,r5]
+//   prepare: P2[layer,module,out.0,r3]·P3[r3,in.0,out.1,r5] → P4[layer,module,out.0,in.0,out.1,r5]
+//   token:   core.5[r5,in.1]·x[n,layer,in.0,in.1] → t5[r5,n,layer,in.0]
+//   token:   P4[layer,module,out.0,in.0,out.1,r5]·t5[r5,n,layer,in.0] → y[n,layer,module,out.0,out.1]
 
 import AdaptRuntime
 
@@ -18,7 +18,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `TTInterleaved`: 8 (layer, module) pairs, 432 parameters.
 ///
-/// `prepare()` computes 2080 floats of prepared state from the parameters
+/// `prepare()` computes 13344 floats of prepared state from the parameters
 /// (the weight-side products the plan hoisted out of forward). It must run after
 /// loading and after every parameter update; `init(weights:)` runs it. Taking
 /// `parameters` marks the prepared state stale, and forward, backward and
@@ -39,7 +39,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     public static let specHash = "32ce4c4cc524e6aa"
     public static let parameterCount = 432
     /// Floats of prepared state (and as many for its gradients).
-    public static let preparedCount = 2080
+    public static let preparedCount = 13344
     /// Layers of the model (4); pairs without an adapter throw.
     public static let layerCount = 4
 
@@ -89,9 +89,9 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     public func prepare() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 0, p + 16, q + 0, p + 272, p + 400, q + 288, p + 48, q + 32, p + 176, q + 544, threads: threads)  // group mlp
+        Self.prepare0(n, p + 0, p + 16, q + 0, p + 176, p + 272, q + 288, p + 48, q + 32, q + 1056, threads: threads)  // group mlp
         storage.markPrepared()
     }
 
@@ -99,9 +99,9 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     public func finishBackward() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.finishBackward1(n, dq + 544, q + 288, g + 176, p + 176, dq + 288, q + 0, dq + 32, g + 48, p + 48, dq + 0, p + 400, g + 272, p + 272, g + 400, p + 16, g + 0, p + 0, g + 16, threads: threads)  // group mlp
+        Self.finishBackward1(n, dq + 1056, q + 288, dq + 32, q + 32, dq + 288, p + 272, g + 176, p + 176, g + 272, q + 0, g + 48, p + 48, dq + 0, p + 16, g + 0, p + 0, g + 16, threads: threads)  // group mlp
         storage.preparedGradients.update(repeating: 0)
     }
 
@@ -117,17 +117,17 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, q + 544, q + 32, threads: threads)
-        case 1: Self.forward2(n, x, y, w, q + 544, q + 64, threads: threads)
-        case 2: Self.forward2(n, x, y, w, q + 544, q + 96, threads: threads)
-        case 3: Self.forward2(n, x, y, w, q + 544, q + 128, threads: threads)
-        case 4: Self.forward2(n, x, y, w, q + 544, q + 160, threads: threads)
-        case 5: Self.forward2(n, x, y, w, q + 544, q + 192, threads: threads)
-        case 6: Self.forward2(n, x, y, w, q + 544, q + 224, threads: threads)
-        case 7: Self.forward2(n, x, y, w, q + 544, q + 256, threads: threads)
+        case 0: Self.forward2(n, x, y, w, p + 400, q + 1056, threads: threads)
+        case 1: Self.forward2(n, x, y, w, p + 400, q + 2592, threads: threads)
+        case 2: Self.forward2(n, x, y, w, p + 400, q + 4128, threads: threads)
+        case 3: Self.forward2(n, x, y, w, p + 400, q + 5664, threads: threads)
+        case 4: Self.forward2(n, x, y, w, p + 400, q + 7200, threads: threads)
+        case 5: Self.forward2(n, x, y, w, p + 400, q + 8736, threads: threads)
+        case 6: Self.forward2(n, x, y, w, p + 400, q + 10272, threads: threads)
+        case 7: Self.forward2(n, x, y, w, p + 400, q + 11808, threads: threads)
         default: break
         }
     }
@@ -145,17 +145,17 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, q + 544, q + 32, dq + 32, dq + 544, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, q + 544, q + 64, dq + 64, dq + 544, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, q + 544, q + 96, dq + 96, dq + 544, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, q + 544, q + 128, dq + 128, dq + 544, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, q + 544, q + 160, dq + 160, dq + 544, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, q + 544, q + 192, dq + 192, dq + 544, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, q + 544, q + 224, dq + 224, dq + 544, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, q + 544, q + 256, dq + 256, dq + 544, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 400, q + 1056, dq + 1056, g + 400, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 400, q + 2592, dq + 2592, g + 400, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 400, q + 4128, dq + 4128, g + 400, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 400, q + 5664, dq + 5664, g + 400, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 400, q + 7200, dq + 7200, g + 400, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 400, q + 8736, dq + 8736, g + 400, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 400, q + 10272, dq + 10272, g + 400, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 400, q + 11808, dq + 11808, g + 400, threads: threads)
         default: break
         }
     }
@@ -169,17 +169,17 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, q + 32, q + 544, threads: threads)
-        case 1: Self.materialize4(n, delta, q + 64, q + 544, threads: threads)
-        case 2: Self.materialize4(n, delta, q + 96, q + 544, threads: threads)
-        case 3: Self.materialize4(n, delta, q + 128, q + 544, threads: threads)
-        case 4: Self.materialize4(n, delta, q + 160, q + 544, threads: threads)
-        case 5: Self.materialize4(n, delta, q + 192, q + 544, threads: threads)
-        case 6: Self.materialize4(n, delta, q + 224, q + 544, threads: threads)
-        case 7: Self.materialize4(n, delta, q + 256, q + 544, threads: threads)
+        case 0: Self.materialize4(n, delta, q + 1056, p + 400, threads: threads)
+        case 1: Self.materialize4(n, delta, q + 2592, p + 400, threads: threads)
+        case 2: Self.materialize4(n, delta, q + 4128, p + 400, threads: threads)
+        case 3: Self.materialize4(n, delta, q + 5664, p + 400, threads: threads)
+        case 4: Self.materialize4(n, delta, q + 7200, p + 400, threads: threads)
+        case 5: Self.materialize4(n, delta, q + 8736, p + 400, threads: threads)
+        case 6: Self.materialize4(n, delta, q + 10272, p + 400, threads: threads)
+        case 7: Self.materialize4(n, delta, q + 11808, p + 400, threads: threads)
         default: break
         }
     }
@@ -196,14 +196,14 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], w, q + 544, q + 32, q + 64, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], w, q + 544, q + 96, q + 128, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], w, q + 544, q + 160, q + 192, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], w, q + 544, q + 224, q + 256, threads: threads); return
+            case 0: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 1056, q + 2592, threads: threads); return
+            case 1: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 4128, q + 5664, threads: threads); return
+            case 2: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 7200, q + 8736, threads: threads); return
+            case 3: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 10272, q + 11808, threads: threads); return
             default: break
             }
         }
@@ -212,12 +212,42 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         }
     }
 
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        if modules == [.gate, .up] {
+            switch layer {
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 2592, dq + 2592, dq + 1056, q + 1056, g + 400, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 5664, dq + 5664, dq + 4128, q + 4128, g + 400, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 8736, dq + 8736, dq + 7200, q + 7200, g + 400, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 11808, dq + 11808, dq + 10272, q + 10272, g + 400, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
+        }
+    }
+
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P3[r4, out.1, in.1] = Σ_r5 core.4[r4, out.1, r5]·core.5[r5, in.1]
-        Kernels.stage(2, flops: 2304, threads: threads) { i, threads in
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P3[r3, in.0, out.1, r5] = Σ_r4 core.3[r3, in.0, r4]·core.4[r4, out.1, r5]
+        Kernels.stage(2, flops: 6400, threads: threads) { i, threads in
             switch i {
             case 0:
                 for i in 0..<4 {
@@ -228,92 +258,92 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
                     }
                 }
             default:
-                for i in 0..<32 {
-                    for j in 0..<8 {
-                        var sum: Float = 0
-                        for p in 0..<4 { sum += p3[i * 4 + p] * p4[p * 8 + j] }
-                        p5[i * 8 + j] = sum
-                    }
-                }
-            }
-        }
-        // stage 2: P2[layer, module, out.0, r3] = Σ_r2 core.2[r2, out.0, r3]·P1[layer, module, r2]; P4[r3, in.0, out.1, in.1] = Σ_r4 core.3[r3, in.0, r4]·P3[r4, out.1, in.1]
-        Kernels.stage(2, flops: 14336, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                for i in 0..<8 {
+                for i in 0..<24 {
                     for j in 0..<32 {
                         var sum: Float = 0
-                        for p in 0..<4 { sum += p2[i * 4 + p] * p6[p * 32 + j] }
-                        p7[i * 32 + j] = sum
+                        for p in 0..<4 { sum += p3[i * 4 + p] * p4[p * 32 + j] }
+                        p5[i * 32 + j] = sum
                     }
                 }
-            default:
-                Kernels.gemm(transA: false, transB: false, m: 24, n: 64, k: 4, alpha: 1.0, a: p8, lda: 4, b: p5, ldb: 64, beta: 0, c: p9, ldc: 64, threads: threads)
             }
         }
+        // stage 2: P2[layer, module, out.0, r3] = Σ_r2 core.2[r2, out.0, r3]·P1[layer, module, r2]
+        for i in 0..<8 {
+            for j in 0..<32 {
+                var sum: Float = 0
+                for p in 0..<4 { sum += p2[i * 4 + p] * p6[p * 32 + j] }
+                p7[i * 32 + j] = sum
+            }
+        }
+        // stage 3: P4[layer, module, out.0, in.0, out.1, r5] = Σ_r3 P2[layer, module, out.0, r3]·P3[r3, in.0, out.1, r5]
+        Kernels.gemm(transA: false, transB: false, m: 64, n: 192, k: 4, alpha: 1.0, a: p7, lda: 4, b: p5, ldb: 192, beta: 0, c: p8, ldc: 192, threads: threads)
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: dcore.3[r3, in.0, r4] += Σ_out.1,in.1 dP4[r3, in.0, out.1, in.1]·P3[r4, out.1, in.1]; dP3[r4, out.1, in.1] += Σ_r3,in.0 core.3[r3, in.0, r4]·dP4[r3, in.0, out.1, in.1]; dcore.2[r2, out.0, r3] += Σ_layer,module dP2[layer, module, out.0, r3]·P1[layer, module, r2]; dP1[layer, module, r2] += Σ_out.0,r3 core.2[r2, out.0, r3]·dP2[layer, module, out.0, r3]
-        Kernels.stage(4, flops: 28672, threads: threads) { i, threads in
+    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: dP2[layer, module, out.0, r3] += Σ_in.0,out.1,r5 dP4[layer, module, out.0, in.0, out.1, r5]·P3[r3, in.0, out.1, r5]; dP3[r3, in.0, out.1, r5] += Σ_layer,module,out.0 P2[layer, module, out.0, r3]·dP4[layer, module, out.0, in.0, out.1, r5]
+        Kernels.stage(2, flops: 196608, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: 24, n: 4, k: 64, alpha: 1.0, a: p0, lda: 64, b: p1, ldb: 64, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: 64, n: 4, k: 192, alpha: 1.0, a: p0, lda: 192, b: p1, ldb: 192, beta: 1, c: p2, ldc: 4, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 192, k: 64, alpha: 1.0, a: p3, lda: 4, b: p0, ldb: 192, beta: 1, c: p4, ldc: 192, threads: threads)
+            }
+        }
+        // stage 2: dcore.3[r3, in.0, r4] += Σ_out.1,r5 dP3[r3, in.0, out.1, r5]·core.4[r4, out.1, r5]; dcore.4[r4, out.1, r5] += Σ_r3,in.0 core.3[r3, in.0, r4]·dP3[r3, in.0, out.1, r5]; dcore.2[r2, out.0, r3] += Σ_layer,module dP2[layer, module, out.0, r3]·P1[layer, module, r2]; dP1[layer, module, r2] += Σ_out.0,r3 core.2[r2, out.0, r3]·dP2[layer, module, out.0, r3]
+        Kernels.stage(4, flops: 16384, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i in 0..<24 {
+                    for j in 0..<4 {
+                        var sum: Float = 0
+                        for p in 0..<32 { sum += p4[i * 32 + p] * p5[j * 32 + p] }
+                        p6[i * 4 + j] += sum
+                    }
+                }
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 64, k: 24, alpha: 1.0, a: p3, lda: 4, b: p0, ldb: 64, beta: 1, c: p4, ldc: 64, threads: threads)
+                for i in 0..<4 {
+                    for j in 0..<32 {
+                        var sum: Float = 0
+                        for p in 0..<24 { sum += p7[p * 4 + i] * p4[p * 32 + j] }
+                        p8[i * 32 + j] += sum
+                    }
+                }
             case 2:
                 for i in 0..<4 {
                     for j in 0..<32 {
                         var sum: Float = 0
-                        for p in 0..<8 { sum += p5[p * 4 + i] * p6[p * 32 + j] }
-                        p7[i * 32 + j] += sum
+                        for p in 0..<8 { sum += p9[p * 4 + i] * p2[p * 32 + j] }
+                        p10[i * 32 + j] += sum
                     }
                 }
             default:
                 for i in 0..<8 {
                     for j in 0..<4 {
                         var sum: Float = 0
-                        for p in 0..<32 { sum += p6[i * 32 + p] * p8[j * 32 + p] }
-                        p9[i * 4 + j] += sum
+                        for p in 0..<32 { sum += p2[i * 32 + p] * p11[j * 32 + p] }
+                        p12[i * 4 + j] += sum
                     }
                 }
             }
         }
-        // stage 2: dcore.4[r4, out.1, r5] += Σ_in.1 dP3[r4, out.1, in.1]·core.5[r5, in.1]; dcore.5[r5, in.1] += Σ_r4,out.1 core.4[r4, out.1, r5]·dP3[r4, out.1, in.1]; dcore.0[layer, r1] += Σ_module,r2 dP1[layer, module, r2]·core.1[r1, module, r2]; dcore.1[r1, module, r2] += Σ_layer core.0[layer, r1]·dP1[layer, module, r2]
-        Kernels.stage(4, flops: 4608, threads: threads) { i, threads in
+        // stage 3: dcore.0[layer, r1] += Σ_module,r2 dP1[layer, module, r2]·core.1[r1, module, r2]; dcore.1[r1, module, r2] += Σ_layer core.0[layer, r1]·dP1[layer, module, r2]
+        Kernels.stage(2, flops: 512, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i in 0..<32 {
-                    for j in 0..<4 {
-                        var sum: Float = 0
-                        for p in 0..<8 { sum += p4[i * 8 + p] * p10[j * 8 + p] }
-                        p11[i * 4 + j] += sum
-                    }
-                }
-            case 1:
-                for i in 0..<4 {
-                    for j in 0..<8 {
-                        var sum: Float = 0
-                        for p in 0..<32 { sum += p12[p * 4 + i] * p4[p * 8 + j] }
-                        p13[i * 8 + j] += sum
-                    }
-                }
-            case 2:
                 for i in 0..<4 {
                     for j in 0..<4 {
                         var sum: Float = 0
-                        for p in 0..<8 { sum += p9[i * 8 + p] * p14[j * 8 + p] }
-                        p15[i * 4 + j] += sum
+                        for p in 0..<8 { sum += p12[i * 8 + p] * p13[j * 8 + p] }
+                        p14[i * 4 + j] += sum
                     }
                 }
             default:
                 for i in 0..<4 {
                     for j in 0..<8 {
                         var sum: Float = 0
-                        for p in 0..<4 { sum += p16[p * 4 + i] * p9[p * 8 + j] }
-                        p17[i * 8 + j] += sum
+                        for p in 0..<4 { sum += p15[p * 4 + i] * p12[p * 8 + j] }
+                        p16[i * 8 + j] += sum
                     }
                 }
             }
@@ -322,53 +352,86 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t5[n, out.1, r3] = Σ_in.0,in.1 x[n, in.0, in.1]·P4[r3, in.0, out.1, in.1]
-        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 8, output: 4, reduces: false), Kernels.Loop(extent: 6, left: 8, right: 64, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 4, k: 8, alpha: 1.0, a: x, lda: 48, b: p0, ldb: 384, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: y[n, out.0, out.1] += Σ_r3 P2[out.0, r3]·t5[n, out.1, r3]
-        Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 32, output: 64, reduces: false)], transA: false, transB: true, m: 8, n: 8, k: 4, alpha: 1.0, a: p1, lda: 4, b: w, ldb: 4, beta: 1, c: y, ldc: 8, threads: threads)
+        // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]
+        Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
+        // stage 2: y[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]
+        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t5[n, out.1, r3] = Σ_in.0,in.1 x[n, in.0, in.1]·P4[r3, in.0, out.1, in.1]; dt5[n, out.1, r3] = Σ_out.0 P2[out.0, r3]·dy[n, out.0, out.1]
-        Kernels.stage(2, flops: 3584 * n, threads: threads) { i, threads in
+        // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+        Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 8, output: 4, reduces: false), Kernels.Loop(extent: 6, left: 8, right: 64, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 4, k: 8, alpha: 1.0, a: x, lda: 48, b: p0, ldb: 384, beta: 0, c: w, ldc: 32, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 64, right: 0, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: 8, alpha: 1.0, a: dy, lda: 8, b: p1, ldb: 4, beta: 0, c: (w + 32 * n), ldc: 4, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 24 * n), ldc: 24, threads: threads)
             }
         }
-        // stage 2: dP2[out.0, r3] += Σ_n,out.1 dy[n, out.0, out.1]·t5[n, out.1, r3]; dx[n, in.0, in.1] += Σ_out.1,r3 dt5[n, out.1, r3]·P4[r3, in.0, out.1, in.1]; dP4[r3, in.0, out.1, in.1] += Σ_n x[n, in.0, in.1]·dt5[n, out.1, r3]
-        Kernels.stage(3, flops: 6656 * n, threads: threads) { i, threads in
+        // stage 2: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]; dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
+        Kernels.stage(3, flops: 3840 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 64, right: 32, output: 0, reduces: true)], transA: false, transB: false, m: 8, n: 4, k: 8, alpha: 1.0, a: dy, lda: 8, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p2, ldc: 4, threads: threads)
             case 1:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 64, output: 8, reduces: false), Kernels.Loop(extent: 8, left: 4, right: 8, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 8, k: 4, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 384, beta: 1, c: dx, ldc: 48, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 8, output: 64, reduces: false), Kernels.Loop(extent: 8, left: 4, right: 0, output: 8, reduces: false)], transA: true, transB: false, m: 4, n: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 48, beta: 1, c: p3, ldc: 384, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: 6 * n, n: 8, k: 4, alpha: 1.0, a: (w + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dx, ldc: 8, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[out.0, out.1, in.0, in.1] = Σ_r3 P2[out.0, r3]·P4[r3, in.0, out.1, in.1]
-        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 8, output: 48, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 64, output: 8, reduces: false)], transA: false, transB: false, m: 8, n: 8, k: 4, alpha: 1.0, a: p0, lda: 4, b: p1, ldb: 384, beta: 0, c: delta, ldc: 384, threads: threads)
+        // stage 1: ΔW[out.0, out.1, in.0, in.1] = Σ_r5 core.5[r5, in.1]·P4[out.0, in.0, out.1, r5]
+        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 192, right: 0, output: 384, reduces: false), Kernels.Loop(extent: 8, left: 4, right: 0, output: 48, reduces: false)], transA: false, transB: false, m: 6, n: 8, k: 4, alpha: 1.0, a: p0, lda: 32, b: p1, ldb: 8, beta: 0, c: delta, ldc: 8, threads: threads)
     }
 
     @inline(never)
     private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t5[n, out.1, r3] = Σ_in.0,in.1 x[n, in.0, in.1]·P4[r3, in.0, out.1, in.1]
-        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 8, output: 4, reduces: false), Kernels.Loop(extent: 6, left: 8, right: 64, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 4, k: 8, alpha: 1.0, a: x, lda: 48, b: p0, ldb: 384, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: y0[n, out.0, out.1] += Σ_r3 P2[out.0, r3]·t5[n, out.1, r3]; y1[n, out.0, out.1] += Σ_r3 P2[out.0, r3]·t5[n, out.1, r3]
-        Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
+        // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]
+        Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
+        // stage 2: y0[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]; y1[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]
+        Kernels.stage(2, flops: 6144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 32, output: 64, reduces: false)], transA: false, transB: true, m: 8, n: 8, k: 4, alpha: 1.0, a: p1, lda: 4, b: w, ldb: 4, beta: 1, c: y, ldc: 8, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: n, left: 0, right: 32, output: 64, reduces: false)], transA: false, transB: true, m: 8, n: 8, k: 4, alpha: 1.0, a: p2, lda: 4, b: w, ldb: 4, beta: 1, c: y1, ldc: 8, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+        Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
+            default:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy1, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 24 * n), ldc: 24, threads: threads)
+            }
+        }
+        // stage 2: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dt5[n, in.0, r5] += Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+        Kernels.stage(3, flops: 9216 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy1, lda: 64, b: w, ldb: 24, beta: 1, c: p2, ldc: 4, threads: threads)
+            case 1:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p3, ldc: 4, threads: threads)
+            default:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy, lda: 64, b: p4, ldb: 4, beta: 1, c: (w + 24 * n), ldc: 24, threads: threads)
+            }
+        }
+        // stage 3: dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]; dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
+        Kernels.stage(2, flops: 768 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: 6 * n, n: 8, k: 4, alpha: 1.0, a: (w + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dx, ldc: 8, threads: threads)
             }
         }
     }

@@ -99,7 +99,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 0, p + 1024, threads: threads)
@@ -126,7 +126,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 1024, g + 1024, g + 0, threads: threads)
@@ -149,7 +149,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, p + 1024, p + 0, threads: threads)
@@ -175,7 +175,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
@@ -188,6 +188,35 @@ public final class TinyQvAdapter: GeneratedAdapter {
         }
         for (module, y) in zip(modules, outputs) {
             try forward(layer: layer, module: module, x: x, rows: n, y: y)
+        }
+    }
+
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work
+    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,
+                                          x: x.count, rows: n, outputs: dys.map(\.count), of: Self.self)
+        try Self.expect(dx.count, x.count, "dx")
+        if n == 0 { return }
+        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
+        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
+        guard dys.count == modules.count else { return }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, w)
+        if modules == [.attentionSelfQuery, .attentionSelfValue] {
+            switch layer {
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 0, p + 1536, p + 1024, g + 1536, g + 1024, g + 0, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 2048, p + 3584, p + 3072, g + 3584, g + 3072, g + 2048, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 4096, p + 5632, p + 5120, g + 5632, g + 5120, g + 4096, threads: threads); return
+            case 3: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 6144, p + 7424, p + 6912, g + 7424, g + 6912, g + 6144, threads: threads); return
+            default: break
+            }
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),
+                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))
         }
     }
 
@@ -211,61 +240,61 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: dz[n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: dz[n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 4.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 64, alpha: 4.0, a: dy, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy, lda: 64, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 64, alpha: 4.0, a: dy, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
             }
         }
-        // stage 3: dA[r, i] += Σ_n dz[n, r]·x[n, i]; dx[n, i] += Σ_r dz[n, r]·A[r, i]
-        Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
+        // stage 2: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(3, flops: 1536 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 64, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
-            default:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy, lda: 64, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 64, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
         }
     }
 
     @inline(never)
     private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 2.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 64, n: 64, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, ldb: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
     private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: ΔW[o, i] = 4.0·Σ_r B[o, r]·A[r, i]
+        // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 64, n: 64, k: 4, alpha: 4.0, a: p0, lda: 4, b: p1, ldb: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
@@ -295,6 +324,62 @@ public final class TinyQvAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 12, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
             default:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 4, alpha: 4.0, a: (w + 8), lda: 12, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 16, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy1, lda: 64, b: p1, ldb: 8, beta: 0, c: (w + 16 * n + 8), ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(4, flops: 6144 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy1, lda: 64, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 64, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<12][n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: false, transB: true, m: n, n: 12, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 12, threads: threads)
+            case 1:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 64, alpha: 4.0, a: dy1, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 12 * n + 8), ldc: 12, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p2, ldb: 8, beta: 0, c: (w + 12 * n), ldc: 12, threads: threads)
+            }
+        }
+        // stage 2: dB[o, r] += 4.0·Σ_n z[8..<12][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(4, flops: 4608 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy1, lda: 64, b: (w + 8), ldb: 12, beta: 1, c: p3, ldc: 4, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 12, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 12, alpha: 1.0, a: (w + 12 * n), lda: 12, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: true, transB: false, m: 12, n: 64, k: n, alpha: 1.0, a: (w + 12 * n), lda: 12, b: x, ldb: 64, beta: 1, c: p5, ldc: 64, threads: threads)
             }
         }
     }

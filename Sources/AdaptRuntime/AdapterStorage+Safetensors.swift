@@ -1,7 +1,17 @@
 extension AdapterStorage {
     /// Copies every tensor of `layout` from a safetensors file into the parameter
     /// buffer. Missing tensors, shape mismatches and NaN/Inf are errors naming the key.
+    /// Tensors the layout does not name are an error too: a file for the same
+    /// spec never has them, so they mean a damaged or hand-edited file whose
+    /// extra weights would otherwise be dropped without a word.
     public func load(_ file: SafetensorsFile, layout: [ParameterTensor]) throws {
+        let known = Set(layout.map(\.key))
+        let unknown = file.tensors.map(\.name).filter { !known.contains($0) }
+        if !unknown.isEmpty {
+            let shown = unknown.prefix(5).map { "\"\($0)\"" }.joined(separator: ", ")
+            let more = unknown.count > 5 ? " and \(unknown.count - 5) more" : ""
+            throw AdapterError("\(file.path): \(unknown.count) tensor\(unknown.count == 1 ? "" : "s") the spec does not know: \(shown)\(more)")
+        }
         for tensor in layout {
             guard let entry = file.entry(tensor.key) else {
                 throw AdapterError.missingTensor(path: file.path, key: tensor.key, shape: tensor.shape)
@@ -14,6 +24,19 @@ extension AdapterStorage {
                 (parameters.baseAddress! + tensor.offset).update(from: source.baseAddress!, count: tensor.count)
             }
         }
+    }
+
+    /// Writes the parameters straight from the parameter buffer, tensor by
+    /// tensor (`SafetensorsStreamWriter`): no copy of the whole adapter is made.
+    public func write(layout: [ParameterTensor], metadata: [String: String], to path: String) throws {
+        let writer = try SafetensorsStreamWriter(
+            path: path, metadata: metadata, tensors: layout.map { TensorDeclaration(name: $0.key, shape: $0.shape) })
+        let byKey = Dictionary(uniqueKeysWithValues: layout.map { ($0.key, $0) })
+        for key in writer.order {
+            let tensor = byKey[key]!
+            try writer.append(key, floats: UnsafeBufferPointer(rebasing: parameters[tensor.offset..<tensor.offset + tensor.count]))
+        }
+        try writer.commit()
     }
 
     /// The parameters as a safetensors writer, keys and shapes from `layout`.

@@ -64,3 +64,26 @@ extension GeneratedAdapter {
         return result
     }
 }
+
+extension GeneratedAdapter {
+    /// The fused backward on arrays: `dx + Σ_i dys[i]·ΔW[layer, modules[i]]`
+    /// (zeros when `dx` is not given); parameter gradients accumulate in `gradients`.
+    public func backward(layer: Int, modules: [Module], x: [Float], dys: [[Float]], rows n: Int, dx: [Float]? = nil) throws -> [Float] {
+        guard let first = modules.first else { return dx ?? [] }
+        var result = dx ?? [Float](repeating: 0, count: n * Self.shape(of: first).in)
+        // Each output gradient gets its own buffer for the duration of the call.
+        var buffers: [UnsafeMutableBufferPointer<Float>] = []
+        defer { buffers.forEach { $0.deallocate() } }
+        for dy in dys {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: dy.count)
+            _ = buffer.initialize(from: dy)
+            buffers.append(buffer)
+        }
+        try x.withUnsafeBufferPointer { x in
+            try result.withUnsafeMutableBufferPointer { dx in
+                try backward(layer: layer, modules: modules, x: x, dys: buffers.map { UnsafeBufferPointer($0) }, rows: n, dx: dx)
+            }
+        }
+        return result
+    }
+}

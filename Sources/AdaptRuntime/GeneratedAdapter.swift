@@ -36,6 +36,10 @@ public protocol GeneratedAdapter: AnyObject {
     /// (those of prepared state once `finishBackward()` runs).
     func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                   rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, sharing
+    /// the input-side work; parameter gradients accumulate as in `backward`.
+    func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                  rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws
     /// Pushes gradients of prepared state into `gradients`, then clears them;
     /// idempotent. Call it after the last `backward` of a batch, before reading
     /// `gradients` (the optimizers' adapter forms call it themselves).
@@ -45,6 +49,17 @@ public protocol GeneratedAdapter: AnyObject {
 }
 
 extension GeneratedAdapter {
+    /// Without a fused program: the backward of each pair in turn.
+    public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                         rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        guard modules.count == dys.count else {
+            throw AdapterError("\(Self.specName): \(modules.count) modules but \(dys.count) output gradients")
+        }
+        for (module, dy) in zip(modules, dys) {
+            try backward(layer: layer, module: module, x: x, dy: dy, rows: n, dx: dx)
+        }
+    }
+
     /// The parameters in `parameterLayout` order, for an optimizer to write.
     /// Taking this view marks prepared state stale. Valid while the adapter
     /// lives: the buffer is freed with it (`withParameters` scopes the access).

@@ -21,8 +21,14 @@ struct Bench {
                 cases.append(argument)
             }
         }
-        for name in cases.isEmpty ? known : cases {
+        let crossLayer = ["tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer"]
+        let asked = cases.isEmpty ? known : cases
+        if asked.contains(where: crossLayer.contains) { try Bench.crossLayer(asked.filter(crossLayer.contains), threads: threads) }
+        for name in asked {
             switch name {
+            case _ where crossLayer.contains(name): continue
+            case "backward": try backwardCase(threads: threads)
+            case "scaling": try scalingCase()
             case "lora-unmerged": try loraUnmerged(threads: threads)
             case "prune": try prune(threads: threads)
             default:
@@ -32,7 +38,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "prune"]
+    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

@@ -33,9 +33,18 @@ struct Threads: ParsableArguments {
 }
 
 /// Runs a command body, turning every user-caused error into one line on stderr and exit 1.
-func guarded(_ body: () throws -> [String]) throws {
+/// A write into a closed pipe or past `ulimit -f` is an error from `write`, not a
+/// signal; summaries go to stderr when `output` is stdout itself (`-o /dev/stdout`).
+func guarded(output: String? = nil, _ body: () throws -> [String]) throws {
+    signal(SIGPIPE, SIG_IGN)
+    signal(SIGXFSZ, SIG_IGN)
     do {
-        for line in try body() { print(line) }
+        let lines = try body()
+        if let output, OutputDestination.isStandardOutput(output) {
+            for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        } else {
+            for line in lines { print(line) }
+        }
     } catch let errors as SpecErrors {
         report(errors.diagnostics)
         throw ExitCode(1)
@@ -105,7 +114,7 @@ struct PlanCommand: ParsableCommand {
         try guarded {
             let (checked, plan) = try SpecLoader.loadPlanned(path: spec)
             report(checked.diagnostics)
-            let figures = PlanReport(plan: plan, tokens: tokens)
+            let figures = PlanReport(checked: checked, plan: plan, tokens: tokens)
             if json { return [figures.json] }
             return [figures.text] + (verbose ? [plan.description] : [])
         }
@@ -134,7 +143,7 @@ struct Init: ParsableCommand {
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded {
+        try guarded(output: o) {
             try InitCommand.run(specPath: spec, output: o, seed: seed, basePath: base, residualPath: residual, threads: threads.threads)
         }
     }
@@ -150,7 +159,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded {
+        try guarded(output: o) {
             [try EvalCommand.eval(specPath: spec, adapterPath: adapter, inputPath: input, output: o, threads: threads.threads)]
         }
     }
@@ -165,7 +174,7 @@ struct Materialize: ParsableCommand {
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded { [try EvalCommand.materialize(specPath: spec, adapterPath: adapter, output: o, threads: threads.threads)] }
+        try guarded(output: o) { [try EvalCommand.materialize(specPath: spec, adapterPath: adapter, output: o, threads: threads.threads)] }
     }
 }
 
@@ -180,7 +189,7 @@ struct Merge: ParsableCommand {
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded {
+        try guarded(output: o) {
             [try MergeCommand.run(specPath: spec, adapterPath: adapter, basePath: base, output: o,
                                   unmerge: unmerge, threads: threads.threads)]
         }

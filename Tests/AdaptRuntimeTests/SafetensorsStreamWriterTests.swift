@@ -34,9 +34,9 @@ final class SafetensorsStreamWriterTests: XCTestCase {
         XCTAssertEqual(Array(try Data(contentsOf: URL(fileURLWithPath: path))), try memory.encoded())
         let file = try SafetensorsFile.read(path: path)
         for entry in file.tensors {
-            file.withRawBytes(entry) { XCTAssertEqual(Array($0), tensors.first { $0.0 == entry.name }!.3) }
+            try file.withRawBytes(entry) { XCTAssertEqual(Array($0), tensors.first { $0.0 == entry.name }!.3) }
             file.releasePages(entry)
-            XCTAssertEqual(file.rawBytes(entry.name), tensors.first { $0.0 == entry.name }!.3, "readable after release")
+            XCTAssertEqual(try file.rawBytes(entry.name), tensors.first { $0.0 == entry.name }!.3, "readable after release")
         }
     }
 

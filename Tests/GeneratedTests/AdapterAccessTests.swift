@@ -37,6 +37,15 @@ final class AdapterAccessTests: XCTestCase {
         XCTAssertEqual(fused.count, 2)
         assertClose(fused[0], try adapter.forward(layer: 2, module: .attentionSelfQuery, x: x, rows: 3).map(Double.init), "fused q")
         assertClose(fused[1], try adapter.forward(layer: 2, module: .attentionSelfValue, x: x, rows: 3).map(Double.init), "fused v")
+        let dys = [random.floats(3 * 64), random.floats(3 * 64)]
+        adapter.zeroGradients()
+        let fusedDx = try adapter.backward(layer: 2, modules: [.attentionSelfQuery, .attentionSelfValue], x: x, dys: dys, rows: 3)
+        let fusedGradients = adapter.gradientValues
+        adapter.zeroGradients()
+        var dx = try adapter.backward(layer: 2, module: .attentionSelfQuery, x: x, dy: dys[0], rows: 3)
+        dx = try adapter.backward(layer: 2, module: .attentionSelfValue, x: x, dy: dys[1], rows: 3, dx: dx)
+        assertClose(fusedDx, dx.map(Double.init), "fused dx")
+        assertClose(fusedGradients, adapter.gradientValues.map(Double.init), "fused parameter gradients")
         let weight = random.floats(64 * 64)
         let delta = try adapter.materialize(layer: 2, module: .attentionSelfValue)
         let merged = try adapter.merged(layer: 2, module: .attentionSelfValue, weight: weight)

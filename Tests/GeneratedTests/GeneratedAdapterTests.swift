@@ -94,6 +94,17 @@ final class GeneratedAdapterTests: XCTestCase {
         XCTAssertThrowsError(try adapter.backward(layer: 0, module: .attentionSelfQuery, x: [Float](repeating: 0, count: 64),
                                                   dy: [Float](repeating: 0, count: 65), rows: 1))
         XCTAssertEqual(try adapter.forward(layer: 0, module: .attentionSelfQuery, x: [], rows: 0), [])
+        // The fused entry points check too: an empty x with rows > 0 throws instead of trapping.
+        let y = UnsafeMutableBufferPointer<Float>.allocate(capacity: 128)
+        defer { y.deallocate() }
+        let empty = UnsafeBufferPointer<Float>(start: nil, count: 0)
+        XCTAssertThrowsError(try adapter.forward(layer: 0, modules: [.attentionSelfQuery, .attentionSelfValue], x: empty, rows: 2,
+                                                 outputs: [y, y]))
+        XCTAssertThrowsError(try adapter.backward(layer: 0, modules: [.attentionSelfQuery, .attentionSelfValue], x: empty,
+                                                  dys: [UnsafeBufferPointer(y), UnsafeBufferPointer(y)], rows: 2, dx: y))
+        let tensor = MetaTTBertAdapter(threads: 1)
+        XCTAssertThrowsError(try tensor.forward(layer: 0, modules: [.query, .key], x: empty, rows: 2, outputs: [y, y]))
+        XCTAssertThrowsError(try tensor.forward(layer: 12, module: .query, x: [Float](repeating: 0, count: 768), rows: 1))
     }
 }
 

@@ -70,6 +70,25 @@ final class TensorGeneratedTests: XCTestCase {
                         let alone = try adapter.forward(layer: layer, module: module, x: x, rows: n)
                         assertClose(y, alone.map(Double.init), "\(file) fused forward \(layer)")
                     }
+                    // Fused backward, generated vs interpreter (gradients compared at the end).
+                    let dys = cases.map { random.floats(n * Adapter.shape(of: $0).out) }
+                    var dx = [Float](repeating: 0, count: n * width), dxExpected = dx
+                    let dyBuffers = dys.map { dy -> UnsafeMutableBufferPointer<Float> in
+                        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: dy.count)
+                        _ = b.initialize(from: dy)
+                        return b
+                    }
+                    defer { dyBuffers.forEach { $0.deallocate() } }
+                    try x.withUnsafeBufferPointer { xb in
+                        try dx.withUnsafeMutableBufferPointer {
+                            try adapter.backward(layer: layer, modules: cases, x: xb, dys: dyBuffers.map { UnsafeBufferPointer($0) }, rows: n, dx: $0)
+                        }
+                        try dxExpected.withUnsafeMutableBufferPointer {
+                            try interpreter.backwardLayer(layer: layer, modules: fused.modules, x: xb,
+                                                          dys: dyBuffers.map { UnsafeBufferPointer($0) }, rows: n, dx: $0)
+                        }
+                    }
+                    assertClose(dx, dxExpected.map(Double.init), "\(file) fused backward dx \(layer)")
                 }
             }
             adapter.finishBackward()

@@ -192,6 +192,29 @@ final class CheckPlanCLITests: XCTestCase {
         XCTAssertEqual(adapter["forward_flops"] as? Int, 3 * perToken)
     }
 
+    /// A tensor group's path, modes and ranks come as data, with the spec's name and hash.
+    func testPlanJSONOfATensorTrain() throws {
+        let spec = Repository.spec("tt-factored.adapt.yaml")
+        let (checked, plan) = try SpecLoader.loadPlanned(path: spec)
+        let result = try sandbox.adaptc("plan", spec, "--json")
+        XCTAssertEqual(result.status, 0, "\(result)")
+        let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(root["spec"] as? String, "TTFactored")
+        XCTAssertEqual(root["hash"] as? String, SpecHash.hash(checked))
+        let group = try XCTUnwrap((root["groups"] as? [[String: Any]])?.first)
+        XCTAssertEqual(group["layers"] as? [Int], Array(0..<6))
+        XCTAssertEqual(group["modules"] as? [String], ["query", "key", "value"])
+        XCTAssertEqual((group["modes"] as? [[String: Any]])?.map { $0["name"] as? String },
+                       ["layer", "module", "out.0", "out.1", "out.2", "in.0", "in.1", "in.2"])
+        XCTAssertEqual(group["ranks"] as? [Int], [6, 8, 8, 8, 8, 8, 8])
+        let steps = try XCTUnwrap(group["steps"] as? [[String: Any]])
+        XCTAssertEqual(steps.count, plan.groups[0].steps.count)
+        XCTAssertEqual(Set(steps.compactMap { $0["phase"] as? String }), ["prepare", "token"])
+        XCTAssertEqual((steps.last?["result"] as? [String: Any])?["name"] as? String, "y")
+        // Stable across runs.
+        XCTAssertEqual(try sandbox.adaptc("plan", spec, "--json").stdout, result.stdout)
+    }
+
     func testPlanJSONForEveryRepositorySpec() throws {
         for spec in try Repository.allSpecs() {
             let (_, plan) = try SpecLoader.loadPlanned(path: spec)

@@ -62,13 +62,13 @@ final class InitPrincipalCLITests: XCTestCase {
         for entry in base.tensors {
             XCTAssertEqual(residual.entry(entry.name)?.dtype, entry.dtype, entry.name)
             guard entry.name.hasSuffix(".weight") else {
-                XCTAssertEqual(residual.rawBytes(entry.name), base.rawBytes(entry.name), entry.name)
+                XCTAssertEqual(try residual.rawBytes(entry.name), try base.rawBytes(entry.name), entry.name)
                 continue
             }
             // float64 W − 2·B·A rounded to BF16 (nearest even): within one BF16 ulp.
             let pair = entry.name.replacingOccurrences(of: "layers.", with: "").replacingOccurrences(of: ".weight", with: "")
             let w = try base.floats(entry.name), a = try adapter.floats("attn.\(pair).A"), b = try adapter.floats("attn.\(pair).B")
-            let got = residual.rawBytes(entry.name)
+            let got = try residual.rawBytes(entry.name)
             for i in 0..<48 { for j in 0..<40 {
                 var sba = 0.0
                 for k in 0..<4 { sba += Double(b[i * 4 + k]) * Double(a[k * 40 + j]) }

@@ -68,6 +68,29 @@ public final class PlanInterpreter {
         run(pair.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
     }
 
+    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, parameter
+    /// gradients accumulate; shares the input-side work where the plan fused it.
+    public func backwardLayer(layer: Int, modules: [String], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
+                              rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
+        guard modules.count == dys.count else {
+            throw AdapterError("backwardLayer: \(modules.count) modules but \(dys.count) output gradients")
+        }
+        let pairs = try modules.map { try pair(layer, $0) }
+        for (pair, dy) in zip(pairs, dys) {
+            try expect(x.count, n * pair.inFeatures, "x", pair)
+            try expect(dx.count, n * pair.inFeatures, "dx", pair)
+            try expect(dy.count, n * pair.outFeatures, "dy", pair)
+        }
+        ensurePrepared()
+        if let fused = plan.groups.lazy.flatMap(\.layerBackwards).first(where: { $0.layer == layer && $0.modules == modules }) {
+            run(fused.program, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: dys))
+            return
+        }
+        for (pair, dy) in zip(pairs, dys) {
+            run(pair.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
+        }
+    }
+
     /// Pushes gradients of prepared intermediates back to the stored parameters
     /// (nothing for lora, whose forward reads its parameters directly), then
     /// clears them for the next round of backward calls.

@@ -73,6 +73,9 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     public var pairs: [PairPlan]
     /// Forward of several modules of one layer that read the same `x`, fused.
     public var layerForwards: [LayerForward]
+    /// Their VJPs: `dx += Σ_m dy_m·ΔW[layer, m]` and every parameter gradient, with
+    /// the input-side work shared as in the forward (output slot i holds `dy` of `modules[i]`).
+    public var layerBackwards: [LayerForward] = []
     /// Token-independent work, once per weight update (empty for lora): the
     /// weight-side subnetworks the path optimizer hoisted out of forward.
     public var prepare: Program
@@ -80,6 +83,15 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     public var finishBackward: Program
     /// The chosen path in words, for `adaptc plan`.
     public var path: [String]
+    /// The chosen path as data (`adaptc plan --json`), in contraction order.
+    public var steps: [PathStep] = []
+    /// Modes of the group's delta tensor with their sizes, and its ranks, as
+    /// the planner used them (empty for lora).
+    public var modes: [String: Int] = [:]
+    public var modeOrder: [String] = []
+    public var ranks: [Int] = []
+    /// The search that chose the path: `optimal` or `greedy` (past the exact limit).
+    public var optimizer: String = "optimal"
 
     public init(name: String, structure: String, pairs: [PairPlan], layerForwards: [LayerForward],
                 prepare: Program = Program(), finishBackward: Program = Program(), path: [String]) {
@@ -90,6 +102,29 @@ public struct GroupPlan: Hashable, Sendable, Codable {
         self.prepare = prepare
         self.finishBackward = finishBackward
         self.path = path
+    }
+}
+
+/// One pairwise contraction of a group's path, as data.
+public struct PathStep: Hashable, Sendable, Codable {
+    /// `prepare` (hoisted, once per weight update) or `token` (every call).
+    public var phase: String
+    public var left: String
+    public var leftModes: [String]
+    public var right: String
+    public var rightModes: [String]
+    public var result: String
+    public var resultModes: [String]
+
+    public init(phase: String, left: String, leftModes: [String], right: String, rightModes: [String],
+                result: String, resultModes: [String]) {
+        self.phase = phase
+        self.left = left
+        self.leftModes = leftModes
+        self.right = right
+        self.rightModes = rightModes
+        self.result = result
+        self.resultModes = resultModes
     }
 }
 

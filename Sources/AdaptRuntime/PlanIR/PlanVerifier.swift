@@ -26,6 +26,11 @@ public enum PlanVerifier {
                 if Set(ins).count > 1 { problems.append("\(group.name) layer \(fused.layer): fused modules differ in input size") }
                 check(fused.program, "\(group.name) layer \(fused.layer) forward", plan, TokenShapes(input: [ins.first ?? 0], output: outs), &problems)
             }
+            for fused in group.layerBackwards {
+                let outs = fused.modules.map { m in group.pairs.first { $0.layer == fused.layer && $0.module == m }?.outFeatures ?? 0 }
+                let ins = fused.modules.map { m in group.pairs.first { $0.layer == fused.layer && $0.module == m }?.inFeatures ?? 0 }
+                check(fused.program, "\(group.name) layer \(fused.layer) backward", plan, TokenShapes(input: [ins.first ?? 0], output: outs), &problems)
+            }
             check(group.prepare, "\(group.name) prepare", plan, TokenShapes(input: [], output: []), &problems)
             check(group.finishBackward, "\(group.name) finishBackward", plan, TokenShapes(input: [], output: []), &problems)
         }

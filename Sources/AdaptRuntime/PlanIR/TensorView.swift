@@ -95,15 +95,34 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
     public var indices: [String] { modes }
 
     /// Conservative: same buffer (and slot) and intersecting spans [offset, end)
-    /// for some token count. Views of one tensor that interleave count as overlapping.
+    /// for some token count — except two matrices with the same row stride
+    /// and unit column stride (column blocks of one wider matrix, e.g. each
+    /// module's slice of a stacked z), which overlap only when both their
+    /// rows and their columns do.
     public func mayOverlap(_ other: TensorView) -> Bool {
         guard storage == other.storage, slot == other.slot else { return false }
         for n in [1, 2, 64, 4096] {
             let (a0, a1) = (offset.value(tokens: n), end.value(tokens: n))
             let (b0, b1) = (other.offset.value(tokens: n), other.end.value(tokens: n))
-            if a0 < b1 && b0 < a1 { return true }
+            guard a0 < b1 && b0 < a1 else { continue }
+            if let disjoint = disjointColumnBlocks(other, tokens: n), disjoint { continue }
+            return true
         }
         return false
+    }
+
+    private func disjointColumnBlocks(_ other: TensorView, tokens n: Int) -> Bool? {
+        guard modes.count == 2, other.modes.count == 2 else { return nil }
+        let s = strides.map { $0.value(tokens: n) }, t = other.strides.map { $0.value(tokens: n) }
+        guard s == t, s[1] == 1, s[0] > 0 else { return nil }
+        let stride = s[0]
+        let (o1, o2) = (offset.value(tokens: n), other.offset.value(tokens: n))
+        let (c1, c2) = (o1 % stride, o2 % stride), (r1, r2) = (o1 / stride, o2 / stride)
+        let (w1, w2) = (extents[1].value(tokens: n), other.extents[1].value(tokens: n))
+        let (h1, h2) = (extents[0].value(tokens: n), other.extents[0].value(tokens: n))
+        guard c1 + w1 <= stride, c2 + w2 <= stride else { return nil }
+        let columns = c1 < c2 + w2 && c2 < c1 + w1, rows = r1 < r2 + h2 && r2 < r1 + h1
+        return !(columns && rows)
     }
 
     public var description: String { "\(name)[\(modes.joined(separator: ", "))]" }

@@ -35,7 +35,7 @@ public struct SafetensorsFile: Sendable {
     public let tensors: [TensorEntry]
 
     private let positions: [String: Int]
-    private let contents: MappedFile
+    private let contents: FileReader
     /// Offset of the data section in the file: 8 + header length.
     private let dataStart: Int
 
@@ -46,35 +46,40 @@ public struct SafetensorsFile: Sendable {
     /// Reads and validates the file; any violation, I/O failures included, is a
     /// `SafetensorsError` naming `path` (and the tensor at fault, if any).
     public static func read(path: String) throws -> SafetensorsFile {
-        let contents = try MappedFile(path: path)
-        let bytes = contents.bytes
-        guard bytes.count >= 8 else {
-            throw SafetensorsError(path: path, "file is \(bytes.count) bytes, too short for the 8-byte header length")
+        let contents = try FileReader(path: path)
+        let fileSize = contents.size
+        guard fileSize >= 8 else {
+            throw SafetensorsError(path: path, "file is \(fileSize) bytes, too short for the 8-byte header length")
         }
-        let claimedLength = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+        let claimedLength = try contents.read(at: 0, count: 8).withUnsafeBytes {
+            UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))
+        }
         guard claimedLength <= maximumHeaderLength else {
             throw SafetensorsError(
                 path: path, "header length \(claimedLength) exceeds the limit of \(maximumHeaderLength) bytes")
         }
-        guard claimedLength <= UInt64(bytes.count - 8) else {
+        guard claimedLength <= UInt64(fileSize - 8) else {
             throw SafetensorsError(
                 path: path,
-                "header length \(claimedLength) runs past the end of the file (\(bytes.count) bytes)")
+                "header length \(claimedLength) runs past the end of the file (\(fileSize) bytes)")
         }
         let headerLength = Int(claimedLength)
-        let header = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)])
-        guard isValidUTF8(header) else {
-            throw SafetensorsError(path: path, "header is not valid UTF-8")
+        // Bounded twice over: by the 100 MB limit and by the file's real size.
+        let headerBytes = try contents.read(at: 8, count: headerLength)
+        let (metadata, entries) = try headerBytes.withUnsafeBytes { header in
+            guard isValidUTF8(header) else {
+                throw SafetensorsError(path: path, "header is not valid UTF-8")
+            }
+            let json: HeaderJSON
+            do throws(HeaderJSONParser.SyntaxError) {
+                json = try HeaderJSONParser.parse(header)
+            } catch {
+                throw SafetensorsError(
+                    path: path, "header is not valid JSON: \(error.detail) at header byte \(error.offset)")
+            }
+            let checker = HeaderChecker(path: path, dataSize: fileSize - 8 - headerLength)
+            return try checker.check(json)
         }
-        let json: HeaderJSON
-        do throws(HeaderJSONParser.SyntaxError) {
-            json = try HeaderJSONParser.parse(header)
-        } catch {
-            throw SafetensorsError(
-                path: path, "header is not valid JSON: \(error.detail) at header byte \(error.offset)")
-        }
-        let checker = HeaderChecker(path: path, dataSize: bytes.count - 8 - headerLength)
-        let (metadata, entries) = try checker.check(json)
         let tensors = entries.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         return SafetensorsFile(
             path: path,
@@ -97,20 +102,31 @@ public struct SafetensorsFile: Sendable {
         guard let entry = entry(name) else {
             throw SafetensorsError(path: path, tensor: name, "not found")
         }
-        let data = data(of: entry)
         let values: [Float]
+        let start = dataStart + entry.dataOffsets.lowerBound, count = entry.elementCount
         switch entry.dtype {
         case .f32:
-            values = (0..<entry.elementCount).map {
-                Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            // Straight into the result: no copy of the tensor's bytes.
+            values = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                try contents.read(at: start, into: UnsafeMutableRawBufferPointer(buffer))
+                for i in 0..<count { buffer[i] = Float(bitPattern: UInt32(littleEndian: buffer[i].bitPattern)) }
+                initialized = count
             }
-        case .f16:
-            values = (0..<entry.elementCount).map {
-                DType.widenF16(UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
-            }
-        case .bf16:
-            values = (0..<entry.elementCount).map {
-                DType.widenBF16(UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+        case .f16, .bf16:
+            let widen = entry.dtype == .f16 ? DType.widenF16 : DType.widenBF16
+            values = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                // Through a bounded buffer, widened chunk by chunk.
+                var halves = [UInt16](repeating: 0, count: min(count, Self.chunkElements))
+                var done = 0
+                while done < count {
+                    let n = min(Self.chunkElements, count - done)
+                    try halves.withUnsafeMutableBytes {
+                        try contents.read(at: start + 2 * done, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(2 * n)]))
+                    }
+                    for i in 0..<n { buffer[done + i] = widen(UInt16(littleEndian: halves[i])) }
+                    done += n
+                }
+                initialized = count
             }
         default:
             throw SafetensorsError(
@@ -126,36 +142,31 @@ public struct SafetensorsFile: Sendable {
 
     /// The tensor's bytes exactly as stored, for carrying any dtype through
     /// unchanged (merge, residual). Empty for a name the file does not hold;
-    /// look names up with `entry(_:)` or take them from `tensors`.
-    public func rawBytes(_ name: String) -> [UInt8] {
-        entry(name).map { Array(data(of: $0)) } ?? []
+    /// look names up with `entry(_:)` or take them from `tensors`. Throws when
+    /// the file can no longer be read as it was checked (truncated, changed).
+    public func rawBytes(_ name: String) throws -> [UInt8] {
+        guard let entry = entry(name) else { return [] }
+        return try contents.read(at: dataStart + entry.dataOffsets.lowerBound, count: entry.dataOffsets.count)
     }
 
-    /// The tensor's stored bytes, without a copy, for as long as `body` runs.
-    public func withRawBytes<R>(_ entry: TensorEntry, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(data(of: entry))
+    /// The tensor's stored bytes for as long as `body` runs: read once into a
+    /// buffer of the tensor's size (no mapping, see `FileReader`), freed after.
+    /// Throws when the file can no longer be read as it was checked.
+    public func withRawBytes<R>(_ entry: TensorEntry, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let bytes = try contents.read(at: dataStart + entry.dataOffsets.lowerBound, count: entry.dataOffsets.count)
+        return try bytes.withUnsafeBytes(body)
     }
 
-    /// Hands the tensor's pages back to the kernel (`madvise(MADV_DONTNEED)`):
-    /// a streaming pass over a checkpoint calls this after each tensor, so the
-    /// mapped pages it touched stop counting as resident memory. Safe at any
-    /// time: the mapping is private and read-only, so a later access reads the
-    /// file again.
+    /// Tells the kernel the tensor's bytes will not be read again soon
+    /// (`posix_fadvise(POSIX_FADV_DONTNEED)`): a streaming pass over a large
+    /// checkpoint calls this after each tensor so it does not crowd the page
+    /// cache. Only advice: a later read still reads the file.
     public func releasePages(_ entry: TensorEntry) {
-        let range = data(of: entry)
-        guard let start = range.baseAddress, range.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let first = Int(bitPattern: start) / page * page
-        let end = (Int(bitPattern: start) + range.count + page - 1) / page * page
-        madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, Int32(MADV_DONTNEED))
+        contents.dropCache(at: dataStart + entry.dataOffsets.lowerBound, count: entry.dataOffsets.count)
     }
 
-    /// In bounds by construction: the header checks tied every entry's offsets
-    /// to the data section's size.
-    private func data(of entry: TensorEntry) -> UnsafeRawBufferPointer {
-        let range = (dataStart + entry.dataOffsets.lowerBound)..<(dataStart + entry.dataOffsets.upperBound)
-        return UnsafeRawBufferPointer(rebasing: contents.bytes[range])
-    }
+    /// Half-precision values widened per chunk: 1 MiB of F16/BF16 at a time.
+    private static let chunkElements = 1 << 19
 
     /// Validates without copying the header, which may be up to 100 MB.
     private static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -173,45 +184,93 @@ public struct SafetensorsFile: Sendable {
 
 // MARK: - File contents
 
-/// The whole file mapped read-only, so that base checkpoints of gigabytes cost
-/// no copy and only the tensors actually used are paged in.
+/// The file read with `pread` into buffers the caller sizes (one tensor, or a
+/// bounded chunk), never memory-mapped: a mapped file that another process
+/// truncates faults (SIGBUS) on the next access, which no error handling can
+/// catch. Every read checks that it got all its bytes and that the file still
+/// has the size and modification time it had when the header was checked, so a
+/// file truncated, grown or rewritten underneath is an error naming it.
 ///
-/// `@unchecked Sendable`: the mapping is private and read-only, and it is
-/// never written after `init`, so sharing it across threads is safe.
-/// (A file truncated in place while mapped would fault on access; adaptc's
-/// writers replace files by rename, which leaves existing mappings intact.)
-private final class MappedFile: @unchecked Sendable {
-    let bytes: UnsafeRawBufferPointer
+/// Costs measured against the former mapping (README, "Development: hardening"):
+/// one copy from the page cache instead of page faults, about the same time.
+///
+/// `@unchecked Sendable`: `pread` takes its offset explicitly, so threads may
+/// share the descriptor; nothing else is mutated after `init`.
+private final class FileReader: @unchecked Sendable {
+    let path: String
+    let size: Int
+    private let descriptor: Int32
+    private let modified: timespec
 
     init(path: String) throws {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        self.path = path
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw SafetensorsError(path: path, "cannot open: \(Self.lastErrorDescription())")
         }
-        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let error = SafetensorsError(path: path, "cannot stat: \(Self.lastErrorDescription())")
+            close(descriptor)
+            throw error
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            close(descriptor)
+            throw SafetensorsError(path: path, "not a regular file")
+        }
+        size = Int(status.st_size)
+        modified = status.st_mtim
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    func read(at offset: Int, count: Int) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try read(at: offset, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = count
+        }
+    }
+
+    /// Fills `buffer` from `offset`; the range was checked against `size`.
+    func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        var done = 0
+        while done < buffer.count {
+            let result = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw SafetensorsError(path: path, "cannot read: \(Self.lastErrorDescription())")
+            }
+            if result == 0 {
+                throw SafetensorsError(
+                    path: path, "the file was truncated while being read (it ends before byte \(offset + done) of \(size))")
+            }
+            done += result
+        }
+        try checkUnchanged()
+    }
+
+    /// Best effort; the page cache is shared, so nothing here can go wrong for the reader.
+    func dropCache(at offset: Int, count: Int) {
+        guard count > 0 else { return }
+        #if os(Linux)
+        _ = posix_fadvise(descriptor, off_t(offset), off_t(count), Int32(POSIX_FADV_DONTNEED))
+        #endif
+    }
+
+    private func checkUnchanged() throws {
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
             throw SafetensorsError(path: path, "cannot stat: \(Self.lastErrorDescription())")
         }
-        guard status.st_mode & S_IFMT == S_IFREG else {
-            throw SafetensorsError(path: path, "not a regular file")
-        }
-        let size = Int(status.st_size)
-        // mmap refuses length 0; an empty file is rejected by the length check anyway.
-        guard size > 0 else {
-            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
-            return
-        }
-        let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0)
-        guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw SafetensorsError(path: path, "cannot map: \(Self.lastErrorDescription())")
-        }
-        bytes = UnsafeRawBufferPointer(start: address, count: size)
-    }
-
-    deinit {
-        if let address = bytes.baseAddress {
-            munmap(UnsafeMutableRawPointer(mutating: address), bytes.count)
+        if Int(status.st_size) != size || status.st_mtim.tv_sec != modified.tv_sec
+            || status.st_mtim.tv_nsec != modified.tv_nsec
+        {
+            let now = Int(status.st_size)
+            let how = now < size ? "truncated" : now > size ? "grown" : "rewritten"
+            throw SafetensorsError(
+                path: path, "the file changed while being read (\(how): \(size) bytes when opened, \(now) now)")
         }
     }
 

@@ -1,51 +1,132 @@
-/// Writes a safetensors file one tensor at a time, so a checkpoint of any size
-/// passes through with at most one tensor in memory (merge, init residual).
-/// The header is fixed up front from the tensors' names, dtypes and shapes;
-/// `append` must then be called in name order (UTF-8 bytes, as
-/// `SafetensorsWriter` sorts) with exactly the declared bytes. The file is
-/// byte-identical to what `SafetensorsWriter` writes for the same contents and
-/// appears atomically on `commit()`; without it nothing is left behind.
-public final class SafetensorsStreamWriter {
-    private let stream: AtomicFile.Stream
-    private let ordered: [(name: String, dtype: DType, shape: [Int])]
-    private var next = 0
+/// A tensor's name, dtype and shape, known before its data exists.
+public struct TensorDeclaration: Sendable, Equatable {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Int]
 
-    /// Starts a file at `path` whose header lists `tensors` up front; their data follow with `append` in that order.
-    public init(path: String, metadata: [String: String], tensors: [(name: String, dtype: DType, shape: [Int])]) throws {
-        ordered = tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        let (header, _) = try SafetensorsWriter.header(metadata: metadata, tensors: ordered, label: path)
-        stream = try AtomicFile.Stream(path: path)
-        try stream.write(header)
+    public init(name: String, dtype: DType = .f32, shape: [Int]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+    }
+
+    /// numel × itemsize, rejecting what the reader would reject.
+    func byteCount(label: String) throws -> Int {
+        if let negative = shape.first(where: { $0 < 0 }) {
+            throw SafetensorsError(path: label, tensor: name, "shape \(shape) has negative dimension \(negative)")
+        }
+        var count = dtype.itemSize
+        for dimension in shape where dimension != 0 {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow else {
+                throw SafetensorsError(path: label, tensor: name, "\(dtype.rawValue) \(shape) overflows the byte count")
+            }
+            count = product
+        }
+        return shape.contains(0) ? 0 : count
+    }
+}
+
+/// Writes a safetensors file tensor by tensor, so that memory stays bounded by
+/// the largest tensor however large the file (merge, init residual, eval,
+/// materialize): the header is written first from the declared shapes, then
+/// `append` must be called for each tensor in name order (`order`, UTF-8 bytes,
+/// as `SafetensorsWriter` sorts) with exactly the declared bytes. The bytes are
+/// exactly `SafetensorsWriter`'s for the same tensors, and the file appears
+/// only on `commit()` (`OutputFile`, which also writes FIFOs and devices
+/// straight): an error or a crash part-way leaves the previous file as it was.
+public final class SafetensorsStreamWriter {
+    public let path: String
+    /// The names in the order their data must be written (UTF-8 byte order).
+    public let order: [String]
+    private let tensors: [TensorDeclaration]
+    private let byteCounts: [Int]
+    private var next = 0
+    private let output: OutputFile
+
+    /// Checks the declarations (duplicates, shapes) and writes the header.
+    public convenience init(path: String, metadata: [String: String] = [:], tensors: [TensorDeclaration]) throws {
+        try self.init(
+            path: path, metadata: metadata,
+            tensors: tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }, byteCounts: nil)
+    }
+
+    /// The same, declarations given as (name, dtype, shape).
+    public convenience init(path: String, metadata: [String: String],
+                            tensors: [(name: String, dtype: DType, shape: [Int])]) throws {
+        try self.init(path: path, metadata: metadata,
+                      tensors: tensors.map { TensorDeclaration(name: $0.name, dtype: $0.dtype, shape: $0.shape) })
     }
 
     /// The next tensor's name in file order, nil when all were appended.
-    public var nextName: String? { next < ordered.count ? ordered[next].name : nil }
+    public var nextName: String? { next < tensors.count ? tensors[next].name : nil }
 
-    /// Writes the data of the next tensor, which must be `name`, with its exact byte count.
+    /// `tensors` already sorted; `byteCounts`, when given, checked against the shapes.
+    init(path: String, metadata: [String: String], tensors: [TensorDeclaration], byteCounts: [Int]?) throws {
+        let header = try SafetensorsWriter.header(
+            metadata: metadata, tensors: tensors, byteCounts: byteCounts, label: path)
+        self.path = path
+        self.tensors = tensors
+        order = tensors.map(\.name)
+        self.byteCounts = try tensors.map { try $0.byteCount(label: path) }
+        output = try OutputFile(path: path)
+        try output.write(header)
+    }
+
+    /// The next tensor's stored bytes, any dtype.
     public func append(_ name: String, bytes: UnsafeRawBufferPointer) throws {
-        guard next < ordered.count, ordered[next].name == name else {
-            throw SafetensorsError(path: stream.path, tensor: name, "appended out of order (expected \(nextName.map { "\"\($0)\"" } ?? "no more tensors"))")
+        let index = try expect(name)
+        guard bytes.count == byteCounts[index] else {
+            let tensor = tensors[index]
+            throw SafetensorsError(
+                path: path, tensor: name,
+                "\(bytes.count) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCounts[index])")
         }
-        let tensor = ordered[next]
-        let byteCount = try SafetensorsWriter.expectedByteCount(tensor.name, tensor.dtype, tensor.shape, label: stream.path)
-        guard bytes.count == byteCount else {
-            throw SafetensorsError(path: stream.path, tensor: name,
-                                   "\(bytes.count) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)")
-        }
-        try stream.write(bytes)
+        try output.write(bytes)
         next += 1
     }
 
-    /// Writes the data of the next tensor, which must be `name`, with its exact byte count.
     public func append(_ name: String, bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try append(name, bytes: $0) }
     }
 
-    /// Checks every tensor was written, then makes the file visible at its path atomically.
-    public func commit() throws {
-        guard next == ordered.count else {
-            throw SafetensorsError(path: stream.path, tensor: ordered[next].name, "declared but never appended")
+    /// The next tensor's values, which must be declared F32; converted to
+    /// little-endian through a small buffer, never a copy of the whole tensor.
+    public func append(_ name: String, floats: UnsafeBufferPointer<Float>) throws {
+        let index = try expect(name)
+        guard tensors[index].dtype == .f32 else {
+            throw SafetensorsError(path: path, tensor: name, "is declared \(tensors[index].dtype.rawValue), given F32 values")
         }
-        try stream.commit()
+        guard 4 * floats.count == byteCounts[index] else {
+            throw SafetensorsError(
+                path: path, tensor: name,
+                "\(floats.count) values given, but \(tensors[index].shape) holds \(byteCounts[index] / 4)")
+        }
+        let chunk = 16_384
+        var buffer = [UInt32](repeating: 0, count: min(chunk, floats.count))
+        var start = 0
+        while start < floats.count {
+            let count = min(chunk, floats.count - start)
+            for i in 0..<count { buffer[i] = floats[start + i].bitPattern.littleEndian }
+            try buffer.withUnsafeBytes { try output.write(UnsafeRawBufferPointer(rebasing: $0[..<(4 * count)])) }
+            start += count
+        }
+        next += 1
+    }
+
+    /// Puts the file in place once every declared tensor was written.
+    public func commit() throws {
+        guard next == tensors.count else {
+            throw SafetensorsError(path: path, tensor: tensors[next].name, "declared but never appended")
+        }
+        try output.commit()
+    }
+
+    private func expect(_ name: String) throws -> Int {
+        guard next < tensors.count, tensors[next].name == name else {
+            let expected = next < tensors.count ? "\"\(tensors[next].name)\"" : "nothing more"
+            throw SafetensorsError(path: path, tensor: name, "appended out of order (expected \(expected))")
+        }
+        return next
     }
 }

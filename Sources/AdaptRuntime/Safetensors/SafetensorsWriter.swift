@@ -48,26 +48,32 @@ public struct SafetensorsWriter: Sendable {
         try encode(label: "(safetensors in memory)")
     }
 
-    /// Writes `encoded()` atomically (`AtomicFile`); errors name `path`.
+    /// Writes `encoded()` atomically (`OutputFile`), tensor by tensor, so the
+    /// file is never assembled in memory a second time; errors name `path`.
     public func write(to path: String) throws {
-        try AtomicFile.write(encode(label: path), to: path)
+        let ordered = sortedTensors
+        let stream = try SafetensorsStreamWriter(
+            path: path, metadata: metadata,
+            tensors: ordered.map { TensorDeclaration(name: $0.name, dtype: $0.dtype, shape: $0.shape) },
+            byteCounts: ordered.map(\.bytes.count))
+        for tensor in ordered {
+            try tensor.bytes.withUnsafeBytes { try stream.append(tensor.name, bytes: $0) }
+        }
+        try stream.commit()
+    }
+
+    private var sortedTensors: [Tensor] {
+        tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
     }
 
     private func encode(label: String) throws -> [UInt8] {
-        let ordered = tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        let (header, dataSize) = try Self.header(
-            metadata: metadata, tensors: ordered.map { ($0.name, $0.dtype, $0.shape) }, label: label)
-        for tensor in ordered {
-            let byteCount = try Self.expectedByteCount(tensor.name, tensor.dtype, tensor.shape, label: label)
-            guard tensor.bytes.count == byteCount else {
-                throw SafetensorsError(
-                    path: label, tensor: tensor.name,
-                    "\(tensor.bytes.count) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)"
-                )
-            }
-        }
+        let ordered = sortedTensors
+        let header = try Self.header(
+            metadata: metadata,
+            tensors: ordered.map { TensorDeclaration(name: $0.name, dtype: $0.dtype, shape: $0.shape) },
+            byteCounts: ordered.map(\.bytes.count), label: label)
         var file: [UInt8] = []
-        file.reserveCapacity(header.count + dataSize)
+        file.reserveCapacity(header.count + ordered.map(\.bytes.count).reduce(0, +))
         file.append(contentsOf: header)
         for tensor in ordered {
             file.append(contentsOf: tensor.bytes)
@@ -75,30 +81,38 @@ public struct SafetensorsWriter: Sendable {
         return file
     }
 
-    /// The 8-byte length and the padded JSON header for tensors already in
-    /// name order (data in that order follows it), and the data section's size.
-    /// Shared with `SafetensorsStreamWriter`, so both write identical files.
-    static func header(metadata: [String: String], tensors ordered: [(name: String, dtype: DType, shape: [Int])],
-                       label: String) throws -> (bytes: [UInt8], dataSize: Int) {
+    /// The 8-byte length and the padded JSON header for tensors already sorted
+    /// by name, checking what the reader would reject: duplicate or reserved
+    /// names, negative dimensions, byte counts that overflow, and (when
+    /// `byteCounts` is given) data that does not match dtype and shape.
+    static func header(metadata: [String: String], tensors ordered: [TensorDeclaration], byteCounts: [Int]?,
+                       label: String) throws -> [UInt8] {
         var names = Set<String>()
         for tensor in ordered where !names.insert(tensor.name).inserted {
             throw SafetensorsError(path: label, tensor: tensor.name, "added more than once (duplicate name)")
         }
+
         var members: [String] = []
         if !metadata.isEmpty {
             let pairs = metadata.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-                .map { "\(Self.json($0.key)):\(Self.json($0.value))" }
+                .map { "\(json($0.key)):\(json($0.value))" }
             members.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
         }
         var offset = 0
-        for tensor in ordered {
+        for (index, tensor) in ordered.enumerated() {
             guard tensor.name != "__metadata__" else {
                 throw SafetensorsError(path: label, tensor: tensor.name, "the name is reserved for metadata")
             }
-            let byteCount = try expectedByteCount(tensor.name, tensor.dtype, tensor.shape, label: label)
+            let byteCount = try tensor.byteCount(label: label)
+            if let given = byteCounts?[index], given != byteCount {
+                throw SafetensorsError(
+                    path: label, tensor: tensor.name,
+                    "\(given) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)"
+                )
+            }
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             members.append(
-                "\(Self.json(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
+                "\(json(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
                     + "\"data_offsets\":[\(offset),\(offset + byteCount)]}")
             offset += byteCount
         }
@@ -108,30 +122,11 @@ public struct SafetensorsWriter: Sendable {
         guard UInt64(header.count) <= SafetensorsFile.maximumHeaderLength else {
             throw SafetensorsError(path: label, "header of \(header.count) bytes exceeds the limit of 100,000,000")
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(8 + header.count)
-        withUnsafeBytes(of: UInt64(header.count).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: header)
-        return (bytes, offset)
-    }
-
-    /// numel × itemsize, rejecting what the reader would reject.
-    static func expectedByteCount(_ name: String, _ dtype: DType, _ shape: [Int], label: String) throws -> Int {
-        if let negative = shape.first(where: { $0 < 0 }) {
-            throw SafetensorsError(
-                path: label, tensor: name, "shape \(shape) has negative dimension \(negative)")
-        }
-        var count = dtype.itemSize
-        for dimension in shape where dimension != 0 {
-            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-            guard !overflow else {
-                throw SafetensorsError(
-                    path: label, tensor: name,
-                    "\(dtype.rawValue) \(shape) overflows the byte count")
-            }
-            count = product
-        }
-        return shape.contains(0) ? 0 : count
+        var file: [UInt8] = []
+        file.reserveCapacity(8 + header.count)
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(contentsOf: header)
+        return file
     }
 
     /// A JSON string literal: quotes, backslashes and control characters

@@ -55,16 +55,38 @@ enum GroupRules {
             return []
         }
         var seen: Set<Int> = []
+        // Out-of-range layers are reported once per place in the spec: a range such
+        // as "0..<1048576" on a 32-layer model is one mistake, not a million.
+        var outOfRange: [SourceLocation: [Int]] = [:]
+        var places: [SourceLocation] = []
         for (i, layer) in group.layers.enumerated() {
             let at = group.location(of: "layers[\(i)]")
             if !(0..<modelLayers).contains(layer) {
-                diagnostics.error("layer \(layer) is out of range: the model has \(modelLayers) layers (0..<\(modelLayers))",
-                                  at: at)
+                if outOfRange[at] == nil { places.append(at) }
+                outOfRange[at, default: []].append(layer)
             } else if !seen.insert(layer).inserted {
                 diagnostics.error("layer \(layer) is listed twice in group '\(group.name)'", at: at)
             }
         }
+        for at in places {
+            let layers = outOfRange[at]!.sorted()
+            diagnostics.error("\(describe(layers)) out of range: the model has \(modelLayers) layers (0..<\(modelLayers))",
+                              at: at)
+        }
         return seen.sorted()
+    }
+
+    /// "layer 7 is", "layers 4..<1048576 are" (consecutive), "layers 5, 9 and 12 are".
+    private static func describe(_ layers: [Int]) -> String {
+        guard layers.count > 1 else { return "layer \(layers[0]) is" }
+        if layers.last! - layers.first! == layers.count - 1 {
+            return "layers \(layers.first!)..<\(layers.last! + 1) are"
+        }
+        let shown = layers.prefix(5).map(String.init)
+        let list = layers.count > 5
+            ? shown.joined(separator: ", ") + " and \(layers.count - 5) more"
+            : shown.dropLast().joined(separator: ", ") + " and " + shown.last!
+        return "layers \(list) are"
     }
 
     /// Modules exist in the model (with a did-you-mean hint), each once, at least

@@ -4,7 +4,7 @@ import Foundation
 /// A base checkpoint as `--base` names it (DESIGN §5): one `.safetensors` file,
 /// or a folder in Hugging Face's sharded layout — `model.safetensors.index.json`
 /// whose `weight_map` sends each tensor key to a shard file in the folder.
-/// Every shard is opened (header checked, data mapped, nothing read) up front,
+/// Every shard is opened (header checked, no tensor read) up front,
 /// and the index must agree with the shards exactly, so a command fails before
 /// it writes anything.
 public struct BaseCheckpoint: Sendable {

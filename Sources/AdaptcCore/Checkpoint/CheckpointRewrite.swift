@@ -26,9 +26,9 @@ public enum CheckpointRewrite {
         try AtomicFile.write(base.index!, to: (output as NSString).appendingPathComponent(BaseCheckpoint.indexName))
     }
 
-    /// Streams one file: each tensor is read through the memory map, written,
-    /// and its mapped pages released before the next, so resident memory stays
-    /// at about one tensor (as float32) whatever the checkpoint's size.
+    /// Streams one file: each tensor is read (`pread`, into a buffer of its
+    /// size), written, and its buffer freed before the next, so resident memory
+    /// stays at about one tensor (as float32) whatever the checkpoint's size.
     private static func writeShard(_ file: SafetensorsFile, targets: [String: PairPlan], to path: String,
                                    action: String, transform: Transform) throws {
         let writer = try SafetensorsStreamWriter(path: path, metadata: file.metadata,

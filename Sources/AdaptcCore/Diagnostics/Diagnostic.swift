@@ -43,6 +43,7 @@ public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
 
 /// Collects diagnostics of one run; `sorted` gives the order they are printed in:
 /// by file, line, column, then severity and message, so output is deterministic.
+/// Messages compare numbers by value ("layer 9" before "layer 10").
 public struct DiagnosticCollector: Sendable {
     public private(set) var diagnostics: [Diagnostic] = []
 
@@ -71,7 +72,9 @@ public struct DiagnosticCollector: Sendable {
     public var sorted: [Diagnostic] {
         var seen = Set<Diagnostic>()
         return diagnostics.filter { seen.insert($0).inserted }.sorted {
-            ($0.location, $0.severity, $0.message) < ($1.location, $1.severity, $1.message)
+            if $0.location != $1.location { return $0.location < $1.location }
+            if $0.severity != $1.severity { return $0.severity < $1.severity }
+            return NumericOrder.precedes($0.message, $1.message)
         }
     }
 }
@@ -87,4 +90,32 @@ public struct UserError: Error, CustomStringConvertible, Sendable {
 public struct SpecErrors: Error, Sendable {
     public var diagnostics: [Diagnostic]
     public init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
+}
+
+/// Text order in which runs of ASCII digits compare by their value: "layer 9"
+/// before "layer 10", "1.up" before "12.down". Ties (e.g. "07" and "7") fall
+/// back to plain order, so the order stays total and deterministic.
+enum NumericOrder {
+    static func precedes(_ a: String, _ b: String) -> Bool {
+        var i = a.utf8.makeIterator(), j = b.utf8.makeIterator()
+        var x = i.next(), y = j.next()
+        while let p = x, let q = y {
+            if isDigit(p) && isDigit(q) {
+                var left: [UInt8] = [], right: [UInt8] = []
+                while let d = x, isDigit(d) { left.append(d); x = i.next() }
+                while let d = y, isDigit(d) { right.append(d); y = j.next() }
+                let l = left.drop { $0 == UInt8(ascii: "0") }, r = right.drop { $0 == UInt8(ascii: "0") }
+                if l.count != r.count { return l.count < r.count }
+                if !l.elementsEqual(r) { return l.lexicographicallyPrecedes(r) }
+                continue
+            }
+            if p != q { return p < q }
+            x = i.next()
+            y = j.next()
+        }
+        if (x == nil) != (y == nil) { return x == nil }
+        return a < b
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 }

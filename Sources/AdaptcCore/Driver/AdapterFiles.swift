@@ -17,6 +17,7 @@ public enum AdapterFiles {
         guard hash == expected else {
             throw UserError("\(path): written for a different spec (adaptc.hash \(hash), \(checked.spec.path) has \(expected)); re-create it with `adaptc init` or use the spec it was made for")
         }
+        try MemoryBudget.require(floats: 2 * plan.parameterCount, for: "the adapter's parameters and gradients")
         let interpreter = PlanInterpreter(plan: plan, threads: threads)
         try interpreter.storage.load(file, layout: plan.parameters)
         interpreter.prepare()

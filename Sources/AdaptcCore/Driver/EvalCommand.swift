@@ -9,37 +9,59 @@ public enum EvalCommand {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         let inputs = try SafetensorsFile.read(path: inputPath)
-        var writer = SafetensorsWriter()
-        var rows = 0
+        guard !inputs.tensors.isEmpty else {
+            throw UserError("\(inputPath): holds no tensors; eval needs inputs keyed LAYER.MODULE, e.g. 3.query [n, in]")
+        }
+        // Every key and shape is checked before anything is written; then the
+        // outputs stream one at a time, so memory is bounded by the largest one.
+        var pairs: [String: PairPlan] = [:]
         for entry in inputs.tensors {
             let pair = try PairKey.pair(entry.name, in: plan, file: inputPath)
             guard entry.shape.count == 2, entry.shape[1] == pair.inFeatures else {
                 throw UserError("\(inputPath): tensor \"\(entry.name)\" has shape \(entry.shape), expected [n, \(pair.inFeatures)]")
             }
-            let n = entry.shape[0]
-            let x = try inputs.floats(entry.name)
-            var y = [Float](repeating: 0, count: n * pair.outFeatures)
+            pairs[entry.name] = pair
+        }
+        let writer = try SafetensorsStreamWriter(path: output, tensors: inputs.tensors.map {
+            TensorDeclaration(name: $0.name, shape: [$0.shape[0], pairs[$0.name]!.outFeatures])
+        })
+        var rows = 0
+        for name in writer.order {
+            let pair = pairs[name]!, n = inputs.entry(name)!.shape[0]
+            let x = try inputs.floats(name)
+            // n comes from the file: an output far larger than the input is an error, not a trap.
+            let (count, overflow) = n.multipliedReportingOverflow(by: pair.outFeatures)
+            let y = try MemoryBudget.floats(overflow ? Int.max : count, for: "the output of \(name)")
+            defer { MemoryBudget.release(y) }
             try x.withUnsafeBufferPointer { x in
-                try y.withUnsafeMutableBufferPointer { y in
-                    try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
-                }
+                try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
             }
-            writer.add(entry.name, floats: y, shape: [n, pair.outFeatures])
+            try writer.append(name, floats: UnsafeBufferPointer(y))
             rows += n
         }
-        try writer.write(to: output)
+        try writer.commit()
         return "eval: \(inputs.tensors.count) pairs, \(rows) rows → \(output)"
     }
 
-    /// `ΔW` `[out, in]` of every pair, scale included.
+    /// `ΔW` `[out, in]` of every pair, scale included, written pair by pair
+    /// through one buffer so memory stays bounded by the largest ΔW, not their sum.
     public static func materialize(specPath: String, adapterPath: String, output: String, threads: Int) throws -> String {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
-        var writer = SafetensorsWriter()
-        for pair in plan.pairs {
-            writer.add(PairKey.key(layer: pair.layer, module: pair.module), floats: try delta(pair, interpreter), shape: [pair.outFeatures, pair.inFeatures])
+        let pairs = Dictionary(uniqueKeysWithValues: plan.pairs.map { (PairKey.key(layer: $0.layer, module: $0.module), $0) })
+        let writer = try SafetensorsStreamWriter(
+            path: output, tensors: plan.pairs.map { TensorDeclaration(name: PairKey.key(layer: $0.layer, module: $0.module), shape: [$0.outFeatures, $0.inFeatures]) })
+        let largest = plan.pairs.map { $0.outFeatures * $0.inFeatures }.max() ?? 0
+        let buffer = try MemoryBudget.floats(largest, for: "one ΔW")
+        defer { MemoryBudget.release(buffer) }
+        for key in writer.order {
+            let pair = pairs[key]!
+            let delta = UnsafeMutableBufferPointer(rebasing: buffer[..<(pair.outFeatures * pair.inFeatures)])
+            delta.update(repeating: 0)
+            try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+            try writer.append(key, floats: UnsafeBufferPointer(delta))
         }
-        try writer.write(to: output)
+        try writer.commit()
         return "materialize: \(plan.pairs.count) pairs → \(output)"
     }
 

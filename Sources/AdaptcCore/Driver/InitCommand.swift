@@ -14,6 +14,7 @@ public enum InitCommand {
             throw UserError("--residual needs --base (the checkpoint the residual is taken from)")
         }
         let base = try basePath.map(BaseCheckpoint.open)
+        try MemoryBudget.require(floats: 2 * plan.parameterCount, for: "the adapter's parameters and gradients")
         let storage = AdapterStorage(parameterCount: plan.parameterCount, threads: 1)
         let reports = try InitStage.run(checked, plan: plan, into: storage, seed: seed, base: base, threads: threads)
         var lines = reports.map(\.line)
@@ -27,7 +28,7 @@ public enum InitCommand {
             }.flatMap(\.pairs)
             residual = (base, try base.targets(targeted, template: template), residualPath)
         }
-        try storage.writer(layout: plan.parameters, metadata: AdapterFiles.metadata(checked)).write(to: output)
+        try storage.write(layout: plan.parameters, metadata: AdapterFiles.metadata(checked), to: output)
         lines.append("wrote \(output)")
         if let (base, targets, path) = residual {
             let interpreter = PlanInterpreter(plan: plan, threads: threads)

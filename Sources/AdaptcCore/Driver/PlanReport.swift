@@ -2,87 +2,171 @@ import AdaptRuntime
 import Foundation
 
 /// The figures `adaptc plan` prints per group and in total: what the structure
-/// costs per token and in memory, next to the dense ΔW it stands for.
+/// costs per token and in memory, next to the LoRA of equal per-token cost and
+/// the dense ΔW it stands for (MetaTT's point: parameters that grow with the
+/// sum, not the product, of the modes).
 public struct PlanReport {
     public struct Figures {
         public var parameters = 0
-        /// Forward flops for `tokens` rows (all pairs, one pass).
+        /// Forward flops for `tokens` rows (all pairs, one pass; modules that read
+        /// one input share their input-side work, as the layer-fused forward does).
         public var forwardFlops = 0
         /// Forward+backward flops for `tokens` rows.
         public var trainingFlops = 0
         /// Token-independent flops per weight update.
         public var prepareFlops = 0
+        /// Floats of prepared state.
+        public var preparedFloats = 0
         /// Bytes of stored parameters (float32).
         public var parameterBytes: Int { parameters * 4 }
-        /// Largest intermediate of one call, in floats.
+        /// Largest intermediate of this group's calls for `tokens` rows, in floats.
         public var peakIntermediate = 0
     }
 
-    public var tokens: Int
-    public var groups: [(name: String, structure: String, pairs: Int, path: [String], adapter: Figures, dense: Figures)]
+    public struct Group {
+        public var name: String
+        public var structure: String
+        public var layers: [Int]
+        public var modules: [String]
+        public var pairs: Int
+        public var plan: GroupPlan
+        public var adapter: Figures
+        /// The LoRA whose per-token flops match the adapter's (rank ≥ 1).
+        public var equalCostLoRA: Figures
+        public var equalCostRank: Double
+        public var dense: Figures
+    }
 
-    public init(plan: Plan, tokens: Int) {
+    public var specName: String
+    public var specHash: String
+    public var tokens: Int
+    public var groups: [Group]
+
+    public init(checked: CheckedSpec, plan: Plan, tokens: Int) {
         self.tokens = tokens
+        specName = checked.spec.name
+        specHash = SpecHash.hash(checked)
         groups = plan.groups.map { group in
-            var adapter = Figures(), dense = Figures()
+            var adapter = Figures(), dense = Figures(), lora = Figures()
             // Every parameter key starts with its group's name (DESIGN §5 key layout).
             adapter.parameters = plan.parameters.filter { $0.key.hasPrefix(group.name + ".") }.map(\.count).reduce(0, +)
-            adapter.peakIntermediate = plan.workspace.value(tokens: tokens)
+            let fusedPairs = Set(group.layerForwards.flatMap { f in f.modules.map { "\(f.layer).\($0)" } })
+            adapter.forwardFlops = group.layerForwards.map { $0.program.flops.value(tokens: tokens) }.reduce(0, +)
+            var programs: [Program] = group.layerForwards.map(\.program) + [group.prepare, group.finishBackward]
+            var sides = 0
             for pair in group.pairs {
-                adapter.forwardFlops += pair.forward.flops.value(tokens: tokens)
-                adapter.trainingFlops += pair.forward.flops.value(tokens: tokens) + pair.backward.flops.value(tokens: tokens)
+                if !fusedPairs.contains(pair.key) { adapter.forwardFlops += pair.forward.flops.value(tokens: tokens) }
+                adapter.trainingFlops += pair.backward.flops.value(tokens: tokens)
+                programs += [pair.forward, pair.backward, pair.materialize]
                 let weights = pair.outFeatures * pair.inFeatures
                 dense.parameters += weights
                 dense.forwardFlops += 2 * tokens * weights
                 dense.trainingFlops += 6 * tokens * weights
+                sides += pair.outFeatures + pair.inFeatures
             }
+            adapter.trainingFlops += adapter.forwardFlops
             adapter.prepareFlops = group.prepare.flops.value(tokens: 0)
-            return (group.name, group.structure, group.pairs.count, group.path, adapter, dense)
+            adapter.preparedFloats = Set((group.prepare.contractions).map(\.output)).map { $0.count.constant }.reduce(0, +)
+            adapter.peakIntermediate = programs.flatMap(\.contractions).flatMap { [$0.output, $0.a] + ($0.b.map { [$0] } ?? []) }
+                .filter { $0.storage == .workspace }.map { $0.end.value(tokens: tokens) }.max() ?? 0
+            // LoRA of rank ρ on every pair costs 2·ρ·(in + out) per token and pair.
+            let perToken = Double(adapter.forwardFlops) / Double(max(tokens, 1))
+            let rank = max(1, perToken / Double(2 * max(sides, 1)))
+            lora.parameters = Int((rank * Double(sides)).rounded())
+            lora.forwardFlops = Int((2 * rank * Double(sides) * Double(tokens)).rounded())
+            lora.trainingFlops = 3 * lora.forwardFlops
+            let covered = checked.groups.first { $0.name == group.name }
+            return Group(name: group.name, structure: group.structure, layers: covered?.layers ?? [],
+                         modules: covered?.modules.map(\.name) ?? [], pairs: group.pairs.count, plan: group,
+                         adapter: adapter, equalCostLoRA: lora, equalCostRank: rank, dense: dense)
         }
     }
 
     public var text: String {
         var lines: [String] = []
         for g in groups {
-            lines.append("group \(g.name) (\(g.structure)): \(g.pairs) pairs")
-            for step in g.path { lines.append("  path: \(step)") }
-            lines.append("                         adapter          dense ΔW")
-            lines.append(row("parameters", g.adapter.parameters, g.dense.parameters))
-            lines.append(row("bytes (f32)", g.adapter.parameterBytes, g.dense.parameterBytes))
-            lines.append(row("forward FLOPs, n=\(tokens)", g.adapter.forwardFlops, g.dense.forwardFlops))
-            lines.append(row("per token", g.adapter.forwardFlops / max(tokens, 1), g.dense.forwardFlops / max(tokens, 1)))
-            lines.append(row("fwd+bwd FLOPs", g.adapter.trainingFlops, g.dense.trainingFlops))
-            lines.append(row("prepare FLOPs", g.adapter.prepareFlops, 0))
-            lines.append(row("peak intermediate", g.adapter.peakIntermediate, 0))
+            lines.append("group \(g.name) (\(g.structure)): \(g.pairs) pairs, layers \(Self.ranges(g.layers)), modules \(g.modules.joined(separator: ", "))")
+            if !g.plan.modeOrder.isEmpty {
+                let modes = g.plan.modeOrder.map { "\($0)=\(g.plan.modes[$0] ?? 0)" }.joined(separator: " ")
+                lines.append("  modes: \(modes); ranks \(g.plan.ranks.map(String.init).joined(separator: ", "))")
+            }
+            for step in g.plan.path { lines.append("  path: \(step)") }
+            lines.append(String(format: "                         adapter  LoRA r≈%-9.1f  dense ΔW", g.equalCostRank))
+            let rows: [(String, (Figures) -> Int)] = [
+                ("parameters", { $0.parameters }), ("bytes (f32)", { $0.parameterBytes }),
+                ("forward FLOPs, n=\(tokens)", { $0.forwardFlops }), ("per token", { $0.forwardFlops / max(self.tokens, 1) }),
+                ("fwd+bwd FLOPs", { $0.trainingFlops }), ("prepare FLOPs", { $0.prepareFlops }),
+                ("prepared (floats)", { $0.preparedFloats }), ("peak interm. (floats)", { $0.peakIntermediate }),
+            ]
+            for (label, value) in rows { lines.append(row(label, [value(g.adapter), value(g.equalCostLoRA), value(g.dense)])) }
         }
         let a = groups.map(\.adapter.parameters).reduce(0, +), d = groups.map(\.dense.parameters).reduce(0, +)
         lines.append("total: \(a) parameters (\(percent(a, d)) of the dense ΔW's \(d))")
         return lines.joined(separator: "\n")
     }
 
-    private func row(_ label: String, _ a: Int, _ d: Int) -> String {
+    /// `0..<6, 8` from [0, 1, 2, 3, 4, 5, 8].
+    static func ranges(_ values: [Int]) -> String {
+        var parts: [String] = [], start: Int?, previous: Int?
+        func close() {
+            guard let s = start, let p = previous else { return }
+            parts.append(s == p ? "\(s)" : "\(s)...\(p)")
+        }
+        for v in values {
+            if let p = previous, v == p + 1 { previous = v; continue }
+            close()
+            start = v
+            previous = v
+        }
+        close()
+        return parts.joined(separator: ", ")
+    }
+
+    private func row(_ label: String, _ values: [Int]) -> String {
         let padded = label.padding(toLength: 22, withPad: " ", startingAt: 0)
-        let left = String(a), right = String(d)
-        return "  " + padded + String(repeating: " ", count: max(1, 16 - left.count)) + left
-            + String(repeating: " ", count: max(1, 18 - right.count)) + right
+        var text = "  " + padded
+        for (i, v) in values.enumerated() {
+            let s = String(v), width = i == 0 ? 12 : 16
+            text += String(repeating: " ", count: max(1, width - s.count)) + s
+        }
+        return text
     }
 
     private func percent(_ a: Int, _ b: Int) -> String {
         b == 0 ? "-" : String(format: "%.3f%%", 100 * Double(a) / Double(b))
     }
 
-    /// One JSON object, keys sorted (deterministic).
+    /// One JSON object, keys sorted (deterministic): the spec's name and hash,
+    /// totals, and per group its layers, modules, modes, ranks and path steps as data.
     public var json: String {
         func figures(_ f: Figures) -> [String: Any] {
             ["parameters": f.parameters, "bytes": f.parameterBytes, "forward_flops": f.forwardFlops,
              "forward_flops_per_token": f.forwardFlops / max(tokens, 1), "training_flops": f.trainingFlops,
-             "prepare_flops": f.prepareFlops, "peak_intermediate": f.peakIntermediate]
+             "prepare_flops": f.prepareFlops, "prepared_floats": f.preparedFloats, "peak_intermediate_floats": f.peakIntermediate]
+        }
+        let total = groups.reduce(into: Figures()) { sum, g in
+            sum.parameters += g.adapter.parameters
+            sum.forwardFlops += g.adapter.forwardFlops
+            sum.trainingFlops += g.adapter.trainingFlops
+            sum.prepareFlops += g.adapter.prepareFlops
+            sum.preparedFloats += g.adapter.preparedFloats
+            sum.peakIntermediate = max(sum.peakIntermediate, g.adapter.peakIntermediate)
         }
         let object: [String: Any] = [
-            "tokens": tokens,
+            "spec": specName, "hash": specHash, "tokens": tokens, "total": figures(total),
             "groups": groups.map { g in
-                ["name": g.name, "structure": g.structure, "pairs": g.pairs, "path": g.path,
-                 "adapter": figures(g.adapter), "dense": figures(g.dense)] as [String: Any]
+                [
+                    "name": g.name, "structure": g.structure, "pairs": g.pairs, "layers": g.layers, "modules": g.modules,
+                    "modes": g.plan.modeOrder.map { ["name": $0, "size": g.plan.modes[$0] ?? 0] },
+                    "ranks": g.plan.ranks, "optimizer": g.plan.optimizer, "path": g.plan.path,
+                    "steps": g.plan.steps.map { s in
+                        ["phase": s.phase, "left": ["name": s.left, "modes": s.leftModes],
+                         "right": ["name": s.right, "modes": s.rightModes],
+                         "result": ["name": s.result, "modes": s.resultModes]] as [String: Any]
+                    },
+                    "adapter": figures(g.adapter), "dense": figures(g.dense),
+                    "equal_cost_lora": figures(g.equalCostLoRA).merging(["rank": g.equalCostRank]) { $1 },
+                ] as [String: Any]
             },
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

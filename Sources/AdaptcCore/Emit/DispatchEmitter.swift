@@ -21,6 +21,60 @@ struct DispatchEmitter {
         emitPrepare(into: &file, kernels: &kernels)
         emitPairEntryPoints(into: &file, kernels: &kernels)
         emitLayerForward(into: &file, kernels: &kernels)
+        emitLayerBackward(into: &file, kernels: &kernels)
+    }
+
+    /// The fused backward of modules that share an input, where the plan has one.
+    private func emitLayerBackward(into file: inout SourceText, kernels: inout KernelEmitter) {
+        let fused = plan.groups.flatMap(\.layerBackwards)
+        guard !fused.isEmpty else { return }
+        let modules = checked.spec.model.modules
+        file.line("    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work")
+        file.line("    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.")
+        file.line("    \(access)func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],")
+        file.line("                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {")
+        file.line("        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,")
+        file.line("                                          x: x.count, rows: n, outputs: dys.map(\\.count), of: Self.self)")
+        file.line("        try Self.expect(dx.count, x.count, \"dx\")")
+        file.line("        if n == 0 { return }")
+        file.line("        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }")
+        file.line("        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }")
+        file.line("        guard dys.count == modules.count else { return }")
+        if plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
+        file.line("        \(bases)")
+        file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
+        file.line("        _ = \(unusedBases)")
+        var byModules: [[String]: [LayerForward]] = [:]
+        var moduleSets: [[String]] = []
+        for f in fused {
+            if byModules[f.modules] == nil { moduleSets.append(f.modules) }
+            byModules[f.modules, default: []].append(f)
+        }
+        for set in moduleSets {
+            let cases = set.map { name in "." + modules.first { $0.name == name }!.caseName }
+            file.line("        if modules == [\(cases.joined(separator: ", "))] {")
+            file.line("            switch layer {")
+            for f in byModules[set]! {
+                let call = kernels.kernel(for: f.program, role: "layerBackward")
+                let args = arguments(f.program, call) { arg in
+                    switch arg.storage {
+                    case .outputGradient: return "dys[\(arg.slot)]"
+                    case .input: return "xp"
+                    default: return arg.name
+                    }
+                }
+                file.line("            case \(f.layer): Self.\(call.kernel)(\(args), threads: threads); return")
+            }
+            file.line("            default: break")
+            file.line("            }")
+            file.line("        }")
+        }
+        file.line("        for (module, dy) in zip(modules, dys) {")
+        file.line("            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),")
+        file.line("                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))")
+        file.line("        }")
+        file.line("    }")
+        file.line()
     }
 
     private func arguments(_ program: Program, _ call: KernelEmitter.Call, token: (KernelEmitter.TokenArgument) -> String) -> String {

@@ -45,7 +45,7 @@ struct KernelEmitter {
     static func argumentName(_ storage: Storage, _ slot: Int) -> String {
         switch storage {
         case .input: return "x"
-        case .outputGradient: return "dy"
+        case .outputGradient: return slot == 0 ? "dy" : "dy\(slot)"
         case .output: return slot == 0 ? "y" : "y\(slot)"
         case .inputGradient: return "dx"
         case .delta: return "delta"

@@ -17,9 +17,12 @@ enum LoRAPlanner {
             : group.layers.map { (String($0), [$0]) }
         var pairs: [PairPlan] = []
         var fused: [LayerForward] = []
+        var fusedBackward: [LayerForward] = []
         var workspace = Extent(0)
         // Distinct forward paths in first-seen order, with how many pairs take each.
         var paths: [(text: String, pairs: Int)] = []
+        var searches: [[Int]: (optimizer: String, path: ContractionPath)] = [:]
+        var firstSteps: [PathStep] = []
         for (label, layers) in blocks {
             // Shared blocks take the group rank; overrides only exist when not shared.
             let rankOf = { (m: ModelModule) in group.rank(layer: layers[0], module: m.name) }
@@ -34,18 +37,22 @@ enum LoRAPlanner {
                 for (index, module) in group.modules.enumerated() {
                     let scale = group.scale(layer: layer, module: module.name)
                     let factors = Factors(a: a[index], b: b[index], scale: Float(scale))
-                    let forward = factors.forward(model: model)
+                    // Pairs of one shape share one search (the network differs only in where A and B sit).
+                    let shape = [factors.rank, module.inFeatures, module.outFeatures]
+                    let search = searches[shape] ?? factors.search(model: model)
+                    searches[shape] = search
+                    let programs = factors.programs(search, model: model)
+                    if firstSteps.isEmpty { firstSteps = programs.steps }
                     pairs.append(PairPlan(
                         layer: layer, module: module.name, outFeatures: module.outFeatures,
                         inFeatures: module.inFeatures, rank: factors.rank, scale: scale,
-                        forward: forward.program, backward: factors.backward, materialize: factors.materialize))
-                    workspace = .atLeast(workspace, forward.workspace)
-                    if let i = paths.firstIndex(where: { $0.text == forward.path }) {
+                        forward: programs.forward, backward: programs.backward, materialize: programs.materialize))
+                    workspace = .atLeast(workspace, programs.workspace)
+                    if let i = paths.firstIndex(where: { $0.text == programs.path }) {
                         paths[i].pairs += 1
                     } else {
-                        paths.append((forward.path, 1))
+                        paths.append((programs.path, 1))
                     }
-                    workspace = .atLeast(workspace, Extent.tokens * (2 * factors.rank))
                     members.append((module, a[index], b[index], Float(scale)))
                 }
                 // Runs of consecutive modules that read one input (model.inputs) share x·[A₁; A₂; …]ᵀ.
@@ -58,7 +65,15 @@ enum LoRAPlanner {
                         let run = Array(members[start..<end])
                         let forward = stackedForward(run.map { ($0.a, $0.b, $0.scale) })
                         fused.append(LayerForward(layer: layer, modules: run.map(\.module.name), program: forward))
-                        workspace = .atLeast(workspace, Extent.tokens * run.map(\.a.shape[0]).reduce(0, +))
+                        // Its VJP: z recomputed once, dz of all modules, then one dx and one stacked dA.
+                        var used = Extent.tokens * run.map(\.a.shape[0]).reduce(0, +)
+                        let backward = Derivation.backward(of: forward.contractions) { name, modes, extents in
+                            let view = TensorView(name, in: .workspace, offset: used, modes: modes, extents: extents)
+                            used = used + view.count
+                            return view
+                        }
+                        fusedBackward.append(LayerForward(layer: layer, modules: run.map(\.module.name), program: backward))
+                        workspace = .atLeast(workspace, used)
                     }
                     start = end
                 }
@@ -69,8 +84,13 @@ enum LoRAPlanner {
                 : "modules of a layer that read one input (model.inputs): one GEMM x·[A₁; …; A_M]ᵀ, then one B product each",
             "n = 1 runs as GEMV",
         ]
-        return (GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs,
-                          layerForwards: fused, path: path), workspace)
+        var planned = GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs,
+                                layerForwards: fused, path: path)
+        planned.layerBackwards = fusedBackward
+        planned.steps = firstSteps
+        planned.ranks = [group.effectiveRank]
+        planned.optimizer = searches.values.first?.optimizer ?? "optimal"
+        return (planned, workspace)
     }
 
     /// `y_j += s_j·z[:, slice_j]·B_jᵀ` after `z = x·[A₁; …]ᵀ` (A's adjacent in storage).
@@ -97,9 +117,10 @@ enum LoRAPlanner {
     }
 }
 
-/// The matrices of one pair and its three programs.
+/// The matrices of one pair and its three programs: forward from the path
+/// search over `x·A·B`, backward and materialize derived from it (`Derivation`).
 private struct Factors {
-    let x, y, dx, dy, a, b, gradA, gradB, z, dz, delta: MatrixView
+    let x, y, a, b, delta: TensorView
     let scale: Float
     let rank: Int
 
@@ -108,17 +129,11 @@ private struct Factors {
         rank = r
         self.scale = scale
         let n = Extent.tokens, fixed = Extent.fixed
-        x = MatrixView("x", in: .input, indices: ("n", "i"), shape: (n, fixed(inFeatures)))
-        dx = MatrixView("dx", in: .inputGradient, indices: ("n", "i"), shape: (n, fixed(inFeatures)))
-        y = MatrixView("y", in: .output, indices: ("n", "o"), shape: (n, fixed(outFeatures)))
-        dy = MatrixView("dy", in: .outputGradient, indices: ("n", "o"), shape: (n, fixed(outFeatures)))
-        a = MatrixView("A", in: .parameters, offset: fixed(aTensor.offset), indices: ("r", "i"), shape: (fixed(r), fixed(inFeatures)))
-        b = MatrixView("B", in: .parameters, offset: fixed(bTensor.offset), indices: ("o", "r"), shape: (fixed(outFeatures), fixed(r)))
-        gradA = MatrixView("dA", in: .gradients, offset: fixed(aTensor.offset), indices: ("r", "i"), shape: (fixed(r), fixed(inFeatures)))
-        gradB = MatrixView("dB", in: .gradients, offset: fixed(bTensor.offset), indices: ("o", "r"), shape: (fixed(outFeatures), fixed(r)))
-        z = MatrixView("z", in: .workspace, indices: ("n", "r"), shape: (n, fixed(r)))
-        dz = MatrixView("dz", in: .workspace, offset: n * r, indices: ("n", "r"), shape: (n, fixed(r)))
-        delta = MatrixView("ΔW", in: .delta, indices: ("o", "i"), shape: (fixed(outFeatures), fixed(inFeatures)))
+        x = TensorView("x", in: .input, indices: ("n", "i"), shape: (n, fixed(inFeatures)))
+        y = TensorView("y", in: .output, indices: ("n", "o"), shape: (n, fixed(outFeatures)))
+        a = TensorView("A", in: .parameters, offset: fixed(aTensor.offset), indices: ("r", "i"), shape: (fixed(r), fixed(inFeatures)))
+        b = TensorView("B", in: .parameters, offset: fixed(bTensor.offset), indices: ("o", "r"), shape: (fixed(outFeatures), fixed(r)))
+        delta = TensorView("ΔW", in: .delta, indices: ("o", "i"), shape: (fixed(outFeatures), fixed(inFeatures)))
     }
 
     /// The token-side network `x[n,i]·A[r,i]·B[o,r] → y[n,o]`.
@@ -127,37 +142,35 @@ private struct Factors {
                       extents: ["n": .tokens, "i": x.extents[1], "r": a.extents[0], "o": b.extents[0]])
     }
 
-    /// `y += s·x·ΔWᵀ` in the order the path optimizer finds cheapest; for any
-    /// rank below in·out/(in+out) that is the two skinny products through z[n,r].
-    /// For tiny modules the cost model may prefer forming ΔW first (fewer bytes
-    /// moved); `workspace` is what the chosen path's intermediates take.
-    func forward(model: CostModel) -> (program: Program, workspace: Extent, path: String) {
-        let network = self.network
+    /// The cheapest order by the cost model: for any rank below in·out/(in+out)
+    /// the two skinny products through z[n,r]; for tiny modules forming ΔW
+    /// first may win (fewer bytes moved).
+    func search(model: CostModel) -> (optimizer: String, path: ContractionPath) {
         let optimizer = PathOptimizers.automatic(for: network)
-        let path = optimizer.path(for: network, model: model)
-        let lowering = NetworkLowering(network, path: path.steps, model: model)
+        return (optimizer.name, optimizer.path(for: network, model: model))
+    }
+
+    func programs(_ search: (optimizer: String, path: ContractionPath), model: CostModel)
+        -> (forward: Program, backward: Program, materialize: Program, workspace: Extent, path: String, steps: [PathStep]) {
+        let lowering = NetworkLowering(network, path: search.path.steps, model: model)
         var views: [Int: TensorView] = [0: x, 1: a, 2: b]
-        var workspace = Extent(0)
+        var used = Extent(0), workspace = Extent(0)
+        func place(_ name: String, _ modes: [String], _ extents: [Extent]) -> TensorView {
+            let view = TensorView(name, in: .workspace, offset: used, modes: modes, extents: extents)
+            used = used + view.count
+            return view
+        }
         let last = lowering.steps.count - 1
         let steps = lowering.lower(Array(lowering.steps.indices), views: &views, output: (last, y, scale, true),
-                                   name: { _ in "z" }, place: { name, modes, extents in
-            let view = TensorView(name, in: .workspace, offset: workspace, modes: modes, extents: extents)
-            workspace = workspace + view.count
-            return view
-        })
-        let text = "forward path (\(optimizer.name), cost model at n = \(model.tokens)): "
+                                   name: { _ in "z" }, place: place).map(\.contraction)
+        let backward = Derivation.backward(of: steps, place: place)
+        workspace = .atLeast(workspace, used)
+        used = Extent(0)
+        let materialize = Derivation.materialize([("A", a), ("B", b)], delta: delta, scale: scale, model: model, place: place)
+        workspace = .atLeast(workspace, used)
+        let text = "forward path (\(search.optimizer), cost model at n = \(model.tokens)): "
             + lowering.describe(names: ["x", "A", "B"], resultName: { $0 == last ? "y" : "z" })
-        return (Program(NetworkLowering.stages(steps.map(\.contraction))), workspace, text)
+        let data = lowering.pathSteps(names: ["x", "A", "B"], resultName: { $0 == last ? "y" : "z" }, phase: { _ in "token" })
+        return (Program(NetworkLowering.stages(steps)), backward, materialize, workspace, text, data)
     }
-
-    /// dB += s·dyᵀ·z, dz = s·dy·B, then dA += dzᵀ·x, dx += dz·A (z recomputed: cheaper than keeping it).
-    var backward: Program {
-        Program([
-            [Contraction(z, x, a, accumulate: false)],
-            [Contraction(dz, dy, b, alpha: scale, accumulate: false), Contraction(gradB, dy, z, alpha: scale, accumulate: true)],
-            [Contraction(gradA, dz, x, accumulate: true), Contraction(dx, dz, a, accumulate: true)],
-        ])
-    }
-
-    var materialize: Program { Program([[Contraction(delta, b, a, alpha: scale, accumulate: false)]]) }
 }

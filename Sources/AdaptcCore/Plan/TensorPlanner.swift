@@ -36,7 +36,7 @@ enum TensorPlanner {
         var extents: [String: Extent] = ["n": .tokens]
         for (mode, size) in structure.extents { extents[mode] = .fixed(size) }
         let tensors = zip(shortNames, structure.factors).map { TensorNetwork.Tensor($0.0, $0.1.modes) } + [TensorNetwork.Tensor("x", xModes)]
-        let network = TensorNetwork(tensors, output: yModes, extents: extents)
+        let network = TensorNetwork(tensors, output: yModes, extents: extents, slicedModes: removed)
         let xId = structure.factors.count
         let optimizer = PathOptimizers.automatic(for: network)
         let path = optimizer.path(for: network, model: model)
@@ -79,6 +79,7 @@ enum TensorPlanner {
 
         var pairs: [PairPlan] = []
         var layerForwards: [LayerForward] = []
+        var layerBackwards: [LayerForward] = []
         var workspace = finishWorkspace
         for (li, l) in group.layers.enumerated() {
             func slice(_ view: TensorView, moduleIndex: Int?) -> TensorView {
@@ -102,14 +103,13 @@ enum TensorPlanner {
                                                   output: (last, y, scale, true), name: stepName, place: place).map(\.contraction)
                 let forward = Program(NetworkLowering.stages(forwardSteps))
                 // Backward: recompute the token intermediates, then the VJP of every step.
-                let backwardSteps = VJP.backward(of: forwardSteps, workspace: { place($0, $1, $2) })
-                let backward = Program(NetworkLowering.stages(Array(forwardSteps.dropLast()) + backwardSteps))
+                let backward = Derivation.backward(of: forwardSteps, place: place)
                 workspace = .atLeast(workspace, used)
                 // Materialize: contract what the token side reads.
                 used = Extent(0)
                 let delta = TensorView("ΔW", in: .delta, modes: structure.outModes + structure.inModes,
                                        extents: (structure.outModes + structure.inModes).map { .fixed(structure.extent($0)) })
-                let materialize = materializeProgram(frontier.map { ($0 < count ? network.tensors[$0].name : stepName($0 - count), views[$0]!) },
+                let materialize = Derivation.materialize(frontier.map { ($0 < count ? network.tensors[$0].name : stepName($0 - count), views[$0]!) },
                                                      delta: delta, scale: scale, model: model, place: place)
                 workspace = .atLeast(workspace, used)
                 pairs.append(PairPlan(layer: l, module: m.name, outFeatures: m.outFeatures, inFeatures: m.inFeatures,
@@ -151,6 +151,8 @@ enum TensorPlanner {
                     perModule[id] = results
                 }
                 layerForwards.append(LayerForward(layer: l, modules: group.modules.map(\.name), program: Program(NetworkLowering.stages(steps))))
+                layerBackwards.append(LayerForward(layer: l, modules: group.modules.map(\.name),
+                                                   program: Derivation.backward(of: steps, place: place)))
                 workspace = .atLeast(workspace, used)
             }
         }
@@ -162,30 +164,21 @@ enum TensorPlanner {
         for (k, step) in described.enumerated() {
             text.append((touchesTokens[k] ? "token:   " : "prepare: ") + step)
         }
-        let planned = GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs, layerForwards: layerForwards,
+        var planned = GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs, layerForwards: layerForwards,
                                 prepare: Program(NetworkLowering.stages(prepareContractions)),
                                 finishBackward: Program(NetworkLowering.stages(finishBackward)), path: text)
-        return Planned(group: planned, workspace: workspace, optimizer: optimizer.name)
-    }
-
-    /// `ΔW = s·(contraction of the tensors the token side reads)`, in the order
-    /// the path optimizer picks for that small network.
-    private static func materializeProgram(_ inputs: [(name: String, view: TensorView)], delta: TensorView, scale: Float,
-                                           model: CostModel,
-                                           place: (String, [String], [Extent]) -> TensorView) -> Program {
-        if inputs.count == 1 {
-            return Program([[Contraction(delta, inputs[0].view, nil, alpha: scale, accumulate: false)]])
+        planned.layerBackwards = layerBackwards
+        planned.steps = lowering.pathSteps(names: names, resultName: { $0 == last ? "y" : stepName($0) },
+                                           phase: { touchesTokens[$0] ? "token" : "prepare" })
+        planned.modeOrder = group.modes.map(\.name.description)
+        planned.modes = Dictionary(uniqueKeysWithValues: group.modes.map { ($0.name.description, $0.size) })
+        switch group.ranks {
+        case .tensorTrain(let bonds): planned.ranks = bonds
+        case .cp(let r): planned.ranks = [r]
+        case .tucker(let rs): planned.ranks = rs.enumerated().map { $0.element ?? group.modes[$0.offset].size }
+        case .lora(let r): planned.ranks = [r]
         }
-        var extents: [String: Extent] = [:]
-        for (_, v) in inputs { for (m, e) in zip(v.modes, v.extents) { extents[m] = e } }
-        let network = TensorNetwork(inputs.map { TensorNetwork.Tensor($0.name, $0.view.modes) }, output: delta.modes, extents: extents)
-        let path = PathOptimizers.automatic(for: network).path(for: network, model: model)
-        let lowering = NetworkLowering(network, path: path.steps, model: model)
-        var views: [Int: TensorView] = [:]
-        for (i, input) in inputs.enumerated() { views[i] = input.view }
-        let last = lowering.steps.count - 1
-        let steps = lowering.lower(Array(lowering.steps.indices), views: &views, output: (last, delta, scale, false),
-                                   name: { "m\($0 + 1)" }, place: place)
-        return Program(NetworkLowering.stages(steps.map(\.contraction)))
+        planned.optimizer = optimizer.name
+        return Planned(group: planned, workspace: workspace, optimizer: optimizer.name)
     }
 }

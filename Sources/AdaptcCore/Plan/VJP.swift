@@ -12,7 +12,22 @@ enum VJP {
     ///   - workspace: places the gradient of a workspace intermediate and any
     ///     copy a gradient step needs to lower (`NetworkLowering.legalize`).
     static func backward(of steps: [Contraction], workspace: (String, [String], [Extent]) -> TensorView) -> [Contraction] {
-        var gradientOf: [TensorView: TensorView] = [:]
+        // Workspace values are the outputs of forward steps; an operand may be a
+        // slice of one (a module's columns of a stacked z). Each gets a gradient
+        // region of the same layout, and a slice maps to the same slice of it.
+        var regions: [(value: TensorView, gradient: TensorView)] = []
+        var written: [TensorView] = []
+        func region(of view: TensorView) -> (value: TensorView, gradient: TensorView) {
+            let n = 64
+            if let known = regions.first(where: { r in
+                r.value.storage == view.storage && r.value.offset.value(tokens: n) <= view.offset.value(tokens: n)
+                    && view.end.value(tokens: n) <= r.value.end.value(tokens: n) && r.value.mayOverlap(view)
+            }) { return known }
+            let root = steps.first { $0.output.storage == .workspace && $0.output.mayOverlap(view) }?.output ?? view
+            let entry = (value: root, gradient: workspace("d" + root.name, root.modes, root.extents))
+            regions.append(entry)
+            return entry
+        }
         func gradient(_ view: TensorView) -> (view: TensorView, accumulate: Bool) {
             var g = view
             switch view.storage {
@@ -21,10 +36,13 @@ enum VJP {
             case .input: g.storage = .inputGradient; g.name = "dx"
             case .output: g.storage = .outputGradient; g.name = "dy"
             case .workspace:
-                if let known = gradientOf[view] { return (known, false) }
-                let placed = workspace("d" + view.name, view.modes, view.extents)
-                gradientOf[view] = placed
-                return (placed, false)
+                let r = region(of: view)
+                g.name = "d" + view.name
+                g.offset = r.gradient.offset + (view.offset + Extent(-r.value.offset.constant, perToken: -r.value.offset.perToken))
+                // The first contribution to a region writes it, later ones (a value
+                // several modules read) add.
+                let accumulate = written.contains { $0.mayOverlap(g) }
+                return (g, accumulate)
             default: preconditionFailure("no gradient for \(view.storage)")
             }
             return (g, true)
@@ -36,9 +54,12 @@ enum VJP {
             if let b = step.b {
                 let db = gradient(b)
                 result += NetworkLowering.legalize(Contraction(da.view, dT, b, alpha: step.alpha, accumulate: da.accumulate), place: workspace)
+                if da.view.storage == .workspace { written.append(da.view) }
                 result += NetworkLowering.legalize(Contraction(db.view, step.a, dT, alpha: step.alpha, accumulate: db.accumulate), place: workspace)
+                if db.view.storage == .workspace { written.append(db.view) }
             } else {
                 result += NetworkLowering.legalize(Contraction(da.view, dT, nil, alpha: step.alpha, accumulate: da.accumulate), place: workspace)
+                if da.view.storage == .workspace { written.append(da.view) }
             }
         }
         return result

@@ -34,7 +34,7 @@ final class LoRAPlannerTests: XCTestCase {
         XCTAssertEqual(query[0].output.indices, ["n", "r"])
         let key = try XCTUnwrap(plan.pair(layer: 0, module: "key")).forward.contractions
         XCTAssertEqual(Set(key[0].output.indices), ["i", "o"], "ΔW first for the tiny map")
-        XCTAssertEqual(plan.workspace.constant, 128, "ΔW of key [8, 16] fits the workspace")
+        XCTAssertEqual(plan.workspace.constant, 256, "backward keeps ΔW of key [8, 16] and its gradient in the workspace")
     }
 
     func testSharedUsesOneFactorPairPerModule() throws {

@@ -95,6 +95,15 @@ final class TensorPlannerTests: XCTestCase {
         XCTAssertTrue(plan.groups[0].path.contains { $0.hasPrefix("prepare:") })
     }
 
+    /// Past the exact search's limit the planner falls back to greedy and says so.
+    func testLargeNetworkFallsBackToGreedy() throws {
+        let (_, plan) = try planned(Self.spec("structure: tensor-train\nfactor: {out: [2, 2, 2, 2, 2, 2, 2, 2], in: [2, 2, 2, 2, 2, 2, 2, 2]}\nrank: 2",
+                                              modules: "{q: [256, 256], k: [256, 256]}"))
+        XCTAssertEqual(plan.groups[0].optimizer, "greedy")
+        XCTAssertTrue(plan.groups[0].path[0].contains("greedy") && plan.groups[0].path[0].contains("exact search skipped"),
+                      plan.groups[0].path[0])
+    }
+
     func testPreparedStateTooLargeIsRefusedWithItsSize() throws {
         setenv("ADAPTC_MEMORY_LIMIT", "1000", 1)
         defer { unsetenv("ADAPTC_MEMORY_LIMIT") }
@@ -239,5 +248,57 @@ final class TensorPlannerTests: XCTestCase {
         }
         assertClose(Array(interpreter.storage.gradients), expected, "\(source) parameter gradients \(layer).\(module.name)",
                     tolerance: 1e-4, file: file, line: line)
+    }
+}
+
+/// The layer-fused backward (derived as the VJP of the fused forward, the
+/// shared input-side value's gradient accumulated over modules) against the
+/// per-pair backward it replaces: same dx, same gradients after finishBackward.
+final class FusedBackwardTests: XCTestCase {
+    func testFusedBackwardMatchesPerPairBackward() throws {
+        let specs = TensorPlannerTests.cases.prefix(8).map { TensorPlannerTests.spec($0) }
+        for source in specs {
+            let checked = try SpecLoader.check(source: source, path: "t.adapt.yaml")
+            try compare(try XCTUnwrap(Planner.plan(checked).0), source)
+        }
+        try compare(try XCTUnwrap(Planner.plan(LoRAFixtures.mixed()).0), "lora mixed")
+    }
+
+    private func compare(_ plan: Plan, _ what: String) throws {
+        let fusedPrograms = plan.groups.flatMap(\.layerBackwards)
+        XCTAssertFalse(fusedPrograms.isEmpty, "\(what): no fused backward")
+        var random = TestRandom(seed: 9)
+        let values = random.floats(plan.parameterCount)
+        let fused = PlanInterpreter(plan: plan, threads: 2), single = PlanInterpreter(plan: plan, threads: 1)
+        for i in values.indices { fused.storage.parameters[i] = values[i]; single.storage.parameters[i] = values[i] }
+        for program in fusedPrograms {
+            let pairs = program.modules.map { plan.pair(layer: program.layer, module: $0)! }
+            let n = 4, width = pairs[0].inFeatures
+            let x = random.floats(n * width)
+            let dys = pairs.map { random.floats(n * $0.outFeatures) }
+            var dxFused = [Float](repeating: 0.25, count: n * width), dxSingle = dxFused
+            try x.withUnsafeBufferPointer { xb in
+                var pointers: [UnsafeMutableBufferPointer<Float>] = dys.map { dy in
+                    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: dy.count)
+                    _ = b.initialize(from: dy)
+                    return b
+                }
+                defer { pointers.forEach { $0.deallocate() }; pointers = [] }
+                try dxFused.withUnsafeMutableBufferPointer {
+                    try fused.backwardLayer(layer: program.layer, modules: program.modules, x: xb,
+                                            dys: pointers.map { UnsafeBufferPointer($0) }, rows: n, dx: $0)
+                }
+                for (pair, dy) in zip(pairs, pointers) {
+                    try dxSingle.withUnsafeMutableBufferPointer {
+                        try single.backward(layer: pair.layer, module: pair.module, x: xb, dy: UnsafeBufferPointer(dy), rows: n, dx: $0)
+                    }
+                }
+            }
+            assertClose(dxFused, dxSingle.map(Double.init), "\(what) layer \(program.layer) fused dx")
+        }
+        fused.finishBackward()
+        single.finishBackward()
+        assertClose(Array(fused.storage.gradients), Array(single.storage.gradients).map(Double.init), "\(what) fused gradients")
+        XCTAssertTrue(fused.storage.gradients.contains { $0 != 0 }, what)
     }
 }

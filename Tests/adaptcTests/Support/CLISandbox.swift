@@ -12,6 +12,8 @@ struct CLIResult: CustomStringConvertible {
     var signalled: Bool
     var stdout: String
     var stderr: String
+    /// stdout exactly as written (binary output, e.g. `-o /dev/stdout`).
+    var stdoutBytes: [UInt8] = []
 
     /// Non-empty stderr lines.
     var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
@@ -98,10 +100,11 @@ final class CLISandbox {
     /// Runs `adaptc ARGS…` in the working folder; a run still going after
     /// `seconds` is killed (SIGKILL) and fails the test, so a hang can never
     /// stall the suite. Returns nil then. `ADAPTC_TEST_TRACE=1` prints every run.
-    func run(_ arguments: [String], seconds: Double = 60, context: String = "",
+    /// `executable` runs another program the same way (e.g. /bin/sh to set a ulimit first).
+    func run(_ arguments: [String], executable: String? = nil, seconds: Double = 60, context: String = "",
              file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult? {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Repository.adaptcBinary())
+        process.executableURL = URL(fileURLWithPath: try executable ?? Repository.adaptcBinary())
         process.arguments = arguments
         process.currentDirectoryURL = work
         // Files, not pipes: a chatty child can never block on a full pipe.
@@ -128,12 +131,14 @@ final class CLISandbox {
             return nil
         }
         process.waitUntilExit()
+        let stdoutBytes = [UInt8](try Data(contentsOf: outURL))
         let result = CLIResult(
             arguments: arguments,
             status: process.terminationStatus,
             signalled: process.terminationReason == .uncaughtSignal,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+            stdout: String(decoding: stdoutBytes, as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self),
+            stdoutBytes: stdoutBytes)
         if ProcessInfo.processInfo.environment["ADAPTC_TEST_TRACE"] != nil {
             print("TRACE [\(context)] \(arguments.joined(separator: " ")) status \(result.status):\n\(result.stderr)")
         }

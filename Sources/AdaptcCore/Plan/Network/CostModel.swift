@@ -52,4 +52,23 @@ public struct CostModel: Sendable {
         let bytes = (size(a) + size(b) + size(result)) * 4
         return PathCost(flops: flops, bytes: bytes, peak: size(result))
     }
+
+    /// The last step writes the caller's output, whose layout is fixed: when the
+    /// output modes each operand brings do not form one block of that layout
+    /// (e.g. `y[n, out.0…out.3]` from `P[out.0…out.2, r]·t[r, out.3, n]`), no
+    /// GEMM can write it and lowering computes into a temporary and copies it
+    /// over — bytes this charges (write and read the result once more).
+    /// Modes the plan slices away per pair (`slicedModes`) do not count.
+    public func outputLayoutPenalty(_ a: [String], _ b: [String], in network: TensorNetwork) -> PathCost {
+        var labels: [Bool] = []  // true: the mode comes from a alone
+        for mode in network.outputModes where !network.slicedModes.contains(mode) && network.extent(mode) != .fixed(1) {
+            let inA = a.contains(mode), inB = b.contains(mode)
+            if inA == inB { continue }
+            if labels.last != inA { labels.append(inA) }
+        }
+        guard labels.count > 2 else { return PathCost() }
+        let size = network.outputModes.filter { !network.slicedModes.contains($0) }.reduce(Extent(1)) { $0 * network.extent($1) }
+        let perPair = network.outputModes.filter { network.slicedModes.contains($0) }.reduce(1) { $0 * network.extent($1).constant }
+        return PathCost(bytes: size * (8 * perPair))
+    }
 }

@@ -187,6 +187,19 @@ struct NetworkLowering {
             || reads(earlier).contains { later.output.mayOverlap($0) }
     }
 
+    /// The path as data: operands and result of each step with their modes.
+    func pathSteps(names: [String], resultName: (Int) -> String, phase: (Int) -> String) -> [PathStep] {
+        var labels = network.tensors.enumerated().map { names.count > $0.offset ? names[$0.offset] : $0.element.name }
+        var result: [PathStep] = []
+        for (k, step) in steps.enumerated() {
+            result.append(PathStep(phase: phase(k), left: labels[step.left], leftModes: modesOf(step.left),
+                                   right: labels[step.right], rightModes: modesOf(step.right),
+                                   result: resultName(k), resultModes: step.resultModes))
+            labels.append(resultName(k))
+        }
+        return result
+    }
+
     /// The path in words, e.g. `x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]`.
     func describe(names: [String], resultName: (Int) -> String) -> String {
         var labels = network.tensors.enumerated().map { "\(names.count > $0.offset ? names[$0.offset] : $0.element.name)[\($0.element.modes.joined(separator: ","))]" }

@@ -38,7 +38,8 @@ public struct PathReplay {
             let joined = members[i] + members[j]
             let isLast = alive.count == 2
             let kept = isLast ? network.outputModes : network.keptModes(of: joined)
-            let stepCost = model.contraction(modes[i], modes[j], into: kept, in: network)
+            var stepCost = model.contraction(modes[i], modes[j], into: kept, in: network)
+            if isLast { stepCost = stepCost + model.outputLayoutPenalty(modes[i], modes[j], in: network) }
             steps.append(Step(left: i, right: j, result: members.count, leftModes: modes[i], rightModes: modes[j],
                               resultModes: kept, cost: stepCost))
             cost = cost + stepCost
@@ -83,7 +84,8 @@ public struct OptimalPath: PathOptimizer {
             while left > 0 {
                 if left & lowest != 0 {
                     let right = subset ^ left
-                    let step = model.contraction(modes[left], modes[right], into: kept, in: network)
+                    var step = model.contraction(modes[left], modes[right], into: kept, in: network)
+                    if subset == full { step = step + model.outputLayoutPenalty(modes[left], modes[right], in: network) }
                     let total = cost[left] + cost[right] + step
                     let s = score[left] + score[right] + model.score(step)
                     if s < score[subset] {
@@ -128,7 +130,8 @@ public struct GreedyPath: PathOptimizer {
                 for j in alive[(x + 1)...] {
                     let joined = members[i] + members[j]
                     let kept = alive.count == 2 ? network.outputModes : network.keptModes(of: joined)
-                    let c = model.contraction(modes[i], modes[j], into: kept, in: network)
+                    var c = model.contraction(modes[i], modes[j], into: kept, in: network)
+                    if alive.count == 2 { c = c + model.outputLayoutPenalty(modes[i], modes[j], in: network) }
                     let s = model.score(c)
                     if best == nil || s < best!.score { best = (s, i, j, c, kept) }
                 }

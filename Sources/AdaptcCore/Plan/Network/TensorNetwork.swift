@@ -19,11 +19,15 @@ public struct TensorNetwork: Hashable, Sendable, CustomStringConvertible {
     public var tensors: [Tensor]
     public var outputModes: [String]
     public var extents: [String: Extent]
+    /// Output modes the plan fixes per call (`layer`, `module`): they select a
+    /// slice rather than lay out the caller's buffer.
+    public var slicedModes: Set<String>
 
-    public init(_ tensors: [Tensor], output: [String], extents: [String: Extent]) {
+    public init(_ tensors: [Tensor], output: [String], extents: [String: Extent], slicedModes: Set<String> = []) {
         self.tensors = tensors
         self.outputModes = output
         self.extents = extents
+        self.slicedModes = slicedModes
     }
 
     public func extent(_ mode: String) -> Extent { extents[mode] ?? .fixed(1) }

@@ -1,0 +1,52 @@
+import XCTest
+@testable import AdaptcCore
+
+/// Out-of-range layers are one diagnostic per place in the spec, and
+/// diagnostics that name numbers sort by their value.
+final class DiagnosticOrderTests: XCTestCase {
+    private func outOfRange(_ layers: [Int]) -> [String] {
+        let here = SourceLocation(path: "built", line: 1, column: 1)
+        let spec = AdapterSpec(
+            path: "built", version: 1, name: "Built",
+            model: ModelSpec(layers: 4, modules: [ModelModule(name: "fc", outFeatures: 8, inFeatures: 8, location: here)],
+                             location: here),
+            groups: [AdapterGroup(name: "fc", structure: .lora, layers: layers, modules: ["fc"], rank: .uniform(2),
+                                  location: here)],
+            location: here)
+        return SpecChecker.check(spec).1.map(\.message)
+    }
+
+    func testOutOfRangeLayersAtOnePlaceAreOneDiagnostic() {
+        XCTAssertEqual(outOfRange(Array(0..<100_000)), ["layers 4..<100000 are out of range: the model has 4 layers (0..<4)"])
+        XCTAssertEqual(outOfRange([0, 12, 9, 100, 10]), ["layers 9, 10, 12 and 100 are out of range: the model has 4 layers (0..<4)"])
+        XCTAssertEqual(outOfRange([1, 30, 9, 100, 10, 7, 8]),
+                       ["layers 7, 8, 9, 10, 30 and 1 more are out of range: the model has 4 layers (0..<4)"])
+        XCTAssertEqual(outOfRange([2, 5]), ["layer 5 is out of range: the model has 4 layers (0..<4)"])
+    }
+
+    func testRangeInASpecGivesOneLine() {
+        let diagnostics = SpecTestSupport.diagnostics("""
+            adaptc: 1
+            name: Far
+            model: {layers: 32, modules: {q: [8, 8]}}
+            adapters:
+              - {name: q, structure: lora, layers: "0..<100000", modules: [q], rank: 2}
+            """)
+        XCTAssertEqual(diagnostics.map(\.description),
+                       ["Specs/test.adapt.yaml:5:40: error: layers 32..<100000 are out of range: the model has 32 layers (0..<32)"])
+    }
+
+    func testNumbersInMessagesSortByValue() {
+        let here = SourceLocation(path: "s", line: 3, column: 4)
+        var collector = DiagnosticCollector()
+        for message in ["layer 10 x", "layer 9 x", "layer 100 x", "layer 9 w", "a 2.10", "a 2.9", "layer 09 x"] {
+            collector.error(message, at: here)
+        }
+        XCTAssertEqual(collector.sorted.map(\.message),
+                       ["a 2.9", "a 2.10", "layer 9 w", "layer 09 x", "layer 9 x", "layer 10 x", "layer 100 x"])
+        XCTAssertTrue(NumericOrder.precedes("1.up", "12.down"))
+        XCTAssertFalse(NumericOrder.precedes("12.down", "1.up"))
+        XCTAssertTrue(NumericOrder.precedes("x", "x1"))
+        XCTAssertFalse(NumericOrder.precedes("x", "x"))
+    }
+}
