@@ -29,9 +29,12 @@ struct AdaptcPlugin: BuildToolPlugin {
 
 /// The file `adaptc compile` writes for a spec, `<Name>Adapter.swift`, where
 /// `Name` is the spec's top-level `name:`. The build system needs output paths
-/// before the command runs, so the plugin reads that one line itself; a spec
-/// without a readable name gets `<stem>Adapter.swift`, and `adaptc` then
-/// reports the real problem.
+/// before the command runs, so the plugin reads that one line itself (block
+/// style, `name: Foo` at column 0, as every example spec writes it). A spec
+/// without such a line gets `<stem>Adapter.swift`: when the spec is broken,
+/// `adaptc` reports the real problem; a valid spec that writes its top level
+/// in flow style (`{adaptc: 1, name: Foo, …}`) builds with a "missing output"
+/// error from SwiftPM — write `name:` on a line of its own.
 enum SpecName {
     static func generatedFileName(spec: URL, fallback: String) -> String {
         let text = (try? String(contentsOf: spec, encoding: .utf8)) ?? ""
