@@ -8,10 +8,15 @@ let package = Package(
         // What generated code imports and apps link.
         .library(name: "AdaptRuntime", targets: ["AdaptRuntime"]),
         .executable(name: "adaptc", targets: ["adaptc"]),
+        // Build-time compilation of a target's *.adapt.yaml, and in-place regeneration for checked-in code.
+        .plugin(name: "AdaptcPlugin", targets: ["AdaptcPlugin"]),
+        .plugin(name: "GenerateAdapters", targets: ["GenerateAdapters"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        // Documentation only: `swift package generate-documentation --target AdaptRuntime` (Tools/docs).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", exact: "1.5.0"),
     ],
     targets: [
         // OpenBLAS (CBLAS) + LAPACKE. Debian's OpenBLAS lacks LAPACKE, so the map links both.
@@ -42,6 +47,16 @@ let package = Package(
         ),
         // Checked-in output of `Tools/regenerate`: compiled and tested like user code.
         .target(name: "GeneratedAdapters", dependencies: ["AdaptRuntime"], path: "Generated"),
+        .plugin(name: "AdaptcPlugin", capability: .buildTool(), dependencies: ["adaptc"], path: "Tools/Plugins/AdaptcPlugin"),
+        .plugin(
+            name: "GenerateAdapters",
+            capability: .command(
+                intent: .custom(verb: "generate-adapters", description: "Regenerate the Swift files of *.adapt.yaml specs in place"),
+                permissions: [.writeToPackageDirectory(reason: "writes the generated <Name>Adapter.swift files")]
+            ),
+            dependencies: ["adaptc"],
+            path: "Tools/Plugins/GenerateAdapters"
+        ),
         .executableTarget(name: "adaptc-bench", dependencies: ["AdaptRuntime", "GeneratedAdapters"]),
         // Seeded test data and tolerance checks shared by the test targets.
         .target(name: "AdaptTestSupport", path: "Tests/AdaptTestSupport"),

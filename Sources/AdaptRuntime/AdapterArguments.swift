@@ -10,15 +10,16 @@ public enum AdapterArguments {
         let modules = A.Module.allCases.count
         let index = layer >= 0 && layer < layerCount ? table[layer * modules + module.rawValue] : -1
         guard index >= 0 else {
-            throw AdapterError("\(A.specName): no adapter for layer \(layer) module \(A.moduleName(module))")
+            throw AdapterError.unknownPair(spec: A.specName, layer: layer, module: A.moduleName(module))
         }
         return index
     }
 
+    /// Throws ``AdapterError/shapeMismatch(spec:argument:count:expected:)`` when `count` ≠ `expected`.
     @inline(__always)
     public static func expect<A: GeneratedAdapter>(_ count: Int, _ expected: Int, _ what: String, of adapter: A.Type) throws {
         if count != expected {
-            throw AdapterError("\(A.specName): \(what) has \(count) elements, expected \(expected)")
+            throw AdapterError.shapeMismatch(spec: A.specName, argument: what, count: count, expected: expected)
         }
     }
 
@@ -27,7 +28,7 @@ public enum AdapterArguments {
     public static func layerForward<A: GeneratedAdapter>(_ table: [Int], layer: Int, modules: [A.Module], layerCount: Int,
                                                          x: Int, rows n: Int, outputs: [Int], of adapter: A.Type) throws {
         guard modules.count == outputs.count else {
-            throw AdapterError("\(A.specName): \(modules.count) modules but \(outputs.count) outputs")
+            throw AdapterError.outputCountMismatch(spec: A.specName, modules: modules.count, outputs: outputs.count)
         }
         for (module, y) in zip(modules, outputs) {
             _ = try pair(table, layer: layer, module: module, layerCount: layerCount, of: A.self)

@@ -14,10 +14,10 @@ extension AdapterStorage {
         }
         for tensor in layout {
             guard let entry = file.entry(tensor.key) else {
-                throw AdapterError("\(file.path): missing tensor \"\(tensor.key)\" (expected shape \(tensor.shape))")
+                throw AdapterError.missingTensor(path: file.path, key: tensor.key, shape: tensor.shape)
             }
             guard entry.shape == tensor.shape else {
-                throw AdapterError("\(file.path): tensor \"\(tensor.key)\" has shape \(entry.shape), expected \(tensor.shape)")
+                throw AdapterError.tensorShapeMismatch(path: file.path, key: tensor.key, shape: entry.shape, expected: tensor.shape)
             }
             let values = try file.floats(tensor.key)
             values.withUnsafeBufferPointer { source in
@@ -43,7 +43,9 @@ extension AdapterStorage {
     public func writer(layout: [ParameterTensor], metadata: [String: String]) -> SafetensorsWriter {
         var writer = SafetensorsWriter(metadata: metadata)
         for tensor in layout {
-            writer.add(tensor.key, floats: Array(parameters[tensor.offset..<tensor.offset + tensor.count]), shape: tensor.shape)
+            // Reads through `parameterBase`: saving must not mark prepared state stale.
+            let values = UnsafeBufferPointer(start: parameterBase + tensor.offset, count: tensor.count)
+            writer.add(tensor.key, floats: Array(values), shape: tensor.shape)
         }
         return writer
     }
@@ -61,10 +63,10 @@ extension GeneratedAdapter {
     /// another spec (hash mismatch) is refused.
     public init(weights: SafetensorsFile, threads: Int = 0) throws {
         guard let hash = weights.metadata["adaptc.hash"] else {
-            throw AdapterError("\(weights.path): no adaptc.hash in its metadata; PEFT files need `adaptc import-peft` first")
+            throw AdapterError.missingSpecHash(path: weights.path)
         }
         guard hash == Self.specHash else {
-            throw AdapterError("\(weights.path): written for another spec (adaptc.hash \(hash), \(Self.specName) expects \(Self.specHash)); re-run `adaptc init` or `adaptc compile`")
+            throw AdapterError.otherSpec(path: weights.path, fileHash: hash, spec: Self.specName, specHash: Self.specHash)
         }
         self.init(threads: threads)
         try storage.load(weights, layout: Self.parameterLayout)

@@ -11,19 +11,35 @@
 /// prepared state run `prepare()` first when it is stale. A pointer kept from
 /// an earlier `parameters` and written later bypasses that: call `prepare()`
 /// after such an update, or take `parameters` again.
+///
+/// **Who uses what.** Apps use the adapter's own `parameters`, `gradients`,
+/// `zeroGradients()`, `save(to:)` and the optimizers; they need not touch
+/// `storage`. `prepared`, `preparedGradients`, `parameterBase`,
+/// `markPrepared()` and `workspace(atLeast:)` are public only because
+/// generated code (compiled in the app's module) calls them: writing to them
+/// from elsewhere corrupts results without an error. The thread count is fixed
+/// at creation (make a new adapter for another one).
+///
+/// **Lifetime.** Every buffer is owned by this object and freed with it: a
+/// pointer taken from `parameters`, `gradients` or the others dangles once the
+/// adapter (the last reference to its storage) is gone. Keep the adapter alive
+/// while using them, or use the scoped `withParameters`/`withGradients`, or the
+/// array copies `parameterValues`/`setParameterValues(_:)`.
 public final class AdapterStorage {
     private let parameterBuffer: UnsafeMutableBufferPointer<Float>
+    /// Gradients of the parameters, same layout; `backward` adds to them, nothing clears them but `zeroGradients()`.
     public let gradients: UnsafeMutableBufferPointer<Float>
     /// What `prepare` computes (empty when the plan hoists nothing).
     public let prepared: UnsafeMutableBufferPointer<Float>
     /// Gradients of `prepared`, accumulated by backward, consumed by `finishBackward`.
     public let preparedGradients: UnsafeMutableBufferPointer<Float>
-    public private(set) var workspace: UnsafeMutableBufferPointer<Float>
-    /// TBB threads for every parallel step of this adapter (0 = TBB's default).
-    public var threads: Int
+    private var workspace: UnsafeMutableBufferPointer<Float>
+    /// TBB threads for every parallel step of this adapter (0 = TBB's default), fixed at creation.
+    public let threads: Int
     /// False once the parameters may have changed since the last `prepare()`.
     public private(set) var preparedIsCurrent: Bool
 
+    /// Zeroed buffers for `parameterCount` parameters and `preparedCount` floats of prepared state.
     public init(parameterCount: Int, preparedCount: Int = 0, threads: Int = 0) {
         parameterBuffer = .allocate(capacity: parameterCount)
         parameterBuffer.initialize(repeating: 0)
@@ -57,10 +73,11 @@ public final class AdapterStorage {
     /// mark prepared state stale. For generated code and the interpreter.
     public var parameterBase: UnsafeMutablePointer<Float> { parameterBuffer.baseAddress! }
 
-    /// Called by `prepare()` once prepared state matches the parameters.
+    /// Called by `prepare()` once prepared state matches the parameters. For generated code.
     public func markPrepared() { preparedIsCurrent = true }
 
-    /// Workspace of at least `count` floats; contents are scratch.
+    /// Workspace of at least `count` floats; contents are scratch, and the
+    /// pointer is valid only until the next call (it may grow). For generated code.
     public func workspace(atLeast count: Int) -> UnsafeMutablePointer<Float> {
         if workspace.count < count {
             workspace.deallocate()
@@ -70,13 +87,6 @@ public final class AdapterStorage {
         return workspace.baseAddress!
     }
 
+    /// Sets `gradients` to zero (not `preparedGradients`: the adapter's `zeroGradients()` clears both).
     public func zeroGradients() { gradients.update(repeating: 0) }
-}
-
-/// A misuse of an adapter's API that the caller can fix: wrong shapes, unknown
-/// pairs, missing tensors. Thrown, never trapped on (DESIGN §6).
-public struct AdapterError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

@@ -2,32 +2,49 @@
 /// benchmarks can drive any of them the same way. Array conveniences live in
 /// the extension below; the generated code holds only the shape-specialised parts.
 public protocol GeneratedAdapter: AnyObject {
+    /// The model's modules (`query`, `value`, …) in spec order; `moduleName(_:)` gives the spec's name.
     associatedtype Module: RawRepresentable, CaseIterable, Hashable where Module.RawValue == Int
 
+    /// The spec's `name:`.
     static var specName: String { get }
     /// Hash of the spec's meaning; adapter files must carry it (`adaptc.hash`).
     static var specHash: String { get }
+    /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
     static var parameterLayout: [ParameterTensor] { get }
+    /// Number of floats in `parameters` (and `gradients`).
     static var parameterCount: Int { get }
+    /// The module's name in the spec (`attention.self.query`).
     static func moduleName(_ module: Module) -> String
+    /// `[out, in]` of the module's weight.
     static func shape(of module: Module) -> (out: Int, in: Int)
 
+    /// The adapter's buffers; apps use `parameters`/`gradients` instead (see `AdapterStorage`).
     var storage: AdapterStorage { get }
 
+    /// Zero parameters; `threads` TBB threads for every parallel step (0: TBB's default).
     init(threads: Int)
+    /// Computes prepared state from the parameters (tensor structures); run
+    /// automatically before forward/backward/materialize when it is stale.
     func prepare()
+    /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair; throws `AdapterError` on an unknown pair or wrong sizes.
     func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
                  y: UnsafeMutableBufferPointer<Float>) throws
     /// Several modules of one layer reading the same `x`: `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`.
     func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,
                  outputs: [UnsafeMutableBufferPointer<Float>]) throws
+    /// `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`
+    /// (those of prepared state once `finishBackward()` runs).
     func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                   rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws
     /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, sharing
     /// the input-side work; parameter gradients accumulate as in `backward`.
     func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
                   rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws
+    /// Pushes gradients of prepared state into `gradients`, then clears them;
+    /// idempotent. Call it after the last `backward` of a batch, before reading
+    /// `gradients` (the optimizers' adapter forms call it themselves).
     func finishBackward()
+    /// `ΔW[out, in]` of one pair, scale included.
     func materialize(layer: Int, module: Module, into delta: UnsafeMutableBufferPointer<Float>) throws
 }
 
@@ -43,8 +60,14 @@ extension GeneratedAdapter {
         }
     }
 
+    /// The parameters in `parameterLayout` order, for an optimizer to write.
+    /// Taking this view marks prepared state stale. Valid while the adapter
+    /// lives: the buffer is freed with it (`withParameters` scopes the access).
     public var parameters: UnsafeMutableBufferPointer<Float> { storage.parameters }
+    /// The gradients, same layout; they start at zero and accumulate until
+    /// `zeroGradients()`. Valid while the adapter lives.
     public var gradients: UnsafeMutableBufferPointer<Float> { storage.gradients }
+    /// `Self.parameterCount`.
     public var parameterCount: Int { Self.parameterCount }
 
     /// `y += x·ΔWᵀ` on arrays; returns the updated `y` (zeros when not given).
@@ -84,7 +107,7 @@ extension GeneratedAdapter {
     public func merge(layer: Int, module: Module, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false) throws {
         let delta = try materialize(layer: layer, module: module)
         guard weight.count == delta.count else {
-            throw AdapterError("\(Self.specName): W has \(weight.count) elements, expected \(delta.count)")
+            throw AdapterError.shapeMismatch(spec: Self.specName, argument: "W", count: weight.count, expected: delta.count)
         }
         MergeArithmetic.add(delta, to: weight, sign: unmerge ? -1 : 1)
     }
@@ -92,6 +115,7 @@ extension GeneratedAdapter {
 
 /// The shared arithmetic of merge and unmerge.
 public enum MergeArithmetic {
+    /// `weight += sign·delta`, element by element.
     public static func add(_ delta: [Float], to weight: UnsafeMutableBufferPointer<Float>, sign: Float) {
         for i in 0..<delta.count { weight[i] += sign * delta[i] }
     }

@@ -1,6 +1,7 @@
 /// Float32 → F16 / BF16 with round-to-nearest-even, so a merged checkpoint keeps
 /// its tensors' dtypes (DESIGN §5: "other tensors and dtypes unchanged").
 public enum FloatNarrowing {
+    /// The BF16 bits of `value`, rounded to nearest even.
     public static func bfloat16Bits(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
         if value.isNaN { return UInt16(bits >> 16) | 0x40 }
@@ -8,6 +9,7 @@ public enum FloatNarrowing {
         return UInt16((bits &+ rounding) >> 16)
     }
 
+    /// The IEEE half-precision bits of `value`, rounded to nearest even.
     public static func float16Bits(_ value: Float) -> UInt16 {
         Float16(value).bitPattern
     }

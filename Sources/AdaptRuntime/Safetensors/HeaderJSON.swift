@@ -35,8 +35,11 @@ public enum HeaderJSON: Sendable {
 /// is not used because it silently keeps one of two duplicate keys, and
 /// duplicates must be rejected (DESIGN §5). Input is valid UTF-8 already.
 public struct HeaderJSONParser {
+    /// Malformed JSON in a safetensors header.
     public struct SyntaxError: Error, Sendable {
+        /// What is wrong.
         public var detail: String
+        /// Byte offset in the header where it was found.
         public var offset: Int
     }
 

@@ -2,8 +2,10 @@
 /// and, when one tensor is at fault, that tensor, so the user knows what to fix
 /// without a debugger (DESIGN §5).
 public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
+    /// The one line a tool prints: the file, the tensor and what is wrong.
     public var message: String
 
+    /// An error with its message.
     public init(_ message: String) {
         self.message = message
     }
@@ -17,6 +19,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// The message.
     public var description: String { message }
 
     /// A name as it appears in a message: in double quotes, with control characters

@@ -6,8 +6,11 @@ import Darwin
 
 /// One tensor as the header declares it.
 public struct TensorEntry: Sendable, Equatable {
+    /// The tensor's key.
     public let name: String
+    /// Its stored element type.
     public let dtype: DType
+    /// Its shape, row-major.
     public let shape: [Int]
     /// Byte range within the data section, which starts right after the header.
     public let dataOffsets: Range<Int>
@@ -26,6 +29,7 @@ public struct TensorEntry: Sendable, Equatable {
 public struct SafetensorsFile: Sendable {
     /// The path as the caller gave it; every error names it.
     public let path: String
+    /// The `__metadata__` object (string to string); empty when absent.
     public let metadata: [String: String]
     /// Sorted by name (UTF-8 byte order), independent of the header's key order.
     public let tensors: [TensorEntry]
@@ -86,6 +90,7 @@ public struct SafetensorsFile: Sendable {
             dataStart: 8 + headerLength)
     }
 
+    /// The tensor named `name`, or nil.
     public func entry(_ name: String) -> TensorEntry? {
         positions[name].map { tensors[$0] }
     }

@@ -6,6 +6,7 @@
 /// safetensors itself writes (dtype, shape, data_offsets); names and metadata
 /// keys sort by UTF-8 bytes, like the reader's `tensors`.
 public struct SafetensorsWriter: Sendable {
+    /// Written as `__metadata__`, keys sorted.
     public var metadata: [String: String]
     private var tensors: [Tensor] = []
 
@@ -16,6 +17,7 @@ public struct SafetensorsWriter: Sendable {
         let bytes: [UInt8]
     }
 
+    /// An empty file with `metadata`.
     public init(metadata: [String: String] = [:]) {
         self.metadata = metadata
     }
