@@ -8,6 +8,8 @@ let package = Package(
         // What generated code imports and apps link.
         .library(name: "AdaptRuntime", targets: ["AdaptRuntime"]),
         .executable(name: "adaptc", targets: ["adaptc"]),
+        // The compiler as a library, for the fuzz targets of Tools/Fuzz (a separate package).
+        .library(name: "AdaptcCore", targets: ["AdaptcCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),

@@ -2,6 +2,23 @@
 /// an optimizer sees a single vector), gradients with the same layout, and a
 /// grow-only workspace kept across calls (first touch of fresh pages is very
 /// slow on the machines we measure on, DESIGN §8).
+///
+/// Concurrency and determinism contract (of every generated adapter and of
+/// `PlanInterpreter`, which own one storage each; tested by ConcurrencyTests,
+/// run under ThreadSanitizer by `Tools/sanitize thread`):
+/// - Distinct instances may be used from different threads at the same time:
+///   they share nothing mutable (TBB's scheduler is thread-safe, and OpenBLAS
+///   is pinned to one thread per call).
+/// - One instance must not be called concurrently, not even two `forward`s:
+///   every call uses this workspace (which a larger call reallocates) and
+///   `backward` accumulates into `gradients`. Doing so is a data race — wrong
+///   results or a crash; use one instance per thread, or a lock.
+/// - Results are bitwise identical for every `threads` value: parallel steps
+///   split only output rows, output columns or independent contractions, never
+///   a sum, so each output element is computed by the same single-threaded
+///   BLAS call in the same order. They can differ across machines or OpenBLAS
+///   kernels (`OPENBLAS_CORETYPE`), and gradients depend on the order of the
+///   `backward` calls that accumulate them, as any floating-point sum does.
 public final class AdapterStorage {
     public let parameters: UnsafeMutableBufferPointer<Float>
     public let gradients: UnsafeMutableBufferPointer<Float>

@@ -59,8 +59,9 @@ enum GroupRules {
         // as "0..<1048576" on a 32-layer model is one mistake, not a million.
         var outOfRange: [SourceLocation: [Int]] = [:]
         var places: [SourceLocation] = []
+        let everyLayer = group.keyLocations["layers[*]"]  // a range: one place for all
         for (i, layer) in group.layers.enumerated() {
-            let at = group.location(of: "layers[\(i)]")
+            let at = everyLayer ?? group.location(of: "layers[\(i)]")
             if !(0..<modelLayers).contains(layer) {
                 if outOfRange[at] == nil { places.append(at) }
                 outOfRange[at, default: []].append(layer)
