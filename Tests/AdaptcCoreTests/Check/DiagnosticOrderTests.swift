@@ -36,13 +36,28 @@ final class DiagnosticOrderTests: XCTestCase {
                        ["Specs/test.adapt.yaml:5:40: error: layers 32..<100000 are out of range: the model has 32 layers (0..<32)"])
     }
 
-    /// Found by Tools/fuzz spec (a > 1 s timeout, Tests/FuzzCorpus/spec/regression-timeout-far-range.adapt.yaml):
-    /// a range recorded one source location per layer, 100,000 keys for "0..<100000".
-    func testARangeRecordsOneLocationNotOnePerLayer() throws {
-        let (spec, diagnostics) = SpecTestSupport.parse("""
+    /// Found by Tools/fuzz spec (> 1 s timeouts, Tests/FuzzCorpus/spec/regression-timeout-far-range.adapt.yaml):
+    /// a range past the model was expanded, one source location recorded per
+    /// layer, before Check said so. Now Parse says it without expanding, and a
+    /// valid range records one location for all its layers.
+    func testARangePastTheModelIsNotExpandedAndARangeRecordsOneLocation() throws {
+        let (far, farDiagnostics) = SpecTestSupport.parse("""
             adaptc: 1
             name: Far
             model: {layers: 32, modules: {q: [8, 8]}}
+            adapters:
+              - {name: q, structure: lora, layers: "0..<100000", modules: [q], rank: 2}
+              - {name: k, structure: lora, layers: "40...40", modules: [q], rank: 2}
+            """)
+        XCTAssertNil(far)
+        XCTAssertEqual(farDiagnostics.map(\.description), [
+            "Specs/test.adapt.yaml:5:40: error: layers 32..<100000 are out of range: the model has 32 layers (0..<32)",
+            "Specs/test.adapt.yaml:6:40: error: layer 40 is out of range: the model has 32 layers (0..<32)",
+        ])
+        let (spec, diagnostics) = SpecTestSupport.parse("""
+            adaptc: 1
+            name: Wide
+            model: {layers: 100000, modules: {q: [8, 8]}}
             adapters:
               - {name: q, structure: lora, layers: "0..<100000", modules: [q], rank: 2}
               - {name: k, structure: lora, layers: [40, 50], modules: [q], rank: 2}
