@@ -48,9 +48,11 @@ enum LayerSelection {
                 reader.error("layer range '\(text)' goes beyond \(maximumLayerCount) layers", at: entry.valueLocation)
                 return nil
             }
-            // Past a known model: the same one line Check would give, without
-            // expanding the range first (a range may name a million layers).
-            if let count = modelLayers, count > 0, count <= maximumLayerCount, upper > count {
+            // Without a valid model.layers (already an error) the range cannot be
+            // checked: nothing is expanded. Past a known model: the same one line
+            // Check would give, without expanding first (a range may name a million layers).
+            guard let count = modelLayers, count > 0, count <= maximumLayerCount else { return [] }
+            if upper > count {
                 let first = max(bounds.lower, count)
                 let what = first == upper - 1 ? "layer \(first) is" : "layers \(first)..<\(upper) are"
                 reader.error("\(what) out of range: the model has \(count) layers (0..<\(count))", at: entry.valueLocation)

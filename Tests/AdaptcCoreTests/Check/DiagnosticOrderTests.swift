@@ -54,6 +54,16 @@ final class DiagnosticOrderTests: XCTestCase {
             "Specs/test.adapt.yaml:5:40: error: layers 32..<100000 are out of range: the model has 32 layers (0..<32)",
             "Specs/test.adapt.yaml:6:40: error: layer 40 is out of range: the model has 32 layers (0..<32)",
         ])
+        // Without a valid model.layers (regression-timeout-far-range-no-model): an error, nothing expanded.
+        let (noModel, noModelDiagnostics) = SpecTestSupport.parse("""
+            adaptc: 1
+            name: Far
+            model: {layers: m32, modules: {q: [8, 8]}}
+            adapters:
+              - {name: q, structure: lora, layers: "0..<100000", modules: [q], rank: 2}
+            """)
+        XCTAssertEqual(noModelDiagnostics.map(\.message), ["'model.layers' must be an integer, found the string 'm32'"])
+        XCTAssertEqual(noModel?.groups.first?.layers ?? [], [])
         let (spec, diagnostics) = SpecTestSupport.parse("""
             adaptc: 1
             name: Wide
