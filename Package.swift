@@ -11,6 +11,8 @@ let package = Package(
         // Build-time compilation of a target's *.adapt.yaml, and in-place regeneration for checked-in code.
         .plugin(name: "AdaptcPlugin", targets: ["AdaptcPlugin"]),
         .plugin(name: "GenerateAdapters", targets: ["GenerateAdapters"]),
+        // The compiler as a library, for the fuzz targets of Tools/Fuzz (a separate package).
+        .library(name: "AdaptcCore", targets: ["AdaptcCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),

@@ -25,6 +25,23 @@
 /// adapter (the last reference to its storage) is gone. Keep the adapter alive
 /// while using them, or use the scoped `withParameters`/`withGradients`, or the
 /// array copies `parameterValues`/`setParameterValues(_:)`.
+///
+/// Concurrency and determinism contract (of every generated adapter and of
+/// `PlanInterpreter`, which own one storage each; tested by ConcurrencyTests,
+/// run under ThreadSanitizer by `Tools/sanitize thread`):
+/// - Distinct instances may be used from different threads at the same time:
+///   they share nothing mutable (TBB's scheduler is thread-safe, and OpenBLAS
+///   is pinned to one thread per call).
+/// - One instance must not be called concurrently, not even two `forward`s:
+///   every call uses this workspace (which a larger call reallocates) and
+///   `backward` accumulates into `gradients`. Doing so is a data race — wrong
+///   results or a crash; use one instance per thread, or a lock.
+/// - Results are bitwise identical for every `threads` value: parallel steps
+///   split only output rows, output columns or independent contractions, never
+///   a sum, so each output element is computed by the same single-threaded
+///   BLAS call in the same order. They can differ across machines or OpenBLAS
+///   kernels (`OPENBLAS_CORETYPE`), and gradients depend on the order of the
+///   `backward` calls that accumulate them, as any floating-point sum does.
 public final class AdapterStorage {
     private let parameterBuffer: UnsafeMutableBufferPointer<Float>
     /// Gradients of the parameters, same layout; `backward` adds to them, nothing clears them but `zeroGradients()`.

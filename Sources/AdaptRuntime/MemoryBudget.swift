@@ -46,9 +46,12 @@ public struct AllocationError: Error, CustomStringConvertible, Sendable {
     public var purpose: String
 
     public var description: String {
-        let mib = Double(bytes) / 1_048_576
-        let size = bytes == Int.max ? "more than the address space" : mib >= 1024
-            ? "\((mib / 1024 * 10).rounded() / 10) GiB" : "\((mib * 10).rounded() / 10) MiB"
+        var amount = Double(bytes) / 1_048_576, unit = "MiB"
+        for next in ["GiB", "TiB"] where amount >= 1024 {
+            amount /= 1024
+            unit = next
+        }
+        let size = bytes == Int.max ? "more than the address space" : "\((amount * 10).rounded() / 10) \(unit)"
         return "cannot allocate \(size) for \(purpose): out of memory"
     }
 }

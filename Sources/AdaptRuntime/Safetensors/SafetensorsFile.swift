@@ -113,7 +113,7 @@ public struct SafetensorsFile: Sendable {
                 initialized = count
             }
         case .f16, .bf16:
-            let widen = entry.dtype == .f16 ? DType.widenF16 : DType.widenBF16
+            let isF16 = entry.dtype == .f16
             values = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
                 // Through a bounded buffer, widened chunk by chunk.
                 var halves = [UInt16](repeating: 0, count: min(count, Self.chunkElements))
@@ -123,7 +123,12 @@ public struct SafetensorsFile: Sendable {
                     try halves.withUnsafeMutableBytes {
                         try contents.read(at: start + 2 * done, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(2 * n)]))
                     }
-                    for i in 0..<n { buffer[done + i] = widen(UInt16(littleEndian: halves[i])) }
+                    // Two loops, not a function value: each widening inlines into its loop.
+                    if isF16 {
+                        for i in 0..<n { buffer[done + i] = DType.widenF16(UInt16(littleEndian: halves[i])) }
+                    } else {
+                        for i in 0..<n { buffer[done + i] = DType.widenBF16(UInt16(littleEndian: halves[i])) }
+                    }
                     done += n
                 }
                 initialized = count

@@ -56,23 +56,33 @@ enum GroupRules {
         }
         var seen: Set<Int> = []
         // Out-of-range layers are reported once per place in the spec: a range such
-        // as "0..<1048576" on a 32-layer model is one mistake, not a million.
-        var outOfRange: [SourceLocation: [Int]] = [:]
-        var places: [SourceLocation] = []
+        // as "0..<1048576" on a 32-layer model is one mistake, not a million. A
+        // range's layers are consecutive and share one place, so runs are grouped
+        // as they come, without hashing a location per layer.
+        var run: (at: SourceLocation, layers: [Int])?
+        func report() {
+            guard let (at, layers) = run else { return }
+            diagnostics.error("\(describe(layers.sorted())) out of range: the model has \(modelLayers) layers (0..<\(modelLayers))",
+                              at: at)
+        }
+        var layers: [Int] = []  // the current run, appended to in place
+        let everyLayer = group.keyLocations["layers[*]"]  // a range: one place for all
         for (i, layer) in group.layers.enumerated() {
-            let at = group.location(of: "layers[\(i)]")
+            let at = everyLayer ?? group.location(of: "layers[\(i)]")
             if !(0..<modelLayers).contains(layer) {
-                if outOfRange[at] == nil { places.append(at) }
-                outOfRange[at, default: []].append(layer)
+                if run?.at != at {
+                    run?.layers = layers
+                    report()
+                    run = (at, [])
+                    layers = []
+                }
+                layers.append(layer)
             } else if !seen.insert(layer).inserted {
                 diagnostics.error("layer \(layer) is listed twice in group '\(group.name)'", at: at)
             }
         }
-        for at in places {
-            let layers = outOfRange[at]!.sorted()
-            diagnostics.error("\(describe(layers)) out of range: the model has \(modelLayers) layers (0..<\(modelLayers))",
-                              at: at)
-        }
+        run?.layers = layers
+        report()
         return seen.sorted()
     }
 

@@ -74,6 +74,12 @@ struct GroupParser {
     /// `KEY[i]` for each element of a list.
     private func record(_ elementLocations: [SourceLocation], as key: String,
                         in locations: inout [String: SourceLocation]) {
+        // A range or `all` puts every element at one place: one entry, `KEY[*]`,
+        // instead of a million (a far range would otherwise cost seconds).
+        if elementLocations.count > 1, let first = elementLocations.first, elementLocations.allSatisfy({ $0 == first }) {
+            locations["\(key)[*]"] = first
+            return
+        }
         for (i, location) in elementLocations.enumerated() { locations["\(key)[\(i)]"] = location }
     }
 

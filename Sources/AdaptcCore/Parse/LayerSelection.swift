@@ -48,6 +48,16 @@ enum LayerSelection {
                 reader.error("layer range '\(text)' goes beyond \(maximumLayerCount) layers", at: entry.valueLocation)
                 return nil
             }
+            // Without a valid model.layers (already an error) the range cannot be
+            // checked: nothing is expanded. Past a known model: the same one line
+            // Check would give, without expanding first (a range may name a million layers).
+            guard let count = modelLayers, count > 0, count <= maximumLayerCount else { return [] }
+            if upper > count {
+                let first = max(bounds.lower, count)
+                let what = first == upper - 1 ? "layer \(first) is" : "layers \(first)..<\(upper) are"
+                reader.error("\(what) out of range: the model has \(count) layers (0..<\(count))", at: entry.valueLocation)
+                return nil
+            }
             return (bounds.lower..<upper).map { ($0, entry.valueLocation) }
         default:
             reader.error("\(expected), found \(reader.found(entry.value))", at: entry.valueLocation)

@@ -36,6 +36,51 @@ final class DiagnosticOrderTests: XCTestCase {
                        ["Specs/test.adapt.yaml:5:40: error: layers 32..<100000 are out of range: the model has 32 layers (0..<32)"])
     }
 
+    /// Found by Tools/fuzz spec (> 1 s timeouts, Tests/FuzzCorpus/spec/regression-timeout-far-range.adapt.yaml):
+    /// a range past the model was expanded, one source location recorded per
+    /// layer, before Check said so. Now Parse says it without expanding, and a
+    /// valid range records one location for all its layers.
+    func testARangePastTheModelIsNotExpandedAndARangeRecordsOneLocation() throws {
+        let (far, farDiagnostics) = SpecTestSupport.parse("""
+            adaptc: 1
+            name: Far
+            model: {layers: 32, modules: {q: [8, 8]}}
+            adapters:
+              - {name: q, structure: lora, layers: "0..<100000", modules: [q], rank: 2}
+              - {name: k, structure: lora, layers: "40...40", modules: [q], rank: 2}
+            """)
+        XCTAssertNil(far)
+        XCTAssertEqual(farDiagnostics.map(\.description), [
+            "Specs/test.adapt.yaml:5:40: error: layers 32..<100000 are out of range: the model has 32 layers (0..<32)",
+            "Specs/test.adapt.yaml:6:40: error: layer 40 is out of range: the model has 32 layers (0..<32)",
+        ])
+        // Without a valid model.layers (regression-timeout-far-range-no-model): an error, nothing expanded.
+        let (noModel, noModelDiagnostics) = SpecTestSupport.parse("""
+            adaptc: 1
+            name: Far
+            model: {layers: m32, modules: {q: [8, 8]}}
+            adapters:
+              - {name: q, structure: lora, layers: "0..<100000", modules: [q], rank: 2}
+            """)
+        XCTAssertEqual(noModelDiagnostics.map(\.message), ["'model.layers' must be an integer, found the string 'm32'"])
+        XCTAssertEqual(noModel?.groups.first?.layers ?? [], [])
+        let (spec, diagnostics) = SpecTestSupport.parse("""
+            adaptc: 1
+            name: Wide
+            model: {layers: 100000, modules: {q: [8, 8]}}
+            adapters:
+              - {name: q, structure: lora, layers: "0..<100000", modules: [q], rank: 2}
+              - {name: k, structure: lora, layers: [40, 50], modules: [q], rank: 2}
+            """)
+        XCTAssertEqual(diagnostics, [])
+        let groups = try XCTUnwrap(spec).groups
+        XCTAssertEqual(groups[0].layers.count, 100_000)
+        XCTAssertLessThan(groups[0].keyLocations.count, 20)
+        XCTAssertEqual(groups[0].keyLocations["layers[*]"], SourceLocation(path: SpecTestSupport.path, line: 5, column: 40))
+        XCTAssertNil(groups[0].keyLocations["layers[0]"])
+        XCTAssertEqual(groups[1].location(of: "layers[1]"), SourceLocation(path: SpecTestSupport.path, line: 6, column: 45))
+    }
+
     func testNumbersInMessagesSortByValue() {
         let here = SourceLocation(path: "s", line: 3, column: 4)
         var collector = DiagnosticCollector()
