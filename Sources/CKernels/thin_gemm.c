@@ -15,6 +15,7 @@
 
 #include <immintrin.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define THIN_K 32
@@ -35,14 +36,26 @@ static void pack_panel(bool trans_b, long n, long k, long block, const float *b,
 
 // Where block `block` of op(B) can be read: in place (rows of B contiguous and
 // the block full) or from its packed panel.
-// Packed panels start at block `first` (0 when B is transposed, else the partial last block).
+// Where op(B)'s block is read: in place when B's rows are contiguous (the
+// AVX-512 bodies mask a partial block's loads, so any block qualifies there;
+// AVX2 needs full blocks), else from the packed panels, which start at block
+// `first` (0 when B is transposed, else the partial last block).
+// 2: AVX-512, 1: AVX2+FMA, 0: neither; -1 until detected (threads may race to
+// detect it: they all store the same value, through an atomic).
+static _Atomic int isa = -1;
+
+static inline long first_packed(bool trans_b, long n) {
+    if (trans_b) return 0;
+    return isa == 2 ? (n + 15) / 16 : n / 16;
+}
+
 static inline const float *panel_rows(bool trans_b, long n, long block, const float *b, long ldb, long k,
                                       const float *panels, long *stride) {
-    if (!trans_b && block * 16 + 16 <= n) {
+    long first = first_packed(trans_b, n);
+    if (!trans_b && block < first) {
         *stride = ldb;
         return b + block * 16;
     }
-    long first = trans_b ? 0 : n / 16;
     *stride = 16;
     return panels + (block - first) * 16 * k;
 }
@@ -197,8 +210,6 @@ static void thin_avx2(bool trans_a, bool trans_b, long m, long n, long k, float 
     }
 }
 
-static int isa = -1;  // 2: AVX-512, 1: AVX2+FMA, 0: neither
-
 bool adaptc_thin_gemm(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
     if (m < 1 || n < 1 || k < 1 || (k > THIN_K && n > THIN_N)) return false;
@@ -209,7 +220,7 @@ bool adaptc_thin_gemm(bool trans_a, bool trans_b, long m, long n, long k, float 
     if (isa == 0) return false;
     // Packed panels: every block when B is stored transposed, else only a partial last block.
     long blocks = (n + 15) / 16;
-    long first = trans_b ? 0 : n / 16;
+    long first = first_packed(trans_b, n);
     size_t floats = (size_t)(blocks - first) * 16 * (size_t)k;
     float stack[16 * 1024];
     float *storage = floats <= sizeof(stack) / sizeof(float) ? stack : (float *)malloc(sizeof(float) * floats);
