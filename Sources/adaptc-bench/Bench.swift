@@ -24,6 +24,8 @@ struct Bench {
         for name in cases.isEmpty ? known : cases {
             switch name {
             case "lora-unmerged": try loraUnmerged(threads: threads)
+            case "init-pissa": try initPissa(threads: threads)
+            case "merge-sharded": try mergeSharded(threads: threads)
             default:
                 FileHandle.standardError.write(Data("adaptc-bench: unknown case \(name); known: \(known.joined(separator: " "))\n".utf8))
                 exit(64)
@@ -31,7 +33,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged"]
+    static let known = ["lora-unmerged", "init-pissa", "merge-sharded"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

@@ -24,7 +24,7 @@ public struct TruncatedSVD: Sendable {
         public var oversampling: Int
         public var powerIterations: Int
         public var seed: UInt64
-        public init(oversampling: Int = 16, powerIterations: Int = 3, seed: UInt64 = 0) {
+        public init(oversampling: Int = 16, powerIterations: Int = 4, seed: UInt64 = 0) {
             self.oversampling = oversampling
             self.powerIterations = powerIterations
             self.seed = seed
