@@ -31,12 +31,18 @@ extension Bench {
         }
         // Exact first: its truncations are every row's reference. Ten seconds
         // a run, so one timed run after one warm-up matrix.
-        _ = try run(.exact)
+        // ADAPTC_BENCH_EXACT=0 skips it (for profiling; rel_err is then -1).
+        let skipExact = ProcessInfo.processInfo.environment["ADAPTC_BENCH_EXACT"] == "0"
         var exact: [PrincipalInit.Factors] = []
-        let exactSeconds = try timeAlternating([{ exact = try run(.exact) }], repeats: 1, warmup: 0)[0]
+        var exactSeconds = Double.nan
+        if !skipExact {
+            _ = try run(.exact)
+            exactSeconds = try timeAlternating([{ exact = try run(.exact) }], repeats: 1, warmup: 0)[0]
+        }
         let truncations = exact.map { product($0, size: size, rank: rank) }
         func worstError(_ factors: [PrincipalInit.Factors]) -> Double {
-            zip(factors, truncations).map { f, t in
+            if truncations.isEmpty { return -1 }
+            return zip(factors, truncations).map { f, t in
                 let p = product(f, size: size, rank: rank)
                 var difference = 0.0, norm = 0.0
                 for i in 0..<p.count { difference += Double(p[i] - t[i]) * Double(p[i] - t[i]); norm += Double(t[i]) * Double(t[i]) }
@@ -44,8 +50,10 @@ extension Bench {
             }.max()!
         }
         let flops = Double(count) * 4 * Double(size * size * size)  // nominal; SVD costs O(n³)
-        emit([("case", "init-pissa"), ("variant", "exact"), ("n", count), ("impl", "adaptc"), ("threads", threads),
-              ("seconds", exactSeconds), ("flops", flops), ("rel_err", worstError(exact))])
+        if !skipExact {
+            emit([("case", "init-pissa"), ("variant", "exact"), ("n", count), ("impl", "adaptc"), ("threads", threads),
+                  ("seconds", exactSeconds), ("flops", flops), ("rel_err", worstError(exact))])
+        }
         // ADAPTC_BENCH_PQ="16:3,32:2" tries other oversampling:power-iteration pairs.
         var tried = [TruncatedSVD.Randomized()]
         if let pairs = ProcessInfo.processInfo.environment["ADAPTC_BENCH_PQ"] {
