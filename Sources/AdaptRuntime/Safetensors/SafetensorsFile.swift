@@ -92,31 +92,62 @@ public struct SafetensorsFile: Sendable {
         guard let entry = entry(name) else {
             throw SafetensorsError(path: path, tensor: name, "not found")
         }
-        let data = data(of: entry)
-        let values: [Float]
-        switch entry.dtype {
-        case .f32:
-            values = (0..<entry.elementCount).map {
-                Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
-            }
-        case .f16:
-            values = (0..<entry.elementCount).map {
-                DType.widenF16(UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
-            }
-        case .bf16:
-            values = (0..<entry.elementCount).map {
-                DType.widenBF16(UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
-            }
-        default:
+        return try [Float](unsafeUninitializedCapacity: entry.elementCount) { buffer, initialized in
+            try floats(entry, into: buffer)
+            initialized = entry.elementCount
+        }
+    }
+
+    /// `floats(_:)` into a caller's buffer of at least `elementCount` floats,
+    /// so a pass over a large checkpoint reuses one buffer (fresh pages are
+    /// slow to touch, DESIGN §8); chunks are widened on up to `threads`
+    /// threads (TBB). The same checks and errors as `floats(_:)`.
+    public func floats(_ entry: TensorEntry, into target: UnsafeMutableBufferPointer<Float>, threads: Int = 1) throws {
+        let count = entry.elementCount
+        precondition(target.count >= count, "buffer of \(target.count) floats for \(count)")
+        guard entry.dtype.isFloatingComputable else {
             throw SafetensorsError(
-                path: path, tensor: name,
+                path: path, tensor: entry.name,
                 "dtype \(entry.dtype.rawValue) cannot be read as floats (only F32, F16 and BF16 can)")
         }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            let kind = values[bad].isNaN ? "NaN" : "Inf"
-            throw SafetensorsError("\(path): tensor \(SafetensorsError.quoted(name)) contains \(kind) (element \(bad))")
+        let data = data(of: entry)
+        let chunk = 1 << 18
+        let chunks = (count + chunk - 1) / chunk
+        // First non-finite element per chunk (Int.max: none); chunks own disjoint slots.
+        var firstBad = [Int](repeating: .max, count: chunks)
+        firstBad.withUnsafeMutableBufferPointer { firstBad in
+            Parallel.forEach(chunks, threads: threads) { range in
+                for c in range {
+                    let lower = c * chunk, upper = min(count, lower + chunk)
+                    var bad = Int.max
+                    switch entry.dtype {
+                    case .f32:
+                        for i in lower..<upper {
+                            let v = Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                            target[i] = v
+                            if !v.isFinite, bad == .max { bad = i }
+                        }
+                    case .f16:
+                        for i in lower..<upper {
+                            let v = DType.widenF16(UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                            target[i] = v
+                            if !v.isFinite, bad == .max { bad = i }
+                        }
+                    default:
+                        for i in lower..<upper {
+                            let bits = UInt16(littleEndian: data.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                            target[i] = DType.widenBF16(bits)
+                            if bits & 0x7F80 == 0x7F80, bad == .max { bad = i }
+                        }
+                    }
+                    firstBad[c] = bad
+                }
+            }
         }
-        return values
+        if let bad = firstBad.first(where: { $0 != .max }) {
+            let kind = target[bad].isNaN ? "NaN" : "Inf"
+            throw SafetensorsError("\(path): tensor \(SafetensorsError.quoted(entry.name)) contains \(kind) (element \(bad))")
+        }
     }
 
     /// The tensor's bytes exactly as stored, for carrying any dtype through

@@ -13,24 +13,42 @@ public enum CheckpointRewrite {
     public typealias Transform = (_ key: String, _ pair: PairPlan, _ weight: UnsafeMutableBufferPointer<Float>) throws -> Void
 
     public static func write(_ base: BaseCheckpoint, targets: [String: PairPlan], to output: String,
-                             action: String, transform: Transform) throws {
+                             action: String, threads: Int = 1, transform: Transform) throws {
+        // One scratch buffer for the largest targeted weight, reused for all.
+        let largest = targets.values.map { $0.outFeatures * $0.inFeatures }.max() ?? 0
+        let scratch = Scratch(floats: largest)
         guard base.isSharded else {
-            try writeShard(base.shards[0].file, targets: targets, to: output, action: action, transform: transform)
+            try writeShard(base.shards[0].file, targets: targets, to: output, action: action, threads: threads,
+                           scratch: scratch, transform: transform)
             return
         }
         try CompileCommand.createFolder(output)
         for shard in base.shards {
             let path = (output as NSString).appendingPathComponent(shard.name)
-            try writeShard(shard.file, targets: targets, to: path, action: action, transform: transform)
+            try writeShard(shard.file, targets: targets, to: path, action: action, threads: threads,
+                           scratch: scratch, transform: transform)
         }
         try AtomicFile.write(base.index!, to: (output as NSString).appendingPathComponent(BaseCheckpoint.indexName))
+    }
+
+    private final class Scratch {
+        let floats: UnsafeMutableBufferPointer<Float>
+        let bytes: UnsafeMutableRawBufferPointer
+        init(floats count: Int) {
+            floats = .allocate(capacity: count)
+            bytes = .allocate(byteCount: 4 * count, alignment: 16)
+        }
+        deinit {
+            floats.deallocate()
+            bytes.deallocate()
+        }
     }
 
     /// Streams one file: each tensor is read through the memory map, written,
     /// and its mapped pages released before the next, so resident memory stays
     /// at about one tensor (as float32) whatever the checkpoint's size.
     private static func writeShard(_ file: SafetensorsFile, targets: [String: PairPlan], to path: String,
-                                   action: String, transform: Transform) throws {
+                                   action: String, threads: Int, scratch: Scratch, transform: Transform) throws {
         let writer = try SafetensorsStreamWriter(path: path, metadata: file.metadata,
                                                  tensors: file.tensors.map { ($0.name, $0.dtype, $0.shape) })
         for entry in file.tensors {
@@ -39,18 +57,38 @@ public enum CheckpointRewrite {
                 try file.withRawBytes(entry) { try writer.append(entry.name, bytes: $0) }
                 continue
             }
-            var weight = try file.floats(entry.name)
-            try weight.withUnsafeMutableBufferPointer { try transform(entry.name, pair, $0) }
-            try checkFinite(weight, entry: entry, file: file.path, action: action)
-            try writer.append(entry.name, bytes: FloatNarrowing.bytes(weight, as: entry.dtype))
+            let count = entry.elementCount
+            let weight = UnsafeMutableBufferPointer(rebasing: scratch.floats[0..<count])
+            try file.floats(entry, into: weight, threads: threads)
+            try transform(entry.name, pair, weight)
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: scratch.bytes[0..<(count * entry.dtype.itemSize)])
+            if let bad = narrow(UnsafeBufferPointer(weight), as: entry.dtype, into: bytes, threads: threads) {
+                // An overflow would write Inf, which no reader (adaptc included) accepts back.
+                throw UserError("\(file.path): tensor \"\(entry.name)\": \(action) overflows \(entry.dtype.rawValue) at element \(bad) (\(weight[bad]))")
+            }
+            try writer.append(entry.name, bytes: UnsafeRawBufferPointer(bytes))
         }
         try writer.commit()
     }
 
-    /// An overflow would write Inf, which no reader (adaptc included) accepts back.
-    static func checkFinite(_ weight: [Float], entry: TensorEntry, file: String, action: String) throws {
-        for i in weight.indices where !FloatNarrowing.isFinite(weight[i], as: entry.dtype) {
-            throw UserError("\(file): tensor \"\(entry.name)\": \(action) overflows \(entry.dtype.rawValue) at element \(i) (\(weight[i]))")
+    /// `FloatNarrowing.narrow` in chunks on up to `threads` threads; the first bad index.
+    private static func narrow(_ values: UnsafeBufferPointer<Float>, as dtype: DType,
+                               into bytes: UnsafeMutableRawBufferPointer, threads: Int) -> Int? {
+        let chunk = 1 << 18
+        let chunks = (values.count + chunk - 1) / chunk
+        var firstBad = [Int?](repeating: nil, count: chunks)
+        firstBad.withUnsafeMutableBufferPointer { firstBad in
+            Parallel.forEach(chunks, threads: threads) { range in
+                for c in range {
+                    let lower = c * chunk, upper = min(values.count, lower + chunk)
+                    let size = dtype.itemSize
+                    firstBad[c] = FloatNarrowing.narrow(
+                        UnsafeBufferPointer(rebasing: values[lower..<upper]), as: dtype,
+                        into: UnsafeMutableRawBufferPointer(rebasing: bytes[(lower * size)..<(upper * size)])
+                    ).map { $0 + lower }
+                }
+            }
         }
+        return firstBad.lazy.compactMap { $0 }.first
     }
 }
