@@ -26,7 +26,12 @@ extension Bench {
             let root = FileManager.default.temporaryDirectory.appendingPathComponent("adaptc-merge-sharded-\(getpid())").path
             try? FileManager.default.removeItem(atPath: root)
             try FileManager.default.createDirectory(atPath: root + "/base", withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: root) }
+            // ADAPTC_BENCH_KEEP=1 leaves the files for a closer look (and says where).
+            let keep = ProcessInfo.processInfo.environment["ADAPTC_BENCH_KEEP"] == "1"
+            defer {
+                if keep { FileHandle.standardError.write(Data("merge-sharded: files kept in \(root)\n".utf8)) }
+                else { try? FileManager.default.removeItem(atPath: root) }
+            }
             let shards = try writeLlamaCheckpoint(layers: layers, folder: root + "/base")
             try mergeSpec(layers: layers).write(toFile: root + "/spec.adapt.yaml", atomically: true, encoding: .utf8)
             let initRun = try spawn(adaptc, ["init", root + "/spec.adapt.yaml", "-o", root + "/zero.safetensors", "--seed", "1"])
@@ -161,7 +166,23 @@ extension Bench {
     }
 
     /// Runs a child and waits for it; its wall time and peak resident memory.
+    /// The peak comes from GNU time (`/usr/bin/time -f %M`) when it is there:
+    /// Linux carries ru_maxrss across exec, so a child spawned straight from
+    /// this (large) process would report this process's pages as its own.
     static func spawn(_ path: String, _ arguments: [String]) throws -> (status: Int32, seconds: Double, maxResidentBytes: Int) {
+        let time = "/usr/bin/time"
+        if FileManager.default.isExecutableFile(atPath: time) {
+            let report = FileManager.default.temporaryDirectory.appendingPathComponent("adaptc-bench-rss-\(getpid())").path
+            defer { try? FileManager.default.removeItem(atPath: report) }
+            let run = try spawnDirect(time, ["-f", "%M", "-o", report, path] + arguments)
+            let text = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
+            let kilobytes = text.split(whereSeparator: \.isNewline).last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            return (run.status, run.seconds, kilobytes.map { $0 * 1024 } ?? run.maxResidentBytes)
+        }
+        return try spawnDirect(path, arguments)
+    }
+
+    static func spawnDirect(_ path: String, _ arguments: [String]) throws -> (status: Int32, seconds: Double, maxResidentBytes: Int) {
         var pid: pid_t = 0
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -162,6 +162,12 @@ public struct SafetensorsFile: Sendable {
         try body(data(of: entry))
     }
 
+    /// Where the tensor's bytes start in the file, for readers that copy with
+    /// `pread` into a bounded buffer instead of faulting the mapping in.
+    public func fileOffset(of entry: TensorEntry) -> Int {
+        dataStart + entry.dataOffsets.lowerBound
+    }
+
     /// Hands the tensor's pages back to the kernel (`madvise(MADV_DONTNEED)`):
     /// a streaming pass over a checkpoint calls this after each tensor, so the
     /// mapped pages it touched stop counting as resident memory. Safe at any

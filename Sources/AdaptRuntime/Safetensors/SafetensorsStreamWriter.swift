@@ -34,6 +34,28 @@ public final class SafetensorsStreamWriter {
         next += 1
     }
 
+    /// Appends the next tensor from pieces: `produce` calls the function it is
+    /// given with consecutive pieces that together make the declared bytes.
+    public func appendInPieces(_ name: String, _ produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        guard next < ordered.count, ordered[next].name == name else {
+            throw SafetensorsError(path: stream.path, tensor: name, "appended out of order (expected \(nextName.map { "\"\($0)\"" } ?? "no more tensors"))")
+        }
+        let tensor = ordered[next]
+        let byteCount = try SafetensorsWriter.expectedByteCount(tensor.name, tensor.dtype, tensor.shape, label: stream.path)
+        var written = 0
+        try produce { piece in
+            guard written + piece.count <= byteCount else {
+                throw SafetensorsError(path: stream.path, tensor: name, "more than the \(byteCount) bytes \(tensor.dtype.rawValue) \(tensor.shape) needs")
+            }
+            try stream.write(piece)
+            written += piece.count
+        }
+        guard written == byteCount else {
+            throw SafetensorsError(path: stream.path, tensor: name, "\(written) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)")
+        }
+        next += 1
+    }
+
     public func append(_ name: String, bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try append(name, bytes: $0) }
     }

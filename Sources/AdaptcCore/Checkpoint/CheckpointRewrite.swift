@@ -1,5 +1,8 @@
 import AdaptRuntime
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Writes a base checkpoint back out with some weights changed (merge,
 /// unmerge, the init residual): the same tensors, dtypes and metadata, each
@@ -34,6 +37,9 @@ public enum CheckpointRewrite {
     private final class Scratch {
         let floats: UnsafeMutableBufferPointer<Float>
         let bytes: UnsafeMutableRawBufferPointer
+        /// Untargeted tensors are copied through this with `pread`: sequential
+        /// reads with the kernel's readahead, no page faults, nothing mapped.
+        let copy: UnsafeMutableRawBufferPointer = .allocate(byteCount: 8 << 20, alignment: 4096)
         init(floats count: Int) {
             floats = .allocate(capacity: count)
             bytes = .allocate(byteCount: 4 * count, alignment: 16)
@@ -41,6 +47,30 @@ public enum CheckpointRewrite {
         deinit {
             floats.deallocate()
             bytes.deallocate()
+            copy.deallocate()
+        }
+    }
+
+    /// Copies a tensor's stored bytes from the file into the writer in chunks.
+    private static func copy(_ entry: TensorEntry, of file: SafetensorsFile, descriptor: Int32,
+                             into writer: SafetensorsStreamWriter, scratch: Scratch) throws {
+        var offset = file.fileOffset(of: entry)
+        var left = entry.dataOffsets.count
+        if left == 0 {
+            try writer.append(entry.name, bytes: UnsafeRawBufferPointer(start: nil, count: 0))
+            return
+        }
+        try writer.appendInPieces(entry.name) { write in
+            while left > 0 {
+                let n = pread(descriptor, scratch.copy.baseAddress!, min(left, scratch.copy.count), off_t(offset))
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else {
+                    throw UserError("\(file.path): tensor \"\(entry.name)\": cannot read (\(n == 0 ? "file shrank" : String(cString: strerror(errno))))")
+                }
+                try write(UnsafeRawBufferPointer(rebasing: scratch.copy[0..<n]))
+                offset += n
+                left -= n
+            }
         }
     }
 
@@ -51,10 +81,13 @@ public enum CheckpointRewrite {
                                    action: String, threads: Int, scratch: Scratch, transform: Transform) throws {
         let writer = try SafetensorsStreamWriter(path: path, metadata: file.metadata,
                                                  tensors: file.tensors.map { ($0.name, $0.dtype, $0.shape) })
+        let descriptor = open(file.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw UserError("\(file.path): cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
         for entry in file.tensors {
             defer { file.releasePages(entry) }
             guard let pair = targets[entry.name] else {
-                try file.withRawBytes(entry) { try writer.append(entry.name, bytes: $0) }
+                try copy(entry, of: file, descriptor: descriptor, into: writer, scratch: scratch)
                 continue
             }
             let count = entry.elementCount
