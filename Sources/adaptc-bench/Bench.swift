@@ -31,6 +31,8 @@ struct Bench {
             case "scaling": try scalingCase()
             case "lora-unmerged": try loraUnmerged(threads: threads)
             case "prune": try prune(threads: threads)
+            case "init-pissa": try initPissa(threads: threads)
+            case "merge-sharded": try mergeSharded(threads: threads)
             default:
                 FileHandle.standardError.write(Data("adaptc-bench: unknown case \(name); known: \(known.joined(separator: " "))\n".utf8))
                 exit(64)
@@ -38,7 +40,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune"]
+    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "init-pissa", "merge-sharded"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

@@ -35,4 +35,18 @@ public struct SeededRandom: Sendable {
         let u = 1 - unit(), v = unit()
         return Float(standardDeviation * (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
     }
+
+    /// `count` standard normals, both Box–Muller outputs used (half the log
+    /// and sqrt calls of `normal`; a different sequence from it).
+    public mutating func normals(_ count: Int) -> [Float] {
+        var values = [Float](repeating: 0, count: count)
+        var i = 0
+        while i < count {
+            let radius = (-2 * log(1 - unit())).squareRoot(), angle = 2 * Double.pi * unit()
+            values[i] = Float(radius * cos(angle))
+            if i + 1 < count { values[i + 1] = Float(radius * sin(angle)) }
+            i += 2
+        }
+        return values
+    }
 }

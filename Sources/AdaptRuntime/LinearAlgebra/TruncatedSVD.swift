@@ -24,7 +24,7 @@ public struct TruncatedSVD: Sendable {
         public var oversampling: Int
         public var powerIterations: Int
         public var seed: UInt64
-        public init(oversampling: Int = 16, powerIterations: Int = 3, seed: UInt64 = 0) {
+        public init(oversampling: Int = 16, powerIterations: Int = 4, seed: UInt64 = 0) {
             self.oversampling = oversampling
             self.powerIterations = powerIterations
             self.seed = seed
@@ -54,6 +54,7 @@ public struct TruncatedSVD: Sendable {
 
     /// The r largest triplets by a randomized range finder with power iterations
     /// (Halko et al. 2011): Y = W·Ω, then q times Z = orth(Wᵀ·Q), Q = orth(W·Z),
+    /// orth by CholeskyQR2 (`LAPACK.orthonormalizeFast`),
     /// then the SVD of the small Qᵀ·W. Deterministic for a seed (OpenBLAS runs
     /// single-threaded, DESIGN §7).
     public static func randomized(_ w: UnsafeBufferPointer<Float>, m: Int, n: Int, rank: Int,
@@ -64,20 +65,20 @@ public struct TruncatedSVD: Sendable {
         // Every tall factor is kept transposed (row-major [l, ·]), which is the
         // column-major [·, l] layout LAPACK's QR wants.
         var random = SeededRandom(seed: settings.seed, stream: "randomized-svd")
-        var omegaT = (0..<(l * n)).map { _ in random.normal(standardDeviation: 1) }
+        var omegaT = random.normals(l * n)
         var qT = [Float](repeating: 0, count: l * m)
         // Qᵀ = (W·Ω)ᵀ = Ωᵀ·Wᵀ, then orthonormalise its l columns of length m.
         BLAS.gemm(transA: false, transB: true, m: l, n: m, k: n, alpha: 1, a: omegaT, lda: n, b: wp, ldb: n,
                   beta: 0, c: &qT, ldc: m)
-        try LAPACK.orthonormalize(m: m, n: l, a: &qT)
+        try LAPACK.orthonormalizeFast(m: m, n: l, a: &qT)
         for _ in 0..<settings.powerIterations {
             // Zᵀ = Qᵀ·W [l, n] → orth; Qᵀ = Zᵀ·Wᵀ [l, m] → orth.
             BLAS.gemm(transA: false, transB: false, m: l, n: n, k: m, alpha: 1, a: qT, lda: m, b: wp, ldb: n,
                       beta: 0, c: &omegaT, ldc: n)
-            try LAPACK.orthonormalize(m: n, n: l, a: &omegaT)
+            try LAPACK.orthonormalizeFast(m: n, n: l, a: &omegaT)
             BLAS.gemm(transA: false, transB: true, m: l, n: m, k: n, alpha: 1, a: omegaT, lda: n, b: wp, ldb: n,
                       beta: 0, c: &qT, ldc: m)
-            try LAPACK.orthonormalize(m: m, n: l, a: &qT)
+            try LAPACK.orthonormalizeFast(m: m, n: l, a: &qT)
         }
         // Small = Qᵀ·W [l, n] row-major = column-major [n, l] = V·Σ·Ubᵀ: LAPACK's
         // "U" (column-major [n, l]) is row-major Vt [l, n], its "Vᵀ" (column-major

@@ -25,19 +25,36 @@ public enum FloatNarrowing {
 
     /// Little-endian bytes of `values` in `dtype` (F32, F16 or BF16).
     public static func bytes(_ values: [Float], as dtype: DType) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(values.count * dtype.itemSize)
-        for v in values {
-            switch dtype {
-            case .f16, .bf16:
-                let h = dtype == .f16 ? float16Bits(v) : bfloat16Bits(v)
-                out.append(UInt8(h & 0xFF)); out.append(UInt8(h >> 8))
-            default:
-                let b = v.bitPattern
-                out.append(UInt8(b & 0xFF)); out.append(UInt8((b >> 8) & 0xFF))
-                out.append(UInt8((b >> 16) & 0xFF)); out.append(UInt8(b >> 24))
+        [UInt8](unsafeUninitializedCapacity: values.count * dtype.itemSize) { buffer, initialized in
+            values.withUnsafeBufferPointer { _ = narrow($0, as: dtype, into: UnsafeMutableRawBufferPointer(buffer)) }
+            initialized = values.count * dtype.itemSize
+        }
+    }
+
+    /// Writes `values` as `dtype` into `bytes` (at least count × itemSize) and
+    /// returns the first index whose stored value is not finite, if any.
+    public static func narrow(_ values: UnsafeBufferPointer<Float>, as dtype: DType,
+                              into bytes: UnsafeMutableRawBufferPointer) -> Int? {
+        var firstBad: Int?
+        switch dtype {
+        case .bf16:
+            for (i, v) in values.enumerated() {
+                let h = bfloat16Bits(v)
+                bytes.storeBytes(of: h.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                if h & 0x7F80 == 0x7F80, firstBad == nil { firstBad = i }
+            }
+        case .f16:
+            for (i, v) in values.enumerated() {
+                let h = Float16(v)
+                bytes.storeBytes(of: h.bitPattern.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                if !h.isFinite, firstBad == nil { firstBad = i }
+            }
+        default:
+            for (i, v) in values.enumerated() {
+                bytes.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                if !v.isFinite, firstBad == nil { firstBad = i }
             }
         }
-        return out
+        return firstBad
     }
 }

@@ -102,47 +102,86 @@ public struct SafetensorsFile: Sendable {
         guard let entry = entry(name) else {
             throw SafetensorsError(path: path, tensor: name, "not found")
         }
-        let values: [Float]
-        let start = dataStart + entry.dataOffsets.lowerBound, count = entry.elementCount
-        switch entry.dtype {
-        case .f32:
-            // Straight into the result: no copy of the tensor's bytes.
-            values = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                try contents.read(at: start, into: UnsafeMutableRawBufferPointer(buffer))
-                for i in 0..<count { buffer[i] = Float(bitPattern: UInt32(littleEndian: buffer[i].bitPattern)) }
-                initialized = count
-            }
-        case .f16, .bf16:
-            let isF16 = entry.dtype == .f16
-            values = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                // Through a bounded buffer, widened chunk by chunk.
-                var halves = [UInt16](repeating: 0, count: min(count, Self.chunkElements))
-                var done = 0
-                while done < count {
-                    let n = min(Self.chunkElements, count - done)
-                    try halves.withUnsafeMutableBytes {
-                        try contents.read(at: start + 2 * done, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(2 * n)]))
-                    }
-                    // Two loops, not a function value: each widening inlines into its loop.
-                    if isF16 {
-                        for i in 0..<n { buffer[done + i] = DType.widenF16(UInt16(littleEndian: halves[i])) }
-                    } else {
-                        for i in 0..<n { buffer[done + i] = DType.widenBF16(UInt16(littleEndian: halves[i])) }
-                    }
-                    done += n
-                }
-                initialized = count
-            }
-        default:
+        return try [Float](unsafeUninitializedCapacity: entry.elementCount) { buffer, initialized in
+            try floats(entry, into: buffer)
+            initialized = entry.elementCount
+        }
+    }
+
+    /// `floats(_:)` into a caller's buffer of at least `elementCount` floats,
+    /// so a pass over a large checkpoint reuses one buffer (fresh pages are
+    /// slow to touch, DESIGN §8); chunks are read (`pread`) and widened on up to
+    /// `threads` threads (TBB). The same checks and errors as `floats(_:)`,
+    /// including a file truncated or changed underneath.
+    public func floats(_ entry: TensorEntry, into target: UnsafeMutableBufferPointer<Float>, threads: Int = 1) throws {
+        let count = entry.elementCount
+        precondition(target.count >= count, "buffer of \(target.count) floats for \(count)")
+        guard entry.dtype.isFloatingComputable else {
             throw SafetensorsError(
-                path: path, tensor: name,
+                path: path, tensor: entry.name,
                 "dtype \(entry.dtype.rawValue) cannot be read as floats (only F32, F16 and BF16 can)")
         }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            let kind = values[bad].isNaN ? "NaN" : "Inf"
-            throw SafetensorsError("\(path): tensor \(SafetensorsError.quoted(name)) contains \(kind) (element \(bad))")
+        let start = dataStart + entry.dataOffsets.lowerBound
+        let chunk = Self.chunkElements
+        let chunks = (count + chunk - 1) / chunk
+        // Per chunk (each owns its slots): the first non-finite element (Int.max:
+        // none) and the read error, if any.
+        var firstBad = [Int](repeating: .max, count: chunks)
+        var failures = [(any Error)?](repeating: nil, count: chunks)
+        firstBad.withUnsafeMutableBufferPointer { firstBad in
+            failures.withUnsafeMutableBufferPointer { failures in
+                Parallel.forEach(chunks, threads: threads) { range in
+                    // F16/BF16 are read into a bounded buffer per worker, then
+                    // widened; F32 is read straight into the target.
+                    let halves: UnsafeMutableBufferPointer<UInt16> =
+                        entry.dtype == .f32 ? .init(start: nil, count: 0) : .allocate(capacity: chunk)
+                    defer { halves.deallocate() }
+                    for c in range {
+                        let lower = c * chunk, upper = min(count, lower + chunk)
+                        var bad = Int.max
+                        do {
+                            switch entry.dtype {
+                            case .f32:
+                                let floats = UnsafeMutableBufferPointer(rebasing: target[lower..<upper])
+                                try contents.read(at: start + 4 * lower, into: UnsafeMutableRawBufferPointer(floats))
+                                for i in lower..<upper {
+                                    let v = Float(bitPattern: UInt32(littleEndian: target[i].bitPattern))
+                                    target[i] = v
+                                    if !v.isFinite, bad == .max { bad = i }
+                                }
+                            case .f16:
+                                try contents.read(
+                                    at: start + 2 * lower,
+                                    into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(halves)[..<(2 * (upper - lower))]))
+                                for i in lower..<upper {
+                                    let v = DType.widenF16(UInt16(littleEndian: halves[i - lower]))
+                                    target[i] = v
+                                    if !v.isFinite, bad == .max { bad = i }
+                                }
+                            default:
+                                try contents.read(
+                                    at: start + 2 * lower,
+                                    into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(halves)[..<(2 * (upper - lower))]))
+                                for i in lower..<upper {
+                                    let bits = UInt16(littleEndian: halves[i - lower])
+                                    target[i] = DType.widenBF16(bits)
+                                    if bits & 0x7F80 == 0x7F80, bad == .max { bad = i }
+                                }
+                            }
+                        } catch {
+                            failures[c] = error
+                        }
+                        firstBad[c] = bad
+                    }
+                }
+            }
         }
-        return values
+        // A read failure (truncated, changed) first: the values may be garbage.
+        if let failure = failures.first(where: { $0 != nil }) { throw failure! }
+        if let bad = firstBad.first(where: { $0 != .max }) {
+            let kind = target[bad].isNaN ? "NaN" : "Inf"
+            throw SafetensorsError("\(path): tensor \(SafetensorsError.quoted(entry.name)) contains \(kind) (element \(bad))")
+        }
     }
 
     /// The tensor's bytes exactly as stored, for carrying any dtype through
@@ -162,16 +201,24 @@ public struct SafetensorsFile: Sendable {
         return try bytes.withUnsafeBytes(body)
     }
 
+    /// Where the tensor's bytes start in the file, for readers that copy them
+    /// with `pread` through a bounded buffer of their own.
+    public func fileOffset(of entry: TensorEntry) -> Int {
+        dataStart + entry.dataOffsets.lowerBound
+    }
+
     /// Tells the kernel the tensor's bytes will not be read again soon
     /// (`posix_fadvise(POSIX_FADV_DONTNEED)`): a streaming pass over a large
     /// checkpoint calls this after each tensor so it does not crowd the page
-    /// cache. Only advice: a later read still reads the file.
+    /// cache. Only advice: nothing is mapped, so resident memory is unaffected,
+    /// and a later read still reads the file.
     public func releasePages(_ entry: TensorEntry) {
         contents.dropCache(at: dataStart + entry.dataOffsets.lowerBound, count: entry.dataOffsets.count)
     }
 
-    /// Half-precision values widened per chunk: 1 MiB of F16/BF16 at a time.
-    private static let chunkElements = 1 << 19
+    /// Elements read and widened per chunk (one task of `floats(_:into:threads:)`):
+    /// 512 KiB of F16/BF16, 1 MiB of F32.
+    private static let chunkElements = 1 << 18
 
     /// Validates without copying the header, which may be up to 100 MB.
     private static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {

@@ -86,6 +86,28 @@ public final class SafetensorsStreamWriter {
         next += 1
     }
 
+    /// Appends the next tensor from pieces: `produce` calls the function it is
+    /// given with consecutive pieces that together make the declared bytes, so
+    /// a large tensor can be copied through a small buffer.
+    public func appendInPieces(_ name: String, _ produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        let index = try expect(name)
+        let tensor = tensors[index], byteCount = byteCounts[index]
+        var written = 0
+        try produce { piece in
+            guard written + piece.count <= byteCount else {
+                throw SafetensorsError(
+                    path: path, tensor: name, "more than the \(byteCount) bytes \(tensor.dtype.rawValue) \(tensor.shape) needs")
+            }
+            try output.write(piece)
+            written += piece.count
+        }
+        guard written == byteCount else {
+            throw SafetensorsError(
+                path: path, tensor: name, "\(written) bytes given, but \(tensor.dtype.rawValue) \(tensor.shape) needs \(byteCount)")
+        }
+        next += 1
+    }
+
     public func append(_ name: String, bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try append(name, bytes: $0) }
     }

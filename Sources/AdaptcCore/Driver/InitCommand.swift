@@ -34,7 +34,7 @@ public enum InitCommand {
             let interpreter = PlanInterpreter(plan: plan, threads: threads)
             interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
             interpreter.prepare()
-            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A") { _, pair, weight in
+            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A", threads: threads) { _, pair, weight in
                 try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: true)
             }
             lines.append("wrote \(path) (\(targets.count) residual weights of \(base.tensorCount) tensors)")

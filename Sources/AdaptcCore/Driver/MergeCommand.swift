@@ -11,7 +11,8 @@ public enum MergeCommand {
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         let base = try BaseCheckpoint.open(basePath)
         let targets = try base.targets(plan, template: template)
-        try CheckpointRewrite.write(base, targets: targets, to: output, action: unmerge ? "W − ΔW" : "W + ΔW") { _, pair, weight in
+        try CheckpointRewrite.write(base, targets: targets, to: output, action: unmerge ? "W − ΔW" : "W + ΔW",
+                                    threads: threads) { _, pair, weight in
             try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: unmerge)
         }
         return "\(unmerge ? "unmerge" : "merge"): \(targets.count) weights of \(base.tensorCount) tensors → \(output)"
