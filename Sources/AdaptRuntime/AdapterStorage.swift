@@ -36,11 +36,14 @@
 ///   every call uses this workspace (which a larger call reallocates) and
 ///   `backward` accumulates into `gradients`. Doing so is a data race — wrong
 ///   results or a crash; use one instance per thread, or a lock.
-/// - Results are bitwise identical for every `threads` value: parallel steps
-///   split only output rows, output columns or independent contractions, never
-///   a sum, so each output element is computed by the same single-threaded
-///   BLAS call in the same order. They can differ across machines or OpenBLAS
-///   kernels (`OPENBLAS_CORETYPE`), and gradients depend on the order of the
+/// - Results do not depend on `threads` beyond rounding: parallel steps split
+///   only output rows, output columns or independent contractions, never a
+///   sum, so each output element is one single-threaded BLAS call over the same
+///   terms. With even splits (1, 2 and 4 threads on the tested shapes) they are
+///   bitwise identical; an uneven split (3 threads) can make OpenBLAS use
+///   another micro-kernel for the tail block, a difference in the last bits.
+///   They can also differ across machines or OpenBLAS kernels
+///   (`OPENBLAS_CORETYPE`), and gradients depend on the order of the
 ///   `backward` calls that accumulate them, as any floating-point sum does.
 public final class AdapterStorage {
     private let parameterBuffer: UnsafeMutableBufferPointer<Float>
