@@ -28,7 +28,6 @@ struct DispatchEmitter {
     private func emitLayerBackward(into file: inout SourceText, kernels: inout KernelEmitter) {
         let fused = plan.groups.flatMap(\.layerBackwards)
         guard !fused.isEmpty else { return }
-        let modules = checked.spec.model.modules
         file.line("    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work")
         file.line("    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.")
         file.line("    \(access)func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],")
@@ -44,30 +43,12 @@ struct DispatchEmitter {
         file.line("        \(bases)")
         file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
         file.line("        _ = \(unusedBases)")
-        var byModules: [[String]: [LayerForward]] = [:]
-        var moduleSets: [[String]] = []
-        for f in fused {
-            if byModules[f.modules] == nil { moduleSets.append(f.modules) }
-            byModules[f.modules, default: []].append(f)
-        }
-        for set in moduleSets {
-            let cases = set.map { name in "." + modules.first { $0.name == name }!.caseName }
-            file.line("        if modules == [\(cases.joined(separator: ", "))] {")
-            file.line("            switch layer {")
-            for f in byModules[set]! {
-                let call = kernels.kernel(for: f.program, role: "layerBackward")
-                let args = arguments(f.program, call) { arg in
-                    switch arg.storage {
-                    case .outputGradient: return "dys[\(arg.slot)]"
-                    case .input: return "xp"
-                    default: return arg.name
-                    }
-                }
-                file.line("            case \(f.layer): Self.\(call.kernel)(\(args), threads: threads); return")
+        emitFusedTable(fused, role: "layerBackward", indent: "        ", into: &file, kernels: &kernels) { arg in
+            switch arg.storage {
+            case .outputGradient: return "dys[\(arg.slot)]"
+            case .input: return "xp"
+            default: return arg.name
             }
-            file.line("            default: break")
-            file.line("            }")
-            file.line("        }")
         }
         file.line("        for (module, dy) in zip(modules, dys) {")
         file.line("            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),")
@@ -170,9 +151,33 @@ struct DispatchEmitter {
         ])
     }
 
+    /// The literal dispatch of fused programs: per set of modules, a switch on
+    /// the layer calling that layer's kernel (`token` names each token argument).
+    private func emitFusedTable(_ fused: [LayerForward], role: String, indent: String, into file: inout SourceText,
+                                kernels: inout KernelEmitter, token: (KernelEmitter.TokenArgument) -> String) {
+        let modules = checked.spec.model.modules
+        var byModules: [[String]: [LayerForward]] = [:]
+        var moduleSets: [[String]] = []
+        for f in fused {
+            if byModules[f.modules] == nil { moduleSets.append(f.modules) }
+            byModules[f.modules, default: []].append(f)
+        }
+        for set in moduleSets {
+            let cases = set.map { name in "." + modules.first { $0.name == name }!.caseName }
+            file.line(indent + "if modules == [\(cases.joined(separator: ", "))] {")
+            file.line(indent + "    switch layer {")
+            for f in byModules[set]! {
+                let call = kernels.kernel(for: f.program, role: role)
+                file.line(indent + "    case \(f.layer): Self.\(call.kernel)(\(arguments(f.program, call, token: token)), threads: threads); return")
+            }
+            file.line(indent + "    default: break")
+            file.line(indent + "    }")
+            file.line(indent + "}")
+        }
+    }
+
     /// Forward of modules that share an input, fused where the plan says so.
     private func emitLayerForward(into file: inout SourceText, kernels: inout KernelEmitter) {
-        let modules = checked.spec.model.modules
         let fused = plan.groups.flatMap(\.layerForwards)
         file.line("    /// Forward of several modules of one layer that read the same `x` (q/k/v):")
         file.line("    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, sharing the input-side products where the plan fused them.")
@@ -190,26 +195,8 @@ struct DispatchEmitter {
             file.line("        \(bases)")
             file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
             file.line("        _ = \(unusedBases)")
-            var byModules: [[String]: [LayerForward]] = [:]
-            var moduleSets: [[String]] = []
-            for f in fused {
-                if byModules[f.modules] == nil { moduleSets.append(f.modules) }
-                byModules[f.modules, default: []].append(f)
-            }
-            for set in moduleSets {
-                let cases = set.map { name in "." + modules.first { $0.name == name }!.caseName }
-                file.line("        if modules == [\(cases.joined(separator: ", "))] {")
-                file.line("            switch layer {")
-                for f in byModules[set]! {
-                    let call = kernels.kernel(for: f.program, role: "layerForward")
-                    let args = arguments(f.program, call) { arg in
-                        arg.storage == .output ? "ys[\(arg.slot)]" : arg.storage == .input ? "xp" : arg.name
-                    }
-                    file.line("            case \(f.layer): Self.\(call.kernel)(\(args), threads: threads); return")
-                }
-                file.line("            default: break")
-                file.line("            }")
-                file.line("        }")
+            emitFusedTable(fused, role: "layerForward", indent: "        ", into: &file, kernels: &kernels) { arg in
+                arg.storage == .output ? "ys[\(arg.slot)]" : arg.storage == .input ? "xp" : arg.name
             }
         }
         file.line("        for (module, y) in zip(modules, outputs) {")
