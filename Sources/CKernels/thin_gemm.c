@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#define THIN_K 32
+#define THIN_K 64
 #define THIN_N 16
 
 static inline float element(const float *x, long ld, bool trans, long row, long col) {

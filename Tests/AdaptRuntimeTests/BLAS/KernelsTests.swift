@@ -53,7 +53,7 @@ final class KernelsTests: XCTestCase {
     /// (y += z·Bᵀ) or few columns (z = x·Aᵀ), both transposes of each operand,
     /// full 16-column blocks and tails, beta 0 and 1, strided operands.
     func testThinProducts() {
-        for (n, k) in [(16, 1), (37, 3), (1024, 8), (40, 32), (8, 1024), (3, 77), (16, 2000)] {
+        for (n, k) in [(16, 1), (37, 3), (1024, 8), (40, 32), (100, 64), (8, 1024), (3, 77), (16, 2000)] {
             for transA in [false, true] {
                 for transB in [false, true] {
                     for beta: Float in [0, 1] {
