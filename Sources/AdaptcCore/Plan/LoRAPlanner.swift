@@ -66,14 +66,10 @@ enum LoRAPlanner {
                         let forward = stackedForward(run.map { ($0.a, $0.b, $0.scale) })
                         fused.append(LayerForward(layer: layer, modules: run.map(\.module.name), program: forward))
                         // Its VJP: z recomputed once, dz of all modules, then one dx and one stacked dA.
-                        var used = Extent.tokens * run.map(\.a.shape[0]).reduce(0, +)
-                        let backward = Derivation.backward(of: forward.contractions) { name, modes, extents in
-                            let view = TensorView(name, in: .workspace, offset: used, modes: modes, extents: extents)
-                            used = used + view.count
-                            return view
-                        }
+                        let scratch = RegionAllocator(.workspace, from: Extent.tokens * run.map(\.a.shape[0]).reduce(0, +))
+                        let backward = Derivation.backward(of: forward.contractions, place: scratch.place)
                         fusedBackward.append(LayerForward(layer: layer, modules: run.map(\.module.name), program: backward))
-                        workspace = .atLeast(workspace, used)
+                        workspace = .atLeast(workspace, scratch.end)
                     }
                     start = end
                 }
@@ -154,20 +150,15 @@ private struct Factors {
         -> (forward: Program, backward: Program, materialize: Program, workspace: Extent, path: String, steps: [PathStep]) {
         let lowering = NetworkLowering(network, path: search.path.steps, model: model)
         var views: [Int: TensorView] = [0: x, 1: a, 2: b]
-        var used = Extent(0), workspace = Extent(0)
-        func place(_ name: String, _ modes: [String], _ extents: [Extent]) -> TensorView {
-            let view = TensorView(name, in: .workspace, offset: used, modes: modes, extents: extents)
-            used = used + view.count
-            return view
-        }
+        let scratch = RegionAllocator(.workspace)
         let last = lowering.steps.count - 1
         let steps = lowering.lower(Array(lowering.steps.indices), views: &views, output: (last, y, scale, true),
-                                   name: { _ in "z" }, place: place).map(\.contraction)
-        let backward = Derivation.backward(of: steps, place: place)
-        workspace = .atLeast(workspace, used)
-        used = Extent(0)
-        let materialize = Derivation.materialize([("A", a), ("B", b)], delta: delta, scale: scale, model: model, place: place)
-        workspace = .atLeast(workspace, used)
+                                   name: { _ in "z" }, place: scratch.place).map(\.contraction)
+        let backward = Derivation.backward(of: steps, place: scratch.place)
+        var workspace = scratch.end
+        scratch.reset()
+        let materialize = Derivation.materialize([("A", a), ("B", b)], delta: delta, scale: scale, model: model, place: scratch.place)
+        workspace = .atLeast(workspace, scratch.end)
         let text = "forward path (\(search.optimizer), cost model at n = \(model.tokens)): "
             + lowering.describe(names: ["x", "A", "B"], resultName: { $0 == last ? "y" : "z" })
         let data = lowering.pathSteps(names: ["x", "A", "B"], resultName: { $0 == last ? "y" : "z" }, phase: { _ in "token" })

@@ -54,19 +54,13 @@ enum TensorPlanner {
             parameterViews[i] = structure.view(factor, offset: stored[i].offset, storage: .parameters, name: shortNames[i])
         }
         var full = parameterViews
-        let prepareLowered = lowering.lower(prepareSteps, views: &full, output: nil, name: stepName) { name, modes, extents in
-            let view = TensorView(name, in: .prepared, offset: .fixed(prepared), modes: modes, extents: extents)
-            prepared += view.count.constant
-            return view
-        }
+        let preparedState = RegionAllocator(.prepared, from: .fixed(prepared))
+        let prepareLowered = lowering.lower(prepareSteps, views: &full, output: nil, name: stepName, place: preparedState.place)
+        prepared = preparedState.end.constant
         let prepareContractions = prepareLowered.map(\.contraction)
         // Gradients of prepared state live beside it; copies the VJP needs take workspace.
-        var finishWorkspace = Extent(0)
-        let finishBackward = VJP.backward(of: prepareContractions) { name, modes, extents in
-            let view = TensorView(name, in: .workspace, offset: finishWorkspace, modes: modes, extents: extents)
-            finishWorkspace = finishWorkspace + view.count
-            return view
-        }
+        let finishScratch = RegionAllocator(.workspace)
+        let finishBackward = VJP.backward(of: prepareContractions, workspace: finishScratch.place)
 
         // The token side for one pair: everything sliced at (layer, module).
         let xView = TensorView("x", in: .input, modes: ["n"] + structure.inModes,
@@ -80,7 +74,7 @@ enum TensorPlanner {
         var pairs: [PairPlan] = []
         var layerForwards: [LayerForward] = []
         var layerBackwards: [LayerForward] = []
-        var workspace = finishWorkspace
+        var workspace = finishScratch.end
         for (li, l) in group.layers.enumerated() {
             func slice(_ view: TensorView, moduleIndex: Int?) -> TensorView {
                 var v = view
@@ -92,38 +86,28 @@ enum TensorPlanner {
                 // Forward.
                 var views: [Int: TensorView] = [xId: xView]
                 for id in frontier { views[id] = slice(full[id]!, moduleIndex: mi) }
-                var used = Extent(0)
-                func place(_ name: String, _ modes: [String], _ extents: [Extent]) -> TensorView {
-                    let view = TensorView(name, in: .workspace, offset: used, modes: modes, extents: extents)
-                    used = used + view.count
-                    return view
-                }
+                let scratch = RegionAllocator(.workspace)
                 let y = TensorView("y", in: .output, modes: yShape, extents: yExtents)
                 let forwardSteps = lowering.lower(tokenSteps, views: &views, removing: removed,
-                                                  output: (last, y, scale, true), name: stepName, place: place).map(\.contraction)
+                                                  output: (last, y, scale, true), name: stepName, place: scratch.place).map(\.contraction)
                 let forward = Program(NetworkLowering.stages(forwardSteps))
                 // Backward: recompute the token intermediates, then the VJP of every step.
-                let backward = Derivation.backward(of: forwardSteps, place: place)
-                workspace = .atLeast(workspace, used)
+                let backward = Derivation.backward(of: forwardSteps, place: scratch.place)
+                workspace = .atLeast(workspace, scratch.end)
                 // Materialize: contract what the token side reads.
-                used = Extent(0)
+                scratch.reset()
                 let delta = TensorView("ΔW", in: .delta, modes: structure.outModes + structure.inModes,
                                        extents: (structure.outModes + structure.inModes).map { .fixed(structure.extent($0)) })
                 let materialize = Derivation.materialize(frontier.map { ($0 < count ? network.tensors[$0].name : stepName($0 - count), views[$0]!) },
-                                                     delta: delta, scale: scale, model: model, place: place)
-                workspace = .atLeast(workspace, used)
+                                                     delta: delta, scale: scale, model: model, place: scratch.place)
+                workspace = .atLeast(workspace, scratch.end)
                 pairs.append(PairPlan(layer: l, module: m.name, outFeatures: m.outFeatures, inFeatures: m.inFeatures,
                                       rank: group.effectiveRank, scale: Double(scale),
                                       forward: forward, backward: backward, materialize: materialize))
             }
             // Layer-fused forward: modules reading one x share every step that does not depend on the module.
             if sharedInput && group.modules.count > 1, let module {
-                var used = Extent(0)
-                func place(_ name: String, _ modes: [String], _ extents: [Extent]) -> TensorView {
-                    let view = TensorView(name, in: .workspace, offset: used, modes: modes, extents: extents)
-                    used = used + view.count
-                    return view
-                }
+                let scratch = RegionAllocator(.workspace)
                 var shared: [Int: TensorView] = [xId: xView]
                 for id in frontier { shared[id] = slice(full[id]!, moduleIndex: nil) }
                 var perModule: [Int: [TensorView]] = [:]
@@ -134,7 +118,7 @@ enum TensorPlanner {
                     let byModule = step.resultModes.contains(module)
                         || operands.contains { perModule[$0] != nil || shared[$0]?.modes.contains(module) == true }
                     if !byModule {
-                        steps += lowering.lower([k], views: &shared, removing: removed, output: nil, name: stepName, place: place).map(\.contraction)
+                        steps += lowering.lower([k], views: &shared, removing: removed, output: nil, name: stepName, place: scratch.place).map(\.contraction)
                         continue
                     }
                     var results: [TensorView] = []
@@ -145,15 +129,15 @@ enum TensorPlanner {
                         }
                         let y = TensorView("y\(mi)", in: .output, slot: mi, modes: yShape, extents: yExtents)
                         steps += lowering.lower([k], views: &views, removing: removed, output: k == last ? (last, y, scale, true) : nil,
-                                                name: { "\(stepName($0))[\(mi)]" }, place: place).map(\.contraction)
+                                                name: { "\(stepName($0))[\(mi)]" }, place: scratch.place).map(\.contraction)
                         results.append(views[id]!)
                     }
                     perModule[id] = results
                 }
                 layerForwards.append(LayerForward(layer: l, modules: group.modules.map(\.name), program: Program(NetworkLowering.stages(steps))))
                 layerBackwards.append(LayerForward(layer: l, modules: group.modules.map(\.name),
-                                                   program: Derivation.backward(of: steps, place: place)))
-                workspace = .atLeast(workspace, used)
+                                                   program: Derivation.backward(of: steps, place: scratch.place)))
+                workspace = .atLeast(workspace, scratch.end)
             }
         }
 
