@@ -105,8 +105,9 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     }
 }
 
-/// One pairwise contraction of a group's path, as data.
-public struct PathStep: Hashable, Sendable, Codable {
+/// One pairwise contraction of a group's path, as data; its description is
+/// the step in words, e.g. `x[n,i]·A[r,i] → z[n,r]`.
+public struct PathStep: Hashable, Sendable, Codable, CustomStringConvertible {
     /// `prepare` (hoisted, once per weight update) or `token` (every call).
     public var phase: String
     public var left: String
@@ -125,6 +126,11 @@ public struct PathStep: Hashable, Sendable, Codable {
         self.rightModes = rightModes
         self.result = result
         self.resultModes = resultModes
+    }
+
+    public var description: String {
+        func tensor(_ name: String, _ modes: [String]) -> String { "\(name)[\(modes.joined(separator: ","))]" }
+        return "\(tensor(left, leftModes))·\(tensor(right, rightModes)) → \(tensor(result, resultModes))"
     }
 }
 

@@ -159,9 +159,9 @@ private struct Factors {
         scratch.reset()
         let materialize = Derivation.materialize([("A", a), ("B", b)], delta: delta, scale: scale, model: model, place: scratch.place)
         workspace = .atLeast(workspace, scratch.end)
-        let text = "forward path (\(search.optimizer), cost model at n = \(model.tokens)): "
-            + lowering.describe(names: ["x", "A", "B"], resultName: { $0 == last ? "y" : "z" })
         let data = lowering.pathSteps(names: ["x", "A", "B"], resultName: { $0 == last ? "y" : "z" }, phase: { _ in "token" })
+        let text = "forward path (\(search.optimizer), cost model at n = \(model.tokens)): "
+            + data.map(\.description).joined(separator: "; ")
         return (Program(NetworkLowering.stages(steps)), backward, materialize, workspace, text, data)
     }
 }

@@ -143,17 +143,14 @@ enum TensorPlanner {
 
         var text = ["\(network.tensors.count)-tensor network \(network), path by \(optimizer.name) search"
                     + (optimizer.name == "optimal" ? "" : " (more than \(OptimalPath.maximumTensors) tensors: exact search skipped)")]
-        let names = network.tensors.map(\.name)
-        let described = lowering.describe(names: names) { $0 == last ? "y" : stepName($0) }.components(separatedBy: "; ")
-        for (k, step) in described.enumerated() {
-            text.append((touchesTokens[k] ? "token:   " : "prepare: ") + step)
-        }
+        let steps = lowering.pathSteps(names: network.tensors.map(\.name), resultName: { $0 == last ? "y" : stepName($0) },
+                                       phase: { touchesTokens[$0] ? "token" : "prepare" })
+        for step in steps { text.append((step.phase == "token" ? "token:   " : "prepare: ") + step.description) }
         var planned = GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs, layerForwards: layerForwards,
                                 prepare: Program(NetworkLowering.stages(prepareContractions)),
                                 finishBackward: Program(NetworkLowering.stages(finishBackward)), path: text)
         planned.layerBackwards = layerBackwards
-        planned.steps = lowering.pathSteps(names: names, resultName: { $0 == last ? "y" : stepName($0) },
-                                           phase: { touchesTokens[$0] ? "token" : "prepare" })
+        planned.steps = steps
         planned.modeOrder = group.modes.map(\.name.description)
         planned.modes = Dictionary(uniqueKeysWithValues: group.modes.map { ($0.name.description, $0.size) })
         switch group.ranks {

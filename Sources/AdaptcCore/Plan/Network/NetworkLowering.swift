@@ -199,16 +199,4 @@ struct NetworkLowering {
         }
         return result
     }
-
-    /// The path in words, e.g. `x[n,i]·A[r,i] → z[n,r]; z[n,r]·B[o,r] → y[n,o]`.
-    func describe(names: [String], resultName: (Int) -> String) -> String {
-        var labels = network.tensors.enumerated().map { "\(names.count > $0.offset ? names[$0.offset] : $0.element.name)[\($0.element.modes.joined(separator: ","))]" }
-        var parts: [String] = []
-        for (k, step) in steps.enumerated() {
-            let result = "\(resultName(k))[\(step.resultModes.joined(separator: ","))]"
-            parts.append("\(labels[step.left])·\(labels[step.right]) → \(result)")
-            labels.append(result)
-        }
-        return parts.joined(separator: "; ")
-    }
 }
