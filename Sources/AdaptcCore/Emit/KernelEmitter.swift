@@ -134,58 +134,58 @@ struct KernelEmitter {
             return ["Kernels.loopedGemm(loops: [" + loops.joined(separator: ", ") + "], " + args]
         case .elementwise(let e):
             let a = pointer(e.a), out = pointer(e.output), b = e.b.map(pointer)
-            var lines: [String] = []
-            var indent = ""
-            var offsets = (a: [String](), b: [String](), out: [String]())
-            for (d, dim) in e.dims.enumerated() {
-                lines.append(indent + "for i\(d) in 0..<\(swift(dim.extent)) {")
-                indent += "    "
-                if dim.left != Extent(0) { offsets.a.append("i\(d) * \(swift(dim.left))") }
-                if dim.right != Extent(0) { offsets.b.append("i\(d) * \(swift(dim.right))") }
-                if dim.output != Extent(0) { offsets.out.append("i\(d) * \(swift(dim.output))") }
+            return nestedLoops(e.dims, variable: "i") { indent, offsets in
+                func index(_ terms: [String]) -> String { terms.isEmpty ? "0" : terms.joined(separator: " + ") }
+                let scale = c.alpha == 1 ? "" : "\(literal(c.alpha)) * "
+                let value = scale + "\(a)[\(index(offsets.left))]" + (b.map { " * \($0)[\(index(offsets.right))]" } ?? "")
+                let target = "\(out)[\(index(offsets.output))]"
+                return [indent + (c.accumulate ? "\(target) += \(value)" : "\(target) = \(value)")]
             }
-            func index(_ terms: [String]) -> String { terms.isEmpty ? "0" : terms.joined(separator: " + ") }
-            let scale = c.alpha == 1 ? "" : "\(literal(c.alpha)) * "
-            let value = scale + "\(a)[\(index(offsets.a))]" + (b.map { " * \($0)[\(index(offsets.b))]" } ?? "")
-            let target = "\(out)[\(index(offsets.out))]"
-            lines.append(indent + (c.accumulate ? "\(target) += \(value)" : "\(target) = \(value)"))
-            for d in stride(from: e.dims.count - 1, through: 0, by: -1) {
-                lines.append(String(repeating: "    ", count: d) + "}")
-            }
-            return lines
         }
+    }
+
+    /// `for` loops over `dims` (outermost first, variables `\(variable)0`, …)
+    /// around `body`, which gets the indentation and, per operand, the offset
+    /// terms of the loop variables (none where the stride is 0).
+    private func nestedLoops(_ dims: [LoopDim], variable: String,
+                             body: (_ indent: String, _ offsets: (left: [String], right: [String], output: [String])) -> [String]) -> [String] {
+        var lines: [String] = []
+        var indent = ""
+        var offsets = (left: [String](), right: [String](), output: [String]())
+        for (d, dim) in dims.enumerated() {
+            lines.append(indent + "for \(variable)\(d) in 0..<\(swift(dim.extent)) {")
+            indent += "    "
+            if dim.left != Extent(0) { offsets.left.append("\(variable)\(d) * \(swift(dim.left))") }
+            if dim.right != Extent(0) { offsets.right.append("\(variable)\(d) * \(swift(dim.right))") }
+            if dim.output != Extent(0) { offsets.output.append("\(variable)\(d) * \(swift(dim.output))") }
+        }
+        lines += body(indent, offsets)
+        for d in stride(from: dims.count - 1, through: 0, by: -1) {
+            lines.append(String(repeating: "    ", count: d) + "}")
+        }
+        return lines
     }
 
     /// A small fixed-size product as loops: `C[i, j] (+)= alpha·Σ_p op(A)[i, p]·op(B)[p, j]`,
     /// repeated over the step's (independent) loops.
     private func inlineProduct(_ g: GEMMStep, alpha: Float, accumulate: Bool, a: String, b: String, out: String) -> [String] {
-        var lines: [String] = []
-        var indent = ""
-        var offsets = (a: [String](), b: [String](), out: [String]())
-        for (d, dim) in g.loops.enumerated() {
-            lines.append(indent + "for l\(d) in 0..<\(dim.extent.constant) {")
-            indent += "    "
-            if dim.left != Extent(0) { offsets.a.append("l\(d) * \(dim.left.constant)") }
-            if dim.right != Extent(0) { offsets.b.append("l\(d) * \(dim.right.constant)") }
-            if dim.output != Extent(0) { offsets.out.append("l\(d) * \(dim.output.constant)") }
+        nestedLoops(g.loops, variable: "l") { indent, offsets in
+            let lda = g.lda.constant, ldb = g.ldb.constant, ldc = g.ldc.constant
+            let aIndex = g.transLeft ? "p * \(lda) + i" : "i * \(lda) + p"
+            let bIndex = g.transRight ? "j * \(ldb) + p" : "p * \(ldb) + j"
+            func shifted(_ base: String, _ terms: [String]) -> String { terms.isEmpty ? base : "(\(base) + \(terms.joined(separator: " + ")))" }
+            let (pa, pb, pc) = (shifted(a, offsets.left), shifted(b, offsets.right), shifted(out, offsets.output))
+            let scaled = alpha == 1 ? "sum" : "\(literal(alpha)) * sum"
+            return [
+                indent + "for i in 0..<\(g.m.constant) {",
+                indent + "    for j in 0..<\(g.n.constant) {",
+                indent + "        var sum: Float = 0",
+                indent + "        for p in 0..<\(g.k.constant) { sum += \(pa)[\(aIndex)] * \(pb)[\(bIndex)] }",
+                indent + "        \(pc)[i * \(ldc) + j] \(accumulate ? "+=" : "=") \(scaled)",
+                indent + "    }",
+                indent + "}",
+            ]
         }
-        let lda = g.lda.constant, ldb = g.ldb.constant, ldc = g.ldc.constant
-        let aIndex = g.transLeft ? "p * \(lda) + i" : "i * \(lda) + p"
-        let bIndex = g.transRight ? "j * \(ldb) + p" : "p * \(ldb) + j"
-        func shifted(_ base: String, _ terms: [String]) -> String { terms.isEmpty ? base : "(\(base) + \(terms.joined(separator: " + ")))" }
-        let (pa, pb, pc) = (shifted(a, offsets.a), shifted(b, offsets.b), shifted(out, offsets.out))
-        lines.append(indent + "for i in 0..<\(g.m.constant) {")
-        lines.append(indent + "    for j in 0..<\(g.n.constant) {")
-        lines.append(indent + "        var sum: Float = 0")
-        lines.append(indent + "        for p in 0..<\(g.k.constant) { sum += \(pa)[\(aIndex)] * \(pb)[\(bIndex)] }")
-        let scaled = alpha == 1 ? "sum" : "\(literal(alpha)) * sum"
-        lines.append(indent + "        \(pc)[i * \(ldc) + j] \(accumulate ? "+=" : "=") \(scaled)")
-        lines.append(indent + "    }")
-        lines.append(indent + "}")
-        for d in stride(from: g.loops.count - 1, through: 0, by: -1) {
-            lines.append(String(repeating: "    ", count: d) + "}")
-        }
-        return lines
     }
 }
 
