@@ -17,6 +17,15 @@ struct DispatchEmitter {
     }
     private var unusedBases: String { plan.needsPrepare ? "(p, g, q, dq, w)" : "(p, g, w)" }
 
+    /// The buffers every entry point binds before calling a kernel (making
+    /// prepared state current first where it reads it).
+    private func emitBuffers(into file: inout SourceText, ensurePrepared: Bool, note: String = "") {
+        if ensurePrepared && plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
+        file.line("        \(bases)")
+        file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
+        file.line("        _ = \(unusedBases)" + note)
+    }
+
     func emit(into file: inout SourceText, kernels: inout KernelEmitter) {
         emitPrepare(into: &file, kernels: &kernels)
         emitPairEntryPoints(into: &file, kernels: &kernels)
@@ -39,10 +48,7 @@ struct DispatchEmitter {
         file.line("        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }")
         file.line("        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }")
         file.line("        guard dys.count == modules.count else { return }")
-        if plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
-        file.line("        \(bases)")
-        file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
-        file.line("        _ = \(unusedBases)")
+        emitBuffers(into: &file, ensurePrepared: true)
         emitFusedTable(fused, role: "layerBackward", indent: "        ", into: &file, kernels: &kernels) { arg in
             switch arg.storage {
             case .outputGradient: return "dys[\(arg.slot)]"
@@ -73,15 +79,12 @@ struct DispatchEmitter {
             file.line()
             return
         }
-        let workspace = swift(plan.workspace)
         for (role, doc) in [("prepare", "Computes the prepared state from the parameters: after loading and after every update."),
                             ("finishBackward", "Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.")] {
             file.line("    /// \(doc)")
             file.line("    \(access)func \(role)() {")
             file.line("        let n = 0")
-            file.line("        \(bases)")
-            file.line("        let w = storage.workspace(atLeast: \(workspace)), threads = storage.threads")
-            file.line("        _ = \(unusedBases)")
+            emitBuffers(into: &file, ensurePrepared: false)
             for group in plan.groups {
                 let program = role == "prepare" ? group.prepare : group.finishBackward
                 if program.isEmpty { continue }
@@ -95,16 +98,12 @@ struct DispatchEmitter {
     }
 
     private func emitPairEntryPoints(into file: inout SourceText, kernels: inout KernelEmitter) {
-        let workspace = swift(plan.workspace)
         func dispatch(_ role: String, _ programs: [Program], header: [String], checks: [String]) {
             for h in header { file.line("    " + h) }
             file.line("        let index = try Self.pair(layer, module)")
             for c in checks { file.line("        " + c) }
             if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
-            if plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
-            file.line("        \(bases)")
-            file.line("        let w = storage.workspace(atLeast: \(workspace)), threads = storage.threads")
-            file.line("        _ = \(unusedBases)  // not every kernel takes all of them")
+            emitBuffers(into: &file, ensurePrepared: true, note: "  // not every kernel takes all of them")
             file.line("        switch index {")
             for (i, program) in programs.enumerated() {
                 let call = kernels.kernel(for: program, role: role)
@@ -191,10 +190,7 @@ struct DispatchEmitter {
             file.line("        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }")
             file.line("        let ys = outputs.compactMap(\\.baseAddress)")
             file.line("        guard ys.count == outputs.count else { return }")
-            if plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
-            file.line("        \(bases)")
-            file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
-            file.line("        _ = \(unusedBases)")
+            emitBuffers(into: &file, ensurePrepared: true)
             emitFusedTable(fused, role: "layerForward", indent: "        ", into: &file, kernels: &kernels) { arg in
                 arg.storage == .output ? "ys[\(arg.slot)]" : arg.storage == .input ? "xp" : arg.name
             }
