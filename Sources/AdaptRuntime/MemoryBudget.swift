@@ -46,12 +46,24 @@ public struct AllocationError: Error, CustomStringConvertible, Sendable {
     public var purpose: String
 
     public var description: String {
-        var amount = Double(bytes) / 1_048_576, unit = "MiB"
-        for next in ["GiB", "TiB"] where amount >= 1024 {
-            amount /= 1024
-            unit = next
-        }
-        let size = bytes == Int.max ? "more than the address space" : "\((amount * 10).rounded() / 10) \(unit)"
+        let size = bytes == Int.max ? "more than the address space" : ByteCount.text(bytes, smallestUnit: .mebibytes)
         return "cannot allocate \(size) for \(purpose): out of memory"
+    }
+}
+
+/// Byte counts for messages: `64 bytes`, `2.1 KiB`, `8192.0 GiB` (one decimal, binary units up to TiB).
+public enum ByteCount {
+    public enum Unit: Int, Sendable { case bytes, kibibytes, mebibytes, gibibytes, tebibytes }
+
+    /// `bytes` in the largest unit (from `smallestUnit` on) that keeps the number at least 1.
+    public static func text(_ bytes: Int, smallestUnit: Unit = .bytes) -> String {
+        let names = ["bytes", "KiB", "MiB", "GiB", "TiB"]
+        var unit = smallestUnit.rawValue
+        var amount = Double(bytes) / pow(1024, Double(unit))
+        while amount >= 1024 && unit < names.count - 1 {
+            amount /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) bytes" : "\((amount * 10).rounded() / 10) \(names[unit])"
     }
 }

@@ -38,8 +38,8 @@ public enum Planner {
                 workspace = .atLeast(workspace, planned.workspace)
                 let bytes = 4 * (prepared - before) * 2  // prepared state and its gradients
                 if bytes > memoryLimit {
-                    diagnostics.error("group '\(group.name)' needs \(MemorySize.text(bytes)) of prepared state and gradients, "
-                                      + "above the limit of \(MemorySize.text(memoryLimit)) (half the machine's memory by default; "
+                    diagnostics.error("group '\(group.name)' needs \(ByteCount.text(bytes)) of prepared state and gradients, "
+                                      + "above the limit of \(ByteCount.text(memoryLimit)) (half the machine's memory by default; "
                                       + "set ADAPTC_MEMORY_LIMIT in bytes to change it); lower its ranks or choose another order",
                                       at: group.group.location(of: "structure"))
                 }
@@ -64,15 +64,5 @@ struct ParameterLayout {
         tensors.append(tensor)
         count += tensor.count
         return tensor
-    }
-}
-
-/// Human-readable byte counts for diagnostics.
-enum MemorySize {
-    static func text(_ bytes: Int) -> String {
-        let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(bytes), unit = 0
-        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
-        return unit == 0 ? "\(bytes) bytes" : String(format: "%.1f %@", value, units[unit])
     }
 }
