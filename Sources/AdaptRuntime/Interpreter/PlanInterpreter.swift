@@ -38,14 +38,8 @@ public final class PlanInterpreter {
     /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, fused where the plan allows.
     public func forwardLayer(layer: Int, modules: [String], x: UnsafeBufferPointer<Float>, rows n: Int,
                              outputs: [UnsafeMutableBufferPointer<Float>]) throws {
-        guard modules.count == outputs.count else {
-            throw AdapterError("forwardLayer: \(modules.count) modules but \(outputs.count) outputs")
-        }
-        let pairs = try modules.map { try pair(layer, $0) }
-        for (pair, y) in zip(pairs, outputs) {
-            try expect(x.count, n * pair.inFeatures, "x", pair)
-            try expect(y.count, n * pair.outFeatures, "y", pair)
-        }
+        let pairs = try layerPairs("forwardLayer", layer: layer, modules: modules, x: x.count, rows: n,
+                                   perModule: outputs.map(\.count), name: "y", plural: "outputs")
         ensurePrepared()
         if let fused = plan.groups.lazy.flatMap(\.layerForwards).first(where: { $0.layer == layer && $0.modules == modules }) {
             run(fused.program, rows: n, Bindings(input: [x], output: outputs))
@@ -72,15 +66,9 @@ public final class PlanInterpreter {
     /// gradients accumulate; shares the input-side work where the plan fused it.
     public func backwardLayer(layer: Int, modules: [String], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
                               rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
-        guard modules.count == dys.count else {
-            throw AdapterError("backwardLayer: \(modules.count) modules but \(dys.count) output gradients")
-        }
-        let pairs = try modules.map { try pair(layer, $0) }
-        for (pair, dy) in zip(pairs, dys) {
-            try expect(x.count, n * pair.inFeatures, "x", pair)
-            try expect(dx.count, n * pair.inFeatures, "dx", pair)
-            try expect(dy.count, n * pair.outFeatures, "dy", pair)
-        }
+        let pairs = try layerPairs("backwardLayer", layer: layer, modules: modules, x: x.count, rows: n,
+                                   perModule: dys.map(\.count), name: "dy", plural: "output gradients")
+        for pair in pairs { try expect(dx.count, n * pair.inFeatures, "dx", pair) }
         ensurePrepared()
         if let fused = plan.groups.lazy.flatMap(\.layerBackwards).first(where: { $0.layer == layer && $0.modules == modules }) {
             run(fused.program, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: dys))
@@ -125,6 +113,21 @@ public final class PlanInterpreter {
             throw AdapterError("no adapter for layer \(layer) module \"\(module)\" in \(plan.specName)")
         }
         return pair
+    }
+
+    /// The pairs of a layer-wide call, once `x` and every per-module buffer
+    /// (`name`: y or dy, one per module) have the sizes their pair needs.
+    private func layerPairs(_ call: String, layer: Int, modules: [String], x: Int, rows n: Int, perModule counts: [Int],
+                            name: String, plural: String) throws -> [PairPlan] {
+        guard modules.count == counts.count else {
+            throw AdapterError("\(call): \(modules.count) modules but \(counts.count) \(plural)")
+        }
+        let pairs = try modules.map { try pair(layer, $0) }
+        for (pair, count) in zip(pairs, counts) {
+            try expect(x, n * pair.inFeatures, "x", pair)
+            try expect(count, n * pair.outFeatures, name, pair)
+        }
+        return pairs
     }
 
     private func expect(_ count: Int, _ expected: Int, _ name: String, _ pair: PairPlan) throws {
