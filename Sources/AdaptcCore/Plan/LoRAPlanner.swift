@@ -11,7 +11,7 @@ import AdaptRuntime
 enum LoRAPlanner {
     static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout, inputSets: [InputSet],
                      model: CostModel) -> (group: GroupPlan, workspace: Extent) {
-        let setOf = { (module: String) in inputSets.firstIndex { $0.modules.contains(module) } }
+        let setOf = { (module: String) in InputSets.index(of: module, in: inputSets) }
         let blocks: [(String, [Int])] = group.group.shared
             ? [("shared", group.layers)]
             : group.layers.map { (String($0), [$0]) }
