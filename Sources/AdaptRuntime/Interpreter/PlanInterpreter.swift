@@ -168,8 +168,8 @@ public final class PlanInterpreter {
             dims.map { Kernels.Loop(extent: $0.extent.value(tokens: n), left: $0.left.value(tokens: n),
                                     right: $0.right.value(tokens: n), output: $0.output.value(tokens: n), reduces: $0.reduces) }
         }
-        func execute(_ c: Contraction, threads: Int) {
-            switch c.lowered! {
+        func execute(_ c: Contraction, _ lowered: Lowered, threads: Int) {
+            switch lowered {
             case .gemm(let g):
                 Kernels.loopedGemm(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight,
                                    m: g.m.value(tokens: n), n: g.n.value(tokens: n), k: g.k.value(tokens: n),
@@ -181,10 +181,13 @@ public final class PlanInterpreter {
                                     a: base(e.a), b: e.b.map { UnsafePointer(base($0)) }, out: base(e.output))
             }
         }
-        if n == 0 && program.flops.perToken > 0 { return }
-        for stage in program.stages {
-            Kernels.stage(stage.count, flops: Program([stage]).flops.value(tokens: n), threads: threads) { i, threads in
-                execute(stage[i], threads: threads)
+        // Each step lowered once per call (it sizes the stage's parallel split and runs it).
+        let stages = program.stages.map { stage in stage.map { (contraction: $0, lowered: $0.lowered!) } }
+        let stageFlops = stages.map { $0.reduce(Extent(0)) { $0 + $1.lowered.flops } }
+        if n == 0 && stageFlops.reduce(Extent(0), +).perToken > 0 { return }
+        for (stage, flops) in zip(stages, stageFlops) {
+            Kernels.stage(stage.count, flops: flops.value(tokens: n), threads: threads) { i, threads in
+                execute(stage[i].contraction, stage[i].lowered, threads: threads)
             }
         }
     }

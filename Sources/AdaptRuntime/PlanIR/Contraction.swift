@@ -42,12 +42,5 @@ public struct Contraction: Hashable, Sendable, CustomStringConvertible, Codable 
     }
 
     /// Multiply-adds ×2 (element-wise steps: one flop per element and factor).
-    public var flops: Extent {
-        switch lowered {
-        case .gemm(let g)?: return g.m * g.n * g.k * 2 * g.loops.reduce(Extent.fixed(1)) { $0 * $1.extent }
-        case .elementwise(let e)?:
-            return e.dims.reduce(Extent.fixed(1)) { $0 * $1.extent } * (e.b == nil ? 1 : 2)
-        case nil: return .fixed(0)
-        }
-    }
+    public var flops: Extent { lowered?.flops ?? .fixed(0) }
 }

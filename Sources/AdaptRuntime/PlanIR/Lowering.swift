@@ -5,6 +5,14 @@
 public enum Lowered: Hashable, Sendable {
     case gemm(GEMMStep)
     case elementwise(ElementwiseStep)
+
+    /// Multiply-adds ×2 (element-wise steps: one flop per element and factor).
+    public var flops: Extent {
+        switch self {
+        case .gemm(let g): return g.m * g.n * g.k * 2 * g.loops.reduce(Extent.fixed(1)) { $0 * $1.extent }
+        case .elementwise(let e): return e.dims.reduce(Extent.fixed(1)) { $0 * $1.extent } * (e.b == nil ? 1 : 2)
+        }
+    }
 }
 
 /// One loop around a kernel: its extent and the stride it advances each operand by.
