@@ -13,7 +13,8 @@ public enum MergeCommand {
         let targets = try base.targets(plan, template: template)
         try CheckpointRewrite.write(base, targets: targets, to: output, action: unmerge ? "W − ΔW" : "W + ΔW",
                                     threads: threads) { _, pair, weight in
-            try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: unmerge)
+            try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: unmerge,
+                                  transposed: template.isTransposed)
         }
         return "\(unmerge ? "unmerge" : "merge"): \(targets.count) weights of \(base.tensorCount) tensors → \(output)"
     }
