@@ -3,8 +3,8 @@ each U diag(1/k) V^T (random orthogonal U, V) plus 1e-5 Gaussian noise, float32.
 
 - numpy: exact SVD (np.linalg.svd, full_matrices=False), OpenBLAS at 2 threads;
 - scipy: ARPACK svds(k=16) at 1 and at 2 threads (threadpoolctl);
-- torch: svd_lowrank(q=r, niter=2), as PEFT calls it for pissa_niter_2, when
-  torch is importable (never installed here).
+- torch: svd_lowrank(q=r, niter=2 and 4), as PEFT calls it for pissa_niter_K,
+  when torch is importable (Tools/check-peft installs it into the venv).
 
 `rel_err`: the worst matrix's ||W~_16 - W_16||_F / ||W_16||_F against the exact
 rank-16 truncation (numpy's SVD of the same matrix, untimed). `seconds`: the
@@ -73,9 +73,11 @@ def main():
         return
     torch.set_num_threads(2)
     tensors = [torch.from_numpy(w) for w in ws]
-    seconds, results = timed(lambda: [torch.svd_lowrank(t, q=RANK, niter=2) for t in tensors], 5)
-    parts = [((u * s) @ v.T).numpy() for u, s, v in results]
-    emit("randomized", "torch-svd_lowrank-q=r", 2, seconds, worst(parts))
+    # PEFT's init_lora_weights="pissa_niter_K": svd_lowrank(W, r, niter=K), no oversampling.
+    for niter in (2, 4):
+        seconds, results = timed(lambda: [torch.svd_lowrank(t, q=RANK, niter=niter) for t in tensors], 5)
+        parts = [((u * s) @ v.T).numpy() for u, s, v in results]
+        emit("randomized", f"torch-svd_lowrank-q=r-niter={niter}", 2, seconds, worst(parts))
 
 
 if __name__ == "__main__":
