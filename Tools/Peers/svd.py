@@ -11,6 +11,7 @@ rank-16 truncation (numpy's SVD of the same matrix, untimed). `seconds`: the
 median of repeated runs over all 24 matrices, after a warm-up run.
 """
 import json
+import os
 import statistics
 import time
 
@@ -54,15 +55,25 @@ def emit(variant, impl, threads, seconds, rel_err):
 
 def main():
     ws = matrices()
-    with threadpool_limits(limits=2):
-        exact_seconds, exact = timed(lambda: [np.linalg.svd(w, full_matrices=False) for w in ws], 1)
+    # PEERS_SVD_QUICK=1: the references from an untimed one-thread SVD, and
+    # only the fastest accurate peer (ARPACK at one thread; at two it loses
+    # 40x to OpenBLAS's spinning threads on this 2-core machine) and torch,
+    # for rounds alternating with adaptc's benchmark.
+    quick = os.environ.get("PEERS_SVD_QUICK") == "1"
+    if quick:
+        with threadpool_limits(limits=1):
+            exact_seconds, exact = None, [np.linalg.svd(w, full_matrices=False) for w in ws]
+    else:
+        with threadpool_limits(limits=2):
+            exact_seconds, exact = timed(lambda: [np.linalg.svd(w, full_matrices=False) for w in ws], 1)
     references = [truncation(*f) for f in exact]
 
     def worst(parts):
         return max(float(np.linalg.norm(p - r) / np.linalg.norm(r)) for p, r in zip(parts, references))
 
-    emit("exact", "numpy", 2, exact_seconds, 0.0)
-    for threads in (1, 2):
+    if not quick:
+        emit("exact", "numpy", 2, exact_seconds, 0.0)
+    for threads in ((1,) if quick else (1, 2)):
         with threadpool_limits(limits=threads):
             seconds, results = timed(lambda: [svds(w, k=RANK, random_state=0) for w in ws], 5)
         parts = [(u * s) @ vt for u, s, vt in results]
