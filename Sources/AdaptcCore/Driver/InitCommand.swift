@@ -34,9 +34,9 @@ public enum InitCommand {
             let interpreter = PlanInterpreter(plan: plan, threads: threads)
             interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
             interpreter.prepare()
-            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A", threads: threads) { _, pair, weight in
-                try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: true,
-                                      transposed: template.isTransposed)
+            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A", sign: -1,
+                                        transposed: template.isTransposed, threads: threads) { _, pair, delta in
+                try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
             }
             lines.append("wrote \(path) (\(targets.count) residual weights of \(base.tensorCount) tensors)")
         }
