@@ -79,10 +79,15 @@ public struct PEFTConfig: Sendable {
     ]
 
     public static func read(_ path: String) throws -> PEFTConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw UserError("\(path): cannot read (a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors)")
+        let data: [UInt8]
+        do throws(SmallFile.Failure) {
+            data = try SmallFile.read(path, limit: 16 << 20)
+        } catch .unreadable(let reason) {
+            throw UserError("\(path): cannot read (\(reason)); a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
+        } catch {
+            throw UserError("\(path): not a UTF-8 JSON file of at most 16 MiB")
         }
-        guard data.count <= 16 << 20, let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(data: Data(data), encoding: .utf8) else {
             throw UserError("\(path): not a UTF-8 JSON file of at most 16 MiB")
         }
         let json: HeaderJSON
