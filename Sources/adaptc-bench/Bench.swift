@@ -21,6 +21,8 @@ struct Bench {
                 cases.append(argument)
             }
         }
+        let family = BLAS.kernelFamily
+        FileHandle.standardError.write(Data("adaptc-bench: OpenBLAS kernels \(family.name)\(family.replaced.map { " (OpenBLAS chose \($0); the CPU supports more)" } ?? "")\n".utf8))
         let crossLayer = ["tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer"]
         let asked = cases.isEmpty ? known : cases
         if asked.contains(where: crossLayer.contains) { try Bench.crossLayer(asked.filter(crossLayer.contains), threads: threads) }

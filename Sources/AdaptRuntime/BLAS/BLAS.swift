@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 
 /// Thin, typed wrappers over OpenBLAS, row-major throughout.
 ///
@@ -7,6 +8,14 @@ import CBLAS
 /// row/column blocks instead.
 public enum BLAS {
     private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
+
+    /// OpenBLAS's kernel family in use (e.g. "SkylakeX"), and the family it had
+    /// chosen itself when adaptc chose again at load time because OpenBLAS did
+    /// not know the CPU (see `adaptc_blas_core_chosen`); nil when it kept its own.
+    public static var kernelFamily: (name: String, replaced: String?) {
+        let name = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        return (name, adaptc_blas_core_replaced().map { String(cString: $0) })
+    }
 
     /// Makes sure OpenBLAS runs single-threaded; cheap after the first call.
     @inline(__always)

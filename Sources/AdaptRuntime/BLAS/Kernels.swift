@@ -70,9 +70,9 @@ public enum Kernels {
 }
 
 extension Kernels {
-    /// One single-threaded product: the vectorised thin kernel for a small inner
-    /// size or few columns (OpenBLAS 0.3.21 packs both operands on every call,
-    /// which for these shapes costs several times the multiply), OpenBLAS otherwise.
+    /// One single-threaded product: the vectorised thin kernel for y += z·Bᵀ with
+    /// a small rank (OpenBLAS packs the transposed B on every call, which there
+    /// costs more than the multiply), OpenBLAS otherwise.
     @inline(__always)
     static func product(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,

@@ -49,8 +49,8 @@ final class KernelsTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5 * max(1, (Double(k) / 256).squareRoot()), "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) beta \(beta) threads \(threads)", line: line)
     }
 
-    /// Thin shapes take the vectorised kernel (CKernels): a small inner size
-    /// (y += z·Bᵀ) or few columns (z = x·Aᵀ), both transposes of each operand,
+    /// Thin shapes: the vectorised kernel (CKernels) takes a transposed B with
+    /// k ≤ 8 (y += z·Bᵀ), OpenBLAS the rest; both transposes of each operand,
     /// full 16-column blocks and tails, beta 0 and 1, strided operands.
     func testThinProducts() {
         for (n, k) in [(16, 1), (37, 3), (1024, 8), (40, 32), (100, 64), (8, 1024), (3, 77), (16, 2000)] {
