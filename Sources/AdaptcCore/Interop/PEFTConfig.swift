@@ -141,7 +141,10 @@ public struct PEFTConfig: Sendable {
         }
         switch fields["layers_to_transform"] {
         case nil, .null?: break
-        case .number(let n)?: config.layersToTransform = Int(n).map { [$0] }
+        case .number(let n)?:
+            // Not an integer (1.5) was taken as "no restriction": every layer imported without a word.
+            guard let layer = Int(n) else { throw UserError("\(path): layers_to_transform must be an integer or a list of them, not \(n)") }
+            config.layersToTransform = [layer]
         case .array(let items)?:
             config.layersToTransform = items.compactMap { if case .number(let n) = $0 { Int(n) } else { nil } }
             guard config.layersToTransform!.count == items.count else { throw UserError("\(path): layers_to_transform must list integers") }
