@@ -36,13 +36,13 @@
 ///   every call uses this workspace (which a larger call reallocates) and
 ///   `backward` accumulates into `gradients`. Doing so is a data race — wrong
 ///   results or a crash; use one instance per thread, or a lock.
-/// - Results do not depend on `threads` beyond rounding: parallel steps split
-///   only output rows, output columns or independent contractions, never a
-///   sum, so each output element is one single-threaded BLAS call over the same
-///   terms. With even splits (1, 2 and 4 threads on the tested shapes) they are
-///   bitwise identical; an uneven split (3 threads) can make OpenBLAS use
-///   another micro-kernel for the tail block, a difference in the last bits.
-///   They can also differ across machines or OpenBLAS kernels
+/// - Results are bitwise identical for every `threads` (1, 2, 3, 4, … and 0):
+///   parallel steps split only output rows, output columns or independent
+///   contractions, never a sum, and a product is cut into `FixedBlocks`
+///   chosen from its shape alone (1 thread runs the same blocks in order), so
+///   each output element comes from the same single-threaded kernel call on
+///   the same sub-shape whatever the thread count. Results can still differ
+///   across machines or OpenBLAS kernels
 ///   (`OPENBLAS_CORETYPE`), and gradients depend on the order of the
 ///   `backward` calls that accumulate them, as any floating-point sum does.
 public final class AdapterStorage {

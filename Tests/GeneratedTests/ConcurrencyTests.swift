@@ -7,21 +7,43 @@ import XCTest
 
 /// The determinism and concurrency contract of adapters (README, "Development:
 /// hardening"; AdaptRuntime's docs): results are bitwise identical for any
-/// `threads` (parallel splits never split a sum), and distinct instances may be
-/// used from different threads at once. Tools/sanitize thread runs these under TSan.
+/// `threads` — parallel products are cut into `FixedBlocks` chosen from the
+/// shape alone, never from the thread count, and never split a sum — and
+/// distinct instances may be used from different threads at once.
+/// Tools/sanitize thread runs these under TSan.
 final class ConcurrencyTests: XCTestCase {
-    /// q/k/v run through `forwardLayer`, sizes large enough that every GEMM
-    /// passes Kernels.parallelThreshold and splits. (Once the parser takes
-    /// `model.inputs` — DESIGN §5, the planner's issue — adding
-    /// `inputs: {attention: [q, k, v]}` here makes the same call the fused program.)
-    static let fusedSpec = """
+    /// The widths compared: 3 cuts an even split unevenly (before FixedBlocks,
+    /// its tail blocks went through other OpenBLAS micro-kernels and differed).
+    static let widths = [1, 2, 3, 4]
+
+    /// q/k/v read one x (`model.inputs`): forwardLayer/backwardLayer run the fused
+    /// program; sizes large enough that the GEMMs pass Kernels.parallelThreshold.
+    static let fusedLoRASpec = """
         adaptc: 1
         name: Fused
         model:
           layers: 2
           modules: {q: [1024, 1024], k: [512, 1024], v: [1024, 1024]}
+          inputs: {attention: [q, k, v]}
         adapters:
           - {name: attn, structure: lora, modules: [q, k, v], rank: 16, alpha: 32}
+        """
+
+    /// A tensor-train across layers: prepared state, its gradients, finishBackward's reductions.
+    static let tensorTrainSpec = """
+        adaptc: 1
+        name: FusedTT
+        model:
+          layers: 2
+          modules: {q: [1024, 1024], k: [1024, 1024], v: [1024, 1024], o: [1024, 1024]}
+          inputs: {block: [q, k, v, o]}
+        adapters:
+          - name: tt
+            structure: tensor-train
+            modules: [q, k, v, o]
+            factor: {out: [4, 8, 4, 8], in: [4, 8, 4, 8]}
+            rank: 8
+            alpha: 8
         """
 
     /// Everything one training step produces, for comparing runs bit for bit.
@@ -32,36 +54,46 @@ final class ConcurrencyTests: XCTestCase {
         var deltas: [[Float]] = []
     }
 
-    private func interpreterStep(threads: Int, rows n: Int = 128) throws -> Step {
-        let checked = try SpecLoader.check(source: Self.fusedSpec, path: "fused.adapt.yaml")
+    /// Per layer: the fused forward and backward of all modules, then each
+    /// module's own forward, backward and ΔW; finally finishBackward and the gradients.
+    private func interpreterStep(_ spec: String, threads: Int, rows n: Int = 512) throws -> Step {
+        let checked = try SpecLoader.check(source: spec, path: "fused.adapt.yaml")
         let plan = try XCTUnwrap(Planner.plan(checked).0)
         let interpreter = PlanInterpreter(plan: plan, threads: threads)
         var random = TestRandom(seed: 3)
         for i in 0..<plan.parameterCount { interpreter.storage.parameters[i] = random.uniform(0.5) }
         interpreter.prepare()
-        let modules = ["q", "k", "v"], outs = [1024, 512, 1024]
+        let modules = checked.spec.model.modules.map(\.name), outs = checked.spec.model.modules.map(\.outFeatures)
         let x = random.floats(n * 1024, bound: 1)
         var step = Step()
-        for layer in 0..<2 {
+        for layer in 0..<checked.spec.model.layers {
             var ys = outs.map { [Float](repeating: 0, count: n * $0) }
+            let dys = outs.map { random.floats(n * $0, bound: 1) }
+            var dx = [Float](repeating: 0, count: n * 1024)
             try x.withUnsafeBufferPointer { x in
-                let buffers = ys.indices.map { i in ys[i].withUnsafeMutableBufferPointer { $0 } }
-                try interpreter.forwardLayer(layer: layer, modules: modules, x: x, rows: n, outputs: buffers)
+                let outputs = ys.indices.map { i in ys[i].withUnsafeMutableBufferPointer { $0 } }
+                try interpreter.forwardLayer(layer: layer, modules: modules, x: x, rows: n, outputs: outputs)
+                let gradients = dys.map { $0.withUnsafeBufferPointer { $0 } }
+                try dx.withUnsafeMutableBufferPointer { dx in
+                    try interpreter.backwardLayer(layer: layer, modules: modules, x: x, dys: gradients, rows: n, dx: dx)
+                }
             }
             step.outputs += ys
-            for (module, out) in zip(modules, outs) {
-                let dy = random.floats(n * out, bound: 1)
-                var dx = [Float](repeating: 0, count: n * 1024)
+            step.inputGradients.append(dx)
+            for (module, (out, dy)) in zip(modules, zip(outs, dys)) {
+                var y = [Float](repeating: 0, count: n * out), dx = [Float](repeating: 0, count: n * 1024)
+                var delta = [Float](repeating: 0, count: out * 1024)
                 try x.withUnsafeBufferPointer { x in
+                    try y.withUnsafeMutableBufferPointer { try interpreter.forward(layer: layer, module: module, x: x, rows: n, y: $0) }
                     try dy.withUnsafeBufferPointer { dy in
                         try dx.withUnsafeMutableBufferPointer { dx in
                             try interpreter.backward(layer: layer, module: module, x: x, dy: dy, rows: n, dx: dx)
                         }
                     }
                 }
-                step.inputGradients.append(dx)
-                var delta = [Float](repeating: 0, count: out * 1024)
                 try delta.withUnsafeMutableBufferPointer { try interpreter.materialize(layer: layer, module: module, into: $0) }
+                step.outputs.append(y)
+                step.inputGradients.append(dx)
                 step.deltas.append(delta)
             }
         }
@@ -70,44 +102,68 @@ final class ConcurrencyTests: XCTestCase {
         return step
     }
 
-    private static func generatedStep(_ adapter: BenchLoraAdapter, seed: UInt64, rows n: Int = 128) throws -> Step {
+    /// The same calls on a generated adapter: fused forward/backward where the
+    /// type has them (`model.inputs`), each module's own, finishBackward, ΔW.
+    private static func generatedStep<Adapter: GeneratedAdapter>(
+        _ adapter: Adapter, seed: UInt64, rows n: Int = 128, layers: Range<Int> = 0..<1
+    ) throws -> Step {
         var random = TestRandom(seed: seed)
-        for i in 0..<BenchLoraAdapter.parameterCount { adapter.parameters[i] = random.uniform(0.5) }
-        adapter.zeroGradientsForTest()
+        for i in 0..<Adapter.parameterCount { adapter.parameters[i] = random.uniform(0.5) }
+        adapter.storage.zeroGradients()
         adapter.prepare()
-        let x = random.floats(n * 4096, bound: 1), dy = random.floats(n * 4096, bound: 1)
+        let modules = Array(Adapter.Module.allCases), inputs = Adapter.shape(of: modules[0]).in
+        let x = random.floats(n * inputs, bound: 1)
         var step = Step()
-        step.outputs = [try adapter.forward(layer: 0, module: .proj, x: x, rows: n)]
-        step.inputGradients = [try adapter.backward(layer: 0, module: .proj, x: x, dy: dy, rows: n)]
+        for layer in layers {
+            var ys = modules.map { [Float](repeating: 0, count: n * Adapter.shape(of: $0).out) }
+            let dys = modules.map { random.floats(n * Adapter.shape(of: $0).out, bound: 1) }
+            var dx = [Float](repeating: 0, count: n * inputs)
+            try x.withUnsafeBufferPointer { x in
+                let outputs = ys.indices.map { i in ys[i].withUnsafeMutableBufferPointer { $0 } }
+                try adapter.forward(layer: layer, modules: modules, x: x, rows: n, outputs: outputs)
+                let gradients = dys.map { $0.withUnsafeBufferPointer { $0 } }
+                try dx.withUnsafeMutableBufferPointer { dx in
+                    try adapter.backward(layer: layer, modules: modules, x: x, dys: gradients, rows: n, dx: dx)
+                }
+            }
+            step.outputs += ys
+            step.inputGradients.append(dx)
+            for (module, dy) in zip(modules, dys) {
+                step.outputs.append(try adapter.forward(layer: layer, module: module, x: x, rows: n))
+                step.inputGradients.append(try adapter.backward(layer: layer, module: module, x: x, dy: dy, rows: n))
+                step.deltas.append(try adapter.materialize(layer: layer, module: module))
+            }
+        }
         adapter.finishBackward()
         step.gradients = Array(adapter.gradients)
-        step.deltas = [try adapter.materialize(layer: 0, module: .proj)]
         return step
     }
 
-    func testInterpreterResultsAreIdenticalForOneTwoAndFourThreads() throws {
-        let reference = try interpreterStep(threads: 1)
-        XCTAssertTrue(reference.outputs.allSatisfy { $0.contains { $0 != 0 } })
-        for threads in [2, 4] {
-            XCTAssertTrue(try interpreterStep(threads: threads) == reference, "threads \(threads) differs from threads 1")
+    func testInterpreterResultsAreIdenticalForEveryThreadCount() throws {
+        for (name, spec) in [("lora", Self.fusedLoRASpec), ("tensor-train", Self.tensorTrainSpec)] {
+            let reference = try interpreterStep(spec, threads: 1)
+            XCTAssertTrue(reference.outputs.allSatisfy { $0.contains { $0 != 0 } }, name)
+            XCTAssertTrue(reference.gradients.contains { $0 != 0 }, name)
+            for threads in Self.widths.dropFirst() {
+                XCTAssertTrue(try interpreterStep(spec, threads: threads) == reference, "\(name): threads \(threads) differs from threads 1")
+            }
         }
     }
 
-    func testGeneratedResultsAreIdenticalForOneTwoAndFourThreads() throws {
-        let reference = try Self.generatedStep(BenchLoraAdapter(threads: 1), seed: 5)
-        for threads in [2, 4] {
-            XCTAssertTrue(try Self.generatedStep(BenchLoraAdapter(threads: threads), seed: 5) == reference,
-                          "threads \(threads) differs from threads 1")
+    func testGeneratedResultsAreIdenticalForEveryThreadCount() throws {
+        func compare<Adapter: GeneratedAdapter>(_ make: (Int) -> Adapter, rows: Int, layers: Range<Int>) throws {
+            let reference = try Self.generatedStep(make(1), seed: 5, rows: rows, layers: layers)
+            XCTAssertTrue(reference.outputs.allSatisfy { $0.contains { $0 != 0 } }, Adapter.specName)
+            for threads in Self.widths.dropFirst() {
+                XCTAssertTrue(try Self.generatedStep(make(threads), seed: 5, rows: rows, layers: layers) == reference,
+                              "\(Adapter.specName): threads \(threads) differs from threads 1")
+            }
         }
-        // Uneven splits (3 threads: 4096 rows in blocks of 1366) may make OpenBLAS pick
-        // another micro-kernel for the tail block: equal up to rounding, not bitwise.
-        let three = try Self.generatedStep(BenchLoraAdapter(threads: 3), seed: 5)
-        for (got, want) in zip([three.outputs, three.inputGradients, [three.gradients], three.deltas].joined(),
-                               [reference.outputs, reference.inputGradients, [reference.gradients], reference.deltas].joined()) {
-            let scale = want.map(abs).max() ?? 0
-            let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThanOrEqual(worst, 1e-5 * max(scale, 1), "threads 3 differs beyond rounding")
-        }
+        // One 4096² pair: every GEMM splits (rows, columns and the materialize product).
+        try compare(BenchLoraAdapter.init(threads:), rows: 128, layers: 0..<1)
+        // Fused q/k/v/o programs, and a tensor-train's prepare and finishBackward.
+        try compare(BenchLoraXLayerAdapter.init(threads:), rows: 512, layers: 0..<2)
+        try compare(BenchTTXLayerAdapter.init(threads:), rows: 512, layers: 0..<2)
     }
 
     func testDistinctInstancesMayRunConcurrently() throws {
@@ -126,10 +182,6 @@ final class ConcurrencyTests: XCTestCase {
             XCTAssertTrue(try results.get(i) == expected[i], "instance \(i) run concurrently differs")
         }
     }
-}
-
-private extension BenchLoraAdapter {
-    func zeroGradientsForTest() { storage.zeroGradients() }
 }
 
 /// Values handed to other threads on purpose (each adapter to exactly one thread).

@@ -10,15 +10,27 @@ let package = Package(
     name: "adaptc-fuzz",
     dependencies: [.package(path: ".root/adaptc")],
     targets: [
+        // The scratch folder and libFuzzer's driver, shared by the targets.
+        .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
         // Spec text → Parse → Check (every diagnostic path).
         .executableTarget(
             name: "fuzz-spec",
-            dependencies: [.product(name: "AdaptcCore", package: "adaptc")],
+            dependencies: ["FuzzSupport", .product(name: "AdaptcCore", package: "adaptc")],
             path: "Sources/FuzzSpec"),
         // Safetensors bytes → reader (header and data, F16/BF16 widening) → writer round trip.
         .executableTarget(
             name: "fuzz-safetensors",
-            dependencies: [.product(name: "AdaptRuntime", package: "adaptc")],
+            dependencies: ["FuzzSupport", .product(name: "AdaptRuntime", package: "adaptc")],
             path: "Sources/FuzzSafetensors"),
+        // adapter_config.json → import-peft's whole path (PEFT's rules, the spec it writes, its check and plan).
+        .executableTarget(
+            name: "fuzz-peft-config",
+            dependencies: ["FuzzSupport", .product(name: "AdaptcCore", package: "adaptc")],
+            path: "Sources/FuzzPEFTConfig"),
+        // model.safetensors.index.json → a sharded base folder opened and checked against its shards.
+        .executableTarget(
+            name: "fuzz-index",
+            dependencies: ["FuzzSupport", .product(name: "AdaptcCore", package: "adaptc")],
+            path: "Sources/FuzzShardIndex"),
     ]
 )

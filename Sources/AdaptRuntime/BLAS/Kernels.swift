@@ -3,8 +3,9 @@ import CKernels
 /// The general-purpose building block every contraction ends in, for the
 /// interpreter and for generated code alike: `C[m, n] = alpha·op(A)·op(B) + beta·C`.
 /// A single row or column goes to GEMV; a product large enough to pay for the
-/// fork is split over TBB along its longer output side, each part one
-/// single-threaded OpenBLAS call.
+/// fork is cut along its longer output side into `FixedBlocks` (chosen from the
+/// shape, not the thread count, so results are bitwise identical for any
+/// `threads`), each block one single-threaded call, the blocks spread over TBB.
 public enum Kernels {
     /// Below this many flops a parallel split costs more than it saves.
     public static let parallelThreshold = 4_000_000
@@ -20,12 +21,10 @@ public enum Kernels {
             // C row = a_row · op(B): a GEMV over B, split over output columns when
             // large (it is bound by reading B, which both cores can share).
             let incX = transA ? lda : 1
-            let parts = threads == 1 || 2 * n * k < parallelThreshold ? 1 : (threads > 0 ? threads : Parallel.defaultThreads)
-            let chunk = ((n + parts - 1) / parts + 15) / 16 * 16
-            Parallel.forEach(parts, threads: parts) { range in
+            let columns = 2 * n * k < parallelThreshold ? FixedBlocks(whole: n) : FixedBlocks(extent: n, unitWork: 2 * k)
+            Parallel.forEach(columns.count, threads: threads) { range in
                 for part in range {
-                    let cols = min(n, part * chunk)..<min(n, (part + 1) * chunk)
-                    if cols.isEmpty { continue }
+                    let cols = columns[part]
                     let block = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
                     BLAS.gemv(trans: !transB, m: transB ? cols.count : k, n: transB ? k : cols.count, alpha: alpha,
                               a: block, lda: ldb, x: a, incX: incX, beta: beta, y: c + cols.lowerBound, incY: 1)
@@ -40,30 +39,27 @@ public enum Kernels {
             return
         }
         let work = 2 * m * n * k
-        if threads == 1 || work < parallelThreshold {
+        if work < parallelThreshold {
             Kernels.product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
-        let width = threads > 0 ? threads : Parallel.defaultThreads
+        // Above the threshold the blocks are the same for threads == 1 (run in order).
         if m >= n {
-            let chunk = (m + width - 1) / width
-            Parallel.forEach(width, threads: width) { parts in
+            let blocks = FixedBlocks(extent: m, unitWork: 2 * n * k)
+            Parallel.forEach(blocks.count, threads: threads) { parts in
                 for part in parts {
-                    let rows = part * chunk..<min(m, (part + 1) * chunk)
-                    if rows.isEmpty { continue }
+                    let rows = blocks[part]
                     Kernels.product(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
                               a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda,
                               b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
                 }
             }
         } else {
-            // Split columns in multiples of 16 so each part keeps whole SIMD panels.
-            let chunk = ((n + width - 1) / width + 15) / 16 * 16
-            Parallel.forEach(width, threads: width) { parts in
+            let blocks = FixedBlocks(extent: n, unitWork: 2 * m * k)
+            Parallel.forEach(blocks.count, threads: threads) { parts in
                 for part in parts {
-                    let cols = min(n, part * chunk)..<min(n, (part + 1) * chunk)
-                    if cols.isEmpty { continue }
+                    let cols = blocks[part]
                     Kernels.product(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
                               a: a, lda: lda, b: transB ? b + cols.lowerBound * ldb : b + cols.lowerBound, ldb: ldb,
                               beta: beta, c: c + cols.lowerBound, ldc: ldc)

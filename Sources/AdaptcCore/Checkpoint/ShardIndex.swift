@@ -8,11 +8,15 @@ import Foundation
 enum ShardIndex {
     static func open(folder: String) throws -> BaseCheckpoint {
         let indexPath = (folder as NSString).appendingPathComponent(BaseCheckpoint.indexName)
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
-            throw UserError("\(folder): a folder base needs \(BaseCheckpoint.indexName) (Hugging Face's sharded layout)")
+        let data: [UInt8]
+        do throws(SmallFile.Failure) {
+            data = try SmallFile.read(indexPath, limit: 100_000_000)
+        } catch .unreadable(let reason) {
+            throw UserError("\(folder): a folder base needs \(BaseCheckpoint.indexName) (Hugging Face's sharded layout): \(reason)")
+        } catch .tooLarge(let bytes) {
+            throw UserError("\(indexPath): \(bytes) bytes or more; an index is at most 100 MB")
         }
-        guard data.count <= 100_000_000 else { throw UserError("\(indexPath): \(data.count) bytes; an index is at most 100 MB") }
-        guard let text = String(data: data, encoding: .utf8) else { throw UserError("\(indexPath): not valid UTF-8") }
+        guard let text = String(data: Data(data), encoding: .utf8) else { throw UserError("\(indexPath): not valid UTF-8") }
         let json: HeaderJSON
         do throws(HeaderJSONParser.SyntaxError) {
             json = try HeaderJSONParser.parse(text: text)
@@ -71,6 +75,6 @@ enum ShardIndex {
         for (tensor, number) in shardOfTensor.sorted(by: { $0.key < $1.key }) where shards[number].file.entry(tensor) == nil {
             throw UserError("\(shards[number].file.path): no tensor \"\(tensor)\", which \(BaseCheckpoint.indexName) places there")
         }
-        return BaseCheckpoint(path: folder, shards: shards, index: Array(data), shardOfTensor: shardOfTensor)
+        return BaseCheckpoint(path: folder, shards: shards, index: data, shardOfTensor: shardOfTensor)
     }
 }

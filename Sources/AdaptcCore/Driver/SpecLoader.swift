@@ -42,10 +42,16 @@ public enum SpecLoader {
             throw UserError("\(path): no such file")
         }
         guard !isDirectory.boolValue else { throw UserError("\(path): is a folder, expected a spec file") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw UserError("\(path): cannot read") }
-        guard data.count <= 16 << 20 else { throw UserError("\(path): \(data.count) bytes; a spec is at most 16 MiB") }
-        guard let text = String(data: data, encoding: .utf8) else {
-            let (line, column) = firstInvalidUTF8(Array(data))
+        let data: [UInt8]
+        do throws(SmallFile.Failure) {
+            data = try SmallFile.read(path, limit: 16 << 20)
+        } catch .unreadable(let reason) {
+            throw UserError("\(path): cannot read: \(reason)")
+        } catch .tooLarge(let bytes) {
+            throw UserError("\(path): \(bytes) bytes or more; a spec is at most 16 MiB")
+        }
+        guard let text = String(data: Data(data), encoding: .utf8) else {
+            let (line, column) = firstInvalidUTF8(data)
             throw SpecErrors([Diagnostic(.error, at: SourceLocation(path: path, line: line, column: column),
                                          "the spec is not valid UTF-8 here")])
         }

@@ -79,10 +79,15 @@ public struct PEFTConfig: Sendable {
     ]
 
     public static func read(_ path: String) throws -> PEFTConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw UserError("\(path): cannot read (a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors)")
+        let data: [UInt8]
+        do throws(SmallFile.Failure) {
+            data = try SmallFile.read(path, limit: 16 << 20)
+        } catch .unreadable(let reason) {
+            throw UserError("\(path): cannot read (\(reason)); a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
+        } catch {
+            throw UserError("\(path): not a UTF-8 JSON file of at most 16 MiB")
         }
-        guard data.count <= 16 << 20, let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(data: Data(data), encoding: .utf8) else {
             throw UserError("\(path): not a UTF-8 JSON file of at most 16 MiB")
         }
         let json: HeaderJSON
@@ -136,7 +141,10 @@ public struct PEFTConfig: Sendable {
         }
         switch fields["layers_to_transform"] {
         case nil, .null?: break
-        case .number(let n)?: config.layersToTransform = Int(n).map { [$0] }
+        case .number(let n)?:
+            // Not an integer (1.5) was taken as "no restriction": every layer imported without a word.
+            guard let layer = Int(n) else { throw UserError("\(path): layers_to_transform must be an integer or a list of them, not \(n)") }
+            config.layersToTransform = [layer]
         case .array(let items)?:
             config.layersToTransform = items.compactMap { if case .number(let n) = $0 { Int(n) } else { nil } }
             guard config.layersToTransform!.count == items.count else { throw UserError("\(path): layers_to_transform must list integers") }

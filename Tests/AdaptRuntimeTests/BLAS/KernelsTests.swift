@@ -98,4 +98,34 @@ final class KernelsTests: XCTestCase {
             }
         }
     }
+
+    /// Bitwise the same C for every thread count (DESIGN's determinism contract):
+    /// products above the threshold are cut into FixedBlocks from the shape, so
+    /// 3 threads (an uneven share) run exactly the calls 1 thread runs. Shapes:
+    /// a row split, a column split, a GEMV split, each with a ragged last block.
+    func testResultsAreBitwiseIdenticalForEveryThreadCount() {
+        for (m, n, k) in [(1000, 72, 512), (40, 3001, 100), (1, 5000, 1000), (333, 333, 300)] {
+            for (transA, transB) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (lda, ldb) = (transA ? m : k, transB ? k : n)
+                let a = random(m * k), b = random(k * n), c0 = random(m * n)
+                var results: [Int: [Float]] = [:]
+                for threads in [1, 2, 3, 4, 0] {
+                    var c = c0
+                    a.withUnsafeBufferPointer { a in
+                        b.withUnsafeBufferPointer { b in
+                            c.withUnsafeMutableBufferPointer { c in
+                                Kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.baseAddress!, lda: lda,
+                                             b: b.baseAddress!, ldb: ldb, beta: 1, c: c.baseAddress!, ldc: n, threads: threads)
+                            }
+                        }
+                    }
+                    results[threads] = c
+                }
+                XCTAssertGreaterThanOrEqual(2 * m * n * k, Kernels.parallelThreshold, "the shape must split")
+                for threads in [2, 3, 4, 0] {
+                    XCTAssertTrue(results[threads]! == results[1]!, "m \(m) n \(n) k \(k) transA \(transA) transB \(transB): threads \(threads) differs from 1")
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import AdaptcCore
+import FuzzSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,15 +24,4 @@ func fuzzSpec(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 
-// SwiftPM names an executable's entry point itself (and links `main` to it), so
-// libFuzzer's own `main` is not used: its driver is called from here instead.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
-
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzSpec))
+runFuzzer(fuzzSpec)
