@@ -91,7 +91,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     public func prepare() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 1536, q + 0, p + 1792, threads: threads)  // group cp
         storage.markPrepared()
@@ -101,7 +101,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     public func finishBackward() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, w, dq + 0, p + 1536, p + 1792, g + 1536, g + 1792, threads: threads)  // group cp
         storage.preparedGradients.update(repeating: 0)
@@ -119,7 +119,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 0, threads: threads)
@@ -235,7 +235,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward3(n, x, dy, dx, w, p + 67328, q + 0, p + 0, g + 0, dq + 0, g + 67328, threads: threads)
@@ -347,7 +347,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, w, p + 0, q + 0, p + 67328, threads: threads)
@@ -462,7 +462,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
@@ -511,34 +511,34 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 524544), threads = storage.threads
+        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 0, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 0, g + 67328, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 64, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 64, g + 67328, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 128, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 128, g + 67328, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 192, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 192, g + 67328, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 256, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 256, g + 67328, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 320, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 320, g + 67328, threads: threads); return
-            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 384, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 384, g + 67328, threads: threads); return
-            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 448, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 448, g + 67328, threads: threads); return
-            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 512, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 512, g + 67328, threads: threads); return
-            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 576, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 576, g + 67328, threads: threads); return
-            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 640, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 640, g + 67328, threads: threads); return
-            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 704, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 704, g + 67328, threads: threads); return
-            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 768, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 768, g + 67328, threads: threads); return
-            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 832, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 832, g + 67328, threads: threads); return
-            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 896, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 896, g + 67328, threads: threads); return
-            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 960, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 960, g + 67328, threads: threads); return
-            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1024, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1024, g + 67328, threads: threads); return
-            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1088, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1088, g + 67328, threads: threads); return
-            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1152, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1152, g + 67328, threads: threads); return
-            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1216, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1216, g + 67328, threads: threads); return
-            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1280, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1280, g + 67328, threads: threads); return
-            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1344, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1344, g + 67328, threads: threads); return
-            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1408, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1408, g + 67328, threads: threads); return
-            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, p + 1472, q + 131072, dq + 196608, dq + 131072, q + 65536, dq + 65536, dq + 0, q + 0, g + 1472, g + 67328, threads: threads); return
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 0, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 0, g + 67328, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 64, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 64, g + 67328, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 128, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 128, g + 67328, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 192, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 192, g + 67328, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 256, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 256, g + 67328, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 320, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 320, g + 67328, threads: threads); return
+            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 384, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 384, g + 67328, threads: threads); return
+            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 448, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 448, g + 67328, threads: threads); return
+            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 512, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 512, g + 67328, threads: threads); return
+            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 576, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 576, g + 67328, threads: threads); return
+            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 640, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 640, g + 67328, threads: threads); return
+            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 704, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 704, g + 67328, threads: threads); return
+            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 768, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 768, g + 67328, threads: threads); return
+            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 832, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 832, g + 67328, threads: threads); return
+            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 896, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 896, g + 67328, threads: threads); return
+            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 960, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 960, g + 67328, threads: threads); return
+            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1024, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1024, g + 67328, threads: threads); return
+            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1088, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1088, g + 67328, threads: threads); return
+            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1152, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1152, g + 67328, threads: threads); return
+            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1216, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1216, g + 67328, threads: threads); return
+            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1280, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1280, g + 67328, threads: threads); return
+            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1344, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1344, g + 67328, threads: threads); return
+            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1408, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1408, g + 67328, threads: threads); return
+            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 196608, q + 131072, q + 65536, q + 0, p + 1472, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1472, g + 67328, threads: threads); return
             default: break
             }
         }
@@ -698,45 +698,63 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[n, c] = Σ_out dy[n, out]·P3[out, c]
-        Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
+        // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[n, c] = Σ_out dy[n, out]·P3[out, c]; dt2.part1[n, c] = Σ_out dy[n, out]·P3[out, c]; dt2.part2[n, c] = Σ_out dy[n, out]·P3[out, c]; dt2.part3[n, c] = Σ_out dy[n, out]·P3[out, c]
+        Kernels.stage(5, flops: 655360 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
-            default:
+            case 1:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 64, beta: 0, c: (w + 128 * n), ldc: 64, threads: threads)
+            case 2:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p2, ldb: 64, beta: 0, c: (w + 256 * n), ldc: 64, threads: threads)
+            case 3:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p3, ldb: 64, beta: 0, c: (w + 320 * n), ldc: 64, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p4, ldb: 64, beta: 0, c: (w + 384 * n), ldc: 64, threads: threads)
             }
         }
-        // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += Σ_out dy[n, out]·P3[out, c]
-        Kernels.stage(2, flops: 131200 * n, threads: threads) { i, threads in
+        // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += dt2.part1[n, c]
+        Kernels.stage(2, flops: 192 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 for i0 in 0..<n {
                     for i1 in 0..<64 {
-                        (w + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * w[i0 * 64 + i1 * 1]
+                        (w + 64 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * w[i0 * 64 + i1 * 1]
                     }
                 }
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p3, ldb: 64, beta: 1, c: (w + 128 * n), ldc: 64, threads: threads)
+                for i0 in 0..<n {
+                    for i1 in 0..<64 {
+                        (w + 128 * n)[i0 * 64 + i1 * 1] += (w + 256 * n)[i0 * 64 + i1 * 1]
+                    }
+                }
             }
         }
-        // stage 3: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dt2[n, c] += Σ_out dy[n, out]·P3[out, c]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]
-        Kernels.stage(5, flops: 655360 * n, threads: threads) { i, threads in
+        // stage 3: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dt2[n, c] += dt2.part2[n, c]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]
+        Kernels.stage(5, flops: 524352 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p4, ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p6, ldb: 64, beta: 1, c: (w + 128 * n), ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p8, ldc: 64, threads: threads)
             case 3:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
+                for i0 in 0..<n {
+                    for i1 in 0..<64 {
+                        (w + 128 * n)[i0 * 64 + i1 * 1] += (w + 320 * n)[i0 * 64 + i1 * 1]
+                    }
+                }
             default:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p8, ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p9, ldc: 64, threads: threads)
             }
         }
-        // stage 4: dt2[n, c] += Σ_out dy[n, out]·P3[out, c]
-        Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p9, ldb: 64, beta: 1, c: (w + 128 * n), ldc: 64, threads: threads)
+        // stage 4: dt2[n, c] += dt2.part3[n, c]
+        for i0 in 0..<n {
+            for i1 in 0..<64 {
+                (w + 128 * n)[i0 * 64 + i1 * 1] += (w + 384 * n)[i0 * 64 + i1 * 1]
+            }
+        }
         // stage 5: dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dt1[n, c] = factor.layer[c]⊙dt2[n, c]
         Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
             switch i {
@@ -745,7 +763,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             default:
                 for i0 in 0..<n {
                     for i1 in 0..<64 {
-                        (w + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (w + 128 * n)[i0 * 64 + i1 * 1]
+                        (w + 192 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * (w + 128 * n)[i0 * 64 + i1 * 1]
                     }
                 }
             }

@@ -90,7 +90,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward0(n, x, y, w, p + 40960, p + 0, p + 24576, threads: threads)
@@ -205,7 +205,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 0, g + 0, g + 24576, g + 40960, threads: threads)
@@ -316,7 +316,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize2(n, delta, w, p + 40960, p + 0, p + 24576, threads: threads)
@@ -430,7 +430,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
@@ -478,7 +478,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!
-        let w = storage.workspace(atLeast: 160 * n + 16384), threads = storage.threads
+        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
@@ -619,8 +619,8 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p1, ldb: 16, beta: 0, c: (w + 128 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]
-        Kernels.stage(9, flops: 4608 * n, threads: threads) { i, threads in
+        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dt1.part1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[2][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dt1.part2[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dt1.part3[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
+        Kernels.stage(12, flops: 6144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
@@ -637,36 +637,54 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
             case 6:
                 Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             case 7:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 96 * n), lda: 16, b: p4, ldb: 16, beta: 0, c: (w + 160 * n), ldc: 16, threads: threads)
+            case 8:
                 Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p8, ldc: 16, threads: threads)
-            default:
+            case 9:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 112 * n), lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 176 * n), ldc: 16, threads: threads)
+            case 10:
                 Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p9, ldc: 16, threads: threads)
+            default:
+                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 128 * n), lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 192 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[2][n, t.out]
-        Kernels.stage(2, flops: 33280 * n, threads: threads) { i, threads in
+        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dt1[n, t.in] += dt1.part1[n, t.in]
+        Kernels.stage(2, flops: 32784 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 96 * n), lda: 16, b: p4, ldb: 16, beta: 1, c: (w + 144 * n), ldc: 16, threads: threads)
+                for i0 in 0..<n {
+                    for i1 in 0..<16 {
+                        (w + 144 * n)[i0 * 16 + i1 * 1] += (w + 160 * n)[i0 * 16 + i1 * 1]
+                    }
+                }
             }
         }
-        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]
-        Kernels.stage(2, flops: 33280 * n, threads: threads) { i, threads in
+        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]; dt1[n, t.in] += dt1.part2[n, t.in]
+        Kernels.stage(2, flops: 32784 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 112 * n), lda: 16, b: p3, ldb: 16, beta: 1, c: (w + 144 * n), ldc: 16, threads: threads)
+                for i0 in 0..<n {
+                    for i1 in 0..<16 {
+                        (w + 144 * n)[i0 * 16 + i1 * 1] += (w + 176 * n)[i0 * 16 + i1 * 1]
+                    }
+                }
             }
         }
-        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
-        Kernels.stage(2, flops: 33280 * n, threads: threads) { i, threads in
+        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dt1[n, t.in] += dt1.part3[n, t.in]
+        Kernels.stage(2, flops: 32784 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 128 * n), lda: 16, b: p2, ldb: 16, beta: 1, c: (w + 144 * n), ldc: 16, threads: threads)
+                for i0 in 0..<n {
+                    for i1 in 0..<16 {
+                        (w + 144 * n)[i0 * 16 + i1 * 1] += (w + 192 * n)[i0 * 16 + i1 * 1]
+                    }
+                }
             }
         }
         // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]

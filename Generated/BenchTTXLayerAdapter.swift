@@ -103,7 +103,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     public func prepare() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, p + 192, q + 0, p + 704, p + 1216, q + 3840, p + 1984, p + 2240, q + 808704, p + 2752, p + 3008, q + 810752, p + 448, q + 768, p + 1472, q + 5888, q + 811008, q + 22272, threads: threads)  // group tt
         storage.markPrepared()
@@ -113,7 +113,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     public func finishBackward() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 811008, q + 810752, dq + 808704, q + 808704, dq + 810752, dq + 22272, q + 5888, dq + 768, q + 768, dq + 5888, p + 3008, g + 2752, p + 2752, g + 3008, p + 2240, g + 1984, p + 1984, g + 2240, q + 3840, g + 1472, p + 1472, dq + 3840, q + 0, g + 448, p + 448, dq + 0, p + 1216, g + 704, p + 704, g + 1216, p + 192, g + 0, p + 0, g + 192, threads: threads)  // group tt
         storage.preparedGradients.update(repeating: 0)
@@ -131,7 +131,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward2(n, x, y, w, q + 811008, q + 22272, threads: threads)
@@ -247,7 +247,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward3(n, x, dy, dx, w, q + 811008, q + 22272, dq + 22272, dq + 811008, threads: threads)
@@ -359,7 +359,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, q + 22272, q + 811008, threads: threads)
@@ -474,7 +474,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
@@ -523,34 +523,34 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 46848, dq + 46848, dq + 38656, q + 38656, dq + 30464, dq + 22272, q + 30464, q + 22272, dq + 811008, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 79616, dq + 79616, dq + 71424, q + 71424, dq + 63232, dq + 55040, q + 63232, q + 55040, dq + 811008, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 112384, dq + 112384, dq + 104192, q + 104192, dq + 96000, dq + 87808, q + 96000, q + 87808, dq + 811008, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 145152, dq + 145152, dq + 136960, q + 136960, dq + 128768, dq + 120576, q + 128768, q + 120576, dq + 811008, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 177920, dq + 177920, dq + 169728, q + 169728, dq + 161536, dq + 153344, q + 161536, q + 153344, dq + 811008, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 210688, dq + 210688, dq + 202496, q + 202496, dq + 194304, dq + 186112, q + 194304, q + 186112, dq + 811008, threads: threads); return
-            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 243456, dq + 243456, dq + 235264, q + 235264, dq + 227072, dq + 218880, q + 227072, q + 218880, dq + 811008, threads: threads); return
-            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 276224, dq + 276224, dq + 268032, q + 268032, dq + 259840, dq + 251648, q + 259840, q + 251648, dq + 811008, threads: threads); return
-            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 308992, dq + 308992, dq + 300800, q + 300800, dq + 292608, dq + 284416, q + 292608, q + 284416, dq + 811008, threads: threads); return
-            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 341760, dq + 341760, dq + 333568, q + 333568, dq + 325376, dq + 317184, q + 325376, q + 317184, dq + 811008, threads: threads); return
-            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 374528, dq + 374528, dq + 366336, q + 366336, dq + 358144, dq + 349952, q + 358144, q + 349952, dq + 811008, threads: threads); return
-            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 407296, dq + 407296, dq + 399104, q + 399104, dq + 390912, dq + 382720, q + 390912, q + 382720, dq + 811008, threads: threads); return
-            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 440064, dq + 440064, dq + 431872, q + 431872, dq + 423680, dq + 415488, q + 423680, q + 415488, dq + 811008, threads: threads); return
-            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 472832, dq + 472832, dq + 464640, q + 464640, dq + 456448, dq + 448256, q + 456448, q + 448256, dq + 811008, threads: threads); return
-            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 505600, dq + 505600, dq + 497408, q + 497408, dq + 489216, dq + 481024, q + 489216, q + 481024, dq + 811008, threads: threads); return
-            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 538368, dq + 538368, dq + 530176, q + 530176, dq + 521984, dq + 513792, q + 521984, q + 513792, dq + 811008, threads: threads); return
-            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 571136, dq + 571136, dq + 562944, q + 562944, dq + 554752, dq + 546560, q + 554752, q + 546560, dq + 811008, threads: threads); return
-            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 603904, dq + 603904, dq + 595712, q + 595712, dq + 587520, dq + 579328, q + 587520, q + 579328, dq + 811008, threads: threads); return
-            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 636672, dq + 636672, dq + 628480, q + 628480, dq + 620288, dq + 612096, q + 620288, q + 612096, dq + 811008, threads: threads); return
-            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 669440, dq + 669440, dq + 661248, q + 661248, dq + 653056, dq + 644864, q + 653056, q + 644864, dq + 811008, threads: threads); return
-            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 702208, dq + 702208, dq + 694016, q + 694016, dq + 685824, dq + 677632, q + 685824, q + 677632, dq + 811008, threads: threads); return
-            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 734976, dq + 734976, dq + 726784, q + 726784, dq + 718592, dq + 710400, q + 718592, q + 710400, dq + 811008, threads: threads); return
-            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 767744, dq + 767744, dq + 759552, q + 759552, dq + 751360, dq + 743168, q + 751360, q + 743168, dq + 811008, threads: threads); return
-            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 800512, dq + 800512, dq + 792320, q + 792320, dq + 784128, dq + 775936, q + 784128, q + 775936, dq + 811008, threads: threads); return
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 46848, q + 38656, q + 30464, q + 22272, dq + 46848, dq + 38656, dq + 30464, dq + 22272, dq + 811008, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 79616, q + 71424, q + 63232, q + 55040, dq + 79616, dq + 71424, dq + 63232, dq + 55040, dq + 811008, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 112384, q + 104192, q + 96000, q + 87808, dq + 112384, dq + 104192, dq + 96000, dq + 87808, dq + 811008, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 145152, q + 136960, q + 128768, q + 120576, dq + 145152, dq + 136960, dq + 128768, dq + 120576, dq + 811008, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 177920, q + 169728, q + 161536, q + 153344, dq + 177920, dq + 169728, dq + 161536, dq + 153344, dq + 811008, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 210688, q + 202496, q + 194304, q + 186112, dq + 210688, dq + 202496, dq + 194304, dq + 186112, dq + 811008, threads: threads); return
+            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 243456, q + 235264, q + 227072, q + 218880, dq + 243456, dq + 235264, dq + 227072, dq + 218880, dq + 811008, threads: threads); return
+            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 276224, q + 268032, q + 259840, q + 251648, dq + 276224, dq + 268032, dq + 259840, dq + 251648, dq + 811008, threads: threads); return
+            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 308992, q + 300800, q + 292608, q + 284416, dq + 308992, dq + 300800, dq + 292608, dq + 284416, dq + 811008, threads: threads); return
+            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 341760, q + 333568, q + 325376, q + 317184, dq + 341760, dq + 333568, dq + 325376, dq + 317184, dq + 811008, threads: threads); return
+            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 374528, q + 366336, q + 358144, q + 349952, dq + 374528, dq + 366336, dq + 358144, dq + 349952, dq + 811008, threads: threads); return
+            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 407296, q + 399104, q + 390912, q + 382720, dq + 407296, dq + 399104, dq + 390912, dq + 382720, dq + 811008, threads: threads); return
+            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 440064, q + 431872, q + 423680, q + 415488, dq + 440064, dq + 431872, dq + 423680, dq + 415488, dq + 811008, threads: threads); return
+            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 472832, q + 464640, q + 456448, q + 448256, dq + 472832, dq + 464640, dq + 456448, dq + 448256, dq + 811008, threads: threads); return
+            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 505600, q + 497408, q + 489216, q + 481024, dq + 505600, dq + 497408, dq + 489216, dq + 481024, dq + 811008, threads: threads); return
+            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 538368, q + 530176, q + 521984, q + 513792, dq + 538368, dq + 530176, dq + 521984, dq + 513792, dq + 811008, threads: threads); return
+            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 571136, q + 562944, q + 554752, q + 546560, dq + 571136, dq + 562944, dq + 554752, dq + 546560, dq + 811008, threads: threads); return
+            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 603904, q + 595712, q + 587520, q + 579328, dq + 603904, dq + 595712, dq + 587520, dq + 579328, dq + 811008, threads: threads); return
+            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 636672, q + 628480, q + 620288, q + 612096, dq + 636672, dq + 628480, dq + 620288, dq + 612096, dq + 811008, threads: threads); return
+            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 669440, q + 661248, q + 653056, q + 644864, dq + 669440, dq + 661248, dq + 653056, dq + 644864, dq + 811008, threads: threads); return
+            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 702208, q + 694016, q + 685824, q + 677632, dq + 702208, dq + 694016, dq + 685824, dq + 677632, dq + 811008, threads: threads); return
+            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 734976, q + 726784, q + 718592, q + 710400, dq + 734976, dq + 726784, dq + 718592, dq + 710400, dq + 811008, threads: threads); return
+            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 767744, q + 759552, q + 751360, q + 743168, dq + 767744, dq + 759552, dq + 751360, dq + 743168, dq + 811008, threads: threads); return
+            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 800512, q + 792320, q + 784128, q + 775936, dq + 800512, dq + 792320, dq + 784128, dq + 775936, dq + 811008, threads: threads); return
             default: break
             }
         }
@@ -720,34 +720,52 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]
-        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
-            }
-        }
-        // stage 2: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dt9[n, r6] += Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]
+        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]; dt9.part1[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]; dt9.part2[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]; dt9.part3[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]
         Kernels.stage(5, flops: 81920 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p4, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 8, threads: threads)
             case 3:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p3, ldb: 8, beta: 0, c: (w + 24 * n), ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p4, ldb: 8, beta: 0, c: (w + 32 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 3: dt9[n, r6] += Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]
-        Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p7, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
-        // stage 4: dt9[n, r6] += Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]
-        Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p8, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+        // stage 2: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dt9[n, r6] += dt9.part1[n, r6]
+        Kernels.stage(5, flops: 65544 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
+            default:
+                for i0 in 0..<n {
+                    for i1 in 0..<8 {
+                        (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 16 * n)[i0 * 8 + i1 * 1]
+                    }
+                }
+            }
+        }
+        // stage 3: dt9[n, r6] += dt9.part2[n, r6]
+        for i0 in 0..<n {
+            for i1 in 0..<8 {
+                (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 24 * n)[i0 * 8 + i1 * 1]
+            }
+        }
+        // stage 4: dt9[n, r6] += dt9.part3[n, r6]
+        for i0 in 0..<n {
+            for i1 in 0..<8 {
+                (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 32 * n)[i0 * 8 + i1 * 1]
+            }
+        }
         // stage 5: dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {

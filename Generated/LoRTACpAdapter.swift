@@ -88,7 +88,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     public func prepare() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, q + 0, p + 384, threads: threads)  // group qkv
         storage.markPrepared()
@@ -98,7 +98,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     public func finishBackward() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, w, dq + 0, p + 0, p + 384, g + 0, g + 384, threads: threads)  // group qkv
         storage.preparedGradients.update(repeating: 0)
@@ -116,7 +116,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward2(n, x, y, w, p + 25056, q + 0, p + 480, threads: threads)
@@ -172,7 +172,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 0, dq + 0, g + 480, g + 25056, threads: threads)
@@ -224,7 +224,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, w, p + 480, q + 0, p + 25056, threads: threads)
@@ -279,7 +279,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
@@ -316,7 +316,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 256 * n + 24576), threads = storage.threads
+        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
@@ -535,8 +535,8 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 192 * n), ldc: 32, threads: threads)
             }
         }
-        // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]; dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dt2[n, c] = P1[c]⊙dt3[2][n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]
-        Kernels.stage(7, flops: 448 * n, threads: threads) { i, threads in
+        // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]; dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dt2[n, c] = P1[c]⊙dt3[2][n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dt2.part1[n, c] = P1[c]⊙dt3[1][n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]; dt2.part2[n, c] = P1[c]⊙dt3[0][n, c]
+        Kernels.stage(9, flops: 576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 for i0 in 0..<n {
@@ -566,32 +566,44 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                 }
             case 5:
                 Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 160 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p6, ldc: 1, threads: threads)
-            default:
+            case 6:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 256 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * (w + 160 * n)[i0 * 32 + i1 * 1]
+                    }
+                }
+            case 7:
                 Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 192 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p7, ldc: 1, threads: threads)
+            default:
+                for i0 in 0..<n {
+                    for i1 in 0..<32 {
+                        (w + 288 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * (w + 192 * n)[i0 * 32 + i1 * 1]
+                    }
+                }
             }
         }
-        // stage 3: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dt2[n, c] += P1[c]⊙dt3[1][n, c]
-        Kernels.stage(2, flops: 49216 * n, threads: threads) { i, threads in
+        // stage 3: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dt2[n, c] += dt2.part1[n, c]
+        Kernels.stage(2, flops: 49184 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
             default:
                 for i0 in 0..<n {
                     for i1 in 0..<32 {
-                        (w + 224 * n)[i0 * 32 + i1 * 1] += p3[i1 * 1] * (w + 160 * n)[i0 * 32 + i1 * 1]
+                        (w + 224 * n)[i0 * 32 + i1 * 1] += (w + 256 * n)[i0 * 32 + i1 * 1]
                     }
                 }
             }
         }
-        // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]; dt2[n, c] += P1[c]⊙dt3[0][n, c]
-        Kernels.stage(2, flops: 49216 * n, threads: threads) { i, threads in
+        // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]; dt2[n, c] += dt2.part2[n, c]
+        Kernels.stage(2, flops: 49184 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
             default:
                 for i0 in 0..<n {
                     for i1 in 0..<32 {
-                        (w + 224 * n)[i0 * 32 + i1 * 1] += p2[i1 * 1] * (w + 192 * n)[i0 * 32 + i1 * 1]
+                        (w + 224 * n)[i0 * 32 + i1 * 1] += (w + 288 * n)[i0 * 32 + i1 * 1]
                     }
                 }
             }

@@ -96,7 +96,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     public func prepare() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 115920, p + 180, q + 144, p + 2484, q + 117456, p + 436, q + 720, p + 948, q + 5328, threads: threads)  // group qkv
         storage.markPrepared()
@@ -106,7 +106,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     public func finishBackward() {
         let n = 0
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 117456, q + 115920, g + 2484, p + 2484, dq + 115920, q + 720, dq + 5328, g + 948, p + 948, dq + 720, p + 3252, g + 2740, p + 2740, g + 3252, q + 144, g + 436, p + 436, dq + 144, q + 0, g + 180, p + 180, dq + 0, p + 36, g + 0, p + 0, g + 36, threads: threads)  // group qkv
         storage.preparedGradients.update(repeating: 0)
@@ -124,7 +124,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.forward2(n, x, y, w, q + 117456, q + 5328, threads: threads)
@@ -162,7 +162,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.backward3(n, x, dy, dx, w, q + 117456, q + 5328, dq + 5328, dq + 117456, threads: threads)
@@ -196,7 +196,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0: Self.materialize4(n, delta, q + 5328, q + 117456, threads: threads)
@@ -233,7 +233,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
@@ -264,16 +264,16 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 17616, dq + 17616, dq + 11472, q + 11472, dq + 5328, q + 5328, dq + 117456, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 36048, dq + 36048, dq + 29904, q + 29904, dq + 23760, q + 23760, dq + 117456, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 54480, dq + 54480, dq + 48336, q + 48336, dq + 42192, q + 42192, dq + 117456, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 72912, dq + 72912, dq + 66768, q + 66768, dq + 60624, q + 60624, dq + 117456, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 91344, dq + 91344, dq + 85200, q + 85200, dq + 79056, q + 79056, dq + 117456, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 109776, dq + 109776, dq + 103632, q + 103632, dq + 97488, q + 97488, dq + 117456, threads: threads); return
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 17616, q + 11472, q + 5328, dq + 17616, dq + 11472, dq + 5328, dq + 117456, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 36048, q + 29904, q + 23760, dq + 36048, dq + 29904, dq + 23760, dq + 117456, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 54480, q + 48336, q + 42192, dq + 54480, dq + 48336, dq + 42192, dq + 117456, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 72912, q + 66768, q + 60624, dq + 72912, dq + 66768, dq + 60624, dq + 117456, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 91344, q + 85200, q + 79056, dq + 91344, dq + 85200, dq + 79056, dq + 117456, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 109776, q + 103632, q + 97488, dq + 109776, dq + 103632, dq + 97488, dq + 117456, threads: threads); return
             default: break
             }
         }
@@ -434,30 +434,42 @@ public final class TTFactoredAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
-            }
-        }
-        // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dt7[n, r5] += Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]; dt7.part1[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]; dt7.part2[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p4, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p3, ldb: 8, beta: 0, c: (w + 24 * n), ldc: 8, threads: threads)
             }
         }
-        // stage 3: dt7[n, r5] += Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
-        Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p6, ldb: 8, beta: 1, c: (w + 8 * n), ldc: 8, threads: threads)
+        // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dt7[n, r5] += dt7.part1[n, r5]
+        Kernels.stage(4, flops: 36872 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
+            default:
+                for i0 in 0..<n {
+                    for i1 in 0..<8 {
+                        (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 16 * n)[i0 * 8 + i1 * 1]
+                    }
+                }
+            }
+        }
+        // stage 3: dt7[n, r5] += dt7.part2[n, r5]
+        for i0 in 0..<n {
+            for i1 in 0..<8 {
+                (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 24 * n)[i0 * 8 + i1 * 1]
+            }
+        }
         // stage 4: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {

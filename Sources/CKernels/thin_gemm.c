@@ -38,6 +38,16 @@ static void pack_panel(bool trans_b, long n, long k, long block, const float *b,
     }
 }
 
+// A full block of a transposed B (column j of op(B) is row j of B): each of the
+// k rows of the panel is one gather of 16 floats, ldb apart.
+__attribute__((target("avx512f")))
+static void pack_transposed_avx512(long k, long block, const float *b, long ldb, float *panel) {
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)ldb));
+    const float *start = b + block * 16 * ldb;
+    for (long p = 0; p < k; p++) _mm512_storeu_ps(panel + p * 16, _mm512_i32gather_ps(rows, start + p, 4));
+}
+
 // Where block `block` of op(B) can be read: in place (rows of B contiguous and
 // the block full) or from its packed panel.
 // Where op(B)'s block is read: in place when B's rows are contiguous (the
@@ -230,7 +240,13 @@ bool adaptc_thin_gemm(bool trans_a, bool trans_b, long m, long n, long k, float 
     float *storage = floats <= sizeof(stack) / sizeof(float) ? stack : (float *)malloc(sizeof(float) * floats);
     if (!storage) return false;
     float *panels = storage;
-    for (long block = first; block < blocks; block++) pack_panel(trans_b, n, k, block, b, ldb, panels + (block - first) * 16 * k);
+    // Gathers index with 32-bit offsets: 15·ldb must fit.
+    bool gather = isa == 2 && trans_b && ldb <= (1L << 26);
+    for (long block = first; block < blocks; block++) {
+        float *panel = panels + (block - first) * 16 * k;
+        if (gather && (block + 1) * 16 <= n) pack_transposed_avx512(k, block, b, ldb, panel);
+        else pack_panel(trans_b, n, k, block, b, ldb, panel);
+    }
     if (isa == 2) {
         thin_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, panels);
     } else {

@@ -5,10 +5,12 @@ import AdaptRuntime
 /// contraction of what they read (the frontier) without `x`.
 enum Derivation {
     /// Recompute the forward intermediates (every step but those writing `y`),
-    /// then the VJP of each step in reverse (`VJP`).
+    /// then the VJP of each step in reverse (`VJP`), with the contributions to
+    /// one gradient computed side by side (`AccumulationSplit`).
     static func backward(of forward: [Contraction], place: (String, [String], [Extent]) -> TensorView) -> Program {
         let gradients = VJP.backward(of: forward, workspace: place)
-        return Program(NetworkLowering.stages(forward.filter { $0.output.storage != .output } + gradients))
+        let steps = AccumulationSplit.split(forward.filter { $0.output.storage != .output } + gradients, place: place)
+        return Program(NetworkLowering.stages(steps))
     }
 
     /// `ΔW = s·(contraction of the tensors the token side reads)`, in the order

@@ -264,6 +264,32 @@ final class FusedBackwardTests: XCTestCase {
         try compare(try XCTUnwrap(Planner.plan(LoRAFixtures.mixed()).0), "lora mixed")
     }
 
+    /// Four modules reading one `x`: the shared value's gradient gets four
+    /// contributions, computed into partials side by side and summed after
+    /// (`AccumulationSplit`); the plan must show the partials (shapes large
+    /// enough that the low-rank path beats materialising ΔW).
+    func testFourModulesSumTheirPartials() throws {
+        for group in ["structure: tensor-train\nrank: 3", "structure: cp\nrank: 3", "structure: tucker\nrank: 2"] {
+            let source = """
+            adaptc: 1
+            name: T
+            model:
+              layers: 2
+              modules: {q: [48, 40], k: [48, 40], v: [48, 40], o: [48, 40]}
+              inputs: {attention: [q, k, v, o]}
+            adapters:
+              - name: g
+                modules: [q, k, v, o]
+                alpha: 3
+            \(group.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+            """
+            let plan = try XCTUnwrap(Planner.plan(try SpecLoader.check(source: source, path: "t.adapt.yaml")).0)
+            let outputs = plan.groups.flatMap(\.layerBackwards).flatMap(\.program.contractions).map(\.output.name)
+            XCTAssertTrue(outputs.contains { $0.contains(".part") }, "\(group): no partials in \(outputs)")
+            try compare(plan, group)
+        }
+    }
+
     private func compare(_ plan: Plan, _ what: String) throws {
         let fusedPrograms = plan.groups.flatMap(\.layerBackwards)
         XCTAssertFalse(fusedPrograms.isEmpty, "\(what): no fused backward")
