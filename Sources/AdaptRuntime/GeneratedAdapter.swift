@@ -104,12 +104,18 @@ extension GeneratedAdapter {
 extension GeneratedAdapter {
     /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]` row-major: after a
     /// merge the base layer alone computes what base + adapter did.
-    public func merge(layer: Int, module: Module, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false) throws {
+    /// `transposed`: W is stored `[in, out]` (GPT-2's Conv1D, PEFT's
+    /// `fan_in_fan_out`), so `Wᵀ += ΔW`.
+    public func merge(layer: Int, module: Module, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false,
+                      transposed: Bool = false) throws {
         let delta = try materialize(layer: layer, module: module)
         guard weight.count == delta.count else {
             throw AdapterError.shapeMismatch(spec: Self.specName, argument: "W", count: weight.count, expected: delta.count)
         }
-        MergeArithmetic.add(delta, to: weight, sign: unmerge ? -1 : 1)
+        let shape = Self.shape(of: module)
+        delta.withUnsafeBufferPointer {
+            MergeArithmetic.add($0, rows: shape.out, columns: shape.in, to: weight, sign: unmerge ? -1 : 1, transposed: transposed)
+        }
     }
 }
 
@@ -118,5 +124,39 @@ public enum MergeArithmetic {
     /// `weight += sign·delta`, element by element.
     public static func add(_ delta: [Float], to weight: UnsafeMutableBufferPointer<Float>, sign: Float) {
         for i in 0..<delta.count { weight[i] += sign * delta[i] }
+    }
+
+    /// `weight += sign·delta` for `delta` `[rows, columns]`; with `transposed`,
+    /// `weight` is `[columns, rows]` and receives `sign·deltaᵀ`.
+    public static func add(_ delta: UnsafeBufferPointer<Float>, rows: Int, columns: Int,
+                           to weight: UnsafeMutableBufferPointer<Float>, sign: Float, transposed: Bool) {
+        precondition(delta.count == rows * columns && weight.count == delta.count)
+        guard transposed else {
+            for i in 0..<delta.count { weight[i] += sign * delta[i] }
+            return
+        }
+        // In tiles, so both the rows read and the rows written stay in cache.
+        let tile = 32
+        for i0 in stride(from: 0, to: rows, by: tile) {
+            for j0 in stride(from: 0, to: columns, by: tile) {
+                for i in i0..<min(rows, i0 + tile) {
+                    for j in j0..<min(columns, j0 + tile) { weight[j * rows + i] += sign * delta[i * columns + j] }
+                }
+            }
+        }
+    }
+
+    /// `output = inputᵀ` for `input` `[rows, columns]` (output `[columns, rows]`).
+    public static func transpose(_ input: UnsafeBufferPointer<Float>, rows: Int, columns: Int,
+                                 into output: UnsafeMutableBufferPointer<Float>) {
+        precondition(input.count == rows * columns && output.count == input.count)
+        let tile = 32
+        for i0 in stride(from: 0, to: rows, by: tile) {
+            for j0 in stride(from: 0, to: columns, by: tile) {
+                for i in i0..<min(rows, i0 + tile) {
+                    for j in j0..<min(columns, j0 + tile) { output[j * rows + i] = input[i * columns + j] }
+                }
+            }
+        }
     }
 }

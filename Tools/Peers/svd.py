@@ -3,14 +3,15 @@ each U diag(1/k) V^T (random orthogonal U, V) plus 1e-5 Gaussian noise, float32.
 
 - numpy: exact SVD (np.linalg.svd, full_matrices=False), OpenBLAS at 2 threads;
 - scipy: ARPACK svds(k=16) at 1 and at 2 threads (threadpoolctl);
-- torch: svd_lowrank(q=r, niter=2), as PEFT calls it for pissa_niter_2, when
-  torch is importable (never installed here).
+- torch: svd_lowrank(q=r, niter=2 and 4), as PEFT calls it for pissa_niter_K,
+  when torch is importable (Tools/check-peft installs it into the venv).
 
 `rel_err`: the worst matrix's ||W~_16 - W_16||_F / ||W_16||_F against the exact
 rank-16 truncation (numpy's SVD of the same matrix, untimed). `seconds`: the
 median of repeated runs over all 24 matrices, after a warm-up run.
 """
 import json
+import os
 import statistics
 import time
 
@@ -54,15 +55,25 @@ def emit(variant, impl, threads, seconds, rel_err):
 
 def main():
     ws = matrices()
-    with threadpool_limits(limits=2):
-        exact_seconds, exact = timed(lambda: [np.linalg.svd(w, full_matrices=False) for w in ws], 1)
+    # PEERS_SVD_QUICK=1: the references from an untimed one-thread SVD, and
+    # only the fastest accurate peer (ARPACK at one thread; at two it loses
+    # 40x to OpenBLAS's spinning threads on this 2-core machine) and torch,
+    # for rounds alternating with adaptc's benchmark.
+    quick = os.environ.get("PEERS_SVD_QUICK") == "1"
+    if quick:
+        with threadpool_limits(limits=1):
+            exact_seconds, exact = None, [np.linalg.svd(w, full_matrices=False) for w in ws]
+    else:
+        with threadpool_limits(limits=2):
+            exact_seconds, exact = timed(lambda: [np.linalg.svd(w, full_matrices=False) for w in ws], 1)
     references = [truncation(*f) for f in exact]
 
     def worst(parts):
         return max(float(np.linalg.norm(p - r) / np.linalg.norm(r)) for p, r in zip(parts, references))
 
-    emit("exact", "numpy", 2, exact_seconds, 0.0)
-    for threads in (1, 2):
+    if not quick:
+        emit("exact", "numpy", 2, exact_seconds, 0.0)
+    for threads in ((1,) if quick else (1, 2)):
         with threadpool_limits(limits=threads):
             seconds, results = timed(lambda: [svds(w, k=RANK, random_state=0) for w in ws], 5)
         parts = [(u * s) @ vt for u, s, vt in results]
@@ -73,9 +84,11 @@ def main():
         return
     torch.set_num_threads(2)
     tensors = [torch.from_numpy(w) for w in ws]
-    seconds, results = timed(lambda: [torch.svd_lowrank(t, q=RANK, niter=2) for t in tensors], 5)
-    parts = [((u * s) @ v.T).numpy() for u, s, v in results]
-    emit("randomized", "torch-svd_lowrank-q=r", 2, seconds, worst(parts))
+    # PEFT's init_lora_weights="pissa_niter_K": svd_lowrank(W, r, niter=K), no oversampling.
+    for niter in (2, 4):
+        seconds, results = timed(lambda: [torch.svd_lowrank(t, q=RANK, niter=niter) for t in tensors], 5)
+        parts = [((u * s) @ v.T).numpy() for u, s, v in results]
+        emit("randomized", f"torch-svd_lowrank-q=r-niter={niter}", 2, seconds, worst(parts))
 
 
 if __name__ == "__main__":

@@ -97,13 +97,18 @@ public final class PlanInterpreter {
         run(pair.materialize, rows: 0, Bindings(delta: delta))
     }
 
-    /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]`.
-    public func merge(layer: Int, module: String, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false) throws {
+    /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]`, or `[in, out]`
+    /// with `transposed` (GPT-2's Conv1D, PEFT's `fan_in_fan_out`).
+    public func merge(layer: Int, module: String, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false,
+                      transposed: Bool = false) throws {
         let pair = try self.pair(layer, module)
         try expect(weight.count, pair.outFeatures * pair.inFeatures, "W", pair)
         var delta = [Float](repeating: 0, count: weight.count)
         try delta.withUnsafeMutableBufferPointer { try materialize(layer: layer, module: module, into: $0) }
-        MergeArithmetic.add(delta, to: weight, sign: unmerge ? -1 : 1)
+        delta.withUnsafeBufferPointer {
+            MergeArithmetic.add($0, rows: pair.outFeatures, columns: pair.inFeatures, to: weight,
+                                sign: unmerge ? -1 : 1, transposed: transposed)
+        }
     }
 
     // MARK: - Execution

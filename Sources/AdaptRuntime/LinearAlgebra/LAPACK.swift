@@ -74,13 +74,19 @@ public enum LAPACK {
     /// where Householder QR of a tall, thin matrix runs at GEMV speed. Valid
     /// while cond(a) ≪ ε^(−1/2) ≈ 4000 in float32; a pass whose R says
     /// otherwise (or whose Gram matrix is not positive definite) falls back
-    /// to Householder QR, so the result is always orthonormal.
-    public static func orthonormalizeFast(m: Int, n: Int, a: UnsafeMutablePointer<Float>) throws {
+    /// to Householder QR, so the result is always orthonormal. When `r` is
+    /// given it receives R (column-major [n, n], upper), with a_in = Q·R.
+    public static func orthonormalizeFast(m: Int, n: Int, a: UnsafeMutablePointer<Float>,
+                                          r: UnsafeMutablePointer<Float>? = nil) throws {
         BLAS.configure()
         precondition(m >= n, "orthonormalize needs m ≥ n")
         if n == 0 { return }
         let gram = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         defer { gram.deallocate() }
+        if let r {
+            r.update(repeating: 0, count: n * n)
+            for i in 0..<n { r[i * n + i] = 1 }
+        }
         for _ in 0..<2 {
             cblas_ssyrk(CblasColMajor, CblasUpper, CblasTrans, Int32(n), Int32(m), 1, a, Int32(m), 0, gram, Int32(n))
             let info = LAPACKE_spotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), gram, Int32(n))
@@ -90,11 +96,70 @@ public enum LAPACK {
                 largest = max(largest, abs(gram[i * n + i]))
             }
             guard info == 0, smallest > 0, largest / smallest < 1e3 else {
-                try orthonormalize(m: m, n: n, a: a)
+                try orthonormalize(m: m, n: n, a: a, r: r == nil ? nil : gram)
+                if let r { accumulate(gram, into: r, n: n) }
                 return
             }
             cblas_strsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(m), Int32(n), 1,
                         gram, Int32(n), a, Int32(m))
+            if let r { accumulate(gram, into: r, n: n) }
         }
+    }
+
+    /// `orthonormalizeFast` for a tall [m, n] matrix stored row by row (row-major,
+    /// leading dimension `lda` ≥ n, i.e. column-major [n, m] — the layout in
+    /// which a tall factor is OpenBLAS's cheaper right-hand GEMM operand):
+    /// CholeskyQR2 as there, a ← (R⁻ᵀ·aᵀ)ᵀ, with the same Householder fallback.
+    public static func orthonormalizeRows(m: Int, n: Int, a: UnsafeMutablePointer<Float>, lda: Int,
+                                          r: UnsafeMutablePointer<Float>? = nil) throws {
+        BLAS.configure()
+        precondition(m >= n && lda >= n, "orthonormalizeRows needs m ≥ n and lda ≥ n")
+        if n == 0 { return }
+        let gram = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let product = UnsafeMutablePointer<Float>.allocate(capacity: n * m)
+        defer {
+            gram.deallocate()
+            product.deallocate()
+        }
+        if let r {
+            r.update(repeating: 0, count: n * n)
+            for i in 0..<n { r[i * n + i] = 1 }
+        }
+        for _ in 0..<2 {
+            cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, Int32(n), Int32(m), 1, a, Int32(lda), 0, gram, Int32(n))
+            let info = LAPACKE_spotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), gram, Int32(n))
+            var smallest = Float.infinity, largest: Float = 0
+            for i in 0..<n {
+                smallest = min(smallest, abs(gram[i * n + i]))
+                largest = max(largest, abs(gram[i * n + i]))
+            }
+            guard info == 0, smallest > 0, largest / smallest < 1e3 else {
+                // Householder on a column-major copy.
+                let tall = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+                defer { tall.deallocate() }
+                for row in 0..<m { for column in 0..<n { tall[column * m + row] = a[row * lda + column] } }
+                try orthonormalize(m: m, n: n, a: tall, r: r == nil ? nil : gram)
+                for row in 0..<m { for column in 0..<n { a[row * lda + column] = tall[column * m + row] } }
+                if let r { accumulate(gram, into: r, n: n) }
+                return
+            }
+            if let r { accumulate(gram, into: r, n: n) }
+            // a ← R⁻ᵀ·a by an explicit inverse and a GEMM: OpenBLAS's triangular
+            // solve from the left with Rᵀ runs at a fraction of GEMM speed here.
+            for column in 0..<n { for row in (column + 1)..<n { gram[column * n + row] = 0 } }
+            let inverted = LAPACKE_strtri(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), CChar(UInt8(ascii: "N")),
+                                          Int32(n), gram, Int32(n))
+            guard inverted == 0 else { throw LAPACKError(routine: "strtri", info: Int(inverted)) }
+            cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, Int32(n), Int32(m), Int32(n), 1, gram, Int32(n),
+                        a, Int32(lda), 0, product, Int32(n))
+            for row in 0..<m { (a + row * lda).update(from: product + row * n, count: n) }
+        }
+    }
+
+    /// r ← (upper part of `factor`)·r, both column-major [n, n] upper triangular.
+    private static func accumulate(_ factor: UnsafeMutablePointer<Float>, into r: UnsafeMutablePointer<Float>, n: Int) {
+        // potrf leaves the strictly lower part of `gram` as it was; trmm reads the upper only.
+        cblas_strmm(CblasColMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(n), 1,
+                    factor, Int32(n), r, Int32(n))
     }
 }

@@ -51,20 +51,31 @@ public struct BaseCheckpoint: Sendable {
         return (shards[shard].file, entry)
     }
 
-    /// The base weight of one pair, widened to Float, after checking it exists,
-    /// has the spec's shape and a computable dtype (errors name file and tensor).
+    /// The base weight of one pair, widened to Float and `[out, in]` whatever
+    /// the stored layout, after checking it exists, has the spec's shape and a
+    /// computable dtype (errors name file and tensor).
     public func weight(_ key: String, for pair: PairPlan, template: WeightKeyTemplate) throws -> [Float] {
         guard let (file, entry) = locate(key) else {
             throw UserError("\(path): no tensor \"\(key)\" for pair \(pair.key) (model.weights.key is \"\(template.template)\")")
         }
-        try Self.checkWeight(entry, file: file.path, pair: pair)
-        return try file.floats(key)
+        try Self.checkWeight(entry, file: file.path, pair: pair, template: template)
+        let stored = try file.floats(key)
+        guard template.isTransposed else { return stored }
+        var weight = [Float](repeating: 0, count: stored.count)
+        stored.withUnsafeBufferPointer { stored in
+            weight.withUnsafeMutableBufferPointer { weight in
+                MergeArithmetic.transpose(stored, rows: pair.inFeatures, columns: pair.outFeatures, into: weight)
+            }
+        }
+        return weight
     }
 
-    /// Shape and dtype of a pair's base weight against the spec.
-    public static func checkWeight(_ entry: TensorEntry, file: String, pair: PairPlan) throws {
-        guard entry.shape == [pair.outFeatures, pair.inFeatures] else {
-            throw UserError("\(file): tensor \"\(entry.name)\" has shape \(entry.shape), the spec says [\(pair.outFeatures), \(pair.inFeatures)]")
+    /// Shape and dtype of a pair's base weight against the spec and its layout.
+    public static func checkWeight(_ entry: TensorEntry, file: String, pair: PairPlan, template: WeightKeyTemplate) throws {
+        let expected = template.storedShape(pair)
+        guard entry.shape == expected else {
+            let layout = template.isTransposed ? " stored [in, out] (model.weights.layout in_out)" : ""
+            throw UserError("\(file): tensor \"\(entry.name)\" has shape \(entry.shape), the spec says \(expected)\(layout)")
         }
         guard entry.dtype.isFloatingComputable else {
             throw UserError("\(file): tensor \"\(entry.name)\" is \(entry.dtype.rawValue); adaptc computes with F32, F16 or BF16")
@@ -83,7 +94,7 @@ public struct BaseCheckpoint: Sendable {
             guard let (file, entry) = locate(key) else {
                 throw UserError("\(path): no tensor \"\(key)\" for pair \(pair.key) (model.weights.key is \"\(template.template)\")")
             }
-            try Self.checkWeight(entry, file: file.path, pair: pair)
+            try Self.checkWeight(entry, file: file.path, pair: pair, template: template)
             targets[key] = pair
         }
         return targets

@@ -8,8 +8,13 @@ import AdaptRuntime
 /// goes through here, so the rules live in one place.
 public struct WeightKeyTemplate: Sendable, Equatable {
     public let template: String
+    /// `model.weights.layout`: `[out, in]` or GPT-2's transposed `[in, out]`.
+    public let layout: WeightLayout
 
-    public init(_ template: String) { self.template = template }
+    public init(_ template: String, layout: WeightLayout = .outIn) {
+        self.template = template
+        self.layout = layout
+    }
 
     /// The spec's template; a command that needs the base weights fails with a
     /// hint when the spec has none.
@@ -19,6 +24,15 @@ public struct WeightKeyTemplate: Sendable, Equatable {
                             + "(e.g. \"encoder.layer.{layer}.attention.self.{module}.weight\")")
         }
         self.template = template
+        self.layout = checked.spec.model.weightsLayout
+    }
+
+    /// `true` when the checkpoint stores weights `[in, out]` (PEFT's `fan_in_fan_out`).
+    public var isTransposed: Bool { layout == .inOut }
+
+    /// The stored shape of a pair's base weight.
+    public func storedShape(_ pair: PairPlan) -> [Int] {
+        isTransposed ? [pair.inFeatures, pair.outFeatures] : [pair.outFeatures, pair.inFeatures]
     }
 
     /// The checkpoint key of one pair's base weight.

@@ -20,22 +20,23 @@ public enum InitCommand {
         var lines = reports.map(\.line)
         // The residual is recomputed tensor by tensor from the stored factors
         // while the base streams through, so no second copy of the model is held.
-        var residual: (BaseCheckpoint, [String: PairPlan], String)?
+        var residual: (BaseCheckpoint, [String: PairPlan], String, WeightKeyTemplate)?
         if let residualPath, let base {
             let template = try WeightKeyTemplate(checked, for: "--residual")
             let targeted = plan.groups.filter { group in
                 checked.groups.first { $0.name == group.name }.map { InitStage.principalMethods.contains($0.group.initialization.method) } ?? false
             }.flatMap(\.pairs)
-            residual = (base, try base.targets(targeted, template: template), residualPath)
+            residual = (base, try base.targets(targeted, template: template), residualPath, template)
         }
         try storage.write(layout: plan.parameters, metadata: AdapterFiles.metadata(checked), to: output)
         lines.append("wrote \(output)")
-        if let (base, targets, path) = residual {
+        if let (base, targets, path, template) = residual {
             let interpreter = PlanInterpreter(plan: plan, threads: threads)
             interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
             interpreter.prepare()
-            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A", threads: threads) { _, pair, weight in
-                try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: true)
+            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A", sign: -1,
+                                        transposed: template.isTransposed, threads: threads) { _, pair, delta in
+                try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
             }
             lines.append("wrote \(path) (\(targets.count) residual weights of \(base.tensorCount) tensors)")
         }

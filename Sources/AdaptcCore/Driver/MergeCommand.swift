@@ -12,8 +12,8 @@ public enum MergeCommand {
         let base = try BaseCheckpoint.open(basePath)
         let targets = try base.targets(plan, template: template)
         try CheckpointRewrite.write(base, targets: targets, to: output, action: unmerge ? "W − ΔW" : "W + ΔW",
-                                    threads: threads) { _, pair, weight in
-            try interpreter.merge(layer: pair.layer, module: pair.module, into: weight, unmerge: unmerge)
+                                    sign: unmerge ? -1 : 1, transposed: template.isTransposed, threads: threads) { _, pair, delta in
+            try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
         }
         return "\(unmerge ? "unmerge" : "merge"): \(targets.count) weights of \(base.tensorCount) tensors → \(output)"
     }

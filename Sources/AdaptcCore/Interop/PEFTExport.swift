@@ -59,11 +59,12 @@ public enum PEFTExport {
         let rslora = checked.groups.filter { $0.group.scaling == .rslora }.map(\.pairs.count).reduce(0, +) * 2
             > checked.groups.map(\.pairs.count).reduce(0, +)
         let targets = targetRegex(plan, template: template) ?? pairs.map { NSRegularExpression.escapedPattern(for: $0.path) }.joined(separator: "|")
-        return Result(config: try configJSON(pairs, rslora: rslora, targets: targets), weights: weights, pairs: pairs.count)
+        return Result(config: try configJSON(pairs, rslora: rslora, targets: targets, fanInFanOut: template.isTransposed),
+                      weights: weights, pairs: pairs.count)
     }
 
     /// The config as PEFT reads it; keys sorted, so the file is deterministic.
-    static func configJSON(_ pairs: [Pair], rslora: Bool, targets: String) throws -> [UInt8] {
+    static func configJSON(_ pairs: [Pair], rslora: Bool, targets: String, fanInFanOut: Bool = false) throws -> [UInt8] {
         // alpha that gives the pair's scale under the global rule.
         let alphas = pairs.map { pair -> Double in
             let alpha = pair.scale * (rslora ? Double(pair.rank).squareRoot() : Double(pair.rank))
@@ -89,7 +90,7 @@ public enum PEFTExport {
             "target_modules": targets,
             "rank_pattern": rankPattern,
             "alpha_pattern": alphaPattern,
-            "fan_in_fan_out": false,
+            "fan_in_fan_out": fanInFanOut,
             "bias": "none",
             "lora_dropout": 0.0,
             "use_dora": false,

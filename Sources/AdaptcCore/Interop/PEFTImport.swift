@@ -50,7 +50,7 @@ public enum PEFTImport {
             layers = try baseLayers(basePath, prefix: prefix, shapes: shapes, minimum: layers, transposed: config.fanInFanOut)
         }
         if config.fanInFanOut {
-            notes.append("note: fan_in_fan_out: the base model stores these weights [in, out]; the spec's shapes are [out, in] and A, B are unchanged")
+            notes.append("note: fan_in_fan_out: the base stores these weights [in, out]; the spec says so with model.weights.layout: in_out (A and B are unchanged)")
         }
 
         let spec = specText(name: specName(stem), layers: layers, prefix: prefix, shapes: shapes, pairs: pairs, config: config)
@@ -173,7 +173,9 @@ public enum PEFTImport {
             "  modules:",
         ]
         for module in shapes.keys.sorted() { lines.append("    \(module): [\(shapes[module]!.out), \(shapes[module]!.in)]") }
-        lines.append("  weights: {key: \"\(prefix).{layer}.{module}.weight\"}")
+        // fan_in_fan_out: the base stores these weights [in, out] (GPT-2's Conv1D); A and B are unchanged.
+        let layout = config.fanInFanOut ? ", layout: \(WeightLayout.inOut.rawValue)" : ""
+        lines.append("  weights: {key: \"\(prefix).{layer}.{module}.weight\"\(layout)}")
         lines.append("adapters:")
         for (index, group) in groups.enumerated() {
             lines.append("  - name: \(index == 0 ? "lora" : "lora_\(index + 1)")")

@@ -1,10 +1,10 @@
 import Yams
 
-/// `model: {layers: L, modules: {NAME: [out, in]}, weights: {key: TEMPLATE},
-/// inputs: {SET: [MODULE, …]}}`.
+/// `model: {layers: L, modules: {NAME: [out, in]}, weights: {key: TEMPLATE,
+/// layout: out_in | in_out}, inputs: {SET: [MODULE, …]}}`.
 enum ModelParser {
     static let keys = ["layers", "modules", "weights", "inputs"]
-    static let weightsKeys = ["key"]
+    static let weightsKeys = ["key", "layout"]
 
     static func parse(_ entry: NodeReader.Entry, reader: inout NodeReader,
                       keyLocations: inout [String: SourceLocation]) -> ModelSpec? {
@@ -15,6 +15,7 @@ enum ModelParser {
         let layers = entries["layers"].flatMap { reader.int($0) }
         let modules = entries["modules"].flatMap { parseModules($0, reader: &reader, keyLocations: &keyLocations) }
         var weightsKey: String?
+        var weightsLayout = WeightLayout.outIn
         var weightsOK = true
         if let weights = entries["weights"] {
             if let w = reader.mapping(weights.value, at: weights.valueLocation, what: "'model.weights'",
@@ -23,6 +24,10 @@ enum ModelParser {
                     keyLocations["model.weights.key"] = key.keyLocation
                     weightsKey = reader.string(key)
                     weightsOK = weightsKey != nil
+                }
+                if let layout = w["layout"] {
+                    keyLocations["model.weights.layout"] = layout.keyLocation
+                    if let value = reader.choice(layout, as: WeightLayout.self) { weightsLayout = value } else { weightsOK = false }
                 }
             } else {
                 weightsOK = false
@@ -43,7 +48,7 @@ enum ModelParser {
             }
         }
         guard let layers, let modules, weightsOK, inputsOK else { return nil }
-        return ModelSpec(layers: layers, modules: modules, weightsKey: weightsKey, inputSets: inputSets,
+        return ModelSpec(layers: layers, modules: modules, weightsKey: weightsKey, weightsLayout: weightsLayout, inputSets: inputSets,
                          location: entry.valueLocation)
     }
 

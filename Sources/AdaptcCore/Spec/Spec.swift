@@ -75,21 +75,33 @@ public struct InputSet: Hashable, Sendable {
     }
 }
 
+/// How a base checkpoint stores a module's weight. Shapes in the spec, ΔW and
+/// the adapter's factors are always `[out, in]`; `in_out` is the transposed
+/// storage of GPT-2's `Conv1D` (PEFT's `fan_in_fan_out`), which merge, the
+/// residual and the principal inits transpose to and from.
+public enum WeightLayout: String, CaseIterable, Sendable {
+    case outIn = "out_in"
+    case inOut = "in_out"
+}
+
 public struct ModelSpec: Sendable {
     public var layers: Int
     /// In spec order.
     public var modules: [ModelModule]
     /// `weights.key`: base checkpoint key template with `{layer}` and `{module}`.
     public var weightsKey: String?
+    /// `weights.layout`: how the base checkpoint stores each targeted weight.
+    public var weightsLayout: WeightLayout
     /// `inputs`: named sets of modules that read one and the same input (q/k/v).
     public var inputSets: [InputSet]
     public var location: SourceLocation
 
-    public init(layers: Int, modules: [ModelModule], weightsKey: String? = nil, inputSets: [InputSet] = [],
-                location: SourceLocation) {
+    public init(layers: Int, modules: [ModelModule], weightsKey: String? = nil, weightsLayout: WeightLayout = .outIn,
+                inputSets: [InputSet] = [], location: SourceLocation) {
         self.layers = layers
         self.modules = modules
         self.weightsKey = weightsKey
+        self.weightsLayout = weightsLayout
         self.inputSets = inputSets
         self.location = location
     }

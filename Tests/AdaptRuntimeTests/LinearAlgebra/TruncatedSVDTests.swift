@@ -48,6 +48,40 @@ final class TruncatedSVDTests: XCTestCase {
         }
     }
 
+    /// The benchmark's criterion (DESIGN §8 init-pissa) with the default
+    /// settings: σ_k = 1/k, so σ_16/σ_17 is only 17/16, plus noise; the rank-16
+    /// part ‖W̃_16 − W_16‖/‖W_16‖ within 1e-3 of the exact truncation, on a
+    /// matrix large enough (192×160) that the Krylov basis (96 columns) is a
+    /// small part of the space.
+    func testRandomizedDefaultsMeetTheRankPartCriterion() throws {
+        let (m, n, r) = (192, 160, 16)
+        let known = KnownSVD(m: m, n: n, sigma: (1...n).map { 1 / Double($0) }, seed: 5)
+        var random = SeededRandom(seed: 6, stream: "noise")
+        let w = known.matrix.map { Float($0 + 1e-5 * Double(random.normal(standardDeviation: 1))) }
+        let truncation = known.sum(0..<r)
+        for seed: UInt64 in [0, 1, 2] {
+            let randomized = try w.withUnsafeBufferPointer {
+                try TruncatedSVD.randomized($0, m: m, n: n, rank: r, settings: .init(seed: seed))
+            }
+            let error = frobeniusDistance(product(randomized).map(Float.init), truncation) / frobeniusNorm(truncation)
+            XCTAssertLessThanOrEqual(error, 1e-3, "seed \(seed)")
+            for k in 0..<r { XCTAssertEqual(Double(randomized.sigma[k]), known.sigma[k], accuracy: 1e-4 * known.sigma[0]) }
+        }
+    }
+
+    /// A matrix of rank below the Krylov basis: the basis runs out of
+    /// directions, the result is still exact and free of NaN.
+    func testRandomizedOnLowRankMatrix() throws {
+        let known = KnownSVD(m: 200, n: 150, sigma: [3, 2, 1, 0.5], seed: 7)
+        let w = known.matrix.map(Float.init)
+        let randomized = try w.withUnsafeBufferPointer {
+            try TruncatedSVD.randomized($0, m: 200, n: 150, rank: 6, settings: .init(oversampling: 10, powerIterations: 2, seed: 1))
+        }
+        XCTAssertFalse(randomized.u.contains { !$0.isFinite } || randomized.vt.contains { !$0.isFinite })
+        XCTAssertLessThan(frobeniusDistance(product(randomized).map(Float.init), known.matrix) / frobeniusNorm(known.matrix), 1e-5)
+        for k in 0..<4 { XCTAssertEqual(Double(randomized.sigma[k]), known.sigma[k], accuracy: 1e-5) }
+    }
+
     func testRandomizedIsDeterministicPerSeed() throws {
         let known = KnownSVD(m: 64, n: 48, sigma: (1...48).map { 1 / Double($0) }, seed: 4)
         let w = known.matrix.map(Float.init)
