@@ -52,6 +52,8 @@ final class PEFTInteropCLITests: XCTestCase {
             ("rank", "rank 4, but tensor", { $0["r"] = 4 }, nil),
             ("targets", "does not cover", { $0["target_modules"] = ["key", "value"] }, nil),
             ("layers", "layers_to_transform", { $0["layers_to_transform"] = [0, 1] }, nil),
+            ("alphazero", "\"lora_alpha\" must be a positive number", { $0["lora_alpha"] = 0 }, nil),
+            ("alphapattern", "alpha_pattern \"query\" must map to a positive finite number, not -2", { $0["alpha_pattern"] = ["query": -2] }, nil),
             ("layerfraction", "layers_to_transform must be an integer or a list of them, not 1.5", { $0["layers_to_transform"] = 1.5 }, nil),
             ("missing", "lora_B.weight\" is missing", { _ in }, { $0.removeAll { $0.0 == layer0A.replacingOccurrences(of: "lora_A", with: "lora_B") } }),
             ("nan", "contains NaN", { _ in }, { $0[0].1[3] = .nan }),

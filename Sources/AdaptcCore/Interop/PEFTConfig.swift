@@ -112,7 +112,10 @@ public struct PEFTConfig: Sendable {
             throw UserError("\(path): bias \"\(bias)\": adaptc runs LoRA without trained biases (bias \"none\")")
         }
         guard let r = try reader.int("r"), r >= 1 else { throw UserError("\(path): \"r\" must be a positive integer") }
+        // A spec's alpha is a positive finite number; 0, a negative value or one that
+        // underflows to 0 (1e-400) would make import-peft write a spec that does not check.
         let alpha = try reader.number("lora_alpha") ?? 8  // PEFT's default
+        guard alpha > 0 else { throw UserError("\(path): \"lora_alpha\" must be a positive number, not \(fields["lora_alpha"]!.summary)") }
         let targets: Targets
         switch fields["target_modules"] {
         case .string(let pattern)?:
@@ -136,7 +139,9 @@ public struct PEFTConfig: Sendable {
             return (key, rank)
         }
         config.alphaPattern = try reader.patterns("alpha_pattern").map { key, value in
-            guard let alpha = Double(value) else { throw UserError("\(path): alpha_pattern \"\(key)\" must map to a number") }
+            guard let alpha = Double(value), alpha.isFinite, alpha > 0 else {
+                throw UserError("\(path): alpha_pattern \"\(key)\" must map to a positive finite number, not \(HeaderJSON.number(value).summary)")
+            }
             return (key, alpha)
         }
         switch fields["layers_to_transform"] {
