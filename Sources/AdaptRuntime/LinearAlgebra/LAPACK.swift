@@ -83,19 +83,9 @@ public enum LAPACK {
         if n == 0 { return }
         let gram = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         defer { gram.deallocate() }
-        if let r {
-            r.update(repeating: 0, count: n * n)
-            for i in 0..<n { r[i * n + i] = 1 }
-        }
+        if let r { identity(r, n: n) }
         for _ in 0..<2 {
-            cblas_ssyrk(CblasColMajor, CblasUpper, CblasTrans, Int32(n), Int32(m), 1, a, Int32(m), 0, gram, Int32(n))
-            let info = LAPACKE_spotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), gram, Int32(n))
-            var smallest = Float.infinity, largest: Float = 0
-            for i in 0..<n {
-                smallest = min(smallest, abs(gram[i * n + i]))
-                largest = max(largest, abs(gram[i * n + i]))
-            }
-            guard info == 0, smallest > 0, largest / smallest < 1e3 else {
+            guard choleskyOfGram(a, ld: m, columnsStored: true, m: m, n: n, into: gram) else {
                 try orthonormalize(m: m, n: n, a: a, r: r == nil ? nil : gram)
                 if let r { accumulate(gram, into: r, n: n) }
                 return
@@ -121,19 +111,9 @@ public enum LAPACK {
             gram.deallocate()
             product.deallocate()
         }
-        if let r {
-            r.update(repeating: 0, count: n * n)
-            for i in 0..<n { r[i * n + i] = 1 }
-        }
+        if let r { identity(r, n: n) }
         for _ in 0..<2 {
-            cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, Int32(n), Int32(m), 1, a, Int32(lda), 0, gram, Int32(n))
-            let info = LAPACKE_spotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), gram, Int32(n))
-            var smallest = Float.infinity, largest: Float = 0
-            for i in 0..<n {
-                smallest = min(smallest, abs(gram[i * n + i]))
-                largest = max(largest, abs(gram[i * n + i]))
-            }
-            guard info == 0, smallest > 0, largest / smallest < 1e3 else {
+            guard choleskyOfGram(a, ld: lda, columnsStored: false, m: m, n: n, into: gram) else {
                 // Householder on a column-major copy.
                 let tall = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
                 defer { tall.deallocate() }
@@ -154,6 +134,30 @@ public enum LAPACK {
                         a, Int32(lda), 0, product, Int32(n))
             for row in 0..<m { (a + row * lda).update(from: product + row * n, count: n) }
         }
+    }
+
+    /// R (column-major [n, n], upper) of the tall [m, n] matrix `a` from the Cholesky
+    /// factor of its Gram matrix aᵀa, into `gram`. `a` is column-major with leading
+    /// dimension `ld` when `columnsStored`, else row-major. False when the Gram
+    /// matrix is not positive definite or R's diagonal spans 1e3 or more
+    /// (cond(a) too large for CholeskyQR in float32): the caller falls back.
+    private static func choleskyOfGram(_ a: UnsafeMutablePointer<Float>, ld: Int, columnsStored: Bool, m: Int, n: Int,
+                                       into gram: UnsafeMutablePointer<Float>) -> Bool {
+        cblas_ssyrk(CblasColMajor, CblasUpper, columnsStored ? CblasTrans : CblasNoTrans, Int32(n), Int32(m), 1, a,
+                    Int32(ld), 0, gram, Int32(n))
+        let info = LAPACKE_spotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), gram, Int32(n))
+        var smallest = Float.infinity, largest: Float = 0
+        for i in 0..<n {
+            smallest = min(smallest, abs(gram[i * n + i]))
+            largest = max(largest, abs(gram[i * n + i]))
+        }
+        return info == 0 && smallest > 0 && largest / smallest < 1e3
+    }
+
+    /// r ← the [n, n] identity: R accumulates the passes' factors from there.
+    private static func identity(_ r: UnsafeMutablePointer<Float>, n: Int) {
+        r.update(repeating: 0, count: n * n)
+        for i in 0..<n { r[i * n + i] = 1 }
     }
 
     /// r ← (upper part of `factor`)·r, both column-major [n, n] upper triangular.
