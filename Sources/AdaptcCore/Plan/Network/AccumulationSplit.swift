@@ -15,7 +15,6 @@ enum AccumulationSplit {
         for (i, c) in contractions.enumerated() where c.output.storage == .workspace {
             members[c.output, default: []].append(i)
         }
-        var result = contractions
         var partialOf: [Int: TensorView] = [:]
         var sumsAfter: [Int: [Contraction]] = [:]
         for (sum, indices) in members where indices.count >= 3 {
@@ -32,7 +31,7 @@ enum AccumulationSplit {
             }
         }
         guard !partialOf.isEmpty else { return contractions }
-        result = []
+        var result: [Contraction] = []
         for (i, c) in contractions.enumerated() {
             var c = c
             if let partial = partialOf[i] {
