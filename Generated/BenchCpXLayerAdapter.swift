@@ -16,7 +16,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `BenchCpXLayer`: 96 (layer, module) pairs, 132864 parameters.
 ///
-/// `prepare()` computes 262144 floats of prepared state from the parameters
+/// `prepare()` computes 524288 floats of prepared state from the parameters
 /// (the weight-side products the plan hoisted out of forward). It must run after
 /// loading and after every parameter update; `init(weights:)` runs it. Taking
 /// `parameters` marks the prepared state stale, and forward, backward and
@@ -39,7 +39,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     public static let specHash = "8f1e7702c410fbc4"
     public static let parameterCount = 132864
     /// Floats of prepared state (and as many for its gradients).
-    public static let preparedCount = 262144
+    public static let preparedCount = 524288
     /// Layers of the model (24); pairs without an adapter throw.
     public static let layerCount = 24
 
@@ -93,7 +93,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 1536, q + 0, p + 1792, threads: threads)  // group cp
+        Self.prepare0(n, p + 1536, q + 0, p + 1792, q + 262144, q + 65536, q + 327680, q + 131072, q + 393216, q + 196608, q + 458752, threads: threads)  // group cp
         storage.markPrepared()
     }
 
@@ -122,102 +122,102 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 0, threads: threads)
-        case 1: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 65536, threads: threads)
-        case 2: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 131072, threads: threads)
-        case 3: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 196608, threads: threads)
-        case 4: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 0, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 65536, threads: threads)
-        case 6: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 131072, threads: threads)
-        case 7: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 196608, threads: threads)
-        case 8: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 0, threads: threads)
-        case 9: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 65536, threads: threads)
-        case 10: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 131072, threads: threads)
-        case 11: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 196608, threads: threads)
-        case 12: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 0, threads: threads)
-        case 13: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 65536, threads: threads)
-        case 14: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 131072, threads: threads)
-        case 15: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 196608, threads: threads)
-        case 16: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 0, threads: threads)
-        case 17: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 65536, threads: threads)
-        case 18: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 131072, threads: threads)
-        case 19: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 196608, threads: threads)
-        case 20: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 0, threads: threads)
-        case 21: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 65536, threads: threads)
-        case 22: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 131072, threads: threads)
-        case 23: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 196608, threads: threads)
-        case 24: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 0, threads: threads)
-        case 25: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 65536, threads: threads)
-        case 26: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 131072, threads: threads)
-        case 27: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 196608, threads: threads)
-        case 28: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 0, threads: threads)
-        case 29: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 65536, threads: threads)
-        case 30: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 131072, threads: threads)
-        case 31: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 196608, threads: threads)
-        case 32: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 0, threads: threads)
-        case 33: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 65536, threads: threads)
-        case 34: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 131072, threads: threads)
-        case 35: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 196608, threads: threads)
-        case 36: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 0, threads: threads)
-        case 37: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 65536, threads: threads)
-        case 38: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 131072, threads: threads)
-        case 39: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 196608, threads: threads)
-        case 40: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 0, threads: threads)
-        case 41: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 65536, threads: threads)
-        case 42: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 131072, threads: threads)
-        case 43: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 196608, threads: threads)
-        case 44: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 0, threads: threads)
-        case 45: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 65536, threads: threads)
-        case 46: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 131072, threads: threads)
-        case 47: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 196608, threads: threads)
-        case 48: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 0, threads: threads)
-        case 49: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 65536, threads: threads)
-        case 50: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 131072, threads: threads)
-        case 51: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 196608, threads: threads)
-        case 52: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 0, threads: threads)
-        case 53: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 65536, threads: threads)
-        case 54: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 131072, threads: threads)
-        case 55: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 196608, threads: threads)
-        case 56: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 0, threads: threads)
-        case 57: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 65536, threads: threads)
-        case 58: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 131072, threads: threads)
-        case 59: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 196608, threads: threads)
-        case 60: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 0, threads: threads)
-        case 61: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 65536, threads: threads)
-        case 62: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 131072, threads: threads)
-        case 63: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 196608, threads: threads)
-        case 64: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 0, threads: threads)
-        case 65: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 65536, threads: threads)
-        case 66: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 131072, threads: threads)
-        case 67: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 196608, threads: threads)
-        case 68: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 0, threads: threads)
-        case 69: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 65536, threads: threads)
-        case 70: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 131072, threads: threads)
-        case 71: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 196608, threads: threads)
-        case 72: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 0, threads: threads)
-        case 73: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 65536, threads: threads)
-        case 74: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 131072, threads: threads)
-        case 75: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 196608, threads: threads)
-        case 76: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 0, threads: threads)
-        case 77: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 65536, threads: threads)
-        case 78: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 131072, threads: threads)
-        case 79: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 196608, threads: threads)
-        case 80: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 0, threads: threads)
-        case 81: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 65536, threads: threads)
-        case 82: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 131072, threads: threads)
-        case 83: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 196608, threads: threads)
-        case 84: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 0, threads: threads)
-        case 85: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 65536, threads: threads)
-        case 86: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 131072, threads: threads)
-        case 87: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 196608, threads: threads)
-        case 88: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 0, threads: threads)
-        case 89: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 65536, threads: threads)
-        case 90: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 131072, threads: threads)
-        case 91: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 196608, threads: threads)
-        case 92: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 0, threads: threads)
-        case 93: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 65536, threads: threads)
-        case 94: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 131072, threads: threads)
-        case 95: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 196608, threads: threads)
+        case 0: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 262144, threads: threads)
+        case 1: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 327680, threads: threads)
+        case 2: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 393216, threads: threads)
+        case 3: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 458752, threads: threads)
+        case 4: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 262144, threads: threads)
+        case 5: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 327680, threads: threads)
+        case 6: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 393216, threads: threads)
+        case 7: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 458752, threads: threads)
+        case 8: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 262144, threads: threads)
+        case 9: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 327680, threads: threads)
+        case 10: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 393216, threads: threads)
+        case 11: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 458752, threads: threads)
+        case 12: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 262144, threads: threads)
+        case 13: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 327680, threads: threads)
+        case 14: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 393216, threads: threads)
+        case 15: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 458752, threads: threads)
+        case 16: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 262144, threads: threads)
+        case 17: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 327680, threads: threads)
+        case 18: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 393216, threads: threads)
+        case 19: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 458752, threads: threads)
+        case 20: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 262144, threads: threads)
+        case 21: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 327680, threads: threads)
+        case 22: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 393216, threads: threads)
+        case 23: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 458752, threads: threads)
+        case 24: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 262144, threads: threads)
+        case 25: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 327680, threads: threads)
+        case 26: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 393216, threads: threads)
+        case 27: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 458752, threads: threads)
+        case 28: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 262144, threads: threads)
+        case 29: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 327680, threads: threads)
+        case 30: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 393216, threads: threads)
+        case 31: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 458752, threads: threads)
+        case 32: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 262144, threads: threads)
+        case 33: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 327680, threads: threads)
+        case 34: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 393216, threads: threads)
+        case 35: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 458752, threads: threads)
+        case 36: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 262144, threads: threads)
+        case 37: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 327680, threads: threads)
+        case 38: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 393216, threads: threads)
+        case 39: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 458752, threads: threads)
+        case 40: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 262144, threads: threads)
+        case 41: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 327680, threads: threads)
+        case 42: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 393216, threads: threads)
+        case 43: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 458752, threads: threads)
+        case 44: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 262144, threads: threads)
+        case 45: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 327680, threads: threads)
+        case 46: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 393216, threads: threads)
+        case 47: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 458752, threads: threads)
+        case 48: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 262144, threads: threads)
+        case 49: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 327680, threads: threads)
+        case 50: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 393216, threads: threads)
+        case 51: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 458752, threads: threads)
+        case 52: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 262144, threads: threads)
+        case 53: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 327680, threads: threads)
+        case 54: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 393216, threads: threads)
+        case 55: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 458752, threads: threads)
+        case 56: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 262144, threads: threads)
+        case 57: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 327680, threads: threads)
+        case 58: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 393216, threads: threads)
+        case 59: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 458752, threads: threads)
+        case 60: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 262144, threads: threads)
+        case 61: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 327680, threads: threads)
+        case 62: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 393216, threads: threads)
+        case 63: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 458752, threads: threads)
+        case 64: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 262144, threads: threads)
+        case 65: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 327680, threads: threads)
+        case 66: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 393216, threads: threads)
+        case 67: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 458752, threads: threads)
+        case 68: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 262144, threads: threads)
+        case 69: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 327680, threads: threads)
+        case 70: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 393216, threads: threads)
+        case 71: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 458752, threads: threads)
+        case 72: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 262144, threads: threads)
+        case 73: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 327680, threads: threads)
+        case 74: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 393216, threads: threads)
+        case 75: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 458752, threads: threads)
+        case 76: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 262144, threads: threads)
+        case 77: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 327680, threads: threads)
+        case 78: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 393216, threads: threads)
+        case 79: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 458752, threads: threads)
+        case 80: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 262144, threads: threads)
+        case 81: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 327680, threads: threads)
+        case 82: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 393216, threads: threads)
+        case 83: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 458752, threads: threads)
+        case 84: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 262144, threads: threads)
+        case 85: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 327680, threads: threads)
+        case 86: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 393216, threads: threads)
+        case 87: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 458752, threads: threads)
+        case 88: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 262144, threads: threads)
+        case 89: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 327680, threads: threads)
+        case 90: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 393216, threads: threads)
+        case 91: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 458752, threads: threads)
+        case 92: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 262144, threads: threads)
+        case 93: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 327680, threads: threads)
+        case 94: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 393216, threads: threads)
+        case 95: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 458752, threads: threads)
         default: break
         }
     }
@@ -466,30 +466,30 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 0, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 64, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 128, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 192, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 256, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 320, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 384, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 448, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 512, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 576, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 640, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 704, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 12: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 768, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 13: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 832, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 14: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 896, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 15: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 960, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 16: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1024, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 17: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1088, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 18: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1152, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 19: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1216, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 20: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1280, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 21: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1344, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 22: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1408, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
-            case 23: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1472, q + 0, q + 65536, q + 131072, q + 196608, threads: threads); return
+            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 0, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 64, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 128, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 192, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 256, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 320, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 384, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 448, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 512, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 576, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 640, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 704, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 12: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 768, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 13: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 832, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 14: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 896, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 15: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 960, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 16: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1024, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 17: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1088, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 18: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1152, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 19: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1216, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 20: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1280, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 21: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1344, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 22: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1408, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 23: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1472, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
             default: break
             }
         }
@@ -551,12 +551,49 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P3[module, out, c] = factor.module[module, c]⊙factor.out[out, c]
         for i0 in 0..<4 {
             for i1 in 0..<1024 {
                 for i2 in 0..<64 {
                     p1[i0 * 65536 + i1 * 64 + i2 * 1] = p0[i0 * 64 + i2 * 1] * p2[i1 * 64 + i2 * 1]
+                }
+            }
+        }
+        // stage 2: P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]
+        Kernels.stage(4, flops: 262144, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<64 {
+                    for i1 in 0..<64 {
+                        for i2 in 0..<16 {
+                            p3[i0 * 1024 + i1 * 16 + i2 * 1] = p1[i0 * 1024 + i1 * 1 + i2 * 64]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<64 {
+                    for i1 in 0..<64 {
+                        for i2 in 0..<16 {
+                            p5[i0 * 1024 + i1 * 16 + i2 * 1] = p4[i0 * 1024 + i1 * 1 + i2 * 64]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<64 {
+                    for i1 in 0..<64 {
+                        for i2 in 0..<16 {
+                            p7[i0 * 1024 + i1 * 16 + i2 * 1] = p6[i0 * 1024 + i1 * 1 + i2 * 64]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<64 {
+                    for i1 in 0..<64 {
+                        for i2 in 0..<16 {
+                            p9[i0 * 1024 + i1 * 16 + i2 * 1] = p8[i0 * 1024 + i1 * 1 + i2 * 64]
+                        }
+                    }
                 }
             }
         }
@@ -612,8 +649,8 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 (w + 64 * n)[i0 * 64 + i1 * 1] = p1[i1 * 1] * w[i0 * 64 + i1 * 1]
             }
         }
-        // stage 3: y[n, out] += Σ_c t2[n, c]·P3[out, c]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, ldb: 64, beta: 1, c: y, ldc: 1024, threads: threads)
+        // stage 3: y[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
     @inline(never)
@@ -681,17 +718,17 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 (w + 64 * n)[i0 * 64 + i1 * 1] = p1[i1 * 1] * w[i0 * 64 + i1 * 1]
             }
         }
-        // stage 3: y0[n, out] += Σ_c t2[n, c]·P3[out, c]; y1[n, out] += Σ_c t2[n, c]·P3[out, c]; y2[n, out] += Σ_c t2[n, c]·P3[out, c]; y3[n, out] += Σ_c t2[n, c]·P3[out, c]
+        // stage 3: y0[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]
         Kernels.stage(4, flops: 524288 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, ldb: 64, beta: 1, c: y, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p3, ldb: 64, beta: 1, c: y1, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p3, beta: 1, c: y1, ldc: 1024, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p4, ldb: 64, beta: 1, c: y2, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p4, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p5, ldb: 64, beta: 1, c: y3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p5, beta: 1, c: y3, ldc: 1024, threads: threads)
             }
         }
     }

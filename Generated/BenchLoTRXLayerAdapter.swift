@@ -15,6 +15,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `BenchLoTRXLayer`: 96 (layer, module) pairs, 57344 parameters.
 ///
+/// `prepare()` computes 16384 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -27,6 +37,8 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     public static let specName = "BenchLoTRXLayer"
     public static let specHash = "79a40bd596a3d913"
     public static let parameterCount = 57344
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 16384
     /// Layers of the model (24); pairs without an adapter throw.
     public static let layerCount = 24
 
@@ -60,7 +72,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95]
@@ -73,11 +85,24 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 24576, q + 0, threads: threads)  // group lotr
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -89,111 +114,112 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 40960, p + 0, p + 24576, threads: threads)
-        case 1: Self.forward0(n, x, y, w, p + 40960, p + 256, p + 24576, threads: threads)
-        case 2: Self.forward0(n, x, y, w, p + 40960, p + 512, p + 24576, threads: threads)
-        case 3: Self.forward0(n, x, y, w, p + 40960, p + 768, p + 24576, threads: threads)
-        case 4: Self.forward0(n, x, y, w, p + 40960, p + 1024, p + 24576, threads: threads)
-        case 5: Self.forward0(n, x, y, w, p + 40960, p + 1280, p + 24576, threads: threads)
-        case 6: Self.forward0(n, x, y, w, p + 40960, p + 1536, p + 24576, threads: threads)
-        case 7: Self.forward0(n, x, y, w, p + 40960, p + 1792, p + 24576, threads: threads)
-        case 8: Self.forward0(n, x, y, w, p + 40960, p + 2048, p + 24576, threads: threads)
-        case 9: Self.forward0(n, x, y, w, p + 40960, p + 2304, p + 24576, threads: threads)
-        case 10: Self.forward0(n, x, y, w, p + 40960, p + 2560, p + 24576, threads: threads)
-        case 11: Self.forward0(n, x, y, w, p + 40960, p + 2816, p + 24576, threads: threads)
-        case 12: Self.forward0(n, x, y, w, p + 40960, p + 3072, p + 24576, threads: threads)
-        case 13: Self.forward0(n, x, y, w, p + 40960, p + 3328, p + 24576, threads: threads)
-        case 14: Self.forward0(n, x, y, w, p + 40960, p + 3584, p + 24576, threads: threads)
-        case 15: Self.forward0(n, x, y, w, p + 40960, p + 3840, p + 24576, threads: threads)
-        case 16: Self.forward0(n, x, y, w, p + 40960, p + 4096, p + 24576, threads: threads)
-        case 17: Self.forward0(n, x, y, w, p + 40960, p + 4352, p + 24576, threads: threads)
-        case 18: Self.forward0(n, x, y, w, p + 40960, p + 4608, p + 24576, threads: threads)
-        case 19: Self.forward0(n, x, y, w, p + 40960, p + 4864, p + 24576, threads: threads)
-        case 20: Self.forward0(n, x, y, w, p + 40960, p + 5120, p + 24576, threads: threads)
-        case 21: Self.forward0(n, x, y, w, p + 40960, p + 5376, p + 24576, threads: threads)
-        case 22: Self.forward0(n, x, y, w, p + 40960, p + 5632, p + 24576, threads: threads)
-        case 23: Self.forward0(n, x, y, w, p + 40960, p + 5888, p + 24576, threads: threads)
-        case 24: Self.forward0(n, x, y, w, p + 40960, p + 6144, p + 24576, threads: threads)
-        case 25: Self.forward0(n, x, y, w, p + 40960, p + 6400, p + 24576, threads: threads)
-        case 26: Self.forward0(n, x, y, w, p + 40960, p + 6656, p + 24576, threads: threads)
-        case 27: Self.forward0(n, x, y, w, p + 40960, p + 6912, p + 24576, threads: threads)
-        case 28: Self.forward0(n, x, y, w, p + 40960, p + 7168, p + 24576, threads: threads)
-        case 29: Self.forward0(n, x, y, w, p + 40960, p + 7424, p + 24576, threads: threads)
-        case 30: Self.forward0(n, x, y, w, p + 40960, p + 7680, p + 24576, threads: threads)
-        case 31: Self.forward0(n, x, y, w, p + 40960, p + 7936, p + 24576, threads: threads)
-        case 32: Self.forward0(n, x, y, w, p + 40960, p + 8192, p + 24576, threads: threads)
-        case 33: Self.forward0(n, x, y, w, p + 40960, p + 8448, p + 24576, threads: threads)
-        case 34: Self.forward0(n, x, y, w, p + 40960, p + 8704, p + 24576, threads: threads)
-        case 35: Self.forward0(n, x, y, w, p + 40960, p + 8960, p + 24576, threads: threads)
-        case 36: Self.forward0(n, x, y, w, p + 40960, p + 9216, p + 24576, threads: threads)
-        case 37: Self.forward0(n, x, y, w, p + 40960, p + 9472, p + 24576, threads: threads)
-        case 38: Self.forward0(n, x, y, w, p + 40960, p + 9728, p + 24576, threads: threads)
-        case 39: Self.forward0(n, x, y, w, p + 40960, p + 9984, p + 24576, threads: threads)
-        case 40: Self.forward0(n, x, y, w, p + 40960, p + 10240, p + 24576, threads: threads)
-        case 41: Self.forward0(n, x, y, w, p + 40960, p + 10496, p + 24576, threads: threads)
-        case 42: Self.forward0(n, x, y, w, p + 40960, p + 10752, p + 24576, threads: threads)
-        case 43: Self.forward0(n, x, y, w, p + 40960, p + 11008, p + 24576, threads: threads)
-        case 44: Self.forward0(n, x, y, w, p + 40960, p + 11264, p + 24576, threads: threads)
-        case 45: Self.forward0(n, x, y, w, p + 40960, p + 11520, p + 24576, threads: threads)
-        case 46: Self.forward0(n, x, y, w, p + 40960, p + 11776, p + 24576, threads: threads)
-        case 47: Self.forward0(n, x, y, w, p + 40960, p + 12032, p + 24576, threads: threads)
-        case 48: Self.forward0(n, x, y, w, p + 40960, p + 12288, p + 24576, threads: threads)
-        case 49: Self.forward0(n, x, y, w, p + 40960, p + 12544, p + 24576, threads: threads)
-        case 50: Self.forward0(n, x, y, w, p + 40960, p + 12800, p + 24576, threads: threads)
-        case 51: Self.forward0(n, x, y, w, p + 40960, p + 13056, p + 24576, threads: threads)
-        case 52: Self.forward0(n, x, y, w, p + 40960, p + 13312, p + 24576, threads: threads)
-        case 53: Self.forward0(n, x, y, w, p + 40960, p + 13568, p + 24576, threads: threads)
-        case 54: Self.forward0(n, x, y, w, p + 40960, p + 13824, p + 24576, threads: threads)
-        case 55: Self.forward0(n, x, y, w, p + 40960, p + 14080, p + 24576, threads: threads)
-        case 56: Self.forward0(n, x, y, w, p + 40960, p + 14336, p + 24576, threads: threads)
-        case 57: Self.forward0(n, x, y, w, p + 40960, p + 14592, p + 24576, threads: threads)
-        case 58: Self.forward0(n, x, y, w, p + 40960, p + 14848, p + 24576, threads: threads)
-        case 59: Self.forward0(n, x, y, w, p + 40960, p + 15104, p + 24576, threads: threads)
-        case 60: Self.forward0(n, x, y, w, p + 40960, p + 15360, p + 24576, threads: threads)
-        case 61: Self.forward0(n, x, y, w, p + 40960, p + 15616, p + 24576, threads: threads)
-        case 62: Self.forward0(n, x, y, w, p + 40960, p + 15872, p + 24576, threads: threads)
-        case 63: Self.forward0(n, x, y, w, p + 40960, p + 16128, p + 24576, threads: threads)
-        case 64: Self.forward0(n, x, y, w, p + 40960, p + 16384, p + 24576, threads: threads)
-        case 65: Self.forward0(n, x, y, w, p + 40960, p + 16640, p + 24576, threads: threads)
-        case 66: Self.forward0(n, x, y, w, p + 40960, p + 16896, p + 24576, threads: threads)
-        case 67: Self.forward0(n, x, y, w, p + 40960, p + 17152, p + 24576, threads: threads)
-        case 68: Self.forward0(n, x, y, w, p + 40960, p + 17408, p + 24576, threads: threads)
-        case 69: Self.forward0(n, x, y, w, p + 40960, p + 17664, p + 24576, threads: threads)
-        case 70: Self.forward0(n, x, y, w, p + 40960, p + 17920, p + 24576, threads: threads)
-        case 71: Self.forward0(n, x, y, w, p + 40960, p + 18176, p + 24576, threads: threads)
-        case 72: Self.forward0(n, x, y, w, p + 40960, p + 18432, p + 24576, threads: threads)
-        case 73: Self.forward0(n, x, y, w, p + 40960, p + 18688, p + 24576, threads: threads)
-        case 74: Self.forward0(n, x, y, w, p + 40960, p + 18944, p + 24576, threads: threads)
-        case 75: Self.forward0(n, x, y, w, p + 40960, p + 19200, p + 24576, threads: threads)
-        case 76: Self.forward0(n, x, y, w, p + 40960, p + 19456, p + 24576, threads: threads)
-        case 77: Self.forward0(n, x, y, w, p + 40960, p + 19712, p + 24576, threads: threads)
-        case 78: Self.forward0(n, x, y, w, p + 40960, p + 19968, p + 24576, threads: threads)
-        case 79: Self.forward0(n, x, y, w, p + 40960, p + 20224, p + 24576, threads: threads)
-        case 80: Self.forward0(n, x, y, w, p + 40960, p + 20480, p + 24576, threads: threads)
-        case 81: Self.forward0(n, x, y, w, p + 40960, p + 20736, p + 24576, threads: threads)
-        case 82: Self.forward0(n, x, y, w, p + 40960, p + 20992, p + 24576, threads: threads)
-        case 83: Self.forward0(n, x, y, w, p + 40960, p + 21248, p + 24576, threads: threads)
-        case 84: Self.forward0(n, x, y, w, p + 40960, p + 21504, p + 24576, threads: threads)
-        case 85: Self.forward0(n, x, y, w, p + 40960, p + 21760, p + 24576, threads: threads)
-        case 86: Self.forward0(n, x, y, w, p + 40960, p + 22016, p + 24576, threads: threads)
-        case 87: Self.forward0(n, x, y, w, p + 40960, p + 22272, p + 24576, threads: threads)
-        case 88: Self.forward0(n, x, y, w, p + 40960, p + 22528, p + 24576, threads: threads)
-        case 89: Self.forward0(n, x, y, w, p + 40960, p + 22784, p + 24576, threads: threads)
-        case 90: Self.forward0(n, x, y, w, p + 40960, p + 23040, p + 24576, threads: threads)
-        case 91: Self.forward0(n, x, y, w, p + 40960, p + 23296, p + 24576, threads: threads)
-        case 92: Self.forward0(n, x, y, w, p + 40960, p + 23552, p + 24576, threads: threads)
-        case 93: Self.forward0(n, x, y, w, p + 40960, p + 23808, p + 24576, threads: threads)
-        case 94: Self.forward0(n, x, y, w, p + 40960, p + 24064, p + 24576, threads: threads)
-        case 95: Self.forward0(n, x, y, w, p + 40960, p + 24320, p + 24576, threads: threads)
+        case 0: Self.forward1(n, x, y, w, p + 40960, p + 0, q + 0, threads: threads)
+        case 1: Self.forward1(n, x, y, w, p + 40960, p + 256, q + 0, threads: threads)
+        case 2: Self.forward1(n, x, y, w, p + 40960, p + 512, q + 0, threads: threads)
+        case 3: Self.forward1(n, x, y, w, p + 40960, p + 768, q + 0, threads: threads)
+        case 4: Self.forward1(n, x, y, w, p + 40960, p + 1024, q + 0, threads: threads)
+        case 5: Self.forward1(n, x, y, w, p + 40960, p + 1280, q + 0, threads: threads)
+        case 6: Self.forward1(n, x, y, w, p + 40960, p + 1536, q + 0, threads: threads)
+        case 7: Self.forward1(n, x, y, w, p + 40960, p + 1792, q + 0, threads: threads)
+        case 8: Self.forward1(n, x, y, w, p + 40960, p + 2048, q + 0, threads: threads)
+        case 9: Self.forward1(n, x, y, w, p + 40960, p + 2304, q + 0, threads: threads)
+        case 10: Self.forward1(n, x, y, w, p + 40960, p + 2560, q + 0, threads: threads)
+        case 11: Self.forward1(n, x, y, w, p + 40960, p + 2816, q + 0, threads: threads)
+        case 12: Self.forward1(n, x, y, w, p + 40960, p + 3072, q + 0, threads: threads)
+        case 13: Self.forward1(n, x, y, w, p + 40960, p + 3328, q + 0, threads: threads)
+        case 14: Self.forward1(n, x, y, w, p + 40960, p + 3584, q + 0, threads: threads)
+        case 15: Self.forward1(n, x, y, w, p + 40960, p + 3840, q + 0, threads: threads)
+        case 16: Self.forward1(n, x, y, w, p + 40960, p + 4096, q + 0, threads: threads)
+        case 17: Self.forward1(n, x, y, w, p + 40960, p + 4352, q + 0, threads: threads)
+        case 18: Self.forward1(n, x, y, w, p + 40960, p + 4608, q + 0, threads: threads)
+        case 19: Self.forward1(n, x, y, w, p + 40960, p + 4864, q + 0, threads: threads)
+        case 20: Self.forward1(n, x, y, w, p + 40960, p + 5120, q + 0, threads: threads)
+        case 21: Self.forward1(n, x, y, w, p + 40960, p + 5376, q + 0, threads: threads)
+        case 22: Self.forward1(n, x, y, w, p + 40960, p + 5632, q + 0, threads: threads)
+        case 23: Self.forward1(n, x, y, w, p + 40960, p + 5888, q + 0, threads: threads)
+        case 24: Self.forward1(n, x, y, w, p + 40960, p + 6144, q + 0, threads: threads)
+        case 25: Self.forward1(n, x, y, w, p + 40960, p + 6400, q + 0, threads: threads)
+        case 26: Self.forward1(n, x, y, w, p + 40960, p + 6656, q + 0, threads: threads)
+        case 27: Self.forward1(n, x, y, w, p + 40960, p + 6912, q + 0, threads: threads)
+        case 28: Self.forward1(n, x, y, w, p + 40960, p + 7168, q + 0, threads: threads)
+        case 29: Self.forward1(n, x, y, w, p + 40960, p + 7424, q + 0, threads: threads)
+        case 30: Self.forward1(n, x, y, w, p + 40960, p + 7680, q + 0, threads: threads)
+        case 31: Self.forward1(n, x, y, w, p + 40960, p + 7936, q + 0, threads: threads)
+        case 32: Self.forward1(n, x, y, w, p + 40960, p + 8192, q + 0, threads: threads)
+        case 33: Self.forward1(n, x, y, w, p + 40960, p + 8448, q + 0, threads: threads)
+        case 34: Self.forward1(n, x, y, w, p + 40960, p + 8704, q + 0, threads: threads)
+        case 35: Self.forward1(n, x, y, w, p + 40960, p + 8960, q + 0, threads: threads)
+        case 36: Self.forward1(n, x, y, w, p + 40960, p + 9216, q + 0, threads: threads)
+        case 37: Self.forward1(n, x, y, w, p + 40960, p + 9472, q + 0, threads: threads)
+        case 38: Self.forward1(n, x, y, w, p + 40960, p + 9728, q + 0, threads: threads)
+        case 39: Self.forward1(n, x, y, w, p + 40960, p + 9984, q + 0, threads: threads)
+        case 40: Self.forward1(n, x, y, w, p + 40960, p + 10240, q + 0, threads: threads)
+        case 41: Self.forward1(n, x, y, w, p + 40960, p + 10496, q + 0, threads: threads)
+        case 42: Self.forward1(n, x, y, w, p + 40960, p + 10752, q + 0, threads: threads)
+        case 43: Self.forward1(n, x, y, w, p + 40960, p + 11008, q + 0, threads: threads)
+        case 44: Self.forward1(n, x, y, w, p + 40960, p + 11264, q + 0, threads: threads)
+        case 45: Self.forward1(n, x, y, w, p + 40960, p + 11520, q + 0, threads: threads)
+        case 46: Self.forward1(n, x, y, w, p + 40960, p + 11776, q + 0, threads: threads)
+        case 47: Self.forward1(n, x, y, w, p + 40960, p + 12032, q + 0, threads: threads)
+        case 48: Self.forward1(n, x, y, w, p + 40960, p + 12288, q + 0, threads: threads)
+        case 49: Self.forward1(n, x, y, w, p + 40960, p + 12544, q + 0, threads: threads)
+        case 50: Self.forward1(n, x, y, w, p + 40960, p + 12800, q + 0, threads: threads)
+        case 51: Self.forward1(n, x, y, w, p + 40960, p + 13056, q + 0, threads: threads)
+        case 52: Self.forward1(n, x, y, w, p + 40960, p + 13312, q + 0, threads: threads)
+        case 53: Self.forward1(n, x, y, w, p + 40960, p + 13568, q + 0, threads: threads)
+        case 54: Self.forward1(n, x, y, w, p + 40960, p + 13824, q + 0, threads: threads)
+        case 55: Self.forward1(n, x, y, w, p + 40960, p + 14080, q + 0, threads: threads)
+        case 56: Self.forward1(n, x, y, w, p + 40960, p + 14336, q + 0, threads: threads)
+        case 57: Self.forward1(n, x, y, w, p + 40960, p + 14592, q + 0, threads: threads)
+        case 58: Self.forward1(n, x, y, w, p + 40960, p + 14848, q + 0, threads: threads)
+        case 59: Self.forward1(n, x, y, w, p + 40960, p + 15104, q + 0, threads: threads)
+        case 60: Self.forward1(n, x, y, w, p + 40960, p + 15360, q + 0, threads: threads)
+        case 61: Self.forward1(n, x, y, w, p + 40960, p + 15616, q + 0, threads: threads)
+        case 62: Self.forward1(n, x, y, w, p + 40960, p + 15872, q + 0, threads: threads)
+        case 63: Self.forward1(n, x, y, w, p + 40960, p + 16128, q + 0, threads: threads)
+        case 64: Self.forward1(n, x, y, w, p + 40960, p + 16384, q + 0, threads: threads)
+        case 65: Self.forward1(n, x, y, w, p + 40960, p + 16640, q + 0, threads: threads)
+        case 66: Self.forward1(n, x, y, w, p + 40960, p + 16896, q + 0, threads: threads)
+        case 67: Self.forward1(n, x, y, w, p + 40960, p + 17152, q + 0, threads: threads)
+        case 68: Self.forward1(n, x, y, w, p + 40960, p + 17408, q + 0, threads: threads)
+        case 69: Self.forward1(n, x, y, w, p + 40960, p + 17664, q + 0, threads: threads)
+        case 70: Self.forward1(n, x, y, w, p + 40960, p + 17920, q + 0, threads: threads)
+        case 71: Self.forward1(n, x, y, w, p + 40960, p + 18176, q + 0, threads: threads)
+        case 72: Self.forward1(n, x, y, w, p + 40960, p + 18432, q + 0, threads: threads)
+        case 73: Self.forward1(n, x, y, w, p + 40960, p + 18688, q + 0, threads: threads)
+        case 74: Self.forward1(n, x, y, w, p + 40960, p + 18944, q + 0, threads: threads)
+        case 75: Self.forward1(n, x, y, w, p + 40960, p + 19200, q + 0, threads: threads)
+        case 76: Self.forward1(n, x, y, w, p + 40960, p + 19456, q + 0, threads: threads)
+        case 77: Self.forward1(n, x, y, w, p + 40960, p + 19712, q + 0, threads: threads)
+        case 78: Self.forward1(n, x, y, w, p + 40960, p + 19968, q + 0, threads: threads)
+        case 79: Self.forward1(n, x, y, w, p + 40960, p + 20224, q + 0, threads: threads)
+        case 80: Self.forward1(n, x, y, w, p + 40960, p + 20480, q + 0, threads: threads)
+        case 81: Self.forward1(n, x, y, w, p + 40960, p + 20736, q + 0, threads: threads)
+        case 82: Self.forward1(n, x, y, w, p + 40960, p + 20992, q + 0, threads: threads)
+        case 83: Self.forward1(n, x, y, w, p + 40960, p + 21248, q + 0, threads: threads)
+        case 84: Self.forward1(n, x, y, w, p + 40960, p + 21504, q + 0, threads: threads)
+        case 85: Self.forward1(n, x, y, w, p + 40960, p + 21760, q + 0, threads: threads)
+        case 86: Self.forward1(n, x, y, w, p + 40960, p + 22016, q + 0, threads: threads)
+        case 87: Self.forward1(n, x, y, w, p + 40960, p + 22272, q + 0, threads: threads)
+        case 88: Self.forward1(n, x, y, w, p + 40960, p + 22528, q + 0, threads: threads)
+        case 89: Self.forward1(n, x, y, w, p + 40960, p + 22784, q + 0, threads: threads)
+        case 90: Self.forward1(n, x, y, w, p + 40960, p + 23040, q + 0, threads: threads)
+        case 91: Self.forward1(n, x, y, w, p + 40960, p + 23296, q + 0, threads: threads)
+        case 92: Self.forward1(n, x, y, w, p + 40960, p + 23552, q + 0, threads: threads)
+        case 93: Self.forward1(n, x, y, w, p + 40960, p + 23808, q + 0, threads: threads)
+        case 94: Self.forward1(n, x, y, w, p + 40960, p + 24064, q + 0, threads: threads)
+        case 95: Self.forward1(n, x, y, w, p + 40960, p + 24320, q + 0, threads: threads)
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -204,106 +230,107 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 0, g + 0, g + 24576, g + 40960, threads: threads)
-        case 1: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 256, g + 256, g + 24576, g + 40960, threads: threads)
-        case 2: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 512, g + 512, g + 24576, g + 40960, threads: threads)
-        case 3: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 768, g + 768, g + 24576, g + 40960, threads: threads)
-        case 4: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 1024, g + 1024, g + 24576, g + 40960, threads: threads)
-        case 5: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 1280, g + 1280, g + 24576, g + 40960, threads: threads)
-        case 6: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 1536, g + 1536, g + 24576, g + 40960, threads: threads)
-        case 7: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 1792, g + 1792, g + 24576, g + 40960, threads: threads)
-        case 8: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 2048, g + 2048, g + 24576, g + 40960, threads: threads)
-        case 9: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 2304, g + 2304, g + 24576, g + 40960, threads: threads)
-        case 10: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 2560, g + 2560, g + 24576, g + 40960, threads: threads)
-        case 11: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 2816, g + 2816, g + 24576, g + 40960, threads: threads)
-        case 12: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 3072, g + 3072, g + 24576, g + 40960, threads: threads)
-        case 13: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 3328, g + 3328, g + 24576, g + 40960, threads: threads)
-        case 14: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 3584, g + 3584, g + 24576, g + 40960, threads: threads)
-        case 15: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 3840, g + 3840, g + 24576, g + 40960, threads: threads)
-        case 16: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 4096, g + 4096, g + 24576, g + 40960, threads: threads)
-        case 17: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 4352, g + 4352, g + 24576, g + 40960, threads: threads)
-        case 18: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 4608, g + 4608, g + 24576, g + 40960, threads: threads)
-        case 19: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 4864, g + 4864, g + 24576, g + 40960, threads: threads)
-        case 20: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 5120, g + 5120, g + 24576, g + 40960, threads: threads)
-        case 21: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 5376, g + 5376, g + 24576, g + 40960, threads: threads)
-        case 22: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 5632, g + 5632, g + 24576, g + 40960, threads: threads)
-        case 23: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 5888, g + 5888, g + 24576, g + 40960, threads: threads)
-        case 24: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 6144, g + 6144, g + 24576, g + 40960, threads: threads)
-        case 25: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 6400, g + 6400, g + 24576, g + 40960, threads: threads)
-        case 26: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 6656, g + 6656, g + 24576, g + 40960, threads: threads)
-        case 27: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 6912, g + 6912, g + 24576, g + 40960, threads: threads)
-        case 28: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 7168, g + 7168, g + 24576, g + 40960, threads: threads)
-        case 29: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 7424, g + 7424, g + 24576, g + 40960, threads: threads)
-        case 30: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 7680, g + 7680, g + 24576, g + 40960, threads: threads)
-        case 31: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 7936, g + 7936, g + 24576, g + 40960, threads: threads)
-        case 32: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 8192, g + 8192, g + 24576, g + 40960, threads: threads)
-        case 33: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 8448, g + 8448, g + 24576, g + 40960, threads: threads)
-        case 34: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 8704, g + 8704, g + 24576, g + 40960, threads: threads)
-        case 35: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 8960, g + 8960, g + 24576, g + 40960, threads: threads)
-        case 36: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 9216, g + 9216, g + 24576, g + 40960, threads: threads)
-        case 37: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 9472, g + 9472, g + 24576, g + 40960, threads: threads)
-        case 38: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 9728, g + 9728, g + 24576, g + 40960, threads: threads)
-        case 39: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 9984, g + 9984, g + 24576, g + 40960, threads: threads)
-        case 40: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 10240, g + 10240, g + 24576, g + 40960, threads: threads)
-        case 41: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 10496, g + 10496, g + 24576, g + 40960, threads: threads)
-        case 42: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 10752, g + 10752, g + 24576, g + 40960, threads: threads)
-        case 43: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 11008, g + 11008, g + 24576, g + 40960, threads: threads)
-        case 44: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 11264, g + 11264, g + 24576, g + 40960, threads: threads)
-        case 45: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 11520, g + 11520, g + 24576, g + 40960, threads: threads)
-        case 46: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 11776, g + 11776, g + 24576, g + 40960, threads: threads)
-        case 47: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 12032, g + 12032, g + 24576, g + 40960, threads: threads)
-        case 48: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 12288, g + 12288, g + 24576, g + 40960, threads: threads)
-        case 49: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 12544, g + 12544, g + 24576, g + 40960, threads: threads)
-        case 50: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 12800, g + 12800, g + 24576, g + 40960, threads: threads)
-        case 51: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 13056, g + 13056, g + 24576, g + 40960, threads: threads)
-        case 52: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 13312, g + 13312, g + 24576, g + 40960, threads: threads)
-        case 53: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 13568, g + 13568, g + 24576, g + 40960, threads: threads)
-        case 54: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 13824, g + 13824, g + 24576, g + 40960, threads: threads)
-        case 55: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 14080, g + 14080, g + 24576, g + 40960, threads: threads)
-        case 56: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 14336, g + 14336, g + 24576, g + 40960, threads: threads)
-        case 57: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 14592, g + 14592, g + 24576, g + 40960, threads: threads)
-        case 58: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 14848, g + 14848, g + 24576, g + 40960, threads: threads)
-        case 59: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 15104, g + 15104, g + 24576, g + 40960, threads: threads)
-        case 60: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 15360, g + 15360, g + 24576, g + 40960, threads: threads)
-        case 61: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 15616, g + 15616, g + 24576, g + 40960, threads: threads)
-        case 62: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 15872, g + 15872, g + 24576, g + 40960, threads: threads)
-        case 63: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 16128, g + 16128, g + 24576, g + 40960, threads: threads)
-        case 64: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 16384, g + 16384, g + 24576, g + 40960, threads: threads)
-        case 65: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 16640, g + 16640, g + 24576, g + 40960, threads: threads)
-        case 66: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 16896, g + 16896, g + 24576, g + 40960, threads: threads)
-        case 67: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 17152, g + 17152, g + 24576, g + 40960, threads: threads)
-        case 68: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 17408, g + 17408, g + 24576, g + 40960, threads: threads)
-        case 69: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 17664, g + 17664, g + 24576, g + 40960, threads: threads)
-        case 70: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 17920, g + 17920, g + 24576, g + 40960, threads: threads)
-        case 71: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 18176, g + 18176, g + 24576, g + 40960, threads: threads)
-        case 72: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 18432, g + 18432, g + 24576, g + 40960, threads: threads)
-        case 73: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 18688, g + 18688, g + 24576, g + 40960, threads: threads)
-        case 74: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 18944, g + 18944, g + 24576, g + 40960, threads: threads)
-        case 75: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 19200, g + 19200, g + 24576, g + 40960, threads: threads)
-        case 76: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 19456, g + 19456, g + 24576, g + 40960, threads: threads)
-        case 77: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 19712, g + 19712, g + 24576, g + 40960, threads: threads)
-        case 78: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 19968, g + 19968, g + 24576, g + 40960, threads: threads)
-        case 79: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 20224, g + 20224, g + 24576, g + 40960, threads: threads)
-        case 80: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 20480, g + 20480, g + 24576, g + 40960, threads: threads)
-        case 81: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 20736, g + 20736, g + 24576, g + 40960, threads: threads)
-        case 82: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 20992, g + 20992, g + 24576, g + 40960, threads: threads)
-        case 83: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 21248, g + 21248, g + 24576, g + 40960, threads: threads)
-        case 84: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 21504, g + 21504, g + 24576, g + 40960, threads: threads)
-        case 85: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 21760, g + 21760, g + 24576, g + 40960, threads: threads)
-        case 86: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 22016, g + 22016, g + 24576, g + 40960, threads: threads)
-        case 87: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 22272, g + 22272, g + 24576, g + 40960, threads: threads)
-        case 88: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 22528, g + 22528, g + 24576, g + 40960, threads: threads)
-        case 89: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 22784, g + 22784, g + 24576, g + 40960, threads: threads)
-        case 90: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 23040, g + 23040, g + 24576, g + 40960, threads: threads)
-        case 91: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 23296, g + 23296, g + 24576, g + 40960, threads: threads)
-        case 92: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 23552, g + 23552, g + 24576, g + 40960, threads: threads)
-        case 93: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 23808, g + 23808, g + 24576, g + 40960, threads: threads)
-        case 94: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 24064, g + 24064, g + 24576, g + 40960, threads: threads)
-        case 95: Self.backward1(n, x, dy, dx, w, p + 40960, p + 24576, p + 24320, g + 24320, g + 24576, g + 40960, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 0, g + 0, g + 24576, g + 40960, threads: threads)
+        case 1: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 256, g + 256, g + 24576, g + 40960, threads: threads)
+        case 2: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 512, g + 512, g + 24576, g + 40960, threads: threads)
+        case 3: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 768, g + 768, g + 24576, g + 40960, threads: threads)
+        case 4: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 1024, g + 1024, g + 24576, g + 40960, threads: threads)
+        case 5: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 1280, g + 1280, g + 24576, g + 40960, threads: threads)
+        case 6: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 1536, g + 1536, g + 24576, g + 40960, threads: threads)
+        case 7: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 1792, g + 1792, g + 24576, g + 40960, threads: threads)
+        case 8: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 2048, g + 2048, g + 24576, g + 40960, threads: threads)
+        case 9: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 2304, g + 2304, g + 24576, g + 40960, threads: threads)
+        case 10: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 2560, g + 2560, g + 24576, g + 40960, threads: threads)
+        case 11: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 2816, g + 2816, g + 24576, g + 40960, threads: threads)
+        case 12: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 3072, g + 3072, g + 24576, g + 40960, threads: threads)
+        case 13: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 3328, g + 3328, g + 24576, g + 40960, threads: threads)
+        case 14: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 3584, g + 3584, g + 24576, g + 40960, threads: threads)
+        case 15: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 3840, g + 3840, g + 24576, g + 40960, threads: threads)
+        case 16: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 4096, g + 4096, g + 24576, g + 40960, threads: threads)
+        case 17: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 4352, g + 4352, g + 24576, g + 40960, threads: threads)
+        case 18: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 4608, g + 4608, g + 24576, g + 40960, threads: threads)
+        case 19: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 4864, g + 4864, g + 24576, g + 40960, threads: threads)
+        case 20: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 5120, g + 5120, g + 24576, g + 40960, threads: threads)
+        case 21: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 5376, g + 5376, g + 24576, g + 40960, threads: threads)
+        case 22: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 5632, g + 5632, g + 24576, g + 40960, threads: threads)
+        case 23: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 5888, g + 5888, g + 24576, g + 40960, threads: threads)
+        case 24: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 6144, g + 6144, g + 24576, g + 40960, threads: threads)
+        case 25: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 6400, g + 6400, g + 24576, g + 40960, threads: threads)
+        case 26: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 6656, g + 6656, g + 24576, g + 40960, threads: threads)
+        case 27: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 6912, g + 6912, g + 24576, g + 40960, threads: threads)
+        case 28: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 7168, g + 7168, g + 24576, g + 40960, threads: threads)
+        case 29: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 7424, g + 7424, g + 24576, g + 40960, threads: threads)
+        case 30: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 7680, g + 7680, g + 24576, g + 40960, threads: threads)
+        case 31: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 7936, g + 7936, g + 24576, g + 40960, threads: threads)
+        case 32: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 8192, g + 8192, g + 24576, g + 40960, threads: threads)
+        case 33: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 8448, g + 8448, g + 24576, g + 40960, threads: threads)
+        case 34: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 8704, g + 8704, g + 24576, g + 40960, threads: threads)
+        case 35: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 8960, g + 8960, g + 24576, g + 40960, threads: threads)
+        case 36: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 9216, g + 9216, g + 24576, g + 40960, threads: threads)
+        case 37: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 9472, g + 9472, g + 24576, g + 40960, threads: threads)
+        case 38: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 9728, g + 9728, g + 24576, g + 40960, threads: threads)
+        case 39: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 9984, g + 9984, g + 24576, g + 40960, threads: threads)
+        case 40: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 10240, g + 10240, g + 24576, g + 40960, threads: threads)
+        case 41: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 10496, g + 10496, g + 24576, g + 40960, threads: threads)
+        case 42: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 10752, g + 10752, g + 24576, g + 40960, threads: threads)
+        case 43: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 11008, g + 11008, g + 24576, g + 40960, threads: threads)
+        case 44: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 11264, g + 11264, g + 24576, g + 40960, threads: threads)
+        case 45: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 11520, g + 11520, g + 24576, g + 40960, threads: threads)
+        case 46: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 11776, g + 11776, g + 24576, g + 40960, threads: threads)
+        case 47: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 12032, g + 12032, g + 24576, g + 40960, threads: threads)
+        case 48: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 12288, g + 12288, g + 24576, g + 40960, threads: threads)
+        case 49: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 12544, g + 12544, g + 24576, g + 40960, threads: threads)
+        case 50: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 12800, g + 12800, g + 24576, g + 40960, threads: threads)
+        case 51: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 13056, g + 13056, g + 24576, g + 40960, threads: threads)
+        case 52: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 13312, g + 13312, g + 24576, g + 40960, threads: threads)
+        case 53: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 13568, g + 13568, g + 24576, g + 40960, threads: threads)
+        case 54: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 13824, g + 13824, g + 24576, g + 40960, threads: threads)
+        case 55: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 14080, g + 14080, g + 24576, g + 40960, threads: threads)
+        case 56: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 14336, g + 14336, g + 24576, g + 40960, threads: threads)
+        case 57: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 14592, g + 14592, g + 24576, g + 40960, threads: threads)
+        case 58: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 14848, g + 14848, g + 24576, g + 40960, threads: threads)
+        case 59: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 15104, g + 15104, g + 24576, g + 40960, threads: threads)
+        case 60: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 15360, g + 15360, g + 24576, g + 40960, threads: threads)
+        case 61: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 15616, g + 15616, g + 24576, g + 40960, threads: threads)
+        case 62: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 15872, g + 15872, g + 24576, g + 40960, threads: threads)
+        case 63: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 16128, g + 16128, g + 24576, g + 40960, threads: threads)
+        case 64: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 16384, g + 16384, g + 24576, g + 40960, threads: threads)
+        case 65: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 16640, g + 16640, g + 24576, g + 40960, threads: threads)
+        case 66: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 16896, g + 16896, g + 24576, g + 40960, threads: threads)
+        case 67: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 17152, g + 17152, g + 24576, g + 40960, threads: threads)
+        case 68: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 17408, g + 17408, g + 24576, g + 40960, threads: threads)
+        case 69: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 17664, g + 17664, g + 24576, g + 40960, threads: threads)
+        case 70: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 17920, g + 17920, g + 24576, g + 40960, threads: threads)
+        case 71: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 18176, g + 18176, g + 24576, g + 40960, threads: threads)
+        case 72: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 18432, g + 18432, g + 24576, g + 40960, threads: threads)
+        case 73: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 18688, g + 18688, g + 24576, g + 40960, threads: threads)
+        case 74: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 18944, g + 18944, g + 24576, g + 40960, threads: threads)
+        case 75: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 19200, g + 19200, g + 24576, g + 40960, threads: threads)
+        case 76: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 19456, g + 19456, g + 24576, g + 40960, threads: threads)
+        case 77: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 19712, g + 19712, g + 24576, g + 40960, threads: threads)
+        case 78: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 19968, g + 19968, g + 24576, g + 40960, threads: threads)
+        case 79: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 20224, g + 20224, g + 24576, g + 40960, threads: threads)
+        case 80: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 20480, g + 20480, g + 24576, g + 40960, threads: threads)
+        case 81: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 20736, g + 20736, g + 24576, g + 40960, threads: threads)
+        case 82: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 20992, g + 20992, g + 24576, g + 40960, threads: threads)
+        case 83: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 21248, g + 21248, g + 24576, g + 40960, threads: threads)
+        case 84: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 21504, g + 21504, g + 24576, g + 40960, threads: threads)
+        case 85: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 21760, g + 21760, g + 24576, g + 40960, threads: threads)
+        case 86: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 22016, g + 22016, g + 24576, g + 40960, threads: threads)
+        case 87: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 22272, g + 22272, g + 24576, g + 40960, threads: threads)
+        case 88: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 22528, g + 22528, g + 24576, g + 40960, threads: threads)
+        case 89: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 22784, g + 22784, g + 24576, g + 40960, threads: threads)
+        case 90: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 23040, g + 23040, g + 24576, g + 40960, threads: threads)
+        case 91: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 23296, g + 23296, g + 24576, g + 40960, threads: threads)
+        case 92: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 23552, g + 23552, g + 24576, g + 40960, threads: threads)
+        case 93: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 23808, g + 23808, g + 24576, g + 40960, threads: threads)
+        case 94: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 24064, g + 24064, g + 24576, g + 40960, threads: threads)
+        case 95: Self.backward2(n, x, dy, dx, w, p + 40960, p + 24576, p + 24320, g + 24320, g + 24576, g + 40960, threads: threads)
         default: break
         }
     }
@@ -315,106 +342,107 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize2(n, delta, w, p + 40960, p + 0, p + 24576, threads: threads)
-        case 1: Self.materialize2(n, delta, w, p + 40960, p + 256, p + 24576, threads: threads)
-        case 2: Self.materialize2(n, delta, w, p + 40960, p + 512, p + 24576, threads: threads)
-        case 3: Self.materialize2(n, delta, w, p + 40960, p + 768, p + 24576, threads: threads)
-        case 4: Self.materialize2(n, delta, w, p + 40960, p + 1024, p + 24576, threads: threads)
-        case 5: Self.materialize2(n, delta, w, p + 40960, p + 1280, p + 24576, threads: threads)
-        case 6: Self.materialize2(n, delta, w, p + 40960, p + 1536, p + 24576, threads: threads)
-        case 7: Self.materialize2(n, delta, w, p + 40960, p + 1792, p + 24576, threads: threads)
-        case 8: Self.materialize2(n, delta, w, p + 40960, p + 2048, p + 24576, threads: threads)
-        case 9: Self.materialize2(n, delta, w, p + 40960, p + 2304, p + 24576, threads: threads)
-        case 10: Self.materialize2(n, delta, w, p + 40960, p + 2560, p + 24576, threads: threads)
-        case 11: Self.materialize2(n, delta, w, p + 40960, p + 2816, p + 24576, threads: threads)
-        case 12: Self.materialize2(n, delta, w, p + 40960, p + 3072, p + 24576, threads: threads)
-        case 13: Self.materialize2(n, delta, w, p + 40960, p + 3328, p + 24576, threads: threads)
-        case 14: Self.materialize2(n, delta, w, p + 40960, p + 3584, p + 24576, threads: threads)
-        case 15: Self.materialize2(n, delta, w, p + 40960, p + 3840, p + 24576, threads: threads)
-        case 16: Self.materialize2(n, delta, w, p + 40960, p + 4096, p + 24576, threads: threads)
-        case 17: Self.materialize2(n, delta, w, p + 40960, p + 4352, p + 24576, threads: threads)
-        case 18: Self.materialize2(n, delta, w, p + 40960, p + 4608, p + 24576, threads: threads)
-        case 19: Self.materialize2(n, delta, w, p + 40960, p + 4864, p + 24576, threads: threads)
-        case 20: Self.materialize2(n, delta, w, p + 40960, p + 5120, p + 24576, threads: threads)
-        case 21: Self.materialize2(n, delta, w, p + 40960, p + 5376, p + 24576, threads: threads)
-        case 22: Self.materialize2(n, delta, w, p + 40960, p + 5632, p + 24576, threads: threads)
-        case 23: Self.materialize2(n, delta, w, p + 40960, p + 5888, p + 24576, threads: threads)
-        case 24: Self.materialize2(n, delta, w, p + 40960, p + 6144, p + 24576, threads: threads)
-        case 25: Self.materialize2(n, delta, w, p + 40960, p + 6400, p + 24576, threads: threads)
-        case 26: Self.materialize2(n, delta, w, p + 40960, p + 6656, p + 24576, threads: threads)
-        case 27: Self.materialize2(n, delta, w, p + 40960, p + 6912, p + 24576, threads: threads)
-        case 28: Self.materialize2(n, delta, w, p + 40960, p + 7168, p + 24576, threads: threads)
-        case 29: Self.materialize2(n, delta, w, p + 40960, p + 7424, p + 24576, threads: threads)
-        case 30: Self.materialize2(n, delta, w, p + 40960, p + 7680, p + 24576, threads: threads)
-        case 31: Self.materialize2(n, delta, w, p + 40960, p + 7936, p + 24576, threads: threads)
-        case 32: Self.materialize2(n, delta, w, p + 40960, p + 8192, p + 24576, threads: threads)
-        case 33: Self.materialize2(n, delta, w, p + 40960, p + 8448, p + 24576, threads: threads)
-        case 34: Self.materialize2(n, delta, w, p + 40960, p + 8704, p + 24576, threads: threads)
-        case 35: Self.materialize2(n, delta, w, p + 40960, p + 8960, p + 24576, threads: threads)
-        case 36: Self.materialize2(n, delta, w, p + 40960, p + 9216, p + 24576, threads: threads)
-        case 37: Self.materialize2(n, delta, w, p + 40960, p + 9472, p + 24576, threads: threads)
-        case 38: Self.materialize2(n, delta, w, p + 40960, p + 9728, p + 24576, threads: threads)
-        case 39: Self.materialize2(n, delta, w, p + 40960, p + 9984, p + 24576, threads: threads)
-        case 40: Self.materialize2(n, delta, w, p + 40960, p + 10240, p + 24576, threads: threads)
-        case 41: Self.materialize2(n, delta, w, p + 40960, p + 10496, p + 24576, threads: threads)
-        case 42: Self.materialize2(n, delta, w, p + 40960, p + 10752, p + 24576, threads: threads)
-        case 43: Self.materialize2(n, delta, w, p + 40960, p + 11008, p + 24576, threads: threads)
-        case 44: Self.materialize2(n, delta, w, p + 40960, p + 11264, p + 24576, threads: threads)
-        case 45: Self.materialize2(n, delta, w, p + 40960, p + 11520, p + 24576, threads: threads)
-        case 46: Self.materialize2(n, delta, w, p + 40960, p + 11776, p + 24576, threads: threads)
-        case 47: Self.materialize2(n, delta, w, p + 40960, p + 12032, p + 24576, threads: threads)
-        case 48: Self.materialize2(n, delta, w, p + 40960, p + 12288, p + 24576, threads: threads)
-        case 49: Self.materialize2(n, delta, w, p + 40960, p + 12544, p + 24576, threads: threads)
-        case 50: Self.materialize2(n, delta, w, p + 40960, p + 12800, p + 24576, threads: threads)
-        case 51: Self.materialize2(n, delta, w, p + 40960, p + 13056, p + 24576, threads: threads)
-        case 52: Self.materialize2(n, delta, w, p + 40960, p + 13312, p + 24576, threads: threads)
-        case 53: Self.materialize2(n, delta, w, p + 40960, p + 13568, p + 24576, threads: threads)
-        case 54: Self.materialize2(n, delta, w, p + 40960, p + 13824, p + 24576, threads: threads)
-        case 55: Self.materialize2(n, delta, w, p + 40960, p + 14080, p + 24576, threads: threads)
-        case 56: Self.materialize2(n, delta, w, p + 40960, p + 14336, p + 24576, threads: threads)
-        case 57: Self.materialize2(n, delta, w, p + 40960, p + 14592, p + 24576, threads: threads)
-        case 58: Self.materialize2(n, delta, w, p + 40960, p + 14848, p + 24576, threads: threads)
-        case 59: Self.materialize2(n, delta, w, p + 40960, p + 15104, p + 24576, threads: threads)
-        case 60: Self.materialize2(n, delta, w, p + 40960, p + 15360, p + 24576, threads: threads)
-        case 61: Self.materialize2(n, delta, w, p + 40960, p + 15616, p + 24576, threads: threads)
-        case 62: Self.materialize2(n, delta, w, p + 40960, p + 15872, p + 24576, threads: threads)
-        case 63: Self.materialize2(n, delta, w, p + 40960, p + 16128, p + 24576, threads: threads)
-        case 64: Self.materialize2(n, delta, w, p + 40960, p + 16384, p + 24576, threads: threads)
-        case 65: Self.materialize2(n, delta, w, p + 40960, p + 16640, p + 24576, threads: threads)
-        case 66: Self.materialize2(n, delta, w, p + 40960, p + 16896, p + 24576, threads: threads)
-        case 67: Self.materialize2(n, delta, w, p + 40960, p + 17152, p + 24576, threads: threads)
-        case 68: Self.materialize2(n, delta, w, p + 40960, p + 17408, p + 24576, threads: threads)
-        case 69: Self.materialize2(n, delta, w, p + 40960, p + 17664, p + 24576, threads: threads)
-        case 70: Self.materialize2(n, delta, w, p + 40960, p + 17920, p + 24576, threads: threads)
-        case 71: Self.materialize2(n, delta, w, p + 40960, p + 18176, p + 24576, threads: threads)
-        case 72: Self.materialize2(n, delta, w, p + 40960, p + 18432, p + 24576, threads: threads)
-        case 73: Self.materialize2(n, delta, w, p + 40960, p + 18688, p + 24576, threads: threads)
-        case 74: Self.materialize2(n, delta, w, p + 40960, p + 18944, p + 24576, threads: threads)
-        case 75: Self.materialize2(n, delta, w, p + 40960, p + 19200, p + 24576, threads: threads)
-        case 76: Self.materialize2(n, delta, w, p + 40960, p + 19456, p + 24576, threads: threads)
-        case 77: Self.materialize2(n, delta, w, p + 40960, p + 19712, p + 24576, threads: threads)
-        case 78: Self.materialize2(n, delta, w, p + 40960, p + 19968, p + 24576, threads: threads)
-        case 79: Self.materialize2(n, delta, w, p + 40960, p + 20224, p + 24576, threads: threads)
-        case 80: Self.materialize2(n, delta, w, p + 40960, p + 20480, p + 24576, threads: threads)
-        case 81: Self.materialize2(n, delta, w, p + 40960, p + 20736, p + 24576, threads: threads)
-        case 82: Self.materialize2(n, delta, w, p + 40960, p + 20992, p + 24576, threads: threads)
-        case 83: Self.materialize2(n, delta, w, p + 40960, p + 21248, p + 24576, threads: threads)
-        case 84: Self.materialize2(n, delta, w, p + 40960, p + 21504, p + 24576, threads: threads)
-        case 85: Self.materialize2(n, delta, w, p + 40960, p + 21760, p + 24576, threads: threads)
-        case 86: Self.materialize2(n, delta, w, p + 40960, p + 22016, p + 24576, threads: threads)
-        case 87: Self.materialize2(n, delta, w, p + 40960, p + 22272, p + 24576, threads: threads)
-        case 88: Self.materialize2(n, delta, w, p + 40960, p + 22528, p + 24576, threads: threads)
-        case 89: Self.materialize2(n, delta, w, p + 40960, p + 22784, p + 24576, threads: threads)
-        case 90: Self.materialize2(n, delta, w, p + 40960, p + 23040, p + 24576, threads: threads)
-        case 91: Self.materialize2(n, delta, w, p + 40960, p + 23296, p + 24576, threads: threads)
-        case 92: Self.materialize2(n, delta, w, p + 40960, p + 23552, p + 24576, threads: threads)
-        case 93: Self.materialize2(n, delta, w, p + 40960, p + 23808, p + 24576, threads: threads)
-        case 94: Self.materialize2(n, delta, w, p + 40960, p + 24064, p + 24576, threads: threads)
-        case 95: Self.materialize2(n, delta, w, p + 40960, p + 24320, p + 24576, threads: threads)
+        case 0: Self.materialize3(n, delta, w, p + 40960, p + 0, p + 24576, threads: threads)
+        case 1: Self.materialize3(n, delta, w, p + 40960, p + 256, p + 24576, threads: threads)
+        case 2: Self.materialize3(n, delta, w, p + 40960, p + 512, p + 24576, threads: threads)
+        case 3: Self.materialize3(n, delta, w, p + 40960, p + 768, p + 24576, threads: threads)
+        case 4: Self.materialize3(n, delta, w, p + 40960, p + 1024, p + 24576, threads: threads)
+        case 5: Self.materialize3(n, delta, w, p + 40960, p + 1280, p + 24576, threads: threads)
+        case 6: Self.materialize3(n, delta, w, p + 40960, p + 1536, p + 24576, threads: threads)
+        case 7: Self.materialize3(n, delta, w, p + 40960, p + 1792, p + 24576, threads: threads)
+        case 8: Self.materialize3(n, delta, w, p + 40960, p + 2048, p + 24576, threads: threads)
+        case 9: Self.materialize3(n, delta, w, p + 40960, p + 2304, p + 24576, threads: threads)
+        case 10: Self.materialize3(n, delta, w, p + 40960, p + 2560, p + 24576, threads: threads)
+        case 11: Self.materialize3(n, delta, w, p + 40960, p + 2816, p + 24576, threads: threads)
+        case 12: Self.materialize3(n, delta, w, p + 40960, p + 3072, p + 24576, threads: threads)
+        case 13: Self.materialize3(n, delta, w, p + 40960, p + 3328, p + 24576, threads: threads)
+        case 14: Self.materialize3(n, delta, w, p + 40960, p + 3584, p + 24576, threads: threads)
+        case 15: Self.materialize3(n, delta, w, p + 40960, p + 3840, p + 24576, threads: threads)
+        case 16: Self.materialize3(n, delta, w, p + 40960, p + 4096, p + 24576, threads: threads)
+        case 17: Self.materialize3(n, delta, w, p + 40960, p + 4352, p + 24576, threads: threads)
+        case 18: Self.materialize3(n, delta, w, p + 40960, p + 4608, p + 24576, threads: threads)
+        case 19: Self.materialize3(n, delta, w, p + 40960, p + 4864, p + 24576, threads: threads)
+        case 20: Self.materialize3(n, delta, w, p + 40960, p + 5120, p + 24576, threads: threads)
+        case 21: Self.materialize3(n, delta, w, p + 40960, p + 5376, p + 24576, threads: threads)
+        case 22: Self.materialize3(n, delta, w, p + 40960, p + 5632, p + 24576, threads: threads)
+        case 23: Self.materialize3(n, delta, w, p + 40960, p + 5888, p + 24576, threads: threads)
+        case 24: Self.materialize3(n, delta, w, p + 40960, p + 6144, p + 24576, threads: threads)
+        case 25: Self.materialize3(n, delta, w, p + 40960, p + 6400, p + 24576, threads: threads)
+        case 26: Self.materialize3(n, delta, w, p + 40960, p + 6656, p + 24576, threads: threads)
+        case 27: Self.materialize3(n, delta, w, p + 40960, p + 6912, p + 24576, threads: threads)
+        case 28: Self.materialize3(n, delta, w, p + 40960, p + 7168, p + 24576, threads: threads)
+        case 29: Self.materialize3(n, delta, w, p + 40960, p + 7424, p + 24576, threads: threads)
+        case 30: Self.materialize3(n, delta, w, p + 40960, p + 7680, p + 24576, threads: threads)
+        case 31: Self.materialize3(n, delta, w, p + 40960, p + 7936, p + 24576, threads: threads)
+        case 32: Self.materialize3(n, delta, w, p + 40960, p + 8192, p + 24576, threads: threads)
+        case 33: Self.materialize3(n, delta, w, p + 40960, p + 8448, p + 24576, threads: threads)
+        case 34: Self.materialize3(n, delta, w, p + 40960, p + 8704, p + 24576, threads: threads)
+        case 35: Self.materialize3(n, delta, w, p + 40960, p + 8960, p + 24576, threads: threads)
+        case 36: Self.materialize3(n, delta, w, p + 40960, p + 9216, p + 24576, threads: threads)
+        case 37: Self.materialize3(n, delta, w, p + 40960, p + 9472, p + 24576, threads: threads)
+        case 38: Self.materialize3(n, delta, w, p + 40960, p + 9728, p + 24576, threads: threads)
+        case 39: Self.materialize3(n, delta, w, p + 40960, p + 9984, p + 24576, threads: threads)
+        case 40: Self.materialize3(n, delta, w, p + 40960, p + 10240, p + 24576, threads: threads)
+        case 41: Self.materialize3(n, delta, w, p + 40960, p + 10496, p + 24576, threads: threads)
+        case 42: Self.materialize3(n, delta, w, p + 40960, p + 10752, p + 24576, threads: threads)
+        case 43: Self.materialize3(n, delta, w, p + 40960, p + 11008, p + 24576, threads: threads)
+        case 44: Self.materialize3(n, delta, w, p + 40960, p + 11264, p + 24576, threads: threads)
+        case 45: Self.materialize3(n, delta, w, p + 40960, p + 11520, p + 24576, threads: threads)
+        case 46: Self.materialize3(n, delta, w, p + 40960, p + 11776, p + 24576, threads: threads)
+        case 47: Self.materialize3(n, delta, w, p + 40960, p + 12032, p + 24576, threads: threads)
+        case 48: Self.materialize3(n, delta, w, p + 40960, p + 12288, p + 24576, threads: threads)
+        case 49: Self.materialize3(n, delta, w, p + 40960, p + 12544, p + 24576, threads: threads)
+        case 50: Self.materialize3(n, delta, w, p + 40960, p + 12800, p + 24576, threads: threads)
+        case 51: Self.materialize3(n, delta, w, p + 40960, p + 13056, p + 24576, threads: threads)
+        case 52: Self.materialize3(n, delta, w, p + 40960, p + 13312, p + 24576, threads: threads)
+        case 53: Self.materialize3(n, delta, w, p + 40960, p + 13568, p + 24576, threads: threads)
+        case 54: Self.materialize3(n, delta, w, p + 40960, p + 13824, p + 24576, threads: threads)
+        case 55: Self.materialize3(n, delta, w, p + 40960, p + 14080, p + 24576, threads: threads)
+        case 56: Self.materialize3(n, delta, w, p + 40960, p + 14336, p + 24576, threads: threads)
+        case 57: Self.materialize3(n, delta, w, p + 40960, p + 14592, p + 24576, threads: threads)
+        case 58: Self.materialize3(n, delta, w, p + 40960, p + 14848, p + 24576, threads: threads)
+        case 59: Self.materialize3(n, delta, w, p + 40960, p + 15104, p + 24576, threads: threads)
+        case 60: Self.materialize3(n, delta, w, p + 40960, p + 15360, p + 24576, threads: threads)
+        case 61: Self.materialize3(n, delta, w, p + 40960, p + 15616, p + 24576, threads: threads)
+        case 62: Self.materialize3(n, delta, w, p + 40960, p + 15872, p + 24576, threads: threads)
+        case 63: Self.materialize3(n, delta, w, p + 40960, p + 16128, p + 24576, threads: threads)
+        case 64: Self.materialize3(n, delta, w, p + 40960, p + 16384, p + 24576, threads: threads)
+        case 65: Self.materialize3(n, delta, w, p + 40960, p + 16640, p + 24576, threads: threads)
+        case 66: Self.materialize3(n, delta, w, p + 40960, p + 16896, p + 24576, threads: threads)
+        case 67: Self.materialize3(n, delta, w, p + 40960, p + 17152, p + 24576, threads: threads)
+        case 68: Self.materialize3(n, delta, w, p + 40960, p + 17408, p + 24576, threads: threads)
+        case 69: Self.materialize3(n, delta, w, p + 40960, p + 17664, p + 24576, threads: threads)
+        case 70: Self.materialize3(n, delta, w, p + 40960, p + 17920, p + 24576, threads: threads)
+        case 71: Self.materialize3(n, delta, w, p + 40960, p + 18176, p + 24576, threads: threads)
+        case 72: Self.materialize3(n, delta, w, p + 40960, p + 18432, p + 24576, threads: threads)
+        case 73: Self.materialize3(n, delta, w, p + 40960, p + 18688, p + 24576, threads: threads)
+        case 74: Self.materialize3(n, delta, w, p + 40960, p + 18944, p + 24576, threads: threads)
+        case 75: Self.materialize3(n, delta, w, p + 40960, p + 19200, p + 24576, threads: threads)
+        case 76: Self.materialize3(n, delta, w, p + 40960, p + 19456, p + 24576, threads: threads)
+        case 77: Self.materialize3(n, delta, w, p + 40960, p + 19712, p + 24576, threads: threads)
+        case 78: Self.materialize3(n, delta, w, p + 40960, p + 19968, p + 24576, threads: threads)
+        case 79: Self.materialize3(n, delta, w, p + 40960, p + 20224, p + 24576, threads: threads)
+        case 80: Self.materialize3(n, delta, w, p + 40960, p + 20480, p + 24576, threads: threads)
+        case 81: Self.materialize3(n, delta, w, p + 40960, p + 20736, p + 24576, threads: threads)
+        case 82: Self.materialize3(n, delta, w, p + 40960, p + 20992, p + 24576, threads: threads)
+        case 83: Self.materialize3(n, delta, w, p + 40960, p + 21248, p + 24576, threads: threads)
+        case 84: Self.materialize3(n, delta, w, p + 40960, p + 21504, p + 24576, threads: threads)
+        case 85: Self.materialize3(n, delta, w, p + 40960, p + 21760, p + 24576, threads: threads)
+        case 86: Self.materialize3(n, delta, w, p + 40960, p + 22016, p + 24576, threads: threads)
+        case 87: Self.materialize3(n, delta, w, p + 40960, p + 22272, p + 24576, threads: threads)
+        case 88: Self.materialize3(n, delta, w, p + 40960, p + 22528, p + 24576, threads: threads)
+        case 89: Self.materialize3(n, delta, w, p + 40960, p + 22784, p + 24576, threads: threads)
+        case 90: Self.materialize3(n, delta, w, p + 40960, p + 23040, p + 24576, threads: threads)
+        case 91: Self.materialize3(n, delta, w, p + 40960, p + 23296, p + 24576, threads: threads)
+        case 92: Self.materialize3(n, delta, w, p + 40960, p + 23552, p + 24576, threads: threads)
+        case 93: Self.materialize3(n, delta, w, p + 40960, p + 23808, p + 24576, threads: threads)
+        case 94: Self.materialize3(n, delta, w, p + 40960, p + 24064, p + 24576, threads: threads)
+        case 95: Self.materialize3(n, delta, w, p + 40960, p + 24320, p + 24576, threads: threads)
         default: break
         }
     }
@@ -429,35 +457,36 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 0, p + 256, p + 512, p + 768, p + 24576, threads: threads); return
-            case 1: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 1024, p + 1280, p + 1536, p + 1792, p + 24576, threads: threads); return
-            case 2: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 2048, p + 2304, p + 2560, p + 2816, p + 24576, threads: threads); return
-            case 3: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 3072, p + 3328, p + 3584, p + 3840, p + 24576, threads: threads); return
-            case 4: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 4096, p + 4352, p + 4608, p + 4864, p + 24576, threads: threads); return
-            case 5: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 5120, p + 5376, p + 5632, p + 5888, p + 24576, threads: threads); return
-            case 6: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 6144, p + 6400, p + 6656, p + 6912, p + 24576, threads: threads); return
-            case 7: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 7168, p + 7424, p + 7680, p + 7936, p + 24576, threads: threads); return
-            case 8: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 8192, p + 8448, p + 8704, p + 8960, p + 24576, threads: threads); return
-            case 9: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 9216, p + 9472, p + 9728, p + 9984, p + 24576, threads: threads); return
-            case 10: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 10240, p + 10496, p + 10752, p + 11008, p + 24576, threads: threads); return
-            case 11: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 11264, p + 11520, p + 11776, p + 12032, p + 24576, threads: threads); return
-            case 12: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 12288, p + 12544, p + 12800, p + 13056, p + 24576, threads: threads); return
-            case 13: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 13312, p + 13568, p + 13824, p + 14080, p + 24576, threads: threads); return
-            case 14: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 14336, p + 14592, p + 14848, p + 15104, p + 24576, threads: threads); return
-            case 15: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 15360, p + 15616, p + 15872, p + 16128, p + 24576, threads: threads); return
-            case 16: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 16384, p + 16640, p + 16896, p + 17152, p + 24576, threads: threads); return
-            case 17: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 17408, p + 17664, p + 17920, p + 18176, p + 24576, threads: threads); return
-            case 18: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 18432, p + 18688, p + 18944, p + 19200, p + 24576, threads: threads); return
-            case 19: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 19456, p + 19712, p + 19968, p + 20224, p + 24576, threads: threads); return
-            case 20: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 20480, p + 20736, p + 20992, p + 21248, p + 24576, threads: threads); return
-            case 21: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 21504, p + 21760, p + 22016, p + 22272, p + 24576, threads: threads); return
-            case 22: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 22528, p + 22784, p + 23040, p + 23296, p + 24576, threads: threads); return
-            case 23: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 23552, p + 23808, p + 24064, p + 24320, p + 24576, threads: threads); return
+            case 0: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 0, p + 256, p + 512, p + 768, q + 0, threads: threads); return
+            case 1: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 1024, p + 1280, p + 1536, p + 1792, q + 0, threads: threads); return
+            case 2: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 2048, p + 2304, p + 2560, p + 2816, q + 0, threads: threads); return
+            case 3: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 3072, p + 3328, p + 3584, p + 3840, q + 0, threads: threads); return
+            case 4: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 4096, p + 4352, p + 4608, p + 4864, q + 0, threads: threads); return
+            case 5: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 5120, p + 5376, p + 5632, p + 5888, q + 0, threads: threads); return
+            case 6: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 6144, p + 6400, p + 6656, p + 6912, q + 0, threads: threads); return
+            case 7: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 7168, p + 7424, p + 7680, p + 7936, q + 0, threads: threads); return
+            case 8: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 8192, p + 8448, p + 8704, p + 8960, q + 0, threads: threads); return
+            case 9: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 9216, p + 9472, p + 9728, p + 9984, q + 0, threads: threads); return
+            case 10: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 10240, p + 10496, p + 10752, p + 11008, q + 0, threads: threads); return
+            case 11: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 11264, p + 11520, p + 11776, p + 12032, q + 0, threads: threads); return
+            case 12: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 12288, p + 12544, p + 12800, p + 13056, q + 0, threads: threads); return
+            case 13: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 13312, p + 13568, p + 13824, p + 14080, q + 0, threads: threads); return
+            case 14: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 14336, p + 14592, p + 14848, p + 15104, q + 0, threads: threads); return
+            case 15: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 15360, p + 15616, p + 15872, p + 16128, q + 0, threads: threads); return
+            case 16: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 16384, p + 16640, p + 16896, p + 17152, q + 0, threads: threads); return
+            case 17: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 17408, p + 17664, p + 17920, p + 18176, q + 0, threads: threads); return
+            case 18: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 18432, p + 18688, p + 18944, p + 19200, q + 0, threads: threads); return
+            case 19: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 19456, p + 19712, p + 19968, p + 20224, q + 0, threads: threads); return
+            case 20: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 20480, p + 20736, p + 20992, p + 21248, q + 0, threads: threads); return
+            case 21: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 21504, p + 21760, p + 22016, p + 22272, q + 0, threads: threads); return
+            case 22: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 22528, p + 22784, p + 23040, p + 23296, q + 0, threads: threads); return
+            case 23: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 23552, p + 23808, p + 24064, p + 24320, q + 0, threads: threads); return
             default: break
             }
         }
@@ -477,35 +506,36 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 0, p + 256, p + 512, p + 768, g + 768, g + 512, g + 256, g + 0, g + 24576, g + 40960, threads: threads); return
-            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 1024, p + 1280, p + 1536, p + 1792, g + 1792, g + 1536, g + 1280, g + 1024, g + 24576, g + 40960, threads: threads); return
-            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 2048, p + 2304, p + 2560, p + 2816, g + 2816, g + 2560, g + 2304, g + 2048, g + 24576, g + 40960, threads: threads); return
-            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 3072, p + 3328, p + 3584, p + 3840, g + 3840, g + 3584, g + 3328, g + 3072, g + 24576, g + 40960, threads: threads); return
-            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 4096, p + 4352, p + 4608, p + 4864, g + 4864, g + 4608, g + 4352, g + 4096, g + 24576, g + 40960, threads: threads); return
-            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 5120, p + 5376, p + 5632, p + 5888, g + 5888, g + 5632, g + 5376, g + 5120, g + 24576, g + 40960, threads: threads); return
-            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 6144, p + 6400, p + 6656, p + 6912, g + 6912, g + 6656, g + 6400, g + 6144, g + 24576, g + 40960, threads: threads); return
-            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 7168, p + 7424, p + 7680, p + 7936, g + 7936, g + 7680, g + 7424, g + 7168, g + 24576, g + 40960, threads: threads); return
-            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 8192, p + 8448, p + 8704, p + 8960, g + 8960, g + 8704, g + 8448, g + 8192, g + 24576, g + 40960, threads: threads); return
-            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 9216, p + 9472, p + 9728, p + 9984, g + 9984, g + 9728, g + 9472, g + 9216, g + 24576, g + 40960, threads: threads); return
-            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 10240, p + 10496, p + 10752, p + 11008, g + 11008, g + 10752, g + 10496, g + 10240, g + 24576, g + 40960, threads: threads); return
-            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 11264, p + 11520, p + 11776, p + 12032, g + 12032, g + 11776, g + 11520, g + 11264, g + 24576, g + 40960, threads: threads); return
-            case 12: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 12288, p + 12544, p + 12800, p + 13056, g + 13056, g + 12800, g + 12544, g + 12288, g + 24576, g + 40960, threads: threads); return
-            case 13: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 13312, p + 13568, p + 13824, p + 14080, g + 14080, g + 13824, g + 13568, g + 13312, g + 24576, g + 40960, threads: threads); return
-            case 14: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 14336, p + 14592, p + 14848, p + 15104, g + 15104, g + 14848, g + 14592, g + 14336, g + 24576, g + 40960, threads: threads); return
-            case 15: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 15360, p + 15616, p + 15872, p + 16128, g + 16128, g + 15872, g + 15616, g + 15360, g + 24576, g + 40960, threads: threads); return
-            case 16: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 16384, p + 16640, p + 16896, p + 17152, g + 17152, g + 16896, g + 16640, g + 16384, g + 24576, g + 40960, threads: threads); return
-            case 17: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 17408, p + 17664, p + 17920, p + 18176, g + 18176, g + 17920, g + 17664, g + 17408, g + 24576, g + 40960, threads: threads); return
-            case 18: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 18432, p + 18688, p + 18944, p + 19200, g + 19200, g + 18944, g + 18688, g + 18432, g + 24576, g + 40960, threads: threads); return
-            case 19: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 19456, p + 19712, p + 19968, p + 20224, g + 20224, g + 19968, g + 19712, g + 19456, g + 24576, g + 40960, threads: threads); return
-            case 20: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 20480, p + 20736, p + 20992, p + 21248, g + 21248, g + 20992, g + 20736, g + 20480, g + 24576, g + 40960, threads: threads); return
-            case 21: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 21504, p + 21760, p + 22016, p + 22272, g + 22272, g + 22016, g + 21760, g + 21504, g + 24576, g + 40960, threads: threads); return
-            case 22: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 22528, p + 22784, p + 23040, p + 23296, g + 23296, g + 23040, g + 22784, g + 22528, g + 24576, g + 40960, threads: threads); return
-            case 23: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 23552, p + 23808, p + 24064, p + 24320, g + 24320, g + 24064, g + 23808, g + 23552, g + 24576, g + 40960, threads: threads); return
+            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 0, p + 256, p + 512, p + 768, g + 768, g + 512, g + 256, g + 0, g + 24576, g + 40960, threads: threads); return
+            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 1024, p + 1280, p + 1536, p + 1792, g + 1792, g + 1536, g + 1280, g + 1024, g + 24576, g + 40960, threads: threads); return
+            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 2048, p + 2304, p + 2560, p + 2816, g + 2816, g + 2560, g + 2304, g + 2048, g + 24576, g + 40960, threads: threads); return
+            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 3072, p + 3328, p + 3584, p + 3840, g + 3840, g + 3584, g + 3328, g + 3072, g + 24576, g + 40960, threads: threads); return
+            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 4096, p + 4352, p + 4608, p + 4864, g + 4864, g + 4608, g + 4352, g + 4096, g + 24576, g + 40960, threads: threads); return
+            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 5120, p + 5376, p + 5632, p + 5888, g + 5888, g + 5632, g + 5376, g + 5120, g + 24576, g + 40960, threads: threads); return
+            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 6144, p + 6400, p + 6656, p + 6912, g + 6912, g + 6656, g + 6400, g + 6144, g + 24576, g + 40960, threads: threads); return
+            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 7168, p + 7424, p + 7680, p + 7936, g + 7936, g + 7680, g + 7424, g + 7168, g + 24576, g + 40960, threads: threads); return
+            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 8192, p + 8448, p + 8704, p + 8960, g + 8960, g + 8704, g + 8448, g + 8192, g + 24576, g + 40960, threads: threads); return
+            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 9216, p + 9472, p + 9728, p + 9984, g + 9984, g + 9728, g + 9472, g + 9216, g + 24576, g + 40960, threads: threads); return
+            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 10240, p + 10496, p + 10752, p + 11008, g + 11008, g + 10752, g + 10496, g + 10240, g + 24576, g + 40960, threads: threads); return
+            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 11264, p + 11520, p + 11776, p + 12032, g + 12032, g + 11776, g + 11520, g + 11264, g + 24576, g + 40960, threads: threads); return
+            case 12: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 12288, p + 12544, p + 12800, p + 13056, g + 13056, g + 12800, g + 12544, g + 12288, g + 24576, g + 40960, threads: threads); return
+            case 13: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 13312, p + 13568, p + 13824, p + 14080, g + 14080, g + 13824, g + 13568, g + 13312, g + 24576, g + 40960, threads: threads); return
+            case 14: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 14336, p + 14592, p + 14848, p + 15104, g + 15104, g + 14848, g + 14592, g + 14336, g + 24576, g + 40960, threads: threads); return
+            case 15: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 15360, p + 15616, p + 15872, p + 16128, g + 16128, g + 15872, g + 15616, g + 15360, g + 24576, g + 40960, threads: threads); return
+            case 16: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 16384, p + 16640, p + 16896, p + 17152, g + 17152, g + 16896, g + 16640, g + 16384, g + 24576, g + 40960, threads: threads); return
+            case 17: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 17408, p + 17664, p + 17920, p + 18176, g + 18176, g + 17920, g + 17664, g + 17408, g + 24576, g + 40960, threads: threads); return
+            case 18: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 18432, p + 18688, p + 18944, p + 19200, g + 19200, g + 18944, g + 18688, g + 18432, g + 24576, g + 40960, threads: threads); return
+            case 19: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 19456, p + 19712, p + 19968, p + 20224, g + 20224, g + 19968, g + 19712, g + 19456, g + 24576, g + 40960, threads: threads); return
+            case 20: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 20480, p + 20736, p + 20992, p + 21248, g + 21248, g + 20992, g + 20736, g + 20480, g + 24576, g + 40960, threads: threads); return
+            case 21: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 21504, p + 21760, p + 22016, p + 22272, g + 22272, g + 22016, g + 21760, g + 21504, g + 24576, g + 40960, threads: threads); return
+            case 22: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 22528, p + 22784, p + 23040, p + 23296, g + 23296, g + 23040, g + 22784, g + 22528, g + 24576, g + 40960, threads: threads); return
+            case 23: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, p + 24576, p + 23552, p + 23808, p + 24064, p + 24320, g + 24320, g + 24064, g + 23808, g + 23552, g + 24576, g + 40960, threads: threads); return
             default: break
             }
         }
@@ -518,17 +548,29 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
+        for i0 in 0..<64 {
+            for i1 in 0..<16 {
+                for i2 in 0..<16 {
+                    p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
+                }
+            }
+        }
+    }
+
+    @inline(never)
+    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
         Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
-        // stage 3: y[n, out] += Σ_t.out factor.out[out, t.out]·t2[n, t.out]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, ldb: 16, beta: 1, c: y, ldc: 1024, threads: threads)
+        // stage 3: y[row, panel, lane] += Σ_rank t2[row, rank]·factor.out.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
     @inline(never)
-    private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
         Kernels.stage(2, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
@@ -563,7 +605,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[in, t.out] = Σ_t.in core[t.out, t.in]·factor.in[in, t.in]
         Kernels.gemm(transA: false, transB: true, m: 1024, n: 16, k: 16, alpha: 1.0, a: p0, lda: 16, b: p1, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: ΔW[out, in] = Σ_t.out factor.out[out, t.out]·m1[in, t.out]
@@ -571,7 +613,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
@@ -587,23 +629,23 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p4, ldb: 16, beta: 0, c: (w + 64 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: y0[n, out] += Σ_t.out factor.out[out, t.out]·t2[0][n, t.out]; y1[n, out] += Σ_t.out factor.out[out, t.out]·t2[1][n, t.out]; y2[n, out] += Σ_t.out factor.out[out, t.out]·t2[2][n, t.out]; y3[n, out] += Σ_t.out factor.out[out, t.out]·t2[3][n, t.out]
+        // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t2[2][row, rank]·factor.out.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t2[3][row, rank]·factor.out.panels[panel, rank, lane]
         Kernels.stage(4, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p5, ldb: 16, beta: 1, c: y, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p5, beta: 1, c: y, ldc: 1024, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p5, ldb: 16, beta: 1, c: y1, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p5, beta: 1, c: y1, ldc: 1024, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p5, ldb: 16, beta: 1, c: y2, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p5, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p5, ldb: 16, beta: 1, c: y3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p5, beta: 1, c: y3, ldc: 1024, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[3][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[2][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[1][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[0][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
         Kernels.stage(5, flops: 163840 * n, threads: threads) { i, threads in
             switch i {

@@ -22,7 +22,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `BenchTTXLayer`: 96 (layer, module) pairs, 3072 parameters.
 ///
-/// `prepare()` computes 819200 floats of prepared state from the parameters
+/// `prepare()` computes 1605632 floats of prepared state from the parameters
 /// (the weight-side products the plan hoisted out of forward). It must run after
 /// loading and after every parameter update; `init(weights:)` runs it. Taking
 /// `parameters` marks the prepared state stale, and forward, backward and
@@ -45,7 +45,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     public static let specHash = "8abcda04fbe06795"
     public static let parameterCount = 3072
     /// Floats of prepared state (and as many for its gradients).
-    public static let preparedCount = 819200
+    public static let preparedCount = 1605632
     /// Layers of the model (24); pairs without an adapter throw.
     public static let layerCount = 24
 
@@ -105,7 +105,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 0, p + 192, q + 0, p + 704, p + 1216, q + 3840, p + 1984, p + 2240, q + 808704, p + 2752, p + 3008, q + 810752, p + 448, q + 768, p + 1472, q + 5888, q + 811008, q + 22272, threads: threads)  // group tt
+        Self.prepare0(n, p + 0, p + 192, q + 0, p + 704, p + 1216, q + 3840, p + 1984, p + 2240, q + 808704, p + 2752, p + 3008, q + 810752, p + 448, q + 768, p + 1472, q + 5888, q + 811008, q + 22272, q + 819200, q + 30464, q + 827392, q + 38656, q + 835584, q + 46848, q + 843776, q + 55040, q + 851968, q + 63232, q + 860160, q + 71424, q + 868352, q + 79616, q + 876544, q + 87808, q + 884736, q + 96000, q + 892928, q + 104192, q + 901120, q + 112384, q + 909312, q + 120576, q + 917504, q + 128768, q + 925696, q + 136960, q + 933888, q + 145152, q + 942080, q + 153344, q + 950272, q + 161536, q + 958464, q + 169728, q + 966656, q + 177920, q + 974848, q + 186112, q + 983040, q + 194304, q + 991232, q + 202496, q + 999424, q + 210688, q + 1007616, q + 218880, q + 1015808, q + 227072, q + 1024000, q + 235264, q + 1032192, q + 243456, q + 1040384, q + 251648, q + 1048576, q + 259840, q + 1056768, q + 268032, q + 1064960, q + 276224, q + 1073152, q + 284416, q + 1081344, q + 292608, q + 1089536, q + 300800, q + 1097728, q + 308992, q + 1105920, q + 317184, q + 1114112, q + 325376, q + 1122304, q + 333568, q + 1130496, q + 341760, q + 1138688, q + 349952, q + 1146880, q + 358144, q + 1155072, q + 366336, q + 1163264, q + 374528, q + 1171456, q + 382720, q + 1179648, q + 390912, q + 1187840, q + 399104, q + 1196032, q + 407296, q + 1204224, q + 415488, q + 1212416, q + 423680, q + 1220608, q + 431872, q + 1228800, q + 440064, q + 1236992, q + 448256, q + 1245184, q + 456448, q + 1253376, q + 464640, q + 1261568, q + 472832, q + 1269760, q + 481024, q + 1277952, q + 489216, q + 1286144, q + 497408, q + 1294336, q + 505600, q + 1302528, q + 513792, q + 1310720, q + 521984, q + 1318912, q + 530176, q + 1327104, q + 538368, q + 1335296, q + 546560, q + 1343488, q + 554752, q + 1351680, q + 562944, q + 1359872, q + 571136, q + 1368064, q + 579328, q + 1376256, q + 587520, q + 1384448, q + 595712, q + 1392640, q + 603904, q + 1400832, q + 612096, q + 1409024, q + 620288, q + 1417216, q + 628480, q + 1425408, q + 636672, q + 1433600, q + 644864, q + 1441792, q + 653056, q + 1449984, q + 661248, q + 1458176, q + 669440, q + 1466368, q + 677632, q + 1474560, q + 685824, q + 1482752, q + 694016, q + 1490944, q + 702208, q + 1499136, q + 710400, q + 1507328, q + 718592, q + 1515520, q + 726784, q + 1523712, q + 734976, q + 1531904, q + 743168, q + 1540096, q + 751360, q + 1548288, q + 759552, q + 1556480, q + 767744, q + 1564672, q + 775936, q + 1572864, q + 784128, q + 1581056, q + 792320, q + 1589248, q + 800512, q + 1597440, threads: threads)  // group tt
         storage.markPrepared()
     }
 
@@ -134,102 +134,102 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, q + 811008, q + 22272, threads: threads)
-        case 1: Self.forward2(n, x, y, w, q + 811008, q + 30464, threads: threads)
-        case 2: Self.forward2(n, x, y, w, q + 811008, q + 38656, threads: threads)
-        case 3: Self.forward2(n, x, y, w, q + 811008, q + 46848, threads: threads)
-        case 4: Self.forward2(n, x, y, w, q + 811008, q + 55040, threads: threads)
-        case 5: Self.forward2(n, x, y, w, q + 811008, q + 63232, threads: threads)
-        case 6: Self.forward2(n, x, y, w, q + 811008, q + 71424, threads: threads)
-        case 7: Self.forward2(n, x, y, w, q + 811008, q + 79616, threads: threads)
-        case 8: Self.forward2(n, x, y, w, q + 811008, q + 87808, threads: threads)
-        case 9: Self.forward2(n, x, y, w, q + 811008, q + 96000, threads: threads)
-        case 10: Self.forward2(n, x, y, w, q + 811008, q + 104192, threads: threads)
-        case 11: Self.forward2(n, x, y, w, q + 811008, q + 112384, threads: threads)
-        case 12: Self.forward2(n, x, y, w, q + 811008, q + 120576, threads: threads)
-        case 13: Self.forward2(n, x, y, w, q + 811008, q + 128768, threads: threads)
-        case 14: Self.forward2(n, x, y, w, q + 811008, q + 136960, threads: threads)
-        case 15: Self.forward2(n, x, y, w, q + 811008, q + 145152, threads: threads)
-        case 16: Self.forward2(n, x, y, w, q + 811008, q + 153344, threads: threads)
-        case 17: Self.forward2(n, x, y, w, q + 811008, q + 161536, threads: threads)
-        case 18: Self.forward2(n, x, y, w, q + 811008, q + 169728, threads: threads)
-        case 19: Self.forward2(n, x, y, w, q + 811008, q + 177920, threads: threads)
-        case 20: Self.forward2(n, x, y, w, q + 811008, q + 186112, threads: threads)
-        case 21: Self.forward2(n, x, y, w, q + 811008, q + 194304, threads: threads)
-        case 22: Self.forward2(n, x, y, w, q + 811008, q + 202496, threads: threads)
-        case 23: Self.forward2(n, x, y, w, q + 811008, q + 210688, threads: threads)
-        case 24: Self.forward2(n, x, y, w, q + 811008, q + 218880, threads: threads)
-        case 25: Self.forward2(n, x, y, w, q + 811008, q + 227072, threads: threads)
-        case 26: Self.forward2(n, x, y, w, q + 811008, q + 235264, threads: threads)
-        case 27: Self.forward2(n, x, y, w, q + 811008, q + 243456, threads: threads)
-        case 28: Self.forward2(n, x, y, w, q + 811008, q + 251648, threads: threads)
-        case 29: Self.forward2(n, x, y, w, q + 811008, q + 259840, threads: threads)
-        case 30: Self.forward2(n, x, y, w, q + 811008, q + 268032, threads: threads)
-        case 31: Self.forward2(n, x, y, w, q + 811008, q + 276224, threads: threads)
-        case 32: Self.forward2(n, x, y, w, q + 811008, q + 284416, threads: threads)
-        case 33: Self.forward2(n, x, y, w, q + 811008, q + 292608, threads: threads)
-        case 34: Self.forward2(n, x, y, w, q + 811008, q + 300800, threads: threads)
-        case 35: Self.forward2(n, x, y, w, q + 811008, q + 308992, threads: threads)
-        case 36: Self.forward2(n, x, y, w, q + 811008, q + 317184, threads: threads)
-        case 37: Self.forward2(n, x, y, w, q + 811008, q + 325376, threads: threads)
-        case 38: Self.forward2(n, x, y, w, q + 811008, q + 333568, threads: threads)
-        case 39: Self.forward2(n, x, y, w, q + 811008, q + 341760, threads: threads)
-        case 40: Self.forward2(n, x, y, w, q + 811008, q + 349952, threads: threads)
-        case 41: Self.forward2(n, x, y, w, q + 811008, q + 358144, threads: threads)
-        case 42: Self.forward2(n, x, y, w, q + 811008, q + 366336, threads: threads)
-        case 43: Self.forward2(n, x, y, w, q + 811008, q + 374528, threads: threads)
-        case 44: Self.forward2(n, x, y, w, q + 811008, q + 382720, threads: threads)
-        case 45: Self.forward2(n, x, y, w, q + 811008, q + 390912, threads: threads)
-        case 46: Self.forward2(n, x, y, w, q + 811008, q + 399104, threads: threads)
-        case 47: Self.forward2(n, x, y, w, q + 811008, q + 407296, threads: threads)
-        case 48: Self.forward2(n, x, y, w, q + 811008, q + 415488, threads: threads)
-        case 49: Self.forward2(n, x, y, w, q + 811008, q + 423680, threads: threads)
-        case 50: Self.forward2(n, x, y, w, q + 811008, q + 431872, threads: threads)
-        case 51: Self.forward2(n, x, y, w, q + 811008, q + 440064, threads: threads)
-        case 52: Self.forward2(n, x, y, w, q + 811008, q + 448256, threads: threads)
-        case 53: Self.forward2(n, x, y, w, q + 811008, q + 456448, threads: threads)
-        case 54: Self.forward2(n, x, y, w, q + 811008, q + 464640, threads: threads)
-        case 55: Self.forward2(n, x, y, w, q + 811008, q + 472832, threads: threads)
-        case 56: Self.forward2(n, x, y, w, q + 811008, q + 481024, threads: threads)
-        case 57: Self.forward2(n, x, y, w, q + 811008, q + 489216, threads: threads)
-        case 58: Self.forward2(n, x, y, w, q + 811008, q + 497408, threads: threads)
-        case 59: Self.forward2(n, x, y, w, q + 811008, q + 505600, threads: threads)
-        case 60: Self.forward2(n, x, y, w, q + 811008, q + 513792, threads: threads)
-        case 61: Self.forward2(n, x, y, w, q + 811008, q + 521984, threads: threads)
-        case 62: Self.forward2(n, x, y, w, q + 811008, q + 530176, threads: threads)
-        case 63: Self.forward2(n, x, y, w, q + 811008, q + 538368, threads: threads)
-        case 64: Self.forward2(n, x, y, w, q + 811008, q + 546560, threads: threads)
-        case 65: Self.forward2(n, x, y, w, q + 811008, q + 554752, threads: threads)
-        case 66: Self.forward2(n, x, y, w, q + 811008, q + 562944, threads: threads)
-        case 67: Self.forward2(n, x, y, w, q + 811008, q + 571136, threads: threads)
-        case 68: Self.forward2(n, x, y, w, q + 811008, q + 579328, threads: threads)
-        case 69: Self.forward2(n, x, y, w, q + 811008, q + 587520, threads: threads)
-        case 70: Self.forward2(n, x, y, w, q + 811008, q + 595712, threads: threads)
-        case 71: Self.forward2(n, x, y, w, q + 811008, q + 603904, threads: threads)
-        case 72: Self.forward2(n, x, y, w, q + 811008, q + 612096, threads: threads)
-        case 73: Self.forward2(n, x, y, w, q + 811008, q + 620288, threads: threads)
-        case 74: Self.forward2(n, x, y, w, q + 811008, q + 628480, threads: threads)
-        case 75: Self.forward2(n, x, y, w, q + 811008, q + 636672, threads: threads)
-        case 76: Self.forward2(n, x, y, w, q + 811008, q + 644864, threads: threads)
-        case 77: Self.forward2(n, x, y, w, q + 811008, q + 653056, threads: threads)
-        case 78: Self.forward2(n, x, y, w, q + 811008, q + 661248, threads: threads)
-        case 79: Self.forward2(n, x, y, w, q + 811008, q + 669440, threads: threads)
-        case 80: Self.forward2(n, x, y, w, q + 811008, q + 677632, threads: threads)
-        case 81: Self.forward2(n, x, y, w, q + 811008, q + 685824, threads: threads)
-        case 82: Self.forward2(n, x, y, w, q + 811008, q + 694016, threads: threads)
-        case 83: Self.forward2(n, x, y, w, q + 811008, q + 702208, threads: threads)
-        case 84: Self.forward2(n, x, y, w, q + 811008, q + 710400, threads: threads)
-        case 85: Self.forward2(n, x, y, w, q + 811008, q + 718592, threads: threads)
-        case 86: Self.forward2(n, x, y, w, q + 811008, q + 726784, threads: threads)
-        case 87: Self.forward2(n, x, y, w, q + 811008, q + 734976, threads: threads)
-        case 88: Self.forward2(n, x, y, w, q + 811008, q + 743168, threads: threads)
-        case 89: Self.forward2(n, x, y, w, q + 811008, q + 751360, threads: threads)
-        case 90: Self.forward2(n, x, y, w, q + 811008, q + 759552, threads: threads)
-        case 91: Self.forward2(n, x, y, w, q + 811008, q + 767744, threads: threads)
-        case 92: Self.forward2(n, x, y, w, q + 811008, q + 775936, threads: threads)
-        case 93: Self.forward2(n, x, y, w, q + 811008, q + 784128, threads: threads)
-        case 94: Self.forward2(n, x, y, w, q + 811008, q + 792320, threads: threads)
-        case 95: Self.forward2(n, x, y, w, q + 811008, q + 800512, threads: threads)
+        case 0: Self.forward2(n, x, y, w, q + 811008, q + 819200, threads: threads)
+        case 1: Self.forward2(n, x, y, w, q + 811008, q + 827392, threads: threads)
+        case 2: Self.forward2(n, x, y, w, q + 811008, q + 835584, threads: threads)
+        case 3: Self.forward2(n, x, y, w, q + 811008, q + 843776, threads: threads)
+        case 4: Self.forward2(n, x, y, w, q + 811008, q + 851968, threads: threads)
+        case 5: Self.forward2(n, x, y, w, q + 811008, q + 860160, threads: threads)
+        case 6: Self.forward2(n, x, y, w, q + 811008, q + 868352, threads: threads)
+        case 7: Self.forward2(n, x, y, w, q + 811008, q + 876544, threads: threads)
+        case 8: Self.forward2(n, x, y, w, q + 811008, q + 884736, threads: threads)
+        case 9: Self.forward2(n, x, y, w, q + 811008, q + 892928, threads: threads)
+        case 10: Self.forward2(n, x, y, w, q + 811008, q + 901120, threads: threads)
+        case 11: Self.forward2(n, x, y, w, q + 811008, q + 909312, threads: threads)
+        case 12: Self.forward2(n, x, y, w, q + 811008, q + 917504, threads: threads)
+        case 13: Self.forward2(n, x, y, w, q + 811008, q + 925696, threads: threads)
+        case 14: Self.forward2(n, x, y, w, q + 811008, q + 933888, threads: threads)
+        case 15: Self.forward2(n, x, y, w, q + 811008, q + 942080, threads: threads)
+        case 16: Self.forward2(n, x, y, w, q + 811008, q + 950272, threads: threads)
+        case 17: Self.forward2(n, x, y, w, q + 811008, q + 958464, threads: threads)
+        case 18: Self.forward2(n, x, y, w, q + 811008, q + 966656, threads: threads)
+        case 19: Self.forward2(n, x, y, w, q + 811008, q + 974848, threads: threads)
+        case 20: Self.forward2(n, x, y, w, q + 811008, q + 983040, threads: threads)
+        case 21: Self.forward2(n, x, y, w, q + 811008, q + 991232, threads: threads)
+        case 22: Self.forward2(n, x, y, w, q + 811008, q + 999424, threads: threads)
+        case 23: Self.forward2(n, x, y, w, q + 811008, q + 1007616, threads: threads)
+        case 24: Self.forward2(n, x, y, w, q + 811008, q + 1015808, threads: threads)
+        case 25: Self.forward2(n, x, y, w, q + 811008, q + 1024000, threads: threads)
+        case 26: Self.forward2(n, x, y, w, q + 811008, q + 1032192, threads: threads)
+        case 27: Self.forward2(n, x, y, w, q + 811008, q + 1040384, threads: threads)
+        case 28: Self.forward2(n, x, y, w, q + 811008, q + 1048576, threads: threads)
+        case 29: Self.forward2(n, x, y, w, q + 811008, q + 1056768, threads: threads)
+        case 30: Self.forward2(n, x, y, w, q + 811008, q + 1064960, threads: threads)
+        case 31: Self.forward2(n, x, y, w, q + 811008, q + 1073152, threads: threads)
+        case 32: Self.forward2(n, x, y, w, q + 811008, q + 1081344, threads: threads)
+        case 33: Self.forward2(n, x, y, w, q + 811008, q + 1089536, threads: threads)
+        case 34: Self.forward2(n, x, y, w, q + 811008, q + 1097728, threads: threads)
+        case 35: Self.forward2(n, x, y, w, q + 811008, q + 1105920, threads: threads)
+        case 36: Self.forward2(n, x, y, w, q + 811008, q + 1114112, threads: threads)
+        case 37: Self.forward2(n, x, y, w, q + 811008, q + 1122304, threads: threads)
+        case 38: Self.forward2(n, x, y, w, q + 811008, q + 1130496, threads: threads)
+        case 39: Self.forward2(n, x, y, w, q + 811008, q + 1138688, threads: threads)
+        case 40: Self.forward2(n, x, y, w, q + 811008, q + 1146880, threads: threads)
+        case 41: Self.forward2(n, x, y, w, q + 811008, q + 1155072, threads: threads)
+        case 42: Self.forward2(n, x, y, w, q + 811008, q + 1163264, threads: threads)
+        case 43: Self.forward2(n, x, y, w, q + 811008, q + 1171456, threads: threads)
+        case 44: Self.forward2(n, x, y, w, q + 811008, q + 1179648, threads: threads)
+        case 45: Self.forward2(n, x, y, w, q + 811008, q + 1187840, threads: threads)
+        case 46: Self.forward2(n, x, y, w, q + 811008, q + 1196032, threads: threads)
+        case 47: Self.forward2(n, x, y, w, q + 811008, q + 1204224, threads: threads)
+        case 48: Self.forward2(n, x, y, w, q + 811008, q + 1212416, threads: threads)
+        case 49: Self.forward2(n, x, y, w, q + 811008, q + 1220608, threads: threads)
+        case 50: Self.forward2(n, x, y, w, q + 811008, q + 1228800, threads: threads)
+        case 51: Self.forward2(n, x, y, w, q + 811008, q + 1236992, threads: threads)
+        case 52: Self.forward2(n, x, y, w, q + 811008, q + 1245184, threads: threads)
+        case 53: Self.forward2(n, x, y, w, q + 811008, q + 1253376, threads: threads)
+        case 54: Self.forward2(n, x, y, w, q + 811008, q + 1261568, threads: threads)
+        case 55: Self.forward2(n, x, y, w, q + 811008, q + 1269760, threads: threads)
+        case 56: Self.forward2(n, x, y, w, q + 811008, q + 1277952, threads: threads)
+        case 57: Self.forward2(n, x, y, w, q + 811008, q + 1286144, threads: threads)
+        case 58: Self.forward2(n, x, y, w, q + 811008, q + 1294336, threads: threads)
+        case 59: Self.forward2(n, x, y, w, q + 811008, q + 1302528, threads: threads)
+        case 60: Self.forward2(n, x, y, w, q + 811008, q + 1310720, threads: threads)
+        case 61: Self.forward2(n, x, y, w, q + 811008, q + 1318912, threads: threads)
+        case 62: Self.forward2(n, x, y, w, q + 811008, q + 1327104, threads: threads)
+        case 63: Self.forward2(n, x, y, w, q + 811008, q + 1335296, threads: threads)
+        case 64: Self.forward2(n, x, y, w, q + 811008, q + 1343488, threads: threads)
+        case 65: Self.forward2(n, x, y, w, q + 811008, q + 1351680, threads: threads)
+        case 66: Self.forward2(n, x, y, w, q + 811008, q + 1359872, threads: threads)
+        case 67: Self.forward2(n, x, y, w, q + 811008, q + 1368064, threads: threads)
+        case 68: Self.forward2(n, x, y, w, q + 811008, q + 1376256, threads: threads)
+        case 69: Self.forward2(n, x, y, w, q + 811008, q + 1384448, threads: threads)
+        case 70: Self.forward2(n, x, y, w, q + 811008, q + 1392640, threads: threads)
+        case 71: Self.forward2(n, x, y, w, q + 811008, q + 1400832, threads: threads)
+        case 72: Self.forward2(n, x, y, w, q + 811008, q + 1409024, threads: threads)
+        case 73: Self.forward2(n, x, y, w, q + 811008, q + 1417216, threads: threads)
+        case 74: Self.forward2(n, x, y, w, q + 811008, q + 1425408, threads: threads)
+        case 75: Self.forward2(n, x, y, w, q + 811008, q + 1433600, threads: threads)
+        case 76: Self.forward2(n, x, y, w, q + 811008, q + 1441792, threads: threads)
+        case 77: Self.forward2(n, x, y, w, q + 811008, q + 1449984, threads: threads)
+        case 78: Self.forward2(n, x, y, w, q + 811008, q + 1458176, threads: threads)
+        case 79: Self.forward2(n, x, y, w, q + 811008, q + 1466368, threads: threads)
+        case 80: Self.forward2(n, x, y, w, q + 811008, q + 1474560, threads: threads)
+        case 81: Self.forward2(n, x, y, w, q + 811008, q + 1482752, threads: threads)
+        case 82: Self.forward2(n, x, y, w, q + 811008, q + 1490944, threads: threads)
+        case 83: Self.forward2(n, x, y, w, q + 811008, q + 1499136, threads: threads)
+        case 84: Self.forward2(n, x, y, w, q + 811008, q + 1507328, threads: threads)
+        case 85: Self.forward2(n, x, y, w, q + 811008, q + 1515520, threads: threads)
+        case 86: Self.forward2(n, x, y, w, q + 811008, q + 1523712, threads: threads)
+        case 87: Self.forward2(n, x, y, w, q + 811008, q + 1531904, threads: threads)
+        case 88: Self.forward2(n, x, y, w, q + 811008, q + 1540096, threads: threads)
+        case 89: Self.forward2(n, x, y, w, q + 811008, q + 1548288, threads: threads)
+        case 90: Self.forward2(n, x, y, w, q + 811008, q + 1556480, threads: threads)
+        case 91: Self.forward2(n, x, y, w, q + 811008, q + 1564672, threads: threads)
+        case 92: Self.forward2(n, x, y, w, q + 811008, q + 1572864, threads: threads)
+        case 93: Self.forward2(n, x, y, w, q + 811008, q + 1581056, threads: threads)
+        case 94: Self.forward2(n, x, y, w, q + 811008, q + 1589248, threads: threads)
+        case 95: Self.forward2(n, x, y, w, q + 811008, q + 1597440, threads: threads)
         default: break
         }
     }
@@ -478,30 +478,30 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 22272, q + 30464, q + 38656, q + 46848, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 55040, q + 63232, q + 71424, q + 79616, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 87808, q + 96000, q + 104192, q + 112384, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 120576, q + 128768, q + 136960, q + 145152, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 153344, q + 161536, q + 169728, q + 177920, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 186112, q + 194304, q + 202496, q + 210688, threads: threads); return
-            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 218880, q + 227072, q + 235264, q + 243456, threads: threads); return
-            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 251648, q + 259840, q + 268032, q + 276224, threads: threads); return
-            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 284416, q + 292608, q + 300800, q + 308992, threads: threads); return
-            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 317184, q + 325376, q + 333568, q + 341760, threads: threads); return
-            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 349952, q + 358144, q + 366336, q + 374528, threads: threads); return
-            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 382720, q + 390912, q + 399104, q + 407296, threads: threads); return
-            case 12: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 415488, q + 423680, q + 431872, q + 440064, threads: threads); return
-            case 13: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 448256, q + 456448, q + 464640, q + 472832, threads: threads); return
-            case 14: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 481024, q + 489216, q + 497408, q + 505600, threads: threads); return
-            case 15: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 513792, q + 521984, q + 530176, q + 538368, threads: threads); return
-            case 16: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 546560, q + 554752, q + 562944, q + 571136, threads: threads); return
-            case 17: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 579328, q + 587520, q + 595712, q + 603904, threads: threads); return
-            case 18: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 612096, q + 620288, q + 628480, q + 636672, threads: threads); return
-            case 19: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 644864, q + 653056, q + 661248, q + 669440, threads: threads); return
-            case 20: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 677632, q + 685824, q + 694016, q + 702208, threads: threads); return
-            case 21: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 710400, q + 718592, q + 726784, q + 734976, threads: threads); return
-            case 22: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 743168, q + 751360, q + 759552, q + 767744, threads: threads); return
-            case 23: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 775936, q + 784128, q + 792320, q + 800512, threads: threads); return
+            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 819200, q + 827392, q + 835584, q + 843776, threads: threads); return
+            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 851968, q + 860160, q + 868352, q + 876544, threads: threads); return
+            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 884736, q + 892928, q + 901120, q + 909312, threads: threads); return
+            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 917504, q + 925696, q + 933888, q + 942080, threads: threads); return
+            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 950272, q + 958464, q + 966656, q + 974848, threads: threads); return
+            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 983040, q + 991232, q + 999424, q + 1007616, threads: threads); return
+            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1015808, q + 1024000, q + 1032192, q + 1040384, threads: threads); return
+            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1048576, q + 1056768, q + 1064960, q + 1073152, threads: threads); return
+            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1081344, q + 1089536, q + 1097728, q + 1105920, threads: threads); return
+            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1114112, q + 1122304, q + 1130496, q + 1138688, threads: threads); return
+            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1146880, q + 1155072, q + 1163264, q + 1171456, threads: threads); return
+            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1179648, q + 1187840, q + 1196032, q + 1204224, threads: threads); return
+            case 12: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1212416, q + 1220608, q + 1228800, q + 1236992, threads: threads); return
+            case 13: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1245184, q + 1253376, q + 1261568, q + 1269760, threads: threads); return
+            case 14: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1277952, q + 1286144, q + 1294336, q + 1302528, threads: threads); return
+            case 15: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1310720, q + 1318912, q + 1327104, q + 1335296, threads: threads); return
+            case 16: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1343488, q + 1351680, q + 1359872, q + 1368064, threads: threads); return
+            case 17: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1376256, q + 1384448, q + 1392640, q + 1400832, threads: threads); return
+            case 18: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1409024, q + 1417216, q + 1425408, q + 1433600, threads: threads); return
+            case 19: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1441792, q + 1449984, q + 1458176, q + 1466368, threads: threads); return
+            case 20: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1474560, q + 1482752, q + 1490944, q + 1499136, threads: threads); return
+            case 21: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1507328, q + 1515520, q + 1523712, q + 1531904, threads: threads); return
+            case 22: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1540096, q + 1548288, q + 1556480, q + 1564672, threads: threads); return
+            case 23: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1572864, q + 1581056, q + 1589248, q + 1597440, threads: threads); return
             default: break
             }
         }
@@ -563,7 +563,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, _ p48: UnsafeMutablePointer<Float>, _ p49: UnsafeMutablePointer<Float>, _ p50: UnsafeMutablePointer<Float>, _ p51: UnsafeMutablePointer<Float>, _ p52: UnsafeMutablePointer<Float>, _ p53: UnsafeMutablePointer<Float>, _ p54: UnsafeMutablePointer<Float>, _ p55: UnsafeMutablePointer<Float>, _ p56: UnsafeMutablePointer<Float>, _ p57: UnsafeMutablePointer<Float>, _ p58: UnsafeMutablePointer<Float>, _ p59: UnsafeMutablePointer<Float>, _ p60: UnsafeMutablePointer<Float>, _ p61: UnsafeMutablePointer<Float>, _ p62: UnsafeMutablePointer<Float>, _ p63: UnsafeMutablePointer<Float>, _ p64: UnsafeMutablePointer<Float>, _ p65: UnsafeMutablePointer<Float>, _ p66: UnsafeMutablePointer<Float>, _ p67: UnsafeMutablePointer<Float>, _ p68: UnsafeMutablePointer<Float>, _ p69: UnsafeMutablePointer<Float>, _ p70: UnsafeMutablePointer<Float>, _ p71: UnsafeMutablePointer<Float>, _ p72: UnsafeMutablePointer<Float>, _ p73: UnsafeMutablePointer<Float>, _ p74: UnsafeMutablePointer<Float>, _ p75: UnsafeMutablePointer<Float>, _ p76: UnsafeMutablePointer<Float>, _ p77: UnsafeMutablePointer<Float>, _ p78: UnsafeMutablePointer<Float>, _ p79: UnsafeMutablePointer<Float>, _ p80: UnsafeMutablePointer<Float>, _ p81: UnsafeMutablePointer<Float>, _ p82: UnsafeMutablePointer<Float>, _ p83: UnsafeMutablePointer<Float>, _ p84: UnsafeMutablePointer<Float>, _ p85: UnsafeMutablePointer<Float>, _ p86: UnsafeMutablePointer<Float>, _ p87: UnsafeMutablePointer<Float>, _ p88: UnsafeMutablePointer<Float>, _ p89: UnsafeMutablePointer<Float>, _ p90: UnsafeMutablePointer<Float>, _ p91: UnsafeMutablePointer<Float>, _ p92: UnsafeMutablePointer<Float>, _ p93: UnsafeMutablePointer<Float>, _ p94: UnsafeMutablePointer<Float>, _ p95: UnsafeMutablePointer<Float>, _ p96: UnsafeMutablePointer<Float>, _ p97: UnsafeMutablePointer<Float>, _ p98: UnsafeMutablePointer<Float>, _ p99: UnsafeMutablePointer<Float>, _ p100: UnsafeMutablePointer<Float>, _ p101: UnsafeMutablePointer<Float>, _ p102: UnsafeMutablePointer<Float>, _ p103: UnsafeMutablePointer<Float>, _ p104: UnsafeMutablePointer<Float>, _ p105: UnsafeMutablePointer<Float>, _ p106: UnsafeMutablePointer<Float>, _ p107: UnsafeMutablePointer<Float>, _ p108: UnsafeMutablePointer<Float>, _ p109: UnsafeMutablePointer<Float>, _ p110: UnsafeMutablePointer<Float>, _ p111: UnsafeMutablePointer<Float>, _ p112: UnsafeMutablePointer<Float>, _ p113: UnsafeMutablePointer<Float>, _ p114: UnsafeMutablePointer<Float>, _ p115: UnsafeMutablePointer<Float>, _ p116: UnsafeMutablePointer<Float>, _ p117: UnsafeMutablePointer<Float>, _ p118: UnsafeMutablePointer<Float>, _ p119: UnsafeMutablePointer<Float>, _ p120: UnsafeMutablePointer<Float>, _ p121: UnsafeMutablePointer<Float>, _ p122: UnsafeMutablePointer<Float>, _ p123: UnsafeMutablePointer<Float>, _ p124: UnsafeMutablePointer<Float>, _ p125: UnsafeMutablePointer<Float>, _ p126: UnsafeMutablePointer<Float>, _ p127: UnsafeMutablePointer<Float>, _ p128: UnsafeMutablePointer<Float>, _ p129: UnsafeMutablePointer<Float>, _ p130: UnsafeMutablePointer<Float>, _ p131: UnsafeMutablePointer<Float>, _ p132: UnsafeMutablePointer<Float>, _ p133: UnsafeMutablePointer<Float>, _ p134: UnsafeMutablePointer<Float>, _ p135: UnsafeMutablePointer<Float>, _ p136: UnsafeMutablePointer<Float>, _ p137: UnsafeMutablePointer<Float>, _ p138: UnsafeMutablePointer<Float>, _ p139: UnsafeMutablePointer<Float>, _ p140: UnsafeMutablePointer<Float>, _ p141: UnsafeMutablePointer<Float>, _ p142: UnsafeMutablePointer<Float>, _ p143: UnsafeMutablePointer<Float>, _ p144: UnsafeMutablePointer<Float>, _ p145: UnsafeMutablePointer<Float>, _ p146: UnsafeMutablePointer<Float>, _ p147: UnsafeMutablePointer<Float>, _ p148: UnsafeMutablePointer<Float>, _ p149: UnsafeMutablePointer<Float>, _ p150: UnsafeMutablePointer<Float>, _ p151: UnsafeMutablePointer<Float>, _ p152: UnsafeMutablePointer<Float>, _ p153: UnsafeMutablePointer<Float>, _ p154: UnsafeMutablePointer<Float>, _ p155: UnsafeMutablePointer<Float>, _ p156: UnsafeMutablePointer<Float>, _ p157: UnsafeMutablePointer<Float>, _ p158: UnsafeMutablePointer<Float>, _ p159: UnsafeMutablePointer<Float>, _ p160: UnsafeMutablePointer<Float>, _ p161: UnsafeMutablePointer<Float>, _ p162: UnsafeMutablePointer<Float>, _ p163: UnsafeMutablePointer<Float>, _ p164: UnsafeMutablePointer<Float>, _ p165: UnsafeMutablePointer<Float>, _ p166: UnsafeMutablePointer<Float>, _ p167: UnsafeMutablePointer<Float>, _ p168: UnsafeMutablePointer<Float>, _ p169: UnsafeMutablePointer<Float>, _ p170: UnsafeMutablePointer<Float>, _ p171: UnsafeMutablePointer<Float>, _ p172: UnsafeMutablePointer<Float>, _ p173: UnsafeMutablePointer<Float>, _ p174: UnsafeMutablePointer<Float>, _ p175: UnsafeMutablePointer<Float>, _ p176: UnsafeMutablePointer<Float>, _ p177: UnsafeMutablePointer<Float>, _ p178: UnsafeMutablePointer<Float>, _ p179: UnsafeMutablePointer<Float>, _ p180: UnsafeMutablePointer<Float>, _ p181: UnsafeMutablePointer<Float>, _ p182: UnsafeMutablePointer<Float>, _ p183: UnsafeMutablePointer<Float>, _ p184: UnsafeMutablePointer<Float>, _ p185: UnsafeMutablePointer<Float>, _ p186: UnsafeMutablePointer<Float>, _ p187: UnsafeMutablePointer<Float>, _ p188: UnsafeMutablePointer<Float>, _ p189: UnsafeMutablePointer<Float>, _ p190: UnsafeMutablePointer<Float>, _ p191: UnsafeMutablePointer<Float>, _ p192: UnsafeMutablePointer<Float>, _ p193: UnsafeMutablePointer<Float>, _ p194: UnsafeMutablePointer<Float>, _ p195: UnsafeMutablePointer<Float>, _ p196: UnsafeMutablePointer<Float>, _ p197: UnsafeMutablePointer<Float>, _ p198: UnsafeMutablePointer<Float>, _ p199: UnsafeMutablePointer<Float>, _ p200: UnsafeMutablePointer<Float>, _ p201: UnsafeMutablePointer<Float>, _ p202: UnsafeMutablePointer<Float>, _ p203: UnsafeMutablePointer<Float>, _ p204: UnsafeMutablePointer<Float>, _ p205: UnsafeMutablePointer<Float>, _ p206: UnsafeMutablePointer<Float>, _ p207: UnsafeMutablePointer<Float>, _ p208: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P3[r3, out.1, out.2, r5] = Σ_r4 core.3[r3, out.1, r4]·core.4[r4, out.2, r5]; P6[r6, in.0, in.1, r8] = Σ_r7 core.6[r6, in.0, r7]·core.7[r7, in.1, r8]; P7[r8, in.2, in.3] = Σ_r9 core.8[r8, in.2, r9]·core.9[r9, in.3]
         Kernels.stage(4, flops: 81920, threads: threads) { i, threads in
             switch i {
@@ -596,6 +596,779 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         }
         // stage 3: P5[layer, module, out.0, out.1, out.2, out.3, r6] = Σ_r3 P2[layer, module, out.0, r3]·P4[r3, out.1, out.2, out.3, r6]
         Kernels.gemm(transA: false, transB: false, m: 384, n: 2048, k: 8, alpha: 1.0, a: p13, lda: 8, b: p15, ldb: 2048, beta: 0, c: p17, ldc: 2048, threads: threads)
+        // stage 4: P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]
+        Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p18[i0 * 128 + i1 * 16 + i2 * 1] = p17[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p20[i0 * 128 + i1 * 16 + i2 * 1] = p19[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p22[i0 * 128 + i1 * 16 + i2 * 1] = p21[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 3:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p24[i0 * 128 + i1 * 16 + i2 * 1] = p23[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 4:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p26[i0 * 128 + i1 * 16 + i2 * 1] = p25[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 5:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p28[i0 * 128 + i1 * 16 + i2 * 1] = p27[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 6:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p30[i0 * 128 + i1 * 16 + i2 * 1] = p29[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 7:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p32[i0 * 128 + i1 * 16 + i2 * 1] = p31[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 8:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p34[i0 * 128 + i1 * 16 + i2 * 1] = p33[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 9:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p36[i0 * 128 + i1 * 16 + i2 * 1] = p35[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 10:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p38[i0 * 128 + i1 * 16 + i2 * 1] = p37[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 11:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p40[i0 * 128 + i1 * 16 + i2 * 1] = p39[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 12:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p42[i0 * 128 + i1 * 16 + i2 * 1] = p41[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 13:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p44[i0 * 128 + i1 * 16 + i2 * 1] = p43[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 14:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p46[i0 * 128 + i1 * 16 + i2 * 1] = p45[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 15:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p48[i0 * 128 + i1 * 16 + i2 * 1] = p47[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 16:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p50[i0 * 128 + i1 * 16 + i2 * 1] = p49[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 17:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p52[i0 * 128 + i1 * 16 + i2 * 1] = p51[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 18:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p54[i0 * 128 + i1 * 16 + i2 * 1] = p53[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 19:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p56[i0 * 128 + i1 * 16 + i2 * 1] = p55[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 20:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p58[i0 * 128 + i1 * 16 + i2 * 1] = p57[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 21:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p60[i0 * 128 + i1 * 16 + i2 * 1] = p59[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 22:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p62[i0 * 128 + i1 * 16 + i2 * 1] = p61[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 23:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p64[i0 * 128 + i1 * 16 + i2 * 1] = p63[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 24:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p66[i0 * 128 + i1 * 16 + i2 * 1] = p65[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 25:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p68[i0 * 128 + i1 * 16 + i2 * 1] = p67[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 26:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p70[i0 * 128 + i1 * 16 + i2 * 1] = p69[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 27:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p72[i0 * 128 + i1 * 16 + i2 * 1] = p71[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 28:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p74[i0 * 128 + i1 * 16 + i2 * 1] = p73[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 29:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p76[i0 * 128 + i1 * 16 + i2 * 1] = p75[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 30:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p78[i0 * 128 + i1 * 16 + i2 * 1] = p77[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 31:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p80[i0 * 128 + i1 * 16 + i2 * 1] = p79[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 32:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p82[i0 * 128 + i1 * 16 + i2 * 1] = p81[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 33:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p84[i0 * 128 + i1 * 16 + i2 * 1] = p83[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 34:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p86[i0 * 128 + i1 * 16 + i2 * 1] = p85[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 35:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p88[i0 * 128 + i1 * 16 + i2 * 1] = p87[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 36:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p90[i0 * 128 + i1 * 16 + i2 * 1] = p89[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 37:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p92[i0 * 128 + i1 * 16 + i2 * 1] = p91[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 38:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p94[i0 * 128 + i1 * 16 + i2 * 1] = p93[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 39:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p96[i0 * 128 + i1 * 16 + i2 * 1] = p95[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 40:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p98[i0 * 128 + i1 * 16 + i2 * 1] = p97[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 41:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p100[i0 * 128 + i1 * 16 + i2 * 1] = p99[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 42:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p102[i0 * 128 + i1 * 16 + i2 * 1] = p101[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 43:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p104[i0 * 128 + i1 * 16 + i2 * 1] = p103[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 44:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p106[i0 * 128 + i1 * 16 + i2 * 1] = p105[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 45:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p108[i0 * 128 + i1 * 16 + i2 * 1] = p107[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 46:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p110[i0 * 128 + i1 * 16 + i2 * 1] = p109[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 47:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p112[i0 * 128 + i1 * 16 + i2 * 1] = p111[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 48:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p114[i0 * 128 + i1 * 16 + i2 * 1] = p113[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 49:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p116[i0 * 128 + i1 * 16 + i2 * 1] = p115[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 50:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p118[i0 * 128 + i1 * 16 + i2 * 1] = p117[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 51:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p120[i0 * 128 + i1 * 16 + i2 * 1] = p119[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 52:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p122[i0 * 128 + i1 * 16 + i2 * 1] = p121[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 53:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p124[i0 * 128 + i1 * 16 + i2 * 1] = p123[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 54:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p126[i0 * 128 + i1 * 16 + i2 * 1] = p125[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 55:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p128[i0 * 128 + i1 * 16 + i2 * 1] = p127[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 56:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p130[i0 * 128 + i1 * 16 + i2 * 1] = p129[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 57:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p132[i0 * 128 + i1 * 16 + i2 * 1] = p131[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 58:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p134[i0 * 128 + i1 * 16 + i2 * 1] = p133[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 59:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p136[i0 * 128 + i1 * 16 + i2 * 1] = p135[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 60:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p138[i0 * 128 + i1 * 16 + i2 * 1] = p137[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 61:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p140[i0 * 128 + i1 * 16 + i2 * 1] = p139[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 62:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p142[i0 * 128 + i1 * 16 + i2 * 1] = p141[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 63:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p144[i0 * 128 + i1 * 16 + i2 * 1] = p143[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 64:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p146[i0 * 128 + i1 * 16 + i2 * 1] = p145[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 65:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p148[i0 * 128 + i1 * 16 + i2 * 1] = p147[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 66:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p150[i0 * 128 + i1 * 16 + i2 * 1] = p149[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 67:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p152[i0 * 128 + i1 * 16 + i2 * 1] = p151[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 68:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p154[i0 * 128 + i1 * 16 + i2 * 1] = p153[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 69:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p156[i0 * 128 + i1 * 16 + i2 * 1] = p155[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 70:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p158[i0 * 128 + i1 * 16 + i2 * 1] = p157[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 71:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p160[i0 * 128 + i1 * 16 + i2 * 1] = p159[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 72:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p162[i0 * 128 + i1 * 16 + i2 * 1] = p161[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 73:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p164[i0 * 128 + i1 * 16 + i2 * 1] = p163[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 74:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p166[i0 * 128 + i1 * 16 + i2 * 1] = p165[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 75:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p168[i0 * 128 + i1 * 16 + i2 * 1] = p167[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 76:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p170[i0 * 128 + i1 * 16 + i2 * 1] = p169[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 77:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p172[i0 * 128 + i1 * 16 + i2 * 1] = p171[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 78:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p174[i0 * 128 + i1 * 16 + i2 * 1] = p173[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 79:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p176[i0 * 128 + i1 * 16 + i2 * 1] = p175[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 80:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p178[i0 * 128 + i1 * 16 + i2 * 1] = p177[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 81:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p180[i0 * 128 + i1 * 16 + i2 * 1] = p179[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 82:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p182[i0 * 128 + i1 * 16 + i2 * 1] = p181[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 83:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p184[i0 * 128 + i1 * 16 + i2 * 1] = p183[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 84:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p186[i0 * 128 + i1 * 16 + i2 * 1] = p185[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 85:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p188[i0 * 128 + i1 * 16 + i2 * 1] = p187[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 86:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p190[i0 * 128 + i1 * 16 + i2 * 1] = p189[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 87:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p192[i0 * 128 + i1 * 16 + i2 * 1] = p191[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 88:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p194[i0 * 128 + i1 * 16 + i2 * 1] = p193[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 89:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p196[i0 * 128 + i1 * 16 + i2 * 1] = p195[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 90:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p198[i0 * 128 + i1 * 16 + i2 * 1] = p197[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 91:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p200[i0 * 128 + i1 * 16 + i2 * 1] = p199[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 92:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p202[i0 * 128 + i1 * 16 + i2 * 1] = p201[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 93:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p204[i0 * 128 + i1 * 16 + i2 * 1] = p203[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 94:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p206[i0 * 128 + i1 * 16 + i2 * 1] = p205[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p208[i0 * 128 + i1 * 16 + i2 * 1] = p207[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
@@ -665,8 +1438,8 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, out.0, out.1, out.2, out.3] += Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·t9[n, r6]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 1024, threads: threads)
+        // stage 2: y[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
     @inline(never)
@@ -703,17 +1476,17 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y0[n, out.0, out.1, out.2, out.3] += Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·t9[n, r6]; y1[n, out.0, out.1, out.2, out.3] += Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·t9[n, r6]; y2[n, out.0, out.1, out.2, out.3] += Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·t9[n, r6]; y3[n, out.0, out.1, out.2, out.3] += Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·t9[n, r6]
+        // stage 2: y0[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, ldb: 8, beta: 1, c: y1, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, beta: 1, c: y1, ldc: 1024, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, ldb: 8, beta: 1, c: y2, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: w, lda: 8, b: p4, ldb: 8, beta: 1, c: y3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p4, beta: 1, c: y3, ldc: 1024, threads: threads)
             }
         }
     }

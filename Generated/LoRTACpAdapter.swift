@@ -16,7 +16,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `LoRTACp`: 36 (layer, module) pairs, 49632 parameters.
 ///
-/// `prepare()` computes 1152 floats of prepared state from the parameters
+/// `prepare()` computes 25728 floats of prepared state from the parameters
 /// (the weight-side products the plan hoisted out of forward). It must run after
 /// loading and after every parameter update; `init(weights:)` runs it. Taking
 /// `parameters` marks the prepared state stale, and forward, backward and
@@ -38,7 +38,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     public static let specHash = "f3c9f471cf85e043"
     public static let parameterCount = 49632
     /// Floats of prepared state (and as many for its gradients).
-    public static let preparedCount = 1152
+    public static let preparedCount = 25728
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -90,7 +90,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 0, q + 0, p + 384, threads: threads)  // group qkv
+        Self.prepare0(n, p + 0, q + 0, p + 384, p + 480, q + 1152, threads: threads)  // group qkv
         storage.markPrepared()
     }
 
@@ -119,42 +119,42 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, p + 25056, q + 0, p + 480, threads: threads)
-        case 1: Self.forward2(n, x, y, w, p + 25056, q + 32, p + 480, threads: threads)
-        case 2: Self.forward2(n, x, y, w, p + 25056, q + 64, p + 480, threads: threads)
-        case 3: Self.forward2(n, x, y, w, p + 25056, q + 96, p + 480, threads: threads)
-        case 4: Self.forward2(n, x, y, w, p + 25056, q + 128, p + 480, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 25056, q + 160, p + 480, threads: threads)
-        case 6: Self.forward2(n, x, y, w, p + 25056, q + 192, p + 480, threads: threads)
-        case 7: Self.forward2(n, x, y, w, p + 25056, q + 224, p + 480, threads: threads)
-        case 8: Self.forward2(n, x, y, w, p + 25056, q + 256, p + 480, threads: threads)
-        case 9: Self.forward2(n, x, y, w, p + 25056, q + 288, p + 480, threads: threads)
-        case 10: Self.forward2(n, x, y, w, p + 25056, q + 320, p + 480, threads: threads)
-        case 11: Self.forward2(n, x, y, w, p + 25056, q + 352, p + 480, threads: threads)
-        case 12: Self.forward2(n, x, y, w, p + 25056, q + 384, p + 480, threads: threads)
-        case 13: Self.forward2(n, x, y, w, p + 25056, q + 416, p + 480, threads: threads)
-        case 14: Self.forward2(n, x, y, w, p + 25056, q + 448, p + 480, threads: threads)
-        case 15: Self.forward2(n, x, y, w, p + 25056, q + 480, p + 480, threads: threads)
-        case 16: Self.forward2(n, x, y, w, p + 25056, q + 512, p + 480, threads: threads)
-        case 17: Self.forward2(n, x, y, w, p + 25056, q + 544, p + 480, threads: threads)
-        case 18: Self.forward2(n, x, y, w, p + 25056, q + 576, p + 480, threads: threads)
-        case 19: Self.forward2(n, x, y, w, p + 25056, q + 608, p + 480, threads: threads)
-        case 20: Self.forward2(n, x, y, w, p + 25056, q + 640, p + 480, threads: threads)
-        case 21: Self.forward2(n, x, y, w, p + 25056, q + 672, p + 480, threads: threads)
-        case 22: Self.forward2(n, x, y, w, p + 25056, q + 704, p + 480, threads: threads)
-        case 23: Self.forward2(n, x, y, w, p + 25056, q + 736, p + 480, threads: threads)
-        case 24: Self.forward2(n, x, y, w, p + 25056, q + 768, p + 480, threads: threads)
-        case 25: Self.forward2(n, x, y, w, p + 25056, q + 800, p + 480, threads: threads)
-        case 26: Self.forward2(n, x, y, w, p + 25056, q + 832, p + 480, threads: threads)
-        case 27: Self.forward2(n, x, y, w, p + 25056, q + 864, p + 480, threads: threads)
-        case 28: Self.forward2(n, x, y, w, p + 25056, q + 896, p + 480, threads: threads)
-        case 29: Self.forward2(n, x, y, w, p + 25056, q + 928, p + 480, threads: threads)
-        case 30: Self.forward2(n, x, y, w, p + 25056, q + 960, p + 480, threads: threads)
-        case 31: Self.forward2(n, x, y, w, p + 25056, q + 992, p + 480, threads: threads)
-        case 32: Self.forward2(n, x, y, w, p + 25056, q + 1024, p + 480, threads: threads)
-        case 33: Self.forward2(n, x, y, w, p + 25056, q + 1056, p + 480, threads: threads)
-        case 34: Self.forward2(n, x, y, w, p + 25056, q + 1088, p + 480, threads: threads)
-        case 35: Self.forward2(n, x, y, w, p + 25056, q + 1120, p + 480, threads: threads)
+        case 0: Self.forward2(n, x, y, w, p + 25056, q + 0, q + 1152, threads: threads)
+        case 1: Self.forward2(n, x, y, w, p + 25056, q + 32, q + 1152, threads: threads)
+        case 2: Self.forward2(n, x, y, w, p + 25056, q + 64, q + 1152, threads: threads)
+        case 3: Self.forward2(n, x, y, w, p + 25056, q + 96, q + 1152, threads: threads)
+        case 4: Self.forward2(n, x, y, w, p + 25056, q + 128, q + 1152, threads: threads)
+        case 5: Self.forward2(n, x, y, w, p + 25056, q + 160, q + 1152, threads: threads)
+        case 6: Self.forward2(n, x, y, w, p + 25056, q + 192, q + 1152, threads: threads)
+        case 7: Self.forward2(n, x, y, w, p + 25056, q + 224, q + 1152, threads: threads)
+        case 8: Self.forward2(n, x, y, w, p + 25056, q + 256, q + 1152, threads: threads)
+        case 9: Self.forward2(n, x, y, w, p + 25056, q + 288, q + 1152, threads: threads)
+        case 10: Self.forward2(n, x, y, w, p + 25056, q + 320, q + 1152, threads: threads)
+        case 11: Self.forward2(n, x, y, w, p + 25056, q + 352, q + 1152, threads: threads)
+        case 12: Self.forward2(n, x, y, w, p + 25056, q + 384, q + 1152, threads: threads)
+        case 13: Self.forward2(n, x, y, w, p + 25056, q + 416, q + 1152, threads: threads)
+        case 14: Self.forward2(n, x, y, w, p + 25056, q + 448, q + 1152, threads: threads)
+        case 15: Self.forward2(n, x, y, w, p + 25056, q + 480, q + 1152, threads: threads)
+        case 16: Self.forward2(n, x, y, w, p + 25056, q + 512, q + 1152, threads: threads)
+        case 17: Self.forward2(n, x, y, w, p + 25056, q + 544, q + 1152, threads: threads)
+        case 18: Self.forward2(n, x, y, w, p + 25056, q + 576, q + 1152, threads: threads)
+        case 19: Self.forward2(n, x, y, w, p + 25056, q + 608, q + 1152, threads: threads)
+        case 20: Self.forward2(n, x, y, w, p + 25056, q + 640, q + 1152, threads: threads)
+        case 21: Self.forward2(n, x, y, w, p + 25056, q + 672, q + 1152, threads: threads)
+        case 22: Self.forward2(n, x, y, w, p + 25056, q + 704, q + 1152, threads: threads)
+        case 23: Self.forward2(n, x, y, w, p + 25056, q + 736, q + 1152, threads: threads)
+        case 24: Self.forward2(n, x, y, w, p + 25056, q + 768, q + 1152, threads: threads)
+        case 25: Self.forward2(n, x, y, w, p + 25056, q + 800, q + 1152, threads: threads)
+        case 26: Self.forward2(n, x, y, w, p + 25056, q + 832, q + 1152, threads: threads)
+        case 27: Self.forward2(n, x, y, w, p + 25056, q + 864, q + 1152, threads: threads)
+        case 28: Self.forward2(n, x, y, w, p + 25056, q + 896, q + 1152, threads: threads)
+        case 29: Self.forward2(n, x, y, w, p + 25056, q + 928, q + 1152, threads: threads)
+        case 30: Self.forward2(n, x, y, w, p + 25056, q + 960, q + 1152, threads: threads)
+        case 31: Self.forward2(n, x, y, w, p + 25056, q + 992, q + 1152, threads: threads)
+        case 32: Self.forward2(n, x, y, w, p + 25056, q + 1024, q + 1152, threads: threads)
+        case 33: Self.forward2(n, x, y, w, p + 25056, q + 1056, q + 1152, threads: threads)
+        case 34: Self.forward2(n, x, y, w, p + 25056, q + 1088, q + 1152, threads: threads)
+        case 35: Self.forward2(n, x, y, w, p + 25056, q + 1120, q + 1152, threads: threads)
         default: break
         }
     }
@@ -283,18 +283,18 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 0, q + 32, q + 64, p + 480, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 96, q + 128, q + 160, p + 480, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 192, q + 224, q + 256, p + 480, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 288, q + 320, q + 352, p + 480, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 384, q + 416, q + 448, p + 480, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 480, q + 512, q + 544, p + 480, threads: threads); return
-            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 576, q + 608, q + 640, p + 480, threads: threads); return
-            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 672, q + 704, q + 736, p + 480, threads: threads); return
-            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 768, q + 800, q + 832, p + 480, threads: threads); return
-            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 864, q + 896, q + 928, p + 480, threads: threads); return
-            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 960, q + 992, q + 1024, p + 480, threads: threads); return
-            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 1056, q + 1088, q + 1120, p + 480, threads: threads); return
+            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 0, q + 32, q + 64, q + 1152, threads: threads); return
+            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 96, q + 128, q + 160, q + 1152, threads: threads); return
+            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 192, q + 224, q + 256, q + 1152, threads: threads); return
+            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 288, q + 320, q + 352, q + 1152, threads: threads); return
+            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 384, q + 416, q + 448, q + 1152, threads: threads); return
+            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 480, q + 512, q + 544, q + 1152, threads: threads); return
+            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 576, q + 608, q + 640, q + 1152, threads: threads); return
+            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 672, q + 704, q + 736, q + 1152, threads: threads); return
+            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 768, q + 800, q + 832, q + 1152, threads: threads); return
+            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 864, q + 896, q + 928, q + 1152, threads: threads); return
+            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 960, q + 992, q + 1024, q + 1152, threads: threads); return
+            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 1056, q + 1088, q + 1120, q + 1152, threads: threads); return
             default: break
             }
         }
@@ -344,12 +344,20 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P1[layer, module, c] = factor.layer[layer, c]⊙factor.module[module, c]
         for i0 in 0..<12 {
             for i1 in 0..<3 {
                 for i2 in 0..<32 {
                     p1[i0 * 96 + i1 * 32 + i2 * 1] = p0[i0 * 32 + i2 * 1] * p2[i1 * 32 + i2 * 1]
+                }
+            }
+        }
+        // stage 2: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
+        for i0 in 0..<48 {
+            for i1 in 0..<32 {
+                for i2 in 0..<16 {
+                    p4[i0 * 512 + i1 * 16 + i2 * 1] = p3[i0 * 512 + i1 * 1 + i2 * 32]
                 }
             }
         }
@@ -421,8 +429,8 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                 (w + 32 * n)[i0 * 32 + i1 * 1] = p1[i1 * 1] * w[i0 * 32 + i1 * 1]
             }
         }
-        // stage 3: y[n, out] += Σ_c factor.out[out, c]·t3[n, c]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p2, ldb: 32, beta: 1, c: y, ldc: 768, threads: threads)
+        // stage 3: y[row, panel, lane] += Σ_rank t3[row, rank]·factor.out.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
     @inline(never)
@@ -507,15 +515,15 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                 }
             }
         }
-        // stage 3: y0[n, out] += Σ_c factor.out[out, c]·t3[0][n, c]; y1[n, out] += Σ_c factor.out[out, c]·t3[1][n, c]; y2[n, out] += Σ_c factor.out[out, c]·t3[2][n, c]
+        // stage 3: y0[row, panel, lane] += Σ_rank t3[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t3[1][row, rank]·factor.out.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t3[2][row, rank]·factor.out.panels[panel, rank, lane]
         Kernels.stage(3, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p4, ldb: 32, beta: 1, c: y, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p4, beta: 1, c: y, ldc: 768, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 64 * n), lda: 32, b: p4, ldb: 32, beta: 1, c: y1, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 64 * n), lda: 32, b: p4, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 96 * n), lda: 32, b: p4, ldb: 32, beta: 1, c: y2, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 96 * n), lda: 32, b: p4, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }

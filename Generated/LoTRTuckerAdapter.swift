@@ -15,6 +15,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `LoTRTucker`: 24 (layer, module) pairs, 30720 parameters.
 ///
+/// `prepare()` computes 12288 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class LoTRTuckerAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -25,6 +35,8 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     public static let specName = "LoTRTucker"
     public static let specHash = "4598e30bdd385dae"
     public static let parameterCount = 30720
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 12288
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -54,7 +66,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]
@@ -67,11 +79,24 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 6144, q + 0, threads: threads)  // group qv
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -83,39 +108,40 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 18432, p + 0, p + 6144, threads: threads)
-        case 1: Self.forward0(n, x, y, w, p + 18432, p + 256, p + 6144, threads: threads)
-        case 2: Self.forward0(n, x, y, w, p + 18432, p + 512, p + 6144, threads: threads)
-        case 3: Self.forward0(n, x, y, w, p + 18432, p + 768, p + 6144, threads: threads)
-        case 4: Self.forward0(n, x, y, w, p + 18432, p + 1024, p + 6144, threads: threads)
-        case 5: Self.forward0(n, x, y, w, p + 18432, p + 1280, p + 6144, threads: threads)
-        case 6: Self.forward0(n, x, y, w, p + 18432, p + 1536, p + 6144, threads: threads)
-        case 7: Self.forward0(n, x, y, w, p + 18432, p + 1792, p + 6144, threads: threads)
-        case 8: Self.forward0(n, x, y, w, p + 18432, p + 2048, p + 6144, threads: threads)
-        case 9: Self.forward0(n, x, y, w, p + 18432, p + 2304, p + 6144, threads: threads)
-        case 10: Self.forward0(n, x, y, w, p + 18432, p + 2560, p + 6144, threads: threads)
-        case 11: Self.forward0(n, x, y, w, p + 18432, p + 2816, p + 6144, threads: threads)
-        case 12: Self.forward0(n, x, y, w, p + 18432, p + 3072, p + 6144, threads: threads)
-        case 13: Self.forward0(n, x, y, w, p + 18432, p + 3328, p + 6144, threads: threads)
-        case 14: Self.forward0(n, x, y, w, p + 18432, p + 3584, p + 6144, threads: threads)
-        case 15: Self.forward0(n, x, y, w, p + 18432, p + 3840, p + 6144, threads: threads)
-        case 16: Self.forward0(n, x, y, w, p + 18432, p + 4096, p + 6144, threads: threads)
-        case 17: Self.forward0(n, x, y, w, p + 18432, p + 4352, p + 6144, threads: threads)
-        case 18: Self.forward0(n, x, y, w, p + 18432, p + 4608, p + 6144, threads: threads)
-        case 19: Self.forward0(n, x, y, w, p + 18432, p + 4864, p + 6144, threads: threads)
-        case 20: Self.forward0(n, x, y, w, p + 18432, p + 5120, p + 6144, threads: threads)
-        case 21: Self.forward0(n, x, y, w, p + 18432, p + 5376, p + 6144, threads: threads)
-        case 22: Self.forward0(n, x, y, w, p + 18432, p + 5632, p + 6144, threads: threads)
-        case 23: Self.forward0(n, x, y, w, p + 18432, p + 5888, p + 6144, threads: threads)
+        case 0: Self.forward1(n, x, y, w, p + 18432, p + 0, q + 0, threads: threads)
+        case 1: Self.forward1(n, x, y, w, p + 18432, p + 256, q + 0, threads: threads)
+        case 2: Self.forward1(n, x, y, w, p + 18432, p + 512, q + 0, threads: threads)
+        case 3: Self.forward1(n, x, y, w, p + 18432, p + 768, q + 0, threads: threads)
+        case 4: Self.forward1(n, x, y, w, p + 18432, p + 1024, q + 0, threads: threads)
+        case 5: Self.forward1(n, x, y, w, p + 18432, p + 1280, q + 0, threads: threads)
+        case 6: Self.forward1(n, x, y, w, p + 18432, p + 1536, q + 0, threads: threads)
+        case 7: Self.forward1(n, x, y, w, p + 18432, p + 1792, q + 0, threads: threads)
+        case 8: Self.forward1(n, x, y, w, p + 18432, p + 2048, q + 0, threads: threads)
+        case 9: Self.forward1(n, x, y, w, p + 18432, p + 2304, q + 0, threads: threads)
+        case 10: Self.forward1(n, x, y, w, p + 18432, p + 2560, q + 0, threads: threads)
+        case 11: Self.forward1(n, x, y, w, p + 18432, p + 2816, q + 0, threads: threads)
+        case 12: Self.forward1(n, x, y, w, p + 18432, p + 3072, q + 0, threads: threads)
+        case 13: Self.forward1(n, x, y, w, p + 18432, p + 3328, q + 0, threads: threads)
+        case 14: Self.forward1(n, x, y, w, p + 18432, p + 3584, q + 0, threads: threads)
+        case 15: Self.forward1(n, x, y, w, p + 18432, p + 3840, q + 0, threads: threads)
+        case 16: Self.forward1(n, x, y, w, p + 18432, p + 4096, q + 0, threads: threads)
+        case 17: Self.forward1(n, x, y, w, p + 18432, p + 4352, q + 0, threads: threads)
+        case 18: Self.forward1(n, x, y, w, p + 18432, p + 4608, q + 0, threads: threads)
+        case 19: Self.forward1(n, x, y, w, p + 18432, p + 4864, q + 0, threads: threads)
+        case 20: Self.forward1(n, x, y, w, p + 18432, p + 5120, q + 0, threads: threads)
+        case 21: Self.forward1(n, x, y, w, p + 18432, p + 5376, q + 0, threads: threads)
+        case 22: Self.forward1(n, x, y, w, p + 18432, p + 5632, q + 0, threads: threads)
+        case 23: Self.forward1(n, x, y, w, p + 18432, p + 5888, q + 0, threads: threads)
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -126,34 +152,35 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
-        case 1: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 256, g + 256, g + 6144, g + 18432, threads: threads)
-        case 2: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 512, g + 512, g + 6144, g + 18432, threads: threads)
-        case 3: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 768, g + 768, g + 6144, g + 18432, threads: threads)
-        case 4: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 1024, g + 1024, g + 6144, g + 18432, threads: threads)
-        case 5: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 1280, g + 1280, g + 6144, g + 18432, threads: threads)
-        case 6: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 1536, g + 1536, g + 6144, g + 18432, threads: threads)
-        case 7: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 1792, g + 1792, g + 6144, g + 18432, threads: threads)
-        case 8: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 2048, g + 2048, g + 6144, g + 18432, threads: threads)
-        case 9: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 2304, g + 2304, g + 6144, g + 18432, threads: threads)
-        case 10: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 2560, g + 2560, g + 6144, g + 18432, threads: threads)
-        case 11: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 2816, g + 2816, g + 6144, g + 18432, threads: threads)
-        case 12: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 3072, g + 3072, g + 6144, g + 18432, threads: threads)
-        case 13: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 3328, g + 3328, g + 6144, g + 18432, threads: threads)
-        case 14: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 3584, g + 3584, g + 6144, g + 18432, threads: threads)
-        case 15: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 3840, g + 3840, g + 6144, g + 18432, threads: threads)
-        case 16: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 4096, g + 4096, g + 6144, g + 18432, threads: threads)
-        case 17: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 4352, g + 4352, g + 6144, g + 18432, threads: threads)
-        case 18: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 4608, g + 4608, g + 6144, g + 18432, threads: threads)
-        case 19: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 4864, g + 4864, g + 6144, g + 18432, threads: threads)
-        case 20: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 5120, g + 5120, g + 6144, g + 18432, threads: threads)
-        case 21: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 5376, g + 5376, g + 6144, g + 18432, threads: threads)
-        case 22: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 5632, g + 5632, g + 6144, g + 18432, threads: threads)
-        case 23: Self.backward1(n, x, dy, dx, w, p + 18432, p + 6144, p + 5888, g + 5888, g + 6144, g + 18432, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
+        case 1: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 256, g + 256, g + 6144, g + 18432, threads: threads)
+        case 2: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 512, g + 512, g + 6144, g + 18432, threads: threads)
+        case 3: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 768, g + 768, g + 6144, g + 18432, threads: threads)
+        case 4: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1024, g + 1024, g + 6144, g + 18432, threads: threads)
+        case 5: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1280, g + 1280, g + 6144, g + 18432, threads: threads)
+        case 6: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1536, g + 1536, g + 6144, g + 18432, threads: threads)
+        case 7: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1792, g + 1792, g + 6144, g + 18432, threads: threads)
+        case 8: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2048, g + 2048, g + 6144, g + 18432, threads: threads)
+        case 9: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2304, g + 2304, g + 6144, g + 18432, threads: threads)
+        case 10: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2560, g + 2560, g + 6144, g + 18432, threads: threads)
+        case 11: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2816, g + 2816, g + 6144, g + 18432, threads: threads)
+        case 12: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3072, g + 3072, g + 6144, g + 18432, threads: threads)
+        case 13: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3328, g + 3328, g + 6144, g + 18432, threads: threads)
+        case 14: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3584, g + 3584, g + 6144, g + 18432, threads: threads)
+        case 15: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3840, g + 3840, g + 6144, g + 18432, threads: threads)
+        case 16: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4096, g + 4096, g + 6144, g + 18432, threads: threads)
+        case 17: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4352, g + 4352, g + 6144, g + 18432, threads: threads)
+        case 18: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4608, g + 4608, g + 6144, g + 18432, threads: threads)
+        case 19: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4864, g + 4864, g + 6144, g + 18432, threads: threads)
+        case 20: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5120, g + 5120, g + 6144, g + 18432, threads: threads)
+        case 21: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5376, g + 5376, g + 6144, g + 18432, threads: threads)
+        case 22: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5632, g + 5632, g + 6144, g + 18432, threads: threads)
+        case 23: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5888, g + 5888, g + 6144, g + 18432, threads: threads)
         default: break
         }
     }
@@ -165,34 +192,35 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize2(n, delta, w, p + 18432, p + 0, p + 6144, threads: threads)
-        case 1: Self.materialize2(n, delta, w, p + 18432, p + 256, p + 6144, threads: threads)
-        case 2: Self.materialize2(n, delta, w, p + 18432, p + 512, p + 6144, threads: threads)
-        case 3: Self.materialize2(n, delta, w, p + 18432, p + 768, p + 6144, threads: threads)
-        case 4: Self.materialize2(n, delta, w, p + 18432, p + 1024, p + 6144, threads: threads)
-        case 5: Self.materialize2(n, delta, w, p + 18432, p + 1280, p + 6144, threads: threads)
-        case 6: Self.materialize2(n, delta, w, p + 18432, p + 1536, p + 6144, threads: threads)
-        case 7: Self.materialize2(n, delta, w, p + 18432, p + 1792, p + 6144, threads: threads)
-        case 8: Self.materialize2(n, delta, w, p + 18432, p + 2048, p + 6144, threads: threads)
-        case 9: Self.materialize2(n, delta, w, p + 18432, p + 2304, p + 6144, threads: threads)
-        case 10: Self.materialize2(n, delta, w, p + 18432, p + 2560, p + 6144, threads: threads)
-        case 11: Self.materialize2(n, delta, w, p + 18432, p + 2816, p + 6144, threads: threads)
-        case 12: Self.materialize2(n, delta, w, p + 18432, p + 3072, p + 6144, threads: threads)
-        case 13: Self.materialize2(n, delta, w, p + 18432, p + 3328, p + 6144, threads: threads)
-        case 14: Self.materialize2(n, delta, w, p + 18432, p + 3584, p + 6144, threads: threads)
-        case 15: Self.materialize2(n, delta, w, p + 18432, p + 3840, p + 6144, threads: threads)
-        case 16: Self.materialize2(n, delta, w, p + 18432, p + 4096, p + 6144, threads: threads)
-        case 17: Self.materialize2(n, delta, w, p + 18432, p + 4352, p + 6144, threads: threads)
-        case 18: Self.materialize2(n, delta, w, p + 18432, p + 4608, p + 6144, threads: threads)
-        case 19: Self.materialize2(n, delta, w, p + 18432, p + 4864, p + 6144, threads: threads)
-        case 20: Self.materialize2(n, delta, w, p + 18432, p + 5120, p + 6144, threads: threads)
-        case 21: Self.materialize2(n, delta, w, p + 18432, p + 5376, p + 6144, threads: threads)
-        case 22: Self.materialize2(n, delta, w, p + 18432, p + 5632, p + 6144, threads: threads)
-        case 23: Self.materialize2(n, delta, w, p + 18432, p + 5888, p + 6144, threads: threads)
+        case 0: Self.materialize3(n, delta, w, p + 18432, p + 0, p + 6144, threads: threads)
+        case 1: Self.materialize3(n, delta, w, p + 18432, p + 256, p + 6144, threads: threads)
+        case 2: Self.materialize3(n, delta, w, p + 18432, p + 512, p + 6144, threads: threads)
+        case 3: Self.materialize3(n, delta, w, p + 18432, p + 768, p + 6144, threads: threads)
+        case 4: Self.materialize3(n, delta, w, p + 18432, p + 1024, p + 6144, threads: threads)
+        case 5: Self.materialize3(n, delta, w, p + 18432, p + 1280, p + 6144, threads: threads)
+        case 6: Self.materialize3(n, delta, w, p + 18432, p + 1536, p + 6144, threads: threads)
+        case 7: Self.materialize3(n, delta, w, p + 18432, p + 1792, p + 6144, threads: threads)
+        case 8: Self.materialize3(n, delta, w, p + 18432, p + 2048, p + 6144, threads: threads)
+        case 9: Self.materialize3(n, delta, w, p + 18432, p + 2304, p + 6144, threads: threads)
+        case 10: Self.materialize3(n, delta, w, p + 18432, p + 2560, p + 6144, threads: threads)
+        case 11: Self.materialize3(n, delta, w, p + 18432, p + 2816, p + 6144, threads: threads)
+        case 12: Self.materialize3(n, delta, w, p + 18432, p + 3072, p + 6144, threads: threads)
+        case 13: Self.materialize3(n, delta, w, p + 18432, p + 3328, p + 6144, threads: threads)
+        case 14: Self.materialize3(n, delta, w, p + 18432, p + 3584, p + 6144, threads: threads)
+        case 15: Self.materialize3(n, delta, w, p + 18432, p + 3840, p + 6144, threads: threads)
+        case 16: Self.materialize3(n, delta, w, p + 18432, p + 4096, p + 6144, threads: threads)
+        case 17: Self.materialize3(n, delta, w, p + 18432, p + 4352, p + 6144, threads: threads)
+        case 18: Self.materialize3(n, delta, w, p + 18432, p + 4608, p + 6144, threads: threads)
+        case 19: Self.materialize3(n, delta, w, p + 18432, p + 4864, p + 6144, threads: threads)
+        case 20: Self.materialize3(n, delta, w, p + 18432, p + 5120, p + 6144, threads: threads)
+        case 21: Self.materialize3(n, delta, w, p + 18432, p + 5376, p + 6144, threads: threads)
+        case 22: Self.materialize3(n, delta, w, p + 18432, p + 5632, p + 6144, threads: threads)
+        case 23: Self.materialize3(n, delta, w, p + 18432, p + 5888, p + 6144, threads: threads)
         default: break
         }
     }
@@ -207,23 +235,24 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 0, p + 256, p + 6144, threads: threads); return
-            case 1: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 512, p + 768, p + 6144, threads: threads); return
-            case 2: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 1024, p + 1280, p + 6144, threads: threads); return
-            case 3: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 1536, p + 1792, p + 6144, threads: threads); return
-            case 4: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 2048, p + 2304, p + 6144, threads: threads); return
-            case 5: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 2560, p + 2816, p + 6144, threads: threads); return
-            case 6: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 3072, p + 3328, p + 6144, threads: threads); return
-            case 7: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 3584, p + 3840, p + 6144, threads: threads); return
-            case 8: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 4096, p + 4352, p + 6144, threads: threads); return
-            case 9: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 4608, p + 4864, p + 6144, threads: threads); return
-            case 10: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 5120, p + 5376, p + 6144, threads: threads); return
-            case 11: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 18432, p + 5632, p + 5888, p + 6144, threads: threads); return
+            case 0: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 0, p + 256, q + 0, threads: threads); return
+            case 1: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 512, p + 768, q + 0, threads: threads); return
+            case 2: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 1024, p + 1280, q + 0, threads: threads); return
+            case 3: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 1536, p + 1792, q + 0, threads: threads); return
+            case 4: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 2048, p + 2304, q + 0, threads: threads); return
+            case 5: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 2560, p + 2816, q + 0, threads: threads); return
+            case 6: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 3072, p + 3328, q + 0, threads: threads); return
+            case 7: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 3584, p + 3840, q + 0, threads: threads); return
+            case 8: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 4096, p + 4352, q + 0, threads: threads); return
+            case 9: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 4608, p + 4864, q + 0, threads: threads); return
+            case 10: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 5120, p + 5376, q + 0, threads: threads); return
+            case 11: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 5632, p + 5888, q + 0, threads: threads); return
             default: break
             }
         }
@@ -243,23 +272,24 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
-            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
-            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
-            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
-            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
-            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
-            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
-            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
-            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
-            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
-            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
-            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
+            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
+            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
+            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
+            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
+            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
+            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
+            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
+            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
+            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
+            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
+            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
+            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
             default: break
             }
         }
@@ -272,17 +302,29 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
+        for i0 in 0..<48 {
+            for i1 in 0..<16 {
+                for i2 in 0..<16 {
+                    p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
+                }
+            }
+        }
+    }
+
+    @inline(never)
+    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
         Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
-        // stage 3: y[n, out] += Σ_t.out factor.out[out, t.out]·t2[n, t.out]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+        // stage 3: y[row, panel, lane] += Σ_rank t2[row, rank]·factor.out.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
@@ -317,7 +359,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[in, t.out] = Σ_t.in core[t.out, t.in]·factor.in[in, t.in]
         Kernels.gemm(transA: false, transB: true, m: 768, n: 16, k: 16, alpha: 1.0, a: p0, lda: 16, b: p1, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: ΔW[out, in] = Σ_t.out factor.out[out, t.out]·m1[in, t.out]
@@ -325,7 +367,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
@@ -337,19 +379,19 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
             }
         }
-        // stage 3: y0[n, out] += Σ_t.out factor.out[out, t.out]·t2[0][n, t.out]; y1[n, out] += Σ_t.out factor.out[out, t.out]·t2[1][n, t.out]
+        // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p3, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p3, beta: 1, c: y, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p3, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p3, beta: 1, c: y1, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[0][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {

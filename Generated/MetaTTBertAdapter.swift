@@ -16,7 +16,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `MetaTTBert`: 48 (layer, module) pairs, 13312 parameters.
 ///
-/// `prepare()` computes 3072 floats of prepared state from the parameters
+/// `prepare()` computes 9216 floats of prepared state from the parameters
 /// (the weight-side products the plan hoisted out of forward). It must run after
 /// loading and after every parameter update; `init(weights:)` runs it. Taking
 /// `parameters` marks the prepared state stale, and forward, backward and
@@ -39,7 +39,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     public static let specHash = "048127bd32261f31"
     public static let parameterCount = 13312
     /// Floats of prepared state (and as many for its gradients).
-    public static let preparedCount = 3072
+    public static let preparedCount = 9216
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -93,7 +93,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 6144, p + 6912, q + 0, threads: threads)  // group attn
+        Self.prepare0(n, p + 6144, p + 6912, q + 0, p + 7168, q + 3072, threads: threads)  // group attn
         storage.markPrepared()
     }
 
@@ -122,54 +122,54 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, p + 0, q + 0, p + 7168, threads: threads)
-        case 1: Self.forward2(n, x, y, w, p + 0, q + 8, p + 7168, threads: threads)
-        case 2: Self.forward2(n, x, y, w, p + 0, q + 16, p + 7168, threads: threads)
-        case 3: Self.forward2(n, x, y, w, p + 0, q + 24, p + 7168, threads: threads)
-        case 4: Self.forward2(n, x, y, w, p + 0, q + 32, p + 7168, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 0, q + 40, p + 7168, threads: threads)
-        case 6: Self.forward2(n, x, y, w, p + 0, q + 48, p + 7168, threads: threads)
-        case 7: Self.forward2(n, x, y, w, p + 0, q + 56, p + 7168, threads: threads)
-        case 8: Self.forward2(n, x, y, w, p + 0, q + 64, p + 7168, threads: threads)
-        case 9: Self.forward2(n, x, y, w, p + 0, q + 72, p + 7168, threads: threads)
-        case 10: Self.forward2(n, x, y, w, p + 0, q + 80, p + 7168, threads: threads)
-        case 11: Self.forward2(n, x, y, w, p + 0, q + 88, p + 7168, threads: threads)
-        case 12: Self.forward2(n, x, y, w, p + 0, q + 96, p + 7168, threads: threads)
-        case 13: Self.forward2(n, x, y, w, p + 0, q + 104, p + 7168, threads: threads)
-        case 14: Self.forward2(n, x, y, w, p + 0, q + 112, p + 7168, threads: threads)
-        case 15: Self.forward2(n, x, y, w, p + 0, q + 120, p + 7168, threads: threads)
-        case 16: Self.forward2(n, x, y, w, p + 0, q + 128, p + 7168, threads: threads)
-        case 17: Self.forward2(n, x, y, w, p + 0, q + 136, p + 7168, threads: threads)
-        case 18: Self.forward2(n, x, y, w, p + 0, q + 144, p + 7168, threads: threads)
-        case 19: Self.forward2(n, x, y, w, p + 0, q + 152, p + 7168, threads: threads)
-        case 20: Self.forward2(n, x, y, w, p + 0, q + 160, p + 7168, threads: threads)
-        case 21: Self.forward2(n, x, y, w, p + 0, q + 168, p + 7168, threads: threads)
-        case 22: Self.forward2(n, x, y, w, p + 0, q + 176, p + 7168, threads: threads)
-        case 23: Self.forward2(n, x, y, w, p + 0, q + 184, p + 7168, threads: threads)
-        case 24: Self.forward2(n, x, y, w, p + 0, q + 192, p + 7168, threads: threads)
-        case 25: Self.forward2(n, x, y, w, p + 0, q + 200, p + 7168, threads: threads)
-        case 26: Self.forward2(n, x, y, w, p + 0, q + 208, p + 7168, threads: threads)
-        case 27: Self.forward2(n, x, y, w, p + 0, q + 216, p + 7168, threads: threads)
-        case 28: Self.forward2(n, x, y, w, p + 0, q + 224, p + 7168, threads: threads)
-        case 29: Self.forward2(n, x, y, w, p + 0, q + 232, p + 7168, threads: threads)
-        case 30: Self.forward2(n, x, y, w, p + 0, q + 240, p + 7168, threads: threads)
-        case 31: Self.forward2(n, x, y, w, p + 0, q + 248, p + 7168, threads: threads)
-        case 32: Self.forward2(n, x, y, w, p + 0, q + 256, p + 7168, threads: threads)
-        case 33: Self.forward2(n, x, y, w, p + 0, q + 264, p + 7168, threads: threads)
-        case 34: Self.forward2(n, x, y, w, p + 0, q + 272, p + 7168, threads: threads)
-        case 35: Self.forward2(n, x, y, w, p + 0, q + 280, p + 7168, threads: threads)
-        case 36: Self.forward2(n, x, y, w, p + 0, q + 288, p + 7168, threads: threads)
-        case 37: Self.forward2(n, x, y, w, p + 0, q + 296, p + 7168, threads: threads)
-        case 38: Self.forward2(n, x, y, w, p + 0, q + 304, p + 7168, threads: threads)
-        case 39: Self.forward2(n, x, y, w, p + 0, q + 312, p + 7168, threads: threads)
-        case 40: Self.forward2(n, x, y, w, p + 0, q + 320, p + 7168, threads: threads)
-        case 41: Self.forward2(n, x, y, w, p + 0, q + 328, p + 7168, threads: threads)
-        case 42: Self.forward2(n, x, y, w, p + 0, q + 336, p + 7168, threads: threads)
-        case 43: Self.forward2(n, x, y, w, p + 0, q + 344, p + 7168, threads: threads)
-        case 44: Self.forward2(n, x, y, w, p + 0, q + 352, p + 7168, threads: threads)
-        case 45: Self.forward2(n, x, y, w, p + 0, q + 360, p + 7168, threads: threads)
-        case 46: Self.forward2(n, x, y, w, p + 0, q + 368, p + 7168, threads: threads)
-        case 47: Self.forward2(n, x, y, w, p + 0, q + 376, p + 7168, threads: threads)
+        case 0: Self.forward2(n, x, y, w, p + 0, q + 0, q + 3072, threads: threads)
+        case 1: Self.forward2(n, x, y, w, p + 0, q + 8, q + 3072, threads: threads)
+        case 2: Self.forward2(n, x, y, w, p + 0, q + 16, q + 3072, threads: threads)
+        case 3: Self.forward2(n, x, y, w, p + 0, q + 24, q + 3072, threads: threads)
+        case 4: Self.forward2(n, x, y, w, p + 0, q + 32, q + 3072, threads: threads)
+        case 5: Self.forward2(n, x, y, w, p + 0, q + 40, q + 3072, threads: threads)
+        case 6: Self.forward2(n, x, y, w, p + 0, q + 48, q + 3072, threads: threads)
+        case 7: Self.forward2(n, x, y, w, p + 0, q + 56, q + 3072, threads: threads)
+        case 8: Self.forward2(n, x, y, w, p + 0, q + 64, q + 3072, threads: threads)
+        case 9: Self.forward2(n, x, y, w, p + 0, q + 72, q + 3072, threads: threads)
+        case 10: Self.forward2(n, x, y, w, p + 0, q + 80, q + 3072, threads: threads)
+        case 11: Self.forward2(n, x, y, w, p + 0, q + 88, q + 3072, threads: threads)
+        case 12: Self.forward2(n, x, y, w, p + 0, q + 96, q + 3072, threads: threads)
+        case 13: Self.forward2(n, x, y, w, p + 0, q + 104, q + 3072, threads: threads)
+        case 14: Self.forward2(n, x, y, w, p + 0, q + 112, q + 3072, threads: threads)
+        case 15: Self.forward2(n, x, y, w, p + 0, q + 120, q + 3072, threads: threads)
+        case 16: Self.forward2(n, x, y, w, p + 0, q + 128, q + 3072, threads: threads)
+        case 17: Self.forward2(n, x, y, w, p + 0, q + 136, q + 3072, threads: threads)
+        case 18: Self.forward2(n, x, y, w, p + 0, q + 144, q + 3072, threads: threads)
+        case 19: Self.forward2(n, x, y, w, p + 0, q + 152, q + 3072, threads: threads)
+        case 20: Self.forward2(n, x, y, w, p + 0, q + 160, q + 3072, threads: threads)
+        case 21: Self.forward2(n, x, y, w, p + 0, q + 168, q + 3072, threads: threads)
+        case 22: Self.forward2(n, x, y, w, p + 0, q + 176, q + 3072, threads: threads)
+        case 23: Self.forward2(n, x, y, w, p + 0, q + 184, q + 3072, threads: threads)
+        case 24: Self.forward2(n, x, y, w, p + 0, q + 192, q + 3072, threads: threads)
+        case 25: Self.forward2(n, x, y, w, p + 0, q + 200, q + 3072, threads: threads)
+        case 26: Self.forward2(n, x, y, w, p + 0, q + 208, q + 3072, threads: threads)
+        case 27: Self.forward2(n, x, y, w, p + 0, q + 216, q + 3072, threads: threads)
+        case 28: Self.forward2(n, x, y, w, p + 0, q + 224, q + 3072, threads: threads)
+        case 29: Self.forward2(n, x, y, w, p + 0, q + 232, q + 3072, threads: threads)
+        case 30: Self.forward2(n, x, y, w, p + 0, q + 240, q + 3072, threads: threads)
+        case 31: Self.forward2(n, x, y, w, p + 0, q + 248, q + 3072, threads: threads)
+        case 32: Self.forward2(n, x, y, w, p + 0, q + 256, q + 3072, threads: threads)
+        case 33: Self.forward2(n, x, y, w, p + 0, q + 264, q + 3072, threads: threads)
+        case 34: Self.forward2(n, x, y, w, p + 0, q + 272, q + 3072, threads: threads)
+        case 35: Self.forward2(n, x, y, w, p + 0, q + 280, q + 3072, threads: threads)
+        case 36: Self.forward2(n, x, y, w, p + 0, q + 288, q + 3072, threads: threads)
+        case 37: Self.forward2(n, x, y, w, p + 0, q + 296, q + 3072, threads: threads)
+        case 38: Self.forward2(n, x, y, w, p + 0, q + 304, q + 3072, threads: threads)
+        case 39: Self.forward2(n, x, y, w, p + 0, q + 312, q + 3072, threads: threads)
+        case 40: Self.forward2(n, x, y, w, p + 0, q + 320, q + 3072, threads: threads)
+        case 41: Self.forward2(n, x, y, w, p + 0, q + 328, q + 3072, threads: threads)
+        case 42: Self.forward2(n, x, y, w, p + 0, q + 336, q + 3072, threads: threads)
+        case 43: Self.forward2(n, x, y, w, p + 0, q + 344, q + 3072, threads: threads)
+        case 44: Self.forward2(n, x, y, w, p + 0, q + 352, q + 3072, threads: threads)
+        case 45: Self.forward2(n, x, y, w, p + 0, q + 360, q + 3072, threads: threads)
+        case 46: Self.forward2(n, x, y, w, p + 0, q + 368, q + 3072, threads: threads)
+        case 47: Self.forward2(n, x, y, w, p + 0, q + 376, q + 3072, threads: threads)
         default: break
         }
     }
@@ -321,9 +321,17 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P2[r1, layer, module, r3] = Σ_r2 core.1[r1, layer, r2]·core.2[r2, module, r3]
         Kernels.gemm(transA: false, transB: false, m: 96, n: 32, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 32, beta: 0, c: p2, ldc: 32, threads: threads)
+        // stage 2: core.3.panels[panel, rank, lane] = core.3[rank, panel, lane]
+        for i0 in 0..<48 {
+            for i1 in 0..<8 {
+                for i2 in 0..<16 {
+                    p4[i0 * 128 + i1 * 16 + i2 * 1] = p3[i0 * 16 + i1 * 768 + i2 * 1]
+                }
+            }
+        }
     }
 
     @inline(never)
@@ -345,8 +353,8 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 8, beta: 0, c: w, ldc: 8, threads: threads)
         // stage 2: t3[n, r3] = Σ_r1 t1[n, r1]·P2[r1, r3]
         Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 384, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
-        // stage 3: y[n, out] += 2.0·Σ_r3 core.3[r3, out]·t3[n, r3]
-        Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 2.0, a: (w + 8 * n), lda: 8, b: p2, ldb: 768, beta: 1, c: y, ldc: 768, threads: threads)
+        // stage 3: y[row, panel, lane] += 2.0·Σ_rank t3[row, rank]·core.3.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: (w + 8 * n), lda: 8, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
     @inline(never)

@@ -20,7 +20,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `TTFactored`: 18 (layer, module) pairs, 3444 parameters.
 ///
-/// `prepare()` computes 123600 floats of prepared state from the parameters
+/// `prepare()` computes 234192 floats of prepared state from the parameters
 /// (the weight-side products the plan hoisted out of forward). It must run after
 /// loading and after every parameter update; `init(weights:)` runs it. Taking
 /// `parameters` marks the prepared state stale, and forward, backward and
@@ -42,7 +42,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     public static let specHash = "40e05b18215caacd"
     public static let parameterCount = 3444
     /// Floats of prepared state (and as many for its gradients).
-    public static let preparedCount = 123600
+    public static let preparedCount = 234192
     /// Layers of the model (6); pairs without an adapter throw.
     public static let layerCount = 6
 
@@ -98,7 +98,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 115920, p + 180, q + 144, p + 2484, q + 117456, p + 436, q + 720, p + 948, q + 5328, threads: threads)  // group qkv
+        Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 115920, p + 180, q + 144, p + 2484, q + 117456, p + 436, q + 720, p + 948, q + 5328, q + 123600, q + 11472, q + 129744, q + 17616, q + 135888, q + 23760, q + 142032, q + 29904, q + 148176, q + 36048, q + 154320, q + 42192, q + 160464, q + 48336, q + 166608, q + 54480, q + 172752, q + 60624, q + 178896, q + 66768, q + 185040, q + 72912, q + 191184, q + 79056, q + 197328, q + 85200, q + 203472, q + 91344, q + 209616, q + 97488, q + 215760, q + 103632, q + 221904, q + 109776, q + 228048, threads: threads)  // group qkv
         storage.markPrepared()
     }
 
@@ -127,24 +127,24 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, q + 117456, q + 5328, threads: threads)
-        case 1: Self.forward2(n, x, y, w, q + 117456, q + 11472, threads: threads)
-        case 2: Self.forward2(n, x, y, w, q + 117456, q + 17616, threads: threads)
-        case 3: Self.forward2(n, x, y, w, q + 117456, q + 23760, threads: threads)
-        case 4: Self.forward2(n, x, y, w, q + 117456, q + 29904, threads: threads)
-        case 5: Self.forward2(n, x, y, w, q + 117456, q + 36048, threads: threads)
-        case 6: Self.forward2(n, x, y, w, q + 117456, q + 42192, threads: threads)
-        case 7: Self.forward2(n, x, y, w, q + 117456, q + 48336, threads: threads)
-        case 8: Self.forward2(n, x, y, w, q + 117456, q + 54480, threads: threads)
-        case 9: Self.forward2(n, x, y, w, q + 117456, q + 60624, threads: threads)
-        case 10: Self.forward2(n, x, y, w, q + 117456, q + 66768, threads: threads)
-        case 11: Self.forward2(n, x, y, w, q + 117456, q + 72912, threads: threads)
-        case 12: Self.forward2(n, x, y, w, q + 117456, q + 79056, threads: threads)
-        case 13: Self.forward2(n, x, y, w, q + 117456, q + 85200, threads: threads)
-        case 14: Self.forward2(n, x, y, w, q + 117456, q + 91344, threads: threads)
-        case 15: Self.forward2(n, x, y, w, q + 117456, q + 97488, threads: threads)
-        case 16: Self.forward2(n, x, y, w, q + 117456, q + 103632, threads: threads)
-        case 17: Self.forward2(n, x, y, w, q + 117456, q + 109776, threads: threads)
+        case 0: Self.forward2(n, x, y, w, q + 117456, q + 123600, threads: threads)
+        case 1: Self.forward2(n, x, y, w, q + 117456, q + 129744, threads: threads)
+        case 2: Self.forward2(n, x, y, w, q + 117456, q + 135888, threads: threads)
+        case 3: Self.forward2(n, x, y, w, q + 117456, q + 142032, threads: threads)
+        case 4: Self.forward2(n, x, y, w, q + 117456, q + 148176, threads: threads)
+        case 5: Self.forward2(n, x, y, w, q + 117456, q + 154320, threads: threads)
+        case 6: Self.forward2(n, x, y, w, q + 117456, q + 160464, threads: threads)
+        case 7: Self.forward2(n, x, y, w, q + 117456, q + 166608, threads: threads)
+        case 8: Self.forward2(n, x, y, w, q + 117456, q + 172752, threads: threads)
+        case 9: Self.forward2(n, x, y, w, q + 117456, q + 178896, threads: threads)
+        case 10: Self.forward2(n, x, y, w, q + 117456, q + 185040, threads: threads)
+        case 11: Self.forward2(n, x, y, w, q + 117456, q + 191184, threads: threads)
+        case 12: Self.forward2(n, x, y, w, q + 117456, q + 197328, threads: threads)
+        case 13: Self.forward2(n, x, y, w, q + 117456, q + 203472, threads: threads)
+        case 14: Self.forward2(n, x, y, w, q + 117456, q + 209616, threads: threads)
+        case 15: Self.forward2(n, x, y, w, q + 117456, q + 215760, threads: threads)
+        case 16: Self.forward2(n, x, y, w, q + 117456, q + 221904, threads: threads)
+        case 17: Self.forward2(n, x, y, w, q + 117456, q + 228048, threads: threads)
         default: break
         }
     }
@@ -237,12 +237,12 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 5328, q + 11472, q + 17616, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 23760, q + 29904, q + 36048, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 42192, q + 48336, q + 54480, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 60624, q + 66768, q + 72912, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 79056, q + 85200, q + 91344, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 97488, q + 103632, q + 109776, threads: threads); return
+            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 123600, q + 129744, q + 135888, threads: threads); return
+            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 142032, q + 148176, q + 154320, threads: threads); return
+            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 160464, q + 166608, q + 172752, threads: threads); return
+            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 178896, q + 185040, q + 191184, threads: threads); return
+            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 197328, q + 203472, q + 209616, threads: threads); return
+            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 215760, q + 221904, q + 228048, threads: threads); return
             default: break
             }
         }
@@ -286,7 +286,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, _ p48: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P5[r6, in.1, in.2] = Σ_r7 core.6[r6, in.1, r7]·core.7[r7, in.2]
         Kernels.stage(2, flops: 26304, threads: threads) { i, threads in
             switch i {
@@ -315,6 +315,155 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.gemm(transA: false, transB: false, m: 72, n: 64, k: 8, alpha: 1.0, a: p7, lda: 8, b: p10, ldb: 64, beta: 0, c: p11, ldc: 64, threads: threads)
         // stage 4: P4[layer, module, out.0, out.1, out.2, r5] = Σ_r4 core.4[r4, out.2, r5]·P3[layer, module, out.0, out.1, r4]
         Kernels.gemm(transA: false, transB: false, m: 576, n: 192, k: 8, alpha: 1.0, a: p11, lda: 8, b: p12, ldb: 192, beta: 0, c: p13, ldc: 192, threads: threads)
+        // stage 5: P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]
+        Kernels.stage(18, flops: 110592, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p14[i0 * 128 + i1 * 16 + i2 * 1] = p13[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p16[i0 * 128 + i1 * 16 + i2 * 1] = p15[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p18[i0 * 128 + i1 * 16 + i2 * 1] = p17[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 3:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p20[i0 * 128 + i1 * 16 + i2 * 1] = p19[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 4:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p22[i0 * 128 + i1 * 16 + i2 * 1] = p21[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 5:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p24[i0 * 128 + i1 * 16 + i2 * 1] = p23[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 6:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p26[i0 * 128 + i1 * 16 + i2 * 1] = p25[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 7:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p28[i0 * 128 + i1 * 16 + i2 * 1] = p27[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 8:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p30[i0 * 128 + i1 * 16 + i2 * 1] = p29[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 9:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p32[i0 * 128 + i1 * 16 + i2 * 1] = p31[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 10:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p34[i0 * 128 + i1 * 16 + i2 * 1] = p33[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 11:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p36[i0 * 128 + i1 * 16 + i2 * 1] = p35[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 12:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p38[i0 * 128 + i1 * 16 + i2 * 1] = p37[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 13:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p40[i0 * 128 + i1 * 16 + i2 * 1] = p39[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 14:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p42[i0 * 128 + i1 * 16 + i2 * 1] = p41[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 15:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p44[i0 * 128 + i1 * 16 + i2 * 1] = p43[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 16:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p46[i0 * 128 + i1 * 16 + i2 * 1] = p45[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p48[i0 * 128 + i1 * 16 + i2 * 1] = p47[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
@@ -381,8 +530,8 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
+        // stage 2: y[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
     @inline(never)
@@ -419,15 +568,15 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y0[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]; y1[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]; y2[n, out.0, out.1, out.2] += Σ_r5 P4[out.0, out.1, out.2, r5]·t7[n, r5]
+        // stage 2: y0[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
         Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, ldb: 8, beta: 1, c: y1, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, ldb: 8, beta: 1, c: y2, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }

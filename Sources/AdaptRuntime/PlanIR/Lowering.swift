@@ -183,3 +183,18 @@ extension Contraction {
         [1, 2, 64, 4096].allSatisfy { n in a.value(tokens: n) >= Swift.max(1, b.value(tokens: n)) }
     }
 }
+
+extension GEMMStep {
+    /// The panel count when the right operand was packed as panels of
+    /// `Kernels.panelWidth` columns (the planner's `PanelPacking` writes such
+    /// steps): one loop over the panels, each a `[k][W]` block right after the
+    /// previous one, writing the next W columns of the output. Such a step runs
+    /// as one `Kernels.panelGemm`, not as a loop of narrow GEMMs.
+    public var packedPanels: Extent? {
+        let width = Kernels.panelWidth
+        guard loops.count == 1, let loop = loops.first, !loop.reduces, loop.left == .fixed(0), !transRight,
+              k.isFixed, n == .fixed(width), ldb == .fixed(width), loop.right == k * width,
+              loop.output == .fixed(width) else { return nil }
+        return loop.extent
+    }
+}

@@ -120,6 +120,11 @@ struct KernelEmitter {
             let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
             let fixed = g.m.isFixed && g.n.isFixed && g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed && !$0.reduces }
             let work = g.m.constant * g.n.constant * g.k.constant * g.loops.reduce(1) { $0 * $1.extent.constant }
+            if let panels = g.packedPanels {
+                return ["Kernels.panelGemm(transA: \(g.transLeft), m: \(swift(g.m)), panels: \(swift(panels)), k: \(swift(g.k)), "
+                    + "alpha: \(literal(c.alpha)), a: \(a), lda: \(swift(g.lda)), b: \(b), beta: \(c.accumulate ? "1" : "0"), "
+                    + "c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"]
+            }
             if fixed && work <= KernelEmitter.inlineLimit {
                 return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
             }

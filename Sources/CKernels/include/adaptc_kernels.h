@@ -17,6 +17,18 @@ extern "C" {
 bool adaptc_thin_gemm(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
+/// Columns per panel of a packed right operand.
+#define ADAPTC_PANEL_WIDTH 16
+
+/// C[m, n] = alpha·op(A)·B + beta·C (row-major C with leading dimension ldc)
+/// where B [k, n] was packed beforehand as n / ADAPTC_PANEL_WIDTH panels, panel
+/// q holding B[p, 16q + j] at panels[(q·k + p)·16 + j]. n is a multiple of
+/// the width. Vectorised with AVX-512 or AVX2+FMA where the CPU has them, plain
+/// C otherwise. Each element is summed in the same order whatever part of C a
+/// call covers, so splitting C between threads does not change results.
+void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
+                       const float *panels, float beta, float *c, long ldc);
+
 /// OpenBLAS's kernel family when adaptc chose it at load time, else NULL.
 /// A DYNAMIC_ARCH OpenBLAS that does not know the CPU (0.3.21 on Sapphire
 /// Rapids) falls back to SSE3 kernels, 4–5× slower; when OPENBLAS_CORETYPE is

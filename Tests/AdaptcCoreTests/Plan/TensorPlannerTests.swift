@@ -53,6 +53,26 @@ final class TensorPlannerTests: XCTestCase {
         }
     }
 
+    /// Outputs a whole number of panels wide: prepare packs the last factor and
+    /// forward runs the panel kernel (rows 11: a full tile of 8 and a remainder;
+    /// 3 panels: a pair and a single one).
+    func testWideOutputsReadPackedPanels() throws {
+        let cases = ["structure: tensor-train\nfactor: {out: [4, 12]}\nrank: 3",
+                     "structure: cp\nrank: 5", "structure: tucker\nrank: 2"]
+        for text in cases {
+            let source = Self.spec(text, modules: "{q: [48, 6], k: [48, 6]}")
+            let (_, plan) = try planned(source)
+            for program in plan.groups[0].pairs.map(\.forward) + plan.groups[0].layerForwards.map(\.program) {
+                let packed = program.contractions.filter {
+                    if case .gemm(let g)? = $0.lowered { return g.packedPanels == .fixed(3) }
+                    return false
+                }
+                XCTAssertFalse(packed.isEmpty, "\(text): forward does not read packed panels")
+            }
+            try check(source, gradients: text.hasPrefix("structure: tensor-train"), rows: 11)
+        }
+    }
+
     func testSingleLayerAndLayerSubsets() throws {
         try check(Self.spec("structure: tensor-train\nrank: 2", layers: 1), gradients: true)
         try check(Self.spec("structure: cp\nlayers: [0, 2]\nrank: 2"), gradients: false)
@@ -140,7 +160,7 @@ final class TensorPlannerTests: XCTestCase {
 
     /// materialize, forward (per pair and fused), backward (dx and, after
     /// finishBackward, every parameter's gradient) against the definition.
-    func check(_ source: String, gradients: Bool, file: StaticString = #filePath, line: UInt = #line) throws {
+    func check(_ source: String, gradients: Bool, rows: Int = 3, file: StaticString = #filePath, line: UInt = #line) throws {
         let (checked, plan) = try planned(source, file: file, line: line)
         let group = checked.groups[0]
         let reference = TensorReference(group: group, plan: plan)
@@ -156,7 +176,7 @@ final class TensorPlannerTests: XCTestCase {
             var random = TestRandom(seed: 5)
             for (li, layer) in group.layers.enumerated() {
                 var fusedExpected: [[Double]] = []
-                let n = 3
+                let n = rows
                 let x = random.floats(n * group.modules[0].inFeatures)
                 for (mi, module) in group.modules.enumerated() {
                     let pair = try XCTUnwrap(plan.pair(layer: layer, module: module.name))

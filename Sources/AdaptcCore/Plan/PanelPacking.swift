@@ -1,0 +1,84 @@
+import AdaptRuntime
+
+/// Plan pass, after a tensor group's programs are derived: the last product of
+/// forward, `y += t·Bᵀ`, has a small inner size (a rank) and a wide output, and
+/// B does not change between weight updates (a prepared intermediate or a
+/// stored factor). Its time goes into streaming y and into re-arranging B for
+/// the kernel on every call. So `prepare` gets one more stage that copies each
+/// such B into panels of `Kernels.panelWidth` columns, `[panel, rank, lane]`,
+/// the order the panel kernel reads, and the forward step reads the copy: the
+/// output's column mode is split into (panel, lane) so the step lowers to a
+/// GEMM looped over panels, which `GEMMStep.packedPanels` recognises and runs
+/// as one `Kernels.panelGemm`.
+///
+/// Only forward reads the copies. Backward, materialize and finishBackward keep
+/// the original B (the copies have no gradient). A B that several steps read
+/// (a pair's forward and its layer's fused forward) is copied once.
+enum PanelPacking {
+    /// Inner sizes the panel kernel takes (measured faster than OpenBLAS at 8, 16 and 64).
+    static let ranks = 2...64
+
+    static func apply(to group: inout GroupPlan, prepared: inout Int) {
+        var packing = Packing(next: prepared)
+        for i in group.pairs.indices {
+            group.pairs[i].forward = packing.rewrite(group.pairs[i].forward)
+        }
+        for i in group.layerForwards.indices {
+            group.layerForwards[i].program = packing.rewrite(group.layerForwards[i].program)
+        }
+        guard !packing.copies.isEmpty else { return }
+        group.prepare = Program(group.prepare.stages + [packing.copies])
+        prepared = packing.next
+    }
+
+    private struct Packing {
+        /// The next free offset in prepared state.
+        var next: Int
+        var copies: [Contraction] = []
+        /// Packed copies already made, by where their source is and how it is read.
+        var made: [String: TensorView] = [:]
+
+        mutating func rewrite(_ program: Program) -> Program {
+            Program(program.stages.map { stage in stage.map { rewrite($0) } })
+        }
+
+        mutating func rewrite(_ c: Contraction) -> Contraction {
+            let width = Kernels.panelWidth
+            guard c.output.storage == .output, case .gemm(let g)? = c.lowered, g.loops.isEmpty,
+                  g.right.storage == .prepared || g.right.storage == .parameters,
+                  g.left.storage == .workspace || g.left.storage == .input, !g.m.isFixed,
+                  g.k.isFixed, g.n.isFixed, g.ldb.isFixed, PanelPacking.ranks.contains(g.k.constant),
+                  g.n.constant % width == 0
+            else { return c }
+            let (k, panels) = (g.k.constant, g.n.constant / width)
+            let packed = panelCopy(of: g, k: k, panels: panels)
+            let rows = TensorView(g.left.name, in: g.left.storage, slot: g.left.slot, offset: g.left.offset,
+                                  modes: ["row", "rank"], extents: [g.m, g.k],
+                                  strides: g.transLeft ? [.fixed(1), g.lda] : [g.lda, .fixed(1)])
+            let output = TensorView(g.output.name, in: g.output.storage, slot: g.output.slot, offset: g.output.offset,
+                                    modes: ["row", "panel", "lane"], extents: [g.m, .fixed(panels), .fixed(width)],
+                                    strides: [g.ldc, .fixed(width), .fixed(1)])
+            return Contraction(output, rows, packed, alpha: c.alpha, accumulate: c.accumulate)
+        }
+
+        /// The packed copy of the step's op(B) `[k, n]`, made (and its copy step
+        /// added to prepare) on first use.
+        private mutating func panelCopy(of g: GEMMStep, k: Int, panels: Int) -> TensorView {
+            let width = Kernels.panelWidth, ldb = g.ldb.constant
+            let key = "\(g.right.storage)@\(g.right.offset.constant) \(g.transRight) \(ldb) \(k)×\(panels)"
+            if let view = made[key] { return view }
+            let packed = TensorView("\(g.right.name).panels", in: .prepared, offset: .fixed(next),
+                                    modes: ["panel", "rank", "lane"], extents: [.fixed(panels), .fixed(k), .fixed(width)])
+            next += panels * k * width
+            // op(B)[p, j] is B[j, p] (stored [n, k]) or B[p, j] (stored [k, n]); j = panel·W + lane.
+            let source = g.transRight
+                ? TensorView(g.right.name, in: g.right.storage, offset: g.right.offset, modes: ["panel", "lane", "rank"],
+                             extents: [.fixed(panels), .fixed(width), .fixed(k)], strides: [.fixed(width * ldb), .fixed(ldb), .fixed(1)])
+                : TensorView(g.right.name, in: g.right.storage, offset: g.right.offset, modes: ["rank", "panel", "lane"],
+                             extents: [.fixed(k), .fixed(panels), .fixed(width)], strides: [.fixed(ldb), .fixed(width), .fixed(1)])
+            copies.append(Contraction(packed, source, nil, accumulate: false))
+            made[key] = packed
+            return packed
+        }
+    }
+}
