@@ -122,102 +122,102 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 262144, threads: threads)
-        case 1: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 327680, threads: threads)
-        case 2: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 393216, threads: threads)
-        case 3: Self.forward2(n, x, y, w, p + 67328, p + 0, q + 458752, threads: threads)
-        case 4: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 262144, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 327680, threads: threads)
-        case 6: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 393216, threads: threads)
-        case 7: Self.forward2(n, x, y, w, p + 67328, p + 64, q + 458752, threads: threads)
-        case 8: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 262144, threads: threads)
-        case 9: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 327680, threads: threads)
-        case 10: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 393216, threads: threads)
-        case 11: Self.forward2(n, x, y, w, p + 67328, p + 128, q + 458752, threads: threads)
-        case 12: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 262144, threads: threads)
-        case 13: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 327680, threads: threads)
-        case 14: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 393216, threads: threads)
-        case 15: Self.forward2(n, x, y, w, p + 67328, p + 192, q + 458752, threads: threads)
-        case 16: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 262144, threads: threads)
-        case 17: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 327680, threads: threads)
-        case 18: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 393216, threads: threads)
-        case 19: Self.forward2(n, x, y, w, p + 67328, p + 256, q + 458752, threads: threads)
-        case 20: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 262144, threads: threads)
-        case 21: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 327680, threads: threads)
-        case 22: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 393216, threads: threads)
-        case 23: Self.forward2(n, x, y, w, p + 67328, p + 320, q + 458752, threads: threads)
-        case 24: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 262144, threads: threads)
-        case 25: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 327680, threads: threads)
-        case 26: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 393216, threads: threads)
-        case 27: Self.forward2(n, x, y, w, p + 67328, p + 384, q + 458752, threads: threads)
-        case 28: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 262144, threads: threads)
-        case 29: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 327680, threads: threads)
-        case 30: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 393216, threads: threads)
-        case 31: Self.forward2(n, x, y, w, p + 67328, p + 448, q + 458752, threads: threads)
-        case 32: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 262144, threads: threads)
-        case 33: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 327680, threads: threads)
-        case 34: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 393216, threads: threads)
-        case 35: Self.forward2(n, x, y, w, p + 67328, p + 512, q + 458752, threads: threads)
-        case 36: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 262144, threads: threads)
-        case 37: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 327680, threads: threads)
-        case 38: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 393216, threads: threads)
-        case 39: Self.forward2(n, x, y, w, p + 67328, p + 576, q + 458752, threads: threads)
-        case 40: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 262144, threads: threads)
-        case 41: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 327680, threads: threads)
-        case 42: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 393216, threads: threads)
-        case 43: Self.forward2(n, x, y, w, p + 67328, p + 640, q + 458752, threads: threads)
-        case 44: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 262144, threads: threads)
-        case 45: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 327680, threads: threads)
-        case 46: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 393216, threads: threads)
-        case 47: Self.forward2(n, x, y, w, p + 67328, p + 704, q + 458752, threads: threads)
-        case 48: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 262144, threads: threads)
-        case 49: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 327680, threads: threads)
-        case 50: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 393216, threads: threads)
-        case 51: Self.forward2(n, x, y, w, p + 67328, p + 768, q + 458752, threads: threads)
-        case 52: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 262144, threads: threads)
-        case 53: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 327680, threads: threads)
-        case 54: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 393216, threads: threads)
-        case 55: Self.forward2(n, x, y, w, p + 67328, p + 832, q + 458752, threads: threads)
-        case 56: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 262144, threads: threads)
-        case 57: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 327680, threads: threads)
-        case 58: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 393216, threads: threads)
-        case 59: Self.forward2(n, x, y, w, p + 67328, p + 896, q + 458752, threads: threads)
-        case 60: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 262144, threads: threads)
-        case 61: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 327680, threads: threads)
-        case 62: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 393216, threads: threads)
-        case 63: Self.forward2(n, x, y, w, p + 67328, p + 960, q + 458752, threads: threads)
-        case 64: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 262144, threads: threads)
-        case 65: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 327680, threads: threads)
-        case 66: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 393216, threads: threads)
-        case 67: Self.forward2(n, x, y, w, p + 67328, p + 1024, q + 458752, threads: threads)
-        case 68: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 262144, threads: threads)
-        case 69: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 327680, threads: threads)
-        case 70: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 393216, threads: threads)
-        case 71: Self.forward2(n, x, y, w, p + 67328, p + 1088, q + 458752, threads: threads)
-        case 72: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 262144, threads: threads)
-        case 73: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 327680, threads: threads)
-        case 74: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 393216, threads: threads)
-        case 75: Self.forward2(n, x, y, w, p + 67328, p + 1152, q + 458752, threads: threads)
-        case 76: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 262144, threads: threads)
-        case 77: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 327680, threads: threads)
-        case 78: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 393216, threads: threads)
-        case 79: Self.forward2(n, x, y, w, p + 67328, p + 1216, q + 458752, threads: threads)
-        case 80: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 262144, threads: threads)
-        case 81: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 327680, threads: threads)
-        case 82: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 393216, threads: threads)
-        case 83: Self.forward2(n, x, y, w, p + 67328, p + 1280, q + 458752, threads: threads)
-        case 84: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 262144, threads: threads)
-        case 85: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 327680, threads: threads)
-        case 86: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 393216, threads: threads)
-        case 87: Self.forward2(n, x, y, w, p + 67328, p + 1344, q + 458752, threads: threads)
-        case 88: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 262144, threads: threads)
-        case 89: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 327680, threads: threads)
-        case 90: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 393216, threads: threads)
-        case 91: Self.forward2(n, x, y, w, p + 67328, p + 1408, q + 458752, threads: threads)
-        case 92: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 262144, threads: threads)
-        case 93: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 327680, threads: threads)
-        case 94: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 393216, threads: threads)
-        case 95: Self.forward2(n, x, y, w, p + 67328, p + 1472, q + 458752, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 262144, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 327680, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 393216, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 458752, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 262144, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 327680, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 393216, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 458752, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 262144, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 327680, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 393216, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 458752, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 262144, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 327680, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 393216, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 458752, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 262144, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 327680, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 393216, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 458752, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 262144, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 327680, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 393216, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 458752, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 262144, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 327680, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 393216, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 458752, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 262144, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 327680, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 393216, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 458752, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 262144, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 327680, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 393216, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 458752, threads: threads) }
+        case 36: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 262144, threads: threads) }
+        case 37: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 327680, threads: threads) }
+        case 38: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 393216, threads: threads) }
+        case 39: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 458752, threads: threads) }
+        case 40: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 262144, threads: threads) }
+        case 41: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 327680, threads: threads) }
+        case 42: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 393216, threads: threads) }
+        case 43: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 458752, threads: threads) }
+        case 44: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 262144, threads: threads) }
+        case 45: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 327680, threads: threads) }
+        case 46: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 393216, threads: threads) }
+        case 47: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 458752, threads: threads) }
+        case 48: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 262144, threads: threads) }
+        case 49: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 327680, threads: threads) }
+        case 50: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 393216, threads: threads) }
+        case 51: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 458752, threads: threads) }
+        case 52: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 262144, threads: threads) }
+        case 53: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 327680, threads: threads) }
+        case 54: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 393216, threads: threads) }
+        case 55: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 458752, threads: threads) }
+        case 56: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 262144, threads: threads) }
+        case 57: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 327680, threads: threads) }
+        case 58: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 393216, threads: threads) }
+        case 59: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 458752, threads: threads) }
+        case 60: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 262144, threads: threads) }
+        case 61: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 327680, threads: threads) }
+        case 62: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 393216, threads: threads) }
+        case 63: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 458752, threads: threads) }
+        case 64: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 262144, threads: threads) }
+        case 65: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 327680, threads: threads) }
+        case 66: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 393216, threads: threads) }
+        case 67: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 458752, threads: threads) }
+        case 68: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 262144, threads: threads) }
+        case 69: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 327680, threads: threads) }
+        case 70: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 393216, threads: threads) }
+        case 71: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 458752, threads: threads) }
+        case 72: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 262144, threads: threads) }
+        case 73: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 327680, threads: threads) }
+        case 74: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 393216, threads: threads) }
+        case 75: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 458752, threads: threads) }
+        case 76: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 262144, threads: threads) }
+        case 77: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 327680, threads: threads) }
+        case 78: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 393216, threads: threads) }
+        case 79: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 458752, threads: threads) }
+        case 80: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 262144, threads: threads) }
+        case 81: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 327680, threads: threads) }
+        case 82: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 393216, threads: threads) }
+        case 83: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 458752, threads: threads) }
+        case 84: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 262144, threads: threads) }
+        case 85: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 327680, threads: threads) }
+        case 86: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 393216, threads: threads) }
+        case 87: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 458752, threads: threads) }
+        case 88: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 262144, threads: threads) }
+        case 89: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 327680, threads: threads) }
+        case 90: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 393216, threads: threads) }
+        case 91: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 458752, threads: threads) }
+        case 92: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 262144, threads: threads) }
+        case 93: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 327680, threads: threads) }
+        case 94: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 393216, threads: threads) }
+        case 95: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 458752, threads: threads) }
         default: break
         }
     }
@@ -466,30 +466,30 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 0, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 64, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 128, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 192, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 256, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 320, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 384, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 448, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 512, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 576, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 640, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 704, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 12: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 768, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 13: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 832, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 14: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 896, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 15: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 960, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 16: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1024, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 17: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1088, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 18: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1152, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 19: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1216, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 20: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1280, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 21: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1344, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 22: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1408, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
-            case 23: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 67328, p + 1472, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 0, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 64, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 128, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 192, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 256, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 320, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 384, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 448, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 512, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 576, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 640, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 704, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 12: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 768, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 13: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 832, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 14: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 896, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 15: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 960, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 16: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1024, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 17: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1088, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 18: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1152, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 19: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1216, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 20: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1280, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 21: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1344, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 22: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1408, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 23: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1472, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
             default: break
             }
         }

@@ -119,102 +119,102 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1(n, x, y, w, p + 40960, p + 0, q + 0, threads: threads)
-        case 1: Self.forward1(n, x, y, w, p + 40960, p + 256, q + 0, threads: threads)
-        case 2: Self.forward1(n, x, y, w, p + 40960, p + 512, q + 0, threads: threads)
-        case 3: Self.forward1(n, x, y, w, p + 40960, p + 768, q + 0, threads: threads)
-        case 4: Self.forward1(n, x, y, w, p + 40960, p + 1024, q + 0, threads: threads)
-        case 5: Self.forward1(n, x, y, w, p + 40960, p + 1280, q + 0, threads: threads)
-        case 6: Self.forward1(n, x, y, w, p + 40960, p + 1536, q + 0, threads: threads)
-        case 7: Self.forward1(n, x, y, w, p + 40960, p + 1792, q + 0, threads: threads)
-        case 8: Self.forward1(n, x, y, w, p + 40960, p + 2048, q + 0, threads: threads)
-        case 9: Self.forward1(n, x, y, w, p + 40960, p + 2304, q + 0, threads: threads)
-        case 10: Self.forward1(n, x, y, w, p + 40960, p + 2560, q + 0, threads: threads)
-        case 11: Self.forward1(n, x, y, w, p + 40960, p + 2816, q + 0, threads: threads)
-        case 12: Self.forward1(n, x, y, w, p + 40960, p + 3072, q + 0, threads: threads)
-        case 13: Self.forward1(n, x, y, w, p + 40960, p + 3328, q + 0, threads: threads)
-        case 14: Self.forward1(n, x, y, w, p + 40960, p + 3584, q + 0, threads: threads)
-        case 15: Self.forward1(n, x, y, w, p + 40960, p + 3840, q + 0, threads: threads)
-        case 16: Self.forward1(n, x, y, w, p + 40960, p + 4096, q + 0, threads: threads)
-        case 17: Self.forward1(n, x, y, w, p + 40960, p + 4352, q + 0, threads: threads)
-        case 18: Self.forward1(n, x, y, w, p + 40960, p + 4608, q + 0, threads: threads)
-        case 19: Self.forward1(n, x, y, w, p + 40960, p + 4864, q + 0, threads: threads)
-        case 20: Self.forward1(n, x, y, w, p + 40960, p + 5120, q + 0, threads: threads)
-        case 21: Self.forward1(n, x, y, w, p + 40960, p + 5376, q + 0, threads: threads)
-        case 22: Self.forward1(n, x, y, w, p + 40960, p + 5632, q + 0, threads: threads)
-        case 23: Self.forward1(n, x, y, w, p + 40960, p + 5888, q + 0, threads: threads)
-        case 24: Self.forward1(n, x, y, w, p + 40960, p + 6144, q + 0, threads: threads)
-        case 25: Self.forward1(n, x, y, w, p + 40960, p + 6400, q + 0, threads: threads)
-        case 26: Self.forward1(n, x, y, w, p + 40960, p + 6656, q + 0, threads: threads)
-        case 27: Self.forward1(n, x, y, w, p + 40960, p + 6912, q + 0, threads: threads)
-        case 28: Self.forward1(n, x, y, w, p + 40960, p + 7168, q + 0, threads: threads)
-        case 29: Self.forward1(n, x, y, w, p + 40960, p + 7424, q + 0, threads: threads)
-        case 30: Self.forward1(n, x, y, w, p + 40960, p + 7680, q + 0, threads: threads)
-        case 31: Self.forward1(n, x, y, w, p + 40960, p + 7936, q + 0, threads: threads)
-        case 32: Self.forward1(n, x, y, w, p + 40960, p + 8192, q + 0, threads: threads)
-        case 33: Self.forward1(n, x, y, w, p + 40960, p + 8448, q + 0, threads: threads)
-        case 34: Self.forward1(n, x, y, w, p + 40960, p + 8704, q + 0, threads: threads)
-        case 35: Self.forward1(n, x, y, w, p + 40960, p + 8960, q + 0, threads: threads)
-        case 36: Self.forward1(n, x, y, w, p + 40960, p + 9216, q + 0, threads: threads)
-        case 37: Self.forward1(n, x, y, w, p + 40960, p + 9472, q + 0, threads: threads)
-        case 38: Self.forward1(n, x, y, w, p + 40960, p + 9728, q + 0, threads: threads)
-        case 39: Self.forward1(n, x, y, w, p + 40960, p + 9984, q + 0, threads: threads)
-        case 40: Self.forward1(n, x, y, w, p + 40960, p + 10240, q + 0, threads: threads)
-        case 41: Self.forward1(n, x, y, w, p + 40960, p + 10496, q + 0, threads: threads)
-        case 42: Self.forward1(n, x, y, w, p + 40960, p + 10752, q + 0, threads: threads)
-        case 43: Self.forward1(n, x, y, w, p + 40960, p + 11008, q + 0, threads: threads)
-        case 44: Self.forward1(n, x, y, w, p + 40960, p + 11264, q + 0, threads: threads)
-        case 45: Self.forward1(n, x, y, w, p + 40960, p + 11520, q + 0, threads: threads)
-        case 46: Self.forward1(n, x, y, w, p + 40960, p + 11776, q + 0, threads: threads)
-        case 47: Self.forward1(n, x, y, w, p + 40960, p + 12032, q + 0, threads: threads)
-        case 48: Self.forward1(n, x, y, w, p + 40960, p + 12288, q + 0, threads: threads)
-        case 49: Self.forward1(n, x, y, w, p + 40960, p + 12544, q + 0, threads: threads)
-        case 50: Self.forward1(n, x, y, w, p + 40960, p + 12800, q + 0, threads: threads)
-        case 51: Self.forward1(n, x, y, w, p + 40960, p + 13056, q + 0, threads: threads)
-        case 52: Self.forward1(n, x, y, w, p + 40960, p + 13312, q + 0, threads: threads)
-        case 53: Self.forward1(n, x, y, w, p + 40960, p + 13568, q + 0, threads: threads)
-        case 54: Self.forward1(n, x, y, w, p + 40960, p + 13824, q + 0, threads: threads)
-        case 55: Self.forward1(n, x, y, w, p + 40960, p + 14080, q + 0, threads: threads)
-        case 56: Self.forward1(n, x, y, w, p + 40960, p + 14336, q + 0, threads: threads)
-        case 57: Self.forward1(n, x, y, w, p + 40960, p + 14592, q + 0, threads: threads)
-        case 58: Self.forward1(n, x, y, w, p + 40960, p + 14848, q + 0, threads: threads)
-        case 59: Self.forward1(n, x, y, w, p + 40960, p + 15104, q + 0, threads: threads)
-        case 60: Self.forward1(n, x, y, w, p + 40960, p + 15360, q + 0, threads: threads)
-        case 61: Self.forward1(n, x, y, w, p + 40960, p + 15616, q + 0, threads: threads)
-        case 62: Self.forward1(n, x, y, w, p + 40960, p + 15872, q + 0, threads: threads)
-        case 63: Self.forward1(n, x, y, w, p + 40960, p + 16128, q + 0, threads: threads)
-        case 64: Self.forward1(n, x, y, w, p + 40960, p + 16384, q + 0, threads: threads)
-        case 65: Self.forward1(n, x, y, w, p + 40960, p + 16640, q + 0, threads: threads)
-        case 66: Self.forward1(n, x, y, w, p + 40960, p + 16896, q + 0, threads: threads)
-        case 67: Self.forward1(n, x, y, w, p + 40960, p + 17152, q + 0, threads: threads)
-        case 68: Self.forward1(n, x, y, w, p + 40960, p + 17408, q + 0, threads: threads)
-        case 69: Self.forward1(n, x, y, w, p + 40960, p + 17664, q + 0, threads: threads)
-        case 70: Self.forward1(n, x, y, w, p + 40960, p + 17920, q + 0, threads: threads)
-        case 71: Self.forward1(n, x, y, w, p + 40960, p + 18176, q + 0, threads: threads)
-        case 72: Self.forward1(n, x, y, w, p + 40960, p + 18432, q + 0, threads: threads)
-        case 73: Self.forward1(n, x, y, w, p + 40960, p + 18688, q + 0, threads: threads)
-        case 74: Self.forward1(n, x, y, w, p + 40960, p + 18944, q + 0, threads: threads)
-        case 75: Self.forward1(n, x, y, w, p + 40960, p + 19200, q + 0, threads: threads)
-        case 76: Self.forward1(n, x, y, w, p + 40960, p + 19456, q + 0, threads: threads)
-        case 77: Self.forward1(n, x, y, w, p + 40960, p + 19712, q + 0, threads: threads)
-        case 78: Self.forward1(n, x, y, w, p + 40960, p + 19968, q + 0, threads: threads)
-        case 79: Self.forward1(n, x, y, w, p + 40960, p + 20224, q + 0, threads: threads)
-        case 80: Self.forward1(n, x, y, w, p + 40960, p + 20480, q + 0, threads: threads)
-        case 81: Self.forward1(n, x, y, w, p + 40960, p + 20736, q + 0, threads: threads)
-        case 82: Self.forward1(n, x, y, w, p + 40960, p + 20992, q + 0, threads: threads)
-        case 83: Self.forward1(n, x, y, w, p + 40960, p + 21248, q + 0, threads: threads)
-        case 84: Self.forward1(n, x, y, w, p + 40960, p + 21504, q + 0, threads: threads)
-        case 85: Self.forward1(n, x, y, w, p + 40960, p + 21760, q + 0, threads: threads)
-        case 86: Self.forward1(n, x, y, w, p + 40960, p + 22016, q + 0, threads: threads)
-        case 87: Self.forward1(n, x, y, w, p + 40960, p + 22272, q + 0, threads: threads)
-        case 88: Self.forward1(n, x, y, w, p + 40960, p + 22528, q + 0, threads: threads)
-        case 89: Self.forward1(n, x, y, w, p + 40960, p + 22784, q + 0, threads: threads)
-        case 90: Self.forward1(n, x, y, w, p + 40960, p + 23040, q + 0, threads: threads)
-        case 91: Self.forward1(n, x, y, w, p + 40960, p + 23296, q + 0, threads: threads)
-        case 92: Self.forward1(n, x, y, w, p + 40960, p + 23552, q + 0, threads: threads)
-        case 93: Self.forward1(n, x, y, w, p + 40960, p + 23808, q + 0, threads: threads)
-        case 94: Self.forward1(n, x, y, w, p + 40960, p + 24064, q + 0, threads: threads)
-        case 95: Self.forward1(n, x, y, w, p + 40960, p + 24320, q + 0, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 0, q + 0, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 256, q + 0, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 512, q + 0, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 768, q + 0, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 1024, q + 0, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 1280, q + 0, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 1536, q + 0, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 1792, q + 0, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 2048, q + 0, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 2304, q + 0, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 2560, q + 0, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 2816, q + 0, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 3072, q + 0, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 3328, q + 0, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 3584, q + 0, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 3840, q + 0, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 4096, q + 0, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 4352, q + 0, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 4608, q + 0, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 4864, q + 0, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 5120, q + 0, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 5376, q + 0, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 5632, q + 0, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 5888, q + 0, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 6144, q + 0, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 6400, q + 0, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 6656, q + 0, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 6912, q + 0, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 7168, q + 0, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 7424, q + 0, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 7680, q + 0, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 7936, q + 0, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 8192, q + 0, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 8448, q + 0, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 8704, q + 0, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 8960, q + 0, threads: threads) }
+        case 36: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 9216, q + 0, threads: threads) }
+        case 37: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 9472, q + 0, threads: threads) }
+        case 38: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 9728, q + 0, threads: threads) }
+        case 39: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 9984, q + 0, threads: threads) }
+        case 40: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 10240, q + 0, threads: threads) }
+        case 41: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 10496, q + 0, threads: threads) }
+        case 42: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 10752, q + 0, threads: threads) }
+        case 43: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 11008, q + 0, threads: threads) }
+        case 44: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 11264, q + 0, threads: threads) }
+        case 45: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 11520, q + 0, threads: threads) }
+        case 46: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 11776, q + 0, threads: threads) }
+        case 47: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 12032, q + 0, threads: threads) }
+        case 48: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 12288, q + 0, threads: threads) }
+        case 49: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 12544, q + 0, threads: threads) }
+        case 50: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 12800, q + 0, threads: threads) }
+        case 51: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 13056, q + 0, threads: threads) }
+        case 52: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 13312, q + 0, threads: threads) }
+        case 53: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 13568, q + 0, threads: threads) }
+        case 54: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 13824, q + 0, threads: threads) }
+        case 55: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 14080, q + 0, threads: threads) }
+        case 56: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 14336, q + 0, threads: threads) }
+        case 57: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 14592, q + 0, threads: threads) }
+        case 58: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 14848, q + 0, threads: threads) }
+        case 59: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 15104, q + 0, threads: threads) }
+        case 60: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 15360, q + 0, threads: threads) }
+        case 61: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 15616, q + 0, threads: threads) }
+        case 62: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 15872, q + 0, threads: threads) }
+        case 63: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 16128, q + 0, threads: threads) }
+        case 64: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 16384, q + 0, threads: threads) }
+        case 65: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 16640, q + 0, threads: threads) }
+        case 66: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 16896, q + 0, threads: threads) }
+        case 67: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 17152, q + 0, threads: threads) }
+        case 68: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 17408, q + 0, threads: threads) }
+        case 69: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 17664, q + 0, threads: threads) }
+        case 70: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 17920, q + 0, threads: threads) }
+        case 71: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 18176, q + 0, threads: threads) }
+        case 72: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 18432, q + 0, threads: threads) }
+        case 73: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 18688, q + 0, threads: threads) }
+        case 74: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 18944, q + 0, threads: threads) }
+        case 75: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 19200, q + 0, threads: threads) }
+        case 76: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 19456, q + 0, threads: threads) }
+        case 77: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 19712, q + 0, threads: threads) }
+        case 78: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 19968, q + 0, threads: threads) }
+        case 79: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 20224, q + 0, threads: threads) }
+        case 80: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 20480, q + 0, threads: threads) }
+        case 81: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 20736, q + 0, threads: threads) }
+        case 82: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 20992, q + 0, threads: threads) }
+        case 83: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 21248, q + 0, threads: threads) }
+        case 84: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 21504, q + 0, threads: threads) }
+        case 85: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 21760, q + 0, threads: threads) }
+        case 86: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 22016, q + 0, threads: threads) }
+        case 87: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 22272, q + 0, threads: threads) }
+        case 88: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 22528, q + 0, threads: threads) }
+        case 89: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 22784, q + 0, threads: threads) }
+        case 90: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 23040, q + 0, threads: threads) }
+        case 91: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 23296, q + 0, threads: threads) }
+        case 92: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 23552, q + 0, threads: threads) }
+        case 93: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 23808, q + 0, threads: threads) }
+        case 94: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 24064, q + 0, threads: threads) }
+        case 95: RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 40960, p + 24320, q + 0, threads: threads) }
         default: break
         }
     }
@@ -463,30 +463,30 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 0, p + 256, p + 512, p + 768, q + 0, threads: threads); return
-            case 1: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 1024, p + 1280, p + 1536, p + 1792, q + 0, threads: threads); return
-            case 2: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 2048, p + 2304, p + 2560, p + 2816, q + 0, threads: threads); return
-            case 3: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 3072, p + 3328, p + 3584, p + 3840, q + 0, threads: threads); return
-            case 4: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 4096, p + 4352, p + 4608, p + 4864, q + 0, threads: threads); return
-            case 5: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 5120, p + 5376, p + 5632, p + 5888, q + 0, threads: threads); return
-            case 6: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 6144, p + 6400, p + 6656, p + 6912, q + 0, threads: threads); return
-            case 7: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 7168, p + 7424, p + 7680, p + 7936, q + 0, threads: threads); return
-            case 8: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 8192, p + 8448, p + 8704, p + 8960, q + 0, threads: threads); return
-            case 9: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 9216, p + 9472, p + 9728, p + 9984, q + 0, threads: threads); return
-            case 10: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 10240, p + 10496, p + 10752, p + 11008, q + 0, threads: threads); return
-            case 11: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 11264, p + 11520, p + 11776, p + 12032, q + 0, threads: threads); return
-            case 12: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 12288, p + 12544, p + 12800, p + 13056, q + 0, threads: threads); return
-            case 13: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 13312, p + 13568, p + 13824, p + 14080, q + 0, threads: threads); return
-            case 14: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 14336, p + 14592, p + 14848, p + 15104, q + 0, threads: threads); return
-            case 15: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 15360, p + 15616, p + 15872, p + 16128, q + 0, threads: threads); return
-            case 16: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 16384, p + 16640, p + 16896, p + 17152, q + 0, threads: threads); return
-            case 17: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 17408, p + 17664, p + 17920, p + 18176, q + 0, threads: threads); return
-            case 18: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 18432, p + 18688, p + 18944, p + 19200, q + 0, threads: threads); return
-            case 19: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 19456, p + 19712, p + 19968, p + 20224, q + 0, threads: threads); return
-            case 20: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 20480, p + 20736, p + 20992, p + 21248, q + 0, threads: threads); return
-            case 21: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 21504, p + 21760, p + 22016, p + 22272, q + 0, threads: threads); return
-            case 22: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 22528, p + 22784, p + 23040, p + 23296, q + 0, threads: threads); return
-            case 23: Self.layerForward4(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 40960, p + 23552, p + 23808, p + 24064, p + 24320, q + 0, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 0, p + 256, p + 512, p + 768, q + 0, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 1024, p + 1280, p + 1536, p + 1792, q + 0, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 2048, p + 2304, p + 2560, p + 2816, q + 0, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 3072, p + 3328, p + 3584, p + 3840, q + 0, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 4096, p + 4352, p + 4608, p + 4864, q + 0, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 5120, p + 5376, p + 5632, p + 5888, q + 0, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 6144, p + 6400, p + 6656, p + 6912, q + 0, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 7168, p + 7424, p + 7680, p + 7936, q + 0, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 8192, p + 8448, p + 8704, p + 8960, q + 0, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 9216, p + 9472, p + 9728, p + 9984, q + 0, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 10240, p + 10496, p + 10752, p + 11008, q + 0, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 11264, p + 11520, p + 11776, p + 12032, q + 0, threads: threads) }; return
+            case 12: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 12288, p + 12544, p + 12800, p + 13056, q + 0, threads: threads) }; return
+            case 13: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 13312, p + 13568, p + 13824, p + 14080, q + 0, threads: threads) }; return
+            case 14: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 14336, p + 14592, p + 14848, p + 15104, q + 0, threads: threads) }; return
+            case 15: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 15360, p + 15616, p + 15872, p + 16128, q + 0, threads: threads) }; return
+            case 16: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 16384, p + 16640, p + 16896, p + 17152, q + 0, threads: threads) }; return
+            case 17: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 17408, p + 17664, p + 17920, p + 18176, q + 0, threads: threads) }; return
+            case 18: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 18432, p + 18688, p + 18944, p + 19200, q + 0, threads: threads) }; return
+            case 19: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 19456, p + 19712, p + 19968, p + 20224, q + 0, threads: threads) }; return
+            case 20: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 20480, p + 20736, p + 20992, p + 21248, q + 0, threads: threads) }; return
+            case 21: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 21504, p + 21760, p + 22016, p + 22272, q + 0, threads: threads) }; return
+            case 22: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 22528, p + 22784, p + 23040, p + 23296, q + 0, threads: threads) }; return
+            case 23: RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 40960, p + 23552, p + 23808, p + 24064, p + 24320, q + 0, threads: threads) }; return
             default: break
             }
         }

@@ -82,7 +82,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 0, p + 65536, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 262144, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 4096, y + first * 4096, w, p + 0, p + 65536, threads: threads) }
         default: break
         }
     }

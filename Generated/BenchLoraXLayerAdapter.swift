@@ -281,102 +281,102 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 0, p + 32768, threads: threads)
-        case 1: Self.forward0(n, x, y, w, p + 8192, p + 40960, threads: threads)
-        case 2: Self.forward0(n, x, y, w, p + 16384, p + 49152, threads: threads)
-        case 3: Self.forward0(n, x, y, w, p + 24576, p + 57344, threads: threads)
-        case 4: Self.forward0(n, x, y, w, p + 65536, p + 98304, threads: threads)
-        case 5: Self.forward0(n, x, y, w, p + 73728, p + 106496, threads: threads)
-        case 6: Self.forward0(n, x, y, w, p + 81920, p + 114688, threads: threads)
-        case 7: Self.forward0(n, x, y, w, p + 90112, p + 122880, threads: threads)
-        case 8: Self.forward0(n, x, y, w, p + 131072, p + 163840, threads: threads)
-        case 9: Self.forward0(n, x, y, w, p + 139264, p + 172032, threads: threads)
-        case 10: Self.forward0(n, x, y, w, p + 147456, p + 180224, threads: threads)
-        case 11: Self.forward0(n, x, y, w, p + 155648, p + 188416, threads: threads)
-        case 12: Self.forward0(n, x, y, w, p + 196608, p + 229376, threads: threads)
-        case 13: Self.forward0(n, x, y, w, p + 204800, p + 237568, threads: threads)
-        case 14: Self.forward0(n, x, y, w, p + 212992, p + 245760, threads: threads)
-        case 15: Self.forward0(n, x, y, w, p + 221184, p + 253952, threads: threads)
-        case 16: Self.forward0(n, x, y, w, p + 262144, p + 294912, threads: threads)
-        case 17: Self.forward0(n, x, y, w, p + 270336, p + 303104, threads: threads)
-        case 18: Self.forward0(n, x, y, w, p + 278528, p + 311296, threads: threads)
-        case 19: Self.forward0(n, x, y, w, p + 286720, p + 319488, threads: threads)
-        case 20: Self.forward0(n, x, y, w, p + 327680, p + 360448, threads: threads)
-        case 21: Self.forward0(n, x, y, w, p + 335872, p + 368640, threads: threads)
-        case 22: Self.forward0(n, x, y, w, p + 344064, p + 376832, threads: threads)
-        case 23: Self.forward0(n, x, y, w, p + 352256, p + 385024, threads: threads)
-        case 24: Self.forward0(n, x, y, w, p + 393216, p + 425984, threads: threads)
-        case 25: Self.forward0(n, x, y, w, p + 401408, p + 434176, threads: threads)
-        case 26: Self.forward0(n, x, y, w, p + 409600, p + 442368, threads: threads)
-        case 27: Self.forward0(n, x, y, w, p + 417792, p + 450560, threads: threads)
-        case 28: Self.forward0(n, x, y, w, p + 458752, p + 491520, threads: threads)
-        case 29: Self.forward0(n, x, y, w, p + 466944, p + 499712, threads: threads)
-        case 30: Self.forward0(n, x, y, w, p + 475136, p + 507904, threads: threads)
-        case 31: Self.forward0(n, x, y, w, p + 483328, p + 516096, threads: threads)
-        case 32: Self.forward0(n, x, y, w, p + 524288, p + 557056, threads: threads)
-        case 33: Self.forward0(n, x, y, w, p + 532480, p + 565248, threads: threads)
-        case 34: Self.forward0(n, x, y, w, p + 540672, p + 573440, threads: threads)
-        case 35: Self.forward0(n, x, y, w, p + 548864, p + 581632, threads: threads)
-        case 36: Self.forward0(n, x, y, w, p + 589824, p + 622592, threads: threads)
-        case 37: Self.forward0(n, x, y, w, p + 598016, p + 630784, threads: threads)
-        case 38: Self.forward0(n, x, y, w, p + 606208, p + 638976, threads: threads)
-        case 39: Self.forward0(n, x, y, w, p + 614400, p + 647168, threads: threads)
-        case 40: Self.forward0(n, x, y, w, p + 655360, p + 688128, threads: threads)
-        case 41: Self.forward0(n, x, y, w, p + 663552, p + 696320, threads: threads)
-        case 42: Self.forward0(n, x, y, w, p + 671744, p + 704512, threads: threads)
-        case 43: Self.forward0(n, x, y, w, p + 679936, p + 712704, threads: threads)
-        case 44: Self.forward0(n, x, y, w, p + 720896, p + 753664, threads: threads)
-        case 45: Self.forward0(n, x, y, w, p + 729088, p + 761856, threads: threads)
-        case 46: Self.forward0(n, x, y, w, p + 737280, p + 770048, threads: threads)
-        case 47: Self.forward0(n, x, y, w, p + 745472, p + 778240, threads: threads)
-        case 48: Self.forward0(n, x, y, w, p + 786432, p + 819200, threads: threads)
-        case 49: Self.forward0(n, x, y, w, p + 794624, p + 827392, threads: threads)
-        case 50: Self.forward0(n, x, y, w, p + 802816, p + 835584, threads: threads)
-        case 51: Self.forward0(n, x, y, w, p + 811008, p + 843776, threads: threads)
-        case 52: Self.forward0(n, x, y, w, p + 851968, p + 884736, threads: threads)
-        case 53: Self.forward0(n, x, y, w, p + 860160, p + 892928, threads: threads)
-        case 54: Self.forward0(n, x, y, w, p + 868352, p + 901120, threads: threads)
-        case 55: Self.forward0(n, x, y, w, p + 876544, p + 909312, threads: threads)
-        case 56: Self.forward0(n, x, y, w, p + 917504, p + 950272, threads: threads)
-        case 57: Self.forward0(n, x, y, w, p + 925696, p + 958464, threads: threads)
-        case 58: Self.forward0(n, x, y, w, p + 933888, p + 966656, threads: threads)
-        case 59: Self.forward0(n, x, y, w, p + 942080, p + 974848, threads: threads)
-        case 60: Self.forward0(n, x, y, w, p + 983040, p + 1015808, threads: threads)
-        case 61: Self.forward0(n, x, y, w, p + 991232, p + 1024000, threads: threads)
-        case 62: Self.forward0(n, x, y, w, p + 999424, p + 1032192, threads: threads)
-        case 63: Self.forward0(n, x, y, w, p + 1007616, p + 1040384, threads: threads)
-        case 64: Self.forward0(n, x, y, w, p + 1048576, p + 1081344, threads: threads)
-        case 65: Self.forward0(n, x, y, w, p + 1056768, p + 1089536, threads: threads)
-        case 66: Self.forward0(n, x, y, w, p + 1064960, p + 1097728, threads: threads)
-        case 67: Self.forward0(n, x, y, w, p + 1073152, p + 1105920, threads: threads)
-        case 68: Self.forward0(n, x, y, w, p + 1114112, p + 1146880, threads: threads)
-        case 69: Self.forward0(n, x, y, w, p + 1122304, p + 1155072, threads: threads)
-        case 70: Self.forward0(n, x, y, w, p + 1130496, p + 1163264, threads: threads)
-        case 71: Self.forward0(n, x, y, w, p + 1138688, p + 1171456, threads: threads)
-        case 72: Self.forward0(n, x, y, w, p + 1179648, p + 1212416, threads: threads)
-        case 73: Self.forward0(n, x, y, w, p + 1187840, p + 1220608, threads: threads)
-        case 74: Self.forward0(n, x, y, w, p + 1196032, p + 1228800, threads: threads)
-        case 75: Self.forward0(n, x, y, w, p + 1204224, p + 1236992, threads: threads)
-        case 76: Self.forward0(n, x, y, w, p + 1245184, p + 1277952, threads: threads)
-        case 77: Self.forward0(n, x, y, w, p + 1253376, p + 1286144, threads: threads)
-        case 78: Self.forward0(n, x, y, w, p + 1261568, p + 1294336, threads: threads)
-        case 79: Self.forward0(n, x, y, w, p + 1269760, p + 1302528, threads: threads)
-        case 80: Self.forward0(n, x, y, w, p + 1310720, p + 1343488, threads: threads)
-        case 81: Self.forward0(n, x, y, w, p + 1318912, p + 1351680, threads: threads)
-        case 82: Self.forward0(n, x, y, w, p + 1327104, p + 1359872, threads: threads)
-        case 83: Self.forward0(n, x, y, w, p + 1335296, p + 1368064, threads: threads)
-        case 84: Self.forward0(n, x, y, w, p + 1376256, p + 1409024, threads: threads)
-        case 85: Self.forward0(n, x, y, w, p + 1384448, p + 1417216, threads: threads)
-        case 86: Self.forward0(n, x, y, w, p + 1392640, p + 1425408, threads: threads)
-        case 87: Self.forward0(n, x, y, w, p + 1400832, p + 1433600, threads: threads)
-        case 88: Self.forward0(n, x, y, w, p + 1441792, p + 1474560, threads: threads)
-        case 89: Self.forward0(n, x, y, w, p + 1449984, p + 1482752, threads: threads)
-        case 90: Self.forward0(n, x, y, w, p + 1458176, p + 1490944, threads: threads)
-        case 91: Self.forward0(n, x, y, w, p + 1466368, p + 1499136, threads: threads)
-        case 92: Self.forward0(n, x, y, w, p + 1507328, p + 1540096, threads: threads)
-        case 93: Self.forward0(n, x, y, w, p + 1515520, p + 1548288, threads: threads)
-        case 94: Self.forward0(n, x, y, w, p + 1523712, p + 1556480, threads: threads)
-        case 95: Self.forward0(n, x, y, w, p + 1531904, p + 1564672, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 0, p + 32768, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 8192, p + 40960, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 16384, p + 49152, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 24576, p + 57344, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 65536, p + 98304, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 73728, p + 106496, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 81920, p + 114688, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 90112, p + 122880, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 131072, p + 163840, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 139264, p + 172032, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 147456, p + 180224, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 155648, p + 188416, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 196608, p + 229376, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 204800, p + 237568, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 212992, p + 245760, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 221184, p + 253952, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 262144, p + 294912, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 270336, p + 303104, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 278528, p + 311296, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 286720, p + 319488, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 327680, p + 360448, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 335872, p + 368640, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 344064, p + 376832, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 352256, p + 385024, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 393216, p + 425984, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 401408, p + 434176, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 409600, p + 442368, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 417792, p + 450560, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 458752, p + 491520, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 466944, p + 499712, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 475136, p + 507904, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 483328, p + 516096, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 524288, p + 557056, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 532480, p + 565248, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 540672, p + 573440, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 548864, p + 581632, threads: threads) }
+        case 36: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 589824, p + 622592, threads: threads) }
+        case 37: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 598016, p + 630784, threads: threads) }
+        case 38: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 606208, p + 638976, threads: threads) }
+        case 39: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 614400, p + 647168, threads: threads) }
+        case 40: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 655360, p + 688128, threads: threads) }
+        case 41: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 663552, p + 696320, threads: threads) }
+        case 42: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 671744, p + 704512, threads: threads) }
+        case 43: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 679936, p + 712704, threads: threads) }
+        case 44: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 720896, p + 753664, threads: threads) }
+        case 45: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 729088, p + 761856, threads: threads) }
+        case 46: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 737280, p + 770048, threads: threads) }
+        case 47: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 745472, p + 778240, threads: threads) }
+        case 48: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 786432, p + 819200, threads: threads) }
+        case 49: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 794624, p + 827392, threads: threads) }
+        case 50: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 802816, p + 835584, threads: threads) }
+        case 51: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 811008, p + 843776, threads: threads) }
+        case 52: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 851968, p + 884736, threads: threads) }
+        case 53: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 860160, p + 892928, threads: threads) }
+        case 54: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 868352, p + 901120, threads: threads) }
+        case 55: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 876544, p + 909312, threads: threads) }
+        case 56: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 917504, p + 950272, threads: threads) }
+        case 57: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 925696, p + 958464, threads: threads) }
+        case 58: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 933888, p + 966656, threads: threads) }
+        case 59: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 942080, p + 974848, threads: threads) }
+        case 60: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 983040, p + 1015808, threads: threads) }
+        case 61: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 991232, p + 1024000, threads: threads) }
+        case 62: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 999424, p + 1032192, threads: threads) }
+        case 63: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1007616, p + 1040384, threads: threads) }
+        case 64: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1048576, p + 1081344, threads: threads) }
+        case 65: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1056768, p + 1089536, threads: threads) }
+        case 66: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1064960, p + 1097728, threads: threads) }
+        case 67: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1073152, p + 1105920, threads: threads) }
+        case 68: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1114112, p + 1146880, threads: threads) }
+        case 69: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1122304, p + 1155072, threads: threads) }
+        case 70: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1130496, p + 1163264, threads: threads) }
+        case 71: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1138688, p + 1171456, threads: threads) }
+        case 72: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1179648, p + 1212416, threads: threads) }
+        case 73: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1187840, p + 1220608, threads: threads) }
+        case 74: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1196032, p + 1228800, threads: threads) }
+        case 75: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1204224, p + 1236992, threads: threads) }
+        case 76: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1245184, p + 1277952, threads: threads) }
+        case 77: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1253376, p + 1286144, threads: threads) }
+        case 78: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1261568, p + 1294336, threads: threads) }
+        case 79: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1269760, p + 1302528, threads: threads) }
+        case 80: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1310720, p + 1343488, threads: threads) }
+        case 81: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1318912, p + 1351680, threads: threads) }
+        case 82: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1327104, p + 1359872, threads: threads) }
+        case 83: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1335296, p + 1368064, threads: threads) }
+        case 84: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1376256, p + 1409024, threads: threads) }
+        case 85: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1384448, p + 1417216, threads: threads) }
+        case 86: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1392640, p + 1425408, threads: threads) }
+        case 87: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1400832, p + 1433600, threads: threads) }
+        case 88: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1441792, p + 1474560, threads: threads) }
+        case 89: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1449984, p + 1482752, threads: threads) }
+        case 90: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1458176, p + 1490944, threads: threads) }
+        case 91: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1466368, p + 1499136, threads: threads) }
+        case 92: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1507328, p + 1540096, threads: threads) }
+        case 93: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1515520, p + 1548288, threads: threads) }
+        case 94: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1523712, p + 1556480, threads: threads) }
+        case 95: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1531904, p + 1564672, threads: threads) }
         default: break
         }
     }
@@ -622,30 +622,30 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         _ = (p, g, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 0, p + 32768, p + 40960, p + 49152, p + 57344, threads: threads); return
-            case 1: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 65536, p + 98304, p + 106496, p + 114688, p + 122880, threads: threads); return
-            case 2: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 131072, p + 163840, p + 172032, p + 180224, p + 188416, threads: threads); return
-            case 3: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 196608, p + 229376, p + 237568, p + 245760, p + 253952, threads: threads); return
-            case 4: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 262144, p + 294912, p + 303104, p + 311296, p + 319488, threads: threads); return
-            case 5: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 327680, p + 360448, p + 368640, p + 376832, p + 385024, threads: threads); return
-            case 6: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 393216, p + 425984, p + 434176, p + 442368, p + 450560, threads: threads); return
-            case 7: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 458752, p + 491520, p + 499712, p + 507904, p + 516096, threads: threads); return
-            case 8: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 524288, p + 557056, p + 565248, p + 573440, p + 581632, threads: threads); return
-            case 9: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 589824, p + 622592, p + 630784, p + 638976, p + 647168, threads: threads); return
-            case 10: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 655360, p + 688128, p + 696320, p + 704512, p + 712704, threads: threads); return
-            case 11: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 720896, p + 753664, p + 761856, p + 770048, p + 778240, threads: threads); return
-            case 12: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 786432, p + 819200, p + 827392, p + 835584, p + 843776, threads: threads); return
-            case 13: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 851968, p + 884736, p + 892928, p + 901120, p + 909312, threads: threads); return
-            case 14: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 917504, p + 950272, p + 958464, p + 966656, p + 974848, threads: threads); return
-            case 15: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 983040, p + 1015808, p + 1024000, p + 1032192, p + 1040384, threads: threads); return
-            case 16: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1048576, p + 1081344, p + 1089536, p + 1097728, p + 1105920, threads: threads); return
-            case 17: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1114112, p + 1146880, p + 1155072, p + 1163264, p + 1171456, threads: threads); return
-            case 18: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1179648, p + 1212416, p + 1220608, p + 1228800, p + 1236992, threads: threads); return
-            case 19: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1245184, p + 1277952, p + 1286144, p + 1294336, p + 1302528, threads: threads); return
-            case 20: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1310720, p + 1343488, p + 1351680, p + 1359872, p + 1368064, threads: threads); return
-            case 21: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1376256, p + 1409024, p + 1417216, p + 1425408, p + 1433600, threads: threads); return
-            case 22: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1441792, p + 1474560, p + 1482752, p + 1490944, p + 1499136, threads: threads); return
-            case 23: Self.layerForward3(n, xp, ys[0], ys[1], ys[2], ys[3], w, p + 1507328, p + 1540096, p + 1548288, p + 1556480, p + 1564672, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 0, p + 32768, p + 40960, p + 49152, p + 57344, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 65536, p + 98304, p + 106496, p + 114688, p + 122880, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 131072, p + 163840, p + 172032, p + 180224, p + 188416, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 196608, p + 229376, p + 237568, p + 245760, p + 253952, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 262144, p + 294912, p + 303104, p + 311296, p + 319488, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 327680, p + 360448, p + 368640, p + 376832, p + 385024, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 393216, p + 425984, p + 434176, p + 442368, p + 450560, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 458752, p + 491520, p + 499712, p + 507904, p + 516096, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 524288, p + 557056, p + 565248, p + 573440, p + 581632, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 589824, p + 622592, p + 630784, p + 638976, p + 647168, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 655360, p + 688128, p + 696320, p + 704512, p + 712704, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 720896, p + 753664, p + 761856, p + 770048, p + 778240, threads: threads) }; return
+            case 12: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 786432, p + 819200, p + 827392, p + 835584, p + 843776, threads: threads) }; return
+            case 13: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 851968, p + 884736, p + 892928, p + 901120, p + 909312, threads: threads) }; return
+            case 14: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 917504, p + 950272, p + 958464, p + 966656, p + 974848, threads: threads) }; return
+            case 15: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 983040, p + 1015808, p + 1024000, p + 1032192, p + 1040384, threads: threads) }; return
+            case 16: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1048576, p + 1081344, p + 1089536, p + 1097728, p + 1105920, threads: threads) }; return
+            case 17: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1114112, p + 1146880, p + 1155072, p + 1163264, p + 1171456, threads: threads) }; return
+            case 18: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1179648, p + 1212416, p + 1220608, p + 1228800, p + 1236992, threads: threads) }; return
+            case 19: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1245184, p + 1277952, p + 1286144, p + 1294336, p + 1302528, threads: threads) }; return
+            case 20: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1310720, p + 1343488, p + 1351680, p + 1359872, p + 1368064, threads: threads) }; return
+            case 21: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1376256, p + 1409024, p + 1417216, p + 1425408, p + 1433600, threads: threads) }; return
+            case 22: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1441792, p + 1474560, p + 1482752, p + 1490944, p + 1499136, threads: threads) }; return
+            case 23: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1507328, p + 1540096, p + 1548288, p + 1556480, p + 1564672, threads: threads) }; return
             default: break
             }
         }

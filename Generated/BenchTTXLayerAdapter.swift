@@ -134,102 +134,102 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, q + 811008, q + 819200, threads: threads)
-        case 1: Self.forward2(n, x, y, w, q + 811008, q + 827392, threads: threads)
-        case 2: Self.forward2(n, x, y, w, q + 811008, q + 835584, threads: threads)
-        case 3: Self.forward2(n, x, y, w, q + 811008, q + 843776, threads: threads)
-        case 4: Self.forward2(n, x, y, w, q + 811008, q + 851968, threads: threads)
-        case 5: Self.forward2(n, x, y, w, q + 811008, q + 860160, threads: threads)
-        case 6: Self.forward2(n, x, y, w, q + 811008, q + 868352, threads: threads)
-        case 7: Self.forward2(n, x, y, w, q + 811008, q + 876544, threads: threads)
-        case 8: Self.forward2(n, x, y, w, q + 811008, q + 884736, threads: threads)
-        case 9: Self.forward2(n, x, y, w, q + 811008, q + 892928, threads: threads)
-        case 10: Self.forward2(n, x, y, w, q + 811008, q + 901120, threads: threads)
-        case 11: Self.forward2(n, x, y, w, q + 811008, q + 909312, threads: threads)
-        case 12: Self.forward2(n, x, y, w, q + 811008, q + 917504, threads: threads)
-        case 13: Self.forward2(n, x, y, w, q + 811008, q + 925696, threads: threads)
-        case 14: Self.forward2(n, x, y, w, q + 811008, q + 933888, threads: threads)
-        case 15: Self.forward2(n, x, y, w, q + 811008, q + 942080, threads: threads)
-        case 16: Self.forward2(n, x, y, w, q + 811008, q + 950272, threads: threads)
-        case 17: Self.forward2(n, x, y, w, q + 811008, q + 958464, threads: threads)
-        case 18: Self.forward2(n, x, y, w, q + 811008, q + 966656, threads: threads)
-        case 19: Self.forward2(n, x, y, w, q + 811008, q + 974848, threads: threads)
-        case 20: Self.forward2(n, x, y, w, q + 811008, q + 983040, threads: threads)
-        case 21: Self.forward2(n, x, y, w, q + 811008, q + 991232, threads: threads)
-        case 22: Self.forward2(n, x, y, w, q + 811008, q + 999424, threads: threads)
-        case 23: Self.forward2(n, x, y, w, q + 811008, q + 1007616, threads: threads)
-        case 24: Self.forward2(n, x, y, w, q + 811008, q + 1015808, threads: threads)
-        case 25: Self.forward2(n, x, y, w, q + 811008, q + 1024000, threads: threads)
-        case 26: Self.forward2(n, x, y, w, q + 811008, q + 1032192, threads: threads)
-        case 27: Self.forward2(n, x, y, w, q + 811008, q + 1040384, threads: threads)
-        case 28: Self.forward2(n, x, y, w, q + 811008, q + 1048576, threads: threads)
-        case 29: Self.forward2(n, x, y, w, q + 811008, q + 1056768, threads: threads)
-        case 30: Self.forward2(n, x, y, w, q + 811008, q + 1064960, threads: threads)
-        case 31: Self.forward2(n, x, y, w, q + 811008, q + 1073152, threads: threads)
-        case 32: Self.forward2(n, x, y, w, q + 811008, q + 1081344, threads: threads)
-        case 33: Self.forward2(n, x, y, w, q + 811008, q + 1089536, threads: threads)
-        case 34: Self.forward2(n, x, y, w, q + 811008, q + 1097728, threads: threads)
-        case 35: Self.forward2(n, x, y, w, q + 811008, q + 1105920, threads: threads)
-        case 36: Self.forward2(n, x, y, w, q + 811008, q + 1114112, threads: threads)
-        case 37: Self.forward2(n, x, y, w, q + 811008, q + 1122304, threads: threads)
-        case 38: Self.forward2(n, x, y, w, q + 811008, q + 1130496, threads: threads)
-        case 39: Self.forward2(n, x, y, w, q + 811008, q + 1138688, threads: threads)
-        case 40: Self.forward2(n, x, y, w, q + 811008, q + 1146880, threads: threads)
-        case 41: Self.forward2(n, x, y, w, q + 811008, q + 1155072, threads: threads)
-        case 42: Self.forward2(n, x, y, w, q + 811008, q + 1163264, threads: threads)
-        case 43: Self.forward2(n, x, y, w, q + 811008, q + 1171456, threads: threads)
-        case 44: Self.forward2(n, x, y, w, q + 811008, q + 1179648, threads: threads)
-        case 45: Self.forward2(n, x, y, w, q + 811008, q + 1187840, threads: threads)
-        case 46: Self.forward2(n, x, y, w, q + 811008, q + 1196032, threads: threads)
-        case 47: Self.forward2(n, x, y, w, q + 811008, q + 1204224, threads: threads)
-        case 48: Self.forward2(n, x, y, w, q + 811008, q + 1212416, threads: threads)
-        case 49: Self.forward2(n, x, y, w, q + 811008, q + 1220608, threads: threads)
-        case 50: Self.forward2(n, x, y, w, q + 811008, q + 1228800, threads: threads)
-        case 51: Self.forward2(n, x, y, w, q + 811008, q + 1236992, threads: threads)
-        case 52: Self.forward2(n, x, y, w, q + 811008, q + 1245184, threads: threads)
-        case 53: Self.forward2(n, x, y, w, q + 811008, q + 1253376, threads: threads)
-        case 54: Self.forward2(n, x, y, w, q + 811008, q + 1261568, threads: threads)
-        case 55: Self.forward2(n, x, y, w, q + 811008, q + 1269760, threads: threads)
-        case 56: Self.forward2(n, x, y, w, q + 811008, q + 1277952, threads: threads)
-        case 57: Self.forward2(n, x, y, w, q + 811008, q + 1286144, threads: threads)
-        case 58: Self.forward2(n, x, y, w, q + 811008, q + 1294336, threads: threads)
-        case 59: Self.forward2(n, x, y, w, q + 811008, q + 1302528, threads: threads)
-        case 60: Self.forward2(n, x, y, w, q + 811008, q + 1310720, threads: threads)
-        case 61: Self.forward2(n, x, y, w, q + 811008, q + 1318912, threads: threads)
-        case 62: Self.forward2(n, x, y, w, q + 811008, q + 1327104, threads: threads)
-        case 63: Self.forward2(n, x, y, w, q + 811008, q + 1335296, threads: threads)
-        case 64: Self.forward2(n, x, y, w, q + 811008, q + 1343488, threads: threads)
-        case 65: Self.forward2(n, x, y, w, q + 811008, q + 1351680, threads: threads)
-        case 66: Self.forward2(n, x, y, w, q + 811008, q + 1359872, threads: threads)
-        case 67: Self.forward2(n, x, y, w, q + 811008, q + 1368064, threads: threads)
-        case 68: Self.forward2(n, x, y, w, q + 811008, q + 1376256, threads: threads)
-        case 69: Self.forward2(n, x, y, w, q + 811008, q + 1384448, threads: threads)
-        case 70: Self.forward2(n, x, y, w, q + 811008, q + 1392640, threads: threads)
-        case 71: Self.forward2(n, x, y, w, q + 811008, q + 1400832, threads: threads)
-        case 72: Self.forward2(n, x, y, w, q + 811008, q + 1409024, threads: threads)
-        case 73: Self.forward2(n, x, y, w, q + 811008, q + 1417216, threads: threads)
-        case 74: Self.forward2(n, x, y, w, q + 811008, q + 1425408, threads: threads)
-        case 75: Self.forward2(n, x, y, w, q + 811008, q + 1433600, threads: threads)
-        case 76: Self.forward2(n, x, y, w, q + 811008, q + 1441792, threads: threads)
-        case 77: Self.forward2(n, x, y, w, q + 811008, q + 1449984, threads: threads)
-        case 78: Self.forward2(n, x, y, w, q + 811008, q + 1458176, threads: threads)
-        case 79: Self.forward2(n, x, y, w, q + 811008, q + 1466368, threads: threads)
-        case 80: Self.forward2(n, x, y, w, q + 811008, q + 1474560, threads: threads)
-        case 81: Self.forward2(n, x, y, w, q + 811008, q + 1482752, threads: threads)
-        case 82: Self.forward2(n, x, y, w, q + 811008, q + 1490944, threads: threads)
-        case 83: Self.forward2(n, x, y, w, q + 811008, q + 1499136, threads: threads)
-        case 84: Self.forward2(n, x, y, w, q + 811008, q + 1507328, threads: threads)
-        case 85: Self.forward2(n, x, y, w, q + 811008, q + 1515520, threads: threads)
-        case 86: Self.forward2(n, x, y, w, q + 811008, q + 1523712, threads: threads)
-        case 87: Self.forward2(n, x, y, w, q + 811008, q + 1531904, threads: threads)
-        case 88: Self.forward2(n, x, y, w, q + 811008, q + 1540096, threads: threads)
-        case 89: Self.forward2(n, x, y, w, q + 811008, q + 1548288, threads: threads)
-        case 90: Self.forward2(n, x, y, w, q + 811008, q + 1556480, threads: threads)
-        case 91: Self.forward2(n, x, y, w, q + 811008, q + 1564672, threads: threads)
-        case 92: Self.forward2(n, x, y, w, q + 811008, q + 1572864, threads: threads)
-        case 93: Self.forward2(n, x, y, w, q + 811008, q + 1581056, threads: threads)
-        case 94: Self.forward2(n, x, y, w, q + 811008, q + 1589248, threads: threads)
-        case 95: Self.forward2(n, x, y, w, q + 811008, q + 1597440, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 819200, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 827392, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 835584, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 843776, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 851968, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 860160, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 868352, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 876544, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 884736, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 892928, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 901120, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 909312, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 917504, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 925696, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 933888, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 942080, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 950272, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 958464, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 966656, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 974848, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 983040, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 991232, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 999424, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1007616, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1015808, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1024000, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1032192, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1040384, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1048576, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1056768, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1064960, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1073152, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1081344, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1089536, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1097728, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1105920, threads: threads) }
+        case 36: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1114112, threads: threads) }
+        case 37: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1122304, threads: threads) }
+        case 38: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1130496, threads: threads) }
+        case 39: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1138688, threads: threads) }
+        case 40: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1146880, threads: threads) }
+        case 41: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1155072, threads: threads) }
+        case 42: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1163264, threads: threads) }
+        case 43: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1171456, threads: threads) }
+        case 44: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1179648, threads: threads) }
+        case 45: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1187840, threads: threads) }
+        case 46: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1196032, threads: threads) }
+        case 47: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1204224, threads: threads) }
+        case 48: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1212416, threads: threads) }
+        case 49: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1220608, threads: threads) }
+        case 50: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1228800, threads: threads) }
+        case 51: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1236992, threads: threads) }
+        case 52: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1245184, threads: threads) }
+        case 53: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1253376, threads: threads) }
+        case 54: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1261568, threads: threads) }
+        case 55: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1269760, threads: threads) }
+        case 56: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1277952, threads: threads) }
+        case 57: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1286144, threads: threads) }
+        case 58: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1294336, threads: threads) }
+        case 59: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1302528, threads: threads) }
+        case 60: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1310720, threads: threads) }
+        case 61: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1318912, threads: threads) }
+        case 62: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1327104, threads: threads) }
+        case 63: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1335296, threads: threads) }
+        case 64: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1343488, threads: threads) }
+        case 65: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1351680, threads: threads) }
+        case 66: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1359872, threads: threads) }
+        case 67: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1368064, threads: threads) }
+        case 68: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1376256, threads: threads) }
+        case 69: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1384448, threads: threads) }
+        case 70: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1392640, threads: threads) }
+        case 71: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1400832, threads: threads) }
+        case 72: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1409024, threads: threads) }
+        case 73: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1417216, threads: threads) }
+        case 74: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1425408, threads: threads) }
+        case 75: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1433600, threads: threads) }
+        case 76: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1441792, threads: threads) }
+        case 77: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1449984, threads: threads) }
+        case 78: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1458176, threads: threads) }
+        case 79: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1466368, threads: threads) }
+        case 80: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1474560, threads: threads) }
+        case 81: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1482752, threads: threads) }
+        case 82: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1490944, threads: threads) }
+        case 83: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1499136, threads: threads) }
+        case 84: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1507328, threads: threads) }
+        case 85: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1515520, threads: threads) }
+        case 86: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1523712, threads: threads) }
+        case 87: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1531904, threads: threads) }
+        case 88: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1540096, threads: threads) }
+        case 89: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1548288, threads: threads) }
+        case 90: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1556480, threads: threads) }
+        case 91: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1564672, threads: threads) }
+        case 92: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1572864, threads: threads) }
+        case 93: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1581056, threads: threads) }
+        case 94: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1589248, threads: threads) }
+        case 95: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1597440, threads: threads) }
         default: break
         }
     }
@@ -478,30 +478,30 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 819200, q + 827392, q + 835584, q + 843776, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 851968, q + 860160, q + 868352, q + 876544, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 884736, q + 892928, q + 901120, q + 909312, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 917504, q + 925696, q + 933888, q + 942080, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 950272, q + 958464, q + 966656, q + 974848, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 983040, q + 991232, q + 999424, q + 1007616, threads: threads); return
-            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1015808, q + 1024000, q + 1032192, q + 1040384, threads: threads); return
-            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1048576, q + 1056768, q + 1064960, q + 1073152, threads: threads); return
-            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1081344, q + 1089536, q + 1097728, q + 1105920, threads: threads); return
-            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1114112, q + 1122304, q + 1130496, q + 1138688, threads: threads); return
-            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1146880, q + 1155072, q + 1163264, q + 1171456, threads: threads); return
-            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1179648, q + 1187840, q + 1196032, q + 1204224, threads: threads); return
-            case 12: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1212416, q + 1220608, q + 1228800, q + 1236992, threads: threads); return
-            case 13: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1245184, q + 1253376, q + 1261568, q + 1269760, threads: threads); return
-            case 14: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1277952, q + 1286144, q + 1294336, q + 1302528, threads: threads); return
-            case 15: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1310720, q + 1318912, q + 1327104, q + 1335296, threads: threads); return
-            case 16: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1343488, q + 1351680, q + 1359872, q + 1368064, threads: threads); return
-            case 17: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1376256, q + 1384448, q + 1392640, q + 1400832, threads: threads); return
-            case 18: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1409024, q + 1417216, q + 1425408, q + 1433600, threads: threads); return
-            case 19: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1441792, q + 1449984, q + 1458176, q + 1466368, threads: threads); return
-            case 20: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1474560, q + 1482752, q + 1490944, q + 1499136, threads: threads); return
-            case 21: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1507328, q + 1515520, q + 1523712, q + 1531904, threads: threads); return
-            case 22: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1540096, q + 1548288, q + 1556480, q + 1564672, threads: threads); return
-            case 23: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], ys[3], w, q + 811008, q + 1572864, q + 1581056, q + 1589248, q + 1597440, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 819200, q + 827392, q + 835584, q + 843776, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 851968, q + 860160, q + 868352, q + 876544, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 884736, q + 892928, q + 901120, q + 909312, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 917504, q + 925696, q + 933888, q + 942080, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 950272, q + 958464, q + 966656, q + 974848, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 983040, q + 991232, q + 999424, q + 1007616, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1015808, q + 1024000, q + 1032192, q + 1040384, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1048576, q + 1056768, q + 1064960, q + 1073152, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1081344, q + 1089536, q + 1097728, q + 1105920, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1114112, q + 1122304, q + 1130496, q + 1138688, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1146880, q + 1155072, q + 1163264, q + 1171456, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1179648, q + 1187840, q + 1196032, q + 1204224, threads: threads) }; return
+            case 12: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1212416, q + 1220608, q + 1228800, q + 1236992, threads: threads) }; return
+            case 13: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1245184, q + 1253376, q + 1261568, q + 1269760, threads: threads) }; return
+            case 14: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1277952, q + 1286144, q + 1294336, q + 1302528, threads: threads) }; return
+            case 15: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1310720, q + 1318912, q + 1327104, q + 1335296, threads: threads) }; return
+            case 16: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1343488, q + 1351680, q + 1359872, q + 1368064, threads: threads) }; return
+            case 17: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1376256, q + 1384448, q + 1392640, q + 1400832, threads: threads) }; return
+            case 18: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1409024, q + 1417216, q + 1425408, q + 1433600, threads: threads) }; return
+            case 19: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1441792, q + 1449984, q + 1458176, q + 1466368, threads: threads) }; return
+            case 20: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1474560, q + 1482752, q + 1490944, q + 1499136, threads: threads) }; return
+            case 21: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1507328, q + 1515520, q + 1523712, q + 1531904, threads: threads) }; return
+            case 22: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1540096, q + 1548288, q + 1556480, q + 1564672, threads: threads) }; return
+            case 23: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1572864, q + 1581056, q + 1589248, q + 1597440, threads: threads) }; return
             default: break
             }
         }

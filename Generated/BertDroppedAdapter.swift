@@ -132,42 +132,42 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 0, p + 27648, threads: threads)
-        case 1: Self.forward1(n, x, y, w, p + 12288, p + 39936, threads: threads)
-        case 2: Self.forward0(n, x, y, w, p + 15360, p + 43008, threads: threads)
-        case 3: Self.forward0(n, x, y, w, p + 55296, p + 86016, threads: threads)
-        case 4: Self.forward0(n, x, y, w, p + 67584, p + 98304, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 79872, p + 110592, threads: threads)
-        case 6: Self.forward0(n, x, y, w, p + 116736, p + 153600, threads: threads)
-        case 7: Self.forward0(n, x, y, w, p + 129024, p + 165888, threads: threads)
-        case 8: Self.forward0(n, x, y, w, p + 141312, p + 178176, threads: threads)
-        case 9: Self.forward0(n, x, y, w, p + 190464, p + 227328, threads: threads)
-        case 10: Self.forward0(n, x, y, w, p + 202752, p + 239616, threads: threads)
-        case 11: Self.forward0(n, x, y, w, p + 215040, p + 251904, threads: threads)
-        case 12: Self.forward0(n, x, y, w, p + 264192, p + 301056, threads: threads)
-        case 13: Self.forward0(n, x, y, w, p + 276480, p + 313344, threads: threads)
-        case 14: Self.forward0(n, x, y, w, p + 288768, p + 325632, threads: threads)
-        case 15: Self.forward3(n, x, y, w, p + 337920, p + 374784, threads: threads)
-        case 16: Self.forward0(n, x, y, w, p + 350208, p + 387072, threads: threads)
-        case 17: Self.forward0(n, x, y, w, p + 362496, p + 399360, threads: threads)
-        case 18: Self.forward0(n, x, y, w, p + 411648, p + 448512, threads: threads)
-        case 19: Self.forward0(n, x, y, w, p + 423936, p + 460800, threads: threads)
-        case 20: Self.forward0(n, x, y, w, p + 436224, p + 473088, threads: threads)
-        case 21: Self.forward0(n, x, y, w, p + 411648, p + 448512, threads: threads)
-        case 22: Self.forward0(n, x, y, w, p + 423936, p + 460800, threads: threads)
-        case 23: Self.forward0(n, x, y, w, p + 436224, p + 473088, threads: threads)
-        case 24: Self.forward0(n, x, y, w, p + 411648, p + 448512, threads: threads)
-        case 25: Self.forward0(n, x, y, w, p + 423936, p + 460800, threads: threads)
-        case 26: Self.forward0(n, x, y, w, p + 436224, p + 473088, threads: threads)
-        case 27: Self.forward0(n, x, y, w, p + 411648, p + 448512, threads: threads)
-        case 28: Self.forward0(n, x, y, w, p + 423936, p + 460800, threads: threads)
-        case 29: Self.forward0(n, x, y, w, p + 436224, p + 473088, threads: threads)
-        case 30: Self.forward0(n, x, y, w, p + 411648, p + 448512, threads: threads)
-        case 31: Self.forward0(n, x, y, w, p + 423936, p + 460800, threads: threads)
-        case 32: Self.forward0(n, x, y, w, p + 436224, p + 473088, threads: threads)
-        case 33: Self.forward0(n, x, y, w, p + 411648, p + 448512, threads: threads)
-        case 34: Self.forward0(n, x, y, w, p + 423936, p + 460800, threads: threads)
-        case 35: Self.forward0(n, x, y, w, p + 436224, p + 473088, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 0, p + 27648, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 12288, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 12288, p + 39936, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 15360, p + 43008, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 55296, p + 86016, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 67584, p + 98304, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 79872, p + 110592, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 116736, p + 153600, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 129024, p + 165888, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 141312, p + 178176, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 190464, p + 227328, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 202752, p + 239616, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 215040, p + 251904, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 264192, p + 301056, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 276480, p + 313344, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 288768, p + 325632, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward3(n, x + first * 768, y + first * 768, w, p + 337920, p + 374784, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 350208, p + 387072, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 362496, p + 399360, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
         default: break
         }
     }
@@ -293,18 +293,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         _ = (p, g, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerForward12(n, xp, ys[0], ys[1], ys[2], w, p + 0, p + 27648, p + 39936, p + 43008, threads: threads); return
-            case 7: Self.layerForward13(n, xp, ys[0], ys[1], ys[2], w, p + 55296, p + 86016, p + 98304, p + 110592, threads: threads); return
-            case 8: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 116736, p + 153600, p + 165888, p + 178176, threads: threads); return
-            case 9: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 190464, p + 227328, p + 239616, p + 251904, threads: threads); return
-            case 10: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 264192, p + 301056, p + 313344, p + 325632, threads: threads); return
-            case 11: Self.layerForward15(n, xp, ys[0], ys[1], ys[2], w, p + 337920, p + 374784, p + 387072, p + 399360, threads: threads); return
-            case 0: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads); return
-            case 1: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads); return
-            case 2: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads); return
-            case 3: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads); return
-            case 4: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads); return
-            case 5: Self.layerForward14(n, xp, ys[0], ys[1], ys[2], w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads); return
+            case 6: RowBlocks.run(rows: n, rowWork: 110592, workspacePerRow: 36, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward12(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 0, p + 27648, p + 39936, p + 43008, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 122880, workspacePerRow: 40, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward13(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 55296, p + 86016, p + 98304, p + 110592, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 116736, p + 153600, p + 165888, p + 178176, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 190464, p + 227328, p + 239616, p + 251904, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 264192, p + 301056, p + 313344, p + 325632, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward15(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 337920, p + 374784, p + 387072, p + 399360, threads: threads) }; return
+            case 0: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
             default: break
             }
         }

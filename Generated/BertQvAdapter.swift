@@ -134,30 +134,30 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 0, p + 12288, threads: threads)
-        case 1: Self.forward0(n, x, y, w, p + 6144, p + 18432, threads: threads)
-        case 2: Self.forward0(n, x, y, w, p + 24576, p + 36864, threads: threads)
-        case 3: Self.forward0(n, x, y, w, p + 30720, p + 43008, threads: threads)
-        case 4: Self.forward0(n, x, y, w, p + 49152, p + 61440, threads: threads)
-        case 5: Self.forward0(n, x, y, w, p + 55296, p + 67584, threads: threads)
-        case 6: Self.forward0(n, x, y, w, p + 73728, p + 86016, threads: threads)
-        case 7: Self.forward0(n, x, y, w, p + 79872, p + 92160, threads: threads)
-        case 8: Self.forward0(n, x, y, w, p + 98304, p + 110592, threads: threads)
-        case 9: Self.forward0(n, x, y, w, p + 104448, p + 116736, threads: threads)
-        case 10: Self.forward0(n, x, y, w, p + 122880, p + 135168, threads: threads)
-        case 11: Self.forward0(n, x, y, w, p + 129024, p + 141312, threads: threads)
-        case 12: Self.forward0(n, x, y, w, p + 147456, p + 159744, threads: threads)
-        case 13: Self.forward0(n, x, y, w, p + 153600, p + 165888, threads: threads)
-        case 14: Self.forward0(n, x, y, w, p + 172032, p + 184320, threads: threads)
-        case 15: Self.forward0(n, x, y, w, p + 178176, p + 190464, threads: threads)
-        case 16: Self.forward0(n, x, y, w, p + 196608, p + 208896, threads: threads)
-        case 17: Self.forward0(n, x, y, w, p + 202752, p + 215040, threads: threads)
-        case 18: Self.forward0(n, x, y, w, p + 221184, p + 233472, threads: threads)
-        case 19: Self.forward0(n, x, y, w, p + 227328, p + 239616, threads: threads)
-        case 20: Self.forward0(n, x, y, w, p + 245760, p + 258048, threads: threads)
-        case 21: Self.forward0(n, x, y, w, p + 251904, p + 264192, threads: threads)
-        case 22: Self.forward0(n, x, y, w, p + 270336, p + 282624, threads: threads)
-        case 23: Self.forward0(n, x, y, w, p + 276480, p + 288768, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 0, p + 12288, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 6144, p + 18432, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 24576, p + 36864, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 30720, p + 43008, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 49152, p + 61440, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 55296, p + 67584, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 73728, p + 86016, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 79872, p + 92160, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 98304, p + 110592, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 104448, p + 116736, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 122880, p + 135168, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 129024, p + 141312, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 147456, p + 159744, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 153600, p + 165888, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 172032, p + 184320, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 178176, p + 190464, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 196608, p + 208896, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 202752, p + 215040, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 221184, p + 233472, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 227328, p + 239616, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 245760, p + 258048, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 251904, p + 264192, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 270336, p + 282624, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 276480, p + 288768, threads: threads) }
         default: break
         }
     }
@@ -259,18 +259,18 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 0, p + 12288, p + 18432, threads: threads); return
-            case 1: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 24576, p + 36864, p + 43008, threads: threads); return
-            case 2: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 49152, p + 61440, p + 67584, threads: threads); return
-            case 3: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 73728, p + 86016, p + 92160, threads: threads); return
-            case 4: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 98304, p + 110592, p + 116736, threads: threads); return
-            case 5: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 122880, p + 135168, p + 141312, threads: threads); return
-            case 6: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 147456, p + 159744, p + 165888, threads: threads); return
-            case 7: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 172032, p + 184320, p + 190464, threads: threads); return
-            case 8: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 196608, p + 208896, p + 215040, threads: threads); return
-            case 9: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 221184, p + 233472, p + 239616, threads: threads); return
-            case 10: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 245760, p + 258048, p + 264192, threads: threads); return
-            case 11: Self.layerForward3(n, xp, ys[0], ys[1], w, p + 270336, p + 282624, p + 288768, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 0, p + 12288, p + 18432, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 24576, p + 36864, p + 43008, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 49152, p + 61440, p + 67584, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 73728, p + 86016, p + 92160, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 98304, p + 110592, p + 116736, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 122880, p + 135168, p + 141312, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 147456, p + 159744, p + 165888, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 172032, p + 184320, p + 190464, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 196608, p + 208896, p + 215040, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 221184, p + 233472, p + 239616, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 245760, p + 258048, p + 264192, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 270336, p + 282624, p + 288768, threads: threads) }; return
             default: break
             }
         }

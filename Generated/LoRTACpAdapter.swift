@@ -119,42 +119,42 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, p + 25056, q + 0, q + 1152, threads: threads)
-        case 1: Self.forward2(n, x, y, w, p + 25056, q + 32, q + 1152, threads: threads)
-        case 2: Self.forward2(n, x, y, w, p + 25056, q + 64, q + 1152, threads: threads)
-        case 3: Self.forward2(n, x, y, w, p + 25056, q + 96, q + 1152, threads: threads)
-        case 4: Self.forward2(n, x, y, w, p + 25056, q + 128, q + 1152, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 25056, q + 160, q + 1152, threads: threads)
-        case 6: Self.forward2(n, x, y, w, p + 25056, q + 192, q + 1152, threads: threads)
-        case 7: Self.forward2(n, x, y, w, p + 25056, q + 224, q + 1152, threads: threads)
-        case 8: Self.forward2(n, x, y, w, p + 25056, q + 256, q + 1152, threads: threads)
-        case 9: Self.forward2(n, x, y, w, p + 25056, q + 288, q + 1152, threads: threads)
-        case 10: Self.forward2(n, x, y, w, p + 25056, q + 320, q + 1152, threads: threads)
-        case 11: Self.forward2(n, x, y, w, p + 25056, q + 352, q + 1152, threads: threads)
-        case 12: Self.forward2(n, x, y, w, p + 25056, q + 384, q + 1152, threads: threads)
-        case 13: Self.forward2(n, x, y, w, p + 25056, q + 416, q + 1152, threads: threads)
-        case 14: Self.forward2(n, x, y, w, p + 25056, q + 448, q + 1152, threads: threads)
-        case 15: Self.forward2(n, x, y, w, p + 25056, q + 480, q + 1152, threads: threads)
-        case 16: Self.forward2(n, x, y, w, p + 25056, q + 512, q + 1152, threads: threads)
-        case 17: Self.forward2(n, x, y, w, p + 25056, q + 544, q + 1152, threads: threads)
-        case 18: Self.forward2(n, x, y, w, p + 25056, q + 576, q + 1152, threads: threads)
-        case 19: Self.forward2(n, x, y, w, p + 25056, q + 608, q + 1152, threads: threads)
-        case 20: Self.forward2(n, x, y, w, p + 25056, q + 640, q + 1152, threads: threads)
-        case 21: Self.forward2(n, x, y, w, p + 25056, q + 672, q + 1152, threads: threads)
-        case 22: Self.forward2(n, x, y, w, p + 25056, q + 704, q + 1152, threads: threads)
-        case 23: Self.forward2(n, x, y, w, p + 25056, q + 736, q + 1152, threads: threads)
-        case 24: Self.forward2(n, x, y, w, p + 25056, q + 768, q + 1152, threads: threads)
-        case 25: Self.forward2(n, x, y, w, p + 25056, q + 800, q + 1152, threads: threads)
-        case 26: Self.forward2(n, x, y, w, p + 25056, q + 832, q + 1152, threads: threads)
-        case 27: Self.forward2(n, x, y, w, p + 25056, q + 864, q + 1152, threads: threads)
-        case 28: Self.forward2(n, x, y, w, p + 25056, q + 896, q + 1152, threads: threads)
-        case 29: Self.forward2(n, x, y, w, p + 25056, q + 928, q + 1152, threads: threads)
-        case 30: Self.forward2(n, x, y, w, p + 25056, q + 960, q + 1152, threads: threads)
-        case 31: Self.forward2(n, x, y, w, p + 25056, q + 992, q + 1152, threads: threads)
-        case 32: Self.forward2(n, x, y, w, p + 25056, q + 1024, q + 1152, threads: threads)
-        case 33: Self.forward2(n, x, y, w, p + 25056, q + 1056, q + 1152, threads: threads)
-        case 34: Self.forward2(n, x, y, w, p + 25056, q + 1088, q + 1152, threads: threads)
-        case 35: Self.forward2(n, x, y, w, p + 25056, q + 1120, q + 1152, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 0, q + 1152, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 32, q + 1152, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 64, q + 1152, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 96, q + 1152, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 128, q + 1152, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 160, q + 1152, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 192, q + 1152, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 224, q + 1152, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 256, q + 1152, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 288, q + 1152, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 320, q + 1152, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 352, q + 1152, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 384, q + 1152, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 416, q + 1152, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 448, q + 1152, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 480, q + 1152, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 512, q + 1152, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 544, q + 1152, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 576, q + 1152, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 608, q + 1152, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 640, q + 1152, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 672, q + 1152, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 704, q + 1152, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 736, q + 1152, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 768, q + 1152, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 800, q + 1152, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 832, q + 1152, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 864, q + 1152, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 896, q + 1152, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 928, q + 1152, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 960, q + 1152, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 992, q + 1152, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1024, q + 1152, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1056, q + 1152, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1088, q + 1152, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1120, q + 1152, threads: threads) }
         default: break
         }
     }
@@ -283,18 +283,18 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 0, q + 32, q + 64, q + 1152, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 96, q + 128, q + 160, q + 1152, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 192, q + 224, q + 256, q + 1152, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 288, q + 320, q + 352, q + 1152, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 384, q + 416, q + 448, q + 1152, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 480, q + 512, q + 544, q + 1152, threads: threads); return
-            case 6: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 576, q + 608, q + 640, q + 1152, threads: threads); return
-            case 7: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 672, q + 704, q + 736, q + 1152, threads: threads); return
-            case 8: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 768, q + 800, q + 832, q + 1152, threads: threads); return
-            case 9: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 864, q + 896, q + 928, q + 1152, threads: threads); return
-            case 10: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 960, q + 992, q + 1024, q + 1152, threads: threads); return
-            case 11: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, p + 25056, q + 1056, q + 1088, q + 1120, q + 1152, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 0, q + 32, q + 64, q + 1152, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 96, q + 128, q + 160, q + 1152, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 192, q + 224, q + 256, q + 1152, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 288, q + 320, q + 352, q + 1152, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 384, q + 416, q + 448, q + 1152, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 480, q + 512, q + 544, q + 1152, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 576, q + 608, q + 640, q + 1152, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 672, q + 704, q + 736, q + 1152, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 768, q + 800, q + 832, q + 1152, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 864, q + 896, q + 928, q + 1152, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 960, q + 992, q + 1024, q + 1152, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 1056, q + 1088, q + 1120, q + 1152, threads: threads) }; return
             default: break
             }
         }

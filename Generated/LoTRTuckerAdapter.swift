@@ -113,30 +113,30 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1(n, x, y, w, p + 18432, p + 0, q + 0, threads: threads)
-        case 1: Self.forward1(n, x, y, w, p + 18432, p + 256, q + 0, threads: threads)
-        case 2: Self.forward1(n, x, y, w, p + 18432, p + 512, q + 0, threads: threads)
-        case 3: Self.forward1(n, x, y, w, p + 18432, p + 768, q + 0, threads: threads)
-        case 4: Self.forward1(n, x, y, w, p + 18432, p + 1024, q + 0, threads: threads)
-        case 5: Self.forward1(n, x, y, w, p + 18432, p + 1280, q + 0, threads: threads)
-        case 6: Self.forward1(n, x, y, w, p + 18432, p + 1536, q + 0, threads: threads)
-        case 7: Self.forward1(n, x, y, w, p + 18432, p + 1792, q + 0, threads: threads)
-        case 8: Self.forward1(n, x, y, w, p + 18432, p + 2048, q + 0, threads: threads)
-        case 9: Self.forward1(n, x, y, w, p + 18432, p + 2304, q + 0, threads: threads)
-        case 10: Self.forward1(n, x, y, w, p + 18432, p + 2560, q + 0, threads: threads)
-        case 11: Self.forward1(n, x, y, w, p + 18432, p + 2816, q + 0, threads: threads)
-        case 12: Self.forward1(n, x, y, w, p + 18432, p + 3072, q + 0, threads: threads)
-        case 13: Self.forward1(n, x, y, w, p + 18432, p + 3328, q + 0, threads: threads)
-        case 14: Self.forward1(n, x, y, w, p + 18432, p + 3584, q + 0, threads: threads)
-        case 15: Self.forward1(n, x, y, w, p + 18432, p + 3840, q + 0, threads: threads)
-        case 16: Self.forward1(n, x, y, w, p + 18432, p + 4096, q + 0, threads: threads)
-        case 17: Self.forward1(n, x, y, w, p + 18432, p + 4352, q + 0, threads: threads)
-        case 18: Self.forward1(n, x, y, w, p + 18432, p + 4608, q + 0, threads: threads)
-        case 19: Self.forward1(n, x, y, w, p + 18432, p + 4864, q + 0, threads: threads)
-        case 20: Self.forward1(n, x, y, w, p + 18432, p + 5120, q + 0, threads: threads)
-        case 21: Self.forward1(n, x, y, w, p + 18432, p + 5376, q + 0, threads: threads)
-        case 22: Self.forward1(n, x, y, w, p + 18432, p + 5632, q + 0, threads: threads)
-        case 23: Self.forward1(n, x, y, w, p + 18432, p + 5888, q + 0, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 0, q + 0, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 256, q + 0, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 512, q + 0, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 768, q + 0, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1024, q + 0, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1280, q + 0, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1536, q + 0, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1792, q + 0, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2048, q + 0, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2304, q + 0, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2560, q + 0, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2816, q + 0, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3072, q + 0, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3328, q + 0, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3584, q + 0, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3840, q + 0, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4096, q + 0, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4352, q + 0, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4608, q + 0, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4864, q + 0, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5120, q + 0, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5376, q + 0, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5632, q + 0, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5888, q + 0, threads: threads) }
         default: break
         }
     }
@@ -241,18 +241,18 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 0, p + 256, q + 0, threads: threads); return
-            case 1: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 512, p + 768, q + 0, threads: threads); return
-            case 2: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 1024, p + 1280, q + 0, threads: threads); return
-            case 3: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 1536, p + 1792, q + 0, threads: threads); return
-            case 4: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 2048, p + 2304, q + 0, threads: threads); return
-            case 5: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 2560, p + 2816, q + 0, threads: threads); return
-            case 6: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 3072, p + 3328, q + 0, threads: threads); return
-            case 7: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 3584, p + 3840, q + 0, threads: threads); return
-            case 8: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 4096, p + 4352, q + 0, threads: threads); return
-            case 9: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 4608, p + 4864, q + 0, threads: threads); return
-            case 10: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 5120, p + 5376, q + 0, threads: threads); return
-            case 11: Self.layerForward4(n, xp, ys[0], ys[1], w, p + 18432, p + 5632, p + 5888, q + 0, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 0, p + 256, q + 0, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 512, p + 768, q + 0, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 1024, p + 1280, q + 0, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 1536, p + 1792, q + 0, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 2048, p + 2304, q + 0, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 2560, p + 2816, q + 0, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 3072, p + 3328, q + 0, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 3584, p + 3840, q + 0, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 4096, p + 4352, q + 0, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 4608, p + 4864, q + 0, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 5120, p + 5376, q + 0, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 5632, p + 5888, q + 0, threads: threads) }; return
             default: break
             }
         }

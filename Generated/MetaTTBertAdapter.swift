@@ -122,54 +122,54 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, p + 0, q + 0, q + 3072, threads: threads)
-        case 1: Self.forward2(n, x, y, w, p + 0, q + 8, q + 3072, threads: threads)
-        case 2: Self.forward2(n, x, y, w, p + 0, q + 16, q + 3072, threads: threads)
-        case 3: Self.forward2(n, x, y, w, p + 0, q + 24, q + 3072, threads: threads)
-        case 4: Self.forward2(n, x, y, w, p + 0, q + 32, q + 3072, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 0, q + 40, q + 3072, threads: threads)
-        case 6: Self.forward2(n, x, y, w, p + 0, q + 48, q + 3072, threads: threads)
-        case 7: Self.forward2(n, x, y, w, p + 0, q + 56, q + 3072, threads: threads)
-        case 8: Self.forward2(n, x, y, w, p + 0, q + 64, q + 3072, threads: threads)
-        case 9: Self.forward2(n, x, y, w, p + 0, q + 72, q + 3072, threads: threads)
-        case 10: Self.forward2(n, x, y, w, p + 0, q + 80, q + 3072, threads: threads)
-        case 11: Self.forward2(n, x, y, w, p + 0, q + 88, q + 3072, threads: threads)
-        case 12: Self.forward2(n, x, y, w, p + 0, q + 96, q + 3072, threads: threads)
-        case 13: Self.forward2(n, x, y, w, p + 0, q + 104, q + 3072, threads: threads)
-        case 14: Self.forward2(n, x, y, w, p + 0, q + 112, q + 3072, threads: threads)
-        case 15: Self.forward2(n, x, y, w, p + 0, q + 120, q + 3072, threads: threads)
-        case 16: Self.forward2(n, x, y, w, p + 0, q + 128, q + 3072, threads: threads)
-        case 17: Self.forward2(n, x, y, w, p + 0, q + 136, q + 3072, threads: threads)
-        case 18: Self.forward2(n, x, y, w, p + 0, q + 144, q + 3072, threads: threads)
-        case 19: Self.forward2(n, x, y, w, p + 0, q + 152, q + 3072, threads: threads)
-        case 20: Self.forward2(n, x, y, w, p + 0, q + 160, q + 3072, threads: threads)
-        case 21: Self.forward2(n, x, y, w, p + 0, q + 168, q + 3072, threads: threads)
-        case 22: Self.forward2(n, x, y, w, p + 0, q + 176, q + 3072, threads: threads)
-        case 23: Self.forward2(n, x, y, w, p + 0, q + 184, q + 3072, threads: threads)
-        case 24: Self.forward2(n, x, y, w, p + 0, q + 192, q + 3072, threads: threads)
-        case 25: Self.forward2(n, x, y, w, p + 0, q + 200, q + 3072, threads: threads)
-        case 26: Self.forward2(n, x, y, w, p + 0, q + 208, q + 3072, threads: threads)
-        case 27: Self.forward2(n, x, y, w, p + 0, q + 216, q + 3072, threads: threads)
-        case 28: Self.forward2(n, x, y, w, p + 0, q + 224, q + 3072, threads: threads)
-        case 29: Self.forward2(n, x, y, w, p + 0, q + 232, q + 3072, threads: threads)
-        case 30: Self.forward2(n, x, y, w, p + 0, q + 240, q + 3072, threads: threads)
-        case 31: Self.forward2(n, x, y, w, p + 0, q + 248, q + 3072, threads: threads)
-        case 32: Self.forward2(n, x, y, w, p + 0, q + 256, q + 3072, threads: threads)
-        case 33: Self.forward2(n, x, y, w, p + 0, q + 264, q + 3072, threads: threads)
-        case 34: Self.forward2(n, x, y, w, p + 0, q + 272, q + 3072, threads: threads)
-        case 35: Self.forward2(n, x, y, w, p + 0, q + 280, q + 3072, threads: threads)
-        case 36: Self.forward2(n, x, y, w, p + 0, q + 288, q + 3072, threads: threads)
-        case 37: Self.forward2(n, x, y, w, p + 0, q + 296, q + 3072, threads: threads)
-        case 38: Self.forward2(n, x, y, w, p + 0, q + 304, q + 3072, threads: threads)
-        case 39: Self.forward2(n, x, y, w, p + 0, q + 312, q + 3072, threads: threads)
-        case 40: Self.forward2(n, x, y, w, p + 0, q + 320, q + 3072, threads: threads)
-        case 41: Self.forward2(n, x, y, w, p + 0, q + 328, q + 3072, threads: threads)
-        case 42: Self.forward2(n, x, y, w, p + 0, q + 336, q + 3072, threads: threads)
-        case 43: Self.forward2(n, x, y, w, p + 0, q + 344, q + 3072, threads: threads)
-        case 44: Self.forward2(n, x, y, w, p + 0, q + 352, q + 3072, threads: threads)
-        case 45: Self.forward2(n, x, y, w, p + 0, q + 360, q + 3072, threads: threads)
-        case 46: Self.forward2(n, x, y, w, p + 0, q + 368, q + 3072, threads: threads)
-        case 47: Self.forward2(n, x, y, w, p + 0, q + 376, q + 3072, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 0, q + 3072, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 8, q + 3072, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 16, q + 3072, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 24, q + 3072, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 32, q + 3072, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 40, q + 3072, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 48, q + 3072, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 56, q + 3072, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 64, q + 3072, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 72, q + 3072, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 80, q + 3072, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 88, q + 3072, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 96, q + 3072, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 104, q + 3072, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 112, q + 3072, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 120, q + 3072, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 128, q + 3072, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 136, q + 3072, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 144, q + 3072, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 152, q + 3072, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 160, q + 3072, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 168, q + 3072, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 176, q + 3072, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 184, q + 3072, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 192, q + 3072, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 200, q + 3072, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 208, q + 3072, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 216, q + 3072, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 224, q + 3072, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 232, q + 3072, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 240, q + 3072, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 248, q + 3072, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 256, q + 3072, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 264, q + 3072, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 272, q + 3072, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 280, q + 3072, threads: threads) }
+        case 36: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 288, q + 3072, threads: threads) }
+        case 37: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 296, q + 3072, threads: threads) }
+        case 38: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 304, q + 3072, threads: threads) }
+        case 39: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 312, q + 3072, threads: threads) }
+        case 40: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 320, q + 3072, threads: threads) }
+        case 41: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 328, q + 3072, threads: threads) }
+        case 42: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 336, q + 3072, threads: threads) }
+        case 43: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 344, q + 3072, threads: threads) }
+        case 44: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 352, q + 3072, threads: threads) }
+        case 45: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 360, q + 3072, threads: threads) }
+        case 46: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 368, q + 3072, threads: threads) }
+        case 47: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 376, q + 3072, threads: threads) }
         default: break
         }
     }

@@ -107,18 +107,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 0, p + 122880, threads: threads)
-        case 1: Self.forward1(n, x, y, w, p + 24576, p + 221184, threads: threads)
-        case 2: Self.forward0(n, x, y, w, p + 245760, p + 368640, threads: threads)
-        case 3: Self.forward1(n, x, y, w, p + 270336, p + 466944, threads: threads)
-        case 4: Self.forward0(n, x, y, w, p + 491520, p + 614400, threads: threads)
-        case 5: Self.forward1(n, x, y, w, p + 516096, p + 712704, threads: threads)
-        case 6: Self.forward0(n, x, y, w, p + 737280, p + 860160, threads: threads)
-        case 7: Self.forward1(n, x, y, w, p + 761856, p + 958464, threads: threads)
-        case 8: Self.forward0(n, x, y, w, p + 983040, p + 1105920, threads: threads)
-        case 9: Self.forward1(n, x, y, w, p + 1007616, p + 1204224, threads: threads)
-        case 10: Self.forward0(n, x, y, w, p + 1228800, p + 1351680, threads: threads)
-        case 11: Self.forward1(n, x, y, w, p + 1253376, p + 1449984, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 0, p + 122880, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 24576, p + 221184, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 245760, p + 368640, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 270336, p + 466944, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 491520, p + 614400, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 516096, p + 712704, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 737280, p + 860160, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 761856, p + 958464, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 983040, p + 1105920, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 1007616, p + 1204224, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 1228800, p + 1351680, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 1253376, p + 1449984, threads: threads) }
         default: break
         }
     }

@@ -127,24 +127,24 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, q + 117456, q + 123600, threads: threads)
-        case 1: Self.forward2(n, x, y, w, q + 117456, q + 129744, threads: threads)
-        case 2: Self.forward2(n, x, y, w, q + 117456, q + 135888, threads: threads)
-        case 3: Self.forward2(n, x, y, w, q + 117456, q + 142032, threads: threads)
-        case 4: Self.forward2(n, x, y, w, q + 117456, q + 148176, threads: threads)
-        case 5: Self.forward2(n, x, y, w, q + 117456, q + 154320, threads: threads)
-        case 6: Self.forward2(n, x, y, w, q + 117456, q + 160464, threads: threads)
-        case 7: Self.forward2(n, x, y, w, q + 117456, q + 166608, threads: threads)
-        case 8: Self.forward2(n, x, y, w, q + 117456, q + 172752, threads: threads)
-        case 9: Self.forward2(n, x, y, w, q + 117456, q + 178896, threads: threads)
-        case 10: Self.forward2(n, x, y, w, q + 117456, q + 185040, threads: threads)
-        case 11: Self.forward2(n, x, y, w, q + 117456, q + 191184, threads: threads)
-        case 12: Self.forward2(n, x, y, w, q + 117456, q + 197328, threads: threads)
-        case 13: Self.forward2(n, x, y, w, q + 117456, q + 203472, threads: threads)
-        case 14: Self.forward2(n, x, y, w, q + 117456, q + 209616, threads: threads)
-        case 15: Self.forward2(n, x, y, w, q + 117456, q + 215760, threads: threads)
-        case 16: Self.forward2(n, x, y, w, q + 117456, q + 221904, threads: threads)
-        case 17: Self.forward2(n, x, y, w, q + 117456, q + 228048, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 123600, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 129744, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 135888, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 142032, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 148176, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 154320, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 160464, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 166608, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 172752, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 178896, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 185040, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 191184, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 197328, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 203472, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 209616, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 215760, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 221904, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 228048, threads: threads) }
         default: break
         }
     }
@@ -237,12 +237,12 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 123600, q + 129744, q + 135888, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 142032, q + 148176, q + 154320, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 160464, q + 166608, q + 172752, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 178896, q + 185040, q + 191184, threads: threads); return
-            case 4: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 197328, q + 203472, q + 209616, threads: threads); return
-            case 5: Self.layerForward5(n, xp, ys[0], ys[1], ys[2], w, q + 117456, q + 215760, q + 221904, q + 228048, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 123600, q + 129744, q + 135888, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 142032, q + 148176, q + 154320, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 160464, q + 166608, q + 172752, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 178896, q + 185040, q + 191184, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 197328, q + 203472, q + 209616, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 215760, q + 221904, q + 228048, threads: threads) }; return
             default: break
             }
         }

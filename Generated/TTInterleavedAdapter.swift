@@ -120,14 +120,14 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2(n, x, y, w, p + 400, q + 1056, threads: threads)
-        case 1: Self.forward2(n, x, y, w, p + 400, q + 2592, threads: threads)
-        case 2: Self.forward2(n, x, y, w, p + 400, q + 4128, threads: threads)
-        case 3: Self.forward2(n, x, y, w, p + 400, q + 5664, threads: threads)
-        case 4: Self.forward2(n, x, y, w, p + 400, q + 7200, threads: threads)
-        case 5: Self.forward2(n, x, y, w, p + 400, q + 8736, threads: threads)
-        case 6: Self.forward2(n, x, y, w, p + 400, q + 10272, threads: threads)
-        case 7: Self.forward2(n, x, y, w, p + 400, q + 11808, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 1056, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 2592, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 4128, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 5664, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 7200, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 8736, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 10272, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 11808, threads: threads) }
         default: break
         }
     }
@@ -200,10 +200,10 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 1056, q + 2592, threads: threads); return
-            case 1: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 4128, q + 5664, threads: threads); return
-            case 2: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 7200, q + 8736, threads: threads); return
-            case 3: Self.layerForward5(n, xp, ys[0], ys[1], w, p + 400, q + 10272, q + 11808, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 1056, q + 2592, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 4128, q + 5664, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 7200, q + 8736, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 10272, q + 11808, threads: threads) }; return
             default: break
             }
         }

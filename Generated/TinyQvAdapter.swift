@@ -102,14 +102,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward0(n, x, y, w, p + 0, p + 1024, threads: threads)
-        case 1: Self.forward0(n, x, y, w, p + 512, p + 1536, threads: threads)
-        case 2: Self.forward0(n, x, y, w, p + 2048, p + 3072, threads: threads)
-        case 3: Self.forward0(n, x, y, w, p + 2560, p + 3584, threads: threads)
-        case 4: Self.forward0(n, x, y, w, p + 4096, p + 5120, threads: threads)
-        case 5: Self.forward0(n, x, y, w, p + 4608, p + 5632, threads: threads)
-        case 6: Self.forward0(n, x, y, w, p + 6144, p + 6912, threads: threads)
-        case 7: Self.forward1(n, x, y, w, p + 6656, p + 7424, threads: threads)
+        case 0: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 0, p + 1024, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 512, p + 1536, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 2048, p + 3072, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 2560, p + 3584, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 4096, p + 5120, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 4608, p + 5632, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 6144, p + 6912, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 1024, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 6656, p + 7424, threads: threads) }
         default: break
         }
     }
@@ -179,10 +179,10 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: Self.layerForward6(n, xp, ys[0], ys[1], w, p + 0, p + 1024, p + 1536, threads: threads); return
-            case 1: Self.layerForward6(n, xp, ys[0], ys[1], w, p + 2048, p + 3072, p + 3584, threads: threads); return
-            case 2: Self.layerForward6(n, xp, ys[0], ys[1], w, p + 4096, p + 5120, p + 5632, threads: threads); return
-            case 3: Self.layerForward7(n, xp, ys[0], ys[1], w, p + 6144, p + 6912, p + 7424, threads: threads); return
+            case 0: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward6(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 0, p + 1024, p + 1536, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward6(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 2048, p + 3072, p + 3584, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward6(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 4096, p + 5120, p + 5632, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 3072, workspacePerRow: 12, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 6144, p + 6912, p + 7424, threads: threads) }; return
             default: break
             }
         }

@@ -16,6 +16,41 @@ final class TensorGeneratedTests: XCTestCase {
     func testLoRTACP() throws { try run(LoRTACpAdapter.self, "lorta-cp.adapt.yaml", layers: [7]) }
     func testInterleavedTensorTrain() throws { try run(TTInterleavedAdapter.self, "tt-interleaved.adapt.yaml", layers: [0, 1, 2, 3]) }
 
+    /// Forward on 70 rows runs on row blocks (32, 32, 6 rows at these widths);
+    /// it must equal forward called on each row alone (one block, GEMV), for one
+    /// pair and for the fused layer, at 1 and 2 threads: a block given the wrong
+    /// rows, output offset or workspace shows here.
+    func testRowBlocksEqualRowByRowForward() throws {
+        try rowByRow(BenchTTXLayerAdapter.self)
+        try rowByRow(BenchCpXLayerAdapter.self)
+        try rowByRow(BenchLoTRXLayerAdapter.self)
+        try rowByRow(BenchLoraXLayerAdapter.self)
+    }
+
+    private func rowByRow<Adapter: GeneratedAdapter>(_ type: Adapter.Type) throws {
+        for threads in [1, 2] {
+            let adapter = Adapter(threads: threads)
+            var random = TestRandom(seed: 8)
+            let values = random.floats(Adapter.parameterCount, bound: 0.3)
+            for i in values.indices { adapter.parameters[i] = values[i] }
+            let modules = Array(Adapter.Module.allCases), n = 70, width = Adapter.shape(of: modules[0]).in
+            let x = random.floats(n * width), start = modules.map { random.floats(n * Adapter.shape(of: $0).out) }
+            let fused = try adapter.forward(layer: 1, modules: modules, x: x, rows: n, outputs: start)
+            for (mi, module) in modules.enumerated() {
+                let out = Adapter.shape(of: module).out
+                let alone = try adapter.forward(layer: 1, module: module, x: x, rows: n, y: start[mi])
+                var rows: [Float] = []
+                for r in 0..<n {
+                    rows += try adapter.forward(layer: 1, module: module, x: Array(x[r * width..<(r + 1) * width]), rows: 1,
+                                                y: Array(start[mi][r * out..<(r + 1) * out]))
+                }
+                let expected = rows.map(Double.init)
+                assertClose(alone, expected, "\(Adapter.specName) forward on row blocks, module \(mi), \(threads) threads")
+                assertClose(fused[mi], expected, "\(Adapter.specName) fused forward on row blocks, module \(mi), \(threads) threads")
+            }
+        }
+    }
+
     func run<Adapter: GeneratedAdapter>(_ type: Adapter.Type, _ file: String, layers: [Int]) throws {
         let checked = try SpecLoader.load(path: specPath(file))
         let plan = try XCTUnwrap(Planner.plan(checked).0)
@@ -27,8 +62,9 @@ final class TensorGeneratedTests: XCTestCase {
             let parameters = adapter.parameters, reference = interpreter.storage.parameters
             for i in values.indices { parameters[i] = values[i]; reference[i] = values[i] }
             let modules = Array(Adapter.Module.allCases)
-            for layer in layers {
-                let n = 5
+            for (index, layer) in layers.enumerated() {
+                // 70 rows: forward runs on row blocks (32, 32, 6); 5 rows: in one block.
+                let n = index == 0 ? 70 : 5
                 let width = Adapter.shape(of: modules[0]).in
                 let x = random.floats(n * width)
                 for module in modules {

@@ -31,7 +31,7 @@ public final class PlanInterpreter {
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(y.count, n * pair.outFeatures, "y", pair)
         ensurePrepared()
-        run(pair.forward, rows: n, Bindings(input: [x], output: [y]))
+        runRows(pair.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures, outWidths: [pair.outFeatures])
     }
 
     /// Forward of several modules of `layer` that read the same `x` (q/k/v):
@@ -42,11 +42,12 @@ public final class PlanInterpreter {
                                    perModule: outputs.map(\.count), name: "y", plural: "outputs")
         ensurePrepared()
         if let fused = plan.groups.lazy.flatMap(\.layerForwards).first(where: { $0.layer == layer && $0.modules == modules }) {
-            run(fused.program, rows: n, Bindings(input: [x], output: outputs))
+            runRows(fused.program, rows: n, Bindings(input: [x], output: outputs), inWidth: pairs[0].inFeatures,
+                    outWidths: pairs.map(\.outFeatures))
             return
         }
         for (pair, y) in zip(pairs, outputs) {
-            run(pair.forward, rows: n, Bindings(input: [x], output: [y]))
+            runRows(pair.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures, outWidths: [pair.outFeatures])
         }
     }
 
@@ -150,9 +151,28 @@ public final class PlanInterpreter {
         var delta: UnsafeMutableBufferPointer<Float>? = nil
     }
 
-    private func run(_ program: Program, rows n: Int, _ bindings: Bindings) {
-        let workspace = storage.workspace(atLeast: plan.workspace.value(tokens: n))
-        let threads = storage.threads
+    /// A forward program on blocks of token rows (`RowBlocks`) where it maps rows
+    /// independently, as generated code runs it; `inWidth`, `outWidths`: row
+    /// widths of x and of each output slot.
+    private func runRows(_ program: Program, rows n: Int, _ bindings: Bindings, inWidth: Int, outWidths: [Int]) {
+        guard program.mapsRowsIndependently else {
+            run(program, rows: n, bindings)
+            return
+        }
+        let workspace = program.workspaceExtent
+        RowBlocks.run(rows: n, rowWork: program.flops.perToken, workspacePerRow: workspace.perToken,
+                      workspaceFixed: workspace.constant, storage: storage, threads: storage.threads) { rows, first, w, threads in
+            var block = Bindings()
+            block.input = bindings.input.map { UnsafeBufferPointer(rebasing: $0[(first * inWidth)...]) }
+            block.output = zip(bindings.output, outWidths).map { UnsafeMutableBufferPointer(rebasing: $0.0[(first * $0.1)...]) }
+            run(program, rows: rows, block, workspace: w, threads: threads)
+        }
+    }
+
+    private func run(_ program: Program, rows n: Int, _ bindings: Bindings, workspace given: UnsafeMutablePointer<Float>? = nil,
+                     threads: Int? = nil) {
+        let workspace = given ?? storage.workspace(atLeast: plan.workspace.value(tokens: n))
+        let threads = threads ?? storage.threads
         func base(_ view: TensorView) -> UnsafeMutablePointer<Float> {
             let start: UnsafeMutablePointer<Float>
             switch view.storage {

@@ -180,3 +180,36 @@ public struct LayerForward: Hashable, Sendable, Codable {
         self.program = program
     }
 }
+
+extension Program {
+    /// True when the program maps token rows independently — no step sums over
+    /// the token mode, and the caller's token buffers are read and written as
+    /// rows at fixed offsets with fixed strides — so it may run on blocks of
+    /// rows, each block the whole program on its rows (`RowBlocks`). Forward
+    /// programs are; backward ones, which sum parameter gradients over rows, are not.
+    public var mapsRowsIndependently: Bool {
+        let tokenBuffers: Set<Storage> = [.input, .output, .inputGradient, .outputGradient]
+        for c in contractions {
+            for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) where tokenBuffers.contains(view.storage) {
+                guard view.offset.isFixed, view.strides.allSatisfy(\.isFixed),
+                      view.extents.filter({ !$0.isFixed }) == [.tokens] else { return false }
+            }
+            switch c.lowered {
+            case .gemm(let g)?:
+                if !g.k.isFixed || g.loops.contains(where: { $0.reduces && !$0.extent.isFixed }) { return false }
+            case .elementwise?:
+                break
+            case nil:
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Workspace floats the program touches (the largest end of its workspace views).
+    public var workspaceExtent: Extent {
+        contractions.flatMap { [$0.output, $0.a] + ($0.b.map { [$0] } ?? []) }
+            .filter { $0.storage == .workspace }
+            .reduce(Extent(0)) { .atLeast($0, $1.end) }
+    }
+}

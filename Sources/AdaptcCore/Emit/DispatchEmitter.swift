@@ -69,6 +69,29 @@ struct DispatchEmitter {
             + call.pointers.map { KernelEmitter.ownedBase($0.storage) + " + \($0.offset)" }).joined(separator: ", ")
     }
 
+    /// The statement that runs a forward program: its kernel called once, or,
+    /// where the program maps token rows independently, once per block of rows
+    /// (`RowBlocks`), with x and every output advanced to the block's first row
+    /// (`widths`: row width of each token buffer, by storage and slot) and the
+    /// block's own workspace.
+    private func forwardCall(_ program: Program, _ call: KernelEmitter.Call, widths: (Storage, Int) -> Int,
+                             token: (KernelEmitter.TokenArgument) -> String) -> String {
+        guard program.mapsRowsIndependently else {
+            return "Self.\(call.kernel)(\(arguments(program, call, token: token)), threads: threads)"
+        }
+        let workspace = program.workspaceExtent
+        let rows = arguments(program, call) { arg in
+            switch arg.storage {
+            case .workspace: return "w"
+            case .input, .output: return "\(token(arg)) + first * \(widths(arg.storage, arg.slot))"
+            default: return token(arg)
+            }
+        }
+        return "RowBlocks.run(rows: n, rowWork: \(program.flops.perToken), workspacePerRow: \(workspace.perToken), "
+            + "workspaceFixed: \(workspace.constant), storage: storage, threads: threads) { n, first, w, threads in "
+            + "Self.\(call.kernel)(\(rows), threads: threads) }"
+    }
+
     private func emitPrepare(into file: inout SourceText, kernels: inout KernelEmitter) {
         guard plan.needsPrepare else {
             file.line("    /// Token-independent work, once per weight update (nothing to do for this spec).")
@@ -98,6 +121,7 @@ struct DispatchEmitter {
     }
 
     private func emitPairEntryPoints(into file: inout SourceText, kernels: inout KernelEmitter) {
+        let pairs = plan.pairs
         func dispatch(_ role: String, _ programs: [Program], header: [String], checks: [String]) {
             for h in header { file.line("    " + h) }
             file.line("        let index = try Self.pair(layer, module)")
@@ -107,14 +131,18 @@ struct DispatchEmitter {
             file.line("        switch index {")
             for (i, program) in programs.enumerated() {
                 let call = kernels.kernel(for: program, role: role)
-                file.line("        case \(i): Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)")
+                if role == "forward" {
+                    let widths = { (storage: Storage, _: Int) in storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures }
+                    file.line("        case \(i): " + forwardCall(program, call, widths: widths) { $0.name })
+                } else {
+                    file.line("        case \(i): Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)")
+                }
             }
             file.line("        default: break")
             file.line("        }")
             file.line("    }")
             file.line()
         }
-        let pairs = plan.pairs
         dispatch("forward", pairs.map(\.forward), header: [
             "/// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.",
             "\(access)func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,",
@@ -167,7 +195,13 @@ struct DispatchEmitter {
             file.line(indent + "    switch layer {")
             for f in byModules[set]! {
                 let call = kernels.kernel(for: f.program, role: role)
-                file.line(indent + "    case \(f.layer): Self.\(call.kernel)(\(arguments(f.program, call, token: token)), threads: threads); return")
+                if role == "layerForward" {
+                    let pairs = f.modules.map { m in plan.pair(layer: f.layer, module: m)! }
+                    let widths = { (storage: Storage, slot: Int) in storage == .input ? pairs[0].inFeatures : pairs[slot].outFeatures }
+                    file.line(indent + "    case \(f.layer): " + forwardCall(f.program, call, widths: widths, token: token) + "; return")
+                } else {
+                    file.line(indent + "    case \(f.layer): Self.\(call.kernel)(\(arguments(f.program, call, token: token)), threads: threads); return")
+                }
             }
             file.line(indent + "    default: break")
             file.line(indent + "    }")

@@ -73,6 +73,18 @@ final class TensorPlannerTests: XCTestCase {
         }
     }
 
+    /// Forward on more rows than one block holds runs on row blocks (`RowBlocks`:
+    /// 32, 32 and 6 rows here), each with its own rows and workspace.
+    func testForwardOnRowBlocksMatchesTheDefinition() throws {
+        let source = Self.spec("structure: cp\nrank: 5", modules: "{q: [48, 6], k: [48, 6]}")
+        let (_, plan) = try planned(source)
+        XCTAssertTrue(plan.groups[0].layerForwards.allSatisfy(\.program.mapsRowsIndependently))
+        XCTAssertTrue(plan.groups[0].pairs.allSatisfy(\.forward.mapsRowsIndependently))
+        XCTAssertFalse(plan.groups[0].pairs.contains(where: \.backward.mapsRowsIndependently), "backward sums over rows")
+        try check(source, gradients: false, rows: 70)
+        try check(Self.spec("structure: tensor-train\norder: [in, layer, module, out]\nrank: 2"), gradients: false, rows: 70)
+    }
+
     func testSingleLayerAndLayerSubsets() throws {
         try check(Self.spec("structure: tensor-train\nrank: 2", layers: 1), gradients: true)
         try check(Self.spec("structure: cp\nlayers: [0, 2]\nrank: 2"), gradients: false)
