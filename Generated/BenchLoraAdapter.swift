@@ -14,6 +14,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `BenchLora`: 1 (layer, module) pairs, 131072 parameters.
 ///
+/// `prepare()` computes 65536 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class BenchLoraAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -23,6 +33,8 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     public static let specName = "BenchLora"
     public static let specHash = "d3a97dd82e4baf9c"
     public static let parameterCount = 131072
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 65536
     /// Layers of the model (1); pairs without an adapter throw.
     public static let layerCount = 1
 
@@ -49,7 +61,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0]
@@ -62,11 +74,24 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 65536, q + 0, threads: threads)  // group lora
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -78,16 +103,17 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 262144, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 4096, y + first * 4096, w, p + 0, p + 65536, threads: threads) }
+        case 0: RowBlocks.run(rows: n, rowWork: 262144, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 4096, y + first * 4096, w, p + 0, q + 0, threads: threads) }
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -98,11 +124,12 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward1(n, x, dy, dx, w, p + 0, p + 65536, g + 65536, g + 0, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 65536, g + 65536, g + 0, threads: threads)
         default: break
         }
     }
@@ -114,11 +141,12 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize2(n, delta, p + 65536, p + 0, threads: threads)
+        case 0: Self.materialize3(n, delta, p + 65536, p + 0, threads: threads)
         default: break
         }
     }
@@ -138,15 +166,27 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y[n, o] += 2.0·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4096, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 16, beta: 1, c: y, ldc: 4096, threads: threads)
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]
+        for i0 in 0..<256 {
+            for i1 in 0..<16 {
+                for i2 in 0..<16 {
+                    p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
+                }
+            }
+        }
     }
 
     @inline(never)
-    private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
+        // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
+    }
+
+    @inline(never)
+    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
@@ -170,7 +210,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 4096, n: 4096, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, ldb: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
     }

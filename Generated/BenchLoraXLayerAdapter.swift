@@ -14,6 +14,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `BenchLoraXLayer`: 96 (layer, module) pairs, 1572864 parameters.
 ///
+/// `prepare()` computes 786432 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -26,6 +36,8 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     public static let specName = "BenchLoraXLayer"
     public static let specHash = "75b3912b2cc8f048"
     public static let parameterCount = 1572864
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 786432
     /// Layers of the model (24); pairs without an adapter throw.
     public static let layerCount = 24
 
@@ -248,7 +260,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95]
@@ -261,11 +273,24 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 32768, q + 0, p + 40960, q + 8192, p + 49152, q + 16384, p + 57344, q + 24576, p + 98304, q + 32768, p + 106496, q + 40960, p + 114688, q + 49152, p + 122880, q + 57344, p + 163840, q + 65536, p + 172032, q + 73728, p + 180224, q + 81920, p + 188416, q + 90112, p + 229376, q + 98304, p + 237568, q + 106496, p + 245760, q + 114688, p + 253952, q + 122880, p + 294912, q + 131072, p + 303104, q + 139264, p + 311296, q + 147456, p + 319488, q + 155648, p + 360448, q + 163840, p + 368640, q + 172032, p + 376832, q + 180224, p + 385024, q + 188416, p + 425984, q + 196608, p + 434176, q + 204800, p + 442368, q + 212992, p + 450560, q + 221184, p + 491520, q + 229376, p + 499712, q + 237568, p + 507904, q + 245760, p + 516096, q + 253952, p + 557056, q + 262144, p + 565248, q + 270336, p + 573440, q + 278528, p + 581632, q + 286720, p + 622592, q + 294912, p + 630784, q + 303104, p + 638976, q + 311296, p + 647168, q + 319488, p + 688128, q + 327680, p + 696320, q + 335872, p + 704512, q + 344064, p + 712704, q + 352256, p + 753664, q + 360448, p + 761856, q + 368640, p + 770048, q + 376832, p + 778240, q + 385024, p + 819200, q + 393216, p + 827392, q + 401408, p + 835584, q + 409600, p + 843776, q + 417792, p + 884736, q + 425984, p + 892928, q + 434176, p + 901120, q + 442368, p + 909312, q + 450560, p + 950272, q + 458752, p + 958464, q + 466944, p + 966656, q + 475136, p + 974848, q + 483328, p + 1015808, q + 491520, p + 1024000, q + 499712, p + 1032192, q + 507904, p + 1040384, q + 516096, p + 1081344, q + 524288, p + 1089536, q + 532480, p + 1097728, q + 540672, p + 1105920, q + 548864, p + 1146880, q + 557056, p + 1155072, q + 565248, p + 1163264, q + 573440, p + 1171456, q + 581632, p + 1212416, q + 589824, p + 1220608, q + 598016, p + 1228800, q + 606208, p + 1236992, q + 614400, p + 1277952, q + 622592, p + 1286144, q + 630784, p + 1294336, q + 638976, p + 1302528, q + 647168, p + 1343488, q + 655360, p + 1351680, q + 663552, p + 1359872, q + 671744, p + 1368064, q + 679936, p + 1409024, q + 688128, p + 1417216, q + 696320, p + 1425408, q + 704512, p + 1433600, q + 712704, p + 1474560, q + 720896, p + 1482752, q + 729088, p + 1490944, q + 737280, p + 1499136, q + 745472, p + 1540096, q + 753664, p + 1548288, q + 761856, p + 1556480, q + 770048, p + 1564672, q + 778240, threads: threads)  // group lora
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -277,111 +302,112 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 0, p + 32768, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 8192, p + 40960, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 16384, p + 49152, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 24576, p + 57344, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 65536, p + 98304, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 73728, p + 106496, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 81920, p + 114688, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 90112, p + 122880, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 131072, p + 163840, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 139264, p + 172032, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 147456, p + 180224, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 155648, p + 188416, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 196608, p + 229376, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 204800, p + 237568, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 212992, p + 245760, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 221184, p + 253952, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 262144, p + 294912, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 270336, p + 303104, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 278528, p + 311296, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 286720, p + 319488, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 327680, p + 360448, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 335872, p + 368640, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 344064, p + 376832, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 352256, p + 385024, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 393216, p + 425984, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 401408, p + 434176, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 409600, p + 442368, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 417792, p + 450560, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 458752, p + 491520, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 466944, p + 499712, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 475136, p + 507904, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 483328, p + 516096, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 524288, p + 557056, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 532480, p + 565248, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 540672, p + 573440, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 548864, p + 581632, threads: threads) }
-        case 36: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 589824, p + 622592, threads: threads) }
-        case 37: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 598016, p + 630784, threads: threads) }
-        case 38: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 606208, p + 638976, threads: threads) }
-        case 39: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 614400, p + 647168, threads: threads) }
-        case 40: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 655360, p + 688128, threads: threads) }
-        case 41: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 663552, p + 696320, threads: threads) }
-        case 42: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 671744, p + 704512, threads: threads) }
-        case 43: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 679936, p + 712704, threads: threads) }
-        case 44: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 720896, p + 753664, threads: threads) }
-        case 45: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 729088, p + 761856, threads: threads) }
-        case 46: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 737280, p + 770048, threads: threads) }
-        case 47: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 745472, p + 778240, threads: threads) }
-        case 48: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 786432, p + 819200, threads: threads) }
-        case 49: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 794624, p + 827392, threads: threads) }
-        case 50: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 802816, p + 835584, threads: threads) }
-        case 51: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 811008, p + 843776, threads: threads) }
-        case 52: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 851968, p + 884736, threads: threads) }
-        case 53: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 860160, p + 892928, threads: threads) }
-        case 54: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 868352, p + 901120, threads: threads) }
-        case 55: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 876544, p + 909312, threads: threads) }
-        case 56: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 917504, p + 950272, threads: threads) }
-        case 57: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 925696, p + 958464, threads: threads) }
-        case 58: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 933888, p + 966656, threads: threads) }
-        case 59: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 942080, p + 974848, threads: threads) }
-        case 60: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 983040, p + 1015808, threads: threads) }
-        case 61: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 991232, p + 1024000, threads: threads) }
-        case 62: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 999424, p + 1032192, threads: threads) }
-        case 63: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1007616, p + 1040384, threads: threads) }
-        case 64: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1048576, p + 1081344, threads: threads) }
-        case 65: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1056768, p + 1089536, threads: threads) }
-        case 66: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1064960, p + 1097728, threads: threads) }
-        case 67: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1073152, p + 1105920, threads: threads) }
-        case 68: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1114112, p + 1146880, threads: threads) }
-        case 69: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1122304, p + 1155072, threads: threads) }
-        case 70: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1130496, p + 1163264, threads: threads) }
-        case 71: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1138688, p + 1171456, threads: threads) }
-        case 72: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1179648, p + 1212416, threads: threads) }
-        case 73: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1187840, p + 1220608, threads: threads) }
-        case 74: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1196032, p + 1228800, threads: threads) }
-        case 75: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1204224, p + 1236992, threads: threads) }
-        case 76: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1245184, p + 1277952, threads: threads) }
-        case 77: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1253376, p + 1286144, threads: threads) }
-        case 78: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1261568, p + 1294336, threads: threads) }
-        case 79: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1269760, p + 1302528, threads: threads) }
-        case 80: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1310720, p + 1343488, threads: threads) }
-        case 81: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1318912, p + 1351680, threads: threads) }
-        case 82: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1327104, p + 1359872, threads: threads) }
-        case 83: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1335296, p + 1368064, threads: threads) }
-        case 84: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1376256, p + 1409024, threads: threads) }
-        case 85: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1384448, p + 1417216, threads: threads) }
-        case 86: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1392640, p + 1425408, threads: threads) }
-        case 87: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1400832, p + 1433600, threads: threads) }
-        case 88: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1441792, p + 1474560, threads: threads) }
-        case 89: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1449984, p + 1482752, threads: threads) }
-        case 90: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1458176, p + 1490944, threads: threads) }
-        case 91: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1466368, p + 1499136, threads: threads) }
-        case 92: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1507328, p + 1540096, threads: threads) }
-        case 93: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1515520, p + 1548288, threads: threads) }
-        case 94: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1523712, p + 1556480, threads: threads) }
-        case 95: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 1024, y + first * 1024, w, p + 1531904, p + 1564672, threads: threads) }
+        case 0: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 0, q + 0, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 8192, q + 8192, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 16384, q + 16384, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 24576, q + 24576, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 65536, q + 32768, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 73728, q + 40960, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 81920, q + 49152, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 90112, q + 57344, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 131072, q + 65536, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 139264, q + 73728, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 147456, q + 81920, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 155648, q + 90112, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 196608, q + 98304, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 204800, q + 106496, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 212992, q + 114688, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 221184, q + 122880, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 262144, q + 131072, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 270336, q + 139264, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 278528, q + 147456, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 286720, q + 155648, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 327680, q + 163840, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 335872, q + 172032, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 344064, q + 180224, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 352256, q + 188416, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 393216, q + 196608, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 401408, q + 204800, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 409600, q + 212992, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 417792, q + 221184, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 458752, q + 229376, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 466944, q + 237568, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 475136, q + 245760, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 483328, q + 253952, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 524288, q + 262144, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 532480, q + 270336, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 540672, q + 278528, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 548864, q + 286720, threads: threads) }
+        case 36: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 589824, q + 294912, threads: threads) }
+        case 37: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 598016, q + 303104, threads: threads) }
+        case 38: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 606208, q + 311296, threads: threads) }
+        case 39: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 614400, q + 319488, threads: threads) }
+        case 40: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 655360, q + 327680, threads: threads) }
+        case 41: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 663552, q + 335872, threads: threads) }
+        case 42: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 671744, q + 344064, threads: threads) }
+        case 43: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 679936, q + 352256, threads: threads) }
+        case 44: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 720896, q + 360448, threads: threads) }
+        case 45: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 729088, q + 368640, threads: threads) }
+        case 46: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 737280, q + 376832, threads: threads) }
+        case 47: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 745472, q + 385024, threads: threads) }
+        case 48: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 786432, q + 393216, threads: threads) }
+        case 49: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 794624, q + 401408, threads: threads) }
+        case 50: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 802816, q + 409600, threads: threads) }
+        case 51: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 811008, q + 417792, threads: threads) }
+        case 52: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 851968, q + 425984, threads: threads) }
+        case 53: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 860160, q + 434176, threads: threads) }
+        case 54: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 868352, q + 442368, threads: threads) }
+        case 55: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 876544, q + 450560, threads: threads) }
+        case 56: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 917504, q + 458752, threads: threads) }
+        case 57: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 925696, q + 466944, threads: threads) }
+        case 58: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 933888, q + 475136, threads: threads) }
+        case 59: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 942080, q + 483328, threads: threads) }
+        case 60: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 983040, q + 491520, threads: threads) }
+        case 61: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 991232, q + 499712, threads: threads) }
+        case 62: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 999424, q + 507904, threads: threads) }
+        case 63: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1007616, q + 516096, threads: threads) }
+        case 64: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1048576, q + 524288, threads: threads) }
+        case 65: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1056768, q + 532480, threads: threads) }
+        case 66: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1064960, q + 540672, threads: threads) }
+        case 67: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1073152, q + 548864, threads: threads) }
+        case 68: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1114112, q + 557056, threads: threads) }
+        case 69: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1122304, q + 565248, threads: threads) }
+        case 70: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1130496, q + 573440, threads: threads) }
+        case 71: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1138688, q + 581632, threads: threads) }
+        case 72: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1179648, q + 589824, threads: threads) }
+        case 73: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1187840, q + 598016, threads: threads) }
+        case 74: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1196032, q + 606208, threads: threads) }
+        case 75: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1204224, q + 614400, threads: threads) }
+        case 76: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1245184, q + 622592, threads: threads) }
+        case 77: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1253376, q + 630784, threads: threads) }
+        case 78: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1261568, q + 638976, threads: threads) }
+        case 79: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1269760, q + 647168, threads: threads) }
+        case 80: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1310720, q + 655360, threads: threads) }
+        case 81: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1318912, q + 663552, threads: threads) }
+        case 82: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1327104, q + 671744, threads: threads) }
+        case 83: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1335296, q + 679936, threads: threads) }
+        case 84: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1376256, q + 688128, threads: threads) }
+        case 85: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1384448, q + 696320, threads: threads) }
+        case 86: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1392640, q + 704512, threads: threads) }
+        case 87: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1400832, q + 712704, threads: threads) }
+        case 88: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1441792, q + 720896, threads: threads) }
+        case 89: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1449984, q + 729088, threads: threads) }
+        case 90: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1458176, q + 737280, threads: threads) }
+        case 91: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1466368, q + 745472, threads: threads) }
+        case 92: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1507328, q + 753664, threads: threads) }
+        case 93: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1515520, q + 761856, threads: threads) }
+        case 94: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1523712, q + 770048, threads: threads) }
+        case 95: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1531904, q + 778240, threads: threads) }
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -392,106 +418,107 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward1(n, x, dy, dx, w, p + 0, p + 32768, g + 32768, g + 0, threads: threads)
-        case 1: Self.backward1(n, x, dy, dx, w, p + 8192, p + 40960, g + 40960, g + 8192, threads: threads)
-        case 2: Self.backward1(n, x, dy, dx, w, p + 16384, p + 49152, g + 49152, g + 16384, threads: threads)
-        case 3: Self.backward1(n, x, dy, dx, w, p + 24576, p + 57344, g + 57344, g + 24576, threads: threads)
-        case 4: Self.backward1(n, x, dy, dx, w, p + 65536, p + 98304, g + 98304, g + 65536, threads: threads)
-        case 5: Self.backward1(n, x, dy, dx, w, p + 73728, p + 106496, g + 106496, g + 73728, threads: threads)
-        case 6: Self.backward1(n, x, dy, dx, w, p + 81920, p + 114688, g + 114688, g + 81920, threads: threads)
-        case 7: Self.backward1(n, x, dy, dx, w, p + 90112, p + 122880, g + 122880, g + 90112, threads: threads)
-        case 8: Self.backward1(n, x, dy, dx, w, p + 131072, p + 163840, g + 163840, g + 131072, threads: threads)
-        case 9: Self.backward1(n, x, dy, dx, w, p + 139264, p + 172032, g + 172032, g + 139264, threads: threads)
-        case 10: Self.backward1(n, x, dy, dx, w, p + 147456, p + 180224, g + 180224, g + 147456, threads: threads)
-        case 11: Self.backward1(n, x, dy, dx, w, p + 155648, p + 188416, g + 188416, g + 155648, threads: threads)
-        case 12: Self.backward1(n, x, dy, dx, w, p + 196608, p + 229376, g + 229376, g + 196608, threads: threads)
-        case 13: Self.backward1(n, x, dy, dx, w, p + 204800, p + 237568, g + 237568, g + 204800, threads: threads)
-        case 14: Self.backward1(n, x, dy, dx, w, p + 212992, p + 245760, g + 245760, g + 212992, threads: threads)
-        case 15: Self.backward1(n, x, dy, dx, w, p + 221184, p + 253952, g + 253952, g + 221184, threads: threads)
-        case 16: Self.backward1(n, x, dy, dx, w, p + 262144, p + 294912, g + 294912, g + 262144, threads: threads)
-        case 17: Self.backward1(n, x, dy, dx, w, p + 270336, p + 303104, g + 303104, g + 270336, threads: threads)
-        case 18: Self.backward1(n, x, dy, dx, w, p + 278528, p + 311296, g + 311296, g + 278528, threads: threads)
-        case 19: Self.backward1(n, x, dy, dx, w, p + 286720, p + 319488, g + 319488, g + 286720, threads: threads)
-        case 20: Self.backward1(n, x, dy, dx, w, p + 327680, p + 360448, g + 360448, g + 327680, threads: threads)
-        case 21: Self.backward1(n, x, dy, dx, w, p + 335872, p + 368640, g + 368640, g + 335872, threads: threads)
-        case 22: Self.backward1(n, x, dy, dx, w, p + 344064, p + 376832, g + 376832, g + 344064, threads: threads)
-        case 23: Self.backward1(n, x, dy, dx, w, p + 352256, p + 385024, g + 385024, g + 352256, threads: threads)
-        case 24: Self.backward1(n, x, dy, dx, w, p + 393216, p + 425984, g + 425984, g + 393216, threads: threads)
-        case 25: Self.backward1(n, x, dy, dx, w, p + 401408, p + 434176, g + 434176, g + 401408, threads: threads)
-        case 26: Self.backward1(n, x, dy, dx, w, p + 409600, p + 442368, g + 442368, g + 409600, threads: threads)
-        case 27: Self.backward1(n, x, dy, dx, w, p + 417792, p + 450560, g + 450560, g + 417792, threads: threads)
-        case 28: Self.backward1(n, x, dy, dx, w, p + 458752, p + 491520, g + 491520, g + 458752, threads: threads)
-        case 29: Self.backward1(n, x, dy, dx, w, p + 466944, p + 499712, g + 499712, g + 466944, threads: threads)
-        case 30: Self.backward1(n, x, dy, dx, w, p + 475136, p + 507904, g + 507904, g + 475136, threads: threads)
-        case 31: Self.backward1(n, x, dy, dx, w, p + 483328, p + 516096, g + 516096, g + 483328, threads: threads)
-        case 32: Self.backward1(n, x, dy, dx, w, p + 524288, p + 557056, g + 557056, g + 524288, threads: threads)
-        case 33: Self.backward1(n, x, dy, dx, w, p + 532480, p + 565248, g + 565248, g + 532480, threads: threads)
-        case 34: Self.backward1(n, x, dy, dx, w, p + 540672, p + 573440, g + 573440, g + 540672, threads: threads)
-        case 35: Self.backward1(n, x, dy, dx, w, p + 548864, p + 581632, g + 581632, g + 548864, threads: threads)
-        case 36: Self.backward1(n, x, dy, dx, w, p + 589824, p + 622592, g + 622592, g + 589824, threads: threads)
-        case 37: Self.backward1(n, x, dy, dx, w, p + 598016, p + 630784, g + 630784, g + 598016, threads: threads)
-        case 38: Self.backward1(n, x, dy, dx, w, p + 606208, p + 638976, g + 638976, g + 606208, threads: threads)
-        case 39: Self.backward1(n, x, dy, dx, w, p + 614400, p + 647168, g + 647168, g + 614400, threads: threads)
-        case 40: Self.backward1(n, x, dy, dx, w, p + 655360, p + 688128, g + 688128, g + 655360, threads: threads)
-        case 41: Self.backward1(n, x, dy, dx, w, p + 663552, p + 696320, g + 696320, g + 663552, threads: threads)
-        case 42: Self.backward1(n, x, dy, dx, w, p + 671744, p + 704512, g + 704512, g + 671744, threads: threads)
-        case 43: Self.backward1(n, x, dy, dx, w, p + 679936, p + 712704, g + 712704, g + 679936, threads: threads)
-        case 44: Self.backward1(n, x, dy, dx, w, p + 720896, p + 753664, g + 753664, g + 720896, threads: threads)
-        case 45: Self.backward1(n, x, dy, dx, w, p + 729088, p + 761856, g + 761856, g + 729088, threads: threads)
-        case 46: Self.backward1(n, x, dy, dx, w, p + 737280, p + 770048, g + 770048, g + 737280, threads: threads)
-        case 47: Self.backward1(n, x, dy, dx, w, p + 745472, p + 778240, g + 778240, g + 745472, threads: threads)
-        case 48: Self.backward1(n, x, dy, dx, w, p + 786432, p + 819200, g + 819200, g + 786432, threads: threads)
-        case 49: Self.backward1(n, x, dy, dx, w, p + 794624, p + 827392, g + 827392, g + 794624, threads: threads)
-        case 50: Self.backward1(n, x, dy, dx, w, p + 802816, p + 835584, g + 835584, g + 802816, threads: threads)
-        case 51: Self.backward1(n, x, dy, dx, w, p + 811008, p + 843776, g + 843776, g + 811008, threads: threads)
-        case 52: Self.backward1(n, x, dy, dx, w, p + 851968, p + 884736, g + 884736, g + 851968, threads: threads)
-        case 53: Self.backward1(n, x, dy, dx, w, p + 860160, p + 892928, g + 892928, g + 860160, threads: threads)
-        case 54: Self.backward1(n, x, dy, dx, w, p + 868352, p + 901120, g + 901120, g + 868352, threads: threads)
-        case 55: Self.backward1(n, x, dy, dx, w, p + 876544, p + 909312, g + 909312, g + 876544, threads: threads)
-        case 56: Self.backward1(n, x, dy, dx, w, p + 917504, p + 950272, g + 950272, g + 917504, threads: threads)
-        case 57: Self.backward1(n, x, dy, dx, w, p + 925696, p + 958464, g + 958464, g + 925696, threads: threads)
-        case 58: Self.backward1(n, x, dy, dx, w, p + 933888, p + 966656, g + 966656, g + 933888, threads: threads)
-        case 59: Self.backward1(n, x, dy, dx, w, p + 942080, p + 974848, g + 974848, g + 942080, threads: threads)
-        case 60: Self.backward1(n, x, dy, dx, w, p + 983040, p + 1015808, g + 1015808, g + 983040, threads: threads)
-        case 61: Self.backward1(n, x, dy, dx, w, p + 991232, p + 1024000, g + 1024000, g + 991232, threads: threads)
-        case 62: Self.backward1(n, x, dy, dx, w, p + 999424, p + 1032192, g + 1032192, g + 999424, threads: threads)
-        case 63: Self.backward1(n, x, dy, dx, w, p + 1007616, p + 1040384, g + 1040384, g + 1007616, threads: threads)
-        case 64: Self.backward1(n, x, dy, dx, w, p + 1048576, p + 1081344, g + 1081344, g + 1048576, threads: threads)
-        case 65: Self.backward1(n, x, dy, dx, w, p + 1056768, p + 1089536, g + 1089536, g + 1056768, threads: threads)
-        case 66: Self.backward1(n, x, dy, dx, w, p + 1064960, p + 1097728, g + 1097728, g + 1064960, threads: threads)
-        case 67: Self.backward1(n, x, dy, dx, w, p + 1073152, p + 1105920, g + 1105920, g + 1073152, threads: threads)
-        case 68: Self.backward1(n, x, dy, dx, w, p + 1114112, p + 1146880, g + 1146880, g + 1114112, threads: threads)
-        case 69: Self.backward1(n, x, dy, dx, w, p + 1122304, p + 1155072, g + 1155072, g + 1122304, threads: threads)
-        case 70: Self.backward1(n, x, dy, dx, w, p + 1130496, p + 1163264, g + 1163264, g + 1130496, threads: threads)
-        case 71: Self.backward1(n, x, dy, dx, w, p + 1138688, p + 1171456, g + 1171456, g + 1138688, threads: threads)
-        case 72: Self.backward1(n, x, dy, dx, w, p + 1179648, p + 1212416, g + 1212416, g + 1179648, threads: threads)
-        case 73: Self.backward1(n, x, dy, dx, w, p + 1187840, p + 1220608, g + 1220608, g + 1187840, threads: threads)
-        case 74: Self.backward1(n, x, dy, dx, w, p + 1196032, p + 1228800, g + 1228800, g + 1196032, threads: threads)
-        case 75: Self.backward1(n, x, dy, dx, w, p + 1204224, p + 1236992, g + 1236992, g + 1204224, threads: threads)
-        case 76: Self.backward1(n, x, dy, dx, w, p + 1245184, p + 1277952, g + 1277952, g + 1245184, threads: threads)
-        case 77: Self.backward1(n, x, dy, dx, w, p + 1253376, p + 1286144, g + 1286144, g + 1253376, threads: threads)
-        case 78: Self.backward1(n, x, dy, dx, w, p + 1261568, p + 1294336, g + 1294336, g + 1261568, threads: threads)
-        case 79: Self.backward1(n, x, dy, dx, w, p + 1269760, p + 1302528, g + 1302528, g + 1269760, threads: threads)
-        case 80: Self.backward1(n, x, dy, dx, w, p + 1310720, p + 1343488, g + 1343488, g + 1310720, threads: threads)
-        case 81: Self.backward1(n, x, dy, dx, w, p + 1318912, p + 1351680, g + 1351680, g + 1318912, threads: threads)
-        case 82: Self.backward1(n, x, dy, dx, w, p + 1327104, p + 1359872, g + 1359872, g + 1327104, threads: threads)
-        case 83: Self.backward1(n, x, dy, dx, w, p + 1335296, p + 1368064, g + 1368064, g + 1335296, threads: threads)
-        case 84: Self.backward1(n, x, dy, dx, w, p + 1376256, p + 1409024, g + 1409024, g + 1376256, threads: threads)
-        case 85: Self.backward1(n, x, dy, dx, w, p + 1384448, p + 1417216, g + 1417216, g + 1384448, threads: threads)
-        case 86: Self.backward1(n, x, dy, dx, w, p + 1392640, p + 1425408, g + 1425408, g + 1392640, threads: threads)
-        case 87: Self.backward1(n, x, dy, dx, w, p + 1400832, p + 1433600, g + 1433600, g + 1400832, threads: threads)
-        case 88: Self.backward1(n, x, dy, dx, w, p + 1441792, p + 1474560, g + 1474560, g + 1441792, threads: threads)
-        case 89: Self.backward1(n, x, dy, dx, w, p + 1449984, p + 1482752, g + 1482752, g + 1449984, threads: threads)
-        case 90: Self.backward1(n, x, dy, dx, w, p + 1458176, p + 1490944, g + 1490944, g + 1458176, threads: threads)
-        case 91: Self.backward1(n, x, dy, dx, w, p + 1466368, p + 1499136, g + 1499136, g + 1466368, threads: threads)
-        case 92: Self.backward1(n, x, dy, dx, w, p + 1507328, p + 1540096, g + 1540096, g + 1507328, threads: threads)
-        case 93: Self.backward1(n, x, dy, dx, w, p + 1515520, p + 1548288, g + 1548288, g + 1515520, threads: threads)
-        case 94: Self.backward1(n, x, dy, dx, w, p + 1523712, p + 1556480, g + 1556480, g + 1523712, threads: threads)
-        case 95: Self.backward1(n, x, dy, dx, w, p + 1531904, p + 1564672, g + 1564672, g + 1531904, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 32768, g + 32768, g + 0, threads: threads)
+        case 1: Self.backward2(n, x, dy, dx, w, p + 8192, p + 40960, g + 40960, g + 8192, threads: threads)
+        case 2: Self.backward2(n, x, dy, dx, w, p + 16384, p + 49152, g + 49152, g + 16384, threads: threads)
+        case 3: Self.backward2(n, x, dy, dx, w, p + 24576, p + 57344, g + 57344, g + 24576, threads: threads)
+        case 4: Self.backward2(n, x, dy, dx, w, p + 65536, p + 98304, g + 98304, g + 65536, threads: threads)
+        case 5: Self.backward2(n, x, dy, dx, w, p + 73728, p + 106496, g + 106496, g + 73728, threads: threads)
+        case 6: Self.backward2(n, x, dy, dx, w, p + 81920, p + 114688, g + 114688, g + 81920, threads: threads)
+        case 7: Self.backward2(n, x, dy, dx, w, p + 90112, p + 122880, g + 122880, g + 90112, threads: threads)
+        case 8: Self.backward2(n, x, dy, dx, w, p + 131072, p + 163840, g + 163840, g + 131072, threads: threads)
+        case 9: Self.backward2(n, x, dy, dx, w, p + 139264, p + 172032, g + 172032, g + 139264, threads: threads)
+        case 10: Self.backward2(n, x, dy, dx, w, p + 147456, p + 180224, g + 180224, g + 147456, threads: threads)
+        case 11: Self.backward2(n, x, dy, dx, w, p + 155648, p + 188416, g + 188416, g + 155648, threads: threads)
+        case 12: Self.backward2(n, x, dy, dx, w, p + 196608, p + 229376, g + 229376, g + 196608, threads: threads)
+        case 13: Self.backward2(n, x, dy, dx, w, p + 204800, p + 237568, g + 237568, g + 204800, threads: threads)
+        case 14: Self.backward2(n, x, dy, dx, w, p + 212992, p + 245760, g + 245760, g + 212992, threads: threads)
+        case 15: Self.backward2(n, x, dy, dx, w, p + 221184, p + 253952, g + 253952, g + 221184, threads: threads)
+        case 16: Self.backward2(n, x, dy, dx, w, p + 262144, p + 294912, g + 294912, g + 262144, threads: threads)
+        case 17: Self.backward2(n, x, dy, dx, w, p + 270336, p + 303104, g + 303104, g + 270336, threads: threads)
+        case 18: Self.backward2(n, x, dy, dx, w, p + 278528, p + 311296, g + 311296, g + 278528, threads: threads)
+        case 19: Self.backward2(n, x, dy, dx, w, p + 286720, p + 319488, g + 319488, g + 286720, threads: threads)
+        case 20: Self.backward2(n, x, dy, dx, w, p + 327680, p + 360448, g + 360448, g + 327680, threads: threads)
+        case 21: Self.backward2(n, x, dy, dx, w, p + 335872, p + 368640, g + 368640, g + 335872, threads: threads)
+        case 22: Self.backward2(n, x, dy, dx, w, p + 344064, p + 376832, g + 376832, g + 344064, threads: threads)
+        case 23: Self.backward2(n, x, dy, dx, w, p + 352256, p + 385024, g + 385024, g + 352256, threads: threads)
+        case 24: Self.backward2(n, x, dy, dx, w, p + 393216, p + 425984, g + 425984, g + 393216, threads: threads)
+        case 25: Self.backward2(n, x, dy, dx, w, p + 401408, p + 434176, g + 434176, g + 401408, threads: threads)
+        case 26: Self.backward2(n, x, dy, dx, w, p + 409600, p + 442368, g + 442368, g + 409600, threads: threads)
+        case 27: Self.backward2(n, x, dy, dx, w, p + 417792, p + 450560, g + 450560, g + 417792, threads: threads)
+        case 28: Self.backward2(n, x, dy, dx, w, p + 458752, p + 491520, g + 491520, g + 458752, threads: threads)
+        case 29: Self.backward2(n, x, dy, dx, w, p + 466944, p + 499712, g + 499712, g + 466944, threads: threads)
+        case 30: Self.backward2(n, x, dy, dx, w, p + 475136, p + 507904, g + 507904, g + 475136, threads: threads)
+        case 31: Self.backward2(n, x, dy, dx, w, p + 483328, p + 516096, g + 516096, g + 483328, threads: threads)
+        case 32: Self.backward2(n, x, dy, dx, w, p + 524288, p + 557056, g + 557056, g + 524288, threads: threads)
+        case 33: Self.backward2(n, x, dy, dx, w, p + 532480, p + 565248, g + 565248, g + 532480, threads: threads)
+        case 34: Self.backward2(n, x, dy, dx, w, p + 540672, p + 573440, g + 573440, g + 540672, threads: threads)
+        case 35: Self.backward2(n, x, dy, dx, w, p + 548864, p + 581632, g + 581632, g + 548864, threads: threads)
+        case 36: Self.backward2(n, x, dy, dx, w, p + 589824, p + 622592, g + 622592, g + 589824, threads: threads)
+        case 37: Self.backward2(n, x, dy, dx, w, p + 598016, p + 630784, g + 630784, g + 598016, threads: threads)
+        case 38: Self.backward2(n, x, dy, dx, w, p + 606208, p + 638976, g + 638976, g + 606208, threads: threads)
+        case 39: Self.backward2(n, x, dy, dx, w, p + 614400, p + 647168, g + 647168, g + 614400, threads: threads)
+        case 40: Self.backward2(n, x, dy, dx, w, p + 655360, p + 688128, g + 688128, g + 655360, threads: threads)
+        case 41: Self.backward2(n, x, dy, dx, w, p + 663552, p + 696320, g + 696320, g + 663552, threads: threads)
+        case 42: Self.backward2(n, x, dy, dx, w, p + 671744, p + 704512, g + 704512, g + 671744, threads: threads)
+        case 43: Self.backward2(n, x, dy, dx, w, p + 679936, p + 712704, g + 712704, g + 679936, threads: threads)
+        case 44: Self.backward2(n, x, dy, dx, w, p + 720896, p + 753664, g + 753664, g + 720896, threads: threads)
+        case 45: Self.backward2(n, x, dy, dx, w, p + 729088, p + 761856, g + 761856, g + 729088, threads: threads)
+        case 46: Self.backward2(n, x, dy, dx, w, p + 737280, p + 770048, g + 770048, g + 737280, threads: threads)
+        case 47: Self.backward2(n, x, dy, dx, w, p + 745472, p + 778240, g + 778240, g + 745472, threads: threads)
+        case 48: Self.backward2(n, x, dy, dx, w, p + 786432, p + 819200, g + 819200, g + 786432, threads: threads)
+        case 49: Self.backward2(n, x, dy, dx, w, p + 794624, p + 827392, g + 827392, g + 794624, threads: threads)
+        case 50: Self.backward2(n, x, dy, dx, w, p + 802816, p + 835584, g + 835584, g + 802816, threads: threads)
+        case 51: Self.backward2(n, x, dy, dx, w, p + 811008, p + 843776, g + 843776, g + 811008, threads: threads)
+        case 52: Self.backward2(n, x, dy, dx, w, p + 851968, p + 884736, g + 884736, g + 851968, threads: threads)
+        case 53: Self.backward2(n, x, dy, dx, w, p + 860160, p + 892928, g + 892928, g + 860160, threads: threads)
+        case 54: Self.backward2(n, x, dy, dx, w, p + 868352, p + 901120, g + 901120, g + 868352, threads: threads)
+        case 55: Self.backward2(n, x, dy, dx, w, p + 876544, p + 909312, g + 909312, g + 876544, threads: threads)
+        case 56: Self.backward2(n, x, dy, dx, w, p + 917504, p + 950272, g + 950272, g + 917504, threads: threads)
+        case 57: Self.backward2(n, x, dy, dx, w, p + 925696, p + 958464, g + 958464, g + 925696, threads: threads)
+        case 58: Self.backward2(n, x, dy, dx, w, p + 933888, p + 966656, g + 966656, g + 933888, threads: threads)
+        case 59: Self.backward2(n, x, dy, dx, w, p + 942080, p + 974848, g + 974848, g + 942080, threads: threads)
+        case 60: Self.backward2(n, x, dy, dx, w, p + 983040, p + 1015808, g + 1015808, g + 983040, threads: threads)
+        case 61: Self.backward2(n, x, dy, dx, w, p + 991232, p + 1024000, g + 1024000, g + 991232, threads: threads)
+        case 62: Self.backward2(n, x, dy, dx, w, p + 999424, p + 1032192, g + 1032192, g + 999424, threads: threads)
+        case 63: Self.backward2(n, x, dy, dx, w, p + 1007616, p + 1040384, g + 1040384, g + 1007616, threads: threads)
+        case 64: Self.backward2(n, x, dy, dx, w, p + 1048576, p + 1081344, g + 1081344, g + 1048576, threads: threads)
+        case 65: Self.backward2(n, x, dy, dx, w, p + 1056768, p + 1089536, g + 1089536, g + 1056768, threads: threads)
+        case 66: Self.backward2(n, x, dy, dx, w, p + 1064960, p + 1097728, g + 1097728, g + 1064960, threads: threads)
+        case 67: Self.backward2(n, x, dy, dx, w, p + 1073152, p + 1105920, g + 1105920, g + 1073152, threads: threads)
+        case 68: Self.backward2(n, x, dy, dx, w, p + 1114112, p + 1146880, g + 1146880, g + 1114112, threads: threads)
+        case 69: Self.backward2(n, x, dy, dx, w, p + 1122304, p + 1155072, g + 1155072, g + 1122304, threads: threads)
+        case 70: Self.backward2(n, x, dy, dx, w, p + 1130496, p + 1163264, g + 1163264, g + 1130496, threads: threads)
+        case 71: Self.backward2(n, x, dy, dx, w, p + 1138688, p + 1171456, g + 1171456, g + 1138688, threads: threads)
+        case 72: Self.backward2(n, x, dy, dx, w, p + 1179648, p + 1212416, g + 1212416, g + 1179648, threads: threads)
+        case 73: Self.backward2(n, x, dy, dx, w, p + 1187840, p + 1220608, g + 1220608, g + 1187840, threads: threads)
+        case 74: Self.backward2(n, x, dy, dx, w, p + 1196032, p + 1228800, g + 1228800, g + 1196032, threads: threads)
+        case 75: Self.backward2(n, x, dy, dx, w, p + 1204224, p + 1236992, g + 1236992, g + 1204224, threads: threads)
+        case 76: Self.backward2(n, x, dy, dx, w, p + 1245184, p + 1277952, g + 1277952, g + 1245184, threads: threads)
+        case 77: Self.backward2(n, x, dy, dx, w, p + 1253376, p + 1286144, g + 1286144, g + 1253376, threads: threads)
+        case 78: Self.backward2(n, x, dy, dx, w, p + 1261568, p + 1294336, g + 1294336, g + 1261568, threads: threads)
+        case 79: Self.backward2(n, x, dy, dx, w, p + 1269760, p + 1302528, g + 1302528, g + 1269760, threads: threads)
+        case 80: Self.backward2(n, x, dy, dx, w, p + 1310720, p + 1343488, g + 1343488, g + 1310720, threads: threads)
+        case 81: Self.backward2(n, x, dy, dx, w, p + 1318912, p + 1351680, g + 1351680, g + 1318912, threads: threads)
+        case 82: Self.backward2(n, x, dy, dx, w, p + 1327104, p + 1359872, g + 1359872, g + 1327104, threads: threads)
+        case 83: Self.backward2(n, x, dy, dx, w, p + 1335296, p + 1368064, g + 1368064, g + 1335296, threads: threads)
+        case 84: Self.backward2(n, x, dy, dx, w, p + 1376256, p + 1409024, g + 1409024, g + 1376256, threads: threads)
+        case 85: Self.backward2(n, x, dy, dx, w, p + 1384448, p + 1417216, g + 1417216, g + 1384448, threads: threads)
+        case 86: Self.backward2(n, x, dy, dx, w, p + 1392640, p + 1425408, g + 1425408, g + 1392640, threads: threads)
+        case 87: Self.backward2(n, x, dy, dx, w, p + 1400832, p + 1433600, g + 1433600, g + 1400832, threads: threads)
+        case 88: Self.backward2(n, x, dy, dx, w, p + 1441792, p + 1474560, g + 1474560, g + 1441792, threads: threads)
+        case 89: Self.backward2(n, x, dy, dx, w, p + 1449984, p + 1482752, g + 1482752, g + 1449984, threads: threads)
+        case 90: Self.backward2(n, x, dy, dx, w, p + 1458176, p + 1490944, g + 1490944, g + 1458176, threads: threads)
+        case 91: Self.backward2(n, x, dy, dx, w, p + 1466368, p + 1499136, g + 1499136, g + 1466368, threads: threads)
+        case 92: Self.backward2(n, x, dy, dx, w, p + 1507328, p + 1540096, g + 1540096, g + 1507328, threads: threads)
+        case 93: Self.backward2(n, x, dy, dx, w, p + 1515520, p + 1548288, g + 1548288, g + 1515520, threads: threads)
+        case 94: Self.backward2(n, x, dy, dx, w, p + 1523712, p + 1556480, g + 1556480, g + 1523712, threads: threads)
+        case 95: Self.backward2(n, x, dy, dx, w, p + 1531904, p + 1564672, g + 1564672, g + 1531904, threads: threads)
         default: break
         }
     }
@@ -503,106 +530,107 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize2(n, delta, p + 32768, p + 0, threads: threads)
-        case 1: Self.materialize2(n, delta, p + 40960, p + 8192, threads: threads)
-        case 2: Self.materialize2(n, delta, p + 49152, p + 16384, threads: threads)
-        case 3: Self.materialize2(n, delta, p + 57344, p + 24576, threads: threads)
-        case 4: Self.materialize2(n, delta, p + 98304, p + 65536, threads: threads)
-        case 5: Self.materialize2(n, delta, p + 106496, p + 73728, threads: threads)
-        case 6: Self.materialize2(n, delta, p + 114688, p + 81920, threads: threads)
-        case 7: Self.materialize2(n, delta, p + 122880, p + 90112, threads: threads)
-        case 8: Self.materialize2(n, delta, p + 163840, p + 131072, threads: threads)
-        case 9: Self.materialize2(n, delta, p + 172032, p + 139264, threads: threads)
-        case 10: Self.materialize2(n, delta, p + 180224, p + 147456, threads: threads)
-        case 11: Self.materialize2(n, delta, p + 188416, p + 155648, threads: threads)
-        case 12: Self.materialize2(n, delta, p + 229376, p + 196608, threads: threads)
-        case 13: Self.materialize2(n, delta, p + 237568, p + 204800, threads: threads)
-        case 14: Self.materialize2(n, delta, p + 245760, p + 212992, threads: threads)
-        case 15: Self.materialize2(n, delta, p + 253952, p + 221184, threads: threads)
-        case 16: Self.materialize2(n, delta, p + 294912, p + 262144, threads: threads)
-        case 17: Self.materialize2(n, delta, p + 303104, p + 270336, threads: threads)
-        case 18: Self.materialize2(n, delta, p + 311296, p + 278528, threads: threads)
-        case 19: Self.materialize2(n, delta, p + 319488, p + 286720, threads: threads)
-        case 20: Self.materialize2(n, delta, p + 360448, p + 327680, threads: threads)
-        case 21: Self.materialize2(n, delta, p + 368640, p + 335872, threads: threads)
-        case 22: Self.materialize2(n, delta, p + 376832, p + 344064, threads: threads)
-        case 23: Self.materialize2(n, delta, p + 385024, p + 352256, threads: threads)
-        case 24: Self.materialize2(n, delta, p + 425984, p + 393216, threads: threads)
-        case 25: Self.materialize2(n, delta, p + 434176, p + 401408, threads: threads)
-        case 26: Self.materialize2(n, delta, p + 442368, p + 409600, threads: threads)
-        case 27: Self.materialize2(n, delta, p + 450560, p + 417792, threads: threads)
-        case 28: Self.materialize2(n, delta, p + 491520, p + 458752, threads: threads)
-        case 29: Self.materialize2(n, delta, p + 499712, p + 466944, threads: threads)
-        case 30: Self.materialize2(n, delta, p + 507904, p + 475136, threads: threads)
-        case 31: Self.materialize2(n, delta, p + 516096, p + 483328, threads: threads)
-        case 32: Self.materialize2(n, delta, p + 557056, p + 524288, threads: threads)
-        case 33: Self.materialize2(n, delta, p + 565248, p + 532480, threads: threads)
-        case 34: Self.materialize2(n, delta, p + 573440, p + 540672, threads: threads)
-        case 35: Self.materialize2(n, delta, p + 581632, p + 548864, threads: threads)
-        case 36: Self.materialize2(n, delta, p + 622592, p + 589824, threads: threads)
-        case 37: Self.materialize2(n, delta, p + 630784, p + 598016, threads: threads)
-        case 38: Self.materialize2(n, delta, p + 638976, p + 606208, threads: threads)
-        case 39: Self.materialize2(n, delta, p + 647168, p + 614400, threads: threads)
-        case 40: Self.materialize2(n, delta, p + 688128, p + 655360, threads: threads)
-        case 41: Self.materialize2(n, delta, p + 696320, p + 663552, threads: threads)
-        case 42: Self.materialize2(n, delta, p + 704512, p + 671744, threads: threads)
-        case 43: Self.materialize2(n, delta, p + 712704, p + 679936, threads: threads)
-        case 44: Self.materialize2(n, delta, p + 753664, p + 720896, threads: threads)
-        case 45: Self.materialize2(n, delta, p + 761856, p + 729088, threads: threads)
-        case 46: Self.materialize2(n, delta, p + 770048, p + 737280, threads: threads)
-        case 47: Self.materialize2(n, delta, p + 778240, p + 745472, threads: threads)
-        case 48: Self.materialize2(n, delta, p + 819200, p + 786432, threads: threads)
-        case 49: Self.materialize2(n, delta, p + 827392, p + 794624, threads: threads)
-        case 50: Self.materialize2(n, delta, p + 835584, p + 802816, threads: threads)
-        case 51: Self.materialize2(n, delta, p + 843776, p + 811008, threads: threads)
-        case 52: Self.materialize2(n, delta, p + 884736, p + 851968, threads: threads)
-        case 53: Self.materialize2(n, delta, p + 892928, p + 860160, threads: threads)
-        case 54: Self.materialize2(n, delta, p + 901120, p + 868352, threads: threads)
-        case 55: Self.materialize2(n, delta, p + 909312, p + 876544, threads: threads)
-        case 56: Self.materialize2(n, delta, p + 950272, p + 917504, threads: threads)
-        case 57: Self.materialize2(n, delta, p + 958464, p + 925696, threads: threads)
-        case 58: Self.materialize2(n, delta, p + 966656, p + 933888, threads: threads)
-        case 59: Self.materialize2(n, delta, p + 974848, p + 942080, threads: threads)
-        case 60: Self.materialize2(n, delta, p + 1015808, p + 983040, threads: threads)
-        case 61: Self.materialize2(n, delta, p + 1024000, p + 991232, threads: threads)
-        case 62: Self.materialize2(n, delta, p + 1032192, p + 999424, threads: threads)
-        case 63: Self.materialize2(n, delta, p + 1040384, p + 1007616, threads: threads)
-        case 64: Self.materialize2(n, delta, p + 1081344, p + 1048576, threads: threads)
-        case 65: Self.materialize2(n, delta, p + 1089536, p + 1056768, threads: threads)
-        case 66: Self.materialize2(n, delta, p + 1097728, p + 1064960, threads: threads)
-        case 67: Self.materialize2(n, delta, p + 1105920, p + 1073152, threads: threads)
-        case 68: Self.materialize2(n, delta, p + 1146880, p + 1114112, threads: threads)
-        case 69: Self.materialize2(n, delta, p + 1155072, p + 1122304, threads: threads)
-        case 70: Self.materialize2(n, delta, p + 1163264, p + 1130496, threads: threads)
-        case 71: Self.materialize2(n, delta, p + 1171456, p + 1138688, threads: threads)
-        case 72: Self.materialize2(n, delta, p + 1212416, p + 1179648, threads: threads)
-        case 73: Self.materialize2(n, delta, p + 1220608, p + 1187840, threads: threads)
-        case 74: Self.materialize2(n, delta, p + 1228800, p + 1196032, threads: threads)
-        case 75: Self.materialize2(n, delta, p + 1236992, p + 1204224, threads: threads)
-        case 76: Self.materialize2(n, delta, p + 1277952, p + 1245184, threads: threads)
-        case 77: Self.materialize2(n, delta, p + 1286144, p + 1253376, threads: threads)
-        case 78: Self.materialize2(n, delta, p + 1294336, p + 1261568, threads: threads)
-        case 79: Self.materialize2(n, delta, p + 1302528, p + 1269760, threads: threads)
-        case 80: Self.materialize2(n, delta, p + 1343488, p + 1310720, threads: threads)
-        case 81: Self.materialize2(n, delta, p + 1351680, p + 1318912, threads: threads)
-        case 82: Self.materialize2(n, delta, p + 1359872, p + 1327104, threads: threads)
-        case 83: Self.materialize2(n, delta, p + 1368064, p + 1335296, threads: threads)
-        case 84: Self.materialize2(n, delta, p + 1409024, p + 1376256, threads: threads)
-        case 85: Self.materialize2(n, delta, p + 1417216, p + 1384448, threads: threads)
-        case 86: Self.materialize2(n, delta, p + 1425408, p + 1392640, threads: threads)
-        case 87: Self.materialize2(n, delta, p + 1433600, p + 1400832, threads: threads)
-        case 88: Self.materialize2(n, delta, p + 1474560, p + 1441792, threads: threads)
-        case 89: Self.materialize2(n, delta, p + 1482752, p + 1449984, threads: threads)
-        case 90: Self.materialize2(n, delta, p + 1490944, p + 1458176, threads: threads)
-        case 91: Self.materialize2(n, delta, p + 1499136, p + 1466368, threads: threads)
-        case 92: Self.materialize2(n, delta, p + 1540096, p + 1507328, threads: threads)
-        case 93: Self.materialize2(n, delta, p + 1548288, p + 1515520, threads: threads)
-        case 94: Self.materialize2(n, delta, p + 1556480, p + 1523712, threads: threads)
-        case 95: Self.materialize2(n, delta, p + 1564672, p + 1531904, threads: threads)
+        case 0: Self.materialize3(n, delta, p + 32768, p + 0, threads: threads)
+        case 1: Self.materialize3(n, delta, p + 40960, p + 8192, threads: threads)
+        case 2: Self.materialize3(n, delta, p + 49152, p + 16384, threads: threads)
+        case 3: Self.materialize3(n, delta, p + 57344, p + 24576, threads: threads)
+        case 4: Self.materialize3(n, delta, p + 98304, p + 65536, threads: threads)
+        case 5: Self.materialize3(n, delta, p + 106496, p + 73728, threads: threads)
+        case 6: Self.materialize3(n, delta, p + 114688, p + 81920, threads: threads)
+        case 7: Self.materialize3(n, delta, p + 122880, p + 90112, threads: threads)
+        case 8: Self.materialize3(n, delta, p + 163840, p + 131072, threads: threads)
+        case 9: Self.materialize3(n, delta, p + 172032, p + 139264, threads: threads)
+        case 10: Self.materialize3(n, delta, p + 180224, p + 147456, threads: threads)
+        case 11: Self.materialize3(n, delta, p + 188416, p + 155648, threads: threads)
+        case 12: Self.materialize3(n, delta, p + 229376, p + 196608, threads: threads)
+        case 13: Self.materialize3(n, delta, p + 237568, p + 204800, threads: threads)
+        case 14: Self.materialize3(n, delta, p + 245760, p + 212992, threads: threads)
+        case 15: Self.materialize3(n, delta, p + 253952, p + 221184, threads: threads)
+        case 16: Self.materialize3(n, delta, p + 294912, p + 262144, threads: threads)
+        case 17: Self.materialize3(n, delta, p + 303104, p + 270336, threads: threads)
+        case 18: Self.materialize3(n, delta, p + 311296, p + 278528, threads: threads)
+        case 19: Self.materialize3(n, delta, p + 319488, p + 286720, threads: threads)
+        case 20: Self.materialize3(n, delta, p + 360448, p + 327680, threads: threads)
+        case 21: Self.materialize3(n, delta, p + 368640, p + 335872, threads: threads)
+        case 22: Self.materialize3(n, delta, p + 376832, p + 344064, threads: threads)
+        case 23: Self.materialize3(n, delta, p + 385024, p + 352256, threads: threads)
+        case 24: Self.materialize3(n, delta, p + 425984, p + 393216, threads: threads)
+        case 25: Self.materialize3(n, delta, p + 434176, p + 401408, threads: threads)
+        case 26: Self.materialize3(n, delta, p + 442368, p + 409600, threads: threads)
+        case 27: Self.materialize3(n, delta, p + 450560, p + 417792, threads: threads)
+        case 28: Self.materialize3(n, delta, p + 491520, p + 458752, threads: threads)
+        case 29: Self.materialize3(n, delta, p + 499712, p + 466944, threads: threads)
+        case 30: Self.materialize3(n, delta, p + 507904, p + 475136, threads: threads)
+        case 31: Self.materialize3(n, delta, p + 516096, p + 483328, threads: threads)
+        case 32: Self.materialize3(n, delta, p + 557056, p + 524288, threads: threads)
+        case 33: Self.materialize3(n, delta, p + 565248, p + 532480, threads: threads)
+        case 34: Self.materialize3(n, delta, p + 573440, p + 540672, threads: threads)
+        case 35: Self.materialize3(n, delta, p + 581632, p + 548864, threads: threads)
+        case 36: Self.materialize3(n, delta, p + 622592, p + 589824, threads: threads)
+        case 37: Self.materialize3(n, delta, p + 630784, p + 598016, threads: threads)
+        case 38: Self.materialize3(n, delta, p + 638976, p + 606208, threads: threads)
+        case 39: Self.materialize3(n, delta, p + 647168, p + 614400, threads: threads)
+        case 40: Self.materialize3(n, delta, p + 688128, p + 655360, threads: threads)
+        case 41: Self.materialize3(n, delta, p + 696320, p + 663552, threads: threads)
+        case 42: Self.materialize3(n, delta, p + 704512, p + 671744, threads: threads)
+        case 43: Self.materialize3(n, delta, p + 712704, p + 679936, threads: threads)
+        case 44: Self.materialize3(n, delta, p + 753664, p + 720896, threads: threads)
+        case 45: Self.materialize3(n, delta, p + 761856, p + 729088, threads: threads)
+        case 46: Self.materialize3(n, delta, p + 770048, p + 737280, threads: threads)
+        case 47: Self.materialize3(n, delta, p + 778240, p + 745472, threads: threads)
+        case 48: Self.materialize3(n, delta, p + 819200, p + 786432, threads: threads)
+        case 49: Self.materialize3(n, delta, p + 827392, p + 794624, threads: threads)
+        case 50: Self.materialize3(n, delta, p + 835584, p + 802816, threads: threads)
+        case 51: Self.materialize3(n, delta, p + 843776, p + 811008, threads: threads)
+        case 52: Self.materialize3(n, delta, p + 884736, p + 851968, threads: threads)
+        case 53: Self.materialize3(n, delta, p + 892928, p + 860160, threads: threads)
+        case 54: Self.materialize3(n, delta, p + 901120, p + 868352, threads: threads)
+        case 55: Self.materialize3(n, delta, p + 909312, p + 876544, threads: threads)
+        case 56: Self.materialize3(n, delta, p + 950272, p + 917504, threads: threads)
+        case 57: Self.materialize3(n, delta, p + 958464, p + 925696, threads: threads)
+        case 58: Self.materialize3(n, delta, p + 966656, p + 933888, threads: threads)
+        case 59: Self.materialize3(n, delta, p + 974848, p + 942080, threads: threads)
+        case 60: Self.materialize3(n, delta, p + 1015808, p + 983040, threads: threads)
+        case 61: Self.materialize3(n, delta, p + 1024000, p + 991232, threads: threads)
+        case 62: Self.materialize3(n, delta, p + 1032192, p + 999424, threads: threads)
+        case 63: Self.materialize3(n, delta, p + 1040384, p + 1007616, threads: threads)
+        case 64: Self.materialize3(n, delta, p + 1081344, p + 1048576, threads: threads)
+        case 65: Self.materialize3(n, delta, p + 1089536, p + 1056768, threads: threads)
+        case 66: Self.materialize3(n, delta, p + 1097728, p + 1064960, threads: threads)
+        case 67: Self.materialize3(n, delta, p + 1105920, p + 1073152, threads: threads)
+        case 68: Self.materialize3(n, delta, p + 1146880, p + 1114112, threads: threads)
+        case 69: Self.materialize3(n, delta, p + 1155072, p + 1122304, threads: threads)
+        case 70: Self.materialize3(n, delta, p + 1163264, p + 1130496, threads: threads)
+        case 71: Self.materialize3(n, delta, p + 1171456, p + 1138688, threads: threads)
+        case 72: Self.materialize3(n, delta, p + 1212416, p + 1179648, threads: threads)
+        case 73: Self.materialize3(n, delta, p + 1220608, p + 1187840, threads: threads)
+        case 74: Self.materialize3(n, delta, p + 1228800, p + 1196032, threads: threads)
+        case 75: Self.materialize3(n, delta, p + 1236992, p + 1204224, threads: threads)
+        case 76: Self.materialize3(n, delta, p + 1277952, p + 1245184, threads: threads)
+        case 77: Self.materialize3(n, delta, p + 1286144, p + 1253376, threads: threads)
+        case 78: Self.materialize3(n, delta, p + 1294336, p + 1261568, threads: threads)
+        case 79: Self.materialize3(n, delta, p + 1302528, p + 1269760, threads: threads)
+        case 80: Self.materialize3(n, delta, p + 1343488, p + 1310720, threads: threads)
+        case 81: Self.materialize3(n, delta, p + 1351680, p + 1318912, threads: threads)
+        case 82: Self.materialize3(n, delta, p + 1359872, p + 1327104, threads: threads)
+        case 83: Self.materialize3(n, delta, p + 1368064, p + 1335296, threads: threads)
+        case 84: Self.materialize3(n, delta, p + 1409024, p + 1376256, threads: threads)
+        case 85: Self.materialize3(n, delta, p + 1417216, p + 1384448, threads: threads)
+        case 86: Self.materialize3(n, delta, p + 1425408, p + 1392640, threads: threads)
+        case 87: Self.materialize3(n, delta, p + 1433600, p + 1400832, threads: threads)
+        case 88: Self.materialize3(n, delta, p + 1474560, p + 1441792, threads: threads)
+        case 89: Self.materialize3(n, delta, p + 1482752, p + 1449984, threads: threads)
+        case 90: Self.materialize3(n, delta, p + 1490944, p + 1458176, threads: threads)
+        case 91: Self.materialize3(n, delta, p + 1499136, p + 1466368, threads: threads)
+        case 92: Self.materialize3(n, delta, p + 1540096, p + 1507328, threads: threads)
+        case 93: Self.materialize3(n, delta, p + 1548288, p + 1515520, threads: threads)
+        case 94: Self.materialize3(n, delta, p + 1556480, p + 1523712, threads: threads)
+        case 95: Self.materialize3(n, delta, p + 1564672, p + 1531904, threads: threads)
         default: break
         }
     }
@@ -617,35 +645,36 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 0, p + 32768, p + 40960, p + 49152, p + 57344, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 65536, p + 98304, p + 106496, p + 114688, p + 122880, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 131072, p + 163840, p + 172032, p + 180224, p + 188416, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 196608, p + 229376, p + 237568, p + 245760, p + 253952, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 262144, p + 294912, p + 303104, p + 311296, p + 319488, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 327680, p + 360448, p + 368640, p + 376832, p + 385024, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 393216, p + 425984, p + 434176, p + 442368, p + 450560, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 458752, p + 491520, p + 499712, p + 507904, p + 516096, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 524288, p + 557056, p + 565248, p + 573440, p + 581632, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 589824, p + 622592, p + 630784, p + 638976, p + 647168, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 655360, p + 688128, p + 696320, p + 704512, p + 712704, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 720896, p + 753664, p + 761856, p + 770048, p + 778240, threads: threads) }; return
-            case 12: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 786432, p + 819200, p + 827392, p + 835584, p + 843776, threads: threads) }; return
-            case 13: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 851968, p + 884736, p + 892928, p + 901120, p + 909312, threads: threads) }; return
-            case 14: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 917504, p + 950272, p + 958464, p + 966656, p + 974848, threads: threads) }; return
-            case 15: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 983040, p + 1015808, p + 1024000, p + 1032192, p + 1040384, threads: threads) }; return
-            case 16: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1048576, p + 1081344, p + 1089536, p + 1097728, p + 1105920, threads: threads) }; return
-            case 17: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1114112, p + 1146880, p + 1155072, p + 1163264, p + 1171456, threads: threads) }; return
-            case 18: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1179648, p + 1212416, p + 1220608, p + 1228800, p + 1236992, threads: threads) }; return
-            case 19: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1245184, p + 1277952, p + 1286144, p + 1294336, p + 1302528, threads: threads) }; return
-            case 20: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1310720, p + 1343488, p + 1351680, p + 1359872, p + 1368064, threads: threads) }; return
-            case 21: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1376256, p + 1409024, p + 1417216, p + 1425408, p + 1433600, threads: threads) }; return
-            case 22: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1441792, p + 1474560, p + 1482752, p + 1490944, p + 1499136, threads: threads) }; return
-            case 23: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1507328, p + 1540096, p + 1548288, p + 1556480, p + 1564672, threads: threads) }; return
+            case 0: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 0, q + 0, q + 8192, q + 16384, q + 24576, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 65536, q + 32768, q + 40960, q + 49152, q + 57344, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 131072, q + 65536, q + 73728, q + 81920, q + 90112, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 196608, q + 98304, q + 106496, q + 114688, q + 122880, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 262144, q + 131072, q + 139264, q + 147456, q + 155648, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 327680, q + 163840, q + 172032, q + 180224, q + 188416, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 393216, q + 196608, q + 204800, q + 212992, q + 221184, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 458752, q + 229376, q + 237568, q + 245760, q + 253952, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 524288, q + 262144, q + 270336, q + 278528, q + 286720, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 589824, q + 294912, q + 303104, q + 311296, q + 319488, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 655360, q + 327680, q + 335872, q + 344064, q + 352256, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 720896, q + 360448, q + 368640, q + 376832, q + 385024, threads: threads) }; return
+            case 12: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 786432, q + 393216, q + 401408, q + 409600, q + 417792, threads: threads) }; return
+            case 13: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 851968, q + 425984, q + 434176, q + 442368, q + 450560, threads: threads) }; return
+            case 14: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 917504, q + 458752, q + 466944, q + 475136, q + 483328, threads: threads) }; return
+            case 15: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 983040, q + 491520, q + 499712, q + 507904, q + 516096, threads: threads) }; return
+            case 16: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1048576, q + 524288, q + 532480, q + 540672, q + 548864, threads: threads) }; return
+            case 17: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1114112, q + 557056, q + 565248, q + 573440, q + 581632, threads: threads) }; return
+            case 18: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1179648, q + 589824, q + 598016, q + 606208, q + 614400, threads: threads) }; return
+            case 19: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1245184, q + 622592, q + 630784, q + 638976, q + 647168, threads: threads) }; return
+            case 20: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1310720, q + 655360, q + 663552, q + 671744, q + 679936, threads: threads) }; return
+            case 21: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1376256, q + 688128, q + 696320, q + 704512, q + 712704, threads: threads) }; return
+            case 22: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1441792, q + 720896, q + 729088, q + 737280, q + 745472, threads: threads) }; return
+            case 23: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1507328, q + 753664, q + 761856, q + 770048, q + 778240, threads: threads) }; return
             default: break
             }
         }
@@ -665,35 +694,36 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, p + 57344, p + 49152, p + 40960, p + 32768, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
-            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, p + 122880, p + 114688, p + 106496, p + 98304, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
-            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, p + 188416, p + 180224, p + 172032, p + 163840, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
-            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, p + 253952, p + 245760, p + 237568, p + 229376, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
-            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, p + 319488, p + 311296, p + 303104, p + 294912, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
-            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, p + 385024, p + 376832, p + 368640, p + 360448, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
-            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, p + 450560, p + 442368, p + 434176, p + 425984, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
-            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, p + 516096, p + 507904, p + 499712, p + 491520, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
-            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, p + 581632, p + 573440, p + 565248, p + 557056, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
-            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, p + 647168, p + 638976, p + 630784, p + 622592, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
-            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, p + 712704, p + 704512, p + 696320, p + 688128, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
-            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, p + 778240, p + 770048, p + 761856, p + 753664, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
-            case 12: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, p + 843776, p + 835584, p + 827392, p + 819200, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
-            case 13: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, p + 909312, p + 901120, p + 892928, p + 884736, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
-            case 14: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, p + 974848, p + 966656, p + 958464, p + 950272, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
-            case 15: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, p + 1040384, p + 1032192, p + 1024000, p + 1015808, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
-            case 16: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, p + 1105920, p + 1097728, p + 1089536, p + 1081344, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
-            case 17: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, p + 1171456, p + 1163264, p + 1155072, p + 1146880, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
-            case 18: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, p + 1236992, p + 1228800, p + 1220608, p + 1212416, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
-            case 19: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, p + 1302528, p + 1294336, p + 1286144, p + 1277952, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
-            case 20: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, p + 1368064, p + 1359872, p + 1351680, p + 1343488, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
-            case 21: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, p + 1433600, p + 1425408, p + 1417216, p + 1409024, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
-            case 22: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, p + 1499136, p + 1490944, p + 1482752, p + 1474560, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
-            case 23: Self.layerBackward4(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, p + 1564672, p + 1556480, p + 1548288, p + 1540096, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
+            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, p + 57344, p + 49152, p + 40960, p + 32768, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
+            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, p + 122880, p + 114688, p + 106496, p + 98304, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
+            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, p + 188416, p + 180224, p + 172032, p + 163840, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
+            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, p + 253952, p + 245760, p + 237568, p + 229376, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
+            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, p + 319488, p + 311296, p + 303104, p + 294912, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
+            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, p + 385024, p + 376832, p + 368640, p + 360448, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
+            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, p + 450560, p + 442368, p + 434176, p + 425984, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
+            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, p + 516096, p + 507904, p + 499712, p + 491520, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
+            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, p + 581632, p + 573440, p + 565248, p + 557056, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
+            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, p + 647168, p + 638976, p + 630784, p + 622592, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
+            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, p + 712704, p + 704512, p + 696320, p + 688128, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
+            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, p + 778240, p + 770048, p + 761856, p + 753664, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
+            case 12: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, p + 843776, p + 835584, p + 827392, p + 819200, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
+            case 13: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, p + 909312, p + 901120, p + 892928, p + 884736, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
+            case 14: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, p + 974848, p + 966656, p + 958464, p + 950272, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
+            case 15: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, p + 1040384, p + 1032192, p + 1024000, p + 1015808, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
+            case 16: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, p + 1105920, p + 1097728, p + 1089536, p + 1081344, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
+            case 17: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, p + 1171456, p + 1163264, p + 1155072, p + 1146880, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
+            case 18: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, p + 1236992, p + 1228800, p + 1220608, p + 1212416, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
+            case 19: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, p + 1302528, p + 1294336, p + 1286144, p + 1277952, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
+            case 20: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, p + 1368064, p + 1359872, p + 1351680, p + 1343488, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
+            case 21: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, p + 1433600, p + 1425408, p + 1417216, p + 1409024, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
+            case 22: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, p + 1499136, p + 1490944, p + 1482752, p + 1474560, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
+            case 23: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, p + 1564672, p + 1556480, p + 1548288, p + 1540096, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
             default: break
             }
         }
@@ -706,15 +736,792 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, o] += Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 1024, threads: threads)
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, _ p48: UnsafeMutablePointer<Float>, _ p49: UnsafeMutablePointer<Float>, _ p50: UnsafeMutablePointer<Float>, _ p51: UnsafeMutablePointer<Float>, _ p52: UnsafeMutablePointer<Float>, _ p53: UnsafeMutablePointer<Float>, _ p54: UnsafeMutablePointer<Float>, _ p55: UnsafeMutablePointer<Float>, _ p56: UnsafeMutablePointer<Float>, _ p57: UnsafeMutablePointer<Float>, _ p58: UnsafeMutablePointer<Float>, _ p59: UnsafeMutablePointer<Float>, _ p60: UnsafeMutablePointer<Float>, _ p61: UnsafeMutablePointer<Float>, _ p62: UnsafeMutablePointer<Float>, _ p63: UnsafeMutablePointer<Float>, _ p64: UnsafeMutablePointer<Float>, _ p65: UnsafeMutablePointer<Float>, _ p66: UnsafeMutablePointer<Float>, _ p67: UnsafeMutablePointer<Float>, _ p68: UnsafeMutablePointer<Float>, _ p69: UnsafeMutablePointer<Float>, _ p70: UnsafeMutablePointer<Float>, _ p71: UnsafeMutablePointer<Float>, _ p72: UnsafeMutablePointer<Float>, _ p73: UnsafeMutablePointer<Float>, _ p74: UnsafeMutablePointer<Float>, _ p75: UnsafeMutablePointer<Float>, _ p76: UnsafeMutablePointer<Float>, _ p77: UnsafeMutablePointer<Float>, _ p78: UnsafeMutablePointer<Float>, _ p79: UnsafeMutablePointer<Float>, _ p80: UnsafeMutablePointer<Float>, _ p81: UnsafeMutablePointer<Float>, _ p82: UnsafeMutablePointer<Float>, _ p83: UnsafeMutablePointer<Float>, _ p84: UnsafeMutablePointer<Float>, _ p85: UnsafeMutablePointer<Float>, _ p86: UnsafeMutablePointer<Float>, _ p87: UnsafeMutablePointer<Float>, _ p88: UnsafeMutablePointer<Float>, _ p89: UnsafeMutablePointer<Float>, _ p90: UnsafeMutablePointer<Float>, _ p91: UnsafeMutablePointer<Float>, _ p92: UnsafeMutablePointer<Float>, _ p93: UnsafeMutablePointer<Float>, _ p94: UnsafeMutablePointer<Float>, _ p95: UnsafeMutablePointer<Float>, _ p96: UnsafeMutablePointer<Float>, _ p97: UnsafeMutablePointer<Float>, _ p98: UnsafeMutablePointer<Float>, _ p99: UnsafeMutablePointer<Float>, _ p100: UnsafeMutablePointer<Float>, _ p101: UnsafeMutablePointer<Float>, _ p102: UnsafeMutablePointer<Float>, _ p103: UnsafeMutablePointer<Float>, _ p104: UnsafeMutablePointer<Float>, _ p105: UnsafeMutablePointer<Float>, _ p106: UnsafeMutablePointer<Float>, _ p107: UnsafeMutablePointer<Float>, _ p108: UnsafeMutablePointer<Float>, _ p109: UnsafeMutablePointer<Float>, _ p110: UnsafeMutablePointer<Float>, _ p111: UnsafeMutablePointer<Float>, _ p112: UnsafeMutablePointer<Float>, _ p113: UnsafeMutablePointer<Float>, _ p114: UnsafeMutablePointer<Float>, _ p115: UnsafeMutablePointer<Float>, _ p116: UnsafeMutablePointer<Float>, _ p117: UnsafeMutablePointer<Float>, _ p118: UnsafeMutablePointer<Float>, _ p119: UnsafeMutablePointer<Float>, _ p120: UnsafeMutablePointer<Float>, _ p121: UnsafeMutablePointer<Float>, _ p122: UnsafeMutablePointer<Float>, _ p123: UnsafeMutablePointer<Float>, _ p124: UnsafeMutablePointer<Float>, _ p125: UnsafeMutablePointer<Float>, _ p126: UnsafeMutablePointer<Float>, _ p127: UnsafeMutablePointer<Float>, _ p128: UnsafeMutablePointer<Float>, _ p129: UnsafeMutablePointer<Float>, _ p130: UnsafeMutablePointer<Float>, _ p131: UnsafeMutablePointer<Float>, _ p132: UnsafeMutablePointer<Float>, _ p133: UnsafeMutablePointer<Float>, _ p134: UnsafeMutablePointer<Float>, _ p135: UnsafeMutablePointer<Float>, _ p136: UnsafeMutablePointer<Float>, _ p137: UnsafeMutablePointer<Float>, _ p138: UnsafeMutablePointer<Float>, _ p139: UnsafeMutablePointer<Float>, _ p140: UnsafeMutablePointer<Float>, _ p141: UnsafeMutablePointer<Float>, _ p142: UnsafeMutablePointer<Float>, _ p143: UnsafeMutablePointer<Float>, _ p144: UnsafeMutablePointer<Float>, _ p145: UnsafeMutablePointer<Float>, _ p146: UnsafeMutablePointer<Float>, _ p147: UnsafeMutablePointer<Float>, _ p148: UnsafeMutablePointer<Float>, _ p149: UnsafeMutablePointer<Float>, _ p150: UnsafeMutablePointer<Float>, _ p151: UnsafeMutablePointer<Float>, _ p152: UnsafeMutablePointer<Float>, _ p153: UnsafeMutablePointer<Float>, _ p154: UnsafeMutablePointer<Float>, _ p155: UnsafeMutablePointer<Float>, _ p156: UnsafeMutablePointer<Float>, _ p157: UnsafeMutablePointer<Float>, _ p158: UnsafeMutablePointer<Float>, _ p159: UnsafeMutablePointer<Float>, _ p160: UnsafeMutablePointer<Float>, _ p161: UnsafeMutablePointer<Float>, _ p162: UnsafeMutablePointer<Float>, _ p163: UnsafeMutablePointer<Float>, _ p164: UnsafeMutablePointer<Float>, _ p165: UnsafeMutablePointer<Float>, _ p166: UnsafeMutablePointer<Float>, _ p167: UnsafeMutablePointer<Float>, _ p168: UnsafeMutablePointer<Float>, _ p169: UnsafeMutablePointer<Float>, _ p170: UnsafeMutablePointer<Float>, _ p171: UnsafeMutablePointer<Float>, _ p172: UnsafeMutablePointer<Float>, _ p173: UnsafeMutablePointer<Float>, _ p174: UnsafeMutablePointer<Float>, _ p175: UnsafeMutablePointer<Float>, _ p176: UnsafeMutablePointer<Float>, _ p177: UnsafeMutablePointer<Float>, _ p178: UnsafeMutablePointer<Float>, _ p179: UnsafeMutablePointer<Float>, _ p180: UnsafeMutablePointer<Float>, _ p181: UnsafeMutablePointer<Float>, _ p182: UnsafeMutablePointer<Float>, _ p183: UnsafeMutablePointer<Float>, _ p184: UnsafeMutablePointer<Float>, _ p185: UnsafeMutablePointer<Float>, _ p186: UnsafeMutablePointer<Float>, _ p187: UnsafeMutablePointer<Float>, _ p188: UnsafeMutablePointer<Float>, _ p189: UnsafeMutablePointer<Float>, _ p190: UnsafeMutablePointer<Float>, _ p191: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+        Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p1[i0 * 128 + i1 * 16 + i2 * 1] = p0[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p5[i0 * 128 + i1 * 16 + i2 * 1] = p4[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 3:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p7[i0 * 128 + i1 * 16 + i2 * 1] = p6[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 4:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p9[i0 * 128 + i1 * 16 + i2 * 1] = p8[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 5:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p11[i0 * 128 + i1 * 16 + i2 * 1] = p10[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 6:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p13[i0 * 128 + i1 * 16 + i2 * 1] = p12[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 7:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p15[i0 * 128 + i1 * 16 + i2 * 1] = p14[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 8:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p17[i0 * 128 + i1 * 16 + i2 * 1] = p16[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 9:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p19[i0 * 128 + i1 * 16 + i2 * 1] = p18[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 10:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p21[i0 * 128 + i1 * 16 + i2 * 1] = p20[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 11:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p23[i0 * 128 + i1 * 16 + i2 * 1] = p22[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 12:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p25[i0 * 128 + i1 * 16 + i2 * 1] = p24[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 13:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p27[i0 * 128 + i1 * 16 + i2 * 1] = p26[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 14:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p29[i0 * 128 + i1 * 16 + i2 * 1] = p28[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 15:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p31[i0 * 128 + i1 * 16 + i2 * 1] = p30[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 16:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p33[i0 * 128 + i1 * 16 + i2 * 1] = p32[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 17:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p35[i0 * 128 + i1 * 16 + i2 * 1] = p34[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 18:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p37[i0 * 128 + i1 * 16 + i2 * 1] = p36[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 19:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p39[i0 * 128 + i1 * 16 + i2 * 1] = p38[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 20:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p41[i0 * 128 + i1 * 16 + i2 * 1] = p40[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 21:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p43[i0 * 128 + i1 * 16 + i2 * 1] = p42[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 22:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p45[i0 * 128 + i1 * 16 + i2 * 1] = p44[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 23:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p47[i0 * 128 + i1 * 16 + i2 * 1] = p46[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 24:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p49[i0 * 128 + i1 * 16 + i2 * 1] = p48[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 25:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p51[i0 * 128 + i1 * 16 + i2 * 1] = p50[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 26:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p53[i0 * 128 + i1 * 16 + i2 * 1] = p52[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 27:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p55[i0 * 128 + i1 * 16 + i2 * 1] = p54[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 28:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p57[i0 * 128 + i1 * 16 + i2 * 1] = p56[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 29:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p59[i0 * 128 + i1 * 16 + i2 * 1] = p58[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 30:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p61[i0 * 128 + i1 * 16 + i2 * 1] = p60[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 31:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p63[i0 * 128 + i1 * 16 + i2 * 1] = p62[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 32:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p65[i0 * 128 + i1 * 16 + i2 * 1] = p64[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 33:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p67[i0 * 128 + i1 * 16 + i2 * 1] = p66[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 34:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p69[i0 * 128 + i1 * 16 + i2 * 1] = p68[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 35:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p71[i0 * 128 + i1 * 16 + i2 * 1] = p70[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 36:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p73[i0 * 128 + i1 * 16 + i2 * 1] = p72[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 37:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p75[i0 * 128 + i1 * 16 + i2 * 1] = p74[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 38:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p77[i0 * 128 + i1 * 16 + i2 * 1] = p76[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 39:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p79[i0 * 128 + i1 * 16 + i2 * 1] = p78[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 40:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p81[i0 * 128 + i1 * 16 + i2 * 1] = p80[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 41:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p83[i0 * 128 + i1 * 16 + i2 * 1] = p82[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 42:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p85[i0 * 128 + i1 * 16 + i2 * 1] = p84[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 43:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p87[i0 * 128 + i1 * 16 + i2 * 1] = p86[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 44:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p89[i0 * 128 + i1 * 16 + i2 * 1] = p88[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 45:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p91[i0 * 128 + i1 * 16 + i2 * 1] = p90[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 46:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p93[i0 * 128 + i1 * 16 + i2 * 1] = p92[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 47:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p95[i0 * 128 + i1 * 16 + i2 * 1] = p94[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 48:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p97[i0 * 128 + i1 * 16 + i2 * 1] = p96[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 49:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p99[i0 * 128 + i1 * 16 + i2 * 1] = p98[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 50:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p101[i0 * 128 + i1 * 16 + i2 * 1] = p100[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 51:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p103[i0 * 128 + i1 * 16 + i2 * 1] = p102[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 52:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p105[i0 * 128 + i1 * 16 + i2 * 1] = p104[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 53:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p107[i0 * 128 + i1 * 16 + i2 * 1] = p106[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 54:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p109[i0 * 128 + i1 * 16 + i2 * 1] = p108[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 55:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p111[i0 * 128 + i1 * 16 + i2 * 1] = p110[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 56:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p113[i0 * 128 + i1 * 16 + i2 * 1] = p112[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 57:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p115[i0 * 128 + i1 * 16 + i2 * 1] = p114[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 58:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p117[i0 * 128 + i1 * 16 + i2 * 1] = p116[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 59:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p119[i0 * 128 + i1 * 16 + i2 * 1] = p118[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 60:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p121[i0 * 128 + i1 * 16 + i2 * 1] = p120[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 61:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p123[i0 * 128 + i1 * 16 + i2 * 1] = p122[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 62:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p125[i0 * 128 + i1 * 16 + i2 * 1] = p124[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 63:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p127[i0 * 128 + i1 * 16 + i2 * 1] = p126[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 64:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p129[i0 * 128 + i1 * 16 + i2 * 1] = p128[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 65:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p131[i0 * 128 + i1 * 16 + i2 * 1] = p130[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 66:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p133[i0 * 128 + i1 * 16 + i2 * 1] = p132[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 67:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p135[i0 * 128 + i1 * 16 + i2 * 1] = p134[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 68:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p137[i0 * 128 + i1 * 16 + i2 * 1] = p136[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 69:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p139[i0 * 128 + i1 * 16 + i2 * 1] = p138[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 70:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p141[i0 * 128 + i1 * 16 + i2 * 1] = p140[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 71:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p143[i0 * 128 + i1 * 16 + i2 * 1] = p142[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 72:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p145[i0 * 128 + i1 * 16 + i2 * 1] = p144[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 73:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p147[i0 * 128 + i1 * 16 + i2 * 1] = p146[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 74:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p149[i0 * 128 + i1 * 16 + i2 * 1] = p148[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 75:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p151[i0 * 128 + i1 * 16 + i2 * 1] = p150[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 76:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p153[i0 * 128 + i1 * 16 + i2 * 1] = p152[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 77:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p155[i0 * 128 + i1 * 16 + i2 * 1] = p154[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 78:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p157[i0 * 128 + i1 * 16 + i2 * 1] = p156[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 79:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p159[i0 * 128 + i1 * 16 + i2 * 1] = p158[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 80:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p161[i0 * 128 + i1 * 16 + i2 * 1] = p160[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 81:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p163[i0 * 128 + i1 * 16 + i2 * 1] = p162[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 82:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p165[i0 * 128 + i1 * 16 + i2 * 1] = p164[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 83:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p167[i0 * 128 + i1 * 16 + i2 * 1] = p166[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 84:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p169[i0 * 128 + i1 * 16 + i2 * 1] = p168[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 85:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p171[i0 * 128 + i1 * 16 + i2 * 1] = p170[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 86:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p173[i0 * 128 + i1 * 16 + i2 * 1] = p172[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 87:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p175[i0 * 128 + i1 * 16 + i2 * 1] = p174[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 88:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p177[i0 * 128 + i1 * 16 + i2 * 1] = p176[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 89:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p179[i0 * 128 + i1 * 16 + i2 * 1] = p178[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 90:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p181[i0 * 128 + i1 * 16 + i2 * 1] = p180[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 91:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p183[i0 * 128 + i1 * 16 + i2 * 1] = p182[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 92:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p185[i0 * 128 + i1 * 16 + i2 * 1] = p184[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 93:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p187[i0 * 128 + i1 * 16 + i2 * 1] = p186[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 94:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p189[i0 * 128 + i1 * 16 + i2 * 1] = p188[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<64 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p191[i0 * 128 + i1 * 16 + i2 * 1] = p190[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
-    private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
+        // stage 2: y[row, panel, lane] += Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
+    }
+
+    @inline(never)
+    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
@@ -738,32 +1545,32 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 1024, n: 1024, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: y0[n, o] += Σ_r z[0..<8][n, r]·B[o, r]; y1[n, o] += Σ_r z[8..<16][n, r]·B[o, r]; y2[n, o] += Σ_r z[16..<24][n, r]·B[o, r]; y3[n, o] += Σ_r z[24..<32][n, r]·B[o, r]
+        // stage 2: y0[row, panel, lane] += Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[16..<24][row, rank]·B.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank z[24..<32][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: w, lda: 32, b: p1, ldb: 8, beta: 1, c: y, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 8), lda: 32, b: p2, ldb: 8, beta: 1, c: y1, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8), lda: 32, b: p2, beta: 1, c: y1, ldc: 1024, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 16), lda: 32, b: p3, ldb: 8, beta: 1, c: y2, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 16), lda: 32, b: p3, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 24), lda: 32, b: p4, ldb: 8, beta: 1, c: y3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 24), lda: 32, b: p4, beta: 1, c: y3, ldc: 1024, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[24..<32][n, r] = Σ_o dy[n, o]·B[o, r]; dz[16..<24][n, r] = Σ_o dy[n, o]·B[o, r]; dz[8..<16][n, r] = Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = Σ_o dy[n, o]·B[o, r]
         Kernels.stage(5, flops: 131072 * n, threads: threads) { i, threads in
             switch i {

@@ -18,6 +18,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `BertDropped`: 36 (layer, module) pairs, 485376 parameters.
 ///
+/// `prepare()` computes 242688 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class BertDroppedAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -29,6 +39,8 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     public static let specName = "BertDropped"
     public static let specHash = "8d39f64470fdcdd1"
     public static let parameterCount = 485376
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 242688
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -99,7 +111,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
@@ -112,11 +124,25 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 27648, q + 0, p + 39936, q + 12288, p + 43008, q + 15360, p + 86016, q + 27648, p + 98304, q + 39936, p + 110592, q + 52224, p + 153600, q + 58368, p + 165888, q + 70656, p + 178176, q + 82944, p + 227328, q + 95232, p + 239616, q + 107520, p + 251904, q + 119808, p + 301056, q + 132096, p + 313344, q + 144384, p + 325632, q + 156672, p + 374784, q + 168960, p + 387072, q + 181248, p + 399360, q + 193536, threads: threads)  // group upper
+        Self.prepare1(n, p + 448512, q + 205824, p + 460800, q + 218112, p + 473088, q + 230400, threads: threads)  // group lower_shared
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -128,51 +154,52 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 0, p + 27648, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 12288, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 12288, p + 39936, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 15360, p + 43008, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 55296, p + 86016, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 67584, p + 98304, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 79872, p + 110592, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 116736, p + 153600, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 129024, p + 165888, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 141312, p + 178176, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 190464, p + 227328, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 202752, p + 239616, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 215040, p + 251904, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 264192, p + 301056, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 276480, p + 313344, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 288768, p + 325632, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward3(n, x + first * 768, y + first * 768, w, p + 337920, p + 374784, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 350208, p + 387072, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 362496, p + 399360, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 411648, p + 448512, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 423936, p + 460800, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 436224, p + 473088, threads: threads) }
+        case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 0, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 12288, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward3(n, x + first * 768, y + first * 768, w, p + 12288, q + 12288, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 15360, q + 15360, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 55296, q + 27648, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 67584, q + 39936, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward4(n, x + first * 768, y + first * 768, w, p + 79872, q + 52224, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 116736, q + 58368, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 129024, q + 70656, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 141312, q + 82944, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 190464, q + 95232, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 202752, q + 107520, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 215040, q + 119808, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 264192, q + 132096, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 276480, q + 144384, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 288768, q + 156672, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward5(n, x + first * 768, y + first * 768, w, p + 337920, q + 168960, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 350208, q + 181248, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 362496, q + 193536, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
+        case 24: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
+        case 25: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
+        case 26: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
+        case 27: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
+        case 28: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
+        case 29: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
+        case 30: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
+        case 31: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
+        case 32: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
+        case 33: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
+        case 34: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
+        case 35: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -183,46 +210,47 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, p + 0, p + 27648, g + 27648, g + 0, threads: threads)
-        case 1: Self.backward5(n, x, dy, dx, w, p + 12288, p + 39936, g + 39936, g + 12288, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, p + 15360, p + 43008, g + 43008, g + 15360, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 55296, p + 86016, g + 86016, g + 55296, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, p + 67584, p + 98304, g + 98304, g + 67584, threads: threads)
-        case 5: Self.backward6(n, x, dy, dx, w, p + 79872, p + 110592, g + 110592, g + 79872, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, p + 116736, p + 153600, g + 153600, g + 116736, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 129024, p + 165888, g + 165888, g + 129024, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, p + 141312, p + 178176, g + 178176, g + 141312, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 190464, p + 227328, g + 227328, g + 190464, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, p + 202752, p + 239616, g + 239616, g + 202752, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 215040, p + 251904, g + 251904, g + 215040, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, p + 264192, p + 301056, g + 301056, g + 264192, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, p + 276480, p + 313344, g + 313344, g + 276480, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, p + 288768, p + 325632, g + 325632, g + 288768, threads: threads)
-        case 15: Self.backward7(n, x, dy, dx, w, p + 337920, p + 374784, g + 374784, g + 337920, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, p + 350208, p + 387072, g + 387072, g + 350208, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, p + 362496, p + 399360, g + 399360, g + 362496, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
+        case 0: Self.backward6(n, x, dy, dx, w, p + 0, p + 27648, g + 27648, g + 0, threads: threads)
+        case 1: Self.backward7(n, x, dy, dx, w, p + 12288, p + 39936, g + 39936, g + 12288, threads: threads)
+        case 2: Self.backward6(n, x, dy, dx, w, p + 15360, p + 43008, g + 43008, g + 15360, threads: threads)
+        case 3: Self.backward6(n, x, dy, dx, w, p + 55296, p + 86016, g + 86016, g + 55296, threads: threads)
+        case 4: Self.backward6(n, x, dy, dx, w, p + 67584, p + 98304, g + 98304, g + 67584, threads: threads)
+        case 5: Self.backward8(n, x, dy, dx, w, p + 79872, p + 110592, g + 110592, g + 79872, threads: threads)
+        case 6: Self.backward6(n, x, dy, dx, w, p + 116736, p + 153600, g + 153600, g + 116736, threads: threads)
+        case 7: Self.backward6(n, x, dy, dx, w, p + 129024, p + 165888, g + 165888, g + 129024, threads: threads)
+        case 8: Self.backward6(n, x, dy, dx, w, p + 141312, p + 178176, g + 178176, g + 141312, threads: threads)
+        case 9: Self.backward6(n, x, dy, dx, w, p + 190464, p + 227328, g + 227328, g + 190464, threads: threads)
+        case 10: Self.backward6(n, x, dy, dx, w, p + 202752, p + 239616, g + 239616, g + 202752, threads: threads)
+        case 11: Self.backward6(n, x, dy, dx, w, p + 215040, p + 251904, g + 251904, g + 215040, threads: threads)
+        case 12: Self.backward6(n, x, dy, dx, w, p + 264192, p + 301056, g + 301056, g + 264192, threads: threads)
+        case 13: Self.backward6(n, x, dy, dx, w, p + 276480, p + 313344, g + 313344, g + 276480, threads: threads)
+        case 14: Self.backward6(n, x, dy, dx, w, p + 288768, p + 325632, g + 325632, g + 288768, threads: threads)
+        case 15: Self.backward9(n, x, dy, dx, w, p + 337920, p + 374784, g + 374784, g + 337920, threads: threads)
+        case 16: Self.backward6(n, x, dy, dx, w, p + 350208, p + 387072, g + 387072, g + 350208, threads: threads)
+        case 17: Self.backward6(n, x, dy, dx, w, p + 362496, p + 399360, g + 399360, g + 362496, threads: threads)
+        case 18: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
+        case 19: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
+        case 20: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
+        case 21: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
+        case 22: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
+        case 23: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
+        case 24: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
+        case 25: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
+        case 26: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
+        case 27: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
+        case 28: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
+        case 29: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
+        case 30: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
+        case 31: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
+        case 32: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
+        case 33: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
+        case 34: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
+        case 35: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
         default: break
         }
     }
@@ -234,46 +262,47 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize8(n, delta, p + 27648, p + 0, threads: threads)
-        case 1: Self.materialize9(n, delta, p + 39936, p + 12288, threads: threads)
-        case 2: Self.materialize8(n, delta, p + 43008, p + 15360, threads: threads)
-        case 3: Self.materialize8(n, delta, p + 86016, p + 55296, threads: threads)
-        case 4: Self.materialize8(n, delta, p + 98304, p + 67584, threads: threads)
-        case 5: Self.materialize10(n, delta, p + 110592, p + 79872, threads: threads)
-        case 6: Self.materialize8(n, delta, p + 153600, p + 116736, threads: threads)
-        case 7: Self.materialize8(n, delta, p + 165888, p + 129024, threads: threads)
-        case 8: Self.materialize8(n, delta, p + 178176, p + 141312, threads: threads)
-        case 9: Self.materialize8(n, delta, p + 227328, p + 190464, threads: threads)
-        case 10: Self.materialize8(n, delta, p + 239616, p + 202752, threads: threads)
-        case 11: Self.materialize8(n, delta, p + 251904, p + 215040, threads: threads)
-        case 12: Self.materialize8(n, delta, p + 301056, p + 264192, threads: threads)
-        case 13: Self.materialize8(n, delta, p + 313344, p + 276480, threads: threads)
-        case 14: Self.materialize8(n, delta, p + 325632, p + 288768, threads: threads)
-        case 15: Self.materialize11(n, delta, p + 374784, p + 337920, threads: threads)
-        case 16: Self.materialize8(n, delta, p + 387072, p + 350208, threads: threads)
-        case 17: Self.materialize8(n, delta, p + 399360, p + 362496, threads: threads)
-        case 18: Self.materialize8(n, delta, p + 448512, p + 411648, threads: threads)
-        case 19: Self.materialize8(n, delta, p + 460800, p + 423936, threads: threads)
-        case 20: Self.materialize8(n, delta, p + 473088, p + 436224, threads: threads)
-        case 21: Self.materialize8(n, delta, p + 448512, p + 411648, threads: threads)
-        case 22: Self.materialize8(n, delta, p + 460800, p + 423936, threads: threads)
-        case 23: Self.materialize8(n, delta, p + 473088, p + 436224, threads: threads)
-        case 24: Self.materialize8(n, delta, p + 448512, p + 411648, threads: threads)
-        case 25: Self.materialize8(n, delta, p + 460800, p + 423936, threads: threads)
-        case 26: Self.materialize8(n, delta, p + 473088, p + 436224, threads: threads)
-        case 27: Self.materialize8(n, delta, p + 448512, p + 411648, threads: threads)
-        case 28: Self.materialize8(n, delta, p + 460800, p + 423936, threads: threads)
-        case 29: Self.materialize8(n, delta, p + 473088, p + 436224, threads: threads)
-        case 30: Self.materialize8(n, delta, p + 448512, p + 411648, threads: threads)
-        case 31: Self.materialize8(n, delta, p + 460800, p + 423936, threads: threads)
-        case 32: Self.materialize8(n, delta, p + 473088, p + 436224, threads: threads)
-        case 33: Self.materialize8(n, delta, p + 448512, p + 411648, threads: threads)
-        case 34: Self.materialize8(n, delta, p + 460800, p + 423936, threads: threads)
-        case 35: Self.materialize8(n, delta, p + 473088, p + 436224, threads: threads)
+        case 0: Self.materialize10(n, delta, p + 27648, p + 0, threads: threads)
+        case 1: Self.materialize11(n, delta, p + 39936, p + 12288, threads: threads)
+        case 2: Self.materialize10(n, delta, p + 43008, p + 15360, threads: threads)
+        case 3: Self.materialize10(n, delta, p + 86016, p + 55296, threads: threads)
+        case 4: Self.materialize10(n, delta, p + 98304, p + 67584, threads: threads)
+        case 5: Self.materialize12(n, delta, p + 110592, p + 79872, threads: threads)
+        case 6: Self.materialize10(n, delta, p + 153600, p + 116736, threads: threads)
+        case 7: Self.materialize10(n, delta, p + 165888, p + 129024, threads: threads)
+        case 8: Self.materialize10(n, delta, p + 178176, p + 141312, threads: threads)
+        case 9: Self.materialize10(n, delta, p + 227328, p + 190464, threads: threads)
+        case 10: Self.materialize10(n, delta, p + 239616, p + 202752, threads: threads)
+        case 11: Self.materialize10(n, delta, p + 251904, p + 215040, threads: threads)
+        case 12: Self.materialize10(n, delta, p + 301056, p + 264192, threads: threads)
+        case 13: Self.materialize10(n, delta, p + 313344, p + 276480, threads: threads)
+        case 14: Self.materialize10(n, delta, p + 325632, p + 288768, threads: threads)
+        case 15: Self.materialize13(n, delta, p + 374784, p + 337920, threads: threads)
+        case 16: Self.materialize10(n, delta, p + 387072, p + 350208, threads: threads)
+        case 17: Self.materialize10(n, delta, p + 399360, p + 362496, threads: threads)
+        case 18: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
+        case 19: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
+        case 20: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
+        case 21: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
+        case 22: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
+        case 23: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
+        case 24: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
+        case 25: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
+        case 26: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
+        case 27: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
+        case 28: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
+        case 29: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
+        case 30: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
+        case 31: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
+        case 32: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
+        case 33: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
+        case 34: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
+        case 35: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
         default: break
         }
     }
@@ -288,23 +317,24 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: RowBlocks.run(rows: n, rowWork: 110592, workspacePerRow: 36, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward12(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 0, p + 27648, p + 39936, p + 43008, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 122880, workspacePerRow: 40, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward13(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 55296, p + 86016, p + 98304, p + 110592, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 116736, p + 153600, p + 165888, p + 178176, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 190464, p + 227328, p + 239616, p + 251904, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 264192, p + 301056, p + 313344, p + 325632, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward15(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 337920, p + 374784, p + 387072, p + 399360, threads: threads) }; return
-            case 0: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, p + 448512, p + 460800, p + 473088, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 110592, workspacePerRow: 36, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 0, q + 0, q + 12288, q + 15360, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 122880, workspacePerRow: 40, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward15(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 55296, q + 27648, q + 39936, q + 52224, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 116736, q + 58368, q + 70656, q + 82944, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 190464, q + 95232, q + 107520, q + 119808, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 264192, q + 132096, q + 144384, q + 156672, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward17(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 337920, q + 168960, q + 181248, q + 193536, threads: threads) }; return
+            case 0: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
             default: break
             }
         }
@@ -324,23 +354,24 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerBackward16(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, p + 43008, p + 39936, p + 27648, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
-            case 7: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, p + 110592, p + 98304, p + 86016, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
-            case 8: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, p + 178176, p + 165888, p + 153600, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
-            case 9: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, p + 251904, p + 239616, p + 227328, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
-            case 10: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, p + 325632, p + 313344, p + 301056, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
-            case 11: Self.layerBackward19(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, p + 399360, p + 387072, p + 374784, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
-            case 0: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 1: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 2: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 3: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 4: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 5: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 6: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, p + 43008, p + 39936, p + 27648, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
+            case 7: Self.layerBackward19(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, p + 110592, p + 98304, p + 86016, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
+            case 8: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, p + 178176, p + 165888, p + 153600, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
+            case 9: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, p + 251904, p + 239616, p + 227328, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
+            case 10: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, p + 325632, p + 313344, p + 301056, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
+            case 11: Self.layerBackward21(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, p + 399360, p + 387072, p + 374784, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
+            case 0: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 1: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 2: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 3: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 4: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 5: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
             default: break
             }
         }
@@ -353,39 +384,225 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y[n, o] += 2.0·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+        Kernels.stage(18, flops: 205824, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<48 {
+                    for i1 in 0..<4 {
+                        for i2 in 0..<16 {
+                            p3[i0 * 64 + i1 * 16 + i2 * 1] = p2[i0 * 64 + i1 * 1 + i2 * 4]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p5[i0 * 256 + i1 * 16 + i2 * 1] = p4[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 3:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p7[i0 * 256 + i1 * 16 + i2 * 1] = p6[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 4:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p9[i0 * 256 + i1 * 16 + i2 * 1] = p8[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 5:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p11[i0 * 128 + i1 * 16 + i2 * 1] = p10[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 6:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p13[i0 * 256 + i1 * 16 + i2 * 1] = p12[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 7:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p15[i0 * 256 + i1 * 16 + i2 * 1] = p14[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 8:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p17[i0 * 256 + i1 * 16 + i2 * 1] = p16[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 9:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p19[i0 * 256 + i1 * 16 + i2 * 1] = p18[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 10:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p21[i0 * 256 + i1 * 16 + i2 * 1] = p20[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 11:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p23[i0 * 256 + i1 * 16 + i2 * 1] = p22[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 12:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p25[i0 * 256 + i1 * 16 + i2 * 1] = p24[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 13:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p27[i0 * 256 + i1 * 16 + i2 * 1] = p26[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 14:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p29[i0 * 256 + i1 * 16 + i2 * 1] = p28[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 15:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p31[i0 * 256 + i1 * 16 + i2 * 1] = p30[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 16:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p33[i0 * 256 + i1 * 16 + i2 * 1] = p32[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p35[i0 * 256 + i1 * 16 + i2 * 1] = p34[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: y[n, o] += 8.0·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 4, alpha: 8.0, a: w, lda: 4, b: p1, ldb: 4, beta: 1, c: y, ldc: 768, threads: threads)
+    private static func prepare1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+        Kernels.stage(3, flops: 36864, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p3[i0 * 256 + i1 * 16 + i2 * 1] = p2[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<48 {
+                    for i1 in 0..<16 {
+                        for i2 in 0..<16 {
+                            p5[i0 * 256 + i1 * 16 + i2 * 1] = p4[i0 * 256 + i1 * 1 + i2 * 16]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, o] += Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
+        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+        // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y[n, o] += 4.0·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 4.0, a: w, lda: 16, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
+        // stage 2: y[row, panel, lane] += 8.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 8.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+        // stage 2: y[row, panel, lane] += Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
+    }
+
+    @inline(never)
+    private static func forward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+        // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 4.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
+    }
+
+    @inline(never)
+    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
@@ -409,7 +626,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 8.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
@@ -433,7 +650,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
@@ -457,7 +674,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 4.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
@@ -481,76 +698,42 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize9(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize11(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 8.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 4, alpha: 8.0, a: p0, lda: 4, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize12(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize11(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize13(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 4.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward12(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward14(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 36, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 36, threads: threads)
-        // stage 2: y0[n, o] += 2.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 8.0·Σ_r z[16..<20][n, r]·B[o, r]; y2[n, o] += 2.0·Σ_r z[20..<36][n, r]·B[o, r]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 8.0·Σ_rank z[16..<20][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[20..<36][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 55296 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 36, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 36, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 4, alpha: 8.0, a: (w + 16), lda: 36, b: p2, ldb: 4, beta: 1, c: y1, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 8.0, a: (w + 16), lda: 36, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 20), lda: 36, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
-            }
-        }
-    }
-
-    @inline(never)
-    private static func layerForward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 40, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 40, threads: threads)
-        // stage 2: y0[n, o] += 2.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[16..<32][n, r]·B[o, r]; y2[n, o] += Σ_r z[32..<40][n, r]·B[o, r]
-        Kernels.stage(3, flops: 61440 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 40, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 16), lda: 40, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 32), lda: 40, b: p3, ldb: 8, beta: 1, c: y2, ldc: 768, threads: threads)
-            }
-        }
-    }
-
-    @inline(never)
-    private static func layerForward14(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
-        // stage 2: y0[n, o] += 2.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[16..<32][n, r]·B[o, r]; y2[n, o] += 2.0·Σ_r z[32..<48][n, r]·B[o, r]
-        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: w, lda: 48, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 20), lda: 36, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }
@@ -558,22 +741,56 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func layerForward15(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
-        // stage 2: y0[n, o] += 4.0·Σ_r z[0..<16][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[16..<32][n, r]·B[o, r]; y2[n, o] += 2.0·Σ_r z[32..<48][n, r]·B[o, r]
-        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+        Kernels.gemm(transA: false, transB: true, m: n, n: 40, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 40, threads: threads)
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[32..<40][row, rank]·B.panels[panel, rank, lane]
+        Kernels.stage(3, flops: 61440 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 4.0, a: w, lda: 48, b: p1, ldb: 16, beta: 1, c: y, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 40, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, ldb: 16, beta: 1, c: y1, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 16), lda: 40, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, ldb: 16, beta: 1, c: y2, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 32), lda: 40, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward16(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward16(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 48, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
+            case 1:
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
+            default:
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerForward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+        // stage 2: y0[row, panel, lane] += 4.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
+        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 4.0, a: w, lda: 48, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
+            case 1:
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
+            default:
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+            }
+        }
+    }
+
+    @inline(never)
+    private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[20..<36][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<20][n, r] = 8.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
         Kernels.stage(4, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
@@ -605,7 +822,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward19(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<40][n, r] = Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
         Kernels.stage(4, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
@@ -637,7 +854,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward20(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
@@ -669,7 +886,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward19(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward21(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 4.0·Σ_o dy[n, o]·B[o, r]
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {

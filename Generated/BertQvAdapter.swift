@@ -14,6 +14,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `BertQv`: 24 (layer, module) pairs, 294912 parameters.
 ///
+/// `prepare()` computes 147456 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class BertQvAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -25,6 +35,8 @@ public final class BertQvAdapter: GeneratedAdapter {
     public static let specName = "BertQv"
     public static let specHash = "50993ffc3ae13b35"
     public static let parameterCount = 294912
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 147456
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -101,7 +113,7 @@ public final class BertQvAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, -1, 1, 2, -1, 3, 4, -1, 5, 6, -1, 7, 8, -1, 9, 10, -1, 11, 12, -1, 13, 14, -1, 15, 16, -1, 17, 18, -1, 19, 20, -1, 21, 22, -1, 23]
@@ -114,11 +126,24 @@ public final class BertQvAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 12288, q + 0, p + 18432, q + 6144, p + 36864, q + 12288, p + 43008, q + 18432, p + 61440, q + 24576, p + 67584, q + 30720, p + 86016, q + 36864, p + 92160, q + 43008, p + 110592, q + 49152, p + 116736, q + 55296, p + 135168, q + 61440, p + 141312, q + 67584, p + 159744, q + 73728, p + 165888, q + 79872, p + 184320, q + 86016, p + 190464, q + 92160, p + 208896, q + 98304, p + 215040, q + 104448, p + 233472, q + 110592, p + 239616, q + 116736, p + 258048, q + 122880, p + 264192, q + 129024, p + 282624, q + 135168, p + 288768, q + 141312, threads: threads)  // group attn
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -130,39 +155,40 @@ public final class BertQvAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 0, p + 12288, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 6144, p + 18432, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 24576, p + 36864, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 30720, p + 43008, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 49152, p + 61440, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 55296, p + 67584, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 73728, p + 86016, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 79872, p + 92160, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 98304, p + 110592, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 104448, p + 116736, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 122880, p + 135168, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 129024, p + 141312, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 147456, p + 159744, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 153600, p + 165888, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 172032, p + 184320, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 178176, p + 190464, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 196608, p + 208896, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 202752, p + 215040, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 221184, p + 233472, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 227328, p + 239616, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 245760, p + 258048, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 251904, p + 264192, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 270336, p + 282624, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 768, w, p + 276480, p + 288768, threads: threads) }
+        case 0: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 0, q + 0, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 6144, q + 6144, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 24576, q + 12288, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 30720, q + 18432, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 49152, q + 24576, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 55296, q + 30720, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 73728, q + 36864, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 79872, q + 43008, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 98304, q + 49152, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 104448, q + 55296, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 122880, q + 61440, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 129024, q + 67584, threads: threads) }
+        case 12: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 147456, q + 73728, threads: threads) }
+        case 13: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 153600, q + 79872, threads: threads) }
+        case 14: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 172032, q + 86016, threads: threads) }
+        case 15: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 178176, q + 92160, threads: threads) }
+        case 16: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 196608, q + 98304, threads: threads) }
+        case 17: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 202752, q + 104448, threads: threads) }
+        case 18: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 221184, q + 110592, threads: threads) }
+        case 19: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 227328, q + 116736, threads: threads) }
+        case 20: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 245760, q + 122880, threads: threads) }
+        case 21: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 251904, q + 129024, threads: threads) }
+        case 22: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 270336, q + 135168, threads: threads) }
+        case 23: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 276480, q + 141312, threads: threads) }
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -173,34 +199,35 @@ public final class BertQvAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward1(n, x, dy, dx, w, p + 0, p + 12288, g + 12288, g + 0, threads: threads)
-        case 1: Self.backward1(n, x, dy, dx, w, p + 6144, p + 18432, g + 18432, g + 6144, threads: threads)
-        case 2: Self.backward1(n, x, dy, dx, w, p + 24576, p + 36864, g + 36864, g + 24576, threads: threads)
-        case 3: Self.backward1(n, x, dy, dx, w, p + 30720, p + 43008, g + 43008, g + 30720, threads: threads)
-        case 4: Self.backward1(n, x, dy, dx, w, p + 49152, p + 61440, g + 61440, g + 49152, threads: threads)
-        case 5: Self.backward1(n, x, dy, dx, w, p + 55296, p + 67584, g + 67584, g + 55296, threads: threads)
-        case 6: Self.backward1(n, x, dy, dx, w, p + 73728, p + 86016, g + 86016, g + 73728, threads: threads)
-        case 7: Self.backward1(n, x, dy, dx, w, p + 79872, p + 92160, g + 92160, g + 79872, threads: threads)
-        case 8: Self.backward1(n, x, dy, dx, w, p + 98304, p + 110592, g + 110592, g + 98304, threads: threads)
-        case 9: Self.backward1(n, x, dy, dx, w, p + 104448, p + 116736, g + 116736, g + 104448, threads: threads)
-        case 10: Self.backward1(n, x, dy, dx, w, p + 122880, p + 135168, g + 135168, g + 122880, threads: threads)
-        case 11: Self.backward1(n, x, dy, dx, w, p + 129024, p + 141312, g + 141312, g + 129024, threads: threads)
-        case 12: Self.backward1(n, x, dy, dx, w, p + 147456, p + 159744, g + 159744, g + 147456, threads: threads)
-        case 13: Self.backward1(n, x, dy, dx, w, p + 153600, p + 165888, g + 165888, g + 153600, threads: threads)
-        case 14: Self.backward1(n, x, dy, dx, w, p + 172032, p + 184320, g + 184320, g + 172032, threads: threads)
-        case 15: Self.backward1(n, x, dy, dx, w, p + 178176, p + 190464, g + 190464, g + 178176, threads: threads)
-        case 16: Self.backward1(n, x, dy, dx, w, p + 196608, p + 208896, g + 208896, g + 196608, threads: threads)
-        case 17: Self.backward1(n, x, dy, dx, w, p + 202752, p + 215040, g + 215040, g + 202752, threads: threads)
-        case 18: Self.backward1(n, x, dy, dx, w, p + 221184, p + 233472, g + 233472, g + 221184, threads: threads)
-        case 19: Self.backward1(n, x, dy, dx, w, p + 227328, p + 239616, g + 239616, g + 227328, threads: threads)
-        case 20: Self.backward1(n, x, dy, dx, w, p + 245760, p + 258048, g + 258048, g + 245760, threads: threads)
-        case 21: Self.backward1(n, x, dy, dx, w, p + 251904, p + 264192, g + 264192, g + 251904, threads: threads)
-        case 22: Self.backward1(n, x, dy, dx, w, p + 270336, p + 282624, g + 282624, g + 270336, threads: threads)
-        case 23: Self.backward1(n, x, dy, dx, w, p + 276480, p + 288768, g + 288768, g + 276480, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 12288, g + 12288, g + 0, threads: threads)
+        case 1: Self.backward2(n, x, dy, dx, w, p + 6144, p + 18432, g + 18432, g + 6144, threads: threads)
+        case 2: Self.backward2(n, x, dy, dx, w, p + 24576, p + 36864, g + 36864, g + 24576, threads: threads)
+        case 3: Self.backward2(n, x, dy, dx, w, p + 30720, p + 43008, g + 43008, g + 30720, threads: threads)
+        case 4: Self.backward2(n, x, dy, dx, w, p + 49152, p + 61440, g + 61440, g + 49152, threads: threads)
+        case 5: Self.backward2(n, x, dy, dx, w, p + 55296, p + 67584, g + 67584, g + 55296, threads: threads)
+        case 6: Self.backward2(n, x, dy, dx, w, p + 73728, p + 86016, g + 86016, g + 73728, threads: threads)
+        case 7: Self.backward2(n, x, dy, dx, w, p + 79872, p + 92160, g + 92160, g + 79872, threads: threads)
+        case 8: Self.backward2(n, x, dy, dx, w, p + 98304, p + 110592, g + 110592, g + 98304, threads: threads)
+        case 9: Self.backward2(n, x, dy, dx, w, p + 104448, p + 116736, g + 116736, g + 104448, threads: threads)
+        case 10: Self.backward2(n, x, dy, dx, w, p + 122880, p + 135168, g + 135168, g + 122880, threads: threads)
+        case 11: Self.backward2(n, x, dy, dx, w, p + 129024, p + 141312, g + 141312, g + 129024, threads: threads)
+        case 12: Self.backward2(n, x, dy, dx, w, p + 147456, p + 159744, g + 159744, g + 147456, threads: threads)
+        case 13: Self.backward2(n, x, dy, dx, w, p + 153600, p + 165888, g + 165888, g + 153600, threads: threads)
+        case 14: Self.backward2(n, x, dy, dx, w, p + 172032, p + 184320, g + 184320, g + 172032, threads: threads)
+        case 15: Self.backward2(n, x, dy, dx, w, p + 178176, p + 190464, g + 190464, g + 178176, threads: threads)
+        case 16: Self.backward2(n, x, dy, dx, w, p + 196608, p + 208896, g + 208896, g + 196608, threads: threads)
+        case 17: Self.backward2(n, x, dy, dx, w, p + 202752, p + 215040, g + 215040, g + 202752, threads: threads)
+        case 18: Self.backward2(n, x, dy, dx, w, p + 221184, p + 233472, g + 233472, g + 221184, threads: threads)
+        case 19: Self.backward2(n, x, dy, dx, w, p + 227328, p + 239616, g + 239616, g + 227328, threads: threads)
+        case 20: Self.backward2(n, x, dy, dx, w, p + 245760, p + 258048, g + 258048, g + 245760, threads: threads)
+        case 21: Self.backward2(n, x, dy, dx, w, p + 251904, p + 264192, g + 264192, g + 251904, threads: threads)
+        case 22: Self.backward2(n, x, dy, dx, w, p + 270336, p + 282624, g + 282624, g + 270336, threads: threads)
+        case 23: Self.backward2(n, x, dy, dx, w, p + 276480, p + 288768, g + 288768, g + 276480, threads: threads)
         default: break
         }
     }
@@ -212,34 +239,35 @@ public final class BertQvAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize2(n, delta, p + 12288, p + 0, threads: threads)
-        case 1: Self.materialize2(n, delta, p + 18432, p + 6144, threads: threads)
-        case 2: Self.materialize2(n, delta, p + 36864, p + 24576, threads: threads)
-        case 3: Self.materialize2(n, delta, p + 43008, p + 30720, threads: threads)
-        case 4: Self.materialize2(n, delta, p + 61440, p + 49152, threads: threads)
-        case 5: Self.materialize2(n, delta, p + 67584, p + 55296, threads: threads)
-        case 6: Self.materialize2(n, delta, p + 86016, p + 73728, threads: threads)
-        case 7: Self.materialize2(n, delta, p + 92160, p + 79872, threads: threads)
-        case 8: Self.materialize2(n, delta, p + 110592, p + 98304, threads: threads)
-        case 9: Self.materialize2(n, delta, p + 116736, p + 104448, threads: threads)
-        case 10: Self.materialize2(n, delta, p + 135168, p + 122880, threads: threads)
-        case 11: Self.materialize2(n, delta, p + 141312, p + 129024, threads: threads)
-        case 12: Self.materialize2(n, delta, p + 159744, p + 147456, threads: threads)
-        case 13: Self.materialize2(n, delta, p + 165888, p + 153600, threads: threads)
-        case 14: Self.materialize2(n, delta, p + 184320, p + 172032, threads: threads)
-        case 15: Self.materialize2(n, delta, p + 190464, p + 178176, threads: threads)
-        case 16: Self.materialize2(n, delta, p + 208896, p + 196608, threads: threads)
-        case 17: Self.materialize2(n, delta, p + 215040, p + 202752, threads: threads)
-        case 18: Self.materialize2(n, delta, p + 233472, p + 221184, threads: threads)
-        case 19: Self.materialize2(n, delta, p + 239616, p + 227328, threads: threads)
-        case 20: Self.materialize2(n, delta, p + 258048, p + 245760, threads: threads)
-        case 21: Self.materialize2(n, delta, p + 264192, p + 251904, threads: threads)
-        case 22: Self.materialize2(n, delta, p + 282624, p + 270336, threads: threads)
-        case 23: Self.materialize2(n, delta, p + 288768, p + 276480, threads: threads)
+        case 0: Self.materialize3(n, delta, p + 12288, p + 0, threads: threads)
+        case 1: Self.materialize3(n, delta, p + 18432, p + 6144, threads: threads)
+        case 2: Self.materialize3(n, delta, p + 36864, p + 24576, threads: threads)
+        case 3: Self.materialize3(n, delta, p + 43008, p + 30720, threads: threads)
+        case 4: Self.materialize3(n, delta, p + 61440, p + 49152, threads: threads)
+        case 5: Self.materialize3(n, delta, p + 67584, p + 55296, threads: threads)
+        case 6: Self.materialize3(n, delta, p + 86016, p + 73728, threads: threads)
+        case 7: Self.materialize3(n, delta, p + 92160, p + 79872, threads: threads)
+        case 8: Self.materialize3(n, delta, p + 110592, p + 98304, threads: threads)
+        case 9: Self.materialize3(n, delta, p + 116736, p + 104448, threads: threads)
+        case 10: Self.materialize3(n, delta, p + 135168, p + 122880, threads: threads)
+        case 11: Self.materialize3(n, delta, p + 141312, p + 129024, threads: threads)
+        case 12: Self.materialize3(n, delta, p + 159744, p + 147456, threads: threads)
+        case 13: Self.materialize3(n, delta, p + 165888, p + 153600, threads: threads)
+        case 14: Self.materialize3(n, delta, p + 184320, p + 172032, threads: threads)
+        case 15: Self.materialize3(n, delta, p + 190464, p + 178176, threads: threads)
+        case 16: Self.materialize3(n, delta, p + 208896, p + 196608, threads: threads)
+        case 17: Self.materialize3(n, delta, p + 215040, p + 202752, threads: threads)
+        case 18: Self.materialize3(n, delta, p + 233472, p + 221184, threads: threads)
+        case 19: Self.materialize3(n, delta, p + 239616, p + 227328, threads: threads)
+        case 20: Self.materialize3(n, delta, p + 258048, p + 245760, threads: threads)
+        case 21: Self.materialize3(n, delta, p + 264192, p + 251904, threads: threads)
+        case 22: Self.materialize3(n, delta, p + 282624, p + 270336, threads: threads)
+        case 23: Self.materialize3(n, delta, p + 288768, p + 276480, threads: threads)
         default: break
         }
     }
@@ -254,23 +282,24 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 0, p + 12288, p + 18432, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 24576, p + 36864, p + 43008, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 49152, p + 61440, p + 67584, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 73728, p + 86016, p + 92160, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 98304, p + 110592, p + 116736, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 122880, p + 135168, p + 141312, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 147456, p + 159744, p + 165888, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 172032, p + 184320, p + 190464, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 196608, p + 208896, p + 215040, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 221184, p + 233472, p + 239616, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 245760, p + 258048, p + 264192, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward3(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 270336, p + 282624, p + 288768, threads: threads) }; return
+            case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 0, q + 0, q + 6144, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 24576, q + 12288, q + 18432, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 49152, q + 24576, q + 30720, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 73728, q + 36864, q + 43008, threads: threads) }; return
+            case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 98304, q + 49152, q + 55296, threads: threads) }; return
+            case 5: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 122880, q + 61440, q + 67584, threads: threads) }; return
+            case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 147456, q + 73728, q + 79872, threads: threads) }; return
+            case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 172032, q + 86016, q + 92160, threads: threads) }; return
+            case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 196608, q + 98304, q + 104448, threads: threads) }; return
+            case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 221184, q + 110592, q + 116736, threads: threads) }; return
+            case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 245760, q + 122880, q + 129024, threads: threads) }; return
+            case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 270336, q + 135168, q + 141312, threads: threads) }; return
             default: break
             }
         }
@@ -290,23 +319,24 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 0, p + 18432, p + 12288, g + 18432, g + 12288, g + 0, threads: threads); return
-            case 1: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 24576, p + 43008, p + 36864, g + 43008, g + 36864, g + 24576, threads: threads); return
-            case 2: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 49152, p + 67584, p + 61440, g + 67584, g + 61440, g + 49152, threads: threads); return
-            case 3: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 73728, p + 92160, p + 86016, g + 92160, g + 86016, g + 73728, threads: threads); return
-            case 4: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 98304, p + 116736, p + 110592, g + 116736, g + 110592, g + 98304, threads: threads); return
-            case 5: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 122880, p + 141312, p + 135168, g + 141312, g + 135168, g + 122880, threads: threads); return
-            case 6: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 147456, p + 165888, p + 159744, g + 165888, g + 159744, g + 147456, threads: threads); return
-            case 7: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 172032, p + 190464, p + 184320, g + 190464, g + 184320, g + 172032, threads: threads); return
-            case 8: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 196608, p + 215040, p + 208896, g + 215040, g + 208896, g + 196608, threads: threads); return
-            case 9: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 221184, p + 239616, p + 233472, g + 239616, g + 233472, g + 221184, threads: threads); return
-            case 10: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 245760, p + 264192, p + 258048, g + 264192, g + 258048, g + 245760, threads: threads); return
-            case 11: Self.layerBackward4(n, xp, dys[0], dys[1], dx, w, p + 270336, p + 288768, p + 282624, g + 288768, g + 282624, g + 270336, threads: threads); return
+            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 0, p + 18432, p + 12288, g + 18432, g + 12288, g + 0, threads: threads); return
+            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 24576, p + 43008, p + 36864, g + 43008, g + 36864, g + 24576, threads: threads); return
+            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 49152, p + 67584, p + 61440, g + 67584, g + 61440, g + 49152, threads: threads); return
+            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 73728, p + 92160, p + 86016, g + 92160, g + 86016, g + 73728, threads: threads); return
+            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 98304, p + 116736, p + 110592, g + 116736, g + 110592, g + 98304, threads: threads); return
+            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 122880, p + 141312, p + 135168, g + 141312, g + 135168, g + 122880, threads: threads); return
+            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 147456, p + 165888, p + 159744, g + 165888, g + 159744, g + 147456, threads: threads); return
+            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 172032, p + 190464, p + 184320, g + 190464, g + 184320, g + 172032, threads: threads); return
+            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 196608, p + 215040, p + 208896, g + 215040, g + 208896, g + 196608, threads: threads); return
+            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 221184, p + 239616, p + 233472, g + 239616, g + 233472, g + 221184, threads: threads); return
+            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 245760, p + 264192, p + 258048, g + 264192, g + 258048, g + 245760, threads: threads); return
+            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 270336, p + 288768, p + 282624, g + 288768, g + 282624, g + 270336, threads: threads); return
             default: break
             }
         }
@@ -319,15 +349,216 @@ public final class BertQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, o] += 2.0·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+        Kernels.stage(24, flops: 147456, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p1[i0 * 128 + i1 * 16 + i2 * 1] = p0[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p5[i0 * 128 + i1 * 16 + i2 * 1] = p4[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 3:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p7[i0 * 128 + i1 * 16 + i2 * 1] = p6[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 4:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p9[i0 * 128 + i1 * 16 + i2 * 1] = p8[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 5:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p11[i0 * 128 + i1 * 16 + i2 * 1] = p10[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 6:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p13[i0 * 128 + i1 * 16 + i2 * 1] = p12[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 7:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p15[i0 * 128 + i1 * 16 + i2 * 1] = p14[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 8:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p17[i0 * 128 + i1 * 16 + i2 * 1] = p16[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 9:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p19[i0 * 128 + i1 * 16 + i2 * 1] = p18[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 10:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p21[i0 * 128 + i1 * 16 + i2 * 1] = p20[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 11:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p23[i0 * 128 + i1 * 16 + i2 * 1] = p22[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 12:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p25[i0 * 128 + i1 * 16 + i2 * 1] = p24[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 13:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p27[i0 * 128 + i1 * 16 + i2 * 1] = p26[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 14:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p29[i0 * 128 + i1 * 16 + i2 * 1] = p28[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 15:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p31[i0 * 128 + i1 * 16 + i2 * 1] = p30[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 16:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p33[i0 * 128 + i1 * 16 + i2 * 1] = p32[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 17:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p35[i0 * 128 + i1 * 16 + i2 * 1] = p34[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 18:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p37[i0 * 128 + i1 * 16 + i2 * 1] = p36[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 19:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p39[i0 * 128 + i1 * 16 + i2 * 1] = p38[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 20:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p41[i0 * 128 + i1 * 16 + i2 * 1] = p40[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 21:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p43[i0 * 128 + i1 * 16 + i2 * 1] = p42[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 22:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p45[i0 * 128 + i1 * 16 + i2 * 1] = p44[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<48 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p47[i0 * 128 + i1 * 16 + i2 * 1] = p46[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
-    private static func backward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+        // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
+    }
+
+    @inline(never)
+    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
@@ -351,28 +582,28 @@ public final class BertQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize2(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y0[n, o] += 2.0·Σ_r z[0..<8][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[8..<16][n, r]·B[o, r]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 8, beta: 1, c: y, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, ldb: 8, beta: 1, c: y1, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
         Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
             switch i {

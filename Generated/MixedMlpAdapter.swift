@@ -14,6 +14,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `MixedMlp`: 12 (layer, module) pairs, 1474560 parameters.
 ///
+/// `prepare()` computes 737280 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class MixedMlpAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -24,6 +34,8 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     public static let specName = "MixedMlp"
     public static let specHash = "548915cbfc5324ad"
     public static let parameterCount = 1474560
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 737280
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -74,7 +86,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1, -1, 8, 9, -1, -1, 10, 11, -1, -1]
@@ -87,11 +99,24 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 122880, q + 0, p + 221184, q + 98304, p + 368640, q + 122880, p + 466944, q + 221184, p + 614400, q + 245760, p + 712704, q + 344064, p + 860160, q + 368640, p + 958464, q + 466944, p + 1105920, q + 491520, p + 1204224, q + 589824, p + 1351680, q + 614400, p + 1449984, q + 712704, threads: threads)  // group ffn
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -103,27 +128,28 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 0, p + 122880, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 24576, p + 221184, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 245760, p + 368640, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 270336, p + 466944, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 491520, p + 614400, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 516096, p + 712704, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 737280, p + 860160, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 761856, p + 958464, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 983040, p + 1105920, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 1007616, p + 1204224, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 768, y + first * 3072, w, p + 1228800, p + 1351680, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 3072, y + first * 768, w, p + 1253376, p + 1449984, threads: threads) }
+        case 0: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 0, q + 0, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 24576, q + 98304, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 245760, q + 122880, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 270336, q + 221184, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 491520, q + 245760, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 516096, q + 344064, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 737280, q + 368640, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 761856, q + 466944, threads: threads) }
+        case 8: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 983040, q + 491520, threads: threads) }
+        case 9: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 1007616, q + 589824, threads: threads) }
+        case 10: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 1228800, q + 614400, threads: threads) }
+        case 11: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 1253376, q + 712704, threads: threads) }
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -134,22 +160,23 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 122880, g + 122880, g + 0, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 24576, p + 221184, g + 221184, g + 24576, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 245760, p + 368640, g + 368640, g + 245760, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 270336, p + 466944, g + 466944, g + 270336, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 491520, p + 614400, g + 614400, g + 491520, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 516096, p + 712704, g + 712704, g + 516096, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 737280, p + 860160, g + 860160, g + 737280, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 761856, p + 958464, g + 958464, g + 761856, threads: threads)
-        case 8: Self.backward2(n, x, dy, dx, w, p + 983040, p + 1105920, g + 1105920, g + 983040, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 1007616, p + 1204224, g + 1204224, g + 1007616, threads: threads)
-        case 10: Self.backward2(n, x, dy, dx, w, p + 1228800, p + 1351680, g + 1351680, g + 1228800, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 1253376, p + 1449984, g + 1449984, g + 1253376, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, p + 122880, g + 122880, g + 0, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 24576, p + 221184, g + 221184, g + 24576, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 245760, p + 368640, g + 368640, g + 245760, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 270336, p + 466944, g + 466944, g + 270336, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 491520, p + 614400, g + 614400, g + 491520, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 516096, p + 712704, g + 712704, g + 516096, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 737280, p + 860160, g + 860160, g + 737280, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 761856, p + 958464, g + 958464, g + 761856, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 983040, p + 1105920, g + 1105920, g + 983040, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 1007616, p + 1204224, g + 1204224, g + 1007616, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 1228800, p + 1351680, g + 1351680, g + 1228800, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 1253376, p + 1449984, g + 1449984, g + 1253376, threads: threads)
         default: break
         }
     }
@@ -161,22 +188,23 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, p + 122880, p + 0, threads: threads)
-        case 1: Self.materialize5(n, delta, p + 221184, p + 24576, threads: threads)
-        case 2: Self.materialize4(n, delta, p + 368640, p + 245760, threads: threads)
-        case 3: Self.materialize5(n, delta, p + 466944, p + 270336, threads: threads)
-        case 4: Self.materialize4(n, delta, p + 614400, p + 491520, threads: threads)
-        case 5: Self.materialize5(n, delta, p + 712704, p + 516096, threads: threads)
-        case 6: Self.materialize4(n, delta, p + 860160, p + 737280, threads: threads)
-        case 7: Self.materialize5(n, delta, p + 958464, p + 761856, threads: threads)
-        case 8: Self.materialize4(n, delta, p + 1105920, p + 983040, threads: threads)
-        case 9: Self.materialize5(n, delta, p + 1204224, p + 1007616, threads: threads)
-        case 10: Self.materialize4(n, delta, p + 1351680, p + 1228800, threads: threads)
-        case 11: Self.materialize5(n, delta, p + 1449984, p + 1253376, threads: threads)
+        case 0: Self.materialize5(n, delta, p + 122880, p + 0, threads: threads)
+        case 1: Self.materialize6(n, delta, p + 221184, p + 24576, threads: threads)
+        case 2: Self.materialize5(n, delta, p + 368640, p + 245760, threads: threads)
+        case 3: Self.materialize6(n, delta, p + 466944, p + 270336, threads: threads)
+        case 4: Self.materialize5(n, delta, p + 614400, p + 491520, threads: threads)
+        case 5: Self.materialize6(n, delta, p + 712704, p + 516096, threads: threads)
+        case 6: Self.materialize5(n, delta, p + 860160, p + 737280, threads: threads)
+        case 7: Self.materialize6(n, delta, p + 958464, p + 761856, threads: threads)
+        case 8: Self.materialize5(n, delta, p + 1105920, p + 983040, threads: threads)
+        case 9: Self.materialize6(n, delta, p + 1204224, p + 1007616, threads: threads)
+        case 10: Self.materialize5(n, delta, p + 1351680, p + 1228800, threads: threads)
+        case 11: Self.materialize6(n, delta, p + 1449984, p + 1253376, threads: threads)
         default: break
         }
     }
@@ -196,23 +224,128 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: y[n, o] += 2.828427·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 3072, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, ldb: 32, beta: 1, c: y, ldc: 3072, threads: threads)
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+        Kernels.stage(12, flops: 737280, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<192 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p1[i0 * 512 + i1 * 16 + i2 * 1] = p0[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<48 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p3[i0 * 512 + i1 * 16 + i2 * 1] = p2[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<192 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p5[i0 * 512 + i1 * 16 + i2 * 1] = p4[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 3:
+                for i0 in 0..<48 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p7[i0 * 512 + i1 * 16 + i2 * 1] = p6[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 4:
+                for i0 in 0..<192 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p9[i0 * 512 + i1 * 16 + i2 * 1] = p8[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 5:
+                for i0 in 0..<48 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p11[i0 * 512 + i1 * 16 + i2 * 1] = p10[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 6:
+                for i0 in 0..<192 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p13[i0 * 512 + i1 * 16 + i2 * 1] = p12[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 7:
+                for i0 in 0..<48 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p15[i0 * 512 + i1 * 16 + i2 * 1] = p14[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 8:
+                for i0 in 0..<192 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p17[i0 * 512 + i1 * 16 + i2 * 1] = p16[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 9:
+                for i0 in 0..<48 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p19[i0 * 512 + i1 * 16 + i2 * 1] = p18[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            case 10:
+                for i0 in 0..<192 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p21[i0 * 512 + i1 * 16 + i2 * 1] = p20[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<48 {
+                    for i1 in 0..<32 {
+                        for i2 in 0..<16 {
+                            p23[i0 * 512 + i1 * 16 + i2 * 1] = p22[i0 * 512 + i1 * 1 + i2 * 32]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: y[n, o] += 2.828427·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, ldb: 32, beta: 1, c: y, ldc: 768, threads: threads)
+        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
+        // stage 2: y[row, panel, lane] += 2.828427·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 192, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 3072, threads: threads)
     }
 
     @inline(never)
-    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
+        // stage 2: y[row, panel, lane] += 2.828427·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
+    }
+
+    @inline(never)
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.828427·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
@@ -236,7 +369,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.828427·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
@@ -260,13 +393,13 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 3072, n: 768, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize6(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 3072, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, ldb: 3072, beta: 0, c: delta, ldc: 3072, threads: threads)
     }

@@ -14,6 +14,16 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
 /// Adapter for spec `TinyQv`: 8 (layer, module) pairs, 7680 parameters.
 ///
+/// `prepare()` computes 3840 floats of prepared state from the parameters
+/// (the weight-side products the plan hoisted out of forward). It must run after
+/// loading and after every parameter update; `init(weights:)` runs it. Taking
+/// `parameters` marks the prepared state stale, and forward, backward and
+/// materialize then run `prepare()` first, so results are never stale as long as
+/// updates go through `parameters` taken after the last call (a pointer kept from
+/// earlier bypasses that: call `prepare()` yourself after writing through it).
+/// `finishBackward()` pushes the gradients of prepared state back to `gradients`;
+/// call it once after the backward calls of a step, before reading `gradients`.
+///
 /// Not safe to call from several threads at once: calls share one workspace.
 public final class TinyQvAdapter: GeneratedAdapter {
     public enum Module: Int, CaseIterable, Hashable, Sendable {
@@ -25,6 +35,8 @@ public final class TinyQvAdapter: GeneratedAdapter {
     public static let specName = "TinyQv"
     public static let specHash = "66e0dc40d30fa16c"
     public static let parameterCount = 7680
+    /// Floats of prepared state (and as many for its gradients).
+    public static let preparedCount = 3840
     /// Layers of the model (4); pairs without an adapter throw.
     public static let layerCount = 4
 
@@ -69,7 +81,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, -1, 1, 2, -1, 3, 4, -1, 5, 6, -1, 7]
@@ -82,11 +94,24 @@ public final class TinyQvAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
-    /// Token-independent work, once per weight update (nothing to do for this spec).
-    public func prepare() {}
+    /// Computes the prepared state from the parameters: after loading and after every update.
+    public func prepare() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        Self.prepare0(n, p + 1024, q + 0, p + 1536, q + 512, p + 3072, q + 1024, p + 3584, q + 1536, p + 5120, q + 2048, p + 5632, q + 2560, p + 6912, q + 3072, p + 7424, q + 3584, threads: threads)  // group attn
+        storage.markPrepared()
+    }
 
-    /// Pushes gradients of prepared intermediates to the parameters (nothing to do for this spec).
-    public func finishBackward() {}
+    /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
+    public func finishBackward() {
+        let n = 0
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
+        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        _ = (p, g, q, dq, w)
+        storage.preparedGradients.update(repeating: 0)
+    }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.
     public func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,
@@ -98,23 +123,24 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress
         guard let x, let y else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 0, p + 1024, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 512, p + 1536, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 2048, p + 3072, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 2560, p + 3584, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 4096, p + 5120, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 4608, p + 5632, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward0(n, x + first * 64, y + first * 64, w, p + 6144, p + 6912, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 1024, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 6656, p + 7424, threads: threads) }
+        case 0: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 0, q + 0, threads: threads) }
+        case 1: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 512, q + 512, threads: threads) }
+        case 2: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 2048, q + 1024, threads: threads) }
+        case 3: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 2560, q + 1536, threads: threads) }
+        case 4: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 4096, q + 2048, threads: threads) }
+        case 5: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 4608, q + 2560, threads: threads) }
+        case 6: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 6144, q + 3072, threads: threads) }
+        case 7: RowBlocks.run(rows: n, rowWork: 1024, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 64, y + first * 64, w, p + 6656, q + 3584, threads: threads) }
         default: break
         }
     }
 
-    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`.
+    /// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients` (those of prepared state once `finishBackward()` runs).
     public func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let index = try Self.pair(layer, module)
@@ -125,18 +151,19 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 1024, g + 1024, g + 0, threads: threads)
-        case 1: Self.backward2(n, x, dy, dx, w, p + 512, p + 1536, g + 1536, g + 512, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 2048, p + 3072, g + 3072, g + 2048, threads: threads)
-        case 3: Self.backward2(n, x, dy, dx, w, p + 2560, p + 3584, g + 3584, g + 2560, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 4096, p + 5120, g + 5120, g + 4096, threads: threads)
-        case 5: Self.backward2(n, x, dy, dx, w, p + 4608, p + 5632, g + 5632, g + 4608, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 6144, p + 6912, g + 6912, g + 6144, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 6656, p + 7424, g + 7424, g + 6656, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, p + 1024, g + 1024, g + 0, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 512, p + 1536, g + 1536, g + 512, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 2048, p + 3072, g + 3072, g + 2048, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 2560, p + 3584, g + 3584, g + 2560, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 4096, p + 5120, g + 5120, g + 4096, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 4608, p + 5632, g + 5632, g + 4608, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 6144, p + 6912, g + 6912, g + 6144, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 6656, p + 7424, g + 7424, g + 6656, threads: threads)
         default: break
         }
     }
@@ -148,18 +175,19 @@ public final class TinyQvAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)  // not every kernel takes all of them
+        _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, p + 1024, p + 0, threads: threads)
-        case 1: Self.materialize4(n, delta, p + 1536, p + 512, threads: threads)
-        case 2: Self.materialize4(n, delta, p + 3072, p + 2048, threads: threads)
-        case 3: Self.materialize4(n, delta, p + 3584, p + 2560, threads: threads)
-        case 4: Self.materialize4(n, delta, p + 5120, p + 4096, threads: threads)
-        case 5: Self.materialize4(n, delta, p + 5632, p + 4608, threads: threads)
-        case 6: Self.materialize4(n, delta, p + 6912, p + 6144, threads: threads)
-        case 7: Self.materialize5(n, delta, p + 7424, p + 6656, threads: threads)
+        case 0: Self.materialize5(n, delta, p + 1024, p + 0, threads: threads)
+        case 1: Self.materialize5(n, delta, p + 1536, p + 512, threads: threads)
+        case 2: Self.materialize5(n, delta, p + 3072, p + 2048, threads: threads)
+        case 3: Self.materialize5(n, delta, p + 3584, p + 2560, threads: threads)
+        case 4: Self.materialize5(n, delta, p + 5120, p + 4096, threads: threads)
+        case 5: Self.materialize5(n, delta, p + 5632, p + 4608, threads: threads)
+        case 6: Self.materialize5(n, delta, p + 6912, p + 6144, threads: threads)
+        case 7: Self.materialize6(n, delta, p + 7424, p + 6656, threads: threads)
         default: break
         }
     }
@@ -174,15 +202,16 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward6(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 0, p + 1024, p + 1536, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward6(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 2048, p + 3072, p + 3584, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward6(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 4096, p + 5120, p + 5632, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 3072, workspacePerRow: 12, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 6144, p + 6912, p + 7424, threads: threads) }; return
+            case 0: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 0, q + 0, q + 512, threads: threads) }; return
+            case 1: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 2048, q + 1024, q + 1536, threads: threads) }; return
+            case 2: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 4096, q + 2048, q + 2560, threads: threads) }; return
+            case 3: RowBlocks.run(rows: n, rowWork: 3072, workspacePerRow: 12, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward8(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 6144, q + 3072, q + 3584, threads: threads) }; return
             default: break
             }
         }
@@ -202,15 +231,16 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!
+        if !storage.preparedIsCurrent { prepare() }
+        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, w)
+        _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 0, p + 1536, p + 1024, g + 1536, g + 1024, g + 0, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 2048, p + 3584, p + 3072, g + 3584, g + 3072, g + 2048, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 4096, p + 5632, p + 5120, g + 5632, g + 5120, g + 4096, threads: threads); return
-            case 3: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 6144, p + 7424, p + 6912, g + 7424, g + 6912, g + 6144, threads: threads); return
+            case 0: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 0, p + 1536, p + 1024, g + 1536, g + 1024, g + 0, threads: threads); return
+            case 1: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 2048, p + 3584, p + 3072, g + 3584, g + 3072, g + 2048, threads: threads); return
+            case 2: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 4096, p + 5632, p + 5120, g + 5632, g + 5120, g + 4096, threads: threads); return
+            case 3: Self.layerBackward10(n, xp, dys[0], dys[1], dx, w, p + 6144, p + 7424, p + 6912, g + 7424, g + 6912, g + 6144, threads: threads); return
             default: break
             }
         }
@@ -223,23 +253,96 @@ public final class TinyQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func forward0(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y[n, o] += 2.0·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+        Kernels.stage(8, flops: 3840, threads: threads) { i, threads in
+            switch i {
+            case 0:
+                for i0 in 0..<4 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p1[i0 * 128 + i1 * 16 + i2 * 1] = p0[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 1:
+                for i0 in 0..<4 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 2:
+                for i0 in 0..<4 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p5[i0 * 128 + i1 * 16 + i2 * 1] = p4[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 3:
+                for i0 in 0..<4 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p7[i0 * 128 + i1 * 16 + i2 * 1] = p6[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 4:
+                for i0 in 0..<4 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p9[i0 * 128 + i1 * 16 + i2 * 1] = p8[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 5:
+                for i0 in 0..<4 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p11[i0 * 128 + i1 * 16 + i2 * 1] = p10[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            case 6:
+                for i0 in 0..<4 {
+                    for i1 in 0..<8 {
+                        for i2 in 0..<16 {
+                            p13[i0 * 128 + i1 * 16 + i2 * 1] = p12[i0 * 128 + i1 * 1 + i2 * 8]
+                        }
+                    }
+                }
+            default:
+                for i0 in 0..<4 {
+                    for i1 in 0..<4 {
+                        for i2 in 0..<16 {
+                            p15[i0 * 64 + i1 * 16 + i2 * 1] = p14[i0 * 64 + i1 * 1 + i2 * 4]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(never)
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: y[n, o] += 4.0·Σ_r B[o, r]·z[n, r]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 4, alpha: 4.0, a: w, lda: 4, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
+        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
+        // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
     @inline(never)
-    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
+        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
+        // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
+        Kernels.panelGemm(transA: false, m: n, panels: 4, k: 4, alpha: 4.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
+    }
+
+    @inline(never)
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
@@ -263,7 +366,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 4.0·Σ_o B[o, r]·dy[n, o]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
@@ -287,49 +390,49 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 64, n: 64, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, ldb: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize6(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.gemm(transA: false, transB: false, m: 64, n: 64, k: 4, alpha: 4.0, a: p0, lda: 4, b: p1, ldb: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: y0[n, o] += 2.0·Σ_r z[0..<8][n, r]·B[o, r]; y1[n, o] += 2.0·Σ_r z[8..<16][n, r]·B[o, r]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, ldb: 8, beta: 1, c: y1, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, beta: 1, c: y1, ldc: 64, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerForward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 12, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 12, threads: threads)
-        // stage 2: y0[n, o] += 2.0·Σ_r z[0..<8][n, r]·B[o, r]; y1[n, o] += 4.0·Σ_r z[8..<12][n, r]·B[o, r]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 4.0·Σ_rank z[8..<12][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 1536 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 8, alpha: 2.0, a: w, lda: 12, b: p1, ldb: 8, beta: 1, c: y, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 12, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 64, k: 4, alpha: 4.0, a: (w + 8), lda: 12, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 4, alpha: 4.0, a: (w + 8), lda: 12, b: p2, beta: 1, c: y1, ldc: 64, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
         Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
             switch i {
@@ -357,7 +460,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward10(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<12][n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
         Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
             switch i {

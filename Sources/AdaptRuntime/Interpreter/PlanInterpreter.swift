@@ -10,7 +10,8 @@ public final class PlanInterpreter {
         storage = AdapterStorage(parameterCount: plan.parameterCount, preparedCount: plan.preparedCount, threads: threads)
     }
 
-    /// Token-independent work, once per weight update (nothing for lora): must
+    /// Token-independent work, once per weight update (for lora only the panel
+    /// copies of B, `PanelPacking`): must
     /// run after the parameters change; forward, backward and materialize run
     /// it themselves when `storage` says the prepared state is stale.
     public func prepare() {
@@ -81,7 +82,7 @@ public final class PlanInterpreter {
     }
 
     /// Pushes gradients of prepared intermediates back to the stored parameters
-    /// (nothing for lora, whose forward reads its parameters directly), then
+    /// (nothing for lora, whose panel copies have no gradient), then
     /// clears them for the next round of backward calls.
     public func finishBackward() {
         for group in plan.groups where !group.finishBackward.isEmpty {

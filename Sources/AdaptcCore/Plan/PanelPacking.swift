@@ -1,6 +1,7 @@
 import AdaptRuntime
 
-/// Plan pass, after a tensor group's programs are derived: the last product of
+/// Plan pass, after a group's programs are derived (every structure, lora
+/// included): the last product of
 /// forward, `y += t·Bᵀ`, has a small inner size (a rank) and a wide output, and
 /// B does not change between weight updates (a prepared intermediate or a
 /// stored factor). Its time goes into streaming y and into re-arranging B for

@@ -27,7 +27,8 @@ public enum Planner {
         for group in checked.groups {
             switch group.structure {
             case .lora:
-                let planned = LoRAPlanner.plan(group, layout: &layout, inputSets: checked.spec.model.inputSets, model: model)
+                var planned = LoRAPlanner.plan(group, layout: &layout, inputSets: checked.spec.model.inputSets, model: model)
+                PanelPacking.apply(to: &planned.group, prepared: &prepared)
                 groups.append(planned.group)
                 workspace = .atLeast(workspace, planned.workspace)
             case .tensorTrain, .cp, .tucker:
