@@ -76,9 +76,9 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     /// Their VJPs: `dx += Σ_m dy_m·ΔW[layer, m]` and every parameter gradient, with
     /// the input-side work shared as in the forward (output slot i holds `dy` of `modules[i]`).
     public var layerBackwards: [LayerForward] = []
-    /// Token-independent work, once per weight update (for lora only the panel
-    /// copies of B): the
-    /// weight-side subnetworks the path optimizer hoisted out of forward.
+    /// Token-independent work, once per weight update: the weight-side
+    /// subnetworks the path optimizer hoisted out of forward, then the panel
+    /// copies of forward's last factor (`PanelPacking`; all a lora group has).
     public var prepare: Program
     /// The VJP of prepare: pushes prepared gradients back to stored parameters.
     public var finishBackward: Program
