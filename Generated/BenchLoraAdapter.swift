@@ -129,7 +129,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 65536, g + 65536, g + 0, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 0, threads: threads)
         default: break
         }
     }
@@ -187,13 +187,13 @@ public final class BenchLoraAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 4096, alpha: 2.0, a: dy, lda: 4096, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 2.0, a: dy, lda: 4096, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]

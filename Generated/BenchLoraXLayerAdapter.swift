@@ -423,102 +423,102 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 32768, g + 32768, g + 0, threads: threads)
-        case 1: Self.backward2(n, x, dy, dx, w, p + 8192, p + 40960, g + 40960, g + 8192, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 16384, p + 49152, g + 49152, g + 16384, threads: threads)
-        case 3: Self.backward2(n, x, dy, dx, w, p + 24576, p + 57344, g + 57344, g + 24576, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 65536, p + 98304, g + 98304, g + 65536, threads: threads)
-        case 5: Self.backward2(n, x, dy, dx, w, p + 73728, p + 106496, g + 106496, g + 73728, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 81920, p + 114688, g + 114688, g + 81920, threads: threads)
-        case 7: Self.backward2(n, x, dy, dx, w, p + 90112, p + 122880, g + 122880, g + 90112, threads: threads)
-        case 8: Self.backward2(n, x, dy, dx, w, p + 131072, p + 163840, g + 163840, g + 131072, threads: threads)
-        case 9: Self.backward2(n, x, dy, dx, w, p + 139264, p + 172032, g + 172032, g + 139264, threads: threads)
-        case 10: Self.backward2(n, x, dy, dx, w, p + 147456, p + 180224, g + 180224, g + 147456, threads: threads)
-        case 11: Self.backward2(n, x, dy, dx, w, p + 155648, p + 188416, g + 188416, g + 155648, threads: threads)
-        case 12: Self.backward2(n, x, dy, dx, w, p + 196608, p + 229376, g + 229376, g + 196608, threads: threads)
-        case 13: Self.backward2(n, x, dy, dx, w, p + 204800, p + 237568, g + 237568, g + 204800, threads: threads)
-        case 14: Self.backward2(n, x, dy, dx, w, p + 212992, p + 245760, g + 245760, g + 212992, threads: threads)
-        case 15: Self.backward2(n, x, dy, dx, w, p + 221184, p + 253952, g + 253952, g + 221184, threads: threads)
-        case 16: Self.backward2(n, x, dy, dx, w, p + 262144, p + 294912, g + 294912, g + 262144, threads: threads)
-        case 17: Self.backward2(n, x, dy, dx, w, p + 270336, p + 303104, g + 303104, g + 270336, threads: threads)
-        case 18: Self.backward2(n, x, dy, dx, w, p + 278528, p + 311296, g + 311296, g + 278528, threads: threads)
-        case 19: Self.backward2(n, x, dy, dx, w, p + 286720, p + 319488, g + 319488, g + 286720, threads: threads)
-        case 20: Self.backward2(n, x, dy, dx, w, p + 327680, p + 360448, g + 360448, g + 327680, threads: threads)
-        case 21: Self.backward2(n, x, dy, dx, w, p + 335872, p + 368640, g + 368640, g + 335872, threads: threads)
-        case 22: Self.backward2(n, x, dy, dx, w, p + 344064, p + 376832, g + 376832, g + 344064, threads: threads)
-        case 23: Self.backward2(n, x, dy, dx, w, p + 352256, p + 385024, g + 385024, g + 352256, threads: threads)
-        case 24: Self.backward2(n, x, dy, dx, w, p + 393216, p + 425984, g + 425984, g + 393216, threads: threads)
-        case 25: Self.backward2(n, x, dy, dx, w, p + 401408, p + 434176, g + 434176, g + 401408, threads: threads)
-        case 26: Self.backward2(n, x, dy, dx, w, p + 409600, p + 442368, g + 442368, g + 409600, threads: threads)
-        case 27: Self.backward2(n, x, dy, dx, w, p + 417792, p + 450560, g + 450560, g + 417792, threads: threads)
-        case 28: Self.backward2(n, x, dy, dx, w, p + 458752, p + 491520, g + 491520, g + 458752, threads: threads)
-        case 29: Self.backward2(n, x, dy, dx, w, p + 466944, p + 499712, g + 499712, g + 466944, threads: threads)
-        case 30: Self.backward2(n, x, dy, dx, w, p + 475136, p + 507904, g + 507904, g + 475136, threads: threads)
-        case 31: Self.backward2(n, x, dy, dx, w, p + 483328, p + 516096, g + 516096, g + 483328, threads: threads)
-        case 32: Self.backward2(n, x, dy, dx, w, p + 524288, p + 557056, g + 557056, g + 524288, threads: threads)
-        case 33: Self.backward2(n, x, dy, dx, w, p + 532480, p + 565248, g + 565248, g + 532480, threads: threads)
-        case 34: Self.backward2(n, x, dy, dx, w, p + 540672, p + 573440, g + 573440, g + 540672, threads: threads)
-        case 35: Self.backward2(n, x, dy, dx, w, p + 548864, p + 581632, g + 581632, g + 548864, threads: threads)
-        case 36: Self.backward2(n, x, dy, dx, w, p + 589824, p + 622592, g + 622592, g + 589824, threads: threads)
-        case 37: Self.backward2(n, x, dy, dx, w, p + 598016, p + 630784, g + 630784, g + 598016, threads: threads)
-        case 38: Self.backward2(n, x, dy, dx, w, p + 606208, p + 638976, g + 638976, g + 606208, threads: threads)
-        case 39: Self.backward2(n, x, dy, dx, w, p + 614400, p + 647168, g + 647168, g + 614400, threads: threads)
-        case 40: Self.backward2(n, x, dy, dx, w, p + 655360, p + 688128, g + 688128, g + 655360, threads: threads)
-        case 41: Self.backward2(n, x, dy, dx, w, p + 663552, p + 696320, g + 696320, g + 663552, threads: threads)
-        case 42: Self.backward2(n, x, dy, dx, w, p + 671744, p + 704512, g + 704512, g + 671744, threads: threads)
-        case 43: Self.backward2(n, x, dy, dx, w, p + 679936, p + 712704, g + 712704, g + 679936, threads: threads)
-        case 44: Self.backward2(n, x, dy, dx, w, p + 720896, p + 753664, g + 753664, g + 720896, threads: threads)
-        case 45: Self.backward2(n, x, dy, dx, w, p + 729088, p + 761856, g + 761856, g + 729088, threads: threads)
-        case 46: Self.backward2(n, x, dy, dx, w, p + 737280, p + 770048, g + 770048, g + 737280, threads: threads)
-        case 47: Self.backward2(n, x, dy, dx, w, p + 745472, p + 778240, g + 778240, g + 745472, threads: threads)
-        case 48: Self.backward2(n, x, dy, dx, w, p + 786432, p + 819200, g + 819200, g + 786432, threads: threads)
-        case 49: Self.backward2(n, x, dy, dx, w, p + 794624, p + 827392, g + 827392, g + 794624, threads: threads)
-        case 50: Self.backward2(n, x, dy, dx, w, p + 802816, p + 835584, g + 835584, g + 802816, threads: threads)
-        case 51: Self.backward2(n, x, dy, dx, w, p + 811008, p + 843776, g + 843776, g + 811008, threads: threads)
-        case 52: Self.backward2(n, x, dy, dx, w, p + 851968, p + 884736, g + 884736, g + 851968, threads: threads)
-        case 53: Self.backward2(n, x, dy, dx, w, p + 860160, p + 892928, g + 892928, g + 860160, threads: threads)
-        case 54: Self.backward2(n, x, dy, dx, w, p + 868352, p + 901120, g + 901120, g + 868352, threads: threads)
-        case 55: Self.backward2(n, x, dy, dx, w, p + 876544, p + 909312, g + 909312, g + 876544, threads: threads)
-        case 56: Self.backward2(n, x, dy, dx, w, p + 917504, p + 950272, g + 950272, g + 917504, threads: threads)
-        case 57: Self.backward2(n, x, dy, dx, w, p + 925696, p + 958464, g + 958464, g + 925696, threads: threads)
-        case 58: Self.backward2(n, x, dy, dx, w, p + 933888, p + 966656, g + 966656, g + 933888, threads: threads)
-        case 59: Self.backward2(n, x, dy, dx, w, p + 942080, p + 974848, g + 974848, g + 942080, threads: threads)
-        case 60: Self.backward2(n, x, dy, dx, w, p + 983040, p + 1015808, g + 1015808, g + 983040, threads: threads)
-        case 61: Self.backward2(n, x, dy, dx, w, p + 991232, p + 1024000, g + 1024000, g + 991232, threads: threads)
-        case 62: Self.backward2(n, x, dy, dx, w, p + 999424, p + 1032192, g + 1032192, g + 999424, threads: threads)
-        case 63: Self.backward2(n, x, dy, dx, w, p + 1007616, p + 1040384, g + 1040384, g + 1007616, threads: threads)
-        case 64: Self.backward2(n, x, dy, dx, w, p + 1048576, p + 1081344, g + 1081344, g + 1048576, threads: threads)
-        case 65: Self.backward2(n, x, dy, dx, w, p + 1056768, p + 1089536, g + 1089536, g + 1056768, threads: threads)
-        case 66: Self.backward2(n, x, dy, dx, w, p + 1064960, p + 1097728, g + 1097728, g + 1064960, threads: threads)
-        case 67: Self.backward2(n, x, dy, dx, w, p + 1073152, p + 1105920, g + 1105920, g + 1073152, threads: threads)
-        case 68: Self.backward2(n, x, dy, dx, w, p + 1114112, p + 1146880, g + 1146880, g + 1114112, threads: threads)
-        case 69: Self.backward2(n, x, dy, dx, w, p + 1122304, p + 1155072, g + 1155072, g + 1122304, threads: threads)
-        case 70: Self.backward2(n, x, dy, dx, w, p + 1130496, p + 1163264, g + 1163264, g + 1130496, threads: threads)
-        case 71: Self.backward2(n, x, dy, dx, w, p + 1138688, p + 1171456, g + 1171456, g + 1138688, threads: threads)
-        case 72: Self.backward2(n, x, dy, dx, w, p + 1179648, p + 1212416, g + 1212416, g + 1179648, threads: threads)
-        case 73: Self.backward2(n, x, dy, dx, w, p + 1187840, p + 1220608, g + 1220608, g + 1187840, threads: threads)
-        case 74: Self.backward2(n, x, dy, dx, w, p + 1196032, p + 1228800, g + 1228800, g + 1196032, threads: threads)
-        case 75: Self.backward2(n, x, dy, dx, w, p + 1204224, p + 1236992, g + 1236992, g + 1204224, threads: threads)
-        case 76: Self.backward2(n, x, dy, dx, w, p + 1245184, p + 1277952, g + 1277952, g + 1245184, threads: threads)
-        case 77: Self.backward2(n, x, dy, dx, w, p + 1253376, p + 1286144, g + 1286144, g + 1253376, threads: threads)
-        case 78: Self.backward2(n, x, dy, dx, w, p + 1261568, p + 1294336, g + 1294336, g + 1261568, threads: threads)
-        case 79: Self.backward2(n, x, dy, dx, w, p + 1269760, p + 1302528, g + 1302528, g + 1269760, threads: threads)
-        case 80: Self.backward2(n, x, dy, dx, w, p + 1310720, p + 1343488, g + 1343488, g + 1310720, threads: threads)
-        case 81: Self.backward2(n, x, dy, dx, w, p + 1318912, p + 1351680, g + 1351680, g + 1318912, threads: threads)
-        case 82: Self.backward2(n, x, dy, dx, w, p + 1327104, p + 1359872, g + 1359872, g + 1327104, threads: threads)
-        case 83: Self.backward2(n, x, dy, dx, w, p + 1335296, p + 1368064, g + 1368064, g + 1335296, threads: threads)
-        case 84: Self.backward2(n, x, dy, dx, w, p + 1376256, p + 1409024, g + 1409024, g + 1376256, threads: threads)
-        case 85: Self.backward2(n, x, dy, dx, w, p + 1384448, p + 1417216, g + 1417216, g + 1384448, threads: threads)
-        case 86: Self.backward2(n, x, dy, dx, w, p + 1392640, p + 1425408, g + 1425408, g + 1392640, threads: threads)
-        case 87: Self.backward2(n, x, dy, dx, w, p + 1400832, p + 1433600, g + 1433600, g + 1400832, threads: threads)
-        case 88: Self.backward2(n, x, dy, dx, w, p + 1441792, p + 1474560, g + 1474560, g + 1441792, threads: threads)
-        case 89: Self.backward2(n, x, dy, dx, w, p + 1449984, p + 1482752, g + 1482752, g + 1449984, threads: threads)
-        case 90: Self.backward2(n, x, dy, dx, w, p + 1458176, p + 1490944, g + 1490944, g + 1458176, threads: threads)
-        case 91: Self.backward2(n, x, dy, dx, w, p + 1466368, p + 1499136, g + 1499136, g + 1466368, threads: threads)
-        case 92: Self.backward2(n, x, dy, dx, w, p + 1507328, p + 1540096, g + 1540096, g + 1507328, threads: threads)
-        case 93: Self.backward2(n, x, dy, dx, w, p + 1515520, p + 1548288, g + 1548288, g + 1515520, threads: threads)
-        case 94: Self.backward2(n, x, dy, dx, w, p + 1523712, p + 1556480, g + 1556480, g + 1523712, threads: threads)
-        case 95: Self.backward2(n, x, dy, dx, w, p + 1531904, p + 1564672, g + 1564672, g + 1531904, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 0, q + 0, g + 32768, g + 0, threads: threads)
+        case 1: Self.backward2(n, x, dy, dx, w, p + 8192, q + 8192, g + 40960, g + 8192, threads: threads)
+        case 2: Self.backward2(n, x, dy, dx, w, p + 16384, q + 16384, g + 49152, g + 16384, threads: threads)
+        case 3: Self.backward2(n, x, dy, dx, w, p + 24576, q + 24576, g + 57344, g + 24576, threads: threads)
+        case 4: Self.backward2(n, x, dy, dx, w, p + 65536, q + 32768, g + 98304, g + 65536, threads: threads)
+        case 5: Self.backward2(n, x, dy, dx, w, p + 73728, q + 40960, g + 106496, g + 73728, threads: threads)
+        case 6: Self.backward2(n, x, dy, dx, w, p + 81920, q + 49152, g + 114688, g + 81920, threads: threads)
+        case 7: Self.backward2(n, x, dy, dx, w, p + 90112, q + 57344, g + 122880, g + 90112, threads: threads)
+        case 8: Self.backward2(n, x, dy, dx, w, p + 131072, q + 65536, g + 163840, g + 131072, threads: threads)
+        case 9: Self.backward2(n, x, dy, dx, w, p + 139264, q + 73728, g + 172032, g + 139264, threads: threads)
+        case 10: Self.backward2(n, x, dy, dx, w, p + 147456, q + 81920, g + 180224, g + 147456, threads: threads)
+        case 11: Self.backward2(n, x, dy, dx, w, p + 155648, q + 90112, g + 188416, g + 155648, threads: threads)
+        case 12: Self.backward2(n, x, dy, dx, w, p + 196608, q + 98304, g + 229376, g + 196608, threads: threads)
+        case 13: Self.backward2(n, x, dy, dx, w, p + 204800, q + 106496, g + 237568, g + 204800, threads: threads)
+        case 14: Self.backward2(n, x, dy, dx, w, p + 212992, q + 114688, g + 245760, g + 212992, threads: threads)
+        case 15: Self.backward2(n, x, dy, dx, w, p + 221184, q + 122880, g + 253952, g + 221184, threads: threads)
+        case 16: Self.backward2(n, x, dy, dx, w, p + 262144, q + 131072, g + 294912, g + 262144, threads: threads)
+        case 17: Self.backward2(n, x, dy, dx, w, p + 270336, q + 139264, g + 303104, g + 270336, threads: threads)
+        case 18: Self.backward2(n, x, dy, dx, w, p + 278528, q + 147456, g + 311296, g + 278528, threads: threads)
+        case 19: Self.backward2(n, x, dy, dx, w, p + 286720, q + 155648, g + 319488, g + 286720, threads: threads)
+        case 20: Self.backward2(n, x, dy, dx, w, p + 327680, q + 163840, g + 360448, g + 327680, threads: threads)
+        case 21: Self.backward2(n, x, dy, dx, w, p + 335872, q + 172032, g + 368640, g + 335872, threads: threads)
+        case 22: Self.backward2(n, x, dy, dx, w, p + 344064, q + 180224, g + 376832, g + 344064, threads: threads)
+        case 23: Self.backward2(n, x, dy, dx, w, p + 352256, q + 188416, g + 385024, g + 352256, threads: threads)
+        case 24: Self.backward2(n, x, dy, dx, w, p + 393216, q + 196608, g + 425984, g + 393216, threads: threads)
+        case 25: Self.backward2(n, x, dy, dx, w, p + 401408, q + 204800, g + 434176, g + 401408, threads: threads)
+        case 26: Self.backward2(n, x, dy, dx, w, p + 409600, q + 212992, g + 442368, g + 409600, threads: threads)
+        case 27: Self.backward2(n, x, dy, dx, w, p + 417792, q + 221184, g + 450560, g + 417792, threads: threads)
+        case 28: Self.backward2(n, x, dy, dx, w, p + 458752, q + 229376, g + 491520, g + 458752, threads: threads)
+        case 29: Self.backward2(n, x, dy, dx, w, p + 466944, q + 237568, g + 499712, g + 466944, threads: threads)
+        case 30: Self.backward2(n, x, dy, dx, w, p + 475136, q + 245760, g + 507904, g + 475136, threads: threads)
+        case 31: Self.backward2(n, x, dy, dx, w, p + 483328, q + 253952, g + 516096, g + 483328, threads: threads)
+        case 32: Self.backward2(n, x, dy, dx, w, p + 524288, q + 262144, g + 557056, g + 524288, threads: threads)
+        case 33: Self.backward2(n, x, dy, dx, w, p + 532480, q + 270336, g + 565248, g + 532480, threads: threads)
+        case 34: Self.backward2(n, x, dy, dx, w, p + 540672, q + 278528, g + 573440, g + 540672, threads: threads)
+        case 35: Self.backward2(n, x, dy, dx, w, p + 548864, q + 286720, g + 581632, g + 548864, threads: threads)
+        case 36: Self.backward2(n, x, dy, dx, w, p + 589824, q + 294912, g + 622592, g + 589824, threads: threads)
+        case 37: Self.backward2(n, x, dy, dx, w, p + 598016, q + 303104, g + 630784, g + 598016, threads: threads)
+        case 38: Self.backward2(n, x, dy, dx, w, p + 606208, q + 311296, g + 638976, g + 606208, threads: threads)
+        case 39: Self.backward2(n, x, dy, dx, w, p + 614400, q + 319488, g + 647168, g + 614400, threads: threads)
+        case 40: Self.backward2(n, x, dy, dx, w, p + 655360, q + 327680, g + 688128, g + 655360, threads: threads)
+        case 41: Self.backward2(n, x, dy, dx, w, p + 663552, q + 335872, g + 696320, g + 663552, threads: threads)
+        case 42: Self.backward2(n, x, dy, dx, w, p + 671744, q + 344064, g + 704512, g + 671744, threads: threads)
+        case 43: Self.backward2(n, x, dy, dx, w, p + 679936, q + 352256, g + 712704, g + 679936, threads: threads)
+        case 44: Self.backward2(n, x, dy, dx, w, p + 720896, q + 360448, g + 753664, g + 720896, threads: threads)
+        case 45: Self.backward2(n, x, dy, dx, w, p + 729088, q + 368640, g + 761856, g + 729088, threads: threads)
+        case 46: Self.backward2(n, x, dy, dx, w, p + 737280, q + 376832, g + 770048, g + 737280, threads: threads)
+        case 47: Self.backward2(n, x, dy, dx, w, p + 745472, q + 385024, g + 778240, g + 745472, threads: threads)
+        case 48: Self.backward2(n, x, dy, dx, w, p + 786432, q + 393216, g + 819200, g + 786432, threads: threads)
+        case 49: Self.backward2(n, x, dy, dx, w, p + 794624, q + 401408, g + 827392, g + 794624, threads: threads)
+        case 50: Self.backward2(n, x, dy, dx, w, p + 802816, q + 409600, g + 835584, g + 802816, threads: threads)
+        case 51: Self.backward2(n, x, dy, dx, w, p + 811008, q + 417792, g + 843776, g + 811008, threads: threads)
+        case 52: Self.backward2(n, x, dy, dx, w, p + 851968, q + 425984, g + 884736, g + 851968, threads: threads)
+        case 53: Self.backward2(n, x, dy, dx, w, p + 860160, q + 434176, g + 892928, g + 860160, threads: threads)
+        case 54: Self.backward2(n, x, dy, dx, w, p + 868352, q + 442368, g + 901120, g + 868352, threads: threads)
+        case 55: Self.backward2(n, x, dy, dx, w, p + 876544, q + 450560, g + 909312, g + 876544, threads: threads)
+        case 56: Self.backward2(n, x, dy, dx, w, p + 917504, q + 458752, g + 950272, g + 917504, threads: threads)
+        case 57: Self.backward2(n, x, dy, dx, w, p + 925696, q + 466944, g + 958464, g + 925696, threads: threads)
+        case 58: Self.backward2(n, x, dy, dx, w, p + 933888, q + 475136, g + 966656, g + 933888, threads: threads)
+        case 59: Self.backward2(n, x, dy, dx, w, p + 942080, q + 483328, g + 974848, g + 942080, threads: threads)
+        case 60: Self.backward2(n, x, dy, dx, w, p + 983040, q + 491520, g + 1015808, g + 983040, threads: threads)
+        case 61: Self.backward2(n, x, dy, dx, w, p + 991232, q + 499712, g + 1024000, g + 991232, threads: threads)
+        case 62: Self.backward2(n, x, dy, dx, w, p + 999424, q + 507904, g + 1032192, g + 999424, threads: threads)
+        case 63: Self.backward2(n, x, dy, dx, w, p + 1007616, q + 516096, g + 1040384, g + 1007616, threads: threads)
+        case 64: Self.backward2(n, x, dy, dx, w, p + 1048576, q + 524288, g + 1081344, g + 1048576, threads: threads)
+        case 65: Self.backward2(n, x, dy, dx, w, p + 1056768, q + 532480, g + 1089536, g + 1056768, threads: threads)
+        case 66: Self.backward2(n, x, dy, dx, w, p + 1064960, q + 540672, g + 1097728, g + 1064960, threads: threads)
+        case 67: Self.backward2(n, x, dy, dx, w, p + 1073152, q + 548864, g + 1105920, g + 1073152, threads: threads)
+        case 68: Self.backward2(n, x, dy, dx, w, p + 1114112, q + 557056, g + 1146880, g + 1114112, threads: threads)
+        case 69: Self.backward2(n, x, dy, dx, w, p + 1122304, q + 565248, g + 1155072, g + 1122304, threads: threads)
+        case 70: Self.backward2(n, x, dy, dx, w, p + 1130496, q + 573440, g + 1163264, g + 1130496, threads: threads)
+        case 71: Self.backward2(n, x, dy, dx, w, p + 1138688, q + 581632, g + 1171456, g + 1138688, threads: threads)
+        case 72: Self.backward2(n, x, dy, dx, w, p + 1179648, q + 589824, g + 1212416, g + 1179648, threads: threads)
+        case 73: Self.backward2(n, x, dy, dx, w, p + 1187840, q + 598016, g + 1220608, g + 1187840, threads: threads)
+        case 74: Self.backward2(n, x, dy, dx, w, p + 1196032, q + 606208, g + 1228800, g + 1196032, threads: threads)
+        case 75: Self.backward2(n, x, dy, dx, w, p + 1204224, q + 614400, g + 1236992, g + 1204224, threads: threads)
+        case 76: Self.backward2(n, x, dy, dx, w, p + 1245184, q + 622592, g + 1277952, g + 1245184, threads: threads)
+        case 77: Self.backward2(n, x, dy, dx, w, p + 1253376, q + 630784, g + 1286144, g + 1253376, threads: threads)
+        case 78: Self.backward2(n, x, dy, dx, w, p + 1261568, q + 638976, g + 1294336, g + 1261568, threads: threads)
+        case 79: Self.backward2(n, x, dy, dx, w, p + 1269760, q + 647168, g + 1302528, g + 1269760, threads: threads)
+        case 80: Self.backward2(n, x, dy, dx, w, p + 1310720, q + 655360, g + 1343488, g + 1310720, threads: threads)
+        case 81: Self.backward2(n, x, dy, dx, w, p + 1318912, q + 663552, g + 1351680, g + 1318912, threads: threads)
+        case 82: Self.backward2(n, x, dy, dx, w, p + 1327104, q + 671744, g + 1359872, g + 1327104, threads: threads)
+        case 83: Self.backward2(n, x, dy, dx, w, p + 1335296, q + 679936, g + 1368064, g + 1335296, threads: threads)
+        case 84: Self.backward2(n, x, dy, dx, w, p + 1376256, q + 688128, g + 1409024, g + 1376256, threads: threads)
+        case 85: Self.backward2(n, x, dy, dx, w, p + 1384448, q + 696320, g + 1417216, g + 1384448, threads: threads)
+        case 86: Self.backward2(n, x, dy, dx, w, p + 1392640, q + 704512, g + 1425408, g + 1392640, threads: threads)
+        case 87: Self.backward2(n, x, dy, dx, w, p + 1400832, q + 712704, g + 1433600, g + 1400832, threads: threads)
+        case 88: Self.backward2(n, x, dy, dx, w, p + 1441792, q + 720896, g + 1474560, g + 1441792, threads: threads)
+        case 89: Self.backward2(n, x, dy, dx, w, p + 1449984, q + 729088, g + 1482752, g + 1449984, threads: threads)
+        case 90: Self.backward2(n, x, dy, dx, w, p + 1458176, q + 737280, g + 1490944, g + 1458176, threads: threads)
+        case 91: Self.backward2(n, x, dy, dx, w, p + 1466368, q + 745472, g + 1499136, g + 1466368, threads: threads)
+        case 92: Self.backward2(n, x, dy, dx, w, p + 1507328, q + 753664, g + 1540096, g + 1507328, threads: threads)
+        case 93: Self.backward2(n, x, dy, dx, w, p + 1515520, q + 761856, g + 1548288, g + 1515520, threads: threads)
+        case 94: Self.backward2(n, x, dy, dx, w, p + 1523712, q + 770048, g + 1556480, g + 1523712, threads: threads)
+        case 95: Self.backward2(n, x, dy, dx, w, p + 1531904, q + 778240, g + 1564672, g + 1531904, threads: threads)
         default: break
         }
     }
@@ -700,30 +700,30 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, p + 57344, p + 49152, p + 40960, p + 32768, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
-            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, p + 122880, p + 114688, p + 106496, p + 98304, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
-            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, p + 188416, p + 180224, p + 172032, p + 163840, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
-            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, p + 253952, p + 245760, p + 237568, p + 229376, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
-            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, p + 319488, p + 311296, p + 303104, p + 294912, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
-            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, p + 385024, p + 376832, p + 368640, p + 360448, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
-            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, p + 450560, p + 442368, p + 434176, p + 425984, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
-            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, p + 516096, p + 507904, p + 499712, p + 491520, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
-            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, p + 581632, p + 573440, p + 565248, p + 557056, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
-            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, p + 647168, p + 638976, p + 630784, p + 622592, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
-            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, p + 712704, p + 704512, p + 696320, p + 688128, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
-            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, p + 778240, p + 770048, p + 761856, p + 753664, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
-            case 12: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, p + 843776, p + 835584, p + 827392, p + 819200, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
-            case 13: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, p + 909312, p + 901120, p + 892928, p + 884736, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
-            case 14: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, p + 974848, p + 966656, p + 958464, p + 950272, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
-            case 15: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, p + 1040384, p + 1032192, p + 1024000, p + 1015808, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
-            case 16: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, p + 1105920, p + 1097728, p + 1089536, p + 1081344, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
-            case 17: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, p + 1171456, p + 1163264, p + 1155072, p + 1146880, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
-            case 18: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, p + 1236992, p + 1228800, p + 1220608, p + 1212416, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
-            case 19: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, p + 1302528, p + 1294336, p + 1286144, p + 1277952, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
-            case 20: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, p + 1368064, p + 1359872, p + 1351680, p + 1343488, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
-            case 21: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, p + 1433600, p + 1425408, p + 1417216, p + 1409024, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
-            case 22: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, p + 1499136, p + 1490944, p + 1482752, p + 1474560, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
-            case 23: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, p + 1564672, p + 1556480, p + 1548288, p + 1540096, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
+            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, q + 24576, q + 16384, q + 8192, q + 0, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
+            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, q + 57344, q + 49152, q + 40960, q + 32768, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
+            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, q + 90112, q + 81920, q + 73728, q + 65536, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
+            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, q + 122880, q + 114688, q + 106496, q + 98304, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
+            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, q + 155648, q + 147456, q + 139264, q + 131072, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
+            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, q + 188416, q + 180224, q + 172032, q + 163840, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
+            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, q + 221184, q + 212992, q + 204800, q + 196608, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
+            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, q + 253952, q + 245760, q + 237568, q + 229376, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
+            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, q + 286720, q + 278528, q + 270336, q + 262144, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
+            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, q + 319488, q + 311296, q + 303104, q + 294912, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
+            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, q + 352256, q + 344064, q + 335872, q + 327680, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
+            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, q + 385024, q + 376832, q + 368640, q + 360448, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
+            case 12: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, q + 417792, q + 409600, q + 401408, q + 393216, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
+            case 13: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, q + 450560, q + 442368, q + 434176, q + 425984, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
+            case 14: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, q + 483328, q + 475136, q + 466944, q + 458752, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
+            case 15: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, q + 516096, q + 507904, q + 499712, q + 491520, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
+            case 16: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, q + 548864, q + 540672, q + 532480, q + 524288, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
+            case 17: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, q + 581632, q + 573440, q + 565248, q + 557056, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
+            case 18: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, q + 614400, q + 606208, q + 598016, q + 589824, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
+            case 19: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, q + 647168, q + 638976, q + 630784, q + 622592, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
+            case 20: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, q + 679936, q + 671744, q + 663552, q + 655360, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
+            case 21: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, q + 712704, q + 704512, q + 696320, q + 688128, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
+            case 22: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, q + 745472, q + 737280, q + 729088, q + 720896, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
+            case 23: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, q + 778240, q + 770048, q + 761856, q + 753664, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
             default: break
             }
         }
@@ -1522,13 +1522,13 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -1571,19 +1571,19 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[24..<32][n, r] = Σ_o dy[n, o]·B[o, r]; dz[16..<24][n, r] = Σ_o dy[n, o]·B[o, r]; dz[8..<16][n, r] = Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[24..<32][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<24][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[8..<16][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(5, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 32 * n + 24), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 32 * n + 24), cRow: 32, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p2, ldb: 8, beta: 0, c: (w + 32 * n + 16), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy2, lda: 1024, packed: p2, beta: 0, c: (w + 32 * n + 16), cRow: 32, cRank: 1, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p3, ldb: 8, beta: 0, c: (w + 32 * n + 8), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy1, lda: 1024, packed: p3, beta: 0, c: (w + 32 * n + 8), cRow: 32, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p4, ldb: 8, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p4, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o]; dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o]; dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]

@@ -250,102 +250,102 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, q + 811008, q + 22272, dq + 22272, dq + 811008, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, q + 811008, q + 30464, dq + 30464, dq + 811008, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, q + 811008, q + 38656, dq + 38656, dq + 811008, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, q + 811008, q + 46848, dq + 46848, dq + 811008, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, q + 811008, q + 55040, dq + 55040, dq + 811008, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, q + 811008, q + 63232, dq + 63232, dq + 811008, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, q + 811008, q + 71424, dq + 71424, dq + 811008, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, q + 811008, q + 79616, dq + 79616, dq + 811008, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, q + 811008, q + 87808, dq + 87808, dq + 811008, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, q + 811008, q + 96000, dq + 96000, dq + 811008, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, q + 811008, q + 104192, dq + 104192, dq + 811008, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, q + 811008, q + 112384, dq + 112384, dq + 811008, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, q + 811008, q + 120576, dq + 120576, dq + 811008, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, q + 811008, q + 128768, dq + 128768, dq + 811008, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, q + 811008, q + 136960, dq + 136960, dq + 811008, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, q + 811008, q + 145152, dq + 145152, dq + 811008, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, q + 811008, q + 153344, dq + 153344, dq + 811008, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, q + 811008, q + 161536, dq + 161536, dq + 811008, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, q + 811008, q + 169728, dq + 169728, dq + 811008, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, q + 811008, q + 177920, dq + 177920, dq + 811008, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, q + 811008, q + 186112, dq + 186112, dq + 811008, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, q + 811008, q + 194304, dq + 194304, dq + 811008, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, q + 811008, q + 202496, dq + 202496, dq + 811008, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, q + 811008, q + 210688, dq + 210688, dq + 811008, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, q + 811008, q + 218880, dq + 218880, dq + 811008, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, q + 811008, q + 227072, dq + 227072, dq + 811008, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, q + 811008, q + 235264, dq + 235264, dq + 811008, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, q + 811008, q + 243456, dq + 243456, dq + 811008, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, q + 811008, q + 251648, dq + 251648, dq + 811008, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, q + 811008, q + 259840, dq + 259840, dq + 811008, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, q + 811008, q + 268032, dq + 268032, dq + 811008, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, q + 811008, q + 276224, dq + 276224, dq + 811008, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, q + 811008, q + 284416, dq + 284416, dq + 811008, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, q + 811008, q + 292608, dq + 292608, dq + 811008, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, q + 811008, q + 300800, dq + 300800, dq + 811008, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, q + 811008, q + 308992, dq + 308992, dq + 811008, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, q + 811008, q + 317184, dq + 317184, dq + 811008, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, q + 811008, q + 325376, dq + 325376, dq + 811008, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, q + 811008, q + 333568, dq + 333568, dq + 811008, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, q + 811008, q + 341760, dq + 341760, dq + 811008, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, q + 811008, q + 349952, dq + 349952, dq + 811008, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, q + 811008, q + 358144, dq + 358144, dq + 811008, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, q + 811008, q + 366336, dq + 366336, dq + 811008, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, q + 811008, q + 374528, dq + 374528, dq + 811008, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, q + 811008, q + 382720, dq + 382720, dq + 811008, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, q + 811008, q + 390912, dq + 390912, dq + 811008, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, q + 811008, q + 399104, dq + 399104, dq + 811008, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, q + 811008, q + 407296, dq + 407296, dq + 811008, threads: threads)
-        case 48: Self.backward3(n, x, dy, dx, w, q + 811008, q + 415488, dq + 415488, dq + 811008, threads: threads)
-        case 49: Self.backward3(n, x, dy, dx, w, q + 811008, q + 423680, dq + 423680, dq + 811008, threads: threads)
-        case 50: Self.backward3(n, x, dy, dx, w, q + 811008, q + 431872, dq + 431872, dq + 811008, threads: threads)
-        case 51: Self.backward3(n, x, dy, dx, w, q + 811008, q + 440064, dq + 440064, dq + 811008, threads: threads)
-        case 52: Self.backward3(n, x, dy, dx, w, q + 811008, q + 448256, dq + 448256, dq + 811008, threads: threads)
-        case 53: Self.backward3(n, x, dy, dx, w, q + 811008, q + 456448, dq + 456448, dq + 811008, threads: threads)
-        case 54: Self.backward3(n, x, dy, dx, w, q + 811008, q + 464640, dq + 464640, dq + 811008, threads: threads)
-        case 55: Self.backward3(n, x, dy, dx, w, q + 811008, q + 472832, dq + 472832, dq + 811008, threads: threads)
-        case 56: Self.backward3(n, x, dy, dx, w, q + 811008, q + 481024, dq + 481024, dq + 811008, threads: threads)
-        case 57: Self.backward3(n, x, dy, dx, w, q + 811008, q + 489216, dq + 489216, dq + 811008, threads: threads)
-        case 58: Self.backward3(n, x, dy, dx, w, q + 811008, q + 497408, dq + 497408, dq + 811008, threads: threads)
-        case 59: Self.backward3(n, x, dy, dx, w, q + 811008, q + 505600, dq + 505600, dq + 811008, threads: threads)
-        case 60: Self.backward3(n, x, dy, dx, w, q + 811008, q + 513792, dq + 513792, dq + 811008, threads: threads)
-        case 61: Self.backward3(n, x, dy, dx, w, q + 811008, q + 521984, dq + 521984, dq + 811008, threads: threads)
-        case 62: Self.backward3(n, x, dy, dx, w, q + 811008, q + 530176, dq + 530176, dq + 811008, threads: threads)
-        case 63: Self.backward3(n, x, dy, dx, w, q + 811008, q + 538368, dq + 538368, dq + 811008, threads: threads)
-        case 64: Self.backward3(n, x, dy, dx, w, q + 811008, q + 546560, dq + 546560, dq + 811008, threads: threads)
-        case 65: Self.backward3(n, x, dy, dx, w, q + 811008, q + 554752, dq + 554752, dq + 811008, threads: threads)
-        case 66: Self.backward3(n, x, dy, dx, w, q + 811008, q + 562944, dq + 562944, dq + 811008, threads: threads)
-        case 67: Self.backward3(n, x, dy, dx, w, q + 811008, q + 571136, dq + 571136, dq + 811008, threads: threads)
-        case 68: Self.backward3(n, x, dy, dx, w, q + 811008, q + 579328, dq + 579328, dq + 811008, threads: threads)
-        case 69: Self.backward3(n, x, dy, dx, w, q + 811008, q + 587520, dq + 587520, dq + 811008, threads: threads)
-        case 70: Self.backward3(n, x, dy, dx, w, q + 811008, q + 595712, dq + 595712, dq + 811008, threads: threads)
-        case 71: Self.backward3(n, x, dy, dx, w, q + 811008, q + 603904, dq + 603904, dq + 811008, threads: threads)
-        case 72: Self.backward3(n, x, dy, dx, w, q + 811008, q + 612096, dq + 612096, dq + 811008, threads: threads)
-        case 73: Self.backward3(n, x, dy, dx, w, q + 811008, q + 620288, dq + 620288, dq + 811008, threads: threads)
-        case 74: Self.backward3(n, x, dy, dx, w, q + 811008, q + 628480, dq + 628480, dq + 811008, threads: threads)
-        case 75: Self.backward3(n, x, dy, dx, w, q + 811008, q + 636672, dq + 636672, dq + 811008, threads: threads)
-        case 76: Self.backward3(n, x, dy, dx, w, q + 811008, q + 644864, dq + 644864, dq + 811008, threads: threads)
-        case 77: Self.backward3(n, x, dy, dx, w, q + 811008, q + 653056, dq + 653056, dq + 811008, threads: threads)
-        case 78: Self.backward3(n, x, dy, dx, w, q + 811008, q + 661248, dq + 661248, dq + 811008, threads: threads)
-        case 79: Self.backward3(n, x, dy, dx, w, q + 811008, q + 669440, dq + 669440, dq + 811008, threads: threads)
-        case 80: Self.backward3(n, x, dy, dx, w, q + 811008, q + 677632, dq + 677632, dq + 811008, threads: threads)
-        case 81: Self.backward3(n, x, dy, dx, w, q + 811008, q + 685824, dq + 685824, dq + 811008, threads: threads)
-        case 82: Self.backward3(n, x, dy, dx, w, q + 811008, q + 694016, dq + 694016, dq + 811008, threads: threads)
-        case 83: Self.backward3(n, x, dy, dx, w, q + 811008, q + 702208, dq + 702208, dq + 811008, threads: threads)
-        case 84: Self.backward3(n, x, dy, dx, w, q + 811008, q + 710400, dq + 710400, dq + 811008, threads: threads)
-        case 85: Self.backward3(n, x, dy, dx, w, q + 811008, q + 718592, dq + 718592, dq + 811008, threads: threads)
-        case 86: Self.backward3(n, x, dy, dx, w, q + 811008, q + 726784, dq + 726784, dq + 811008, threads: threads)
-        case 87: Self.backward3(n, x, dy, dx, w, q + 811008, q + 734976, dq + 734976, dq + 811008, threads: threads)
-        case 88: Self.backward3(n, x, dy, dx, w, q + 811008, q + 743168, dq + 743168, dq + 811008, threads: threads)
-        case 89: Self.backward3(n, x, dy, dx, w, q + 811008, q + 751360, dq + 751360, dq + 811008, threads: threads)
-        case 90: Self.backward3(n, x, dy, dx, w, q + 811008, q + 759552, dq + 759552, dq + 811008, threads: threads)
-        case 91: Self.backward3(n, x, dy, dx, w, q + 811008, q + 767744, dq + 767744, dq + 811008, threads: threads)
-        case 92: Self.backward3(n, x, dy, dx, w, q + 811008, q + 775936, dq + 775936, dq + 811008, threads: threads)
-        case 93: Self.backward3(n, x, dy, dx, w, q + 811008, q + 784128, dq + 784128, dq + 811008, threads: threads)
-        case 94: Self.backward3(n, x, dy, dx, w, q + 811008, q + 792320, dq + 792320, dq + 811008, threads: threads)
-        case 95: Self.backward3(n, x, dy, dx, w, q + 811008, q + 800512, dq + 800512, dq + 811008, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, q + 811008, q + 819200, dq + 22272, dq + 811008, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, q + 811008, q + 827392, dq + 30464, dq + 811008, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, q + 811008, q + 835584, dq + 38656, dq + 811008, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, q + 811008, q + 843776, dq + 46848, dq + 811008, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, q + 811008, q + 851968, dq + 55040, dq + 811008, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, q + 811008, q + 860160, dq + 63232, dq + 811008, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, q + 811008, q + 868352, dq + 71424, dq + 811008, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, q + 811008, q + 876544, dq + 79616, dq + 811008, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, q + 811008, q + 884736, dq + 87808, dq + 811008, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, q + 811008, q + 892928, dq + 96000, dq + 811008, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, q + 811008, q + 901120, dq + 104192, dq + 811008, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, q + 811008, q + 909312, dq + 112384, dq + 811008, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, q + 811008, q + 917504, dq + 120576, dq + 811008, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, q + 811008, q + 925696, dq + 128768, dq + 811008, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, q + 811008, q + 933888, dq + 136960, dq + 811008, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, q + 811008, q + 942080, dq + 145152, dq + 811008, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, q + 811008, q + 950272, dq + 153344, dq + 811008, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, q + 811008, q + 958464, dq + 161536, dq + 811008, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, q + 811008, q + 966656, dq + 169728, dq + 811008, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, q + 811008, q + 974848, dq + 177920, dq + 811008, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, q + 811008, q + 983040, dq + 186112, dq + 811008, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, q + 811008, q + 991232, dq + 194304, dq + 811008, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, q + 811008, q + 999424, dq + 202496, dq + 811008, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1007616, dq + 210688, dq + 811008, threads: threads)
+        case 24: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1015808, dq + 218880, dq + 811008, threads: threads)
+        case 25: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1024000, dq + 227072, dq + 811008, threads: threads)
+        case 26: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1032192, dq + 235264, dq + 811008, threads: threads)
+        case 27: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1040384, dq + 243456, dq + 811008, threads: threads)
+        case 28: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1048576, dq + 251648, dq + 811008, threads: threads)
+        case 29: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1056768, dq + 259840, dq + 811008, threads: threads)
+        case 30: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1064960, dq + 268032, dq + 811008, threads: threads)
+        case 31: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1073152, dq + 276224, dq + 811008, threads: threads)
+        case 32: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1081344, dq + 284416, dq + 811008, threads: threads)
+        case 33: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1089536, dq + 292608, dq + 811008, threads: threads)
+        case 34: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1097728, dq + 300800, dq + 811008, threads: threads)
+        case 35: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1105920, dq + 308992, dq + 811008, threads: threads)
+        case 36: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1114112, dq + 317184, dq + 811008, threads: threads)
+        case 37: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1122304, dq + 325376, dq + 811008, threads: threads)
+        case 38: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1130496, dq + 333568, dq + 811008, threads: threads)
+        case 39: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1138688, dq + 341760, dq + 811008, threads: threads)
+        case 40: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1146880, dq + 349952, dq + 811008, threads: threads)
+        case 41: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1155072, dq + 358144, dq + 811008, threads: threads)
+        case 42: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1163264, dq + 366336, dq + 811008, threads: threads)
+        case 43: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1171456, dq + 374528, dq + 811008, threads: threads)
+        case 44: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1179648, dq + 382720, dq + 811008, threads: threads)
+        case 45: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1187840, dq + 390912, dq + 811008, threads: threads)
+        case 46: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1196032, dq + 399104, dq + 811008, threads: threads)
+        case 47: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1204224, dq + 407296, dq + 811008, threads: threads)
+        case 48: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1212416, dq + 415488, dq + 811008, threads: threads)
+        case 49: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1220608, dq + 423680, dq + 811008, threads: threads)
+        case 50: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1228800, dq + 431872, dq + 811008, threads: threads)
+        case 51: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1236992, dq + 440064, dq + 811008, threads: threads)
+        case 52: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1245184, dq + 448256, dq + 811008, threads: threads)
+        case 53: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1253376, dq + 456448, dq + 811008, threads: threads)
+        case 54: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1261568, dq + 464640, dq + 811008, threads: threads)
+        case 55: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1269760, dq + 472832, dq + 811008, threads: threads)
+        case 56: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1277952, dq + 481024, dq + 811008, threads: threads)
+        case 57: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1286144, dq + 489216, dq + 811008, threads: threads)
+        case 58: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1294336, dq + 497408, dq + 811008, threads: threads)
+        case 59: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1302528, dq + 505600, dq + 811008, threads: threads)
+        case 60: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1310720, dq + 513792, dq + 811008, threads: threads)
+        case 61: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1318912, dq + 521984, dq + 811008, threads: threads)
+        case 62: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1327104, dq + 530176, dq + 811008, threads: threads)
+        case 63: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1335296, dq + 538368, dq + 811008, threads: threads)
+        case 64: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1343488, dq + 546560, dq + 811008, threads: threads)
+        case 65: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1351680, dq + 554752, dq + 811008, threads: threads)
+        case 66: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1359872, dq + 562944, dq + 811008, threads: threads)
+        case 67: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1368064, dq + 571136, dq + 811008, threads: threads)
+        case 68: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1376256, dq + 579328, dq + 811008, threads: threads)
+        case 69: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1384448, dq + 587520, dq + 811008, threads: threads)
+        case 70: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1392640, dq + 595712, dq + 811008, threads: threads)
+        case 71: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1400832, dq + 603904, dq + 811008, threads: threads)
+        case 72: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1409024, dq + 612096, dq + 811008, threads: threads)
+        case 73: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1417216, dq + 620288, dq + 811008, threads: threads)
+        case 74: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1425408, dq + 628480, dq + 811008, threads: threads)
+        case 75: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1433600, dq + 636672, dq + 811008, threads: threads)
+        case 76: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1441792, dq + 644864, dq + 811008, threads: threads)
+        case 77: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1449984, dq + 653056, dq + 811008, threads: threads)
+        case 78: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1458176, dq + 661248, dq + 811008, threads: threads)
+        case 79: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1466368, dq + 669440, dq + 811008, threads: threads)
+        case 80: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1474560, dq + 677632, dq + 811008, threads: threads)
+        case 81: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1482752, dq + 685824, dq + 811008, threads: threads)
+        case 82: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1490944, dq + 694016, dq + 811008, threads: threads)
+        case 83: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1499136, dq + 702208, dq + 811008, threads: threads)
+        case 84: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1507328, dq + 710400, dq + 811008, threads: threads)
+        case 85: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1515520, dq + 718592, dq + 811008, threads: threads)
+        case 86: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1523712, dq + 726784, dq + 811008, threads: threads)
+        case 87: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1531904, dq + 734976, dq + 811008, threads: threads)
+        case 88: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1540096, dq + 743168, dq + 811008, threads: threads)
+        case 89: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1548288, dq + 751360, dq + 811008, threads: threads)
+        case 90: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1556480, dq + 759552, dq + 811008, threads: threads)
+        case 91: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1564672, dq + 767744, dq + 811008, threads: threads)
+        case 92: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1572864, dq + 775936, dq + 811008, threads: threads)
+        case 93: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1581056, dq + 784128, dq + 811008, threads: threads)
+        case 94: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1589248, dq + 792320, dq + 811008, threads: threads)
+        case 95: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1597440, dq + 800512, dq + 811008, threads: threads)
         default: break
         }
     }
@@ -527,30 +527,30 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 46848, q + 38656, q + 30464, q + 22272, dq + 46848, dq + 38656, dq + 30464, dq + 22272, dq + 811008, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 79616, q + 71424, q + 63232, q + 55040, dq + 79616, dq + 71424, dq + 63232, dq + 55040, dq + 811008, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 112384, q + 104192, q + 96000, q + 87808, dq + 112384, dq + 104192, dq + 96000, dq + 87808, dq + 811008, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 145152, q + 136960, q + 128768, q + 120576, dq + 145152, dq + 136960, dq + 128768, dq + 120576, dq + 811008, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 177920, q + 169728, q + 161536, q + 153344, dq + 177920, dq + 169728, dq + 161536, dq + 153344, dq + 811008, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 210688, q + 202496, q + 194304, q + 186112, dq + 210688, dq + 202496, dq + 194304, dq + 186112, dq + 811008, threads: threads); return
-            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 243456, q + 235264, q + 227072, q + 218880, dq + 243456, dq + 235264, dq + 227072, dq + 218880, dq + 811008, threads: threads); return
-            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 276224, q + 268032, q + 259840, q + 251648, dq + 276224, dq + 268032, dq + 259840, dq + 251648, dq + 811008, threads: threads); return
-            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 308992, q + 300800, q + 292608, q + 284416, dq + 308992, dq + 300800, dq + 292608, dq + 284416, dq + 811008, threads: threads); return
-            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 341760, q + 333568, q + 325376, q + 317184, dq + 341760, dq + 333568, dq + 325376, dq + 317184, dq + 811008, threads: threads); return
-            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 374528, q + 366336, q + 358144, q + 349952, dq + 374528, dq + 366336, dq + 358144, dq + 349952, dq + 811008, threads: threads); return
-            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 407296, q + 399104, q + 390912, q + 382720, dq + 407296, dq + 399104, dq + 390912, dq + 382720, dq + 811008, threads: threads); return
-            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 440064, q + 431872, q + 423680, q + 415488, dq + 440064, dq + 431872, dq + 423680, dq + 415488, dq + 811008, threads: threads); return
-            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 472832, q + 464640, q + 456448, q + 448256, dq + 472832, dq + 464640, dq + 456448, dq + 448256, dq + 811008, threads: threads); return
-            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 505600, q + 497408, q + 489216, q + 481024, dq + 505600, dq + 497408, dq + 489216, dq + 481024, dq + 811008, threads: threads); return
-            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 538368, q + 530176, q + 521984, q + 513792, dq + 538368, dq + 530176, dq + 521984, dq + 513792, dq + 811008, threads: threads); return
-            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 571136, q + 562944, q + 554752, q + 546560, dq + 571136, dq + 562944, dq + 554752, dq + 546560, dq + 811008, threads: threads); return
-            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 603904, q + 595712, q + 587520, q + 579328, dq + 603904, dq + 595712, dq + 587520, dq + 579328, dq + 811008, threads: threads); return
-            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 636672, q + 628480, q + 620288, q + 612096, dq + 636672, dq + 628480, dq + 620288, dq + 612096, dq + 811008, threads: threads); return
-            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 669440, q + 661248, q + 653056, q + 644864, dq + 669440, dq + 661248, dq + 653056, dq + 644864, dq + 811008, threads: threads); return
-            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 702208, q + 694016, q + 685824, q + 677632, dq + 702208, dq + 694016, dq + 685824, dq + 677632, dq + 811008, threads: threads); return
-            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 734976, q + 726784, q + 718592, q + 710400, dq + 734976, dq + 726784, dq + 718592, dq + 710400, dq + 811008, threads: threads); return
-            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 767744, q + 759552, q + 751360, q + 743168, dq + 767744, dq + 759552, dq + 751360, dq + 743168, dq + 811008, threads: threads); return
-            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 800512, q + 792320, q + 784128, q + 775936, dq + 800512, dq + 792320, dq + 784128, dq + 775936, dq + 811008, threads: threads); return
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 843776, q + 835584, q + 827392, q + 819200, dq + 46848, dq + 38656, dq + 30464, dq + 22272, dq + 811008, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 876544, q + 868352, q + 860160, q + 851968, dq + 79616, dq + 71424, dq + 63232, dq + 55040, dq + 811008, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 909312, q + 901120, q + 892928, q + 884736, dq + 112384, dq + 104192, dq + 96000, dq + 87808, dq + 811008, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 942080, q + 933888, q + 925696, q + 917504, dq + 145152, dq + 136960, dq + 128768, dq + 120576, dq + 811008, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 974848, q + 966656, q + 958464, q + 950272, dq + 177920, dq + 169728, dq + 161536, dq + 153344, dq + 811008, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1007616, q + 999424, q + 991232, q + 983040, dq + 210688, dq + 202496, dq + 194304, dq + 186112, dq + 811008, threads: threads); return
+            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1040384, q + 1032192, q + 1024000, q + 1015808, dq + 243456, dq + 235264, dq + 227072, dq + 218880, dq + 811008, threads: threads); return
+            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1073152, q + 1064960, q + 1056768, q + 1048576, dq + 276224, dq + 268032, dq + 259840, dq + 251648, dq + 811008, threads: threads); return
+            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1105920, q + 1097728, q + 1089536, q + 1081344, dq + 308992, dq + 300800, dq + 292608, dq + 284416, dq + 811008, threads: threads); return
+            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1138688, q + 1130496, q + 1122304, q + 1114112, dq + 341760, dq + 333568, dq + 325376, dq + 317184, dq + 811008, threads: threads); return
+            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1171456, q + 1163264, q + 1155072, q + 1146880, dq + 374528, dq + 366336, dq + 358144, dq + 349952, dq + 811008, threads: threads); return
+            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1204224, q + 1196032, q + 1187840, q + 1179648, dq + 407296, dq + 399104, dq + 390912, dq + 382720, dq + 811008, threads: threads); return
+            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1236992, q + 1228800, q + 1220608, q + 1212416, dq + 440064, dq + 431872, dq + 423680, dq + 415488, dq + 811008, threads: threads); return
+            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1269760, q + 1261568, q + 1253376, q + 1245184, dq + 472832, dq + 464640, dq + 456448, dq + 448256, dq + 811008, threads: threads); return
+            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1302528, q + 1294336, q + 1286144, q + 1277952, dq + 505600, dq + 497408, dq + 489216, dq + 481024, dq + 811008, threads: threads); return
+            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1335296, q + 1327104, q + 1318912, q + 1310720, dq + 538368, dq + 530176, dq + 521984, dq + 513792, dq + 811008, threads: threads); return
+            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1368064, q + 1359872, q + 1351680, q + 1343488, dq + 571136, dq + 562944, dq + 554752, dq + 546560, dq + 811008, threads: threads); return
+            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1400832, q + 1392640, q + 1384448, q + 1376256, dq + 603904, dq + 595712, dq + 587520, dq + 579328, dq + 811008, threads: threads); return
+            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1433600, q + 1425408, q + 1417216, q + 1409024, dq + 636672, dq + 628480, dq + 620288, dq + 612096, dq + 811008, threads: threads); return
+            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1466368, q + 1458176, q + 1449984, q + 1441792, dq + 669440, dq + 661248, dq + 653056, dq + 644864, dq + 811008, threads: threads); return
+            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1499136, q + 1490944, q + 1482752, q + 1474560, dq + 702208, dq + 694016, dq + 685824, dq + 677632, dq + 811008, threads: threads); return
+            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1531904, q + 1523712, q + 1515520, q + 1507328, dq + 734976, dq + 726784, dq + 718592, dq + 710400, dq + 811008, threads: threads); return
+            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1564672, q + 1556480, q + 1548288, q + 1540096, dq + 767744, dq + 759552, dq + 751360, dq + 743168, dq + 811008, threads: threads); return
+            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1597440, q + 1589248, q + 1581056, q + 1572864, dq + 800512, dq + 792320, dq + 784128, dq + 775936, dq + 811008, threads: threads); return
             default: break
             }
         }
@@ -1444,13 +1444,13 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]
+        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
@@ -1493,19 +1493,19 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]; dt9.part1[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]; dt9.part2[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]; dt9.part3[n, r6] = Σ_out.0,out.1,out.2,out.3 P5[out.0, out.1, out.2, out.3, r6]·dy[n, out.0, out.1, out.2, out.3]
+        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
         Kernels.stage(5, flops: 81920 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy3, lda: 1024, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy2, lda: 1024, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy2, lda: 1024, packed: p2, beta: 0, c: (w + 16 * n), cRow: 8, cRank: 1, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy1, lda: 1024, b: p3, ldb: 8, beta: 0, c: (w + 24 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy1, lda: 1024, packed: p3, beta: 0, c: (w + 24 * n), cRow: 8, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 1024, alpha: 1.0, a: dy, lda: 1024, b: p4, ldb: 8, beta: 0, c: (w + 32 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p4, beta: 0, c: (w + 32 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dt9[n, r6] += dt9.part1[n, r6]

@@ -215,42 +215,42 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward6(n, x, dy, dx, w, p + 0, p + 27648, g + 27648, g + 0, threads: threads)
-        case 1: Self.backward7(n, x, dy, dx, w, p + 12288, p + 39936, g + 39936, g + 12288, threads: threads)
-        case 2: Self.backward6(n, x, dy, dx, w, p + 15360, p + 43008, g + 43008, g + 15360, threads: threads)
-        case 3: Self.backward6(n, x, dy, dx, w, p + 55296, p + 86016, g + 86016, g + 55296, threads: threads)
-        case 4: Self.backward6(n, x, dy, dx, w, p + 67584, p + 98304, g + 98304, g + 67584, threads: threads)
-        case 5: Self.backward8(n, x, dy, dx, w, p + 79872, p + 110592, g + 110592, g + 79872, threads: threads)
-        case 6: Self.backward6(n, x, dy, dx, w, p + 116736, p + 153600, g + 153600, g + 116736, threads: threads)
-        case 7: Self.backward6(n, x, dy, dx, w, p + 129024, p + 165888, g + 165888, g + 129024, threads: threads)
-        case 8: Self.backward6(n, x, dy, dx, w, p + 141312, p + 178176, g + 178176, g + 141312, threads: threads)
-        case 9: Self.backward6(n, x, dy, dx, w, p + 190464, p + 227328, g + 227328, g + 190464, threads: threads)
-        case 10: Self.backward6(n, x, dy, dx, w, p + 202752, p + 239616, g + 239616, g + 202752, threads: threads)
-        case 11: Self.backward6(n, x, dy, dx, w, p + 215040, p + 251904, g + 251904, g + 215040, threads: threads)
-        case 12: Self.backward6(n, x, dy, dx, w, p + 264192, p + 301056, g + 301056, g + 264192, threads: threads)
-        case 13: Self.backward6(n, x, dy, dx, w, p + 276480, p + 313344, g + 313344, g + 276480, threads: threads)
-        case 14: Self.backward6(n, x, dy, dx, w, p + 288768, p + 325632, g + 325632, g + 288768, threads: threads)
-        case 15: Self.backward9(n, x, dy, dx, w, p + 337920, p + 374784, g + 374784, g + 337920, threads: threads)
-        case 16: Self.backward6(n, x, dy, dx, w, p + 350208, p + 387072, g + 387072, g + 350208, threads: threads)
-        case 17: Self.backward6(n, x, dy, dx, w, p + 362496, p + 399360, g + 399360, g + 362496, threads: threads)
-        case 18: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 19: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 20: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 21: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 22: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 23: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 24: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 25: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 26: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 27: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 28: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 29: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 30: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 31: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 32: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
-        case 33: Self.backward6(n, x, dy, dx, w, p + 411648, p + 448512, g + 448512, g + 411648, threads: threads)
-        case 34: Self.backward6(n, x, dy, dx, w, p + 423936, p + 460800, g + 460800, g + 423936, threads: threads)
-        case 35: Self.backward6(n, x, dy, dx, w, p + 436224, p + 473088, g + 473088, g + 436224, threads: threads)
+        case 0: Self.backward6(n, x, dy, dx, w, p + 0, q + 0, g + 27648, g + 0, threads: threads)
+        case 1: Self.backward7(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 12288, threads: threads)
+        case 2: Self.backward6(n, x, dy, dx, w, p + 15360, q + 15360, g + 43008, g + 15360, threads: threads)
+        case 3: Self.backward6(n, x, dy, dx, w, p + 55296, q + 27648, g + 86016, g + 55296, threads: threads)
+        case 4: Self.backward6(n, x, dy, dx, w, p + 67584, q + 39936, g + 98304, g + 67584, threads: threads)
+        case 5: Self.backward8(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 79872, threads: threads)
+        case 6: Self.backward6(n, x, dy, dx, w, p + 116736, q + 58368, g + 153600, g + 116736, threads: threads)
+        case 7: Self.backward6(n, x, dy, dx, w, p + 129024, q + 70656, g + 165888, g + 129024, threads: threads)
+        case 8: Self.backward6(n, x, dy, dx, w, p + 141312, q + 82944, g + 178176, g + 141312, threads: threads)
+        case 9: Self.backward6(n, x, dy, dx, w, p + 190464, q + 95232, g + 227328, g + 190464, threads: threads)
+        case 10: Self.backward6(n, x, dy, dx, w, p + 202752, q + 107520, g + 239616, g + 202752, threads: threads)
+        case 11: Self.backward6(n, x, dy, dx, w, p + 215040, q + 119808, g + 251904, g + 215040, threads: threads)
+        case 12: Self.backward6(n, x, dy, dx, w, p + 264192, q + 132096, g + 301056, g + 264192, threads: threads)
+        case 13: Self.backward6(n, x, dy, dx, w, p + 276480, q + 144384, g + 313344, g + 276480, threads: threads)
+        case 14: Self.backward6(n, x, dy, dx, w, p + 288768, q + 156672, g + 325632, g + 288768, threads: threads)
+        case 15: Self.backward9(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 337920, threads: threads)
+        case 16: Self.backward6(n, x, dy, dx, w, p + 350208, q + 181248, g + 387072, g + 350208, threads: threads)
+        case 17: Self.backward6(n, x, dy, dx, w, p + 362496, q + 193536, g + 399360, g + 362496, threads: threads)
+        case 18: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 19: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 20: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 21: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 22: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 23: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 24: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 25: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 26: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 27: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 28: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 29: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 30: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 31: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 32: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 33: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 34: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 35: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
         default: break
         }
     }
@@ -360,18 +360,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, p + 43008, p + 39936, p + 27648, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
-            case 7: Self.layerBackward19(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, p + 110592, p + 98304, p + 86016, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
-            case 8: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, p + 178176, p + 165888, p + 153600, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
-            case 9: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, p + 251904, p + 239616, p + 227328, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
-            case 10: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, p + 325632, p + 313344, p + 301056, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
-            case 11: Self.layerBackward21(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, p + 399360, p + 387072, p + 374784, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
-            case 0: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 1: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 2: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 3: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 4: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 5: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, p + 473088, p + 460800, p + 448512, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 6: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
+            case 7: Self.layerBackward19(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
+            case 8: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
+            case 9: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
+            case 10: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
+            case 11: Self.layerBackward21(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
+            case 0: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 1: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 2: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 3: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 4: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 5: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
             default: break
             }
         }
@@ -603,13 +603,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -627,13 +627,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 8.0·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy, lda: 768, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 8.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 4 * n), cRow: 4, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -651,13 +651,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -675,13 +675,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 4.0·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 4.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -791,17 +791,17 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[20..<36][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<20][n, r] = 8.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[20..<36][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<20][row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 36, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 36, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy2, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 36 * n + 20), ldc: 36, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 36 * n + 20), cRow: 36, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 768, alpha: 8.0, a: dy1, lda: 768, b: p2, ldb: 4, beta: 0, c: (w + 36 * n + 16), ldc: 36, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 8.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 36 * n + 16), cRow: 36, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 36 * n), ldc: 36, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 36 * n), cRow: 36, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
@@ -823,17 +823,17 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward19(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<40][n, r] = Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<40][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 40, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 40, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 40 * n + 32), ldc: 40, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 40 * n + 32), cRow: 40, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p2, ldb: 16, beta: 0, c: (w + 40 * n + 16), ldc: 40, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 40 * n + 16), cRow: 40, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 40 * n), ldc: 40, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 40 * n), cRow: 40, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
@@ -855,17 +855,17 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward20(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy2, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 48 * n + 32), ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p2, ldb: 16, beta: 0, c: (w + 48 * n + 16), ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 48 * n), cRow: 48, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
@@ -887,17 +887,17 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward21(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[16..<32][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<16][n, r] = 4.0·Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy2, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 48 * n + 32), ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p2, ldb: 16, beta: 0, c: (w + 48 * n + 16), ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 4.0, a: dy, lda: 768, b: p3, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 4.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 48 * n), cRow: 48, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]

@@ -204,30 +204,30 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, p + 12288, g + 12288, g + 0, threads: threads)
-        case 1: Self.backward2(n, x, dy, dx, w, p + 6144, p + 18432, g + 18432, g + 6144, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 24576, p + 36864, g + 36864, g + 24576, threads: threads)
-        case 3: Self.backward2(n, x, dy, dx, w, p + 30720, p + 43008, g + 43008, g + 30720, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 49152, p + 61440, g + 61440, g + 49152, threads: threads)
-        case 5: Self.backward2(n, x, dy, dx, w, p + 55296, p + 67584, g + 67584, g + 55296, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 73728, p + 86016, g + 86016, g + 73728, threads: threads)
-        case 7: Self.backward2(n, x, dy, dx, w, p + 79872, p + 92160, g + 92160, g + 79872, threads: threads)
-        case 8: Self.backward2(n, x, dy, dx, w, p + 98304, p + 110592, g + 110592, g + 98304, threads: threads)
-        case 9: Self.backward2(n, x, dy, dx, w, p + 104448, p + 116736, g + 116736, g + 104448, threads: threads)
-        case 10: Self.backward2(n, x, dy, dx, w, p + 122880, p + 135168, g + 135168, g + 122880, threads: threads)
-        case 11: Self.backward2(n, x, dy, dx, w, p + 129024, p + 141312, g + 141312, g + 129024, threads: threads)
-        case 12: Self.backward2(n, x, dy, dx, w, p + 147456, p + 159744, g + 159744, g + 147456, threads: threads)
-        case 13: Self.backward2(n, x, dy, dx, w, p + 153600, p + 165888, g + 165888, g + 153600, threads: threads)
-        case 14: Self.backward2(n, x, dy, dx, w, p + 172032, p + 184320, g + 184320, g + 172032, threads: threads)
-        case 15: Self.backward2(n, x, dy, dx, w, p + 178176, p + 190464, g + 190464, g + 178176, threads: threads)
-        case 16: Self.backward2(n, x, dy, dx, w, p + 196608, p + 208896, g + 208896, g + 196608, threads: threads)
-        case 17: Self.backward2(n, x, dy, dx, w, p + 202752, p + 215040, g + 215040, g + 202752, threads: threads)
-        case 18: Self.backward2(n, x, dy, dx, w, p + 221184, p + 233472, g + 233472, g + 221184, threads: threads)
-        case 19: Self.backward2(n, x, dy, dx, w, p + 227328, p + 239616, g + 239616, g + 227328, threads: threads)
-        case 20: Self.backward2(n, x, dy, dx, w, p + 245760, p + 258048, g + 258048, g + 245760, threads: threads)
-        case 21: Self.backward2(n, x, dy, dx, w, p + 251904, p + 264192, g + 264192, g + 251904, threads: threads)
-        case 22: Self.backward2(n, x, dy, dx, w, p + 270336, p + 282624, g + 282624, g + 270336, threads: threads)
-        case 23: Self.backward2(n, x, dy, dx, w, p + 276480, p + 288768, g + 288768, g + 276480, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 0, q + 0, g + 12288, g + 0, threads: threads)
+        case 1: Self.backward2(n, x, dy, dx, w, p + 6144, q + 6144, g + 18432, g + 6144, threads: threads)
+        case 2: Self.backward2(n, x, dy, dx, w, p + 24576, q + 12288, g + 36864, g + 24576, threads: threads)
+        case 3: Self.backward2(n, x, dy, dx, w, p + 30720, q + 18432, g + 43008, g + 30720, threads: threads)
+        case 4: Self.backward2(n, x, dy, dx, w, p + 49152, q + 24576, g + 61440, g + 49152, threads: threads)
+        case 5: Self.backward2(n, x, dy, dx, w, p + 55296, q + 30720, g + 67584, g + 55296, threads: threads)
+        case 6: Self.backward2(n, x, dy, dx, w, p + 73728, q + 36864, g + 86016, g + 73728, threads: threads)
+        case 7: Self.backward2(n, x, dy, dx, w, p + 79872, q + 43008, g + 92160, g + 79872, threads: threads)
+        case 8: Self.backward2(n, x, dy, dx, w, p + 98304, q + 49152, g + 110592, g + 98304, threads: threads)
+        case 9: Self.backward2(n, x, dy, dx, w, p + 104448, q + 55296, g + 116736, g + 104448, threads: threads)
+        case 10: Self.backward2(n, x, dy, dx, w, p + 122880, q + 61440, g + 135168, g + 122880, threads: threads)
+        case 11: Self.backward2(n, x, dy, dx, w, p + 129024, q + 67584, g + 141312, g + 129024, threads: threads)
+        case 12: Self.backward2(n, x, dy, dx, w, p + 147456, q + 73728, g + 159744, g + 147456, threads: threads)
+        case 13: Self.backward2(n, x, dy, dx, w, p + 153600, q + 79872, g + 165888, g + 153600, threads: threads)
+        case 14: Self.backward2(n, x, dy, dx, w, p + 172032, q + 86016, g + 184320, g + 172032, threads: threads)
+        case 15: Self.backward2(n, x, dy, dx, w, p + 178176, q + 92160, g + 190464, g + 178176, threads: threads)
+        case 16: Self.backward2(n, x, dy, dx, w, p + 196608, q + 98304, g + 208896, g + 196608, threads: threads)
+        case 17: Self.backward2(n, x, dy, dx, w, p + 202752, q + 104448, g + 215040, g + 202752, threads: threads)
+        case 18: Self.backward2(n, x, dy, dx, w, p + 221184, q + 110592, g + 233472, g + 221184, threads: threads)
+        case 19: Self.backward2(n, x, dy, dx, w, p + 227328, q + 116736, g + 239616, g + 227328, threads: threads)
+        case 20: Self.backward2(n, x, dy, dx, w, p + 245760, q + 122880, g + 258048, g + 245760, threads: threads)
+        case 21: Self.backward2(n, x, dy, dx, w, p + 251904, q + 129024, g + 264192, g + 251904, threads: threads)
+        case 22: Self.backward2(n, x, dy, dx, w, p + 270336, q + 135168, g + 282624, g + 270336, threads: threads)
+        case 23: Self.backward2(n, x, dy, dx, w, p + 276480, q + 141312, g + 288768, g + 276480, threads: threads)
         default: break
         }
     }
@@ -325,18 +325,18 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 0, p + 18432, p + 12288, g + 18432, g + 12288, g + 0, threads: threads); return
-            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 24576, p + 43008, p + 36864, g + 43008, g + 36864, g + 24576, threads: threads); return
-            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 49152, p + 67584, p + 61440, g + 67584, g + 61440, g + 49152, threads: threads); return
-            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 73728, p + 92160, p + 86016, g + 92160, g + 86016, g + 73728, threads: threads); return
-            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 98304, p + 116736, p + 110592, g + 116736, g + 110592, g + 98304, threads: threads); return
-            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 122880, p + 141312, p + 135168, g + 141312, g + 135168, g + 122880, threads: threads); return
-            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 147456, p + 165888, p + 159744, g + 165888, g + 159744, g + 147456, threads: threads); return
-            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 172032, p + 190464, p + 184320, g + 190464, g + 184320, g + 172032, threads: threads); return
-            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 196608, p + 215040, p + 208896, g + 215040, g + 208896, g + 196608, threads: threads); return
-            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 221184, p + 239616, p + 233472, g + 239616, g + 233472, g + 221184, threads: threads); return
-            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 245760, p + 264192, p + 258048, g + 264192, g + 258048, g + 245760, threads: threads); return
-            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 270336, p + 288768, p + 282624, g + 288768, g + 282624, g + 270336, threads: threads); return
+            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 12288, g + 0, threads: threads); return
+            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 36864, g + 24576, threads: threads); return
+            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 61440, g + 49152, threads: threads); return
+            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 86016, g + 73728, threads: threads); return
+            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 110592, g + 98304, threads: threads); return
+            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 135168, g + 122880, threads: threads); return
+            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 159744, g + 147456, threads: threads); return
+            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 184320, g + 172032, threads: threads); return
+            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 208896, g + 196608, threads: threads); return
+            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 233472, g + 221184, threads: threads); return
+            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 258048, g + 245760, threads: threads); return
+            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 282624, g + 270336, threads: threads); return
             default: break
             }
         }
@@ -559,13 +559,13 @@ public final class BertQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 2.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -604,15 +604,15 @@ public final class BertQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 2.0, a: dy1, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 16 * n + 8), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy1, lda: 768, packed: p1, beta: 0, c: (w + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 2.0, a: dy, lda: 768, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy, lda: 768, packed: p2, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]

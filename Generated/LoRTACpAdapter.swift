@@ -175,42 +175,42 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 0, dq + 0, g + 480, g + 25056, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 32, dq + 32, g + 480, g + 25056, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 64, dq + 64, g + 480, g + 25056, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 96, dq + 96, g + 480, g + 25056, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 128, dq + 128, g + 480, g + 25056, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 160, dq + 160, g + 480, g + 25056, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 192, dq + 192, g + 480, g + 25056, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 224, dq + 224, g + 480, g + 25056, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 256, dq + 256, g + 480, g + 25056, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 288, dq + 288, g + 480, g + 25056, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 320, dq + 320, g + 480, g + 25056, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 352, dq + 352, g + 480, g + 25056, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 384, dq + 384, g + 480, g + 25056, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 416, dq + 416, g + 480, g + 25056, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 448, dq + 448, g + 480, g + 25056, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 480, dq + 480, g + 480, g + 25056, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 512, dq + 512, g + 480, g + 25056, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 544, dq + 544, g + 480, g + 25056, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 576, dq + 576, g + 480, g + 25056, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 608, dq + 608, g + 480, g + 25056, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 640, dq + 640, g + 480, g + 25056, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 672, dq + 672, g + 480, g + 25056, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 704, dq + 704, g + 480, g + 25056, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 736, dq + 736, g + 480, g + 25056, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 768, dq + 768, g + 480, g + 25056, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 800, dq + 800, g + 480, g + 25056, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 832, dq + 832, g + 480, g + 25056, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 864, dq + 864, g + 480, g + 25056, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 896, dq + 896, g + 480, g + 25056, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 928, dq + 928, g + 480, g + 25056, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 960, dq + 960, g + 480, g + 25056, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 992, dq + 992, g + 480, g + 25056, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 1024, dq + 1024, g + 480, g + 25056, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 1056, dq + 1056, g + 480, g + 25056, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 1088, dq + 1088, g + 480, g + 25056, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 25056, p + 480, q + 1120, dq + 1120, g + 480, g + 25056, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 0, dq + 0, g + 480, g + 25056, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 32, dq + 32, g + 480, g + 25056, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 64, dq + 64, g + 480, g + 25056, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 96, dq + 96, g + 480, g + 25056, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 128, dq + 128, g + 480, g + 25056, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 160, dq + 160, g + 480, g + 25056, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 192, dq + 192, g + 480, g + 25056, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 224, dq + 224, g + 480, g + 25056, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 256, dq + 256, g + 480, g + 25056, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 288, dq + 288, g + 480, g + 25056, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 320, dq + 320, g + 480, g + 25056, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 352, dq + 352, g + 480, g + 25056, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 384, dq + 384, g + 480, g + 25056, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 416, dq + 416, g + 480, g + 25056, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 448, dq + 448, g + 480, g + 25056, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 480, dq + 480, g + 480, g + 25056, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 512, dq + 512, g + 480, g + 25056, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 544, dq + 544, g + 480, g + 25056, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 576, dq + 576, g + 480, g + 25056, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 608, dq + 608, g + 480, g + 25056, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 640, dq + 640, g + 480, g + 25056, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 672, dq + 672, g + 480, g + 25056, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 704, dq + 704, g + 480, g + 25056, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 736, dq + 736, g + 480, g + 25056, threads: threads)
+        case 24: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 768, dq + 768, g + 480, g + 25056, threads: threads)
+        case 25: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 800, dq + 800, g + 480, g + 25056, threads: threads)
+        case 26: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 832, dq + 832, g + 480, g + 25056, threads: threads)
+        case 27: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 864, dq + 864, g + 480, g + 25056, threads: threads)
+        case 28: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 896, dq + 896, g + 480, g + 25056, threads: threads)
+        case 29: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 928, dq + 928, g + 480, g + 25056, threads: threads)
+        case 30: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 960, dq + 960, g + 480, g + 25056, threads: threads)
+        case 31: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 992, dq + 992, g + 480, g + 25056, threads: threads)
+        case 32: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1024, dq + 1024, g + 480, g + 25056, threads: threads)
+        case 33: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1056, dq + 1056, g + 480, g + 25056, threads: threads)
+        case 34: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1088, dq + 1088, g + 480, g + 25056, threads: threads)
+        case 35: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1120, dq + 1120, g + 480, g + 25056, threads: threads)
         default: break
         }
     }
@@ -320,18 +320,18 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 0, q + 32, q + 64, dq + 64, dq + 32, dq + 0, g + 480, g + 25056, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 96, q + 128, q + 160, dq + 160, dq + 128, dq + 96, g + 480, g + 25056, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 192, q + 224, q + 256, dq + 256, dq + 224, dq + 192, g + 480, g + 25056, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 288, q + 320, q + 352, dq + 352, dq + 320, dq + 288, g + 480, g + 25056, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 384, q + 416, q + 448, dq + 448, dq + 416, dq + 384, g + 480, g + 25056, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 480, q + 512, q + 544, dq + 544, dq + 512, dq + 480, g + 480, g + 25056, threads: threads); return
-            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 576, q + 608, q + 640, dq + 640, dq + 608, dq + 576, g + 480, g + 25056, threads: threads); return
-            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 672, q + 704, q + 736, dq + 736, dq + 704, dq + 672, g + 480, g + 25056, threads: threads); return
-            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 768, q + 800, q + 832, dq + 832, dq + 800, dq + 768, g + 480, g + 25056, threads: threads); return
-            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 864, q + 896, q + 928, dq + 928, dq + 896, dq + 864, g + 480, g + 25056, threads: threads); return
-            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 960, q + 992, q + 1024, dq + 1024, dq + 992, dq + 960, g + 480, g + 25056, threads: threads); return
-            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, p + 480, q + 1056, q + 1088, q + 1120, dq + 1120, dq + 1088, dq + 1056, g + 480, g + 25056, threads: threads); return
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 0, q + 32, q + 64, dq + 64, dq + 32, dq + 0, g + 480, g + 25056, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 96, q + 128, q + 160, dq + 160, dq + 128, dq + 96, g + 480, g + 25056, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 192, q + 224, q + 256, dq + 256, dq + 224, dq + 192, g + 480, g + 25056, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 288, q + 320, q + 352, dq + 352, dq + 320, dq + 288, g + 480, g + 25056, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 384, q + 416, q + 448, dq + 448, dq + 416, dq + 384, g + 480, g + 25056, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 480, q + 512, q + 544, dq + 544, dq + 512, dq + 480, g + 480, g + 25056, threads: threads); return
+            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 576, q + 608, q + 640, dq + 640, dq + 608, dq + 576, g + 480, g + 25056, threads: threads); return
+            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 672, q + 704, q + 736, dq + 736, dq + 704, dq + 672, g + 480, g + 25056, threads: threads); return
+            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 768, q + 800, q + 832, dq + 832, dq + 800, dq + 768, g + 480, g + 25056, threads: threads); return
+            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 864, q + 896, q + 928, dq + 928, dq + 896, dq + 864, g + 480, g + 25056, threads: threads); return
+            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 960, q + 992, q + 1024, dq + 1024, dq + 992, dq + 960, g + 480, g + 25056, threads: threads); return
+            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 1056, q + 1088, q + 1120, dq + 1120, dq + 1088, dq + 1056, g + 480, g + 25056, threads: threads); return
             default: break
             }
         }
@@ -435,13 +435,13 @@ public final class LoRTACpAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[n, c] = Σ_out factor.out[out, c]·dy[n, out]
+        // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(2, flops: 98304 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 64 * n), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 64 * n), cRow: 32, cRank: 1, threads: threads)
             }
         }
         // stage 2: t3[n, c] = P1[c]⊙t2[n, c]; dP1[c] += Σ_n dt3[n, c]·t2[n, c]; dt2[n, c] = P1[c]⊙dt3[n, c]
@@ -530,17 +530,17 @@ public final class LoRTACpAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[2][n, c] = Σ_out factor.out[out, c]·dy[n, out]; dt3[1][n, c] = Σ_out factor.out[out, c]·dy[n, out]; dt3[0][n, c] = Σ_out factor.out[out, c]·dy[n, out]
+        // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(4, flops: 196608 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 128 * n), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 128 * n), cRow: 32, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 160 * n), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy1, lda: 768, packed: p1, beta: 0, c: (w + 160 * n), cRow: 32, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 192 * n), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 192 * n), cRow: 32, cRank: 1, threads: threads)
             }
         }
         // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]; dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dt2[n, c] = P1[c]⊙dt3[2][n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dt2.part1[n, c] = P1[c]⊙dt3[1][n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]; dt2.part2[n, c] = P1[c]⊙dt3[0][n, c]

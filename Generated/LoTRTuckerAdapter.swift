@@ -157,30 +157,30 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
-        case 1: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 256, g + 256, g + 6144, g + 18432, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 512, g + 512, g + 6144, g + 18432, threads: threads)
-        case 3: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 768, g + 768, g + 6144, g + 18432, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1024, g + 1024, g + 6144, g + 18432, threads: threads)
-        case 5: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1280, g + 1280, g + 6144, g + 18432, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1536, g + 1536, g + 6144, g + 18432, threads: threads)
-        case 7: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 1792, g + 1792, g + 6144, g + 18432, threads: threads)
-        case 8: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2048, g + 2048, g + 6144, g + 18432, threads: threads)
-        case 9: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2304, g + 2304, g + 6144, g + 18432, threads: threads)
-        case 10: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2560, g + 2560, g + 6144, g + 18432, threads: threads)
-        case 11: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 2816, g + 2816, g + 6144, g + 18432, threads: threads)
-        case 12: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3072, g + 3072, g + 6144, g + 18432, threads: threads)
-        case 13: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3328, g + 3328, g + 6144, g + 18432, threads: threads)
-        case 14: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3584, g + 3584, g + 6144, g + 18432, threads: threads)
-        case 15: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 3840, g + 3840, g + 6144, g + 18432, threads: threads)
-        case 16: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4096, g + 4096, g + 6144, g + 18432, threads: threads)
-        case 17: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4352, g + 4352, g + 6144, g + 18432, threads: threads)
-        case 18: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4608, g + 4608, g + 6144, g + 18432, threads: threads)
-        case 19: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 4864, g + 4864, g + 6144, g + 18432, threads: threads)
-        case 20: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5120, g + 5120, g + 6144, g + 18432, threads: threads)
-        case 21: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5376, g + 5376, g + 6144, g + 18432, threads: threads)
-        case 22: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5632, g + 5632, g + 6144, g + 18432, threads: threads)
-        case 23: Self.backward2(n, x, dy, dx, w, p + 18432, p + 6144, p + 5888, g + 5888, g + 6144, g + 18432, threads: threads)
+        case 0: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
+        case 1: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 256, g + 256, g + 6144, g + 18432, threads: threads)
+        case 2: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 512, g + 512, g + 6144, g + 18432, threads: threads)
+        case 3: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 768, g + 768, g + 6144, g + 18432, threads: threads)
+        case 4: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1024, g + 1024, g + 6144, g + 18432, threads: threads)
+        case 5: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1280, g + 1280, g + 6144, g + 18432, threads: threads)
+        case 6: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1536, g + 1536, g + 6144, g + 18432, threads: threads)
+        case 7: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1792, g + 1792, g + 6144, g + 18432, threads: threads)
+        case 8: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2048, g + 2048, g + 6144, g + 18432, threads: threads)
+        case 9: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2304, g + 2304, g + 6144, g + 18432, threads: threads)
+        case 10: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2560, g + 2560, g + 6144, g + 18432, threads: threads)
+        case 11: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2816, g + 2816, g + 6144, g + 18432, threads: threads)
+        case 12: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3072, g + 3072, g + 6144, g + 18432, threads: threads)
+        case 13: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3328, g + 3328, g + 6144, g + 18432, threads: threads)
+        case 14: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3584, g + 3584, g + 6144, g + 18432, threads: threads)
+        case 15: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3840, g + 3840, g + 6144, g + 18432, threads: threads)
+        case 16: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4096, g + 4096, g + 6144, g + 18432, threads: threads)
+        case 17: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4352, g + 4352, g + 6144, g + 18432, threads: threads)
+        case 18: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4608, g + 4608, g + 6144, g + 18432, threads: threads)
+        case 19: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4864, g + 4864, g + 6144, g + 18432, threads: threads)
+        case 20: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5120, g + 5120, g + 6144, g + 18432, threads: threads)
+        case 21: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5376, g + 5376, g + 6144, g + 18432, threads: threads)
+        case 22: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5632, g + 5632, g + 6144, g + 18432, threads: threads)
+        case 23: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5888, g + 5888, g + 6144, g + 18432, threads: threads)
         default: break
         }
     }
@@ -278,18 +278,18 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
-            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
-            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
-            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
-            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
-            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
-            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
-            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
-            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
-            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
-            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
-            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, p + 6144, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
+            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
+            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
+            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
+            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
+            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
+            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
+            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
+            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
+            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
+            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
+            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
+            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
             default: break
             }
         }
@@ -325,13 +325,13 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
+        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[n, t.out]
@@ -392,15 +392,15 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]; dt2[0][n, t.out] = Σ_out factor.out[out, t.out]·dy[n, out]
+        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: dy1, lda: 768, packed: p1, beta: 0, c: (w + 48 * n), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 16, beta: 0, c: (w + 64 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 64 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]

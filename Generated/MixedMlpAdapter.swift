@@ -165,18 +165,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, p + 122880, g + 122880, g + 0, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 24576, p + 221184, g + 221184, g + 24576, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 245760, p + 368640, g + 368640, g + 245760, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 270336, p + 466944, g + 466944, g + 270336, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 491520, p + 614400, g + 614400, g + 491520, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 516096, p + 712704, g + 712704, g + 516096, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 737280, p + 860160, g + 860160, g + 737280, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 761856, p + 958464, g + 958464, g + 761856, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 983040, p + 1105920, g + 1105920, g + 983040, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 1007616, p + 1204224, g + 1204224, g + 1007616, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 1228800, p + 1351680, g + 1351680, g + 1228800, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 1253376, p + 1449984, g + 1449984, g + 1253376, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 0, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 24576, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 245760, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 270336, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 491520, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 516096, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 737280, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 761856, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 983040, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1007616, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1228800, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1253376, threads: threads)
         default: break
         }
     }
@@ -346,13 +346,13 @@ public final class MixedMlpAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.828427·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 3072, alpha: 2.828427, a: dy, lda: 3072, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 2.828427, a: dy, lda: 3072, packed: p1, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -370,13 +370,13 @@ public final class MixedMlpAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.828427·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 2.828427, a: dy, lda: 768, b: p1, ldb: 32, beta: 0, c: (w + 32 * n), ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 2.828427, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]

@@ -165,24 +165,24 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, q + 117456, q + 5328, dq + 5328, dq + 117456, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, q + 117456, q + 11472, dq + 11472, dq + 117456, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, q + 117456, q + 17616, dq + 17616, dq + 117456, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, q + 117456, q + 23760, dq + 23760, dq + 117456, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, q + 117456, q + 29904, dq + 29904, dq + 117456, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, q + 117456, q + 36048, dq + 36048, dq + 117456, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, q + 117456, q + 42192, dq + 42192, dq + 117456, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, q + 117456, q + 48336, dq + 48336, dq + 117456, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, q + 117456, q + 54480, dq + 54480, dq + 117456, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, q + 117456, q + 60624, dq + 60624, dq + 117456, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, q + 117456, q + 66768, dq + 66768, dq + 117456, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, q + 117456, q + 72912, dq + 72912, dq + 117456, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, q + 117456, q + 79056, dq + 79056, dq + 117456, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, q + 117456, q + 85200, dq + 85200, dq + 117456, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, q + 117456, q + 91344, dq + 91344, dq + 117456, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, q + 117456, q + 97488, dq + 97488, dq + 117456, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, q + 117456, q + 103632, dq + 103632, dq + 117456, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, q + 117456, q + 109776, dq + 109776, dq + 117456, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, q + 117456, q + 123600, dq + 5328, dq + 117456, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, q + 117456, q + 129744, dq + 11472, dq + 117456, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, q + 117456, q + 135888, dq + 17616, dq + 117456, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, q + 117456, q + 142032, dq + 23760, dq + 117456, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, q + 117456, q + 148176, dq + 29904, dq + 117456, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, q + 117456, q + 154320, dq + 36048, dq + 117456, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, q + 117456, q + 160464, dq + 42192, dq + 117456, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, q + 117456, q + 166608, dq + 48336, dq + 117456, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, q + 117456, q + 172752, dq + 54480, dq + 117456, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, q + 117456, q + 178896, dq + 60624, dq + 117456, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, q + 117456, q + 185040, dq + 66768, dq + 117456, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, q + 117456, q + 191184, dq + 72912, dq + 117456, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, q + 117456, q + 197328, dq + 79056, dq + 117456, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, q + 117456, q + 203472, dq + 85200, dq + 117456, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, q + 117456, q + 209616, dq + 91344, dq + 117456, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, q + 117456, q + 215760, dq + 97488, dq + 117456, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, q + 117456, q + 221904, dq + 103632, dq + 117456, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, q + 117456, q + 228048, dq + 109776, dq + 117456, threads: threads)
         default: break
         }
     }
@@ -268,12 +268,12 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 17616, q + 11472, q + 5328, dq + 17616, dq + 11472, dq + 5328, dq + 117456, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 36048, q + 29904, q + 23760, dq + 36048, dq + 29904, dq + 23760, dq + 117456, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 54480, q + 48336, q + 42192, dq + 54480, dq + 48336, dq + 42192, dq + 117456, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 72912, q + 66768, q + 60624, dq + 72912, dq + 66768, dq + 60624, dq + 117456, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 91344, q + 85200, q + 79056, dq + 91344, dq + 85200, dq + 79056, dq + 117456, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 109776, q + 103632, q + 97488, dq + 109776, dq + 103632, dq + 97488, dq + 117456, threads: threads); return
+            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 135888, q + 129744, q + 123600, dq + 17616, dq + 11472, dq + 5328, dq + 117456, threads: threads); return
+            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 154320, q + 148176, q + 142032, dq + 36048, dq + 29904, dq + 23760, dq + 117456, threads: threads); return
+            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 172752, q + 166608, q + 160464, dq + 54480, dq + 48336, dq + 42192, dq + 117456, threads: threads); return
+            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 191184, q + 185040, q + 178896, dq + 72912, dq + 66768, dq + 60624, dq + 117456, threads: threads); return
+            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 209616, q + 203472, q + 197328, dq + 91344, dq + 85200, dq + 79056, dq + 117456, threads: threads); return
+            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 228048, q + 221904, q + 215760, dq + 109776, dq + 103632, dq + 97488, dq + 117456, threads: threads); return
             default: break
             }
         }
@@ -536,13 +536,13 @@ public final class TTFactoredAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
@@ -583,17 +583,17 @@ public final class TTFactoredAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]; dt7.part1[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]; dt7.part2[n, r5] = Σ_out.0,out.1,out.2 P4[out.0, out.1, out.2, r5]·dy[n, out.0, out.1, out.2]
+        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy2, lda: 768, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy1, lda: 768, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 16 * n), cRow: 8, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: dy, lda: 768, b: p3, ldb: 8, beta: 0, c: (w + 24 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 24 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dt7[n, r5] += dt7.part1[n, r5]

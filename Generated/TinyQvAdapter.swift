@@ -156,14 +156,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, p + 1024, g + 1024, g + 0, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 512, p + 1536, g + 1536, g + 512, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 2048, p + 3072, g + 3072, g + 2048, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 2560, p + 3584, g + 3584, g + 2560, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 4096, p + 5120, g + 5120, g + 4096, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 4608, p + 5632, g + 5632, g + 4608, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 6144, p + 6912, g + 6912, g + 6144, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 6656, p + 7424, g + 7424, g + 6656, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 1024, g + 0, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 512, q + 512, g + 1536, g + 512, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 2048, q + 1024, g + 3072, g + 2048, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 2560, q + 1536, g + 3584, g + 2560, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 4096, q + 2048, g + 5120, g + 4096, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 4608, q + 2560, g + 5632, g + 4608, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 6144, q + 3072, g + 6912, g + 6144, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 6656, q + 3584, g + 7424, g + 6656, threads: threads)
         default: break
         }
     }
@@ -237,10 +237,10 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 0, p + 1536, p + 1024, g + 1536, g + 1024, g + 0, threads: threads); return
-            case 1: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 2048, p + 3584, p + 3072, g + 3584, g + 3072, g + 2048, threads: threads); return
-            case 2: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 4096, p + 5632, p + 5120, g + 5632, g + 5120, g + 4096, threads: threads); return
-            case 3: Self.layerBackward10(n, xp, dys[0], dys[1], dx, w, p + 6144, p + 7424, p + 6912, g + 7424, g + 6912, g + 6144, threads: threads); return
+            case 0: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 0, q + 512, q + 0, g + 1536, g + 1024, g + 0, threads: threads); return
+            case 1: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 2048, q + 1536, q + 1024, g + 3584, g + 3072, g + 2048, threads: threads); return
+            case 2: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 4096, q + 2560, q + 2048, g + 5632, g + 5120, g + 4096, threads: threads); return
+            case 3: Self.layerBackward10(n, xp, dys[0], dys[1], dx, w, p + 6144, q + 3584, q + 3072, g + 7424, g + 6912, g + 6144, threads: threads); return
             default: break
             }
         }
@@ -343,13 +343,13 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 2.0·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p1, ldb: 8, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy, lda: 64, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -367,13 +367,13 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[n, r] = 4.0·Σ_o B[o, r]·dy[n, o]
+        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 64, alpha: 4.0, a: dy, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 4 * n), ldc: 4, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 4.0, a: dy, lda: 64, packed: p1, beta: 0, c: (w + 4 * n), cRow: 4, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
@@ -433,15 +433,15 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy1, lda: 64, b: p1, ldb: 8, beta: 0, c: (w + 16 * n + 8), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy1, lda: 64, packed: p1, beta: 0, c: (w + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p2, ldb: 8, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy, lda: 64, packed: p2, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
@@ -461,15 +461,15 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward10(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<12][n, r] = 4.0·Σ_o dy[n, o]·B[o, r]; dz[0..<8][n, r] = 2.0·Σ_o dy[n, o]·B[o, r]
+        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<12][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: false, transB: true, m: n, n: 12, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 12, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4, k: 64, alpha: 4.0, a: dy1, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 12 * n + 8), ldc: 12, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 4.0, a: dy1, lda: 64, packed: p1, beta: 0, c: (w + 12 * n + 8), cRow: 12, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 64, alpha: 2.0, a: dy, lda: 64, b: p2, ldb: 8, beta: 0, c: (w + 12 * n), ldc: 12, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy, lda: 64, packed: p2, beta: 0, c: (w + 12 * n), cRow: 12, cRank: 1, threads: threads)
             }
         }
         // stage 2: dB[o, r] += 4.0·Σ_n z[8..<12][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]

@@ -33,4 +33,48 @@ extension Kernels {
             }
         }
     }
+
+    /// `C[i, r] = beta·C + alpha·Σ_q Σ_j A[i, W·q + j]·packed[q][r][j]` for i < m,
+    /// r < k: the gradient of `panelGemm`'s left operand, from the same packed B. C[i, r] sits at
+    /// `c + i·cRow + r·cRank`. Large products are cut into fixed blocks of rows.
+    public static func panelDot(
+        m: Int, panels: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
+        beta: Float, c: UnsafeMutablePointer<Float>, cRow: Int, cRank: Int, threads: Int = 1
+    ) {
+        if m <= 0 || k <= 0 { return }
+        let work = 2 * m * k * panelWidth * panels
+        let blocks = threads == 1 || work < parallelThreshold
+            ? FixedBlocks(whole: m) : FixedBlocks(extent: m, unitWork: 2 * k * panelWidth * panels, panel: 2)
+        Parallel.forEach(blocks.count, threads: threads) { range in
+            for part in range {
+                let rows = blocks[part]
+                adaptc_panel_dot(rows.count, panels, k, alpha, a + rows.lowerBound * lda, lda, packed, beta,
+                                 c + rows.lowerBound * cRow, cRow, cRank)
+            }
+        }
+    }
+
+    /// Runs a lowered step that is a panel product (`GEMMStep.panelProduct`),
+    /// with sizes for n tokens and its operands' base addresses: the one
+    /// dispatch the interpreter and generated code share.
+    public static func panelProduct(
+        _ product: PanelProduct, transA: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, panels: Int, threads: Int
+    ) {
+        switch product {
+        case .multiply:
+            panelGemm(transA: transA, m: m, panels: panels, k: k, alpha: alpha, a: a, lda: lda, b: b, beta: beta,
+                      c: c, ldc: ldc, threads: threads)
+        case .dot(_, let transposed):
+            // Left is A (dy) and right the packed B, or, transposed, the other way round.
+            if transposed {
+                panelDot(m: n, panels: panels, k: m, alpha: alpha, a: b, lda: ldb, packed: a, beta: beta, c: c,
+                         cRow: 1, cRank: ldc, threads: threads)
+            } else {
+                panelDot(m: m, panels: panels, k: n, alpha: alpha, a: a, lda: lda, packed: b, beta: beta, c: c,
+                         cRow: ldc, cRank: 1, threads: threads)
+            }
+        }
+    }
 }

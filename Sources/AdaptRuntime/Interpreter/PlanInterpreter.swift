@@ -196,11 +196,13 @@ public final class PlanInterpreter {
         }
         func execute(_ c: Contraction, _ lowered: Lowered, threads: Int) {
             switch lowered {
-            case .gemm(let g) where g.packedPanels != nil:
-                Kernels.panelGemm(transA: g.transLeft, m: g.m.value(tokens: n), panels: g.packedPanels!.value(tokens: n),
-                                  k: g.k.value(tokens: n), alpha: c.alpha, a: base(g.left), lda: g.lda.value(tokens: n),
-                                  b: base(g.right), beta: c.accumulate ? 1 : 0, c: base(g.output), ldc: g.ldc.value(tokens: n),
-                                  threads: threads)
+            case .gemm(let g) where g.panelProduct != nil:
+                let product = g.panelProduct!
+                Kernels.panelProduct(product, transA: g.transLeft, m: g.m.value(tokens: n), n: g.n.value(tokens: n),
+                                     k: g.k.value(tokens: n), alpha: c.alpha, a: base(g.left), lda: g.lda.value(tokens: n),
+                                     b: base(g.right), ldb: g.ldb.value(tokens: n), beta: c.accumulate ? 1 : 0,
+                                     c: base(g.output), ldc: g.ldc.value(tokens: n), panels: product.panels.value(tokens: n),
+                                     threads: threads)
             case .gemm(let g):
                 Kernels.loopedGemm(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight,
                                    m: g.m.value(tokens: n), n: g.n.value(tokens: n), k: g.k.value(tokens: n),

@@ -184,17 +184,42 @@ extension Contraction {
     }
 }
 
+/// A GEMM step over an operand packed as panels of `Kernels.panelWidth`
+/// columns (the planner's `PanelPacking`): forward's last product and
+/// backward's product of dy with the same factor. Each runs as one kernel
+/// call, not as a loop of narrow GEMMs.
+public enum PanelProduct: Hashable, Sendable {
+    /// `C[m, W·panels] (+)= α·op(A)·B`, B packed (forward, `Kernels.panelGemm`).
+    case multiply(panels: Extent)
+    /// `C[i, r] (+)= α·Σ A[i, :]·B[r, :]` with B packed `[panels][k][W]` and A
+    /// `[m, W·panels]` (dt = dy·Bᵀ, `Kernels.panelDot`); `transposedOutput`:
+    /// C is stored `[k, m]`.
+    case dot(panels: Extent, transposedOutput: Bool)
+
+    public var panels: Extent {
+        switch self {
+        case .multiply(let p), .dot(let p, _): return p
+        }
+    }
+}
+
 extension GEMMStep {
-    /// The panel count when the right operand was packed as panels of
-    /// `Kernels.panelWidth` columns (the planner's `PanelPacking` writes such
-    /// steps): one loop over the panels, each a `[k][W]` block right after the
-    /// previous one, writing the next W columns of the output. Such a step runs
-    /// as one `Kernels.panelGemm`, not as a loop of narrow GEMMs.
-    public var packedPanels: Extent? {
+    /// Which panel product this step is, if any (see `PanelProduct`).
+    public var panelProduct: PanelProduct? {
         let width = Kernels.panelWidth
-        guard loops.count == 1, let loop = loops.first, !loop.reduces, loop.left == .fixed(0), !transRight,
-              k.isFixed, n == .fixed(width), ldb == .fixed(width), loop.right == k * width,
-              loop.output == .fixed(width) else { return nil }
-        return loop.extent
+        guard loops.count == 1, let loop = loops.first else { return nil }
+        if !loop.reduces, loop.left == .fixed(0), !transRight, k.isFixed, n == .fixed(width), ldb == .fixed(width),
+           loop.right == k * width, loop.output == .fixed(width) {
+            return .multiply(panels: loop.extent)
+        }
+        if loop.reduces, !transLeft, loop.left == .fixed(width), transRight, ldb == .fixed(width), k == .fixed(width),
+           n.isFixed, loop.right == n * width, loop.output == .fixed(0) {
+            return .dot(panels: loop.extent, transposedOutput: false)
+        }
+        if loop.reduces, !transLeft, lda == .fixed(width), k == .fixed(width), m.isFixed, loop.left == m * width,
+           transRight, loop.right == .fixed(width), loop.output == .fixed(0) {
+            return .dot(panels: loop.extent, transposedOutput: true)
+        }
+        return nil
     }
 }

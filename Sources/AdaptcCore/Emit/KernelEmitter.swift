@@ -120,10 +120,8 @@ struct KernelEmitter {
             let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
             let fixed = g.m.isFixed && g.n.isFixed && g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed && !$0.reduces }
             let work = g.m.constant * g.n.constant * g.k.constant * g.loops.reduce(1) { $0 * $1.extent.constant }
-            if let panels = g.packedPanels {
-                return ["Kernels.panelGemm(transA: \(g.transLeft), m: \(swift(g.m)), panels: \(swift(panels)), k: \(swift(g.k)), "
-                    + "alpha: \(literal(c.alpha)), a: \(a), lda: \(swift(g.lda)), b: \(b), beta: \(c.accumulate ? "1" : "0"), "
-                    + "c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"]
+            if let product = g.panelProduct {
+                return [panelCall(product, g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out, threads: threads)]
             }
             if fixed && work <= KernelEmitter.inlineLimit {
                 return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
@@ -146,6 +144,23 @@ struct KernelEmitter {
                 let target = "\(out)[\(index(offsets.output))]"
                 return [indent + (c.accumulate ? "\(target) += \(value)" : "\(target) = \(value)")]
             }
+        }
+    }
+
+    /// The kernel call of a panel product, arguments mapped as `Kernels.panelProduct` maps them.
+    private func panelCall(_ product: PanelProduct, _ g: GEMMStep, alpha: Float, accumulate: Bool, a: String, b: String,
+                           out: String, threads: String) -> String {
+        let common = "alpha: \(literal(alpha))"
+        let beta = "beta: \(accumulate ? "1" : "0")"
+        switch product {
+        case .multiply(let panels):
+            return "Kernels.panelGemm(transA: \(g.transLeft), m: \(swift(g.m)), panels: \(swift(panels)), k: \(swift(g.k)), \(common), "
+                + "a: \(a), lda: \(swift(g.lda)), b: \(b), \(beta), c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"
+        case .dot(let panels, let transposed):
+            let (m, k, dy, ld, packed, cRow, cRank) = transposed
+                ? (g.n, g.m, b, g.ldb, a, Extent(1), g.ldc) : (g.m, g.n, a, g.lda, b, g.ldc, Extent(1))
+            return "Kernels.panelDot(m: \(swift(m)), panels: \(swift(panels)), k: \(swift(k)), \(common), a: \(dy), lda: \(swift(ld)), "
+                + "packed: \(packed), \(beta), c: \(out), cRow: \(swift(cRow)), cRank: \(swift(cRank)), threads: \(threads))"
         }
     }
 

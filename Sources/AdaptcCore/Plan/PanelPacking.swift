@@ -12,8 +12,9 @@ import AdaptRuntime
 /// GEMM looped over panels, which `GEMMStep.packedPanels` recognises and runs
 /// as one `Kernels.panelGemm`.
 ///
-/// Only forward reads the copies. Backward, materialize and finishBackward keep
-/// the original B (the copies have no gradient). A B that several steps read
+/// Backward's `dt = dy·B` reads the copy too (the panel dot kernel); B's own
+/// gradient, materialize and finishBackward keep B's layout (the copies have
+/// no gradient: accumulating one in panel layout was tried and was no faster). A B that several steps read
 /// (a pair's forward and its layer's fused forward) is copied once.
 enum PanelPacking {
     /// Inner sizes the panel kernel takes (measured faster than OpenBLAS at 8, 16 and 64).
@@ -28,6 +29,12 @@ enum PanelPacking {
             group.layerForwards[i].program = packing.rewrite(group.layerForwards[i].program)
         }
         guard !packing.copies.isEmpty else { return }
+        for i in group.pairs.indices {
+            group.pairs[i].backward = packing.rewriteBackward(group.pairs[i].backward)
+        }
+        for i in group.layerBackwards.indices {
+            group.layerBackwards[i].program = packing.rewriteBackward(group.layerBackwards[i].program)
+        }
         group.prepare = Program(group.prepare.stages + [packing.copies])
         prepared = packing.next
     }
@@ -38,6 +45,42 @@ enum PanelPacking {
         var copies: [Contraction] = []
         /// Packed copies already made, by where their source is and how it is read.
         var made: [String: TensorView] = [:]
+        /// The same copies by where their source is: the view, the source's row
+        /// stride, and whether it is stored [out, rank] (else [rank, out]).
+        var bySource: [String: (packed: TensorView, ld: Int, outMajor: Bool)] = [:]
+
+        func rewriteBackward(_ program: Program) -> Program {
+            Program(program.stages.map { stage in stage.map { rewriteBackward($0) } })
+        }
+
+        /// `dt = α·dy·B` with B packed for forward reads the packed copy (the panel
+        /// dot kernel, `PanelProduct.dot`); B's own gradient keeps B's layout.
+        func rewriteBackward(_ c: Contraction) -> Contraction {
+            let width = Kernels.panelWidth
+            guard c.output.storage == .workspace, case .gemm(let g)? = c.lowered, g.loops.isEmpty,
+                  g.k.isFixed, g.m.isFixed != g.n.isFixed else { return c }
+            // dy [rows, out] and B [out, rank] on whichever side BLAS put them;
+            // `outMajor`: how B's operand is stored here.
+            let dy: TensorView, dyLd: Extent, factor: TensorView, factorLd: Extent, outMajor: Bool, rows: Extent, swapped: Bool
+            if g.left.storage == .outputGradient, !g.transLeft, g.n.isFixed {
+                (dy, dyLd, factor, factorLd, outMajor, rows, swapped) = (g.left, g.lda, g.right, g.ldb, !g.transRight, g.m, false)
+            } else if g.right.storage == .outputGradient, g.transRight, g.m.isFixed {
+                (dy, dyLd, factor, factorLd, outMajor, rows, swapped) = (g.right, g.ldb, g.left, g.lda, g.transLeft, g.n, true)
+            } else {
+                return c
+            }
+            guard factorLd.isFixed, let made = bySource["\(factor.storage)@\(factor.offset.constant)"],
+                  made.ld == factorLd.constant, made.outMajor == outMajor,
+                  made.packed.extents == [.fixed(g.k.constant / width), swapped ? g.m : g.n, .fixed(width)]
+            else { return c }
+            let rank = swapped ? g.m : g.n
+            let output = TensorView(g.output.name, in: g.output.storage, slot: g.output.slot, offset: g.output.offset,
+                                    modes: ["row", "rank"], extents: [rows, rank],
+                                    strides: swapped ? [.fixed(1), g.ldc] : [g.ldc, .fixed(1)])
+            let gradient = TensorView(dy.name, in: dy.storage, slot: dy.slot, offset: dy.offset, modes: ["row", "panel", "lane"],
+                                      extents: [rows, made.packed.extents[0], .fixed(width)], strides: [dyLd, .fixed(width), .fixed(1)])
+            return Contraction(output, gradient, made.packed, alpha: c.alpha, accumulate: c.accumulate)
+        }
 
         mutating func rewrite(_ program: Program) -> Program {
             Program(program.stages.map { stage in stage.map { rewrite($0) } })
@@ -79,6 +122,7 @@ enum PanelPacking {
                              extents: [.fixed(k), .fixed(panels), .fixed(width)], strides: [.fixed(ldb), .fixed(width), .fixed(1)])
             copies.append(Contraction(packed, source, nil, accumulate: false))
             made[key] = packed
+            bySource["\(g.right.storage)@\(g.right.offset.constant)"] = (packed, ldb, g.transRight)
             return packed
         }
     }

@@ -29,6 +29,14 @@ bool adaptc_thin_gemm(bool trans_a, bool trans_b, long m, long n, long k, float 
 void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
                        const float *panels, float beta, float *c, long ldc);
 
+/// The VJP of adaptc_panel_gemm for A, reading the same packed B:
+/// C[i, r] = beta·C + alpha·Σ_q Σ_j A[i, 16q + j]·panels[(q·k + r)·16 + j] for
+/// i < m, r < k (A row-major, lda; C[i, r] at c[i·c_row + r·c_rank], so C may be
+/// stored either way). Each element is summed in the same order whatever rows
+/// a call covers.
+void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
+                      float beta, float *c, long c_row, long c_rank);
+
 /// OpenBLAS's kernel family when adaptc chose it at load time, else NULL.
 /// A DYNAMIC_ARCH OpenBLAS that does not know the CPU (0.3.21 on Sapphire
 /// Rapids) falls back to SSE3 kernels, 4–5× slower; when OPENBLAS_CORETYPE is

@@ -5,7 +5,8 @@ import AdaptTestSupport
 /// `Kernels.panelGemm` (a right operand packed as panels in prepare) against a
 /// float64 loop over the unpacked product, on shapes that reach every tile of
 /// the kernel: rows in whole groups of 8 and a remainder, an even and an odd
-/// panel count, both layouts of A, beta 0 over NaN, and the parallel split.
+/// panel count, both layouts of A, beta 0 over NaN, and the parallel split;
+/// likewise `Kernels.panelDot`, backward's dy·B from the same panels.
 final class PanelKernelsTests: XCTestCase {
     private var random = TestRandom(seed: 77)
 
@@ -73,6 +74,65 @@ final class PanelKernelsTests: XCTestCase {
             random = start
             let many = check(m: 64, panels: 67, k: 16, transA: false, beta: 1, threads: threads)
             XCTAssertEqual(one.map(\.bitPattern), many.map(\.bitPattern), "\(threads) threads")
+        }
+    }
+
+    /// dt = dy·Bᵀ with B packed: C[i, r] = beta·C + alpha·Σ_j A[i, j]·B[r, j], C stored either way.
+    func testDotOfPackedPanels() {
+        let width = Kernels.panelWidth
+        for (m, panels, k) in [(1, 1, 2), (7, 3, 8), (13, 2, 12), (64, 5, 17), (5, 4, 64)] {
+            for transposed in [false, true] {
+                for beta: Float in [0, 1] {
+                    let n = width * panels, lda = n + 5
+                    let a = random.floats(m * lda), b = random.floats(k * n)  // B [k, n]
+                    let packed = pack(b, k: k, panels: panels)
+                    let (cRow, cRank) = transposed ? (1, m + 2) : (k + 2, 1)
+                    let size = transposed ? k * (m + 2) : m * (k + 2)
+                    let c0 = beta == 0 ? [Float](repeating: .nan, count: size) : random.floats(size)
+                    var c = c0
+                    a.withUnsafeBufferPointer { a in
+                        packed.withUnsafeBufferPointer { p in
+                            c.withUnsafeMutableBufferPointer { c in
+                                Kernels.panelDot(m: m, panels: panels, k: k, alpha: 0.5, a: a.baseAddress!, lda: lda, packed: p.baseAddress!,
+                                                 beta: beta, c: c.baseAddress!, cRow: cRow, cRank: cRank)
+                            }
+                        }
+                    }
+                    var got: [Float] = [], expected: [Double] = []
+                    for i in 0..<m {
+                        for r in 0..<k {
+                            var sum = 0.0
+                            for j in 0..<n { sum += Double(a[i * lda + j]) * Double(b[r * n + j]) }
+                            let old = beta == 0 ? 0 : Double(beta) * Double(c0[i * cRow + r * cRank])
+                            expected.append(0.5 * sum + old)
+                            got.append(c[i * cRow + r * cRank])
+                        }
+                    }
+                    assertClose(got, expected, "panelDot m \(m) panels \(panels) k \(k) transposed \(transposed) beta \(beta)")
+                }
+            }
+        }
+    }
+
+    /// The dot kernel split between threads gives the bits one thread gives.
+    func testDotIsBitwiseIdenticalAcrossThreads() {
+        let width = Kernels.panelWidth, (m, panels, k) = (96, 67, 16), n = width * panels
+        let a = random.floats(m * n), packed = random.floats(k * n)
+        func run(_ threads: Int) -> [Float] {
+            var c = [Float](repeating: 0, count: m * k)
+            a.withUnsafeBufferPointer { a in
+                packed.withUnsafeBufferPointer { p in
+                    c.withUnsafeMutableBufferPointer {
+                        Kernels.panelDot(m: m, panels: panels, k: k, alpha: 1, a: a.baseAddress!, lda: n, packed: p.baseAddress!,
+                                         beta: 0, c: $0.baseAddress!, cRow: k, cRank: 1, threads: threads)
+                    }
+                }
+            }
+            return c
+        }
+        let one = run(1)
+        for threads in [2, 3] {
+            XCTAssertEqual(one.map(\.bitPattern), run(threads).map(\.bitPattern), "panelDot, \(threads) threads")
         }
     }
 }

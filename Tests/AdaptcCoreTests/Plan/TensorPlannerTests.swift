@@ -62,14 +62,18 @@ final class TensorPlannerTests: XCTestCase {
         for text in cases {
             let source = Self.spec(text, modules: "{q: [48, 6], k: [48, 6]}")
             let (_, plan) = try planned(source)
-            for program in plan.groups[0].pairs.map(\.forward) + plan.groups[0].layerForwards.map(\.program) {
-                let packed = program.contractions.filter {
-                    if case .gemm(let g)? = $0.lowered { return g.packedPanels == .fixed(3) }
-                    return false
-                }
-                XCTAssertFalse(packed.isEmpty, "\(text): forward does not read packed panels")
+            func products(_ program: Program) -> [PanelProduct] {
+                program.contractions.compactMap { if case .gemm(let g)? = $0.lowered { return g.panelProduct } else { return nil } }
             }
-            try check(source, gradients: text.hasPrefix("structure: tensor-train"), rows: 11)
+            for program in plan.groups[0].pairs.map(\.forward) + plan.groups[0].layerForwards.map(\.program) {
+                XCTAssertTrue(products(program).contains(.multiply(panels: .fixed(3))), "\(text): forward does not read packed panels")
+            }
+            // Backward's dt = dy·B reads them too.
+            for program in plan.groups[0].pairs.map(\.backward) + plan.groups[0].layerBackwards.map(\.program) {
+                XCTAssertTrue(products(program).contains { if case .dot(.fixed(3), _) = $0 { return true } else { return false } },
+                              "\(text): backward's dy·B does not read packed panels")
+            }
+            try check(source, gradients: true, rows: 11)
         }
     }
 
