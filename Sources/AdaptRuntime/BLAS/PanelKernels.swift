@@ -22,35 +22,36 @@ extension Kernels {
                  b: b, ldb: width, beta: beta, c: c, ldc: ldc)
             return
         }
-        let work = 2 * m * k * width * panels
-        let blocks = threads == 1 || work < parallelThreshold
-            ? FixedBlocks(whole: panels) : FixedBlocks(extent: panels, unitWork: 2 * m * k * width, panel: 1)
-        Parallel.forEach(blocks.count, threads: threads) { range in
-            for part in range {
-                let q = blocks[part]
-                adaptc_panel_gemm(transA, m, q.count * width, k, alpha, a, lda, b + q.lowerBound * k * width,
-                                  beta, c + q.lowerBound * width, ldc)
-            }
+        inBlocks(panels, unitWork: 2 * m * k * width, panel: 1, threads: threads) { q in
+            adaptc_panel_gemm(transA, m, q.count * width, k, alpha, a, lda, b + q.lowerBound * k * width,
+                              beta, c + q.lowerBound * width, ldc)
         }
     }
 
     /// `C[i, r] = beta·C + alpha·Σ_q Σ_j A[i, W·q + j]·packed[q][r][j]` for i < m,
-    /// r < k: the gradient of `panelGemm`'s left operand, from the same packed B. C[i, r] sits at
-    /// `c + i·cRow + r·cRank`. Large products are cut into fixed blocks of rows.
+    /// r < k: the gradient of `panelGemm`'s left operand, from the same packed
+    /// B. C[i, r] sits at `c + i·cRow + r·cRank`. Large products are cut into
+    /// fixed blocks of rows.
     public static func panelDot(
         m: Int, panels: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
         beta: Float, c: UnsafeMutablePointer<Float>, cRow: Int, cRank: Int, threads: Int = 1
     ) {
         if m <= 0 || k <= 0 { return }
-        let work = 2 * m * k * panelWidth * panels
-        let blocks = threads == 1 || work < parallelThreshold
-            ? FixedBlocks(whole: m) : FixedBlocks(extent: m, unitWork: 2 * k * panelWidth * panels, panel: 2)
+        inBlocks(m, unitWork: 2 * k * panelWidth * panels, panel: 2, threads: threads) { rows in
+            adaptc_panel_dot(rows.count, panels, k, alpha, a + rows.lowerBound * lda, lda, packed, beta,
+                             c + rows.lowerBound * cRow, cRow, cRank)
+        }
+    }
+
+    /// `body` on each `FixedBlocks` block of `extent` units (`unitWork` flops each)
+    /// over TBB; one block at one thread or below the parallel threshold. The
+    /// panel kernels sum each element the same way in any block, so the split
+    /// does not change results.
+    private static func inBlocks(_ extent: Int, unitWork: Int, panel: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+        let blocks = threads == 1 || extent * unitWork < parallelThreshold
+            ? FixedBlocks(whole: extent) : FixedBlocks(extent: extent, unitWork: unitWork, panel: panel)
         Parallel.forEach(blocks.count, threads: threads) { range in
-            for part in range {
-                let rows = blocks[part]
-                adaptc_panel_dot(rows.count, panels, k, alpha, a + rows.lowerBound * lda, lda, packed, beta,
-                                 c + rows.lowerBound * cRow, cRow, cRank)
-            }
+            for part in range { body(blocks[part]) }
         }
     }
 
