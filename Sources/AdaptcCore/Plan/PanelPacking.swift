@@ -1,20 +1,20 @@
 import AdaptRuntime
 
 /// Plan pass, after a group's programs are derived (every structure, lora
-/// included): the last product of
-/// forward, `y += t·Bᵀ`, has a small inner size (a rank) and a wide output, and
-/// B does not change between weight updates (a prepared intermediate or a
-/// stored factor). Its time goes into streaming y and into re-arranging B for
-/// the kernel on every call. So `prepare` gets one more stage that copies each
-/// such B into panels of `Kernels.panelWidth` columns, `[panel, rank, lane]`,
-/// the order the panel kernel reads, and the forward step reads the copy: the
-/// output's column mode is split into (panel, lane) so the step lowers to a
-/// GEMM looped over panels, which `GEMMStep.packedPanels` recognises and runs
-/// as one `Kernels.panelGemm`.
+/// included). The last product of forward, `y += t·Bᵀ`, has a small inner size
+/// (a rank) and a wide output, and B does not change between weight updates
+/// (a prepared intermediate or a stored factor). Its time goes into streaming
+/// y and into re-arranging B for the kernel on every call. So `prepare` gets
+/// one more stage that copies each such B into panels of `Kernels.panelWidth`
+/// columns, `[panel, rank, lane]`, the order the panel kernel reads, and the
+/// forward step reads the copy: the output's column mode is split into
+/// (panel, lane) so the step lowers to a GEMM looped over panels, which
+/// `GEMMStep.panelProduct` recognises and runs as one `Kernels.panelGemm`.
 ///
-/// Backward's `dt = dy·B` reads the copy too (the panel dot kernel); B's own
-/// gradient, materialize and finishBackward keep B's layout (the copies have
-/// no gradient: accumulating one in panel layout was tried and was no faster). A B that several steps read
+/// Backward's `dt = dy·B` reads the copy too (`Kernels.panelDot`). B's own
+/// gradient, materialize and finishBackward keep B's layout: the copies have
+/// no gradient (accumulating one in panel layout was tried and was no faster;
+/// both passes over dy are bound by reading it). A B that several steps read
 /// (a pair's forward and its layer's fused forward) is copied once.
 enum PanelPacking {
     /// Inner sizes the panel kernel takes (measured faster than OpenBLAS at 8, 16 and 64).
