@@ -553,48 +553,18 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P3[module, out, c] = factor.module[module, c]⊙factor.out[out, c]
-        for i0 in 0..<4 {
-            for i1 in 0..<1024 {
-                for i2 in 0..<64 {
-                    p1[i0 * 65536 + i1 * 64 + i2 * 1] = p0[i0 * 64 + i2 * 1] * p2[i1 * 64 + i2 * 1]
-                }
-            }
-        }
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 4, left: 64, right: 0, output: 65536, reduces: false), Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p2, out: p1)
         // stage 2: P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]
         Kernels.stage(4, flops: 262144, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<64 {
-                    for i1 in 0..<64 {
-                        for i2 in 0..<16 {
-                            p3[i0 * 1024 + i1 * 16 + i2 * 1] = p1[i0 * 1024 + i1 * 1 + i2 * 64]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p1, b: nil, out: p3)
             case 1:
-                for i0 in 0..<64 {
-                    for i1 in 0..<64 {
-                        for i2 in 0..<16 {
-                            p5[i0 * 1024 + i1 * 16 + i2 * 1] = p4[i0 * 1024 + i1 * 1 + i2 * 64]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             case 2:
-                for i0 in 0..<64 {
-                    for i1 in 0..<64 {
-                        for i2 in 0..<16 {
-                            p7[i0 * 1024 + i1 * 16 + i2 * 1] = p6[i0 * 1024 + i1 * 1 + i2 * 64]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             default:
-                for i0 in 0..<64 {
-                    for i1 in 0..<64 {
-                        for i2 in 0..<16 {
-                            p9[i0 * 1024 + i1 * 16 + i2 * 1] = p8[i0 * 1024 + i1 * 1 + i2 * 64]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
             }
         }
     }
@@ -605,13 +575,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 524544, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<64 {
-                    for i1 in 0..<4 {
-                        for i2 in 0..<1024 {
-                            w[i0 * 4096 + i1 * 1024 + i2 * 1] = p0[i0 * 1 + i1 * 65536 + i2 * 64]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096, reduces: false), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: w)
             case 1:
                 for i0 in 0..<64 {
                     for i1 in 0..<4 {
@@ -619,13 +583,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                     }
                 }
             default:
-                for i0 in 0..<64 {
-                    for i1 in 0..<4 {
-                        for i2 in 0..<1024 {
-                            (w + 262400)[i0 * 4096 + i1 * 1024 + i2 * 1] = p0[i0 * 1 + i1 * 65536 + i2 * 64]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096, reduces: false), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: (w + 262400))
             }
         }
         // stage 2: dfactor.module[module, c] += Σ_out dP3ᵀ[c, module, out]·factor.out[out, c]; dfactor.out[out, c] += Σ_module factor.moduleᵀ[c, module]·dP3ᵀ[c, module, out]
@@ -699,11 +657,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[out, c] = factor.layer[c]⊙P3[out, c]
-        for i0 in 0..<1024 {
-            for i1 in 0..<64 {
-                w[i0 * 64 + i1 * 1] = p0[i1 * 1] * p1[i0 * 64 + i1 * 1]
-            }
-        }
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
         // stage 2: ΔW[out, in] = Σ_c factor.in[in, c]·m1[out, c]
         Kernels.gemm(transA: false, transB: true, m: 1024, n: 1024, k: 64, alpha: 1.0, a: w, lda: 64, b: p2, ldb: 64, beta: 0, c: delta, ldc: 1024, threads: threads)
     }

@@ -550,13 +550,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
-        for i0 in 0..<64 {
-            for i1 in 0..<16 {
-                for i2 in 0..<16 {
-                    p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
-                }
-            }
-        }
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
     }
 
     @inline(never)

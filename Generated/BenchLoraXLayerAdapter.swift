@@ -741,773 +741,197 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p1[i0 * 128 + i1 * 16 + i2 * 1] = p0[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
             case 1:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
             case 2:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p5[i0 * 128 + i1 * 16 + i2 * 1] = p4[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             case 3:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p7[i0 * 128 + i1 * 16 + i2 * 1] = p6[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             case 4:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p9[i0 * 128 + i1 * 16 + i2 * 1] = p8[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
             case 5:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p11[i0 * 128 + i1 * 16 + i2 * 1] = p10[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
             case 6:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p13[i0 * 128 + i1 * 16 + i2 * 1] = p12[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
             case 7:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p15[i0 * 128 + i1 * 16 + i2 * 1] = p14[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p14, b: nil, out: p15)
             case 8:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p17[i0 * 128 + i1 * 16 + i2 * 1] = p16[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p16, b: nil, out: p17)
             case 9:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p19[i0 * 128 + i1 * 16 + i2 * 1] = p18[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p18, b: nil, out: p19)
             case 10:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p21[i0 * 128 + i1 * 16 + i2 * 1] = p20[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p20, b: nil, out: p21)
             case 11:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p23[i0 * 128 + i1 * 16 + i2 * 1] = p22[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p22, b: nil, out: p23)
             case 12:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p25[i0 * 128 + i1 * 16 + i2 * 1] = p24[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p24, b: nil, out: p25)
             case 13:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p27[i0 * 128 + i1 * 16 + i2 * 1] = p26[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p26, b: nil, out: p27)
             case 14:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p29[i0 * 128 + i1 * 16 + i2 * 1] = p28[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p28, b: nil, out: p29)
             case 15:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p31[i0 * 128 + i1 * 16 + i2 * 1] = p30[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p30, b: nil, out: p31)
             case 16:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p33[i0 * 128 + i1 * 16 + i2 * 1] = p32[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p32, b: nil, out: p33)
             case 17:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p35[i0 * 128 + i1 * 16 + i2 * 1] = p34[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p34, b: nil, out: p35)
             case 18:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p37[i0 * 128 + i1 * 16 + i2 * 1] = p36[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p36, b: nil, out: p37)
             case 19:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p39[i0 * 128 + i1 * 16 + i2 * 1] = p38[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p38, b: nil, out: p39)
             case 20:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p41[i0 * 128 + i1 * 16 + i2 * 1] = p40[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p40, b: nil, out: p41)
             case 21:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p43[i0 * 128 + i1 * 16 + i2 * 1] = p42[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p42, b: nil, out: p43)
             case 22:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p45[i0 * 128 + i1 * 16 + i2 * 1] = p44[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p44, b: nil, out: p45)
             case 23:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p47[i0 * 128 + i1 * 16 + i2 * 1] = p46[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p46, b: nil, out: p47)
             case 24:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p49[i0 * 128 + i1 * 16 + i2 * 1] = p48[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p48, b: nil, out: p49)
             case 25:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p51[i0 * 128 + i1 * 16 + i2 * 1] = p50[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p50, b: nil, out: p51)
             case 26:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p53[i0 * 128 + i1 * 16 + i2 * 1] = p52[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p52, b: nil, out: p53)
             case 27:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p55[i0 * 128 + i1 * 16 + i2 * 1] = p54[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p54, b: nil, out: p55)
             case 28:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p57[i0 * 128 + i1 * 16 + i2 * 1] = p56[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p56, b: nil, out: p57)
             case 29:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p59[i0 * 128 + i1 * 16 + i2 * 1] = p58[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p58, b: nil, out: p59)
             case 30:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p61[i0 * 128 + i1 * 16 + i2 * 1] = p60[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p60, b: nil, out: p61)
             case 31:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p63[i0 * 128 + i1 * 16 + i2 * 1] = p62[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p62, b: nil, out: p63)
             case 32:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p65[i0 * 128 + i1 * 16 + i2 * 1] = p64[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p64, b: nil, out: p65)
             case 33:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p67[i0 * 128 + i1 * 16 + i2 * 1] = p66[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p66, b: nil, out: p67)
             case 34:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p69[i0 * 128 + i1 * 16 + i2 * 1] = p68[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p68, b: nil, out: p69)
             case 35:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p71[i0 * 128 + i1 * 16 + i2 * 1] = p70[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p70, b: nil, out: p71)
             case 36:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p73[i0 * 128 + i1 * 16 + i2 * 1] = p72[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p72, b: nil, out: p73)
             case 37:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p75[i0 * 128 + i1 * 16 + i2 * 1] = p74[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p74, b: nil, out: p75)
             case 38:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p77[i0 * 128 + i1 * 16 + i2 * 1] = p76[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p76, b: nil, out: p77)
             case 39:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p79[i0 * 128 + i1 * 16 + i2 * 1] = p78[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p78, b: nil, out: p79)
             case 40:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p81[i0 * 128 + i1 * 16 + i2 * 1] = p80[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p80, b: nil, out: p81)
             case 41:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p83[i0 * 128 + i1 * 16 + i2 * 1] = p82[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p82, b: nil, out: p83)
             case 42:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p85[i0 * 128 + i1 * 16 + i2 * 1] = p84[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p84, b: nil, out: p85)
             case 43:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p87[i0 * 128 + i1 * 16 + i2 * 1] = p86[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p86, b: nil, out: p87)
             case 44:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p89[i0 * 128 + i1 * 16 + i2 * 1] = p88[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p88, b: nil, out: p89)
             case 45:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p91[i0 * 128 + i1 * 16 + i2 * 1] = p90[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p90, b: nil, out: p91)
             case 46:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p93[i0 * 128 + i1 * 16 + i2 * 1] = p92[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p92, b: nil, out: p93)
             case 47:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p95[i0 * 128 + i1 * 16 + i2 * 1] = p94[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p94, b: nil, out: p95)
             case 48:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p97[i0 * 128 + i1 * 16 + i2 * 1] = p96[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p96, b: nil, out: p97)
             case 49:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p99[i0 * 128 + i1 * 16 + i2 * 1] = p98[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p98, b: nil, out: p99)
             case 50:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p101[i0 * 128 + i1 * 16 + i2 * 1] = p100[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p100, b: nil, out: p101)
             case 51:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p103[i0 * 128 + i1 * 16 + i2 * 1] = p102[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p102, b: nil, out: p103)
             case 52:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p105[i0 * 128 + i1 * 16 + i2 * 1] = p104[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p104, b: nil, out: p105)
             case 53:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p107[i0 * 128 + i1 * 16 + i2 * 1] = p106[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p106, b: nil, out: p107)
             case 54:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p109[i0 * 128 + i1 * 16 + i2 * 1] = p108[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p108, b: nil, out: p109)
             case 55:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p111[i0 * 128 + i1 * 16 + i2 * 1] = p110[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p110, b: nil, out: p111)
             case 56:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p113[i0 * 128 + i1 * 16 + i2 * 1] = p112[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p112, b: nil, out: p113)
             case 57:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p115[i0 * 128 + i1 * 16 + i2 * 1] = p114[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p114, b: nil, out: p115)
             case 58:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p117[i0 * 128 + i1 * 16 + i2 * 1] = p116[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p116, b: nil, out: p117)
             case 59:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p119[i0 * 128 + i1 * 16 + i2 * 1] = p118[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p118, b: nil, out: p119)
             case 60:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p121[i0 * 128 + i1 * 16 + i2 * 1] = p120[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p120, b: nil, out: p121)
             case 61:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p123[i0 * 128 + i1 * 16 + i2 * 1] = p122[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p122, b: nil, out: p123)
             case 62:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p125[i0 * 128 + i1 * 16 + i2 * 1] = p124[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p124, b: nil, out: p125)
             case 63:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p127[i0 * 128 + i1 * 16 + i2 * 1] = p126[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p126, b: nil, out: p127)
             case 64:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p129[i0 * 128 + i1 * 16 + i2 * 1] = p128[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p128, b: nil, out: p129)
             case 65:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p131[i0 * 128 + i1 * 16 + i2 * 1] = p130[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p130, b: nil, out: p131)
             case 66:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p133[i0 * 128 + i1 * 16 + i2 * 1] = p132[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p132, b: nil, out: p133)
             case 67:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p135[i0 * 128 + i1 * 16 + i2 * 1] = p134[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p134, b: nil, out: p135)
             case 68:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p137[i0 * 128 + i1 * 16 + i2 * 1] = p136[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p136, b: nil, out: p137)
             case 69:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p139[i0 * 128 + i1 * 16 + i2 * 1] = p138[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p138, b: nil, out: p139)
             case 70:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p141[i0 * 128 + i1 * 16 + i2 * 1] = p140[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p140, b: nil, out: p141)
             case 71:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p143[i0 * 128 + i1 * 16 + i2 * 1] = p142[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p142, b: nil, out: p143)
             case 72:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p145[i0 * 128 + i1 * 16 + i2 * 1] = p144[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p144, b: nil, out: p145)
             case 73:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p147[i0 * 128 + i1 * 16 + i2 * 1] = p146[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p146, b: nil, out: p147)
             case 74:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p149[i0 * 128 + i1 * 16 + i2 * 1] = p148[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p148, b: nil, out: p149)
             case 75:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p151[i0 * 128 + i1 * 16 + i2 * 1] = p150[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p150, b: nil, out: p151)
             case 76:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p153[i0 * 128 + i1 * 16 + i2 * 1] = p152[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p152, b: nil, out: p153)
             case 77:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p155[i0 * 128 + i1 * 16 + i2 * 1] = p154[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p154, b: nil, out: p155)
             case 78:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p157[i0 * 128 + i1 * 16 + i2 * 1] = p156[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p156, b: nil, out: p157)
             case 79:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p159[i0 * 128 + i1 * 16 + i2 * 1] = p158[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p158, b: nil, out: p159)
             case 80:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p161[i0 * 128 + i1 * 16 + i2 * 1] = p160[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p160, b: nil, out: p161)
             case 81:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p163[i0 * 128 + i1 * 16 + i2 * 1] = p162[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p162, b: nil, out: p163)
             case 82:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p165[i0 * 128 + i1 * 16 + i2 * 1] = p164[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p164, b: nil, out: p165)
             case 83:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p167[i0 * 128 + i1 * 16 + i2 * 1] = p166[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p166, b: nil, out: p167)
             case 84:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p169[i0 * 128 + i1 * 16 + i2 * 1] = p168[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p168, b: nil, out: p169)
             case 85:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p171[i0 * 128 + i1 * 16 + i2 * 1] = p170[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p170, b: nil, out: p171)
             case 86:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p173[i0 * 128 + i1 * 16 + i2 * 1] = p172[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p172, b: nil, out: p173)
             case 87:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p175[i0 * 128 + i1 * 16 + i2 * 1] = p174[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p174, b: nil, out: p175)
             case 88:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p177[i0 * 128 + i1 * 16 + i2 * 1] = p176[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p176, b: nil, out: p177)
             case 89:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p179[i0 * 128 + i1 * 16 + i2 * 1] = p178[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p178, b: nil, out: p179)
             case 90:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p181[i0 * 128 + i1 * 16 + i2 * 1] = p180[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p180, b: nil, out: p181)
             case 91:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p183[i0 * 128 + i1 * 16 + i2 * 1] = p182[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p182, b: nil, out: p183)
             case 92:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p185[i0 * 128 + i1 * 16 + i2 * 1] = p184[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p184, b: nil, out: p185)
             case 93:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p187[i0 * 128 + i1 * 16 + i2 * 1] = p186[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p186, b: nil, out: p187)
             case 94:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p189[i0 * 128 + i1 * 16 + i2 * 1] = p188[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p188, b: nil, out: p189)
             default:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p191[i0 * 128 + i1 * 16 + i2 * 1] = p190[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p190, b: nil, out: p191)
             }
         }
     }

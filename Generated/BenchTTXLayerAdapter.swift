@@ -600,773 +600,197 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p18[i0 * 128 + i1 * 16 + i2 * 1] = p17[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p17, b: nil, out: p18)
             case 1:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p20[i0 * 128 + i1 * 16 + i2 * 1] = p19[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p19, b: nil, out: p20)
             case 2:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p22[i0 * 128 + i1 * 16 + i2 * 1] = p21[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p21, b: nil, out: p22)
             case 3:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p24[i0 * 128 + i1 * 16 + i2 * 1] = p23[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p23, b: nil, out: p24)
             case 4:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p26[i0 * 128 + i1 * 16 + i2 * 1] = p25[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p25, b: nil, out: p26)
             case 5:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p28[i0 * 128 + i1 * 16 + i2 * 1] = p27[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p27, b: nil, out: p28)
             case 6:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p30[i0 * 128 + i1 * 16 + i2 * 1] = p29[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p29, b: nil, out: p30)
             case 7:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p32[i0 * 128 + i1 * 16 + i2 * 1] = p31[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p31, b: nil, out: p32)
             case 8:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p34[i0 * 128 + i1 * 16 + i2 * 1] = p33[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p33, b: nil, out: p34)
             case 9:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p36[i0 * 128 + i1 * 16 + i2 * 1] = p35[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p35, b: nil, out: p36)
             case 10:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p38[i0 * 128 + i1 * 16 + i2 * 1] = p37[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p37, b: nil, out: p38)
             case 11:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p40[i0 * 128 + i1 * 16 + i2 * 1] = p39[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p39, b: nil, out: p40)
             case 12:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p42[i0 * 128 + i1 * 16 + i2 * 1] = p41[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p41, b: nil, out: p42)
             case 13:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p44[i0 * 128 + i1 * 16 + i2 * 1] = p43[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p43, b: nil, out: p44)
             case 14:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p46[i0 * 128 + i1 * 16 + i2 * 1] = p45[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p45, b: nil, out: p46)
             case 15:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p48[i0 * 128 + i1 * 16 + i2 * 1] = p47[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p47, b: nil, out: p48)
             case 16:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p50[i0 * 128 + i1 * 16 + i2 * 1] = p49[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p49, b: nil, out: p50)
             case 17:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p52[i0 * 128 + i1 * 16 + i2 * 1] = p51[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p51, b: nil, out: p52)
             case 18:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p54[i0 * 128 + i1 * 16 + i2 * 1] = p53[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p53, b: nil, out: p54)
             case 19:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p56[i0 * 128 + i1 * 16 + i2 * 1] = p55[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p55, b: nil, out: p56)
             case 20:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p58[i0 * 128 + i1 * 16 + i2 * 1] = p57[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p57, b: nil, out: p58)
             case 21:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p60[i0 * 128 + i1 * 16 + i2 * 1] = p59[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p59, b: nil, out: p60)
             case 22:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p62[i0 * 128 + i1 * 16 + i2 * 1] = p61[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p61, b: nil, out: p62)
             case 23:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p64[i0 * 128 + i1 * 16 + i2 * 1] = p63[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p63, b: nil, out: p64)
             case 24:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p66[i0 * 128 + i1 * 16 + i2 * 1] = p65[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p65, b: nil, out: p66)
             case 25:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p68[i0 * 128 + i1 * 16 + i2 * 1] = p67[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p67, b: nil, out: p68)
             case 26:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p70[i0 * 128 + i1 * 16 + i2 * 1] = p69[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p69, b: nil, out: p70)
             case 27:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p72[i0 * 128 + i1 * 16 + i2 * 1] = p71[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p71, b: nil, out: p72)
             case 28:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p74[i0 * 128 + i1 * 16 + i2 * 1] = p73[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p73, b: nil, out: p74)
             case 29:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p76[i0 * 128 + i1 * 16 + i2 * 1] = p75[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p75, b: nil, out: p76)
             case 30:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p78[i0 * 128 + i1 * 16 + i2 * 1] = p77[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p77, b: nil, out: p78)
             case 31:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p80[i0 * 128 + i1 * 16 + i2 * 1] = p79[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p79, b: nil, out: p80)
             case 32:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p82[i0 * 128 + i1 * 16 + i2 * 1] = p81[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p81, b: nil, out: p82)
             case 33:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p84[i0 * 128 + i1 * 16 + i2 * 1] = p83[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p83, b: nil, out: p84)
             case 34:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p86[i0 * 128 + i1 * 16 + i2 * 1] = p85[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p85, b: nil, out: p86)
             case 35:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p88[i0 * 128 + i1 * 16 + i2 * 1] = p87[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p87, b: nil, out: p88)
             case 36:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p90[i0 * 128 + i1 * 16 + i2 * 1] = p89[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p89, b: nil, out: p90)
             case 37:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p92[i0 * 128 + i1 * 16 + i2 * 1] = p91[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p91, b: nil, out: p92)
             case 38:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p94[i0 * 128 + i1 * 16 + i2 * 1] = p93[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p93, b: nil, out: p94)
             case 39:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p96[i0 * 128 + i1 * 16 + i2 * 1] = p95[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p95, b: nil, out: p96)
             case 40:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p98[i0 * 128 + i1 * 16 + i2 * 1] = p97[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p97, b: nil, out: p98)
             case 41:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p100[i0 * 128 + i1 * 16 + i2 * 1] = p99[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p99, b: nil, out: p100)
             case 42:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p102[i0 * 128 + i1 * 16 + i2 * 1] = p101[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p101, b: nil, out: p102)
             case 43:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p104[i0 * 128 + i1 * 16 + i2 * 1] = p103[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p103, b: nil, out: p104)
             case 44:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p106[i0 * 128 + i1 * 16 + i2 * 1] = p105[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p105, b: nil, out: p106)
             case 45:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p108[i0 * 128 + i1 * 16 + i2 * 1] = p107[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p107, b: nil, out: p108)
             case 46:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p110[i0 * 128 + i1 * 16 + i2 * 1] = p109[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p109, b: nil, out: p110)
             case 47:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p112[i0 * 128 + i1 * 16 + i2 * 1] = p111[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p111, b: nil, out: p112)
             case 48:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p114[i0 * 128 + i1 * 16 + i2 * 1] = p113[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p113, b: nil, out: p114)
             case 49:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p116[i0 * 128 + i1 * 16 + i2 * 1] = p115[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p115, b: nil, out: p116)
             case 50:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p118[i0 * 128 + i1 * 16 + i2 * 1] = p117[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p117, b: nil, out: p118)
             case 51:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p120[i0 * 128 + i1 * 16 + i2 * 1] = p119[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p119, b: nil, out: p120)
             case 52:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p122[i0 * 128 + i1 * 16 + i2 * 1] = p121[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p121, b: nil, out: p122)
             case 53:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p124[i0 * 128 + i1 * 16 + i2 * 1] = p123[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p123, b: nil, out: p124)
             case 54:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p126[i0 * 128 + i1 * 16 + i2 * 1] = p125[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p125, b: nil, out: p126)
             case 55:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p128[i0 * 128 + i1 * 16 + i2 * 1] = p127[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p127, b: nil, out: p128)
             case 56:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p130[i0 * 128 + i1 * 16 + i2 * 1] = p129[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p129, b: nil, out: p130)
             case 57:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p132[i0 * 128 + i1 * 16 + i2 * 1] = p131[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p131, b: nil, out: p132)
             case 58:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p134[i0 * 128 + i1 * 16 + i2 * 1] = p133[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p133, b: nil, out: p134)
             case 59:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p136[i0 * 128 + i1 * 16 + i2 * 1] = p135[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p135, b: nil, out: p136)
             case 60:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p138[i0 * 128 + i1 * 16 + i2 * 1] = p137[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p137, b: nil, out: p138)
             case 61:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p140[i0 * 128 + i1 * 16 + i2 * 1] = p139[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p139, b: nil, out: p140)
             case 62:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p142[i0 * 128 + i1 * 16 + i2 * 1] = p141[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p141, b: nil, out: p142)
             case 63:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p144[i0 * 128 + i1 * 16 + i2 * 1] = p143[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p143, b: nil, out: p144)
             case 64:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p146[i0 * 128 + i1 * 16 + i2 * 1] = p145[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p145, b: nil, out: p146)
             case 65:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p148[i0 * 128 + i1 * 16 + i2 * 1] = p147[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p147, b: nil, out: p148)
             case 66:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p150[i0 * 128 + i1 * 16 + i2 * 1] = p149[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p149, b: nil, out: p150)
             case 67:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p152[i0 * 128 + i1 * 16 + i2 * 1] = p151[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p151, b: nil, out: p152)
             case 68:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p154[i0 * 128 + i1 * 16 + i2 * 1] = p153[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p153, b: nil, out: p154)
             case 69:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p156[i0 * 128 + i1 * 16 + i2 * 1] = p155[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p155, b: nil, out: p156)
             case 70:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p158[i0 * 128 + i1 * 16 + i2 * 1] = p157[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p157, b: nil, out: p158)
             case 71:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p160[i0 * 128 + i1 * 16 + i2 * 1] = p159[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p159, b: nil, out: p160)
             case 72:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p162[i0 * 128 + i1 * 16 + i2 * 1] = p161[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p161, b: nil, out: p162)
             case 73:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p164[i0 * 128 + i1 * 16 + i2 * 1] = p163[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p163, b: nil, out: p164)
             case 74:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p166[i0 * 128 + i1 * 16 + i2 * 1] = p165[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p165, b: nil, out: p166)
             case 75:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p168[i0 * 128 + i1 * 16 + i2 * 1] = p167[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p167, b: nil, out: p168)
             case 76:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p170[i0 * 128 + i1 * 16 + i2 * 1] = p169[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p169, b: nil, out: p170)
             case 77:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p172[i0 * 128 + i1 * 16 + i2 * 1] = p171[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p171, b: nil, out: p172)
             case 78:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p174[i0 * 128 + i1 * 16 + i2 * 1] = p173[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p173, b: nil, out: p174)
             case 79:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p176[i0 * 128 + i1 * 16 + i2 * 1] = p175[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p175, b: nil, out: p176)
             case 80:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p178[i0 * 128 + i1 * 16 + i2 * 1] = p177[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p177, b: nil, out: p178)
             case 81:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p180[i0 * 128 + i1 * 16 + i2 * 1] = p179[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p179, b: nil, out: p180)
             case 82:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p182[i0 * 128 + i1 * 16 + i2 * 1] = p181[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p181, b: nil, out: p182)
             case 83:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p184[i0 * 128 + i1 * 16 + i2 * 1] = p183[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p183, b: nil, out: p184)
             case 84:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p186[i0 * 128 + i1 * 16 + i2 * 1] = p185[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p185, b: nil, out: p186)
             case 85:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p188[i0 * 128 + i1 * 16 + i2 * 1] = p187[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p187, b: nil, out: p188)
             case 86:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p190[i0 * 128 + i1 * 16 + i2 * 1] = p189[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p189, b: nil, out: p190)
             case 87:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p192[i0 * 128 + i1 * 16 + i2 * 1] = p191[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p191, b: nil, out: p192)
             case 88:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p194[i0 * 128 + i1 * 16 + i2 * 1] = p193[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p193, b: nil, out: p194)
             case 89:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p196[i0 * 128 + i1 * 16 + i2 * 1] = p195[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p195, b: nil, out: p196)
             case 90:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p198[i0 * 128 + i1 * 16 + i2 * 1] = p197[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p197, b: nil, out: p198)
             case 91:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p200[i0 * 128 + i1 * 16 + i2 * 1] = p199[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p199, b: nil, out: p200)
             case 92:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p202[i0 * 128 + i1 * 16 + i2 * 1] = p201[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p201, b: nil, out: p202)
             case 93:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p204[i0 * 128 + i1 * 16 + i2 * 1] = p203[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p203, b: nil, out: p204)
             case 94:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p206[i0 * 128 + i1 * 16 + i2 * 1] = p205[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p205, b: nil, out: p206)
             default:
-                for i0 in 0..<64 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p208[i0 * 128 + i1 * 16 + i2 * 1] = p207[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p207, b: nil, out: p208)
             }
         }
     }

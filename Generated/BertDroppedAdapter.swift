@@ -389,13 +389,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(18, flops: 205824, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
             case 1:
                 for i0 in 0..<48 {
                     for i1 in 0..<4 {
@@ -405,133 +399,37 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                     }
                 }
             case 2:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p5[i0 * 256 + i1 * 16 + i2 * 1] = p4[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             case 3:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p7[i0 * 256 + i1 * 16 + i2 * 1] = p6[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             case 4:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p9[i0 * 256 + i1 * 16 + i2 * 1] = p8[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
             case 5:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p11[i0 * 128 + i1 * 16 + i2 * 1] = p10[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
             case 6:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p13[i0 * 256 + i1 * 16 + i2 * 1] = p12[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
             case 7:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p15[i0 * 256 + i1 * 16 + i2 * 1] = p14[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p14, b: nil, out: p15)
             case 8:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p17[i0 * 256 + i1 * 16 + i2 * 1] = p16[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p16, b: nil, out: p17)
             case 9:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p19[i0 * 256 + i1 * 16 + i2 * 1] = p18[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p18, b: nil, out: p19)
             case 10:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p21[i0 * 256 + i1 * 16 + i2 * 1] = p20[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p20, b: nil, out: p21)
             case 11:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p23[i0 * 256 + i1 * 16 + i2 * 1] = p22[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p22, b: nil, out: p23)
             case 12:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p25[i0 * 256 + i1 * 16 + i2 * 1] = p24[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p24, b: nil, out: p25)
             case 13:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p27[i0 * 256 + i1 * 16 + i2 * 1] = p26[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p26, b: nil, out: p27)
             case 14:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p29[i0 * 256 + i1 * 16 + i2 * 1] = p28[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p28, b: nil, out: p29)
             case 15:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p31[i0 * 256 + i1 * 16 + i2 * 1] = p30[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p30, b: nil, out: p31)
             case 16:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p33[i0 * 256 + i1 * 16 + i2 * 1] = p32[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p32, b: nil, out: p33)
             default:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p35[i0 * 256 + i1 * 16 + i2 * 1] = p34[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p34, b: nil, out: p35)
             }
         }
     }
@@ -542,29 +440,11 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 36864, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p1[i0 * 256 + i1 * 16 + i2 * 1] = p0[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
             case 1:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p3[i0 * 256 + i1 * 16 + i2 * 1] = p2[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
             default:
-                for i0 in 0..<48 {
-                    for i1 in 0..<16 {
-                        for i2 in 0..<16 {
-                            p5[i0 * 256 + i1 * 16 + i2 * 1] = p4[i0 * 256 + i1 * 1 + i2 * 16]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             }
         }
     }

@@ -354,13 +354,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             }
         }
         // stage 2: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
-        for i0 in 0..<48 {
-            for i1 in 0..<32 {
-                for i2 in 0..<16 {
-                    p4[i0 * 512 + i1 * 16 + i2 * 1] = p3[i0 * 512 + i1 * 1 + i2 * 32]
-                }
-            }
-        }
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p3, b: nil, out: p4)
     }
 
     @inline(never)
@@ -479,11 +473,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[out, c] = factor.out[out, c]⊙P1[c]
-        for i0 in 0..<768 {
-            for i1 in 0..<32 {
-                w[i0 * 32 + i1 * 1] = p0[i0 * 32 + i1 * 1] * p1[i1 * 1]
-            }
-        }
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 768, left: 32, right: 0, output: 32, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
         // stage 2: ΔW[out, in] = Σ_c factor.in[in, c]·m1[out, c]
         Kernels.gemm(transA: false, transB: true, m: 768, n: 768, k: 32, alpha: 1.0, a: w, lda: 32, b: p2, ldb: 32, beta: 0, c: delta, ldc: 768, threads: threads)
     }

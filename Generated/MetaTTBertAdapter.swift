@@ -325,13 +325,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         // stage 1: P2[r1, layer, module, r3] = Σ_r2 core.1[r1, layer, r2]·core.2[r2, module, r3]
         Kernels.gemm(transA: false, transB: false, m: 96, n: 32, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 32, beta: 0, c: p2, ldc: 32, threads: threads)
         // stage 2: core.3.panels[panel, rank, lane] = core.3[rank, panel, lane]
-        for i0 in 0..<48 {
-            for i1 in 0..<8 {
-                for i2 in 0..<16 {
-                    p4[i0 * 128 + i1 * 16 + i2 * 1] = p3[i0 * 16 + i1 * 768 + i2 * 1]
-                }
-            }
-        }
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 16, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 768, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p3, b: nil, out: p4)
     }
 
     @inline(never)

@@ -229,101 +229,29 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         Kernels.stage(12, flops: 737280, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<192 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p1[i0 * 512 + i1 * 16 + i2 * 1] = p0[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
             case 1:
-                for i0 in 0..<48 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p3[i0 * 512 + i1 * 16 + i2 * 1] = p2[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
             case 2:
-                for i0 in 0..<192 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p5[i0 * 512 + i1 * 16 + i2 * 1] = p4[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             case 3:
-                for i0 in 0..<48 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p7[i0 * 512 + i1 * 16 + i2 * 1] = p6[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             case 4:
-                for i0 in 0..<192 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p9[i0 * 512 + i1 * 16 + i2 * 1] = p8[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
             case 5:
-                for i0 in 0..<48 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p11[i0 * 512 + i1 * 16 + i2 * 1] = p10[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
             case 6:
-                for i0 in 0..<192 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p13[i0 * 512 + i1 * 16 + i2 * 1] = p12[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
             case 7:
-                for i0 in 0..<48 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p15[i0 * 512 + i1 * 16 + i2 * 1] = p14[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p14, b: nil, out: p15)
             case 8:
-                for i0 in 0..<192 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p17[i0 * 512 + i1 * 16 + i2 * 1] = p16[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p16, b: nil, out: p17)
             case 9:
-                for i0 in 0..<48 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p19[i0 * 512 + i1 * 16 + i2 * 1] = p18[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p18, b: nil, out: p19)
             case 10:
-                for i0 in 0..<192 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p21[i0 * 512 + i1 * 16 + i2 * 1] = p20[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p20, b: nil, out: p21)
             default:
-                for i0 in 0..<48 {
-                    for i1 in 0..<32 {
-                        for i2 in 0..<16 {
-                            p23[i0 * 512 + i1 * 16 + i2 * 1] = p22[i0 * 512 + i1 * 1 + i2 * 32]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p22, b: nil, out: p23)
             }
         }
     }

@@ -319,149 +319,41 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.stage(18, flops: 110592, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p14[i0 * 128 + i1 * 16 + i2 * 1] = p13[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p13, b: nil, out: p14)
             case 1:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p16[i0 * 128 + i1 * 16 + i2 * 1] = p15[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p15, b: nil, out: p16)
             case 2:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p18[i0 * 128 + i1 * 16 + i2 * 1] = p17[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p17, b: nil, out: p18)
             case 3:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p20[i0 * 128 + i1 * 16 + i2 * 1] = p19[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p19, b: nil, out: p20)
             case 4:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p22[i0 * 128 + i1 * 16 + i2 * 1] = p21[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p21, b: nil, out: p22)
             case 5:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p24[i0 * 128 + i1 * 16 + i2 * 1] = p23[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p23, b: nil, out: p24)
             case 6:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p26[i0 * 128 + i1 * 16 + i2 * 1] = p25[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p25, b: nil, out: p26)
             case 7:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p28[i0 * 128 + i1 * 16 + i2 * 1] = p27[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p27, b: nil, out: p28)
             case 8:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p30[i0 * 128 + i1 * 16 + i2 * 1] = p29[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p29, b: nil, out: p30)
             case 9:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p32[i0 * 128 + i1 * 16 + i2 * 1] = p31[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p31, b: nil, out: p32)
             case 10:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p34[i0 * 128 + i1 * 16 + i2 * 1] = p33[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p33, b: nil, out: p34)
             case 11:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p36[i0 * 128 + i1 * 16 + i2 * 1] = p35[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p35, b: nil, out: p36)
             case 12:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p38[i0 * 128 + i1 * 16 + i2 * 1] = p37[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p37, b: nil, out: p38)
             case 13:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p40[i0 * 128 + i1 * 16 + i2 * 1] = p39[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p39, b: nil, out: p40)
             case 14:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p42[i0 * 128 + i1 * 16 + i2 * 1] = p41[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p41, b: nil, out: p42)
             case 15:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p44[i0 * 128 + i1 * 16 + i2 * 1] = p43[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p43, b: nil, out: p44)
             case 16:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p46[i0 * 128 + i1 * 16 + i2 * 1] = p45[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p45, b: nil, out: p46)
             default:
-                for i0 in 0..<48 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p48[i0 * 128 + i1 * 16 + i2 * 1] = p47[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p47, b: nil, out: p48)
             }
         }
     }

@@ -20,6 +20,8 @@ struct KernelEmitter {
 
     /// Products up to this many multiply-adds with fixed sizes are emitted as loops.
     static let inlineLimit = 4096
+    /// Fixed-size element-wise steps above this many elements call `Kernels.elementwise`.
+    static let inlineElementLimit = 4096
 
     private(set) var kernels: [String] = []
     private var kernelByBody: [String: String] = [:]
@@ -137,6 +139,17 @@ struct KernelEmitter {
             return ["Kernels.loopedGemm(loops: [" + loops.joined(separator: ", ") + "], " + args]
         case .elementwise(let e):
             let a = pointer(e.a), out = pointer(e.output), b = e.b.map(pointer)
+            let fixed = e.dims.allSatisfy { $0.extent.isFixed }
+            if fixed && e.dims.reduce(1, { $0 * $1.extent.constant }) > KernelEmitter.inlineElementLimit {
+                // Large fixed-size copies (prepare's panel copies, one per pair) call the
+                // runtime's loop: inline loops for hundreds of pairs made the file slow to compile.
+                let dims = e.dims.map {
+                    "Kernels.Loop(extent: \(swift($0.extent)), left: \(swift($0.left)), right: \(swift($0.right)), "
+                        + "output: \(swift($0.output)), reduces: false)"
+                }
+                return ["Kernels.elementwise(dims: [" + dims.joined(separator: ", ") + "], alpha: \(literal(c.alpha)), "
+                        + "accumulate: \(c.accumulate), a: \(a), b: \(b ?? "nil"), out: \(out))"]
+            }
             return nestedLoops(e.dims, variable: "i") { indent, offsets in
                 func index(_ terms: [String]) -> String { terms.isEmpty ? "0" : terms.joined(separator: " + ") }
                 let scale = c.alpha == 1 ? "" : "\(literal(c.alpha)) * "
