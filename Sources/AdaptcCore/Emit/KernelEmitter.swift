@@ -132,22 +132,14 @@ struct KernelEmitter {
                 + "alpha: \(literal(c.alpha)), a: \(a), lda: \(swift(g.lda)), b: \(b), ldb: \(swift(g.ldb)), "
                 + "beta: \(c.accumulate ? "1" : "0"), c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"
             if g.loops.isEmpty { return ["Kernels.gemm(" + args] }
-            let loops = g.loops.map {
-                "Kernels.Loop(extent: \(swift($0.extent)), left: \(swift($0.left)), right: \(swift($0.right)), "
-                    + "output: \(swift($0.output)), reduces: \($0.reduces))"
-            }
-            return ["Kernels.loopedGemm(loops: [" + loops.joined(separator: ", ") + "], " + args]
+            return ["Kernels.loopedGemm(loops: " + loopLiterals(g.loops) + ", " + args]
         case .elementwise(let e):
             let a = pointer(e.a), out = pointer(e.output), b = e.b.map(pointer)
             let fixed = e.dims.allSatisfy { $0.extent.isFixed }
             if fixed && e.dims.reduce(1, { $0 * $1.extent.constant }) > KernelEmitter.inlineElementLimit {
                 // Large fixed-size copies (prepare's panel copies, one per pair) call the
                 // runtime's loop: inline loops for hundreds of pairs made the file slow to compile.
-                let dims = e.dims.map {
-                    "Kernels.Loop(extent: \(swift($0.extent)), left: \(swift($0.left)), right: \(swift($0.right)), "
-                        + "output: \(swift($0.output)), reduces: false)"
-                }
-                return ["Kernels.elementwise(dims: [" + dims.joined(separator: ", ") + "], alpha: \(literal(c.alpha)), "
+                return ["Kernels.elementwise(dims: " + loopLiterals(e.dims) + ", alpha: \(literal(c.alpha)), "
                         + "accumulate: \(c.accumulate), a: \(a), b: \(b ?? "nil"), out: \(out))"]
             }
             return nestedLoops(e.dims, variable: "i") { indent, offsets in
@@ -158,6 +150,14 @@ struct KernelEmitter {
                 return [indent + (c.accumulate ? "\(target) += \(value)" : "\(target) = \(value)")]
             }
         }
+    }
+
+    /// `[Kernels.Loop(…), …]`: a step's loops as the runtime takes them.
+    private func loopLiterals(_ dims: [LoopDim]) -> String {
+        "[" + dims.map {
+            "Kernels.Loop(extent: \(swift($0.extent)), left: \(swift($0.left)), right: \(swift($0.right)), "
+                + "output: \(swift($0.output)), reduces: \($0.reduces))"
+        }.joined(separator: ", ") + "]"
     }
 
     /// The kernel call of a panel product, arguments mapped as `Kernels.panelProduct` maps them.

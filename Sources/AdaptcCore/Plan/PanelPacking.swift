@@ -43,11 +43,24 @@ enum PanelPacking {
         /// The next free offset in prepared state.
         var next: Int
         var copies: [Contraction] = []
-        /// Packed copies already made, by where their source is and how it is read.
-        var made: [String: TensorView] = [:]
-        /// The same copies by where their source is: the view, the source's row
-        /// stride, and whether it is stored [out, rank] (else [rank, out]).
-        var bySource: [String: (packed: TensorView, ld: Int, outMajor: Bool)] = [:]
+        /// A packed copy: the view, its source's row stride, and whether the
+        /// source is stored [out, rank] (else [rank, out]).
+        struct Copy {
+            var packed: TensorView
+            var ld: Int
+            var outMajor: Bool
+        }
+        /// Packed copies already made, by where their source is.
+        var made: [String: [Copy]] = [:]
+
+        /// The copy of the B at `source` stored with row stride `ld`, [out, rank]
+        /// when `outMajor`, with `rank` ranks and `panels` panels, if made.
+        func copy(of source: TensorView, ld: Int, outMajor: Bool, rank: Extent, panels: Int) -> Copy? {
+            made["\(source.storage)@\(source.offset.constant)"]?.first {
+                $0.ld == ld && $0.outMajor == outMajor
+                    && $0.packed.extents == [.fixed(panels), rank, .fixed(Kernels.panelWidth)]
+            }
+        }
 
         func rewriteBackward(_ program: Program) -> Program {
             Program(program.stages.map { stage in stage.map { rewriteBackward($0) } })
@@ -69,9 +82,9 @@ enum PanelPacking {
             } else {
                 return c
             }
-            guard factorLd.isFixed, let made = bySource["\(factor.storage)@\(factor.offset.constant)"],
-                  made.ld == factorLd.constant, made.outMajor == outMajor,
-                  made.packed.extents == [.fixed(g.k.constant / width), swapped ? g.m : g.n, .fixed(width)]
+            guard factorLd.isFixed, g.k.constant % width == 0,
+                  let made = copy(of: factor, ld: factorLd.constant, outMajor: outMajor, rank: swapped ? g.m : g.n,
+                                  panels: g.k.constant / width)
             else { return c }
             let rank = swapped ? g.m : g.n
             let output = TensorView(g.output.name, in: g.output.storage, slot: g.output.slot, offset: g.output.offset,
@@ -109,8 +122,7 @@ enum PanelPacking {
         /// added to prepare) on first use.
         private mutating func panelCopy(of g: GEMMStep, k: Int, panels: Int) -> TensorView {
             let width = Kernels.panelWidth, ldb = g.ldb.constant
-            let key = "\(g.right.storage)@\(g.right.offset.constant) \(g.transRight) \(ldb) \(k)×\(panels)"
-            if let view = made[key] { return view }
+            if let made = copy(of: g.right, ld: ldb, outMajor: g.transRight, rank: .fixed(k), panels: panels) { return made.packed }
             let packed = TensorView("\(g.right.name).panels", in: .prepared, offset: .fixed(next),
                                     modes: ["panel", "rank", "lane"], extents: [.fixed(panels), .fixed(k), .fixed(width)])
             next += panels * k * width
@@ -121,8 +133,7 @@ enum PanelPacking {
                 : TensorView(g.right.name, in: g.right.storage, offset: g.right.offset, modes: ["rank", "panel", "lane"],
                              extents: [.fixed(k), .fixed(panels), .fixed(width)], strides: [.fixed(ldb), .fixed(width), .fixed(1)])
             copies.append(Contraction(packed, source, nil, accumulate: false))
-            made[key] = packed
-            bySource["\(g.right.storage)@\(g.right.offset.constant)"] = (packed, ldb, g.transRight)
+            made["\(g.right.storage)@\(g.right.offset.constant)", default: []].append(Copy(packed: packed, ld: ldb, outMajor: g.transRight))
             return packed
         }
     }
