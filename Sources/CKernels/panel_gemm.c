@@ -19,25 +19,11 @@
 // from zero, then alpha·sum + beta·C, whatever tile holds it: results do not
 // depend on how a caller splits the columns or rows between threads.
 #include "adaptc_kernels.h"
+#include "kernel_common.h"
 
 #include <immintrin.h>
-#include <stdatomic.h>
 
 #define W ADAPTC_PANEL_WIDTH
-
-static inline float a_at(const float *a, long lda, bool trans_a, long row, long p) {
-    return trans_a ? a[p * lda + row] : a[row * lda + p];
-}
-
-// 2: AVX-512, 1: AVX2+FMA, 0: neither; -1 until detected (threads may race:
-// they all store the same value).
-static _Atomic int panel_isa = -1;
-
-static void detect_isa(void) {
-    if (panel_isa >= 0) return;
-    __builtin_cpu_init();
-    panel_isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-}
 
 // MR rows × NB panels at row i, panel q: accumulators are a fixed-size array
 // the compiler keeps in registers (MR·NB ≤ 16 zmm). A's layout is a
@@ -105,7 +91,7 @@ static void panel_avx2(bool trans_a, long m, long panels_n, long k, float alpha,
             const float *panel = panels + q * k * W;
             __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
             for (long p = 0; p < k; p++) {
-                __m256 x = _mm256_set1_ps(a_at(a, lda, trans_a, i, p));
+                __m256 x = _mm256_set1_ps(adaptc_element(a, lda, trans_a, i, p));
                 lo = _mm256_fmadd_ps(x, _mm256_loadu_ps(panel + p * W), lo);
                 hi = _mm256_fmadd_ps(x, _mm256_loadu_ps(panel + p * W + 8), hi);
             }
@@ -130,7 +116,7 @@ static void panel_scalar(bool trans_a, long m, long panels_n, long k, float alph
             const float *panel = panels + q * k * W;
             float sum[W] = {0};
             for (long p = 0; p < k; p++) {
-                float x = a_at(a, lda, trans_a, i, p);
+                float x = adaptc_element(a, lda, trans_a, i, p);
                 for (int j = 0; j < W; j++) sum[j] += x * panel[p * W + j];
             }
             float *target = c + i * ldc + q * W;
@@ -142,9 +128,8 @@ static void panel_scalar(bool trans_a, long m, long panels_n, long k, float alph
 void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
                        const float *panels, float beta, float *c, long ldc) {
     if (m < 1 || n < W || k < 1) return;
-    detect_isa();
     long panels_n = n / W;
-    switch (panel_isa) {
+    switch (adaptc_cpu_isa()) {
     case 2:
         if (trans_a) panel_avx512_1(m, panels_n, k, alpha, a, lda, panels, beta, c, ldc);
         else panel_avx512_0(m, panels_n, k, alpha, a, lda, panels, beta, c, ldc);
@@ -210,7 +195,6 @@ static void dot_scalar(long m, long panels, long k, float alpha, const float *a,
 void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
                       float beta, float *c, long c_row, long c_rank) {
     if (m < 1 || k < 1) return;
-    detect_isa();
-    if (panel_isa == 2) dot_avx512(m, panels, k, alpha, a, lda, packed, beta, c, c_row, c_rank);
+    if (adaptc_cpu_isa() == 2) dot_avx512(m, panels, k, alpha, a, lda, packed, beta, c, c_row, c_rank);
     else dot_scalar(m, panels, k, alpha, a, lda, packed, beta, c, c_row, c_rank);
 }

@@ -12,10 +12,10 @@
 // Compiled without global ISA flags (no unsafeFlags in the package): the
 // vector bodies carry `target` attributes and are picked at run time.
 #include "adaptc_kernels.h"
+#include "kernel_common.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
-#include <stdatomic.h>
 #include <string.h>
 
 // Where this kernel beats OpenBLAS's SkylakeX sgemm (96 products of 64×1024,
@@ -25,16 +25,12 @@
 // register-blocked micro-kernel where this one streams one row at a time.
 #define THIN_K 8
 
-static inline float element(const float *x, long ld, bool trans, long row, long col) {
-    return trans ? x[col * ld + row] : x[row * ld + col];
-}
-
 // Block `block` of op(B), 16 columns (zero past n), into panel[p * 16 + j].
 static void pack_panel(bool trans_b, long n, long k, long block, const float *b, long ldb, float *panel) {
     long j0 = block * 16;
     for (long p = 0; p < k; p++) {
         float *row = panel + p * 16;
-        for (long j = 0; j < 16; j++) row[j] = j0 + j < n ? element(b, ldb, trans_b, p, j0 + j) : 0.0f;
+        for (long j = 0; j < 16; j++) row[j] = j0 + j < n ? adaptc_element(b, ldb, trans_b, p, j0 + j) : 0.0f;
     }
 }
 
@@ -54,13 +50,10 @@ static void pack_transposed_avx512(long k, long block, const float *b, long ldb,
 // AVX-512 bodies mask a partial block's loads, so any block qualifies there;
 // AVX2 needs full blocks), else from the packed panels, which start at block
 // `first` (0 when B is transposed, else the partial last block).
-// 2: AVX-512, 1: AVX2+FMA, 0: neither; -1 until detected (threads may race to
-// detect it: they all store the same value, through an atomic).
-static _Atomic int isa = -1;
 
 static inline long first_packed(bool trans_b, long n) {
     if (trans_b) return 0;
-    return isa == 2 ? (n + 15) / 16 : n / 16;
+    return adaptc_cpu_isa() == 2 ? (n + 15) / 16 : n / 16;
 }
 
 static inline const float *panel_rows(bool trans_b, long n, long block, const float *b, long ldb, long k,
@@ -97,13 +90,13 @@ static void thin_columns_avx512(bool trans_a, long m, long n, long k, float alph
             for (int q = 0; q < COLUMN_CHAINS; q++) {
                 __m512 v = _mm512_maskz_loadu_ps(mask, rows + (p + q) * stride);
                 for (int r = 0; r < COLUMN_ROWS; r++)
-                    acc[r][q] = _mm512_fmadd_ps(_mm512_set1_ps(element(a, lda, trans_a, row[r], p + q)), v, acc[r][q]);
+                    acc[r][q] = _mm512_fmadd_ps(_mm512_set1_ps(adaptc_element(a, lda, trans_a, row[r], p + q)), v, acc[r][q]);
             }
         }
         for (int q = 0; p < k; p++, q++) {
             __m512 v = _mm512_maskz_loadu_ps(mask, rows + p * stride);
             for (int r = 0; r < COLUMN_ROWS; r++)
-                acc[r][q] = _mm512_fmadd_ps(_mm512_set1_ps(element(a, lda, trans_a, row[r], p)), v, acc[r][q]);
+                acc[r][q] = _mm512_fmadd_ps(_mm512_set1_ps(adaptc_element(a, lda, trans_a, row[r], p)), v, acc[r][q]);
         }
         for (int r = 0; r < COLUMN_ROWS && i + r < m; r++) {
             __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3]));
@@ -145,7 +138,7 @@ static void thin_rank_avx512(bool trans_a, bool trans_b, long m, long n, long k,
             __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps(), t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
             __m512 u0 = _mm512_setzero_ps(), u1 = _mm512_setzero_ps(), u2 = _mm512_setzero_ps(), u3 = _mm512_setzero_ps();
             for (long p = 0; p < k; p++) {
-                __m512 x0 = _mm512_set1_ps(element(a, lda, trans_a, i, p)), x1 = _mm512_set1_ps(element(a, lda, trans_a, i1, p));
+                __m512 x0 = _mm512_set1_ps(adaptc_element(a, lda, trans_a, i, p)), x1 = _mm512_set1_ps(adaptc_element(a, lda, trans_a, i1, p));
                 __m512 v0 = _mm512_loadu_ps(r0 + p * s0), v1 = _mm512_loadu_ps(r1 + p * s1);
                 __m512 v2 = _mm512_loadu_ps(r2 + p * s2), v3 = _mm512_loadu_ps(r3 + p * s3);
                 t0 = _mm512_fmadd_ps(x0, v0, t0); u0 = _mm512_fmadd_ps(x1, v0, u0);
@@ -169,8 +162,8 @@ static void thin_rank_avx512(bool trans_a, bool trans_b, long m, long n, long k,
             __m512 t0 = _mm512_setzero_ps(), u0 = _mm512_setzero_ps();
             for (long p = 0; p < k; p++) {
                 __m512 v0 = _mm512_maskz_loadu_ps(mask, r0 + p * s0);
-                t0 = _mm512_fmadd_ps(_mm512_set1_ps(element(a, lda, trans_a, i, p)), v0, t0);
-                u0 = _mm512_fmadd_ps(_mm512_set1_ps(element(a, lda, trans_a, i1, p)), v0, u0);
+                t0 = _mm512_fmadd_ps(_mm512_set1_ps(adaptc_element(a, lda, trans_a, i, p)), v0, t0);
+                u0 = _mm512_fmadd_ps(_mm512_set1_ps(adaptc_element(a, lda, trans_a, i1, p)), v0, u0);
             }
             rank_store(c1 + j0, mask, u0, va, beta);
             if (i1 != i) rank_store(c0 + j0, mask, t0, va, beta);
@@ -202,7 +195,7 @@ static void thin_avx2(bool trans_a, bool trans_b, long m, long n, long k, float 
             __m256 lo0 = _mm256_setzero_ps(), hi0 = _mm256_setzero_ps(), lo1 = _mm256_setzero_ps(), hi1 = _mm256_setzero_ps();
             long p = 0;
             for (; p + 2 <= k; p += 2) {
-                __m256 s0 = _mm256_set1_ps(element(a, lda, trans_a, i, p)), s1 = _mm256_set1_ps(element(a, lda, trans_a, i, p + 1));
+                __m256 s0 = _mm256_set1_ps(adaptc_element(a, lda, trans_a, i, p)), s1 = _mm256_set1_ps(adaptc_element(a, lda, trans_a, i, p + 1));
                 const float *r0 = rows + p * stride, *r1 = rows + (p + 1) * stride;
                 lo0 = _mm256_fmadd_ps(s0, _mm256_loadu_ps(r0), lo0);
                 hi0 = _mm256_fmadd_ps(s0, _mm256_loadu_ps(r0 + 8), hi0);
@@ -210,7 +203,7 @@ static void thin_avx2(bool trans_a, bool trans_b, long m, long n, long k, float 
                 hi1 = _mm256_fmadd_ps(s1, _mm256_loadu_ps(r1 + 8), hi1);
             }
             for (; p < k; p++) {
-                __m256 s0 = _mm256_set1_ps(element(a, lda, trans_a, i, p));
+                __m256 s0 = _mm256_set1_ps(adaptc_element(a, lda, trans_a, i, p));
                 const float *r0 = rows + p * stride;
                 lo0 = _mm256_fmadd_ps(s0, _mm256_loadu_ps(r0), lo0);
                 hi0 = _mm256_fmadd_ps(s0, _mm256_loadu_ps(r0 + 8), hi0);
@@ -227,10 +220,7 @@ static void thin_avx2(bool trans_a, bool trans_b, long m, long n, long k, float 
 bool adaptc_thin_gemm(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
     if (m < 1 || n < 1 || k < 1 || k > THIN_K || !trans_b) return false;
-    if (isa < 0) {
-        __builtin_cpu_init();
-        isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-    }
+    int isa = adaptc_cpu_isa();
     if (isa == 0) return false;
     // Packed panels: every block when B is stored transposed, else only a partial last block.
     long blocks = (n + 15) / 16;
