@@ -38,8 +38,10 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     public static let specName = "BenchCpXLayer"
     public static let specHash = "8f1e7702c410fbc4"
     public static let parameterCount = 132864
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 524288
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 262144
     /// Layers of the model (24); pairs without an adapter throw.
     public static let layerCount = 24
 
@@ -74,7 +76,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95]
@@ -104,7 +106,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, w, dq + 0, p + 1536, p + 1792, g + 1536, g + 1792, threads: threads)  // group cp
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

@@ -44,8 +44,10 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     public static let specName = "BenchTTXLayer"
     public static let specHash = "8abcda04fbe06795"
     public static let parameterCount = 3072
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 1605632
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 819200
     /// Layers of the model (24); pairs without an adapter throw.
     public static let layerCount = 24
 
@@ -86,7 +88,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95]
@@ -116,7 +118,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 811008, q + 810752, dq + 808704, q + 808704, dq + 810752, dq + 22272, q + 5888, dq + 768, q + 768, dq + 5888, p + 3008, g + 2752, p + 2752, g + 3008, p + 2240, g + 1984, p + 1984, g + 2240, q + 3840, g + 1472, p + 1472, dq + 3840, q + 0, g + 448, p + 448, dq + 0, p + 1216, g + 704, p + 704, g + 1216, p + 192, g + 0, p + 0, g + 192, threads: threads)  // group tt
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

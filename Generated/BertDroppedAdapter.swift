@@ -39,8 +39,10 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     public static let specName = "BertDropped"
     public static let specHash = "8d39f64470fdcdd1"
     public static let parameterCount = 485376
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 242688
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 0
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -111,7 +113,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
@@ -141,7 +143,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

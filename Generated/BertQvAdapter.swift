@@ -35,8 +35,10 @@ public final class BertQvAdapter: GeneratedAdapter {
     public static let specName = "BertQv"
     public static let specHash = "50993ffc3ae13b35"
     public static let parameterCount = 294912
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 147456
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 0
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -113,7 +115,7 @@ public final class BertQvAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, -1, 1, 2, -1, 3, 4, -1, 5, 6, -1, 7, 8, -1, 9, 10, -1, 11, 12, -1, 13, 14, -1, 15, 16, -1, 17, 18, -1, 19, 20, -1, 21, 22, -1, 23]
@@ -142,7 +144,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

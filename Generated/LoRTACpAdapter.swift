@@ -37,8 +37,10 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     public static let specName = "LoRTACp"
     public static let specHash = "f3c9f471cf85e043"
     public static let parameterCount = 49632
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 25728
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 1152
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -71,7 +73,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35]
@@ -101,7 +103,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, w, dq + 0, p + 0, p + 384, g + 0, g + 384, threads: threads)  // group qkv
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

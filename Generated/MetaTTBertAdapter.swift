@@ -38,8 +38,10 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     public static let specName = "MetaTTBert"
     public static let specHash = "048127bd32261f31"
     public static let parameterCount = 13312
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 9216
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 3072
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -74,7 +76,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47]
@@ -104,7 +106,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 0, p + 6912, g + 6144, p + 6144, g + 6912, threads: threads)  // group attn
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

@@ -34,8 +34,10 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     public static let specName = "MixedMlp"
     public static let specHash = "548915cbfc5324ad"
     public static let parameterCount = 1474560
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 737280
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 0
     /// Layers of the model (12); pairs without an adapter throw.
     public static let layerCount = 12
 
@@ -86,7 +88,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1, -1, 8, 9, -1, -1, 10, 11, -1, -1]
@@ -115,7 +117,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

@@ -41,8 +41,10 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     public static let specName = "TTFactored"
     public static let specHash = "40e05b18215caacd"
     public static let parameterCount = 3444
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 234192
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 123600
     /// Layers of the model (6); pairs without an adapter throw.
     public static let layerCount = 6
 
@@ -79,7 +81,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
@@ -109,7 +111,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 117456, q + 115920, g + 2484, p + 2484, dq + 115920, q + 720, dq + 5328, g + 948, p + 948, dq + 720, p + 3252, g + 2740, p + 2740, g + 3252, q + 144, g + 436, p + 436, dq + 144, q + 0, g + 180, p + 180, dq + 0, p + 36, g + 0, p + 0, g + 36, threads: threads)  // group qkv
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

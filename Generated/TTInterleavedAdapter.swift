@@ -38,8 +38,10 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     public static let specName = "TTInterleaved"
     public static let specHash = "32ce4c4cc524e6aa"
     public static let parameterCount = 432
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 13344
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 13344
     /// Layers of the model (4); pairs without an adapter throw.
     public static let layerCount = 4
 
@@ -72,7 +74,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, 1, 2, 3, 4, 5, 6, 7]
@@ -102,7 +104,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 1056, q + 288, dq + 32, q + 32, dq + 288, p + 272, g + 176, p + 176, g + 272, q + 0, g + 48, p + 48, dq + 0, p + 16, g + 0, p + 0, g + 16, threads: threads)  // group mlp
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

@@ -35,8 +35,10 @@ public final class TinyQvAdapter: GeneratedAdapter {
     public static let specName = "TinyQv"
     public static let specHash = "66e0dc40d30fa16c"
     public static let parameterCount = 7680
-    /// Floats of prepared state (and as many for its gradients).
+    /// Floats of prepared state.
     public static let preparedCount = 3840
+    /// Floats of prepared state with a gradient (the first ones; panel copies have none).
+    public static let preparedGradientCount = 0
     /// Layers of the model (4); pairs without an adapter throw.
     public static let layerCount = 4
 
@@ -81,7 +83,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     /// Zero parameters; `threads` TBB threads (0: TBB's default).
     public init(threads: Int = 0) {
-        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: Self.parameterCount, preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, threads: threads)
     }
 
     private static let pairIndex: [Int] = [0, -1, 1, 2, -1, 3, 4, -1, 5, 6, -1, 7]
@@ -110,7 +112,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.

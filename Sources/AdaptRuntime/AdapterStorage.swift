@@ -51,7 +51,8 @@ public final class AdapterStorage {
     public let gradients: UnsafeMutableBufferPointer<Float>
     /// What `prepare` computes (empty when the plan hoists nothing).
     public let prepared: UnsafeMutableBufferPointer<Float>
-    /// Gradients of `prepared`, accumulated by backward, consumed by `finishBackward`.
+    /// Gradients of the first `preparedGradients.count` floats of `prepared`
+    /// (the rest have none), accumulated by backward, consumed by `finishBackward`.
     public let preparedGradients: UnsafeMutableBufferPointer<Float>
     private var workspace: UnsafeMutableBufferPointer<Float>
     /// TBB threads for every parallel step of this adapter (0 = TBB's default), fixed at creation.
@@ -59,15 +60,17 @@ public final class AdapterStorage {
     /// False once the parameters may have changed since the last `prepare()`.
     public private(set) var preparedIsCurrent: Bool
 
-    /// Zeroed buffers for `parameterCount` parameters and `preparedCount` floats of prepared state.
-    public init(parameterCount: Int, preparedCount: Int = 0, threads: Int = 0) {
+    /// Zeroed buffers for `parameterCount` parameters, `preparedCount` floats of
+    /// prepared state and gradients for the first `preparedGradientCount` of them
+    /// (all when nil).
+    public init(parameterCount: Int, preparedCount: Int = 0, preparedGradientCount: Int? = nil, threads: Int = 0) {
         parameterBuffer = .allocate(capacity: parameterCount)
         parameterBuffer.initialize(repeating: 0)
         gradients = .allocate(capacity: parameterCount)
         gradients.initialize(repeating: 0)
         prepared = .allocate(capacity: preparedCount)
         prepared.initialize(repeating: 0)
-        preparedGradients = .allocate(capacity: preparedCount)
+        preparedGradients = .allocate(capacity: min(preparedGradientCount ?? preparedCount, preparedCount))
         preparedGradients.initialize(repeating: 0)
         workspace = .allocate(capacity: 0)
         self.threads = threads
@@ -109,4 +112,18 @@ public final class AdapterStorage {
 
     /// Sets `gradients` to zero (not `preparedGradients`: the adapter's `zeroGradients()` clears both).
     public func zeroGradients() { gradients.update(repeating: 0) }
+
+    /// Sets `preparedGradients` to zero (what `finishBackward` ends with), in
+    /// blocks over the adapter's threads when it is large: megabytes for a
+    /// tensor network shared by many pairs.
+    public func zeroPreparedGradients() {
+        let count = preparedGradients.count, block = 1 << 18
+        guard let base = preparedGradients.baseAddress, count > 0 else { return }
+        Parallel.forEach((count + block - 1) / block, threads: threads) { blocks in
+            for b in blocks {
+                let start = b * block
+                (base + start).update(repeating: 0, count: min(block, count - start))
+            }
+        }
+    }
 }

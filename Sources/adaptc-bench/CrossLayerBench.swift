@@ -42,12 +42,17 @@ extension Bench {
     /// forward) and finishBackward.
     static func forwardBackwardAll<A: GeneratedAdapter>(_ adapter: A, _ b: CrossLayerBuffers) throws {
         try forwardAll(adapter, b)
+        try backwardAll(adapter, b)
+        adapter.finishBackward()
+    }
+
+    /// The fused backward of every layer alone (no forward, no finishBackward).
+    static func backwardAll<A: GeneratedAdapter>(_ adapter: A, _ b: CrossLayerBuffers) throws {
         let modules = Array(A.Module.allCases)
         for l in 0..<b.layers {
             try adapter.backward(layer: l, modules: modules, x: UnsafeBufferPointer(b.xs[l]),
                                  dys: b.dys[l].map { UnsafeBufferPointer($0) }, rows: b.n, dx: b.dx)
         }
-        adapter.finishBackward()
     }
 
     static func makeAdapter<A: GeneratedAdapter>(_ type: A.Type, threads: Int) -> A {
@@ -95,13 +100,19 @@ extension Bench {
         let tt = makeAdapter(BenchTTXLayerAdapter.self, threads: threads)
         let lora = makeAdapter(BenchLoraXLayerAdapter.self, threads: threads)
         let times = try timeAlternating([{ try forwardAll(tt, b) }, { try forwardBackwardAll(tt, b) },
-                                         { try forwardAll(lora, b) }, { try forwardBackwardAll(lora, b) }], repeats: 20)
+                                         { try forwardAll(lora, b) }, { try forwardBackwardAll(lora, b) },
+                                         { try backwardAll(tt, b) }, { tt.finishBackward() }], repeats: 20)
         emit([("case", "backward"), ("variant", "lora forward+backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
               ("seconds", times[3]), ("flops", 0), ("ratio", times[3] / times[2])])
         emit([("case", "backward"), ("variant", "forward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
               ("seconds", times[0]), ("flops", 0)])
         emit([("case", "backward"), ("variant", "forward+backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
               ("seconds", times[1]), ("flops", 0), ("ratio", times[1] / times[0])])
+        // Where forward+backward's time goes: the layers' backward and finishBackward, each timed alone.
+        emit([("case", "backward"), ("variant", "backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
+              ("seconds", times[4]), ("flops", 0), ("ratio", times[4] / times[0])])
+        emit([("case", "backward"), ("variant", "finishBackward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
+              ("seconds", times[5]), ("flops", 0), ("ratio", times[5] / times[0])])
     }
 
     /// `scaling`: tt-xlayer forward at 1 and at 2 threads, alternated.

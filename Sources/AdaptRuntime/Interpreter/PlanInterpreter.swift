@@ -7,7 +7,8 @@ public final class PlanInterpreter {
 
     public init(plan: Plan, threads: Int = 0) {
         self.plan = plan
-        storage = AdapterStorage(parameterCount: plan.parameterCount, preparedCount: plan.preparedCount, threads: threads)
+        storage = AdapterStorage(parameterCount: plan.parameterCount, preparedCount: plan.preparedCount,
+                                 preparedGradientCount: plan.preparedGradientCount, threads: threads)
     }
 
     /// Token-independent work, once per weight update (for lora only the panel
@@ -88,7 +89,7 @@ public final class PlanInterpreter {
         for group in plan.groups where !group.finishBackward.isEmpty {
             run(group.finishBackward, rows: 0, Bindings())
         }
-        storage.preparedGradients.update(repeating: 0)
+        storage.zeroPreparedGradients()
     }
 
     /// `ΔW[layer, module]` `[out, in]`, scale included.

@@ -13,18 +13,22 @@ public struct Plan: Hashable, Sendable, Codable {
     public var groups: [GroupPlan]
     /// Scratch floats the largest call needs; intermediates never overlap.
     public var workspace: Extent
-    /// Floats of prepared state (what `prepare` computes and forward reads);
-    /// gradients of prepared state take as many again.
+    /// Floats of prepared state (what `prepare` computes and forward reads).
     public var preparedCount: Int
+    /// Floats of prepared state that get a gradient: the first ones. The rest
+    /// (`PanelPacking`'s copies, laid out after every group's own state) only
+    /// re-arrange values that have their gradient elsewhere.
+    public var preparedGradientCount: Int
 
     public init(specName: String, parameters: [ParameterTensor], groups: [GroupPlan], workspace: Extent,
-                preparedCount: Int = 0) {
+                preparedCount: Int = 0, preparedGradientCount: Int? = nil) {
         self.specName = specName
         self.parameters = parameters
         self.parameterCount = parameters.last.map { $0.offset + $0.count } ?? 0
         self.groups = groups
         self.workspace = workspace
         self.preparedCount = preparedCount
+        self.preparedGradientCount = preparedGradientCount ?? preparedCount
     }
 
     /// True when forward reads state that `prepare` must compute first.

@@ -46,7 +46,8 @@ public enum PlanVerifier {
         func bound(_ view: MatrixView, plan: Plan) -> Extent? {
             switch view.storage {
             case .parameters, .gradients: return .fixed(plan.parameterCount)
-            case .prepared, .preparedGradients: return .fixed(plan.preparedCount)
+            case .prepared: return .fixed(plan.preparedCount)
+            case .preparedGradients: return .fixed(plan.preparedGradientCount)
             case .workspace: return plan.workspace
             case .input, .inputGradient: return view.slot < input.count ? Extent.tokens * input[view.slot] : nil
             case .output, .outputGradient: return view.slot < output.count ? Extent.tokens * output[view.slot] : nil

@@ -34,8 +34,10 @@ struct DeclarationEmitter {
         file.line("    \(access)static let specHash = \(SwiftEmitter.quoted(SpecHash.hash(checked)))")
         file.line("    \(access)static let parameterCount = \(plan.parameterCount)")
         if plan.needsPrepare {
-            file.line("    /// Floats of prepared state (and as many for its gradients).")
+            file.line("    /// Floats of prepared state.")
             file.line("    \(access)static let preparedCount = \(plan.preparedCount)")
+            file.line("    /// Floats of prepared state with a gradient (the first ones; panel copies have none).")
+            file.line("    \(access)static let preparedGradientCount = \(plan.preparedGradientCount)")
         }
         file.line("    /// Layers of the model (\(spec.model.layers)); pairs without an adapter throw.")
         file.line("    \(access)static let layerCount = \(spec.model.layers)")
@@ -64,7 +66,8 @@ struct DeclarationEmitter {
         file.line()
         file.line("    /// Zero parameters; `threads` TBB threads (0: TBB's default).")
         file.line("    \(access)init(threads: Int = 0) {")
-        let prepared = plan.needsPrepare ? "preparedCount: Self.preparedCount, " : ""
+        let prepared = plan.needsPrepare
+            ? "preparedCount: Self.preparedCount, preparedGradientCount: Self.preparedGradientCount, " : ""
         file.line("        storage = AdapterStorage(parameterCount: Self.parameterCount, \(prepared)threads: threads)")
         file.line("    }")
         file.line()

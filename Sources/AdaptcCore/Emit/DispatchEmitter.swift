@@ -114,7 +114,7 @@ struct DispatchEmitter {
                 let call = kernels.kernel(for: program, role: role)
                 file.line("        Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)  // group \(group.name)")
             }
-            file.line(role == "prepare" ? "        storage.markPrepared()" : "        storage.preparedGradients.update(repeating: 0)")
+            file.line(role == "prepare" ? "        storage.markPrepared()" : "        storage.zeroPreparedGradients()")
             file.line("    }")
             file.line()
         }

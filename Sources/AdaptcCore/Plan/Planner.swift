@@ -24,31 +24,40 @@ public enum Planner {
         case .dynamic: model = CostModel(tokens: 64)
         case .fixed(let n): model = CostModel(tokens: n)
         }
+        var ownState: [Int] = []  // floats of prepared state (with gradients) per group
         for group in checked.groups {
+            let before = prepared
             switch group.structure {
             case .lora:
-                var planned = LoRAPlanner.plan(group, layout: &layout, inputSets: checked.spec.model.inputSets, model: model)
-                PanelPacking.apply(to: &planned.group, prepared: &prepared)
+                let planned = LoRAPlanner.plan(group, layout: &layout, inputSets: checked.spec.model.inputSets, model: model)
                 groups.append(planned.group)
                 workspace = .atLeast(workspace, planned.workspace)
             case .tensorTrain, .cp, .tucker:
-                let before = prepared
                 let planned = TensorPlanner.plan(group, layout: &layout, prepared: &prepared,
                                                  sharedInput: InputSets.shareInput(group, in: checked.spec), model: model)
                 groups.append(planned.group)
                 workspace = .atLeast(workspace, planned.workspace)
-                let bytes = 4 * (prepared - before) * 2  // prepared state and its gradients
-                if bytes > memoryLimit {
-                    diagnostics.error("group '\(group.name)' needs \(ByteCount.text(bytes)) of prepared state and gradients, "
-                                      + "above the limit of \(ByteCount.text(memoryLimit)) (half the machine's memory by default; "
-                                      + "set ADAPTC_MEMORY_LIMIT in bytes to change it); lower its ranks or choose another order",
-                                      at: group.group.location(of: "structure"))
-                }
+            }
+            ownState.append(prepared - before)
+        }
+        // Panel copies go after every group's own state, so the prepared state
+        // with gradients is one prefix: preparedGradients holds that alone, and
+        // finishBackward clears no more than it.
+        let preparedGradientCount = prepared
+        for (i, group) in checked.groups.enumerated() {
+            let before = prepared
+            PanelPacking.apply(to: &groups[i], prepared: &prepared)
+            let bytes = 4 * (2 * ownState[i] + prepared - before)  // prepared state, its gradients, the panel copies
+            if ownState[i] > 0 && bytes > memoryLimit {
+                diagnostics.error("group '\(group.name)' needs \(ByteCount.text(bytes)) of prepared state and gradients, "
+                                  + "above the limit of \(ByteCount.text(memoryLimit)) (half the machine's memory by default; "
+                                  + "set ADAPTC_MEMORY_LIMIT in bytes to change it); lower its ranks or choose another order",
+                                  at: group.group.location(of: "structure"))
             }
         }
         if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
         let plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace,
-                        preparedCount: prepared)
+                        preparedCount: prepared, preparedGradientCount: preparedGradientCount)
         let problems = PlanVerifier.verify(plan)
         precondition(problems.isEmpty, "internal error: invalid plan:\n" + problems.joined(separator: "\n"))
         return (plan, diagnostics.sorted)

@@ -150,7 +150,6 @@ enum TensorPlanner {
                                 prepare: Program(NetworkLowering.stages(prepareContractions)),
                                 finishBackward: Program(NetworkLowering.stages(finishBackward)), path: text)
         planned.layerBackwards = layerBackwards
-        PanelPacking.apply(to: &planned, prepared: &prepared)
         planned.steps = steps
         planned.modeOrder = group.modes.map(\.name.description)
         planned.modes = Dictionary(uniqueKeysWithValues: group.modes.map { ($0.name.description, $0.size) })

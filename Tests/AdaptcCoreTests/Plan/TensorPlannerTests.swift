@@ -73,6 +73,12 @@ final class TensorPlannerTests: XCTestCase {
                 XCTAssertTrue(products(program).contains { if case .dot(.fixed(3), _) = $0 { return true } else { return false } },
                               "\(text): backward's dy·B does not read packed panels")
             }
+            // The copies sit after all state that has a gradient, so preparedGradients is that prefix alone.
+            let copies = plan.groups[0].prepare.stages.last!.map(\.output)
+            XCTAssertLessThan(plan.preparedGradientCount, plan.preparedCount, text)
+            XCTAssertTrue(copies.allSatisfy { $0.storage == .prepared && $0.offset.constant >= plan.preparedGradientCount }, text)
+            let writes = plan.groups[0].prepare.contractions.map(\.output).filter { !copies.contains($0) }
+            XCTAssertTrue(writes.allSatisfy { $0.end.constant <= plan.preparedGradientCount }, "\(text): own state past the prefix")
             try check(source, gradients: true, rows: 11)
         }
     }
