@@ -560,7 +560,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+        Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
         // stage 3: y[row, panel, lane] += Σ_rank t2[row, rank]·factor.out.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
     }
@@ -580,11 +580,11 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 1536 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p3, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
             }
         }
         // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
@@ -603,7 +603,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[in, t.out] = Σ_t.in core[t.out, t.in]·factor.in[in, t.in]
-        Kernels.gemm(transA: false, transB: true, m: 1024, n: 16, k: 16, alpha: 1.0, a: p0, lda: 16, b: p1, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
+        Kernels.panelDot(m: 1024, panels: 1, k: 16, alpha: 1.0, a: p0, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: ΔW[out, in] = Σ_t.out factor.out[out, t.out]·m1[in, t.out]
         Kernels.gemm(transA: false, transB: true, m: 1024, n: 1024, k: 16, alpha: 1.0, a: p2, lda: 16, b: w, ldb: 16, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
@@ -616,13 +616,13 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (w + 48 * n), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p4, ldb: 16, beta: 0, c: (w + 64 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (w + 64 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t2[2][row, rank]·factor.out.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t2[3][row, rank]·factor.out.panels[panel, rank, lane]
@@ -661,29 +661,29 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         Kernels.stage(12, flops: 6144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p4, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (w + 48 * n), cRow: 16, cRank: 1, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p5, ldb: 16, beta: 0, c: (w + 64 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p5, panelStride: 16, rankStride: 16, beta: 0, c: (w + 64 * n), cRow: 16, cRank: 1, threads: threads)
             case 4:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 80 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 80 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             case 5:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 80 * n), lda: 16, b: p5, ldb: 16, beta: 0, c: (w + 144 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 80 * n), lda: 16, b: p5, panelStride: 16, kStride: 16, beta: 0, c: (w + 144 * n), ldc: 16, threads: threads)
             case 6:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             case 7:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 96 * n), lda: 16, b: p4, ldb: 16, beta: 0, c: (w + 160 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 96 * n), lda: 16, b: p4, panelStride: 16, kStride: 16, beta: 0, c: (w + 160 * n), ldc: 16, threads: threads)
             case 8:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p8, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p8, ldc: 16, threads: threads)
             case 9:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 112 * n), lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 176 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 112 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (w + 176 * n), ldc: 16, threads: threads)
             case 10:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p9, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p9, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 128 * n), lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 192 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 128 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (w + 192 * n), ldc: 16, threads: threads)
             }
         }
         // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dt1[n, t.in] += dt1.part1[n, t.in]

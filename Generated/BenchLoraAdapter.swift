@@ -176,7 +176,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
+        Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
     }
@@ -187,7 +187,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 4096, alpha: 1.0, a: x, lda: 4096, b: p0, ldb: 4096, beta: 0, c: w, ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 2.0, a: dy, lda: 4096, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
@@ -198,9 +198,9 @@ public final class BenchLoraAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 4096, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 4096, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 4096, beta: 1, c: dx, ldc: 4096, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dx, ldc: 4096, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 4096, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 256, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
             }
         }
     }
@@ -208,6 +208,6 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 4096, n: 4096, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, ldb: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
+        Kernels.panelGemm(transA: false, m: 4096, panels: 256, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
     }
 }

@@ -941,7 +941,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
@@ -952,7 +952,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
@@ -963,9 +963,9 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 1024, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
             }
         }
     }
@@ -973,13 +973,13 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 1024, n: 1024, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
+        Kernels.panelGemm(transA: false, m: 1024, panels: 64, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
     private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 32, threads: threads)
+        Kernels.panelDot(m: n, panels: 64, k: 32, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[16..<24][row, rank]·B.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank z[24..<32][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
@@ -1001,7 +1001,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         Kernels.stage(5, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 32, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 32 * n + 24), cRow: 32, cRank: 1, threads: threads)
             case 2:
@@ -1024,9 +1024,9 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
             case 3:
                 Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 32, beta: 1, c: p8, ldc: 8, threads: threads)
             case 4:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 1024, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 32, n: 1024, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 1024, beta: 1, c: p9, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 64, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p9, ldc: 1024, threads: threads)
             }
         }
     }

@@ -570,11 +570,11 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 81920, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: 24, n: 32, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 32, beta: 0, c: p2, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: false, m: 24, panels: 2, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 32, beta: 0, c: p2, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: 64, n: 32, k: 8, alpha: 1.0, a: p3, lda: 8, b: p4, ldb: 32, beta: 0, c: p5, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: false, m: 64, panels: 2, k: 8, alpha: 1.0, a: p3, lda: 8, b: p4, panelStride: 16, kStride: 32, beta: 0, c: p5, ldc: 32, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: 32, n: 64, k: 8, alpha: 1.0, a: p6, lda: 8, b: p7, ldb: 64, beta: 0, c: p8, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: 32, panels: 4, k: 8, alpha: 1.0, a: p6, lda: 8, b: p7, panelStride: 16, kStride: 64, beta: 0, c: p8, ldc: 64, threads: threads)
             default:
                 for i in 0..<32 {
                     for j in 0..<8 {
@@ -589,15 +589,15 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 442368, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: 96, n: 32, k: 8, alpha: 1.0, a: p2, lda: 8, b: p12, ldb: 32, beta: 0, c: p13, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: false, m: 96, panels: 2, k: 8, alpha: 1.0, a: p2, lda: 8, b: p12, panelStride: 16, kStride: 32, beta: 0, c: p13, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: 256, n: 64, k: 8, alpha: 1.0, a: p5, lda: 8, b: p14, ldb: 64, beta: 0, c: p15, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: 256, panels: 4, k: 8, alpha: 1.0, a: p5, lda: 8, b: p14, panelStride: 16, kStride: 64, beta: 0, c: p15, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: 256, n: 32, k: 8, alpha: 1.0, a: p8, lda: 8, b: p11, ldb: 32, beta: 0, c: p16, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: false, m: 256, panels: 2, k: 8, alpha: 1.0, a: p8, lda: 8, b: p11, panelStride: 16, kStride: 32, beta: 0, c: p16, ldc: 32, threads: threads)
             }
         }
         // stage 3: P5[layer, module, out.0, out.1, out.2, out.3, r6] = Σ_r3 P2[layer, module, out.0, r3]·P4[r3, out.1, out.2, out.3, r6]
-        Kernels.gemm(transA: false, transB: false, m: 384, n: 2048, k: 8, alpha: 1.0, a: p13, lda: 8, b: p15, ldb: 2048, beta: 0, c: p17, ldc: 2048, threads: threads)
+        Kernels.panelGemm(transA: false, m: 384, panels: 128, k: 8, alpha: 1.0, a: p13, lda: 8, b: p15, panelStride: 16, kStride: 2048, beta: 0, c: p17, ldc: 2048, threads: threads)
         // stage 4: P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]
         Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
             switch i {
@@ -803,13 +803,13 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 25427968, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: 256, n: 8, k: 32, alpha: 1.0, a: p0, lda: 32, b: p1, ldb: 32, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 256, panels: 2, k: 8, alpha: 1.0, a: p0, lda: 32, packed: p1, panelStride: 16, rankStride: 32, beta: 1, c: p2, cRow: 8, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 256, alpha: 1.0, a: p3, lda: 8, b: p0, ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 2, k: 256, alpha: 1.0, a: p3, lda: 8, b: p0, panelStride: 16, kStride: 32, beta: 1, c: p4, ldc: 32, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: 384, n: 8, k: 2048, alpha: 1.0, a: p5, lda: 2048, b: p6, ldb: 2048, beta: 1, c: p7, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 384, panels: 128, k: 8, alpha: 1.0, a: p5, lda: 2048, packed: p6, panelStride: 16, rankStride: 2048, beta: 1, c: p7, cRow: 8, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 2048, k: 384, alpha: 1.0, a: p8, lda: 8, b: p5, ldb: 2048, beta: 1, c: p9, ldc: 2048, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 128, k: 384, alpha: 1.0, a: p8, lda: 8, b: p5, panelStride: 16, kStride: 2048, beta: 1, c: p9, ldc: 2048, threads: threads)
             }
         }
         // stage 2: dcore.8[r8, in.2, r9] += Σ_in.3 dP7[r8, in.2, in.3]·core.9[r9, in.3]; dcore.9[r9, in.3] += Σ_r8,in.2 core.8[r8, in.2, r9]·dP7[r8, in.2, in.3]; dcore.6[r6, in.0, r7] += Σ_in.1,r8 dP6[r6, in.0, in.1, r8]·core.7[r7, in.1, r8]; dcore.7[r7, in.1, r8] += Σ_r6,in.0 core.6[r6, in.0, r7]·dP6[r6, in.0, in.1, r8]; dcore.5[r5, out.3, r6] += Σ_r3,out.1,out.2 dP4[r3, out.1, out.2, out.3, r6]·P3[r3, out.1, out.2, r5]; dP3[r3, out.1, out.2, r5] += Σ_out.3,r6 core.5[r5, out.3, r6]·dP4[r3, out.1, out.2, out.3, r6]; dcore.2[r2, out.0, r3] += Σ_layer,module dP2[layer, module, out.0, r3]·P1[layer, module, r2]; dP1[layer, module, r2] += Σ_out.0,r3 core.2[r2, out.0, r3]·dP2[layer, module, out.0, r3]
@@ -832,30 +832,30 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
                     }
                 }
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: 32, n: 8, k: 64, alpha: 1.0, a: p2, lda: 64, b: p14, ldb: 64, beta: 1, c: p15, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 32, panels: 4, k: 8, alpha: 1.0, a: p2, lda: 64, packed: p14, panelStride: 16, rankStride: 64, beta: 1, c: p15, cRow: 8, cRank: 1, threads: threads)
             case 3:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: 32, alpha: 1.0, a: p16, lda: 8, b: p2, ldb: 64, beta: 1, c: p17, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 4, k: 32, alpha: 1.0, a: p16, lda: 8, b: p2, panelStride: 16, kStride: 64, beta: 1, c: p17, ldc: 64, threads: threads)
             case 4:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: 256, alpha: 1.0, a: p18, lda: 8, b: p9, ldb: 64, beta: 1, c: p19, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 4, k: 256, alpha: 1.0, a: p18, lda: 8, b: p9, panelStride: 16, kStride: 64, beta: 1, c: p19, ldc: 64, threads: threads)
             case 5:
-                Kernels.gemm(transA: false, transB: true, m: 256, n: 8, k: 64, alpha: 1.0, a: p9, lda: 64, b: p20, ldb: 64, beta: 1, c: p21, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 256, panels: 4, k: 8, alpha: 1.0, a: p9, lda: 64, packed: p20, panelStride: 16, rankStride: 64, beta: 1, c: p21, cRow: 8, cRank: 1, threads: threads)
             case 6:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 96, alpha: 1.0, a: p22, lda: 8, b: p7, ldb: 32, beta: 1, c: p23, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 2, k: 96, alpha: 1.0, a: p22, lda: 8, b: p7, panelStride: 16, kStride: 32, beta: 1, c: p23, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: 96, n: 8, k: 32, alpha: 1.0, a: p7, lda: 32, b: p24, ldb: 32, beta: 1, c: p25, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 96, panels: 2, k: 8, alpha: 1.0, a: p7, lda: 32, packed: p24, panelStride: 16, rankStride: 32, beta: 1, c: p25, cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 3: dcore.3[r3, out.1, r4] += Σ_out.2,r5 dP3[r3, out.1, out.2, r5]·core.4[r4, out.2, r5]; dcore.4[r4, out.2, r5] += Σ_r3,out.1 core.3[r3, out.1, r4]·dP3[r3, out.1, out.2, r5]; dcore.0[layer, r1] += Σ_module,r2 dP1[layer, module, r2]·core.1[r1, module, r2]; dcore.1[r1, module, r2] += Σ_layer core.0[layer, r1]·dP1[layer, module, r2]
         Kernels.stage(4, flops: 90112, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: 64, n: 8, k: 32, alpha: 1.0, a: p21, lda: 32, b: p26, ldb: 32, beta: 1, c: p27, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 64, panels: 2, k: 8, alpha: 1.0, a: p21, lda: 32, packed: p26, panelStride: 16, rankStride: 32, beta: 1, c: p27, cRow: 8, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 64, alpha: 1.0, a: p28, lda: 8, b: p21, ldb: 32, beta: 1, c: p29, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 2, k: 64, alpha: 1.0, a: p28, lda: 8, b: p21, panelStride: 16, kStride: 32, beta: 1, c: p29, ldc: 32, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: true, m: 24, n: 8, k: 32, alpha: 1.0, a: p25, lda: 32, b: p30, ldb: 32, beta: 1, c: p31, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 24, panels: 2, k: 8, alpha: 1.0, a: p25, lda: 32, packed: p30, panelStride: 16, rankStride: 32, beta: 1, c: p31, cRow: 8, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 24, alpha: 1.0, a: p32, lda: 8, b: p25, ldb: 32, beta: 1, c: p33, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 2, k: 24, alpha: 1.0, a: p32, lda: 8, b: p25, panelStride: 16, kStride: 32, beta: 1, c: p33, ldc: 32, threads: threads)
             }
         }
     }
@@ -863,7 +863,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
@@ -874,7 +874,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
@@ -885,9 +885,9 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 1024, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
             }
         }
     }
@@ -895,13 +895,13 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[out.0, out.1, out.2, out.3, in.0, in.1, in.2, in.3] = Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·P8[r6, in.0, in.1, in.2, in.3]
-        Kernels.gemm(transA: false, transB: false, m: 1024, n: 1024, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
+        Kernels.panelGemm(transA: false, m: 1024, panels: 64, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
     private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
@@ -923,7 +923,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.stage(5, flops: 81920 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 1024, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             case 2:
@@ -969,9 +969,9 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 1024, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 1024, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 1024, beta: 1, c: p9, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p9, ldc: 1024, threads: threads)
             }
         }
     }

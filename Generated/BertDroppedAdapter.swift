@@ -454,7 +454,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -462,7 +462,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 8.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 8.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -470,7 +470,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -478,7 +478,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 4.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -489,7 +489,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
@@ -500,9 +500,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 48, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
@@ -513,7 +513,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 4, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 8.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 4 * n), cRow: 4, cRank: 1, threads: threads)
             }
@@ -524,9 +524,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 768, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 4, panels: 48, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
@@ -537,7 +537,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
@@ -548,9 +548,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
@@ -561,7 +561,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 4.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             }
@@ -572,9 +572,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 48, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
@@ -582,31 +582,31 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+        Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize11(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 8.0·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 4, alpha: 8.0, a: p0, lda: 4, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+        Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 4, alpha: 8.0, a: p0, lda: 4, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize12(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+        Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize13(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 16, alpha: 4.0, a: p0, lda: 16, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+        Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 16, alpha: 4.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func layerForward14(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 36, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 36, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 36, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 36, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 8.0·Σ_rank z[16..<20][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[20..<36][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 55296 * n, threads: threads) { i, threads in
             switch i {
@@ -623,7 +623,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func layerForward15(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 40, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 40, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 40, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 40, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[32..<40][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 61440 * n, threads: threads) { i, threads in
             switch i {
@@ -640,7 +640,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func layerForward16(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
@@ -657,7 +657,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     @inline(never)
     private static func layerForward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 4.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
@@ -677,7 +677,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 36, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 36, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 36, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 36, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 36 * n + 20), cRow: 36, cRank: 1, threads: threads)
             case 2:
@@ -696,9 +696,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 2:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 36, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 36, alpha: 1.0, a: (w + 36 * n), lda: 36, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 36, alpha: 1.0, a: (w + 36 * n), lda: 36, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 36, n: 768, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 36, panels: 48, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }
@@ -709,7 +709,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 40, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 40, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 40, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 40, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 40 * n + 32), cRow: 40, cRank: 1, threads: threads)
             case 2:
@@ -728,9 +728,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 2:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 40, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 40, alpha: 1.0, a: (w + 40 * n), lda: 40, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 40, alpha: 1.0, a: (w + 40 * n), lda: 40, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 768, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 40, panels: 48, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }
@@ -741,7 +741,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
             case 2:
@@ -760,9 +760,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 2:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 768, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 48, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }
@@ -773,7 +773,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 48, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 48, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
             case 2:
@@ -792,9 +792,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 2:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 768, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 48, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }

@@ -410,7 +410,7 @@ public final class BertQvAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -421,7 +421,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
@@ -432,9 +432,9 @@ public final class BertQvAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
@@ -442,13 +442,13 @@ public final class BertQvAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+        Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
@@ -466,7 +466,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy1, lda: 768, packed: p1, beta: 0, c: (w + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
             default:
@@ -481,9 +481,9 @@ public final class BertQvAdapter: GeneratedAdapter {
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 768, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 48, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }

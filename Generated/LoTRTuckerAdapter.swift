@@ -314,7 +314,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+        Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
         // stage 3: y[row, panel, lane] += Σ_rank t2[row, rank]·factor.out.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -334,11 +334,11 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 1536 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p3, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
             }
         }
         // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
@@ -357,7 +357,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[in, t.out] = Σ_t.in core[t.out, t.in]·factor.in[in, t.in]
-        Kernels.gemm(transA: false, transB: true, m: 768, n: 16, k: 16, alpha: 1.0, a: p0, lda: 16, b: p1, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
+        Kernels.panelDot(m: 768, panels: 1, k: 16, alpha: 1.0, a: p0, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: ΔW[out, in] = Σ_t.out factor.out[out, t.out]·m1[in, t.out]
         Kernels.gemm(transA: false, transB: true, m: 768, n: 768, k: 16, alpha: 1.0, a: p2, lda: 16, b: w, ldb: 16, beta: 0, c: delta, ldc: 768, threads: threads)
     }
@@ -370,9 +370,9 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p1, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]
@@ -403,15 +403,15 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         Kernels.stage(5, flops: 2560 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p2, ldb: 16, beta: 0, c: (w + 16 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 16, alpha: 1.0, a: w, lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 32 * n), ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 48 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 48 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             case 3:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p3, ldb: 16, beta: 0, c: (w + 80 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (w + 80 * n), ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 16, k: n, alpha: 1.0, a: (w + 64 * n), lda: 16, b: w, ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
             }
         }
         // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
@@ -420,7 +420,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p2, ldb: 16, beta: 1, c: (w + 80 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 1, c: (w + 80 * n), ldc: 16, threads: threads)
             }
         }
         // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]

@@ -325,7 +325,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     @inline(never)
     private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P2[r1, layer, module, r3] = Σ_r2 core.1[r1, layer, r2]·core.2[r2, module, r3]
-        Kernels.gemm(transA: false, transB: false, m: 96, n: 32, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 32, beta: 0, c: p2, ldc: 32, threads: threads)
+        Kernels.panelGemm(transA: false, m: 96, panels: 2, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 32, beta: 0, c: p2, ldc: 32, threads: threads)
         // stage 2: core.3.panels[panel, rank, lane] = core.3[rank, panel, lane]
         Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 16, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 768, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p3, b: nil, out: p4)
     }
@@ -336,9 +336,9 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 98304, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: 96, n: 8, k: 32, alpha: 1.0, a: p0, lda: 32, b: p1, ldb: 32, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 96, panels: 2, k: 8, alpha: 1.0, a: p0, lda: 32, packed: p1, panelStride: 16, rankStride: 32, beta: 1, c: p2, cRow: 8, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 96, alpha: 1.0, a: p3, lda: 8, b: p0, ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 2, k: 96, alpha: 1.0, a: p3, lda: 8, b: p0, panelStride: 16, kStride: 32, beta: 1, c: p4, ldc: 32, threads: threads)
             }
         }
     }
@@ -379,7 +379,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: dy, ldb: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: dy, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
             default:

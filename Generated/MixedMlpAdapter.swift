@@ -261,7 +261,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.828427·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 192, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 3072, threads: threads)
     }
@@ -269,7 +269,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
+        Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 1.0, a: x, lda: 3072, packed: p0, panelStride: 16, rankStride: 3072, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.828427·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -280,7 +280,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 2.828427, a: dy, lda: 3072, packed: p1, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
             }
@@ -291,9 +291,9 @@ public final class MixedMlpAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 3072, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 32, n: 768, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 48, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
@@ -304,7 +304,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 32, k: 3072, alpha: 1.0, a: x, lda: 3072, b: p0, ldb: 3072, beta: 0, c: w, ldc: 32, threads: threads)
+                Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 1.0, a: x, lda: 3072, packed: p0, panelStride: 16, rankStride: 3072, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 2.828427, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
             }
@@ -315,9 +315,9 @@ public final class MixedMlpAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 3072, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, ldb: 3072, beta: 1, c: dx, ldc: 3072, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 192, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 3072, beta: 1, c: dx, ldc: 3072, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 32, n: 3072, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, ldb: 3072, beta: 1, c: p3, ldc: 3072, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 192, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 3072, beta: 1, c: p3, ldc: 3072, threads: threads)
             }
         }
     }
@@ -325,12 +325,12 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 3072, n: 768, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+        Kernels.panelGemm(transA: false, m: 3072, panels: 48, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func materialize6(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 3072, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, ldb: 3072, beta: 0, c: delta, ldc: 3072, threads: threads)
+        Kernels.panelGemm(transA: false, m: 768, panels: 192, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, panelStride: 16, kStride: 3072, beta: 0, c: delta, ldc: 3072, threads: threads)
     }
 }

@@ -308,15 +308,15 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 107520, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: 18, n: 32, k: 8, alpha: 1.0, a: p2, lda: 8, b: p6, ldb: 32, beta: 0, c: p7, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: false, m: 18, panels: 2, k: 8, alpha: 1.0, a: p2, lda: 8, b: p6, panelStride: 16, kStride: 32, beta: 0, c: p7, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: 32, n: 192, k: 8, alpha: 1.0, a: p8, lda: 8, b: p5, ldb: 192, beta: 0, c: p9, ldc: 192, threads: threads)
+                Kernels.panelGemm(transA: false, m: 32, panels: 12, k: 8, alpha: 1.0, a: p8, lda: 8, b: p5, panelStride: 16, kStride: 192, beta: 0, c: p9, ldc: 192, threads: threads)
             }
         }
         // stage 3: P3[layer, module, out.0, out.1, r4] = Σ_r3 core.3[r3, out.1, r4]·P2[layer, module, out.0, r3]
-        Kernels.gemm(transA: false, transB: false, m: 72, n: 64, k: 8, alpha: 1.0, a: p7, lda: 8, b: p10, ldb: 64, beta: 0, c: p11, ldc: 64, threads: threads)
+        Kernels.panelGemm(transA: false, m: 72, panels: 4, k: 8, alpha: 1.0, a: p7, lda: 8, b: p10, panelStride: 16, kStride: 64, beta: 0, c: p11, ldc: 64, threads: threads)
         // stage 4: P4[layer, module, out.0, out.1, out.2, r5] = Σ_r4 core.4[r4, out.2, r5]·P3[layer, module, out.0, out.1, r4]
-        Kernels.gemm(transA: false, transB: false, m: 576, n: 192, k: 8, alpha: 1.0, a: p11, lda: 8, b: p12, ldb: 192, beta: 0, c: p13, ldc: 192, threads: threads)
+        Kernels.panelGemm(transA: false, m: 576, panels: 12, k: 8, alpha: 1.0, a: p11, lda: 8, b: p12, panelStride: 16, kStride: 192, beta: 0, c: p13, ldc: 192, threads: threads)
         // stage 5: P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]
         Kernels.stage(18, flops: 110592, threads: threads) { i, threads in
             switch i {
@@ -366,13 +366,13 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 3735552, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: 32, n: 8, k: 192, alpha: 1.0, a: p0, lda: 192, b: p1, ldb: 192, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 32, panels: 12, k: 8, alpha: 1.0, a: p0, lda: 192, packed: p1, panelStride: 16, rankStride: 192, beta: 1, c: p2, cRow: 8, cRank: 1, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 192, k: 32, alpha: 1.0, a: p3, lda: 8, b: p0, ldb: 192, beta: 1, c: p4, ldc: 192, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 12, k: 32, alpha: 1.0, a: p3, lda: 8, b: p0, panelStride: 16, kStride: 192, beta: 1, c: p4, ldc: 192, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 192, k: 576, alpha: 1.0, a: p5, lda: 8, b: p6, ldb: 192, beta: 1, c: p7, ldc: 192, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 12, k: 576, alpha: 1.0, a: p5, lda: 8, b: p6, panelStride: 16, kStride: 192, beta: 1, c: p7, ldc: 192, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: 576, n: 8, k: 192, alpha: 1.0, a: p6, lda: 192, b: p8, ldb: 192, beta: 1, c: p9, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 576, panels: 12, k: 8, alpha: 1.0, a: p6, lda: 192, packed: p8, panelStride: 16, rankStride: 192, beta: 1, c: p9, cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 2: dcore.6[r6, in.1, r7] += Σ_in.2 dP5[r6, in.1, in.2]·core.7[r7, in.2]; dcore.7[r7, in.2] += Σ_r6,in.1 core.6[r6, in.1, r7]·dP5[r6, in.1, in.2]; dcore.3[r3, out.1, r4] += Σ_layer,module,out.0 dP3[layer, module, out.0, out.1, r4]·P2[layer, module, out.0, r3]; dP2[layer, module, out.0, r3] += Σ_out.1,r4 core.3[r3, out.1, r4]·dP3[layer, module, out.0, out.1, r4]
@@ -383,18 +383,18 @@ public final class TTFactoredAdapter: GeneratedAdapter {
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 8, n: 24, k: 64, alpha: 1.0, a: p12, lda: 8, b: p4, ldb: 24, beta: 1, c: p13, ldc: 24, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: 72, alpha: 1.0, a: p14, lda: 8, b: p9, ldb: 64, beta: 1, c: p15, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 4, k: 72, alpha: 1.0, a: p14, lda: 8, b: p9, panelStride: 16, kStride: 64, beta: 1, c: p15, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: 72, n: 8, k: 64, alpha: 1.0, a: p9, lda: 64, b: p16, ldb: 64, beta: 1, c: p17, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 72, panels: 4, k: 8, alpha: 1.0, a: p9, lda: 64, packed: p16, panelStride: 16, rankStride: 64, beta: 1, c: p17, cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 3: dcore.2[r2, out.0, r3] += Σ_layer,module dP2[layer, module, out.0, r3]·P1[layer, module, r2]; dP1[layer, module, r2] += Σ_out.0,r3 core.2[r2, out.0, r3]·dP2[layer, module, out.0, r3]
         Kernels.stage(2, flops: 18432, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 32, k: 18, alpha: 1.0, a: p18, lda: 8, b: p17, ldb: 32, beta: 1, c: p19, ldc: 32, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 2, k: 18, alpha: 1.0, a: p18, lda: 8, b: p17, panelStride: 16, kStride: 32, beta: 1, c: p19, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: 18, n: 8, k: 32, alpha: 1.0, a: p17, lda: 32, b: p20, ldb: 32, beta: 1, c: p21, ldc: 8, threads: threads)
+                Kernels.panelDot(m: 18, panels: 2, k: 8, alpha: 1.0, a: p17, lda: 32, packed: p20, panelStride: 16, rankStride: 32, beta: 1, c: p21, cRow: 8, cRank: 1, threads: threads)
             }
         }
         // stage 4: dcore.0[layer, r1] += Σ_module,r2 dP1[layer, module, r2]·core.1[r1, module, r2]; dcore.1[r1, module, r2] += Σ_layer core.0[layer, r1]·dP1[layer, module, r2]
@@ -423,7 +423,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
@@ -434,7 +434,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
@@ -445,9 +445,9 @@ public final class TTFactoredAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             }
         }
     }
@@ -455,13 +455,13 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[out.0, out.1, out.2, in.0, in.1, in.2] = Σ_r5 P4[out.0, out.1, out.2, r5]·P6[r5, in.0, in.1, in.2]
-        Kernels.gemm(transA: false, transB: false, m: 768, n: 768, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 768, beta: 0, c: delta, ldc: 768, threads: threads)
+        Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
     private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
         Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
@@ -481,7 +481,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 768, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             case 2:
@@ -517,9 +517,9 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 768, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             }
         }
     }

@@ -278,7 +278,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
             }
         }
         // stage 3: P4[layer, module, out.0, in.0, out.1, r5] = Σ_r3 P2[layer, module, out.0, r3]·P3[r3, in.0, out.1, r5]
-        Kernels.gemm(transA: false, transB: false, m: 64, n: 192, k: 4, alpha: 1.0, a: p7, lda: 4, b: p5, ldb: 192, beta: 0, c: p8, ldc: 192, threads: threads)
+        Kernels.panelGemm(transA: false, m: 64, panels: 12, k: 4, alpha: 1.0, a: p7, lda: 4, b: p5, panelStride: 16, kStride: 192, beta: 0, c: p8, ldc: 192, threads: threads)
     }
 
     @inline(never)
@@ -287,9 +287,9 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 196608, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: 64, n: 4, k: 192, alpha: 1.0, a: p0, lda: 192, b: p1, ldb: 192, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.panelDot(m: 64, panels: 12, k: 4, alpha: 1.0, a: p0, lda: 192, packed: p1, panelStride: 16, rankStride: 192, beta: 1, c: p2, cRow: 4, cRank: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 192, k: 64, alpha: 1.0, a: p3, lda: 4, b: p0, ldb: 192, beta: 1, c: p4, ldc: 192, threads: threads)
+                Kernels.panelGemm(transA: true, m: 4, panels: 12, k: 64, alpha: 1.0, a: p3, lda: 4, b: p0, panelStride: 16, kStride: 192, beta: 1, c: p4, ldc: 192, threads: threads)
             }
         }
         // stage 2: dcore.3[r3, in.0, r4] += Σ_out.1,r5 dP3[r3, in.0, out.1, r5]·core.4[r4, out.1, r5]; dcore.4[r4, out.1, r5] += Σ_r3,in.0 core.3[r3, in.0, r4]·dP3[r3, in.0, out.1, r5]; dcore.2[r2, out.0, r3] += Σ_layer,module dP2[layer, module, out.0, r3]·P1[layer, module, r2]; dP1[layer, module, r2] += Σ_out.0,r3 core.2[r2, out.0, r3]·dP2[layer, module, out.0, r3]

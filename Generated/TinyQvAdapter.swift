@@ -330,7 +330,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
+        Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
     }
@@ -338,7 +338,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     @inline(never)
     private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
+        Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 4, k: 4, alpha: 4.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
     }
@@ -349,7 +349,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 8, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy, lda: 64, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
             }
@@ -360,9 +360,9 @@ public final class TinyQvAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 4, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
         }
     }
@@ -373,7 +373,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 4, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
             default:
                 Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 4.0, a: dy, lda: 64, packed: p1, beta: 0, c: (w + 4 * n), cRow: 4, cRank: 1, threads: threads)
             }
@@ -384,9 +384,9 @@ public final class TinyQvAdapter: GeneratedAdapter {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy, lda: 64, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
             case 1:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 64, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 4, panels: 4, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, panelStride: 16, kStride: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
         }
     }
@@ -394,19 +394,19 @@ public final class TinyQvAdapter: GeneratedAdapter {
     @inline(never)
     private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 64, n: 64, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, ldb: 64, beta: 0, c: delta, ldc: 64, threads: threads)
+        Kernels.panelGemm(transA: false, m: 64, panels: 4, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
     private static func materialize6(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
-        Kernels.gemm(transA: false, transB: false, m: 64, n: 64, k: 4, alpha: 4.0, a: p0, lda: 4, b: p1, ldb: 64, beta: 0, c: delta, ldc: 64, threads: threads)
+        Kernels.panelGemm(transA: false, m: 64, panels: 4, k: 4, alpha: 4.0, a: p0, lda: 4, b: p1, panelStride: 16, kStride: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
     private static func layerForward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 16, threads: threads)
+        Kernels.panelDot(m: n, panels: 4, k: 16, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
@@ -421,7 +421,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     @inline(never)
     private static func layerForward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
-        Kernels.gemm(transA: false, transB: true, m: n, n: 12, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 12, threads: threads)
+        Kernels.panelDot(m: n, panels: 4, k: 12, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 12, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 4.0·Σ_rank z[8..<12][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 1536 * n, threads: threads) { i, threads in
             switch i {
@@ -439,7 +439,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 16, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 16, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 16, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy1, lda: 64, packed: p1, beta: 0, c: (w + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
             default:
@@ -454,9 +454,9 @@ public final class TinyQvAdapter: GeneratedAdapter {
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 64, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 4, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 64, beta: 1, c: p5, ldc: 64, threads: threads)
             }
         }
     }
@@ -467,7 +467,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 12, k: 64, alpha: 1.0, a: x, lda: 64, b: p0, ldb: 64, beta: 0, c: w, ldc: 12, threads: threads)
+                Kernels.panelDot(m: n, panels: 4, k: 12, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 12, cRank: 1, threads: threads)
             case 1:
                 Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 4.0, a: dy1, lda: 64, packed: p1, beta: 0, c: (w + 12 * n + 8), cRow: 12, cRank: 1, threads: threads)
             default:
@@ -482,9 +482,9 @@ public final class TinyQvAdapter: GeneratedAdapter {
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 12, beta: 1, c: p4, ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 12, alpha: 1.0, a: (w + 12 * n), lda: 12, b: p0, ldb: 64, beta: 1, c: dx, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 12, alpha: 1.0, a: (w + 12 * n), lda: 12, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 12, n: 64, k: n, alpha: 1.0, a: (w + 12 * n), lda: 12, b: x, ldb: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 12, panels: 4, k: n, alpha: 1.0, a: (w + 12 * n), lda: 12, b: x, panelStride: 16, kStride: 64, beta: 1, c: p5, ldc: 64, threads: threads)
             }
         }
     }

@@ -25,6 +25,8 @@
 
 #define W ADAPTC_PANEL_WIDTH
 
+static inline long min_long(long a, long b) { return a < b ? a : b; }
+
 // MR rows × NB panels at row i, panel q: accumulators are a fixed-size array
 // the compiler keeps in registers (MR·NB ≤ 16 zmm). A's layout is a
 // compile-time choice (TRANS) and its row addresses are hoisted, so the inner
@@ -32,17 +34,17 @@
 // tested inside it, address arithmetic outnumbered the FMAs 2 to 1).
 #define AVX512_TILE(MR, NB, TRANS)                                                                           \
     __attribute__((target("avx512f"))) static void tile512_##MR##x##NB##_##TRANS(                           \
-        long i, long q, long k, float alpha, const float *a, long lda, const float *panels, float beta,      \
-        float *c, long ldc) {                                                                                \
+        long i, long q, long k, float alpha, const float *a, long lda, const float *panels, long ps, long ks, \
+        float beta, float *c, long ldc) {                                                                    \
         __m512 acc[MR][NB];                                                                                  \
         for (int r = 0; r < MR; r++)                                                                         \
             for (int s = 0; s < NB; s++) acc[r][s] = _mm512_setzero_ps();                                    \
-        const float *panel = panels + q * k * W;                                                             \
+        const float *panel = panels + q * ps;                                                                \
         const float *rows[MR];                                                                               \
         for (int r = 0; r < MR; r++) rows[r] = TRANS ? a + i + r : a + (i + r) * lda;                        \
         for (long p = 0; p < k; p++) {                                                                       \
             __m512 v[NB];                                                                                    \
-            for (int s = 0; s < NB; s++) v[s] = _mm512_loadu_ps(panel + (s * k + p) * W);                   \
+            for (int s = 0; s < NB; s++) v[s] = _mm512_loadu_ps(panel + s * ps + p * ks);                    \
             for (int r = 0; r < MR; r++) {                                                                   \
                 __m512 x = _mm512_set1_ps(TRANS ? rows[r][p * lda] : rows[r][p]);                            \
                 for (int s = 0; s < NB; s++) acc[r][s] = _mm512_fmadd_ps(x, v[s], acc[r][s]);                \
@@ -64,18 +66,18 @@ AVX512_TILES(1)
 
 #define AVX512_BODY(TRANS)                                                                                   \
     __attribute__((target("avx512f"))) static void panel_avx512_##TRANS(                                     \
-        long m, long panels_n, long k, float alpha, const float *a, long lda, const float *panels, float beta, \
-        float *c, long ldc) {                                                                                \
+        long m, long panels_n, long k, float alpha, const float *a, long lda, const float *panels, long ps,  \
+        long ks, float beta, float *c, long ldc) {                                                           \
         long i = 0;                                                                                          \
         for (; i + 8 <= m; i += 8) {                                                                         \
             long q = 0;                                                                                      \
-            for (; q + 2 <= panels_n; q += 2) tile512_8x2_##TRANS(i, q, k, alpha, a, lda, panels, beta, c, ldc); \
-            if (q < panels_n) tile512_8x1_##TRANS(i, q, k, alpha, a, lda, panels, beta, c, ldc);             \
+            for (; q + 2 <= panels_n; q += 2) tile512_8x2_##TRANS(i, q, k, alpha, a, lda, panels, ps, ks, beta, c, ldc); \
+            if (q < panels_n) tile512_8x1_##TRANS(i, q, k, alpha, a, lda, panels, ps, ks, beta, c, ldc);             \
         }                                                                                                    \
         for (; i < m; i++) {                                                                                 \
             long q = 0;                                                                                      \
-            for (; q + 2 <= panels_n; q += 2) tile512_1x2_##TRANS(i, q, k, alpha, a, lda, panels, beta, c, ldc); \
-            if (q < panels_n) tile512_1x1_##TRANS(i, q, k, alpha, a, lda, panels, beta, c, ldc);             \
+            for (; q + 2 <= panels_n; q += 2) tile512_1x2_##TRANS(i, q, k, alpha, a, lda, panels, ps, ks, beta, c, ldc); \
+            if (q < panels_n) tile512_1x1_##TRANS(i, q, k, alpha, a, lda, panels, ps, ks, beta, c, ldc);             \
         }                                                                                                    \
     }
 AVX512_BODY(0)
@@ -84,16 +86,16 @@ AVX512_BODY(1)
 // AVX2: one row × one panel (two halves of 8) at a time, four rows per step.
 __attribute__((target("avx2,fma")))
 static void panel_avx2(bool trans_a, long m, long panels_n, long k, float alpha, const float *a, long lda,
-                       const float *panels, float beta, float *c, long ldc) {
+                       const float *panels, long ps, long ks, float beta, float *c, long ldc) {
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     for (long i = 0; i < m; i++) {
         for (long q = 0; q < panels_n; q++) {
-            const float *panel = panels + q * k * W;
+            const float *panel = panels + q * ps;
             __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
             for (long p = 0; p < k; p++) {
                 __m256 x = _mm256_set1_ps(adaptc_element(a, lda, trans_a, i, p));
-                lo = _mm256_fmadd_ps(x, _mm256_loadu_ps(panel + p * W), lo);
-                hi = _mm256_fmadd_ps(x, _mm256_loadu_ps(panel + p * W + 8), hi);
+                lo = _mm256_fmadd_ps(x, _mm256_loadu_ps(panel + p * ks), lo);
+                hi = _mm256_fmadd_ps(x, _mm256_loadu_ps(panel + p * ks + 8), hi);
             }
             float *target = c + i * ldc + q * W;
             lo = _mm256_mul_ps(lo, va);
@@ -110,14 +112,14 @@ static void panel_avx2(bool trans_a, long m, long panels_n, long k, float alpha,
 
 // Any other machine: the same sums in plain C.
 static void panel_scalar(bool trans_a, long m, long panels_n, long k, float alpha, const float *a, long lda,
-                         const float *panels, float beta, float *c, long ldc) {
+                         const float *panels, long ps, long ks, float beta, float *c, long ldc) {
     for (long i = 0; i < m; i++) {
         for (long q = 0; q < panels_n; q++) {
-            const float *panel = panels + q * k * W;
+            const float *panel = panels + q * ps;
             float sum[W] = {0};
             for (long p = 0; p < k; p++) {
                 float x = adaptc_element(a, lda, trans_a, i, p);
-                for (int j = 0; j < W; j++) sum[j] += x * panel[p * W + j];
+                for (int j = 0; j < W; j++) sum[j] += x * panel[p * ks + j];
             }
             float *target = c + i * ldc + q * W;
             for (int j = 0; j < W; j++) target[j] = beta != 0.0f ? alpha * sum[j] + beta * target[j] : alpha * sum[j];
@@ -125,18 +127,42 @@ static void panel_scalar(bool trans_a, long m, long panels_n, long k, float alph
     }
 }
 
-void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
-                       const float *panels, float beta, float *c, long ldc) {
-    if (m < 1 || n < W || k < 1) return;
-    long panels_n = n / W;
+static void panel_any(bool trans_a, long m, long panels_n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ps, long ks, float beta, float *c, long ldc) {
     switch (adaptc_cpu_isa()) {
     case 2:
-        if (trans_a) panel_avx512_1(m, panels_n, k, alpha, a, lda, panels, beta, c, ldc);
-        else panel_avx512_0(m, panels_n, k, alpha, a, lda, panels, beta, c, ldc);
+        if (trans_a) panel_avx512_1(m, panels_n, k, alpha, a, lda, b, ps, ks, beta, c, ldc);
+        else panel_avx512_0(m, panels_n, k, alpha, a, lda, b, ps, ks, beta, c, ldc);
         break;
-    case 1: panel_avx2(trans_a, m, panels_n, k, alpha, a, lda, panels, beta, c, ldc); break;
-    default: panel_scalar(trans_a, m, panels_n, k, alpha, a, lda, panels, beta, c, ldc); break;
+    case 1: panel_avx2(trans_a, m, panels_n, k, alpha, a, lda, b, ps, ks, beta, c, ldc); break;
+    default: panel_scalar(trans_a, m, panels_n, k, alpha, a, lda, b, ps, ks, beta, c, ldc); break;
     }
+}
+
+// Rows of an unpacked B per pass. A tile reads its panels down all k rows of
+// B; when those rows lie far apart (B read in place, a tall gradient or x),
+// each is a stream of its own, and more than the hardware prefetcher follows
+// turn the pass into a chain of cache misses (dtᵀ·x over 64 rows of x ran at
+// a third of OpenBLAS's speed). In passes of this many rows, C takes partial
+// sums in between, in the same order for any split of C between threads.
+#define IN_PLACE_ROWS 16
+
+void adaptc_panel_gemm_strided(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
+                               const float *b, long panel_stride, long k_stride, float beta, float *c, long ldc) {
+    if (m < 1 || n < W || k < 1) return;
+    long panels_n = n / W;
+    if (k_stride == W || k <= IN_PLACE_ROWS) {
+        panel_any(trans_a, m, panels_n, k, alpha, a, lda, b, panel_stride, k_stride, beta, c, ldc);
+        return;
+    }
+    for (long p0 = 0; p0 < k; p0 += IN_PLACE_ROWS)
+        panel_any(trans_a, m, panels_n, min_long(IN_PLACE_ROWS, k - p0), alpha, a + (trans_a ? p0 * lda : p0), lda,
+                  b + p0 * k_stride, panel_stride, k_stride, p0 == 0 ? beta : 1.0f, c, ldc);
+}
+
+void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
+                       const float *panels, float beta, float *c, long ldc) {
+    adaptc_panel_gemm_strided(trans_a, m, n, k, alpha, a, lda, panels, k * W, W, beta, c, ldc);
 }
 
 // ---------------------------------------------------------------------------
@@ -145,14 +171,13 @@ void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const 
 // kernel on 96 products 64×1024×8, one thread. (Accumulating dB in panel
 // layout as well was tried: no faster than OpenBLAS, both bound by reading dy.)
 
-static inline long min_long(long a, long b) { return a < b ? a : b; }
 
 // dot: two rows of A × 8 ranks per pass, each output a vector of partial sums
 // over the panels, reduced across its 16 lanes at the end. A rank chunk
 // shorter than 8 re-reads its last rank (those sums are discarded).
 __attribute__((target("avx512f")))
-static void dot_avx512(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
-                       float beta, float *c, long c_row, long c_rank) {
+static void dot_avx512(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
+                       long ps, long rs, float beta, float *c, long c_row, long c_rank) {
     for (long r0 = 0; r0 < k; r0 += 8) {
         long kr = min_long(8, k - r0);
         for (long i = 0; i < m; i += 2) {
@@ -162,9 +187,9 @@ static void dot_avx512(long m, long panels, long k, float alpha, const float *a,
             for (int r = 0; r < 8; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
             for (long q = 0; q < panels; q++) {
                 __m512 d0 = _mm512_loadu_ps(a0 + q * W), d1 = _mm512_loadu_ps(a1 + q * W);
-                const float *pq = packed + (q * k + r0) * W;
+                const float *pq = b + q * ps + r0 * rs;
                 for (int r = 0; r < 8; r++) {
-                    __m512 v = _mm512_loadu_ps(pq + min_long(r, kr - 1) * W);
+                    __m512 v = _mm512_loadu_ps(pq + min_long(r, kr - 1) * rs);
                     acc0[r] = _mm512_fmadd_ps(d0, v, acc0[r]);
                     acc1[r] = _mm512_fmadd_ps(d1, v, acc1[r]);
                 }
@@ -179,22 +204,27 @@ static void dot_avx512(long m, long panels, long k, float alpha, const float *a,
     }
 }
 
-static void dot_scalar(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
-                       float beta, float *c, long c_row, long c_rank) {
+static void dot_scalar(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
+                       long ps, long rs, float beta, float *c, long c_row, long c_rank) {
     for (long i = 0; i < m; i++) {
         for (long r = 0; r < k; r++) {
             float sum = 0;
             for (long q = 0; q < panels; q++)
-                for (int j = 0; j < W; j++) sum += a[i * lda + q * W + j] * packed[(q * k + r) * W + j];
+                for (int j = 0; j < W; j++) sum += a[i * lda + q * W + j] * b[q * ps + r * rs + j];
             float *target = c + i * c_row + r * c_rank;
             *target = beta != 0.0f ? alpha * sum + beta * *target : alpha * sum;
         }
     }
 }
 
+void adaptc_panel_dot_strided(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
+                              long panel_stride, long rank_stride, float beta, float *c, long c_row, long c_rank) {
+    if (m < 1 || k < 1) return;
+    if (adaptc_cpu_isa() == 2) dot_avx512(m, panels, k, alpha, a, lda, b, panel_stride, rank_stride, beta, c, c_row, c_rank);
+    else dot_scalar(m, panels, k, alpha, a, lda, b, panel_stride, rank_stride, beta, c, c_row, c_rank);
+}
+
 void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
                       float beta, float *c, long c_row, long c_rank) {
-    if (m < 1 || k < 1) return;
-    if (adaptc_cpu_isa() == 2) dot_avx512(m, panels, k, alpha, a, lda, packed, beta, c, c_row, c_rank);
-    else dot_scalar(m, panels, k, alpha, a, lda, packed, beta, c, c_row, c_rank);
+    adaptc_panel_dot_strided(m, panels, k, alpha, a, lda, packed, k * W, W, beta, c, c_row, c_rank);
 }

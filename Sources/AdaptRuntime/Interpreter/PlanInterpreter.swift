@@ -203,7 +203,8 @@ public final class PlanInterpreter {
                                      k: g.k.value(tokens: n), alpha: c.alpha, a: base(g.left), lda: g.lda.value(tokens: n),
                                      b: base(g.right), ldb: g.ldb.value(tokens: n), beta: c.accumulate ? 1 : 0,
                                      c: base(g.output), ldc: g.ldc.value(tokens: n), panels: product.panels.value(tokens: n),
-                                     threads: threads)
+                                     panelStride: product.strides.panel.value(tokens: n),
+                                     innerStride: product.strides.inner.value(tokens: n), threads: threads)
             case .gemm(let g):
                 Kernels.loopedGemm(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight,
                                    m: g.m.value(tokens: n), n: g.n.value(tokens: n), k: g.k.value(tokens: n),

@@ -184,41 +184,86 @@ extension Contraction {
     }
 }
 
-/// A GEMM step over an operand packed as panels of `Kernels.panelWidth`
-/// columns (the planner's `PanelPacking`): forward's last product and
-/// backward's product of dy with the same factor. Each runs as one kernel
-/// call, not as a loop of narrow GEMMs.
+/// A GEMM step the panel kernels run: a product over an operand packed as
+/// panels of `Kernels.panelWidth` columns (the planner's `PanelPacking`:
+/// forward's last product and backward's product of dy with the same factor),
+/// or a thin product whose wide operand they read in place (x·Aᵀ, dt·A, dtᵀ·x,
+/// finishBackward's products with a tall gradient). Each runs as one kernel
+/// call, not as a loop of narrow GEMMs or an OpenBLAS call that re-arranges
+/// its operands first.
 public enum PanelProduct: Hashable, Sendable {
-    /// `C[m, W·panels] (+)= α·op(A)·B`, B packed (forward, `Kernels.panelGemm`).
-    case multiply(panels: Extent)
-    /// `C[i, r] (+)= α·Σ A[i, :]·B[r, :]` with B packed `[panels][k][W]` and A
-    /// `[m, W·panels]` (dt = dy·Bᵀ, `Kernels.panelDot`); `transposedOutput`:
-    /// C is stored `[k, m]`.
-    case dot(panels: Extent, transposedOutput: Bool)
+    /// `C[m, W·panels] (+)= α·op(A)·B` (`Kernels.panelGemm`), B[p, W·q + j] at
+    /// q·panelStride + p·kStride + j.
+    case multiply(panels: Extent, panelStride: Extent, kStride: Extent)
+    /// `C[i, r] (+)= α·Σ_j A[i, j]·B[r, j]` over j < W·panels (dt = dy·Bᵀ,
+    /// `Kernels.panelDot`), A row-major, B[r, W·q + j] at q·panelStride +
+    /// r·rankStride + j; `transposedOutput`: C is stored `[r, i]` and the
+    /// GEMM's left operand is B.
+    case dot(panels: Extent, transposedOutput: Bool, panelStride: Extent, rankStride: Extent)
 
     public var panels: Extent {
         switch self {
-        case .multiply(let p), .dot(let p, _): return p
+        case .multiply(let p, _, _), .dot(let p, _, _, _): return p
         }
     }
+
+    /// B's panel stride and its k (multiply) or rank (dot) stride.
+    public var strides: (panel: Extent, inner: Extent) {
+        switch self {
+        case .multiply(_, let p, let k): return (p, k)
+        case .dot(_, _, let p, let r): return (p, r)
+        }
+    }
+
+    /// Read from panels `prepare` packed (else B is read in place).
+    public var isPacked: Bool {
+        switch self {
+        case .multiply(_, let p, let k): return k == .fixed(Kernels.panelWidth) && p != .fixed(Kernels.panelWidth)
+        case .dot(_, _, let p, let r): return r == .fixed(Kernels.panelWidth) && p != .fixed(Kernels.panelWidth)
+        }
+    }
+
+    /// The thin side a product in place may have: the few columns of a dot, the
+    /// inner size or the rows of a multiply (what the panel kernels were measured on).
+    public static let thinLimit = 64
 }
 
 extension GEMMStep {
     /// Which panel product this step is, if any (see `PanelProduct`).
     public var panelProduct: PanelProduct? {
         let width = Kernels.panelWidth
+        let w = Extent.fixed(width)
+        if loops.isEmpty { return inPlaceProduct }
         guard loops.count == 1, let loop = loops.first else { return nil }
-        if !loop.reduces, loop.left == .fixed(0), !transRight, k.isFixed, n == .fixed(width), ldb == .fixed(width),
-           loop.right == k * width, loop.output == .fixed(width) {
-            return .multiply(panels: loop.extent)
+        if !loop.reduces, loop.left == .fixed(0), !transRight, k.isFixed, n == w, ldb == w,
+           loop.right == k * width, loop.output == w {
+            return .multiply(panels: loop.extent, panelStride: k * width, kStride: w)
         }
-        if loop.reduces, !transLeft, loop.left == .fixed(width), transRight, ldb == .fixed(width), k == .fixed(width),
+        if loop.reduces, !transLeft, loop.left == w, transRight, ldb == w, k == w,
            n.isFixed, loop.right == n * width, loop.output == .fixed(0) {
-            return .dot(panels: loop.extent, transposedOutput: false)
+            return .dot(panels: loop.extent, transposedOutput: false, panelStride: n * width, rankStride: w)
         }
-        if loop.reduces, !transLeft, lda == .fixed(width), k == .fixed(width), m.isFixed, loop.left == m * width,
-           transRight, loop.right == .fixed(width), loop.output == .fixed(0) {
-            return .dot(panels: loop.extent, transposedOutput: true)
+        if loop.reduces, !transLeft, lda == w, k == w, m.isFixed, loop.left == m * width,
+           transRight, loop.right == w, loop.output == .fixed(0) {
+            return .dot(panels: loop.extent, transposedOutput: true, panelStride: m * width, rankStride: w)
+        }
+        return nil
+    }
+
+    /// A plain GEMM the panel kernels take with B in place: `op(A)·B` with B
+    /// row-major and a multiple of W wide, thin in k or in m; or `A·Bᵀ` (both
+    /// operands with the summed index contiguous, a multiple of W long) with
+    /// few columns (or few rows: then the output is transposed for the kernel).
+    private var inPlaceProduct: PanelProduct? {
+        let width = Kernels.panelWidth, limit = PanelProduct.thinLimit
+        func thin(_ e: Extent) -> Bool { e.isFixed && e.constant <= limit }
+        if !transRight, n.isFixed, n.constant >= width, n.constant % width == 0, thin(k) || thin(m) {
+            return .multiply(panels: .fixed(n.constant / width), panelStride: .fixed(width), kStride: ldb)
+        }
+        if !transLeft, transRight, k.isFixed, k.constant >= width, k.constant % width == 0 {
+            let panels = Extent.fixed(k.constant / width)
+            if thin(n) { return .dot(panels: panels, transposedOutput: false, panelStride: .fixed(width), rankStride: ldb) }
+            if thin(m) { return .dot(panels: panels, transposedOutput: true, panelStride: .fixed(width), rankStride: lda) }
         }
         return nil
     }

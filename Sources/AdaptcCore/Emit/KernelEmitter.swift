@@ -122,11 +122,12 @@ struct KernelEmitter {
             let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
             let fixed = g.m.isFixed && g.n.isFixed && g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed && !$0.reduces }
             let work = g.m.constant * g.n.constant * g.k.constant * g.loops.reduce(1) { $0 * $1.extent.constant }
+            // Small fixed-size products are loops, whichever kernel would take them.
+            if fixed && work <= KernelEmitter.inlineLimit && (g.loops.isEmpty || g.panelProduct == nil) {
+                return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
+            }
             if let product = g.panelProduct {
                 return [panelCall(product, g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out, threads: threads)]
-            }
-            if fixed && work <= KernelEmitter.inlineLimit {
-                return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
             }
             let args = "transA: \(g.transLeft), transB: \(g.transRight), m: \(swift(g.m)), n: \(swift(g.n)), k: \(swift(g.k)), "
                 + "alpha: \(literal(c.alpha)), a: \(a), lda: \(swift(g.lda)), b: \(b), ldb: \(swift(g.ldb)), "
@@ -160,20 +161,24 @@ struct KernelEmitter {
         }.joined(separator: ", ") + "]"
     }
 
-    /// The kernel call of a panel product, arguments mapped as `Kernels.panelProduct` maps them.
+    /// The kernel call of a panel product, arguments mapped as `Kernels.panelProduct` maps them
+    /// (B's strides spelled out when it is read in place, not packed).
     private func panelCall(_ product: PanelProduct, _ g: GEMMStep, alpha: Float, accumulate: Bool, a: String, b: String,
                            out: String, threads: String) -> String {
         let common = "alpha: \(literal(alpha))"
         let beta = "beta: \(accumulate ? "1" : "0")"
+        let (panelStride, innerStride) = product.strides
         switch product {
-        case .multiply(let panels):
+        case .multiply(let panels, _, _):
+            let strides = product.isPacked ? "" : "panelStride: \(swift(panelStride)), kStride: \(swift(innerStride)), "
             return "Kernels.panelGemm(transA: \(g.transLeft), m: \(swift(g.m)), panels: \(swift(panels)), k: \(swift(g.k)), \(common), "
-                + "a: \(a), lda: \(swift(g.lda)), b: \(b), \(beta), c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"
-        case .dot(let panels, let transposed):
+                + "a: \(a), lda: \(swift(g.lda)), b: \(b), \(strides)\(beta), c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"
+        case .dot(let panels, let transposed, _, _):
             let (m, k, dy, ld, packed, cRow, cRank) = transposed
                 ? (g.n, g.m, b, g.ldb, a, Extent(1), g.ldc) : (g.m, g.n, a, g.lda, b, g.ldc, Extent(1))
+            let strides = product.isPacked ? "" : "panelStride: \(swift(panelStride)), rankStride: \(swift(innerStride)), "
             return "Kernels.panelDot(m: \(swift(m)), panels: \(swift(panels)), k: \(swift(k)), \(common), a: \(dy), lda: \(swift(ld)), "
-                + "packed: \(packed), \(beta), c: \(out), cRow: \(swift(cRow)), cRank: \(swift(cRank)), threads: \(threads))"
+                + "packed: \(packed), \(strides)\(beta), c: \(out), cRow: \(swift(cRow)), cRank: \(swift(cRank)), threads: \(threads))"
         }
     }
 

@@ -37,6 +37,17 @@ void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const 
 void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
                       float beta, float *c, long c_row, long c_rank);
 
+/// The same two products with B read in place rather than packed: element
+/// B[p, 16q + j] of adaptc_panel_gemm (B[r, 16q + j] of adaptc_panel_dot) at
+/// b[q·panel_stride + p·k_stride + j] (b[q·panel_stride + r·rank_stride + j]).
+/// Packed panels are panel_stride = 16·k, k_stride = rank_stride = 16; a
+/// row-major B with leading dimension ld is panel_stride = 16, k_stride = ld.
+/// Thin products of any adapter (x·Aᵀ, dt·A, dtᵀ·x) take this form.
+void adaptc_panel_gemm_strided(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
+                               const float *b, long panel_stride, long k_stride, float beta, float *c, long ldc);
+void adaptc_panel_dot_strided(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
+                              long panel_stride, long rank_stride, float beta, float *c, long c_row, long c_rank);
+
 /// OpenBLAS's kernel family when adaptc chose it at load time, else NULL.
 /// A DYNAMIC_ARCH OpenBLAS that does not know the CPU (0.3.21 on Sapphire
 /// Rapids) falls back to SSE3 kernels, 4–5× slower; when OPENBLAS_CORETYPE is

@@ -18,20 +18,25 @@ final class PanelKernelsTests: XCTestCase {
         return packed
     }
 
-    private func check(m: Int, panels: Int, k: Int, transA: Bool, beta: Float, threads: Int, line: UInt = #line) -> [Float] {
+    /// `inPlace`: B is read where it lies (row-major, leading dimension n + 5) instead of packed.
+    private func check(m: Int, panels: Int, k: Int, transA: Bool, beta: Float, threads: Int, inPlace: Bool = false,
+                       line: UInt = #line) -> [Float] {
         let n = Kernels.panelWidth * panels, pad = 3
         let lda = (transA ? m : k) + pad, ldc = n + pad
-        let a = random.floats((transA ? k : m) * lda), b = random.floats(k * n)
+        let a = random.floats((transA ? k : m) * lda), ldb = n + 5, stored = random.floats(k * ldb)
+        // B [k, n] as the float64 loop reads it, and its panels as the kernel reads them.
+        let b = (0..<k).flatMap { p in stored[(p * ldb)..<(p * ldb + n)] }
         // beta 0 must not read C: NaN there would leak into the result.
         let c0 = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : random.floats(m * ldc)
-        let packed = pack(b, k: k, panels: panels)
+        let packed = inPlace ? stored : pack(b, k: k, panels: panels)
         var c = c0
         let alpha: Float = 0.75
         a.withUnsafeBufferPointer { a in
             packed.withUnsafeBufferPointer { b in
                 c.withUnsafeMutableBufferPointer { c in
                     Kernels.panelGemm(transA: transA, m: m, panels: panels, k: k, alpha: alpha, a: a.baseAddress!, lda: lda,
-                                      b: b.baseAddress!, beta: beta, c: c.baseAddress!, ldc: ldc, threads: threads)
+                                      b: b.baseAddress!, panelStride: inPlace ? Kernels.panelWidth : nil,
+                                      kStride: inPlace ? ldb : nil, beta: beta, c: c.baseAddress!, ldc: ldc, threads: threads)
                 }
             }
         }
@@ -66,6 +71,26 @@ final class PanelKernelsTests: XCTestCase {
         _ = check(m: 9, panels: 5, k: 64, transA: true, beta: 0.5, threads: 1)
     }
 
+    /// B read in place (the thin products of backward and finishBackward): every tile, both layouts of A.
+    func testEveryTileWithBInPlace() {
+        for m in [1, 8, 13] {
+            for panels in [1, 3] {
+                for k in [2, 17, 70] {
+                    for transA in [false, true] {
+                        _ = check(m: m, panels: panels, k: k, transA: transA, beta: 1, threads: 1, inPlace: true)
+                    }
+                }
+            }
+        }
+        _ = check(m: 8, panels: 2, k: 384, transA: true, beta: 0, threads: 1, inPlace: true)
+        // Split over panels between threads: the bits of one thread.
+        let start = random
+        let one = check(m: 64, panels: 67, k: 16, transA: false, beta: 1, threads: 1, inPlace: true)
+        random = start
+        XCTAssertEqual(one.map(\.bitPattern), check(m: 64, panels: 67, k: 16, transA: false, beta: 1, threads: 2, inPlace: true)
+            .map(\.bitPattern), "in place, 2 threads")
+    }
+
     func testParallelSplitIsBitwiseIdenticalToOneThread() {
         // 64 rows × 67 panels × k 16: above the parallel threshold, an odd panel count.
         let start = random
@@ -81,11 +106,12 @@ final class PanelKernelsTests: XCTestCase {
     func testDotOfPackedPanels() {
         let width = Kernels.panelWidth
         for (m, panels, k) in [(1, 1, 2), (7, 3, 8), (13, 2, 12), (64, 5, 17), (5, 4, 64)] {
-            for transposed in [false, true] {
+            for (transposed, inPlace) in [(false, false), (true, false), (false, true), (true, true)] {
                 for beta: Float in [0, 1] {
-                    let n = width * panels, lda = n + 5
-                    let a = random.floats(m * lda), b = random.floats(k * n)  // B [k, n]
-                    let packed = pack(b, k: k, panels: panels)
+                    let n = width * panels, lda = n + 5, ldb = n + 3
+                    let a = random.floats(m * lda), stored = random.floats(k * ldb)  // B [k, n], leading dimension ldb
+                    let b = (0..<k).flatMap { r in stored[(r * ldb)..<(r * ldb + n)] }
+                    let packed = inPlace ? stored : pack(b, k: k, panels: panels)
                     let (cRow, cRank) = transposed ? (1, m + 2) : (k + 2, 1)
                     let size = transposed ? k * (m + 2) : m * (k + 2)
                     let c0 = beta == 0 ? [Float](repeating: .nan, count: size) : random.floats(size)
@@ -94,6 +120,7 @@ final class PanelKernelsTests: XCTestCase {
                         packed.withUnsafeBufferPointer { p in
                             c.withUnsafeMutableBufferPointer { c in
                                 Kernels.panelDot(m: m, panels: panels, k: k, alpha: 0.5, a: a.baseAddress!, lda: lda, packed: p.baseAddress!,
+                                                 panelStride: inPlace ? width : nil, rankStride: inPlace ? ldb : nil,
                                                  beta: beta, c: c.baseAddress!, cRow: cRow, cRank: cRank)
                             }
                         }
@@ -108,7 +135,7 @@ final class PanelKernelsTests: XCTestCase {
                             got.append(c[i * cRow + r * cRank])
                         }
                     }
-                    assertClose(got, expected, "panelDot m \(m) panels \(panels) k \(k) transposed \(transposed) beta \(beta)")
+                    assertClose(got, expected, "panelDot m \(m) panels \(panels) k \(k) transposed \(transposed) beta \(beta) in place \(inPlace)")
                 }
             }
         }

@@ -66,11 +66,12 @@ final class TensorPlannerTests: XCTestCase {
                 program.contractions.compactMap { if case .gemm(let g)? = $0.lowered { return g.panelProduct } else { return nil } }
             }
             for program in plan.groups[0].pairs.map(\.forward) + plan.groups[0].layerForwards.map(\.program) {
-                XCTAssertTrue(products(program).contains(.multiply(panels: .fixed(3))), "\(text): forward does not read packed panels")
+                XCTAssertTrue(products(program).contains { if case .multiply(.fixed(3), _, _) = $0 { return $0.isPacked } else { return false } },
+                              "\(text): forward does not read packed panels")
             }
             // Backward's dt = dy·B reads them too.
             for program in plan.groups[0].pairs.map(\.backward) + plan.groups[0].layerBackwards.map(\.program) {
-                XCTAssertTrue(products(program).contains { if case .dot(.fixed(3), _) = $0 { return true } else { return false } },
+                XCTAssertTrue(products(program).contains { if case .dot(.fixed(3), _, _, _) = $0 { return $0.isPacked } else { return false } },
                               "\(text): backward's dy·B does not read packed panels")
             }
             // The copies sit after all state that has a gradient, so preparedGradients is that prefix alone.
