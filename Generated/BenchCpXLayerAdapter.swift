@@ -124,102 +124,102 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 262144, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 327680, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 393216, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 0, q + 458752, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 262144, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 327680, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 393216, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 64, q + 458752, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 262144, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 327680, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 393216, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 128, q + 458752, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 262144, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 327680, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 393216, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 192, q + 458752, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 262144, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 327680, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 393216, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 256, q + 458752, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 262144, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 327680, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 393216, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 320, q + 458752, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 262144, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 327680, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 393216, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 384, q + 458752, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 262144, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 327680, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 393216, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 448, q + 458752, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 262144, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 327680, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 393216, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 512, q + 458752, threads: threads) }
-        case 36: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 262144, threads: threads) }
-        case 37: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 327680, threads: threads) }
-        case 38: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 393216, threads: threads) }
-        case 39: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 576, q + 458752, threads: threads) }
-        case 40: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 262144, threads: threads) }
-        case 41: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 327680, threads: threads) }
-        case 42: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 393216, threads: threads) }
-        case 43: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 640, q + 458752, threads: threads) }
-        case 44: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 262144, threads: threads) }
-        case 45: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 327680, threads: threads) }
-        case 46: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 393216, threads: threads) }
-        case 47: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 704, q + 458752, threads: threads) }
-        case 48: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 262144, threads: threads) }
-        case 49: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 327680, threads: threads) }
-        case 50: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 393216, threads: threads) }
-        case 51: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 768, q + 458752, threads: threads) }
-        case 52: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 262144, threads: threads) }
-        case 53: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 327680, threads: threads) }
-        case 54: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 393216, threads: threads) }
-        case 55: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 832, q + 458752, threads: threads) }
-        case 56: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 262144, threads: threads) }
-        case 57: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 327680, threads: threads) }
-        case 58: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 393216, threads: threads) }
-        case 59: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 896, q + 458752, threads: threads) }
-        case 60: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 262144, threads: threads) }
-        case 61: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 327680, threads: threads) }
-        case 62: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 393216, threads: threads) }
-        case 63: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 960, q + 458752, threads: threads) }
-        case 64: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 262144, threads: threads) }
-        case 65: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 327680, threads: threads) }
-        case 66: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 393216, threads: threads) }
-        case 67: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1024, q + 458752, threads: threads) }
-        case 68: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 262144, threads: threads) }
-        case 69: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 327680, threads: threads) }
-        case 70: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 393216, threads: threads) }
-        case 71: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1088, q + 458752, threads: threads) }
-        case 72: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 262144, threads: threads) }
-        case 73: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 327680, threads: threads) }
-        case 74: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 393216, threads: threads) }
-        case 75: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1152, q + 458752, threads: threads) }
-        case 76: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 262144, threads: threads) }
-        case 77: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 327680, threads: threads) }
-        case 78: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 393216, threads: threads) }
-        case 79: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1216, q + 458752, threads: threads) }
-        case 80: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 262144, threads: threads) }
-        case 81: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 327680, threads: threads) }
-        case 82: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 393216, threads: threads) }
-        case 83: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1280, q + 458752, threads: threads) }
-        case 84: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 262144, threads: threads) }
-        case 85: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 327680, threads: threads) }
-        case 86: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 393216, threads: threads) }
-        case 87: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1344, q + 458752, threads: threads) }
-        case 88: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 262144, threads: threads) }
-        case 89: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 327680, threads: threads) }
-        case 90: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 393216, threads: threads) }
-        case 91: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1408, q + 458752, threads: threads) }
-        case 92: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 262144, threads: threads) }
-        case 93: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 327680, threads: threads) }
-        case 94: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 393216, threads: threads) }
-        case 95: RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, p + 67328, p + 1472, q + 458752, threads: threads) }
+        case 0: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 262144, storage: storage, threads: threads)
+        case 1: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 327680, storage: storage, threads: threads)
+        case 2: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 393216, storage: storage, threads: threads)
+        case 3: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 458752, storage: storage, threads: threads)
+        case 4: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 262144, storage: storage, threads: threads)
+        case 5: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 327680, storage: storage, threads: threads)
+        case 6: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 393216, storage: storage, threads: threads)
+        case 7: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 458752, storage: storage, threads: threads)
+        case 8: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 262144, storage: storage, threads: threads)
+        case 9: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 327680, storage: storage, threads: threads)
+        case 10: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 393216, storage: storage, threads: threads)
+        case 11: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 458752, storage: storage, threads: threads)
+        case 12: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 262144, storage: storage, threads: threads)
+        case 13: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 327680, storage: storage, threads: threads)
+        case 14: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 393216, storage: storage, threads: threads)
+        case 15: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 458752, storage: storage, threads: threads)
+        case 16: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 262144, storage: storage, threads: threads)
+        case 17: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 327680, storage: storage, threads: threads)
+        case 18: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 393216, storage: storage, threads: threads)
+        case 19: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 458752, storage: storage, threads: threads)
+        case 20: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 262144, storage: storage, threads: threads)
+        case 21: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 327680, storage: storage, threads: threads)
+        case 22: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 393216, storage: storage, threads: threads)
+        case 23: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 458752, storage: storage, threads: threads)
+        case 24: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 262144, storage: storage, threads: threads)
+        case 25: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 327680, storage: storage, threads: threads)
+        case 26: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 393216, storage: storage, threads: threads)
+        case 27: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 458752, storage: storage, threads: threads)
+        case 28: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 262144, storage: storage, threads: threads)
+        case 29: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 327680, storage: storage, threads: threads)
+        case 30: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 393216, storage: storage, threads: threads)
+        case 31: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 458752, storage: storage, threads: threads)
+        case 32: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 262144, storage: storage, threads: threads)
+        case 33: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 327680, storage: storage, threads: threads)
+        case 34: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 393216, storage: storage, threads: threads)
+        case 35: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 458752, storage: storage, threads: threads)
+        case 36: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 262144, storage: storage, threads: threads)
+        case 37: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 327680, storage: storage, threads: threads)
+        case 38: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 393216, storage: storage, threads: threads)
+        case 39: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 458752, storage: storage, threads: threads)
+        case 40: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 262144, storage: storage, threads: threads)
+        case 41: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 327680, storage: storage, threads: threads)
+        case 42: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 393216, storage: storage, threads: threads)
+        case 43: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 458752, storage: storage, threads: threads)
+        case 44: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 262144, storage: storage, threads: threads)
+        case 45: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 327680, storage: storage, threads: threads)
+        case 46: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 393216, storage: storage, threads: threads)
+        case 47: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 458752, storage: storage, threads: threads)
+        case 48: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 262144, storage: storage, threads: threads)
+        case 49: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 327680, storage: storage, threads: threads)
+        case 50: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 393216, storage: storage, threads: threads)
+        case 51: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 458752, storage: storage, threads: threads)
+        case 52: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 262144, storage: storage, threads: threads)
+        case 53: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 327680, storage: storage, threads: threads)
+        case 54: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 393216, storage: storage, threads: threads)
+        case 55: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 458752, storage: storage, threads: threads)
+        case 56: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 262144, storage: storage, threads: threads)
+        case 57: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 327680, storage: storage, threads: threads)
+        case 58: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 393216, storage: storage, threads: threads)
+        case 59: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 458752, storage: storage, threads: threads)
+        case 60: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 262144, storage: storage, threads: threads)
+        case 61: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 327680, storage: storage, threads: threads)
+        case 62: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 393216, storage: storage, threads: threads)
+        case 63: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 458752, storage: storage, threads: threads)
+        case 64: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 262144, storage: storage, threads: threads)
+        case 65: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 327680, storage: storage, threads: threads)
+        case 66: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 393216, storage: storage, threads: threads)
+        case 67: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 458752, storage: storage, threads: threads)
+        case 68: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 262144, storage: storage, threads: threads)
+        case 69: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 327680, storage: storage, threads: threads)
+        case 70: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 393216, storage: storage, threads: threads)
+        case 71: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 458752, storage: storage, threads: threads)
+        case 72: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 262144, storage: storage, threads: threads)
+        case 73: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 327680, storage: storage, threads: threads)
+        case 74: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 393216, storage: storage, threads: threads)
+        case 75: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 458752, storage: storage, threads: threads)
+        case 76: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 262144, storage: storage, threads: threads)
+        case 77: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 327680, storage: storage, threads: threads)
+        case 78: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 393216, storage: storage, threads: threads)
+        case 79: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 458752, storage: storage, threads: threads)
+        case 80: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 262144, storage: storage, threads: threads)
+        case 81: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 327680, storage: storage, threads: threads)
+        case 82: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 393216, storage: storage, threads: threads)
+        case 83: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 458752, storage: storage, threads: threads)
+        case 84: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 262144, storage: storage, threads: threads)
+        case 85: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 327680, storage: storage, threads: threads)
+        case 86: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 393216, storage: storage, threads: threads)
+        case 87: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 458752, storage: storage, threads: threads)
+        case 88: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 262144, storage: storage, threads: threads)
+        case 89: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 327680, storage: storage, threads: threads)
+        case 90: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 393216, storage: storage, threads: threads)
+        case 91: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 458752, storage: storage, threads: threads)
+        case 92: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 262144, storage: storage, threads: threads)
+        case 93: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 327680, storage: storage, threads: threads)
+        case 94: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 393216, storage: storage, threads: threads)
+        case 95: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 458752, storage: storage, threads: threads)
         default: break
         }
     }
@@ -240,102 +240,102 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 0, g + 0, dq + 0, g + 67328, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 0, g + 0, dq + 65536, g + 67328, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 0, g + 0, dq + 131072, g + 67328, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 0, g + 0, dq + 196608, g + 67328, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 64, g + 64, dq + 0, g + 67328, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 64, g + 64, dq + 65536, g + 67328, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 64, g + 64, dq + 131072, g + 67328, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 64, g + 64, dq + 196608, g + 67328, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 128, g + 128, dq + 0, g + 67328, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 128, g + 128, dq + 65536, g + 67328, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 128, g + 128, dq + 131072, g + 67328, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 128, g + 128, dq + 196608, g + 67328, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 192, g + 192, dq + 0, g + 67328, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 192, g + 192, dq + 65536, g + 67328, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 192, g + 192, dq + 131072, g + 67328, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 192, g + 192, dq + 196608, g + 67328, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 256, g + 256, dq + 0, g + 67328, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 256, g + 256, dq + 65536, g + 67328, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 256, g + 256, dq + 131072, g + 67328, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 256, g + 256, dq + 196608, g + 67328, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 320, g + 320, dq + 0, g + 67328, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 320, g + 320, dq + 65536, g + 67328, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 320, g + 320, dq + 131072, g + 67328, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 320, g + 320, dq + 196608, g + 67328, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 384, g + 384, dq + 0, g + 67328, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 384, g + 384, dq + 65536, g + 67328, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 384, g + 384, dq + 131072, g + 67328, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 384, g + 384, dq + 196608, g + 67328, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 448, g + 448, dq + 0, g + 67328, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 448, g + 448, dq + 65536, g + 67328, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 448, g + 448, dq + 131072, g + 67328, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 448, g + 448, dq + 196608, g + 67328, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 512, g + 512, dq + 0, g + 67328, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 512, g + 512, dq + 65536, g + 67328, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 512, g + 512, dq + 131072, g + 67328, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 512, g + 512, dq + 196608, g + 67328, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 576, g + 576, dq + 0, g + 67328, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 576, g + 576, dq + 65536, g + 67328, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 576, g + 576, dq + 131072, g + 67328, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 576, g + 576, dq + 196608, g + 67328, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 640, g + 640, dq + 0, g + 67328, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 640, g + 640, dq + 65536, g + 67328, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 640, g + 640, dq + 131072, g + 67328, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 640, g + 640, dq + 196608, g + 67328, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 704, g + 704, dq + 0, g + 67328, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 704, g + 704, dq + 65536, g + 67328, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 704, g + 704, dq + 131072, g + 67328, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 704, g + 704, dq + 196608, g + 67328, threads: threads)
-        case 48: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 768, g + 768, dq + 0, g + 67328, threads: threads)
-        case 49: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 768, g + 768, dq + 65536, g + 67328, threads: threads)
-        case 50: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 768, g + 768, dq + 131072, g + 67328, threads: threads)
-        case 51: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 768, g + 768, dq + 196608, g + 67328, threads: threads)
-        case 52: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 832, g + 832, dq + 0, g + 67328, threads: threads)
-        case 53: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 832, g + 832, dq + 65536, g + 67328, threads: threads)
-        case 54: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 832, g + 832, dq + 131072, g + 67328, threads: threads)
-        case 55: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 832, g + 832, dq + 196608, g + 67328, threads: threads)
-        case 56: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 896, g + 896, dq + 0, g + 67328, threads: threads)
-        case 57: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 896, g + 896, dq + 65536, g + 67328, threads: threads)
-        case 58: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 896, g + 896, dq + 131072, g + 67328, threads: threads)
-        case 59: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 896, g + 896, dq + 196608, g + 67328, threads: threads)
-        case 60: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 960, g + 960, dq + 0, g + 67328, threads: threads)
-        case 61: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 960, g + 960, dq + 65536, g + 67328, threads: threads)
-        case 62: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 960, g + 960, dq + 131072, g + 67328, threads: threads)
-        case 63: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 960, g + 960, dq + 196608, g + 67328, threads: threads)
-        case 64: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1024, g + 1024, dq + 0, g + 67328, threads: threads)
-        case 65: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1024, g + 1024, dq + 65536, g + 67328, threads: threads)
-        case 66: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1024, g + 1024, dq + 131072, g + 67328, threads: threads)
-        case 67: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1024, g + 1024, dq + 196608, g + 67328, threads: threads)
-        case 68: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1088, g + 1088, dq + 0, g + 67328, threads: threads)
-        case 69: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1088, g + 1088, dq + 65536, g + 67328, threads: threads)
-        case 70: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1088, g + 1088, dq + 131072, g + 67328, threads: threads)
-        case 71: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1088, g + 1088, dq + 196608, g + 67328, threads: threads)
-        case 72: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1152, g + 1152, dq + 0, g + 67328, threads: threads)
-        case 73: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1152, g + 1152, dq + 65536, g + 67328, threads: threads)
-        case 74: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1152, g + 1152, dq + 131072, g + 67328, threads: threads)
-        case 75: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1152, g + 1152, dq + 196608, g + 67328, threads: threads)
-        case 76: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1216, g + 1216, dq + 0, g + 67328, threads: threads)
-        case 77: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1216, g + 1216, dq + 65536, g + 67328, threads: threads)
-        case 78: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1216, g + 1216, dq + 131072, g + 67328, threads: threads)
-        case 79: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1216, g + 1216, dq + 196608, g + 67328, threads: threads)
-        case 80: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1280, g + 1280, dq + 0, g + 67328, threads: threads)
-        case 81: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1280, g + 1280, dq + 65536, g + 67328, threads: threads)
-        case 82: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1280, g + 1280, dq + 131072, g + 67328, threads: threads)
-        case 83: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1280, g + 1280, dq + 196608, g + 67328, threads: threads)
-        case 84: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1344, g + 1344, dq + 0, g + 67328, threads: threads)
-        case 85: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1344, g + 1344, dq + 65536, g + 67328, threads: threads)
-        case 86: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1344, g + 1344, dq + 131072, g + 67328, threads: threads)
-        case 87: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1344, g + 1344, dq + 196608, g + 67328, threads: threads)
-        case 88: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1408, g + 1408, dq + 0, g + 67328, threads: threads)
-        case 89: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1408, g + 1408, dq + 65536, g + 67328, threads: threads)
-        case 90: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1408, g + 1408, dq + 131072, g + 67328, threads: threads)
-        case 91: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1408, g + 1408, dq + 196608, g + 67328, threads: threads)
-        case 92: Self.backward3(n, x, dy, dx, w, p + 67328, q + 262144, p + 1472, g + 1472, dq + 0, g + 67328, threads: threads)
-        case 93: Self.backward3(n, x, dy, dx, w, p + 67328, q + 327680, p + 1472, g + 1472, dq + 65536, g + 67328, threads: threads)
-        case 94: Self.backward3(n, x, dy, dx, w, p + 67328, q + 393216, p + 1472, g + 1472, dq + 131072, g + 67328, threads: threads)
-        case 95: Self.backward3(n, x, dy, dx, w, p + 67328, q + 458752, p + 1472, g + 1472, dq + 196608, g + 67328, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 0, g + 0, dq + 0, g + 67328, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 0, g + 0, dq + 65536, g + 67328, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 0, g + 0, dq + 131072, g + 67328, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 0, g + 0, dq + 196608, g + 67328, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 64, g + 64, dq + 0, g + 67328, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 64, g + 64, dq + 65536, g + 67328, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 64, g + 64, dq + 131072, g + 67328, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 64, g + 64, dq + 196608, g + 67328, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 128, g + 128, dq + 0, g + 67328, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 128, g + 128, dq + 65536, g + 67328, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 128, g + 128, dq + 131072, g + 67328, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 128, g + 128, dq + 196608, g + 67328, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 192, g + 192, dq + 0, g + 67328, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 192, g + 192, dq + 65536, g + 67328, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 192, g + 192, dq + 131072, g + 67328, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 192, g + 192, dq + 196608, g + 67328, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 256, g + 256, dq + 0, g + 67328, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 256, g + 256, dq + 65536, g + 67328, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 256, g + 256, dq + 131072, g + 67328, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 256, g + 256, dq + 196608, g + 67328, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 320, g + 320, dq + 0, g + 67328, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 320, g + 320, dq + 65536, g + 67328, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 320, g + 320, dq + 131072, g + 67328, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 320, g + 320, dq + 196608, g + 67328, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 384, g + 384, dq + 0, g + 67328, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 384, g + 384, dq + 65536, g + 67328, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 384, g + 384, dq + 131072, g + 67328, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 384, g + 384, dq + 196608, g + 67328, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 448, g + 448, dq + 0, g + 67328, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 448, g + 448, dq + 65536, g + 67328, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 448, g + 448, dq + 131072, g + 67328, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 448, g + 448, dq + 196608, g + 67328, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 512, g + 512, dq + 0, g + 67328, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 512, g + 512, dq + 65536, g + 67328, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 512, g + 512, dq + 131072, g + 67328, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 512, g + 512, dq + 196608, g + 67328, threads: threads)
+        case 36: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 576, g + 576, dq + 0, g + 67328, threads: threads)
+        case 37: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 576, g + 576, dq + 65536, g + 67328, threads: threads)
+        case 38: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 576, g + 576, dq + 131072, g + 67328, threads: threads)
+        case 39: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 576, g + 576, dq + 196608, g + 67328, threads: threads)
+        case 40: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 640, g + 640, dq + 0, g + 67328, threads: threads)
+        case 41: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 640, g + 640, dq + 65536, g + 67328, threads: threads)
+        case 42: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 640, g + 640, dq + 131072, g + 67328, threads: threads)
+        case 43: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 640, g + 640, dq + 196608, g + 67328, threads: threads)
+        case 44: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 704, g + 704, dq + 0, g + 67328, threads: threads)
+        case 45: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 704, g + 704, dq + 65536, g + 67328, threads: threads)
+        case 46: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 704, g + 704, dq + 131072, g + 67328, threads: threads)
+        case 47: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 704, g + 704, dq + 196608, g + 67328, threads: threads)
+        case 48: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 768, g + 768, dq + 0, g + 67328, threads: threads)
+        case 49: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 768, g + 768, dq + 65536, g + 67328, threads: threads)
+        case 50: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 768, g + 768, dq + 131072, g + 67328, threads: threads)
+        case 51: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 768, g + 768, dq + 196608, g + 67328, threads: threads)
+        case 52: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 832, g + 832, dq + 0, g + 67328, threads: threads)
+        case 53: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 832, g + 832, dq + 65536, g + 67328, threads: threads)
+        case 54: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 832, g + 832, dq + 131072, g + 67328, threads: threads)
+        case 55: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 832, g + 832, dq + 196608, g + 67328, threads: threads)
+        case 56: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 896, g + 896, dq + 0, g + 67328, threads: threads)
+        case 57: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 896, g + 896, dq + 65536, g + 67328, threads: threads)
+        case 58: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 896, g + 896, dq + 131072, g + 67328, threads: threads)
+        case 59: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 896, g + 896, dq + 196608, g + 67328, threads: threads)
+        case 60: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 960, g + 960, dq + 0, g + 67328, threads: threads)
+        case 61: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 960, g + 960, dq + 65536, g + 67328, threads: threads)
+        case 62: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 960, g + 960, dq + 131072, g + 67328, threads: threads)
+        case 63: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 960, g + 960, dq + 196608, g + 67328, threads: threads)
+        case 64: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1024, g + 1024, dq + 0, g + 67328, threads: threads)
+        case 65: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1024, g + 1024, dq + 65536, g + 67328, threads: threads)
+        case 66: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1024, g + 1024, dq + 131072, g + 67328, threads: threads)
+        case 67: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1024, g + 1024, dq + 196608, g + 67328, threads: threads)
+        case 68: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1088, g + 1088, dq + 0, g + 67328, threads: threads)
+        case 69: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1088, g + 1088, dq + 65536, g + 67328, threads: threads)
+        case 70: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1088, g + 1088, dq + 131072, g + 67328, threads: threads)
+        case 71: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1088, g + 1088, dq + 196608, g + 67328, threads: threads)
+        case 72: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1152, g + 1152, dq + 0, g + 67328, threads: threads)
+        case 73: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1152, g + 1152, dq + 65536, g + 67328, threads: threads)
+        case 74: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1152, g + 1152, dq + 131072, g + 67328, threads: threads)
+        case 75: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1152, g + 1152, dq + 196608, g + 67328, threads: threads)
+        case 76: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1216, g + 1216, dq + 0, g + 67328, threads: threads)
+        case 77: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1216, g + 1216, dq + 65536, g + 67328, threads: threads)
+        case 78: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1216, g + 1216, dq + 131072, g + 67328, threads: threads)
+        case 79: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1216, g + 1216, dq + 196608, g + 67328, threads: threads)
+        case 80: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1280, g + 1280, dq + 0, g + 67328, threads: threads)
+        case 81: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1280, g + 1280, dq + 65536, g + 67328, threads: threads)
+        case 82: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1280, g + 1280, dq + 131072, g + 67328, threads: threads)
+        case 83: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1280, g + 1280, dq + 196608, g + 67328, threads: threads)
+        case 84: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1344, g + 1344, dq + 0, g + 67328, threads: threads)
+        case 85: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1344, g + 1344, dq + 65536, g + 67328, threads: threads)
+        case 86: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1344, g + 1344, dq + 131072, g + 67328, threads: threads)
+        case 87: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1344, g + 1344, dq + 196608, g + 67328, threads: threads)
+        case 88: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1408, g + 1408, dq + 0, g + 67328, threads: threads)
+        case 89: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1408, g + 1408, dq + 65536, g + 67328, threads: threads)
+        case 90: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1408, g + 1408, dq + 131072, g + 67328, threads: threads)
+        case 91: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1408, g + 1408, dq + 196608, g + 67328, threads: threads)
+        case 92: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1472, g + 1472, dq + 0, g + 67328, threads: threads)
+        case 93: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1472, g + 1472, dq + 65536, g + 67328, threads: threads)
+        case 94: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1472, g + 1472, dq + 131072, g + 67328, threads: threads)
+        case 95: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1472, g + 1472, dq + 196608, g + 67328, threads: threads)
         default: break
         }
     }
@@ -352,102 +352,102 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, w, p + 0, q + 0, p + 67328, threads: threads)
-        case 1: Self.materialize4(n, delta, w, p + 0, q + 65536, p + 67328, threads: threads)
-        case 2: Self.materialize4(n, delta, w, p + 0, q + 131072, p + 67328, threads: threads)
-        case 3: Self.materialize4(n, delta, w, p + 0, q + 196608, p + 67328, threads: threads)
-        case 4: Self.materialize4(n, delta, w, p + 64, q + 0, p + 67328, threads: threads)
-        case 5: Self.materialize4(n, delta, w, p + 64, q + 65536, p + 67328, threads: threads)
-        case 6: Self.materialize4(n, delta, w, p + 64, q + 131072, p + 67328, threads: threads)
-        case 7: Self.materialize4(n, delta, w, p + 64, q + 196608, p + 67328, threads: threads)
-        case 8: Self.materialize4(n, delta, w, p + 128, q + 0, p + 67328, threads: threads)
-        case 9: Self.materialize4(n, delta, w, p + 128, q + 65536, p + 67328, threads: threads)
-        case 10: Self.materialize4(n, delta, w, p + 128, q + 131072, p + 67328, threads: threads)
-        case 11: Self.materialize4(n, delta, w, p + 128, q + 196608, p + 67328, threads: threads)
-        case 12: Self.materialize4(n, delta, w, p + 192, q + 0, p + 67328, threads: threads)
-        case 13: Self.materialize4(n, delta, w, p + 192, q + 65536, p + 67328, threads: threads)
-        case 14: Self.materialize4(n, delta, w, p + 192, q + 131072, p + 67328, threads: threads)
-        case 15: Self.materialize4(n, delta, w, p + 192, q + 196608, p + 67328, threads: threads)
-        case 16: Self.materialize4(n, delta, w, p + 256, q + 0, p + 67328, threads: threads)
-        case 17: Self.materialize4(n, delta, w, p + 256, q + 65536, p + 67328, threads: threads)
-        case 18: Self.materialize4(n, delta, w, p + 256, q + 131072, p + 67328, threads: threads)
-        case 19: Self.materialize4(n, delta, w, p + 256, q + 196608, p + 67328, threads: threads)
-        case 20: Self.materialize4(n, delta, w, p + 320, q + 0, p + 67328, threads: threads)
-        case 21: Self.materialize4(n, delta, w, p + 320, q + 65536, p + 67328, threads: threads)
-        case 22: Self.materialize4(n, delta, w, p + 320, q + 131072, p + 67328, threads: threads)
-        case 23: Self.materialize4(n, delta, w, p + 320, q + 196608, p + 67328, threads: threads)
-        case 24: Self.materialize4(n, delta, w, p + 384, q + 0, p + 67328, threads: threads)
-        case 25: Self.materialize4(n, delta, w, p + 384, q + 65536, p + 67328, threads: threads)
-        case 26: Self.materialize4(n, delta, w, p + 384, q + 131072, p + 67328, threads: threads)
-        case 27: Self.materialize4(n, delta, w, p + 384, q + 196608, p + 67328, threads: threads)
-        case 28: Self.materialize4(n, delta, w, p + 448, q + 0, p + 67328, threads: threads)
-        case 29: Self.materialize4(n, delta, w, p + 448, q + 65536, p + 67328, threads: threads)
-        case 30: Self.materialize4(n, delta, w, p + 448, q + 131072, p + 67328, threads: threads)
-        case 31: Self.materialize4(n, delta, w, p + 448, q + 196608, p + 67328, threads: threads)
-        case 32: Self.materialize4(n, delta, w, p + 512, q + 0, p + 67328, threads: threads)
-        case 33: Self.materialize4(n, delta, w, p + 512, q + 65536, p + 67328, threads: threads)
-        case 34: Self.materialize4(n, delta, w, p + 512, q + 131072, p + 67328, threads: threads)
-        case 35: Self.materialize4(n, delta, w, p + 512, q + 196608, p + 67328, threads: threads)
-        case 36: Self.materialize4(n, delta, w, p + 576, q + 0, p + 67328, threads: threads)
-        case 37: Self.materialize4(n, delta, w, p + 576, q + 65536, p + 67328, threads: threads)
-        case 38: Self.materialize4(n, delta, w, p + 576, q + 131072, p + 67328, threads: threads)
-        case 39: Self.materialize4(n, delta, w, p + 576, q + 196608, p + 67328, threads: threads)
-        case 40: Self.materialize4(n, delta, w, p + 640, q + 0, p + 67328, threads: threads)
-        case 41: Self.materialize4(n, delta, w, p + 640, q + 65536, p + 67328, threads: threads)
-        case 42: Self.materialize4(n, delta, w, p + 640, q + 131072, p + 67328, threads: threads)
-        case 43: Self.materialize4(n, delta, w, p + 640, q + 196608, p + 67328, threads: threads)
-        case 44: Self.materialize4(n, delta, w, p + 704, q + 0, p + 67328, threads: threads)
-        case 45: Self.materialize4(n, delta, w, p + 704, q + 65536, p + 67328, threads: threads)
-        case 46: Self.materialize4(n, delta, w, p + 704, q + 131072, p + 67328, threads: threads)
-        case 47: Self.materialize4(n, delta, w, p + 704, q + 196608, p + 67328, threads: threads)
-        case 48: Self.materialize4(n, delta, w, p + 768, q + 0, p + 67328, threads: threads)
-        case 49: Self.materialize4(n, delta, w, p + 768, q + 65536, p + 67328, threads: threads)
-        case 50: Self.materialize4(n, delta, w, p + 768, q + 131072, p + 67328, threads: threads)
-        case 51: Self.materialize4(n, delta, w, p + 768, q + 196608, p + 67328, threads: threads)
-        case 52: Self.materialize4(n, delta, w, p + 832, q + 0, p + 67328, threads: threads)
-        case 53: Self.materialize4(n, delta, w, p + 832, q + 65536, p + 67328, threads: threads)
-        case 54: Self.materialize4(n, delta, w, p + 832, q + 131072, p + 67328, threads: threads)
-        case 55: Self.materialize4(n, delta, w, p + 832, q + 196608, p + 67328, threads: threads)
-        case 56: Self.materialize4(n, delta, w, p + 896, q + 0, p + 67328, threads: threads)
-        case 57: Self.materialize4(n, delta, w, p + 896, q + 65536, p + 67328, threads: threads)
-        case 58: Self.materialize4(n, delta, w, p + 896, q + 131072, p + 67328, threads: threads)
-        case 59: Self.materialize4(n, delta, w, p + 896, q + 196608, p + 67328, threads: threads)
-        case 60: Self.materialize4(n, delta, w, p + 960, q + 0, p + 67328, threads: threads)
-        case 61: Self.materialize4(n, delta, w, p + 960, q + 65536, p + 67328, threads: threads)
-        case 62: Self.materialize4(n, delta, w, p + 960, q + 131072, p + 67328, threads: threads)
-        case 63: Self.materialize4(n, delta, w, p + 960, q + 196608, p + 67328, threads: threads)
-        case 64: Self.materialize4(n, delta, w, p + 1024, q + 0, p + 67328, threads: threads)
-        case 65: Self.materialize4(n, delta, w, p + 1024, q + 65536, p + 67328, threads: threads)
-        case 66: Self.materialize4(n, delta, w, p + 1024, q + 131072, p + 67328, threads: threads)
-        case 67: Self.materialize4(n, delta, w, p + 1024, q + 196608, p + 67328, threads: threads)
-        case 68: Self.materialize4(n, delta, w, p + 1088, q + 0, p + 67328, threads: threads)
-        case 69: Self.materialize4(n, delta, w, p + 1088, q + 65536, p + 67328, threads: threads)
-        case 70: Self.materialize4(n, delta, w, p + 1088, q + 131072, p + 67328, threads: threads)
-        case 71: Self.materialize4(n, delta, w, p + 1088, q + 196608, p + 67328, threads: threads)
-        case 72: Self.materialize4(n, delta, w, p + 1152, q + 0, p + 67328, threads: threads)
-        case 73: Self.materialize4(n, delta, w, p + 1152, q + 65536, p + 67328, threads: threads)
-        case 74: Self.materialize4(n, delta, w, p + 1152, q + 131072, p + 67328, threads: threads)
-        case 75: Self.materialize4(n, delta, w, p + 1152, q + 196608, p + 67328, threads: threads)
-        case 76: Self.materialize4(n, delta, w, p + 1216, q + 0, p + 67328, threads: threads)
-        case 77: Self.materialize4(n, delta, w, p + 1216, q + 65536, p + 67328, threads: threads)
-        case 78: Self.materialize4(n, delta, w, p + 1216, q + 131072, p + 67328, threads: threads)
-        case 79: Self.materialize4(n, delta, w, p + 1216, q + 196608, p + 67328, threads: threads)
-        case 80: Self.materialize4(n, delta, w, p + 1280, q + 0, p + 67328, threads: threads)
-        case 81: Self.materialize4(n, delta, w, p + 1280, q + 65536, p + 67328, threads: threads)
-        case 82: Self.materialize4(n, delta, w, p + 1280, q + 131072, p + 67328, threads: threads)
-        case 83: Self.materialize4(n, delta, w, p + 1280, q + 196608, p + 67328, threads: threads)
-        case 84: Self.materialize4(n, delta, w, p + 1344, q + 0, p + 67328, threads: threads)
-        case 85: Self.materialize4(n, delta, w, p + 1344, q + 65536, p + 67328, threads: threads)
-        case 86: Self.materialize4(n, delta, w, p + 1344, q + 131072, p + 67328, threads: threads)
-        case 87: Self.materialize4(n, delta, w, p + 1344, q + 196608, p + 67328, threads: threads)
-        case 88: Self.materialize4(n, delta, w, p + 1408, q + 0, p + 67328, threads: threads)
-        case 89: Self.materialize4(n, delta, w, p + 1408, q + 65536, p + 67328, threads: threads)
-        case 90: Self.materialize4(n, delta, w, p + 1408, q + 131072, p + 67328, threads: threads)
-        case 91: Self.materialize4(n, delta, w, p + 1408, q + 196608, p + 67328, threads: threads)
-        case 92: Self.materialize4(n, delta, w, p + 1472, q + 0, p + 67328, threads: threads)
-        case 93: Self.materialize4(n, delta, w, p + 1472, q + 65536, p + 67328, threads: threads)
-        case 94: Self.materialize4(n, delta, w, p + 1472, q + 131072, p + 67328, threads: threads)
-        case 95: Self.materialize4(n, delta, w, p + 1472, q + 196608, p + 67328, threads: threads)
+        case 0: Self.materialize5(n, delta, w, p + 0, q + 0, p + 67328, threads: threads)
+        case 1: Self.materialize5(n, delta, w, p + 0, q + 65536, p + 67328, threads: threads)
+        case 2: Self.materialize5(n, delta, w, p + 0, q + 131072, p + 67328, threads: threads)
+        case 3: Self.materialize5(n, delta, w, p + 0, q + 196608, p + 67328, threads: threads)
+        case 4: Self.materialize5(n, delta, w, p + 64, q + 0, p + 67328, threads: threads)
+        case 5: Self.materialize5(n, delta, w, p + 64, q + 65536, p + 67328, threads: threads)
+        case 6: Self.materialize5(n, delta, w, p + 64, q + 131072, p + 67328, threads: threads)
+        case 7: Self.materialize5(n, delta, w, p + 64, q + 196608, p + 67328, threads: threads)
+        case 8: Self.materialize5(n, delta, w, p + 128, q + 0, p + 67328, threads: threads)
+        case 9: Self.materialize5(n, delta, w, p + 128, q + 65536, p + 67328, threads: threads)
+        case 10: Self.materialize5(n, delta, w, p + 128, q + 131072, p + 67328, threads: threads)
+        case 11: Self.materialize5(n, delta, w, p + 128, q + 196608, p + 67328, threads: threads)
+        case 12: Self.materialize5(n, delta, w, p + 192, q + 0, p + 67328, threads: threads)
+        case 13: Self.materialize5(n, delta, w, p + 192, q + 65536, p + 67328, threads: threads)
+        case 14: Self.materialize5(n, delta, w, p + 192, q + 131072, p + 67328, threads: threads)
+        case 15: Self.materialize5(n, delta, w, p + 192, q + 196608, p + 67328, threads: threads)
+        case 16: Self.materialize5(n, delta, w, p + 256, q + 0, p + 67328, threads: threads)
+        case 17: Self.materialize5(n, delta, w, p + 256, q + 65536, p + 67328, threads: threads)
+        case 18: Self.materialize5(n, delta, w, p + 256, q + 131072, p + 67328, threads: threads)
+        case 19: Self.materialize5(n, delta, w, p + 256, q + 196608, p + 67328, threads: threads)
+        case 20: Self.materialize5(n, delta, w, p + 320, q + 0, p + 67328, threads: threads)
+        case 21: Self.materialize5(n, delta, w, p + 320, q + 65536, p + 67328, threads: threads)
+        case 22: Self.materialize5(n, delta, w, p + 320, q + 131072, p + 67328, threads: threads)
+        case 23: Self.materialize5(n, delta, w, p + 320, q + 196608, p + 67328, threads: threads)
+        case 24: Self.materialize5(n, delta, w, p + 384, q + 0, p + 67328, threads: threads)
+        case 25: Self.materialize5(n, delta, w, p + 384, q + 65536, p + 67328, threads: threads)
+        case 26: Self.materialize5(n, delta, w, p + 384, q + 131072, p + 67328, threads: threads)
+        case 27: Self.materialize5(n, delta, w, p + 384, q + 196608, p + 67328, threads: threads)
+        case 28: Self.materialize5(n, delta, w, p + 448, q + 0, p + 67328, threads: threads)
+        case 29: Self.materialize5(n, delta, w, p + 448, q + 65536, p + 67328, threads: threads)
+        case 30: Self.materialize5(n, delta, w, p + 448, q + 131072, p + 67328, threads: threads)
+        case 31: Self.materialize5(n, delta, w, p + 448, q + 196608, p + 67328, threads: threads)
+        case 32: Self.materialize5(n, delta, w, p + 512, q + 0, p + 67328, threads: threads)
+        case 33: Self.materialize5(n, delta, w, p + 512, q + 65536, p + 67328, threads: threads)
+        case 34: Self.materialize5(n, delta, w, p + 512, q + 131072, p + 67328, threads: threads)
+        case 35: Self.materialize5(n, delta, w, p + 512, q + 196608, p + 67328, threads: threads)
+        case 36: Self.materialize5(n, delta, w, p + 576, q + 0, p + 67328, threads: threads)
+        case 37: Self.materialize5(n, delta, w, p + 576, q + 65536, p + 67328, threads: threads)
+        case 38: Self.materialize5(n, delta, w, p + 576, q + 131072, p + 67328, threads: threads)
+        case 39: Self.materialize5(n, delta, w, p + 576, q + 196608, p + 67328, threads: threads)
+        case 40: Self.materialize5(n, delta, w, p + 640, q + 0, p + 67328, threads: threads)
+        case 41: Self.materialize5(n, delta, w, p + 640, q + 65536, p + 67328, threads: threads)
+        case 42: Self.materialize5(n, delta, w, p + 640, q + 131072, p + 67328, threads: threads)
+        case 43: Self.materialize5(n, delta, w, p + 640, q + 196608, p + 67328, threads: threads)
+        case 44: Self.materialize5(n, delta, w, p + 704, q + 0, p + 67328, threads: threads)
+        case 45: Self.materialize5(n, delta, w, p + 704, q + 65536, p + 67328, threads: threads)
+        case 46: Self.materialize5(n, delta, w, p + 704, q + 131072, p + 67328, threads: threads)
+        case 47: Self.materialize5(n, delta, w, p + 704, q + 196608, p + 67328, threads: threads)
+        case 48: Self.materialize5(n, delta, w, p + 768, q + 0, p + 67328, threads: threads)
+        case 49: Self.materialize5(n, delta, w, p + 768, q + 65536, p + 67328, threads: threads)
+        case 50: Self.materialize5(n, delta, w, p + 768, q + 131072, p + 67328, threads: threads)
+        case 51: Self.materialize5(n, delta, w, p + 768, q + 196608, p + 67328, threads: threads)
+        case 52: Self.materialize5(n, delta, w, p + 832, q + 0, p + 67328, threads: threads)
+        case 53: Self.materialize5(n, delta, w, p + 832, q + 65536, p + 67328, threads: threads)
+        case 54: Self.materialize5(n, delta, w, p + 832, q + 131072, p + 67328, threads: threads)
+        case 55: Self.materialize5(n, delta, w, p + 832, q + 196608, p + 67328, threads: threads)
+        case 56: Self.materialize5(n, delta, w, p + 896, q + 0, p + 67328, threads: threads)
+        case 57: Self.materialize5(n, delta, w, p + 896, q + 65536, p + 67328, threads: threads)
+        case 58: Self.materialize5(n, delta, w, p + 896, q + 131072, p + 67328, threads: threads)
+        case 59: Self.materialize5(n, delta, w, p + 896, q + 196608, p + 67328, threads: threads)
+        case 60: Self.materialize5(n, delta, w, p + 960, q + 0, p + 67328, threads: threads)
+        case 61: Self.materialize5(n, delta, w, p + 960, q + 65536, p + 67328, threads: threads)
+        case 62: Self.materialize5(n, delta, w, p + 960, q + 131072, p + 67328, threads: threads)
+        case 63: Self.materialize5(n, delta, w, p + 960, q + 196608, p + 67328, threads: threads)
+        case 64: Self.materialize5(n, delta, w, p + 1024, q + 0, p + 67328, threads: threads)
+        case 65: Self.materialize5(n, delta, w, p + 1024, q + 65536, p + 67328, threads: threads)
+        case 66: Self.materialize5(n, delta, w, p + 1024, q + 131072, p + 67328, threads: threads)
+        case 67: Self.materialize5(n, delta, w, p + 1024, q + 196608, p + 67328, threads: threads)
+        case 68: Self.materialize5(n, delta, w, p + 1088, q + 0, p + 67328, threads: threads)
+        case 69: Self.materialize5(n, delta, w, p + 1088, q + 65536, p + 67328, threads: threads)
+        case 70: Self.materialize5(n, delta, w, p + 1088, q + 131072, p + 67328, threads: threads)
+        case 71: Self.materialize5(n, delta, w, p + 1088, q + 196608, p + 67328, threads: threads)
+        case 72: Self.materialize5(n, delta, w, p + 1152, q + 0, p + 67328, threads: threads)
+        case 73: Self.materialize5(n, delta, w, p + 1152, q + 65536, p + 67328, threads: threads)
+        case 74: Self.materialize5(n, delta, w, p + 1152, q + 131072, p + 67328, threads: threads)
+        case 75: Self.materialize5(n, delta, w, p + 1152, q + 196608, p + 67328, threads: threads)
+        case 76: Self.materialize5(n, delta, w, p + 1216, q + 0, p + 67328, threads: threads)
+        case 77: Self.materialize5(n, delta, w, p + 1216, q + 65536, p + 67328, threads: threads)
+        case 78: Self.materialize5(n, delta, w, p + 1216, q + 131072, p + 67328, threads: threads)
+        case 79: Self.materialize5(n, delta, w, p + 1216, q + 196608, p + 67328, threads: threads)
+        case 80: Self.materialize5(n, delta, w, p + 1280, q + 0, p + 67328, threads: threads)
+        case 81: Self.materialize5(n, delta, w, p + 1280, q + 65536, p + 67328, threads: threads)
+        case 82: Self.materialize5(n, delta, w, p + 1280, q + 131072, p + 67328, threads: threads)
+        case 83: Self.materialize5(n, delta, w, p + 1280, q + 196608, p + 67328, threads: threads)
+        case 84: Self.materialize5(n, delta, w, p + 1344, q + 0, p + 67328, threads: threads)
+        case 85: Self.materialize5(n, delta, w, p + 1344, q + 65536, p + 67328, threads: threads)
+        case 86: Self.materialize5(n, delta, w, p + 1344, q + 131072, p + 67328, threads: threads)
+        case 87: Self.materialize5(n, delta, w, p + 1344, q + 196608, p + 67328, threads: threads)
+        case 88: Self.materialize5(n, delta, w, p + 1408, q + 0, p + 67328, threads: threads)
+        case 89: Self.materialize5(n, delta, w, p + 1408, q + 65536, p + 67328, threads: threads)
+        case 90: Self.materialize5(n, delta, w, p + 1408, q + 131072, p + 67328, threads: threads)
+        case 91: Self.materialize5(n, delta, w, p + 1408, q + 196608, p + 67328, threads: threads)
+        case 92: Self.materialize5(n, delta, w, p + 1472, q + 0, p + 67328, threads: threads)
+        case 93: Self.materialize5(n, delta, w, p + 1472, q + 65536, p + 67328, threads: threads)
+        case 94: Self.materialize5(n, delta, w, p + 1472, q + 131072, p + 67328, threads: threads)
+        case 95: Self.materialize5(n, delta, w, p + 1472, q + 196608, p + 67328, threads: threads)
         default: break
         }
     }
@@ -468,30 +468,30 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 0, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 64, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 128, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 192, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 256, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 320, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 384, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 448, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 512, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 576, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 640, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 704, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 12: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 768, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 13: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 832, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 14: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 896, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 15: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 960, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 16: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1024, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 17: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1088, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 18: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1152, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 19: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1216, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 20: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1280, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 21: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1344, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 22: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1408, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
-            case 23: RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 67328, p + 1472, q + 262144, q + 327680, q + 393216, q + 458752, threads: threads) }; return
+            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 0, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 64, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 128, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 192, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 256, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 320, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 6: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 384, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 7: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 448, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 8: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 512, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 9: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 576, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 10: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 640, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 704, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 12: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 768, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 13: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 832, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 14: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 896, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 15: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 960, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 16: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1024, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 17: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1088, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 18: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1152, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 19: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1216, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 20: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1280, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 21: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1344, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 22: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1408, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1472, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -517,30 +517,30 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 0, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 0, g + 67328, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 64, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 64, g + 67328, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 128, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 128, g + 67328, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 192, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 192, g + 67328, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 256, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 256, g + 67328, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 320, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 320, g + 67328, threads: threads); return
-            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 384, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 384, g + 67328, threads: threads); return
-            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 448, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 448, g + 67328, threads: threads); return
-            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 512, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 512, g + 67328, threads: threads); return
-            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 576, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 576, g + 67328, threads: threads); return
-            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 640, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 640, g + 67328, threads: threads); return
-            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 704, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 704, g + 67328, threads: threads); return
-            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 768, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 768, g + 67328, threads: threads); return
-            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 832, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 832, g + 67328, threads: threads); return
-            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 896, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 896, g + 67328, threads: threads); return
-            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 960, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 960, g + 67328, threads: threads); return
-            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1024, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1024, g + 67328, threads: threads); return
-            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1088, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1088, g + 67328, threads: threads); return
-            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1152, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1152, g + 67328, threads: threads); return
-            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1216, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1216, g + 67328, threads: threads); return
-            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1280, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1280, g + 67328, threads: threads); return
-            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1344, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1344, g + 67328, threads: threads); return
-            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1408, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1408, g + 67328, threads: threads); return
-            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1472, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1472, g + 67328, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 0, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 0, g + 67328, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 64, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 64, g + 67328, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 128, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 128, g + 67328, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 192, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 192, g + 67328, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 256, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 256, g + 67328, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 320, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 320, g + 67328, threads: threads); return
+            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 384, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 384, g + 67328, threads: threads); return
+            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 448, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 448, g + 67328, threads: threads); return
+            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 512, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 512, g + 67328, threads: threads); return
+            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 576, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 576, g + 67328, threads: threads); return
+            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 640, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 640, g + 67328, threads: threads); return
+            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 704, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 704, g + 67328, threads: threads); return
+            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 768, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 768, g + 67328, threads: threads); return
+            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 832, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 832, g + 67328, threads: threads); return
+            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 896, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 896, g + 67328, threads: threads); return
+            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 960, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 960, g + 67328, threads: threads); return
+            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1024, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1024, g + 67328, threads: threads); return
+            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1088, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1088, g + 67328, threads: threads); return
+            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1152, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1152, g + 67328, threads: threads); return
+            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1216, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1216, g + 67328, threads: threads); return
+            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1280, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1280, g + 67328, threads: threads); return
+            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1344, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1344, g + 67328, threads: threads); return
+            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1408, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1408, g + 67328, threads: threads); return
+            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1472, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1472, g + 67328, threads: threads); return
             default: break
             }
         }
@@ -613,8 +613,14 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
+    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward2(n, x + first * 1024, y + first * 1024, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
@@ -657,7 +663,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[out, c] = factor.layer[c]⊙P3[out, c]
         Kernels.elementwise(dims: [Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
         // stage 2: ΔW[out, in] = Σ_c factor.in[in, c]·m1[out, c]
@@ -665,7 +671,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
         // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]
@@ -689,8 +695,14 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, p5, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]
         Kernels.stage(5, flops: 655360 * n, threads: threads) { i, threads in
             switch i {

@@ -110,7 +110,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 262144, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 4096, y + first * 4096, w, p + 0, q + 0, threads: threads) }
+        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
         default: break
         }
     }
@@ -131,7 +131,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 0, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 0, threads: threads)
         default: break
         }
     }
@@ -148,7 +148,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize3(n, delta, p + 65536, p + 0, threads: threads)
+        case 0: Self.materialize4(n, delta, p + 65536, p + 0, threads: threads)
         default: break
         }
     }
@@ -181,8 +181,14 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
     }
 
+    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 262144, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward1(n, x + first * 4096, y + first * 4096, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
@@ -206,7 +212,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 4096, panels: 256, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
     }

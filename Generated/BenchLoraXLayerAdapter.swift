@@ -309,102 +309,102 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 0, q + 0, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 8192, q + 8192, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 16384, q + 16384, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 24576, q + 24576, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 65536, q + 32768, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 73728, q + 40960, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 81920, q + 49152, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 90112, q + 57344, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 131072, q + 65536, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 139264, q + 73728, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 147456, q + 81920, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 155648, q + 90112, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 196608, q + 98304, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 204800, q + 106496, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 212992, q + 114688, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 221184, q + 122880, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 262144, q + 131072, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 270336, q + 139264, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 278528, q + 147456, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 286720, q + 155648, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 327680, q + 163840, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 335872, q + 172032, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 344064, q + 180224, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 352256, q + 188416, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 393216, q + 196608, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 401408, q + 204800, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 409600, q + 212992, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 417792, q + 221184, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 458752, q + 229376, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 466944, q + 237568, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 475136, q + 245760, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 483328, q + 253952, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 524288, q + 262144, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 532480, q + 270336, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 540672, q + 278528, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 548864, q + 286720, threads: threads) }
-        case 36: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 589824, q + 294912, threads: threads) }
-        case 37: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 598016, q + 303104, threads: threads) }
-        case 38: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 606208, q + 311296, threads: threads) }
-        case 39: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 614400, q + 319488, threads: threads) }
-        case 40: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 655360, q + 327680, threads: threads) }
-        case 41: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 663552, q + 335872, threads: threads) }
-        case 42: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 671744, q + 344064, threads: threads) }
-        case 43: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 679936, q + 352256, threads: threads) }
-        case 44: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 720896, q + 360448, threads: threads) }
-        case 45: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 729088, q + 368640, threads: threads) }
-        case 46: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 737280, q + 376832, threads: threads) }
-        case 47: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 745472, q + 385024, threads: threads) }
-        case 48: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 786432, q + 393216, threads: threads) }
-        case 49: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 794624, q + 401408, threads: threads) }
-        case 50: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 802816, q + 409600, threads: threads) }
-        case 51: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 811008, q + 417792, threads: threads) }
-        case 52: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 851968, q + 425984, threads: threads) }
-        case 53: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 860160, q + 434176, threads: threads) }
-        case 54: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 868352, q + 442368, threads: threads) }
-        case 55: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 876544, q + 450560, threads: threads) }
-        case 56: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 917504, q + 458752, threads: threads) }
-        case 57: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 925696, q + 466944, threads: threads) }
-        case 58: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 933888, q + 475136, threads: threads) }
-        case 59: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 942080, q + 483328, threads: threads) }
-        case 60: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 983040, q + 491520, threads: threads) }
-        case 61: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 991232, q + 499712, threads: threads) }
-        case 62: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 999424, q + 507904, threads: threads) }
-        case 63: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1007616, q + 516096, threads: threads) }
-        case 64: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1048576, q + 524288, threads: threads) }
-        case 65: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1056768, q + 532480, threads: threads) }
-        case 66: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1064960, q + 540672, threads: threads) }
-        case 67: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1073152, q + 548864, threads: threads) }
-        case 68: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1114112, q + 557056, threads: threads) }
-        case 69: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1122304, q + 565248, threads: threads) }
-        case 70: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1130496, q + 573440, threads: threads) }
-        case 71: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1138688, q + 581632, threads: threads) }
-        case 72: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1179648, q + 589824, threads: threads) }
-        case 73: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1187840, q + 598016, threads: threads) }
-        case 74: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1196032, q + 606208, threads: threads) }
-        case 75: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1204224, q + 614400, threads: threads) }
-        case 76: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1245184, q + 622592, threads: threads) }
-        case 77: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1253376, q + 630784, threads: threads) }
-        case 78: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1261568, q + 638976, threads: threads) }
-        case 79: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1269760, q + 647168, threads: threads) }
-        case 80: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1310720, q + 655360, threads: threads) }
-        case 81: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1318912, q + 663552, threads: threads) }
-        case 82: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1327104, q + 671744, threads: threads) }
-        case 83: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1335296, q + 679936, threads: threads) }
-        case 84: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1376256, q + 688128, threads: threads) }
-        case 85: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1384448, q + 696320, threads: threads) }
-        case 86: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1392640, q + 704512, threads: threads) }
-        case 87: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1400832, q + 712704, threads: threads) }
-        case 88: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1441792, q + 720896, threads: threads) }
-        case 89: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1449984, q + 729088, threads: threads) }
-        case 90: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1458176, q + 737280, threads: threads) }
-        case 91: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1466368, q + 745472, threads: threads) }
-        case 92: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1507328, q + 753664, threads: threads) }
-        case 93: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1515520, q + 761856, threads: threads) }
-        case 94: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1523712, q + 770048, threads: threads) }
-        case 95: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 1024, y + first * 1024, w, p + 1531904, q + 778240, threads: threads) }
+        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
+        case 1: Self.forward1Rows(n, x, y, p + 8192, q + 8192, storage: storage, threads: threads)
+        case 2: Self.forward1Rows(n, x, y, p + 16384, q + 16384, storage: storage, threads: threads)
+        case 3: Self.forward1Rows(n, x, y, p + 24576, q + 24576, storage: storage, threads: threads)
+        case 4: Self.forward1Rows(n, x, y, p + 65536, q + 32768, storage: storage, threads: threads)
+        case 5: Self.forward1Rows(n, x, y, p + 73728, q + 40960, storage: storage, threads: threads)
+        case 6: Self.forward1Rows(n, x, y, p + 81920, q + 49152, storage: storage, threads: threads)
+        case 7: Self.forward1Rows(n, x, y, p + 90112, q + 57344, storage: storage, threads: threads)
+        case 8: Self.forward1Rows(n, x, y, p + 131072, q + 65536, storage: storage, threads: threads)
+        case 9: Self.forward1Rows(n, x, y, p + 139264, q + 73728, storage: storage, threads: threads)
+        case 10: Self.forward1Rows(n, x, y, p + 147456, q + 81920, storage: storage, threads: threads)
+        case 11: Self.forward1Rows(n, x, y, p + 155648, q + 90112, storage: storage, threads: threads)
+        case 12: Self.forward1Rows(n, x, y, p + 196608, q + 98304, storage: storage, threads: threads)
+        case 13: Self.forward1Rows(n, x, y, p + 204800, q + 106496, storage: storage, threads: threads)
+        case 14: Self.forward1Rows(n, x, y, p + 212992, q + 114688, storage: storage, threads: threads)
+        case 15: Self.forward1Rows(n, x, y, p + 221184, q + 122880, storage: storage, threads: threads)
+        case 16: Self.forward1Rows(n, x, y, p + 262144, q + 131072, storage: storage, threads: threads)
+        case 17: Self.forward1Rows(n, x, y, p + 270336, q + 139264, storage: storage, threads: threads)
+        case 18: Self.forward1Rows(n, x, y, p + 278528, q + 147456, storage: storage, threads: threads)
+        case 19: Self.forward1Rows(n, x, y, p + 286720, q + 155648, storage: storage, threads: threads)
+        case 20: Self.forward1Rows(n, x, y, p + 327680, q + 163840, storage: storage, threads: threads)
+        case 21: Self.forward1Rows(n, x, y, p + 335872, q + 172032, storage: storage, threads: threads)
+        case 22: Self.forward1Rows(n, x, y, p + 344064, q + 180224, storage: storage, threads: threads)
+        case 23: Self.forward1Rows(n, x, y, p + 352256, q + 188416, storage: storage, threads: threads)
+        case 24: Self.forward1Rows(n, x, y, p + 393216, q + 196608, storage: storage, threads: threads)
+        case 25: Self.forward1Rows(n, x, y, p + 401408, q + 204800, storage: storage, threads: threads)
+        case 26: Self.forward1Rows(n, x, y, p + 409600, q + 212992, storage: storage, threads: threads)
+        case 27: Self.forward1Rows(n, x, y, p + 417792, q + 221184, storage: storage, threads: threads)
+        case 28: Self.forward1Rows(n, x, y, p + 458752, q + 229376, storage: storage, threads: threads)
+        case 29: Self.forward1Rows(n, x, y, p + 466944, q + 237568, storage: storage, threads: threads)
+        case 30: Self.forward1Rows(n, x, y, p + 475136, q + 245760, storage: storage, threads: threads)
+        case 31: Self.forward1Rows(n, x, y, p + 483328, q + 253952, storage: storage, threads: threads)
+        case 32: Self.forward1Rows(n, x, y, p + 524288, q + 262144, storage: storage, threads: threads)
+        case 33: Self.forward1Rows(n, x, y, p + 532480, q + 270336, storage: storage, threads: threads)
+        case 34: Self.forward1Rows(n, x, y, p + 540672, q + 278528, storage: storage, threads: threads)
+        case 35: Self.forward1Rows(n, x, y, p + 548864, q + 286720, storage: storage, threads: threads)
+        case 36: Self.forward1Rows(n, x, y, p + 589824, q + 294912, storage: storage, threads: threads)
+        case 37: Self.forward1Rows(n, x, y, p + 598016, q + 303104, storage: storage, threads: threads)
+        case 38: Self.forward1Rows(n, x, y, p + 606208, q + 311296, storage: storage, threads: threads)
+        case 39: Self.forward1Rows(n, x, y, p + 614400, q + 319488, storage: storage, threads: threads)
+        case 40: Self.forward1Rows(n, x, y, p + 655360, q + 327680, storage: storage, threads: threads)
+        case 41: Self.forward1Rows(n, x, y, p + 663552, q + 335872, storage: storage, threads: threads)
+        case 42: Self.forward1Rows(n, x, y, p + 671744, q + 344064, storage: storage, threads: threads)
+        case 43: Self.forward1Rows(n, x, y, p + 679936, q + 352256, storage: storage, threads: threads)
+        case 44: Self.forward1Rows(n, x, y, p + 720896, q + 360448, storage: storage, threads: threads)
+        case 45: Self.forward1Rows(n, x, y, p + 729088, q + 368640, storage: storage, threads: threads)
+        case 46: Self.forward1Rows(n, x, y, p + 737280, q + 376832, storage: storage, threads: threads)
+        case 47: Self.forward1Rows(n, x, y, p + 745472, q + 385024, storage: storage, threads: threads)
+        case 48: Self.forward1Rows(n, x, y, p + 786432, q + 393216, storage: storage, threads: threads)
+        case 49: Self.forward1Rows(n, x, y, p + 794624, q + 401408, storage: storage, threads: threads)
+        case 50: Self.forward1Rows(n, x, y, p + 802816, q + 409600, storage: storage, threads: threads)
+        case 51: Self.forward1Rows(n, x, y, p + 811008, q + 417792, storage: storage, threads: threads)
+        case 52: Self.forward1Rows(n, x, y, p + 851968, q + 425984, storage: storage, threads: threads)
+        case 53: Self.forward1Rows(n, x, y, p + 860160, q + 434176, storage: storage, threads: threads)
+        case 54: Self.forward1Rows(n, x, y, p + 868352, q + 442368, storage: storage, threads: threads)
+        case 55: Self.forward1Rows(n, x, y, p + 876544, q + 450560, storage: storage, threads: threads)
+        case 56: Self.forward1Rows(n, x, y, p + 917504, q + 458752, storage: storage, threads: threads)
+        case 57: Self.forward1Rows(n, x, y, p + 925696, q + 466944, storage: storage, threads: threads)
+        case 58: Self.forward1Rows(n, x, y, p + 933888, q + 475136, storage: storage, threads: threads)
+        case 59: Self.forward1Rows(n, x, y, p + 942080, q + 483328, storage: storage, threads: threads)
+        case 60: Self.forward1Rows(n, x, y, p + 983040, q + 491520, storage: storage, threads: threads)
+        case 61: Self.forward1Rows(n, x, y, p + 991232, q + 499712, storage: storage, threads: threads)
+        case 62: Self.forward1Rows(n, x, y, p + 999424, q + 507904, storage: storage, threads: threads)
+        case 63: Self.forward1Rows(n, x, y, p + 1007616, q + 516096, storage: storage, threads: threads)
+        case 64: Self.forward1Rows(n, x, y, p + 1048576, q + 524288, storage: storage, threads: threads)
+        case 65: Self.forward1Rows(n, x, y, p + 1056768, q + 532480, storage: storage, threads: threads)
+        case 66: Self.forward1Rows(n, x, y, p + 1064960, q + 540672, storage: storage, threads: threads)
+        case 67: Self.forward1Rows(n, x, y, p + 1073152, q + 548864, storage: storage, threads: threads)
+        case 68: Self.forward1Rows(n, x, y, p + 1114112, q + 557056, storage: storage, threads: threads)
+        case 69: Self.forward1Rows(n, x, y, p + 1122304, q + 565248, storage: storage, threads: threads)
+        case 70: Self.forward1Rows(n, x, y, p + 1130496, q + 573440, storage: storage, threads: threads)
+        case 71: Self.forward1Rows(n, x, y, p + 1138688, q + 581632, storage: storage, threads: threads)
+        case 72: Self.forward1Rows(n, x, y, p + 1179648, q + 589824, storage: storage, threads: threads)
+        case 73: Self.forward1Rows(n, x, y, p + 1187840, q + 598016, storage: storage, threads: threads)
+        case 74: Self.forward1Rows(n, x, y, p + 1196032, q + 606208, storage: storage, threads: threads)
+        case 75: Self.forward1Rows(n, x, y, p + 1204224, q + 614400, storage: storage, threads: threads)
+        case 76: Self.forward1Rows(n, x, y, p + 1245184, q + 622592, storage: storage, threads: threads)
+        case 77: Self.forward1Rows(n, x, y, p + 1253376, q + 630784, storage: storage, threads: threads)
+        case 78: Self.forward1Rows(n, x, y, p + 1261568, q + 638976, storage: storage, threads: threads)
+        case 79: Self.forward1Rows(n, x, y, p + 1269760, q + 647168, storage: storage, threads: threads)
+        case 80: Self.forward1Rows(n, x, y, p + 1310720, q + 655360, storage: storage, threads: threads)
+        case 81: Self.forward1Rows(n, x, y, p + 1318912, q + 663552, storage: storage, threads: threads)
+        case 82: Self.forward1Rows(n, x, y, p + 1327104, q + 671744, storage: storage, threads: threads)
+        case 83: Self.forward1Rows(n, x, y, p + 1335296, q + 679936, storage: storage, threads: threads)
+        case 84: Self.forward1Rows(n, x, y, p + 1376256, q + 688128, storage: storage, threads: threads)
+        case 85: Self.forward1Rows(n, x, y, p + 1384448, q + 696320, storage: storage, threads: threads)
+        case 86: Self.forward1Rows(n, x, y, p + 1392640, q + 704512, storage: storage, threads: threads)
+        case 87: Self.forward1Rows(n, x, y, p + 1400832, q + 712704, storage: storage, threads: threads)
+        case 88: Self.forward1Rows(n, x, y, p + 1441792, q + 720896, storage: storage, threads: threads)
+        case 89: Self.forward1Rows(n, x, y, p + 1449984, q + 729088, storage: storage, threads: threads)
+        case 90: Self.forward1Rows(n, x, y, p + 1458176, q + 737280, storage: storage, threads: threads)
+        case 91: Self.forward1Rows(n, x, y, p + 1466368, q + 745472, storage: storage, threads: threads)
+        case 92: Self.forward1Rows(n, x, y, p + 1507328, q + 753664, storage: storage, threads: threads)
+        case 93: Self.forward1Rows(n, x, y, p + 1515520, q + 761856, storage: storage, threads: threads)
+        case 94: Self.forward1Rows(n, x, y, p + 1523712, q + 770048, storage: storage, threads: threads)
+        case 95: Self.forward1Rows(n, x, y, p + 1531904, q + 778240, storage: storage, threads: threads)
         default: break
         }
     }
@@ -425,102 +425,102 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, q + 0, g + 32768, g + 0, threads: threads)
-        case 1: Self.backward2(n, x, dy, dx, w, p + 8192, q + 8192, g + 40960, g + 8192, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 16384, q + 16384, g + 49152, g + 16384, threads: threads)
-        case 3: Self.backward2(n, x, dy, dx, w, p + 24576, q + 24576, g + 57344, g + 24576, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 65536, q + 32768, g + 98304, g + 65536, threads: threads)
-        case 5: Self.backward2(n, x, dy, dx, w, p + 73728, q + 40960, g + 106496, g + 73728, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 81920, q + 49152, g + 114688, g + 81920, threads: threads)
-        case 7: Self.backward2(n, x, dy, dx, w, p + 90112, q + 57344, g + 122880, g + 90112, threads: threads)
-        case 8: Self.backward2(n, x, dy, dx, w, p + 131072, q + 65536, g + 163840, g + 131072, threads: threads)
-        case 9: Self.backward2(n, x, dy, dx, w, p + 139264, q + 73728, g + 172032, g + 139264, threads: threads)
-        case 10: Self.backward2(n, x, dy, dx, w, p + 147456, q + 81920, g + 180224, g + 147456, threads: threads)
-        case 11: Self.backward2(n, x, dy, dx, w, p + 155648, q + 90112, g + 188416, g + 155648, threads: threads)
-        case 12: Self.backward2(n, x, dy, dx, w, p + 196608, q + 98304, g + 229376, g + 196608, threads: threads)
-        case 13: Self.backward2(n, x, dy, dx, w, p + 204800, q + 106496, g + 237568, g + 204800, threads: threads)
-        case 14: Self.backward2(n, x, dy, dx, w, p + 212992, q + 114688, g + 245760, g + 212992, threads: threads)
-        case 15: Self.backward2(n, x, dy, dx, w, p + 221184, q + 122880, g + 253952, g + 221184, threads: threads)
-        case 16: Self.backward2(n, x, dy, dx, w, p + 262144, q + 131072, g + 294912, g + 262144, threads: threads)
-        case 17: Self.backward2(n, x, dy, dx, w, p + 270336, q + 139264, g + 303104, g + 270336, threads: threads)
-        case 18: Self.backward2(n, x, dy, dx, w, p + 278528, q + 147456, g + 311296, g + 278528, threads: threads)
-        case 19: Self.backward2(n, x, dy, dx, w, p + 286720, q + 155648, g + 319488, g + 286720, threads: threads)
-        case 20: Self.backward2(n, x, dy, dx, w, p + 327680, q + 163840, g + 360448, g + 327680, threads: threads)
-        case 21: Self.backward2(n, x, dy, dx, w, p + 335872, q + 172032, g + 368640, g + 335872, threads: threads)
-        case 22: Self.backward2(n, x, dy, dx, w, p + 344064, q + 180224, g + 376832, g + 344064, threads: threads)
-        case 23: Self.backward2(n, x, dy, dx, w, p + 352256, q + 188416, g + 385024, g + 352256, threads: threads)
-        case 24: Self.backward2(n, x, dy, dx, w, p + 393216, q + 196608, g + 425984, g + 393216, threads: threads)
-        case 25: Self.backward2(n, x, dy, dx, w, p + 401408, q + 204800, g + 434176, g + 401408, threads: threads)
-        case 26: Self.backward2(n, x, dy, dx, w, p + 409600, q + 212992, g + 442368, g + 409600, threads: threads)
-        case 27: Self.backward2(n, x, dy, dx, w, p + 417792, q + 221184, g + 450560, g + 417792, threads: threads)
-        case 28: Self.backward2(n, x, dy, dx, w, p + 458752, q + 229376, g + 491520, g + 458752, threads: threads)
-        case 29: Self.backward2(n, x, dy, dx, w, p + 466944, q + 237568, g + 499712, g + 466944, threads: threads)
-        case 30: Self.backward2(n, x, dy, dx, w, p + 475136, q + 245760, g + 507904, g + 475136, threads: threads)
-        case 31: Self.backward2(n, x, dy, dx, w, p + 483328, q + 253952, g + 516096, g + 483328, threads: threads)
-        case 32: Self.backward2(n, x, dy, dx, w, p + 524288, q + 262144, g + 557056, g + 524288, threads: threads)
-        case 33: Self.backward2(n, x, dy, dx, w, p + 532480, q + 270336, g + 565248, g + 532480, threads: threads)
-        case 34: Self.backward2(n, x, dy, dx, w, p + 540672, q + 278528, g + 573440, g + 540672, threads: threads)
-        case 35: Self.backward2(n, x, dy, dx, w, p + 548864, q + 286720, g + 581632, g + 548864, threads: threads)
-        case 36: Self.backward2(n, x, dy, dx, w, p + 589824, q + 294912, g + 622592, g + 589824, threads: threads)
-        case 37: Self.backward2(n, x, dy, dx, w, p + 598016, q + 303104, g + 630784, g + 598016, threads: threads)
-        case 38: Self.backward2(n, x, dy, dx, w, p + 606208, q + 311296, g + 638976, g + 606208, threads: threads)
-        case 39: Self.backward2(n, x, dy, dx, w, p + 614400, q + 319488, g + 647168, g + 614400, threads: threads)
-        case 40: Self.backward2(n, x, dy, dx, w, p + 655360, q + 327680, g + 688128, g + 655360, threads: threads)
-        case 41: Self.backward2(n, x, dy, dx, w, p + 663552, q + 335872, g + 696320, g + 663552, threads: threads)
-        case 42: Self.backward2(n, x, dy, dx, w, p + 671744, q + 344064, g + 704512, g + 671744, threads: threads)
-        case 43: Self.backward2(n, x, dy, dx, w, p + 679936, q + 352256, g + 712704, g + 679936, threads: threads)
-        case 44: Self.backward2(n, x, dy, dx, w, p + 720896, q + 360448, g + 753664, g + 720896, threads: threads)
-        case 45: Self.backward2(n, x, dy, dx, w, p + 729088, q + 368640, g + 761856, g + 729088, threads: threads)
-        case 46: Self.backward2(n, x, dy, dx, w, p + 737280, q + 376832, g + 770048, g + 737280, threads: threads)
-        case 47: Self.backward2(n, x, dy, dx, w, p + 745472, q + 385024, g + 778240, g + 745472, threads: threads)
-        case 48: Self.backward2(n, x, dy, dx, w, p + 786432, q + 393216, g + 819200, g + 786432, threads: threads)
-        case 49: Self.backward2(n, x, dy, dx, w, p + 794624, q + 401408, g + 827392, g + 794624, threads: threads)
-        case 50: Self.backward2(n, x, dy, dx, w, p + 802816, q + 409600, g + 835584, g + 802816, threads: threads)
-        case 51: Self.backward2(n, x, dy, dx, w, p + 811008, q + 417792, g + 843776, g + 811008, threads: threads)
-        case 52: Self.backward2(n, x, dy, dx, w, p + 851968, q + 425984, g + 884736, g + 851968, threads: threads)
-        case 53: Self.backward2(n, x, dy, dx, w, p + 860160, q + 434176, g + 892928, g + 860160, threads: threads)
-        case 54: Self.backward2(n, x, dy, dx, w, p + 868352, q + 442368, g + 901120, g + 868352, threads: threads)
-        case 55: Self.backward2(n, x, dy, dx, w, p + 876544, q + 450560, g + 909312, g + 876544, threads: threads)
-        case 56: Self.backward2(n, x, dy, dx, w, p + 917504, q + 458752, g + 950272, g + 917504, threads: threads)
-        case 57: Self.backward2(n, x, dy, dx, w, p + 925696, q + 466944, g + 958464, g + 925696, threads: threads)
-        case 58: Self.backward2(n, x, dy, dx, w, p + 933888, q + 475136, g + 966656, g + 933888, threads: threads)
-        case 59: Self.backward2(n, x, dy, dx, w, p + 942080, q + 483328, g + 974848, g + 942080, threads: threads)
-        case 60: Self.backward2(n, x, dy, dx, w, p + 983040, q + 491520, g + 1015808, g + 983040, threads: threads)
-        case 61: Self.backward2(n, x, dy, dx, w, p + 991232, q + 499712, g + 1024000, g + 991232, threads: threads)
-        case 62: Self.backward2(n, x, dy, dx, w, p + 999424, q + 507904, g + 1032192, g + 999424, threads: threads)
-        case 63: Self.backward2(n, x, dy, dx, w, p + 1007616, q + 516096, g + 1040384, g + 1007616, threads: threads)
-        case 64: Self.backward2(n, x, dy, dx, w, p + 1048576, q + 524288, g + 1081344, g + 1048576, threads: threads)
-        case 65: Self.backward2(n, x, dy, dx, w, p + 1056768, q + 532480, g + 1089536, g + 1056768, threads: threads)
-        case 66: Self.backward2(n, x, dy, dx, w, p + 1064960, q + 540672, g + 1097728, g + 1064960, threads: threads)
-        case 67: Self.backward2(n, x, dy, dx, w, p + 1073152, q + 548864, g + 1105920, g + 1073152, threads: threads)
-        case 68: Self.backward2(n, x, dy, dx, w, p + 1114112, q + 557056, g + 1146880, g + 1114112, threads: threads)
-        case 69: Self.backward2(n, x, dy, dx, w, p + 1122304, q + 565248, g + 1155072, g + 1122304, threads: threads)
-        case 70: Self.backward2(n, x, dy, dx, w, p + 1130496, q + 573440, g + 1163264, g + 1130496, threads: threads)
-        case 71: Self.backward2(n, x, dy, dx, w, p + 1138688, q + 581632, g + 1171456, g + 1138688, threads: threads)
-        case 72: Self.backward2(n, x, dy, dx, w, p + 1179648, q + 589824, g + 1212416, g + 1179648, threads: threads)
-        case 73: Self.backward2(n, x, dy, dx, w, p + 1187840, q + 598016, g + 1220608, g + 1187840, threads: threads)
-        case 74: Self.backward2(n, x, dy, dx, w, p + 1196032, q + 606208, g + 1228800, g + 1196032, threads: threads)
-        case 75: Self.backward2(n, x, dy, dx, w, p + 1204224, q + 614400, g + 1236992, g + 1204224, threads: threads)
-        case 76: Self.backward2(n, x, dy, dx, w, p + 1245184, q + 622592, g + 1277952, g + 1245184, threads: threads)
-        case 77: Self.backward2(n, x, dy, dx, w, p + 1253376, q + 630784, g + 1286144, g + 1253376, threads: threads)
-        case 78: Self.backward2(n, x, dy, dx, w, p + 1261568, q + 638976, g + 1294336, g + 1261568, threads: threads)
-        case 79: Self.backward2(n, x, dy, dx, w, p + 1269760, q + 647168, g + 1302528, g + 1269760, threads: threads)
-        case 80: Self.backward2(n, x, dy, dx, w, p + 1310720, q + 655360, g + 1343488, g + 1310720, threads: threads)
-        case 81: Self.backward2(n, x, dy, dx, w, p + 1318912, q + 663552, g + 1351680, g + 1318912, threads: threads)
-        case 82: Self.backward2(n, x, dy, dx, w, p + 1327104, q + 671744, g + 1359872, g + 1327104, threads: threads)
-        case 83: Self.backward2(n, x, dy, dx, w, p + 1335296, q + 679936, g + 1368064, g + 1335296, threads: threads)
-        case 84: Self.backward2(n, x, dy, dx, w, p + 1376256, q + 688128, g + 1409024, g + 1376256, threads: threads)
-        case 85: Self.backward2(n, x, dy, dx, w, p + 1384448, q + 696320, g + 1417216, g + 1384448, threads: threads)
-        case 86: Self.backward2(n, x, dy, dx, w, p + 1392640, q + 704512, g + 1425408, g + 1392640, threads: threads)
-        case 87: Self.backward2(n, x, dy, dx, w, p + 1400832, q + 712704, g + 1433600, g + 1400832, threads: threads)
-        case 88: Self.backward2(n, x, dy, dx, w, p + 1441792, q + 720896, g + 1474560, g + 1441792, threads: threads)
-        case 89: Self.backward2(n, x, dy, dx, w, p + 1449984, q + 729088, g + 1482752, g + 1449984, threads: threads)
-        case 90: Self.backward2(n, x, dy, dx, w, p + 1458176, q + 737280, g + 1490944, g + 1458176, threads: threads)
-        case 91: Self.backward2(n, x, dy, dx, w, p + 1466368, q + 745472, g + 1499136, g + 1466368, threads: threads)
-        case 92: Self.backward2(n, x, dy, dx, w, p + 1507328, q + 753664, g + 1540096, g + 1507328, threads: threads)
-        case 93: Self.backward2(n, x, dy, dx, w, p + 1515520, q + 761856, g + 1548288, g + 1515520, threads: threads)
-        case 94: Self.backward2(n, x, dy, dx, w, p + 1523712, q + 770048, g + 1556480, g + 1523712, threads: threads)
-        case 95: Self.backward2(n, x, dy, dx, w, p + 1531904, q + 778240, g + 1564672, g + 1531904, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 32768, g + 0, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 8192, q + 8192, g + 40960, g + 8192, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 16384, q + 16384, g + 49152, g + 16384, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 24576, q + 24576, g + 57344, g + 24576, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 65536, q + 32768, g + 98304, g + 65536, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 73728, q + 40960, g + 106496, g + 73728, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 81920, q + 49152, g + 114688, g + 81920, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 90112, q + 57344, g + 122880, g + 90112, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 131072, q + 65536, g + 163840, g + 131072, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 139264, q + 73728, g + 172032, g + 139264, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 147456, q + 81920, g + 180224, g + 147456, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 155648, q + 90112, g + 188416, g + 155648, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 229376, g + 196608, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 204800, q + 106496, g + 237568, g + 204800, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 212992, q + 114688, g + 245760, g + 212992, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 221184, q + 122880, g + 253952, g + 221184, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 262144, q + 131072, g + 294912, g + 262144, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 270336, q + 139264, g + 303104, g + 270336, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 278528, q + 147456, g + 311296, g + 278528, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 286720, q + 155648, g + 319488, g + 286720, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 327680, q + 163840, g + 360448, g + 327680, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 335872, q + 172032, g + 368640, g + 335872, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 344064, q + 180224, g + 376832, g + 344064, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 352256, q + 188416, g + 385024, g + 352256, threads: threads)
+        case 24: Self.backward3(n, x, dy, dx, w, p + 393216, q + 196608, g + 425984, g + 393216, threads: threads)
+        case 25: Self.backward3(n, x, dy, dx, w, p + 401408, q + 204800, g + 434176, g + 401408, threads: threads)
+        case 26: Self.backward3(n, x, dy, dx, w, p + 409600, q + 212992, g + 442368, g + 409600, threads: threads)
+        case 27: Self.backward3(n, x, dy, dx, w, p + 417792, q + 221184, g + 450560, g + 417792, threads: threads)
+        case 28: Self.backward3(n, x, dy, dx, w, p + 458752, q + 229376, g + 491520, g + 458752, threads: threads)
+        case 29: Self.backward3(n, x, dy, dx, w, p + 466944, q + 237568, g + 499712, g + 466944, threads: threads)
+        case 30: Self.backward3(n, x, dy, dx, w, p + 475136, q + 245760, g + 507904, g + 475136, threads: threads)
+        case 31: Self.backward3(n, x, dy, dx, w, p + 483328, q + 253952, g + 516096, g + 483328, threads: threads)
+        case 32: Self.backward3(n, x, dy, dx, w, p + 524288, q + 262144, g + 557056, g + 524288, threads: threads)
+        case 33: Self.backward3(n, x, dy, dx, w, p + 532480, q + 270336, g + 565248, g + 532480, threads: threads)
+        case 34: Self.backward3(n, x, dy, dx, w, p + 540672, q + 278528, g + 573440, g + 540672, threads: threads)
+        case 35: Self.backward3(n, x, dy, dx, w, p + 548864, q + 286720, g + 581632, g + 548864, threads: threads)
+        case 36: Self.backward3(n, x, dy, dx, w, p + 589824, q + 294912, g + 622592, g + 589824, threads: threads)
+        case 37: Self.backward3(n, x, dy, dx, w, p + 598016, q + 303104, g + 630784, g + 598016, threads: threads)
+        case 38: Self.backward3(n, x, dy, dx, w, p + 606208, q + 311296, g + 638976, g + 606208, threads: threads)
+        case 39: Self.backward3(n, x, dy, dx, w, p + 614400, q + 319488, g + 647168, g + 614400, threads: threads)
+        case 40: Self.backward3(n, x, dy, dx, w, p + 655360, q + 327680, g + 688128, g + 655360, threads: threads)
+        case 41: Self.backward3(n, x, dy, dx, w, p + 663552, q + 335872, g + 696320, g + 663552, threads: threads)
+        case 42: Self.backward3(n, x, dy, dx, w, p + 671744, q + 344064, g + 704512, g + 671744, threads: threads)
+        case 43: Self.backward3(n, x, dy, dx, w, p + 679936, q + 352256, g + 712704, g + 679936, threads: threads)
+        case 44: Self.backward3(n, x, dy, dx, w, p + 720896, q + 360448, g + 753664, g + 720896, threads: threads)
+        case 45: Self.backward3(n, x, dy, dx, w, p + 729088, q + 368640, g + 761856, g + 729088, threads: threads)
+        case 46: Self.backward3(n, x, dy, dx, w, p + 737280, q + 376832, g + 770048, g + 737280, threads: threads)
+        case 47: Self.backward3(n, x, dy, dx, w, p + 745472, q + 385024, g + 778240, g + 745472, threads: threads)
+        case 48: Self.backward3(n, x, dy, dx, w, p + 786432, q + 393216, g + 819200, g + 786432, threads: threads)
+        case 49: Self.backward3(n, x, dy, dx, w, p + 794624, q + 401408, g + 827392, g + 794624, threads: threads)
+        case 50: Self.backward3(n, x, dy, dx, w, p + 802816, q + 409600, g + 835584, g + 802816, threads: threads)
+        case 51: Self.backward3(n, x, dy, dx, w, p + 811008, q + 417792, g + 843776, g + 811008, threads: threads)
+        case 52: Self.backward3(n, x, dy, dx, w, p + 851968, q + 425984, g + 884736, g + 851968, threads: threads)
+        case 53: Self.backward3(n, x, dy, dx, w, p + 860160, q + 434176, g + 892928, g + 860160, threads: threads)
+        case 54: Self.backward3(n, x, dy, dx, w, p + 868352, q + 442368, g + 901120, g + 868352, threads: threads)
+        case 55: Self.backward3(n, x, dy, dx, w, p + 876544, q + 450560, g + 909312, g + 876544, threads: threads)
+        case 56: Self.backward3(n, x, dy, dx, w, p + 917504, q + 458752, g + 950272, g + 917504, threads: threads)
+        case 57: Self.backward3(n, x, dy, dx, w, p + 925696, q + 466944, g + 958464, g + 925696, threads: threads)
+        case 58: Self.backward3(n, x, dy, dx, w, p + 933888, q + 475136, g + 966656, g + 933888, threads: threads)
+        case 59: Self.backward3(n, x, dy, dx, w, p + 942080, q + 483328, g + 974848, g + 942080, threads: threads)
+        case 60: Self.backward3(n, x, dy, dx, w, p + 983040, q + 491520, g + 1015808, g + 983040, threads: threads)
+        case 61: Self.backward3(n, x, dy, dx, w, p + 991232, q + 499712, g + 1024000, g + 991232, threads: threads)
+        case 62: Self.backward3(n, x, dy, dx, w, p + 999424, q + 507904, g + 1032192, g + 999424, threads: threads)
+        case 63: Self.backward3(n, x, dy, dx, w, p + 1007616, q + 516096, g + 1040384, g + 1007616, threads: threads)
+        case 64: Self.backward3(n, x, dy, dx, w, p + 1048576, q + 524288, g + 1081344, g + 1048576, threads: threads)
+        case 65: Self.backward3(n, x, dy, dx, w, p + 1056768, q + 532480, g + 1089536, g + 1056768, threads: threads)
+        case 66: Self.backward3(n, x, dy, dx, w, p + 1064960, q + 540672, g + 1097728, g + 1064960, threads: threads)
+        case 67: Self.backward3(n, x, dy, dx, w, p + 1073152, q + 548864, g + 1105920, g + 1073152, threads: threads)
+        case 68: Self.backward3(n, x, dy, dx, w, p + 1114112, q + 557056, g + 1146880, g + 1114112, threads: threads)
+        case 69: Self.backward3(n, x, dy, dx, w, p + 1122304, q + 565248, g + 1155072, g + 1122304, threads: threads)
+        case 70: Self.backward3(n, x, dy, dx, w, p + 1130496, q + 573440, g + 1163264, g + 1130496, threads: threads)
+        case 71: Self.backward3(n, x, dy, dx, w, p + 1138688, q + 581632, g + 1171456, g + 1138688, threads: threads)
+        case 72: Self.backward3(n, x, dy, dx, w, p + 1179648, q + 589824, g + 1212416, g + 1179648, threads: threads)
+        case 73: Self.backward3(n, x, dy, dx, w, p + 1187840, q + 598016, g + 1220608, g + 1187840, threads: threads)
+        case 74: Self.backward3(n, x, dy, dx, w, p + 1196032, q + 606208, g + 1228800, g + 1196032, threads: threads)
+        case 75: Self.backward3(n, x, dy, dx, w, p + 1204224, q + 614400, g + 1236992, g + 1204224, threads: threads)
+        case 76: Self.backward3(n, x, dy, dx, w, p + 1245184, q + 622592, g + 1277952, g + 1245184, threads: threads)
+        case 77: Self.backward3(n, x, dy, dx, w, p + 1253376, q + 630784, g + 1286144, g + 1253376, threads: threads)
+        case 78: Self.backward3(n, x, dy, dx, w, p + 1261568, q + 638976, g + 1294336, g + 1261568, threads: threads)
+        case 79: Self.backward3(n, x, dy, dx, w, p + 1269760, q + 647168, g + 1302528, g + 1269760, threads: threads)
+        case 80: Self.backward3(n, x, dy, dx, w, p + 1310720, q + 655360, g + 1343488, g + 1310720, threads: threads)
+        case 81: Self.backward3(n, x, dy, dx, w, p + 1318912, q + 663552, g + 1351680, g + 1318912, threads: threads)
+        case 82: Self.backward3(n, x, dy, dx, w, p + 1327104, q + 671744, g + 1359872, g + 1327104, threads: threads)
+        case 83: Self.backward3(n, x, dy, dx, w, p + 1335296, q + 679936, g + 1368064, g + 1335296, threads: threads)
+        case 84: Self.backward3(n, x, dy, dx, w, p + 1376256, q + 688128, g + 1409024, g + 1376256, threads: threads)
+        case 85: Self.backward3(n, x, dy, dx, w, p + 1384448, q + 696320, g + 1417216, g + 1384448, threads: threads)
+        case 86: Self.backward3(n, x, dy, dx, w, p + 1392640, q + 704512, g + 1425408, g + 1392640, threads: threads)
+        case 87: Self.backward3(n, x, dy, dx, w, p + 1400832, q + 712704, g + 1433600, g + 1400832, threads: threads)
+        case 88: Self.backward3(n, x, dy, dx, w, p + 1441792, q + 720896, g + 1474560, g + 1441792, threads: threads)
+        case 89: Self.backward3(n, x, dy, dx, w, p + 1449984, q + 729088, g + 1482752, g + 1449984, threads: threads)
+        case 90: Self.backward3(n, x, dy, dx, w, p + 1458176, q + 737280, g + 1490944, g + 1458176, threads: threads)
+        case 91: Self.backward3(n, x, dy, dx, w, p + 1466368, q + 745472, g + 1499136, g + 1466368, threads: threads)
+        case 92: Self.backward3(n, x, dy, dx, w, p + 1507328, q + 753664, g + 1540096, g + 1507328, threads: threads)
+        case 93: Self.backward3(n, x, dy, dx, w, p + 1515520, q + 761856, g + 1548288, g + 1515520, threads: threads)
+        case 94: Self.backward3(n, x, dy, dx, w, p + 1523712, q + 770048, g + 1556480, g + 1523712, threads: threads)
+        case 95: Self.backward3(n, x, dy, dx, w, p + 1531904, q + 778240, g + 1564672, g + 1531904, threads: threads)
         default: break
         }
     }
@@ -537,102 +537,102 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize3(n, delta, p + 32768, p + 0, threads: threads)
-        case 1: Self.materialize3(n, delta, p + 40960, p + 8192, threads: threads)
-        case 2: Self.materialize3(n, delta, p + 49152, p + 16384, threads: threads)
-        case 3: Self.materialize3(n, delta, p + 57344, p + 24576, threads: threads)
-        case 4: Self.materialize3(n, delta, p + 98304, p + 65536, threads: threads)
-        case 5: Self.materialize3(n, delta, p + 106496, p + 73728, threads: threads)
-        case 6: Self.materialize3(n, delta, p + 114688, p + 81920, threads: threads)
-        case 7: Self.materialize3(n, delta, p + 122880, p + 90112, threads: threads)
-        case 8: Self.materialize3(n, delta, p + 163840, p + 131072, threads: threads)
-        case 9: Self.materialize3(n, delta, p + 172032, p + 139264, threads: threads)
-        case 10: Self.materialize3(n, delta, p + 180224, p + 147456, threads: threads)
-        case 11: Self.materialize3(n, delta, p + 188416, p + 155648, threads: threads)
-        case 12: Self.materialize3(n, delta, p + 229376, p + 196608, threads: threads)
-        case 13: Self.materialize3(n, delta, p + 237568, p + 204800, threads: threads)
-        case 14: Self.materialize3(n, delta, p + 245760, p + 212992, threads: threads)
-        case 15: Self.materialize3(n, delta, p + 253952, p + 221184, threads: threads)
-        case 16: Self.materialize3(n, delta, p + 294912, p + 262144, threads: threads)
-        case 17: Self.materialize3(n, delta, p + 303104, p + 270336, threads: threads)
-        case 18: Self.materialize3(n, delta, p + 311296, p + 278528, threads: threads)
-        case 19: Self.materialize3(n, delta, p + 319488, p + 286720, threads: threads)
-        case 20: Self.materialize3(n, delta, p + 360448, p + 327680, threads: threads)
-        case 21: Self.materialize3(n, delta, p + 368640, p + 335872, threads: threads)
-        case 22: Self.materialize3(n, delta, p + 376832, p + 344064, threads: threads)
-        case 23: Self.materialize3(n, delta, p + 385024, p + 352256, threads: threads)
-        case 24: Self.materialize3(n, delta, p + 425984, p + 393216, threads: threads)
-        case 25: Self.materialize3(n, delta, p + 434176, p + 401408, threads: threads)
-        case 26: Self.materialize3(n, delta, p + 442368, p + 409600, threads: threads)
-        case 27: Self.materialize3(n, delta, p + 450560, p + 417792, threads: threads)
-        case 28: Self.materialize3(n, delta, p + 491520, p + 458752, threads: threads)
-        case 29: Self.materialize3(n, delta, p + 499712, p + 466944, threads: threads)
-        case 30: Self.materialize3(n, delta, p + 507904, p + 475136, threads: threads)
-        case 31: Self.materialize3(n, delta, p + 516096, p + 483328, threads: threads)
-        case 32: Self.materialize3(n, delta, p + 557056, p + 524288, threads: threads)
-        case 33: Self.materialize3(n, delta, p + 565248, p + 532480, threads: threads)
-        case 34: Self.materialize3(n, delta, p + 573440, p + 540672, threads: threads)
-        case 35: Self.materialize3(n, delta, p + 581632, p + 548864, threads: threads)
-        case 36: Self.materialize3(n, delta, p + 622592, p + 589824, threads: threads)
-        case 37: Self.materialize3(n, delta, p + 630784, p + 598016, threads: threads)
-        case 38: Self.materialize3(n, delta, p + 638976, p + 606208, threads: threads)
-        case 39: Self.materialize3(n, delta, p + 647168, p + 614400, threads: threads)
-        case 40: Self.materialize3(n, delta, p + 688128, p + 655360, threads: threads)
-        case 41: Self.materialize3(n, delta, p + 696320, p + 663552, threads: threads)
-        case 42: Self.materialize3(n, delta, p + 704512, p + 671744, threads: threads)
-        case 43: Self.materialize3(n, delta, p + 712704, p + 679936, threads: threads)
-        case 44: Self.materialize3(n, delta, p + 753664, p + 720896, threads: threads)
-        case 45: Self.materialize3(n, delta, p + 761856, p + 729088, threads: threads)
-        case 46: Self.materialize3(n, delta, p + 770048, p + 737280, threads: threads)
-        case 47: Self.materialize3(n, delta, p + 778240, p + 745472, threads: threads)
-        case 48: Self.materialize3(n, delta, p + 819200, p + 786432, threads: threads)
-        case 49: Self.materialize3(n, delta, p + 827392, p + 794624, threads: threads)
-        case 50: Self.materialize3(n, delta, p + 835584, p + 802816, threads: threads)
-        case 51: Self.materialize3(n, delta, p + 843776, p + 811008, threads: threads)
-        case 52: Self.materialize3(n, delta, p + 884736, p + 851968, threads: threads)
-        case 53: Self.materialize3(n, delta, p + 892928, p + 860160, threads: threads)
-        case 54: Self.materialize3(n, delta, p + 901120, p + 868352, threads: threads)
-        case 55: Self.materialize3(n, delta, p + 909312, p + 876544, threads: threads)
-        case 56: Self.materialize3(n, delta, p + 950272, p + 917504, threads: threads)
-        case 57: Self.materialize3(n, delta, p + 958464, p + 925696, threads: threads)
-        case 58: Self.materialize3(n, delta, p + 966656, p + 933888, threads: threads)
-        case 59: Self.materialize3(n, delta, p + 974848, p + 942080, threads: threads)
-        case 60: Self.materialize3(n, delta, p + 1015808, p + 983040, threads: threads)
-        case 61: Self.materialize3(n, delta, p + 1024000, p + 991232, threads: threads)
-        case 62: Self.materialize3(n, delta, p + 1032192, p + 999424, threads: threads)
-        case 63: Self.materialize3(n, delta, p + 1040384, p + 1007616, threads: threads)
-        case 64: Self.materialize3(n, delta, p + 1081344, p + 1048576, threads: threads)
-        case 65: Self.materialize3(n, delta, p + 1089536, p + 1056768, threads: threads)
-        case 66: Self.materialize3(n, delta, p + 1097728, p + 1064960, threads: threads)
-        case 67: Self.materialize3(n, delta, p + 1105920, p + 1073152, threads: threads)
-        case 68: Self.materialize3(n, delta, p + 1146880, p + 1114112, threads: threads)
-        case 69: Self.materialize3(n, delta, p + 1155072, p + 1122304, threads: threads)
-        case 70: Self.materialize3(n, delta, p + 1163264, p + 1130496, threads: threads)
-        case 71: Self.materialize3(n, delta, p + 1171456, p + 1138688, threads: threads)
-        case 72: Self.materialize3(n, delta, p + 1212416, p + 1179648, threads: threads)
-        case 73: Self.materialize3(n, delta, p + 1220608, p + 1187840, threads: threads)
-        case 74: Self.materialize3(n, delta, p + 1228800, p + 1196032, threads: threads)
-        case 75: Self.materialize3(n, delta, p + 1236992, p + 1204224, threads: threads)
-        case 76: Self.materialize3(n, delta, p + 1277952, p + 1245184, threads: threads)
-        case 77: Self.materialize3(n, delta, p + 1286144, p + 1253376, threads: threads)
-        case 78: Self.materialize3(n, delta, p + 1294336, p + 1261568, threads: threads)
-        case 79: Self.materialize3(n, delta, p + 1302528, p + 1269760, threads: threads)
-        case 80: Self.materialize3(n, delta, p + 1343488, p + 1310720, threads: threads)
-        case 81: Self.materialize3(n, delta, p + 1351680, p + 1318912, threads: threads)
-        case 82: Self.materialize3(n, delta, p + 1359872, p + 1327104, threads: threads)
-        case 83: Self.materialize3(n, delta, p + 1368064, p + 1335296, threads: threads)
-        case 84: Self.materialize3(n, delta, p + 1409024, p + 1376256, threads: threads)
-        case 85: Self.materialize3(n, delta, p + 1417216, p + 1384448, threads: threads)
-        case 86: Self.materialize3(n, delta, p + 1425408, p + 1392640, threads: threads)
-        case 87: Self.materialize3(n, delta, p + 1433600, p + 1400832, threads: threads)
-        case 88: Self.materialize3(n, delta, p + 1474560, p + 1441792, threads: threads)
-        case 89: Self.materialize3(n, delta, p + 1482752, p + 1449984, threads: threads)
-        case 90: Self.materialize3(n, delta, p + 1490944, p + 1458176, threads: threads)
-        case 91: Self.materialize3(n, delta, p + 1499136, p + 1466368, threads: threads)
-        case 92: Self.materialize3(n, delta, p + 1540096, p + 1507328, threads: threads)
-        case 93: Self.materialize3(n, delta, p + 1548288, p + 1515520, threads: threads)
-        case 94: Self.materialize3(n, delta, p + 1556480, p + 1523712, threads: threads)
-        case 95: Self.materialize3(n, delta, p + 1564672, p + 1531904, threads: threads)
+        case 0: Self.materialize4(n, delta, p + 32768, p + 0, threads: threads)
+        case 1: Self.materialize4(n, delta, p + 40960, p + 8192, threads: threads)
+        case 2: Self.materialize4(n, delta, p + 49152, p + 16384, threads: threads)
+        case 3: Self.materialize4(n, delta, p + 57344, p + 24576, threads: threads)
+        case 4: Self.materialize4(n, delta, p + 98304, p + 65536, threads: threads)
+        case 5: Self.materialize4(n, delta, p + 106496, p + 73728, threads: threads)
+        case 6: Self.materialize4(n, delta, p + 114688, p + 81920, threads: threads)
+        case 7: Self.materialize4(n, delta, p + 122880, p + 90112, threads: threads)
+        case 8: Self.materialize4(n, delta, p + 163840, p + 131072, threads: threads)
+        case 9: Self.materialize4(n, delta, p + 172032, p + 139264, threads: threads)
+        case 10: Self.materialize4(n, delta, p + 180224, p + 147456, threads: threads)
+        case 11: Self.materialize4(n, delta, p + 188416, p + 155648, threads: threads)
+        case 12: Self.materialize4(n, delta, p + 229376, p + 196608, threads: threads)
+        case 13: Self.materialize4(n, delta, p + 237568, p + 204800, threads: threads)
+        case 14: Self.materialize4(n, delta, p + 245760, p + 212992, threads: threads)
+        case 15: Self.materialize4(n, delta, p + 253952, p + 221184, threads: threads)
+        case 16: Self.materialize4(n, delta, p + 294912, p + 262144, threads: threads)
+        case 17: Self.materialize4(n, delta, p + 303104, p + 270336, threads: threads)
+        case 18: Self.materialize4(n, delta, p + 311296, p + 278528, threads: threads)
+        case 19: Self.materialize4(n, delta, p + 319488, p + 286720, threads: threads)
+        case 20: Self.materialize4(n, delta, p + 360448, p + 327680, threads: threads)
+        case 21: Self.materialize4(n, delta, p + 368640, p + 335872, threads: threads)
+        case 22: Self.materialize4(n, delta, p + 376832, p + 344064, threads: threads)
+        case 23: Self.materialize4(n, delta, p + 385024, p + 352256, threads: threads)
+        case 24: Self.materialize4(n, delta, p + 425984, p + 393216, threads: threads)
+        case 25: Self.materialize4(n, delta, p + 434176, p + 401408, threads: threads)
+        case 26: Self.materialize4(n, delta, p + 442368, p + 409600, threads: threads)
+        case 27: Self.materialize4(n, delta, p + 450560, p + 417792, threads: threads)
+        case 28: Self.materialize4(n, delta, p + 491520, p + 458752, threads: threads)
+        case 29: Self.materialize4(n, delta, p + 499712, p + 466944, threads: threads)
+        case 30: Self.materialize4(n, delta, p + 507904, p + 475136, threads: threads)
+        case 31: Self.materialize4(n, delta, p + 516096, p + 483328, threads: threads)
+        case 32: Self.materialize4(n, delta, p + 557056, p + 524288, threads: threads)
+        case 33: Self.materialize4(n, delta, p + 565248, p + 532480, threads: threads)
+        case 34: Self.materialize4(n, delta, p + 573440, p + 540672, threads: threads)
+        case 35: Self.materialize4(n, delta, p + 581632, p + 548864, threads: threads)
+        case 36: Self.materialize4(n, delta, p + 622592, p + 589824, threads: threads)
+        case 37: Self.materialize4(n, delta, p + 630784, p + 598016, threads: threads)
+        case 38: Self.materialize4(n, delta, p + 638976, p + 606208, threads: threads)
+        case 39: Self.materialize4(n, delta, p + 647168, p + 614400, threads: threads)
+        case 40: Self.materialize4(n, delta, p + 688128, p + 655360, threads: threads)
+        case 41: Self.materialize4(n, delta, p + 696320, p + 663552, threads: threads)
+        case 42: Self.materialize4(n, delta, p + 704512, p + 671744, threads: threads)
+        case 43: Self.materialize4(n, delta, p + 712704, p + 679936, threads: threads)
+        case 44: Self.materialize4(n, delta, p + 753664, p + 720896, threads: threads)
+        case 45: Self.materialize4(n, delta, p + 761856, p + 729088, threads: threads)
+        case 46: Self.materialize4(n, delta, p + 770048, p + 737280, threads: threads)
+        case 47: Self.materialize4(n, delta, p + 778240, p + 745472, threads: threads)
+        case 48: Self.materialize4(n, delta, p + 819200, p + 786432, threads: threads)
+        case 49: Self.materialize4(n, delta, p + 827392, p + 794624, threads: threads)
+        case 50: Self.materialize4(n, delta, p + 835584, p + 802816, threads: threads)
+        case 51: Self.materialize4(n, delta, p + 843776, p + 811008, threads: threads)
+        case 52: Self.materialize4(n, delta, p + 884736, p + 851968, threads: threads)
+        case 53: Self.materialize4(n, delta, p + 892928, p + 860160, threads: threads)
+        case 54: Self.materialize4(n, delta, p + 901120, p + 868352, threads: threads)
+        case 55: Self.materialize4(n, delta, p + 909312, p + 876544, threads: threads)
+        case 56: Self.materialize4(n, delta, p + 950272, p + 917504, threads: threads)
+        case 57: Self.materialize4(n, delta, p + 958464, p + 925696, threads: threads)
+        case 58: Self.materialize4(n, delta, p + 966656, p + 933888, threads: threads)
+        case 59: Self.materialize4(n, delta, p + 974848, p + 942080, threads: threads)
+        case 60: Self.materialize4(n, delta, p + 1015808, p + 983040, threads: threads)
+        case 61: Self.materialize4(n, delta, p + 1024000, p + 991232, threads: threads)
+        case 62: Self.materialize4(n, delta, p + 1032192, p + 999424, threads: threads)
+        case 63: Self.materialize4(n, delta, p + 1040384, p + 1007616, threads: threads)
+        case 64: Self.materialize4(n, delta, p + 1081344, p + 1048576, threads: threads)
+        case 65: Self.materialize4(n, delta, p + 1089536, p + 1056768, threads: threads)
+        case 66: Self.materialize4(n, delta, p + 1097728, p + 1064960, threads: threads)
+        case 67: Self.materialize4(n, delta, p + 1105920, p + 1073152, threads: threads)
+        case 68: Self.materialize4(n, delta, p + 1146880, p + 1114112, threads: threads)
+        case 69: Self.materialize4(n, delta, p + 1155072, p + 1122304, threads: threads)
+        case 70: Self.materialize4(n, delta, p + 1163264, p + 1130496, threads: threads)
+        case 71: Self.materialize4(n, delta, p + 1171456, p + 1138688, threads: threads)
+        case 72: Self.materialize4(n, delta, p + 1212416, p + 1179648, threads: threads)
+        case 73: Self.materialize4(n, delta, p + 1220608, p + 1187840, threads: threads)
+        case 74: Self.materialize4(n, delta, p + 1228800, p + 1196032, threads: threads)
+        case 75: Self.materialize4(n, delta, p + 1236992, p + 1204224, threads: threads)
+        case 76: Self.materialize4(n, delta, p + 1277952, p + 1245184, threads: threads)
+        case 77: Self.materialize4(n, delta, p + 1286144, p + 1253376, threads: threads)
+        case 78: Self.materialize4(n, delta, p + 1294336, p + 1261568, threads: threads)
+        case 79: Self.materialize4(n, delta, p + 1302528, p + 1269760, threads: threads)
+        case 80: Self.materialize4(n, delta, p + 1343488, p + 1310720, threads: threads)
+        case 81: Self.materialize4(n, delta, p + 1351680, p + 1318912, threads: threads)
+        case 82: Self.materialize4(n, delta, p + 1359872, p + 1327104, threads: threads)
+        case 83: Self.materialize4(n, delta, p + 1368064, p + 1335296, threads: threads)
+        case 84: Self.materialize4(n, delta, p + 1409024, p + 1376256, threads: threads)
+        case 85: Self.materialize4(n, delta, p + 1417216, p + 1384448, threads: threads)
+        case 86: Self.materialize4(n, delta, p + 1425408, p + 1392640, threads: threads)
+        case 87: Self.materialize4(n, delta, p + 1433600, p + 1400832, threads: threads)
+        case 88: Self.materialize4(n, delta, p + 1474560, p + 1441792, threads: threads)
+        case 89: Self.materialize4(n, delta, p + 1482752, p + 1449984, threads: threads)
+        case 90: Self.materialize4(n, delta, p + 1490944, p + 1458176, threads: threads)
+        case 91: Self.materialize4(n, delta, p + 1499136, p + 1466368, threads: threads)
+        case 92: Self.materialize4(n, delta, p + 1540096, p + 1507328, threads: threads)
+        case 93: Self.materialize4(n, delta, p + 1548288, p + 1515520, threads: threads)
+        case 94: Self.materialize4(n, delta, p + 1556480, p + 1523712, threads: threads)
+        case 95: Self.materialize4(n, delta, p + 1564672, p + 1531904, threads: threads)
         default: break
         }
     }
@@ -653,30 +653,30 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 0, q + 0, q + 8192, q + 16384, q + 24576, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 65536, q + 32768, q + 40960, q + 49152, q + 57344, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 131072, q + 65536, q + 73728, q + 81920, q + 90112, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 196608, q + 98304, q + 106496, q + 114688, q + 122880, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 262144, q + 131072, q + 139264, q + 147456, q + 155648, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 327680, q + 163840, q + 172032, q + 180224, q + 188416, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 393216, q + 196608, q + 204800, q + 212992, q + 221184, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 458752, q + 229376, q + 237568, q + 245760, q + 253952, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 524288, q + 262144, q + 270336, q + 278528, q + 286720, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 589824, q + 294912, q + 303104, q + 311296, q + 319488, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 655360, q + 327680, q + 335872, q + 344064, q + 352256, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 720896, q + 360448, q + 368640, q + 376832, q + 385024, threads: threads) }; return
-            case 12: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 786432, q + 393216, q + 401408, q + 409600, q + 417792, threads: threads) }; return
-            case 13: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 851968, q + 425984, q + 434176, q + 442368, q + 450560, threads: threads) }; return
-            case 14: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 917504, q + 458752, q + 466944, q + 475136, q + 483328, threads: threads) }; return
-            case 15: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 983040, q + 491520, q + 499712, q + 507904, q + 516096, threads: threads) }; return
-            case 16: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1048576, q + 524288, q + 532480, q + 540672, q + 548864, threads: threads) }; return
-            case 17: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1114112, q + 557056, q + 565248, q + 573440, q + 581632, threads: threads) }; return
-            case 18: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1179648, q + 589824, q + 598016, q + 606208, q + 614400, threads: threads) }; return
-            case 19: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1245184, q + 622592, q + 630784, q + 638976, q + 647168, threads: threads) }; return
-            case 20: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1310720, q + 655360, q + 663552, q + 671744, q + 679936, threads: threads) }; return
-            case 21: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1376256, q + 688128, q + 696320, q + 704512, q + 712704, threads: threads) }; return
-            case 22: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1441792, q + 720896, q + 729088, q + 737280, q + 745472, threads: threads) }; return
-            case 23: RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, p + 1507328, q + 753664, q + 761856, q + 770048, q + 778240, threads: threads) }; return
+            case 0: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 0, q + 0, q + 8192, q + 16384, q + 24576, storage: storage, threads: threads); return
+            case 1: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 65536, q + 32768, q + 40960, q + 49152, q + 57344, storage: storage, threads: threads); return
+            case 2: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 131072, q + 65536, q + 73728, q + 81920, q + 90112, storage: storage, threads: threads); return
+            case 3: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 196608, q + 98304, q + 106496, q + 114688, q + 122880, storage: storage, threads: threads); return
+            case 4: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 262144, q + 131072, q + 139264, q + 147456, q + 155648, storage: storage, threads: threads); return
+            case 5: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 327680, q + 163840, q + 172032, q + 180224, q + 188416, storage: storage, threads: threads); return
+            case 6: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 393216, q + 196608, q + 204800, q + 212992, q + 221184, storage: storage, threads: threads); return
+            case 7: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 458752, q + 229376, q + 237568, q + 245760, q + 253952, storage: storage, threads: threads); return
+            case 8: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 524288, q + 262144, q + 270336, q + 278528, q + 286720, storage: storage, threads: threads); return
+            case 9: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 589824, q + 294912, q + 303104, q + 311296, q + 319488, storage: storage, threads: threads); return
+            case 10: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 655360, q + 327680, q + 335872, q + 344064, q + 352256, storage: storage, threads: threads); return
+            case 11: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 720896, q + 360448, q + 368640, q + 376832, q + 385024, storage: storage, threads: threads); return
+            case 12: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 786432, q + 393216, q + 401408, q + 409600, q + 417792, storage: storage, threads: threads); return
+            case 13: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 851968, q + 425984, q + 434176, q + 442368, q + 450560, storage: storage, threads: threads); return
+            case 14: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 917504, q + 458752, q + 466944, q + 475136, q + 483328, storage: storage, threads: threads); return
+            case 15: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 983040, q + 491520, q + 499712, q + 507904, q + 516096, storage: storage, threads: threads); return
+            case 16: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1048576, q + 524288, q + 532480, q + 540672, q + 548864, storage: storage, threads: threads); return
+            case 17: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1114112, q + 557056, q + 565248, q + 573440, q + 581632, storage: storage, threads: threads); return
+            case 18: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1179648, q + 589824, q + 598016, q + 606208, q + 614400, storage: storage, threads: threads); return
+            case 19: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1245184, q + 622592, q + 630784, q + 638976, q + 647168, storage: storage, threads: threads); return
+            case 20: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1310720, q + 655360, q + 663552, q + 671744, q + 679936, storage: storage, threads: threads); return
+            case 21: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1376256, q + 688128, q + 696320, q + 704512, q + 712704, storage: storage, threads: threads); return
+            case 22: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1441792, q + 720896, q + 729088, q + 737280, q + 745472, storage: storage, threads: threads); return
+            case 23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1507328, q + 753664, q + 761856, q + 770048, q + 778240, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -702,30 +702,30 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, q + 24576, q + 16384, q + 8192, q + 0, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
-            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, q + 57344, q + 49152, q + 40960, q + 32768, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
-            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, q + 90112, q + 81920, q + 73728, q + 65536, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
-            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, q + 122880, q + 114688, q + 106496, q + 98304, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
-            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, q + 155648, q + 147456, q + 139264, q + 131072, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
-            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, q + 188416, q + 180224, q + 172032, q + 163840, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
-            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, q + 221184, q + 212992, q + 204800, q + 196608, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
-            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, q + 253952, q + 245760, q + 237568, q + 229376, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
-            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, q + 286720, q + 278528, q + 270336, q + 262144, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
-            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, q + 319488, q + 311296, q + 303104, q + 294912, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
-            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, q + 352256, q + 344064, q + 335872, q + 327680, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
-            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, q + 385024, q + 376832, q + 368640, q + 360448, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
-            case 12: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, q + 417792, q + 409600, q + 401408, q + 393216, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
-            case 13: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, q + 450560, q + 442368, q + 434176, q + 425984, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
-            case 14: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, q + 483328, q + 475136, q + 466944, q + 458752, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
-            case 15: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, q + 516096, q + 507904, q + 499712, q + 491520, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
-            case 16: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, q + 548864, q + 540672, q + 532480, q + 524288, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
-            case 17: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, q + 581632, q + 573440, q + 565248, q + 557056, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
-            case 18: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, q + 614400, q + 606208, q + 598016, q + 589824, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
-            case 19: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, q + 647168, q + 638976, q + 630784, q + 622592, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
-            case 20: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, q + 679936, q + 671744, q + 663552, q + 655360, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
-            case 21: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, q + 712704, q + 704512, q + 696320, q + 688128, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
-            case 22: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, q + 745472, q + 737280, q + 729088, q + 720896, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
-            case 23: Self.layerBackward5(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, q + 778240, q + 770048, q + 761856, q + 753664, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, q + 24576, q + 16384, q + 8192, q + 0, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, q + 57344, q + 49152, q + 40960, q + 32768, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, q + 90112, q + 81920, q + 73728, q + 65536, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, q + 122880, q + 114688, q + 106496, q + 98304, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, q + 155648, q + 147456, q + 139264, q + 131072, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, q + 188416, q + 180224, q + 172032, q + 163840, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, q + 221184, q + 212992, q + 204800, q + 196608, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, q + 253952, q + 245760, q + 237568, q + 229376, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, q + 286720, q + 278528, q + 270336, q + 262144, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, q + 319488, q + 311296, q + 303104, q + 294912, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, q + 352256, q + 344064, q + 335872, q + 327680, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, q + 385024, q + 376832, q + 368640, q + 360448, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
+            case 12: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, q + 417792, q + 409600, q + 401408, q + 393216, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
+            case 13: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, q + 450560, q + 442368, q + 434176, q + 425984, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
+            case 14: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, q + 483328, q + 475136, q + 466944, q + 458752, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
+            case 15: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, q + 516096, q + 507904, q + 499712, q + 491520, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
+            case 16: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, q + 548864, q + 540672, q + 532480, q + 524288, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
+            case 17: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, q + 581632, q + 573440, q + 565248, q + 557056, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
+            case 18: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, q + 614400, q + 606208, q + 598016, q + 589824, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
+            case 19: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, q + 647168, q + 638976, q + 630784, q + 622592, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
+            case 20: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, q + 679936, q + 671744, q + 663552, q + 655360, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
+            case 21: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, q + 712704, q + 704512, q + 696320, q + 688128, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
+            case 22: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, q + 745472, q + 737280, q + 729088, q + 720896, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
+            case 23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, q + 778240, q + 770048, q + 761856, q + 753664, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
             default: break
             }
         }
@@ -946,8 +946,14 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
+    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward1(n, x + first * 1024, y + first * 1024, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
@@ -971,13 +977,13 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 1024, panels: 64, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 64, k: 32, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[16..<24][row, rank]·B.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank z[24..<32][row, rank]·B.panels[panel, rank, lane]
@@ -995,8 +1001,14 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward5(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[24..<32][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<24][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[8..<16][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(5, flops: 131072 * n, threads: threads) { i, threads in
             switch i {

@@ -136,102 +136,102 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 819200, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 827392, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 835584, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 843776, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 851968, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 860160, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 868352, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 876544, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 884736, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 892928, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 901120, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 909312, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 917504, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 925696, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 933888, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 942080, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 950272, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 958464, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 966656, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 974848, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 983040, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 991232, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 999424, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1007616, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1015808, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1024000, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1032192, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1040384, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1048576, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1056768, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1064960, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1073152, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1081344, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1089536, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1097728, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1105920, threads: threads) }
-        case 36: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1114112, threads: threads) }
-        case 37: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1122304, threads: threads) }
-        case 38: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1130496, threads: threads) }
-        case 39: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1138688, threads: threads) }
-        case 40: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1146880, threads: threads) }
-        case 41: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1155072, threads: threads) }
-        case 42: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1163264, threads: threads) }
-        case 43: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1171456, threads: threads) }
-        case 44: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1179648, threads: threads) }
-        case 45: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1187840, threads: threads) }
-        case 46: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1196032, threads: threads) }
-        case 47: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1204224, threads: threads) }
-        case 48: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1212416, threads: threads) }
-        case 49: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1220608, threads: threads) }
-        case 50: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1228800, threads: threads) }
-        case 51: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1236992, threads: threads) }
-        case 52: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1245184, threads: threads) }
-        case 53: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1253376, threads: threads) }
-        case 54: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1261568, threads: threads) }
-        case 55: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1269760, threads: threads) }
-        case 56: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1277952, threads: threads) }
-        case 57: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1286144, threads: threads) }
-        case 58: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1294336, threads: threads) }
-        case 59: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1302528, threads: threads) }
-        case 60: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1310720, threads: threads) }
-        case 61: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1318912, threads: threads) }
-        case 62: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1327104, threads: threads) }
-        case 63: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1335296, threads: threads) }
-        case 64: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1343488, threads: threads) }
-        case 65: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1351680, threads: threads) }
-        case 66: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1359872, threads: threads) }
-        case 67: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1368064, threads: threads) }
-        case 68: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1376256, threads: threads) }
-        case 69: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1384448, threads: threads) }
-        case 70: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1392640, threads: threads) }
-        case 71: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1400832, threads: threads) }
-        case 72: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1409024, threads: threads) }
-        case 73: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1417216, threads: threads) }
-        case 74: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1425408, threads: threads) }
-        case 75: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1433600, threads: threads) }
-        case 76: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1441792, threads: threads) }
-        case 77: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1449984, threads: threads) }
-        case 78: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1458176, threads: threads) }
-        case 79: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1466368, threads: threads) }
-        case 80: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1474560, threads: threads) }
-        case 81: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1482752, threads: threads) }
-        case 82: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1490944, threads: threads) }
-        case 83: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1499136, threads: threads) }
-        case 84: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1507328, threads: threads) }
-        case 85: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1515520, threads: threads) }
-        case 86: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1523712, threads: threads) }
-        case 87: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1531904, threads: threads) }
-        case 88: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1540096, threads: threads) }
-        case 89: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1548288, threads: threads) }
-        case 90: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1556480, threads: threads) }
-        case 91: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1564672, threads: threads) }
-        case 92: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1572864, threads: threads) }
-        case 93: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1581056, threads: threads) }
-        case 94: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1589248, threads: threads) }
-        case 95: RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 1024, y + first * 1024, w, q + 811008, q + 1597440, threads: threads) }
+        case 0: Self.forward2Rows(n, x, y, q + 811008, q + 819200, storage: storage, threads: threads)
+        case 1: Self.forward2Rows(n, x, y, q + 811008, q + 827392, storage: storage, threads: threads)
+        case 2: Self.forward2Rows(n, x, y, q + 811008, q + 835584, storage: storage, threads: threads)
+        case 3: Self.forward2Rows(n, x, y, q + 811008, q + 843776, storage: storage, threads: threads)
+        case 4: Self.forward2Rows(n, x, y, q + 811008, q + 851968, storage: storage, threads: threads)
+        case 5: Self.forward2Rows(n, x, y, q + 811008, q + 860160, storage: storage, threads: threads)
+        case 6: Self.forward2Rows(n, x, y, q + 811008, q + 868352, storage: storage, threads: threads)
+        case 7: Self.forward2Rows(n, x, y, q + 811008, q + 876544, storage: storage, threads: threads)
+        case 8: Self.forward2Rows(n, x, y, q + 811008, q + 884736, storage: storage, threads: threads)
+        case 9: Self.forward2Rows(n, x, y, q + 811008, q + 892928, storage: storage, threads: threads)
+        case 10: Self.forward2Rows(n, x, y, q + 811008, q + 901120, storage: storage, threads: threads)
+        case 11: Self.forward2Rows(n, x, y, q + 811008, q + 909312, storage: storage, threads: threads)
+        case 12: Self.forward2Rows(n, x, y, q + 811008, q + 917504, storage: storage, threads: threads)
+        case 13: Self.forward2Rows(n, x, y, q + 811008, q + 925696, storage: storage, threads: threads)
+        case 14: Self.forward2Rows(n, x, y, q + 811008, q + 933888, storage: storage, threads: threads)
+        case 15: Self.forward2Rows(n, x, y, q + 811008, q + 942080, storage: storage, threads: threads)
+        case 16: Self.forward2Rows(n, x, y, q + 811008, q + 950272, storage: storage, threads: threads)
+        case 17: Self.forward2Rows(n, x, y, q + 811008, q + 958464, storage: storage, threads: threads)
+        case 18: Self.forward2Rows(n, x, y, q + 811008, q + 966656, storage: storage, threads: threads)
+        case 19: Self.forward2Rows(n, x, y, q + 811008, q + 974848, storage: storage, threads: threads)
+        case 20: Self.forward2Rows(n, x, y, q + 811008, q + 983040, storage: storage, threads: threads)
+        case 21: Self.forward2Rows(n, x, y, q + 811008, q + 991232, storage: storage, threads: threads)
+        case 22: Self.forward2Rows(n, x, y, q + 811008, q + 999424, storage: storage, threads: threads)
+        case 23: Self.forward2Rows(n, x, y, q + 811008, q + 1007616, storage: storage, threads: threads)
+        case 24: Self.forward2Rows(n, x, y, q + 811008, q + 1015808, storage: storage, threads: threads)
+        case 25: Self.forward2Rows(n, x, y, q + 811008, q + 1024000, storage: storage, threads: threads)
+        case 26: Self.forward2Rows(n, x, y, q + 811008, q + 1032192, storage: storage, threads: threads)
+        case 27: Self.forward2Rows(n, x, y, q + 811008, q + 1040384, storage: storage, threads: threads)
+        case 28: Self.forward2Rows(n, x, y, q + 811008, q + 1048576, storage: storage, threads: threads)
+        case 29: Self.forward2Rows(n, x, y, q + 811008, q + 1056768, storage: storage, threads: threads)
+        case 30: Self.forward2Rows(n, x, y, q + 811008, q + 1064960, storage: storage, threads: threads)
+        case 31: Self.forward2Rows(n, x, y, q + 811008, q + 1073152, storage: storage, threads: threads)
+        case 32: Self.forward2Rows(n, x, y, q + 811008, q + 1081344, storage: storage, threads: threads)
+        case 33: Self.forward2Rows(n, x, y, q + 811008, q + 1089536, storage: storage, threads: threads)
+        case 34: Self.forward2Rows(n, x, y, q + 811008, q + 1097728, storage: storage, threads: threads)
+        case 35: Self.forward2Rows(n, x, y, q + 811008, q + 1105920, storage: storage, threads: threads)
+        case 36: Self.forward2Rows(n, x, y, q + 811008, q + 1114112, storage: storage, threads: threads)
+        case 37: Self.forward2Rows(n, x, y, q + 811008, q + 1122304, storage: storage, threads: threads)
+        case 38: Self.forward2Rows(n, x, y, q + 811008, q + 1130496, storage: storage, threads: threads)
+        case 39: Self.forward2Rows(n, x, y, q + 811008, q + 1138688, storage: storage, threads: threads)
+        case 40: Self.forward2Rows(n, x, y, q + 811008, q + 1146880, storage: storage, threads: threads)
+        case 41: Self.forward2Rows(n, x, y, q + 811008, q + 1155072, storage: storage, threads: threads)
+        case 42: Self.forward2Rows(n, x, y, q + 811008, q + 1163264, storage: storage, threads: threads)
+        case 43: Self.forward2Rows(n, x, y, q + 811008, q + 1171456, storage: storage, threads: threads)
+        case 44: Self.forward2Rows(n, x, y, q + 811008, q + 1179648, storage: storage, threads: threads)
+        case 45: Self.forward2Rows(n, x, y, q + 811008, q + 1187840, storage: storage, threads: threads)
+        case 46: Self.forward2Rows(n, x, y, q + 811008, q + 1196032, storage: storage, threads: threads)
+        case 47: Self.forward2Rows(n, x, y, q + 811008, q + 1204224, storage: storage, threads: threads)
+        case 48: Self.forward2Rows(n, x, y, q + 811008, q + 1212416, storage: storage, threads: threads)
+        case 49: Self.forward2Rows(n, x, y, q + 811008, q + 1220608, storage: storage, threads: threads)
+        case 50: Self.forward2Rows(n, x, y, q + 811008, q + 1228800, storage: storage, threads: threads)
+        case 51: Self.forward2Rows(n, x, y, q + 811008, q + 1236992, storage: storage, threads: threads)
+        case 52: Self.forward2Rows(n, x, y, q + 811008, q + 1245184, storage: storage, threads: threads)
+        case 53: Self.forward2Rows(n, x, y, q + 811008, q + 1253376, storage: storage, threads: threads)
+        case 54: Self.forward2Rows(n, x, y, q + 811008, q + 1261568, storage: storage, threads: threads)
+        case 55: Self.forward2Rows(n, x, y, q + 811008, q + 1269760, storage: storage, threads: threads)
+        case 56: Self.forward2Rows(n, x, y, q + 811008, q + 1277952, storage: storage, threads: threads)
+        case 57: Self.forward2Rows(n, x, y, q + 811008, q + 1286144, storage: storage, threads: threads)
+        case 58: Self.forward2Rows(n, x, y, q + 811008, q + 1294336, storage: storage, threads: threads)
+        case 59: Self.forward2Rows(n, x, y, q + 811008, q + 1302528, storage: storage, threads: threads)
+        case 60: Self.forward2Rows(n, x, y, q + 811008, q + 1310720, storage: storage, threads: threads)
+        case 61: Self.forward2Rows(n, x, y, q + 811008, q + 1318912, storage: storage, threads: threads)
+        case 62: Self.forward2Rows(n, x, y, q + 811008, q + 1327104, storage: storage, threads: threads)
+        case 63: Self.forward2Rows(n, x, y, q + 811008, q + 1335296, storage: storage, threads: threads)
+        case 64: Self.forward2Rows(n, x, y, q + 811008, q + 1343488, storage: storage, threads: threads)
+        case 65: Self.forward2Rows(n, x, y, q + 811008, q + 1351680, storage: storage, threads: threads)
+        case 66: Self.forward2Rows(n, x, y, q + 811008, q + 1359872, storage: storage, threads: threads)
+        case 67: Self.forward2Rows(n, x, y, q + 811008, q + 1368064, storage: storage, threads: threads)
+        case 68: Self.forward2Rows(n, x, y, q + 811008, q + 1376256, storage: storage, threads: threads)
+        case 69: Self.forward2Rows(n, x, y, q + 811008, q + 1384448, storage: storage, threads: threads)
+        case 70: Self.forward2Rows(n, x, y, q + 811008, q + 1392640, storage: storage, threads: threads)
+        case 71: Self.forward2Rows(n, x, y, q + 811008, q + 1400832, storage: storage, threads: threads)
+        case 72: Self.forward2Rows(n, x, y, q + 811008, q + 1409024, storage: storage, threads: threads)
+        case 73: Self.forward2Rows(n, x, y, q + 811008, q + 1417216, storage: storage, threads: threads)
+        case 74: Self.forward2Rows(n, x, y, q + 811008, q + 1425408, storage: storage, threads: threads)
+        case 75: Self.forward2Rows(n, x, y, q + 811008, q + 1433600, storage: storage, threads: threads)
+        case 76: Self.forward2Rows(n, x, y, q + 811008, q + 1441792, storage: storage, threads: threads)
+        case 77: Self.forward2Rows(n, x, y, q + 811008, q + 1449984, storage: storage, threads: threads)
+        case 78: Self.forward2Rows(n, x, y, q + 811008, q + 1458176, storage: storage, threads: threads)
+        case 79: Self.forward2Rows(n, x, y, q + 811008, q + 1466368, storage: storage, threads: threads)
+        case 80: Self.forward2Rows(n, x, y, q + 811008, q + 1474560, storage: storage, threads: threads)
+        case 81: Self.forward2Rows(n, x, y, q + 811008, q + 1482752, storage: storage, threads: threads)
+        case 82: Self.forward2Rows(n, x, y, q + 811008, q + 1490944, storage: storage, threads: threads)
+        case 83: Self.forward2Rows(n, x, y, q + 811008, q + 1499136, storage: storage, threads: threads)
+        case 84: Self.forward2Rows(n, x, y, q + 811008, q + 1507328, storage: storage, threads: threads)
+        case 85: Self.forward2Rows(n, x, y, q + 811008, q + 1515520, storage: storage, threads: threads)
+        case 86: Self.forward2Rows(n, x, y, q + 811008, q + 1523712, storage: storage, threads: threads)
+        case 87: Self.forward2Rows(n, x, y, q + 811008, q + 1531904, storage: storage, threads: threads)
+        case 88: Self.forward2Rows(n, x, y, q + 811008, q + 1540096, storage: storage, threads: threads)
+        case 89: Self.forward2Rows(n, x, y, q + 811008, q + 1548288, storage: storage, threads: threads)
+        case 90: Self.forward2Rows(n, x, y, q + 811008, q + 1556480, storage: storage, threads: threads)
+        case 91: Self.forward2Rows(n, x, y, q + 811008, q + 1564672, storage: storage, threads: threads)
+        case 92: Self.forward2Rows(n, x, y, q + 811008, q + 1572864, storage: storage, threads: threads)
+        case 93: Self.forward2Rows(n, x, y, q + 811008, q + 1581056, storage: storage, threads: threads)
+        case 94: Self.forward2Rows(n, x, y, q + 811008, q + 1589248, storage: storage, threads: threads)
+        case 95: Self.forward2Rows(n, x, y, q + 811008, q + 1597440, storage: storage, threads: threads)
         default: break
         }
     }
@@ -252,102 +252,102 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, q + 811008, q + 819200, dq + 22272, dq + 811008, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, q + 811008, q + 827392, dq + 30464, dq + 811008, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, q + 811008, q + 835584, dq + 38656, dq + 811008, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, q + 811008, q + 843776, dq + 46848, dq + 811008, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, q + 811008, q + 851968, dq + 55040, dq + 811008, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, q + 811008, q + 860160, dq + 63232, dq + 811008, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, q + 811008, q + 868352, dq + 71424, dq + 811008, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, q + 811008, q + 876544, dq + 79616, dq + 811008, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, q + 811008, q + 884736, dq + 87808, dq + 811008, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, q + 811008, q + 892928, dq + 96000, dq + 811008, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, q + 811008, q + 901120, dq + 104192, dq + 811008, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, q + 811008, q + 909312, dq + 112384, dq + 811008, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, q + 811008, q + 917504, dq + 120576, dq + 811008, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, q + 811008, q + 925696, dq + 128768, dq + 811008, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, q + 811008, q + 933888, dq + 136960, dq + 811008, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, q + 811008, q + 942080, dq + 145152, dq + 811008, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, q + 811008, q + 950272, dq + 153344, dq + 811008, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, q + 811008, q + 958464, dq + 161536, dq + 811008, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, q + 811008, q + 966656, dq + 169728, dq + 811008, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, q + 811008, q + 974848, dq + 177920, dq + 811008, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, q + 811008, q + 983040, dq + 186112, dq + 811008, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, q + 811008, q + 991232, dq + 194304, dq + 811008, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, q + 811008, q + 999424, dq + 202496, dq + 811008, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1007616, dq + 210688, dq + 811008, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1015808, dq + 218880, dq + 811008, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1024000, dq + 227072, dq + 811008, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1032192, dq + 235264, dq + 811008, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1040384, dq + 243456, dq + 811008, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1048576, dq + 251648, dq + 811008, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1056768, dq + 259840, dq + 811008, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1064960, dq + 268032, dq + 811008, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1073152, dq + 276224, dq + 811008, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1081344, dq + 284416, dq + 811008, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1089536, dq + 292608, dq + 811008, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1097728, dq + 300800, dq + 811008, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1105920, dq + 308992, dq + 811008, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1114112, dq + 317184, dq + 811008, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1122304, dq + 325376, dq + 811008, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1130496, dq + 333568, dq + 811008, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1138688, dq + 341760, dq + 811008, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1146880, dq + 349952, dq + 811008, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1155072, dq + 358144, dq + 811008, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1163264, dq + 366336, dq + 811008, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1171456, dq + 374528, dq + 811008, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1179648, dq + 382720, dq + 811008, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1187840, dq + 390912, dq + 811008, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1196032, dq + 399104, dq + 811008, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1204224, dq + 407296, dq + 811008, threads: threads)
-        case 48: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1212416, dq + 415488, dq + 811008, threads: threads)
-        case 49: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1220608, dq + 423680, dq + 811008, threads: threads)
-        case 50: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1228800, dq + 431872, dq + 811008, threads: threads)
-        case 51: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1236992, dq + 440064, dq + 811008, threads: threads)
-        case 52: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1245184, dq + 448256, dq + 811008, threads: threads)
-        case 53: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1253376, dq + 456448, dq + 811008, threads: threads)
-        case 54: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1261568, dq + 464640, dq + 811008, threads: threads)
-        case 55: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1269760, dq + 472832, dq + 811008, threads: threads)
-        case 56: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1277952, dq + 481024, dq + 811008, threads: threads)
-        case 57: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1286144, dq + 489216, dq + 811008, threads: threads)
-        case 58: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1294336, dq + 497408, dq + 811008, threads: threads)
-        case 59: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1302528, dq + 505600, dq + 811008, threads: threads)
-        case 60: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1310720, dq + 513792, dq + 811008, threads: threads)
-        case 61: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1318912, dq + 521984, dq + 811008, threads: threads)
-        case 62: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1327104, dq + 530176, dq + 811008, threads: threads)
-        case 63: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1335296, dq + 538368, dq + 811008, threads: threads)
-        case 64: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1343488, dq + 546560, dq + 811008, threads: threads)
-        case 65: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1351680, dq + 554752, dq + 811008, threads: threads)
-        case 66: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1359872, dq + 562944, dq + 811008, threads: threads)
-        case 67: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1368064, dq + 571136, dq + 811008, threads: threads)
-        case 68: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1376256, dq + 579328, dq + 811008, threads: threads)
-        case 69: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1384448, dq + 587520, dq + 811008, threads: threads)
-        case 70: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1392640, dq + 595712, dq + 811008, threads: threads)
-        case 71: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1400832, dq + 603904, dq + 811008, threads: threads)
-        case 72: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1409024, dq + 612096, dq + 811008, threads: threads)
-        case 73: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1417216, dq + 620288, dq + 811008, threads: threads)
-        case 74: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1425408, dq + 628480, dq + 811008, threads: threads)
-        case 75: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1433600, dq + 636672, dq + 811008, threads: threads)
-        case 76: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1441792, dq + 644864, dq + 811008, threads: threads)
-        case 77: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1449984, dq + 653056, dq + 811008, threads: threads)
-        case 78: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1458176, dq + 661248, dq + 811008, threads: threads)
-        case 79: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1466368, dq + 669440, dq + 811008, threads: threads)
-        case 80: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1474560, dq + 677632, dq + 811008, threads: threads)
-        case 81: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1482752, dq + 685824, dq + 811008, threads: threads)
-        case 82: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1490944, dq + 694016, dq + 811008, threads: threads)
-        case 83: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1499136, dq + 702208, dq + 811008, threads: threads)
-        case 84: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1507328, dq + 710400, dq + 811008, threads: threads)
-        case 85: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1515520, dq + 718592, dq + 811008, threads: threads)
-        case 86: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1523712, dq + 726784, dq + 811008, threads: threads)
-        case 87: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1531904, dq + 734976, dq + 811008, threads: threads)
-        case 88: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1540096, dq + 743168, dq + 811008, threads: threads)
-        case 89: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1548288, dq + 751360, dq + 811008, threads: threads)
-        case 90: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1556480, dq + 759552, dq + 811008, threads: threads)
-        case 91: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1564672, dq + 767744, dq + 811008, threads: threads)
-        case 92: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1572864, dq + 775936, dq + 811008, threads: threads)
-        case 93: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1581056, dq + 784128, dq + 811008, threads: threads)
-        case 94: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1589248, dq + 792320, dq + 811008, threads: threads)
-        case 95: Self.backward3(n, x, dy, dx, w, q + 811008, q + 1597440, dq + 800512, dq + 811008, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, q + 811008, q + 819200, dq + 22272, dq + 811008, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, q + 811008, q + 827392, dq + 30464, dq + 811008, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, q + 811008, q + 835584, dq + 38656, dq + 811008, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, q + 811008, q + 843776, dq + 46848, dq + 811008, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, q + 811008, q + 851968, dq + 55040, dq + 811008, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, q + 811008, q + 860160, dq + 63232, dq + 811008, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, q + 811008, q + 868352, dq + 71424, dq + 811008, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, q + 811008, q + 876544, dq + 79616, dq + 811008, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, q + 811008, q + 884736, dq + 87808, dq + 811008, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, q + 811008, q + 892928, dq + 96000, dq + 811008, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, q + 811008, q + 901120, dq + 104192, dq + 811008, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, q + 811008, q + 909312, dq + 112384, dq + 811008, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, q + 811008, q + 917504, dq + 120576, dq + 811008, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, q + 811008, q + 925696, dq + 128768, dq + 811008, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, q + 811008, q + 933888, dq + 136960, dq + 811008, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, q + 811008, q + 942080, dq + 145152, dq + 811008, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, q + 811008, q + 950272, dq + 153344, dq + 811008, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, q + 811008, q + 958464, dq + 161536, dq + 811008, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, q + 811008, q + 966656, dq + 169728, dq + 811008, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, q + 811008, q + 974848, dq + 177920, dq + 811008, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, q + 811008, q + 983040, dq + 186112, dq + 811008, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, q + 811008, q + 991232, dq + 194304, dq + 811008, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, q + 811008, q + 999424, dq + 202496, dq + 811008, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1007616, dq + 210688, dq + 811008, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1015808, dq + 218880, dq + 811008, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1024000, dq + 227072, dq + 811008, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1032192, dq + 235264, dq + 811008, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1040384, dq + 243456, dq + 811008, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1048576, dq + 251648, dq + 811008, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1056768, dq + 259840, dq + 811008, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1064960, dq + 268032, dq + 811008, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1073152, dq + 276224, dq + 811008, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1081344, dq + 284416, dq + 811008, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1089536, dq + 292608, dq + 811008, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1097728, dq + 300800, dq + 811008, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1105920, dq + 308992, dq + 811008, threads: threads)
+        case 36: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1114112, dq + 317184, dq + 811008, threads: threads)
+        case 37: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1122304, dq + 325376, dq + 811008, threads: threads)
+        case 38: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1130496, dq + 333568, dq + 811008, threads: threads)
+        case 39: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1138688, dq + 341760, dq + 811008, threads: threads)
+        case 40: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1146880, dq + 349952, dq + 811008, threads: threads)
+        case 41: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1155072, dq + 358144, dq + 811008, threads: threads)
+        case 42: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1163264, dq + 366336, dq + 811008, threads: threads)
+        case 43: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1171456, dq + 374528, dq + 811008, threads: threads)
+        case 44: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1179648, dq + 382720, dq + 811008, threads: threads)
+        case 45: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1187840, dq + 390912, dq + 811008, threads: threads)
+        case 46: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1196032, dq + 399104, dq + 811008, threads: threads)
+        case 47: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1204224, dq + 407296, dq + 811008, threads: threads)
+        case 48: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1212416, dq + 415488, dq + 811008, threads: threads)
+        case 49: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1220608, dq + 423680, dq + 811008, threads: threads)
+        case 50: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1228800, dq + 431872, dq + 811008, threads: threads)
+        case 51: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1236992, dq + 440064, dq + 811008, threads: threads)
+        case 52: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1245184, dq + 448256, dq + 811008, threads: threads)
+        case 53: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1253376, dq + 456448, dq + 811008, threads: threads)
+        case 54: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1261568, dq + 464640, dq + 811008, threads: threads)
+        case 55: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1269760, dq + 472832, dq + 811008, threads: threads)
+        case 56: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1277952, dq + 481024, dq + 811008, threads: threads)
+        case 57: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1286144, dq + 489216, dq + 811008, threads: threads)
+        case 58: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1294336, dq + 497408, dq + 811008, threads: threads)
+        case 59: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1302528, dq + 505600, dq + 811008, threads: threads)
+        case 60: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1310720, dq + 513792, dq + 811008, threads: threads)
+        case 61: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1318912, dq + 521984, dq + 811008, threads: threads)
+        case 62: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1327104, dq + 530176, dq + 811008, threads: threads)
+        case 63: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1335296, dq + 538368, dq + 811008, threads: threads)
+        case 64: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1343488, dq + 546560, dq + 811008, threads: threads)
+        case 65: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1351680, dq + 554752, dq + 811008, threads: threads)
+        case 66: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1359872, dq + 562944, dq + 811008, threads: threads)
+        case 67: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1368064, dq + 571136, dq + 811008, threads: threads)
+        case 68: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1376256, dq + 579328, dq + 811008, threads: threads)
+        case 69: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1384448, dq + 587520, dq + 811008, threads: threads)
+        case 70: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1392640, dq + 595712, dq + 811008, threads: threads)
+        case 71: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1400832, dq + 603904, dq + 811008, threads: threads)
+        case 72: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1409024, dq + 612096, dq + 811008, threads: threads)
+        case 73: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1417216, dq + 620288, dq + 811008, threads: threads)
+        case 74: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1425408, dq + 628480, dq + 811008, threads: threads)
+        case 75: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1433600, dq + 636672, dq + 811008, threads: threads)
+        case 76: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1441792, dq + 644864, dq + 811008, threads: threads)
+        case 77: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1449984, dq + 653056, dq + 811008, threads: threads)
+        case 78: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1458176, dq + 661248, dq + 811008, threads: threads)
+        case 79: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1466368, dq + 669440, dq + 811008, threads: threads)
+        case 80: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1474560, dq + 677632, dq + 811008, threads: threads)
+        case 81: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1482752, dq + 685824, dq + 811008, threads: threads)
+        case 82: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1490944, dq + 694016, dq + 811008, threads: threads)
+        case 83: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1499136, dq + 702208, dq + 811008, threads: threads)
+        case 84: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1507328, dq + 710400, dq + 811008, threads: threads)
+        case 85: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1515520, dq + 718592, dq + 811008, threads: threads)
+        case 86: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1523712, dq + 726784, dq + 811008, threads: threads)
+        case 87: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1531904, dq + 734976, dq + 811008, threads: threads)
+        case 88: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1540096, dq + 743168, dq + 811008, threads: threads)
+        case 89: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1548288, dq + 751360, dq + 811008, threads: threads)
+        case 90: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1556480, dq + 759552, dq + 811008, threads: threads)
+        case 91: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1564672, dq + 767744, dq + 811008, threads: threads)
+        case 92: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1572864, dq + 775936, dq + 811008, threads: threads)
+        case 93: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1581056, dq + 784128, dq + 811008, threads: threads)
+        case 94: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1589248, dq + 792320, dq + 811008, threads: threads)
+        case 95: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1597440, dq + 800512, dq + 811008, threads: threads)
         default: break
         }
     }
@@ -364,102 +364,102 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, q + 22272, q + 811008, threads: threads)
-        case 1: Self.materialize4(n, delta, q + 30464, q + 811008, threads: threads)
-        case 2: Self.materialize4(n, delta, q + 38656, q + 811008, threads: threads)
-        case 3: Self.materialize4(n, delta, q + 46848, q + 811008, threads: threads)
-        case 4: Self.materialize4(n, delta, q + 55040, q + 811008, threads: threads)
-        case 5: Self.materialize4(n, delta, q + 63232, q + 811008, threads: threads)
-        case 6: Self.materialize4(n, delta, q + 71424, q + 811008, threads: threads)
-        case 7: Self.materialize4(n, delta, q + 79616, q + 811008, threads: threads)
-        case 8: Self.materialize4(n, delta, q + 87808, q + 811008, threads: threads)
-        case 9: Self.materialize4(n, delta, q + 96000, q + 811008, threads: threads)
-        case 10: Self.materialize4(n, delta, q + 104192, q + 811008, threads: threads)
-        case 11: Self.materialize4(n, delta, q + 112384, q + 811008, threads: threads)
-        case 12: Self.materialize4(n, delta, q + 120576, q + 811008, threads: threads)
-        case 13: Self.materialize4(n, delta, q + 128768, q + 811008, threads: threads)
-        case 14: Self.materialize4(n, delta, q + 136960, q + 811008, threads: threads)
-        case 15: Self.materialize4(n, delta, q + 145152, q + 811008, threads: threads)
-        case 16: Self.materialize4(n, delta, q + 153344, q + 811008, threads: threads)
-        case 17: Self.materialize4(n, delta, q + 161536, q + 811008, threads: threads)
-        case 18: Self.materialize4(n, delta, q + 169728, q + 811008, threads: threads)
-        case 19: Self.materialize4(n, delta, q + 177920, q + 811008, threads: threads)
-        case 20: Self.materialize4(n, delta, q + 186112, q + 811008, threads: threads)
-        case 21: Self.materialize4(n, delta, q + 194304, q + 811008, threads: threads)
-        case 22: Self.materialize4(n, delta, q + 202496, q + 811008, threads: threads)
-        case 23: Self.materialize4(n, delta, q + 210688, q + 811008, threads: threads)
-        case 24: Self.materialize4(n, delta, q + 218880, q + 811008, threads: threads)
-        case 25: Self.materialize4(n, delta, q + 227072, q + 811008, threads: threads)
-        case 26: Self.materialize4(n, delta, q + 235264, q + 811008, threads: threads)
-        case 27: Self.materialize4(n, delta, q + 243456, q + 811008, threads: threads)
-        case 28: Self.materialize4(n, delta, q + 251648, q + 811008, threads: threads)
-        case 29: Self.materialize4(n, delta, q + 259840, q + 811008, threads: threads)
-        case 30: Self.materialize4(n, delta, q + 268032, q + 811008, threads: threads)
-        case 31: Self.materialize4(n, delta, q + 276224, q + 811008, threads: threads)
-        case 32: Self.materialize4(n, delta, q + 284416, q + 811008, threads: threads)
-        case 33: Self.materialize4(n, delta, q + 292608, q + 811008, threads: threads)
-        case 34: Self.materialize4(n, delta, q + 300800, q + 811008, threads: threads)
-        case 35: Self.materialize4(n, delta, q + 308992, q + 811008, threads: threads)
-        case 36: Self.materialize4(n, delta, q + 317184, q + 811008, threads: threads)
-        case 37: Self.materialize4(n, delta, q + 325376, q + 811008, threads: threads)
-        case 38: Self.materialize4(n, delta, q + 333568, q + 811008, threads: threads)
-        case 39: Self.materialize4(n, delta, q + 341760, q + 811008, threads: threads)
-        case 40: Self.materialize4(n, delta, q + 349952, q + 811008, threads: threads)
-        case 41: Self.materialize4(n, delta, q + 358144, q + 811008, threads: threads)
-        case 42: Self.materialize4(n, delta, q + 366336, q + 811008, threads: threads)
-        case 43: Self.materialize4(n, delta, q + 374528, q + 811008, threads: threads)
-        case 44: Self.materialize4(n, delta, q + 382720, q + 811008, threads: threads)
-        case 45: Self.materialize4(n, delta, q + 390912, q + 811008, threads: threads)
-        case 46: Self.materialize4(n, delta, q + 399104, q + 811008, threads: threads)
-        case 47: Self.materialize4(n, delta, q + 407296, q + 811008, threads: threads)
-        case 48: Self.materialize4(n, delta, q + 415488, q + 811008, threads: threads)
-        case 49: Self.materialize4(n, delta, q + 423680, q + 811008, threads: threads)
-        case 50: Self.materialize4(n, delta, q + 431872, q + 811008, threads: threads)
-        case 51: Self.materialize4(n, delta, q + 440064, q + 811008, threads: threads)
-        case 52: Self.materialize4(n, delta, q + 448256, q + 811008, threads: threads)
-        case 53: Self.materialize4(n, delta, q + 456448, q + 811008, threads: threads)
-        case 54: Self.materialize4(n, delta, q + 464640, q + 811008, threads: threads)
-        case 55: Self.materialize4(n, delta, q + 472832, q + 811008, threads: threads)
-        case 56: Self.materialize4(n, delta, q + 481024, q + 811008, threads: threads)
-        case 57: Self.materialize4(n, delta, q + 489216, q + 811008, threads: threads)
-        case 58: Self.materialize4(n, delta, q + 497408, q + 811008, threads: threads)
-        case 59: Self.materialize4(n, delta, q + 505600, q + 811008, threads: threads)
-        case 60: Self.materialize4(n, delta, q + 513792, q + 811008, threads: threads)
-        case 61: Self.materialize4(n, delta, q + 521984, q + 811008, threads: threads)
-        case 62: Self.materialize4(n, delta, q + 530176, q + 811008, threads: threads)
-        case 63: Self.materialize4(n, delta, q + 538368, q + 811008, threads: threads)
-        case 64: Self.materialize4(n, delta, q + 546560, q + 811008, threads: threads)
-        case 65: Self.materialize4(n, delta, q + 554752, q + 811008, threads: threads)
-        case 66: Self.materialize4(n, delta, q + 562944, q + 811008, threads: threads)
-        case 67: Self.materialize4(n, delta, q + 571136, q + 811008, threads: threads)
-        case 68: Self.materialize4(n, delta, q + 579328, q + 811008, threads: threads)
-        case 69: Self.materialize4(n, delta, q + 587520, q + 811008, threads: threads)
-        case 70: Self.materialize4(n, delta, q + 595712, q + 811008, threads: threads)
-        case 71: Self.materialize4(n, delta, q + 603904, q + 811008, threads: threads)
-        case 72: Self.materialize4(n, delta, q + 612096, q + 811008, threads: threads)
-        case 73: Self.materialize4(n, delta, q + 620288, q + 811008, threads: threads)
-        case 74: Self.materialize4(n, delta, q + 628480, q + 811008, threads: threads)
-        case 75: Self.materialize4(n, delta, q + 636672, q + 811008, threads: threads)
-        case 76: Self.materialize4(n, delta, q + 644864, q + 811008, threads: threads)
-        case 77: Self.materialize4(n, delta, q + 653056, q + 811008, threads: threads)
-        case 78: Self.materialize4(n, delta, q + 661248, q + 811008, threads: threads)
-        case 79: Self.materialize4(n, delta, q + 669440, q + 811008, threads: threads)
-        case 80: Self.materialize4(n, delta, q + 677632, q + 811008, threads: threads)
-        case 81: Self.materialize4(n, delta, q + 685824, q + 811008, threads: threads)
-        case 82: Self.materialize4(n, delta, q + 694016, q + 811008, threads: threads)
-        case 83: Self.materialize4(n, delta, q + 702208, q + 811008, threads: threads)
-        case 84: Self.materialize4(n, delta, q + 710400, q + 811008, threads: threads)
-        case 85: Self.materialize4(n, delta, q + 718592, q + 811008, threads: threads)
-        case 86: Self.materialize4(n, delta, q + 726784, q + 811008, threads: threads)
-        case 87: Self.materialize4(n, delta, q + 734976, q + 811008, threads: threads)
-        case 88: Self.materialize4(n, delta, q + 743168, q + 811008, threads: threads)
-        case 89: Self.materialize4(n, delta, q + 751360, q + 811008, threads: threads)
-        case 90: Self.materialize4(n, delta, q + 759552, q + 811008, threads: threads)
-        case 91: Self.materialize4(n, delta, q + 767744, q + 811008, threads: threads)
-        case 92: Self.materialize4(n, delta, q + 775936, q + 811008, threads: threads)
-        case 93: Self.materialize4(n, delta, q + 784128, q + 811008, threads: threads)
-        case 94: Self.materialize4(n, delta, q + 792320, q + 811008, threads: threads)
-        case 95: Self.materialize4(n, delta, q + 800512, q + 811008, threads: threads)
+        case 0: Self.materialize5(n, delta, q + 22272, q + 811008, threads: threads)
+        case 1: Self.materialize5(n, delta, q + 30464, q + 811008, threads: threads)
+        case 2: Self.materialize5(n, delta, q + 38656, q + 811008, threads: threads)
+        case 3: Self.materialize5(n, delta, q + 46848, q + 811008, threads: threads)
+        case 4: Self.materialize5(n, delta, q + 55040, q + 811008, threads: threads)
+        case 5: Self.materialize5(n, delta, q + 63232, q + 811008, threads: threads)
+        case 6: Self.materialize5(n, delta, q + 71424, q + 811008, threads: threads)
+        case 7: Self.materialize5(n, delta, q + 79616, q + 811008, threads: threads)
+        case 8: Self.materialize5(n, delta, q + 87808, q + 811008, threads: threads)
+        case 9: Self.materialize5(n, delta, q + 96000, q + 811008, threads: threads)
+        case 10: Self.materialize5(n, delta, q + 104192, q + 811008, threads: threads)
+        case 11: Self.materialize5(n, delta, q + 112384, q + 811008, threads: threads)
+        case 12: Self.materialize5(n, delta, q + 120576, q + 811008, threads: threads)
+        case 13: Self.materialize5(n, delta, q + 128768, q + 811008, threads: threads)
+        case 14: Self.materialize5(n, delta, q + 136960, q + 811008, threads: threads)
+        case 15: Self.materialize5(n, delta, q + 145152, q + 811008, threads: threads)
+        case 16: Self.materialize5(n, delta, q + 153344, q + 811008, threads: threads)
+        case 17: Self.materialize5(n, delta, q + 161536, q + 811008, threads: threads)
+        case 18: Self.materialize5(n, delta, q + 169728, q + 811008, threads: threads)
+        case 19: Self.materialize5(n, delta, q + 177920, q + 811008, threads: threads)
+        case 20: Self.materialize5(n, delta, q + 186112, q + 811008, threads: threads)
+        case 21: Self.materialize5(n, delta, q + 194304, q + 811008, threads: threads)
+        case 22: Self.materialize5(n, delta, q + 202496, q + 811008, threads: threads)
+        case 23: Self.materialize5(n, delta, q + 210688, q + 811008, threads: threads)
+        case 24: Self.materialize5(n, delta, q + 218880, q + 811008, threads: threads)
+        case 25: Self.materialize5(n, delta, q + 227072, q + 811008, threads: threads)
+        case 26: Self.materialize5(n, delta, q + 235264, q + 811008, threads: threads)
+        case 27: Self.materialize5(n, delta, q + 243456, q + 811008, threads: threads)
+        case 28: Self.materialize5(n, delta, q + 251648, q + 811008, threads: threads)
+        case 29: Self.materialize5(n, delta, q + 259840, q + 811008, threads: threads)
+        case 30: Self.materialize5(n, delta, q + 268032, q + 811008, threads: threads)
+        case 31: Self.materialize5(n, delta, q + 276224, q + 811008, threads: threads)
+        case 32: Self.materialize5(n, delta, q + 284416, q + 811008, threads: threads)
+        case 33: Self.materialize5(n, delta, q + 292608, q + 811008, threads: threads)
+        case 34: Self.materialize5(n, delta, q + 300800, q + 811008, threads: threads)
+        case 35: Self.materialize5(n, delta, q + 308992, q + 811008, threads: threads)
+        case 36: Self.materialize5(n, delta, q + 317184, q + 811008, threads: threads)
+        case 37: Self.materialize5(n, delta, q + 325376, q + 811008, threads: threads)
+        case 38: Self.materialize5(n, delta, q + 333568, q + 811008, threads: threads)
+        case 39: Self.materialize5(n, delta, q + 341760, q + 811008, threads: threads)
+        case 40: Self.materialize5(n, delta, q + 349952, q + 811008, threads: threads)
+        case 41: Self.materialize5(n, delta, q + 358144, q + 811008, threads: threads)
+        case 42: Self.materialize5(n, delta, q + 366336, q + 811008, threads: threads)
+        case 43: Self.materialize5(n, delta, q + 374528, q + 811008, threads: threads)
+        case 44: Self.materialize5(n, delta, q + 382720, q + 811008, threads: threads)
+        case 45: Self.materialize5(n, delta, q + 390912, q + 811008, threads: threads)
+        case 46: Self.materialize5(n, delta, q + 399104, q + 811008, threads: threads)
+        case 47: Self.materialize5(n, delta, q + 407296, q + 811008, threads: threads)
+        case 48: Self.materialize5(n, delta, q + 415488, q + 811008, threads: threads)
+        case 49: Self.materialize5(n, delta, q + 423680, q + 811008, threads: threads)
+        case 50: Self.materialize5(n, delta, q + 431872, q + 811008, threads: threads)
+        case 51: Self.materialize5(n, delta, q + 440064, q + 811008, threads: threads)
+        case 52: Self.materialize5(n, delta, q + 448256, q + 811008, threads: threads)
+        case 53: Self.materialize5(n, delta, q + 456448, q + 811008, threads: threads)
+        case 54: Self.materialize5(n, delta, q + 464640, q + 811008, threads: threads)
+        case 55: Self.materialize5(n, delta, q + 472832, q + 811008, threads: threads)
+        case 56: Self.materialize5(n, delta, q + 481024, q + 811008, threads: threads)
+        case 57: Self.materialize5(n, delta, q + 489216, q + 811008, threads: threads)
+        case 58: Self.materialize5(n, delta, q + 497408, q + 811008, threads: threads)
+        case 59: Self.materialize5(n, delta, q + 505600, q + 811008, threads: threads)
+        case 60: Self.materialize5(n, delta, q + 513792, q + 811008, threads: threads)
+        case 61: Self.materialize5(n, delta, q + 521984, q + 811008, threads: threads)
+        case 62: Self.materialize5(n, delta, q + 530176, q + 811008, threads: threads)
+        case 63: Self.materialize5(n, delta, q + 538368, q + 811008, threads: threads)
+        case 64: Self.materialize5(n, delta, q + 546560, q + 811008, threads: threads)
+        case 65: Self.materialize5(n, delta, q + 554752, q + 811008, threads: threads)
+        case 66: Self.materialize5(n, delta, q + 562944, q + 811008, threads: threads)
+        case 67: Self.materialize5(n, delta, q + 571136, q + 811008, threads: threads)
+        case 68: Self.materialize5(n, delta, q + 579328, q + 811008, threads: threads)
+        case 69: Self.materialize5(n, delta, q + 587520, q + 811008, threads: threads)
+        case 70: Self.materialize5(n, delta, q + 595712, q + 811008, threads: threads)
+        case 71: Self.materialize5(n, delta, q + 603904, q + 811008, threads: threads)
+        case 72: Self.materialize5(n, delta, q + 612096, q + 811008, threads: threads)
+        case 73: Self.materialize5(n, delta, q + 620288, q + 811008, threads: threads)
+        case 74: Self.materialize5(n, delta, q + 628480, q + 811008, threads: threads)
+        case 75: Self.materialize5(n, delta, q + 636672, q + 811008, threads: threads)
+        case 76: Self.materialize5(n, delta, q + 644864, q + 811008, threads: threads)
+        case 77: Self.materialize5(n, delta, q + 653056, q + 811008, threads: threads)
+        case 78: Self.materialize5(n, delta, q + 661248, q + 811008, threads: threads)
+        case 79: Self.materialize5(n, delta, q + 669440, q + 811008, threads: threads)
+        case 80: Self.materialize5(n, delta, q + 677632, q + 811008, threads: threads)
+        case 81: Self.materialize5(n, delta, q + 685824, q + 811008, threads: threads)
+        case 82: Self.materialize5(n, delta, q + 694016, q + 811008, threads: threads)
+        case 83: Self.materialize5(n, delta, q + 702208, q + 811008, threads: threads)
+        case 84: Self.materialize5(n, delta, q + 710400, q + 811008, threads: threads)
+        case 85: Self.materialize5(n, delta, q + 718592, q + 811008, threads: threads)
+        case 86: Self.materialize5(n, delta, q + 726784, q + 811008, threads: threads)
+        case 87: Self.materialize5(n, delta, q + 734976, q + 811008, threads: threads)
+        case 88: Self.materialize5(n, delta, q + 743168, q + 811008, threads: threads)
+        case 89: Self.materialize5(n, delta, q + 751360, q + 811008, threads: threads)
+        case 90: Self.materialize5(n, delta, q + 759552, q + 811008, threads: threads)
+        case 91: Self.materialize5(n, delta, q + 767744, q + 811008, threads: threads)
+        case 92: Self.materialize5(n, delta, q + 775936, q + 811008, threads: threads)
+        case 93: Self.materialize5(n, delta, q + 784128, q + 811008, threads: threads)
+        case 94: Self.materialize5(n, delta, q + 792320, q + 811008, threads: threads)
+        case 95: Self.materialize5(n, delta, q + 800512, q + 811008, threads: threads)
         default: break
         }
     }
@@ -480,30 +480,30 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 819200, q + 827392, q + 835584, q + 843776, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 851968, q + 860160, q + 868352, q + 876544, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 884736, q + 892928, q + 901120, q + 909312, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 917504, q + 925696, q + 933888, q + 942080, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 950272, q + 958464, q + 966656, q + 974848, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 983040, q + 991232, q + 999424, q + 1007616, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1015808, q + 1024000, q + 1032192, q + 1040384, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1048576, q + 1056768, q + 1064960, q + 1073152, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1081344, q + 1089536, q + 1097728, q + 1105920, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1114112, q + 1122304, q + 1130496, q + 1138688, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1146880, q + 1155072, q + 1163264, q + 1171456, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1179648, q + 1187840, q + 1196032, q + 1204224, threads: threads) }; return
-            case 12: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1212416, q + 1220608, q + 1228800, q + 1236992, threads: threads) }; return
-            case 13: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1245184, q + 1253376, q + 1261568, q + 1269760, threads: threads) }; return
-            case 14: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1277952, q + 1286144, q + 1294336, q + 1302528, threads: threads) }; return
-            case 15: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1310720, q + 1318912, q + 1327104, q + 1335296, threads: threads) }; return
-            case 16: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1343488, q + 1351680, q + 1359872, q + 1368064, threads: threads) }; return
-            case 17: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1376256, q + 1384448, q + 1392640, q + 1400832, threads: threads) }; return
-            case 18: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1409024, q + 1417216, q + 1425408, q + 1433600, threads: threads) }; return
-            case 19: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1441792, q + 1449984, q + 1458176, q + 1466368, threads: threads) }; return
-            case 20: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1474560, q + 1482752, q + 1490944, q + 1499136, threads: threads) }; return
-            case 21: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1507328, q + 1515520, q + 1523712, q + 1531904, threads: threads) }; return
-            case 22: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1540096, q + 1548288, q + 1556480, q + 1564672, threads: threads) }; return
-            case 23: RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 1024, ys[0] + first * 1024, ys[1] + first * 1024, ys[2] + first * 1024, ys[3] + first * 1024, w, q + 811008, q + 1572864, q + 1581056, q + 1589248, q + 1597440, threads: threads) }; return
+            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 819200, q + 827392, q + 835584, q + 843776, storage: storage, threads: threads); return
+            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 851968, q + 860160, q + 868352, q + 876544, storage: storage, threads: threads); return
+            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 884736, q + 892928, q + 901120, q + 909312, storage: storage, threads: threads); return
+            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 917504, q + 925696, q + 933888, q + 942080, storage: storage, threads: threads); return
+            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 950272, q + 958464, q + 966656, q + 974848, storage: storage, threads: threads); return
+            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 983040, q + 991232, q + 999424, q + 1007616, storage: storage, threads: threads); return
+            case 6: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1015808, q + 1024000, q + 1032192, q + 1040384, storage: storage, threads: threads); return
+            case 7: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1048576, q + 1056768, q + 1064960, q + 1073152, storage: storage, threads: threads); return
+            case 8: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1081344, q + 1089536, q + 1097728, q + 1105920, storage: storage, threads: threads); return
+            case 9: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1114112, q + 1122304, q + 1130496, q + 1138688, storage: storage, threads: threads); return
+            case 10: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1146880, q + 1155072, q + 1163264, q + 1171456, storage: storage, threads: threads); return
+            case 11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1179648, q + 1187840, q + 1196032, q + 1204224, storage: storage, threads: threads); return
+            case 12: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1212416, q + 1220608, q + 1228800, q + 1236992, storage: storage, threads: threads); return
+            case 13: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1245184, q + 1253376, q + 1261568, q + 1269760, storage: storage, threads: threads); return
+            case 14: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1277952, q + 1286144, q + 1294336, q + 1302528, storage: storage, threads: threads); return
+            case 15: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1310720, q + 1318912, q + 1327104, q + 1335296, storage: storage, threads: threads); return
+            case 16: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1343488, q + 1351680, q + 1359872, q + 1368064, storage: storage, threads: threads); return
+            case 17: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1376256, q + 1384448, q + 1392640, q + 1400832, storage: storage, threads: threads); return
+            case 18: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1409024, q + 1417216, q + 1425408, q + 1433600, storage: storage, threads: threads); return
+            case 19: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1441792, q + 1449984, q + 1458176, q + 1466368, storage: storage, threads: threads); return
+            case 20: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1474560, q + 1482752, q + 1490944, q + 1499136, storage: storage, threads: threads); return
+            case 21: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1507328, q + 1515520, q + 1523712, q + 1531904, storage: storage, threads: threads); return
+            case 22: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1540096, q + 1548288, q + 1556480, q + 1564672, storage: storage, threads: threads); return
+            case 23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1572864, q + 1581056, q + 1589248, q + 1597440, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -529,30 +529,30 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 843776, q + 835584, q + 827392, q + 819200, dq + 46848, dq + 38656, dq + 30464, dq + 22272, dq + 811008, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 876544, q + 868352, q + 860160, q + 851968, dq + 79616, dq + 71424, dq + 63232, dq + 55040, dq + 811008, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 909312, q + 901120, q + 892928, q + 884736, dq + 112384, dq + 104192, dq + 96000, dq + 87808, dq + 811008, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 942080, q + 933888, q + 925696, q + 917504, dq + 145152, dq + 136960, dq + 128768, dq + 120576, dq + 811008, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 974848, q + 966656, q + 958464, q + 950272, dq + 177920, dq + 169728, dq + 161536, dq + 153344, dq + 811008, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1007616, q + 999424, q + 991232, q + 983040, dq + 210688, dq + 202496, dq + 194304, dq + 186112, dq + 811008, threads: threads); return
-            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1040384, q + 1032192, q + 1024000, q + 1015808, dq + 243456, dq + 235264, dq + 227072, dq + 218880, dq + 811008, threads: threads); return
-            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1073152, q + 1064960, q + 1056768, q + 1048576, dq + 276224, dq + 268032, dq + 259840, dq + 251648, dq + 811008, threads: threads); return
-            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1105920, q + 1097728, q + 1089536, q + 1081344, dq + 308992, dq + 300800, dq + 292608, dq + 284416, dq + 811008, threads: threads); return
-            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1138688, q + 1130496, q + 1122304, q + 1114112, dq + 341760, dq + 333568, dq + 325376, dq + 317184, dq + 811008, threads: threads); return
-            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1171456, q + 1163264, q + 1155072, q + 1146880, dq + 374528, dq + 366336, dq + 358144, dq + 349952, dq + 811008, threads: threads); return
-            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1204224, q + 1196032, q + 1187840, q + 1179648, dq + 407296, dq + 399104, dq + 390912, dq + 382720, dq + 811008, threads: threads); return
-            case 12: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1236992, q + 1228800, q + 1220608, q + 1212416, dq + 440064, dq + 431872, dq + 423680, dq + 415488, dq + 811008, threads: threads); return
-            case 13: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1269760, q + 1261568, q + 1253376, q + 1245184, dq + 472832, dq + 464640, dq + 456448, dq + 448256, dq + 811008, threads: threads); return
-            case 14: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1302528, q + 1294336, q + 1286144, q + 1277952, dq + 505600, dq + 497408, dq + 489216, dq + 481024, dq + 811008, threads: threads); return
-            case 15: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1335296, q + 1327104, q + 1318912, q + 1310720, dq + 538368, dq + 530176, dq + 521984, dq + 513792, dq + 811008, threads: threads); return
-            case 16: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1368064, q + 1359872, q + 1351680, q + 1343488, dq + 571136, dq + 562944, dq + 554752, dq + 546560, dq + 811008, threads: threads); return
-            case 17: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1400832, q + 1392640, q + 1384448, q + 1376256, dq + 603904, dq + 595712, dq + 587520, dq + 579328, dq + 811008, threads: threads); return
-            case 18: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1433600, q + 1425408, q + 1417216, q + 1409024, dq + 636672, dq + 628480, dq + 620288, dq + 612096, dq + 811008, threads: threads); return
-            case 19: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1466368, q + 1458176, q + 1449984, q + 1441792, dq + 669440, dq + 661248, dq + 653056, dq + 644864, dq + 811008, threads: threads); return
-            case 20: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1499136, q + 1490944, q + 1482752, q + 1474560, dq + 702208, dq + 694016, dq + 685824, dq + 677632, dq + 811008, threads: threads); return
-            case 21: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1531904, q + 1523712, q + 1515520, q + 1507328, dq + 734976, dq + 726784, dq + 718592, dq + 710400, dq + 811008, threads: threads); return
-            case 22: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1564672, q + 1556480, q + 1548288, q + 1540096, dq + 767744, dq + 759552, dq + 751360, dq + 743168, dq + 811008, threads: threads); return
-            case 23: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1597440, q + 1589248, q + 1581056, q + 1572864, dq + 800512, dq + 792320, dq + 784128, dq + 775936, dq + 811008, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 843776, q + 835584, q + 827392, q + 819200, dq + 46848, dq + 38656, dq + 30464, dq + 22272, dq + 811008, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 876544, q + 868352, q + 860160, q + 851968, dq + 79616, dq + 71424, dq + 63232, dq + 55040, dq + 811008, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 909312, q + 901120, q + 892928, q + 884736, dq + 112384, dq + 104192, dq + 96000, dq + 87808, dq + 811008, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 942080, q + 933888, q + 925696, q + 917504, dq + 145152, dq + 136960, dq + 128768, dq + 120576, dq + 811008, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 974848, q + 966656, q + 958464, q + 950272, dq + 177920, dq + 169728, dq + 161536, dq + 153344, dq + 811008, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1007616, q + 999424, q + 991232, q + 983040, dq + 210688, dq + 202496, dq + 194304, dq + 186112, dq + 811008, threads: threads); return
+            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1040384, q + 1032192, q + 1024000, q + 1015808, dq + 243456, dq + 235264, dq + 227072, dq + 218880, dq + 811008, threads: threads); return
+            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1073152, q + 1064960, q + 1056768, q + 1048576, dq + 276224, dq + 268032, dq + 259840, dq + 251648, dq + 811008, threads: threads); return
+            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1105920, q + 1097728, q + 1089536, q + 1081344, dq + 308992, dq + 300800, dq + 292608, dq + 284416, dq + 811008, threads: threads); return
+            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1138688, q + 1130496, q + 1122304, q + 1114112, dq + 341760, dq + 333568, dq + 325376, dq + 317184, dq + 811008, threads: threads); return
+            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1171456, q + 1163264, q + 1155072, q + 1146880, dq + 374528, dq + 366336, dq + 358144, dq + 349952, dq + 811008, threads: threads); return
+            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1204224, q + 1196032, q + 1187840, q + 1179648, dq + 407296, dq + 399104, dq + 390912, dq + 382720, dq + 811008, threads: threads); return
+            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1236992, q + 1228800, q + 1220608, q + 1212416, dq + 440064, dq + 431872, dq + 423680, dq + 415488, dq + 811008, threads: threads); return
+            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1269760, q + 1261568, q + 1253376, q + 1245184, dq + 472832, dq + 464640, dq + 456448, dq + 448256, dq + 811008, threads: threads); return
+            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1302528, q + 1294336, q + 1286144, q + 1277952, dq + 505600, dq + 497408, dq + 489216, dq + 481024, dq + 811008, threads: threads); return
+            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1335296, q + 1327104, q + 1318912, q + 1310720, dq + 538368, dq + 530176, dq + 521984, dq + 513792, dq + 811008, threads: threads); return
+            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1368064, q + 1359872, q + 1351680, q + 1343488, dq + 571136, dq + 562944, dq + 554752, dq + 546560, dq + 811008, threads: threads); return
+            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1400832, q + 1392640, q + 1384448, q + 1376256, dq + 603904, dq + 595712, dq + 587520, dq + 579328, dq + 811008, threads: threads); return
+            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1433600, q + 1425408, q + 1417216, q + 1409024, dq + 636672, dq + 628480, dq + 620288, dq + 612096, dq + 811008, threads: threads); return
+            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1466368, q + 1458176, q + 1449984, q + 1441792, dq + 669440, dq + 661248, dq + 653056, dq + 644864, dq + 811008, threads: threads); return
+            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1499136, q + 1490944, q + 1482752, q + 1474560, dq + 702208, dq + 694016, dq + 685824, dq + 677632, dq + 811008, threads: threads); return
+            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1531904, q + 1523712, q + 1515520, q + 1507328, dq + 734976, dq + 726784, dq + 718592, dq + 710400, dq + 811008, threads: threads); return
+            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1564672, q + 1556480, q + 1548288, q + 1540096, dq + 767744, dq + 759552, dq + 751360, dq + 743168, dq + 811008, threads: threads); return
+            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1597440, q + 1589248, q + 1581056, q + 1572864, dq + 800512, dq + 792320, dq + 784128, dq + 775936, dq + 811008, threads: threads); return
             default: break
             }
         }
@@ -868,8 +868,14 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
+    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward2(n, x + first * 1024, y + first * 1024, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
@@ -893,13 +899,13 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[out.0, out.1, out.2, out.3, in.0, in.1, in.2, in.3] = Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.panelGemm(transA: false, m: 1024, panels: 64, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
@@ -917,8 +923,14 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
         Kernels.stage(5, flops: 81920 * n, threads: threads) { i, threads in
             switch i {

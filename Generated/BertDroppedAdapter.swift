@@ -161,42 +161,42 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 0, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 12288, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward3(n, x + first * 768, y + first * 768, w, p + 12288, q + 12288, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 15360, q + 15360, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 55296, q + 27648, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 67584, q + 39936, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward4(n, x + first * 768, y + first * 768, w, p + 79872, q + 52224, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 116736, q + 58368, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 129024, q + 70656, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 141312, q + 82944, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 190464, q + 95232, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 202752, q + 107520, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 215040, q + 119808, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 264192, q + 132096, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 276480, q + 144384, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 288768, q + 156672, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward5(n, x + first * 768, y + first * 768, w, p + 337920, q + 168960, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 350208, q + 181248, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 362496, q + 193536, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 411648, q + 205824, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 423936, q + 218112, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 436224, q + 230400, threads: threads) }
+        case 0: Self.forward2Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
+        case 1: Self.forward4Rows(n, x, y, p + 12288, q + 12288, storage: storage, threads: threads)
+        case 2: Self.forward2Rows(n, x, y, p + 15360, q + 15360, storage: storage, threads: threads)
+        case 3: Self.forward2Rows(n, x, y, p + 55296, q + 27648, storage: storage, threads: threads)
+        case 4: Self.forward2Rows(n, x, y, p + 67584, q + 39936, storage: storage, threads: threads)
+        case 5: Self.forward6Rows(n, x, y, p + 79872, q + 52224, storage: storage, threads: threads)
+        case 6: Self.forward2Rows(n, x, y, p + 116736, q + 58368, storage: storage, threads: threads)
+        case 7: Self.forward2Rows(n, x, y, p + 129024, q + 70656, storage: storage, threads: threads)
+        case 8: Self.forward2Rows(n, x, y, p + 141312, q + 82944, storage: storage, threads: threads)
+        case 9: Self.forward2Rows(n, x, y, p + 190464, q + 95232, storage: storage, threads: threads)
+        case 10: Self.forward2Rows(n, x, y, p + 202752, q + 107520, storage: storage, threads: threads)
+        case 11: Self.forward2Rows(n, x, y, p + 215040, q + 119808, storage: storage, threads: threads)
+        case 12: Self.forward2Rows(n, x, y, p + 264192, q + 132096, storage: storage, threads: threads)
+        case 13: Self.forward2Rows(n, x, y, p + 276480, q + 144384, storage: storage, threads: threads)
+        case 14: Self.forward2Rows(n, x, y, p + 288768, q + 156672, storage: storage, threads: threads)
+        case 15: Self.forward8Rows(n, x, y, p + 337920, q + 168960, storage: storage, threads: threads)
+        case 16: Self.forward2Rows(n, x, y, p + 350208, q + 181248, storage: storage, threads: threads)
+        case 17: Self.forward2Rows(n, x, y, p + 362496, q + 193536, storage: storage, threads: threads)
+        case 18: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
+        case 19: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
+        case 20: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
+        case 21: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
+        case 22: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
+        case 23: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
+        case 24: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
+        case 25: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
+        case 26: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
+        case 27: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
+        case 28: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
+        case 29: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
+        case 30: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
+        case 31: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
+        case 32: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
+        case 33: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
+        case 34: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
+        case 35: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
         default: break
         }
     }
@@ -217,42 +217,42 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward6(n, x, dy, dx, w, p + 0, q + 0, g + 27648, g + 0, threads: threads)
-        case 1: Self.backward7(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 12288, threads: threads)
-        case 2: Self.backward6(n, x, dy, dx, w, p + 15360, q + 15360, g + 43008, g + 15360, threads: threads)
-        case 3: Self.backward6(n, x, dy, dx, w, p + 55296, q + 27648, g + 86016, g + 55296, threads: threads)
-        case 4: Self.backward6(n, x, dy, dx, w, p + 67584, q + 39936, g + 98304, g + 67584, threads: threads)
-        case 5: Self.backward8(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 79872, threads: threads)
-        case 6: Self.backward6(n, x, dy, dx, w, p + 116736, q + 58368, g + 153600, g + 116736, threads: threads)
-        case 7: Self.backward6(n, x, dy, dx, w, p + 129024, q + 70656, g + 165888, g + 129024, threads: threads)
-        case 8: Self.backward6(n, x, dy, dx, w, p + 141312, q + 82944, g + 178176, g + 141312, threads: threads)
-        case 9: Self.backward6(n, x, dy, dx, w, p + 190464, q + 95232, g + 227328, g + 190464, threads: threads)
-        case 10: Self.backward6(n, x, dy, dx, w, p + 202752, q + 107520, g + 239616, g + 202752, threads: threads)
-        case 11: Self.backward6(n, x, dy, dx, w, p + 215040, q + 119808, g + 251904, g + 215040, threads: threads)
-        case 12: Self.backward6(n, x, dy, dx, w, p + 264192, q + 132096, g + 301056, g + 264192, threads: threads)
-        case 13: Self.backward6(n, x, dy, dx, w, p + 276480, q + 144384, g + 313344, g + 276480, threads: threads)
-        case 14: Self.backward6(n, x, dy, dx, w, p + 288768, q + 156672, g + 325632, g + 288768, threads: threads)
-        case 15: Self.backward9(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 337920, threads: threads)
-        case 16: Self.backward6(n, x, dy, dx, w, p + 350208, q + 181248, g + 387072, g + 350208, threads: threads)
-        case 17: Self.backward6(n, x, dy, dx, w, p + 362496, q + 193536, g + 399360, g + 362496, threads: threads)
-        case 18: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 19: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 20: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 21: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 22: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 23: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 24: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 25: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 26: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 27: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 28: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 29: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 30: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 31: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 32: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 33: Self.backward6(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 34: Self.backward6(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 35: Self.backward6(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 0: Self.backward10(n, x, dy, dx, w, p + 0, q + 0, g + 27648, g + 0, threads: threads)
+        case 1: Self.backward11(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 12288, threads: threads)
+        case 2: Self.backward10(n, x, dy, dx, w, p + 15360, q + 15360, g + 43008, g + 15360, threads: threads)
+        case 3: Self.backward10(n, x, dy, dx, w, p + 55296, q + 27648, g + 86016, g + 55296, threads: threads)
+        case 4: Self.backward10(n, x, dy, dx, w, p + 67584, q + 39936, g + 98304, g + 67584, threads: threads)
+        case 5: Self.backward12(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 79872, threads: threads)
+        case 6: Self.backward10(n, x, dy, dx, w, p + 116736, q + 58368, g + 153600, g + 116736, threads: threads)
+        case 7: Self.backward10(n, x, dy, dx, w, p + 129024, q + 70656, g + 165888, g + 129024, threads: threads)
+        case 8: Self.backward10(n, x, dy, dx, w, p + 141312, q + 82944, g + 178176, g + 141312, threads: threads)
+        case 9: Self.backward10(n, x, dy, dx, w, p + 190464, q + 95232, g + 227328, g + 190464, threads: threads)
+        case 10: Self.backward10(n, x, dy, dx, w, p + 202752, q + 107520, g + 239616, g + 202752, threads: threads)
+        case 11: Self.backward10(n, x, dy, dx, w, p + 215040, q + 119808, g + 251904, g + 215040, threads: threads)
+        case 12: Self.backward10(n, x, dy, dx, w, p + 264192, q + 132096, g + 301056, g + 264192, threads: threads)
+        case 13: Self.backward10(n, x, dy, dx, w, p + 276480, q + 144384, g + 313344, g + 276480, threads: threads)
+        case 14: Self.backward10(n, x, dy, dx, w, p + 288768, q + 156672, g + 325632, g + 288768, threads: threads)
+        case 15: Self.backward13(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 337920, threads: threads)
+        case 16: Self.backward10(n, x, dy, dx, w, p + 350208, q + 181248, g + 387072, g + 350208, threads: threads)
+        case 17: Self.backward10(n, x, dy, dx, w, p + 362496, q + 193536, g + 399360, g + 362496, threads: threads)
+        case 18: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 19: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 20: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 21: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 22: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 23: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 24: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 25: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 26: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 27: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 28: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 29: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 30: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 31: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 32: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 33: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
+        case 34: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
+        case 35: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
         default: break
         }
     }
@@ -269,42 +269,42 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize10(n, delta, p + 27648, p + 0, threads: threads)
-        case 1: Self.materialize11(n, delta, p + 39936, p + 12288, threads: threads)
-        case 2: Self.materialize10(n, delta, p + 43008, p + 15360, threads: threads)
-        case 3: Self.materialize10(n, delta, p + 86016, p + 55296, threads: threads)
-        case 4: Self.materialize10(n, delta, p + 98304, p + 67584, threads: threads)
-        case 5: Self.materialize12(n, delta, p + 110592, p + 79872, threads: threads)
-        case 6: Self.materialize10(n, delta, p + 153600, p + 116736, threads: threads)
-        case 7: Self.materialize10(n, delta, p + 165888, p + 129024, threads: threads)
-        case 8: Self.materialize10(n, delta, p + 178176, p + 141312, threads: threads)
-        case 9: Self.materialize10(n, delta, p + 227328, p + 190464, threads: threads)
-        case 10: Self.materialize10(n, delta, p + 239616, p + 202752, threads: threads)
-        case 11: Self.materialize10(n, delta, p + 251904, p + 215040, threads: threads)
-        case 12: Self.materialize10(n, delta, p + 301056, p + 264192, threads: threads)
-        case 13: Self.materialize10(n, delta, p + 313344, p + 276480, threads: threads)
-        case 14: Self.materialize10(n, delta, p + 325632, p + 288768, threads: threads)
-        case 15: Self.materialize13(n, delta, p + 374784, p + 337920, threads: threads)
-        case 16: Self.materialize10(n, delta, p + 387072, p + 350208, threads: threads)
-        case 17: Self.materialize10(n, delta, p + 399360, p + 362496, threads: threads)
-        case 18: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
-        case 19: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
-        case 20: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
-        case 21: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
-        case 22: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
-        case 23: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
-        case 24: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
-        case 25: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
-        case 26: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
-        case 27: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
-        case 28: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
-        case 29: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
-        case 30: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
-        case 31: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
-        case 32: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
-        case 33: Self.materialize10(n, delta, p + 448512, p + 411648, threads: threads)
-        case 34: Self.materialize10(n, delta, p + 460800, p + 423936, threads: threads)
-        case 35: Self.materialize10(n, delta, p + 473088, p + 436224, threads: threads)
+        case 0: Self.materialize14(n, delta, p + 27648, p + 0, threads: threads)
+        case 1: Self.materialize15(n, delta, p + 39936, p + 12288, threads: threads)
+        case 2: Self.materialize14(n, delta, p + 43008, p + 15360, threads: threads)
+        case 3: Self.materialize14(n, delta, p + 86016, p + 55296, threads: threads)
+        case 4: Self.materialize14(n, delta, p + 98304, p + 67584, threads: threads)
+        case 5: Self.materialize16(n, delta, p + 110592, p + 79872, threads: threads)
+        case 6: Self.materialize14(n, delta, p + 153600, p + 116736, threads: threads)
+        case 7: Self.materialize14(n, delta, p + 165888, p + 129024, threads: threads)
+        case 8: Self.materialize14(n, delta, p + 178176, p + 141312, threads: threads)
+        case 9: Self.materialize14(n, delta, p + 227328, p + 190464, threads: threads)
+        case 10: Self.materialize14(n, delta, p + 239616, p + 202752, threads: threads)
+        case 11: Self.materialize14(n, delta, p + 251904, p + 215040, threads: threads)
+        case 12: Self.materialize14(n, delta, p + 301056, p + 264192, threads: threads)
+        case 13: Self.materialize14(n, delta, p + 313344, p + 276480, threads: threads)
+        case 14: Self.materialize14(n, delta, p + 325632, p + 288768, threads: threads)
+        case 15: Self.materialize17(n, delta, p + 374784, p + 337920, threads: threads)
+        case 16: Self.materialize14(n, delta, p + 387072, p + 350208, threads: threads)
+        case 17: Self.materialize14(n, delta, p + 399360, p + 362496, threads: threads)
+        case 18: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
+        case 19: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
+        case 20: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
+        case 21: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
+        case 22: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
+        case 23: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
+        case 24: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
+        case 25: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
+        case 26: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
+        case 27: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
+        case 28: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
+        case 29: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
+        case 30: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
+        case 31: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
+        case 32: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
+        case 33: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
+        case 34: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
+        case 35: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
         default: break
         }
     }
@@ -325,18 +325,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: RowBlocks.run(rows: n, rowWork: 110592, workspacePerRow: 36, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward14(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 0, q + 0, q + 12288, q + 15360, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 122880, workspacePerRow: 40, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward15(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 55296, q + 27648, q + 39936, q + 52224, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 116736, q + 58368, q + 70656, q + 82944, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 190464, q + 95232, q + 107520, q + 119808, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 264192, q + 132096, q + 144384, q + 156672, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward17(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 337920, q + 168960, q + 181248, q + 193536, threads: threads) }; return
-            case 0: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward16(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 411648, q + 205824, q + 218112, q + 230400, threads: threads) }; return
+            case 6: Self.layerForward18Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, q + 12288, q + 15360, storage: storage, threads: threads); return
+            case 7: Self.layerForward20Rows(n, xp, ys[0], ys[1], ys[2], p + 55296, q + 27648, q + 39936, q + 52224, storage: storage, threads: threads); return
+            case 8: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 116736, q + 58368, q + 70656, q + 82944, storage: storage, threads: threads); return
+            case 9: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 190464, q + 95232, q + 107520, q + 119808, storage: storage, threads: threads); return
+            case 10: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 264192, q + 132096, q + 144384, q + 156672, storage: storage, threads: threads); return
+            case 11: Self.layerForward24Rows(n, xp, ys[0], ys[1], ys[2], p + 337920, q + 168960, q + 181248, q + 193536, storage: storage, threads: threads); return
+            case 0: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
+            case 1: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
+            case 2: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
+            case 3: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
+            case 4: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
+            case 5: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -362,18 +362,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerBackward18(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
-            case 7: Self.layerBackward19(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
-            case 8: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
-            case 9: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
-            case 10: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
-            case 11: Self.layerBackward21(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
-            case 0: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 1: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 2: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 3: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 4: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 5: Self.layerBackward20(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
+            case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
+            case 8: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
+            case 9: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
+            case 10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
+            case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
+            case 0: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 1: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 2: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 3: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 4: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
             default: break
             }
         }
@@ -459,32 +459,56 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 8.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 8.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward4Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 12288, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward4(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func forward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward6(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func forward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 4.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward8Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward8(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward10(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
@@ -508,7 +532,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
@@ -532,7 +556,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward12(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
@@ -556,7 +580,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
@@ -580,31 +604,31 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize14(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize11(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize15(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 8.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 4, alpha: 8.0, a: p0, lda: 4, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize12(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize16(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize13(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize17(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 16, alpha: 4.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward14(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 36, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 36, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 8.0·Σ_rank z[16..<20][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[20..<36][row, rank]·B.panels[panel, rank, lane]
@@ -620,8 +644,14 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward18Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 110592, workspacePerRow: 36, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward18(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerForward15(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward20(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 40, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 40, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[32..<40][row, rank]·B.panels[panel, rank, lane]
@@ -637,8 +667,14 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward20Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 122880, workspacePerRow: 40, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward20(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerForward16(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward22(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
@@ -654,8 +690,14 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward22Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward22(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerForward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward24(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 4.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
@@ -671,8 +713,14 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward24Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward24(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward26(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[20..<36][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<20][row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
@@ -704,7 +752,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward19(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward27(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<40][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
@@ -736,7 +784,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward20(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward28(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
@@ -768,7 +816,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward21(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward29(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
             switch i {

@@ -162,30 +162,30 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 0, q + 0, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 6144, q + 6144, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 24576, q + 12288, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 30720, q + 18432, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 49152, q + 24576, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 55296, q + 30720, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 73728, q + 36864, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 79872, q + 43008, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 98304, q + 49152, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 104448, q + 55296, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 122880, q + 61440, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 129024, q + 67584, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 147456, q + 73728, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 153600, q + 79872, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 172032, q + 86016, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 178176, q + 92160, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 196608, q + 98304, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 202752, q + 104448, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 221184, q + 110592, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 227328, q + 116736, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 245760, q + 122880, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 251904, q + 129024, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 270336, q + 135168, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 276480, q + 141312, threads: threads) }
+        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
+        case 1: Self.forward1Rows(n, x, y, p + 6144, q + 6144, storage: storage, threads: threads)
+        case 2: Self.forward1Rows(n, x, y, p + 24576, q + 12288, storage: storage, threads: threads)
+        case 3: Self.forward1Rows(n, x, y, p + 30720, q + 18432, storage: storage, threads: threads)
+        case 4: Self.forward1Rows(n, x, y, p + 49152, q + 24576, storage: storage, threads: threads)
+        case 5: Self.forward1Rows(n, x, y, p + 55296, q + 30720, storage: storage, threads: threads)
+        case 6: Self.forward1Rows(n, x, y, p + 73728, q + 36864, storage: storage, threads: threads)
+        case 7: Self.forward1Rows(n, x, y, p + 79872, q + 43008, storage: storage, threads: threads)
+        case 8: Self.forward1Rows(n, x, y, p + 98304, q + 49152, storage: storage, threads: threads)
+        case 9: Self.forward1Rows(n, x, y, p + 104448, q + 55296, storage: storage, threads: threads)
+        case 10: Self.forward1Rows(n, x, y, p + 122880, q + 61440, storage: storage, threads: threads)
+        case 11: Self.forward1Rows(n, x, y, p + 129024, q + 67584, storage: storage, threads: threads)
+        case 12: Self.forward1Rows(n, x, y, p + 147456, q + 73728, storage: storage, threads: threads)
+        case 13: Self.forward1Rows(n, x, y, p + 153600, q + 79872, storage: storage, threads: threads)
+        case 14: Self.forward1Rows(n, x, y, p + 172032, q + 86016, storage: storage, threads: threads)
+        case 15: Self.forward1Rows(n, x, y, p + 178176, q + 92160, storage: storage, threads: threads)
+        case 16: Self.forward1Rows(n, x, y, p + 196608, q + 98304, storage: storage, threads: threads)
+        case 17: Self.forward1Rows(n, x, y, p + 202752, q + 104448, storage: storage, threads: threads)
+        case 18: Self.forward1Rows(n, x, y, p + 221184, q + 110592, storage: storage, threads: threads)
+        case 19: Self.forward1Rows(n, x, y, p + 227328, q + 116736, storage: storage, threads: threads)
+        case 20: Self.forward1Rows(n, x, y, p + 245760, q + 122880, storage: storage, threads: threads)
+        case 21: Self.forward1Rows(n, x, y, p + 251904, q + 129024, storage: storage, threads: threads)
+        case 22: Self.forward1Rows(n, x, y, p + 270336, q + 135168, storage: storage, threads: threads)
+        case 23: Self.forward1Rows(n, x, y, p + 276480, q + 141312, storage: storage, threads: threads)
         default: break
         }
     }
@@ -206,30 +206,30 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 0, q + 0, g + 12288, g + 0, threads: threads)
-        case 1: Self.backward2(n, x, dy, dx, w, p + 6144, q + 6144, g + 18432, g + 6144, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 24576, q + 12288, g + 36864, g + 24576, threads: threads)
-        case 3: Self.backward2(n, x, dy, dx, w, p + 30720, q + 18432, g + 43008, g + 30720, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 49152, q + 24576, g + 61440, g + 49152, threads: threads)
-        case 5: Self.backward2(n, x, dy, dx, w, p + 55296, q + 30720, g + 67584, g + 55296, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 73728, q + 36864, g + 86016, g + 73728, threads: threads)
-        case 7: Self.backward2(n, x, dy, dx, w, p + 79872, q + 43008, g + 92160, g + 79872, threads: threads)
-        case 8: Self.backward2(n, x, dy, dx, w, p + 98304, q + 49152, g + 110592, g + 98304, threads: threads)
-        case 9: Self.backward2(n, x, dy, dx, w, p + 104448, q + 55296, g + 116736, g + 104448, threads: threads)
-        case 10: Self.backward2(n, x, dy, dx, w, p + 122880, q + 61440, g + 135168, g + 122880, threads: threads)
-        case 11: Self.backward2(n, x, dy, dx, w, p + 129024, q + 67584, g + 141312, g + 129024, threads: threads)
-        case 12: Self.backward2(n, x, dy, dx, w, p + 147456, q + 73728, g + 159744, g + 147456, threads: threads)
-        case 13: Self.backward2(n, x, dy, dx, w, p + 153600, q + 79872, g + 165888, g + 153600, threads: threads)
-        case 14: Self.backward2(n, x, dy, dx, w, p + 172032, q + 86016, g + 184320, g + 172032, threads: threads)
-        case 15: Self.backward2(n, x, dy, dx, w, p + 178176, q + 92160, g + 190464, g + 178176, threads: threads)
-        case 16: Self.backward2(n, x, dy, dx, w, p + 196608, q + 98304, g + 208896, g + 196608, threads: threads)
-        case 17: Self.backward2(n, x, dy, dx, w, p + 202752, q + 104448, g + 215040, g + 202752, threads: threads)
-        case 18: Self.backward2(n, x, dy, dx, w, p + 221184, q + 110592, g + 233472, g + 221184, threads: threads)
-        case 19: Self.backward2(n, x, dy, dx, w, p + 227328, q + 116736, g + 239616, g + 227328, threads: threads)
-        case 20: Self.backward2(n, x, dy, dx, w, p + 245760, q + 122880, g + 258048, g + 245760, threads: threads)
-        case 21: Self.backward2(n, x, dy, dx, w, p + 251904, q + 129024, g + 264192, g + 251904, threads: threads)
-        case 22: Self.backward2(n, x, dy, dx, w, p + 270336, q + 135168, g + 282624, g + 270336, threads: threads)
-        case 23: Self.backward2(n, x, dy, dx, w, p + 276480, q + 141312, g + 288768, g + 276480, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 12288, g + 0, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 6144, q + 6144, g + 18432, g + 6144, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 24576, q + 12288, g + 36864, g + 24576, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 30720, q + 18432, g + 43008, g + 30720, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 49152, q + 24576, g + 61440, g + 49152, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 55296, q + 30720, g + 67584, g + 55296, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 73728, q + 36864, g + 86016, g + 73728, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 79872, q + 43008, g + 92160, g + 79872, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 98304, q + 49152, g + 110592, g + 98304, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 104448, q + 55296, g + 116736, g + 104448, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 122880, q + 61440, g + 135168, g + 122880, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 129024, q + 67584, g + 141312, g + 129024, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 147456, q + 73728, g + 159744, g + 147456, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 153600, q + 79872, g + 165888, g + 153600, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 172032, q + 86016, g + 184320, g + 172032, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 178176, q + 92160, g + 190464, g + 178176, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 208896, g + 196608, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 202752, q + 104448, g + 215040, g + 202752, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 221184, q + 110592, g + 233472, g + 221184, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 227328, q + 116736, g + 239616, g + 227328, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 245760, q + 122880, g + 258048, g + 245760, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 251904, q + 129024, g + 264192, g + 251904, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 270336, q + 135168, g + 282624, g + 270336, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 276480, q + 141312, g + 288768, g + 276480, threads: threads)
         default: break
         }
     }
@@ -246,30 +246,30 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize3(n, delta, p + 12288, p + 0, threads: threads)
-        case 1: Self.materialize3(n, delta, p + 18432, p + 6144, threads: threads)
-        case 2: Self.materialize3(n, delta, p + 36864, p + 24576, threads: threads)
-        case 3: Self.materialize3(n, delta, p + 43008, p + 30720, threads: threads)
-        case 4: Self.materialize3(n, delta, p + 61440, p + 49152, threads: threads)
-        case 5: Self.materialize3(n, delta, p + 67584, p + 55296, threads: threads)
-        case 6: Self.materialize3(n, delta, p + 86016, p + 73728, threads: threads)
-        case 7: Self.materialize3(n, delta, p + 92160, p + 79872, threads: threads)
-        case 8: Self.materialize3(n, delta, p + 110592, p + 98304, threads: threads)
-        case 9: Self.materialize3(n, delta, p + 116736, p + 104448, threads: threads)
-        case 10: Self.materialize3(n, delta, p + 135168, p + 122880, threads: threads)
-        case 11: Self.materialize3(n, delta, p + 141312, p + 129024, threads: threads)
-        case 12: Self.materialize3(n, delta, p + 159744, p + 147456, threads: threads)
-        case 13: Self.materialize3(n, delta, p + 165888, p + 153600, threads: threads)
-        case 14: Self.materialize3(n, delta, p + 184320, p + 172032, threads: threads)
-        case 15: Self.materialize3(n, delta, p + 190464, p + 178176, threads: threads)
-        case 16: Self.materialize3(n, delta, p + 208896, p + 196608, threads: threads)
-        case 17: Self.materialize3(n, delta, p + 215040, p + 202752, threads: threads)
-        case 18: Self.materialize3(n, delta, p + 233472, p + 221184, threads: threads)
-        case 19: Self.materialize3(n, delta, p + 239616, p + 227328, threads: threads)
-        case 20: Self.materialize3(n, delta, p + 258048, p + 245760, threads: threads)
-        case 21: Self.materialize3(n, delta, p + 264192, p + 251904, threads: threads)
-        case 22: Self.materialize3(n, delta, p + 282624, p + 270336, threads: threads)
-        case 23: Self.materialize3(n, delta, p + 288768, p + 276480, threads: threads)
+        case 0: Self.materialize4(n, delta, p + 12288, p + 0, threads: threads)
+        case 1: Self.materialize4(n, delta, p + 18432, p + 6144, threads: threads)
+        case 2: Self.materialize4(n, delta, p + 36864, p + 24576, threads: threads)
+        case 3: Self.materialize4(n, delta, p + 43008, p + 30720, threads: threads)
+        case 4: Self.materialize4(n, delta, p + 61440, p + 49152, threads: threads)
+        case 5: Self.materialize4(n, delta, p + 67584, p + 55296, threads: threads)
+        case 6: Self.materialize4(n, delta, p + 86016, p + 73728, threads: threads)
+        case 7: Self.materialize4(n, delta, p + 92160, p + 79872, threads: threads)
+        case 8: Self.materialize4(n, delta, p + 110592, p + 98304, threads: threads)
+        case 9: Self.materialize4(n, delta, p + 116736, p + 104448, threads: threads)
+        case 10: Self.materialize4(n, delta, p + 135168, p + 122880, threads: threads)
+        case 11: Self.materialize4(n, delta, p + 141312, p + 129024, threads: threads)
+        case 12: Self.materialize4(n, delta, p + 159744, p + 147456, threads: threads)
+        case 13: Self.materialize4(n, delta, p + 165888, p + 153600, threads: threads)
+        case 14: Self.materialize4(n, delta, p + 184320, p + 172032, threads: threads)
+        case 15: Self.materialize4(n, delta, p + 190464, p + 178176, threads: threads)
+        case 16: Self.materialize4(n, delta, p + 208896, p + 196608, threads: threads)
+        case 17: Self.materialize4(n, delta, p + 215040, p + 202752, threads: threads)
+        case 18: Self.materialize4(n, delta, p + 233472, p + 221184, threads: threads)
+        case 19: Self.materialize4(n, delta, p + 239616, p + 227328, threads: threads)
+        case 20: Self.materialize4(n, delta, p + 258048, p + 245760, threads: threads)
+        case 21: Self.materialize4(n, delta, p + 264192, p + 251904, threads: threads)
+        case 22: Self.materialize4(n, delta, p + 282624, p + 270336, threads: threads)
+        case 23: Self.materialize4(n, delta, p + 288768, p + 276480, threads: threads)
         default: break
         }
     }
@@ -290,18 +290,18 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 0, q + 0, q + 6144, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 24576, q + 12288, q + 18432, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 49152, q + 24576, q + 30720, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 73728, q + 36864, q + 43008, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 98304, q + 49152, q + 55296, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 122880, q + 61440, q + 67584, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 147456, q + 73728, q + 79872, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 172032, q + 86016, q + 92160, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 196608, q + 98304, q + 104448, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 221184, q + 110592, q + 116736, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 245760, q + 122880, q + 129024, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 270336, q + 135168, q + 141312, threads: threads) }; return
+            case 0: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 0, q + 0, q + 6144, storage: storage, threads: threads); return
+            case 1: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 24576, q + 12288, q + 18432, storage: storage, threads: threads); return
+            case 2: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 49152, q + 24576, q + 30720, storage: storage, threads: threads); return
+            case 3: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 73728, q + 36864, q + 43008, storage: storage, threads: threads); return
+            case 4: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 98304, q + 49152, q + 55296, storage: storage, threads: threads); return
+            case 5: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 122880, q + 61440, q + 67584, storage: storage, threads: threads); return
+            case 6: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 147456, q + 73728, q + 79872, storage: storage, threads: threads); return
+            case 7: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 172032, q + 86016, q + 92160, storage: storage, threads: threads); return
+            case 8: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 196608, q + 98304, q + 104448, storage: storage, threads: threads); return
+            case 9: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 221184, q + 110592, q + 116736, storage: storage, threads: threads); return
+            case 10: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 245760, q + 122880, q + 129024, storage: storage, threads: threads); return
+            case 11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 270336, q + 135168, q + 141312, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -327,18 +327,18 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 12288, g + 0, threads: threads); return
-            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 36864, g + 24576, threads: threads); return
-            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 61440, g + 49152, threads: threads); return
-            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 86016, g + 73728, threads: threads); return
-            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 110592, g + 98304, threads: threads); return
-            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 135168, g + 122880, threads: threads); return
-            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 159744, g + 147456, threads: threads); return
-            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 184320, g + 172032, threads: threads); return
-            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 208896, g + 196608, threads: threads); return
-            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 233472, g + 221184, threads: threads); return
-            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 258048, g + 245760, threads: threads); return
-            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 282624, g + 270336, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 12288, g + 0, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 36864, g + 24576, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 61440, g + 49152, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 86016, g + 73728, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 110592, g + 98304, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 135168, g + 122880, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 159744, g + 147456, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 184320, g + 172032, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 208896, g + 196608, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 233472, g + 221184, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 258048, g + 245760, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 282624, g + 270336, threads: threads); return
             default: break
             }
         }
@@ -415,8 +415,14 @@ public final class BertQvAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward1(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
@@ -440,13 +446,13 @@ public final class BertQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
@@ -460,8 +466,14 @@ public final class BertQvAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
             switch i {

@@ -121,42 +121,42 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 0, q + 1152, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 32, q + 1152, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 64, q + 1152, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 96, q + 1152, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 128, q + 1152, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 160, q + 1152, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 192, q + 1152, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 224, q + 1152, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 256, q + 1152, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 288, q + 1152, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 320, q + 1152, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 352, q + 1152, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 384, q + 1152, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 416, q + 1152, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 448, q + 1152, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 480, q + 1152, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 512, q + 1152, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 544, q + 1152, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 576, q + 1152, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 608, q + 1152, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 640, q + 1152, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 672, q + 1152, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 704, q + 1152, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 736, q + 1152, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 768, q + 1152, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 800, q + 1152, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 832, q + 1152, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 864, q + 1152, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 896, q + 1152, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 928, q + 1152, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 960, q + 1152, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 992, q + 1152, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1024, q + 1152, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1056, q + 1152, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1088, q + 1152, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 25056, q + 1120, q + 1152, threads: threads) }
+        case 0: Self.forward2Rows(n, x, y, p + 25056, q + 0, q + 1152, storage: storage, threads: threads)
+        case 1: Self.forward2Rows(n, x, y, p + 25056, q + 32, q + 1152, storage: storage, threads: threads)
+        case 2: Self.forward2Rows(n, x, y, p + 25056, q + 64, q + 1152, storage: storage, threads: threads)
+        case 3: Self.forward2Rows(n, x, y, p + 25056, q + 96, q + 1152, storage: storage, threads: threads)
+        case 4: Self.forward2Rows(n, x, y, p + 25056, q + 128, q + 1152, storage: storage, threads: threads)
+        case 5: Self.forward2Rows(n, x, y, p + 25056, q + 160, q + 1152, storage: storage, threads: threads)
+        case 6: Self.forward2Rows(n, x, y, p + 25056, q + 192, q + 1152, storage: storage, threads: threads)
+        case 7: Self.forward2Rows(n, x, y, p + 25056, q + 224, q + 1152, storage: storage, threads: threads)
+        case 8: Self.forward2Rows(n, x, y, p + 25056, q + 256, q + 1152, storage: storage, threads: threads)
+        case 9: Self.forward2Rows(n, x, y, p + 25056, q + 288, q + 1152, storage: storage, threads: threads)
+        case 10: Self.forward2Rows(n, x, y, p + 25056, q + 320, q + 1152, storage: storage, threads: threads)
+        case 11: Self.forward2Rows(n, x, y, p + 25056, q + 352, q + 1152, storage: storage, threads: threads)
+        case 12: Self.forward2Rows(n, x, y, p + 25056, q + 384, q + 1152, storage: storage, threads: threads)
+        case 13: Self.forward2Rows(n, x, y, p + 25056, q + 416, q + 1152, storage: storage, threads: threads)
+        case 14: Self.forward2Rows(n, x, y, p + 25056, q + 448, q + 1152, storage: storage, threads: threads)
+        case 15: Self.forward2Rows(n, x, y, p + 25056, q + 480, q + 1152, storage: storage, threads: threads)
+        case 16: Self.forward2Rows(n, x, y, p + 25056, q + 512, q + 1152, storage: storage, threads: threads)
+        case 17: Self.forward2Rows(n, x, y, p + 25056, q + 544, q + 1152, storage: storage, threads: threads)
+        case 18: Self.forward2Rows(n, x, y, p + 25056, q + 576, q + 1152, storage: storage, threads: threads)
+        case 19: Self.forward2Rows(n, x, y, p + 25056, q + 608, q + 1152, storage: storage, threads: threads)
+        case 20: Self.forward2Rows(n, x, y, p + 25056, q + 640, q + 1152, storage: storage, threads: threads)
+        case 21: Self.forward2Rows(n, x, y, p + 25056, q + 672, q + 1152, storage: storage, threads: threads)
+        case 22: Self.forward2Rows(n, x, y, p + 25056, q + 704, q + 1152, storage: storage, threads: threads)
+        case 23: Self.forward2Rows(n, x, y, p + 25056, q + 736, q + 1152, storage: storage, threads: threads)
+        case 24: Self.forward2Rows(n, x, y, p + 25056, q + 768, q + 1152, storage: storage, threads: threads)
+        case 25: Self.forward2Rows(n, x, y, p + 25056, q + 800, q + 1152, storage: storage, threads: threads)
+        case 26: Self.forward2Rows(n, x, y, p + 25056, q + 832, q + 1152, storage: storage, threads: threads)
+        case 27: Self.forward2Rows(n, x, y, p + 25056, q + 864, q + 1152, storage: storage, threads: threads)
+        case 28: Self.forward2Rows(n, x, y, p + 25056, q + 896, q + 1152, storage: storage, threads: threads)
+        case 29: Self.forward2Rows(n, x, y, p + 25056, q + 928, q + 1152, storage: storage, threads: threads)
+        case 30: Self.forward2Rows(n, x, y, p + 25056, q + 960, q + 1152, storage: storage, threads: threads)
+        case 31: Self.forward2Rows(n, x, y, p + 25056, q + 992, q + 1152, storage: storage, threads: threads)
+        case 32: Self.forward2Rows(n, x, y, p + 25056, q + 1024, q + 1152, storage: storage, threads: threads)
+        case 33: Self.forward2Rows(n, x, y, p + 25056, q + 1056, q + 1152, storage: storage, threads: threads)
+        case 34: Self.forward2Rows(n, x, y, p + 25056, q + 1088, q + 1152, storage: storage, threads: threads)
+        case 35: Self.forward2Rows(n, x, y, p + 25056, q + 1120, q + 1152, storage: storage, threads: threads)
         default: break
         }
     }
@@ -177,42 +177,42 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 0, dq + 0, g + 480, g + 25056, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 32, dq + 32, g + 480, g + 25056, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 64, dq + 64, g + 480, g + 25056, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 96, dq + 96, g + 480, g + 25056, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 128, dq + 128, g + 480, g + 25056, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 160, dq + 160, g + 480, g + 25056, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 192, dq + 192, g + 480, g + 25056, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 224, dq + 224, g + 480, g + 25056, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 256, dq + 256, g + 480, g + 25056, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 288, dq + 288, g + 480, g + 25056, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 320, dq + 320, g + 480, g + 25056, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 352, dq + 352, g + 480, g + 25056, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 384, dq + 384, g + 480, g + 25056, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 416, dq + 416, g + 480, g + 25056, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 448, dq + 448, g + 480, g + 25056, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 480, dq + 480, g + 480, g + 25056, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 512, dq + 512, g + 480, g + 25056, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 544, dq + 544, g + 480, g + 25056, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 576, dq + 576, g + 480, g + 25056, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 608, dq + 608, g + 480, g + 25056, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 640, dq + 640, g + 480, g + 25056, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 672, dq + 672, g + 480, g + 25056, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 704, dq + 704, g + 480, g + 25056, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 736, dq + 736, g + 480, g + 25056, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 768, dq + 768, g + 480, g + 25056, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 800, dq + 800, g + 480, g + 25056, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 832, dq + 832, g + 480, g + 25056, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 864, dq + 864, g + 480, g + 25056, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 896, dq + 896, g + 480, g + 25056, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 928, dq + 928, g + 480, g + 25056, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 960, dq + 960, g + 480, g + 25056, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 992, dq + 992, g + 480, g + 25056, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1024, dq + 1024, g + 480, g + 25056, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1056, dq + 1056, g + 480, g + 25056, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1088, dq + 1088, g + 480, g + 25056, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 25056, q + 1152, q + 1120, dq + 1120, g + 480, g + 25056, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 0, dq + 0, g + 480, g + 25056, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 32, dq + 32, g + 480, g + 25056, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 64, dq + 64, g + 480, g + 25056, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 96, dq + 96, g + 480, g + 25056, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 128, dq + 128, g + 480, g + 25056, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 160, dq + 160, g + 480, g + 25056, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 192, dq + 192, g + 480, g + 25056, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 224, dq + 224, g + 480, g + 25056, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 256, dq + 256, g + 480, g + 25056, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 288, dq + 288, g + 480, g + 25056, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 320, dq + 320, g + 480, g + 25056, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 352, dq + 352, g + 480, g + 25056, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 384, dq + 384, g + 480, g + 25056, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 416, dq + 416, g + 480, g + 25056, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 448, dq + 448, g + 480, g + 25056, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 480, dq + 480, g + 480, g + 25056, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 512, dq + 512, g + 480, g + 25056, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 544, dq + 544, g + 480, g + 25056, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 576, dq + 576, g + 480, g + 25056, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 608, dq + 608, g + 480, g + 25056, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 640, dq + 640, g + 480, g + 25056, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 672, dq + 672, g + 480, g + 25056, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 704, dq + 704, g + 480, g + 25056, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 736, dq + 736, g + 480, g + 25056, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 768, dq + 768, g + 480, g + 25056, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 800, dq + 800, g + 480, g + 25056, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 832, dq + 832, g + 480, g + 25056, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 864, dq + 864, g + 480, g + 25056, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 896, dq + 896, g + 480, g + 25056, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 928, dq + 928, g + 480, g + 25056, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 960, dq + 960, g + 480, g + 25056, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 992, dq + 992, g + 480, g + 25056, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1024, dq + 1024, g + 480, g + 25056, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1056, dq + 1056, g + 480, g + 25056, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1088, dq + 1088, g + 480, g + 25056, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1120, dq + 1120, g + 480, g + 25056, threads: threads)
         default: break
         }
     }
@@ -229,42 +229,42 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, w, p + 480, q + 0, p + 25056, threads: threads)
-        case 1: Self.materialize4(n, delta, w, p + 480, q + 32, p + 25056, threads: threads)
-        case 2: Self.materialize4(n, delta, w, p + 480, q + 64, p + 25056, threads: threads)
-        case 3: Self.materialize4(n, delta, w, p + 480, q + 96, p + 25056, threads: threads)
-        case 4: Self.materialize4(n, delta, w, p + 480, q + 128, p + 25056, threads: threads)
-        case 5: Self.materialize4(n, delta, w, p + 480, q + 160, p + 25056, threads: threads)
-        case 6: Self.materialize4(n, delta, w, p + 480, q + 192, p + 25056, threads: threads)
-        case 7: Self.materialize4(n, delta, w, p + 480, q + 224, p + 25056, threads: threads)
-        case 8: Self.materialize4(n, delta, w, p + 480, q + 256, p + 25056, threads: threads)
-        case 9: Self.materialize4(n, delta, w, p + 480, q + 288, p + 25056, threads: threads)
-        case 10: Self.materialize4(n, delta, w, p + 480, q + 320, p + 25056, threads: threads)
-        case 11: Self.materialize4(n, delta, w, p + 480, q + 352, p + 25056, threads: threads)
-        case 12: Self.materialize4(n, delta, w, p + 480, q + 384, p + 25056, threads: threads)
-        case 13: Self.materialize4(n, delta, w, p + 480, q + 416, p + 25056, threads: threads)
-        case 14: Self.materialize4(n, delta, w, p + 480, q + 448, p + 25056, threads: threads)
-        case 15: Self.materialize4(n, delta, w, p + 480, q + 480, p + 25056, threads: threads)
-        case 16: Self.materialize4(n, delta, w, p + 480, q + 512, p + 25056, threads: threads)
-        case 17: Self.materialize4(n, delta, w, p + 480, q + 544, p + 25056, threads: threads)
-        case 18: Self.materialize4(n, delta, w, p + 480, q + 576, p + 25056, threads: threads)
-        case 19: Self.materialize4(n, delta, w, p + 480, q + 608, p + 25056, threads: threads)
-        case 20: Self.materialize4(n, delta, w, p + 480, q + 640, p + 25056, threads: threads)
-        case 21: Self.materialize4(n, delta, w, p + 480, q + 672, p + 25056, threads: threads)
-        case 22: Self.materialize4(n, delta, w, p + 480, q + 704, p + 25056, threads: threads)
-        case 23: Self.materialize4(n, delta, w, p + 480, q + 736, p + 25056, threads: threads)
-        case 24: Self.materialize4(n, delta, w, p + 480, q + 768, p + 25056, threads: threads)
-        case 25: Self.materialize4(n, delta, w, p + 480, q + 800, p + 25056, threads: threads)
-        case 26: Self.materialize4(n, delta, w, p + 480, q + 832, p + 25056, threads: threads)
-        case 27: Self.materialize4(n, delta, w, p + 480, q + 864, p + 25056, threads: threads)
-        case 28: Self.materialize4(n, delta, w, p + 480, q + 896, p + 25056, threads: threads)
-        case 29: Self.materialize4(n, delta, w, p + 480, q + 928, p + 25056, threads: threads)
-        case 30: Self.materialize4(n, delta, w, p + 480, q + 960, p + 25056, threads: threads)
-        case 31: Self.materialize4(n, delta, w, p + 480, q + 992, p + 25056, threads: threads)
-        case 32: Self.materialize4(n, delta, w, p + 480, q + 1024, p + 25056, threads: threads)
-        case 33: Self.materialize4(n, delta, w, p + 480, q + 1056, p + 25056, threads: threads)
-        case 34: Self.materialize4(n, delta, w, p + 480, q + 1088, p + 25056, threads: threads)
-        case 35: Self.materialize4(n, delta, w, p + 480, q + 1120, p + 25056, threads: threads)
+        case 0: Self.materialize5(n, delta, w, p + 480, q + 0, p + 25056, threads: threads)
+        case 1: Self.materialize5(n, delta, w, p + 480, q + 32, p + 25056, threads: threads)
+        case 2: Self.materialize5(n, delta, w, p + 480, q + 64, p + 25056, threads: threads)
+        case 3: Self.materialize5(n, delta, w, p + 480, q + 96, p + 25056, threads: threads)
+        case 4: Self.materialize5(n, delta, w, p + 480, q + 128, p + 25056, threads: threads)
+        case 5: Self.materialize5(n, delta, w, p + 480, q + 160, p + 25056, threads: threads)
+        case 6: Self.materialize5(n, delta, w, p + 480, q + 192, p + 25056, threads: threads)
+        case 7: Self.materialize5(n, delta, w, p + 480, q + 224, p + 25056, threads: threads)
+        case 8: Self.materialize5(n, delta, w, p + 480, q + 256, p + 25056, threads: threads)
+        case 9: Self.materialize5(n, delta, w, p + 480, q + 288, p + 25056, threads: threads)
+        case 10: Self.materialize5(n, delta, w, p + 480, q + 320, p + 25056, threads: threads)
+        case 11: Self.materialize5(n, delta, w, p + 480, q + 352, p + 25056, threads: threads)
+        case 12: Self.materialize5(n, delta, w, p + 480, q + 384, p + 25056, threads: threads)
+        case 13: Self.materialize5(n, delta, w, p + 480, q + 416, p + 25056, threads: threads)
+        case 14: Self.materialize5(n, delta, w, p + 480, q + 448, p + 25056, threads: threads)
+        case 15: Self.materialize5(n, delta, w, p + 480, q + 480, p + 25056, threads: threads)
+        case 16: Self.materialize5(n, delta, w, p + 480, q + 512, p + 25056, threads: threads)
+        case 17: Self.materialize5(n, delta, w, p + 480, q + 544, p + 25056, threads: threads)
+        case 18: Self.materialize5(n, delta, w, p + 480, q + 576, p + 25056, threads: threads)
+        case 19: Self.materialize5(n, delta, w, p + 480, q + 608, p + 25056, threads: threads)
+        case 20: Self.materialize5(n, delta, w, p + 480, q + 640, p + 25056, threads: threads)
+        case 21: Self.materialize5(n, delta, w, p + 480, q + 672, p + 25056, threads: threads)
+        case 22: Self.materialize5(n, delta, w, p + 480, q + 704, p + 25056, threads: threads)
+        case 23: Self.materialize5(n, delta, w, p + 480, q + 736, p + 25056, threads: threads)
+        case 24: Self.materialize5(n, delta, w, p + 480, q + 768, p + 25056, threads: threads)
+        case 25: Self.materialize5(n, delta, w, p + 480, q + 800, p + 25056, threads: threads)
+        case 26: Self.materialize5(n, delta, w, p + 480, q + 832, p + 25056, threads: threads)
+        case 27: Self.materialize5(n, delta, w, p + 480, q + 864, p + 25056, threads: threads)
+        case 28: Self.materialize5(n, delta, w, p + 480, q + 896, p + 25056, threads: threads)
+        case 29: Self.materialize5(n, delta, w, p + 480, q + 928, p + 25056, threads: threads)
+        case 30: Self.materialize5(n, delta, w, p + 480, q + 960, p + 25056, threads: threads)
+        case 31: Self.materialize5(n, delta, w, p + 480, q + 992, p + 25056, threads: threads)
+        case 32: Self.materialize5(n, delta, w, p + 480, q + 1024, p + 25056, threads: threads)
+        case 33: Self.materialize5(n, delta, w, p + 480, q + 1056, p + 25056, threads: threads)
+        case 34: Self.materialize5(n, delta, w, p + 480, q + 1088, p + 25056, threads: threads)
+        case 35: Self.materialize5(n, delta, w, p + 480, q + 1120, p + 25056, threads: threads)
         default: break
         }
     }
@@ -285,18 +285,18 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 0, q + 32, q + 64, q + 1152, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 96, q + 128, q + 160, q + 1152, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 192, q + 224, q + 256, q + 1152, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 288, q + 320, q + 352, q + 1152, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 384, q + 416, q + 448, q + 1152, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 480, q + 512, q + 544, q + 1152, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 576, q + 608, q + 640, q + 1152, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 672, q + 704, q + 736, q + 1152, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 768, q + 800, q + 832, q + 1152, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 864, q + 896, q + 928, q + 1152, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 960, q + 992, q + 1024, q + 1152, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, p + 25056, q + 1056, q + 1088, q + 1120, q + 1152, threads: threads) }; return
+            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 0, q + 32, q + 64, q + 1152, storage: storage, threads: threads); return
+            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 96, q + 128, q + 160, q + 1152, storage: storage, threads: threads); return
+            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 192, q + 224, q + 256, q + 1152, storage: storage, threads: threads); return
+            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 288, q + 320, q + 352, q + 1152, storage: storage, threads: threads); return
+            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 384, q + 416, q + 448, q + 1152, storage: storage, threads: threads); return
+            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 480, q + 512, q + 544, q + 1152, storage: storage, threads: threads); return
+            case 6: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 576, q + 608, q + 640, q + 1152, storage: storage, threads: threads); return
+            case 7: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 672, q + 704, q + 736, q + 1152, storage: storage, threads: threads); return
+            case 8: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 768, q + 800, q + 832, q + 1152, storage: storage, threads: threads); return
+            case 9: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 864, q + 896, q + 928, q + 1152, storage: storage, threads: threads); return
+            case 10: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 960, q + 992, q + 1024, q + 1152, storage: storage, threads: threads); return
+            case 11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 1056, q + 1088, q + 1120, q + 1152, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -322,18 +322,18 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 0, q + 32, q + 64, dq + 64, dq + 32, dq + 0, g + 480, g + 25056, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 96, q + 128, q + 160, dq + 160, dq + 128, dq + 96, g + 480, g + 25056, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 192, q + 224, q + 256, dq + 256, dq + 224, dq + 192, g + 480, g + 25056, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 288, q + 320, q + 352, dq + 352, dq + 320, dq + 288, g + 480, g + 25056, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 384, q + 416, q + 448, dq + 448, dq + 416, dq + 384, g + 480, g + 25056, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 480, q + 512, q + 544, dq + 544, dq + 512, dq + 480, g + 480, g + 25056, threads: threads); return
-            case 6: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 576, q + 608, q + 640, dq + 640, dq + 608, dq + 576, g + 480, g + 25056, threads: threads); return
-            case 7: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 672, q + 704, q + 736, dq + 736, dq + 704, dq + 672, g + 480, g + 25056, threads: threads); return
-            case 8: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 768, q + 800, q + 832, dq + 832, dq + 800, dq + 768, g + 480, g + 25056, threads: threads); return
-            case 9: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 864, q + 896, q + 928, dq + 928, dq + 896, dq + 864, g + 480, g + 25056, threads: threads); return
-            case 10: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 960, q + 992, q + 1024, dq + 1024, dq + 992, dq + 960, g + 480, g + 25056, threads: threads); return
-            case 11: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 1056, q + 1088, q + 1120, dq + 1120, dq + 1088, dq + 1056, g + 480, g + 25056, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 0, q + 32, q + 64, dq + 64, dq + 32, dq + 0, g + 480, g + 25056, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 96, q + 128, q + 160, dq + 160, dq + 128, dq + 96, g + 480, g + 25056, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 192, q + 224, q + 256, dq + 256, dq + 224, dq + 192, g + 480, g + 25056, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 288, q + 320, q + 352, dq + 352, dq + 320, dq + 288, g + 480, g + 25056, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 384, q + 416, q + 448, dq + 448, dq + 416, dq + 384, g + 480, g + 25056, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 480, q + 512, q + 544, dq + 544, dq + 512, dq + 480, g + 480, g + 25056, threads: threads); return
+            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 576, q + 608, q + 640, dq + 640, dq + 608, dq + 576, g + 480, g + 25056, threads: threads); return
+            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 672, q + 704, q + 736, dq + 736, dq + 704, dq + 672, g + 480, g + 25056, threads: threads); return
+            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 768, q + 800, q + 832, dq + 832, dq + 800, dq + 768, g + 480, g + 25056, threads: threads); return
+            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 864, q + 896, q + 928, dq + 928, dq + 896, dq + 864, g + 480, g + 25056, threads: threads); return
+            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 960, q + 992, q + 1024, dq + 1024, dq + 992, dq + 960, g + 480, g + 25056, threads: threads); return
+            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 1056, q + 1088, q + 1120, dq + 1120, dq + 1088, dq + 1056, g + 480, g + 25056, threads: threads); return
             default: break
             }
         }
@@ -429,8 +429,14 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(2, flops: 98304 * n, threads: threads) { i, threads in
             switch i {
@@ -473,7 +479,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[out, c] = factor.out[out, c]⊙P1[c]
         Kernels.elementwise(dims: [Kernels.Loop(extent: 768, left: 32, right: 0, output: 32, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
         // stage 2: ΔW[out, in] = Σ_c factor.in[in, c]·m1[out, c]
@@ -481,7 +487,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
         // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]
@@ -520,8 +526,14 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, p4, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(4, flops: 196608 * n, threads: threads) { i, threads in
             switch i {

@@ -115,30 +115,30 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 0, q + 0, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 256, q + 0, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 512, q + 0, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 768, q + 0, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1024, q + 0, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1280, q + 0, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1536, q + 0, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 1792, q + 0, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2048, q + 0, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2304, q + 0, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2560, q + 0, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 2816, q + 0, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3072, q + 0, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3328, q + 0, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3584, q + 0, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 3840, q + 0, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4096, q + 0, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4352, q + 0, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4608, q + 0, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 4864, q + 0, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5120, q + 0, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5376, q + 0, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5632, q + 0, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 768, w, p + 18432, p + 5888, q + 0, threads: threads) }
+        case 0: Self.forward1Rows(n, x, y, p + 18432, p + 0, q + 0, storage: storage, threads: threads)
+        case 1: Self.forward1Rows(n, x, y, p + 18432, p + 256, q + 0, storage: storage, threads: threads)
+        case 2: Self.forward1Rows(n, x, y, p + 18432, p + 512, q + 0, storage: storage, threads: threads)
+        case 3: Self.forward1Rows(n, x, y, p + 18432, p + 768, q + 0, storage: storage, threads: threads)
+        case 4: Self.forward1Rows(n, x, y, p + 18432, p + 1024, q + 0, storage: storage, threads: threads)
+        case 5: Self.forward1Rows(n, x, y, p + 18432, p + 1280, q + 0, storage: storage, threads: threads)
+        case 6: Self.forward1Rows(n, x, y, p + 18432, p + 1536, q + 0, storage: storage, threads: threads)
+        case 7: Self.forward1Rows(n, x, y, p + 18432, p + 1792, q + 0, storage: storage, threads: threads)
+        case 8: Self.forward1Rows(n, x, y, p + 18432, p + 2048, q + 0, storage: storage, threads: threads)
+        case 9: Self.forward1Rows(n, x, y, p + 18432, p + 2304, q + 0, storage: storage, threads: threads)
+        case 10: Self.forward1Rows(n, x, y, p + 18432, p + 2560, q + 0, storage: storage, threads: threads)
+        case 11: Self.forward1Rows(n, x, y, p + 18432, p + 2816, q + 0, storage: storage, threads: threads)
+        case 12: Self.forward1Rows(n, x, y, p + 18432, p + 3072, q + 0, storage: storage, threads: threads)
+        case 13: Self.forward1Rows(n, x, y, p + 18432, p + 3328, q + 0, storage: storage, threads: threads)
+        case 14: Self.forward1Rows(n, x, y, p + 18432, p + 3584, q + 0, storage: storage, threads: threads)
+        case 15: Self.forward1Rows(n, x, y, p + 18432, p + 3840, q + 0, storage: storage, threads: threads)
+        case 16: Self.forward1Rows(n, x, y, p + 18432, p + 4096, q + 0, storage: storage, threads: threads)
+        case 17: Self.forward1Rows(n, x, y, p + 18432, p + 4352, q + 0, storage: storage, threads: threads)
+        case 18: Self.forward1Rows(n, x, y, p + 18432, p + 4608, q + 0, storage: storage, threads: threads)
+        case 19: Self.forward1Rows(n, x, y, p + 18432, p + 4864, q + 0, storage: storage, threads: threads)
+        case 20: Self.forward1Rows(n, x, y, p + 18432, p + 5120, q + 0, storage: storage, threads: threads)
+        case 21: Self.forward1Rows(n, x, y, p + 18432, p + 5376, q + 0, storage: storage, threads: threads)
+        case 22: Self.forward1Rows(n, x, y, p + 18432, p + 5632, q + 0, storage: storage, threads: threads)
+        case 23: Self.forward1Rows(n, x, y, p + 18432, p + 5888, q + 0, storage: storage, threads: threads)
         default: break
         }
     }
@@ -159,30 +159,30 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
-        case 1: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 256, g + 256, g + 6144, g + 18432, threads: threads)
-        case 2: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 512, g + 512, g + 6144, g + 18432, threads: threads)
-        case 3: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 768, g + 768, g + 6144, g + 18432, threads: threads)
-        case 4: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1024, g + 1024, g + 6144, g + 18432, threads: threads)
-        case 5: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1280, g + 1280, g + 6144, g + 18432, threads: threads)
-        case 6: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1536, g + 1536, g + 6144, g + 18432, threads: threads)
-        case 7: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 1792, g + 1792, g + 6144, g + 18432, threads: threads)
-        case 8: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2048, g + 2048, g + 6144, g + 18432, threads: threads)
-        case 9: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2304, g + 2304, g + 6144, g + 18432, threads: threads)
-        case 10: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2560, g + 2560, g + 6144, g + 18432, threads: threads)
-        case 11: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 2816, g + 2816, g + 6144, g + 18432, threads: threads)
-        case 12: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3072, g + 3072, g + 6144, g + 18432, threads: threads)
-        case 13: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3328, g + 3328, g + 6144, g + 18432, threads: threads)
-        case 14: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3584, g + 3584, g + 6144, g + 18432, threads: threads)
-        case 15: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 3840, g + 3840, g + 6144, g + 18432, threads: threads)
-        case 16: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4096, g + 4096, g + 6144, g + 18432, threads: threads)
-        case 17: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4352, g + 4352, g + 6144, g + 18432, threads: threads)
-        case 18: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4608, g + 4608, g + 6144, g + 18432, threads: threads)
-        case 19: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 4864, g + 4864, g + 6144, g + 18432, threads: threads)
-        case 20: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5120, g + 5120, g + 6144, g + 18432, threads: threads)
-        case 21: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5376, g + 5376, g + 6144, g + 18432, threads: threads)
-        case 22: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5632, g + 5632, g + 6144, g + 18432, threads: threads)
-        case 23: Self.backward2(n, x, dy, dx, w, p + 18432, q + 0, p + 5888, g + 5888, g + 6144, g + 18432, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 256, g + 256, g + 6144, g + 18432, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 512, g + 512, g + 6144, g + 18432, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 768, g + 768, g + 6144, g + 18432, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1024, g + 1024, g + 6144, g + 18432, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1280, g + 1280, g + 6144, g + 18432, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1536, g + 1536, g + 6144, g + 18432, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1792, g + 1792, g + 6144, g + 18432, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2048, g + 2048, g + 6144, g + 18432, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2304, g + 2304, g + 6144, g + 18432, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2560, g + 2560, g + 6144, g + 18432, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2816, g + 2816, g + 6144, g + 18432, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3072, g + 3072, g + 6144, g + 18432, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3328, g + 3328, g + 6144, g + 18432, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3584, g + 3584, g + 6144, g + 18432, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3840, g + 3840, g + 6144, g + 18432, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4096, g + 4096, g + 6144, g + 18432, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4352, g + 4352, g + 6144, g + 18432, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4608, g + 4608, g + 6144, g + 18432, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4864, g + 4864, g + 6144, g + 18432, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5120, g + 5120, g + 6144, g + 18432, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5376, g + 5376, g + 6144, g + 18432, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5632, g + 5632, g + 6144, g + 18432, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5888, g + 5888, g + 6144, g + 18432, threads: threads)
         default: break
         }
     }
@@ -199,30 +199,30 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize3(n, delta, w, p + 18432, p + 0, p + 6144, threads: threads)
-        case 1: Self.materialize3(n, delta, w, p + 18432, p + 256, p + 6144, threads: threads)
-        case 2: Self.materialize3(n, delta, w, p + 18432, p + 512, p + 6144, threads: threads)
-        case 3: Self.materialize3(n, delta, w, p + 18432, p + 768, p + 6144, threads: threads)
-        case 4: Self.materialize3(n, delta, w, p + 18432, p + 1024, p + 6144, threads: threads)
-        case 5: Self.materialize3(n, delta, w, p + 18432, p + 1280, p + 6144, threads: threads)
-        case 6: Self.materialize3(n, delta, w, p + 18432, p + 1536, p + 6144, threads: threads)
-        case 7: Self.materialize3(n, delta, w, p + 18432, p + 1792, p + 6144, threads: threads)
-        case 8: Self.materialize3(n, delta, w, p + 18432, p + 2048, p + 6144, threads: threads)
-        case 9: Self.materialize3(n, delta, w, p + 18432, p + 2304, p + 6144, threads: threads)
-        case 10: Self.materialize3(n, delta, w, p + 18432, p + 2560, p + 6144, threads: threads)
-        case 11: Self.materialize3(n, delta, w, p + 18432, p + 2816, p + 6144, threads: threads)
-        case 12: Self.materialize3(n, delta, w, p + 18432, p + 3072, p + 6144, threads: threads)
-        case 13: Self.materialize3(n, delta, w, p + 18432, p + 3328, p + 6144, threads: threads)
-        case 14: Self.materialize3(n, delta, w, p + 18432, p + 3584, p + 6144, threads: threads)
-        case 15: Self.materialize3(n, delta, w, p + 18432, p + 3840, p + 6144, threads: threads)
-        case 16: Self.materialize3(n, delta, w, p + 18432, p + 4096, p + 6144, threads: threads)
-        case 17: Self.materialize3(n, delta, w, p + 18432, p + 4352, p + 6144, threads: threads)
-        case 18: Self.materialize3(n, delta, w, p + 18432, p + 4608, p + 6144, threads: threads)
-        case 19: Self.materialize3(n, delta, w, p + 18432, p + 4864, p + 6144, threads: threads)
-        case 20: Self.materialize3(n, delta, w, p + 18432, p + 5120, p + 6144, threads: threads)
-        case 21: Self.materialize3(n, delta, w, p + 18432, p + 5376, p + 6144, threads: threads)
-        case 22: Self.materialize3(n, delta, w, p + 18432, p + 5632, p + 6144, threads: threads)
-        case 23: Self.materialize3(n, delta, w, p + 18432, p + 5888, p + 6144, threads: threads)
+        case 0: Self.materialize4(n, delta, w, p + 18432, p + 0, p + 6144, threads: threads)
+        case 1: Self.materialize4(n, delta, w, p + 18432, p + 256, p + 6144, threads: threads)
+        case 2: Self.materialize4(n, delta, w, p + 18432, p + 512, p + 6144, threads: threads)
+        case 3: Self.materialize4(n, delta, w, p + 18432, p + 768, p + 6144, threads: threads)
+        case 4: Self.materialize4(n, delta, w, p + 18432, p + 1024, p + 6144, threads: threads)
+        case 5: Self.materialize4(n, delta, w, p + 18432, p + 1280, p + 6144, threads: threads)
+        case 6: Self.materialize4(n, delta, w, p + 18432, p + 1536, p + 6144, threads: threads)
+        case 7: Self.materialize4(n, delta, w, p + 18432, p + 1792, p + 6144, threads: threads)
+        case 8: Self.materialize4(n, delta, w, p + 18432, p + 2048, p + 6144, threads: threads)
+        case 9: Self.materialize4(n, delta, w, p + 18432, p + 2304, p + 6144, threads: threads)
+        case 10: Self.materialize4(n, delta, w, p + 18432, p + 2560, p + 6144, threads: threads)
+        case 11: Self.materialize4(n, delta, w, p + 18432, p + 2816, p + 6144, threads: threads)
+        case 12: Self.materialize4(n, delta, w, p + 18432, p + 3072, p + 6144, threads: threads)
+        case 13: Self.materialize4(n, delta, w, p + 18432, p + 3328, p + 6144, threads: threads)
+        case 14: Self.materialize4(n, delta, w, p + 18432, p + 3584, p + 6144, threads: threads)
+        case 15: Self.materialize4(n, delta, w, p + 18432, p + 3840, p + 6144, threads: threads)
+        case 16: Self.materialize4(n, delta, w, p + 18432, p + 4096, p + 6144, threads: threads)
+        case 17: Self.materialize4(n, delta, w, p + 18432, p + 4352, p + 6144, threads: threads)
+        case 18: Self.materialize4(n, delta, w, p + 18432, p + 4608, p + 6144, threads: threads)
+        case 19: Self.materialize4(n, delta, w, p + 18432, p + 4864, p + 6144, threads: threads)
+        case 20: Self.materialize4(n, delta, w, p + 18432, p + 5120, p + 6144, threads: threads)
+        case 21: Self.materialize4(n, delta, w, p + 18432, p + 5376, p + 6144, threads: threads)
+        case 22: Self.materialize4(n, delta, w, p + 18432, p + 5632, p + 6144, threads: threads)
+        case 23: Self.materialize4(n, delta, w, p + 18432, p + 5888, p + 6144, threads: threads)
         default: break
         }
     }
@@ -243,18 +243,18 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 0, p + 256, q + 0, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 512, p + 768, q + 0, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 1024, p + 1280, q + 0, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 1536, p + 1792, q + 0, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 2048, p + 2304, q + 0, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 2560, p + 2816, q + 0, threads: threads) }; return
-            case 6: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 3072, p + 3328, q + 0, threads: threads) }; return
-            case 7: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 3584, p + 3840, q + 0, threads: threads) }; return
-            case 8: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 4096, p + 4352, q + 0, threads: threads) }; return
-            case 9: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 4608, p + 4864, q + 0, threads: threads) }; return
-            case 10: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 5120, p + 5376, q + 0, threads: threads) }; return
-            case 11: RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward4(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, w, p + 18432, p + 5632, p + 5888, q + 0, threads: threads) }; return
+            case 0: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 0, p + 256, q + 0, storage: storage, threads: threads); return
+            case 1: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 512, p + 768, q + 0, storage: storage, threads: threads); return
+            case 2: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 1024, p + 1280, q + 0, storage: storage, threads: threads); return
+            case 3: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 1536, p + 1792, q + 0, storage: storage, threads: threads); return
+            case 4: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 2048, p + 2304, q + 0, storage: storage, threads: threads); return
+            case 5: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 2560, p + 2816, q + 0, storage: storage, threads: threads); return
+            case 6: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 3072, p + 3328, q + 0, storage: storage, threads: threads); return
+            case 7: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 3584, p + 3840, q + 0, storage: storage, threads: threads); return
+            case 8: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 4096, p + 4352, q + 0, storage: storage, threads: threads); return
+            case 9: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 4608, p + 4864, q + 0, storage: storage, threads: threads); return
+            case 10: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 5120, p + 5376, q + 0, storage: storage, threads: threads); return
+            case 11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 5632, p + 5888, q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -280,18 +280,18 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
-            case 1: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
-            case 2: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
-            case 3: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
-            case 4: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
-            case 5: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
-            case 6: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
-            case 7: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
-            case 8: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
-            case 9: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
-            case 10: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
-            case 11: Self.layerBackward5(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
             default: break
             }
         }
@@ -319,8 +319,14 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward1(n, x + first * 768, y + first * 768, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
@@ -355,7 +361,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize3(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[in, t.out] = Σ_t.in core[t.out, t.in]·factor.in[in, t.in]
         Kernels.panelDot(m: 768, panels: 1, k: 16, alpha: 1.0, a: p0, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: ΔW[out, in] = Σ_t.out factor.out[out, t.out]·m1[in, t.out]
@@ -363,7 +369,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
@@ -386,8 +392,14 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, p2, p3, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {

@@ -124,54 +124,54 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 0, q + 3072, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 8, q + 3072, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 16, q + 3072, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 24, q + 3072, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 32, q + 3072, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 40, q + 3072, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 48, q + 3072, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 56, q + 3072, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 64, q + 3072, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 72, q + 3072, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 80, q + 3072, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 88, q + 3072, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 96, q + 3072, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 104, q + 3072, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 112, q + 3072, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 120, q + 3072, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 128, q + 3072, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 136, q + 3072, threads: threads) }
-        case 18: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 144, q + 3072, threads: threads) }
-        case 19: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 152, q + 3072, threads: threads) }
-        case 20: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 160, q + 3072, threads: threads) }
-        case 21: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 168, q + 3072, threads: threads) }
-        case 22: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 176, q + 3072, threads: threads) }
-        case 23: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 184, q + 3072, threads: threads) }
-        case 24: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 192, q + 3072, threads: threads) }
-        case 25: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 200, q + 3072, threads: threads) }
-        case 26: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 208, q + 3072, threads: threads) }
-        case 27: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 216, q + 3072, threads: threads) }
-        case 28: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 224, q + 3072, threads: threads) }
-        case 29: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 232, q + 3072, threads: threads) }
-        case 30: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 240, q + 3072, threads: threads) }
-        case 31: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 248, q + 3072, threads: threads) }
-        case 32: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 256, q + 3072, threads: threads) }
-        case 33: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 264, q + 3072, threads: threads) }
-        case 34: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 272, q + 3072, threads: threads) }
-        case 35: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 280, q + 3072, threads: threads) }
-        case 36: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 288, q + 3072, threads: threads) }
-        case 37: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 296, q + 3072, threads: threads) }
-        case 38: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 304, q + 3072, threads: threads) }
-        case 39: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 312, q + 3072, threads: threads) }
-        case 40: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 320, q + 3072, threads: threads) }
-        case 41: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 328, q + 3072, threads: threads) }
-        case 42: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 336, q + 3072, threads: threads) }
-        case 43: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 344, q + 3072, threads: threads) }
-        case 44: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 352, q + 3072, threads: threads) }
-        case 45: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 360, q + 3072, threads: threads) }
-        case 46: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 368, q + 3072, threads: threads) }
-        case 47: RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, p + 0, q + 376, q + 3072, threads: threads) }
+        case 0: Self.forward2Rows(n, x, y, p + 0, q + 0, q + 3072, storage: storage, threads: threads)
+        case 1: Self.forward2Rows(n, x, y, p + 0, q + 8, q + 3072, storage: storage, threads: threads)
+        case 2: Self.forward2Rows(n, x, y, p + 0, q + 16, q + 3072, storage: storage, threads: threads)
+        case 3: Self.forward2Rows(n, x, y, p + 0, q + 24, q + 3072, storage: storage, threads: threads)
+        case 4: Self.forward2Rows(n, x, y, p + 0, q + 32, q + 3072, storage: storage, threads: threads)
+        case 5: Self.forward2Rows(n, x, y, p + 0, q + 40, q + 3072, storage: storage, threads: threads)
+        case 6: Self.forward2Rows(n, x, y, p + 0, q + 48, q + 3072, storage: storage, threads: threads)
+        case 7: Self.forward2Rows(n, x, y, p + 0, q + 56, q + 3072, storage: storage, threads: threads)
+        case 8: Self.forward2Rows(n, x, y, p + 0, q + 64, q + 3072, storage: storage, threads: threads)
+        case 9: Self.forward2Rows(n, x, y, p + 0, q + 72, q + 3072, storage: storage, threads: threads)
+        case 10: Self.forward2Rows(n, x, y, p + 0, q + 80, q + 3072, storage: storage, threads: threads)
+        case 11: Self.forward2Rows(n, x, y, p + 0, q + 88, q + 3072, storage: storage, threads: threads)
+        case 12: Self.forward2Rows(n, x, y, p + 0, q + 96, q + 3072, storage: storage, threads: threads)
+        case 13: Self.forward2Rows(n, x, y, p + 0, q + 104, q + 3072, storage: storage, threads: threads)
+        case 14: Self.forward2Rows(n, x, y, p + 0, q + 112, q + 3072, storage: storage, threads: threads)
+        case 15: Self.forward2Rows(n, x, y, p + 0, q + 120, q + 3072, storage: storage, threads: threads)
+        case 16: Self.forward2Rows(n, x, y, p + 0, q + 128, q + 3072, storage: storage, threads: threads)
+        case 17: Self.forward2Rows(n, x, y, p + 0, q + 136, q + 3072, storage: storage, threads: threads)
+        case 18: Self.forward2Rows(n, x, y, p + 0, q + 144, q + 3072, storage: storage, threads: threads)
+        case 19: Self.forward2Rows(n, x, y, p + 0, q + 152, q + 3072, storage: storage, threads: threads)
+        case 20: Self.forward2Rows(n, x, y, p + 0, q + 160, q + 3072, storage: storage, threads: threads)
+        case 21: Self.forward2Rows(n, x, y, p + 0, q + 168, q + 3072, storage: storage, threads: threads)
+        case 22: Self.forward2Rows(n, x, y, p + 0, q + 176, q + 3072, storage: storage, threads: threads)
+        case 23: Self.forward2Rows(n, x, y, p + 0, q + 184, q + 3072, storage: storage, threads: threads)
+        case 24: Self.forward2Rows(n, x, y, p + 0, q + 192, q + 3072, storage: storage, threads: threads)
+        case 25: Self.forward2Rows(n, x, y, p + 0, q + 200, q + 3072, storage: storage, threads: threads)
+        case 26: Self.forward2Rows(n, x, y, p + 0, q + 208, q + 3072, storage: storage, threads: threads)
+        case 27: Self.forward2Rows(n, x, y, p + 0, q + 216, q + 3072, storage: storage, threads: threads)
+        case 28: Self.forward2Rows(n, x, y, p + 0, q + 224, q + 3072, storage: storage, threads: threads)
+        case 29: Self.forward2Rows(n, x, y, p + 0, q + 232, q + 3072, storage: storage, threads: threads)
+        case 30: Self.forward2Rows(n, x, y, p + 0, q + 240, q + 3072, storage: storage, threads: threads)
+        case 31: Self.forward2Rows(n, x, y, p + 0, q + 248, q + 3072, storage: storage, threads: threads)
+        case 32: Self.forward2Rows(n, x, y, p + 0, q + 256, q + 3072, storage: storage, threads: threads)
+        case 33: Self.forward2Rows(n, x, y, p + 0, q + 264, q + 3072, storage: storage, threads: threads)
+        case 34: Self.forward2Rows(n, x, y, p + 0, q + 272, q + 3072, storage: storage, threads: threads)
+        case 35: Self.forward2Rows(n, x, y, p + 0, q + 280, q + 3072, storage: storage, threads: threads)
+        case 36: Self.forward2Rows(n, x, y, p + 0, q + 288, q + 3072, storage: storage, threads: threads)
+        case 37: Self.forward2Rows(n, x, y, p + 0, q + 296, q + 3072, storage: storage, threads: threads)
+        case 38: Self.forward2Rows(n, x, y, p + 0, q + 304, q + 3072, storage: storage, threads: threads)
+        case 39: Self.forward2Rows(n, x, y, p + 0, q + 312, q + 3072, storage: storage, threads: threads)
+        case 40: Self.forward2Rows(n, x, y, p + 0, q + 320, q + 3072, storage: storage, threads: threads)
+        case 41: Self.forward2Rows(n, x, y, p + 0, q + 328, q + 3072, storage: storage, threads: threads)
+        case 42: Self.forward2Rows(n, x, y, p + 0, q + 336, q + 3072, storage: storage, threads: threads)
+        case 43: Self.forward2Rows(n, x, y, p + 0, q + 344, q + 3072, storage: storage, threads: threads)
+        case 44: Self.forward2Rows(n, x, y, p + 0, q + 352, q + 3072, storage: storage, threads: threads)
+        case 45: Self.forward2Rows(n, x, y, p + 0, q + 360, q + 3072, storage: storage, threads: threads)
+        case 46: Self.forward2Rows(n, x, y, p + 0, q + 368, q + 3072, storage: storage, threads: threads)
+        case 47: Self.forward2Rows(n, x, y, p + 0, q + 376, q + 3072, storage: storage, threads: threads)
         default: break
         }
     }
@@ -192,54 +192,54 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 0, dq + 0, g + 7168, g + 0, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 8, dq + 8, g + 7168, g + 0, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 16, dq + 16, g + 7168, g + 0, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 24, dq + 24, g + 7168, g + 0, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 32, dq + 32, g + 7168, g + 0, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 40, dq + 40, g + 7168, g + 0, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 48, dq + 48, g + 7168, g + 0, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 56, dq + 56, g + 7168, g + 0, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 64, dq + 64, g + 7168, g + 0, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 72, dq + 72, g + 7168, g + 0, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 80, dq + 80, g + 7168, g + 0, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 88, dq + 88, g + 7168, g + 0, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 96, dq + 96, g + 7168, g + 0, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 104, dq + 104, g + 7168, g + 0, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 112, dq + 112, g + 7168, g + 0, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 120, dq + 120, g + 7168, g + 0, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 128, dq + 128, g + 7168, g + 0, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 136, dq + 136, g + 7168, g + 0, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 144, dq + 144, g + 7168, g + 0, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 152, dq + 152, g + 7168, g + 0, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 160, dq + 160, g + 7168, g + 0, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 168, dq + 168, g + 7168, g + 0, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 176, dq + 176, g + 7168, g + 0, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 184, dq + 184, g + 7168, g + 0, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 192, dq + 192, g + 7168, g + 0, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 200, dq + 200, g + 7168, g + 0, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 208, dq + 208, g + 7168, g + 0, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 216, dq + 216, g + 7168, g + 0, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 224, dq + 224, g + 7168, g + 0, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 232, dq + 232, g + 7168, g + 0, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 240, dq + 240, g + 7168, g + 0, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 248, dq + 248, g + 7168, g + 0, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 256, dq + 256, g + 7168, g + 0, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 264, dq + 264, g + 7168, g + 0, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 272, dq + 272, g + 7168, g + 0, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 280, dq + 280, g + 7168, g + 0, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 288, dq + 288, g + 7168, g + 0, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 296, dq + 296, g + 7168, g + 0, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 304, dq + 304, g + 7168, g + 0, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 312, dq + 312, g + 7168, g + 0, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 320, dq + 320, g + 7168, g + 0, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 328, dq + 328, g + 7168, g + 0, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 336, dq + 336, g + 7168, g + 0, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 344, dq + 344, g + 7168, g + 0, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 352, dq + 352, g + 7168, g + 0, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 360, dq + 360, g + 7168, g + 0, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 368, dq + 368, g + 7168, g + 0, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, p + 0, q + 3072, q + 376, dq + 376, g + 7168, g + 0, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 0, dq + 0, g + 7168, g + 0, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 8, dq + 8, g + 7168, g + 0, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 16, dq + 16, g + 7168, g + 0, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 24, dq + 24, g + 7168, g + 0, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 32, dq + 32, g + 7168, g + 0, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 40, dq + 40, g + 7168, g + 0, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 48, dq + 48, g + 7168, g + 0, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 56, dq + 56, g + 7168, g + 0, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 64, dq + 64, g + 7168, g + 0, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 72, dq + 72, g + 7168, g + 0, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 80, dq + 80, g + 7168, g + 0, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 88, dq + 88, g + 7168, g + 0, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 96, dq + 96, g + 7168, g + 0, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 104, dq + 104, g + 7168, g + 0, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 112, dq + 112, g + 7168, g + 0, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 120, dq + 120, g + 7168, g + 0, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 128, dq + 128, g + 7168, g + 0, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 136, dq + 136, g + 7168, g + 0, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 144, dq + 144, g + 7168, g + 0, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 152, dq + 152, g + 7168, g + 0, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 160, dq + 160, g + 7168, g + 0, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 168, dq + 168, g + 7168, g + 0, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 176, dq + 176, g + 7168, g + 0, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 184, dq + 184, g + 7168, g + 0, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 192, dq + 192, g + 7168, g + 0, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 200, dq + 200, g + 7168, g + 0, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 208, dq + 208, g + 7168, g + 0, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 216, dq + 216, g + 7168, g + 0, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 224, dq + 224, g + 7168, g + 0, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 232, dq + 232, g + 7168, g + 0, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 240, dq + 240, g + 7168, g + 0, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 248, dq + 248, g + 7168, g + 0, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 256, dq + 256, g + 7168, g + 0, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 264, dq + 264, g + 7168, g + 0, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 272, dq + 272, g + 7168, g + 0, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 280, dq + 280, g + 7168, g + 0, threads: threads)
+        case 36: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 288, dq + 288, g + 7168, g + 0, threads: threads)
+        case 37: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 296, dq + 296, g + 7168, g + 0, threads: threads)
+        case 38: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 304, dq + 304, g + 7168, g + 0, threads: threads)
+        case 39: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 312, dq + 312, g + 7168, g + 0, threads: threads)
+        case 40: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 320, dq + 320, g + 7168, g + 0, threads: threads)
+        case 41: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 328, dq + 328, g + 7168, g + 0, threads: threads)
+        case 42: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 336, dq + 336, g + 7168, g + 0, threads: threads)
+        case 43: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 344, dq + 344, g + 7168, g + 0, threads: threads)
+        case 44: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 352, dq + 352, g + 7168, g + 0, threads: threads)
+        case 45: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 360, dq + 360, g + 7168, g + 0, threads: threads)
+        case 46: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 368, dq + 368, g + 7168, g + 0, threads: threads)
+        case 47: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 376, dq + 376, g + 7168, g + 0, threads: threads)
         default: break
         }
     }
@@ -256,54 +256,54 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, w, p + 0, q + 0, p + 7168, threads: threads)
-        case 1: Self.materialize4(n, delta, w, p + 0, q + 8, p + 7168, threads: threads)
-        case 2: Self.materialize4(n, delta, w, p + 0, q + 16, p + 7168, threads: threads)
-        case 3: Self.materialize4(n, delta, w, p + 0, q + 24, p + 7168, threads: threads)
-        case 4: Self.materialize4(n, delta, w, p + 0, q + 32, p + 7168, threads: threads)
-        case 5: Self.materialize4(n, delta, w, p + 0, q + 40, p + 7168, threads: threads)
-        case 6: Self.materialize4(n, delta, w, p + 0, q + 48, p + 7168, threads: threads)
-        case 7: Self.materialize4(n, delta, w, p + 0, q + 56, p + 7168, threads: threads)
-        case 8: Self.materialize4(n, delta, w, p + 0, q + 64, p + 7168, threads: threads)
-        case 9: Self.materialize4(n, delta, w, p + 0, q + 72, p + 7168, threads: threads)
-        case 10: Self.materialize4(n, delta, w, p + 0, q + 80, p + 7168, threads: threads)
-        case 11: Self.materialize4(n, delta, w, p + 0, q + 88, p + 7168, threads: threads)
-        case 12: Self.materialize4(n, delta, w, p + 0, q + 96, p + 7168, threads: threads)
-        case 13: Self.materialize4(n, delta, w, p + 0, q + 104, p + 7168, threads: threads)
-        case 14: Self.materialize4(n, delta, w, p + 0, q + 112, p + 7168, threads: threads)
-        case 15: Self.materialize4(n, delta, w, p + 0, q + 120, p + 7168, threads: threads)
-        case 16: Self.materialize4(n, delta, w, p + 0, q + 128, p + 7168, threads: threads)
-        case 17: Self.materialize4(n, delta, w, p + 0, q + 136, p + 7168, threads: threads)
-        case 18: Self.materialize4(n, delta, w, p + 0, q + 144, p + 7168, threads: threads)
-        case 19: Self.materialize4(n, delta, w, p + 0, q + 152, p + 7168, threads: threads)
-        case 20: Self.materialize4(n, delta, w, p + 0, q + 160, p + 7168, threads: threads)
-        case 21: Self.materialize4(n, delta, w, p + 0, q + 168, p + 7168, threads: threads)
-        case 22: Self.materialize4(n, delta, w, p + 0, q + 176, p + 7168, threads: threads)
-        case 23: Self.materialize4(n, delta, w, p + 0, q + 184, p + 7168, threads: threads)
-        case 24: Self.materialize4(n, delta, w, p + 0, q + 192, p + 7168, threads: threads)
-        case 25: Self.materialize4(n, delta, w, p + 0, q + 200, p + 7168, threads: threads)
-        case 26: Self.materialize4(n, delta, w, p + 0, q + 208, p + 7168, threads: threads)
-        case 27: Self.materialize4(n, delta, w, p + 0, q + 216, p + 7168, threads: threads)
-        case 28: Self.materialize4(n, delta, w, p + 0, q + 224, p + 7168, threads: threads)
-        case 29: Self.materialize4(n, delta, w, p + 0, q + 232, p + 7168, threads: threads)
-        case 30: Self.materialize4(n, delta, w, p + 0, q + 240, p + 7168, threads: threads)
-        case 31: Self.materialize4(n, delta, w, p + 0, q + 248, p + 7168, threads: threads)
-        case 32: Self.materialize4(n, delta, w, p + 0, q + 256, p + 7168, threads: threads)
-        case 33: Self.materialize4(n, delta, w, p + 0, q + 264, p + 7168, threads: threads)
-        case 34: Self.materialize4(n, delta, w, p + 0, q + 272, p + 7168, threads: threads)
-        case 35: Self.materialize4(n, delta, w, p + 0, q + 280, p + 7168, threads: threads)
-        case 36: Self.materialize4(n, delta, w, p + 0, q + 288, p + 7168, threads: threads)
-        case 37: Self.materialize4(n, delta, w, p + 0, q + 296, p + 7168, threads: threads)
-        case 38: Self.materialize4(n, delta, w, p + 0, q + 304, p + 7168, threads: threads)
-        case 39: Self.materialize4(n, delta, w, p + 0, q + 312, p + 7168, threads: threads)
-        case 40: Self.materialize4(n, delta, w, p + 0, q + 320, p + 7168, threads: threads)
-        case 41: Self.materialize4(n, delta, w, p + 0, q + 328, p + 7168, threads: threads)
-        case 42: Self.materialize4(n, delta, w, p + 0, q + 336, p + 7168, threads: threads)
-        case 43: Self.materialize4(n, delta, w, p + 0, q + 344, p + 7168, threads: threads)
-        case 44: Self.materialize4(n, delta, w, p + 0, q + 352, p + 7168, threads: threads)
-        case 45: Self.materialize4(n, delta, w, p + 0, q + 360, p + 7168, threads: threads)
-        case 46: Self.materialize4(n, delta, w, p + 0, q + 368, p + 7168, threads: threads)
-        case 47: Self.materialize4(n, delta, w, p + 0, q + 376, p + 7168, threads: threads)
+        case 0: Self.materialize5(n, delta, w, p + 0, q + 0, p + 7168, threads: threads)
+        case 1: Self.materialize5(n, delta, w, p + 0, q + 8, p + 7168, threads: threads)
+        case 2: Self.materialize5(n, delta, w, p + 0, q + 16, p + 7168, threads: threads)
+        case 3: Self.materialize5(n, delta, w, p + 0, q + 24, p + 7168, threads: threads)
+        case 4: Self.materialize5(n, delta, w, p + 0, q + 32, p + 7168, threads: threads)
+        case 5: Self.materialize5(n, delta, w, p + 0, q + 40, p + 7168, threads: threads)
+        case 6: Self.materialize5(n, delta, w, p + 0, q + 48, p + 7168, threads: threads)
+        case 7: Self.materialize5(n, delta, w, p + 0, q + 56, p + 7168, threads: threads)
+        case 8: Self.materialize5(n, delta, w, p + 0, q + 64, p + 7168, threads: threads)
+        case 9: Self.materialize5(n, delta, w, p + 0, q + 72, p + 7168, threads: threads)
+        case 10: Self.materialize5(n, delta, w, p + 0, q + 80, p + 7168, threads: threads)
+        case 11: Self.materialize5(n, delta, w, p + 0, q + 88, p + 7168, threads: threads)
+        case 12: Self.materialize5(n, delta, w, p + 0, q + 96, p + 7168, threads: threads)
+        case 13: Self.materialize5(n, delta, w, p + 0, q + 104, p + 7168, threads: threads)
+        case 14: Self.materialize5(n, delta, w, p + 0, q + 112, p + 7168, threads: threads)
+        case 15: Self.materialize5(n, delta, w, p + 0, q + 120, p + 7168, threads: threads)
+        case 16: Self.materialize5(n, delta, w, p + 0, q + 128, p + 7168, threads: threads)
+        case 17: Self.materialize5(n, delta, w, p + 0, q + 136, p + 7168, threads: threads)
+        case 18: Self.materialize5(n, delta, w, p + 0, q + 144, p + 7168, threads: threads)
+        case 19: Self.materialize5(n, delta, w, p + 0, q + 152, p + 7168, threads: threads)
+        case 20: Self.materialize5(n, delta, w, p + 0, q + 160, p + 7168, threads: threads)
+        case 21: Self.materialize5(n, delta, w, p + 0, q + 168, p + 7168, threads: threads)
+        case 22: Self.materialize5(n, delta, w, p + 0, q + 176, p + 7168, threads: threads)
+        case 23: Self.materialize5(n, delta, w, p + 0, q + 184, p + 7168, threads: threads)
+        case 24: Self.materialize5(n, delta, w, p + 0, q + 192, p + 7168, threads: threads)
+        case 25: Self.materialize5(n, delta, w, p + 0, q + 200, p + 7168, threads: threads)
+        case 26: Self.materialize5(n, delta, w, p + 0, q + 208, p + 7168, threads: threads)
+        case 27: Self.materialize5(n, delta, w, p + 0, q + 216, p + 7168, threads: threads)
+        case 28: Self.materialize5(n, delta, w, p + 0, q + 224, p + 7168, threads: threads)
+        case 29: Self.materialize5(n, delta, w, p + 0, q + 232, p + 7168, threads: threads)
+        case 30: Self.materialize5(n, delta, w, p + 0, q + 240, p + 7168, threads: threads)
+        case 31: Self.materialize5(n, delta, w, p + 0, q + 248, p + 7168, threads: threads)
+        case 32: Self.materialize5(n, delta, w, p + 0, q + 256, p + 7168, threads: threads)
+        case 33: Self.materialize5(n, delta, w, p + 0, q + 264, p + 7168, threads: threads)
+        case 34: Self.materialize5(n, delta, w, p + 0, q + 272, p + 7168, threads: threads)
+        case 35: Self.materialize5(n, delta, w, p + 0, q + 280, p + 7168, threads: threads)
+        case 36: Self.materialize5(n, delta, w, p + 0, q + 288, p + 7168, threads: threads)
+        case 37: Self.materialize5(n, delta, w, p + 0, q + 296, p + 7168, threads: threads)
+        case 38: Self.materialize5(n, delta, w, p + 0, q + 304, p + 7168, threads: threads)
+        case 39: Self.materialize5(n, delta, w, p + 0, q + 312, p + 7168, threads: threads)
+        case 40: Self.materialize5(n, delta, w, p + 0, q + 320, p + 7168, threads: threads)
+        case 41: Self.materialize5(n, delta, w, p + 0, q + 328, p + 7168, threads: threads)
+        case 42: Self.materialize5(n, delta, w, p + 0, q + 336, p + 7168, threads: threads)
+        case 43: Self.materialize5(n, delta, w, p + 0, q + 344, p + 7168, threads: threads)
+        case 44: Self.materialize5(n, delta, w, p + 0, q + 352, p + 7168, threads: threads)
+        case 45: Self.materialize5(n, delta, w, p + 0, q + 360, p + 7168, threads: threads)
+        case 46: Self.materialize5(n, delta, w, p + 0, q + 368, p + 7168, threads: threads)
+        case 47: Self.materialize5(n, delta, w, p + 0, q + 376, p + 7168, threads: threads)
         default: break
         }
     }
@@ -353,8 +353,14 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: (w + 8 * n), lda: 8, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, r1] = Σ_in core.0[in, r1]·x[n, in]; dt3[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·core.3.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
@@ -389,7 +395,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: m1[in, r3] = Σ_r1 core.0[in, r1]·P2[r1, r3]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 8, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 384, beta: 0, c: w, ldc: 8, threads: threads)
         // stage 2: ΔW[out, in] = 2.0·Σ_r3 core.3[r3, out]·m1[in, r3]

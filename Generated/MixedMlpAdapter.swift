@@ -135,18 +135,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 0, q + 0, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 24576, q + 98304, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 245760, q + 122880, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 270336, q + 221184, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 491520, q + 245760, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 516096, q + 344064, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 737280, q + 368640, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 761856, q + 466944, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 983040, q + 491520, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 1007616, q + 589824, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 768, y + first * 3072, w, p + 1228800, q + 614400, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 3072, y + first * 768, w, p + 1253376, q + 712704, threads: threads) }
+        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
+        case 1: Self.forward3Rows(n, x, y, p + 24576, q + 98304, storage: storage, threads: threads)
+        case 2: Self.forward1Rows(n, x, y, p + 245760, q + 122880, storage: storage, threads: threads)
+        case 3: Self.forward3Rows(n, x, y, p + 270336, q + 221184, storage: storage, threads: threads)
+        case 4: Self.forward1Rows(n, x, y, p + 491520, q + 245760, storage: storage, threads: threads)
+        case 5: Self.forward3Rows(n, x, y, p + 516096, q + 344064, storage: storage, threads: threads)
+        case 6: Self.forward1Rows(n, x, y, p + 737280, q + 368640, storage: storage, threads: threads)
+        case 7: Self.forward3Rows(n, x, y, p + 761856, q + 466944, storage: storage, threads: threads)
+        case 8: Self.forward1Rows(n, x, y, p + 983040, q + 491520, storage: storage, threads: threads)
+        case 9: Self.forward3Rows(n, x, y, p + 1007616, q + 589824, storage: storage, threads: threads)
+        case 10: Self.forward1Rows(n, x, y, p + 1228800, q + 614400, storage: storage, threads: threads)
+        case 11: Self.forward3Rows(n, x, y, p + 1253376, q + 712704, storage: storage, threads: threads)
         default: break
         }
     }
@@ -167,18 +167,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 0, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 24576, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 245760, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 270336, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 491520, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 516096, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 737280, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 761856, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 983040, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1007616, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1228800, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1253376, threads: threads)
+        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 0, threads: threads)
+        case 1: Self.backward6(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 24576, threads: threads)
+        case 2: Self.backward5(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 245760, threads: threads)
+        case 3: Self.backward6(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 270336, threads: threads)
+        case 4: Self.backward5(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 491520, threads: threads)
+        case 5: Self.backward6(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 516096, threads: threads)
+        case 6: Self.backward5(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 737280, threads: threads)
+        case 7: Self.backward6(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 761856, threads: threads)
+        case 8: Self.backward5(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 983040, threads: threads)
+        case 9: Self.backward6(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1007616, threads: threads)
+        case 10: Self.backward5(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1228800, threads: threads)
+        case 11: Self.backward6(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1253376, threads: threads)
         default: break
         }
     }
@@ -195,18 +195,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize5(n, delta, p + 122880, p + 0, threads: threads)
-        case 1: Self.materialize6(n, delta, p + 221184, p + 24576, threads: threads)
-        case 2: Self.materialize5(n, delta, p + 368640, p + 245760, threads: threads)
-        case 3: Self.materialize6(n, delta, p + 466944, p + 270336, threads: threads)
-        case 4: Self.materialize5(n, delta, p + 614400, p + 491520, threads: threads)
-        case 5: Self.materialize6(n, delta, p + 712704, p + 516096, threads: threads)
-        case 6: Self.materialize5(n, delta, p + 860160, p + 737280, threads: threads)
-        case 7: Self.materialize6(n, delta, p + 958464, p + 761856, threads: threads)
-        case 8: Self.materialize5(n, delta, p + 1105920, p + 983040, threads: threads)
-        case 9: Self.materialize6(n, delta, p + 1204224, p + 1007616, threads: threads)
-        case 10: Self.materialize5(n, delta, p + 1351680, p + 1228800, threads: threads)
-        case 11: Self.materialize6(n, delta, p + 1449984, p + 1253376, threads: threads)
+        case 0: Self.materialize7(n, delta, p + 122880, p + 0, threads: threads)
+        case 1: Self.materialize8(n, delta, p + 221184, p + 24576, threads: threads)
+        case 2: Self.materialize7(n, delta, p + 368640, p + 245760, threads: threads)
+        case 3: Self.materialize8(n, delta, p + 466944, p + 270336, threads: threads)
+        case 4: Self.materialize7(n, delta, p + 614400, p + 491520, threads: threads)
+        case 5: Self.materialize8(n, delta, p + 712704, p + 516096, threads: threads)
+        case 6: Self.materialize7(n, delta, p + 860160, p + 737280, threads: threads)
+        case 7: Self.materialize8(n, delta, p + 958464, p + 761856, threads: threads)
+        case 8: Self.materialize7(n, delta, p + 1105920, p + 983040, threads: threads)
+        case 9: Self.materialize8(n, delta, p + 1204224, p + 1007616, threads: threads)
+        case 10: Self.materialize7(n, delta, p + 1351680, p + 1228800, threads: threads)
+        case 11: Self.materialize8(n, delta, p + 1449984, p + 1253376, threads: threads)
         default: break
         }
     }
@@ -266,16 +266,28 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 192, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 3072, threads: threads)
     }
 
+    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward1(n, x + first * 768, y + first * 3072, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 1.0, a: x, lda: 3072, packed: p0, panelStride: 16, rankStride: 3072, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.828427·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward3Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward3(n, x + first * 3072, y + first * 768, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
@@ -299,7 +311,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
@@ -323,13 +335,13 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize7(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 3072, panels: 48, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize6(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 192, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, panelStride: 16, kStride: 3072, beta: 0, c: delta, ldc: 3072, threads: threads)
     }

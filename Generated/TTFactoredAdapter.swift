@@ -129,24 +129,24 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 123600, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 129744, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 135888, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 142032, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 148176, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 154320, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 160464, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 166608, threads: threads) }
-        case 8: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 172752, threads: threads) }
-        case 9: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 178896, threads: threads) }
-        case 10: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 185040, threads: threads) }
-        case 11: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 191184, threads: threads) }
-        case 12: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 197328, threads: threads) }
-        case 13: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 203472, threads: threads) }
-        case 14: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 209616, threads: threads) }
-        case 15: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 215760, threads: threads) }
-        case 16: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 221904, threads: threads) }
-        case 17: RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 768, y + first * 768, w, q + 117456, q + 228048, threads: threads) }
+        case 0: Self.forward2Rows(n, x, y, q + 117456, q + 123600, storage: storage, threads: threads)
+        case 1: Self.forward2Rows(n, x, y, q + 117456, q + 129744, storage: storage, threads: threads)
+        case 2: Self.forward2Rows(n, x, y, q + 117456, q + 135888, storage: storage, threads: threads)
+        case 3: Self.forward2Rows(n, x, y, q + 117456, q + 142032, storage: storage, threads: threads)
+        case 4: Self.forward2Rows(n, x, y, q + 117456, q + 148176, storage: storage, threads: threads)
+        case 5: Self.forward2Rows(n, x, y, q + 117456, q + 154320, storage: storage, threads: threads)
+        case 6: Self.forward2Rows(n, x, y, q + 117456, q + 160464, storage: storage, threads: threads)
+        case 7: Self.forward2Rows(n, x, y, q + 117456, q + 166608, storage: storage, threads: threads)
+        case 8: Self.forward2Rows(n, x, y, q + 117456, q + 172752, storage: storage, threads: threads)
+        case 9: Self.forward2Rows(n, x, y, q + 117456, q + 178896, storage: storage, threads: threads)
+        case 10: Self.forward2Rows(n, x, y, q + 117456, q + 185040, storage: storage, threads: threads)
+        case 11: Self.forward2Rows(n, x, y, q + 117456, q + 191184, storage: storage, threads: threads)
+        case 12: Self.forward2Rows(n, x, y, q + 117456, q + 197328, storage: storage, threads: threads)
+        case 13: Self.forward2Rows(n, x, y, q + 117456, q + 203472, storage: storage, threads: threads)
+        case 14: Self.forward2Rows(n, x, y, q + 117456, q + 209616, storage: storage, threads: threads)
+        case 15: Self.forward2Rows(n, x, y, q + 117456, q + 215760, storage: storage, threads: threads)
+        case 16: Self.forward2Rows(n, x, y, q + 117456, q + 221904, storage: storage, threads: threads)
+        case 17: Self.forward2Rows(n, x, y, q + 117456, q + 228048, storage: storage, threads: threads)
         default: break
         }
     }
@@ -167,24 +167,24 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, q + 117456, q + 123600, dq + 5328, dq + 117456, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, q + 117456, q + 129744, dq + 11472, dq + 117456, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, q + 117456, q + 135888, dq + 17616, dq + 117456, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, q + 117456, q + 142032, dq + 23760, dq + 117456, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, q + 117456, q + 148176, dq + 29904, dq + 117456, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, q + 117456, q + 154320, dq + 36048, dq + 117456, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, q + 117456, q + 160464, dq + 42192, dq + 117456, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, q + 117456, q + 166608, dq + 48336, dq + 117456, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, q + 117456, q + 172752, dq + 54480, dq + 117456, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, q + 117456, q + 178896, dq + 60624, dq + 117456, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, q + 117456, q + 185040, dq + 66768, dq + 117456, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, q + 117456, q + 191184, dq + 72912, dq + 117456, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, q + 117456, q + 197328, dq + 79056, dq + 117456, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, q + 117456, q + 203472, dq + 85200, dq + 117456, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, q + 117456, q + 209616, dq + 91344, dq + 117456, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, q + 117456, q + 215760, dq + 97488, dq + 117456, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, q + 117456, q + 221904, dq + 103632, dq + 117456, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, q + 117456, q + 228048, dq + 109776, dq + 117456, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, q + 117456, q + 123600, dq + 5328, dq + 117456, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, q + 117456, q + 129744, dq + 11472, dq + 117456, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, q + 117456, q + 135888, dq + 17616, dq + 117456, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, q + 117456, q + 142032, dq + 23760, dq + 117456, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, q + 117456, q + 148176, dq + 29904, dq + 117456, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, q + 117456, q + 154320, dq + 36048, dq + 117456, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, q + 117456, q + 160464, dq + 42192, dq + 117456, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, q + 117456, q + 166608, dq + 48336, dq + 117456, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, q + 117456, q + 172752, dq + 54480, dq + 117456, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, q + 117456, q + 178896, dq + 60624, dq + 117456, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, q + 117456, q + 185040, dq + 66768, dq + 117456, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, q + 117456, q + 191184, dq + 72912, dq + 117456, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, q + 117456, q + 197328, dq + 79056, dq + 117456, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, q + 117456, q + 203472, dq + 85200, dq + 117456, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, q + 117456, q + 209616, dq + 91344, dq + 117456, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, q + 117456, q + 215760, dq + 97488, dq + 117456, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, q + 117456, q + 221904, dq + 103632, dq + 117456, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, q + 117456, q + 228048, dq + 109776, dq + 117456, threads: threads)
         default: break
         }
     }
@@ -201,24 +201,24 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, q + 5328, q + 117456, threads: threads)
-        case 1: Self.materialize4(n, delta, q + 11472, q + 117456, threads: threads)
-        case 2: Self.materialize4(n, delta, q + 17616, q + 117456, threads: threads)
-        case 3: Self.materialize4(n, delta, q + 23760, q + 117456, threads: threads)
-        case 4: Self.materialize4(n, delta, q + 29904, q + 117456, threads: threads)
-        case 5: Self.materialize4(n, delta, q + 36048, q + 117456, threads: threads)
-        case 6: Self.materialize4(n, delta, q + 42192, q + 117456, threads: threads)
-        case 7: Self.materialize4(n, delta, q + 48336, q + 117456, threads: threads)
-        case 8: Self.materialize4(n, delta, q + 54480, q + 117456, threads: threads)
-        case 9: Self.materialize4(n, delta, q + 60624, q + 117456, threads: threads)
-        case 10: Self.materialize4(n, delta, q + 66768, q + 117456, threads: threads)
-        case 11: Self.materialize4(n, delta, q + 72912, q + 117456, threads: threads)
-        case 12: Self.materialize4(n, delta, q + 79056, q + 117456, threads: threads)
-        case 13: Self.materialize4(n, delta, q + 85200, q + 117456, threads: threads)
-        case 14: Self.materialize4(n, delta, q + 91344, q + 117456, threads: threads)
-        case 15: Self.materialize4(n, delta, q + 97488, q + 117456, threads: threads)
-        case 16: Self.materialize4(n, delta, q + 103632, q + 117456, threads: threads)
-        case 17: Self.materialize4(n, delta, q + 109776, q + 117456, threads: threads)
+        case 0: Self.materialize5(n, delta, q + 5328, q + 117456, threads: threads)
+        case 1: Self.materialize5(n, delta, q + 11472, q + 117456, threads: threads)
+        case 2: Self.materialize5(n, delta, q + 17616, q + 117456, threads: threads)
+        case 3: Self.materialize5(n, delta, q + 23760, q + 117456, threads: threads)
+        case 4: Self.materialize5(n, delta, q + 29904, q + 117456, threads: threads)
+        case 5: Self.materialize5(n, delta, q + 36048, q + 117456, threads: threads)
+        case 6: Self.materialize5(n, delta, q + 42192, q + 117456, threads: threads)
+        case 7: Self.materialize5(n, delta, q + 48336, q + 117456, threads: threads)
+        case 8: Self.materialize5(n, delta, q + 54480, q + 117456, threads: threads)
+        case 9: Self.materialize5(n, delta, q + 60624, q + 117456, threads: threads)
+        case 10: Self.materialize5(n, delta, q + 66768, q + 117456, threads: threads)
+        case 11: Self.materialize5(n, delta, q + 72912, q + 117456, threads: threads)
+        case 12: Self.materialize5(n, delta, q + 79056, q + 117456, threads: threads)
+        case 13: Self.materialize5(n, delta, q + 85200, q + 117456, threads: threads)
+        case 14: Self.materialize5(n, delta, q + 91344, q + 117456, threads: threads)
+        case 15: Self.materialize5(n, delta, q + 97488, q + 117456, threads: threads)
+        case 16: Self.materialize5(n, delta, q + 103632, q + 117456, threads: threads)
+        case 17: Self.materialize5(n, delta, q + 109776, q + 117456, threads: threads)
         default: break
         }
     }
@@ -239,12 +239,12 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 123600, q + 129744, q + 135888, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 142032, q + 148176, q + 154320, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 160464, q + 166608, q + 172752, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 178896, q + 185040, q + 191184, threads: threads) }; return
-            case 4: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 197328, q + 203472, q + 209616, threads: threads) }; return
-            case 5: RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 768, ys[0] + first * 768, ys[1] + first * 768, ys[2] + first * 768, w, q + 117456, q + 215760, q + 221904, q + 228048, threads: threads) }; return
+            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 123600, q + 129744, q + 135888, storage: storage, threads: threads); return
+            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 142032, q + 148176, q + 154320, storage: storage, threads: threads); return
+            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 160464, q + 166608, q + 172752, storage: storage, threads: threads); return
+            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 178896, q + 185040, q + 191184, storage: storage, threads: threads); return
+            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 197328, q + 203472, q + 209616, storage: storage, threads: threads); return
+            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 215760, q + 221904, q + 228048, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -270,12 +270,12 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 135888, q + 129744, q + 123600, dq + 17616, dq + 11472, dq + 5328, dq + 117456, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 154320, q + 148176, q + 142032, dq + 36048, dq + 29904, dq + 23760, dq + 117456, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 172752, q + 166608, q + 160464, dq + 54480, dq + 48336, dq + 42192, dq + 117456, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 191184, q + 185040, q + 178896, dq + 72912, dq + 66768, dq + 60624, dq + 117456, threads: threads); return
-            case 4: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 209616, q + 203472, q + 197328, dq + 91344, dq + 85200, dq + 79056, dq + 117456, threads: threads); return
-            case 5: Self.layerBackward6(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 228048, q + 221904, q + 215760, dq + 109776, dq + 103632, dq + 97488, dq + 117456, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 135888, q + 129744, q + 123600, dq + 17616, dq + 11472, dq + 5328, dq + 117456, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 154320, q + 148176, q + 142032, dq + 36048, dq + 29904, dq + 23760, dq + 117456, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 172752, q + 166608, q + 160464, dq + 54480, dq + 48336, dq + 42192, dq + 117456, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 191184, q + 185040, q + 178896, dq + 72912, dq + 66768, dq + 60624, dq + 117456, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 209616, q + 203472, q + 197328, dq + 91344, dq + 85200, dq + 79056, dq + 117456, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 228048, q + 221904, q + 215760, dq + 109776, dq + 103632, dq + 97488, dq + 117456, threads: threads); return
             default: break
             }
         }
@@ -428,8 +428,14 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
+    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
@@ -453,13 +459,13 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[out.0, out.1, out.2, in.0, in.1, in.2] = Σ_r5 P4[out.0, out.1, out.2, r5]·P6[r5, in.0, in.1, in.2]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
@@ -475,8 +481,14 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {

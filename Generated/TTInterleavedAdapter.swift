@@ -122,14 +122,14 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 1056, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 2592, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 4128, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 5664, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 7200, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 8736, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 10272, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 48, y + first * 64, w, p + 400, q + 11808, threads: threads) }
+        case 0: Self.forward2Rows(n, x, y, p + 400, q + 1056, storage: storage, threads: threads)
+        case 1: Self.forward2Rows(n, x, y, p + 400, q + 2592, storage: storage, threads: threads)
+        case 2: Self.forward2Rows(n, x, y, p + 400, q + 4128, storage: storage, threads: threads)
+        case 3: Self.forward2Rows(n, x, y, p + 400, q + 5664, storage: storage, threads: threads)
+        case 4: Self.forward2Rows(n, x, y, p + 400, q + 7200, storage: storage, threads: threads)
+        case 5: Self.forward2Rows(n, x, y, p + 400, q + 8736, storage: storage, threads: threads)
+        case 6: Self.forward2Rows(n, x, y, p + 400, q + 10272, storage: storage, threads: threads)
+        case 7: Self.forward2Rows(n, x, y, p + 400, q + 11808, storage: storage, threads: threads)
         default: break
         }
     }
@@ -150,14 +150,14 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 400, q + 1056, dq + 1056, g + 400, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 400, q + 2592, dq + 2592, g + 400, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 400, q + 4128, dq + 4128, g + 400, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 400, q + 5664, dq + 5664, g + 400, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 400, q + 7200, dq + 7200, g + 400, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 400, q + 8736, dq + 8736, g + 400, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 400, q + 10272, dq + 10272, g + 400, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 400, q + 11808, dq + 11808, g + 400, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, p + 400, q + 1056, dq + 1056, g + 400, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 400, q + 2592, dq + 2592, g + 400, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, p + 400, q + 4128, dq + 4128, g + 400, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 400, q + 5664, dq + 5664, g + 400, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, p + 400, q + 7200, dq + 7200, g + 400, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 400, q + 8736, dq + 8736, g + 400, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, p + 400, q + 10272, dq + 10272, g + 400, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 400, q + 11808, dq + 11808, g + 400, threads: threads)
         default: break
         }
     }
@@ -174,14 +174,14 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, q + 1056, p + 400, threads: threads)
-        case 1: Self.materialize4(n, delta, q + 2592, p + 400, threads: threads)
-        case 2: Self.materialize4(n, delta, q + 4128, p + 400, threads: threads)
-        case 3: Self.materialize4(n, delta, q + 5664, p + 400, threads: threads)
-        case 4: Self.materialize4(n, delta, q + 7200, p + 400, threads: threads)
-        case 5: Self.materialize4(n, delta, q + 8736, p + 400, threads: threads)
-        case 6: Self.materialize4(n, delta, q + 10272, p + 400, threads: threads)
-        case 7: Self.materialize4(n, delta, q + 11808, p + 400, threads: threads)
+        case 0: Self.materialize5(n, delta, q + 1056, p + 400, threads: threads)
+        case 1: Self.materialize5(n, delta, q + 2592, p + 400, threads: threads)
+        case 2: Self.materialize5(n, delta, q + 4128, p + 400, threads: threads)
+        case 3: Self.materialize5(n, delta, q + 5664, p + 400, threads: threads)
+        case 4: Self.materialize5(n, delta, q + 7200, p + 400, threads: threads)
+        case 5: Self.materialize5(n, delta, q + 8736, p + 400, threads: threads)
+        case 6: Self.materialize5(n, delta, q + 10272, p + 400, threads: threads)
+        case 7: Self.materialize5(n, delta, q + 11808, p + 400, threads: threads)
         default: break
         }
     }
@@ -202,10 +202,10 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 1056, q + 2592, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 4128, q + 5664, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 7200, q + 8736, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward5(n, xp + first * 48, ys[0] + first * 64, ys[1] + first * 64, w, p + 400, q + 10272, q + 11808, threads: threads) }; return
+            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 1056, q + 2592, storage: storage, threads: threads); return
+            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 4128, q + 5664, storage: storage, threads: threads); return
+            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 7200, q + 8736, storage: storage, threads: threads); return
+            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 10272, q + 11808, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -231,10 +231,10 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 2592, dq + 2592, dq + 1056, q + 1056, g + 400, threads: threads); return
-            case 1: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 5664, dq + 5664, dq + 4128, q + 4128, g + 400, threads: threads); return
-            case 2: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 8736, dq + 8736, dq + 7200, q + 7200, g + 400, threads: threads); return
-            case 3: Self.layerBackward6(n, xp, dys[0], dys[1], dx, w, p + 400, q + 11808, dq + 11808, dq + 10272, q + 10272, g + 400, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 2592, dq + 2592, dq + 1056, q + 1056, g + 400, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 5664, dq + 5664, dq + 4128, q + 4128, g + 400, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 8736, dq + 8736, dq + 7200, q + 7200, g + 400, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 11808, dq + 11808, dq + 10272, q + 10272, g + 400, threads: threads); return
             default: break
             }
         }
@@ -360,8 +360,14 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
+    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward2(n, x + first * 48, y + first * 64, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
         Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
             switch i {
@@ -385,13 +391,13 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[out.0, out.1, in.0, in.1] = Σ_r5 core.5[r5, in.1]·P4[out.0, in.0, out.1, r5]
         Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 192, right: 0, output: 384, reduces: false), Kernels.Loop(extent: 8, left: 4, right: 0, output: 48, reduces: false)], transA: false, transB: false, m: 6, n: 8, k: 4, alpha: 1.0, a: p0, lda: 32, b: p1, ldb: 8, beta: 0, c: delta, ldc: 8, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]
         Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
         // stage 2: y0[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]; y1[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]
@@ -405,8 +411,14 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward6(n, x + first * 48, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
         Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
             switch i {

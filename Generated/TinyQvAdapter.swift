@@ -130,14 +130,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 0, q + 0, threads: threads) }
-        case 1: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 512, q + 512, threads: threads) }
-        case 2: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 2048, q + 1024, threads: threads) }
-        case 3: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 2560, q + 1536, threads: threads) }
-        case 4: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 4096, q + 2048, threads: threads) }
-        case 5: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 4608, q + 2560, threads: threads) }
-        case 6: RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward1(n, x + first * 64, y + first * 64, w, p + 6144, q + 3072, threads: threads) }
-        case 7: RowBlocks.run(rows: n, rowWork: 1024, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.forward2(n, x + first * 64, y + first * 64, w, p + 6656, q + 3584, threads: threads) }
+        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
+        case 1: Self.forward1Rows(n, x, y, p + 512, q + 512, storage: storage, threads: threads)
+        case 2: Self.forward1Rows(n, x, y, p + 2048, q + 1024, storage: storage, threads: threads)
+        case 3: Self.forward1Rows(n, x, y, p + 2560, q + 1536, storage: storage, threads: threads)
+        case 4: Self.forward1Rows(n, x, y, p + 4096, q + 2048, storage: storage, threads: threads)
+        case 5: Self.forward1Rows(n, x, y, p + 4608, q + 2560, storage: storage, threads: threads)
+        case 6: Self.forward1Rows(n, x, y, p + 6144, q + 3072, storage: storage, threads: threads)
+        case 7: Self.forward3Rows(n, x, y, p + 6656, q + 3584, storage: storage, threads: threads)
         default: break
         }
     }
@@ -158,14 +158,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 1024, g + 0, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 512, q + 512, g + 1536, g + 512, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 2048, q + 1024, g + 3072, g + 2048, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 2560, q + 1536, g + 3584, g + 2560, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 4096, q + 2048, g + 5120, g + 4096, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 4608, q + 2560, g + 5632, g + 4608, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 6144, q + 3072, g + 6912, g + 6144, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 6656, q + 3584, g + 7424, g + 6656, threads: threads)
+        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 1024, g + 0, threads: threads)
+        case 1: Self.backward5(n, x, dy, dx, w, p + 512, q + 512, g + 1536, g + 512, threads: threads)
+        case 2: Self.backward5(n, x, dy, dx, w, p + 2048, q + 1024, g + 3072, g + 2048, threads: threads)
+        case 3: Self.backward5(n, x, dy, dx, w, p + 2560, q + 1536, g + 3584, g + 2560, threads: threads)
+        case 4: Self.backward5(n, x, dy, dx, w, p + 4096, q + 2048, g + 5120, g + 4096, threads: threads)
+        case 5: Self.backward5(n, x, dy, dx, w, p + 4608, q + 2560, g + 5632, g + 4608, threads: threads)
+        case 6: Self.backward5(n, x, dy, dx, w, p + 6144, q + 3072, g + 6912, g + 6144, threads: threads)
+        case 7: Self.backward6(n, x, dy, dx, w, p + 6656, q + 3584, g + 7424, g + 6656, threads: threads)
         default: break
         }
     }
@@ -182,14 +182,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize5(n, delta, p + 1024, p + 0, threads: threads)
-        case 1: Self.materialize5(n, delta, p + 1536, p + 512, threads: threads)
-        case 2: Self.materialize5(n, delta, p + 3072, p + 2048, threads: threads)
-        case 3: Self.materialize5(n, delta, p + 3584, p + 2560, threads: threads)
-        case 4: Self.materialize5(n, delta, p + 5120, p + 4096, threads: threads)
-        case 5: Self.materialize5(n, delta, p + 5632, p + 4608, threads: threads)
-        case 6: Self.materialize5(n, delta, p + 6912, p + 6144, threads: threads)
-        case 7: Self.materialize6(n, delta, p + 7424, p + 6656, threads: threads)
+        case 0: Self.materialize7(n, delta, p + 1024, p + 0, threads: threads)
+        case 1: Self.materialize7(n, delta, p + 1536, p + 512, threads: threads)
+        case 2: Self.materialize7(n, delta, p + 3072, p + 2048, threads: threads)
+        case 3: Self.materialize7(n, delta, p + 3584, p + 2560, threads: threads)
+        case 4: Self.materialize7(n, delta, p + 5120, p + 4096, threads: threads)
+        case 5: Self.materialize7(n, delta, p + 5632, p + 4608, threads: threads)
+        case 6: Self.materialize7(n, delta, p + 6912, p + 6144, threads: threads)
+        case 7: Self.materialize8(n, delta, p + 7424, p + 6656, threads: threads)
         default: break
         }
     }
@@ -210,10 +210,10 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 0, q + 0, q + 512, threads: threads) }; return
-            case 1: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 2048, q + 1024, q + 1536, threads: threads) }; return
-            case 2: RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward7(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 4096, q + 2048, q + 2560, threads: threads) }; return
-            case 3: RowBlocks.run(rows: n, rowWork: 3072, workspacePerRow: 12, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in Self.layerForward8(n, xp + first * 64, ys[0] + first * 64, ys[1] + first * 64, w, p + 6144, q + 3072, q + 3584, threads: threads) }; return
+            case 0: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + 0, q + 0, q + 512, storage: storage, threads: threads); return
+            case 1: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + 2048, q + 1024, q + 1536, storage: storage, threads: threads); return
+            case 2: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + 4096, q + 2048, q + 2560, storage: storage, threads: threads); return
+            case 3: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + 6144, q + 3072, q + 3584, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -239,10 +239,10 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 0, q + 512, q + 0, g + 1536, g + 1024, g + 0, threads: threads); return
-            case 1: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 2048, q + 1536, q + 1024, g + 3584, g + 3072, g + 2048, threads: threads); return
-            case 2: Self.layerBackward9(n, xp, dys[0], dys[1], dx, w, p + 4096, q + 2560, q + 2048, g + 5632, g + 5120, g + 4096, threads: threads); return
-            case 3: Self.layerBackward10(n, xp, dys[0], dys[1], dx, w, p + 6144, q + 3584, q + 3072, g + 7424, g + 6912, g + 6144, threads: threads); return
+            case 0: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 0, q + 512, q + 0, g + 1536, g + 1024, g + 0, threads: threads); return
+            case 1: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 2048, q + 1536, q + 1024, g + 3584, g + 3072, g + 2048, threads: threads); return
+            case 2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 4096, q + 2560, q + 2048, g + 5632, g + 5120, g + 4096, threads: threads); return
+            case 3: Self.layerBackward14(n, xp, dys[0], dys[1], dx, w, p + 6144, q + 3584, q + 3072, g + 7424, g + 6912, g + 6144, threads: threads); return
             default: break
             }
         }
@@ -335,16 +335,28 @@ public final class TinyQvAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
+    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward1(n, x + first * 64, y + first * 64, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 4, k: 4, alpha: 4.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
+    private static func forward3Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 1024, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.forward3(n, x + first * 64, y + first * 64, w, p0, p1, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
@@ -368,7 +380,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
@@ -392,19 +404,19 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize7(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 64, panels: 4, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
-    private static func materialize6(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 64, panels: 4, k: 4, alpha: 4.0, a: p0, lda: 4, b: p1, panelStride: 16, kStride: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 4, k: 16, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
@@ -418,8 +430,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward9Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward9(n, x + first * 64, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerForward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 4, k: 12, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 12, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 4.0·Σ_rank z[8..<12][row, rank]·B.panels[panel, rank, lane]
@@ -433,8 +451,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         }
     }
 
+    private static func layerForward11Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+        RowBlocks.run(rows: n, rowWork: 3072, workspacePerRow: 12, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
+            Self.layerForward11(n, x + first * 64, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
+        }
+    }
+
     @inline(never)
-    private static func layerBackward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
             switch i {
@@ -462,7 +486,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward10(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward14(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<12][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
             switch i {

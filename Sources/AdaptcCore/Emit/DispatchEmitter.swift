@@ -70,26 +70,18 @@ struct DispatchEmitter {
     }
 
     /// The statement that runs a forward program: its kernel called once, or,
-    /// where the program maps token rows independently, once per block of rows
-    /// (`RowBlocks`), with x and every output advanced to the block's first row
-    /// (`widths`: row width of each token buffer, by storage and slot) and the
-    /// block's own workspace.
-    private func forwardCall(_ program: Program, _ call: KernelEmitter.Call, widths: (Storage, Int) -> Int,
-                             token: (KernelEmitter.TokenArgument) -> String) -> String {
+    /// where the program maps token rows independently, its `RowBlocks` kernel
+    /// (`KernelEmitter.rowBlocks`; `widths`: row width of each token buffer, by
+    /// storage and slot).
+    private func forwardCall(_ program: Program, _ call: KernelEmitter.Call, kernels: inout KernelEmitter,
+                             widths: (Storage, Int) -> Int, token: (KernelEmitter.TokenArgument) -> String) -> String {
         guard program.mapsRowsIndependently else {
             return "Self.\(call.kernel)(\(arguments(program, call, token: token)), threads: threads)"
         }
-        let workspace = program.workspaceExtent
-        let rows = arguments(program, call) { arg in
-            switch arg.storage {
-            case .workspace: return "w"
-            case .input, .output: return "\(token(arg)) + first * \(widths(arg.storage, arg.slot))"
-            default: return token(arg)
-            }
-        }
-        return "RowBlocks.run(rows: n, rowWork: \(program.flops.perToken), workspacePerRow: \(workspace.perToken), "
-            + "workspaceFixed: \(workspace.constant), storage: storage, threads: threads) { n, first, w, threads in "
-            + "Self.\(call.kernel)(\(rows), threads: threads) }"
+        let rows = kernels.rowBlocks(for: program, call, widths: widths)
+        let tokens = KernelEmitter.tokenArguments(program).filter { $0.storage != .workspace }.map(token)
+        let pointers = call.pointers.map { KernelEmitter.ownedBase($0.storage) + " + \($0.offset)" }
+        return "Self.\(rows)(\((["n"] + tokens + pointers).joined(separator: ", ")), storage: storage, threads: threads)"
     }
 
     private func emitPrepare(into file: inout SourceText, kernels: inout KernelEmitter) {
@@ -133,7 +125,7 @@ struct DispatchEmitter {
                 let call = kernels.kernel(for: program, role: role)
                 if role == "forward" {
                     let widths = { (storage: Storage, _: Int) in storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures }
-                    file.line("        case \(i): " + forwardCall(program, call, widths: widths) { $0.name })
+                    file.line("        case \(i): " + forwardCall(program, call, kernels: &kernels, widths: widths) { $0.name })
                 } else {
                     file.line("        case \(i): Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)")
                 }
@@ -198,7 +190,7 @@ struct DispatchEmitter {
                 if role == "layerForward" {
                     let pairs = f.modules.map { m in plan.pair(layer: f.layer, module: m)! }
                     let widths = { (storage: Storage, slot: Int) in storage == .input ? pairs[0].inFeatures : pairs[slot].outFeatures }
-                    file.line(indent + "    case \(f.layer): " + forwardCall(f.program, call, widths: widths, token: token) + "; return")
+                    file.line(indent + "    case \(f.layer): " + forwardCall(f.program, call, kernels: &kernels, widths: widths, token: token) + "; return")
                 } else {
                     file.line(indent + "    case \(f.layer): Self.\(call.kernel)(\(arguments(f.program, call, token: token)), threads: threads); return")
                 }

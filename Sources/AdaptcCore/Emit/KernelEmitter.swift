@@ -115,6 +115,44 @@ struct KernelEmitter {
         return Call(kernel: name, pointers: pointers)
     }
 
+    /// The kernel that runs `call` (of a program that maps token rows
+    /// independently) on `RowBlocks`: it hands each block its rows of x and of
+    /// every output (`widths`: row width of each token buffer, by storage and
+    /// slot) and its own workspace. Emitted once per kernel and widths, so a
+    /// pair's case in the dispatch is a plain call rather than a closure of its own.
+    mutating func rowBlocks(for program: Program, _ call: Call, widths: (Storage, Int) -> Int) -> String {
+        let tokens = KernelEmitter.tokenArguments(program).filter { $0.storage != .workspace }
+        let workspace = program.workspaceExtent
+        var parameters = ["_ n: Int"] + tokens.map { "_ \($0.name): UnsafeMutablePointer<Float>" }
+        parameters += call.pointers.indices.map { "_ p\($0): UnsafeMutablePointer<Float>" }
+        parameters += ["storage: AdapterStorage", "threads: Int"]
+        let blockArguments = ["n"] + KernelEmitter.tokenArguments(program).map { arg in
+            switch arg.storage {
+            case .workspace: return "w"
+            case .input, .output: return "\(arg.name) + first * \(widths(arg.storage, arg.slot))"
+            default: return arg.name
+            }
+        } + call.pointers.indices.map { "p\($0)" }
+        let body = [
+            "RowBlocks.run(rows: n, rowWork: \(program.flops.perToken), workspacePerRow: \(workspace.perToken), "
+                + "workspaceFixed: \(workspace.constant), storage: storage, threads: threads) { n, first, w, threads in",
+            "    Self.\(call.kernel)(\(blockArguments.joined(separator: ", ")), threads: threads)",
+            "}",
+        ]
+        let signature = parameters.joined(separator: ", ")
+        let key = "rows " + signature + "\n" + body.joined(separator: "\n")
+        if let name = kernelByBody[key] { return name }
+        // One kernel under several widths (not seen so far, but possible) gets a wrapper for each.
+        let earlier = kernelByBody.values.filter { $0.hasPrefix("\(call.kernel)Rows") }.count
+        let name = "\(call.kernel)Rows" + (earlier == 0 ? "" : "\(earlier + 1)")
+        kernelByBody[key] = name
+        var text = ["    private static func \(name)(\(signature)) {"]
+        text += body.map { "        " + $0 }
+        text.append("    }")
+        kernels.append(text.joined(separator: "\n"))
+        return name
+    }
+
     /// The Swift statements of one lowered step.
     private func step(_ c: Contraction, threads: String, pointer: (TensorView) -> String) -> [String] {
         switch c.lowered! {
