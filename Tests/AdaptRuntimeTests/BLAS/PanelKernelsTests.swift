@@ -163,3 +163,86 @@ final class PanelKernelsTests: XCTestCase {
         }
     }
 }
+
+/// Plain thin GEMMs (no packed copy) lower to the panel kernels with B read in
+/// place, in every orientation the lowering produces, and `Kernels.panelProduct`
+/// (the interpreter's and generated code's dispatch) computes them as a float64
+/// loop over the contraction does.
+final class ThinProductLoweringTests: XCTestCase {
+    private var random = TestRandom(seed: 78)
+
+    /// Runs `c` (views named "a", "b", "c" bound to the arrays) through its lowering at n tokens.
+    private func run(_ c: Contraction, n: Int, _ buffers: inout [String: [Float]]) throws -> PanelProduct {
+        guard case .gemm(let g)? = c.lowered, let product = g.panelProduct else {
+            XCTFail("\(c) does not lower to a panel product")
+            throw CancellationError()
+        }
+        var a = buffers[g.left.name]!, b = buffers[g.right.name]!, out = buffers[g.output.name]!
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { o in
+                    Kernels.panelProduct(product, transA: g.transLeft, m: g.m.value(tokens: n), n: g.n.value(tokens: n),
+                                         k: g.k.value(tokens: n), alpha: c.alpha, a: a.baseAddress!, lda: g.lda.value(tokens: n),
+                                         b: b.baseAddress!, ldb: g.ldb.value(tokens: n), beta: c.accumulate ? 1 : 0,
+                                         c: o.baseAddress!, ldc: g.ldc.value(tokens: n), panels: product.panels.value(tokens: n),
+                                         panelStride: product.strides.panel.value(tokens: n),
+                                         innerStride: product.strides.inner.value(tokens: n), threads: 2)
+                }
+            }
+        }
+        _ = a
+        buffers[g.output.name] = out
+        return product
+    }
+
+    /// value of element (i, j) of a row-major [rows, columns] view with leading dimension ld.
+    private func at(_ v: [Float], _ i: Int, _ j: Int, ld: Int) -> Double { Double(v[i * ld + j]) }
+
+    func testThinProductsLowerToPanelKernels() throws {
+        let n = 5, wide = 48, rank = 3
+        // dot: c[n, r] = Σ_j a[n, j]·b[r, j]; and with c stored [r, n] (the lowering swaps the operands).
+        for transposedOutput in [false, true] {
+            let a = MatrixView("a", in: .input, indices: ("n", "j"), shape: (.tokens, .fixed(wide)))
+            let b = MatrixView("b", in: .parameters, indices: ("r", "j"), shape: (.fixed(rank), .fixed(wide)))
+            let c = transposedOutput
+                ? MatrixView("c", in: .workspace, indices: ("r", "n"), shape: (.fixed(rank), .tokens))
+                : MatrixView("c", in: .workspace, indices: ("n", "r"), shape: (.tokens, .fixed(rank)))
+            var buffers = ["a": random.floats(n * wide), "b": random.floats(rank * wide),
+                           "c": [Float](repeating: .nan, count: n * rank)]
+            let product = try run(Contraction(c, a, b, alpha: 0.5, accumulate: false), n: n, &buffers)
+            guard case .dot(_, let transposed, _, _) = product, transposed == transposedOutput, !product.isPacked else {
+                return XCTFail("\(product): not an in-place dot with transposed output \(transposedOutput)")
+            }
+            var got: [Float] = [], expected: [Double] = []
+            for i in 0..<n {
+                for r in 0..<rank {
+                    expected.append(0.5 * (0..<wide).reduce(0.0) { $0 + at(buffers["a"]!, i, $1, ld: wide) * at(buffers["b"]!, r, $1, ld: wide) })
+                    got.append(transposedOutput ? buffers["c"]![r * n + i] : buffers["c"]![i * rank + r])
+                }
+            }
+            assertClose(got, expected, "dot, transposed output \(transposedOutput)")
+        }
+        // multiply, thin in k (dt·A) and thin in m with a tall B (dtᵀ·x, 40 rows: three passes of 16).
+        for (rows, inner, transA) in [(n, rank, false), (rank, 40, true)] {
+            let a = transA
+                ? MatrixView("a", in: .workspace, indices: ("p", "i"), shape: (.fixed(inner), .fixed(rows)))
+                : MatrixView("a", in: .workspace, indices: ("i", "p"), shape: (.fixed(rows), .fixed(inner)))
+            let b = MatrixView("b", in: .input, indices: ("p", "j"), shape: (.fixed(inner), .fixed(wide)))
+            let c = MatrixView("c", in: .output, indices: ("i", "j"), shape: (.fixed(rows), .fixed(wide)))
+            let c0 = random.floats(rows * wide)
+            var buffers = ["a": random.floats(rows * inner), "b": random.floats(inner * wide), "c": c0]
+            let product = try run(Contraction(c, a, b, accumulate: true), n: n, &buffers)
+            guard case .multiply = product, !product.isPacked else { return XCTFail("\(product): not an in-place multiply") }
+            var expected: [Double] = []
+            for i in 0..<rows {
+                for j in 0..<wide {
+                    let sum = (0..<inner).reduce(0.0) { p, q in
+                        p + (transA ? at(buffers["a"]!, q, i, ld: rows) : at(buffers["a"]!, i, q, ld: inner)) * at(buffers["b"]!, q, j, ld: wide)
+                    }
+                    expected.append(sum + Double(c0[i * wide + j]))
+                }
+            }
+            assertClose(buffers["c"]!, expected, "multiply rows \(rows) inner \(inner) transA \(transA)")
+        }
+    }
+}
