@@ -4,11 +4,30 @@
 public final class PlanInterpreter {
     public let plan: Plan
     public let storage: AdapterStorage
+    /// Every program of the plan with its steps lowered, once (a call used to
+    /// lower each step again): by pair key, by fused layer, by group.
+    private let pairPrograms: [String: (forward: CompiledProgram, backward: CompiledProgram, materialize: CompiledProgram)]
+    private let layerForwards: [LayerKey: CompiledProgram]
+    private let layerBackwards: [LayerKey: CompiledProgram]
+    private let prepares: [CompiledProgram]
+    private let finishBackwards: [CompiledProgram]
 
     public init(plan: Plan, threads: Int = 0) {
         self.plan = plan
         storage = AdapterStorage(parameterCount: plan.parameterCount, preparedCount: plan.preparedCount,
                                  preparedGradientCount: plan.preparedGradientCount, threads: threads)
+        var pairs: [String: (CompiledProgram, CompiledProgram, CompiledProgram)] = [:]
+        for pair in plan.pairs {
+            pairs[pair.key] = (CompiledProgram(pair.forward), CompiledProgram(pair.backward), CompiledProgram(pair.materialize))
+        }
+        pairPrograms = pairs
+        func byLayer(_ fused: [LayerForward]) -> [LayerKey: CompiledProgram] {
+            Dictionary(fused.map { (LayerKey(layer: $0.layer, modules: $0.modules), CompiledProgram($0.program)) }) { first, _ in first }
+        }
+        layerForwards = byLayer(plan.groups.flatMap(\.layerForwards))
+        layerBackwards = byLayer(plan.groups.flatMap(\.layerBackwards))
+        prepares = plan.groups.map { CompiledProgram($0.prepare) }
+        finishBackwards = plan.groups.map { CompiledProgram($0.finishBackward) }
     }
 
     /// Token-independent work, once per weight update (for lora only the panel
@@ -16,8 +35,8 @@ public final class PlanInterpreter {
     /// run after the parameters change; forward, backward and materialize run
     /// it themselves when `storage` says the prepared state is stale.
     public func prepare() {
-        for group in plan.groups where !group.prepare.isEmpty {
-            run(group.prepare, rows: 0, Bindings())
+        for program in prepares where !program.isEmpty {
+            run(program, rows: 0, Bindings())
         }
         storage.markPrepared()
     }
@@ -33,7 +52,8 @@ public final class PlanInterpreter {
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(y.count, n * pair.outFeatures, "y", pair)
         ensurePrepared()
-        runRows(pair.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures, outWidths: [pair.outFeatures])
+        runRows(pairPrograms[pair.key]!.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures,
+                outWidths: [pair.outFeatures])
     }
 
     /// Forward of several modules of `layer` that read the same `x` (q/k/v):
@@ -43,13 +63,14 @@ public final class PlanInterpreter {
         let pairs = try layerPairs("forwardLayer", layer: layer, modules: modules, x: x.count, rows: n,
                                    perModule: outputs.map(\.count), name: "y", plural: "outputs")
         ensurePrepared()
-        if let fused = plan.groups.lazy.flatMap(\.layerForwards).first(where: { $0.layer == layer && $0.modules == modules }) {
-            runRows(fused.program, rows: n, Bindings(input: [x], output: outputs), inWidth: pairs[0].inFeatures,
+        if let fused = layerForwards[LayerKey(layer: layer, modules: modules)] {
+            runRows(fused, rows: n, Bindings(input: [x], output: outputs), inWidth: pairs[0].inFeatures,
                     outWidths: pairs.map(\.outFeatures))
             return
         }
         for (pair, y) in zip(pairs, outputs) {
-            runRows(pair.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures, outWidths: [pair.outFeatures])
+            runRows(pairPrograms[pair.key]!.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures,
+                    outWidths: [pair.outFeatures])
         }
     }
 
@@ -62,7 +83,7 @@ public final class PlanInterpreter {
         try expect(dy.count, n * pair.outFeatures, "dy", pair)
         try expect(dx.count, n * pair.inFeatures, "dx", pair)
         ensurePrepared()
-        run(pair.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
+        run(pairPrograms[pair.key]!.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
     }
 
     /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, parameter
@@ -73,12 +94,12 @@ public final class PlanInterpreter {
                                    perModule: dys.map(\.count), name: "dy", plural: "output gradients")
         for pair in pairs { try expect(dx.count, n * pair.inFeatures, "dx", pair) }
         ensurePrepared()
-        if let fused = plan.groups.lazy.flatMap(\.layerBackwards).first(where: { $0.layer == layer && $0.modules == modules }) {
-            run(fused.program, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: dys))
+        if let fused = layerBackwards[LayerKey(layer: layer, modules: modules)] {
+            run(fused, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: dys))
             return
         }
         for (pair, dy) in zip(pairs, dys) {
-            run(pair.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
+            run(pairPrograms[pair.key]!.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
         }
     }
 
@@ -86,8 +107,8 @@ public final class PlanInterpreter {
     /// (nothing for lora, whose panel copies have no gradient), then
     /// clears them for the next round of backward calls.
     public func finishBackward() {
-        for group in plan.groups where !group.finishBackward.isEmpty {
-            run(group.finishBackward, rows: 0, Bindings())
+        for program in finishBackwards where !program.isEmpty {
+            run(program, rows: 0, Bindings())
         }
         storage.zeroPreparedGradients()
     }
@@ -97,7 +118,7 @@ public final class PlanInterpreter {
         let pair = try self.pair(layer, module)
         try expect(delta.count, pair.outFeatures * pair.inFeatures, "ΔW", pair)
         ensurePrepared()
-        run(pair.materialize, rows: 0, Bindings(delta: delta))
+        run(pairPrograms[pair.key]!.materialize, rows: 0, Bindings(delta: delta))
     }
 
     /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]`, or `[in, out]`
@@ -156,12 +177,11 @@ public final class PlanInterpreter {
     /// A forward program on blocks of token rows (`RowBlocks`) where it maps rows
     /// independently, as generated code runs it; `inWidth`, `outWidths`: row
     /// widths of x and of each output slot.
-    private func runRows(_ program: Program, rows n: Int, _ bindings: Bindings, inWidth: Int, outWidths: [Int]) {
-        guard program.mapsRowsIndependently else {
+    private func runRows(_ program: CompiledProgram, rows n: Int, _ bindings: Bindings, inWidth: Int, outWidths: [Int]) {
+        guard let workspace = program.rowBlockWorkspace else {
             run(program, rows: n, bindings)
             return
         }
-        let workspace = program.workspaceExtent
         RowBlocks.run(rows: n, rowWork: program.flops.perToken, workspacePerRow: workspace.perToken,
                       workspaceFixed: workspace.constant, storage: storage, threads: storage.threads) { rows, first, w, threads in
             var block = Bindings()
@@ -171,7 +191,7 @@ public final class PlanInterpreter {
         }
     }
 
-    private func run(_ program: Program, rows n: Int, _ bindings: Bindings, workspace given: UnsafeMutablePointer<Float>? = nil,
+    private func run(_ program: CompiledProgram, rows n: Int, _ bindings: Bindings, workspace given: UnsafeMutablePointer<Float>? = nil,
                      threads: Int? = nil) {
         let workspace = given ?? storage.workspace(atLeast: plan.workspace.value(tokens: n))
         let threads = threads ?? storage.threads
@@ -216,14 +236,37 @@ public final class PlanInterpreter {
                                     a: base(e.a), b: e.b.map { UnsafePointer(base($0)) }, out: base(e.output))
             }
         }
-        // Each step lowered once per call (it sizes the stage's parallel split and runs it).
-        let stages = program.stages.map { stage in stage.map { (contraction: $0, lowered: $0.lowered!) } }
-        let stageFlops = stages.map { $0.reduce(Extent(0)) { $0 + $1.lowered.flops } }
-        if n == 0 && stageFlops.reduce(Extent(0), +).perToken > 0 { return }
-        for (stage, flops) in zip(stages, stageFlops) {
+        if n == 0 && program.flops.perToken > 0 { return }
+        for (stage, flops) in zip(program.stages, program.stageFlops) {
             Kernels.stage(stage.count, flops: flops.value(tokens: n), threads: threads) { i, threads in
                 execute(stage[i].contraction, stage[i].lowered, threads: threads)
             }
         }
     }
+}
+
+/// A program with each step lowered and each stage's flops summed, once per
+/// interpreter: what `run` needs on every call.
+private struct CompiledProgram {
+    let stages: [[(contraction: Contraction, lowered: Lowered)]]
+    let stageFlops: [Extent]
+    let flops: Extent
+    /// The workspace a block of rows needs, when the program runs on `RowBlocks`
+    /// (it maps token rows independently); nil otherwise.
+    let rowBlockWorkspace: Extent?
+
+    init(_ program: Program) {
+        stages = program.stages.map { stage in stage.map { (contraction: $0, lowered: $0.lowered!) } }
+        stageFlops = stages.map { $0.reduce(Extent(0)) { $0 + $1.lowered.flops } }
+        flops = stageFlops.reduce(Extent(0), +)
+        rowBlockWorkspace = program.mapsRowsIndependently ? program.workspaceExtent : nil
+    }
+
+    var isEmpty: Bool { stages.isEmpty }
+}
+
+/// A fused layer program's key: the layer and its modules in call order.
+private struct LayerKey: Hashable {
+    let layer: Int
+    let modules: [String]
 }
