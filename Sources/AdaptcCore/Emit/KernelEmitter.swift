@@ -5,11 +5,14 @@ import AdaptRuntime
 /// tensors sit (parameters, gradients, prepared state) share one kernel:
 /// those are passed in as pointers, everything else is a literal.
 ///
-/// Each lowered step becomes one of: a `Kernels.gemm` call (OpenBLAS, GEMV
-/// for one row, TBB splits for large products); `Kernels.loopedGemm` when
-/// modes could not merge into the GEMM; or, for element-wise steps and small
-/// fixed-size products, nested loops with literal bounds the Swift compiler
-/// can unroll and vectorise.
+/// Each lowered step becomes one of: for small fixed-size products and
+/// element-wise steps, nested loops with literal bounds the Swift compiler can
+/// unroll and vectorise (`Kernels.elementwise` for large element-wise ones); a
+/// `Kernels.panelGemm` / `Kernels.panelDot` call for panel products
+/// (`GEMMStep.panelProduct`: a packed factor, or a thin product read in
+/// place); a `Kernels.gemm` call (OpenBLAS, GEMV for one row, TBB splits for
+/// large products); or `Kernels.loopedGemm` when modes could not merge into
+/// the GEMM. Forward kernels that run on row blocks get a `…Rows` wrapper.
 struct KernelEmitter {
     /// A kernel and how one program calls it.
     struct Call {
