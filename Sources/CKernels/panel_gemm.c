@@ -1,4 +1,4 @@
-// Products with a pre-packed right operand (see adaptc_kernels.h).
+// Products with a pre-packed (or in-place) right operand (see adaptc_kernels.h).
 //
 // The last token-side product of a low-rank adapter, y += t·Bᵀ, has a small
 // inner size (the rank) and a wide output: its cost is streaming y through
@@ -15,9 +15,15 @@
 // against 1.30 ms for the packing kernel; k = 16 1.47 against 2.31 ms and
 // k = 64 5.7 against 7.5 ms for OpenBLAS.
 //
+// The same kernels read an unpacked B in place through two strides (panel to
+// panel, row to row): the other thin products of an adapter (x·Aᵀ, dt·A,
+// dtᵀ·x, finishBackward's products with a tall gradient), where OpenBLAS
+// re-arranges its operands on every call.
+//
 // Every output element is Σ_p A[i, p]·panel[p, j] summed in order p = 0…k−1
-// from zero, then alpha·sum + beta·C, whatever tile holds it: results do not
-// depend on how a caller splits the columns or rows between threads.
+// from zero (in passes of IN_PLACE_ROWS for a tall B read in place, C holding
+// the partial sums), then alpha·sum + beta·C, whatever tile holds it: results
+// do not depend on how a caller splits the columns or rows between threads.
 #include "adaptc_kernels.h"
 #include "kernel_common.h"
 
