@@ -153,8 +153,8 @@ static void panel_any(bool trans_a, long m, long panels_n, long k, float alpha, 
 // sums in between, in the same order for any split of C between threads.
 #define IN_PLACE_ROWS 16
 
-void adaptc_panel_gemm_strided(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
-                               const float *b, long panel_stride, long k_stride, float beta, float *c, long ldc) {
+void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
+                       const float *b, long panel_stride, long k_stride, float beta, float *c, long ldc) {
     if (m < 1 || n < W || k < 1) return;
     long panels_n = n / W;
     if (k_stride == W || k <= IN_PLACE_ROWS) {
@@ -164,11 +164,6 @@ void adaptc_panel_gemm_strided(bool trans_a, long m, long n, long k, float alpha
     for (long p0 = 0; p0 < k; p0 += IN_PLACE_ROWS)
         panel_any(trans_a, m, panels_n, min_long(IN_PLACE_ROWS, k - p0), alpha, a + (trans_a ? p0 * lda : p0), lda,
                   b + p0 * k_stride, panel_stride, k_stride, p0 == 0 ? beta : 1.0f, c, ldc);
-}
-
-void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
-                       const float *panels, float beta, float *c, long ldc) {
-    adaptc_panel_gemm_strided(trans_a, m, n, k, alpha, a, lda, panels, k * W, W, beta, c, ldc);
 }
 
 // ---------------------------------------------------------------------------
@@ -223,14 +218,9 @@ static void dot_scalar(long m, long panels, long k, float alpha, const float *a,
     }
 }
 
-void adaptc_panel_dot_strided(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
-                              long panel_stride, long rank_stride, float beta, float *c, long c_row, long c_rank) {
+void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
+                      long panel_stride, long rank_stride, float beta, float *c, long c_row, long c_rank) {
     if (m < 1 || k < 1) return;
     if (adaptc_cpu_isa() == 2) dot_avx512(m, panels, k, alpha, a, lda, b, panel_stride, rank_stride, beta, c, c_row, c_rank);
     else dot_scalar(m, panels, k, alpha, a, lda, b, panel_stride, rank_stride, beta, c, c_row, c_rank);
-}
-
-void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
-                      float beta, float *c, long c_row, long c_rank) {
-    adaptc_panel_dot_strided(m, panels, k, alpha, a, lda, packed, k * W, W, beta, c, c_row, c_rank);
 }

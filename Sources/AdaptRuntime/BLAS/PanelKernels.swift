@@ -31,8 +31,8 @@ extension Kernels {
         }
         let panelStride = panelStride ?? k * width, kStride = kStride ?? width
         inBlocks(panels, unitWork: 2 * m * k * width, panel: 1, threads: threads) { q in
-            adaptc_panel_gemm_strided(transA, m, q.count * width, k, alpha, a, lda, b + q.lowerBound * panelStride,
-                                      panelStride, kStride, beta, c + q.lowerBound * width, ldc)
+            adaptc_panel_gemm(transA, m, q.count * width, k, alpha, a, lda, b + q.lowerBound * panelStride,
+                              panelStride, kStride, beta, c + q.lowerBound * width, ldc)
         }
     }
 
@@ -50,8 +50,8 @@ extension Kernels {
         if m <= 0 || k <= 0 { return }
         let panelStride = panelStride ?? k * panelWidth, rankStride = rankStride ?? panelWidth
         inBlocks(m, unitWork: 2 * k * panelWidth * panels, panel: 2, threads: threads) { rows in
-            adaptc_panel_dot_strided(rows.count, panels, k, alpha, a + rows.lowerBound * lda, lda, packed, panelStride,
-                                     rankStride, beta, c + rows.lowerBound * cRow, cRow, cRank)
+            adaptc_panel_dot(rows.count, panels, k, alpha, a + rows.lowerBound * lda, lda, packed, panelStride,
+                             rankStride, beta, c + rows.lowerBound * cRow, cRow, cRank)
         }
     }
 

@@ -215,10 +215,11 @@ public final class PlanInterpreter {
             dims.map { Kernels.Loop(extent: $0.extent.value(tokens: n), left: $0.left.value(tokens: n),
                                     right: $0.right.value(tokens: n), output: $0.output.value(tokens: n), reduces: $0.reduces) }
         }
-        func execute(_ c: Contraction, _ lowered: Lowered, threads: Int) {
-            switch lowered {
-            case .gemm(let g) where g.panelProduct != nil:
-                let product = g.panelProduct!
+        func execute(_ step: CompiledProgram.Step, threads: Int) {
+            let c = step.contraction
+            switch step.lowered {
+            case .gemm(let g) where step.panelProduct != nil:
+                let product = step.panelProduct!
                 Kernels.panelProduct(product, transA: g.transLeft, m: g.m.value(tokens: n), n: g.n.value(tokens: n),
                                      k: g.k.value(tokens: n), alpha: c.alpha, a: base(g.left), lda: g.lda.value(tokens: n),
                                      b: base(g.right), ldb: g.ldb.value(tokens: n), beta: c.accumulate ? 1 : 0,
@@ -239,16 +240,21 @@ public final class PlanInterpreter {
         if n == 0 && program.flops.perToken > 0 { return }
         for (stage, flops) in zip(program.stages, program.stageFlops) {
             Kernels.stage(stage.count, flops: flops.value(tokens: n), threads: threads) { i, threads in
-                execute(stage[i].contraction, stage[i].lowered, threads: threads)
+                execute(stage[i], threads: threads)
             }
         }
     }
 }
 
-/// A program with each step lowered and each stage's flops summed, once per
-/// interpreter: what `run` needs on every call.
+/// A program with each step lowered (and its panel product recognised) and
+/// each stage's flops summed, once per interpreter: what `run` needs on every call.
 private struct CompiledProgram {
-    let stages: [[(contraction: Contraction, lowered: Lowered)]]
+    struct Step {
+        let contraction: Contraction
+        let lowered: Lowered
+        let panelProduct: PanelProduct?
+    }
+    let stages: [[Step]]
     let stageFlops: [Extent]
     let flops: Extent
     /// The workspace a block of rows needs, when the program runs on `RowBlocks`
@@ -256,7 +262,13 @@ private struct CompiledProgram {
     let rowBlockWorkspace: Extent?
 
     init(_ program: Program) {
-        stages = program.stages.map { stage in stage.map { (contraction: $0, lowered: $0.lowered!) } }
+        stages = program.stages.map { stage in
+            stage.map { c in
+                let lowered = c.lowered!
+                if case .gemm(let g) = lowered { return Step(contraction: c, lowered: lowered, panelProduct: g.panelProduct) }
+                return Step(contraction: c, lowered: lowered, panelProduct: nil)
+            }
+        }
         stageFlops = stages.map { $0.reduce(Extent(0)) { $0 + $1.lowered.flops } }
         flops = stageFlops.reduce(Extent(0), +)
         rowBlockWorkspace = program.mapsRowsIndependently ? program.workspaceExtent : nil

@@ -163,11 +163,12 @@ struct KernelEmitter {
             let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
             let fixed = g.m.isFixed && g.n.isFixed && g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed && !$0.reduces }
             let work = g.m.constant * g.n.constant * g.k.constant * g.loops.reduce(1) { $0 * $1.extent.constant }
+            let product = g.panelProduct
             // Small fixed-size products are loops, whichever kernel would take them.
-            if fixed && work <= KernelEmitter.inlineLimit && (g.loops.isEmpty || g.panelProduct == nil) {
+            if fixed && work <= KernelEmitter.inlineLimit && (g.loops.isEmpty || product == nil) {
                 return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
             }
-            if let product = g.panelProduct {
+            if let product {
                 return [panelCall(product, g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out, threads: threads)]
             }
             let args = "transA: \(g.transLeft), transB: \(g.transRight), m: \(swift(g.m)), n: \(swift(g.n)), k: \(swift(g.k)), "

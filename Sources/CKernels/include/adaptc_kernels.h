@@ -21,32 +21,24 @@ bool adaptc_thin_gemm(bool trans_a, bool trans_b, long m, long n, long k, float 
 #define ADAPTC_PANEL_WIDTH 16
 
 /// C[m, n] = alpha·op(A)·B + beta·C (row-major C with leading dimension ldc)
-/// where B [k, n] was packed beforehand as n / ADAPTC_PANEL_WIDTH panels, panel
-/// q holding B[p, 16q + j] at panels[(q·k + p)·16 + j]. n is a multiple of
-/// the width. Vectorised with AVX-512 or AVX2+FMA where the CPU has them, plain
-/// C otherwise. Each element is summed in the same order whatever part of C a
-/// call covers, so splitting C between threads does not change results.
+/// for B [k, n], n a multiple of the width, with element B[p, 16q + j] at
+/// b[q·panel_stride + p·k_stride + j]: packed beforehand as panels
+/// (panel_stride = 16·k, k_stride = 16, the order the kernel reads) or read in
+/// place (a row-major B with leading dimension ld: panel_stride = 16,
+/// k_stride = ld). Vectorised with AVX-512 or AVX2+FMA where the CPU has them,
+/// plain C otherwise. Each element is summed in the same order whatever part
+/// of C a call covers, so splitting C between threads does not change results.
 void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
-                       const float *panels, float beta, float *c, long ldc);
+                       const float *b, long panel_stride, long k_stride, float beta, float *c, long ldc);
 
-/// The VJP of adaptc_panel_gemm for A, reading the same packed B:
-/// C[i, r] = beta·C + alpha·Σ_q Σ_j A[i, 16q + j]·panels[(q·k + r)·16 + j] for
-/// i < m, r < k (A row-major, lda; C[i, r] at c[i·c_row + r·c_rank], so C may be
-/// stored either way). Each element is summed in the same order whatever rows
-/// a call covers.
-void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *packed,
-                      float beta, float *c, long c_row, long c_rank);
-
-/// The same two products with B read in place rather than packed: element
-/// B[p, 16q + j] of adaptc_panel_gemm (B[r, 16q + j] of adaptc_panel_dot) at
-/// b[q·panel_stride + p·k_stride + j] (b[q·panel_stride + r·rank_stride + j]).
-/// Packed panels are panel_stride = 16·k, k_stride = rank_stride = 16; a
-/// row-major B with leading dimension ld is panel_stride = 16, k_stride = ld.
-/// Thin products of any adapter (x·Aᵀ, dt·A, dtᵀ·x) take this form.
-void adaptc_panel_gemm_strided(bool trans_a, long m, long n, long k, float alpha, const float *a, long lda,
-                               const float *b, long panel_stride, long k_stride, float beta, float *c, long ldc);
-void adaptc_panel_dot_strided(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
-                              long panel_stride, long rank_stride, float beta, float *c, long c_row, long c_rank);
+/// The VJP of adaptc_panel_gemm for A, or any A·Bᵀ with few columns:
+/// C[i, r] = beta·C + alpha·Σ_q Σ_j A[i, 16q + j]·B[r, 16q + j] for i < m,
+/// r < k, with B[r, 16q + j] at b[q·panel_stride + r·rank_stride + j] (packed:
+/// panel_stride = 16·k, rank_stride = 16; in place: 16 and ld). A row-major,
+/// lda; C[i, r] at c[i·c_row + r·c_rank], so C may be stored either way. Each
+/// element is summed in the same order whatever rows a call covers.
+void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
+                      long panel_stride, long rank_stride, float beta, float *c, long c_row, long c_rank);
 
 /// OpenBLAS's kernel family when adaptc chose it at load time, else NULL.
 /// A DYNAMIC_ARCH OpenBLAS that does not know the CPU (0.3.21 on Sapphire
