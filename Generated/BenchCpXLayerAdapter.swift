@@ -240,102 +240,102 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 0, g + 0, dq + 0, g + 67328, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 0, g + 0, dq + 65536, g + 67328, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 0, g + 0, dq + 131072, g + 67328, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 0, g + 0, dq + 196608, g + 67328, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 64, g + 64, dq + 0, g + 67328, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 64, g + 64, dq + 65536, g + 67328, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 64, g + 64, dq + 131072, g + 67328, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 64, g + 64, dq + 196608, g + 67328, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 128, g + 128, dq + 0, g + 67328, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 128, g + 128, dq + 65536, g + 67328, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 128, g + 128, dq + 131072, g + 67328, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 128, g + 128, dq + 196608, g + 67328, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 192, g + 192, dq + 0, g + 67328, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 192, g + 192, dq + 65536, g + 67328, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 192, g + 192, dq + 131072, g + 67328, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 192, g + 192, dq + 196608, g + 67328, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 256, g + 256, dq + 0, g + 67328, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 256, g + 256, dq + 65536, g + 67328, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 256, g + 256, dq + 131072, g + 67328, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 256, g + 256, dq + 196608, g + 67328, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 320, g + 320, dq + 0, g + 67328, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 320, g + 320, dq + 65536, g + 67328, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 320, g + 320, dq + 131072, g + 67328, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 320, g + 320, dq + 196608, g + 67328, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 384, g + 384, dq + 0, g + 67328, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 384, g + 384, dq + 65536, g + 67328, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 384, g + 384, dq + 131072, g + 67328, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 384, g + 384, dq + 196608, g + 67328, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 448, g + 448, dq + 0, g + 67328, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 448, g + 448, dq + 65536, g + 67328, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 448, g + 448, dq + 131072, g + 67328, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 448, g + 448, dq + 196608, g + 67328, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 512, g + 512, dq + 0, g + 67328, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 512, g + 512, dq + 65536, g + 67328, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 512, g + 512, dq + 131072, g + 67328, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 512, g + 512, dq + 196608, g + 67328, threads: threads)
-        case 36: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 576, g + 576, dq + 0, g + 67328, threads: threads)
-        case 37: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 576, g + 576, dq + 65536, g + 67328, threads: threads)
-        case 38: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 576, g + 576, dq + 131072, g + 67328, threads: threads)
-        case 39: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 576, g + 576, dq + 196608, g + 67328, threads: threads)
-        case 40: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 640, g + 640, dq + 0, g + 67328, threads: threads)
-        case 41: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 640, g + 640, dq + 65536, g + 67328, threads: threads)
-        case 42: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 640, g + 640, dq + 131072, g + 67328, threads: threads)
-        case 43: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 640, g + 640, dq + 196608, g + 67328, threads: threads)
-        case 44: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 704, g + 704, dq + 0, g + 67328, threads: threads)
-        case 45: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 704, g + 704, dq + 65536, g + 67328, threads: threads)
-        case 46: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 704, g + 704, dq + 131072, g + 67328, threads: threads)
-        case 47: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 704, g + 704, dq + 196608, g + 67328, threads: threads)
-        case 48: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 768, g + 768, dq + 0, g + 67328, threads: threads)
-        case 49: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 768, g + 768, dq + 65536, g + 67328, threads: threads)
-        case 50: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 768, g + 768, dq + 131072, g + 67328, threads: threads)
-        case 51: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 768, g + 768, dq + 196608, g + 67328, threads: threads)
-        case 52: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 832, g + 832, dq + 0, g + 67328, threads: threads)
-        case 53: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 832, g + 832, dq + 65536, g + 67328, threads: threads)
-        case 54: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 832, g + 832, dq + 131072, g + 67328, threads: threads)
-        case 55: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 832, g + 832, dq + 196608, g + 67328, threads: threads)
-        case 56: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 896, g + 896, dq + 0, g + 67328, threads: threads)
-        case 57: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 896, g + 896, dq + 65536, g + 67328, threads: threads)
-        case 58: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 896, g + 896, dq + 131072, g + 67328, threads: threads)
-        case 59: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 896, g + 896, dq + 196608, g + 67328, threads: threads)
-        case 60: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 960, g + 960, dq + 0, g + 67328, threads: threads)
-        case 61: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 960, g + 960, dq + 65536, g + 67328, threads: threads)
-        case 62: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 960, g + 960, dq + 131072, g + 67328, threads: threads)
-        case 63: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 960, g + 960, dq + 196608, g + 67328, threads: threads)
-        case 64: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1024, g + 1024, dq + 0, g + 67328, threads: threads)
-        case 65: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1024, g + 1024, dq + 65536, g + 67328, threads: threads)
-        case 66: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1024, g + 1024, dq + 131072, g + 67328, threads: threads)
-        case 67: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1024, g + 1024, dq + 196608, g + 67328, threads: threads)
-        case 68: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1088, g + 1088, dq + 0, g + 67328, threads: threads)
-        case 69: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1088, g + 1088, dq + 65536, g + 67328, threads: threads)
-        case 70: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1088, g + 1088, dq + 131072, g + 67328, threads: threads)
-        case 71: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1088, g + 1088, dq + 196608, g + 67328, threads: threads)
-        case 72: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1152, g + 1152, dq + 0, g + 67328, threads: threads)
-        case 73: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1152, g + 1152, dq + 65536, g + 67328, threads: threads)
-        case 74: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1152, g + 1152, dq + 131072, g + 67328, threads: threads)
-        case 75: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1152, g + 1152, dq + 196608, g + 67328, threads: threads)
-        case 76: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1216, g + 1216, dq + 0, g + 67328, threads: threads)
-        case 77: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1216, g + 1216, dq + 65536, g + 67328, threads: threads)
-        case 78: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1216, g + 1216, dq + 131072, g + 67328, threads: threads)
-        case 79: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1216, g + 1216, dq + 196608, g + 67328, threads: threads)
-        case 80: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1280, g + 1280, dq + 0, g + 67328, threads: threads)
-        case 81: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1280, g + 1280, dq + 65536, g + 67328, threads: threads)
-        case 82: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1280, g + 1280, dq + 131072, g + 67328, threads: threads)
-        case 83: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1280, g + 1280, dq + 196608, g + 67328, threads: threads)
-        case 84: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1344, g + 1344, dq + 0, g + 67328, threads: threads)
-        case 85: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1344, g + 1344, dq + 65536, g + 67328, threads: threads)
-        case 86: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1344, g + 1344, dq + 131072, g + 67328, threads: threads)
-        case 87: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1344, g + 1344, dq + 196608, g + 67328, threads: threads)
-        case 88: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1408, g + 1408, dq + 0, g + 67328, threads: threads)
-        case 89: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1408, g + 1408, dq + 65536, g + 67328, threads: threads)
-        case 90: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1408, g + 1408, dq + 131072, g + 67328, threads: threads)
-        case 91: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1408, g + 1408, dq + 196608, g + 67328, threads: threads)
-        case 92: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1472, g + 1472, dq + 0, g + 67328, threads: threads)
-        case 93: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1472, g + 1472, dq + 65536, g + 67328, threads: threads)
-        case 94: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1472, g + 1472, dq + 131072, g + 67328, threads: threads)
-        case 95: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1472, g + 1472, dq + 196608, g + 67328, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 0, dq + 0, dq + 32768, g + 0, g + 67328, g + 100096, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 0, dq + 65536, dq + 98304, g + 0, g + 67328, g + 100096, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 0, dq + 131072, dq + 163840, g + 0, g + 67328, g + 100096, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 0, dq + 196608, dq + 229376, g + 0, g + 67328, g + 100096, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 64, dq + 0, dq + 32768, g + 64, g + 67328, g + 100096, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 64, dq + 65536, dq + 98304, g + 64, g + 67328, g + 100096, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 64, dq + 131072, dq + 163840, g + 64, g + 67328, g + 100096, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 64, dq + 196608, dq + 229376, g + 64, g + 67328, g + 100096, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 128, dq + 0, dq + 32768, g + 128, g + 67328, g + 100096, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 128, dq + 65536, dq + 98304, g + 128, g + 67328, g + 100096, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 128, dq + 131072, dq + 163840, g + 128, g + 67328, g + 100096, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 128, dq + 196608, dq + 229376, g + 128, g + 67328, g + 100096, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 192, dq + 0, dq + 32768, g + 192, g + 67328, g + 100096, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 192, dq + 65536, dq + 98304, g + 192, g + 67328, g + 100096, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 192, dq + 131072, dq + 163840, g + 192, g + 67328, g + 100096, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 192, dq + 196608, dq + 229376, g + 192, g + 67328, g + 100096, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 256, dq + 0, dq + 32768, g + 256, g + 67328, g + 100096, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 256, dq + 65536, dq + 98304, g + 256, g + 67328, g + 100096, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 256, dq + 131072, dq + 163840, g + 256, g + 67328, g + 100096, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 256, dq + 196608, dq + 229376, g + 256, g + 67328, g + 100096, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 320, dq + 0, dq + 32768, g + 320, g + 67328, g + 100096, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 320, dq + 65536, dq + 98304, g + 320, g + 67328, g + 100096, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 320, dq + 131072, dq + 163840, g + 320, g + 67328, g + 100096, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 320, dq + 196608, dq + 229376, g + 320, g + 67328, g + 100096, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 384, dq + 0, dq + 32768, g + 384, g + 67328, g + 100096, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 384, dq + 65536, dq + 98304, g + 384, g + 67328, g + 100096, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 384, dq + 131072, dq + 163840, g + 384, g + 67328, g + 100096, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 384, dq + 196608, dq + 229376, g + 384, g + 67328, g + 100096, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 448, dq + 0, dq + 32768, g + 448, g + 67328, g + 100096, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 448, dq + 65536, dq + 98304, g + 448, g + 67328, g + 100096, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 448, dq + 131072, dq + 163840, g + 448, g + 67328, g + 100096, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 448, dq + 196608, dq + 229376, g + 448, g + 67328, g + 100096, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 512, dq + 0, dq + 32768, g + 512, g + 67328, g + 100096, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 512, dq + 65536, dq + 98304, g + 512, g + 67328, g + 100096, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 512, dq + 131072, dq + 163840, g + 512, g + 67328, g + 100096, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 512, dq + 196608, dq + 229376, g + 512, g + 67328, g + 100096, threads: threads)
+        case 36: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 576, dq + 0, dq + 32768, g + 576, g + 67328, g + 100096, threads: threads)
+        case 37: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 576, dq + 65536, dq + 98304, g + 576, g + 67328, g + 100096, threads: threads)
+        case 38: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 576, dq + 131072, dq + 163840, g + 576, g + 67328, g + 100096, threads: threads)
+        case 39: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 576, dq + 196608, dq + 229376, g + 576, g + 67328, g + 100096, threads: threads)
+        case 40: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 640, dq + 0, dq + 32768, g + 640, g + 67328, g + 100096, threads: threads)
+        case 41: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 640, dq + 65536, dq + 98304, g + 640, g + 67328, g + 100096, threads: threads)
+        case 42: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 640, dq + 131072, dq + 163840, g + 640, g + 67328, g + 100096, threads: threads)
+        case 43: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 640, dq + 196608, dq + 229376, g + 640, g + 67328, g + 100096, threads: threads)
+        case 44: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 704, dq + 0, dq + 32768, g + 704, g + 67328, g + 100096, threads: threads)
+        case 45: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 704, dq + 65536, dq + 98304, g + 704, g + 67328, g + 100096, threads: threads)
+        case 46: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 704, dq + 131072, dq + 163840, g + 704, g + 67328, g + 100096, threads: threads)
+        case 47: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 704, dq + 196608, dq + 229376, g + 704, g + 67328, g + 100096, threads: threads)
+        case 48: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 768, dq + 0, dq + 32768, g + 768, g + 67328, g + 100096, threads: threads)
+        case 49: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 768, dq + 65536, dq + 98304, g + 768, g + 67328, g + 100096, threads: threads)
+        case 50: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 768, dq + 131072, dq + 163840, g + 768, g + 67328, g + 100096, threads: threads)
+        case 51: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 768, dq + 196608, dq + 229376, g + 768, g + 67328, g + 100096, threads: threads)
+        case 52: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 832, dq + 0, dq + 32768, g + 832, g + 67328, g + 100096, threads: threads)
+        case 53: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 832, dq + 65536, dq + 98304, g + 832, g + 67328, g + 100096, threads: threads)
+        case 54: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 832, dq + 131072, dq + 163840, g + 832, g + 67328, g + 100096, threads: threads)
+        case 55: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 832, dq + 196608, dq + 229376, g + 832, g + 67328, g + 100096, threads: threads)
+        case 56: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 896, dq + 0, dq + 32768, g + 896, g + 67328, g + 100096, threads: threads)
+        case 57: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 896, dq + 65536, dq + 98304, g + 896, g + 67328, g + 100096, threads: threads)
+        case 58: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 896, dq + 131072, dq + 163840, g + 896, g + 67328, g + 100096, threads: threads)
+        case 59: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 896, dq + 196608, dq + 229376, g + 896, g + 67328, g + 100096, threads: threads)
+        case 60: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 960, dq + 0, dq + 32768, g + 960, g + 67328, g + 100096, threads: threads)
+        case 61: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 960, dq + 65536, dq + 98304, g + 960, g + 67328, g + 100096, threads: threads)
+        case 62: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 960, dq + 131072, dq + 163840, g + 960, g + 67328, g + 100096, threads: threads)
+        case 63: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 960, dq + 196608, dq + 229376, g + 960, g + 67328, g + 100096, threads: threads)
+        case 64: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1024, dq + 0, dq + 32768, g + 1024, g + 67328, g + 100096, threads: threads)
+        case 65: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1024, dq + 65536, dq + 98304, g + 1024, g + 67328, g + 100096, threads: threads)
+        case 66: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1024, dq + 131072, dq + 163840, g + 1024, g + 67328, g + 100096, threads: threads)
+        case 67: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1024, dq + 196608, dq + 229376, g + 1024, g + 67328, g + 100096, threads: threads)
+        case 68: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1088, dq + 0, dq + 32768, g + 1088, g + 67328, g + 100096, threads: threads)
+        case 69: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1088, dq + 65536, dq + 98304, g + 1088, g + 67328, g + 100096, threads: threads)
+        case 70: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1088, dq + 131072, dq + 163840, g + 1088, g + 67328, g + 100096, threads: threads)
+        case 71: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1088, dq + 196608, dq + 229376, g + 1088, g + 67328, g + 100096, threads: threads)
+        case 72: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1152, dq + 0, dq + 32768, g + 1152, g + 67328, g + 100096, threads: threads)
+        case 73: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1152, dq + 65536, dq + 98304, g + 1152, g + 67328, g + 100096, threads: threads)
+        case 74: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1152, dq + 131072, dq + 163840, g + 1152, g + 67328, g + 100096, threads: threads)
+        case 75: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1152, dq + 196608, dq + 229376, g + 1152, g + 67328, g + 100096, threads: threads)
+        case 76: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1216, dq + 0, dq + 32768, g + 1216, g + 67328, g + 100096, threads: threads)
+        case 77: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1216, dq + 65536, dq + 98304, g + 1216, g + 67328, g + 100096, threads: threads)
+        case 78: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1216, dq + 131072, dq + 163840, g + 1216, g + 67328, g + 100096, threads: threads)
+        case 79: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1216, dq + 196608, dq + 229376, g + 1216, g + 67328, g + 100096, threads: threads)
+        case 80: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1280, dq + 0, dq + 32768, g + 1280, g + 67328, g + 100096, threads: threads)
+        case 81: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1280, dq + 65536, dq + 98304, g + 1280, g + 67328, g + 100096, threads: threads)
+        case 82: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1280, dq + 131072, dq + 163840, g + 1280, g + 67328, g + 100096, threads: threads)
+        case 83: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1280, dq + 196608, dq + 229376, g + 1280, g + 67328, g + 100096, threads: threads)
+        case 84: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1344, dq + 0, dq + 32768, g + 1344, g + 67328, g + 100096, threads: threads)
+        case 85: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1344, dq + 65536, dq + 98304, g + 1344, g + 67328, g + 100096, threads: threads)
+        case 86: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1344, dq + 131072, dq + 163840, g + 1344, g + 67328, g + 100096, threads: threads)
+        case 87: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1344, dq + 196608, dq + 229376, g + 1344, g + 67328, g + 100096, threads: threads)
+        case 88: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1408, dq + 0, dq + 32768, g + 1408, g + 67328, g + 100096, threads: threads)
+        case 89: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1408, dq + 65536, dq + 98304, g + 1408, g + 67328, g + 100096, threads: threads)
+        case 90: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1408, dq + 131072, dq + 163840, g + 1408, g + 67328, g + 100096, threads: threads)
+        case 91: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1408, dq + 196608, dq + 229376, g + 1408, g + 67328, g + 100096, threads: threads)
+        case 92: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1472, dq + 0, dq + 32768, g + 1472, g + 67328, g + 100096, threads: threads)
+        case 93: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1472, dq + 65536, dq + 98304, g + 1472, g + 67328, g + 100096, threads: threads)
+        case 94: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1472, dq + 131072, dq + 163840, g + 1472, g + 67328, g + 100096, threads: threads)
+        case 95: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1472, dq + 196608, dq + 229376, g + 1472, g + 67328, g + 100096, threads: threads)
         default: break
         }
     }
@@ -517,30 +517,30 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 0, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 0, g + 67328, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 64, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 64, g + 67328, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 128, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 128, g + 67328, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 192, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 192, g + 67328, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 256, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 256, g + 67328, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 320, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 320, g + 67328, threads: threads); return
-            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 384, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 384, g + 67328, threads: threads); return
-            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 448, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 448, g + 67328, threads: threads); return
-            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 512, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 512, g + 67328, threads: threads); return
-            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 576, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 576, g + 67328, threads: threads); return
-            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 640, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 640, g + 67328, threads: threads); return
-            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 704, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 704, g + 67328, threads: threads); return
-            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 768, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 768, g + 67328, threads: threads); return
-            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 832, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 832, g + 67328, threads: threads); return
-            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 896, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 896, g + 67328, threads: threads); return
-            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 960, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 960, g + 67328, threads: threads); return
-            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1024, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1024, g + 67328, threads: threads); return
-            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1088, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1088, g + 67328, threads: threads); return
-            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1152, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1152, g + 67328, threads: threads); return
-            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1216, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1216, g + 67328, threads: threads); return
-            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1280, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1280, g + 67328, threads: threads); return
-            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1344, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1344, g + 67328, threads: threads); return
-            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1408, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1408, g + 67328, threads: threads); return
-            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1472, dq + 196608, dq + 131072, dq + 65536, dq + 0, g + 1472, g + 67328, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 0, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 0, g + 67328, g + 100096, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 64, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 64, g + 67328, g + 100096, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 128, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 128, g + 67328, g + 100096, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 192, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 192, g + 67328, g + 100096, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 256, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 256, g + 67328, g + 100096, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 320, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 320, g + 67328, g + 100096, threads: threads); return
+            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 384, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 384, g + 67328, g + 100096, threads: threads); return
+            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 448, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 448, g + 67328, g + 100096, threads: threads); return
+            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 512, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 512, g + 67328, g + 100096, threads: threads); return
+            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 576, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 576, g + 67328, g + 100096, threads: threads); return
+            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 640, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 640, g + 67328, g + 100096, threads: threads); return
+            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 704, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 704, g + 67328, g + 100096, threads: threads); return
+            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 768, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 768, g + 67328, g + 100096, threads: threads); return
+            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 832, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 832, g + 67328, g + 100096, threads: threads); return
+            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 896, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 896, g + 67328, g + 100096, threads: threads); return
+            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 960, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 960, g + 67328, g + 100096, threads: threads); return
+            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1024, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1024, g + 67328, g + 100096, threads: threads); return
+            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1088, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1088, g + 67328, g + 100096, threads: threads); return
+            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1152, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1152, g + 67328, g + 100096, threads: threads); return
+            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1216, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1216, g + 67328, g + 100096, threads: threads); return
+            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1280, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1280, g + 67328, g + 100096, threads: threads); return
+            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1344, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1344, g + 67328, g + 100096, threads: threads); return
+            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1408, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1408, g + 67328, g + 100096, threads: threads); return
+            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1472, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1472, g + 67328, g + 100096, threads: threads); return
             default: break
             }
         }
@@ -620,44 +620,54 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 64, k: 64, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 128 * n), cRow: 64, cRank: 1, threads: threads)
-            }
-        }
-        // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dt1[n, c] = factor.layer[c]⊙dt2[n, c]
-        Kernels.stage(3, flops: 384 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                for i0 in 0..<n {
-                    for i1 in 0..<64 {
-                        (w + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * w[i0 * 64 + i1 * 1]
-                    }
-                }
-            case 1:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p3, ldc: 1, threads: threads)
-            default:
-                for i0 in 0..<n {
-                    for i1 in 0..<64 {
-                        (w + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (w + 128 * n)[i0 * 64 + i1 * 1]
-                    }
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 393472, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow64 = w + first * 64
+            let xRow1024 = x + first * 1024
+            // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 262144 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 64, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 64, beta: 0, c: wRow64, ldc: 64, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p1, beta: 0, c: (wRow64 + 128 * n), cRow: 64, cRank: 1, threads: threads)
                 }
             }
+            // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt1[n, c] = factor.layer[c]⊙dt2[n, c]
+            Kernels.stage(2, flops: 256 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<64 {
+                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
+                        }
+                    }
+                default:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<64 {
+                            (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
+                        }
+                    }
+                }
+            }
+            // stage 3: dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 64, alpha: 1.0, a: (wRow64 + 192 * n), lda: 64, b: p0, ldb: 64, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 3: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]; dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
-        Kernels.stage(3, flops: 393216 * n, threads: threads) { i, threads in
+        // stage 4: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]
+        Kernels.stage(5, flops: 262272 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p4, ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p4, ldc: 64, threads: threads)
+            case 2:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p5, ldc: 1, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 192 * n), lda: 64, b: p0, ldb: 64, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
             }
         }
     }
@@ -702,84 +712,93 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]
-        Kernels.stage(5, flops: 655360 * n, threads: threads) { i, threads in
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 786880, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dy1Row1024 = dy1 + first * 1024
+            let dy2Row1024 = dy2 + first * 1024
+            let dy3Row1024 = dy3 + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow64 = w + first * 64
+            let xRow1024 = x + first * 1024
+            // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]
+            Kernels.stage(5, flops: 655360 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 64, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 64, beta: 0, c: wRow64, ldc: 64, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow64 + 128 * n), cRow: 64, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow64 + 256 * n), cRow: 64, cRank: 1, threads: threads)
+                case 3:
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow64 + 320 * n), cRow: 64, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow64 + 384 * n), cRow: 64, cRank: 1, threads: threads)
+                }
+            }
+            // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += dt2.part1[n, c]
+            Kernels.stage(2, flops: 192 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<64 {
+                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
+                        }
+                    }
+                default:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<64 {
+                            (wRow64 + 128 * n)[i0 * 64 + i1 * 1] += (wRow64 + 256 * n)[i0 * 64 + i1 * 1]
+                        }
+                    }
+                }
+            }
+            // stage 3: dt2[n, c] += dt2.part2[n, c]
+            for i0 in 0..<rows {
+                for i1 in 0..<64 {
+                    (wRow64 + 128 * n)[i0 * 64 + i1 * 1] += (wRow64 + 320 * n)[i0 * 64 + i1 * 1]
+                }
+            }
+            // stage 4: dt2[n, c] += dt2.part3[n, c]
+            for i0 in 0..<rows {
+                for i1 in 0..<64 {
+                    (wRow64 + 128 * n)[i0 * 64 + i1 * 1] += (wRow64 + 384 * n)[i0 * 64 + i1 * 1]
+                }
+            }
+            // stage 5: dt1[n, c] = factor.layer[c]⊙dt2[n, c]
+            for i0 in 0..<rows {
+                for i1 in 0..<64 {
+                    (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
+                }
+            }
+            // stage 6: dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 64, alpha: 1.0, a: (wRow64 + 192 * n), lda: 64, b: p0, ldb: 64, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
+        }
+        // stage 7: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]
+        Kernels.stage(11, flops: 655488 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
             case 1:
-                Kernels.panelDot(m: n, panels: 64, k: 64, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 128 * n), cRow: 64, cRank: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
             case 2:
-                Kernels.panelDot(m: n, panels: 64, k: 64, alpha: 1.0, a: dy2, lda: 1024, packed: p2, beta: 0, c: (w + 256 * n), cRow: 64, cRank: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p8, ldc: 64, threads: threads)
             case 3:
-                Kernels.panelDot(m: n, panels: 64, k: 64, alpha: 1.0, a: dy1, lda: 1024, packed: p3, beta: 0, c: (w + 320 * n), cRow: 64, cRank: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p9, ldc: 64, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p10, ldc: 64, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p11, ldc: 64, threads: threads)
+            case 6:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p12, ldc: 64, threads: threads)
+            case 7:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p13, ldc: 64, threads: threads)
+            case 8:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p14, ldc: 1, threads: threads)
+            case 9:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p15, ldc: 64, threads: threads)
             default:
-                Kernels.panelDot(m: n, panels: 64, k: 64, alpha: 1.0, a: dy, lda: 1024, packed: p4, beta: 0, c: (w + 384 * n), cRow: 64, cRank: 1, threads: threads)
-            }
-        }
-        // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += dt2.part1[n, c]
-        Kernels.stage(2, flops: 192 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                for i0 in 0..<n {
-                    for i1 in 0..<64 {
-                        (w + 64 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * w[i0 * 64 + i1 * 1]
-                    }
-                }
-            default:
-                for i0 in 0..<n {
-                    for i1 in 0..<64 {
-                        (w + 128 * n)[i0 * 64 + i1 * 1] += (w + 256 * n)[i0 * 64 + i1 * 1]
-                    }
-                }
-            }
-        }
-        // stage 3: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dt2[n, c] += dt2.part2[n, c]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]
-        Kernels.stage(5, flops: 524352 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p8, ldc: 64, threads: threads)
-            case 3:
-                for i0 in 0..<n {
-                    for i1 in 0..<64 {
-                        (w + 128 * n)[i0 * 64 + i1 * 1] += (w + 320 * n)[i0 * 64 + i1 * 1]
-                    }
-                }
-            default:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p9, ldc: 64, threads: threads)
-            }
-        }
-        // stage 4: dt2[n, c] += dt2.part3[n, c]
-        for i0 in 0..<n {
-            for i1 in 0..<64 {
-                (w + 128 * n)[i0 * 64 + i1 * 1] += (w + 384 * n)[i0 * 64 + i1 * 1]
-            }
-        }
-        // stage 5: dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dt1[n, c] = factor.layer[c]⊙dt2[n, c]
-        Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p10, ldc: 1, threads: threads)
-            default:
-                for i0 in 0..<n {
-                    for i1 in 0..<64 {
-                        (w + 192 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * (w + 128 * n)[i0 * 64 + i1 * 1]
-                    }
-                }
-            }
-        }
-        // stage 6: dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]; dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
-        Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p11, ldc: 64, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 64, alpha: 1.0, a: (w + 192 * n), lda: 64, b: p0, ldb: 64, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p16, ldc: 64, threads: threads)
             }
         }
     }

@@ -237,102 +237,102 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 0, g + 0, g + 24576, g + 40960, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 256, g + 256, g + 24576, g + 40960, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 512, g + 512, g + 24576, g + 40960, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 768, g + 768, g + 24576, g + 40960, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1024, g + 1024, g + 24576, g + 40960, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1280, g + 1280, g + 24576, g + 40960, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1536, g + 1536, g + 24576, g + 40960, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1792, g + 1792, g + 24576, g + 40960, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2048, g + 2048, g + 24576, g + 40960, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2304, g + 2304, g + 24576, g + 40960, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2560, g + 2560, g + 24576, g + 40960, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2816, g + 2816, g + 24576, g + 40960, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3072, g + 3072, g + 24576, g + 40960, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3328, g + 3328, g + 24576, g + 40960, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3584, g + 3584, g + 24576, g + 40960, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3840, g + 3840, g + 24576, g + 40960, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4096, g + 4096, g + 24576, g + 40960, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4352, g + 4352, g + 24576, g + 40960, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4608, g + 4608, g + 24576, g + 40960, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4864, g + 4864, g + 24576, g + 40960, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5120, g + 5120, g + 24576, g + 40960, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5376, g + 5376, g + 24576, g + 40960, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5632, g + 5632, g + 24576, g + 40960, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5888, g + 5888, g + 24576, g + 40960, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6144, g + 6144, g + 24576, g + 40960, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6400, g + 6400, g + 24576, g + 40960, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6656, g + 6656, g + 24576, g + 40960, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6912, g + 6912, g + 24576, g + 40960, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7168, g + 7168, g + 24576, g + 40960, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7424, g + 7424, g + 24576, g + 40960, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7680, g + 7680, g + 24576, g + 40960, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7936, g + 7936, g + 24576, g + 40960, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8192, g + 8192, g + 24576, g + 40960, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8448, g + 8448, g + 24576, g + 40960, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8704, g + 8704, g + 24576, g + 40960, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8960, g + 8960, g + 24576, g + 40960, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9216, g + 9216, g + 24576, g + 40960, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9472, g + 9472, g + 24576, g + 40960, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9728, g + 9728, g + 24576, g + 40960, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9984, g + 9984, g + 24576, g + 40960, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10240, g + 10240, g + 24576, g + 40960, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10496, g + 10496, g + 24576, g + 40960, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10752, g + 10752, g + 24576, g + 40960, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11008, g + 11008, g + 24576, g + 40960, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11264, g + 11264, g + 24576, g + 40960, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11520, g + 11520, g + 24576, g + 40960, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11776, g + 11776, g + 24576, g + 40960, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12032, g + 12032, g + 24576, g + 40960, threads: threads)
-        case 48: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12288, g + 12288, g + 24576, g + 40960, threads: threads)
-        case 49: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12544, g + 12544, g + 24576, g + 40960, threads: threads)
-        case 50: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12800, g + 12800, g + 24576, g + 40960, threads: threads)
-        case 51: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13056, g + 13056, g + 24576, g + 40960, threads: threads)
-        case 52: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13312, g + 13312, g + 24576, g + 40960, threads: threads)
-        case 53: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13568, g + 13568, g + 24576, g + 40960, threads: threads)
-        case 54: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13824, g + 13824, g + 24576, g + 40960, threads: threads)
-        case 55: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14080, g + 14080, g + 24576, g + 40960, threads: threads)
-        case 56: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14336, g + 14336, g + 24576, g + 40960, threads: threads)
-        case 57: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14592, g + 14592, g + 24576, g + 40960, threads: threads)
-        case 58: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14848, g + 14848, g + 24576, g + 40960, threads: threads)
-        case 59: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15104, g + 15104, g + 24576, g + 40960, threads: threads)
-        case 60: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15360, g + 15360, g + 24576, g + 40960, threads: threads)
-        case 61: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15616, g + 15616, g + 24576, g + 40960, threads: threads)
-        case 62: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15872, g + 15872, g + 24576, g + 40960, threads: threads)
-        case 63: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16128, g + 16128, g + 24576, g + 40960, threads: threads)
-        case 64: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16384, g + 16384, g + 24576, g + 40960, threads: threads)
-        case 65: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16640, g + 16640, g + 24576, g + 40960, threads: threads)
-        case 66: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16896, g + 16896, g + 24576, g + 40960, threads: threads)
-        case 67: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17152, g + 17152, g + 24576, g + 40960, threads: threads)
-        case 68: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17408, g + 17408, g + 24576, g + 40960, threads: threads)
-        case 69: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17664, g + 17664, g + 24576, g + 40960, threads: threads)
-        case 70: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17920, g + 17920, g + 24576, g + 40960, threads: threads)
-        case 71: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18176, g + 18176, g + 24576, g + 40960, threads: threads)
-        case 72: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18432, g + 18432, g + 24576, g + 40960, threads: threads)
-        case 73: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18688, g + 18688, g + 24576, g + 40960, threads: threads)
-        case 74: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18944, g + 18944, g + 24576, g + 40960, threads: threads)
-        case 75: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19200, g + 19200, g + 24576, g + 40960, threads: threads)
-        case 76: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19456, g + 19456, g + 24576, g + 40960, threads: threads)
-        case 77: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19712, g + 19712, g + 24576, g + 40960, threads: threads)
-        case 78: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19968, g + 19968, g + 24576, g + 40960, threads: threads)
-        case 79: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20224, g + 20224, g + 24576, g + 40960, threads: threads)
-        case 80: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20480, g + 20480, g + 24576, g + 40960, threads: threads)
-        case 81: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20736, g + 20736, g + 24576, g + 40960, threads: threads)
-        case 82: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20992, g + 20992, g + 24576, g + 40960, threads: threads)
-        case 83: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21248, g + 21248, g + 24576, g + 40960, threads: threads)
-        case 84: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21504, g + 21504, g + 24576, g + 40960, threads: threads)
-        case 85: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21760, g + 21760, g + 24576, g + 40960, threads: threads)
-        case 86: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22016, g + 22016, g + 24576, g + 40960, threads: threads)
-        case 87: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22272, g + 22272, g + 24576, g + 40960, threads: threads)
-        case 88: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22528, g + 22528, g + 24576, g + 40960, threads: threads)
-        case 89: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22784, g + 22784, g + 24576, g + 40960, threads: threads)
-        case 90: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23040, g + 23040, g + 24576, g + 40960, threads: threads)
-        case 91: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23296, g + 23296, g + 24576, g + 40960, threads: threads)
-        case 92: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23552, g + 23552, g + 24576, g + 40960, threads: threads)
-        case 93: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23808, g + 23808, g + 24576, g + 40960, threads: threads)
-        case 94: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 24064, g + 24064, g + 24576, g + 40960, threads: threads)
-        case 95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 24320, g + 24320, g + 24576, g + 40960, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 0, g + 24576, g + 32768, g + 0, g + 40960, g + 49152, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 256, g + 24576, g + 32768, g + 256, g + 40960, g + 49152, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 512, g + 24576, g + 32768, g + 512, g + 40960, g + 49152, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 768, g + 24576, g + 32768, g + 768, g + 40960, g + 49152, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1024, g + 24576, g + 32768, g + 1024, g + 40960, g + 49152, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1280, g + 24576, g + 32768, g + 1280, g + 40960, g + 49152, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1536, g + 24576, g + 32768, g + 1536, g + 40960, g + 49152, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1792, g + 24576, g + 32768, g + 1792, g + 40960, g + 49152, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2048, g + 24576, g + 32768, g + 2048, g + 40960, g + 49152, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2304, g + 24576, g + 32768, g + 2304, g + 40960, g + 49152, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2560, g + 24576, g + 32768, g + 2560, g + 40960, g + 49152, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2816, g + 24576, g + 32768, g + 2816, g + 40960, g + 49152, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3072, g + 24576, g + 32768, g + 3072, g + 40960, g + 49152, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3328, g + 24576, g + 32768, g + 3328, g + 40960, g + 49152, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3584, g + 24576, g + 32768, g + 3584, g + 40960, g + 49152, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3840, g + 24576, g + 32768, g + 3840, g + 40960, g + 49152, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4096, g + 24576, g + 32768, g + 4096, g + 40960, g + 49152, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4352, g + 24576, g + 32768, g + 4352, g + 40960, g + 49152, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4608, g + 24576, g + 32768, g + 4608, g + 40960, g + 49152, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4864, g + 24576, g + 32768, g + 4864, g + 40960, g + 49152, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5120, g + 24576, g + 32768, g + 5120, g + 40960, g + 49152, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5376, g + 24576, g + 32768, g + 5376, g + 40960, g + 49152, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5632, g + 24576, g + 32768, g + 5632, g + 40960, g + 49152, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5888, g + 24576, g + 32768, g + 5888, g + 40960, g + 49152, threads: threads)
+        case 24: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6144, g + 24576, g + 32768, g + 6144, g + 40960, g + 49152, threads: threads)
+        case 25: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6400, g + 24576, g + 32768, g + 6400, g + 40960, g + 49152, threads: threads)
+        case 26: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6656, g + 24576, g + 32768, g + 6656, g + 40960, g + 49152, threads: threads)
+        case 27: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6912, g + 24576, g + 32768, g + 6912, g + 40960, g + 49152, threads: threads)
+        case 28: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7168, g + 24576, g + 32768, g + 7168, g + 40960, g + 49152, threads: threads)
+        case 29: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7424, g + 24576, g + 32768, g + 7424, g + 40960, g + 49152, threads: threads)
+        case 30: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7680, g + 24576, g + 32768, g + 7680, g + 40960, g + 49152, threads: threads)
+        case 31: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7936, g + 24576, g + 32768, g + 7936, g + 40960, g + 49152, threads: threads)
+        case 32: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8192, g + 24576, g + 32768, g + 8192, g + 40960, g + 49152, threads: threads)
+        case 33: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8448, g + 24576, g + 32768, g + 8448, g + 40960, g + 49152, threads: threads)
+        case 34: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8704, g + 24576, g + 32768, g + 8704, g + 40960, g + 49152, threads: threads)
+        case 35: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8960, g + 24576, g + 32768, g + 8960, g + 40960, g + 49152, threads: threads)
+        case 36: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9216, g + 24576, g + 32768, g + 9216, g + 40960, g + 49152, threads: threads)
+        case 37: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9472, g + 24576, g + 32768, g + 9472, g + 40960, g + 49152, threads: threads)
+        case 38: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9728, g + 24576, g + 32768, g + 9728, g + 40960, g + 49152, threads: threads)
+        case 39: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9984, g + 24576, g + 32768, g + 9984, g + 40960, g + 49152, threads: threads)
+        case 40: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10240, g + 24576, g + 32768, g + 10240, g + 40960, g + 49152, threads: threads)
+        case 41: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10496, g + 24576, g + 32768, g + 10496, g + 40960, g + 49152, threads: threads)
+        case 42: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10752, g + 24576, g + 32768, g + 10752, g + 40960, g + 49152, threads: threads)
+        case 43: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11008, g + 24576, g + 32768, g + 11008, g + 40960, g + 49152, threads: threads)
+        case 44: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11264, g + 24576, g + 32768, g + 11264, g + 40960, g + 49152, threads: threads)
+        case 45: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11520, g + 24576, g + 32768, g + 11520, g + 40960, g + 49152, threads: threads)
+        case 46: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11776, g + 24576, g + 32768, g + 11776, g + 40960, g + 49152, threads: threads)
+        case 47: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12032, g + 24576, g + 32768, g + 12032, g + 40960, g + 49152, threads: threads)
+        case 48: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12288, g + 24576, g + 32768, g + 12288, g + 40960, g + 49152, threads: threads)
+        case 49: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12544, g + 24576, g + 32768, g + 12544, g + 40960, g + 49152, threads: threads)
+        case 50: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12800, g + 24576, g + 32768, g + 12800, g + 40960, g + 49152, threads: threads)
+        case 51: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13056, g + 24576, g + 32768, g + 13056, g + 40960, g + 49152, threads: threads)
+        case 52: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13312, g + 24576, g + 32768, g + 13312, g + 40960, g + 49152, threads: threads)
+        case 53: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13568, g + 24576, g + 32768, g + 13568, g + 40960, g + 49152, threads: threads)
+        case 54: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13824, g + 24576, g + 32768, g + 13824, g + 40960, g + 49152, threads: threads)
+        case 55: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14080, g + 24576, g + 32768, g + 14080, g + 40960, g + 49152, threads: threads)
+        case 56: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14336, g + 24576, g + 32768, g + 14336, g + 40960, g + 49152, threads: threads)
+        case 57: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14592, g + 24576, g + 32768, g + 14592, g + 40960, g + 49152, threads: threads)
+        case 58: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14848, g + 24576, g + 32768, g + 14848, g + 40960, g + 49152, threads: threads)
+        case 59: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15104, g + 24576, g + 32768, g + 15104, g + 40960, g + 49152, threads: threads)
+        case 60: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15360, g + 24576, g + 32768, g + 15360, g + 40960, g + 49152, threads: threads)
+        case 61: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15616, g + 24576, g + 32768, g + 15616, g + 40960, g + 49152, threads: threads)
+        case 62: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15872, g + 24576, g + 32768, g + 15872, g + 40960, g + 49152, threads: threads)
+        case 63: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16128, g + 24576, g + 32768, g + 16128, g + 40960, g + 49152, threads: threads)
+        case 64: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16384, g + 24576, g + 32768, g + 16384, g + 40960, g + 49152, threads: threads)
+        case 65: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16640, g + 24576, g + 32768, g + 16640, g + 40960, g + 49152, threads: threads)
+        case 66: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16896, g + 24576, g + 32768, g + 16896, g + 40960, g + 49152, threads: threads)
+        case 67: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17152, g + 24576, g + 32768, g + 17152, g + 40960, g + 49152, threads: threads)
+        case 68: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17408, g + 24576, g + 32768, g + 17408, g + 40960, g + 49152, threads: threads)
+        case 69: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17664, g + 24576, g + 32768, g + 17664, g + 40960, g + 49152, threads: threads)
+        case 70: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17920, g + 24576, g + 32768, g + 17920, g + 40960, g + 49152, threads: threads)
+        case 71: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18176, g + 24576, g + 32768, g + 18176, g + 40960, g + 49152, threads: threads)
+        case 72: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18432, g + 24576, g + 32768, g + 18432, g + 40960, g + 49152, threads: threads)
+        case 73: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18688, g + 24576, g + 32768, g + 18688, g + 40960, g + 49152, threads: threads)
+        case 74: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18944, g + 24576, g + 32768, g + 18944, g + 40960, g + 49152, threads: threads)
+        case 75: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19200, g + 24576, g + 32768, g + 19200, g + 40960, g + 49152, threads: threads)
+        case 76: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19456, g + 24576, g + 32768, g + 19456, g + 40960, g + 49152, threads: threads)
+        case 77: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19712, g + 24576, g + 32768, g + 19712, g + 40960, g + 49152, threads: threads)
+        case 78: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19968, g + 24576, g + 32768, g + 19968, g + 40960, g + 49152, threads: threads)
+        case 79: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20224, g + 24576, g + 32768, g + 20224, g + 40960, g + 49152, threads: threads)
+        case 80: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20480, g + 24576, g + 32768, g + 20480, g + 40960, g + 49152, threads: threads)
+        case 81: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20736, g + 24576, g + 32768, g + 20736, g + 40960, g + 49152, threads: threads)
+        case 82: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20992, g + 24576, g + 32768, g + 20992, g + 40960, g + 49152, threads: threads)
+        case 83: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21248, g + 24576, g + 32768, g + 21248, g + 40960, g + 49152, threads: threads)
+        case 84: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21504, g + 24576, g + 32768, g + 21504, g + 40960, g + 49152, threads: threads)
+        case 85: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21760, g + 24576, g + 32768, g + 21760, g + 40960, g + 49152, threads: threads)
+        case 86: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22016, g + 24576, g + 32768, g + 22016, g + 40960, g + 49152, threads: threads)
+        case 87: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22272, g + 24576, g + 32768, g + 22272, g + 40960, g + 49152, threads: threads)
+        case 88: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22528, g + 24576, g + 32768, g + 22528, g + 40960, g + 49152, threads: threads)
+        case 89: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22784, g + 24576, g + 32768, g + 22784, g + 40960, g + 49152, threads: threads)
+        case 90: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23040, g + 24576, g + 32768, g + 23040, g + 40960, g + 49152, threads: threads)
+        case 91: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23296, g + 24576, g + 32768, g + 23296, g + 40960, g + 49152, threads: threads)
+        case 92: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23552, g + 24576, g + 32768, g + 23552, g + 40960, g + 49152, threads: threads)
+        case 93: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23808, g + 24576, g + 32768, g + 23808, g + 40960, g + 49152, threads: threads)
+        case 94: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 24064, g + 24576, g + 32768, g + 24064, g + 40960, g + 49152, threads: threads)
+        case 95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 24320, g + 24576, g + 32768, g + 24320, g + 40960, g + 49152, threads: threads)
         default: break
         }
     }
@@ -514,30 +514,30 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 0, p + 256, p + 512, p + 768, g + 768, g + 512, g + 256, g + 0, g + 24576, g + 40960, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 1024, p + 1280, p + 1536, p + 1792, g + 1792, g + 1536, g + 1280, g + 1024, g + 24576, g + 40960, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 2048, p + 2304, p + 2560, p + 2816, g + 2816, g + 2560, g + 2304, g + 2048, g + 24576, g + 40960, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 3072, p + 3328, p + 3584, p + 3840, g + 3840, g + 3584, g + 3328, g + 3072, g + 24576, g + 40960, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 4096, p + 4352, p + 4608, p + 4864, g + 4864, g + 4608, g + 4352, g + 4096, g + 24576, g + 40960, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 5120, p + 5376, p + 5632, p + 5888, g + 5888, g + 5632, g + 5376, g + 5120, g + 24576, g + 40960, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 6144, p + 6400, p + 6656, p + 6912, g + 6912, g + 6656, g + 6400, g + 6144, g + 24576, g + 40960, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 7168, p + 7424, p + 7680, p + 7936, g + 7936, g + 7680, g + 7424, g + 7168, g + 24576, g + 40960, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 8192, p + 8448, p + 8704, p + 8960, g + 8960, g + 8704, g + 8448, g + 8192, g + 24576, g + 40960, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 9216, p + 9472, p + 9728, p + 9984, g + 9984, g + 9728, g + 9472, g + 9216, g + 24576, g + 40960, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 10240, p + 10496, p + 10752, p + 11008, g + 11008, g + 10752, g + 10496, g + 10240, g + 24576, g + 40960, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 11264, p + 11520, p + 11776, p + 12032, g + 12032, g + 11776, g + 11520, g + 11264, g + 24576, g + 40960, threads: threads); return
-            case 12: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 12288, p + 12544, p + 12800, p + 13056, g + 13056, g + 12800, g + 12544, g + 12288, g + 24576, g + 40960, threads: threads); return
-            case 13: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 13312, p + 13568, p + 13824, p + 14080, g + 14080, g + 13824, g + 13568, g + 13312, g + 24576, g + 40960, threads: threads); return
-            case 14: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 14336, p + 14592, p + 14848, p + 15104, g + 15104, g + 14848, g + 14592, g + 14336, g + 24576, g + 40960, threads: threads); return
-            case 15: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 15360, p + 15616, p + 15872, p + 16128, g + 16128, g + 15872, g + 15616, g + 15360, g + 24576, g + 40960, threads: threads); return
-            case 16: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 16384, p + 16640, p + 16896, p + 17152, g + 17152, g + 16896, g + 16640, g + 16384, g + 24576, g + 40960, threads: threads); return
-            case 17: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 17408, p + 17664, p + 17920, p + 18176, g + 18176, g + 17920, g + 17664, g + 17408, g + 24576, g + 40960, threads: threads); return
-            case 18: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 18432, p + 18688, p + 18944, p + 19200, g + 19200, g + 18944, g + 18688, g + 18432, g + 24576, g + 40960, threads: threads); return
-            case 19: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 19456, p + 19712, p + 19968, p + 20224, g + 20224, g + 19968, g + 19712, g + 19456, g + 24576, g + 40960, threads: threads); return
-            case 20: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 20480, p + 20736, p + 20992, p + 21248, g + 21248, g + 20992, g + 20736, g + 20480, g + 24576, g + 40960, threads: threads); return
-            case 21: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 21504, p + 21760, p + 22016, p + 22272, g + 22272, g + 22016, g + 21760, g + 21504, g + 24576, g + 40960, threads: threads); return
-            case 22: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 22528, p + 22784, p + 23040, p + 23296, g + 23296, g + 23040, g + 22784, g + 22528, g + 24576, g + 40960, threads: threads); return
-            case 23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 23552, p + 23808, p + 24064, p + 24320, g + 24320, g + 24064, g + 23808, g + 23552, g + 24576, g + 40960, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 0, p + 256, p + 512, p + 768, g + 24576, g + 32768, g + 768, g + 512, g + 256, g + 0, g + 40960, g + 49152, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 1024, p + 1280, p + 1536, p + 1792, g + 24576, g + 32768, g + 1792, g + 1536, g + 1280, g + 1024, g + 40960, g + 49152, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 2048, p + 2304, p + 2560, p + 2816, g + 24576, g + 32768, g + 2816, g + 2560, g + 2304, g + 2048, g + 40960, g + 49152, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 3072, p + 3328, p + 3584, p + 3840, g + 24576, g + 32768, g + 3840, g + 3584, g + 3328, g + 3072, g + 40960, g + 49152, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 4096, p + 4352, p + 4608, p + 4864, g + 24576, g + 32768, g + 4864, g + 4608, g + 4352, g + 4096, g + 40960, g + 49152, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 5120, p + 5376, p + 5632, p + 5888, g + 24576, g + 32768, g + 5888, g + 5632, g + 5376, g + 5120, g + 40960, g + 49152, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 6144, p + 6400, p + 6656, p + 6912, g + 24576, g + 32768, g + 6912, g + 6656, g + 6400, g + 6144, g + 40960, g + 49152, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 7168, p + 7424, p + 7680, p + 7936, g + 24576, g + 32768, g + 7936, g + 7680, g + 7424, g + 7168, g + 40960, g + 49152, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 8192, p + 8448, p + 8704, p + 8960, g + 24576, g + 32768, g + 8960, g + 8704, g + 8448, g + 8192, g + 40960, g + 49152, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 9216, p + 9472, p + 9728, p + 9984, g + 24576, g + 32768, g + 9984, g + 9728, g + 9472, g + 9216, g + 40960, g + 49152, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 10240, p + 10496, p + 10752, p + 11008, g + 24576, g + 32768, g + 11008, g + 10752, g + 10496, g + 10240, g + 40960, g + 49152, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 11264, p + 11520, p + 11776, p + 12032, g + 24576, g + 32768, g + 12032, g + 11776, g + 11520, g + 11264, g + 40960, g + 49152, threads: threads); return
+            case 12: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 12288, p + 12544, p + 12800, p + 13056, g + 24576, g + 32768, g + 13056, g + 12800, g + 12544, g + 12288, g + 40960, g + 49152, threads: threads); return
+            case 13: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 13312, p + 13568, p + 13824, p + 14080, g + 24576, g + 32768, g + 14080, g + 13824, g + 13568, g + 13312, g + 40960, g + 49152, threads: threads); return
+            case 14: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 14336, p + 14592, p + 14848, p + 15104, g + 24576, g + 32768, g + 15104, g + 14848, g + 14592, g + 14336, g + 40960, g + 49152, threads: threads); return
+            case 15: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 15360, p + 15616, p + 15872, p + 16128, g + 24576, g + 32768, g + 16128, g + 15872, g + 15616, g + 15360, g + 40960, g + 49152, threads: threads); return
+            case 16: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 16384, p + 16640, p + 16896, p + 17152, g + 24576, g + 32768, g + 17152, g + 16896, g + 16640, g + 16384, g + 40960, g + 49152, threads: threads); return
+            case 17: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 17408, p + 17664, p + 17920, p + 18176, g + 24576, g + 32768, g + 18176, g + 17920, g + 17664, g + 17408, g + 40960, g + 49152, threads: threads); return
+            case 18: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 18432, p + 18688, p + 18944, p + 19200, g + 24576, g + 32768, g + 19200, g + 18944, g + 18688, g + 18432, g + 40960, g + 49152, threads: threads); return
+            case 19: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 19456, p + 19712, p + 19968, p + 20224, g + 24576, g + 32768, g + 20224, g + 19968, g + 19712, g + 19456, g + 40960, g + 49152, threads: threads); return
+            case 20: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 20480, p + 20736, p + 20992, p + 21248, g + 24576, g + 32768, g + 21248, g + 20992, g + 20736, g + 20480, g + 40960, g + 49152, threads: threads); return
+            case 21: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 21504, p + 21760, p + 22016, p + 22272, g + 24576, g + 32768, g + 22272, g + 22016, g + 21760, g + 21504, g + 40960, g + 49152, threads: threads); return
+            case 22: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 22528, p + 22784, p + 23040, p + 23296, g + 24576, g + 32768, g + 23296, g + 23040, g + 22784, g + 22528, g + 40960, g + 49152, threads: threads); return
+            case 23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 23552, p + 23808, p + 24064, p + 24320, g + 24576, g + 32768, g + 24320, g + 24064, g + 23808, g + 23552, g + 40960, g + 49152, threads: threads); return
             default: break
             }
         }
@@ -572,36 +572,46 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 65536 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 64, k: 16, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 99328, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow16 = w + first * 16
+            let xRow1024 = x + first * 1024
+            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 65536 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
-        }
-        // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[n, t.out]
-        Kernels.stage(3, flops: 1536 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            default:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+            // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[n, t.out]
+            Kernels.stage(2, flops: 1024 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 32 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 48 * n), ldc: 16, threads: threads)
+                }
             }
+            // stage 3: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 16, alpha: 1.0, a: (wRow16 + 48 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
-        Kernels.stage(3, flops: 98304 * n, threads: threads) { i, threads in
+        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        Kernels.stage(5, flops: 66048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             }
         }
     }
@@ -653,99 +663,118 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[3][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
-        Kernels.stage(5, flops: 163840 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 64, k: 16, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 80 * n), cRow: 16, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 64, k: 16, alpha: 1.0, a: dy2, lda: 1024, packed: p1, beta: 0, c: (w + 96 * n), cRow: 16, cRank: 1, threads: threads)
-            case 3:
-                Kernels.panelDot(m: n, panels: 64, k: 16, alpha: 1.0, a: dy1, lda: 1024, packed: p1, beta: 0, c: (w + 112 * n), cRow: 16, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 64, k: 16, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 128 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 200752, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dy1Row1024 = dy1 + first * 1024
+            let dy2Row1024 = dy2 + first * 1024
+            let dy3Row1024 = dy3 + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow16 = w + first * 16
+            let xRow1024 = x + first * 1024
+            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[3][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            Kernels.stage(5, flops: 163840 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 80 * n), cRow: 16, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 96 * n), cRow: 16, cRank: 1, threads: threads)
+                case 3:
+                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 112 * n), cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 128 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dt1.part1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[2][n, t.out]; dt1.part2[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dt1.part3[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
+            Kernels.stage(8, flops: 4096 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 48 * n), cRow: 16, cRank: 1, threads: threads)
+                case 3:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p5, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 64 * n), cRow: 16, cRank: 1, threads: threads)
+                case 4:
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 80 * n), lda: 16, b: p5, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 144 * n), ldc: 16, threads: threads)
+                case 5:
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 96 * n), lda: 16, b: p4, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 160 * n), ldc: 16, threads: threads)
+                case 6:
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 112 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 176 * n), ldc: 16, threads: threads)
+                default:
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 128 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 192 * n), ldc: 16, threads: threads)
+                }
+            }
+            // stage 3: dt1[n, t.in] += dt1.part1[n, t.in]
+            for i0 in 0..<rows {
+                for i1 in 0..<16 {
+                    (wRow16 + 144 * n)[i0 * 16 + i1 * 1] += (wRow16 + 160 * n)[i0 * 16 + i1 * 1]
+                }
+            }
+            // stage 4: dt1[n, t.in] += dt1.part2[n, t.in]
+            for i0 in 0..<rows {
+                for i1 in 0..<16 {
+                    (wRow16 + 144 * n)[i0 * 16 + i1 * 1] += (wRow16 + 176 * n)[i0 * 16 + i1 * 1]
+                }
+            }
+            // stage 5: dt1[n, t.in] += dt1.part3[n, t.in]
+            for i0 in 0..<rows {
+                for i1 in 0..<16 {
+                    (wRow16 + 144 * n)[i0 * 16 + i1 * 1] += (wRow16 + 192 * n)[i0 * 16 + i1 * 1]
+                }
+            }
+            // stage 6: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 16, alpha: 1.0, a: (wRow16 + 144 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dt1.part1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[2][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dt1.part2[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dt1.part3[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
-        Kernels.stage(12, flops: 6144 * n, threads: threads) { i, threads in
+        // stage 7: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        Kernels.stage(8, flops: 67584 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             case 1:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             case 2:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (w + 48 * n), cRow: 16, cRank: 1, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 80 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p8, ldc: 16, threads: threads)
             case 3:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p5, panelStride: 16, rankStride: 16, beta: 0, c: (w + 64 * n), cRow: 16, cRank: 1, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p9, ldc: 16, threads: threads)
             case 4:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 80 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p10, ldc: 16, threads: threads)
             case 5:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 80 * n), lda: 16, b: p5, panelStride: 16, kStride: 16, beta: 0, c: (w + 144 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p11, ldc: 16, threads: threads)
             case 6:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 7:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 96 * n), lda: 16, b: p4, panelStride: 16, kStride: 16, beta: 0, c: (w + 160 * n), ldc: 16, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 9:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 112 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (w + 176 * n), ldc: 16, threads: threads)
-            case 10:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p9, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p12, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 128 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (w + 192 * n), ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p13, ldc: 16, threads: threads)
             }
         }
-        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dt1[n, t.in] += dt1.part1[n, t.in]
-        Kernels.stage(2, flops: 32784 * n, threads: threads) { i, threads in
+        // stage 8: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]
+        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                for i0 in 0..<n {
-                    for i1 in 0..<16 {
-                        (w + 144 * n)[i0 * 16 + i1 * 1] += (w + 160 * n)[i0 * 16 + i1 * 1]
-                    }
-                }
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             }
         }
-        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]; dt1[n, t.in] += dt1.part2[n, t.in]
-        Kernels.stage(2, flops: 32784 * n, threads: threads) { i, threads in
+        // stage 9: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]
+        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                for i0 in 0..<n {
-                    for i1 in 0..<16 {
-                        (w + 144 * n)[i0 * 16 + i1 * 1] += (w + 176 * n)[i0 * 16 + i1 * 1]
-                    }
-                }
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             }
         }
-        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dt1[n, t.in] += dt1.part3[n, t.in]
-        Kernels.stage(2, flops: 32784 * n, threads: threads) { i, threads in
+        // stage 10: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]
+        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                for i0 in 0..<n {
-                    for i1 in 0..<16 {
-                        (w + 144 * n)[i0 * 16 + i1 * 1] += (w + 192 * n)[i0 * 16 + i1 * 1]
-                    }
-                }
-            }
-        }
-        // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
-        Kernels.stage(3, flops: 98304 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p10, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p11, ldc: 16, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 1024, k: 16, alpha: 1.0, a: (w + 144 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             }
         }
     }

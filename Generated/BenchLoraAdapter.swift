@@ -131,7 +131,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 0, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 98304, g + 0, g + 2048, threads: threads)
         default: break
         }
     }
@@ -188,25 +188,35 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 262144 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 2.0, a: dy, lda: 4096, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 393216, threads: threads) { rows, first, threads in
+            let dxRow4096 = dx + first * 4096
+            let dyRow4096 = dy + first * 4096
+            let wRow16 = w + first * 16
+            let xRow4096 = x + first * 4096
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 262144 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 1.0, a: xRow4096, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: dyRow4096, lda: 4096, packed: p1, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 256, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dxRow4096, ldc: 4096, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 393216 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 4096, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dx, ldc: 4096, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p4, ldc: 4096, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 256, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p5, ldc: 4096, threads: threads)
             }
         }
     }

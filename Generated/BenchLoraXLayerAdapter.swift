@@ -425,102 +425,102 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 32768, g + 0, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 8192, q + 8192, g + 40960, g + 8192, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 16384, q + 16384, g + 49152, g + 16384, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 24576, q + 24576, g + 57344, g + 24576, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 65536, q + 32768, g + 98304, g + 65536, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 73728, q + 40960, g + 106496, g + 73728, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 81920, q + 49152, g + 114688, g + 81920, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 90112, q + 57344, g + 122880, g + 90112, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 131072, q + 65536, g + 163840, g + 131072, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 139264, q + 73728, g + 172032, g + 139264, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 147456, q + 81920, g + 180224, g + 147456, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 155648, q + 90112, g + 188416, g + 155648, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 229376, g + 196608, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 204800, q + 106496, g + 237568, g + 204800, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 212992, q + 114688, g + 245760, g + 212992, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 221184, q + 122880, g + 253952, g + 221184, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 262144, q + 131072, g + 294912, g + 262144, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 270336, q + 139264, g + 303104, g + 270336, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 278528, q + 147456, g + 311296, g + 278528, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 286720, q + 155648, g + 319488, g + 286720, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 327680, q + 163840, g + 360448, g + 327680, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 335872, q + 172032, g + 368640, g + 335872, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 344064, q + 180224, g + 376832, g + 344064, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 352256, q + 188416, g + 385024, g + 352256, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 393216, q + 196608, g + 425984, g + 393216, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 401408, q + 204800, g + 434176, g + 401408, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 409600, q + 212992, g + 442368, g + 409600, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 417792, q + 221184, g + 450560, g + 417792, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 458752, q + 229376, g + 491520, g + 458752, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 466944, q + 237568, g + 499712, g + 466944, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 475136, q + 245760, g + 507904, g + 475136, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 483328, q + 253952, g + 516096, g + 483328, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 524288, q + 262144, g + 557056, g + 524288, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 532480, q + 270336, g + 565248, g + 532480, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 540672, q + 278528, g + 573440, g + 540672, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 548864, q + 286720, g + 581632, g + 548864, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, p + 589824, q + 294912, g + 622592, g + 589824, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, p + 598016, q + 303104, g + 630784, g + 598016, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, p + 606208, q + 311296, g + 638976, g + 606208, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, p + 614400, q + 319488, g + 647168, g + 614400, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, p + 655360, q + 327680, g + 688128, g + 655360, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, p + 663552, q + 335872, g + 696320, g + 663552, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, p + 671744, q + 344064, g + 704512, g + 671744, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, p + 679936, q + 352256, g + 712704, g + 679936, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, p + 720896, q + 360448, g + 753664, g + 720896, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, p + 729088, q + 368640, g + 761856, g + 729088, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, p + 737280, q + 376832, g + 770048, g + 737280, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, p + 745472, q + 385024, g + 778240, g + 745472, threads: threads)
-        case 48: Self.backward3(n, x, dy, dx, w, p + 786432, q + 393216, g + 819200, g + 786432, threads: threads)
-        case 49: Self.backward3(n, x, dy, dx, w, p + 794624, q + 401408, g + 827392, g + 794624, threads: threads)
-        case 50: Self.backward3(n, x, dy, dx, w, p + 802816, q + 409600, g + 835584, g + 802816, threads: threads)
-        case 51: Self.backward3(n, x, dy, dx, w, p + 811008, q + 417792, g + 843776, g + 811008, threads: threads)
-        case 52: Self.backward3(n, x, dy, dx, w, p + 851968, q + 425984, g + 884736, g + 851968, threads: threads)
-        case 53: Self.backward3(n, x, dy, dx, w, p + 860160, q + 434176, g + 892928, g + 860160, threads: threads)
-        case 54: Self.backward3(n, x, dy, dx, w, p + 868352, q + 442368, g + 901120, g + 868352, threads: threads)
-        case 55: Self.backward3(n, x, dy, dx, w, p + 876544, q + 450560, g + 909312, g + 876544, threads: threads)
-        case 56: Self.backward3(n, x, dy, dx, w, p + 917504, q + 458752, g + 950272, g + 917504, threads: threads)
-        case 57: Self.backward3(n, x, dy, dx, w, p + 925696, q + 466944, g + 958464, g + 925696, threads: threads)
-        case 58: Self.backward3(n, x, dy, dx, w, p + 933888, q + 475136, g + 966656, g + 933888, threads: threads)
-        case 59: Self.backward3(n, x, dy, dx, w, p + 942080, q + 483328, g + 974848, g + 942080, threads: threads)
-        case 60: Self.backward3(n, x, dy, dx, w, p + 983040, q + 491520, g + 1015808, g + 983040, threads: threads)
-        case 61: Self.backward3(n, x, dy, dx, w, p + 991232, q + 499712, g + 1024000, g + 991232, threads: threads)
-        case 62: Self.backward3(n, x, dy, dx, w, p + 999424, q + 507904, g + 1032192, g + 999424, threads: threads)
-        case 63: Self.backward3(n, x, dy, dx, w, p + 1007616, q + 516096, g + 1040384, g + 1007616, threads: threads)
-        case 64: Self.backward3(n, x, dy, dx, w, p + 1048576, q + 524288, g + 1081344, g + 1048576, threads: threads)
-        case 65: Self.backward3(n, x, dy, dx, w, p + 1056768, q + 532480, g + 1089536, g + 1056768, threads: threads)
-        case 66: Self.backward3(n, x, dy, dx, w, p + 1064960, q + 540672, g + 1097728, g + 1064960, threads: threads)
-        case 67: Self.backward3(n, x, dy, dx, w, p + 1073152, q + 548864, g + 1105920, g + 1073152, threads: threads)
-        case 68: Self.backward3(n, x, dy, dx, w, p + 1114112, q + 557056, g + 1146880, g + 1114112, threads: threads)
-        case 69: Self.backward3(n, x, dy, dx, w, p + 1122304, q + 565248, g + 1155072, g + 1122304, threads: threads)
-        case 70: Self.backward3(n, x, dy, dx, w, p + 1130496, q + 573440, g + 1163264, g + 1130496, threads: threads)
-        case 71: Self.backward3(n, x, dy, dx, w, p + 1138688, q + 581632, g + 1171456, g + 1138688, threads: threads)
-        case 72: Self.backward3(n, x, dy, dx, w, p + 1179648, q + 589824, g + 1212416, g + 1179648, threads: threads)
-        case 73: Self.backward3(n, x, dy, dx, w, p + 1187840, q + 598016, g + 1220608, g + 1187840, threads: threads)
-        case 74: Self.backward3(n, x, dy, dx, w, p + 1196032, q + 606208, g + 1228800, g + 1196032, threads: threads)
-        case 75: Self.backward3(n, x, dy, dx, w, p + 1204224, q + 614400, g + 1236992, g + 1204224, threads: threads)
-        case 76: Self.backward3(n, x, dy, dx, w, p + 1245184, q + 622592, g + 1277952, g + 1245184, threads: threads)
-        case 77: Self.backward3(n, x, dy, dx, w, p + 1253376, q + 630784, g + 1286144, g + 1253376, threads: threads)
-        case 78: Self.backward3(n, x, dy, dx, w, p + 1261568, q + 638976, g + 1294336, g + 1261568, threads: threads)
-        case 79: Self.backward3(n, x, dy, dx, w, p + 1269760, q + 647168, g + 1302528, g + 1269760, threads: threads)
-        case 80: Self.backward3(n, x, dy, dx, w, p + 1310720, q + 655360, g + 1343488, g + 1310720, threads: threads)
-        case 81: Self.backward3(n, x, dy, dx, w, p + 1318912, q + 663552, g + 1351680, g + 1318912, threads: threads)
-        case 82: Self.backward3(n, x, dy, dx, w, p + 1327104, q + 671744, g + 1359872, g + 1327104, threads: threads)
-        case 83: Self.backward3(n, x, dy, dx, w, p + 1335296, q + 679936, g + 1368064, g + 1335296, threads: threads)
-        case 84: Self.backward3(n, x, dy, dx, w, p + 1376256, q + 688128, g + 1409024, g + 1376256, threads: threads)
-        case 85: Self.backward3(n, x, dy, dx, w, p + 1384448, q + 696320, g + 1417216, g + 1384448, threads: threads)
-        case 86: Self.backward3(n, x, dy, dx, w, p + 1392640, q + 704512, g + 1425408, g + 1392640, threads: threads)
-        case 87: Self.backward3(n, x, dy, dx, w, p + 1400832, q + 712704, g + 1433600, g + 1400832, threads: threads)
-        case 88: Self.backward3(n, x, dy, dx, w, p + 1441792, q + 720896, g + 1474560, g + 1441792, threads: threads)
-        case 89: Self.backward3(n, x, dy, dx, w, p + 1449984, q + 729088, g + 1482752, g + 1449984, threads: threads)
-        case 90: Self.backward3(n, x, dy, dx, w, p + 1458176, q + 737280, g + 1490944, g + 1458176, threads: threads)
-        case 91: Self.backward3(n, x, dy, dx, w, p + 1466368, q + 745472, g + 1499136, g + 1466368, threads: threads)
-        case 92: Self.backward3(n, x, dy, dx, w, p + 1507328, q + 753664, g + 1540096, g + 1507328, threads: threads)
-        case 93: Self.backward3(n, x, dy, dx, w, p + 1515520, q + 761856, g + 1548288, g + 1515520, threads: threads)
-        case 94: Self.backward3(n, x, dy, dx, w, p + 1523712, q + 770048, g + 1556480, g + 1523712, threads: threads)
-        case 95: Self.backward3(n, x, dy, dx, w, p + 1531904, q + 778240, g + 1564672, g + 1531904, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 32768, g + 36864, g + 0, g + 512, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 8192, q + 8192, g + 40960, g + 45056, g + 8192, g + 8704, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 16384, q + 16384, g + 49152, g + 53248, g + 16384, g + 16896, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 24576, q + 24576, g + 57344, g + 61440, g + 24576, g + 25088, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 65536, q + 32768, g + 98304, g + 102400, g + 65536, g + 66048, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 73728, q + 40960, g + 106496, g + 110592, g + 73728, g + 74240, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 81920, q + 49152, g + 114688, g + 118784, g + 81920, g + 82432, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 90112, q + 57344, g + 122880, g + 126976, g + 90112, g + 90624, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 131072, q + 65536, g + 163840, g + 167936, g + 131072, g + 131584, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 139264, q + 73728, g + 172032, g + 176128, g + 139264, g + 139776, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 147456, q + 81920, g + 180224, g + 184320, g + 147456, g + 147968, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 155648, q + 90112, g + 188416, g + 192512, g + 155648, g + 156160, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 229376, g + 233472, g + 196608, g + 197120, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 204800, q + 106496, g + 237568, g + 241664, g + 204800, g + 205312, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 212992, q + 114688, g + 245760, g + 249856, g + 212992, g + 213504, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 221184, q + 122880, g + 253952, g + 258048, g + 221184, g + 221696, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 262144, q + 131072, g + 294912, g + 299008, g + 262144, g + 262656, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 270336, q + 139264, g + 303104, g + 307200, g + 270336, g + 270848, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 278528, q + 147456, g + 311296, g + 315392, g + 278528, g + 279040, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 286720, q + 155648, g + 319488, g + 323584, g + 286720, g + 287232, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 327680, q + 163840, g + 360448, g + 364544, g + 327680, g + 328192, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 335872, q + 172032, g + 368640, g + 372736, g + 335872, g + 336384, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 344064, q + 180224, g + 376832, g + 380928, g + 344064, g + 344576, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 352256, q + 188416, g + 385024, g + 389120, g + 352256, g + 352768, threads: threads)
+        case 24: Self.backward3(n, x, dy, dx, w, p + 393216, q + 196608, g + 425984, g + 430080, g + 393216, g + 393728, threads: threads)
+        case 25: Self.backward3(n, x, dy, dx, w, p + 401408, q + 204800, g + 434176, g + 438272, g + 401408, g + 401920, threads: threads)
+        case 26: Self.backward3(n, x, dy, dx, w, p + 409600, q + 212992, g + 442368, g + 446464, g + 409600, g + 410112, threads: threads)
+        case 27: Self.backward3(n, x, dy, dx, w, p + 417792, q + 221184, g + 450560, g + 454656, g + 417792, g + 418304, threads: threads)
+        case 28: Self.backward3(n, x, dy, dx, w, p + 458752, q + 229376, g + 491520, g + 495616, g + 458752, g + 459264, threads: threads)
+        case 29: Self.backward3(n, x, dy, dx, w, p + 466944, q + 237568, g + 499712, g + 503808, g + 466944, g + 467456, threads: threads)
+        case 30: Self.backward3(n, x, dy, dx, w, p + 475136, q + 245760, g + 507904, g + 512000, g + 475136, g + 475648, threads: threads)
+        case 31: Self.backward3(n, x, dy, dx, w, p + 483328, q + 253952, g + 516096, g + 520192, g + 483328, g + 483840, threads: threads)
+        case 32: Self.backward3(n, x, dy, dx, w, p + 524288, q + 262144, g + 557056, g + 561152, g + 524288, g + 524800, threads: threads)
+        case 33: Self.backward3(n, x, dy, dx, w, p + 532480, q + 270336, g + 565248, g + 569344, g + 532480, g + 532992, threads: threads)
+        case 34: Self.backward3(n, x, dy, dx, w, p + 540672, q + 278528, g + 573440, g + 577536, g + 540672, g + 541184, threads: threads)
+        case 35: Self.backward3(n, x, dy, dx, w, p + 548864, q + 286720, g + 581632, g + 585728, g + 548864, g + 549376, threads: threads)
+        case 36: Self.backward3(n, x, dy, dx, w, p + 589824, q + 294912, g + 622592, g + 626688, g + 589824, g + 590336, threads: threads)
+        case 37: Self.backward3(n, x, dy, dx, w, p + 598016, q + 303104, g + 630784, g + 634880, g + 598016, g + 598528, threads: threads)
+        case 38: Self.backward3(n, x, dy, dx, w, p + 606208, q + 311296, g + 638976, g + 643072, g + 606208, g + 606720, threads: threads)
+        case 39: Self.backward3(n, x, dy, dx, w, p + 614400, q + 319488, g + 647168, g + 651264, g + 614400, g + 614912, threads: threads)
+        case 40: Self.backward3(n, x, dy, dx, w, p + 655360, q + 327680, g + 688128, g + 692224, g + 655360, g + 655872, threads: threads)
+        case 41: Self.backward3(n, x, dy, dx, w, p + 663552, q + 335872, g + 696320, g + 700416, g + 663552, g + 664064, threads: threads)
+        case 42: Self.backward3(n, x, dy, dx, w, p + 671744, q + 344064, g + 704512, g + 708608, g + 671744, g + 672256, threads: threads)
+        case 43: Self.backward3(n, x, dy, dx, w, p + 679936, q + 352256, g + 712704, g + 716800, g + 679936, g + 680448, threads: threads)
+        case 44: Self.backward3(n, x, dy, dx, w, p + 720896, q + 360448, g + 753664, g + 757760, g + 720896, g + 721408, threads: threads)
+        case 45: Self.backward3(n, x, dy, dx, w, p + 729088, q + 368640, g + 761856, g + 765952, g + 729088, g + 729600, threads: threads)
+        case 46: Self.backward3(n, x, dy, dx, w, p + 737280, q + 376832, g + 770048, g + 774144, g + 737280, g + 737792, threads: threads)
+        case 47: Self.backward3(n, x, dy, dx, w, p + 745472, q + 385024, g + 778240, g + 782336, g + 745472, g + 745984, threads: threads)
+        case 48: Self.backward3(n, x, dy, dx, w, p + 786432, q + 393216, g + 819200, g + 823296, g + 786432, g + 786944, threads: threads)
+        case 49: Self.backward3(n, x, dy, dx, w, p + 794624, q + 401408, g + 827392, g + 831488, g + 794624, g + 795136, threads: threads)
+        case 50: Self.backward3(n, x, dy, dx, w, p + 802816, q + 409600, g + 835584, g + 839680, g + 802816, g + 803328, threads: threads)
+        case 51: Self.backward3(n, x, dy, dx, w, p + 811008, q + 417792, g + 843776, g + 847872, g + 811008, g + 811520, threads: threads)
+        case 52: Self.backward3(n, x, dy, dx, w, p + 851968, q + 425984, g + 884736, g + 888832, g + 851968, g + 852480, threads: threads)
+        case 53: Self.backward3(n, x, dy, dx, w, p + 860160, q + 434176, g + 892928, g + 897024, g + 860160, g + 860672, threads: threads)
+        case 54: Self.backward3(n, x, dy, dx, w, p + 868352, q + 442368, g + 901120, g + 905216, g + 868352, g + 868864, threads: threads)
+        case 55: Self.backward3(n, x, dy, dx, w, p + 876544, q + 450560, g + 909312, g + 913408, g + 876544, g + 877056, threads: threads)
+        case 56: Self.backward3(n, x, dy, dx, w, p + 917504, q + 458752, g + 950272, g + 954368, g + 917504, g + 918016, threads: threads)
+        case 57: Self.backward3(n, x, dy, dx, w, p + 925696, q + 466944, g + 958464, g + 962560, g + 925696, g + 926208, threads: threads)
+        case 58: Self.backward3(n, x, dy, dx, w, p + 933888, q + 475136, g + 966656, g + 970752, g + 933888, g + 934400, threads: threads)
+        case 59: Self.backward3(n, x, dy, dx, w, p + 942080, q + 483328, g + 974848, g + 978944, g + 942080, g + 942592, threads: threads)
+        case 60: Self.backward3(n, x, dy, dx, w, p + 983040, q + 491520, g + 1015808, g + 1019904, g + 983040, g + 983552, threads: threads)
+        case 61: Self.backward3(n, x, dy, dx, w, p + 991232, q + 499712, g + 1024000, g + 1028096, g + 991232, g + 991744, threads: threads)
+        case 62: Self.backward3(n, x, dy, dx, w, p + 999424, q + 507904, g + 1032192, g + 1036288, g + 999424, g + 999936, threads: threads)
+        case 63: Self.backward3(n, x, dy, dx, w, p + 1007616, q + 516096, g + 1040384, g + 1044480, g + 1007616, g + 1008128, threads: threads)
+        case 64: Self.backward3(n, x, dy, dx, w, p + 1048576, q + 524288, g + 1081344, g + 1085440, g + 1048576, g + 1049088, threads: threads)
+        case 65: Self.backward3(n, x, dy, dx, w, p + 1056768, q + 532480, g + 1089536, g + 1093632, g + 1056768, g + 1057280, threads: threads)
+        case 66: Self.backward3(n, x, dy, dx, w, p + 1064960, q + 540672, g + 1097728, g + 1101824, g + 1064960, g + 1065472, threads: threads)
+        case 67: Self.backward3(n, x, dy, dx, w, p + 1073152, q + 548864, g + 1105920, g + 1110016, g + 1073152, g + 1073664, threads: threads)
+        case 68: Self.backward3(n, x, dy, dx, w, p + 1114112, q + 557056, g + 1146880, g + 1150976, g + 1114112, g + 1114624, threads: threads)
+        case 69: Self.backward3(n, x, dy, dx, w, p + 1122304, q + 565248, g + 1155072, g + 1159168, g + 1122304, g + 1122816, threads: threads)
+        case 70: Self.backward3(n, x, dy, dx, w, p + 1130496, q + 573440, g + 1163264, g + 1167360, g + 1130496, g + 1131008, threads: threads)
+        case 71: Self.backward3(n, x, dy, dx, w, p + 1138688, q + 581632, g + 1171456, g + 1175552, g + 1138688, g + 1139200, threads: threads)
+        case 72: Self.backward3(n, x, dy, dx, w, p + 1179648, q + 589824, g + 1212416, g + 1216512, g + 1179648, g + 1180160, threads: threads)
+        case 73: Self.backward3(n, x, dy, dx, w, p + 1187840, q + 598016, g + 1220608, g + 1224704, g + 1187840, g + 1188352, threads: threads)
+        case 74: Self.backward3(n, x, dy, dx, w, p + 1196032, q + 606208, g + 1228800, g + 1232896, g + 1196032, g + 1196544, threads: threads)
+        case 75: Self.backward3(n, x, dy, dx, w, p + 1204224, q + 614400, g + 1236992, g + 1241088, g + 1204224, g + 1204736, threads: threads)
+        case 76: Self.backward3(n, x, dy, dx, w, p + 1245184, q + 622592, g + 1277952, g + 1282048, g + 1245184, g + 1245696, threads: threads)
+        case 77: Self.backward3(n, x, dy, dx, w, p + 1253376, q + 630784, g + 1286144, g + 1290240, g + 1253376, g + 1253888, threads: threads)
+        case 78: Self.backward3(n, x, dy, dx, w, p + 1261568, q + 638976, g + 1294336, g + 1298432, g + 1261568, g + 1262080, threads: threads)
+        case 79: Self.backward3(n, x, dy, dx, w, p + 1269760, q + 647168, g + 1302528, g + 1306624, g + 1269760, g + 1270272, threads: threads)
+        case 80: Self.backward3(n, x, dy, dx, w, p + 1310720, q + 655360, g + 1343488, g + 1347584, g + 1310720, g + 1311232, threads: threads)
+        case 81: Self.backward3(n, x, dy, dx, w, p + 1318912, q + 663552, g + 1351680, g + 1355776, g + 1318912, g + 1319424, threads: threads)
+        case 82: Self.backward3(n, x, dy, dx, w, p + 1327104, q + 671744, g + 1359872, g + 1363968, g + 1327104, g + 1327616, threads: threads)
+        case 83: Self.backward3(n, x, dy, dx, w, p + 1335296, q + 679936, g + 1368064, g + 1372160, g + 1335296, g + 1335808, threads: threads)
+        case 84: Self.backward3(n, x, dy, dx, w, p + 1376256, q + 688128, g + 1409024, g + 1413120, g + 1376256, g + 1376768, threads: threads)
+        case 85: Self.backward3(n, x, dy, dx, w, p + 1384448, q + 696320, g + 1417216, g + 1421312, g + 1384448, g + 1384960, threads: threads)
+        case 86: Self.backward3(n, x, dy, dx, w, p + 1392640, q + 704512, g + 1425408, g + 1429504, g + 1392640, g + 1393152, threads: threads)
+        case 87: Self.backward3(n, x, dy, dx, w, p + 1400832, q + 712704, g + 1433600, g + 1437696, g + 1400832, g + 1401344, threads: threads)
+        case 88: Self.backward3(n, x, dy, dx, w, p + 1441792, q + 720896, g + 1474560, g + 1478656, g + 1441792, g + 1442304, threads: threads)
+        case 89: Self.backward3(n, x, dy, dx, w, p + 1449984, q + 729088, g + 1482752, g + 1486848, g + 1449984, g + 1450496, threads: threads)
+        case 90: Self.backward3(n, x, dy, dx, w, p + 1458176, q + 737280, g + 1490944, g + 1495040, g + 1458176, g + 1458688, threads: threads)
+        case 91: Self.backward3(n, x, dy, dx, w, p + 1466368, q + 745472, g + 1499136, g + 1503232, g + 1466368, g + 1466880, threads: threads)
+        case 92: Self.backward3(n, x, dy, dx, w, p + 1507328, q + 753664, g + 1540096, g + 1544192, g + 1507328, g + 1507840, threads: threads)
+        case 93: Self.backward3(n, x, dy, dx, w, p + 1515520, q + 761856, g + 1548288, g + 1552384, g + 1515520, g + 1516032, threads: threads)
+        case 94: Self.backward3(n, x, dy, dx, w, p + 1523712, q + 770048, g + 1556480, g + 1560576, g + 1523712, g + 1524224, threads: threads)
+        case 95: Self.backward3(n, x, dy, dx, w, p + 1531904, q + 778240, g + 1564672, g + 1568768, g + 1531904, g + 1532416, threads: threads)
         default: break
         }
     }
@@ -702,30 +702,30 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, q + 24576, q + 16384, q + 8192, q + 0, g + 57344, g + 49152, g + 40960, g + 32768, g + 0, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, q + 57344, q + 49152, q + 40960, q + 32768, g + 122880, g + 114688, g + 106496, g + 98304, g + 65536, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, q + 90112, q + 81920, q + 73728, q + 65536, g + 188416, g + 180224, g + 172032, g + 163840, g + 131072, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, q + 122880, q + 114688, q + 106496, q + 98304, g + 253952, g + 245760, g + 237568, g + 229376, g + 196608, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, q + 155648, q + 147456, q + 139264, q + 131072, g + 319488, g + 311296, g + 303104, g + 294912, g + 262144, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, q + 188416, q + 180224, q + 172032, q + 163840, g + 385024, g + 376832, g + 368640, g + 360448, g + 327680, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, q + 221184, q + 212992, q + 204800, q + 196608, g + 450560, g + 442368, g + 434176, g + 425984, g + 393216, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, q + 253952, q + 245760, q + 237568, q + 229376, g + 516096, g + 507904, g + 499712, g + 491520, g + 458752, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, q + 286720, q + 278528, q + 270336, q + 262144, g + 581632, g + 573440, g + 565248, g + 557056, g + 524288, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, q + 319488, q + 311296, q + 303104, q + 294912, g + 647168, g + 638976, g + 630784, g + 622592, g + 589824, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, q + 352256, q + 344064, q + 335872, q + 327680, g + 712704, g + 704512, g + 696320, g + 688128, g + 655360, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, q + 385024, q + 376832, q + 368640, q + 360448, g + 778240, g + 770048, g + 761856, g + 753664, g + 720896, threads: threads); return
-            case 12: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, q + 417792, q + 409600, q + 401408, q + 393216, g + 843776, g + 835584, g + 827392, g + 819200, g + 786432, threads: threads); return
-            case 13: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, q + 450560, q + 442368, q + 434176, q + 425984, g + 909312, g + 901120, g + 892928, g + 884736, g + 851968, threads: threads); return
-            case 14: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, q + 483328, q + 475136, q + 466944, q + 458752, g + 974848, g + 966656, g + 958464, g + 950272, g + 917504, threads: threads); return
-            case 15: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, q + 516096, q + 507904, q + 499712, q + 491520, g + 1040384, g + 1032192, g + 1024000, g + 1015808, g + 983040, threads: threads); return
-            case 16: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, q + 548864, q + 540672, q + 532480, q + 524288, g + 1105920, g + 1097728, g + 1089536, g + 1081344, g + 1048576, threads: threads); return
-            case 17: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, q + 581632, q + 573440, q + 565248, q + 557056, g + 1171456, g + 1163264, g + 1155072, g + 1146880, g + 1114112, threads: threads); return
-            case 18: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, q + 614400, q + 606208, q + 598016, q + 589824, g + 1236992, g + 1228800, g + 1220608, g + 1212416, g + 1179648, threads: threads); return
-            case 19: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, q + 647168, q + 638976, q + 630784, q + 622592, g + 1302528, g + 1294336, g + 1286144, g + 1277952, g + 1245184, threads: threads); return
-            case 20: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, q + 679936, q + 671744, q + 663552, q + 655360, g + 1368064, g + 1359872, g + 1351680, g + 1343488, g + 1310720, threads: threads); return
-            case 21: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, q + 712704, q + 704512, q + 696320, q + 688128, g + 1433600, g + 1425408, g + 1417216, g + 1409024, g + 1376256, threads: threads); return
-            case 22: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, q + 745472, q + 737280, q + 729088, q + 720896, g + 1499136, g + 1490944, g + 1482752, g + 1474560, g + 1441792, threads: threads); return
-            case 23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, q + 778240, q + 770048, q + 761856, q + 753664, g + 1564672, g + 1556480, g + 1548288, g + 1540096, g + 1507328, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, q + 24576, q + 16384, q + 8192, q + 0, g + 57344, g + 61440, g + 49152, g + 53248, g + 40960, g + 45056, g + 32768, g + 36864, g + 0, g + 512, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, q + 57344, q + 49152, q + 40960, q + 32768, g + 122880, g + 126976, g + 114688, g + 118784, g + 106496, g + 110592, g + 98304, g + 102400, g + 65536, g + 66048, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, q + 90112, q + 81920, q + 73728, q + 65536, g + 188416, g + 192512, g + 180224, g + 184320, g + 172032, g + 176128, g + 163840, g + 167936, g + 131072, g + 131584, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, q + 122880, q + 114688, q + 106496, q + 98304, g + 253952, g + 258048, g + 245760, g + 249856, g + 237568, g + 241664, g + 229376, g + 233472, g + 196608, g + 197120, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, q + 155648, q + 147456, q + 139264, q + 131072, g + 319488, g + 323584, g + 311296, g + 315392, g + 303104, g + 307200, g + 294912, g + 299008, g + 262144, g + 262656, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, q + 188416, q + 180224, q + 172032, q + 163840, g + 385024, g + 389120, g + 376832, g + 380928, g + 368640, g + 372736, g + 360448, g + 364544, g + 327680, g + 328192, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, q + 221184, q + 212992, q + 204800, q + 196608, g + 450560, g + 454656, g + 442368, g + 446464, g + 434176, g + 438272, g + 425984, g + 430080, g + 393216, g + 393728, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, q + 253952, q + 245760, q + 237568, q + 229376, g + 516096, g + 520192, g + 507904, g + 512000, g + 499712, g + 503808, g + 491520, g + 495616, g + 458752, g + 459264, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, q + 286720, q + 278528, q + 270336, q + 262144, g + 581632, g + 585728, g + 573440, g + 577536, g + 565248, g + 569344, g + 557056, g + 561152, g + 524288, g + 524800, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, q + 319488, q + 311296, q + 303104, q + 294912, g + 647168, g + 651264, g + 638976, g + 643072, g + 630784, g + 634880, g + 622592, g + 626688, g + 589824, g + 590336, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, q + 352256, q + 344064, q + 335872, q + 327680, g + 712704, g + 716800, g + 704512, g + 708608, g + 696320, g + 700416, g + 688128, g + 692224, g + 655360, g + 655872, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, q + 385024, q + 376832, q + 368640, q + 360448, g + 778240, g + 782336, g + 770048, g + 774144, g + 761856, g + 765952, g + 753664, g + 757760, g + 720896, g + 721408, threads: threads); return
+            case 12: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, q + 417792, q + 409600, q + 401408, q + 393216, g + 843776, g + 847872, g + 835584, g + 839680, g + 827392, g + 831488, g + 819200, g + 823296, g + 786432, g + 786944, threads: threads); return
+            case 13: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, q + 450560, q + 442368, q + 434176, q + 425984, g + 909312, g + 913408, g + 901120, g + 905216, g + 892928, g + 897024, g + 884736, g + 888832, g + 851968, g + 852480, threads: threads); return
+            case 14: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, q + 483328, q + 475136, q + 466944, q + 458752, g + 974848, g + 978944, g + 966656, g + 970752, g + 958464, g + 962560, g + 950272, g + 954368, g + 917504, g + 918016, threads: threads); return
+            case 15: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, q + 516096, q + 507904, q + 499712, q + 491520, g + 1040384, g + 1044480, g + 1032192, g + 1036288, g + 1024000, g + 1028096, g + 1015808, g + 1019904, g + 983040, g + 983552, threads: threads); return
+            case 16: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, q + 548864, q + 540672, q + 532480, q + 524288, g + 1105920, g + 1110016, g + 1097728, g + 1101824, g + 1089536, g + 1093632, g + 1081344, g + 1085440, g + 1048576, g + 1049088, threads: threads); return
+            case 17: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, q + 581632, q + 573440, q + 565248, q + 557056, g + 1171456, g + 1175552, g + 1163264, g + 1167360, g + 1155072, g + 1159168, g + 1146880, g + 1150976, g + 1114112, g + 1114624, threads: threads); return
+            case 18: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, q + 614400, q + 606208, q + 598016, q + 589824, g + 1236992, g + 1241088, g + 1228800, g + 1232896, g + 1220608, g + 1224704, g + 1212416, g + 1216512, g + 1179648, g + 1180160, threads: threads); return
+            case 19: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, q + 647168, q + 638976, q + 630784, q + 622592, g + 1302528, g + 1306624, g + 1294336, g + 1298432, g + 1286144, g + 1290240, g + 1277952, g + 1282048, g + 1245184, g + 1245696, threads: threads); return
+            case 20: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, q + 679936, q + 671744, q + 663552, q + 655360, g + 1368064, g + 1372160, g + 1359872, g + 1363968, g + 1351680, g + 1355776, g + 1343488, g + 1347584, g + 1310720, g + 1311232, threads: threads); return
+            case 21: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, q + 712704, q + 704512, q + 696320, q + 688128, g + 1433600, g + 1437696, g + 1425408, g + 1429504, g + 1417216, g + 1421312, g + 1409024, g + 1413120, g + 1376256, g + 1376768, threads: threads); return
+            case 22: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, q + 745472, q + 737280, q + 729088, q + 720896, g + 1499136, g + 1503232, g + 1490944, g + 1495040, g + 1482752, g + 1486848, g + 1474560, g + 1478656, g + 1441792, g + 1442304, threads: threads); return
+            case 23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, q + 778240, q + 770048, q + 761856, q + 753664, g + 1564672, g + 1568768, g + 1556480, g + 1560576, g + 1548288, g + 1552384, g + 1540096, g + 1544192, g + 1507328, g + 1507840, threads: threads); return
             default: break
             }
         }
@@ -953,25 +953,35 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 49152, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow8 = w + first * 8
+            let xRow1024 = x + first * 1024
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 32768 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: xRow1024, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 2: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p4, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p5, ldc: 1024, threads: threads)
             }
         }
     }
@@ -1008,37 +1018,56 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[24..<32][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<24][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[8..<16][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(5, flops: 131072 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 64, k: 32, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 32 * n + 24), cRow: 32, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy2, lda: 1024, packed: p2, beta: 0, c: (w + 32 * n + 16), cRow: 32, cRank: 1, threads: threads)
-            case 3:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy1, lda: 1024, packed: p3, beta: 0, c: (w + 32 * n + 8), cRow: 32, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p4, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 196608, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dy1Row1024 = dy1 + first * 1024
+            let dy2Row1024 = dy2 + first * 1024
+            let dy3Row1024 = dy3 + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow32 = w + first * 32
+            let xRow1024 = x + first * 1024
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[24..<32][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<24][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[8..<16][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(5, flops: 131072 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 64, k: 32, alpha: 1.0, a: xRow1024, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: wRow32, cRow: 32, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow32 + 32 * n + 24), cRow: 32, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow32 + 32 * n + 16), cRow: 32, cRank: 1, threads: threads)
+                case 3:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow32 + 32 * n + 8), cRow: 32, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow32 + 32 * n), cRow: 32, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 2: dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o]; dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o]; dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(6, flops: 196608 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o]; dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o]; dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o]; dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o]; dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o]; dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(10, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 24), ldb: 32, beta: 1, c: p5, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 24), ldb: 32, beta: 1, c: p5, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 16), ldb: 32, beta: 1, c: p6, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 24), ldb: 32, beta: 1, c: p6, ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 8), ldb: 32, beta: 1, c: p7, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 16), ldb: 32, beta: 1, c: p7, ldc: 8, threads: threads)
             case 3:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 32, beta: 1, c: p8, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 16), ldb: 32, beta: 1, c: p8, ldc: 8, threads: threads)
             case 4:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 8), ldb: 32, beta: 1, c: p9, ldc: 8, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 8), ldb: 32, beta: 1, c: p10, ldc: 8, threads: threads)
+            case 6:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 32, beta: 1, c: p11, ldc: 8, threads: threads)
+            case 7:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 32, beta: 1, c: p12, ldc: 8, threads: threads)
+            case 8:
+                Kernels.panelGemm(transA: true, m: 32, panels: 32, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p13, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 64, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p9, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 32, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p14, ldc: 1024, threads: threads)
             }
         }
     }

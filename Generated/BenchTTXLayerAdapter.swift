@@ -252,102 +252,102 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, q + 811008, q + 819200, dq + 22272, dq + 811008, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, q + 811008, q + 827392, dq + 30464, dq + 811008, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, q + 811008, q + 835584, dq + 38656, dq + 811008, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, q + 811008, q + 843776, dq + 46848, dq + 811008, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, q + 811008, q + 851968, dq + 55040, dq + 811008, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, q + 811008, q + 860160, dq + 63232, dq + 811008, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, q + 811008, q + 868352, dq + 71424, dq + 811008, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, q + 811008, q + 876544, dq + 79616, dq + 811008, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, q + 811008, q + 884736, dq + 87808, dq + 811008, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, q + 811008, q + 892928, dq + 96000, dq + 811008, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, q + 811008, q + 901120, dq + 104192, dq + 811008, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, q + 811008, q + 909312, dq + 112384, dq + 811008, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, q + 811008, q + 917504, dq + 120576, dq + 811008, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, q + 811008, q + 925696, dq + 128768, dq + 811008, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, q + 811008, q + 933888, dq + 136960, dq + 811008, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, q + 811008, q + 942080, dq + 145152, dq + 811008, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, q + 811008, q + 950272, dq + 153344, dq + 811008, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, q + 811008, q + 958464, dq + 161536, dq + 811008, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, q + 811008, q + 966656, dq + 169728, dq + 811008, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, q + 811008, q + 974848, dq + 177920, dq + 811008, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, q + 811008, q + 983040, dq + 186112, dq + 811008, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, q + 811008, q + 991232, dq + 194304, dq + 811008, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, q + 811008, q + 999424, dq + 202496, dq + 811008, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1007616, dq + 210688, dq + 811008, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1015808, dq + 218880, dq + 811008, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1024000, dq + 227072, dq + 811008, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1032192, dq + 235264, dq + 811008, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1040384, dq + 243456, dq + 811008, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1048576, dq + 251648, dq + 811008, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1056768, dq + 259840, dq + 811008, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1064960, dq + 268032, dq + 811008, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1073152, dq + 276224, dq + 811008, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1081344, dq + 284416, dq + 811008, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1089536, dq + 292608, dq + 811008, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1097728, dq + 300800, dq + 811008, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1105920, dq + 308992, dq + 811008, threads: threads)
-        case 36: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1114112, dq + 317184, dq + 811008, threads: threads)
-        case 37: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1122304, dq + 325376, dq + 811008, threads: threads)
-        case 38: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1130496, dq + 333568, dq + 811008, threads: threads)
-        case 39: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1138688, dq + 341760, dq + 811008, threads: threads)
-        case 40: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1146880, dq + 349952, dq + 811008, threads: threads)
-        case 41: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1155072, dq + 358144, dq + 811008, threads: threads)
-        case 42: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1163264, dq + 366336, dq + 811008, threads: threads)
-        case 43: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1171456, dq + 374528, dq + 811008, threads: threads)
-        case 44: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1179648, dq + 382720, dq + 811008, threads: threads)
-        case 45: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1187840, dq + 390912, dq + 811008, threads: threads)
-        case 46: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1196032, dq + 399104, dq + 811008, threads: threads)
-        case 47: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1204224, dq + 407296, dq + 811008, threads: threads)
-        case 48: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1212416, dq + 415488, dq + 811008, threads: threads)
-        case 49: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1220608, dq + 423680, dq + 811008, threads: threads)
-        case 50: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1228800, dq + 431872, dq + 811008, threads: threads)
-        case 51: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1236992, dq + 440064, dq + 811008, threads: threads)
-        case 52: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1245184, dq + 448256, dq + 811008, threads: threads)
-        case 53: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1253376, dq + 456448, dq + 811008, threads: threads)
-        case 54: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1261568, dq + 464640, dq + 811008, threads: threads)
-        case 55: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1269760, dq + 472832, dq + 811008, threads: threads)
-        case 56: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1277952, dq + 481024, dq + 811008, threads: threads)
-        case 57: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1286144, dq + 489216, dq + 811008, threads: threads)
-        case 58: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1294336, dq + 497408, dq + 811008, threads: threads)
-        case 59: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1302528, dq + 505600, dq + 811008, threads: threads)
-        case 60: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1310720, dq + 513792, dq + 811008, threads: threads)
-        case 61: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1318912, dq + 521984, dq + 811008, threads: threads)
-        case 62: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1327104, dq + 530176, dq + 811008, threads: threads)
-        case 63: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1335296, dq + 538368, dq + 811008, threads: threads)
-        case 64: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1343488, dq + 546560, dq + 811008, threads: threads)
-        case 65: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1351680, dq + 554752, dq + 811008, threads: threads)
-        case 66: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1359872, dq + 562944, dq + 811008, threads: threads)
-        case 67: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1368064, dq + 571136, dq + 811008, threads: threads)
-        case 68: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1376256, dq + 579328, dq + 811008, threads: threads)
-        case 69: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1384448, dq + 587520, dq + 811008, threads: threads)
-        case 70: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1392640, dq + 595712, dq + 811008, threads: threads)
-        case 71: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1400832, dq + 603904, dq + 811008, threads: threads)
-        case 72: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1409024, dq + 612096, dq + 811008, threads: threads)
-        case 73: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1417216, dq + 620288, dq + 811008, threads: threads)
-        case 74: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1425408, dq + 628480, dq + 811008, threads: threads)
-        case 75: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1433600, dq + 636672, dq + 811008, threads: threads)
-        case 76: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1441792, dq + 644864, dq + 811008, threads: threads)
-        case 77: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1449984, dq + 653056, dq + 811008, threads: threads)
-        case 78: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1458176, dq + 661248, dq + 811008, threads: threads)
-        case 79: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1466368, dq + 669440, dq + 811008, threads: threads)
-        case 80: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1474560, dq + 677632, dq + 811008, threads: threads)
-        case 81: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1482752, dq + 685824, dq + 811008, threads: threads)
-        case 82: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1490944, dq + 694016, dq + 811008, threads: threads)
-        case 83: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1499136, dq + 702208, dq + 811008, threads: threads)
-        case 84: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1507328, dq + 710400, dq + 811008, threads: threads)
-        case 85: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1515520, dq + 718592, dq + 811008, threads: threads)
-        case 86: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1523712, dq + 726784, dq + 811008, threads: threads)
-        case 87: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1531904, dq + 734976, dq + 811008, threads: threads)
-        case 88: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1540096, dq + 743168, dq + 811008, threads: threads)
-        case 89: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1548288, dq + 751360, dq + 811008, threads: threads)
-        case 90: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1556480, dq + 759552, dq + 811008, threads: threads)
-        case 91: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1564672, dq + 767744, dq + 811008, threads: threads)
-        case 92: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1572864, dq + 775936, dq + 811008, threads: threads)
-        case 93: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1581056, dq + 784128, dq + 811008, threads: threads)
-        case 94: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1589248, dq + 792320, dq + 811008, threads: threads)
-        case 95: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1597440, dq + 800512, dq + 811008, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, q + 811008, q + 819200, dq + 22272, dq + 26368, dq + 811008, dq + 811520, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, q + 811008, q + 827392, dq + 30464, dq + 34560, dq + 811008, dq + 811520, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, q + 811008, q + 835584, dq + 38656, dq + 42752, dq + 811008, dq + 811520, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, q + 811008, q + 843776, dq + 46848, dq + 50944, dq + 811008, dq + 811520, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, q + 811008, q + 851968, dq + 55040, dq + 59136, dq + 811008, dq + 811520, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, q + 811008, q + 860160, dq + 63232, dq + 67328, dq + 811008, dq + 811520, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, q + 811008, q + 868352, dq + 71424, dq + 75520, dq + 811008, dq + 811520, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, q + 811008, q + 876544, dq + 79616, dq + 83712, dq + 811008, dq + 811520, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, q + 811008, q + 884736, dq + 87808, dq + 91904, dq + 811008, dq + 811520, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, q + 811008, q + 892928, dq + 96000, dq + 100096, dq + 811008, dq + 811520, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, q + 811008, q + 901120, dq + 104192, dq + 108288, dq + 811008, dq + 811520, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, q + 811008, q + 909312, dq + 112384, dq + 116480, dq + 811008, dq + 811520, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, q + 811008, q + 917504, dq + 120576, dq + 124672, dq + 811008, dq + 811520, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, q + 811008, q + 925696, dq + 128768, dq + 132864, dq + 811008, dq + 811520, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, q + 811008, q + 933888, dq + 136960, dq + 141056, dq + 811008, dq + 811520, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, q + 811008, q + 942080, dq + 145152, dq + 149248, dq + 811008, dq + 811520, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, q + 811008, q + 950272, dq + 153344, dq + 157440, dq + 811008, dq + 811520, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, q + 811008, q + 958464, dq + 161536, dq + 165632, dq + 811008, dq + 811520, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, q + 811008, q + 966656, dq + 169728, dq + 173824, dq + 811008, dq + 811520, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, q + 811008, q + 974848, dq + 177920, dq + 182016, dq + 811008, dq + 811520, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, q + 811008, q + 983040, dq + 186112, dq + 190208, dq + 811008, dq + 811520, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, q + 811008, q + 991232, dq + 194304, dq + 198400, dq + 811008, dq + 811520, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, q + 811008, q + 999424, dq + 202496, dq + 206592, dq + 811008, dq + 811520, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1007616, dq + 210688, dq + 214784, dq + 811008, dq + 811520, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1015808, dq + 218880, dq + 222976, dq + 811008, dq + 811520, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1024000, dq + 227072, dq + 231168, dq + 811008, dq + 811520, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1032192, dq + 235264, dq + 239360, dq + 811008, dq + 811520, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1040384, dq + 243456, dq + 247552, dq + 811008, dq + 811520, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1048576, dq + 251648, dq + 255744, dq + 811008, dq + 811520, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1056768, dq + 259840, dq + 263936, dq + 811008, dq + 811520, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1064960, dq + 268032, dq + 272128, dq + 811008, dq + 811520, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1073152, dq + 276224, dq + 280320, dq + 811008, dq + 811520, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1081344, dq + 284416, dq + 288512, dq + 811008, dq + 811520, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1089536, dq + 292608, dq + 296704, dq + 811008, dq + 811520, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1097728, dq + 300800, dq + 304896, dq + 811008, dq + 811520, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1105920, dq + 308992, dq + 313088, dq + 811008, dq + 811520, threads: threads)
+        case 36: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1114112, dq + 317184, dq + 321280, dq + 811008, dq + 811520, threads: threads)
+        case 37: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1122304, dq + 325376, dq + 329472, dq + 811008, dq + 811520, threads: threads)
+        case 38: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1130496, dq + 333568, dq + 337664, dq + 811008, dq + 811520, threads: threads)
+        case 39: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1138688, dq + 341760, dq + 345856, dq + 811008, dq + 811520, threads: threads)
+        case 40: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1146880, dq + 349952, dq + 354048, dq + 811008, dq + 811520, threads: threads)
+        case 41: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1155072, dq + 358144, dq + 362240, dq + 811008, dq + 811520, threads: threads)
+        case 42: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1163264, dq + 366336, dq + 370432, dq + 811008, dq + 811520, threads: threads)
+        case 43: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1171456, dq + 374528, dq + 378624, dq + 811008, dq + 811520, threads: threads)
+        case 44: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1179648, dq + 382720, dq + 386816, dq + 811008, dq + 811520, threads: threads)
+        case 45: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1187840, dq + 390912, dq + 395008, dq + 811008, dq + 811520, threads: threads)
+        case 46: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1196032, dq + 399104, dq + 403200, dq + 811008, dq + 811520, threads: threads)
+        case 47: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1204224, dq + 407296, dq + 411392, dq + 811008, dq + 811520, threads: threads)
+        case 48: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1212416, dq + 415488, dq + 419584, dq + 811008, dq + 811520, threads: threads)
+        case 49: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1220608, dq + 423680, dq + 427776, dq + 811008, dq + 811520, threads: threads)
+        case 50: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1228800, dq + 431872, dq + 435968, dq + 811008, dq + 811520, threads: threads)
+        case 51: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1236992, dq + 440064, dq + 444160, dq + 811008, dq + 811520, threads: threads)
+        case 52: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1245184, dq + 448256, dq + 452352, dq + 811008, dq + 811520, threads: threads)
+        case 53: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1253376, dq + 456448, dq + 460544, dq + 811008, dq + 811520, threads: threads)
+        case 54: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1261568, dq + 464640, dq + 468736, dq + 811008, dq + 811520, threads: threads)
+        case 55: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1269760, dq + 472832, dq + 476928, dq + 811008, dq + 811520, threads: threads)
+        case 56: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1277952, dq + 481024, dq + 485120, dq + 811008, dq + 811520, threads: threads)
+        case 57: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1286144, dq + 489216, dq + 493312, dq + 811008, dq + 811520, threads: threads)
+        case 58: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1294336, dq + 497408, dq + 501504, dq + 811008, dq + 811520, threads: threads)
+        case 59: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1302528, dq + 505600, dq + 509696, dq + 811008, dq + 811520, threads: threads)
+        case 60: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1310720, dq + 513792, dq + 517888, dq + 811008, dq + 811520, threads: threads)
+        case 61: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1318912, dq + 521984, dq + 526080, dq + 811008, dq + 811520, threads: threads)
+        case 62: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1327104, dq + 530176, dq + 534272, dq + 811008, dq + 811520, threads: threads)
+        case 63: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1335296, dq + 538368, dq + 542464, dq + 811008, dq + 811520, threads: threads)
+        case 64: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1343488, dq + 546560, dq + 550656, dq + 811008, dq + 811520, threads: threads)
+        case 65: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1351680, dq + 554752, dq + 558848, dq + 811008, dq + 811520, threads: threads)
+        case 66: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1359872, dq + 562944, dq + 567040, dq + 811008, dq + 811520, threads: threads)
+        case 67: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1368064, dq + 571136, dq + 575232, dq + 811008, dq + 811520, threads: threads)
+        case 68: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1376256, dq + 579328, dq + 583424, dq + 811008, dq + 811520, threads: threads)
+        case 69: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1384448, dq + 587520, dq + 591616, dq + 811008, dq + 811520, threads: threads)
+        case 70: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1392640, dq + 595712, dq + 599808, dq + 811008, dq + 811520, threads: threads)
+        case 71: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1400832, dq + 603904, dq + 608000, dq + 811008, dq + 811520, threads: threads)
+        case 72: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1409024, dq + 612096, dq + 616192, dq + 811008, dq + 811520, threads: threads)
+        case 73: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1417216, dq + 620288, dq + 624384, dq + 811008, dq + 811520, threads: threads)
+        case 74: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1425408, dq + 628480, dq + 632576, dq + 811008, dq + 811520, threads: threads)
+        case 75: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1433600, dq + 636672, dq + 640768, dq + 811008, dq + 811520, threads: threads)
+        case 76: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1441792, dq + 644864, dq + 648960, dq + 811008, dq + 811520, threads: threads)
+        case 77: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1449984, dq + 653056, dq + 657152, dq + 811008, dq + 811520, threads: threads)
+        case 78: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1458176, dq + 661248, dq + 665344, dq + 811008, dq + 811520, threads: threads)
+        case 79: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1466368, dq + 669440, dq + 673536, dq + 811008, dq + 811520, threads: threads)
+        case 80: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1474560, dq + 677632, dq + 681728, dq + 811008, dq + 811520, threads: threads)
+        case 81: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1482752, dq + 685824, dq + 689920, dq + 811008, dq + 811520, threads: threads)
+        case 82: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1490944, dq + 694016, dq + 698112, dq + 811008, dq + 811520, threads: threads)
+        case 83: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1499136, dq + 702208, dq + 706304, dq + 811008, dq + 811520, threads: threads)
+        case 84: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1507328, dq + 710400, dq + 714496, dq + 811008, dq + 811520, threads: threads)
+        case 85: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1515520, dq + 718592, dq + 722688, dq + 811008, dq + 811520, threads: threads)
+        case 86: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1523712, dq + 726784, dq + 730880, dq + 811008, dq + 811520, threads: threads)
+        case 87: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1531904, dq + 734976, dq + 739072, dq + 811008, dq + 811520, threads: threads)
+        case 88: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1540096, dq + 743168, dq + 747264, dq + 811008, dq + 811520, threads: threads)
+        case 89: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1548288, dq + 751360, dq + 755456, dq + 811008, dq + 811520, threads: threads)
+        case 90: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1556480, dq + 759552, dq + 763648, dq + 811008, dq + 811520, threads: threads)
+        case 91: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1564672, dq + 767744, dq + 771840, dq + 811008, dq + 811520, threads: threads)
+        case 92: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1572864, dq + 775936, dq + 780032, dq + 811008, dq + 811520, threads: threads)
+        case 93: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1581056, dq + 784128, dq + 788224, dq + 811008, dq + 811520, threads: threads)
+        case 94: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1589248, dq + 792320, dq + 796416, dq + 811008, dq + 811520, threads: threads)
+        case 95: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1597440, dq + 800512, dq + 804608, dq + 811008, dq + 811520, threads: threads)
         default: break
         }
     }
@@ -529,30 +529,30 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 843776, q + 835584, q + 827392, q + 819200, dq + 46848, dq + 38656, dq + 30464, dq + 22272, dq + 811008, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 876544, q + 868352, q + 860160, q + 851968, dq + 79616, dq + 71424, dq + 63232, dq + 55040, dq + 811008, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 909312, q + 901120, q + 892928, q + 884736, dq + 112384, dq + 104192, dq + 96000, dq + 87808, dq + 811008, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 942080, q + 933888, q + 925696, q + 917504, dq + 145152, dq + 136960, dq + 128768, dq + 120576, dq + 811008, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 974848, q + 966656, q + 958464, q + 950272, dq + 177920, dq + 169728, dq + 161536, dq + 153344, dq + 811008, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1007616, q + 999424, q + 991232, q + 983040, dq + 210688, dq + 202496, dq + 194304, dq + 186112, dq + 811008, threads: threads); return
-            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1040384, q + 1032192, q + 1024000, q + 1015808, dq + 243456, dq + 235264, dq + 227072, dq + 218880, dq + 811008, threads: threads); return
-            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1073152, q + 1064960, q + 1056768, q + 1048576, dq + 276224, dq + 268032, dq + 259840, dq + 251648, dq + 811008, threads: threads); return
-            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1105920, q + 1097728, q + 1089536, q + 1081344, dq + 308992, dq + 300800, dq + 292608, dq + 284416, dq + 811008, threads: threads); return
-            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1138688, q + 1130496, q + 1122304, q + 1114112, dq + 341760, dq + 333568, dq + 325376, dq + 317184, dq + 811008, threads: threads); return
-            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1171456, q + 1163264, q + 1155072, q + 1146880, dq + 374528, dq + 366336, dq + 358144, dq + 349952, dq + 811008, threads: threads); return
-            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1204224, q + 1196032, q + 1187840, q + 1179648, dq + 407296, dq + 399104, dq + 390912, dq + 382720, dq + 811008, threads: threads); return
-            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1236992, q + 1228800, q + 1220608, q + 1212416, dq + 440064, dq + 431872, dq + 423680, dq + 415488, dq + 811008, threads: threads); return
-            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1269760, q + 1261568, q + 1253376, q + 1245184, dq + 472832, dq + 464640, dq + 456448, dq + 448256, dq + 811008, threads: threads); return
-            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1302528, q + 1294336, q + 1286144, q + 1277952, dq + 505600, dq + 497408, dq + 489216, dq + 481024, dq + 811008, threads: threads); return
-            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1335296, q + 1327104, q + 1318912, q + 1310720, dq + 538368, dq + 530176, dq + 521984, dq + 513792, dq + 811008, threads: threads); return
-            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1368064, q + 1359872, q + 1351680, q + 1343488, dq + 571136, dq + 562944, dq + 554752, dq + 546560, dq + 811008, threads: threads); return
-            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1400832, q + 1392640, q + 1384448, q + 1376256, dq + 603904, dq + 595712, dq + 587520, dq + 579328, dq + 811008, threads: threads); return
-            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1433600, q + 1425408, q + 1417216, q + 1409024, dq + 636672, dq + 628480, dq + 620288, dq + 612096, dq + 811008, threads: threads); return
-            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1466368, q + 1458176, q + 1449984, q + 1441792, dq + 669440, dq + 661248, dq + 653056, dq + 644864, dq + 811008, threads: threads); return
-            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1499136, q + 1490944, q + 1482752, q + 1474560, dq + 702208, dq + 694016, dq + 685824, dq + 677632, dq + 811008, threads: threads); return
-            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1531904, q + 1523712, q + 1515520, q + 1507328, dq + 734976, dq + 726784, dq + 718592, dq + 710400, dq + 811008, threads: threads); return
-            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1564672, q + 1556480, q + 1548288, q + 1540096, dq + 767744, dq + 759552, dq + 751360, dq + 743168, dq + 811008, threads: threads); return
-            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1597440, q + 1589248, q + 1581056, q + 1572864, dq + 800512, dq + 792320, dq + 784128, dq + 775936, dq + 811008, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 843776, q + 835584, q + 827392, q + 819200, dq + 46848, dq + 50944, dq + 38656, dq + 42752, dq + 30464, dq + 34560, dq + 22272, dq + 26368, dq + 811008, dq + 811520, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 876544, q + 868352, q + 860160, q + 851968, dq + 79616, dq + 83712, dq + 71424, dq + 75520, dq + 63232, dq + 67328, dq + 55040, dq + 59136, dq + 811008, dq + 811520, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 909312, q + 901120, q + 892928, q + 884736, dq + 112384, dq + 116480, dq + 104192, dq + 108288, dq + 96000, dq + 100096, dq + 87808, dq + 91904, dq + 811008, dq + 811520, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 942080, q + 933888, q + 925696, q + 917504, dq + 145152, dq + 149248, dq + 136960, dq + 141056, dq + 128768, dq + 132864, dq + 120576, dq + 124672, dq + 811008, dq + 811520, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 974848, q + 966656, q + 958464, q + 950272, dq + 177920, dq + 182016, dq + 169728, dq + 173824, dq + 161536, dq + 165632, dq + 153344, dq + 157440, dq + 811008, dq + 811520, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1007616, q + 999424, q + 991232, q + 983040, dq + 210688, dq + 214784, dq + 202496, dq + 206592, dq + 194304, dq + 198400, dq + 186112, dq + 190208, dq + 811008, dq + 811520, threads: threads); return
+            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1040384, q + 1032192, q + 1024000, q + 1015808, dq + 243456, dq + 247552, dq + 235264, dq + 239360, dq + 227072, dq + 231168, dq + 218880, dq + 222976, dq + 811008, dq + 811520, threads: threads); return
+            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1073152, q + 1064960, q + 1056768, q + 1048576, dq + 276224, dq + 280320, dq + 268032, dq + 272128, dq + 259840, dq + 263936, dq + 251648, dq + 255744, dq + 811008, dq + 811520, threads: threads); return
+            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1105920, q + 1097728, q + 1089536, q + 1081344, dq + 308992, dq + 313088, dq + 300800, dq + 304896, dq + 292608, dq + 296704, dq + 284416, dq + 288512, dq + 811008, dq + 811520, threads: threads); return
+            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1138688, q + 1130496, q + 1122304, q + 1114112, dq + 341760, dq + 345856, dq + 333568, dq + 337664, dq + 325376, dq + 329472, dq + 317184, dq + 321280, dq + 811008, dq + 811520, threads: threads); return
+            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1171456, q + 1163264, q + 1155072, q + 1146880, dq + 374528, dq + 378624, dq + 366336, dq + 370432, dq + 358144, dq + 362240, dq + 349952, dq + 354048, dq + 811008, dq + 811520, threads: threads); return
+            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1204224, q + 1196032, q + 1187840, q + 1179648, dq + 407296, dq + 411392, dq + 399104, dq + 403200, dq + 390912, dq + 395008, dq + 382720, dq + 386816, dq + 811008, dq + 811520, threads: threads); return
+            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1236992, q + 1228800, q + 1220608, q + 1212416, dq + 440064, dq + 444160, dq + 431872, dq + 435968, dq + 423680, dq + 427776, dq + 415488, dq + 419584, dq + 811008, dq + 811520, threads: threads); return
+            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1269760, q + 1261568, q + 1253376, q + 1245184, dq + 472832, dq + 476928, dq + 464640, dq + 468736, dq + 456448, dq + 460544, dq + 448256, dq + 452352, dq + 811008, dq + 811520, threads: threads); return
+            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1302528, q + 1294336, q + 1286144, q + 1277952, dq + 505600, dq + 509696, dq + 497408, dq + 501504, dq + 489216, dq + 493312, dq + 481024, dq + 485120, dq + 811008, dq + 811520, threads: threads); return
+            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1335296, q + 1327104, q + 1318912, q + 1310720, dq + 538368, dq + 542464, dq + 530176, dq + 534272, dq + 521984, dq + 526080, dq + 513792, dq + 517888, dq + 811008, dq + 811520, threads: threads); return
+            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1368064, q + 1359872, q + 1351680, q + 1343488, dq + 571136, dq + 575232, dq + 562944, dq + 567040, dq + 554752, dq + 558848, dq + 546560, dq + 550656, dq + 811008, dq + 811520, threads: threads); return
+            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1400832, q + 1392640, q + 1384448, q + 1376256, dq + 603904, dq + 608000, dq + 595712, dq + 599808, dq + 587520, dq + 591616, dq + 579328, dq + 583424, dq + 811008, dq + 811520, threads: threads); return
+            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1433600, q + 1425408, q + 1417216, q + 1409024, dq + 636672, dq + 640768, dq + 628480, dq + 632576, dq + 620288, dq + 624384, dq + 612096, dq + 616192, dq + 811008, dq + 811520, threads: threads); return
+            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1466368, q + 1458176, q + 1449984, q + 1441792, dq + 669440, dq + 673536, dq + 661248, dq + 665344, dq + 653056, dq + 657152, dq + 644864, dq + 648960, dq + 811008, dq + 811520, threads: threads); return
+            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1499136, q + 1490944, q + 1482752, q + 1474560, dq + 702208, dq + 706304, dq + 694016, dq + 698112, dq + 685824, dq + 689920, dq + 677632, dq + 681728, dq + 811008, dq + 811520, threads: threads); return
+            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1531904, q + 1523712, q + 1515520, q + 1507328, dq + 734976, dq + 739072, dq + 726784, dq + 730880, dq + 718592, dq + 722688, dq + 710400, dq + 714496, dq + 811008, dq + 811520, threads: threads); return
+            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1564672, q + 1556480, q + 1548288, q + 1540096, dq + 767744, dq + 771840, dq + 759552, dq + 763648, dq + 751360, dq + 755456, dq + 743168, dq + 747264, dq + 811008, dq + 811520, threads: threads); return
+            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1597440, q + 1589248, q + 1581056, q + 1572864, dq + 800512, dq + 804608, dq + 792320, dq + 796416, dq + 784128, dq + 788224, dq + 775936, dq + 780032, dq + 811008, dq + 811520, threads: threads); return
             default: break
             }
         }
@@ -875,25 +875,35 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 49152, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow8 = w + first * 8
+            let xRow1024 = x + first * 1024
+            // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 32768 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: xRow1024, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]
+            Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 2: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
-        Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
+        // stage 3: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
+        Kernels.stage(4, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p4, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p3, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p5, ldc: 1024, threads: threads)
             }
         }
     }
@@ -930,60 +940,74 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
-        Kernels.stage(5, flops: 81920 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy3, lda: 1024, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy2, lda: 1024, packed: p2, beta: 0, c: (w + 16 * n), cRow: 8, cRank: 1, threads: threads)
-            case 3:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy1, lda: 1024, packed: p3, beta: 0, c: (w + 24 * n), cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: dy, lda: 1024, packed: p4, beta: 0, c: (w + 32 * n), cRow: 8, cRank: 1, threads: threads)
-            }
-        }
-        // stage 2: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dt9[n, r6] += dt9.part1[n, r6]
-        Kernels.stage(5, flops: 65544 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 1024, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
-            default:
-                for i0 in 0..<n {
-                    for i1 in 0..<8 {
-                        (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 16 * n)[i0 * 8 + i1 * 1]
-                    }
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 98328, threads: threads) { rows, first, threads in
+            let dxRow1024 = dx + first * 1024
+            let dy1Row1024 = dy1 + first * 1024
+            let dy2Row1024 = dy2 + first * 1024
+            let dy3Row1024 = dy3 + first * 1024
+            let dyRow1024 = dy + first * 1024
+            let wRow8 = w + first * 8
+            let xRow1024 = x + first * 1024
+            // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
+            Kernels.stage(5, flops: 81920 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: xRow1024, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow8 + 16 * n), cRow: 8, cRank: 1, threads: threads)
+                case 3:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow8 + 24 * n), cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow8 + 32 * n), cRow: 8, cRank: 1, threads: threads)
                 }
             }
-        }
-        // stage 3: dt9[n, r6] += dt9.part2[n, r6]
-        for i0 in 0..<n {
-            for i1 in 0..<8 {
-                (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 24 * n)[i0 * 8 + i1 * 1]
+            // stage 2: dt9[n, r6] += dt9.part1[n, r6]
+            for i0 in 0..<rows {
+                for i1 in 0..<8 {
+                    (wRow8 + 8 * n)[i0 * 8 + i1 * 1] += (wRow8 + 16 * n)[i0 * 8 + i1 * 1]
+                }
             }
-        }
-        // stage 4: dt9[n, r6] += dt9.part3[n, r6]
-        for i0 in 0..<n {
-            for i1 in 0..<8 {
-                (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 32 * n)[i0 * 8 + i1 * 1]
+            // stage 3: dt9[n, r6] += dt9.part2[n, r6]
+            for i0 in 0..<rows {
+                for i1 in 0..<8 {
+                    (wRow8 + 8 * n)[i0 * 8 + i1 * 1] += (wRow8 + 24 * n)[i0 * 8 + i1 * 1]
+                }
             }
+            // stage 4: dt9[n, r6] += dt9.part3[n, r6]
+            for i0 in 0..<rows {
+                for i1 in 0..<8 {
+                    (wRow8 + 8 * n)[i0 * 8 + i1 * 1] += (wRow8 + 32 * n)[i0 * 8 + i1 * 1]
+                }
+            }
+            // stage 5: dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]
+            Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 5: dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
-        Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
+        // stage 6: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
+        Kernels.stage(10, flops: 81920 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dx, ldc: 1024, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: w, ldb: 8, beta: 1, c: p9, ldc: 8, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p10, ldc: 8, threads: threads)
+            case 6:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p11, ldc: 8, threads: threads)
+            case 7:
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p12, ldc: 8, threads: threads)
+            case 8:
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p13, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 64, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p9, ldc: 1024, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p14, ldc: 1024, threads: threads)
             }
         }
     }

@@ -217,42 +217,42 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward10(n, x, dy, dx, w, p + 0, q + 0, g + 27648, g + 0, threads: threads)
-        case 1: Self.backward11(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 12288, threads: threads)
-        case 2: Self.backward10(n, x, dy, dx, w, p + 15360, q + 15360, g + 43008, g + 15360, threads: threads)
-        case 3: Self.backward10(n, x, dy, dx, w, p + 55296, q + 27648, g + 86016, g + 55296, threads: threads)
-        case 4: Self.backward10(n, x, dy, dx, w, p + 67584, q + 39936, g + 98304, g + 67584, threads: threads)
-        case 5: Self.backward12(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 79872, threads: threads)
-        case 6: Self.backward10(n, x, dy, dx, w, p + 116736, q + 58368, g + 153600, g + 116736, threads: threads)
-        case 7: Self.backward10(n, x, dy, dx, w, p + 129024, q + 70656, g + 165888, g + 129024, threads: threads)
-        case 8: Self.backward10(n, x, dy, dx, w, p + 141312, q + 82944, g + 178176, g + 141312, threads: threads)
-        case 9: Self.backward10(n, x, dy, dx, w, p + 190464, q + 95232, g + 227328, g + 190464, threads: threads)
-        case 10: Self.backward10(n, x, dy, dx, w, p + 202752, q + 107520, g + 239616, g + 202752, threads: threads)
-        case 11: Self.backward10(n, x, dy, dx, w, p + 215040, q + 119808, g + 251904, g + 215040, threads: threads)
-        case 12: Self.backward10(n, x, dy, dx, w, p + 264192, q + 132096, g + 301056, g + 264192, threads: threads)
-        case 13: Self.backward10(n, x, dy, dx, w, p + 276480, q + 144384, g + 313344, g + 276480, threads: threads)
-        case 14: Self.backward10(n, x, dy, dx, w, p + 288768, q + 156672, g + 325632, g + 288768, threads: threads)
-        case 15: Self.backward13(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 337920, threads: threads)
-        case 16: Self.backward10(n, x, dy, dx, w, p + 350208, q + 181248, g + 387072, g + 350208, threads: threads)
-        case 17: Self.backward10(n, x, dy, dx, w, p + 362496, q + 193536, g + 399360, g + 362496, threads: threads)
-        case 18: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 19: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 20: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 21: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 22: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 23: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 24: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 25: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 26: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 27: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 28: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 29: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 30: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 31: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 32: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
-        case 33: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 411648, threads: threads)
-        case 34: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 423936, threads: threads)
-        case 35: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 436224, threads: threads)
+        case 0: Self.backward10(n, x, dy, dx, w, p + 0, q + 0, g + 27648, g + 33792, g + 0, g + 384, threads: threads)
+        case 1: Self.backward11(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 41472, g + 12288, g + 12672, threads: threads)
+        case 2: Self.backward10(n, x, dy, dx, w, p + 15360, q + 15360, g + 43008, g + 49152, g + 15360, g + 15744, threads: threads)
+        case 3: Self.backward10(n, x, dy, dx, w, p + 55296, q + 27648, g + 86016, g + 92160, g + 55296, g + 55680, threads: threads)
+        case 4: Self.backward10(n, x, dy, dx, w, p + 67584, q + 39936, g + 98304, g + 104448, g + 67584, g + 67968, threads: threads)
+        case 5: Self.backward12(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 113664, g + 79872, g + 80256, threads: threads)
+        case 6: Self.backward10(n, x, dy, dx, w, p + 116736, q + 58368, g + 153600, g + 159744, g + 116736, g + 117120, threads: threads)
+        case 7: Self.backward10(n, x, dy, dx, w, p + 129024, q + 70656, g + 165888, g + 172032, g + 129024, g + 129408, threads: threads)
+        case 8: Self.backward10(n, x, dy, dx, w, p + 141312, q + 82944, g + 178176, g + 184320, g + 141312, g + 141696, threads: threads)
+        case 9: Self.backward10(n, x, dy, dx, w, p + 190464, q + 95232, g + 227328, g + 233472, g + 190464, g + 190848, threads: threads)
+        case 10: Self.backward10(n, x, dy, dx, w, p + 202752, q + 107520, g + 239616, g + 245760, g + 202752, g + 203136, threads: threads)
+        case 11: Self.backward10(n, x, dy, dx, w, p + 215040, q + 119808, g + 251904, g + 258048, g + 215040, g + 215424, threads: threads)
+        case 12: Self.backward10(n, x, dy, dx, w, p + 264192, q + 132096, g + 301056, g + 307200, g + 264192, g + 264576, threads: threads)
+        case 13: Self.backward10(n, x, dy, dx, w, p + 276480, q + 144384, g + 313344, g + 319488, g + 276480, g + 276864, threads: threads)
+        case 14: Self.backward10(n, x, dy, dx, w, p + 288768, q + 156672, g + 325632, g + 331776, g + 288768, g + 289152, threads: threads)
+        case 15: Self.backward13(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 380928, g + 337920, g + 338304, threads: threads)
+        case 16: Self.backward10(n, x, dy, dx, w, p + 350208, q + 181248, g + 387072, g + 393216, g + 350208, g + 350592, threads: threads)
+        case 17: Self.backward10(n, x, dy, dx, w, p + 362496, q + 193536, g + 399360, g + 405504, g + 362496, g + 362880, threads: threads)
+        case 18: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
+        case 19: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
+        case 20: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
+        case 21: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
+        case 22: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
+        case 23: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
+        case 24: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
+        case 25: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
+        case 26: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
+        case 27: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
+        case 28: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
+        case 29: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
+        case 30: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
+        case 31: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
+        case 32: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
+        case 33: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
+        case 34: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
+        case 35: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
         default: break
         }
     }
@@ -362,18 +362,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
-            case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 98304, g + 86016, g + 55296, threads: threads); return
-            case 8: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 165888, g + 153600, g + 116736, threads: threads); return
-            case 9: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 239616, g + 227328, g + 190464, threads: threads); return
-            case 10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 313344, g + 301056, g + 264192, threads: threads); return
-            case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 387072, g + 374784, g + 337920, threads: threads); return
-            case 0: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 1: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 2: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 3: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 4: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
-            case 5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 460800, g + 448512, g + 411648, threads: threads); return
+            case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 49152, g + 39936, g + 41472, g + 27648, g + 33792, g + 0, g + 384, threads: threads); return
+            case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 113664, g + 98304, g + 104448, g + 86016, g + 92160, g + 55296, g + 55680, threads: threads); return
+            case 8: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 184320, g + 165888, g + 172032, g + 153600, g + 159744, g + 116736, g + 117120, threads: threads); return
+            case 9: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 258048, g + 239616, g + 245760, g + 227328, g + 233472, g + 190464, g + 190848, threads: threads); return
+            case 10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 331776, g + 313344, g + 319488, g + 301056, g + 307200, g + 264192, g + 264576, threads: threads); return
+            case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 405504, g + 387072, g + 393216, g + 374784, g + 380928, g + 337920, g + 338304, threads: threads); return
+            case 0: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
+            case 1: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
+            case 2: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
+            case 3: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
+            case 4: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
+            case 5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
             default: break
             }
         }
@@ -508,97 +508,137 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward10(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func backward10(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 73728, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow16 = w + first * 16
+            let xRow768 = x + first * 768
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 49152 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 48, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 12288 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 8.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 4 * n), cRow: 4, cRank: 1, threads: threads)
+    private static func backward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 18432, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow4 = w + first * 4
+            let xRow768 = x + first * 768
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 12288 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 4, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow4, cRow: 4, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 4, alpha: 8.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow4 + 4 * n), cRow: 4, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 4, alpha: 1.0, a: (wRow4 + 4 * n), lda: 4, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 18432 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: (dy + 384), lda: 768, b: w, ldb: 4, beta: 1, c: p3, ldc: 4, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 4, panels: 24, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 4, panels: 48, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 4, panels: 24, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward12(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
+    private static func backward12(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 36864, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow8 = w + first * 8
+            let xRow768 = x + first * 768
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 24576 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 4.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func backward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 73728, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow16 = w + first * 16
+            let xRow768 = x + first * 768
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 49152 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 4.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: (dy + 384), lda: 768, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 48, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }
@@ -720,129 +760,193 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward26(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[20..<36][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<20][row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(4, flops: 110592 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 36, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 36, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 36 * n + 20), cRow: 36, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 8.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 36 * n + 16), cRow: 36, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 36 * n), cRow: 36, cRank: 1, threads: threads)
+    private static func layerBackward26(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 165888, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dy2Row768 = dy2 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow36 = w + first * 36
+            let xRow768 = x + first * 768
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[20..<36][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<20][row, rank] = 8.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(4, flops: 110592 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 36, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow36, cRow: 36, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow36 + 36 * n + 20), cRow: 36, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 48, k: 4, alpha: 8.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow36 + 36 * n + 16), cRow: 36, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow36 + 36 * n), cRow: 36, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 36, alpha: 1.0, a: (wRow36 + 36 * n), lda: 36, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(5, flops: 165888 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(8, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p4, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 4, k: n, alpha: 8.0, a: dy1, lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p5, ldc: 4, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p5, ldc: 16, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 36, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: dy1, lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p6, ldc: 4, threads: threads)
             case 3:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 36, alpha: 1.0, a: (w + 36 * n), lda: 36, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p7, ldc: 4, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 36, beta: 1, c: p8, ldc: 16, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 36, beta: 1, c: p9, ldc: 16, threads: threads)
+            case 6:
+                Kernels.panelGemm(transA: true, m: 36, panels: 24, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 36, panels: 48, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 36, panels: 24, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward27(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<40][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(4, flops: 122880 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 40, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 40, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 40 * n + 32), cRow: 40, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 40 * n + 16), cRow: 40, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 40 * n), cRow: 40, cRank: 1, threads: threads)
+    private static func layerBackward27(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 184320, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dy2Row768 = dy2 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow40 = w + first * 40
+            let xRow768 = x + first * 768
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<40][row, rank] = Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(4, flops: 122880 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 40, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow40, cRow: 40, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow40 + 40 * n + 32), cRow: 40, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow40 + 40 * n + 16), cRow: 40, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow40 + 40 * n), cRow: 40, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 40, alpha: 1.0, a: (wRow40 + 40 * n), lda: 40, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(5, flops: 184320 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(8, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p4, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p4, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p5, ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 40, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 40, alpha: 1.0, a: (w + 40 * n), lda: 40, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p7, ldc: 16, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 40, beta: 1, c: p8, ldc: 16, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 40, beta: 1, c: p9, ldc: 16, threads: threads)
+            case 6:
+                Kernels.panelGemm(transA: true, m: 40, panels: 24, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 40, panels: 48, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 40, panels: 24, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward28(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 48 * n), cRow: 48, cRank: 1, threads: threads)
+    private static func layerBackward28(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 221184, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dy2Row768 = dy2 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow48 = w + first * 48
+            let xRow768 = x + first * 768
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(4, flops: 147456 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 48, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow48, cRow: 48, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow48 + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow48 + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow48 + 48 * n), cRow: 48, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 48, alpha: 1.0, a: (wRow48 + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(5, flops: 221184 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(8, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p7, ldc: 16, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p8, ldc: 16, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
+            case 6:
+                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 48, panels: 48, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward29(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(4, flops: 147456 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 2.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 4.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 48 * n), cRow: 48, cRank: 1, threads: threads)
+    private static func layerBackward29(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 221184, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dy2Row768 = dy2 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow48 = w + first * 48
+            let xRow768 = x + first * 768
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[32..<48][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[16..<32][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<16][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(4, flops: 147456 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 48, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow48, cRow: 48, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow48 + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow48 + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 4.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow48 + 48 * n), cRow: 48, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 48, alpha: 1.0, a: (wRow48 + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(5, flops: 221184 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(8, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 48, alpha: 1.0, a: (w + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p7, ldc: 16, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p8, ldc: 16, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: (dy + 384), lda: 768, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
+            case 6:
+                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 48, panels: 48, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
             }
         }
     }

@@ -206,30 +206,30 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 12288, g + 0, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 6144, q + 6144, g + 18432, g + 6144, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 24576, q + 12288, g + 36864, g + 24576, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 30720, q + 18432, g + 43008, g + 30720, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 49152, q + 24576, g + 61440, g + 49152, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 55296, q + 30720, g + 67584, g + 55296, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 73728, q + 36864, g + 86016, g + 73728, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 79872, q + 43008, g + 92160, g + 79872, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 98304, q + 49152, g + 110592, g + 98304, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 104448, q + 55296, g + 116736, g + 104448, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 122880, q + 61440, g + 135168, g + 122880, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 129024, q + 67584, g + 141312, g + 129024, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 147456, q + 73728, g + 159744, g + 147456, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 153600, q + 79872, g + 165888, g + 153600, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 172032, q + 86016, g + 184320, g + 172032, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 178176, q + 92160, g + 190464, g + 178176, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 208896, g + 196608, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 202752, q + 104448, g + 215040, g + 202752, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 221184, q + 110592, g + 233472, g + 221184, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 227328, q + 116736, g + 239616, g + 227328, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 245760, q + 122880, g + 258048, g + 245760, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 251904, q + 129024, g + 264192, g + 251904, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 270336, q + 135168, g + 282624, g + 270336, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 276480, q + 141312, g + 288768, g + 276480, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 12288, g + 15360, g + 0, g + 384, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 6144, q + 6144, g + 18432, g + 21504, g + 6144, g + 6528, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 24576, q + 12288, g + 36864, g + 39936, g + 24576, g + 24960, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 30720, q + 18432, g + 43008, g + 46080, g + 30720, g + 31104, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 49152, q + 24576, g + 61440, g + 64512, g + 49152, g + 49536, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 55296, q + 30720, g + 67584, g + 70656, g + 55296, g + 55680, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 73728, q + 36864, g + 86016, g + 89088, g + 73728, g + 74112, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 79872, q + 43008, g + 92160, g + 95232, g + 79872, g + 80256, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 98304, q + 49152, g + 110592, g + 113664, g + 98304, g + 98688, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 104448, q + 55296, g + 116736, g + 119808, g + 104448, g + 104832, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 122880, q + 61440, g + 135168, g + 138240, g + 122880, g + 123264, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 129024, q + 67584, g + 141312, g + 144384, g + 129024, g + 129408, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 147456, q + 73728, g + 159744, g + 162816, g + 147456, g + 147840, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 153600, q + 79872, g + 165888, g + 168960, g + 153600, g + 153984, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 172032, q + 86016, g + 184320, g + 187392, g + 172032, g + 172416, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 178176, q + 92160, g + 190464, g + 193536, g + 178176, g + 178560, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 208896, g + 211968, g + 196608, g + 196992, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 202752, q + 104448, g + 215040, g + 218112, g + 202752, g + 203136, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 221184, q + 110592, g + 233472, g + 236544, g + 221184, g + 221568, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 227328, q + 116736, g + 239616, g + 242688, g + 227328, g + 227712, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 245760, q + 122880, g + 258048, g + 261120, g + 245760, g + 246144, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 251904, q + 129024, g + 264192, g + 267264, g + 251904, g + 252288, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 270336, q + 135168, g + 282624, g + 285696, g + 270336, g + 270720, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 276480, q + 141312, g + 288768, g + 291840, g + 276480, g + 276864, threads: threads)
         default: break
         }
     }
@@ -327,18 +327,18 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 12288, g + 0, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 36864, g + 24576, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 61440, g + 49152, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 86016, g + 73728, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 110592, g + 98304, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 135168, g + 122880, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 159744, g + 147456, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 184320, g + 172032, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 208896, g + 196608, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 233472, g + 221184, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 258048, g + 245760, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 282624, g + 270336, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 21504, g + 12288, g + 15360, g + 0, g + 384, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 46080, g + 36864, g + 39936, g + 24576, g + 24960, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 70656, g + 61440, g + 64512, g + 49152, g + 49536, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 95232, g + 86016, g + 89088, g + 73728, g + 74112, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 119808, g + 110592, g + 113664, g + 98304, g + 98688, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 144384, g + 135168, g + 138240, g + 122880, g + 123264, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 168960, g + 159744, g + 162816, g + 147456, g + 147840, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 193536, g + 184320, g + 187392, g + 172032, g + 172416, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 218112, g + 208896, g + 211968, g + 196608, g + 196992, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 242688, g + 233472, g + 236544, g + 221184, g + 221568, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 267264, g + 258048, g + 261120, g + 245760, g + 246144, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 291840, g + 282624, g + 285696, g + 270336, g + 270720, threads: threads); return
             default: break
             }
         }
@@ -422,25 +422,35 @@ public final class BertQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 36864, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow8 = w + first * 8
+            let xRow768 = x + first * 768
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 24576 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 2.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }
@@ -473,29 +483,42 @@ public final class BertQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(3, flops: 49152 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy1, lda: 768, packed: p1, beta: 0, c: (w + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy, lda: 768, packed: p2, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 73728, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow16 = w + first * 16
+            let xRow768 = x + first * 768
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(3, flops: 49152 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 2.0, a: dy1Row768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 2.0, a: dyRow768, lda: 768, packed: p2, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(4, flops: 73728 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(6, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 8), ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p5, ldc: 8, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 16, beta: 1, c: p6, ldc: 8, threads: threads)
+            case 4:
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 48, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p8, ldc: 768, threads: threads)
             }
         }
     }

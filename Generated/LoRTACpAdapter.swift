@@ -177,42 +177,42 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 0, dq + 0, g + 480, g + 25056, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 32, dq + 32, g + 480, g + 25056, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 64, dq + 64, g + 480, g + 25056, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 96, dq + 96, g + 480, g + 25056, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 128, dq + 128, g + 480, g + 25056, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 160, dq + 160, g + 480, g + 25056, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 192, dq + 192, g + 480, g + 25056, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 224, dq + 224, g + 480, g + 25056, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 256, dq + 256, g + 480, g + 25056, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 288, dq + 288, g + 480, g + 25056, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 320, dq + 320, g + 480, g + 25056, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 352, dq + 352, g + 480, g + 25056, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 384, dq + 384, g + 480, g + 25056, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 416, dq + 416, g + 480, g + 25056, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 448, dq + 448, g + 480, g + 25056, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 480, dq + 480, g + 480, g + 25056, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 512, dq + 512, g + 480, g + 25056, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 544, dq + 544, g + 480, g + 25056, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 576, dq + 576, g + 480, g + 25056, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 608, dq + 608, g + 480, g + 25056, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 640, dq + 640, g + 480, g + 25056, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 672, dq + 672, g + 480, g + 25056, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 704, dq + 704, g + 480, g + 25056, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 736, dq + 736, g + 480, g + 25056, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 768, dq + 768, g + 480, g + 25056, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 800, dq + 800, g + 480, g + 25056, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 832, dq + 832, g + 480, g + 25056, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 864, dq + 864, g + 480, g + 25056, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 896, dq + 896, g + 480, g + 25056, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 928, dq + 928, g + 480, g + 25056, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 960, dq + 960, g + 480, g + 25056, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 992, dq + 992, g + 480, g + 25056, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1024, dq + 1024, g + 480, g + 25056, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1056, dq + 1056, g + 480, g + 25056, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1088, dq + 1088, g + 480, g + 25056, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1120, dq + 1120, g + 480, g + 25056, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 0, g + 480, g + 12768, dq + 0, g + 25056, g + 37344, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 32, g + 480, g + 12768, dq + 32, g + 25056, g + 37344, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 64, g + 480, g + 12768, dq + 64, g + 25056, g + 37344, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 96, g + 480, g + 12768, dq + 96, g + 25056, g + 37344, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 128, g + 480, g + 12768, dq + 128, g + 25056, g + 37344, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 160, g + 480, g + 12768, dq + 160, g + 25056, g + 37344, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 192, g + 480, g + 12768, dq + 192, g + 25056, g + 37344, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 224, g + 480, g + 12768, dq + 224, g + 25056, g + 37344, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 256, g + 480, g + 12768, dq + 256, g + 25056, g + 37344, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 288, g + 480, g + 12768, dq + 288, g + 25056, g + 37344, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 320, g + 480, g + 12768, dq + 320, g + 25056, g + 37344, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 352, g + 480, g + 12768, dq + 352, g + 25056, g + 37344, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 384, g + 480, g + 12768, dq + 384, g + 25056, g + 37344, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 416, g + 480, g + 12768, dq + 416, g + 25056, g + 37344, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 448, g + 480, g + 12768, dq + 448, g + 25056, g + 37344, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 480, g + 480, g + 12768, dq + 480, g + 25056, g + 37344, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 512, g + 480, g + 12768, dq + 512, g + 25056, g + 37344, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 544, g + 480, g + 12768, dq + 544, g + 25056, g + 37344, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 576, g + 480, g + 12768, dq + 576, g + 25056, g + 37344, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 608, g + 480, g + 12768, dq + 608, g + 25056, g + 37344, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 640, g + 480, g + 12768, dq + 640, g + 25056, g + 37344, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 672, g + 480, g + 12768, dq + 672, g + 25056, g + 37344, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 704, g + 480, g + 12768, dq + 704, g + 25056, g + 37344, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 736, g + 480, g + 12768, dq + 736, g + 25056, g + 37344, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 768, g + 480, g + 12768, dq + 768, g + 25056, g + 37344, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 800, g + 480, g + 12768, dq + 800, g + 25056, g + 37344, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 832, g + 480, g + 12768, dq + 832, g + 25056, g + 37344, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 864, g + 480, g + 12768, dq + 864, g + 25056, g + 37344, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 896, g + 480, g + 12768, dq + 896, g + 25056, g + 37344, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 928, g + 480, g + 12768, dq + 928, g + 25056, g + 37344, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 960, g + 480, g + 12768, dq + 960, g + 25056, g + 37344, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 992, g + 480, g + 12768, dq + 992, g + 25056, g + 37344, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1024, g + 480, g + 12768, dq + 1024, g + 25056, g + 37344, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1056, g + 480, g + 12768, dq + 1056, g + 25056, g + 37344, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1088, g + 480, g + 12768, dq + 1088, g + 25056, g + 37344, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1120, g + 480, g + 12768, dq + 1120, g + 25056, g + 37344, threads: threads)
         default: break
         }
     }
@@ -322,18 +322,18 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 0, q + 32, q + 64, dq + 64, dq + 32, dq + 0, g + 480, g + 25056, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 96, q + 128, q + 160, dq + 160, dq + 128, dq + 96, g + 480, g + 25056, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 192, q + 224, q + 256, dq + 256, dq + 224, dq + 192, g + 480, g + 25056, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 288, q + 320, q + 352, dq + 352, dq + 320, dq + 288, g + 480, g + 25056, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 384, q + 416, q + 448, dq + 448, dq + 416, dq + 384, g + 480, g + 25056, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 480, q + 512, q + 544, dq + 544, dq + 512, dq + 480, g + 480, g + 25056, threads: threads); return
-            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 576, q + 608, q + 640, dq + 640, dq + 608, dq + 576, g + 480, g + 25056, threads: threads); return
-            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 672, q + 704, q + 736, dq + 736, dq + 704, dq + 672, g + 480, g + 25056, threads: threads); return
-            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 768, q + 800, q + 832, dq + 832, dq + 800, dq + 768, g + 480, g + 25056, threads: threads); return
-            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 864, q + 896, q + 928, dq + 928, dq + 896, dq + 864, g + 480, g + 25056, threads: threads); return
-            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 960, q + 992, q + 1024, dq + 1024, dq + 992, dq + 960, g + 480, g + 25056, threads: threads); return
-            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 1056, q + 1088, q + 1120, dq + 1120, dq + 1088, dq + 1056, g + 480, g + 25056, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 0, q + 32, q + 64, g + 480, g + 12768, dq + 64, dq + 32, dq + 0, g + 25056, g + 37344, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 96, q + 128, q + 160, g + 480, g + 12768, dq + 160, dq + 128, dq + 96, g + 25056, g + 37344, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 192, q + 224, q + 256, g + 480, g + 12768, dq + 256, dq + 224, dq + 192, g + 25056, g + 37344, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 288, q + 320, q + 352, g + 480, g + 12768, dq + 352, dq + 320, dq + 288, g + 25056, g + 37344, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 384, q + 416, q + 448, g + 480, g + 12768, dq + 448, dq + 416, dq + 384, g + 25056, g + 37344, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 480, q + 512, q + 544, g + 480, g + 12768, dq + 544, dq + 512, dq + 480, g + 25056, g + 37344, threads: threads); return
+            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 576, q + 608, q + 640, g + 480, g + 12768, dq + 640, dq + 608, dq + 576, g + 25056, g + 37344, threads: threads); return
+            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 672, q + 704, q + 736, g + 480, g + 12768, dq + 736, dq + 704, dq + 672, g + 25056, g + 37344, threads: threads); return
+            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 768, q + 800, q + 832, g + 480, g + 12768, dq + 832, dq + 800, dq + 768, g + 25056, g + 37344, threads: threads); return
+            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 864, q + 896, q + 928, g + 480, g + 12768, dq + 928, dq + 896, dq + 864, g + 25056, g + 37344, threads: threads); return
+            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 960, q + 992, q + 1024, g + 480, g + 12768, dq + 1024, dq + 992, dq + 960, g + 25056, g + 37344, threads: threads); return
+            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 1056, q + 1088, q + 1120, g + 480, g + 12768, dq + 1120, dq + 1088, dq + 1056, g + 25056, g + 37344, threads: threads); return
             default: break
             }
         }
@@ -436,44 +436,54 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 98304 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 64 * n), cRow: 32, cRank: 1, threads: threads)
-            }
-        }
-        // stage 2: t3[n, c] = P1[c]⊙t2[n, c]; dP1[c] += Σ_n dt3[n, c]·t2[n, c]; dt2[n, c] = P1[c]⊙dt3[n, c]
-        Kernels.stage(3, flops: 192 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 32 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * w[i0 * 32 + i1 * 1]
-                    }
-                }
-            case 1:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p3, ldc: 1, threads: threads)
-            default:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 96 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * (w + 64 * n)[i0 * 32 + i1 * 1]
-                    }
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 147584, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow32 = w + first * 32
+            let xRow768 = x + first * 768
+            // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 98304 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 32, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 32, beta: 0, c: wRow32, ldc: 32, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 64 * n), cRow: 32, cRank: 1, threads: threads)
                 }
             }
+            // stage 2: t3[n, c] = P1[c]⊙t2[n, c]; dt2[n, c] = P1[c]⊙dt3[n, c]
+            Kernels.stage(2, flops: 128 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 32 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
+                        }
+                    }
+                default:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 96 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * (wRow32 + 64 * n)[i0 * 32 + i1 * 1]
+                        }
+                    }
+                }
+            }
+            // stage 3: dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 32, alpha: 1.0, a: (wRow32 + 96 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dfactor.out[out, c] += Σ_n dy[n, out]·t3[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]; dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
-        Kernels.stage(3, flops: 147456 * n, threads: threads) { i, threads in
+        // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[n, c]; dP1[c] += Σ_n dt3[n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]
+        Kernels.stage(5, flops: 98368 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
+            case 2:
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p5, ldc: 1, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 96 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p7, ldc: 32, threads: threads)
             }
         }
     }
@@ -533,102 +543,118 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
-        Kernels.stage(4, flops: 196608 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 128 * n), cRow: 32, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy1, lda: 768, packed: p1, beta: 0, c: (w + 160 * n), cRow: 32, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 192 * n), cRow: 32, cRank: 1, threads: threads)
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 246208, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dy2Row768 = dy2 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow32 = w + first * 32
+            let xRow768 = x + first * 768
+            // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            Kernels.stage(4, flops: 196608 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 32, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 32, beta: 0, c: wRow32, ldc: 32, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 128 * n), cRow: 32, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: dy1Row768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 160 * n), cRow: 32, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 192 * n), cRow: 32, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]; dt2[n, c] = P1[c]⊙dt3[2][n, c]; dt2.part1[n, c] = P1[c]⊙dt3[1][n, c]; dt2.part2[n, c] = P1[c]⊙dt3[0][n, c]
+            Kernels.stage(6, flops: 384 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 32 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
+                        }
+                    }
+                case 1:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 64 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
+                        }
+                    }
+                case 2:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 96 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
+                        }
+                    }
+                case 3:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 224 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * (wRow32 + 128 * n)[i0 * 32 + i1 * 1]
+                        }
+                    }
+                case 4:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 256 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * (wRow32 + 160 * n)[i0 * 32 + i1 * 1]
+                        }
+                    }
+                default:
+                    for i0 in 0..<rows {
+                        for i1 in 0..<32 {
+                            (wRow32 + 288 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * (wRow32 + 192 * n)[i0 * 32 + i1 * 1]
+                        }
+                    }
+                }
+            }
+            // stage 3: dt2[n, c] += dt2.part1[n, c]
+            for i0 in 0..<rows {
+                for i1 in 0..<32 {
+                    (wRow32 + 224 * n)[i0 * 32 + i1 * 1] += (wRow32 + 256 * n)[i0 * 32 + i1 * 1]
+                }
+            }
+            // stage 4: dt2[n, c] += dt2.part2[n, c]
+            for i0 in 0..<rows {
+                for i1 in 0..<32 {
+                    (wRow32 + 224 * n)[i0 * 32 + i1 * 1] += (wRow32 + 288 * n)[i0 * 32 + i1 * 1]
+                }
+            }
+            // stage 5: dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 32, alpha: 1.0, a: (wRow32 + 224 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]; dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dt2[n, c] = P1[c]⊙dt3[2][n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dt2.part1[n, c] = P1[c]⊙dt3[1][n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]; dt2.part2[n, c] = P1[c]⊙dt3[0][n, c]
-        Kernels.stage(9, flops: 576 * n, threads: threads) { i, threads in
+        // stage 6: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]
+        Kernels.stage(7, flops: 98496 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 32 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * w[i0 * 32 + i1 * 1]
-                    }
-                }
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
             case 1:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 64 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * w[i0 * 32 + i1 * 1]
-                    }
-                }
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
             case 2:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 96 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * w[i0 * 32 + i1 * 1]
-                    }
-                }
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p7, ldc: 1, threads: threads)
             case 3:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p5, ldc: 1, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 160 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p8, ldc: 1, threads: threads)
             case 4:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 224 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * (w + 128 * n)[i0 * 32 + i1 * 1]
-                    }
-                }
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 192 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p9, ldc: 1, threads: threads)
             case 5:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 160 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p6, ldc: 1, threads: threads)
-            case 6:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 256 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * (w + 160 * n)[i0 * 32 + i1 * 1]
-                    }
-                }
-            case 7:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 192 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p7, ldc: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: p10, ldc: 32, threads: threads)
             default:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 288 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * (w + 192 * n)[i0 * 32 + i1 * 1]
-                    }
-                }
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: p11, ldc: 32, threads: threads)
             }
         }
-        // stage 3: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dt2[n, c] += dt2.part1[n, c]
-        Kernels.stage(2, flops: 49184 * n, threads: threads) { i, threads in
+        // stage 7: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]
+        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
             default:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 224 * n)[i0 * 32 + i1 * 1] += (w + 256 * n)[i0 * 32 + i1 * 1]
-                    }
-                }
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
             }
         }
-        // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]; dt2[n, c] += dt2.part2[n, c]
-        Kernels.stage(2, flops: 49184 * n, threads: threads) { i, threads in
+        // stage 8: dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c]
+        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
             default:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 224 * n)[i0 * 32 + i1 * 1] += (w + 288 * n)[i0 * 32 + i1 * 1]
-                    }
-                }
-            }
-        }
-        // stage 5: dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]; dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
-        Kernels.stage(3, flops: 147456 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: p9, ldc: 32, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 32, alpha: 1.0, a: (w + 224 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
             }
         }
     }

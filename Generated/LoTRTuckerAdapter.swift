@@ -159,30 +159,30 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 0, g + 0, g + 6144, g + 18432, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 256, g + 256, g + 6144, g + 18432, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 512, g + 512, g + 6144, g + 18432, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 768, g + 768, g + 6144, g + 18432, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1024, g + 1024, g + 6144, g + 18432, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1280, g + 1280, g + 6144, g + 18432, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1536, g + 1536, g + 6144, g + 18432, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1792, g + 1792, g + 6144, g + 18432, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2048, g + 2048, g + 6144, g + 18432, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2304, g + 2304, g + 6144, g + 18432, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2560, g + 2560, g + 6144, g + 18432, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2816, g + 2816, g + 6144, g + 18432, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3072, g + 3072, g + 6144, g + 18432, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3328, g + 3328, g + 6144, g + 18432, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3584, g + 3584, g + 6144, g + 18432, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3840, g + 3840, g + 6144, g + 18432, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4096, g + 4096, g + 6144, g + 18432, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4352, g + 4352, g + 6144, g + 18432, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4608, g + 4608, g + 6144, g + 18432, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4864, g + 4864, g + 6144, g + 18432, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5120, g + 5120, g + 6144, g + 18432, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5376, g + 5376, g + 6144, g + 18432, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5632, g + 5632, g + 6144, g + 18432, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5888, g + 5888, g + 6144, g + 18432, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 0, g + 6144, g + 12288, g + 0, g + 18432, g + 24576, threads: threads)
+        case 1: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 256, g + 6144, g + 12288, g + 256, g + 18432, g + 24576, threads: threads)
+        case 2: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 512, g + 6144, g + 12288, g + 512, g + 18432, g + 24576, threads: threads)
+        case 3: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 768, g + 6144, g + 12288, g + 768, g + 18432, g + 24576, threads: threads)
+        case 4: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1024, g + 6144, g + 12288, g + 1024, g + 18432, g + 24576, threads: threads)
+        case 5: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1280, g + 6144, g + 12288, g + 1280, g + 18432, g + 24576, threads: threads)
+        case 6: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1536, g + 6144, g + 12288, g + 1536, g + 18432, g + 24576, threads: threads)
+        case 7: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1792, g + 6144, g + 12288, g + 1792, g + 18432, g + 24576, threads: threads)
+        case 8: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2048, g + 6144, g + 12288, g + 2048, g + 18432, g + 24576, threads: threads)
+        case 9: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2304, g + 6144, g + 12288, g + 2304, g + 18432, g + 24576, threads: threads)
+        case 10: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2560, g + 6144, g + 12288, g + 2560, g + 18432, g + 24576, threads: threads)
+        case 11: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2816, g + 6144, g + 12288, g + 2816, g + 18432, g + 24576, threads: threads)
+        case 12: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3072, g + 6144, g + 12288, g + 3072, g + 18432, g + 24576, threads: threads)
+        case 13: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3328, g + 6144, g + 12288, g + 3328, g + 18432, g + 24576, threads: threads)
+        case 14: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3584, g + 6144, g + 12288, g + 3584, g + 18432, g + 24576, threads: threads)
+        case 15: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3840, g + 6144, g + 12288, g + 3840, g + 18432, g + 24576, threads: threads)
+        case 16: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4096, g + 6144, g + 12288, g + 4096, g + 18432, g + 24576, threads: threads)
+        case 17: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4352, g + 6144, g + 12288, g + 4352, g + 18432, g + 24576, threads: threads)
+        case 18: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4608, g + 6144, g + 12288, g + 4608, g + 18432, g + 24576, threads: threads)
+        case 19: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4864, g + 6144, g + 12288, g + 4864, g + 18432, g + 24576, threads: threads)
+        case 20: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5120, g + 6144, g + 12288, g + 5120, g + 18432, g + 24576, threads: threads)
+        case 21: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5376, g + 6144, g + 12288, g + 5376, g + 18432, g + 24576, threads: threads)
+        case 22: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5632, g + 6144, g + 12288, g + 5632, g + 18432, g + 24576, threads: threads)
+        case 23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5888, g + 6144, g + 12288, g + 5888, g + 18432, g + 24576, threads: threads)
         default: break
         }
     }
@@ -280,18 +280,18 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 0, p + 256, g + 256, g + 0, g + 6144, g + 18432, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 512, p + 768, g + 768, g + 512, g + 6144, g + 18432, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1024, p + 1280, g + 1280, g + 1024, g + 6144, g + 18432, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1536, p + 1792, g + 1792, g + 1536, g + 6144, g + 18432, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2048, p + 2304, g + 2304, g + 2048, g + 6144, g + 18432, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2560, p + 2816, g + 2816, g + 2560, g + 6144, g + 18432, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3072, p + 3328, g + 3328, g + 3072, g + 6144, g + 18432, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3584, p + 3840, g + 3840, g + 3584, g + 6144, g + 18432, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4096, p + 4352, g + 4352, g + 4096, g + 6144, g + 18432, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4608, p + 4864, g + 4864, g + 4608, g + 6144, g + 18432, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5120, p + 5376, g + 5376, g + 5120, g + 6144, g + 18432, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5632, p + 5888, g + 5888, g + 5632, g + 6144, g + 18432, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 0, p + 256, g + 6144, g + 12288, g + 256, g + 0, g + 18432, g + 24576, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 512, p + 768, g + 6144, g + 12288, g + 768, g + 512, g + 18432, g + 24576, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1024, p + 1280, g + 6144, g + 12288, g + 1280, g + 1024, g + 18432, g + 24576, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1536, p + 1792, g + 6144, g + 12288, g + 1792, g + 1536, g + 18432, g + 24576, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2048, p + 2304, g + 6144, g + 12288, g + 2304, g + 2048, g + 18432, g + 24576, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2560, p + 2816, g + 6144, g + 12288, g + 2816, g + 2560, g + 18432, g + 24576, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3072, p + 3328, g + 6144, g + 12288, g + 3328, g + 3072, g + 18432, g + 24576, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3584, p + 3840, g + 6144, g + 12288, g + 3840, g + 3584, g + 18432, g + 24576, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4096, p + 4352, g + 6144, g + 12288, g + 4352, g + 4096, g + 18432, g + 24576, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4608, p + 4864, g + 6144, g + 12288, g + 4864, g + 4608, g + 18432, g + 24576, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5120, p + 5376, g + 6144, g + 12288, g + 5376, g + 5120, g + 18432, g + 24576, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5632, p + 5888, g + 6144, g + 12288, g + 5888, g + 5632, g + 18432, g + 24576, threads: threads); return
             default: break
             }
         }
@@ -326,36 +326,46 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 74752, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow16 = w + first * 16
+            let xRow768 = x + first * 768
+            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 49152 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
-        }
-        // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[n, t.out]
-        Kernels.stage(3, flops: 1536 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            default:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (w + 48 * n), ldc: 16, threads: threads)
+            // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[n, t.out]
+            Kernels.stage(2, flops: 1024 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 32 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 48 * n), ldc: 16, threads: threads)
+                }
             }
+            // stage 3: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 16, alpha: 1.0, a: (wRow16 + 48 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
-        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
+        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        Kernels.stage(5, flops: 49664 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             }
         }
     }
@@ -399,51 +409,64 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
-        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: dy1, lda: 768, packed: p1, beta: 0, c: (w + 48 * n), cRow: 16, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 64 * n), cRow: 16, cRank: 1, threads: threads)
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 100352, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow16 = w + first * 16
+            let xRow768 = x + first * 768
+            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            Kernels.stage(3, flops: 73728 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: dy1Row768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 48 * n), cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 64 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]
+            Kernels.stage(3, flops: 1536 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 48 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 80 * n), ldc: 16, threads: threads)
+                }
+            }
+            // stage 3: dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
+            Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 64 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 1, c: (wRow16 + 80 * n), ldc: 16, threads: threads)
+            // stage 4: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 16, alpha: 1.0, a: (wRow16 + 80 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]
-        Kernels.stage(5, flops: 2560 * n, threads: threads) { i, threads in
+        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        Kernels.stage(6, flops: 50176 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             case 1:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 48 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 48 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (w + 80 * n), ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p8, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p9, ldc: 16, threads: threads)
             }
         }
-        // stage 3: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dt1[n, t.in] += Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
-        Kernels.stage(2, flops: 25088 * n, threads: threads) { i, threads in
+        // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]
+        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 1, c: (w + 80 * n), ldc: 16, threads: threads)
-            }
-        }
-        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
-        Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 16, alpha: 1.0, a: (w + 80 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
             }
         }
     }

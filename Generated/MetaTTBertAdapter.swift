@@ -192,54 +192,54 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 0, dq + 0, g + 7168, g + 0, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 8, dq + 8, g + 7168, g + 0, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 16, dq + 16, g + 7168, g + 0, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 24, dq + 24, g + 7168, g + 0, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 32, dq + 32, g + 7168, g + 0, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 40, dq + 40, g + 7168, g + 0, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 48, dq + 48, g + 7168, g + 0, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 56, dq + 56, g + 7168, g + 0, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 64, dq + 64, g + 7168, g + 0, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 72, dq + 72, g + 7168, g + 0, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 80, dq + 80, g + 7168, g + 0, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 88, dq + 88, g + 7168, g + 0, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 96, dq + 96, g + 7168, g + 0, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 104, dq + 104, g + 7168, g + 0, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 112, dq + 112, g + 7168, g + 0, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 120, dq + 120, g + 7168, g + 0, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 128, dq + 128, g + 7168, g + 0, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 136, dq + 136, g + 7168, g + 0, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 144, dq + 144, g + 7168, g + 0, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 152, dq + 152, g + 7168, g + 0, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 160, dq + 160, g + 7168, g + 0, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 168, dq + 168, g + 7168, g + 0, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 176, dq + 176, g + 7168, g + 0, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 184, dq + 184, g + 7168, g + 0, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 192, dq + 192, g + 7168, g + 0, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 200, dq + 200, g + 7168, g + 0, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 208, dq + 208, g + 7168, g + 0, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 216, dq + 216, g + 7168, g + 0, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 224, dq + 224, g + 7168, g + 0, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 232, dq + 232, g + 7168, g + 0, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 240, dq + 240, g + 7168, g + 0, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 248, dq + 248, g + 7168, g + 0, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 256, dq + 256, g + 7168, g + 0, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 264, dq + 264, g + 7168, g + 0, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 272, dq + 272, g + 7168, g + 0, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 280, dq + 280, g + 7168, g + 0, threads: threads)
-        case 36: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 288, dq + 288, g + 7168, g + 0, threads: threads)
-        case 37: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 296, dq + 296, g + 7168, g + 0, threads: threads)
-        case 38: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 304, dq + 304, g + 7168, g + 0, threads: threads)
-        case 39: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 312, dq + 312, g + 7168, g + 0, threads: threads)
-        case 40: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 320, dq + 320, g + 7168, g + 0, threads: threads)
-        case 41: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 328, dq + 328, g + 7168, g + 0, threads: threads)
-        case 42: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 336, dq + 336, g + 7168, g + 0, threads: threads)
-        case 43: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 344, dq + 344, g + 7168, g + 0, threads: threads)
-        case 44: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 352, dq + 352, g + 7168, g + 0, threads: threads)
-        case 45: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 360, dq + 360, g + 7168, g + 0, threads: threads)
-        case 46: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 368, dq + 368, g + 7168, g + 0, threads: threads)
-        case 47: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 376, dq + 376, g + 7168, g + 0, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 0, g + 7168, g + 7552, dq + 0, g + 0, g + 3072, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 8, g + 7168, g + 7552, dq + 8, g + 0, g + 3072, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 16, g + 7168, g + 7552, dq + 16, g + 0, g + 3072, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 24, g + 7168, g + 7552, dq + 24, g + 0, g + 3072, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 32, g + 7168, g + 7552, dq + 32, g + 0, g + 3072, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 40, g + 7168, g + 7552, dq + 40, g + 0, g + 3072, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 48, g + 7168, g + 7552, dq + 48, g + 0, g + 3072, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 56, g + 7168, g + 7552, dq + 56, g + 0, g + 3072, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 64, g + 7168, g + 7552, dq + 64, g + 0, g + 3072, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 72, g + 7168, g + 7552, dq + 72, g + 0, g + 3072, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 80, g + 7168, g + 7552, dq + 80, g + 0, g + 3072, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 88, g + 7168, g + 7552, dq + 88, g + 0, g + 3072, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 96, g + 7168, g + 7552, dq + 96, g + 0, g + 3072, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 104, g + 7168, g + 7552, dq + 104, g + 0, g + 3072, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 112, g + 7168, g + 7552, dq + 112, g + 0, g + 3072, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 120, g + 7168, g + 7552, dq + 120, g + 0, g + 3072, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 128, g + 7168, g + 7552, dq + 128, g + 0, g + 3072, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 136, g + 7168, g + 7552, dq + 136, g + 0, g + 3072, threads: threads)
+        case 18: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 144, g + 7168, g + 7552, dq + 144, g + 0, g + 3072, threads: threads)
+        case 19: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 152, g + 7168, g + 7552, dq + 152, g + 0, g + 3072, threads: threads)
+        case 20: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 160, g + 7168, g + 7552, dq + 160, g + 0, g + 3072, threads: threads)
+        case 21: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 168, g + 7168, g + 7552, dq + 168, g + 0, g + 3072, threads: threads)
+        case 22: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 176, g + 7168, g + 7552, dq + 176, g + 0, g + 3072, threads: threads)
+        case 23: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 184, g + 7168, g + 7552, dq + 184, g + 0, g + 3072, threads: threads)
+        case 24: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 192, g + 7168, g + 7552, dq + 192, g + 0, g + 3072, threads: threads)
+        case 25: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 200, g + 7168, g + 7552, dq + 200, g + 0, g + 3072, threads: threads)
+        case 26: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 208, g + 7168, g + 7552, dq + 208, g + 0, g + 3072, threads: threads)
+        case 27: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 216, g + 7168, g + 7552, dq + 216, g + 0, g + 3072, threads: threads)
+        case 28: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 224, g + 7168, g + 7552, dq + 224, g + 0, g + 3072, threads: threads)
+        case 29: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 232, g + 7168, g + 7552, dq + 232, g + 0, g + 3072, threads: threads)
+        case 30: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 240, g + 7168, g + 7552, dq + 240, g + 0, g + 3072, threads: threads)
+        case 31: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 248, g + 7168, g + 7552, dq + 248, g + 0, g + 3072, threads: threads)
+        case 32: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 256, g + 7168, g + 7552, dq + 256, g + 0, g + 3072, threads: threads)
+        case 33: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 264, g + 7168, g + 7552, dq + 264, g + 0, g + 3072, threads: threads)
+        case 34: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 272, g + 7168, g + 7552, dq + 272, g + 0, g + 3072, threads: threads)
+        case 35: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 280, g + 7168, g + 7552, dq + 280, g + 0, g + 3072, threads: threads)
+        case 36: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 288, g + 7168, g + 7552, dq + 288, g + 0, g + 3072, threads: threads)
+        case 37: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 296, g + 7168, g + 7552, dq + 296, g + 0, g + 3072, threads: threads)
+        case 38: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 304, g + 7168, g + 7552, dq + 304, g + 0, g + 3072, threads: threads)
+        case 39: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 312, g + 7168, g + 7552, dq + 312, g + 0, g + 3072, threads: threads)
+        case 40: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 320, g + 7168, g + 7552, dq + 320, g + 0, g + 3072, threads: threads)
+        case 41: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 328, g + 7168, g + 7552, dq + 328, g + 0, g + 3072, threads: threads)
+        case 42: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 336, g + 7168, g + 7552, dq + 336, g + 0, g + 3072, threads: threads)
+        case 43: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 344, g + 7168, g + 7552, dq + 344, g + 0, g + 3072, threads: threads)
+        case 44: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 352, g + 7168, g + 7552, dq + 352, g + 0, g + 3072, threads: threads)
+        case 45: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 360, g + 7168, g + 7552, dq + 360, g + 0, g + 3072, threads: threads)
+        case 46: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 368, g + 7168, g + 7552, dq + 368, g + 0, g + 3072, threads: threads)
+        case 47: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + 376, g + 7168, g + 7552, dq + 376, g + 0, g + 3072, threads: threads)
         default: break
         }
     }
@@ -360,36 +360,46 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t1[n, r1] = Σ_in core.0[in, r1]·x[n, in]; dt3[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·core.3.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 8, beta: 0, c: w, ldc: 8, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 2.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 16 * n), cRow: 8, cRank: 1, threads: threads)
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 37120, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow8 = w + first * 8
+            let xRow768 = x + first * 768
+            // stage 1: t1[n, r1] = Σ_in core.0[in, r1]·x[n, in]; dt3[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·core.3.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 24576 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 8, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 8, beta: 0, c: wRow8, ldc: 8, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 2.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow8 + 16 * n), cRow: 8, cRank: 1, threads: threads)
+                }
             }
-        }
-        // stage 2: t3[n, r3] = Σ_r1 t1[n, r1]·P2[r1, r3]; dt1[n, r1] = Σ_r3 dt3[n, r3]·P2[r1, r3]; dP2[r1, r3] += Σ_n t1[n, r1]·dt3[n, r3]
-        Kernels.stage(3, flops: 384 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, ldb: 384, beta: 0, c: (w + 8 * n), ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 8, alpha: 1.0, a: (w + 16 * n), lda: 8, b: p2, ldb: 384, beta: 0, c: (w + 24 * n), ldc: 8, threads: threads)
-            default:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 8, k: n, alpha: 1.0, a: w, lda: 8, b: (w + 16 * n), ldb: 8, beta: 1, c: p3, ldc: 384, threads: threads)
+            // stage 2: t3[n, r3] = Σ_r1 t1[n, r1]·P2[r1, r3]; dt1[n, r1] = Σ_r3 dt3[n, r3]·P2[r1, r3]
+            Kernels.stage(2, flops: 256 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: false, m: rows, n: 8, k: 8, alpha: 1.0, a: wRow8, lda: 8, b: p2, ldb: 384, beta: 0, c: (wRow8 + 8 * n), ldc: 8, threads: threads)
+                default:
+                    Kernels.gemm(transA: false, transB: true, m: rows, n: 8, k: 8, alpha: 1.0, a: (wRow8 + 16 * n), lda: 8, b: p2, ldb: 384, beta: 0, c: (wRow8 + 24 * n), ldc: 8, threads: threads)
+                }
             }
+            // stage 3: dx[n, in] += Σ_r1 core.0[in, r1]·dt1[n, r1]
+            Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 8, alpha: 1.0, a: (wRow8 + 24 * n), lda: 8, b: p0, ldb: 8, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dcore.3[r3, out] += 2.0·Σ_n dy[n, out]·t3[n, r3]; dcore.0[in, r1] += Σ_n dt1[n, r1]·x[n, in]; dx[n, in] += Σ_r1 core.0[in, r1]·dt1[n, r1]
-        Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
+        // stage 4: dcore.3[r3, out] += 2.0·Σ_n dy[n, out]·t3[n, r3]; dcore.3[r3, out] += 2.0·Σ_n dy[n, out]·t3[n, r3]; dP2[r1, r3] += Σ_n t1[n, r1]·dt3[n, r3]; dcore.0[in, r1] += Σ_n dt1[n, r1]·x[n, in]; dcore.0[in, r1] += Σ_n dt1[n, r1]·x[n, in]
+        Kernels.stage(5, flops: 24704 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: dy, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: dy, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: (dy + 384), panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 8, k: n, alpha: 1.0, a: w, lda: 8, b: (w + 16 * n), ldb: 8, beta: 1, c: p5, ldc: 384, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: true, m: n, n: 768, k: 8, alpha: 1.0, a: (w + 24 * n), lda: 8, b: p0, ldb: 8, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
             }
         }
     }

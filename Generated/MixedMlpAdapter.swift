@@ -167,18 +167,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 0, threads: threads)
-        case 1: Self.backward6(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 24576, threads: threads)
-        case 2: Self.backward5(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 245760, threads: threads)
-        case 3: Self.backward6(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 270336, threads: threads)
-        case 4: Self.backward5(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 491520, threads: threads)
-        case 5: Self.backward6(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 516096, threads: threads)
-        case 6: Self.backward5(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 737280, threads: threads)
-        case 7: Self.backward6(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 761856, threads: threads)
-        case 8: Self.backward5(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 983040, threads: threads)
-        case 9: Self.backward6(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1007616, threads: threads)
-        case 10: Self.backward5(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1228800, threads: threads)
-        case 11: Self.backward6(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1253376, threads: threads)
+        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 172032, g + 0, g + 384, threads: threads)
+        case 1: Self.backward6(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 233472, g + 24576, g + 26112, threads: threads)
+        case 2: Self.backward5(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 417792, g + 245760, g + 246144, threads: threads)
+        case 3: Self.backward6(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 479232, g + 270336, g + 271872, threads: threads)
+        case 4: Self.backward5(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 663552, g + 491520, g + 491904, threads: threads)
+        case 5: Self.backward6(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 724992, g + 516096, g + 517632, threads: threads)
+        case 6: Self.backward5(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 909312, g + 737280, g + 737664, threads: threads)
+        case 7: Self.backward6(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 970752, g + 761856, g + 763392, threads: threads)
+        case 8: Self.backward5(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 1155072, g + 983040, g + 983424, threads: threads)
+        case 9: Self.backward6(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1216512, g + 1007616, g + 1009152, threads: threads)
+        case 10: Self.backward5(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1400832, g + 1228800, g + 1229184, threads: threads)
+        case 11: Self.backward6(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1462272, g + 1253376, g + 1254912, threads: threads)
         default: break
         }
     }
@@ -287,49 +287,69 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 2.828427, a: dy, lda: 3072, packed: p1, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
+    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 294912, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow3072 = dy + first * 3072
+            let wRow32 = w + first * 32
+            let xRow768 = x + first * 768
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 245760 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow32, cRow: 32, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 192, k: 32, alpha: 2.828427, a: dyRow3072, lda: 3072, packed: p1, beta: 0, c: (wRow32 + 32 * n), cRow: 32, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 294912 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 3072, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 1536, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 1536, n: 32, k: n, alpha: 2.828427, a: (dy + 1536), lda: 3072, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 48, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 245760 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 1.0, a: x, lda: 3072, packed: p0, panelStride: 16, rankStride: 3072, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 2.828427, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 32 * n), cRow: 32, cRank: 1, threads: threads)
+    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 442368, threads: threads) { rows, first, threads in
+            let dxRow3072 = dx + first * 3072
+            let dyRow768 = dy + first * 768
+            let wRow32 = w + first * 32
+            let xRow3072 = x + first * 3072
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.828427·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 245760 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 192, k: 32, alpha: 1.0, a: xRow3072, lda: 3072, packed: p0, panelStride: 16, rankStride: 3072, beta: 0, c: wRow32, cRow: 32, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 2.828427, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 32 * n), cRow: 32, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 192, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 3072, beta: 1, c: dxRow3072, ldc: 3072, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 442368 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(4, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 192, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 3072, beta: 1, c: dx, ldc: 3072, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 384), lda: 768, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 32, panels: 96, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 3072, beta: 1, c: p4, ldc: 3072, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 192, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 3072, beta: 1, c: p3, ldc: 3072, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 96, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1536), panelStride: 16, kStride: 3072, beta: 1, c: p5, ldc: 3072, threads: threads)
             }
         }
     }

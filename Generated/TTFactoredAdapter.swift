@@ -167,24 +167,24 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, q + 117456, q + 123600, dq + 5328, dq + 117456, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, q + 117456, q + 129744, dq + 11472, dq + 117456, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, q + 117456, q + 135888, dq + 17616, dq + 117456, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, q + 117456, q + 142032, dq + 23760, dq + 117456, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, q + 117456, q + 148176, dq + 29904, dq + 117456, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, q + 117456, q + 154320, dq + 36048, dq + 117456, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, q + 117456, q + 160464, dq + 42192, dq + 117456, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, q + 117456, q + 166608, dq + 48336, dq + 117456, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, q + 117456, q + 172752, dq + 54480, dq + 117456, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, q + 117456, q + 178896, dq + 60624, dq + 117456, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, q + 117456, q + 185040, dq + 66768, dq + 117456, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, q + 117456, q + 191184, dq + 72912, dq + 117456, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, q + 117456, q + 197328, dq + 79056, dq + 117456, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, q + 117456, q + 203472, dq + 85200, dq + 117456, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, q + 117456, q + 209616, dq + 91344, dq + 117456, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, q + 117456, q + 215760, dq + 97488, dq + 117456, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, q + 117456, q + 221904, dq + 103632, dq + 117456, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, q + 117456, q + 228048, dq + 109776, dq + 117456, threads: threads)
+        case 0: Self.backward4(n, x, dy, dx, w, q + 117456, q + 123600, dq + 5328, dq + 8400, dq + 117456, dq + 117840, threads: threads)
+        case 1: Self.backward4(n, x, dy, dx, w, q + 117456, q + 129744, dq + 11472, dq + 14544, dq + 117456, dq + 117840, threads: threads)
+        case 2: Self.backward4(n, x, dy, dx, w, q + 117456, q + 135888, dq + 17616, dq + 20688, dq + 117456, dq + 117840, threads: threads)
+        case 3: Self.backward4(n, x, dy, dx, w, q + 117456, q + 142032, dq + 23760, dq + 26832, dq + 117456, dq + 117840, threads: threads)
+        case 4: Self.backward4(n, x, dy, dx, w, q + 117456, q + 148176, dq + 29904, dq + 32976, dq + 117456, dq + 117840, threads: threads)
+        case 5: Self.backward4(n, x, dy, dx, w, q + 117456, q + 154320, dq + 36048, dq + 39120, dq + 117456, dq + 117840, threads: threads)
+        case 6: Self.backward4(n, x, dy, dx, w, q + 117456, q + 160464, dq + 42192, dq + 45264, dq + 117456, dq + 117840, threads: threads)
+        case 7: Self.backward4(n, x, dy, dx, w, q + 117456, q + 166608, dq + 48336, dq + 51408, dq + 117456, dq + 117840, threads: threads)
+        case 8: Self.backward4(n, x, dy, dx, w, q + 117456, q + 172752, dq + 54480, dq + 57552, dq + 117456, dq + 117840, threads: threads)
+        case 9: Self.backward4(n, x, dy, dx, w, q + 117456, q + 178896, dq + 60624, dq + 63696, dq + 117456, dq + 117840, threads: threads)
+        case 10: Self.backward4(n, x, dy, dx, w, q + 117456, q + 185040, dq + 66768, dq + 69840, dq + 117456, dq + 117840, threads: threads)
+        case 11: Self.backward4(n, x, dy, dx, w, q + 117456, q + 191184, dq + 72912, dq + 75984, dq + 117456, dq + 117840, threads: threads)
+        case 12: Self.backward4(n, x, dy, dx, w, q + 117456, q + 197328, dq + 79056, dq + 82128, dq + 117456, dq + 117840, threads: threads)
+        case 13: Self.backward4(n, x, dy, dx, w, q + 117456, q + 203472, dq + 85200, dq + 88272, dq + 117456, dq + 117840, threads: threads)
+        case 14: Self.backward4(n, x, dy, dx, w, q + 117456, q + 209616, dq + 91344, dq + 94416, dq + 117456, dq + 117840, threads: threads)
+        case 15: Self.backward4(n, x, dy, dx, w, q + 117456, q + 215760, dq + 97488, dq + 100560, dq + 117456, dq + 117840, threads: threads)
+        case 16: Self.backward4(n, x, dy, dx, w, q + 117456, q + 221904, dq + 103632, dq + 106704, dq + 117456, dq + 117840, threads: threads)
+        case 17: Self.backward4(n, x, dy, dx, w, q + 117456, q + 228048, dq + 109776, dq + 112848, dq + 117456, dq + 117840, threads: threads)
         default: break
         }
     }
@@ -270,12 +270,12 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 135888, q + 129744, q + 123600, dq + 17616, dq + 11472, dq + 5328, dq + 117456, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 154320, q + 148176, q + 142032, dq + 36048, dq + 29904, dq + 23760, dq + 117456, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 172752, q + 166608, q + 160464, dq + 54480, dq + 48336, dq + 42192, dq + 117456, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 191184, q + 185040, q + 178896, dq + 72912, dq + 66768, dq + 60624, dq + 117456, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 209616, q + 203472, q + 197328, dq + 91344, dq + 85200, dq + 79056, dq + 117456, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 228048, q + 221904, q + 215760, dq + 109776, dq + 103632, dq + 97488, dq + 117456, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 135888, q + 129744, q + 123600, dq + 17616, dq + 20688, dq + 11472, dq + 14544, dq + 5328, dq + 8400, dq + 117456, dq + 117840, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 154320, q + 148176, q + 142032, dq + 36048, dq + 39120, dq + 29904, dq + 32976, dq + 23760, dq + 26832, dq + 117456, dq + 117840, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 172752, q + 166608, q + 160464, dq + 54480, dq + 57552, dq + 48336, dq + 51408, dq + 42192, dq + 45264, dq + 117456, dq + 117840, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 191184, q + 185040, q + 178896, dq + 72912, dq + 75984, dq + 66768, dq + 69840, dq + 60624, dq + 63696, dq + 117456, dq + 117840, threads: threads); return
+            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 209616, q + 203472, q + 197328, dq + 91344, dq + 94416, dq + 85200, dq + 88272, dq + 79056, dq + 82128, dq + 117456, dq + 117840, threads: threads); return
+            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 228048, q + 221904, q + 215760, dq + 109776, dq + 112848, dq + 103632, dq + 106704, dq + 97488, dq + 100560, dq + 117456, dq + 117840, threads: threads); return
             default: break
             }
         }
@@ -435,25 +435,35 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 36864, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow8 = w + first * 8
+            let xRow768 = x + first * 768
+            // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 24576 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
-        Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
+        // stage 3: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
+        Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
             case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
+            case 2:
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
             }
         }
     }
@@ -488,50 +498,61 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
-        Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy2, lda: 768, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy1, lda: 768, packed: p2, beta: 0, c: (w + 16 * n), cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: dy, lda: 768, packed: p3, beta: 0, c: (w + 24 * n), cRow: 8, cRank: 1, threads: threads)
-            }
-        }
-        // stage 2: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dt7[n, r5] += dt7.part1[n, r5]
-        Kernels.stage(4, flops: 36872 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 768, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
-            default:
-                for i0 in 0..<n {
-                    for i1 in 0..<8 {
-                        (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 16 * n)[i0 * 8 + i1 * 1]
-                    }
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+        RowBlocks.each(rows: n, rowWork: 61456, threads: threads) { rows, first, threads in
+            let dxRow768 = dx + first * 768
+            let dy1Row768 = dy1 + first * 768
+            let dy2Row768 = dy2 + first * 768
+            let dyRow768 = dy + first * 768
+            let wRow8 = w + first * 8
+            let xRow768 = x + first * 768
+            // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
+            Kernels.stage(4, flops: 49152 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                case 2:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow8 + 16 * n), cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow8 + 24 * n), cRow: 8, cRank: 1, threads: threads)
                 }
             }
-        }
-        // stage 3: dt7[n, r5] += dt7.part2[n, r5]
-        for i0 in 0..<n {
-            for i1 in 0..<8 {
-                (w + 8 * n)[i0 * 8 + i1 * 1] += (w + 24 * n)[i0 * 8 + i1 * 1]
+            // stage 2: dt7[n, r5] += dt7.part1[n, r5]
+            for i0 in 0..<rows {
+                for i1 in 0..<8 {
+                    (wRow8 + 8 * n)[i0 * 8 + i1 * 1] += (wRow8 + 16 * n)[i0 * 8 + i1 * 1]
+                }
             }
+            // stage 3: dt7[n, r5] += dt7.part2[n, r5]
+            for i0 in 0..<rows {
+                for i1 in 0..<8 {
+                    (wRow8 + 8 * n)[i0 * 8 + i1 * 1] += (wRow8 + 24 * n)[i0 * 8 + i1 * 1]
+                }
+            }
+            // stage 4: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]
+            Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 4: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
-        Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
+        // stage 5: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
+        Kernels.stage(8, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dx, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 1:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+            case 2:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p9, ldc: 8, threads: threads)
+            case 6:
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 48, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
             }
         }
     }

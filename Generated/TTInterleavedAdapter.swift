@@ -231,10 +231,10 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 2592, dq + 2592, dq + 1056, q + 1056, g + 400, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 5664, dq + 5664, dq + 4128, q + 4128, g + 400, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 8736, dq + 8736, dq + 7200, q + 7200, g + 400, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 11808, dq + 11808, dq + 10272, q + 10272, g + 400, threads: threads); return
+            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 2592, q + 1056, dq + 2592, dq + 1056, g + 400, threads: threads); return
+            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 5664, q + 4128, dq + 5664, dq + 4128, g + 400, threads: threads); return
+            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 8736, q + 7200, dq + 8736, dq + 7200, g + 400, threads: threads); return
+            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 11808, q + 10272, dq + 11808, dq + 10272, g + 400, threads: threads); return
             default: break
             }
         }
@@ -368,24 +368,30 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+        RowBlocks.each(rows: n, rowWork: 3840, threads: threads) { rows, first, threads in
+            let dxRow48 = dx + first * 48
+            let dyRow64 = dy + first * 64
+            let wRow24 = w + first * 24
+            let xRow48 = x + first * 48
+            // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+            Kernels.stage(2, flops: 3456 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: true, m: 6 * rows, n: 4, k: 8, alpha: 1.0, a: xRow48, lda: 8, b: p0, ldb: 8, beta: 0, c: wRow24, ldc: 4, threads: threads)
+                default:
+                    Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dyRow64, lda: 64, b: p1, ldb: 4, beta: 0, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
+                }
+            }
+            // stage 2: dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
+            Kernels.gemm(transA: false, transB: false, m: 6 * rows, n: 8, k: 4, alpha: 1.0, a: (wRow24 + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dxRow48, ldc: 8, threads: threads)
+        }
+        // stage 3: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]
         Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
-            default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 24 * n), ldc: 24, threads: threads)
-            }
-        }
-        // stage 2: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]; dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
-        Kernels.stage(3, flops: 3840 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
                 Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p2, ldc: 4, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
             default:
-                Kernels.gemm(transA: false, transB: false, m: 6 * n, n: 8, k: 4, alpha: 1.0, a: (w + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dx, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
             }
         }
     }
@@ -419,33 +425,35 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
-        Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
-            default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy1, lda: 64, b: p1, ldb: 4, beta: 0, c: (w + 24 * n), ldc: 24, threads: threads)
+        RowBlocks.each(rows: n, rowWork: 6912, threads: threads) { rows, first, threads in
+            let dxRow48 = dx + first * 48
+            let dy1Row64 = dy1 + first * 64
+            let dyRow64 = dy + first * 64
+            let wRow24 = w + first * 24
+            let xRow48 = x + first * 48
+            // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]; dt5[n, in.0, r5] = Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+            Kernels.stage(2, flops: 3456 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.gemm(transA: false, transB: true, m: 6 * rows, n: 4, k: 8, alpha: 1.0, a: xRow48, lda: 8, b: p0, ldb: 8, beta: 0, c: wRow24, ldc: 4, threads: threads)
+                default:
+                    Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dy1Row64, lda: 64, b: p1, ldb: 4, beta: 0, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
+                }
             }
+            // stage 2: dt5[n, in.0, r5] += Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
+            Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dyRow64, lda: 64, b: p2, ldb: 4, beta: 1, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
+            // stage 3: dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
+            Kernels.gemm(transA: false, transB: false, m: 6 * rows, n: 8, k: 4, alpha: 1.0, a: (wRow24 + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dxRow48, ldc: 8, threads: threads)
         }
-        // stage 2: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dt5[n, in.0, r5] += Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
-        Kernels.stage(3, flops: 9216 * n, threads: threads) { i, threads in
+        // stage 4: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]
+        Kernels.stage(3, flops: 6528 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy1, lda: 64, b: w, ldb: 24, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy1, lda: 64, b: w, ldb: 24, beta: 1, c: p3, ldc: 4, threads: threads)
             case 1:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p3, ldc: 4, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p4, ldc: 4, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: n, n: 4, k: 8, alpha: 1.0, a: dy, lda: 64, b: p4, ldb: 4, beta: 1, c: (w + 24 * n), ldc: 24, threads: threads)
-            }
-        }
-        // stage 3: dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]; dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
-        Kernels.stage(2, flops: 768 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
                 Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            default:
-                Kernels.gemm(transA: false, transB: false, m: 6 * n, n: 8, k: 4, alpha: 1.0, a: (w + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dx, ldc: 8, threads: threads)
             }
         }
     }

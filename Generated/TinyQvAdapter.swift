@@ -357,22 +357,28 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+        RowBlocks.each(rows: n, rowWork: 3072, threads: threads) { rows, first, threads in
+            let dxRow64 = dx + first * 64
+            let dyRow64 = dy + first * 64
+            let wRow8 = w + first * 8
+            let xRow64 = x + first * 64
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 2048 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 1.0, a: xRow64, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dyRow64, lda: 64, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                }
+            }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 4, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dxRow64, ldc: 64, threads: threads)
+        }
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy, lda: 64, packed: p1, beta: 0, c: (w + 8 * n), cRow: 8, cRank: 1, threads: threads)
-            }
-        }
-        // stage 2: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 1.0, a: (w + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
                 Kernels.panelGemm(transA: true, m: 8, panels: 4, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
@@ -381,22 +387,28 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+        RowBlocks.each(rows: n, rowWork: 1536, threads: threads) { rows, first, threads in
+            let dxRow64 = dx + first * 64
+            let dyRow64 = dy + first * 64
+            let wRow4 = w + first * 4
+            let xRow64 = x + first * 64
+            // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]; dz[row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(2, flops: 1024 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 4, k: 4, alpha: 1.0, a: xRow64, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: wRow4, cRow: 4, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 4, k: 4, alpha: 4.0, a: dyRow64, lda: 64, packed: p1, beta: 0, c: (wRow4 + 4 * n), cRow: 4, cRank: 1, threads: threads)
+                }
+            }
+            // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 4, k: 4, alpha: 1.0, a: (wRow4 + 4 * n), lda: 4, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dxRow64, ldc: 64, threads: threads)
+        }
+        // stage 3: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 4.0, a: dy, lda: 64, packed: p1, beta: 0, c: (w + 4 * n), cRow: 4, cRank: 1, threads: threads)
-            }
-        }
-        // stage 2: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dx[n, i] += Σ_r dz[n, r]·A[r, i]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(3, flops: 1536 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy, lda: 64, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 4, alpha: 1.0, a: (w + 4 * n), lda: 4, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
                 Kernels.panelGemm(transA: true, m: 4, panels: 4, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, panelStride: 16, kStride: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
@@ -459,26 +471,33 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 4, k: 16, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy1, lda: 64, packed: p1, beta: 0, c: (w + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy, lda: 64, packed: p2, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
+        RowBlocks.each(rows: n, rowWork: 6144, threads: threads) { rows, first, threads in
+            let dxRow64 = dx + first * 64
+            let dy1Row64 = dy1 + first * 64
+            let dyRow64 = dy + first * 64
+            let wRow16 = w + first * 16
+            let xRow64 = x + first * 64
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<16][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(3, flops: 4096 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 4, k: 16, alpha: 1.0, a: xRow64, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dy1Row64, lda: 64, packed: p1, beta: 0, c: (wRow16 + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dyRow64, lda: 64, packed: p2, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 4, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dxRow64, ldc: 64, threads: threads)
         }
-        // stage 2: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(4, flops: 6144 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy1, lda: 64, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
                 Kernels.panelGemm(transA: true, m: 16, panels: 4, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 64, beta: 1, c: p5, ldc: 64, threads: threads)
             }
@@ -487,26 +506,33 @@ public final class TinyQvAdapter: GeneratedAdapter {
 
     @inline(never)
     private static func layerBackward14(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<12][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
-        Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
-            switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 4, k: 12, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 12, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 4.0, a: dy1, lda: 64, packed: p1, beta: 0, c: (w + 12 * n + 8), cRow: 12, cRank: 1, threads: threads)
-            default:
-                Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 2.0, a: dy, lda: 64, packed: p2, beta: 0, c: (w + 12 * n), cRow: 12, cRank: 1, threads: threads)
+        RowBlocks.each(rows: n, rowWork: 4608, threads: threads) { rows, first, threads in
+            let dxRow64 = dx + first * 64
+            let dy1Row64 = dy1 + first * 64
+            let dyRow64 = dy + first * 64
+            let wRow12 = w + first * 12
+            let xRow64 = x + first * 64
+            // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]; dz[8..<12][row, rank] = 4.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]; dz[0..<8][row, rank] = 2.0·Σ_panel,lane dy[row, panel, lane]·B.panels[panel, rank, lane]
+            Kernels.stage(3, flops: 3072 * rows, threads: threads) { i, threads in
+                switch i {
+                case 0:
+                    Kernels.panelDot(m: rows, panels: 4, k: 12, alpha: 1.0, a: xRow64, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: wRow12, cRow: 12, cRank: 1, threads: threads)
+                case 1:
+                    Kernels.panelDot(m: rows, panels: 4, k: 4, alpha: 4.0, a: dy1Row64, lda: 64, packed: p1, beta: 0, c: (wRow12 + 12 * n + 8), cRow: 12, cRank: 1, threads: threads)
+                default:
+                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dyRow64, lda: 64, packed: p2, beta: 0, c: (wRow12 + 12 * n), cRow: 12, cRank: 1, threads: threads)
+                }
             }
+            // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
+            Kernels.panelGemm(transA: false, m: rows, panels: 4, k: 12, alpha: 1.0, a: (wRow12 + 12 * n), lda: 12, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dxRow64, ldc: 64, threads: threads)
         }
-        // stage 2: dB[o, r] += 4.0·Σ_n z[8..<12][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(4, flops: 4608 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 4.0·Σ_n z[8..<12][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(3, flops: 3072 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 4, k: n, alpha: 4.0, a: dy1, lda: 64, b: (w + 8), ldb: 12, beta: 1, c: p3, ldc: 4, threads: threads)
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 12, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 12, alpha: 1.0, a: (w + 12 * n), lda: 12, b: p0, panelStride: 16, kStride: 64, beta: 1, c: dx, ldc: 64, threads: threads)
             default:
                 Kernels.panelGemm(transA: true, m: 12, panels: 4, k: n, alpha: 1.0, a: (w + 12 * n), lda: 12, b: x, panelStride: 16, kStride: 64, beta: 1, c: p5, ldc: 64, threads: threads)
             }

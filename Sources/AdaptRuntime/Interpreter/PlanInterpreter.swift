@@ -191,6 +191,9 @@ public final class PlanInterpreter {
         }
     }
 
+    /// Runs `program` on n token rows: its row-local stages on `RowBlocks.each`
+    /// (sizes for the block's rows, offsets and strides those of all n rows,
+    /// each view moved to the block's first row), then the rest on all rows.
     private func run(_ program: CompiledProgram, rows n: Int, _ bindings: Bindings, workspace given: UnsafeMutablePointer<Float>? = nil,
                      threads: Int? = nil) {
         let workspace = given ?? storage.workspace(atLeast: plan.workspace.value(tokens: n))
@@ -211,38 +214,50 @@ public final class PlanInterpreter {
             }
             return start + view.offset.value(tokens: n)
         }
-        func loops(_ dims: [LoopDim]) -> [Kernels.Loop] {
-            dims.map { Kernels.Loop(extent: $0.extent.value(tokens: n), left: $0.left.value(tokens: n),
-                                    right: $0.right.value(tokens: n), output: $0.output.value(tokens: n), reduces: $0.reduces) }
-        }
-        func execute(_ step: CompiledProgram.Step, threads: Int) {
+        /// `rows` rows from row `first`: sizes in `rows`, strides in n.
+        func execute(_ step: CompiledProgram.Step, rows: Int, first: Int, threads: Int) {
             let c = step.contraction
+            func at(_ view: TensorView) -> UnsafeMutablePointer<Float> { base(view) + first * view.tokenRowStride }
+            func size(_ e: Extent) -> Int { e.value(tokens: rows) }
+            func stride(_ e: Extent) -> Int { e.value(tokens: n) }
+            func loops(_ dims: [LoopDim]) -> [Kernels.Loop] {
+                dims.map { Kernels.Loop(extent: size($0.extent), left: stride($0.left), right: stride($0.right),
+                                        output: stride($0.output), reduces: $0.reduces) }
+            }
             switch step.lowered {
             case .gemm(let g) where step.panelProduct != nil:
                 let product = step.panelProduct!
-                Kernels.panelProduct(product, transA: g.transLeft, m: g.m.value(tokens: n), n: g.n.value(tokens: n),
-                                     k: g.k.value(tokens: n), alpha: c.alpha, a: base(g.left), lda: g.lda.value(tokens: n),
-                                     b: base(g.right), ldb: g.ldb.value(tokens: n), beta: c.accumulate ? 1 : 0,
-                                     c: base(g.output), ldc: g.ldc.value(tokens: n), panels: product.panels.value(tokens: n),
-                                     panelStride: product.strides.panel.value(tokens: n),
-                                     innerStride: product.strides.inner.value(tokens: n), threads: threads)
+                Kernels.panelProduct(product, transA: g.transLeft, m: size(g.m), n: size(g.n), k: size(g.k), alpha: c.alpha,
+                                     a: at(g.left), lda: stride(g.lda), b: at(g.right), ldb: stride(g.ldb),
+                                     beta: c.accumulate ? 1 : 0, c: at(g.output), ldc: stride(g.ldc), panels: size(product.panels),
+                                     panelStride: stride(product.strides.panel), innerStride: stride(product.strides.inner),
+                                     threads: threads)
             case .gemm(let g):
                 Kernels.loopedGemm(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight,
-                                   m: g.m.value(tokens: n), n: g.n.value(tokens: n), k: g.k.value(tokens: n),
-                                   alpha: c.alpha, a: base(g.left), lda: g.lda.value(tokens: n),
-                                   b: base(g.right), ldb: g.ldb.value(tokens: n),
-                                   beta: c.accumulate ? 1 : 0, c: base(g.output), ldc: g.ldc.value(tokens: n), threads: threads)
+                                   m: size(g.m), n: size(g.n), k: size(g.k), alpha: c.alpha, a: at(g.left), lda: stride(g.lda),
+                                   b: at(g.right), ldb: stride(g.ldb), beta: c.accumulate ? 1 : 0, c: at(g.output),
+                                   ldc: stride(g.ldc), threads: threads)
             case .elementwise(let e):
                 Kernels.elementwise(dims: loops(e.dims), alpha: c.alpha, accumulate: c.accumulate,
-                                    a: base(e.a), b: e.b.map { UnsafePointer(base($0)) }, out: base(e.output))
+                                    a: at(e.a), b: e.b.map { UnsafePointer(at($0)) }, out: at(e.output))
+            }
+        }
+        func stages(_ range: Range<Int>, rows: Int, first: Int, threads: Int) {
+            for s in range {
+                let stage = program.stages[s]
+                Kernels.stage(stage.count, flops: program.stageFlops[s].value(tokens: rows), threads: threads) { i, threads in
+                    execute(stage[i], rows: rows, first: first, threads: threads)
+                }
             }
         }
         if n == 0 && program.flops.perToken > 0 { return }
-        for (stage, flops) in zip(program.stages, program.stageFlops) {
-            Kernels.stage(stage.count, flops: flops.value(tokens: n), threads: threads) { i, threads in
-                execute(stage[i], threads: threads)
+        let rowLocal = program.rowLocalStages
+        if rowLocal > 0 {
+            RowBlocks.each(rows: n, rowWork: program.rowLocalFlops.perToken, threads: threads) { rows, first, threads in
+                stages(0..<rowLocal, rows: rows, first: first, threads: threads)
             }
         }
+        stages(rowLocal..<program.stages.count, rows: n, first: 0, threads: threads)
     }
 }
 
@@ -257,6 +272,9 @@ private struct CompiledProgram {
     let stages: [[Step]]
     let stageFlops: [Extent]
     let flops: Extent
+    let rowLocalStages: Int
+    /// Flops of the row-local stages.
+    let rowLocalFlops: Extent
     /// The workspace a block of rows needs, when the program runs on `RowBlocks`
     /// (it maps token rows independently); nil otherwise.
     let rowBlockWorkspace: Extent?
@@ -271,6 +289,8 @@ private struct CompiledProgram {
         }
         stageFlops = stages.map { $0.reduce(Extent(0)) { $0 + $1.lowered.flops } }
         flops = stageFlops.reduce(Extent(0), +)
+        rowLocalStages = program.rowLocalStages
+        rowLocalFlops = program.rowLocalFlops
         rowBlockWorkspace = program.mapsRowsIndependently ? program.workspaceExtent : nil
     }
 

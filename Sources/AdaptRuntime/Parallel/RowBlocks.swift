@@ -34,3 +34,25 @@ public enum RowBlocks {
         }
     }
 }
+
+extension RowBlocks {
+    /// Calls `body(rows, first, threads)` for each block of the `n` rows
+    /// (`rowWork`: flops per row), side by side: the row-local stages of a
+    /// program (`Program.rowLocalStages`), which keep their intermediates
+    /// whole, each block writing its own rows of them. The same `FixedBlocks`
+    /// as `run`, so results do not depend on `threads`.
+    public static func each(rows n: Int, rowWork: Int, threads: Int,
+                            _ body: (_ rows: Int, _ first: Int, _ threads: Int) -> Void) {
+        let blocks = FixedBlocks(extent: n, unitWork: rowWork, panel: rowMultiple)
+        if blocks.count <= 1 {
+            body(n, 0, threads)
+            return
+        }
+        Parallel.forEach(blocks.count, threads: threads) { range in
+            for b in range {
+                let rows = blocks[b]
+                body(rows.count, rows.lowerBound, 1)
+            }
+        }
+    }
+}

@@ -63,7 +63,26 @@ public struct ParameterTensor: Hashable, Sendable, Codable {
 /// Stages run in order; the contractions inside one stage are independent.
 public struct Program: Hashable, Sendable, Codable {
     public var stages: [[Contraction]]
-    public init(_ stages: [[Contraction]] = []) { self.stages = stages.filter { !$0.isEmpty } }
+    /// The first `rowLocalStages` stages are row-local (`Contraction.isRowLocal`):
+    /// they may run on blocks of token rows side by side (`RowBlocks.each`),
+    /// each block writing its own rows of every result, intermediates included;
+    /// the stages after them run on all rows at once. Backward puts its
+    /// token-side work there, and its sums over rows (the parameter gradients)
+    /// after, so one fork covers what used to be a stage and a wait each.
+    public var rowLocalStages: Int
+
+    public init(_ stages: [[Contraction]] = []) {
+        self.stages = stages.filter { !$0.isEmpty }
+        rowLocalStages = 0
+    }
+
+    /// Row-local stages, then the rest.
+    public init(rowLocal: [[Contraction]], then rest: [[Contraction]]) {
+        let rowLocal = rowLocal.filter { !$0.isEmpty }
+        stages = rowLocal + rest.filter { !$0.isEmpty }
+        rowLocalStages = rowLocal.count
+    }
+
     public var contractions: [Contraction] { stages.flatMap { $0 } }
     public var isEmpty: Bool { stages.isEmpty }
 
@@ -211,10 +230,45 @@ extension Program {
         return true
     }
 
+    /// Flops per token of the row-local stages (the work `RowBlocks.each` divides).
+    public var rowLocalFlops: Extent {
+        stages.prefix(rowLocalStages).joined().reduce(Extent(0)) { $0 + $1.flops }
+    }
+
     /// Workspace floats the program touches (the largest end of its workspace views).
     public var workspaceExtent: Extent {
         contractions.flatMap { [$0.output, $0.a] + ($0.b.map { [$0] } ?? []) }
             .filter { $0.storage == .workspace }
             .reduce(Extent(0)) { .atLeast($0, $1.end) }
+    }
+}
+
+extension Contraction {
+    /// True when the contraction may run on a block of token rows with its
+    /// views' offsets and strides those of all n rows, each row's result
+    /// depending on that row alone (`Program.rowLocalStages`): its output has
+    /// the token mode, every view has it at most once (extent n, a fixed
+    /// stride) and no other size or stride that grows with n, and nothing sums
+    /// over it. A block then shifts each view by its `tokenRowStride` per row.
+    public var isRowLocal: Bool {
+        guard output.extents.contains(.tokens) else { return false }
+        for view in [output, a] + (b.map { [$0] } ?? []) {
+            guard view.strides.allSatisfy(\.isFixed), view.extents.filter({ !$0.isFixed }).allSatisfy({ $0 == .tokens }),
+                  view.extents.filter({ !$0.isFixed }).count <= 1 else { return false }
+        }
+        switch lowered {
+        case .gemm(let g)?: return g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed }
+        case .elementwise?: return true
+        case nil: return false
+        }
+    }
+}
+
+extension TensorView {
+    /// How far one token row moves this view: the stride of its token mode
+    /// (0 without one). Defined for views of row-local contractions.
+    public var tokenRowStride: Int {
+        guard let k = extents.firstIndex(of: .tokens) else { return 0 }
+        return strides[k].constant
     }
 }

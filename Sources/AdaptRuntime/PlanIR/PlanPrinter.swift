@@ -25,6 +25,8 @@ extension Plan: CustomStringConvertible {
     private func render(_ program: Program, _ name: String) -> [String] {
         var lines = ["    \(name):"]
         for (s, stage) in program.stages.enumerated() {
+            if s == 0 && program.rowLocalStages > 0 { lines.append("      on row blocks:") }
+            if s == program.rowLocalStages && s > 0 { lines.append("      on all rows:") }
             for c in stage { lines.append("      \(s + 1). \(c)") }
         }
         return lines

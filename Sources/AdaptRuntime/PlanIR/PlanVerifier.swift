@@ -1,7 +1,8 @@
 /// Checks the invariants every consumer of a plan relies on: each contraction
 /// lowers (to a GEMM in loops, or an element-wise loop) with agreeing extents, every view stays inside its buffer,
-/// an output never aliases its operands, and contractions in one stage touch
-/// disjoint outputs and read nothing another writes. Run after planning (and by
+/// an output never aliases its operands, contractions in one stage touch
+/// disjoint outputs and read nothing another writes, and row-local stages
+/// hold only row-local contractions. Run after planning (and by
 /// the tests on every spec); a failure is a compiler bug, not a user error.
 public enum PlanVerifier {
     public static func verify(_ plan: Plan) -> [String] {
@@ -57,9 +58,15 @@ public enum PlanVerifier {
     }
 
     private static func check(_ program: Program, _ context: String, _ plan: Plan, _ io: TokenShapes, _ problems: inout [String]) {
+        if program.rowLocalStages < 0 || program.rowLocalStages > program.stages.count {
+            problems.append("\(context): \(program.rowLocalStages) row-local stages of \(program.stages.count)")
+        }
         for (s, stage) in program.stages.enumerated() {
             for c in stage {
                 let here = "\(context) stage \(s): \(c)"
+                if s < program.rowLocalStages && !c.isRowLocal {
+                    problems.append("\(here): in a row-local stage, but does not map token rows to token rows")
+                }
                 var extents: [String: Extent] = [:]
                 var agree = true
                 for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) {

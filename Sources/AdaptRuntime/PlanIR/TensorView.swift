@@ -106,7 +106,41 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
             let (b0, b1) = (other.offset.value(tokens: n), other.end.value(tokens: n))
             guard a0 < b1 && b0 < a1 else { continue }
             if let disjoint = disjointColumnBlocks(other, tokens: n), disjoint { continue }
+            if disjointAlongOneMode(other) { continue }
             return true
+        }
+        return false
+    }
+
+    /// Two pieces of one tensor cut along one mode (a sum over rows split in
+    /// halves of its output, `RowPhases.halves`): same modes and fixed strides,
+    /// extents that differ at most in that mode, offsets a whole number of its
+    /// strides apart with the index ranges along it disjoint, in a layout where
+    /// no two indices share an address.
+    private func disjointAlongOneMode(_ other: TensorView) -> Bool {
+        guard modes == other.modes, strides == other.strides, strides.allSatisfy({ $0.isFixed && $0.constant > 0 }),
+              extents.allSatisfy(\.isFixed), other.extents.allSatisfy(\.isFixed), offset.isFixed, other.offset.isFixed
+        else { return false }
+        let cut = modes.indices.filter { extents[$0] != other.extents[$0] }
+        guard cut.count <= 1 else { return false }
+        let difference = other.offset.constant - offset.constant
+        for k in cut.isEmpty ? Array(modes.indices) : cut {
+            let s = strides[k].constant
+            guard difference % s == 0 else { continue }
+            let shift = difference / s
+            let (mine, theirs) = (extents[k].constant, other.extents[k].constant)
+            guard shift >= mine || -shift >= theirs else { continue }
+            // Injective with the cut mode spanning both pieces: each stride passes everything inside it.
+            var spans = extents.map(\.constant)
+            spans[k] = Swift.max(mine, shift + theirs) - Swift.min(0, shift)
+            let order = modes.indices.sorted { strides[$0].constant < strides[$1].constant }
+            var reach = 0
+            var injective = true
+            for i in order {
+                if spans[i] > 1 && strides[i].constant <= reach { injective = false }
+                reach += (spans[i] - 1) * strides[i].constant
+            }
+            if injective { return true }
         }
         return false
     }

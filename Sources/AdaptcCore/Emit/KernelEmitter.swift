@@ -12,7 +12,9 @@ import AdaptRuntime
 /// (`GEMMStep.panelProduct`: a packed factor, or a thin product read in
 /// place); a `Kernels.gemm` call (OpenBLAS, GEMV for one row, TBB splits for
 /// large products); or `Kernels.loopedGemm` when modes could not merge into
-/// the GEMM. Forward kernels that run on row blocks get a `…Rows` wrapper.
+/// the GEMM. Forward kernels that run on row blocks get a `…Rows` wrapper;
+/// a program's row-local stages (backward's) run inside `RowBlocks.each`,
+/// sizes in the block's `rows`, each token view moved to the block's `first` row.
 struct KernelEmitter {
     /// A kernel and how one program calls it.
     struct Call {
@@ -84,22 +86,42 @@ struct KernelEmitter {
             return view.offset == Extent(0) ? base : "(\(base) + \(swift(view.offset)))"
         }
         var body: [String] = []
-        for (s, stage) in program.stages.enumerated() {
-            body.append("// stage \(s + 1): " + stage.map(\.description).joined(separator: "; "))
+        // In a row block, token views start at the block's first row: each buffer, by
+        // the row stride of the views on it, is moved there once (`xRow1024 = x + first * 1024`).
+        var shifted: [String: String] = [:]
+        func emit(_ s: Int, rows: String, into lines: inout [String]) {
+            let stage = program.stages[s]
+            let place: (TensorView) -> String = rows == "n" ? pointer : { view in
+                let stride = view.tokenRowStride
+                guard stride != 0 else { return pointer(view) }
+                let buffer = KernelEmitter.argumentName(view.storage, view.slot), name = "\(buffer)Row\(stride)"
+                shifted[name] = "\(buffer) + first * \(stride)"
+                return view.offset == Extent(0) ? name : "(\(name) + \(swift(view.offset)))"
+            }
+            lines.append("// stage \(s + 1): " + stage.map(\.description).joined(separator: "; "))
             if stage.count == 1 {
-                body += step(stage[0], threads: "threads", pointer: pointer)
+                lines += step(stage[0], rows: rows, threads: "threads", pointer: place)
             } else {
-                body.append("Kernels.stage(\(stage.count), flops: \(swift(Program([stage]).flops)), threads: threads) { i, threads in")
-                body.append("    switch i {")
+                lines.append("Kernels.stage(\(stage.count), flops: \(swift(Program([stage]).flops, n: rows)), threads: threads) { i, threads in")
+                lines.append("    switch i {")
                 for (i, c) in stage.enumerated() {
-                    let lines = step(c, threads: "threads", pointer: pointer)
-                    body.append("    \(i == stage.count - 1 ? "default" : "case \(i)"):")
-                    body += lines.map { "        " + $0 }
+                    let steps = step(c, rows: rows, threads: "threads", pointer: place)
+                    lines.append("    \(i == stage.count - 1 ? "default" : "case \(i)"):")
+                    lines += steps.map { "        " + $0 }
                 }
-                body.append("    }")
-                body.append("}")
+                lines.append("    }")
+                lines.append("}")
             }
         }
+        if program.rowLocalStages > 0 {
+            var block: [String] = []
+            for s in 0..<program.rowLocalStages { emit(s, rows: "rows", into: &block) }
+            body.append("RowBlocks.each(rows: n, rowWork: \(program.rowLocalFlops.perToken), threads: threads) { rows, first, threads in")
+            body += shifted.keys.sorted().map { "    let \($0) = \(shifted[$0]!)" }
+            body += block.map { "    " + $0 }
+            body.append("}")
+        }
+        for s in program.rowLocalStages..<program.stages.count { emit(s, rows: "n", into: &body) }
         var parameters = ["_ n: Int"]
         for arg in KernelEmitter.tokenArguments(program) {
             parameters.append("_ \(arg.name): UnsafeMutablePointer<Float>")
@@ -156,8 +178,9 @@ struct KernelEmitter {
         return name
     }
 
-    /// The Swift statements of one lowered step.
-    private func step(_ c: Contraction, threads: String, pointer: (TensorView) -> String) -> [String] {
+    /// The Swift statements of one lowered step; sizes that grow with the
+    /// token count are in `rows` (the kernel's `n`, or a row block's `rows`).
+    private func step(_ c: Contraction, rows: String, threads: String, pointer: (TensorView) -> String) -> [String] {
         switch c.lowered! {
         case .gemm(let g):
             let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
@@ -169,23 +192,23 @@ struct KernelEmitter {
                 return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
             }
             if let product {
-                return [panelCall(product, g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out, threads: threads)]
+                return [panelCall(product, g, rows: rows, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out, threads: threads)]
             }
-            let args = "transA: \(g.transLeft), transB: \(g.transRight), m: \(swift(g.m)), n: \(swift(g.n)), k: \(swift(g.k)), "
+            let args = "transA: \(g.transLeft), transB: \(g.transRight), m: \(swift(g.m, n: rows)), n: \(swift(g.n, n: rows)), k: \(swift(g.k, n: rows)), "
                 + "alpha: \(literal(c.alpha)), a: \(a), lda: \(swift(g.lda)), b: \(b), ldb: \(swift(g.ldb)), "
                 + "beta: \(c.accumulate ? "1" : "0"), c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"
             if g.loops.isEmpty { return ["Kernels.gemm(" + args] }
-            return ["Kernels.loopedGemm(loops: " + loopLiterals(g.loops) + ", " + args]
+            return ["Kernels.loopedGemm(loops: " + loopLiterals(g.loops, rows: rows) + ", " + args]
         case .elementwise(let e):
             let a = pointer(e.a), out = pointer(e.output), b = e.b.map(pointer)
             let fixed = e.dims.allSatisfy { $0.extent.isFixed }
             if fixed && e.dims.reduce(1, { $0 * $1.extent.constant }) > KernelEmitter.inlineElementLimit {
                 // Large fixed-size copies (prepare's panel copies, one per pair) call the
                 // runtime's loop: inline loops for hundreds of pairs made the file slow to compile.
-                return ["Kernels.elementwise(dims: " + loopLiterals(e.dims) + ", alpha: \(literal(c.alpha)), "
+                return ["Kernels.elementwise(dims: " + loopLiterals(e.dims, rows: rows) + ", alpha: \(literal(c.alpha)), "
                         + "accumulate: \(c.accumulate), a: \(a), b: \(b ?? "nil"), out: \(out))"]
             }
-            return nestedLoops(e.dims, variable: "i") { indent, offsets in
+            return nestedLoops(e.dims, variable: "i", rows: rows) { indent, offsets in
                 func index(_ terms: [String]) -> String { terms.isEmpty ? "0" : terms.joined(separator: " + ") }
                 let scale = c.alpha == 1 ? "" : "\(literal(c.alpha)) * "
                 let value = scale + "\(a)[\(index(offsets.left))]" + (b.map { " * \($0)[\(index(offsets.right))]" } ?? "")
@@ -196,17 +219,18 @@ struct KernelEmitter {
     }
 
     /// `[Kernels.Loop(…), …]`: a step's loops as the runtime takes them.
-    private func loopLiterals(_ dims: [LoopDim]) -> String {
+    private func loopLiterals(_ dims: [LoopDim], rows: String) -> String {
         "[" + dims.map {
-            "Kernels.Loop(extent: \(swift($0.extent)), left: \(swift($0.left)), right: \(swift($0.right)), "
+            "Kernels.Loop(extent: \(swift($0.extent, n: rows)), left: \(swift($0.left)), right: \(swift($0.right)), "
                 + "output: \(swift($0.output)), reduces: \($0.reduces))"
         }.joined(separator: ", ") + "]"
     }
 
     /// The kernel call of a panel product, arguments mapped as `Kernels.panelProduct` maps them
     /// (B's strides spelled out when it is read in place, not packed).
-    private func panelCall(_ product: PanelProduct, _ g: GEMMStep, alpha: Float, accumulate: Bool, a: String, b: String,
+    private func panelCall(_ product: PanelProduct, _ g: GEMMStep, rows: String, alpha: Float, accumulate: Bool, a: String, b: String,
                            out: String, threads: String) -> String {
+        func swift(_ e: Extent) -> String { AdaptcCore.swift(e, n: rows) }
         let common = "alpha: \(literal(alpha))"
         let beta = "beta: \(accumulate ? "1" : "0")"
         let (panelStride, innerStride) = product.strides
@@ -227,13 +251,13 @@ struct KernelEmitter {
     /// `for` loops over `dims` (outermost first, variables `\(variable)0`, …)
     /// around `body`, which gets the indentation and, per operand, the offset
     /// terms of the loop variables (none where the stride is 0).
-    private func nestedLoops(_ dims: [LoopDim], variable: String,
+    private func nestedLoops(_ dims: [LoopDim], variable: String, rows: String = "n",
                              body: (_ indent: String, _ offsets: (left: [String], right: [String], output: [String])) -> [String]) -> [String] {
         var lines: [String] = []
         var indent = ""
         var offsets = (left: [String](), right: [String](), output: [String]())
         for (d, dim) in dims.enumerated() {
-            lines.append(indent + "for \(variable)\(d) in 0..<\(swift(dim.extent)) {")
+            lines.append(indent + "for \(variable)\(d) in 0..<\(swift(dim.extent, n: rows)) {")
             indent += "    "
             if dim.left != Extent(0) { offsets.left.append("\(variable)\(d) * \(swift(dim.left))") }
             if dim.right != Extent(0) { offsets.right.append("\(variable)\(d) * \(swift(dim.right))") }
@@ -269,14 +293,14 @@ struct KernelEmitter {
     }
 }
 
-/// A Swift expression for an extent in the kernel's `n`.
-func swift(_ e: Extent) -> String {
+/// A Swift expression for an extent in the kernel's `n` (or another token count).
+func swift(_ e: Extent, n: String = "n") -> String {
     switch (e.constant, e.perToken) {
     case (let c, 0): return String(c)
-    case (0, 1): return "n"
-    case (0, let p): return "\(p) * n"
-    case (let c, 1): return "n + \(c)"
-    case (let c, let p): return "\(p) * n + \(c)"
+    case (0, 1): return n
+    case (0, let p): return "\(p) * \(n)"
+    case (let c, 1): return "\(n) + \(c)"
+    case (let c, let p): return "\(p) * \(n) + \(c)"
     }
 }
 

@@ -6,11 +6,13 @@ import AdaptRuntime
 enum Derivation {
     /// Recompute the forward intermediates (every step but those writing `y`),
     /// then the VJP of each step in reverse (`VJP`), with the contributions to
-    /// one gradient computed side by side (`AccumulationSplit`).
+    /// one gradient computed side by side (`AccumulationSplit`); the steps
+    /// that map rows to rows run first on row blocks, the sums over rows after
+    /// (`RowPhases`).
     static func backward(of forward: [Contraction], place: (String, [String], [Extent]) -> TensorView) -> Program {
         let gradients = VJP.backward(of: forward, workspace: place)
         let steps = AccumulationSplit.split(forward.filter { $0.output.storage != .output } + gradients, place: place)
-        return Program(NetworkLowering.stages(steps))
+        return RowPhases.program(steps)
     }
 
     /// `ΔW = s·(contraction of the tensors the token side reads)`, in the order

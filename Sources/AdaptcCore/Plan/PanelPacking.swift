@@ -63,7 +63,9 @@ enum PanelPacking {
         }
 
         func rewriteBackward(_ program: Program) -> Program {
-            Program(program.stages.map { stage in stage.map { rewriteBackward($0) } })
+            var rewritten = program
+            rewritten.stages = program.stages.map { stage in stage.map { rewriteBackward($0) } }
+            return rewritten
         }
 
         /// `dt = α·dy·B` with B packed for forward reads the packed copy (the panel
@@ -96,7 +98,9 @@ enum PanelPacking {
         }
 
         mutating func rewrite(_ program: Program) -> Program {
-            Program(program.stages.map { stage in stage.map { rewrite($0) } })
+            var rewritten = program
+            rewritten.stages = program.stages.map { stage in stage.map { rewrite($0) } }
+            return rewritten
         }
 
         mutating func rewrite(_ c: Contraction) -> Contraction {

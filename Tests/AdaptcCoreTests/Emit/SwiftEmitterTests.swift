@@ -27,6 +27,31 @@ final class SwiftEmitterTests: XCTestCase {
         XCTAssertTrue(source.contains("public final class MixedAdapter: GeneratedAdapter"))
     }
 
+    /// Backward kernels run their row-local stages inside `RowBlocks.each`:
+    /// sizes in the block's `rows`, each token buffer moved to the block's first
+    /// row once (at the row stride of the views on it); the sums over rows
+    /// after the block, on all n rows.
+    func testBackwardRunsItsRowLocalStagesOnRowBlocks() throws {
+        let source = try emit(LoRAFixtures.mixed())
+        let kernels = source.components(separatedBy: "    @inline(never)\n").filter { $0.contains("private static func backward") }
+        // Pairs small enough to materialise ΔW first have nothing row-local (dx needs ΔW).
+        let blocked = kernels.filter { $0.contains("        RowBlocks.each(") }
+        XCTAssertGreaterThanOrEqual(blocked.count, 2, "query and mlp.up")
+        for kernel in blocked {
+            let lines = kernel.split(separator: "\n").map(String.init)
+            let open = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("        RowBlocks.each(rows: n, rowWork: ") }, kernel)
+            let close = try XCTUnwrap(lines[open...].firstIndex { $0 == "        }" }, kernel)
+            let block = lines[open..<close].map { $0.trimmingCharacters(in: .whitespaces) }, after = lines[close...]
+            for buffer in ["x", "dy", "dx"] {
+                XCTAssertTrue(block.contains { $0.hasPrefix("let \(buffer)Row") && $0.contains(" = \(buffer) + first * ") },
+                              "\(buffer) not moved to the block:\n\(kernel)")
+            }
+            XCTAssertTrue(block.contains { $0.contains("m: rows,") }, "row-block sizes are not in rows:\n\(kernel)")
+            XCTAssertFalse(block.contains { $0.contains("k: n,") || $0.contains("m: n,") }, "a size in n inside the block:\n\(kernel)")
+            XCTAssertTrue(after.contains { $0.contains("k: n,") }, "no sum over all rows after the block:\n\(kernel)")
+        }
+    }
+
     func testInternalAccessEmitsNoPublicDeclarations() throws {
         var checked = LoRAFixtures.mixed()
         checked.spec.codegen.access = .internal

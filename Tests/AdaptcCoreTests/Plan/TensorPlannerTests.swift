@@ -85,15 +85,82 @@ final class TensorPlannerTests: XCTestCase {
     }
 
     /// Forward on more rows than one block holds runs on row blocks (`RowBlocks`:
-    /// 32, 32 and 6 rows here), each with its own rows and workspace.
+    /// two here, a block carrying at least `FixedBlocks.minimumWork`), each
+    /// with its own rows and workspace.
     func testForwardOnRowBlocksMatchesTheDefinition() throws {
-        let source = Self.spec("structure: cp\nrank: 5", modules: "{q: [48, 6], k: [48, 6]}")
-        let (_, plan) = try planned(source)
-        XCTAssertTrue(plan.groups[0].layerForwards.allSatisfy(\.program.mapsRowsIndependently))
-        XCTAssertTrue(plan.groups[0].pairs.allSatisfy(\.forward.mapsRowsIndependently))
-        XCTAssertFalse(plan.groups[0].pairs.contains(where: \.backward.mapsRowsIndependently), "backward sums over rows")
-        try check(source, gradients: false, rows: 70)
-        try check(Self.spec("structure: tensor-train\norder: [in, layer, module, out]\nrank: 2"), gradients: false, rows: 70)
+        for source in [Self.spec("structure: cp\nrank: 5", modules: "{q: [48, 6], k: [48, 6]}"),
+                       Self.spec("structure: tensor-train\norder: [in, layer, module, out]\nrank: 2")] {
+            let (_, plan) = try planned(source)
+            let rows = Self.twoBlocks(plan.pairs.map(\.forward.flops.perToken).min()!)
+            XCTAssertTrue(plan.groups[0].layerForwards.allSatisfy(\.program.mapsRowsIndependently))
+            XCTAssertTrue(plan.groups[0].pairs.allSatisfy(\.forward.mapsRowsIndependently))
+            XCTAssertFalse(plan.groups[0].pairs.contains(where: \.backward.mapsRowsIndependently), "backward sums over rows")
+            for program in plan.groups[0].pairs.map(\.forward) + plan.groups[0].layerForwards.map(\.program) {
+                XCTAssertGreaterThanOrEqual(FixedBlocks(extent: rows, unitWork: program.flops.perToken, panel: RowBlocks.rowMultiple).count,
+                                            2, "one row block only")
+            }
+            try check(source, gradients: false, rows: rows)
+        }
+    }
+
+    /// Rows enough for two row blocks (`RowBlocks`) of a program doing `work` flops a row.
+    static func twoBlocks(_ work: Int) -> Int {
+        let length = (FixedBlocks.minimumWork + work - 1) / work
+        return (length + RowBlocks.rowMultiple - 1) / RowBlocks.rowMultiple * RowBlocks.rowMultiple + 37
+    }
+
+    /// Backward's token-side steps run on row blocks (`Program.rowLocalStages`,
+    /// two blocks here: each block writes its rows of the whole intermediates),
+    /// its sums over rows after, cut in halves. dx against the definition; the
+    /// parameter gradients against the same rows given in calls of 50 rows
+    /// (one block each, a path `check` holds to central differences); 1 and 2
+    /// threads bitwise equal.
+    func testBackwardOnRowBlocksMatchesTheDefinition() throws {
+        for text in ["structure: tensor-train\nrank: 3", "structure: cp\nrank: 5", "structure: tucker\nrank: 2",
+                     "structure: tensor-train\nfactor: {out: [4, 12]}\nrank: 3"] {
+            let source = Self.spec(text, modules: "{q: [48, 6], k: [48, 6]}")
+            let (checked, plan) = try planned(source)
+            let rows = Self.twoBlocks(plan.pairs.map(\.backward.rowLocalFlops.perToken).min()!)
+            for pair in plan.pairs {
+                let backward = pair.backward
+                XCTAssertGreaterThan(backward.rowLocalStages, 0, "\(text): no row-local stages")
+                XCTAssertLessThan(backward.rowLocalStages, backward.stages.count, "\(text): nothing sums over rows")
+                XCTAssertGreaterThanOrEqual(FixedBlocks(extent: rows, unitWork: backward.rowLocalFlops.perToken, panel: RowBlocks.rowMultiple).count,
+                                            2, "\(text): one row block only")
+                XCTAssertEqual(FixedBlocks(extent: 50, unitWork: backward.rowLocalFlops.perToken, panel: RowBlocks.rowMultiple).count, 1)
+            }
+            var random = TestRandom(seed: 17)
+            let values = random.floats(plan.parameterCount)
+            let x = random.floats(rows * 6), dy = random.floats(rows * 48)
+            let delta = TensorReference(group: checked.groups[0], plan: plan).delta(values.map(Double.init), li: 1, mi: 1)
+            var dxExpected = [Double](repeating: 0.25, count: rows * 6)
+            for r in 0..<rows { for a in 0..<48 { for b in 0..<6 { dxExpected[r * 6 + b] += Double(dy[r * 48 + a]) * delta[a * 6 + b] } } }
+            /// dx and the gradients after backward on `chunks` of rows, then finishBackward.
+            func backward(threads: Int, chunks: [Range<Int>]) throws -> (dx: [Float], gradients: [Float]) {
+                let interpreter = PlanInterpreter(plan: plan, threads: threads)
+                for i in values.indices { interpreter.storage.parameters[i] = values[i] }
+                interpreter.prepare()
+                var dx = [Float](repeating: 0.25, count: rows * 6)
+                for chunk in chunks {
+                    try Array(x[chunk.lowerBound * 6..<chunk.upperBound * 6]).withUnsafeBufferPointer { xb in
+                        try Array(dy[chunk.lowerBound * 48..<chunk.upperBound * 48]).withUnsafeBufferPointer { dyb in
+                            try dx.withUnsafeMutableBufferPointer {
+                                try interpreter.backward(layer: 1, module: "k", x: xb, dy: dyb, rows: chunk.count,
+                                                         dx: UnsafeMutableBufferPointer(rebasing: $0[chunk.lowerBound * 6..<chunk.upperBound * 6]))
+                            }
+                        }
+                    }
+                }
+                interpreter.finishBackward()
+                return (dx, Array(interpreter.storage.gradients))
+            }
+            let one = try backward(threads: 1, chunks: [0..<rows]), two = try backward(threads: 2, chunks: [0..<rows])
+            let small = try backward(threads: 1, chunks: stride(from: 0, to: rows, by: 50).map { $0..<min(rows, $0 + 50) })
+            assertClose(one.dx, dxExpected, "\(text) dx")
+            assertClose(small.dx, dxExpected, "\(text) dx, 50 rows a call")
+            assertClose(one.gradients, small.gradients.map(Double.init), "\(text) parameter gradients")
+            XCTAssertEqual(one.dx + one.gradients, two.dx + two.gradients, "\(text): 1 and 2 threads differ")
+        }
     }
 
     func testSingleLayerAndLayerSubsets() throws {
