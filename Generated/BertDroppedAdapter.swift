@@ -362,18 +362,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 49152, g + 39936, g + 41472, g + 27648, g + 33792, g + 0, g + 384, threads: threads); return
-            case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 113664, g + 98304, g + 104448, g + 86016, g + 92160, g + 55296, g + 55680, threads: threads); return
-            case 8: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 184320, g + 165888, g + 172032, g + 153600, g + 159744, g + 116736, g + 117120, threads: threads); return
-            case 9: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 258048, g + 239616, g + 245760, g + 227328, g + 233472, g + 190464, g + 190848, threads: threads); return
-            case 10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 331776, g + 313344, g + 319488, g + 301056, g + 307200, g + 264192, g + 264576, threads: threads); return
-            case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 405504, g + 387072, g + 393216, g + 374784, g + 380928, g + 337920, g + 338304, threads: threads); return
-            case 0: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
-            case 1: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
-            case 2: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
-            case 3: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
-            case 4: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
-            case 5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads); return
+            case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 44544, g + 46080, g + 47616, g + 49152, g + 50688, g + 52224, g + 53760, g + 39936, g + 41472, g + 27648, g + 29184, g + 30720, g + 32256, g + 33792, g + 35328, g + 36864, g + 38400, g + 0, g + 48, g + 96, g + 144, g + 192, g + 240, g + 288, g + 336, g + 384, g + 432, g + 480, g + 528, g + 576, g + 624, g + 672, g + 720, threads: threads); return
+            case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 113664, g + 98304, g + 101376, g + 104448, g + 107520, g + 86016, g + 89088, g + 92160, g + 95232, g + 55296, g + 55372, g + 55449, g + 55526, g + 55603, g + 55680, g + 55756, g + 55833, g + 55910, g + 55987, threads: threads); return
+            case 8: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 184320, g + 165888, g + 172032, g + 153600, g + 159744, g + 116736, g + 116864, g + 116992, g + 117120, g + 117248, g + 117376, threads: threads); return
+            case 9: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 258048, g + 239616, g + 245760, g + 227328, g + 233472, g + 190464, g + 190592, g + 190720, g + 190848, g + 190976, g + 191104, threads: threads); return
+            case 10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 331776, g + 313344, g + 319488, g + 301056, g + 307200, g + 264192, g + 264320, g + 264448, g + 264576, g + 264704, g + 264832, threads: threads); return
+            case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 405504, g + 387072, g + 393216, g + 374784, g + 380928, g + 337920, g + 338048, g + 338176, g + 338304, g + 338432, g + 338560, threads: threads); return
+            case 0: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
+            case 1: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
+            case 2: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
+            case 3: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
+            case 4: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
+            case 5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
             default: break
             }
         }
@@ -760,7 +760,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward26(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward26(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 165888, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -784,31 +784,83 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 36, alpha: 1.0, a: (wRow36 + 36 * n), lda: 36, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(8, flops: 110592 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(34, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p4, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p4, ldc: 16, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p5, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 96), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p5, ldc: 16, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: dy1, lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p6, ldc: 4, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 192), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p7, ldc: 4, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 288), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p7, ldc: 16, threads: threads)
             case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 36, beta: 1, c: p8, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p8, ldc: 16, threads: threads)
             case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 36, beta: 1, c: p9, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 480), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p9, ldc: 16, threads: threads)
             case 6:
-                Kernels.panelGemm(transA: true, m: 36, panels: 24, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 576), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p10, ldc: 16, threads: threads)
+            case 7:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 672), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p11, ldc: 16, threads: threads)
+            case 8:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: dy1, lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p12, ldc: 4, threads: threads)
+            case 9:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p13, ldc: 4, threads: threads)
+            case 10:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 36, beta: 1, c: p14, ldc: 16, threads: threads)
+            case 11:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 96), lda: 768, b: w, ldb: 36, beta: 1, c: p15, ldc: 16, threads: threads)
+            case 12:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 192), lda: 768, b: w, ldb: 36, beta: 1, c: p16, ldc: 16, threads: threads)
+            case 13:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 288), lda: 768, b: w, ldb: 36, beta: 1, c: p17, ldc: 16, threads: threads)
+            case 14:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 36, beta: 1, c: p18, ldc: 16, threads: threads)
+            case 15:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 480), lda: 768, b: w, ldb: 36, beta: 1, c: p19, ldc: 16, threads: threads)
+            case 16:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 576), lda: 768, b: w, ldb: 36, beta: 1, c: p20, ldc: 16, threads: threads)
+            case 17:
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 672), lda: 768, b: w, ldb: 36, beta: 1, c: p21, ldc: 16, threads: threads)
+            case 18:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, panelStride: 16, kStride: 768, beta: 1, c: p22, ldc: 768, threads: threads)
+            case 19:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 48), panelStride: 16, kStride: 768, beta: 1, c: p23, ldc: 768, threads: threads)
+            case 20:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 96), panelStride: 16, kStride: 768, beta: 1, c: p24, ldc: 768, threads: threads)
+            case 21:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 144), panelStride: 16, kStride: 768, beta: 1, c: p25, ldc: 768, threads: threads)
+            case 22:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 192), panelStride: 16, kStride: 768, beta: 1, c: p26, ldc: 768, threads: threads)
+            case 23:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 240), panelStride: 16, kStride: 768, beta: 1, c: p27, ldc: 768, threads: threads)
+            case 24:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 288), panelStride: 16, kStride: 768, beta: 1, c: p28, ldc: 768, threads: threads)
+            case 25:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 336), panelStride: 16, kStride: 768, beta: 1, c: p29, ldc: 768, threads: threads)
+            case 26:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p30, ldc: 768, threads: threads)
+            case 27:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 432), panelStride: 16, kStride: 768, beta: 1, c: p31, ldc: 768, threads: threads)
+            case 28:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 480), panelStride: 16, kStride: 768, beta: 1, c: p32, ldc: 768, threads: threads)
+            case 29:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 528), panelStride: 16, kStride: 768, beta: 1, c: p33, ldc: 768, threads: threads)
+            case 30:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 576), panelStride: 16, kStride: 768, beta: 1, c: p34, ldc: 768, threads: threads)
+            case 31:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 624), panelStride: 16, kStride: 768, beta: 1, c: p35, ldc: 768, threads: threads)
+            case 32:
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 672), panelStride: 16, kStride: 768, beta: 1, c: p36, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 36, panels: 24, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 720), panelStride: 16, kStride: 768, beta: 1, c: p37, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward27(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward27(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 184320, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -832,31 +884,55 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 40, alpha: 1.0, a: (wRow40 + 40 * n), lda: 40, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(8, flops: 122880 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(20, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p4, ldc: 8, threads: threads)
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p5, ldc: 8, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p6, ldc: 16, threads: threads)
             case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p7, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy1 + 192), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p7, ldc: 16, threads: threads)
             case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 40, beta: 1, c: p8, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p8, ldc: 16, threads: threads)
             case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 40, beta: 1, c: p9, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy1 + 576), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p9, ldc: 16, threads: threads)
             case 6:
-                Kernels.panelGemm(transA: true, m: 40, panels: 24, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 40, beta: 1, c: p10, ldc: 16, threads: threads)
+            case 7:
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy + 192), lda: 768, b: w, ldb: 40, beta: 1, c: p11, ldc: 16, threads: threads)
+            case 8:
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 40, beta: 1, c: p12, ldc: 16, threads: threads)
+            case 9:
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy + 576), lda: 768, b: w, ldb: 40, beta: 1, c: p13, ldc: 16, threads: threads)
+            case 10:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 76, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, ldb: 768, beta: 1, c: p14, ldc: 768, threads: threads)
+            case 11:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 76), ldb: 768, beta: 1, c: p15, ldc: 768, threads: threads)
+            case 12:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 153), ldb: 768, beta: 1, c: p16, ldc: 768, threads: threads)
+            case 13:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 230), ldb: 768, beta: 1, c: p17, ldc: 768, threads: threads)
+            case 14:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 307), ldb: 768, beta: 1, c: p18, ldc: 768, threads: threads)
+            case 15:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 76, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 384), ldb: 768, beta: 1, c: p19, ldc: 768, threads: threads)
+            case 16:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 460), ldb: 768, beta: 1, c: p20, ldc: 768, threads: threads)
+            case 17:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 537), ldb: 768, beta: 1, c: p21, ldc: 768, threads: threads)
+            case 18:
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 614), ldb: 768, beta: 1, c: p22, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 40, panels: 24, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 691), ldb: 768, beta: 1, c: p23, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward28(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward28(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 221184, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -880,8 +956,8 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 48, alpha: 1.0, a: (wRow48 + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(8, flops: 147456 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(12, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
@@ -896,15 +972,23 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 5:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
             case 6:
-                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+            case 7:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 128), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+            case 8:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 256), panelStride: 16, kStride: 768, beta: 1, c: p12, ldc: 768, threads: threads)
+            case 9:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p13, ldc: 768, threads: threads)
+            case 10:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 512), panelStride: 16, kStride: 768, beta: 1, c: p14, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 640), panelStride: 16, kStride: 768, beta: 1, c: p15, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward29(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward29(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 221184, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -928,8 +1012,8 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 48, alpha: 1.0, a: (wRow48 + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(8, flops: 147456 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(12, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
@@ -944,9 +1028,17 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             case 5:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: (dy + 384), lda: 768, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
             case 6:
-                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+            case 7:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 128), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+            case 8:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 256), panelStride: 16, kStride: 768, beta: 1, c: p12, ldc: 768, threads: threads)
+            case 9:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p13, ldc: 768, threads: threads)
+            case 10:
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 512), panelStride: 16, kStride: 768, beta: 1, c: p14, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 48, panels: 24, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 640), panelStride: 16, kStride: 768, beta: 1, c: p15, ldc: 768, threads: threads)
             }
         }
     }

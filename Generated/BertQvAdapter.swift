@@ -327,18 +327,18 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 21504, g + 12288, g + 15360, g + 0, g + 384, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 46080, g + 36864, g + 39936, g + 24576, g + 24960, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 70656, g + 61440, g + 64512, g + 49152, g + 49536, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 95232, g + 86016, g + 89088, g + 73728, g + 74112, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 119808, g + 110592, g + 113664, g + 98304, g + 98688, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 144384, g + 135168, g + 138240, g + 122880, g + 123264, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 168960, g + 159744, g + 162816, g + 147456, g + 147840, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 193536, g + 184320, g + 187392, g + 172032, g + 172416, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 218112, g + 208896, g + 211968, g + 196608, g + 196992, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 242688, g + 233472, g + 236544, g + 221184, g + 221568, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 267264, g + 258048, g + 261120, g + 245760, g + 246144, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 291840, g + 282624, g + 285696, g + 270336, g + 270720, threads: threads); return
+            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 21504, g + 12288, g + 15360, g + 0, g + 192, g + 384, g + 576, threads: threads); return
+            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 46080, g + 36864, g + 39936, g + 24576, g + 24768, g + 24960, g + 25152, threads: threads); return
+            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 70656, g + 61440, g + 64512, g + 49152, g + 49344, g + 49536, g + 49728, threads: threads); return
+            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 95232, g + 86016, g + 89088, g + 73728, g + 73920, g + 74112, g + 74304, threads: threads); return
+            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 119808, g + 110592, g + 113664, g + 98304, g + 98496, g + 98688, g + 98880, threads: threads); return
+            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 144384, g + 135168, g + 138240, g + 122880, g + 123072, g + 123264, g + 123456, threads: threads); return
+            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 168960, g + 159744, g + 162816, g + 147456, g + 147648, g + 147840, g + 148032, threads: threads); return
+            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 193536, g + 184320, g + 187392, g + 172032, g + 172224, g + 172416, g + 172608, threads: threads); return
+            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 218112, g + 208896, g + 211968, g + 196608, g + 196800, g + 196992, g + 197184, threads: threads); return
+            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 242688, g + 233472, g + 236544, g + 221184, g + 221376, g + 221568, g + 221760, threads: threads); return
+            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 267264, g + 258048, g + 261120, g + 245760, g + 245952, g + 246144, g + 246336, threads: threads); return
+            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 291840, g + 282624, g + 285696, g + 270336, g + 270528, g + 270720, g + 270912, threads: threads); return
             default: break
             }
         }
@@ -483,7 +483,7 @@ public final class BertQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 73728, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -504,8 +504,8 @@ public final class BertQvAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
-        Kernels.stage(6, flops: 49152 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        Kernels.stage(8, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
@@ -516,9 +516,13 @@ public final class BertQvAdapter: GeneratedAdapter {
             case 3:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 16, beta: 1, c: p6, ldc: 8, threads: threads)
             case 4:
-                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
+            case 5:
+                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 192), panelStride: 16, kStride: 768, beta: 1, c: p8, ldc: 768, threads: threads)
+            case 6:
+                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p9, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p8, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 576), panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
             }
         }
     }

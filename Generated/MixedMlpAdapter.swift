@@ -167,18 +167,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 172032, g + 0, g + 384, threads: threads)
-        case 1: Self.backward6(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 233472, g + 24576, g + 26112, threads: threads)
-        case 2: Self.backward5(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 417792, g + 245760, g + 246144, threads: threads)
-        case 3: Self.backward6(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 479232, g + 270336, g + 271872, threads: threads)
-        case 4: Self.backward5(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 663552, g + 491520, g + 491904, threads: threads)
-        case 5: Self.backward6(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 724992, g + 516096, g + 517632, threads: threads)
-        case 6: Self.backward5(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 909312, g + 737280, g + 737664, threads: threads)
-        case 7: Self.backward6(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 970752, g + 761856, g + 763392, threads: threads)
-        case 8: Self.backward5(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 1155072, g + 983040, g + 983424, threads: threads)
-        case 9: Self.backward6(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1216512, g + 1007616, g + 1009152, threads: threads)
-        case 10: Self.backward5(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1400832, g + 1228800, g + 1229184, threads: threads)
-        case 11: Self.backward6(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1462272, g + 1253376, g + 1254912, threads: threads)
+        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 135168, g + 147456, g + 159744, g + 172032, g + 184320, g + 196608, g + 208896, g + 0, g + 384, threads: threads)
+        case 1: Self.backward6(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 233472, g + 24576, g + 24960, g + 25344, g + 25728, g + 26112, g + 26496, g + 26880, g + 27264, threads: threads)
+        case 2: Self.backward5(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 380928, g + 393216, g + 405504, g + 417792, g + 430080, g + 442368, g + 454656, g + 245760, g + 246144, threads: threads)
+        case 3: Self.backward6(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 479232, g + 270336, g + 270720, g + 271104, g + 271488, g + 271872, g + 272256, g + 272640, g + 273024, threads: threads)
+        case 4: Self.backward5(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 626688, g + 638976, g + 651264, g + 663552, g + 675840, g + 688128, g + 700416, g + 491520, g + 491904, threads: threads)
+        case 5: Self.backward6(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 724992, g + 516096, g + 516480, g + 516864, g + 517248, g + 517632, g + 518016, g + 518400, g + 518784, threads: threads)
+        case 6: Self.backward5(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 872448, g + 884736, g + 897024, g + 909312, g + 921600, g + 933888, g + 946176, g + 737280, g + 737664, threads: threads)
+        case 7: Self.backward6(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 970752, g + 761856, g + 762240, g + 762624, g + 763008, g + 763392, g + 763776, g + 764160, g + 764544, threads: threads)
+        case 8: Self.backward5(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 1118208, g + 1130496, g + 1142784, g + 1155072, g + 1167360, g + 1179648, g + 1191936, g + 983040, g + 983424, threads: threads)
+        case 9: Self.backward6(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1216512, g + 1007616, g + 1008000, g + 1008384, g + 1008768, g + 1009152, g + 1009536, g + 1009920, g + 1010304, threads: threads)
+        case 10: Self.backward5(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1363968, g + 1376256, g + 1388544, g + 1400832, g + 1413120, g + 1425408, g + 1437696, g + 1228800, g + 1229184, threads: threads)
+        case 11: Self.backward6(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1462272, g + 1253376, g + 1253760, g + 1254144, g + 1254528, g + 1254912, g + 1255296, g + 1255680, g + 1256064, threads: threads)
         default: break
         }
     }
@@ -287,7 +287,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 294912, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow3072 = dy + first * 3072
@@ -305,23 +305,35 @@ public final class MixedMlpAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(4, flops: 245760 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.gemm(transA: true, transB: false, m: 1536, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             case 1:
-                Kernels.gemm(transA: true, transB: false, m: 1536, n: 32, k: n, alpha: 2.828427, a: (dy + 1536), lda: 3072, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 384), lda: 3072, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 768), lda: 3072, b: w, ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
+            case 3:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1152), lda: 3072, b: w, ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
+            case 4:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1536), lda: 3072, b: w, ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
+            case 5:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1920), lda: 3072, b: w, ldb: 32, beta: 1, c: p7, ldc: 32, threads: threads)
+            case 6:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 2304), lda: 3072, b: w, ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
+            case 7:
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 2688), lda: 3072, b: w, ldb: 32, beta: 1, c: p9, ldc: 32, threads: threads)
+            case 8:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 442368, threads: threads) { rows, first, threads in
             let dxRow3072 = dx + first * 3072
             let dyRow768 = dy + first * 768
@@ -339,17 +351,29 @@ public final class MixedMlpAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 192, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 3072, beta: 1, c: dxRow3072, ldc: 3072, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
-        Kernels.stage(4, flops: 245760 * n, threads: threads) { i, threads in
+        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
             case 1:
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 384), lda: 768, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: true, m: 32, panels: 96, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 3072, beta: 1, c: p4, ldc: 3072, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 3072, beta: 1, c: p4, ldc: 3072, threads: threads)
+            case 3:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 3072, beta: 1, c: p5, ldc: 3072, threads: threads)
+            case 4:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 768), panelStride: 16, kStride: 3072, beta: 1, c: p6, ldc: 3072, threads: threads)
+            case 5:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1152), panelStride: 16, kStride: 3072, beta: 1, c: p7, ldc: 3072, threads: threads)
+            case 6:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1536), panelStride: 16, kStride: 3072, beta: 1, c: p8, ldc: 3072, threads: threads)
+            case 7:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1920), panelStride: 16, kStride: 3072, beta: 1, c: p9, ldc: 3072, threads: threads)
+            case 8:
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2304), panelStride: 16, kStride: 3072, beta: 1, c: p10, ldc: 3072, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 96, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1536), panelStride: 16, kStride: 3072, beta: 1, c: p5, ldc: 3072, threads: threads)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2688), panelStride: 16, kStride: 3072, beta: 1, c: p11, ldc: 3072, threads: threads)
             }
         }
     }

@@ -113,7 +113,7 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
     }
 
     /// Two pieces of one tensor cut along one mode (a sum over rows split in
-    /// halves of its output, `RowPhases.halves`): same modes and fixed strides,
+    /// pieces of its output, `RowPhases.pieces`): same modes and fixed strides,
     /// extents that differ at most in that mode, offsets a whole number of its
     /// strides apart with the index ranges along it disjoint, in a layout where
     /// no two indices share an address.

@@ -10,13 +10,14 @@ import AdaptRuntime
 /// every row of what the first kind made. Run as stages, a layer of four
 /// modules had five equal products in a stage for two threads (three on one,
 /// two on the other) and a wait after each of four stages. Here the row-local
-/// steps run first, on row blocks; then each sum over rows is cut in two
-/// along its output (`halves`), so the sums spread evenly too. Measured on
+/// steps run first, on row blocks; then each sum over rows is cut along its
+/// output into pieces of about equal work (`pieces`), so the sums spread
+/// evenly too. Measured on
 /// tt-xlayer (`adaptc-bench backward`, 24 × q/k/v/o, n = 64, 2 threads, five
 /// alternating runs against the stages): the layers' backward 2.04–2.20× the
 /// forward against 2.25–2.43×, forward+backward 3.21–3.31× against 3.38–3.60×.
 ///
-/// Both cuts are fixed by the shapes (`RowBlocks`, `halves`), never by the
+/// Both cuts are fixed by the shapes (`RowBlocks`, `pieces`), never by the
 /// thread count, so results stay bitwise identical for any `threads`.
 enum RowPhases {
     /// `steps` (in an order that respects their dependences) as a program:
@@ -32,26 +33,40 @@ enum RowPhases {
             }
         }
         if rowLocal.isEmpty { return Program(NetworkLowering.stages(rest)) }
-        return Program(rowLocal: NetworkLowering.stages(rowLocal), then: NetworkLowering.stages(rest.flatMap(halves)))
+        // Pieces of about equal work: the smallest sum that is cut goes in two, the others in proportion.
+        let work = rest.map { cut($0) == nil ? 0 : $0.flops.value(tokens: 64) }
+        let unit = Swift.max((work.filter { $0 > 0 }.min() ?? 0) / 2, 1)
+        let cutRest = zip(rest, work).flatMap { c, w in
+            w == 0 ? [c] : pieces(c, count: Swift.min(Int((Double(w) / Double(unit)).rounded()), maximumPieces))
+        }
+        return Program(rowLocal: NetworkLowering.stages(rowLocal), then: NetworkLowering.stages(cutRest))
     }
 
-    /// Outputs with fewer elements stay whole: their halves would not pay for a task each.
+    /// Outputs with fewer elements stay whole: their pieces would not pay for a task each.
     static let halvingLimit = 2048
+    /// At most this many pieces of one sum.
+    static let maximumPieces = 16
 
-    /// A sum over token rows as two contractions, each writing one half of the
-    /// output along its outermost mode that the largest operand (dy or x, the
-    /// one read from memory) also has, so the halves read disjoint halves of it;
-    /// anything else as it is.
-    static func halves(_ c: Contraction) -> [Contraction] {
+    /// The mode to cut a sum over token rows along, if it is one worth cutting:
+    /// the output's outermost mode that the largest operand (dy or x, the one
+    /// read from memory) also has, so the pieces read disjoint parts of it.
+    static func cut(_ c: Contraction) -> String? {
         let operands = [c.a] + (c.b.map { [$0] } ?? [])
         guard c.output.storage.isOwned, c.output.count.isFixed, c.output.count.constant >= halvingLimit,
               operands.contains(where: { $0.extents.contains(.tokens) }),
-              let largest = operands.max(by: { $0.count.value(tokens: 64) < $1.count.value(tokens: 64) }),
-              let mode = c.output.modes.first(where: { m in
-                  largest.modes.contains(m) && c.output.extent(of: m)!.isFixed && c.output.extent(of: m)!.constant >= 2
-              })
-        else { return [c] }
-        let extent = c.output.extent(of: mode)!.constant, half = extent / 2
+              let largest = operands.max(by: { $0.count.value(tokens: 64) < $1.count.value(tokens: 64) })
+        else { return nil }
+        return c.output.modes.first { m in
+            largest.modes.contains(m) && c.output.extent(of: m)!.isFixed && c.output.extent(of: m)!.constant >= 2
+        }
+    }
+
+    /// A sum over token rows as `count` contractions (at most the cut mode's
+    /// extent), each writing a consecutive part of the output along `cut`;
+    /// anything else as it is.
+    static func pieces(_ c: Contraction, count: Int) -> [Contraction] {
+        guard count >= 2, let mode = cut(c) else { return [c] }
+        let extent = c.output.extent(of: mode)!.constant, count = Swift.min(count, extent)
         func piece(_ view: TensorView, from start: Int, count: Int) -> TensorView {
             guard let k = view.modes.firstIndex(of: mode) else { return view }
             var v = view
@@ -59,9 +74,10 @@ enum RowPhases {
             v.extents[k] = .fixed(count)
             return v
         }
-        let pieces = [(0, half), (half, extent - half)].map { start, count in
-            Contraction(piece(c.output, from: start, count: count), piece(c.a, from: start, count: count),
-                        c.b.map { piece($0, from: start, count: count) }, alpha: c.alpha, accumulate: c.accumulate)
+        let bounds = (0...count).map { extent * $0 / count }
+        let pieces = zip(bounds, bounds.dropFirst()).map { start, end in
+            Contraction(piece(c.output, from: start, count: end - start), piece(c.a, from: start, count: end - start),
+                        c.b.map { piece($0, from: start, count: end - start) }, alpha: c.alpha, accumulate: c.accumulate)
         }
         return pieces.allSatisfy({ $0.lowered != nil }) ? pieces : [c]
     }

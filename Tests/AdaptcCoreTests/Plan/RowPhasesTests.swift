@@ -3,7 +3,7 @@ import XCTest
 import AdaptRuntime
 
 /// Backward in two phases (`RowPhases`): which steps run on row blocks, and
-/// the halves a sum over rows is cut into, checked element by element.
+/// the pieces a sum over rows is cut into, checked element by element.
 final class RowPhasesTests: XCTestCase {
     /// `dB[o.0, o.1, r] += Σ_n dy[n, o.0, o.1]·t[n, r]`, a layer's gradient of its out-side factor.
     static let dB: Contraction = {
@@ -46,19 +46,39 @@ final class RowPhasesTests: XCTestCase {
         return result.sorted { $0.lexicographicallyPrecedes($1) }
     }
 
-    func testHalvesCoverTheSumOnceAlongTheLargestOperand() throws {
-        for (c, cut) in [(Self.dB, "o.0"), (Self.dA, "i.0")] {
-            let halves = RowPhases.halves(c)
-            XCTAssertEqual(halves.count, 2, "\(c)")
-            XCTAssertTrue(halves.allSatisfy { $0.lowered != nil }, "\(c)")
-            XCTAssertEqual(halves.map { $0.output.extent(of: cut)!.constant }, [c.output.extent(of: cut)!.constant / 2,
-                           c.output.extent(of: cut)!.constant - c.output.extent(of: cut)!.constant / 2], "\(c)")
-            let union = (Self.triples(halves[0], tokens: 3) + Self.triples(halves[1], tokens: 3)).sorted { $0.lexicographicallyPrecedes($1) }
-            XCTAssertEqual(union, Self.triples(c, tokens: 3), "\(c): the halves do not cover the sum exactly once")
-            // Disjoint outputs: one stage holds both.
-            XCTAssertFalse(halves[0].output.mayOverlap(halves[1].output), "\(c)")
-            XCTAssertEqual(NetworkLowering.stages(halves).count, 1, "\(c)")
+    func testPiecesCoverTheSumOnceAlongTheLargestOperand() throws {
+        for (c, cut, count) in [(Self.dB, "o.0", 2), (Self.dA, "i.0", 2), (Self.dA, "i.0", 3), (Self.dB, "o.0", 9)] {
+            let pieces = RowPhases.pieces(c, count: count)
+            let extent = c.output.extent(of: cut)!.constant, expected = min(count, extent)
+            XCTAssertEqual(pieces.count, expected, "\(c)")
+            XCTAssertTrue(pieces.allSatisfy { $0.lowered != nil }, "\(c)")
+            XCTAssertEqual(pieces.map { $0.output.extent(of: cut)!.constant }.reduce(0, +), extent, "\(c)")
+            let union = pieces.flatMap { Self.triples($0, tokens: 3) }.sorted { $0.lexicographicallyPrecedes($1) }
+            XCTAssertEqual(union, Self.triples(c, tokens: 3), "\(c): the pieces do not cover the sum exactly once")
+            // Disjoint outputs: one stage holds them all.
+            for (i, p) in pieces.enumerated() {
+                for q in pieces[(i + 1)...] { XCTAssertFalse(p.output.mayOverlap(q.output), "\(c)") }
+            }
+            XCTAssertEqual(NetworkLowering.stages(pieces).count, 1, "\(c)")
         }
+    }
+
+    /// The sums are cut into pieces of about equal work: the smallest in two,
+    /// one four times its work in eight.
+    func testPiecesHaveAboutEqualWork() {
+        let t = TensorView("t", in: .workspace, modes: ["n", "r"], extents: [.tokens, .fixed(3)])
+        let x = TensorView("x", in: .input, modes: ["n", "i"], extents: [.tokens, .fixed(4096)])
+        let a = TensorView("A", in: .parameters, modes: ["r", "i"], extents: [.fixed(3), .fixed(4096)])
+        let wide = TensorView("t4", in: .workspace, offset: Extent(0, perToken: 3), modes: ["n", "R"], extents: [.tokens, .fixed(12)])
+        let dA = TensorView("dA", in: .gradients, modes: ["r", "i"], extents: [.fixed(3), .fixed(4096)])
+        let dA4 = TensorView("dA4", in: .gradients, offset: .fixed(3 * 4096), modes: ["R", "i"], extents: [.fixed(12), .fixed(4096)])
+        let program = RowPhases.program([Contraction(t, x, a, accumulate: false), Contraction(dA, t, x, accumulate: true),
+                                         Contraction(dA4, wide, x, accumulate: true)])
+        let sums = program.stages.dropFirst(program.rowLocalStages).joined()
+        XCTAssertEqual(sums.filter { $0.output.name == "dA" }.count, 2)
+        XCTAssertEqual(sums.filter { $0.output.name == "dA4" }.count, 8)
+        let work = Set(sums.map { $0.flops.value(tokens: 64) })
+        XCTAssertEqual(work.count, 1, "pieces of unequal work: \(work)")
     }
 
     /// Small outputs, and steps that are not sums over rows, stay whole.
@@ -68,12 +88,12 @@ final class RowPhasesTests: XCTestCase {
         small.output.strides = TensorView.rowMajorStrides(small.output.extents)
         small.a.extents = [.tokens, .fixed(2), .fixed(4)]
         small.a.strides = TensorView.rowMajorStrides(small.a.extents)
-        XCTAssertEqual(RowPhases.halves(small).count, 1)
+        XCTAssertEqual(RowPhases.pieces(small, count: 2).count, 1)
         let dx = Contraction(TensorView("dx", in: .inputGradient, modes: ["n", "i"], extents: [.tokens, .fixed(4096)]),
                              TensorView("dt", in: .workspace, modes: ["n", "r"], extents: [.tokens, .fixed(3)]),
                              TensorView("A", in: .parameters, modes: ["r", "i"], extents: [.fixed(3), .fixed(4096)]), accumulate: true)
         XCTAssertTrue(dx.isRowLocal)
-        XCTAssertEqual(RowPhases.halves(dx).count, 1)
+        XCTAssertEqual(RowPhases.pieces(dx, count: 2).count, 1)
         XCTAssertFalse(Self.dB.isRowLocal, "a sum over rows is not row-local")
     }
 

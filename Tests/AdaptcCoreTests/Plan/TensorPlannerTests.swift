@@ -111,7 +111,7 @@ final class TensorPlannerTests: XCTestCase {
 
     /// Backward's token-side steps run on row blocks (`Program.rowLocalStages`,
     /// two blocks here: each block writes its rows of the whole intermediates),
-    /// its sums over rows after, cut in halves. dx against the definition; the
+    /// its sums over rows after, cut into pieces. dx against the definition; the
     /// parameter gradients against the same rows given in calls of 50 rows
     /// (one block each, a path `check` holds to central differences); 1 and 2
     /// threads bitwise equal.
