@@ -12,10 +12,10 @@ import AdaptRuntime
 /// two on the other) and a wait after each of four stages. Here the row-local
 /// steps run first, on row blocks; then each sum over rows is cut along its
 /// output into pieces of about equal work (`pieces`), so the sums spread
-/// evenly too. Measured on
-/// tt-xlayer (`adaptc-bench backward`, 24 × q/k/v/o, n = 64, 2 threads, five
-/// alternating runs against the stages): the layers' backward 2.04–2.20× the
-/// forward against 2.25–2.43×, forward+backward 3.21–3.31× against 3.38–3.60×.
+/// evenly too. Measured on tt-xlayer (`adaptc-bench backward`, 24 × q/k/v/o,
+/// n = 64, 2 threads, five alternating runs against the stages): the layers'
+/// backward 2.04–2.20× the forward against 2.25–2.43×, forward+backward
+/// 3.21–3.31× against 3.38–3.60×.
 ///
 /// Both cuts are fixed by the shapes (`RowBlocks`, `pieces`), never by the
 /// thread count, so results stay bitwise identical for any `threads`.
