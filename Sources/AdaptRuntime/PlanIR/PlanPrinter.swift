@@ -18,6 +18,10 @@ extension Plan: CustomStringConvertible {
                 lines.append("  layer \(fused.layer) forward of \(fused.modules.joined(separator: ", ")) (one input):")
                 lines.append(contentsOf: render(fused.program, "forward"))
             }
+            for fused in group.layerBackwards {
+                lines.append("  layer \(fused.layer) backward of \(fused.modules.joined(separator: ", ")) (one input):")
+                lines.append(contentsOf: render(fused.program, "backward"))
+            }
         }
         return lines.joined(separator: "\n")
     }

@@ -163,6 +163,17 @@ final class TensorPlannerTests: XCTestCase {
         }
     }
 
+    /// `adaptc plan --verbose` shows the layer-fused backward too, with its two phases.
+    func testPrintedPlanShowsTheFusedBackwardAndItsPhases() throws {
+        let (_, plan) = try planned(Self.spec("structure: cp\nrank: 5", modules: "{q: [48, 6], k: [48, 6]}"))
+        let text = plan.description
+        XCTAssertTrue(text.contains("  layer 0 backward of q, k (one input):"), text)
+        let fused = try XCTUnwrap(text.range(of: "  layer 0 backward of q, k (one input):"))
+        let rest = text[fused.upperBound...]
+        let blocks = try XCTUnwrap(rest.range(of: "      on row blocks:")), all = try XCTUnwrap(rest.range(of: "      on all rows:"))
+        XCTAssertLessThan(blocks.lowerBound, all.lowerBound)
+    }
+
     func testSingleLayerAndLayerSubsets() throws {
         try check(Self.spec("structure: tensor-train\nrank: 2", layers: 1), gradients: true)
         try check(Self.spec("structure: cp\nlayers: [0, 2]\nrank: 2"), gradients: false)
