@@ -250,7 +250,10 @@ extension Contraction {
     /// the token mode, every view has it at most once (extent n, a fixed
     /// stride) and no other size or stride that grows with n, and nothing sums
     /// over it. A block then shifts each view by its `tokenRowStride` per row.
-    public var isRowLocal: Bool {
+    public var isRowLocal: Bool { isRowLocal(lowered: lowered) }
+
+    /// `isRowLocal` given the step's `lowered` (which takes a while to work out; callers that have it pass it).
+    public func isRowLocal(lowered: Lowered?) -> Bool {
         guard output.extents.contains(.tokens) else { return false }
         for view in [output, a] + (b.map { [$0] } ?? []) {
             guard view.strides.allSatisfy(\.isFixed), view.extents.filter({ !$0.isFixed }).allSatisfy({ $0 == .tokens }),

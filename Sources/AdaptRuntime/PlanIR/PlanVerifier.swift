@@ -64,9 +64,6 @@ public enum PlanVerifier {
         for (s, stage) in program.stages.enumerated() {
             for c in stage {
                 let here = "\(context) stage \(s): \(c)"
-                if s < program.rowLocalStages && !c.isRowLocal {
-                    problems.append("\(here): in a row-local stage, but does not map token rows to token rows")
-                }
                 var extents: [String: Extent] = [:]
                 var agree = true
                 for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) {
@@ -79,9 +76,13 @@ public enum PlanVerifier {
                     }
                 }
                 guard agree else { continue }
-                guard c.lowered != nil else {
+                let lowered = c.lowered
+                guard lowered != nil else {
                     problems.append("\(here): does not lower to a GEMM or an element-wise loop")
                     continue
+                }
+                if s < program.rowLocalStages && !c.isRowLocal(lowered: lowered) {
+                    problems.append("\(here): in a row-local stage, but does not map token rows to token rows")
                 }
                 for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) {
                     guard let bound = io.bound(view, plan: plan) else {

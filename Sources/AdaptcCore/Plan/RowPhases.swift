@@ -23,20 +23,21 @@ enum RowPhases {
     /// `steps` (in an order that respects their dependences) as a program:
     /// the row-local steps that depend on no sum over rows first, then the rest.
     static func program(_ steps: [Contraction]) -> Program {
-        var rowLocal: [Contraction] = [], rest: [Contraction] = []
+        var rowLocal: [Contraction] = [], rest: [(step: Contraction, lowered: Lowered?)] = []
         for c in steps {
+            let lowered = c.lowered
             // Moving c ahead of the steps already left for later must not reorder any two that touch one buffer.
-            if c.isRowLocal && !rest.contains(where: { NetworkLowering.conflicts($0, c) }) {
+            if c.isRowLocal(lowered: lowered) && !rest.contains(where: { NetworkLowering.conflicts($0.step, c) }) {
                 rowLocal.append(c)
             } else {
-                rest.append(c)
+                rest.append((c, lowered))
             }
         }
-        if rowLocal.isEmpty { return Program(NetworkLowering.stages(rest)) }
+        if rowLocal.isEmpty { return Program(NetworkLowering.stages(rest.map(\.step))) }
         // Pieces of about equal work: the smallest sum that is cut goes in two, the others in proportion.
-        let work = rest.map { cut($0) == nil ? 0 : $0.flops.value(tokens: 64) }
+        let work = rest.map { cut($0.step) == nil ? 0 : ($0.lowered?.flops.value(tokens: 64) ?? 0) }
         let unit = Swift.max((work.filter { $0 > 0 }.min() ?? 0) / 2, 1)
-        let cutRest = zip(rest, work).flatMap { c, w in
+        let cutRest = zip(rest.map(\.step), work).flatMap { c, w in
             w == 0 ? [c] : pieces(c, count: Swift.min(Int((Double(w) / Double(unit)).rounded()), maximumPieces))
         }
         return Program(rowLocal: NetworkLowering.stages(rowLocal), then: NetworkLowering.stages(cutRest))
