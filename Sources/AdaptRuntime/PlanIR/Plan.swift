@@ -250,15 +250,21 @@ extension Contraction {
     /// the token mode, every view has it at most once (extent n, a fixed
     /// stride) and no other size or stride that grows with n, and nothing sums
     /// over it. A block then shifts each view by its `tokenRowStride` per row.
-    public var isRowLocal: Bool { isRowLocal(lowered: lowered) }
+    public var isRowLocal: Bool { hasRowLocalViews && isRowLocal(lowered: lowered) }
 
-    /// `isRowLocal` given the step's `lowered` (which takes a while to work out; callers that have it pass it).
-    public func isRowLocal(lowered: Lowered?) -> Bool {
+    /// The views' half of `isRowLocal`, cheap to check before lowering the step.
+    public var hasRowLocalViews: Bool {
         guard output.extents.contains(.tokens) else { return false }
         for view in [output, a] + (b.map { [$0] } ?? []) {
             guard view.strides.allSatisfy(\.isFixed), view.extents.filter({ !$0.isFixed }).allSatisfy({ $0 == .tokens }),
                   view.extents.filter({ !$0.isFixed }).count <= 1 else { return false }
         }
+        return true
+    }
+
+    /// `isRowLocal` given the step's `lowered` (which takes a while to work out; callers that have it pass it).
+    public func isRowLocal(lowered: Lowered?) -> Bool {
+        guard hasRowLocalViews else { return false }
         switch lowered {
         case .gemm(let g)?: return g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed }
         case .elementwise?: return true

@@ -89,6 +89,9 @@ struct KernelEmitter {
         // In a row block, token views start at the block's first row: each buffer, by
         // the row stride of the views on it, is moved there once (`xRow1024 = x + first * 1024`).
         var shifted: [String: String] = [:]
+        // Lowering a step takes a while: once per step here.
+        let lowered = program.stages.map { $0.map { $0.lowered! } }
+        let stageFlops = lowered.map { $0.reduce(Extent(0)) { $0 + $1.flops } }
         func emit(_ s: Int, rows: String, into lines: inout [String]) {
             let stage = program.stages[s]
             let place: (TensorView) -> String = rows == "n" ? pointer : { view in
@@ -100,12 +103,12 @@ struct KernelEmitter {
             }
             lines.append("// stage \(s + 1): " + stage.map(\.description).joined(separator: "; "))
             if stage.count == 1 {
-                lines += step(stage[0], rows: rows, threads: "threads", pointer: place)
+                lines += step(stage[0], lowered[s][0], rows: rows, threads: "threads", pointer: place)
             } else {
-                lines.append("Kernels.stage(\(stage.count), flops: \(swift(Program([stage]).flops, n: rows)), threads: threads) { i, threads in")
+                lines.append("Kernels.stage(\(stage.count), flops: \(swift(stageFlops[s], n: rows)), threads: threads) { i, threads in")
                 lines.append("    switch i {")
                 for (i, c) in stage.enumerated() {
-                    let steps = step(c, rows: rows, threads: "threads", pointer: place)
+                    let steps = step(c, lowered[s][i], rows: rows, threads: "threads", pointer: place)
                     lines.append("    \(i == stage.count - 1 ? "default" : "case \(i)"):")
                     lines += steps.map { "        " + $0 }
                 }
@@ -116,7 +119,8 @@ struct KernelEmitter {
         if program.rowLocalStages > 0 {
             var block: [String] = []
             for s in 0..<program.rowLocalStages { emit(s, rows: "rows", into: &block) }
-            body.append("RowBlocks.each(rows: n, rowWork: \(program.rowLocalFlops.perToken), threads: threads) { rows, first, threads in")
+            let rowWork = stageFlops.prefix(program.rowLocalStages).reduce(Extent(0), +).perToken
+            body.append("RowBlocks.each(rows: n, rowWork: \(rowWork), threads: threads) { rows, first, threads in")
             body += shifted.keys.sorted().map { "    let \($0) = \(shifted[$0]!)" }
             body += block.map { "    " + $0 }
             body.append("}")
@@ -178,10 +182,10 @@ struct KernelEmitter {
         return name
     }
 
-    /// The Swift statements of one lowered step; sizes that grow with the
+    /// The Swift statements of one step (`lowered`: how it lowers); sizes that grow with the
     /// token count are in `rows` (the kernel's `n`, or a row block's `rows`).
-    private func step(_ c: Contraction, rows: String, threads: String, pointer: (TensorView) -> String) -> [String] {
-        switch c.lowered! {
+    private func step(_ c: Contraction, _ lowered: Lowered, rows: String, threads: String, pointer: (TensorView) -> String) -> [String] {
+        switch lowered {
         case .gemm(let g):
             let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
             let fixed = g.m.isFixed && g.n.isFixed && g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed && !$0.reduces }

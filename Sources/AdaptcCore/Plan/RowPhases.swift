@@ -23,24 +23,34 @@ enum RowPhases {
     /// `steps` (in an order that respects their dependences) as a program:
     /// the row-local steps that depend on no sum over rows first, then the rest.
     static func program(_ steps: [Contraction]) -> Program {
-        var rowLocal: [Contraction] = [], rest: [(step: Contraction, lowered: Lowered?)] = []
+        var rowLocal: [Contraction] = [], rest: [Contraction] = []
         for c in steps {
-            let lowered = c.lowered
             // Moving c ahead of the steps already left for later must not reorder any two that touch one buffer.
-            if c.isRowLocal(lowered: lowered) && !rest.contains(where: { NetworkLowering.conflicts($0.step, c) }) {
+            // (Lowering takes the longest, so it comes last.)
+            if c.hasRowLocalViews && !rest.contains(where: { NetworkLowering.conflicts($0, c) }) && c.isRowLocal(lowered: c.lowered) {
                 rowLocal.append(c)
             } else {
-                rest.append((c, lowered))
+                rest.append(c)
             }
         }
-        if rowLocal.isEmpty { return Program(NetworkLowering.stages(rest.map(\.step))) }
+        if rowLocal.isEmpty { return Program(NetworkLowering.stages(rest)) }
         // Pieces of about equal work: the smallest sum that is cut goes in two, the others in proportion.
-        let work = rest.map { cut($0.step) == nil ? 0 : ($0.lowered?.flops.value(tokens: 64) ?? 0) }
+        let work = rest.map { cut($0) == nil ? 0 : multiplyAdds($0) }
         let unit = Swift.max((work.filter { $0 > 0 }.min() ?? 0) / 2, 1)
-        let cutRest = zip(rest.map(\.step), work).flatMap { c, w in
+        let cutRest = zip(rest, work).flatMap { c, w in
             w == 0 ? [c] : pieces(c, count: Swift.min(Int((Double(w) / Double(unit)).rounded()), maximumPieces))
         }
         return Program(rowLocal: NetworkLowering.stages(rowLocal), then: NetworkLowering.stages(cutRest))
+    }
+
+    /// A sum's multiply-adds at 64 tokens, from its modes (lowering it takes much longer):
+    /// the product of every mode's extent, each mode once.
+    static func multiplyAdds(_ c: Contraction) -> Int {
+        var extent: [String: Int] = [:]
+        for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) {
+            for (mode, e) in zip(view.modes, view.extents) { extent[mode] = e.value(tokens: 64) }
+        }
+        return extent.values.reduce(1, *)
     }
 
     /// Outputs with fewer elements stay whole: their pieces would not pay for a task each.
@@ -80,6 +90,14 @@ enum RowPhases {
             Contraction(piece(c.output, from: start, count: end - start), piece(c.a, from: start, count: end - start),
                         c.b.map { piece($0, from: start, count: end - start) }, alpha: c.alpha, accumulate: c.accumulate)
         }
-        return pieces.allSatisfy({ $0.lowered != nil }) ? pieces : [c]
+        // Pieces of one length lower alike: one of each length is tried.
+        var tried: [Int: Bool] = [:]
+        let lower = pieces.allSatisfy { piece in
+            let length = piece.output.extent(of: mode)!.constant
+            if let known = tried[length] { return known }
+            tried[length] = piece.lowered != nil
+            return tried[length]!
+        }
+        return lower ? pieces : [c]
     }
 }
