@@ -290,7 +290,7 @@ private struct CompiledProgram {
         stageFlops = stages.map { $0.reduce(Extent(0)) { $0 + $1.lowered.flops } }
         flops = stageFlops.reduce(Extent(0), +)
         rowLocalStages = program.rowLocalStages
-        rowLocalFlops = program.rowLocalFlops
+        rowLocalFlops = stageFlops.prefix(rowLocalStages).reduce(Extent(0), +)
         rowBlockWorkspace = program.mapsRowsIndependently ? program.workspaceExtent : nil
     }
 

@@ -106,7 +106,8 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
             let (b0, b1) = (other.offset.value(tokens: n), other.end.value(tokens: n))
             guard a0 < b1 && b0 < a1 else { continue }
             if let disjoint = disjointColumnBlocks(other, tokens: n), disjoint { continue }
-            if disjointAlongOneMode(other) { continue }
+            // Views with no size that grows with n: disjoint for one n, disjoint for all.
+            if disjointAlongOneMode(other) { return false }
             return true
         }
         return false
