@@ -90,7 +90,7 @@ public enum PlanVerifier {
                         continue
                     }
                     let end = view.end
-                    if view.offset.constant < 0 || end.constant > bound.constant || end.perToken > bound.perToken {
+                    if !view.offset.isAtLeast(.fixed(0)) || !bound.isAtLeast(end) {
                         problems.append("\(here): \(view.name) [\(view.offset), \(end)) exceeds its buffer (\(bound))")
                     }
                 }

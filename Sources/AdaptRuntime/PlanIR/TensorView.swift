@@ -95,22 +95,18 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
     public var indices: [String] { modes }
 
     /// Conservative: same buffer (and slot) and intersecting spans [offset, end)
-    /// for some token count — except two matrices with the same row stride
-    /// and unit column stride (column blocks of one wider matrix, e.g. each
-    /// module's slice of a stacked z), which overlap only when both their
-    /// rows and their columns do.
+    /// for some token count n ≥ 1 (decided exactly: both ends are linear in
+    /// n) — except two matrices with the same row stride and unit column
+    /// stride (column blocks of one wider matrix, e.g. each module's slice of
+    /// a stacked z), which overlap only when both their rows and their columns
+    /// do, and two pieces of one tensor cut along one mode.
     public func mayOverlap(_ other: TensorView) -> Bool {
         guard storage == other.storage, slot == other.slot else { return false }
-        for n in [1, 2, 64, 4096] {
-            let (a0, a1) = (offset.value(tokens: n), end.value(tokens: n))
-            let (b0, b1) = (other.offset.value(tokens: n), other.end.value(tokens: n))
-            guard a0 < b1 && b0 < a1 else { continue }
-            if let disjoint = disjointColumnBlocks(other, tokens: n), disjoint { continue }
-            // Views with no size that grows with n: disjoint for one n, disjoint for all.
-            if disjointAlongOneMode(other) { return false }
-            return true
-        }
-        return false
+        let meet = TokenCounts.all.requiring(positive: other.end - offset).requiring(positive: end - other.offset)
+        guard !meet.isEmpty else { return false }
+        // Views with no size that grows with n: disjoint for one n, disjoint for all.
+        if disjointAlongOneMode(other) { return false }
+        return columnBlocksMeet(other, for: meet) ?? true
     }
 
     /// Two pieces of one tensor cut along one mode (a sum over rows split in
@@ -146,18 +142,34 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
         return false
     }
 
-    private func disjointColumnBlocks(_ other: TensorView, tokens n: Int) -> Bool? {
-        guard modes.count == 2, other.modes.count == 2 else { return nil }
-        let s = strides.map { $0.value(tokens: n) }, t = other.strides.map { $0.value(tokens: n) }
-        guard s == t, s[1] == 1, s[0] > 0 else { return nil }
-        let stride = s[0]
-        let (o1, o2) = (offset.value(tokens: n), other.offset.value(tokens: n))
-        let (c1, c2) = (o1 % stride, o2 % stride), (r1, r2) = (o1 / stride, o2 / stride)
-        let (w1, w2) = (extents[1].value(tokens: n), other.extents[1].value(tokens: n))
-        let (h1, h2) = (extents[0].value(tokens: n), other.extents[0].value(tokens: n))
-        guard c1 + w1 <= stride, c2 + w2 <= stride else { return nil }
-        let columns = c1 < c2 + w2 && c2 < c1 + w1, rows = r1 < r2 + h2 && r2 < r1 + h1
-        return !(columns && rows)
+    /// For two column blocks of one matrix (same row stride S, unit column
+    /// stride, each inside one row of S): whether their rows and columns both
+    /// meet for some n in `counts`; nil when they are not such blocks for
+    /// every n there, in a form linear in n (offset = row·S + column with
+    /// row and column linear, 0 ≤ column and column + width ≤ S).
+    private func columnBlocksMeet(_ other: TensorView, for counts: TokenCounts) -> Bool? {
+        guard modes.count == 2, other.modes.count == 2, strides == other.strides, strides[1] == .fixed(1),
+              counts.allPositive(strides[0]), let mine = block(in: counts), let theirs = other.block(in: counts)
+        else { return nil }
+        let (h1, h2, w1, w2) = (extents[0], other.extents[0], extents[1], other.extents[1])
+        return !counts.requiring(positive: theirs.column + w2 - mine.column).requiring(positive: mine.column + w1 - theirs.column)
+            .requiring(positive: theirs.row + h2 - mine.row).requiring(positive: mine.row + h1 - theirs.row).isEmpty
+    }
+
+    /// This matrix's first element as (row, column) of its row stride, if that is linear in n over `counts`.
+    private func block(in counts: TokenCounts) -> (row: Extent, column: Extent)? {
+        let stride = strides[0], n = counts.lower
+        // A row that grows with n needs a fixed stride (else the offset would be quadratic in n).
+        var row = Extent(0)
+        if offset.perToken != 0 && stride.isFixed {
+            guard offset.perToken % stride.constant == 0 else { return nil }
+            row.perToken = offset.perToken / stride.constant
+        }
+        let rest = offset - row * stride
+        row.constant = TokenCounts.floorDivide(rest.value(tokens: n), stride.value(tokens: n))
+        let column = offset - row * stride
+        guard counts.allPositive(column + .fixed(1)), counts.allPositive(stride - column - extents[1] + .fixed(1)) else { return nil }
+        return (row, column)
     }
 
     public var description: String { "\(name)[\(modes.joined(separator: ", "))]" }

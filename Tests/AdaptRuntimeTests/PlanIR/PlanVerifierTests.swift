@@ -40,6 +40,14 @@ final class PlanVerifierTests: XCTestCase {
         XCTAssertTrue(PlanVerifier.verify(plan(forward: good, workspace: Extent.tokens)).contains { $0.contains("exceeds its buffer") })
     }
 
+    /// An offset that is in the buffer for n = 1 but falls below it from n = 2 on.
+    func testRejectsAnOffsetBelowTheBufferForSomeN() {
+        let low = MatrixView("z", in: .workspace, offset: Extent(2, perToken: -2), indices: ("n", "r"), shape: (.tokens, .fixed(2)))
+        XCTAssertTrue(PlanVerifier.verify(plan(forward: [[Contraction(low, x, a, accumulate: false)], [Contraction(y, low, b, accumulate: true)]],
+                                               workspace: Extent(2, perToken: 2)))
+            .contains { $0.contains("exceeds its buffer") })
+    }
+
     func testRejectsMismatchedContractedExtent() {
         let wide = MatrixView("A", in: .parameters, indices: ("r", "i"), shape: (.fixed(2), .fixed(6)))
         XCTAssertTrue(PlanVerifier.verify(plan(forward: [[Contraction(z, x, wide, accumulate: false)]]))
