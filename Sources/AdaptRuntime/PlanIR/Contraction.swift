@@ -32,13 +32,16 @@ public struct Contraction: Hashable, Sendable, CustomStringConvertible, Codable 
         return output.modes.filter { a.modes.contains($0) && b.modes.contains($0) }
     }
 
-    public var description: String {
+    public var description: String { describe(\.description) }
+
+    /// The step as an einsum, each view printed by `view`.
+    func describe(_ view: (TensorView) -> String) -> String {
         let scale = alpha == 1 ? "" : "\(alpha)·"
         let op = accumulate ? "+=" : "="
-        guard let b else { return "\(output) \(op) \(scale)\(a)" }
+        guard let b else { return "\(view(output)) \(op) \(scale)\(view(a))" }
         let summed = summedModes
-        if summed.isEmpty { return "\(output) \(op) \(scale)\(a)⊙\(b)" }
-        return "\(output) \(op) \(scale)Σ_\(summed.joined(separator: ",")) \(a)·\(b)"
+        if summed.isEmpty { return "\(view(output)) \(op) \(scale)\(view(a))⊙\(view(b))" }
+        return "\(view(output)) \(op) \(scale)Σ_\(summed.joined(separator: ",")) \(view(a))·\(view(b))"
     }
 
     /// Multiply-adds ×2 (element-wise steps: one flop per element and factor).

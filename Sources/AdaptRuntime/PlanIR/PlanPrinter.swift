@@ -1,6 +1,8 @@
 extension Plan: CustomStringConvertible {
     /// The readable form `adaptc plan` prints: one block per group, the chosen
-    /// path, then each program as numbered stages of contractions.
+    /// path, then each program as numbered stages of contractions, every view
+    /// with its extents, strides, buffer and offset (`layoutDescription`), so
+    /// two different plans never print the same.
     public var description: String {
         var lines = ["plan \(specName): \(parameterCount) parameters, workspace \(workspace) floats"]
         for group in groups {
@@ -31,8 +33,26 @@ extension Plan: CustomStringConvertible {
         for (s, stage) in program.stages.enumerated() {
             if s == 0 && program.rowLocalStages > 0 { lines.append("      on row blocks:") }
             if s == program.rowLocalStages && s > 0 { lines.append("      on all rows:") }
-            for c in stage { lines.append("      \(s + 1). \(c)") }
+            for c in stage { lines.append("      \(s + 1). \(c.layoutDescription)") }
         }
         return lines
+    }
+}
+
+extension TensorView {
+    /// Every field of the view, so two different views never print the same:
+    /// `z[n:n/24, r:8/1]@workspace+16` is modes with extent/stride, the buffer
+    /// (`.slot` when not 0) and the offset. (`description`, the short form
+    /// `z[n, r]`, is what the generated code's comments show.)
+    public var layoutDescription: String {
+        let modes = zip(modes, zip(extents, strides)).map { "\($0):\($1.0)/\($1.1)" }.joined(separator: ", ")
+        return "\(name)[\(modes)]@\(storage.rawValue)\(slot == 0 ? "" : ".\(slot)")+\(offset)"
+    }
+}
+
+extension Contraction {
+    /// `description` with each view's `layoutDescription`: one-to-one.
+    public var layoutDescription: String {
+        describe(\.layoutDescription)
     }
 }

@@ -78,4 +78,22 @@ final class PlanVerifierTests: XCTestCase {
         XCTAssertEqual(Extent.tokens.description, "n")
         XCTAssertEqual(Contraction(y, z, b, alpha: 2, accumulate: true).description, "y[n, o] += 2.0·Σ_r z[n, r]·B[o, r]")
     }
+
+    /// `adaptc plan --verbose` is one-to-one: plans whose views differ only in
+    /// offset, stride, buffer or slot print differently.
+    func testPrintedPlanShowsEveryFieldOfAView() {
+        let printed = plan(forward: good).description
+        func variant(_ change: (inout TensorView) -> Void) -> String {
+            var moved = z
+            change(&moved)
+            return plan(forward: [[Contraction(moved, x, a, accumulate: false)], [Contraction(y, moved, b, accumulate: true)]]).description
+        }
+        let variants = [variant { $0.offset = Extent.tokens * 2 }, variant { $0.strides = [.fixed(3), .fixed(1)] },
+                        variant { $0.storage = .prepared }, variant { $0.slot = 1 }, variant { $0.extents[0] = Extent(0, perToken: 2) }]
+        for (k, text) in variants.enumerated() { XCTAssertNotEqual(text, printed, "variant \(k) prints as the plan") }
+        XCTAssertEqual(Set(variants).count, variants.count)
+        let wide = MatrixView("z", in: .output, slot: 2, offset: Extent(4, perToken: 8), indices: ("n", "r"), shape: (.tokens, .fixed(2)), rowStride: .fixed(24))
+        XCTAssertEqual(Contraction(wide, x, a, alpha: 0.5, accumulate: true).layoutDescription,
+                       "z[n:n/24, r:2/1]@output.2+8n+4 += 0.5·Σ_i x[n:n/8, i:8/1]@input+0·A[r:2/8, i:8/1]@parameters+0")
+    }
 }
