@@ -3,7 +3,8 @@
 /// an output never aliases its operands, contractions in one stage touch
 /// disjoint outputs and read nothing another writes, and row-local stages
 /// hold only row-local contractions. Run after planning (and by
-/// the tests on every spec); a failure is a compiler bug, not a user error.
+/// the tests on every spec), and in debug builds on each program after every
+/// pass that rewrites it (`assertValid`); a failure is a compiler bug, not a user error.
 public enum PlanVerifier {
     public static func verify(_ plan: Plan) -> [String] {
         var problems: [String] = []
@@ -38,6 +39,33 @@ public enum PlanVerifier {
         return problems
     }
 
+    /// The invariants of one program that need no buffer sizes: each step
+    /// lowers with agreeing extents, no output aliases its operands, a stage's
+    /// steps are independent, row-local stages hold row-local steps. What
+    /// every pass that rewrites a program must keep (`assertValid`).
+    public static func verify(_ program: Program, _ context: String) -> [String] {
+        var problems: [String] = []
+        check(program, context, nil, nil, &problems)
+        return problems
+    }
+
+    /// In debug builds, stops with the pass's name when `program` is not valid
+    /// (`verify(_:_:)`): the planner runs this after each pass, so a broken pass
+    /// is named where it breaks, not found in the finished plan. Nothing in release builds.
+    public static func assertValid(_ program: Program, after pass: String) {
+        #if DEBUG
+        let problems = verify(program, "after \(pass)")
+        assert(problems.isEmpty, "internal error: \(pass) made an invalid program:\n" + problems.joined(separator: "\n"))
+        #endif
+    }
+
+    /// `assertValid` for steps that run one after another.
+    public static func assertValid(_ steps: [Contraction], after pass: String) {
+        #if DEBUG
+        assertValid(Program(steps.map { [$0] }), after: pass)
+        #endif
+    }
+
     /// Row widths of the caller's token buffers, per slot.
     private struct TokenShapes {
         var input: [Int]
@@ -57,7 +85,8 @@ public enum PlanVerifier {
         }
     }
 
-    private static func check(_ program: Program, _ context: String, _ plan: Plan, _ io: TokenShapes, _ problems: inout [String]) {
+    /// Buffer bounds are checked when `plan` and `io` are given.
+    private static func check(_ program: Program, _ context: String, _ plan: Plan?, _ io: TokenShapes?, _ problems: inout [String]) {
         if program.rowLocalStages < 0 || program.rowLocalStages > program.stages.count {
             problems.append("\(context): \(program.rowLocalStages) row-local stages of \(program.stages.count)")
         }
@@ -85,6 +114,7 @@ public enum PlanVerifier {
                     problems.append("\(here): in a row-local stage, but does not map token rows to token rows")
                 }
                 for view in [c.output, c.a] + (c.b.map { [$0] } ?? []) {
+                    guard let io, let plan else { break }
                     guard let bound = io.bound(view, plan: plan) else {
                         problems.append("\(here): \(view.name) uses a missing slot")
                         continue

@@ -37,6 +37,9 @@ enum PanelPacking {
         }
         group.prepare = Program(group.prepare.stages + [packing.copies])
         prepared = packing.next
+        for program in [group.prepare] + group.pairs.flatMap({ [$0.forward, $0.backward] }) + (group.layerForwards + group.layerBackwards).map(\.program) {
+            PlanVerifier.assertValid(program, after: "PanelPacking")
+        }
     }
 
     private struct Packing {

@@ -40,7 +40,9 @@ enum RowPhases {
         let cutRest = zip(rest, work).flatMap { c, w in
             w == 0 ? [c] : pieces(c, count: Swift.min(Int((Double(w) / Double(unit)).rounded()), maximumPieces))
         }
-        return Program(rowLocal: NetworkLowering.stages(rowLocal), then: NetworkLowering.stages(cutRest))
+        let phased = Program(rowLocal: NetworkLowering.stages(rowLocal), then: NetworkLowering.stages(cutRest))
+        PlanVerifier.assertValid(phased, after: "RowPhases")
+        return phased
     }
 
     /// A sum's multiply-adds at 64 tokens, from its modes (lowering it takes much longer):

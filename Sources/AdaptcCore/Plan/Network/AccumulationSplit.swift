@@ -32,6 +32,7 @@ enum AccumulationSplit {
         }
         guard !partialOf.isEmpty else { return contractions }
         var result: [Contraction] = []
+        defer { PlanVerifier.assertValid(result, after: "AccumulationSplit") }
         for (i, c) in contractions.enumerated() {
             var c = c
             if let partial = partialOf[i] {

@@ -84,13 +84,17 @@ struct NetworkLowering {
                 let copy = place("\(operand.name)ᵀ", order, order.map { operand.extent(of: $0)! })
                 steps.append(Contraction(copy, operand, nil, accumulate: false))
                 if side == 0 { c.a = copy } else { c.b = copy }
-                if c.lowered != nil { return steps + [c] }
+                if c.lowered != nil {
+                    PlanVerifier.assertValid(steps + [c], after: "legalize")
+                    return steps + [c]
+                }
             }
             let order = batch + c.output.modes.filter { c.a.modes.contains($0) && !batch.contains($0) }
                 + c.output.modes.filter { !c.a.modes.contains($0) }
             let temporary = place("\(c.output.name)ᵀ", order, order.map { c.output.extent(of: $0)! })
             let product = Contraction(temporary, c.a, c.b, alpha: c.alpha, accumulate: false)
             let add = Contraction(c.output, temporary, nil, accumulate: c.accumulate)
+            PlanVerifier.assertValid(steps + [product, add], after: "legalize")
             precondition(product.lowered != nil && add.lowered != nil,
                          "internal error: step \(contraction) does not lower even after copies: "
                          + [contraction.output, contraction.a, b].map { "\($0) strides \($0.strides)" }.joined(separator: "; "))
@@ -178,6 +182,7 @@ struct NetworkLowering {
             stages[level].append(c)
             placed.append((c, level))
         }
+        PlanVerifier.assertValid(Program(stages), after: "NetworkLowering.stages")
         return stages
     }
 
