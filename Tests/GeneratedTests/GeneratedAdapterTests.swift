@@ -48,6 +48,11 @@ final class GeneratedAdapterTests: XCTestCase {
         try run(BenchLoraAdapter.self, "bench-lora.adapt.yaml", tokens: [1], materialize: false)
     }
 
+    func testBenchDecodeLayer() throws {
+        // The seven LLaMA-7B-shaped maps at n 1 (the decode benchmark); materialize as for BenchLora.
+        try run(BenchDecodeAdapter.self, "bench-decode.adapt.yaml", tokens: [1], materialize: false)
+    }
+
     /// merge then unmerge restores W; merged W applied to x equals base + adapter.
     func testMergeAndUnmergeInPlace() throws {
         var harness = try GeneratedAdapterHarness<TinyQvAdapter>(spec: "tiny-qv.adapt.yaml")

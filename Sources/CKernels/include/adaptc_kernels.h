@@ -40,6 +40,24 @@ void adaptc_panel_gemm(bool trans_a, long m, long n, long k, float alpha, const 
 void adaptc_panel_dot(long m, long panels, long k, float alpha, const float *a, long lda, const float *b,
                       long panel_stride, long rank_stride, float beta, float *c, long c_row, long c_rank);
 
+/// The memory floor of a benchmark (DESIGN §8), one contiguous block at a
+/// time so a caller can spread a buffer's blocks over threads: plain vector
+/// loads and stores, as the kernels move data. adaptc_stream_read reads
+/// x[0..count) and returns its sum (so the reads are kept); adaptc_stream_update
+/// reads and writes y[0..count), y[i] += delta (an accumulated output, y +=);
+/// adaptc_stream_write writes y[i] = value (a fresh output).
+float adaptc_stream_read(const float *x, long count);
+void adaptc_stream_update(float *y, long count, float delta);
+void adaptc_stream_write(float *y, long count, float value);
+
+/// The compute floor: fused multiply-adds on registers alone, as many
+/// independent chains as keep the FMA ports busy (AVX-512 or AVX2+FMA, chosen
+/// at run time). adaptc_fma_width() chains (lanes) step at once; each starts at
+/// 0 and takes `steps` steps s ← s·a + b, so a call does 2·steps·width FLOPs and
+/// returns the sum of the chains' final values, in double.
+long adaptc_fma_width(void);
+double adaptc_fma_loop(long steps, float a, float b);
+
 /// OpenBLAS's kernel family when adaptc chose it at load time, else NULL.
 /// A DYNAMIC_ARCH OpenBLAS that does not know the CPU (0.3.21 on Sapphire
 /// Rapids) falls back to SSE3 kernels, 4–5× slower; when OPENBLAS_CORETYPE is
