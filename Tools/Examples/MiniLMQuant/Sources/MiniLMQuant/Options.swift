@@ -1,0 +1,54 @@
+import AdaptRuntime
+import Foundation
+
+/// Command-line options (hand-parsed: the example needs no other package).
+struct Options {
+    enum Command: String { case embed, bench }
+
+    var command: Command
+    /// The checkpoint folder; `ADAPTC_MINILM_CACHE`, else `.build/minilm` (where
+    /// Tools/fetch-minilm puts it, run from the repository root).
+    var model = ProcessInfo.processInfo.environment["ADAPTC_MINILM_CACHE"] ?? ".build/minilm"
+    var threads = 2
+    var batch = 32
+    /// Tokens per sentence at most, [CLS] and [SEP] included (the model has 512 positions).
+    var maximumTokens = 512
+    var sentences = 1000
+    var repeats = 5
+
+    static let usage = """
+        usage: MiniLMQuant embed [--model DIR] [--threads N] [--batch N] [--max-tokens N]
+                 sentences on stdin, one a line; for each, a JSON array of its embedding on stdout
+               MiniLMQuant bench [--model DIR] [--threads N] [--batch N] [--sentences N] [--repeats N]
+                 the minilm-embed benchmark (DESIGN §8), one JSON line
+        """
+
+    struct BadOption: Error, CustomStringConvertible { let description: String }
+
+    static func parse(_ arguments: [String]) throws -> Options {
+        guard let first = arguments.first else { throw BadOption(description: "no command") }
+        guard let command = Command(rawValue: first) else { throw BadOption(description: "unknown command \(first)") }
+        var options = Options(command: command)
+        var rest = arguments.dropFirst()
+        while let flag = rest.popFirst() {
+            guard let value = rest.popFirst() else { throw BadOption(description: "\(flag) needs a value") }
+            switch (command, flag) {
+            case (_, "--model"): options.model = value
+            case (_, "--threads"): options.threads = try positive(value, flag, atMost: 1024)
+            case (_, "--batch"): options.batch = try positive(value, flag, atMost: 4096)
+            case (.embed, "--max-tokens"): options.maximumTokens = try positive(value, flag, atMost: 512, atLeast: 2)
+            case (.bench, "--sentences"): options.sentences = try positive(value, flag, atMost: 1_000_000)
+            case (.bench, "--repeats"): options.repeats = try positive(value, flag, atMost: 1000)
+            default: throw BadOption(description: "unknown option \(flag) for \(command.rawValue)")
+            }
+        }
+        return options
+    }
+
+    private static func positive(_ value: String, _ flag: String, atMost limit: Int, atLeast lower: Int = 1) throws -> Int {
+        guard let number = Int(value), number >= lower, number <= limit else {
+            throw BadOption(description: "\(flag) takes an integer in \(lower)...\(limit)")
+        }
+        return number
+    }
+}
