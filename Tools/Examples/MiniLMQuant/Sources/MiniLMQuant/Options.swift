@@ -3,7 +3,7 @@ import Foundation
 
 /// Command-line options (hand-parsed: the example needs no other package).
 struct Options {
-    enum Command: String { case embed, bench }
+    enum Command: String { case embed, bench, recover }
 
     var command: Command
     /// The checkpoint folder; `ADAPTC_MINILM_CACHE`, else `.build/minilm` (where
@@ -15,12 +15,16 @@ struct Options {
     var maximumTokens = 512
     var sentences = 1000
     var repeats = 5
+    var epochs = 6
+    var seed: UInt64 = 1
 
     static let usage = """
         usage: MiniLMQuant embed [--model DIR] [--threads N] [--batch N] [--max-tokens N]
                  sentences on stdin, one a line; for each, a JSON array of its embedding on stdout
                MiniLMQuant bench [--model DIR] [--threads N] [--batch N] [--sentences N] [--repeats N]
                  the minilm-embed benchmark (DESIGN §8), one JSON line
+               MiniLMQuant recover [--model DIR] [--threads N] [--batch N] [--epochs N] [--seed N]
+                 int4 quantisation won back by each adapter spec of the app; a Markdown table
         """
 
     struct BadOption: Error, CustomStringConvertible { let description: String }
@@ -39,6 +43,8 @@ struct Options {
             case (.embed, "--max-tokens"): options.maximumTokens = try positive(value, flag, atMost: 512, atLeast: 2)
             case (.bench, "--sentences"): options.sentences = try positive(value, flag, atMost: 1_000_000)
             case (.bench, "--repeats"): options.repeats = try positive(value, flag, atMost: 1000)
+            case (.recover, "--epochs"): options.epochs = try positive(value, flag, atMost: 1000)
+            case (.recover, "--seed"): options.seed = UInt64(try positive(value, flag, atMost: Int.max, atLeast: 0))
             default: throw BadOption(description: "unknown option \(flag) for \(command.rawValue)")
             }
         }

@@ -4,6 +4,7 @@
 //
 //     MiniLMQuant embed [--model DIR] [--threads N] [--batch N] [--max-tokens N]  < sentences
 //     MiniLMQuant bench [--model DIR] [--threads N] [--batch N] [--sentences N] [--repeats N]
+//     MiniLMQuant recover [--model DIR] [--threads N] [--batch N] [--epochs N] [--seed N]
 import Foundation
 
 let options: Options
@@ -18,6 +19,7 @@ do {
     switch options.command {
     case .embed: try Embed.run(options)
     case .bench: try Bench.run(options)
+    case .recover: try Recover.run(options)
     }
 } catch {
     FileHandle.standardError.write(Data("MiniLMQuant: error: \(error)\n".utf8))

@@ -14,7 +14,7 @@ import AdaptRuntime
 public final class Encoder {
     public let weights: EncoderWeights
     public let threads: Int
-    private let workspace = Workspace()
+    let workspace = Workspace()
     /// Rows per task of the row-local phases. Each GEMM call packs its weight
     /// afresh (OpenBLAS has no pre-packed sgemm): at 64 rows packing took 15% of
     /// the benchmark's time; 256 rows was 5% faster overall (128 to 512 alike).
@@ -31,18 +31,8 @@ public final class Encoder {
     /// sentence has 1 to `maximumPositions` token ids below the vocabulary size.
     public func embed(_ sentences: [[Int32]]) -> [[Float]] {
         if sentences.isEmpty { return [] }
-        let config = self.config
-        var starts = [0]
-        for ids in sentences {
-            precondition(!ids.isEmpty && ids.count <= config.maximumPositions, "a sentence of \(ids.count) tokens")
-            starts.append(starts.last! + ids.count)
-        }
-        let rows = starts.last!
-        workspace.reserve(rows: rows, hidden: config.hidden, intermediate: config.intermediate)
-        let tokens = sentences.flatMap { $0 }
-        let positions = sentences.flatMap { 0..<Int32($0.count) }
-        let batch = PackedBatch(starts: starts, tokens: tokens, positions: positions)
-
+        let batch = pack(sentences)
+        let rows = batch.starts.last!
         forEachRowBlock(rows) { block in
             embedTokens(batch, block)
             projectQueriesKeysValues(layer: 0, block)
@@ -57,6 +47,18 @@ public final class Encoder {
         return pool(batch)
     }
 
+    /// The sentences' token rows one after another, the workspace grown to hold them.
+    func pack(_ sentences: [[Int32]]) -> PackedBatch {
+        var starts = [0]
+        for ids in sentences {
+            precondition(!ids.isEmpty && ids.count <= config.maximumPositions, "a sentence of \(ids.count) tokens")
+            starts.append(starts.last! + ids.count)
+        }
+        workspace.reserve(rows: starts.last!, hidden: config.hidden, intermediate: config.intermediate)
+        return PackedBatch(starts: starts, tokens: sentences.flatMap { $0 },
+                           positions: sentences.flatMap { 0..<Int32($0.count) })
+    }
+
     struct PackedBatch {
         /// Sentence s has rows starts[s]..<starts[s + 1].
         let starts: [Int]
@@ -65,7 +67,7 @@ public final class Encoder {
         var sentenceCount: Int { starts.count - 1 }
     }
 
-    private func forEachRowBlock(_ rows: Int, _ body: (Range<Int>) -> Void) {
+    func forEachRowBlock(_ rows: Int, _ body: (Range<Int>) -> Void) {
         let blocks = (rows + Self.rowBlock - 1) / Self.rowBlock
         Parallel.forEach(blocks, threads: threads) { range in
             for block in range { body((block * Self.rowBlock)..<min(rows, (block + 1) * Self.rowBlock)) }
@@ -73,7 +75,7 @@ public final class Encoder {
     }
 
     /// x = LayerNorm(word + position + token type 0).
-    private func embedTokens(_ batch: PackedBatch, _ rows: Range<Int>) {
+    func embedTokens(_ batch: PackedBatch, _ rows: Range<Int>) {
         let h = config.hidden, e = weights.embeddings
         let x = workspace.hiddenStates!
         e.words.withUnsafeBufferPointer { words in
@@ -101,7 +103,7 @@ public final class Encoder {
 
     /// context = softmax(Q·Kᵀ/√d)·V for each head of each sentence, over the
     /// sentence's own tokens only.
-    private func attend(_ batch: PackedBatch) {
+    func attend(_ batch: PackedBatch) {
         let h = config.hidden, heads = config.heads, d = config.headSize
         let scale = 1 / Float(d).squareRoot()
         let q = workspace.queries!, k = workspace.keys!, v = workspace.values!, context = workspace.context!
@@ -138,7 +140,7 @@ public final class Encoder {
     }
 
     /// x = LayerNorm(x + sublayer), row by row.
-    private func addResidualAndNormalize(_ norm: LayerNorm, _ rows: Int, _ sublayer: UnsafePointer<Float>,
+    func addResidualAndNormalize(_ norm: LayerNorm, _ rows: Int, _ sublayer: UnsafePointer<Float>,
                                          into x: UnsafeMutablePointer<Float>) {
         let count = rows * config.hidden
         for i in 0..<count { x[i] += sublayer[i] }
@@ -146,7 +148,7 @@ public final class Encoder {
     }
 
     /// Mean of each sentence's last hidden states (in Double), then unit L2 norm.
-    private func pool(_ batch: PackedBatch) -> [[Float]] {
+    func pool(_ batch: PackedBatch) -> [[Float]] {
         let h = config.hidden, x = workspace.hiddenStates!
         return (0..<batch.sentenceCount).map { sentence in
             var mean = [Double](repeating: 0, count: h)
