@@ -24,7 +24,8 @@ let package = Package(
         .testTarget(
             name: "MiniLMTests",
             dependencies: ["MiniLM", "MiniLMQuant", .product(name: "AdaptRuntime", package: "adaptc")],
-            exclude: ["Fixtures"]
+            exclude: ["Fixtures"],
+            plugins: [.plugin(name: "AdaptcPlugin", package: "adaptc")]
         ),
     ]
 )

@@ -1,18 +1,17 @@
 import AdaptRuntime
-import MiniLM
 
 /// The float model's output of each adapted map for one batch, recorded on
 /// the float pass: the targets of `ActivationRegression`.
-final class FloatOutputs: MapObserver {
-    let maps: Set<EncoderMap>
-    private(set) var outputs: [[EncoderMap: [Float]]]
+public final class FloatOutputs: MapObserver {
+    public let maps: Set<EncoderMap>
+    public private(set) var outputs: [[EncoderMap: [Float]]]
 
-    init(layers: Int, maps: [EncoderMap]) {
+    public init(layers: Int, maps: [EncoderMap]) {
         self.maps = Set(maps)
         outputs = Array(repeating: [:], count: layers)
     }
 
-    func mapped(layer: Int, map: EncoderMap, linear: any LinearMap, rows: Int, input: UnsafePointer<Float>,
+    public func mapped(layer: Int, map: EncoderMap, linear: any LinearMap, rows: Int, input: UnsafePointer<Float>,
                 output: UnsafeMutablePointer<Float>) throws {
         guard maps.contains(map) else { return }
         outputs[layer][map] = Array(UnsafeBufferPointer(start: output, count: rows * linear.outFeatures))
@@ -29,27 +28,27 @@ final class FloatOutputs: MapObserver {
 /// through the generated backward and accumulate until the optimizer's step.
 /// No gradient crosses layers (each map is its own regression), but the inputs
 /// carry every earlier map's remaining error, which the later maps learn to undo.
-final class ActivationRegression<Adapter: GeneratedAdapter>: MapObserver {
-    let adapter: Adapter
-    let binding: AdapterBinding<Adapter>
-    let targets: FloatOutputs
+public final class ActivationRegression<Adapter: GeneratedAdapter>: MapObserver {
+    public let adapter: Adapter
+    public let binding: AdapterBinding<Adapter>
+    public let targets: FloatOutputs
     /// Σ of the maps' losses since `reset()`, and how many were summed.
-    private(set) var loss = 0.0
-    private(set) var terms = 0
+    public private(set) var loss = 0.0
+    public private(set) var terms = 0
     private var before: [Float] = [], dx: [Float] = []
 
-    init(_ adapter: Adapter, _ binding: AdapterBinding<Adapter>, targets: FloatOutputs) {
+    public init(_ adapter: Adapter, _ binding: AdapterBinding<Adapter>, targets: FloatOutputs) {
         self.adapter = adapter
         self.binding = binding
         self.targets = targets
     }
 
-    func reset() {
+    public func reset() {
         loss = 0
         terms = 0
     }
 
-    func mapped(layer: Int, map: EncoderMap, linear: any LinearMap, rows: Int, input: UnsafePointer<Float>,
+    public func mapped(layer: Int, map: EncoderMap, linear: any LinearMap, rows: Int, input: UnsafePointer<Float>,
                 output: UnsafeMutablePointer<Float>) throws {
         guard let module = binding.modules[map], let target = targets.outputs[layer][map] else { return }
         let (out, inFeatures) = (linear.outFeatures, linear.inFeatures)

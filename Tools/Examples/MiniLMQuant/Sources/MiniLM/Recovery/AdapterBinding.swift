@@ -1,14 +1,13 @@
 import AdaptRuntime
-import MiniLM
 
 /// Which of a generated adapter's modules is which encoder map: the spec's
 /// module names are the checkpoint's (`attention.self.query`, …).
-struct AdapterBinding<Adapter: GeneratedAdapter> {
-    let modules: [EncoderMap: Adapter.Module]
+public struct AdapterBinding<Adapter: GeneratedAdapter> {
+    public let modules: [EncoderMap: Adapter.Module]
 
-    struct UnknownModule: Error, CustomStringConvertible { let description: String }
+    public struct UnknownModule: Error, CustomStringConvertible { public let description: String }
 
-    init() throws {
+    public init() throws {
         var modules: [EncoderMap: Adapter.Module] = [:]
         for module in Adapter.Module.allCases {
             let name = Adapter.moduleName(module)
@@ -21,21 +20,21 @@ struct AdapterBinding<Adapter: GeneratedAdapter> {
         self.modules = modules
     }
 
-    var maps: [EncoderMap] { EncoderMap.allCases.filter { modules[$0] != nil } }
+    public var maps: [EncoderMap] { EncoderMap.allCases.filter { modules[$0] != nil } }
 }
 
 /// The quantised model's maps plus the adapter: `y += x·ΔWᵀ` after each
 /// adapted map, as an app runs it.
-final class AdapterApplication<Adapter: GeneratedAdapter>: MapObserver {
-    let adapter: Adapter
-    let binding: AdapterBinding<Adapter>
+public final class AdapterApplication<Adapter: GeneratedAdapter>: MapObserver {
+    public let adapter: Adapter
+    public let binding: AdapterBinding<Adapter>
 
-    init(_ adapter: Adapter, _ binding: AdapterBinding<Adapter>) {
+    public init(_ adapter: Adapter, _ binding: AdapterBinding<Adapter>) {
         self.adapter = adapter
         self.binding = binding
     }
 
-    func mapped(layer: Int, map: EncoderMap, linear: any LinearMap, rows: Int, input: UnsafePointer<Float>,
+    public func mapped(layer: Int, map: EncoderMap, linear: any LinearMap, rows: Int, input: UnsafePointer<Float>,
                 output: UnsafeMutablePointer<Float>) throws {
         guard let module = binding.modules[map] else { return }
         let shape = Adapter.shape(of: module)

@@ -1,5 +1,4 @@
 import AdaptRuntime
-import MiniLM
 
 /// Where `recover` starts each adapter from.
 ///
@@ -13,11 +12,11 @@ import MiniLM
 ///   so ΔW = 0 at the start and the first gradients reach that core, as
 ///   `adaptc init` starts them (DESIGN §3); principal tensor-train init of the
 ///   stacked W − Q is left for when `adaptc init` has it.
-enum AdapterStart {
-    struct BadLayout: Error, CustomStringConvertible { let description: String }
+public enum AdapterStart {
+    public struct BadLayout: Error, CustomStringConvertible { public let description: String }
 
     /// Returns the energy of W − Q the rank-r truncations capture (0 for tensor structures).
-    static func initialise<Adapter: GeneratedAdapter>(_ adapter: Adapter, _ binding: AdapterBinding<Adapter>,
+    public static func initialise<Adapter: GeneratedAdapter>(_ adapter: Adapter, _ binding: AdapterBinding<Adapter>,
                                                       lost: [[EncoderMap: [Float]]], seed: UInt64) throws -> Double {
         let layout = Adapter.parameterLayout
         var values = [Float](repeating: 0, count: Adapter.parameterCount)
@@ -71,7 +70,7 @@ enum AdapterStart {
     }
 
     /// `GROUP.LAYER.MODULE.A` → (LAYER, MODULE); module names hold dots.
-    static func locate(_ key: String) throws -> (Int, EncoderMap) {
+    public static func locate(_ key: String) throws -> (Int, EncoderMap) {
         let parts = key.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count >= 4, let layer = Int(parts[1]),
               let map = EncoderMap(rawValue: parts[2..<parts.count - 1].joined(separator: "."))
