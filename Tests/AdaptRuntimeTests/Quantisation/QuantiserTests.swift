@@ -85,9 +85,9 @@ final class QuantiserTests: XCTestCase {
 
     /// The table is QLoRA's `create_normal_map(offset=0.9677083, use_extra_value=True)`
     /// rebuilt in float64 (scipy's `norm.ppf` by Newton on `erfc`), and the
-    /// thresholds are the midpoints of adjacent levels. (bitsandbytes' literals
-    /// are within one float32 ulp of the float32 midpoint, not always on it:
-    /// four of them sit one ulp off, and they, not the midpoints, decide.)
+    /// thresholds are bitsandbytes' `dQuantizeNF4` literals rounded as a C
+    /// compiler rounds them (glibc `strtof`), each within one ulp of the float32
+    /// midpoint of its levels and off it in exactly 4 places (see `nf4Thresholds`).
     func testNF4LevelsAreTheNormalMap() {
         func ppf(_ p: Double) -> Double {
             var x = 0.0
@@ -115,6 +115,13 @@ final class QuantiserTests: XCTestCase {
             let midpoint = Float((Double(Quantiser.nf4Levels[i]) + Double(Quantiser.nf4Levels[i + 1])) / 2)
             XCTAssertEqual(Quantiser.nf4Thresholds[i], midpoint, accuracy: midpoint.ulp, "threshold \(i)")
         }
+        XCTAssertEqual((0..<15).filter { Quantiser.nf4Thresholds[$0] != (Quantiser.nf4Levels[$0] + Quantiser.nf4Levels[$0 + 1]) / 2 },
+                       [0, 8, 12, 14])
+        let cuda = ["-0.8480964004993439", "-0.6106329262256622", "-0.4599952697753906", "-0.33967943489551544",
+                    "-0.23460740596055984", "-0.13791173323988914", "-0.045525018125772476", "0.03979014977812767",
+                    "0.1202552504837513", "0.2035212516784668", "0.2920137718319893", "0.3893125355243683",
+                    "0.5016634166240692", "0.6427869200706482", "0.8614784181118011"]
+        XCTAssertEqual(Quantiser.nf4Thresholds, cuda.map { strtof($0, nil) })
     }
 
     func testTiesRoundHalfToEvenAndNF4ThresholdsGoLow() throws {
