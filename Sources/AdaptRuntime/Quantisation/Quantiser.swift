@@ -69,8 +69,13 @@ public struct Quantiser: Sendable, Equatable {
         0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
     ]
 
-    /// bitsandbytes' `dQuantizeNF4` decision thresholds, ascending: the
-    /// midpoints of adjacent levels as float32 literals.
+    /// bitsandbytes' CUDA kernel `dQuantizeNF4` decision thresholds, ascending,
+    /// as its float literals: within one float32 ulp of the midpoints of
+    /// adjacent levels. (A Swift Float literal is rounded from the decimal
+    /// directly, as a C compiler rounds `0.0397…f`. bitsandbytes' CPU backend
+    /// instead uses the float32 midpoints `(l_i + l_{i+1}) / 2`, one ulp away
+    /// for 4 of the 15, so the two backends disagree on exactly those 4 float32
+    /// values of x/absmax; QLoRA runs the CUDA kernel, and so does this.)
     public static let nf4Thresholds: [Float] = [
         -0.8480964004993439, -0.6106329262256622, -0.4599952697753906, -0.33967943489551544,
         -0.23460740596055984, -0.13791173323988914, -0.045525018125772476, 0.03979014977812767,
