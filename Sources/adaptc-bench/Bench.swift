@@ -34,6 +34,7 @@ struct Bench {
             case "lora-unmerged": try loraUnmerged(threads: threads)
             case "prune": try prune(threads: threads)
             case "init-pissa": try initPissa(threads: threads)
+            case "init-loftq": try initLoftQ(threads: threads)
             case "merge-sharded": try mergeSharded(threads: threads)
             default:
                 FileHandle.standardError.write(Data("adaptc-bench: unknown case \(name); known: \(known.joined(separator: " "))\n".utf8))
@@ -42,7 +43,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "init-pissa", "merge-sharded"]
+    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "init-pissa", "init-loftq", "merge-sharded"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

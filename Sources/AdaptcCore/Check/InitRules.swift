@@ -6,7 +6,8 @@ enum InitRules {
     /// a non-shared lora group; the tensor methods decompose the stacked weights.
     static func methods(for group: AdapterGroup) -> [InitMethod] {
         switch group.structure {
-        case .lora: return group.shared ? [.zero, .gaussian, .recycle] : [.zero, .gaussian, .pissa, .milora, .olora, .recycle]
+        case .lora:
+            return group.shared ? [.zero, .gaussian, .recycle] : [.zero, .gaussian, .pissa, .milora, .olora, .loftq, .recycle]
         case .tensorTrain: return [.zero, .gaussian, .ttSVD, .recycle]
         case .cp: return [.zero, .gaussian, .cpALS, .recycle]
         case .tucker: return [.zero, .gaussian, .hosvd, .recycle]
@@ -15,7 +16,7 @@ enum InitRules {
 
     /// The methods that run an SVD (cp-als starts from SVD factors; recycle
     /// decomposes the stacked ΔW of the adapters it reads).
-    static let svdMethods: [InitMethod] = [.pissa, .milora, .ttSVD, .hosvd, .cpALS, .recycle]
+    static let svdMethods: [InitMethod] = [.pissa, .milora, .ttSVD, .hosvd, .cpALS, .recycle, .loftq]
 
     static func check(_ group: AdapterGroup, modules: [ModelModule], _ diagnostics: inout DiagnosticCollector) {
         let settings = group.initialization
@@ -48,7 +49,8 @@ enum InitRules {
         }
 
         checkFrom(group, &diagnostics)
-        if [.pissa, .milora, .olora].contains(method), group.structure == .lora {
+        checkQuantiser(group, modules: modules, &diagnostics)
+        if [.pissa, .milora, .olora, .loftq].contains(method), group.structure == .lora {
             checkTripletsExist(group, modules: modules, &diagnostics)
         }
     }
@@ -75,6 +77,39 @@ enum InitRules {
             } else if path.hasPrefix("/") || path.hasPrefix("~") || path.hasPrefix("\\") {
                 diagnostics.error("path '\(path)' in 'init.from' must be relative to the spec's folder, not absolute", at: at)
             }
+        }
+    }
+
+    /// `loftq`'s `quantiser` and `iterations` (and only loftq's): 4 or 8 bits, a
+    /// group that divides every module's `in` (the quantiser's groups run along
+    /// `in`, row by row), nf4 only with 4 bits, at least one iteration.
+    private static func checkQuantiser(_ group: AdapterGroup, modules: [ModelModule],
+                                       _ diagnostics: inout DiagnosticCollector) {
+        let settings = group.initialization
+        guard settings.method == .loftq else {
+            for key in ["quantiser", "iterations"] where group.keyLocations["init.\(key)"] != nil {
+                diagnostics.error("'init.\(key)' applies only to init method 'loftq', not '\(settings.method.rawValue)'",
+                                  at: group.location(of: "init.\(key)"))
+            }
+            return
+        }
+        if let iterations = settings.iterations, !(1...1000).contains(iterations) {
+            diagnostics.error("'init.iterations' must be between 1 and 1000, found \(iterations)", at: group.location(of: "init.iterations"))
+        }
+        let quantiser = settings.quantiser ?? QuantiserSettings()
+        let (bits, size, kind) = quantiser.resolved
+        if let written = quantiser.bits, written != 4, written != 8 {
+            diagnostics.error("'init.quantiser.bits' must be 4 or 8, found \(written)", at: group.location(of: "init.quantiser.bits"))
+        } else if kind == .nf4, bits != 4 {
+            diagnostics.error("quantiser kind 'nf4' has 16 levels, so 4 bits, not \(bits) (use kind: symmetric for 8 bits)",
+                              at: group.location(of: quantiser.kind == nil ? "init.quantiser.bits" : "init.quantiser.kind"))
+        }
+        let at = group.location(of: quantiser.group == nil ? "init.method" : "init.quantiser.group")
+        if size < 1 {
+            diagnostics.error("'init.quantiser.group' must be a positive integer, found \(size)", at: at)
+        } else if let module = modules.first(where: { $0.inFeatures % size != 0 }) {
+            diagnostics.error("quantiser group \(size) does not divide module '\(module.name)''s in features \(module.inFeatures) "
+                              + "(the quantiser's groups run along in; choose a divisor of every module's in)", at: at)
         }
     }
 

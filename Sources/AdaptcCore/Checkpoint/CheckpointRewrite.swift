@@ -17,13 +17,16 @@ public enum CheckpointRewrite {
     public typealias Delta = (_ key: String, _ pair: PairPlan, _ delta: UnsafeMutableBufferPointer<Float>) throws -> Void
 
     /// `transposed`: the checkpoint stores weights `[in, out]` (`model.weights.layout: in_out`).
+    /// `replacing`: targeted keys whose `delta` is the new weight itself, not a
+    /// change to it (LoftQ's quantised base Q).
     public static func write(_ base: BaseCheckpoint, targets: [String: PairPlan], to output: String,
-                             action: String, sign: Float, transposed: Bool, threads: Int = 1, delta: Delta) throws {
+                             action: String, sign: Float, transposed: Bool, threads: Int = 1,
+                             replacing: Set<String> = [], delta: Delta) throws {
         // One ΔW buffer and one byte buffer for the largest targeted weight, reused for all.
         let largest = targets.values.map { $0.outFeatures * $0.inFeatures }.max() ?? 0
         let scratch = Scratch(floats: largest)
         let rewrite = Rewrite(targets: targets, action: action, sign: sign, transposed: transposed, threads: threads,
-                              scratch: scratch)
+                              replacing: replacing, scratch: scratch)
         guard base.isSharded else {
             try writeShard(base.shards[0].file, to: output, rewrite, delta: delta)
             return
@@ -41,6 +44,7 @@ public enum CheckpointRewrite {
         var sign: Float
         var transposed: Bool
         var threads: Int
+        var replacing: Set<String>
         var scratch: Scratch
     }
 
@@ -108,8 +112,10 @@ public enum CheckpointRewrite {
             try materialize(entry.name, pair, delta)
             let bytes = UnsafeMutableRawBufferPointer(rebasing: scratch.bytes[0..<(count * entry.dtype.itemSize)])
             let shape = rewrite.transposed ? (out: pair.outFeatures, in: pair.inFeatures) : nil
+            let replaced = rewrite.replacing.contains(entry.name)
             if let bad = try StoredMerge.apply(entry, of: file, descriptor: descriptor, delta: UnsafeBufferPointer(delta),
-                                               sign: rewrite.sign, transposed: shape, into: bytes, threads: rewrite.threads) {
+                                               sign: replaced ? 1 : rewrite.sign, keep: replaced ? 0 : 1,
+                                               transposed: shape, into: bytes, threads: rewrite.threads) {
                 // An overflow would write Inf, which no reader (adaptc included) accepts back.
                 throw UserError("\(file.path): tensor \"\(entry.name)\": \(rewrite.action) overflows \(entry.dtype.rawValue) at element \(bad.index) (\(bad.value))")
             }

@@ -22,12 +22,13 @@ enum StoredMerge {
     /// between the read and the write-back.
     static let chunk = 1 << 18
 
-    /// Fills `bytes` (the entry's stored size) with the stored weight plus
-    /// `sign·delta`. Throws the file's read error or a non-finite base value
+    /// Fills `bytes` (the entry's stored size) with `keep·W + sign·delta`: the
+    /// stored weight W plus or minus ΔW (keep 1), or `delta` itself replacing W
+    /// (keep 0, sign 1: LoftQ's quantised base). Throws the file's read error or a non-finite base value
     /// (naming file and tensor); returns the first element whose sum does not
     /// fit the dtype, if any.
     static func apply(_ entry: TensorEntry, of file: SafetensorsFile, descriptor: Int32,
-                      delta: UnsafeBufferPointer<Float>, sign: Float, transposed: (out: Int, in: Int)?,
+                      delta: UnsafeBufferPointer<Float>, sign: Float, keep: Float = 1, transposed: (out: Int, in: Int)?,
                       into bytes: UnsafeMutableRawBufferPointer, threads: Int) throws -> Element? {
         let count = entry.elementCount, size = entry.dtype.itemSize
         precondition(delta.count >= count && bytes.count == count * size)
@@ -48,7 +49,7 @@ enum StoredMerge {
                                 continue
                             }
                             if entry.dtype == .bf16, transposed == nil {
-                                let flagged = combineBF16(raw, delta: delta.baseAddress! + lower, sign: sign,
+                                let flagged = combineBF16(raw, delta: delta.baseAddress! + lower, sign: sign, keep: keep,
                                                           count: upper - lower)
                                 if !flagged { continue }
                                 // Something was not finite: read the chunk again (it was
@@ -59,7 +60,7 @@ enum StoredMerge {
                                 }
                             }
                             (badInput[c], overflow[c]) = combine(raw, dtype: entry.dtype, lower: lower, upper: upper,
-                                                                 delta: delta, sign: sign, transposed: transposed)
+                                                                 delta: delta, sign: sign, keep: keep, transposed: transposed)
                         }
                     }
                 }
@@ -91,13 +92,13 @@ enum StoredMerge {
     /// whether any input or output was non-finite (`true`), after which the
     /// caller reads the chunk again and names the element with `combine`.
     private static func combineBF16(_ raw: UnsafeMutableRawBufferPointer, delta: UnsafePointer<Float>, sign: Float,
-                                    count: Int) -> Bool {
+                                    keep: Float, count: Int) -> Bool {
         let halves = raw.baseAddress!.assumingMemoryBound(to: UInt16.self)
         var flags: UInt16 = 0
         for k in 0..<count {
             let bits = UInt16(littleEndian: halves[k])
             flags |= (bits & 0x7F80) == 0x7F80 ? 1 : 0
-            let sum = (Float(bitPattern: UInt32(bits) << 16) + sign * delta[k]).bitPattern
+            let sum = (keep * Float(bitPattern: UInt32(bits) << 16) + sign * delta[k]).bitPattern
             let out = UInt16(truncatingIfNeeded: (sum &+ 0x7FFF &+ ((sum >> 16) & 1)) >> 16)
             flags |= (out & 0x7F80) == 0x7F80 ? 1 : 0
             halves[k] = out.littleEndian
@@ -105,9 +106,9 @@ enum StoredMerge {
         return flags != 0
     }
 
-    /// Elements lower..<upper: stored → Float, + sign·ΔW, → stored, in place.
+    /// Elements lower..<upper: stored → Float, keep·W + sign·ΔW, → stored, in place.
     private static func combine(_ raw: UnsafeMutableRawBufferPointer, dtype: DType, lower: Int, upper: Int,
-                                delta: UnsafeBufferPointer<Float>, sign: Float,
+                                delta: UnsafeBufferPointer<Float>, sign: Float, keep: Float,
                                 transposed: (out: Int, in: Int)?) -> (badInput: Element?, overflow: Element?) {
         var badInput: Element?, overflow: Element?
         @inline(__always) func deltaAt(_ i: Int) -> Float {
@@ -121,7 +122,7 @@ enum StoredMerge {
                 let bits = UInt16(littleEndian: halves[k])
                 let w = Float(bitPattern: UInt32(bits) << 16)
                 if bits & 0x7F80 == 0x7F80, badInput == nil { badInput = Element(index: lower + k, value: w) }
-                let sum = w + sign * deltaAt(lower + k)
+                let sum = keep * w + sign * deltaAt(lower + k)
                 let out = FloatNarrowing.bfloat16Bits(sum)
                 if out & 0x7F80 == 0x7F80, overflow == nil { overflow = Element(index: lower + k, value: sum) }
                 halves[k] = out.littleEndian
@@ -131,7 +132,7 @@ enum StoredMerge {
             for k in 0..<(upper - lower) {
                 let w = Float(Float16(bitPattern: UInt16(littleEndian: halves[k])))
                 if !w.isFinite, badInput == nil { badInput = Element(index: lower + k, value: w) }
-                let sum = w + sign * deltaAt(lower + k)
+                let sum = keep * w + sign * deltaAt(lower + k)
                 let out = Float16(sum)
                 if !out.isFinite, overflow == nil { overflow = Element(index: lower + k, value: sum) }
                 halves[k] = out.bitPattern.littleEndian
@@ -141,7 +142,7 @@ enum StoredMerge {
             for k in 0..<(upper - lower) {
                 let w = Float(bitPattern: UInt32(littleEndian: words[k]))
                 if !w.isFinite, badInput == nil { badInput = Element(index: lower + k, value: w) }
-                let sum = w + sign * deltaAt(lower + k)
+                let sum = keep * w + sign * deltaAt(lower + k)
                 if !sum.isFinite, overflow == nil { overflow = Element(index: lower + k, value: sum) }
                 words[k] = sum.bitPattern.littleEndian
             }

@@ -1,14 +1,15 @@
 import AdaptRuntime
 
 /// `adaptc init`: writes a fresh adapter file for a spec (DESIGN §3) and, with
-/// `--residual`, the base checkpoint with each targeted W replaced by W − s·B·A.
+/// `--residual`, the base checkpoint with each targeted W replaced by W − s·B·A
+/// (pissa, milora, olora) or by the dequantised quantised base Q (loftq).
 public enum InitCommand {
     /// Initialises every group; returns one line per group saying what was done.
     public static func run(specPath: String, output: String, seed: UInt64?, basePath: String?,
                            residualPath: String?, threads: Int = 0) throws -> [String] {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         if basePath != nil || residualPath != nil, !InitStage.readsBase(checked) {
-            throw UserError("--base and --residual apply to init methods that read the base weights (pissa, milora, olora); this spec uses none")
+            throw UserError("--base and --residual apply to init methods that read the base weights (pissa, milora, olora, loftq); this spec uses none")
         }
         if residualPath != nil, basePath == nil {
             throw UserError("--residual needs --base (the checkpoint the residual is taken from)")
@@ -24,7 +25,7 @@ public enum InitCommand {
         if let residualPath, let base {
             let template = try WeightKeyTemplate(checked, for: "--residual")
             let targeted = plan.groups.filter { group in
-                checked.groups.first { $0.name == group.name }.map { InitStage.principalMethods.contains($0.group.initialization.method) } ?? false
+                checked.groups.first { $0.name == group.name }.map { InitStage.baseMethods.contains($0.group.initialization.method) } ?? false
             }.flatMap(\.pairs)
             residual = (base, try base.targets(targeted, template: template), residualPath, template)
         }
@@ -34,9 +35,18 @@ public enum InitCommand {
             let interpreter = PlanInterpreter(plan: plan, threads: threads)
             interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
             interpreter.prepare()
-            try CheckpointRewrite.write(base, targets: targets, to: path, action: "W − s·B·A", sign: -1,
-                                        transposed: template.isTransposed, threads: threads) { _, pair, delta in
-                try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+            // LoftQ's weights are replaced by Q, dequantised from the codes the stage kept.
+            var quantised: [String: (quantiser: Quantiser, base: Quantiser.Quantised)] = [:]
+            for report in reports { quantised.merge(report.quantisedBases) { first, _ in first } }
+            try CheckpointRewrite.write(base, targets: targets, to: path,
+                                        action: quantised.isEmpty ? "W − s·B·A" : "the residual (W − s·B·A, or LoftQ's Q)",
+                                        sign: -1, transposed: template.isTransposed, threads: threads,
+                                        replacing: Set(quantised.keys)) { key, pair, delta in
+                if let (quantiser, q) = quantised[key] {
+                    quantiser.dequantise(q, into: delta, threads: threads)
+                } else {
+                    try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+                }
             }
             lines.append("wrote \(path) (\(targets.count) residual weights of \(base.tensorCount) tensors)")
         }

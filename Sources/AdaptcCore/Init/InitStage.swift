@@ -16,6 +16,10 @@ public enum InitStage {
         /// The largest ‖W − s·B·A‖_F / ‖W‖_F of the group, and its pair.
         public var worstRelativeError: (error: Double, pair: String)?
         public var decompositions: [String] = []
+        /// loftq: the quantised bases Q by checkpoint key, for `--residual`.
+        public var quantisedBases: [String: (quantiser: Quantiser, base: Quantiser.Quantised)] = [:]
+        /// loftq: what the line says about the quantiser and the iterations.
+        public var loftqSummary: String?
 
         public var line: String {
             var text = "init \(name): \(method.rawValue), seed \(seed), \(tensors) tensors, \(parameters) parameters"
@@ -23,15 +27,18 @@ public enum InitStage {
                 text += String(format: "; %@; captured energy %.6f, relative error of the rank-r part %.6f (worst pair %@)",
                                decompositions.joined(separator: "/"), capturedEnergy, worst.error, worst.pair)
             }
+            if let loftqSummary { text += "; " + loftqSummary }
             return text
         }
     }
 
     public static let principalMethods: [InitMethod] = [.pissa, .milora, .olora]
+    /// The methods that read the base weights and change what `--residual` writes.
+    public static let baseMethods: [InitMethod] = principalMethods + [.loftq]
 
     /// Whether some group reads the base weights (so `--base` applies).
     public static func readsBase(_ checked: CheckedSpec) -> Bool {
-        checked.groups.contains { principalMethods.contains($0.group.initialization.method) }
+        checked.groups.contains { baseMethods.contains($0.group.initialization.method) }
     }
 
     /// Initialises every group into `storage` (laid out as `plan.parameters`).
@@ -56,14 +63,19 @@ public enum InitStage {
                         RandomInit.fillCore(tensor, method: settings.method, seed: seed, into: target)
                     }
                 }
-            case .pissa, .milora, .olora:
+            case .pissa, .milora, .olora, .loftq:
                 guard let base else {
                     throw UserError("\(checked.spec.path): group '\(group.name)' uses init method '\(settings.method.rawValue)', which needs --base (the checkpoint whose weights it decomposes)")
                 }
                 let template = try WeightKeyTemplate(checked, for: "init method '\(settings.method.rawValue)'")
                 guard let pairs = plan.groups.first(where: { $0.name == group.name })?.pairs else { continue }
-                try principal(pairs, group: group.name, settings: settings, seed: seed, base: base, template: template,
+                if settings.method == .loftq {
+                    try loftq(pairs, group: group.name, settings: settings, seed: seed, base: base, template: template,
                               storage: storage, plan: plan, threads: threads, report: &report)
+                } else {
+                    try principal(pairs, group: group.name, settings: settings, seed: seed, base: base, template: template,
+                              storage: storage, plan: plan, threads: threads, report: &report)
+                }
             case .ttSVD, .hosvd, .cpALS, .recycle:
                 throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora and olora are)")
             }
@@ -84,7 +96,7 @@ public enum InitStage {
         case .randomized?: return .randomized(randomized)
         case nil:
             let small = 4 * (pair.rank + randomized.oversampling) <= min(pair.outFeatures, pair.inFeatures)
-            return settings.method == .pissa && small ? .randomized(randomized) : .exact
+            return [.pissa, .loftq].contains(settings.method) && small ? .randomized(randomized) : .exact
         }
     }
 
@@ -125,6 +137,17 @@ public enum InitStage {
         report.decompositions = kinds
     }
 
+    /// A pair's A and B into their places in the storage.
+    static func store(a: [Float], b: [Float], of pair: PairPlan, group: String, into storage: AdapterStorage, plan: Plan) {
+        let prefix = "\(group).\(pair.layer).\(pair.module)."
+        for (name, values) in [("A", a), ("B", b)] {
+            guard let tensor = plan.parameter(prefix + name), tensor.count == values.count else {
+                preconditionFailure("plan has no \(prefix + name) of \(values.count) floats")
+            }
+            (storage.parameters.baseAddress! + tensor.offset).update(from: values, count: values.count)
+        }
+    }
+
     /// One pair: factors into the storage; returns its energies and the
     /// relative error of W − s·B·A, measured on the float32 residual.
     private static func initialise(_ pair: PairPlan, group: String, method: PrincipalInit.Method, settings: InitSettings,
@@ -136,13 +159,7 @@ public enum InitStage {
             try PrincipalInit.factors($0, out: pair.outFeatures, in: pair.inFeatures, rank: pair.rank, scale: pair.scale,
                                       method: method, decomposition: decomposition)
         }
-        let prefix = "\(group).\(pair.layer).\(pair.module)."
-        for (name, values) in [("A", factors.a), ("B", factors.b)] {
-            guard let tensor = plan.parameter(prefix + name), tensor.count == values.count else {
-                preconditionFailure("plan has no \(prefix + name) of \(values.count) floats")
-            }
-            (storage.parameters.baseAddress! + tensor.offset).update(from: values, count: values.count)
-        }
+        store(a: factors.a, b: factors.b, of: pair, group: group, into: storage, plan: plan)
         let total = weight.reduce(0.0) { $0 + Double($1) * Double($1) }
         weight.withUnsafeMutableBufferPointer {
             PrincipalInit.subtract(factors, scale: pair.scale, from: $0, out: pair.outFeatures, in: pair.inFeatures, rank: pair.rank)

@@ -1,9 +1,9 @@
 import Yams
 
-/// `init: {method, svd, seed, oversampling, power_iterations, from}` (DESIGN §3).
+/// `init: {method, svd, seed, oversampling, power_iterations, from, quantiser, iterations}` (DESIGN §3).
 /// Every key is optional; `method` defaults to `zero`.
 enum InitParser {
-    static let keys = ["method", "svd", "seed", "oversampling", "power_iterations", "from"]
+    static let keys = ["method", "svd", "seed", "oversampling", "power_iterations", "from", "quantiser", "iterations"]
 
     static func parse(_ entry: NodeReader.Entry, reader: inout NodeReader,
                       locations: inout [String: SourceLocation]) -> InitSettings? {
@@ -17,6 +17,21 @@ enum InitParser {
         if let e = entries["oversampling"] { settings.oversampling = reader.int(e) }
         if let e = entries["power_iterations"] { settings.powerIterations = reader.int(e) }
         if let e = entries["from"] { settings.from = from(e, reader: &reader, locations: &locations) }
+        if let e = entries["quantiser"] { settings.quantiser = quantiser(e, reader: &reader, locations: &locations) }
+        if let e = entries["iterations"] { settings.iterations = reader.int(e) }
+        return settings
+    }
+
+    /// `quantiser: {bits: 4 | 8, group: 64, kind: symmetric | nf4}`; values are checked by InitRules.
+    private static func quantiser(_ entry: NodeReader.Entry, reader: inout NodeReader,
+                                  locations: inout [String: SourceLocation]) -> QuantiserSettings? {
+        guard let entries = reader.mapping(entry.value, at: entry.valueLocation, what: "'init.quantiser'",
+                                           prefix: "init.quantiser.", allowed: ["bits", "group", "kind"]) else { return nil }
+        for (key, e) in entries { locations["init.quantiser.\(key)"] = e.keyLocation }
+        var settings = QuantiserSettings()
+        if let e = entries["bits"] { settings.bits = reader.int(e) }
+        if let e = entries["group"] { settings.group = reader.int(e) }
+        if let e = entries["kind"] { settings.kind = reader.choice(e, as: QuantiserSettings.Kind.self) }
         return settings
     }
 

@@ -224,6 +224,29 @@ public enum InitMethod: String, CaseIterable, Sendable {
     case hosvd
     case cpALS = "cp-als"
     case recycle
+    /// LoftQ: a quantised base Q and factors fitted to W − Q, alternated.
+    case loftq
+}
+
+/// LoftQ's `quantiser: {bits, group, kind}` as written; `resolved` fills the defaults.
+public struct QuantiserSettings: Hashable, Sendable {
+    public enum Kind: String, CaseIterable, Sendable { case symmetric, nf4 }
+    public var bits: Int?
+    public var group: Int?
+    public var kind: Kind?
+
+    public init(bits: Int? = nil, group: Int? = nil, kind: Kind? = nil) {
+        self.bits = bits
+        self.group = group
+        self.kind = kind
+    }
+
+    /// Defaults: 4 bits, groups of 64 (QLoRA's and PEFT's blocksize), NF4 for
+    /// 4 bits (QLoRA) and symmetric for 8 (NF4 is a 4-bit type).
+    public var resolved: (bits: Int, group: Int, kind: Kind) {
+        let bits = bits ?? 4
+        return (bits, group ?? 64, kind ?? (bits == 4 ? .nf4 : .symmetric))
+    }
 }
 
 public enum SVDAlgorithm: String, CaseIterable, Sendable {
@@ -239,10 +262,16 @@ public struct InitSettings: Hashable, Sendable {
     public var powerIterations: Int?
     /// `recycle`: adapter files or PEFT folders, relative to the spec's folder.
     public var from: [String]
+    /// `loftq`: the quantiser and the number of alternations (default 5).
+    public var quantiser: QuantiserSettings?
+    public var iterations: Int?
 
     public init(method: InitMethod = .zero, svd: SVDAlgorithm? = nil, seed: UInt64? = nil,
-                oversampling: Int? = nil, powerIterations: Int? = nil, from: [String] = []) {
+                oversampling: Int? = nil, powerIterations: Int? = nil, from: [String] = [],
+                quantiser: QuantiserSettings? = nil, iterations: Int? = nil) {
         self.method = method
+        self.quantiser = quantiser
+        self.iterations = iterations
         self.svd = svd
         self.seed = seed
         self.oversampling = oversampling
