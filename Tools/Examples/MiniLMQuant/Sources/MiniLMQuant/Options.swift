@@ -16,6 +16,8 @@ struct Options {
     var sentences = 1000
     var repeats = 5
     var epochs = 6
+    /// LoftQ's alternations for lora adapters (the LoftQ paper uses 5).
+    var loftqIterations = 5
     var seed: UInt64 = 1
 
     static let usage = """
@@ -23,7 +25,7 @@ struct Options {
                  sentences on stdin, one a line; for each, a JSON array of its embedding on stdout
                MiniLMQuant bench [--model DIR] [--threads N] [--batch N] [--sentences N] [--repeats N]
                  the minilm-embed benchmark (DESIGN §8), one JSON line
-               MiniLMQuant recover [--model DIR] [--threads N] [--batch N] [--epochs N] [--seed N]
+               MiniLMQuant recover [--model DIR] [--threads N] [--batch N] [--epochs N] [--loftq-iterations N] [--seed N]
                  int4 quantisation won back by each adapter spec of the app; a Markdown table
         """
 
@@ -44,6 +46,7 @@ struct Options {
             case (.bench, "--sentences"): options.sentences = try positive(value, flag, atMost: 1_000_000)
             case (.bench, "--repeats"): options.repeats = try positive(value, flag, atMost: 1000)
             case (.recover, "--epochs"): options.epochs = try positive(value, flag, atMost: 1000)
+            case (.recover, "--loftq-iterations"): options.loftqIterations = try positive(value, flag, atMost: 100)
             case (.recover, "--seed"): options.seed = UInt64(try positive(value, flag, atMost: Int.max, atLeast: 0))
             default: throw BadOption(description: "unknown option \(flag) for \(command.rawValue)")
             }

@@ -60,17 +60,21 @@ final class RecoveryTests: XCTestCase {
         XCTAssertGreaterThan(zip(applied, plain).map { maxDifference($0, $1) }.max()!, 1e-3, "the adapter changed nothing")
     }
 
-    /// lora: s·B·A after the start is the rank-r truncation of W − Q (s = alpha/r = 3 here, read back by the start).
-    func testPiSSAStartIsTheTruncationOfWhatQuantisationLost() throws {
+    /// lora, LoftQ with one iteration: the base keeps quantise(W) and s·B·A is the
+    /// rank-r truncation of W − Q (s = alpha/r = 3 here, read back by the start).
+    func testOneLoftQIterationIsTheTruncationOfWhatQuantisationLost() throws {
         let weights = try tinyCheckpoint().weights
-        let quantised = weights.quantised(bits: 4, group: 4)
-        let lost = weights.lost(to: quantised, maps: EncoderMap.allCases)
+        let quantiser = Quantiser(bits: 4, group: 4, kind: .symmetric)
+        let plain = try weights.quantised(quantiser)
+        var base = plain
         let adapter = TinyLoraAdapter(threads: 1), binding = try AdapterBinding<TinyLoraAdapter>()
-        let captured = try AdapterStart.initialise(adapter, binding, lost: lost, seed: 1)
-        XCTAssertGreaterThan(captured, 0)
-        XCTAssertLessThanOrEqual(captured, 1 + 1e-6)
+        let report = try AdapterStart.initialise(adapter, binding, float: weights, quantised: &base, quantiser: quantiser,
+                                                 iterations: 1, seed: 1)
+        XCTAssertLessThan(report.startError, report.quantisationError)
         for map in EncoderMap.allCases {
-            let d = lost[0][map]!, shape = TinyLoraAdapter.shape(of: binding.modules[map]!)
+            XCTAssertEqual(base.weight(layer: 0, map: map), plain.weight(layer: 0, map: map), "\(map): one iteration keeps Q")
+            let d = zip(weights.weight(layer: 0, map: map), plain.weight(layer: 0, map: map)).map { $0 - $1 }
+            let shape = TinyLoraAdapter.shape(of: binding.modules[map]!)
             let factors = try d.withUnsafeBufferPointer {
                 try PrincipalInit.factors($0, out: shape.out, in: shape.in, rank: 2, scale: 1, method: .pissa, decomposition: .exact)
             }
@@ -84,6 +88,27 @@ final class RecoveryTests: XCTestCase {
             let scale = max(truncation.map(abs).max()!, 1e-30)
             XCTAssertLessThan(zip(delta, truncation).map { abs(Double($0) - $1) }.max()! / scale, 1e-4, "\(map)")
         }
+    }
+
+    /// LoftQ with several iterations: the error it reports is ‖W − (Q_T + ΔW)‖/‖W‖ of the base and adapter it leaves.
+    func testLoftQReportsTheErrorOfTheBaseAndAdapterItLeaves() throws {
+        let weights = try tinyCheckpoint().weights
+        let quantiser = Quantiser(bits: 4, group: 4, kind: .symmetric)
+        var base = try weights.quantised(quantiser)
+        let adapter = TinyLoraAdapter(threads: 1), binding = try AdapterBinding<TinyLoraAdapter>()
+        let report = try AdapterStart.initialise(adapter, binding, float: weights, quantised: &base, quantiser: quantiser,
+                                                 iterations: 4, seed: 1)
+        var missed = 0.0, energy = 0.0
+        for map in EncoderMap.allCases {
+            let delta = try adapter.materialize(layer: 0, module: binding.modules[map]!)
+            for (i, w) in weights.weight(layer: 0, map: map).enumerated() {
+                let r = Double(w) - Double(base.weight(layer: 0, map: map)[i]) - Double(delta[i])
+                missed += r * r
+                energy += Double(w) * Double(w)
+            }
+        }
+        XCTAssertEqual(report.startError, (missed / energy).squareRoot(), accuracy: 1e-5)
+        XCTAssertLessThan(report.startError, report.quantisationError)
     }
 
     /// The gradient the regression accumulates is the gradient of the loss it reports, for one map alone.

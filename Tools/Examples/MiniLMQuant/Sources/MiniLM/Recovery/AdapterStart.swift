@@ -1,23 +1,32 @@
 import AdaptRuntime
 
-/// Where `recover` starts each adapter from.
+/// Where `recover` starts each adapter from, and the quantised base it runs on.
 ///
-/// - lora pairs: PiSSA of what quantisation took away, W − Q: s·B·A is the
-///   rank-r truncation of W − Q, √σ split into both factors as PEFT's PiSSA
-///   does. (LoftQ alternates this with re-quantising; here Q stays the plain
-///   int4 model, so one truncation is LoftQ's first iteration.) The scale s is
-///   not part of the generated API; it is read back from `materialize`, which
-///   returns s·B·A: ΔW is linear in B, so s = ⟨ΔW, B·A⟩ / ‖B·A‖².
+/// - lora pairs: LoftQ (Li et al. 2023; AdaptRuntime's `LoftQ`, as PEFT's
+///   `loftq_init`): T alternations of Q = quantise(W − s·B·A) and s·B·A = the
+///   rank-r truncation of W − Q. The pair's map in the quantised base becomes
+///   that Q_T, as LoftQ ships it. With T = 1 this is PiSSA of W − quantise(W).
+///   LoftQ wants the scale s, which the generated API does not expose: the
+///   factors are made for s = 1, and s is read back from `materialize`, which
+///   returns s·B·A (ΔW is linear in B: s = ⟨ΔW, B·A⟩ / ‖B·A‖²); both factors
+///   are then divided by √s.
 /// - tensor structures (no lora pairs): random cores with the last core zero,
 ///   so ΔW = 0 at the start and the first gradients reach that core, as
-///   `adaptc init` starts them (DESIGN §3); principal tensor-train init of the
-///   stacked W − Q is left for when `adaptc init` has it.
+///   `adaptc init` starts them (DESIGN §3); the base stays the plain quantised one.
 public enum AdapterStart {
     public struct BadLayout: Error, CustomStringConvertible { public let description: String }
 
-    /// Returns the energy of W − Q the rank-r truncations capture (0 for tensor structures).
-    public static func initialise<Adapter: GeneratedAdapter>(_ adapter: Adapter, _ binding: AdapterBinding<Adapter>,
-                                                      lost: [[EncoderMap: [Float]]], seed: UInt64) throws -> Double {
+    public struct Report: Sendable {
+        /// ‖W − Q‖ / ‖W‖ of quantising the adapted maps alone, and ‖W − (Q_T + ΔW)‖ / ‖W‖
+        /// after LoftQ, over all adapted maps together (0 for tensor structures).
+        public var quantisationError = 0.0
+        public var startError = 0.0
+    }
+
+    public static func initialise<Adapter: GeneratedAdapter>(
+        _ adapter: Adapter, _ binding: AdapterBinding<Adapter>, float: EncoderWeights, quantised: inout EncoderWeights,
+        quantiser: Quantiser, iterations: Int, seed: UInt64, threads: Int = 1
+    ) throws -> Report {
         let layout = Adapter.parameterLayout
         var values = [Float](repeating: 0, count: Adapter.parameterCount)
         let pairs = LoRAFactorPair.pairs(in: layout)
@@ -29,28 +38,29 @@ public enum AdapterStart {
                 for i in 0..<tensor.count { values[tensor.offset + i] = random.uniform(1 / fan.squareRoot()) }
             }
             try adapter.setParameterValues(values)
-            return 0
+            return Report()
         }
-        var captured = 0.0, total = 0.0
+        var energy = 0.0, quantisationError = 0.0, startError = 0.0
         var located: [(LoRAFactorPair, Int, Adapter.Module)] = []
         for pair in pairs {
             let (layer, map) = try locate(pair.a.key)
-            guard let module = binding.modules[map], let difference = lost[layer][map] else {
-                throw BadLayout(description: "\(Adapter.specName): \(pair.a.key) adapts a map that is not quantised")
+            guard let module = binding.modules[map], layer < float.layers.count else {
+                throw BadLayout(description: "\(Adapter.specName): \(pair.a.key) is not a pair of this encoder")
             }
-            let factors = try difference.withUnsafeBufferPointer {
-                try PrincipalInit.factors($0, out: pair.outFeatures, in: pair.inFeatures, rank: pair.rank, scale: 1,
-                                          method: .pissa, decomposition: .exact)
+            let w = float.weight(layer: layer, map: map)
+            let result = try w.withUnsafeBufferPointer {
+                try LoftQ.initialise($0, out: pair.outFeatures, in: pair.inFeatures, rank: pair.rank, scale: 1,
+                                     quantiser: quantiser, iterations: iterations, decomposition: .exact, threads: threads)
             }
-            let energy = difference.reduce(0.0) { $0 + Double($1) * Double($1) }
-            captured += factors.capturedEnergy * energy
-            total += energy
-            values.replaceSubrange(pair.a.offset..<pair.a.offset + pair.a.count, with: factors.a)
-            values.replaceSubrange(pair.b.offset..<pair.b.offset + pair.b.count, with: factors.b)
+            energy += result.weightEnergy
+            quantisationError += result.quantisationError * result.quantisationError * result.weightEnergy
+            startError += result.relativeErrors.last! * result.relativeErrors.last! * result.weightEnergy
+            quantised.replace(layer: layer, map: map, weight: quantiser.dequantise(result.quantised, threads: threads))
+            values.replaceSubrange(pair.a.offset..<pair.a.offset + pair.a.count, with: result.a)
+            values.replaceSubrange(pair.b.offset..<pair.b.offset + pair.b.count, with: result.b)
             located.append((pair, layer, module))
         }
         try adapter.setParameterValues(values)
-        // s·B·A came back from materialize: divide both factors by √s.
         for (pair, layer, module) in located {
             let delta = try adapter.materialize(layer: layer, module: module)
             var product = [Float](repeating: 0, count: pair.outFeatures * pair.inFeatures)
@@ -66,7 +76,8 @@ public enum AdapterStart {
             for i in [pair.a, pair.b].flatMap({ $0.offset..<$0.offset + $0.count }) { values[i] /= root }
         }
         try adapter.setParameterValues(values)
-        return total > 0 ? captured / total : 0
+        let total = max(energy, .leastNormalMagnitude)
+        return Report(quantisationError: (quantisationError / total).squareRoot(), startError: (startError / total).squareRoot())
     }
 
     /// `GROUP.LAYER.MODULE.A` → (LAYER, MODULE); module names hold dots.

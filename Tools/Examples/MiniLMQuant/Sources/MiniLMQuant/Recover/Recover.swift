@@ -5,8 +5,8 @@ import MiniLM
 
 /// `MiniLMQuant recover`: the float model quantised to int4 (groups of 64),
 /// then won back by adapters trained on real activations (DESIGN issue 26):
-/// every linear map of every layer is quantised; each adapter spec of the app
-/// starts from `AdapterStart`, trains by `ActivationRegression` with AdamW on
+/// every linear map of every layer is quantised (AdaptRuntime's `Quantiser`);
+/// each adapter spec of the app starts from `AdapterStart` (LoftQ for lora), trains by `ActivationRegression` with AdamW on
 /// the training sentences, and is scored on held-out sentences of other texts
 /// against the float model's embeddings. One table row per model.
 enum Recover {
@@ -25,9 +25,9 @@ enum Recover {
         let heldOut = try Corpus.sentences(Corpus.heldOut).map(tokenizer.ids)
         let float = Encoder(weights: checkpoint.weights, threads: options.threads)
         let reference = batches(heldOut, options.batch).flatMap { float.embed($0) }
-        let quantisedWeights = checkpoint.weights.quantised(bits: 4, group: 64)
+        let quantiser = Quantiser(bits: 4, group: 64, kind: .symmetric)
+        let quantisedWeights = try checkpoint.weights.quantised(quantiser, threads: options.threads)
         let int4 = Encoder(weights: quantisedWeights, threads: options.threads)
-        let lost = checkpoint.weights.lost(to: quantisedWeights, maps: EncoderMap.allCases)
         report("\(training.count) training sentences (\(Corpus.training.joined(separator: ", "))), "
                + "\(heldOut.count) held out (\(Corpus.heldOut.joined(separator: ", "))), from \(Corpus.folder)")
 
@@ -38,7 +38,7 @@ enum Recover {
                 seconds: 0, note: ""),
         ]
         let context = Context(options: options, training: training, heldOut: heldOut, reference: reference,
-                              float: float, int4: int4, lost: lost)
+                              float: float, int4Weights: quantisedWeights, quantiser: quantiser)
         rows.append(try context.recover(MiniLMLoraAttentionAdapter.self, "int4 + LoRA r 8, q/k/v/o", learningRate: 2e-4))
         rows.append(try context.recover(MiniLMLoraAllAdapter.self, "int4 + LoRA r 8, all 6 maps", learningRate: 2e-4))
         rows.append(try context.recover(MiniLMTTSmallAdapter.self, "int4 + TT r 28, q/k/v/o × 6 layers", learningRate: 2e-3))
@@ -49,14 +49,19 @@ enum Recover {
     struct Context {
         let options: Options
         let training: [[Int32]], heldOut: [[Int32]], reference: [[Float]]
-        let float: Encoder, int4: Encoder
-        let lost: [[EncoderMap: [Float]]]
+        let float: Encoder
+        let int4Weights: EncoderWeights
+        let quantiser: Quantiser
 
         func recover<Adapter: GeneratedAdapter>(_ type: Adapter.Type, _ name: String, learningRate: Float) throws -> Row {
             let begin = DispatchTime.now().uptimeNanoseconds
             let adapter = Adapter(threads: options.threads)
             let binding = try AdapterBinding<Adapter>()
-            let captured = try AdapterStart.initialise(adapter, binding, lost: lost, seed: options.seed)
+            var base = int4Weights
+            let started = try AdapterStart.initialise(adapter, binding, float: float.weights, quantised: &base,
+                                                      quantiser: quantiser, iterations: options.loftqIterations,
+                                                      seed: options.seed, threads: options.threads)
+            let int4 = Encoder(weights: base, threads: options.threads)
             let start = Agreement(try batches(heldOut, options.batch).flatMap {
                 try int4.embed($0, observer: AdapterApplication(adapter, binding))
             }, reference: reference)
@@ -83,7 +88,10 @@ enum Recover {
                 try int4.embed($0, observer: AdapterApplication(adapter, binding))
             }, reference: reference)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
-            let note = (captured > 0 ? String(format: "PiSSA of W−Q captures %.1f%%; ", 100 * captured) : "ΔW = 0 start; ")
+            let note = (started.startError > 0
+                ? String(format: "LoftQ (%d iterations): ‖W − (Q + ΔW)‖/‖W‖ %.4f against int4's %.4f; ",
+                         options.loftqIterations, started.startError, started.quantisationError)
+                : "ΔW = 0 start; ")
                 + String(format: "start mean cos %.5f; loss %.4f → %.4f", start.meanCosine, losses.first!, losses.last!)
             return Row(name: name, parameters: Adapter.parameterCount, agreement: agreement, seconds: seconds, note: note)
         }
