@@ -43,8 +43,8 @@ public enum GGMLType: UInt32, Sendable {
 /// dimensions innermost first — ggml's `ne`, the reverse of a row-major
 /// shape — its type and its offset in the data section), padding to the
 /// alignment, then each tensor's bytes padded to the alignment as gguf-py pads
-/// them. `general.alignment` is written as the first key so that a reader
-/// never has to assume the default.
+/// them. As in gguf-py, `general.alignment` is a key like any other: a
+/// writer with another alignment than the default 32 must carry it.
 public struct GGUFWriter: Sendable {
     public static let version: UInt32 = 3
     public let alignment: Int
@@ -54,7 +54,6 @@ public struct GGUFWriter: Sendable {
     public init(alignment: Int = 32) {
         precondition(alignment > 0 && alignment & (alignment - 1) == 0, "GGUF alignment must be a power of two")
         self.alignment = alignment
-        add("general.alignment", .uint32(UInt32(alignment)))
     }
 
     /// One key/value; a key is written once (the caller decides the order).
@@ -72,6 +71,8 @@ public struct GGUFWriter: Sendable {
     }
 
     public func encoded() -> [UInt8] {
+        precondition(alignment == 32 || metadata.contains { $0.key == "general.alignment" && $0.value == .uint32(UInt32(alignment)) },
+                     "a GGUF alignment other than 32 must be stated in general.alignment")
         var out: [UInt8] = Array("GGUF".utf8)
         append(Self.version, to: &out)
         append(UInt64(tensors.count), to: &out)

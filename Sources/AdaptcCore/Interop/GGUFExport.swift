@@ -112,7 +112,9 @@ public enum GGUFExport {
         let alpha = Float(PEFTExport.mostCommon(rounded.map { ($0 * 1e9).rounded() / 1e9 }))
         var folded = 0
         var writer = GGUFWriter()
+        // gguf-py's order: the architecture (its writer's first key), the alignment llama.cpp reads, the rest.
         writer.add("general.architecture", .string(architecture.name))
+        writer.add("general.alignment", .uint32(UInt32(writer.alignment)))
         writer.add("general.type", .string("adapter"))
         writer.add("general.name", .string(checked.spec.name))
         writer.add("adapter.type", .string("lora"))

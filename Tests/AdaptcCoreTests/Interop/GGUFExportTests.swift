@@ -45,7 +45,7 @@ final class GGUFExportTests: XCTestCase {
             let file = try GGUFReader(path: path)
             XCTAssertEqual(file.alignment, 32)
             XCTAssertEqual(file.dataOffset % 32, 0)
-            XCTAssertEqual(file.metadata.map(\.key), ["general.alignment", "general.architecture", "general.type", "general.name",
+            XCTAssertEqual(file.metadata.map(\.key), ["general.architecture", "general.alignment", "general.type", "general.name",
                                                      "adapter.type", "adapter.lora.alpha", "general.quantization_version"])
             XCTAssertEqual(file.value("general.alignment"), .unsigned(32, type: 4))
             XCTAssertEqual(file.value("general.architecture"), .string("bert"))
