@@ -86,17 +86,11 @@ public enum GGUFExport {
             let spec = checked.groups.first { $0.name == group.name }?.group
             let rslora = spec?.scaling == .rslora
             for pair in group.pairs {
-                let block = spec?.shared == true ? "shared" : String(pair.layer)
-                func values(_ factor: String) -> [Float] {
-                    guard let tensor = plan.parameter("\(group.name).\(block).\(pair.module).\(factor)") else {
-                        preconditionFailure("lora plan without \(factor) for \(pair.key)")
-                    }
-                    return Array(parameters[tensor.offset..<(tensor.offset + tensor.count)])
-                }
+                let (a, b) = PEFTExport.loraFactors(plan, parameters, group: group.name, pair: pair, shared: spec?.shared == true)
                 let tensor = architecture.tensor(forModulePath: modulePath(pair, template: template))!
                 let alpha = pair.scale * (rslora ? Double(pair.rank).squareRoot() : Double(pair.rank))
                 pairs.append(Pair(layer: pair.layer, tensor: tensor, rank: pair.rank, inFeatures: pair.inFeatures,
-                                  outFeatures: pair.outFeatures, scale: pair.scale, alpha: alpha, a: values("A"), b: values("B")))
+                                  outFeatures: pair.outFeatures, scale: pair.scale, alpha: alpha, a: a, b: b))
             }
         }
         pairs.sort { ($0.layer, $0.tensor) < ($1.layer, $1.tensor) }
