@@ -99,20 +99,32 @@ final class GGUFExportTests: XCTestCase {
     static let tinyLlama = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/gguf/tiny-llama.adapt.yaml").path
 
-    /// An adapter for `spec` whose B factors are not zero (init leaves them zero).
-    func randomAdapter(_ spec: String) throws -> String {
+    /// An adapter for `spec` whose B factors are not zero (init leaves them zero), `bound` their magnitude.
+    func randomAdapter(_ spec: String, bound: Float = 0.5) throws -> String {
         let path = folder.appendingPathComponent("adapter.safetensors").path
         _ = try InitCommand.run(specPath: spec, output: path, seed: 3, basePath: nil, residualPath: nil, threads: 1)
         let initial = try SafetensorsFile.read(path: path)
         var random = TestRandom(seed: 11)
         var writer = SafetensorsWriter(metadata: initial.metadata)
         for entry in initial.tensors {
-            let values = entry.name.hasSuffix(".B") ? random.floats(entry.elementCount, bound: 0.5)
+            let values = entry.name.hasSuffix(".B") ? random.floats(entry.elementCount, bound: bound)
                                                      : try initial.floats(entry.name)
             writer.add(entry.name, floats: values, shape: entry.shape)
         }
         try writer.write(to: path)
         return path
+    }
+
+    func testValuesBeyondF16AreRefusedAndNothingIsWritten() throws {
+        let adapter = try randomAdapter(Self.tinyLlama, bound: 200_000)
+        let path = folder.appendingPathComponent("big.gguf").path
+        XCTAssertThrowsError(try ExportGGUFCommand.run(specPath: Self.tinyLlama, adapterPath: adapter, architecture: "llama",
+                                                       heads: "4:2", dtype: "f16", output: path)) { error in
+            XCTAssertTrue("\(error)".contains("does not fit in F16; export with --dtype f32"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+        XCTAssertNoThrow(try ExportGGUFCommand.run(specPath: Self.tinyLlama, adapterPath: adapter, architecture: "llama",
+                                                   heads: "4:2", dtype: "f32", output: path))
     }
 
     func testNativeLlamaGroupsGiveAdaptcDeltaInLlamaCppOrder() throws {
