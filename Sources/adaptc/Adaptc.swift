@@ -13,7 +13,7 @@ struct Adaptc: ParsableCommand {
         abstract: "Compile declarative low-rank adapter specs into Swift kernels.",
         version: SwiftEmitter.adaptcVersion,
         subcommands: [Check.self, PlanCommand.self, Compile.self, Init.self, Eval.self, Materialize.self, Merge.self,
-                      Prune.self, ImportPEFT.self, ExportPEFT.self]
+                      Prune.self, ImportPEFT.self, ExportPEFT.self, ExportGGUF.self]
     )
 
     /// No subcommand is bad usage: help on stderr, exit 64.
@@ -218,6 +218,23 @@ struct ExportPEFT: ParsableCommand {
 
     func run() throws {
         try guarded { try ExportPEFTCommand.run(specPath: spec, adapterPath: adapter, output: o) }
+    }
+}
+
+struct ExportGGUF: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export-gguf", abstract: "Write an adapter as a llama.cpp LoRA GGUF file.")
+
+    @Argument(help: "Spec file.") var spec: String
+    @Option(help: "Adapter weights.") var adapter: String
+    @Option(help: "llama.cpp architecture (general.architecture): llama, qwen2 or bert.") var arch: String
+    @Option(help: "Query heads and key/value heads, H[:KV]; needed for llama when q or k is adapted.") var heads: String?
+    @Option(help: "Tensor type: f32 or f16.") var dtype: String = "f32"
+    @Option(name: .short, help: "Output file (.gguf).") var o: String
+
+    func run() throws {
+        try guarded(output: o) {
+            try ExportGGUFCommand.run(specPath: spec, adapterPath: adapter, architecture: arch, heads: heads, dtype: dtype, output: o)
+        }
     }
 }
 

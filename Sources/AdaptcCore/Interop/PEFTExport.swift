@@ -38,16 +38,10 @@ public enum PEFTExport {
         for group in plan.groups {
             let shared = checked.groups.first { $0.name == group.name }?.group.shared ?? false
             for pair in group.pairs {
-                let block = shared ? "shared" : String(pair.layer)
-                func values(_ factor: String) -> [Float] {
-                    guard let tensor = plan.parameter("\(group.name).\(block).\(pair.module).\(factor)") else {
-                        preconditionFailure("lora plan without \(factor) for \(pair.key)")
-                    }
-                    return Array(parameters[tensor.offset..<(tensor.offset + tensor.count)])
-                }
+                let (a, b) = loraFactors(plan, parameters, group: group.name, pair: pair, shared: shared)
                 let key = template.key(pair)
                 pairs.append(Pair(path: String(key.dropLast(".weight".count)), rank: pair.rank, scale: pair.scale,
-                                  a: values("A"), b: values("B"), inFeatures: pair.inFeatures, outFeatures: pair.outFeatures))
+                                  a: a, b: b, inFeatures: pair.inFeatures, outFeatures: pair.outFeatures))
             }
         }
         pairs.sort { $0.path < $1.path }
@@ -61,6 +55,19 @@ public enum PEFTExport {
         let targets = targetRegex(plan, template: template) ?? pairs.map { NSRegularExpression.escapedPattern(for: $0.path) }.joined(separator: "|")
         return Result(config: try configJSON(pairs, rslora: rslora, targets: targets, fanInFanOut: template.isTransposed),
                       weights: weights, pairs: pairs.count)
+    }
+
+    /// A lora pair's stored A `[r, in]` and B `[out, r]` (`GROUP.shared.MODULE` when shared).
+    static func loraFactors(_ plan: Plan, _ parameters: UnsafeMutableBufferPointer<Float>, group: String, pair: PairPlan,
+                            shared: Bool) -> (a: [Float], b: [Float]) {
+        let block = shared ? "shared" : String(pair.layer)
+        func values(_ factor: String) -> [Float] {
+            guard let tensor = plan.parameter("\(group).\(block).\(pair.module).\(factor)") else {
+                preconditionFailure("lora plan without \(factor) for \(pair.key)")
+            }
+            return Array(parameters[tensor.offset..<(tensor.offset + tensor.count)])
+        }
+        return (values("A"), values("B"))
     }
 
     /// The config as PEFT reads it; keys sorted, so the file is deterministic.
