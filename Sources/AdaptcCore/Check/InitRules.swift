@@ -10,13 +10,17 @@ enum InitRules {
             return group.shared ? [.zero, .gaussian, .recycle] : [.zero, .gaussian, .pissa, .milora, .olora, .loftq, .recycle]
         case .tensorTrain: return [.zero, .gaussian, .ttSVD, .recycle]
         case .cp: return [.zero, .gaussian, .cpALS, .recycle]
-        case .tucker: return [.zero, .gaussian, .hosvd, .recycle]
+        case .tucker: return [.zero, .gaussian, .hosvd, .hooi, .recycle]
         }
     }
 
     /// The methods that run an SVD (cp-als starts from SVD factors; recycle
     /// decomposes the stacked ΔW of the adapters it reads).
-    static let svdMethods: [InitMethod] = [.pissa, .milora, .ttSVD, .hosvd, .cpALS, .recycle, .loftq]
+    static let svdMethods: [InitMethod] = [.pissa, .milora, .ttSVD, .hosvd, .hooi, .cpALS, .recycle, .loftq]
+
+    /// The methods that decompose the stacked base weights into a tensor network
+    /// (DESIGN §3), and so take `residual: true | false`.
+    static let tensorMethods: [InitMethod] = [.ttSVD, .hosvd, .hooi, .cpALS]
 
     static func check(_ group: AdapterGroup, modules: [ModelModule], _ diagnostics: inout DiagnosticCollector) {
         let settings = group.initialization
@@ -50,6 +54,7 @@ enum InitRules {
 
         checkFrom(group, &diagnostics)
         checkQuantiser(group, modules: modules, &diagnostics)
+        checkTensorSettings(group, &diagnostics)
         if [.pissa, .milora, .olora, .loftq].contains(method), group.structure == .lora {
             checkTripletsExist(group, modules: modules, &diagnostics)
         }
@@ -87,7 +92,8 @@ enum InitRules {
                                        _ diagnostics: inout DiagnosticCollector) {
         let settings = group.initialization
         guard settings.method == .loftq else {
-            for key in ["quantiser", "iterations"] where group.keyLocations["init.\(key)"] != nil {
+            let own = settings.method == .cpALS ? ["quantiser"] : ["quantiser", "iterations"]
+            for key in own where group.keyLocations["init.\(key)"] != nil {
                 diagnostics.error("'init.\(key)' applies only to init method 'loftq', not '\(settings.method.rawValue)'",
                                   at: group.location(of: "init.\(key)"))
             }
@@ -110,6 +116,38 @@ enum InitRules {
         } else if let module = modules.first(where: { $0.inFeatures % size != 0 }) {
             diagnostics.error("quantiser group \(size) does not divide module '\(module.name)''s in features \(module.inFeatures) "
                               + "(the quantiser's groups run along in; choose a divisor of every module's in)", at: at)
+        }
+    }
+
+    /// `tolerance` (tt-svd: the error bound ε; cp-als: the fit-change stopping
+    /// rule), `sweeps` (hooi), `iterations` (cp-als) and `residual` (the tensor
+    /// methods): each only where its method reads it, and in range.
+    private static func checkTensorSettings(_ group: AdapterGroup, _ diagnostics: inout DiagnosticCollector) {
+        let settings = group.initialization
+        let method = settings.method
+        if let tolerance = settings.tolerance {
+            let at = group.location(of: "init.tolerance")
+            if ![.ttSVD, .cpALS].contains(method) {
+                diagnostics.error("'init.tolerance' applies only to init methods 'tt-svd' and 'cp-als', not '\(method.rawValue)'", at: at)
+            } else if !(tolerance > 0 && tolerance < 1) {
+                diagnostics.error("'init.tolerance' must be between 0 and 1 (exclusive), found \(tolerance)", at: at)
+            }
+        }
+        if let sweeps = settings.sweeps {
+            let at = group.location(of: "init.sweeps")
+            if method != .hooi {
+                diagnostics.error("'init.sweeps' applies only to init method 'hooi', not '\(method.rawValue)'", at: at)
+            } else if !(1...1000).contains(sweeps) {
+                diagnostics.error("'init.sweeps' must be between 1 and 1000, found \(sweeps)", at: at)
+            }
+        }
+        if method == .cpALS, let iterations = settings.iterations, !(1...100_000).contains(iterations) {
+            diagnostics.error("'init.iterations' must be between 1 and 100000, found \(iterations)", at: group.location(of: "init.iterations"))
+        }
+        if settings.residual != nil, !tensorMethods.contains(method) {
+            diagnostics.error("'init.residual' applies only to the tensor init methods ("
+                              + tensorMethods.map(\.rawValue).joined(separator: ", ") + "), not '\(method.rawValue)'",
+                              at: group.location(of: "init.residual"))
         }
     }
 

@@ -76,7 +76,7 @@ public enum InitStage {
                     try principal(pairs, group: group.name, settings: settings, seed: seed, base: base, template: template,
                               storage: storage, plan: plan, threads: threads, report: &report)
                 }
-            case .ttSVD, .hosvd, .cpALS, .recycle:
+            case .ttSVD, .hosvd, .hooi, .cpALS, .recycle:
                 throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora and olora are)")
             }
             reports.append(report)

@@ -1,9 +1,11 @@
 import Yams
 
-/// `init: {method, svd, seed, oversampling, power_iterations, from, quantiser, iterations}` (DESIGN §3).
+/// `init: {method, svd, seed, oversampling, power_iterations, from, quantiser, iterations,
+/// tolerance, sweeps, residual}` (DESIGN §3).
 /// Every key is optional; `method` defaults to `zero`.
 enum InitParser {
-    static let keys = ["method", "svd", "seed", "oversampling", "power_iterations", "from", "quantiser", "iterations"]
+    static let keys = ["method", "svd", "seed", "oversampling", "power_iterations", "from", "quantiser", "iterations",
+                       "tolerance", "sweeps", "residual"]
 
     static func parse(_ entry: NodeReader.Entry, reader: inout NodeReader,
                       locations: inout [String: SourceLocation]) -> InitSettings? {
@@ -19,6 +21,9 @@ enum InitParser {
         if let e = entries["from"] { settings.from = from(e, reader: &reader, locations: &locations) }
         if let e = entries["quantiser"] { settings.quantiser = quantiser(e, reader: &reader, locations: &locations) }
         if let e = entries["iterations"] { settings.iterations = reader.int(e) }
+        if let e = entries["tolerance"] { settings.tolerance = reader.number(e) }
+        if let e = entries["sweeps"] { settings.sweeps = reader.int(e) }
+        if let e = entries["residual"] { settings.residual = reader.bool(e) }
         return settings
     }
 

@@ -222,6 +222,8 @@ public enum InitMethod: String, CaseIterable, Sendable {
     case olora
     case ttSVD = "tt-svd"
     case hosvd
+    /// Higher-order orthogonal iteration: HOSVD, then `sweeps` of HOOI (tucker).
+    case hooi
     case cpALS = "cp-als"
     case recycle
     /// LoftQ: a quantised base Q and factors fitted to W − Q, alternated.
@@ -262,14 +264,27 @@ public struct InitSettings: Hashable, Sendable {
     public var powerIterations: Int?
     /// `recycle`: adapter files or PEFT folders, relative to the spec's folder.
     public var from: [String]
-    /// `loftq`: the quantiser and the number of alternations (default 5).
+    /// `loftq`: the quantiser and the number of alternations (default 5);
+    /// `cp-als`: the most ALS sweeps (default 100).
     public var quantiser: QuantiserSettings?
     public var iterations: Int?
+    /// `tt-svd`: ε, each bond keeps the smallest rank whose discarded tail is
+    /// ≤ ε‖W‖/√(d−1); `cp-als`: stop when the fit changes by less (default 1e-6).
+    public var tolerance: Double?
+    /// `hooi`: the most HOOI sweeps after the HOSVD start (default 5).
+    public var sweeps: Int?
+    /// Tensor methods: `true` (default) makes the base `W − ΔW` (PiSSA's way);
+    /// `false` keeps the decomposition as a starting subspace with ΔW = 0.
+    public var residual: Bool?
 
     public init(method: InitMethod = .zero, svd: SVDAlgorithm? = nil, seed: UInt64? = nil,
                 oversampling: Int? = nil, powerIterations: Int? = nil, from: [String] = [],
-                quantiser: QuantiserSettings? = nil, iterations: Int? = nil) {
+                quantiser: QuantiserSettings? = nil, iterations: Int? = nil,
+                tolerance: Double? = nil, sweeps: Int? = nil, residual: Bool? = nil) {
         self.method = method
+        self.tolerance = tolerance
+        self.sweeps = sweeps
+        self.residual = residual
         self.quantiser = quantiser
         self.iterations = iterations
         self.svd = svd
