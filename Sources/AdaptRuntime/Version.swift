@@ -1,7 +1,9 @@
-/// The runtime's version. Generated code checks it at compile time
-/// (`AdaptRuntime.requireVersion1`) the way swift-protobuf does.
+/// The runtime's version. Generated code checks compatibility at compile time
+/// by naming `AdaptRuntimeCompatibilityVersion1`, the way swift-protobuf does.
 public enum AdaptRuntimeVersion {
-    /// Semantic version; written as `adaptc.version` into saved adapter files.
+    /// Semantic version, the one `adaptc.version` written into every adapter
+    /// file: by the generated API's saving and by the adaptc command line
+    /// (`SwiftEmitter.adaptcVersion` is this constant).
     public static let string = "0.1.0"
 }
 

@@ -131,12 +131,34 @@ final class TensorGeneratedTests: XCTestCase {
             interpreter.finishBackward()
             assertClose(Array(adapter.gradients), Array(interpreter.storage.gradients).map(Double.init), "\(file) gradients")
             XCTAssertTrue(adapter.gradients.contains { $0 != 0 }, "\(file): backward reached no parameter")
-            // An update through `parameters` is seen by the next forward without an explicit prepare().
-            let before = try adapter.materialize(layer: layers[0], module: modules[0])
+            // An update through `parameters` is seen by the next forward and backward
+            // without an explicit prepare(): both read the prepared state, so they
+            // must equal the interpreter prepared afresh on the new parameters.
+            // (materialize alone cannot see it: it may not read the prepared state.)
+            let layer = layers[0], module = modules[0], name = Adapter.moduleName(module)
+            let shape = Adapter.shape(of: module)
+            let n = 3
+            let x = random.floats(n * shape.in), dy = random.floats(n * shape.out)
+            let before = try adapter.forward(layer: layer, module: module, x: x, rows: n)
             let p = adapter.parameters
-            for i in 0..<p.count { p[i] *= 2 }
-            let after = try adapter.materialize(layer: layers[0], module: modules[0])
-            XCTAssertNotEqual(before, after, "\(file): stale prepared state after an update")
+            let update = random.floats(p.count, bound: 0.5)
+            for i in 0..<p.count { p[i] += update[i] }
+            interpreter.storage.parameters.update(fromContentsOf: p)
+            interpreter.prepare()
+            let after = try adapter.forward(layer: layer, module: module, x: x, rows: n)
+            let dx = try adapter.backward(layer: layer, module: module, x: x, dy: dy, rows: n)
+            var yExpected = [Float](repeating: 0, count: n * shape.out), dxExpected = [Float](repeating: 0, count: n * shape.in)
+            try x.withUnsafeBufferPointer { xb in
+                try yExpected.withUnsafeMutableBufferPointer { try interpreter.forward(layer: layer, module: name, x: xb, rows: n, y: $0) }
+                try dy.withUnsafeBufferPointer { dyb in
+                    try dxExpected.withUnsafeMutableBufferPointer {
+                        try interpreter.backward(layer: layer, module: name, x: xb, dy: dyb, rows: n, dx: $0)
+                    }
+                }
+            }
+            XCTAssertNotEqual(before, after, "\(file): the update changed nothing")
+            assertClose(after, yExpected.map(Double.init), "\(file): forward after an update (stale prepared state?)")
+            assertClose(dx, dxExpected.map(Double.init), "\(file): backward after an update (stale prepared state?)")
         }
     }
 }

@@ -159,9 +159,7 @@ final class EvalMaterializeCLITests: XCTestCase {
         let y2 = try SafetensorsFile.read(path: sandbox.path("y2.safetensors"))
         for entry in y1.tensors {
             let a = try y1.floats(entry.name), b = try y2.floats(entry.name)
-            let scale = Double(a.map(abs).max() ?? 1)
-            let diff = zip(a, b).map { Double(abs($0 - $1)) }.max() ?? 0
-            XCTAssertLessThanOrEqual(diff, 1e-6 * scale, entry.name)
+            XCTAssertLessThanOrEqual(maxRelativeError(b, a), 1e-6, entry.name)
         }
     }
 

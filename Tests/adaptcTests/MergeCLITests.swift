@@ -64,12 +64,10 @@ final class MergeCLITests: XCTestCase {
         case .f16: 0x1p-10
         default: 1e-5
         }
-        let scale = want.map(abs).max() ?? 0
-        var worst = 0.0
-        for (g, w) in zip(got, want) {
-            let excess = abs(Double(g) - w) - (slack * u * abs(w) + 1e-6 * scale + (dtype == .f32 ? 1e-5 * scale : 0))
-            worst = max(worst, excess)
-        }
+        let scale = maxFailingOnNaN(want.map(abs))
+        let worst = maxFailingOnNaN(zip(got, want).map { g, w in
+            abs(Double(g) - w) - (slack * u * abs(w) + 1e-6 * scale + (dtype == .f32 ? 1e-5 * scale : 0))
+        })
         XCTAssertLessThanOrEqual(worst, 0, "\(message) (\(dtype.rawValue))", file: file, line: line)
     }
 
@@ -128,10 +126,10 @@ final class MergeCLITests: XCTestCase {
             let got = try restored.floats(entry.name)
             let bound = zip(w, delta).map { abs(Double($0)) + abs($1) }
             let u: Double = entry.dtype == .bf16 ? 0x1p-8 : entry.dtype == .f16 ? 0x1p-10 : 1e-5
-            let scale = bound.max()!
-            let worst = zip(zip(got, w), bound).map { pair, b in
+            let scale = maxFailingOnNaN(bound)
+            let worst = maxFailingOnNaN(zip(zip(got, w), bound).map { pair, b in
                 abs(Double(pair.0) - Double(pair.1)) - (2 * u * b + 1e-6 * scale)
-            }.max()!
+            }, empty: .nan)
             XCTAssertLessThanOrEqual(worst, 0, "unmerged \(entry.name) (\(entry.dtype.rawValue)) ≈ base")
         }
     }

@@ -91,9 +91,6 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
         return view
     }
 
-    /// The modes, by their older name (matrices: row and column index).
-    public var indices: [String] { modes }
-
     /// Conservative: same buffer (and slot) and intersecting spans [offset, end)
     /// for some token count n ≥ 1 (decided exactly: both ends are linear in
     /// n) — except two matrices with the same row stride and unit column

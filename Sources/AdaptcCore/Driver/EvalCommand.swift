@@ -64,12 +64,4 @@ public enum EvalCommand {
         try writer.commit()
         return "materialize: \(plan.pairs.count) pairs → \(output)"
     }
-
-    static func delta(_ pair: PairPlan, _ interpreter: PlanInterpreter) throws -> [Float] {
-        var delta = [Float](repeating: 0, count: pair.outFeatures * pair.inFeatures)
-        try delta.withUnsafeMutableBufferPointer {
-            try interpreter.materialize(layer: pair.layer, module: pair.module, into: $0)
-        }
-        return delta
-    }
 }

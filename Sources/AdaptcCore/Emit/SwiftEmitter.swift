@@ -7,7 +7,9 @@ import AdaptRuntime
 /// (the public entry points, which check arguments and pick a kernel by a
 /// literal table) and kernels (`KernelEmitter`).
 public enum SwiftEmitter {
-    public static let adaptcVersion = "0.1.0"
+    /// The runtime's version: compiler and runtime ship together, and both write
+    /// it as `adaptc.version`, so there is one constant.
+    public static let adaptcVersion = AdaptRuntimeVersion.string
 
     /// `specFileName` is the spec's file name without folders.
     public static func emit(_ checked: CheckedSpec, plan: Plan, specFileName: String) -> String {

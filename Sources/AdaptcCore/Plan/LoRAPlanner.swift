@@ -85,7 +85,10 @@ enum LoRAPlanner {
         planned.layerBackwards = fusedBackward
         planned.steps = firstSteps
         planned.ranks = [group.effectiveRank]
-        planned.optimizer = searches.values.first?.optimizer ?? "optimal"
+        // Every distinct optimizer the shapes used, sorted: a dictionary's first
+        // value would depend on its hash seed.
+        let optimizers = Set(searches.values.map(\.optimizer)).sorted()
+        planned.optimizer = optimizers.isEmpty ? "optimal" : optimizers.joined(separator: ", ")
         return (planned, workspace)
     }
 

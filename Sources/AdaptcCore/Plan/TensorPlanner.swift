@@ -18,7 +18,6 @@ enum TensorPlanner {
     struct Planned {
         var group: GroupPlan
         var workspace: Extent
-        var optimizer: String
     }
 
     static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout, prepared: inout Int,
@@ -160,6 +159,6 @@ enum TensorPlanner {
         case .lora(let r): planned.ranks = [r]
         }
         planned.optimizer = optimizer.name
-        return Planned(group: planned, workspace: workspace, optimizer: optimizer.name)
+        return Planned(group: planned, workspace: workspace)
     }
 }

@@ -101,9 +101,8 @@ enum PruningReference {
         return result
     }
 
-    /// max |a − b| / max |b|.
+    /// max |a − b| / max |b|; infinity when either holds a NaN.
     static func relativeError(_ a: [Double], _ b: [Double]) -> Double {
-        let scale = max(b.map(abs).max() ?? 0, 1e-300)
-        return zip(a, b).map { abs($0 - $1) }.max()! / scale
+        maxRelativeError(a, b)
     }
 }

@@ -97,8 +97,7 @@ final class PreconditionedStepTests: XCTestCase {
             try step(&optimizer, &parameters, gradients)
             deltas.append(multiply(parameters[r * n..<r * n + m * r].map(Double.init), parameters[0..<r * n].map(Double.init), m, n, r))
         }
-        let scale = deltas[0].map(abs).max()!
-        return zip(deltas[0], deltas[1]).map { abs($0 - $1) }.max()! / scale
+        return maxRelativeError(deltas[1], deltas[0])
     }
 }
 

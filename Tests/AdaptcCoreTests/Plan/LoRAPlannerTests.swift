@@ -31,9 +31,9 @@ final class LoRAPlannerTests: XCTestCase {
         let plan = try plan(LoRAFixtures.mixed())
         let query = try XCTUnwrap(plan.pair(layer: 0, module: "query")).forward.contractions
         XCTAssertEqual(query.map(\.output.name), ["z", "y"])
-        XCTAssertEqual(query[0].output.indices, ["n", "r"])
+        XCTAssertEqual(query[0].output.modes, ["n", "r"])
         let key = try XCTUnwrap(plan.pair(layer: 0, module: "key")).forward.contractions
-        XCTAssertEqual(Set(key[0].output.indices), ["i", "o"], "ΔW first for the tiny map")
+        XCTAssertEqual(Set(key[0].output.modes), ["i", "o"], "ΔW first for the tiny map")
         XCTAssertEqual(plan.workspace.constant, 256, "backward keeps ΔW of key [8, 16] and its gradient in the workspace")
     }
 

@@ -259,15 +259,6 @@ func referenceApply(_ delta: [Double], out: Int, in inFeatures: Int, x: [Float],
     return y
 }
 
-/// max |got − want| / max |want| (relative to the tensor's scale, so entries
-/// near zero do not blow it up).
-func maxRelativeError(_ got: [Float], _ want: [Double]) -> Double {
-    precondition(got.count == want.count)
-    let scale = want.map(abs).max() ?? 0
-    let worst = zip(got, want).map { abs(Double($0) - $1) }.max() ?? 0
-    return scale == 0 ? worst : worst / scale
-}
-
 /// Random A and B for every pair (shared tensors written once), with the
 /// spec's metadata; returns the tensors as written.
 func writeRandomAdapter(_ pairs: [ReferencePair], checked: CheckedSpec, to path: String, seed: UInt64,

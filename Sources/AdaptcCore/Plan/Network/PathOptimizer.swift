@@ -10,8 +10,6 @@ public protocol PathOptimizer: Sendable {
 public enum PathOptimizers {
     public static let all: [any PathOptimizer] = [OptimalPath(), GreedyPath()]
 
-    public static func named(_ name: String) -> (any PathOptimizer)? { all.first { $0.name == name } }
-
     public static func automatic(for network: TensorNetwork) -> any PathOptimizer {
         network.tensors.count <= OptimalPath.maximumTensors ? OptimalPath() : GreedyPath()
     }
