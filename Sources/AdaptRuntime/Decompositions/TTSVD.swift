@@ -56,8 +56,13 @@ public struct TTSVD: Sendable {
     public var bonds: [Bond]
     /// ‖T‖_F.
     public var norm: Double
-    /// ε‖T‖ when a tolerance was given: the guaranteed bound on ‖T − T̂‖.
+    /// ε‖T‖ when a tolerance was given and every bond met its share of it:
+    /// the guaranteed bound on ‖T − T̂‖. `nil` without a tolerance, or when a
+    /// cap kept some bond from discarding as little as ε‖T‖/√(d−1)
+    /// (`overCap` names those).
     public var bound: Double?
+    /// Bonds (0-based) whose cap stopped them short of the tolerance.
+    public var overCap: [Int] = []
 
     public var ranks: [Int] { [1] + bonds.map(\.rank) + [1] }
     /// (Σ_k discarded_k²)^½: ‖T − T̂‖ in exact arithmetic (the errors are orthogonal).
@@ -127,7 +132,13 @@ public struct TTSVD: Sendable {
             left = step.rank
         }
         cores.append(remainder)
-        return TTSVD(modeSizes: modeSizes, cores: cores, bonds: bonds, norm: norm, bound: tolerance.map { $0 * norm })
+        var train = TTSVD(modeSizes: modeSizes, cores: cores, bonds: bonds, norm: norm, bound: tolerance.map { $0 * norm })
+        if let budget {
+            // The bound of Oseledets' Theorem 2.2 needs every tail within δ.
+            train.overCap = bonds.indices.filter { bonds[$0].discarded * bonds[$0].discarded > budget * (1 + 1e-12) }
+            if !train.overCap.isEmpty { train.bound = nil }
+        }
+        return train
     }
 
     /// The smallest rank ≥ 1 whose tail is within the budget, at most `cap`;
@@ -231,6 +242,7 @@ public struct TTSVD: Sendable {
         var result = self
         result.modeSizes = modeSizes.reversed()
         result.bonds = bonds.reversed()
+        result.overCap = overCap.map { bonds.count - 1 - $0 }.sorted()
         result.cores = (0..<cores.count).reversed().map { k in
             let (a, n, b) = (ranks[k], modeSizes[k], ranks[k + 1])
             var swapped = [Double](repeating: 0, count: a * n * b)

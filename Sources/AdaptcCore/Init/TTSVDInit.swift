@@ -79,9 +79,14 @@ struct TTSVDInitialiser: TensorInitialiser {
             "r\(k + 1) \(bond.rank)" + (bond.hitCap ? " (cap)" : " of \(bond.cap)")
         }
         var details = ["bonds " + bonds.joined(separator: ", ")]
+        if let epsilon = problem.settings.tolerance, !train.overCap.isEmpty {
+            details.append(String(format: "tolerance %g not reached: ", epsilon)
+                           + train.overCap.map { "r\($0 + 1)" }.joined(separator: ", ")
+                           + " at the spec's rank discard more than ε‖W‖/√(d−1)")
+        }
         if sweep == .whole { details.append("neither end of the order lies inside one weight, so the stacked tensor was read whole") }
         return TensorInitOutcome(method: "TT-SVD (\(methods.joined(separator: ", "))), \(sweep.rawValue)", details: details,
-                                 bound: problem.settings.tolerance)
+                                 bound: train.bound == nil ? nil : problem.settings.tolerance)
     }
 }
 

@@ -95,8 +95,9 @@ extension InitStage {
         let limit = Planner.memoryLimit
         if need.bytes > limit {
             throw UserError("group '\(group.name)': init method '\(settings.method.rawValue)' needs "
-                            + "\(ByteCount.text(need.bytes, smallestUnit: .mebibytes)) for \(need.purpose), over the memory limit of "
-                            + "\(ByteCount.text(limit, smallestUnit: .mebibytes)) (set ADAPTC_MEMORY_LIMIT in bytes to change it)")
+                            + "\(ByteCount.text(need.bytes)) for \(need.purpose) (the stacked tensor is "
+                            + "\(ByteCount.text(4 * weights.count))), over the memory limit of \(ByteCount.text(limit)) "
+                            + "(set ADAPTC_MEMORY_LIMIT in bytes to change it)")
         }
         try MemoryBudget.require(bytes: need.bytes, for: need.purpose)
         let outcome = try initialiser.initialise(problem)

@@ -106,6 +106,12 @@ final class TTSVDTests: XCTestCase {
                                         tolerance: 1e-6)
         XCTAssertEqual(found.ranks, [1] + ranks + [1])
         XCTAssertLessThan(Self.relativeDistance(found.full(), tensor), 1e-10)
+        XCTAssertNotNil(found.bound)
+        // Caps below the ranks the tolerance needs: no bound, and the bonds that fell short are named.
+        let capped = try TTSVD.decompose(DenseUnfolding(tensor, rows: 5), modeSizes: sizes, caps: [2, 1, 3, 2], tolerance: 1e-6)
+        XCTAssertNil(capped.bound)
+        XCTAssertEqual(capped.overCap, [1])
+        XCTAssertEqual(capped.reversed().overCap, [2])
     }
 
     /// `reversed()` is the same tensor with its modes reversed, so a right-to-left
