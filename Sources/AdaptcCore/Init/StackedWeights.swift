@@ -87,16 +87,12 @@ struct StackedWeights {
     }
 
     /// Pair `p`'s `W / s` (or W itself, `folded: false`), row-major `[out, in]`;
-    /// an error naming the tensor when it holds NaN or Inf (a decomposition
-    /// of it would be meaningless).
+    /// NaN or Inf in it is an error naming the tensor and element
+    /// (`SafetensorsFile.floats` checks every value it widens).
     func weight(_ p: Int, folded: Bool = true) throws -> [Float] {
         let pair = pairs[p]
         let key = template.key(pair)
         var weight = try base.weight(key, for: pair, template: template)
-        if let bad = weight.firstIndex(where: { !$0.isFinite }) {
-            let file = base.locate(key)?.file.path ?? base.path
-            throw UserError("\(file): tensor \"\(key)\" contains \(weight[bad].isNaN ? "NaN" : "Inf") (element \(bad))")
-        }
         let inverse = Float(1 / pair.scale)
         if folded, inverse != 1 { for k in weight.indices { weight[k] *= inverse } }
         return weight
