@@ -244,6 +244,61 @@ final class InitTTSVDCLITests: XCTestCase {
             XCTAssertEqual(sandbox.listing(), before, "\(run)")
         }
     }
+
+    /// LoftQ on a tensor-train: one iteration is tt-svd of W − Q with Q =
+    /// quantise(W) the base `--residual` writes; over several, the error
+    /// ‖W − (Q + ΔW)‖/‖W‖ stays below Q alone, never grows, and is what the
+    /// written Q and the stored cores give.
+    func testLoftQAlternatesQuantiserAndTTSVD() throws {
+        var variant = Self.variants[0]
+        variant.extra = ", quantiser: {bits: 4, group: 5, kind: symmetric}, iterations: 1"
+        try sandbox.write(Self.spec(variant).replacingOccurrences(of: "method: tt-svd", with: "method: loftq"), to: "q1.adapt.yaml")
+        variant.extra = variant.extra.replacingOccurrences(of: "iterations: 1", with: "iterations: 4")
+        try sandbox.write(Self.spec(variant).replacingOccurrences(of: "method: tt-svd", with: "method: loftq"), to: "q4.adapt.yaml")
+        let weights = try writeBase()
+        for name in ["q1", "q4"] {
+            let run = try sandbox.adaptc("init", "\(name).adapt.yaml", "--base", "base.safetensors", "-o", "\(name).safetensors",
+                                         "--residual", "\(name)-q.safetensors")
+            XCTAssertEqual(run.status, 0, "\(run)")
+            let materialized = try sandbox.adaptc("materialize", "\(name).adapt.yaml", "--adapter", "\(name).safetensors",
+                                                  "-o", "\(name)-d.safetensors")
+            XCTAssertEqual(materialized.status, 0, "\(materialized)")
+            let q = try SafetensorsFile.read(path: sandbox.path("\(name)-q.safetensors"))
+            let d = try SafetensorsFile.read(path: sandbox.path("\(name)-d.safetensors"))
+            var removed: [String: [Float]] = [:]
+            var missed = 0.0, total = 0.0
+            for (key, w) in weights {
+                let base = try q.floats(key)
+                removed[key] = zip(w, base).map { $0 - $1 }
+                let pair = key.replacingOccurrences(of: "layers.", with: "").replacingOccurrences(of: ".weight", with: "")
+                let delta = try d.floats(pair)
+                for k in w.indices {
+                    total += Double(w[k]) * Double(w[k])
+                    let r = Double(w[k]) - Double(base[k]) - Double(delta[k])
+                    missed += r * r
+                }
+            }
+            let line = run.stdout
+            let figures = try line.components(separatedBy: "by iteration ")[1].components(separatedBy: " (Q alone")[0]
+                .components(separatedBy: ", ").map { try XCTUnwrap(Double($0)) }
+            let alone = try Self.figure(after: "(Q alone ", in: line)
+            XCTAssertEqual(figures.count, name == "q1" ? 1 : 4, line)
+            XCTAssertLessThan(figures.last!, alone, line)
+            for (a, b) in zip(figures, figures.dropFirst()) { XCTAssertLessThanOrEqual(b, a * (1 + 1e-6), line) }
+            if figures.count > 1 { XCTAssertLessThan(figures.last!, 0.99 * figures[0], "the alternation gains nothing: \(line)") }
+            XCTAssertEqual((missed / total).squareRoot(), figures.last!, accuracy: 2e-6, line)
+            if name == "q1" {
+                // Q_1 = quantise(W) (on the int4 grid: each group of 5 is a multiple of its scale) …
+                let grid = try q.floats("layers.0.query.weight")
+                let scale = grid[0..<5].map { abs($0) }.max()! / 7
+                for v in grid[0..<5] { XCTAssertEqual((v / scale).rounded(), v / scale, accuracy: 1e-4) }
+                // … and the cores are tt-svd of (W − Q_1)/s.
+                for (key, want) in Self.principal(removed, variant: variant) {
+                    XCTAssertLessThan(maxRelativeError(try d.floats(key), want), 1e-4, key)
+                }
+            }
+        }
+    }
 }
 
 struct CLIError: Error, CustomStringConvertible {

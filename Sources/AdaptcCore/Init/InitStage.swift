@@ -66,6 +66,13 @@ public enum InitStage {
                         RandomInit.fillCore(tensor, method: settings.method, seed: seed, into: target)
                     }
                 }
+            case .loftq where group.structure != .lora, .ttSVD, .hosvd, .hooi, .cpALS:
+                guard let base else {
+                    throw UserError("\(checked.spec.path): group '\(group.name)' uses init method '\(settings.method.rawValue)', which needs --base (the checkpoint whose weights it decomposes)")
+                }
+                let template = try WeightKeyTemplate(checked, for: "init method '\(settings.method.rawValue)'")
+                try tensorInit(group, settings: settings, seed: seed, base: base, template: template, storage: storage,
+                               plan: plan, threads: threads, report: &report)
             case .pissa, .milora, .olora, .loftq:
                 guard let base else {
                     throw UserError("\(checked.spec.path): group '\(group.name)' uses init method '\(settings.method.rawValue)', which needs --base (the checkpoint whose weights it decomposes)")
@@ -79,13 +86,6 @@ public enum InitStage {
                     try principal(pairs, group: group.name, settings: settings, seed: seed, base: base, template: template,
                               storage: storage, plan: plan, threads: threads, report: &report)
                 }
-            case .ttSVD, .hosvd, .hooi, .cpALS:
-                guard let base else {
-                    throw UserError("\(checked.spec.path): group '\(group.name)' uses init method '\(settings.method.rawValue)', which needs --base (the checkpoint whose weights it decomposes)")
-                }
-                let template = try WeightKeyTemplate(checked, for: "init method '\(settings.method.rawValue)'")
-                try tensorInit(group, settings: settings, seed: seed, base: base, template: template, storage: storage,
-                               plan: plan, threads: threads, report: &report)
             case .recycle:
                 throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora, olora, loftq and tt-svd are)")
             }

@@ -29,6 +29,10 @@ struct StackedWeights {
     let outOffset: [Int]
     let inOffset: [Int]
 
+    /// LoftQ: quantised bases Q (one per pair) taken off every weight, so the
+    /// tensor is `(W − Q)/s`; `nil` for the other methods.
+    var removed: (quantiser: Quantiser, bases: [Quantiser.Quantised])?
+
     /// The modes in the layout used: the group's `order`, or another
     /// permutation of them (a right-to-left sweep reads them reversed).
     let modes: [ResolvedMode]
@@ -78,21 +82,42 @@ struct StackedWeights {
     /// Floats of one weight.
     var weightCount: Int { outFeatures * inFeatures }
 
+    /// W itself, whatever is removed.
+    func rawWeight(_ p: Int) throws -> [Float] {
+        var raw = self
+        raw.removed = nil
+        return try raw.weight(p, folded: false)
+    }
+
     /// Every weight located and its shape checked, before any is read.
     func checkPresent() throws { _ = try base.targets(pairs, template: template) }
 
     /// The same weights laid out with `modes` (a permutation of the group's).
     func laidOut(_ modes: [ResolvedMode]) -> StackedWeights {
-        StackedWeights(group: group, pairs: pairs, base: base, template: template, modes: modes)
+        var laidOut = StackedWeights(group: group, pairs: pairs, base: base, template: template, modes: modes)
+        laidOut.removed = removed
+        return laidOut
     }
 
-    /// Pair `p`'s `W / s` (or W itself, `folded: false`), row-major `[out, in]`;
+    /// The same weights with a quantised base taken off each: `(W − Q)/s`.
+    func removing(_ bases: [Quantiser.Quantised], quantiser: Quantiser) -> StackedWeights {
+        var result = self
+        result.removed = (quantiser, bases)
+        return result
+    }
+
+    /// Pair `p`'s `W / s` (or W itself, `folded: false`; `(W − Q)/s` or
+    /// `W − Q` when a quantised base is removed), row-major `[out, in]`;
     /// NaN or Inf in it is an error naming the tensor and element
     /// (`SafetensorsFile.floats` checks every value it widens).
     func weight(_ p: Int, folded: Bool = true) throws -> [Float] {
         let pair = pairs[p]
         let key = template.key(pair)
         var weight = try base.weight(key, for: pair, template: template)
+        if let (quantiser, bases) = removed {
+            let q = quantiser.dequantise(bases[p])
+            for k in weight.indices { weight[k] -= q[k] }
+        }
         let inverse = Float(1 / pair.scale)
         if folded, inverse != 1 { for k in weight.indices { weight[k] *= inverse } }
         return weight

@@ -71,6 +71,16 @@ extension InitStage {
     /// The tensor init methods (DESIGN §3) and who does each.
     static let tensorMethods: [InitMethod] = [.ttSVD, .hosvd, .hooi, .cpALS]
 
+    /// The structure's own decomposition: what `loftq` alternates with the quantiser.
+    static func ownTensorMethod(_ structure: Structure) -> InitMethod {
+        switch structure {
+        case .tensorTrain: return .ttSVD
+        case .cp: return .cpALS
+        case .tucker: return .hosvd
+        case .lora: preconditionFailure("lora groups have no tensor method")
+        }
+    }
+
     static func tensorInitialiser(_ method: InitMethod) -> TensorInitialiser {
         switch method {
         case .ttSVD: return TTSVDInitialiser()
@@ -90,8 +100,14 @@ extension InitStage {
         let problem = TensorInitProblem(group: group, weights: weights, settings: settings, seed: seed, threads: threads,
                                         tensors: plan.parameters.filter { $0.key.hasPrefix(group.name + ".") },
                                         storage: storage)
-        let initialiser = tensorInitialiser(settings.method)
-        let need = initialiser.memoryNeed(problem)
+        let loftq = settings.method == .loftq
+        let initialiser = tensorInitialiser(loftq ? ownTensorMethod(group.structure) : settings.method)
+        var need = initialiser.memoryNeed(problem)
+        if loftq {
+            // Q stays as codes (a byte a weight) and group scales for every pair.
+            need.bytes += weights.count + 4 * weights.count / quantiser(settings).group
+            need.purpose += " and LoftQ's quantised bases"
+        }
         let limit = Planner.memoryLimit
         if need.bytes > limit {
             throw UserError("group '\(group.name)': init method '\(settings.method.rawValue)' needs "
@@ -100,6 +116,14 @@ extension InitStage {
                             + "(set ADAPTC_MEMORY_LIMIT in bytes to change it)")
         }
         try MemoryBudget.require(bytes: need.bytes, for: need.purpose)
+        if loftq {
+            let outcome = try tensorLoftQ(problem, initialiser: initialiser, plan: plan, report: &report)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            report.tensorSummary = ([outcome.method] + outcome.details + [report.loftqSummary ?? "", String(format: "%.3f s", seconds)])
+                .joined(separator: "; ")
+            report.loftqSummary = nil
+            return
+        }
         let outcome = try initialiser.initialise(problem)
         let figures = try measure(weights, plan: plan, storage: storage, threads: threads)
         let keepsResidual = settings.residual ?? true
@@ -124,13 +148,11 @@ extension InitStage {
     /// float32 tensors a user gets, not the decomposition's own arithmetic.
     static func measure(_ weights: StackedWeights, plan: Plan, storage: AdapterStorage,
                         threads: Int) throws -> (weight: Double, delta: Double, error: Double) {
-        let interpreter = PlanInterpreter(plan: plan, threads: threads)
-        interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
-        interpreter.prepare()
+        let interpreter = preparedInterpreter(plan, storage, threads: threads)
         var delta = [Float](repeating: 0, count: weights.weightCount)
         var sums = (weight: 0.0, delta: 0.0, error: 0.0)
         for (p, pair) in weights.pairs.enumerated() {
-            let w = try weights.weight(p, folded: false)
+            let w = try weights.rawWeight(p)
             try delta.withUnsafeMutableBufferPointer {
                 try interpreter.materialize(layer: pair.layer, module: pair.module, into: $0)
             }
