@@ -71,7 +71,8 @@ public struct TTSVD: Sendable {
     /// TT-SVD of the tensor whose first unfolding `first` streams, modes
     /// `modeSizes`, bond ranks at most `caps` (d − 1 of them).
     public static func decompose(_ first: UnfoldingSlices, modeSizes: [Int], caps: [Int], tolerance: Double? = nil,
-                                 randomized: TruncatedSVD.Randomized = TruncatedSVD.Randomized()) throws -> TTSVD {
+                                 randomized: TruncatedSVD.Randomized = TruncatedSVD.Randomized(),
+                                 threads: Int = 1) throws -> TTSVD {
         let d = modeSizes.count
         precondition(d >= 1 && caps.count == d - 1 && first.rows == modeSizes[0]
                      && first.rows * first.columns == modeSizes.reduce(1, *), "TT-SVD: shapes do not agree")
@@ -90,7 +91,7 @@ public struct TTSVD: Sendable {
         var gram = [Double](repeating: 0, count: n1 * n1)
         for s in 0..<first.sliceCount {
             let (matrix, _) = try first.slice(s)
-            Float64LinearAlgebra.accumulateRowGram(matrix, rows: n1, width: matrix.count / n1, into: &gram)
+            Float64LinearAlgebra.accumulateRowGram(matrix, rows: n1, width: matrix.count / n1, into: &gram, threads: threads)
         }
         let normSquared = (0..<n1).reduce(0.0) { $0 + gram[$1 * n1 + $1] }
         let norm = normSquared.squareRoot()

@@ -6,16 +6,36 @@ import CBLAS
 /// products and square the condition number, so they are formed and
 /// factorised in float64. Matrices are row-major here.
 public enum Float64LinearAlgebra {
-    /// `gram += X·Xᵀ` for row-major X `[rows, width]` (`cblas_dsyrk`, both
-    /// triangles written so the result can be used as a full matrix).
+    /// `gram += X·Xᵀ` for row-major X `[rows, width]`, both triangles written
+    /// so the result can be used as a full matrix. Small Grams are one
+    /// `cblas_dsyrk`; from `tiledFrom` rows on, the upper triangle is cut into
+    /// fixed 128×128 tiles, one `dgemm` each, run in parallel on `threads`:
+    /// the tiles do not depend on the thread count, so neither do the bits.
     public static func accumulateRowGram(_ x: UnsafePointer<Double>, rows: Int, width: Int,
-                                         into gram: UnsafeMutablePointer<Double>) {
+                                         into gram: UnsafeMutablePointer<Double>, threads: Int = 1) {
         BLAS.configure()
         guard rows > 0, width > 0 else { return }
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(rows), blasint(width), 1, x, blasint(width),
-                    1, gram, blasint(rows))
+        if rows < tiledFrom {
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(rows), blasint(width), 1, x, blasint(width),
+                        1, gram, blasint(rows))
+        } else {
+            let blocks = (rows + tile - 1) / tile
+            let tiles = (0..<blocks).flatMap { i in (i..<blocks).map { j in (i, j) } }
+            Parallel.forEach(tiles.count, threads: threads) { range in
+                for (i, j) in tiles[range] {
+                    let (r0, c0) = (i * tile, j * tile)
+                    let (m, n) = (min(tile, rows - r0), min(tile, rows - c0))
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(width), 1,
+                                x + r0 * width, blasint(width), x + c0 * width, blasint(width),
+                                1, gram + r0 * rows + c0, blasint(rows))
+                }
+            }
+        }
         mirrorUpper(gram, n: rows)
     }
+
+    static let tile = 128
+    static let tiledFrom = 256
 
     /// `gram = Xᵀ·X` for row-major X `[rows, width]` (a `[width, width]` matrix).
     public static func columnGram(_ x: UnsafePointer<Double>, rows: Int, width: Int,

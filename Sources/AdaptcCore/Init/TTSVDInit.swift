@@ -54,15 +54,18 @@ struct TTSVDInitialiser: TensorInitialiser {
         switch sweep {
         case .leftToRight:
             train = try TTSVD.decompose(WeightUnfolding(weights), modeSizes: weights.shape, caps: caps,
-                                        tolerance: problem.settings.tolerance, randomized: randomized)
+                                        tolerance: problem.settings.tolerance, randomized: randomized,
+                                        threads: problem.threads)
         case .rightToLeft:
             let reversed = weights.laidOut(weights.modes.reversed())
             train = try TTSVD.decompose(WeightUnfolding(reversed), modeSizes: reversed.shape, caps: caps.reversed(),
-                                        tolerance: problem.settings.tolerance, randomized: randomized).reversed()
+                                        tolerance: problem.settings.tolerance, randomized: randomized,
+                                        threads: problem.threads).reversed()
         case .whole:
             let tensor = try weights.dense(for: "tt-svd")
             train = try TTSVD.decompose(DenseUnfolding(tensor, rows: weights.shape[0]), modeSizes: weights.shape, caps: caps,
-                                        tolerance: problem.settings.tolerance, randomized: randomized)
+                                        tolerance: problem.settings.tolerance, randomized: randomized,
+                                        threads: problem.threads)
         }
         // Cores at the plan's shapes: a bond the tolerance made smaller is zero-padded.
         let planRanks = [1] + caps + [1], ranks = train.ranks

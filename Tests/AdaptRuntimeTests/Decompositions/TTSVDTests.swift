@@ -143,4 +143,25 @@ final class TTSVDTests: XCTestCase {
         for i in 0..<m { for k in 0..<r { for j in 0..<n { back[i * n + j] += step.core[i * r + k] * step.remainder[k * n + j] } } }
         XCTAssertLessThan(Self.relativeDistance(back, c), 1e-5)
     }
+
+    /// The tiled Gram (from 256 rows) equals the float64 definition, and its
+    /// bits do not depend on the thread count.
+    func testTiledGramIsTheGramWhateverTheThreads() {
+        let (rows, width) = (300, 37)
+        var random = TestRandom(seed: 5)
+        let x = (0..<(rows * width)).map { _ in Double(random.uniform()) }
+        var grams: [[Double]] = []
+        for threads in [1, 2, 3] {
+            var gram = [Double](repeating: 0.5, count: rows * rows)
+            Float64LinearAlgebra.accumulateRowGram(x, rows: rows, width: width, into: &gram, threads: threads)
+            grams.append(gram)
+        }
+        XCTAssertEqual(grams[0], grams[1])
+        XCTAssertEqual(grams[0], grams[2])
+        for i in stride(from: 0, to: rows, by: 7) { for j in stride(from: 0, to: rows, by: 11) {
+            var dot = 0.5
+            for k in 0..<width { dot += x[i * width + k] * x[j * width + k] }
+            XCTAssertEqual(grams[0][i * rows + j], dot, accuracy: 1e-12, "[\(i), \(j)]")
+        } }
+    }
 }
