@@ -118,14 +118,25 @@ struct WeightUnfolding: UnfoldingSlices {
         let start = weights.pairOffset[index]
         var matrix = [Double](repeating: 0, count: w.count)
         var columnIndex = [Int](repeating: 0, count: width)
-        for o in 0..<weights.outFeatures {
-            let rowOffset = start + weights.outOffset[o]
-            for i in 0..<inFeatures {
-                let e = o * inFeatures + i
-                let j = (e / sigma) % n1
-                let local = (e / (sigma * n1)) * sigma + e % sigma
-                matrix[j * width + local] = Double(w[e])
-                if j == 0 { columnIndex[local] = rowOffset + weights.inOffset[i] }
+        // e runs through the weight in storage order: hi, then j, then lo.
+        let high = w.count / (sigma * n1)
+        w.withUnsafeBufferPointer { w in
+            matrix.withUnsafeMutableBufferPointer { matrix in
+                var e = 0
+                for hi in 0..<high {
+                    for j in 0..<n1 {
+                        let row = j * width + hi * sigma
+                        for lo in 0..<sigma { matrix[row + lo] = Double(w[e + lo]) }
+                        e += sigma
+                    }
+                }
+            }
+        }
+        // The unfolding column of local column hi·σ + lo is the offset of its j = 0 element.
+        for hi in 0..<high {
+            for lo in 0..<sigma {
+                let e = hi * sigma * n1 + lo
+                columnIndex[hi * sigma + lo] = start + weights.outOffset[e / inFeatures] + weights.inOffset[e % inFeatures]
             }
         }
         return (matrix, columnIndex)
