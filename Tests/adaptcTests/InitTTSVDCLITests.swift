@@ -212,6 +212,9 @@ final class InitTTSVDCLITests: XCTestCase {
             let run = try sandbox.adaptc("init", "t.adapt.yaml", "--base", "base.safetensors", "-o", "a\(name).safetensors",
                                          "--residual", "r\(name).safetensors", "--seed", "5", "--threads", "2")
             XCTAssertEqual(run.status, 0, "\(run)")
+            // ε = 0.2 within the caps: the bound is printed and the measured error keeps it.
+            XCTAssertTrue(run.stdout.contains("bound 0.200000") && run.stdout.contains(" of "), "\(run)")
+            XCTAssertLessThanOrEqual(try Self.figure(after: "relative error ‖W − ΔW‖/‖W‖ ", in: run.stdout), 0.2, "\(run)")
             outputs.append(try sandbox.bytes("a\(name).safetensors") + sandbox.bytes("r\(name).safetensors"))
         }
         XCTAssertEqual(outputs[0], outputs[1])
