@@ -8,6 +8,17 @@ import Foundation
 /// stored float32 tensors give back (materialize against W, pair by pair),
 /// zeroes the tensor of `RandomInit.zeroTensorKey` for `residual: false`,
 /// and writes the report line.
+///
+/// A new method (hosvd, hooi, cp-als) is a type conforming to this protocol,
+/// returned by `InitStage.tensorInitialiser`. What it has to work with:
+/// `problem.weights.dense(for:)` (the stacked tensor in `order`, float64);
+/// for any mode lying inside one weight (an out or in factor), its unfolding
+/// streamed weight by weight: `WeightUnfolding(weights.laidOut(modes with that
+/// mode first))`, whose slices sum to the mode's Gram matrix
+/// (`Float64LinearAlgebra.accumulateRowGram`); `problem.write` for each stored
+/// tensor at the plan's shape; `memoryNeed` says what it will hold, checked
+/// against ADAPTC_MEMORY_LIMIT before anything is read. `loftq` on its
+/// structure then comes for free (`ownTensorMethod`).
 protocol TensorInitialiser {
     /// The bytes the method will hold at its peak and what for, checked
     /// against the memory limit before any weight is read.
