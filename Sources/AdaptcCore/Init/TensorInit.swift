@@ -74,7 +74,8 @@ struct UnsupportedTensorInitialiser: TensorInitialiser {
     let method: InitMethod
     func memoryNeed(_ problem: TensorInitProblem) -> (bytes: Int, purpose: String) { (0, method.rawValue) }
     func initialise(_ problem: TensorInitProblem) throws -> TensorInitOutcome {
-        throw UserError("group '\(problem.group.name)': init method '\(method.rawValue)' is not supported yet (zero, gaussian, pissa, milora, olora, loftq and tt-svd are)")
+        let via = problem.settings.method == .loftq ? " (loftq on a \(problem.group.structure.rawValue) group runs it)" : ""
+        throw UserError("group '\(problem.group.name)': init method '\(method.rawValue)'\(via) is not supported yet (zero, gaussian, pissa, milora, olora, loftq and tt-svd are)")
     }
 }
 
