@@ -72,7 +72,8 @@ public struct TTSVD: Sendable {
     /// `modeSizes`, bond ranks at most `caps` (d − 1 of them).
     public static func decompose(_ first: UnfoldingSlices, modeSizes: [Int], caps: [Int], tolerance: Double? = nil,
                                  randomized: TruncatedSVD.Randomized = TruncatedSVD.Randomized(),
-                                 threads: Int = 1) throws -> TTSVD {
+                                 threads: Int = 1,
+                                 progress: ((_ done: Int, _ of: Int) -> Void)? = nil) throws -> TTSVD {
         let d = modeSizes.count
         precondition(d >= 1 && caps.count == d - 1 && first.rows == modeSizes[0]
                      && first.rows * first.columns == modeSizes.reduce(1, *), "TT-SVD: shapes do not agree")
@@ -92,6 +93,7 @@ public struct TTSVD: Sendable {
         for s in 0..<first.sliceCount {
             let (matrix, _) = try first.slice(s)
             Float64LinearAlgebra.accumulateRowGram(matrix, rows: n1, width: matrix.count / n1, into: &gram, threads: threads)
+            progress?(s + 1, 2 * first.sliceCount)
         }
         let normSquared = (0..<n1).reduce(0.0) { $0 + gram[$1 * n1 + $1] }
         let norm = normSquared.squareRoot()
@@ -117,6 +119,7 @@ public struct TTSVD: Sendable {
                 let row = k * first.columns
                 for c in 0..<width { remainder[row + columnIndex[c]] = projected[k * width + c] }
             }
+            progress?(first.sliceCount + s + 1, 2 * first.sliceCount)
         }
 
         // Steps 2 … d−1 on the small remainder [r_{k-1}·n_k, rest].

@@ -1,4 +1,5 @@
 import AdaptRuntime
+import Foundation
 
 /// `init: {method: tt-svd}` (DESIGN §3): the group's cores from `TTSVD` on
 /// its stacked weights, in its `order`.
@@ -43,6 +44,15 @@ struct TTSVDInitialiser: TensorInitialiser {
         }
     }
 
+    /// Weights read so far, on stderr when it is a terminal (a pass for the
+    /// Gram matrix, one for the projection), so long inits show they move.
+    static func progress(_ group: String) -> ((Int, Int) -> Void)? {
+        guard isatty(STDERR_FILENO) != 0 else { return nil }
+        return { done, total in
+            FileHandle.standardError.write(Data("\rtt-svd \(group): \(done)/\(total) weight reads".utf8))
+        }
+    }
+
     func initialise(_ problem: TensorInitProblem) throws -> TensorInitOutcome {
         let weights = problem.weights, group = problem.group
         let caps = caps(group)
@@ -50,22 +60,24 @@ struct TTSVDInitialiser: TensorInitialiser {
                                                  powerIterations: problem.settings.powerIterations ?? TruncatedSVD.Randomized().powerIterations,
                                                  seed: problem.seed)
         let sweep = sweep(weights)
+        let progress = Self.progress(group.name)
+        defer { if progress != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
         var train: TTSVD
         switch sweep {
         case .leftToRight:
             train = try TTSVD.decompose(WeightUnfolding(weights), modeSizes: weights.shape, caps: caps,
                                         tolerance: problem.settings.tolerance, randomized: randomized,
-                                        threads: problem.threads)
+                                        threads: problem.threads, progress: progress)
         case .rightToLeft:
             let reversed = weights.laidOut(weights.modes.reversed())
             train = try TTSVD.decompose(WeightUnfolding(reversed), modeSizes: reversed.shape, caps: caps.reversed(),
                                         tolerance: problem.settings.tolerance, randomized: randomized,
-                                        threads: problem.threads).reversed()
+                                        threads: problem.threads, progress: progress).reversed()
         case .whole:
             let tensor = try weights.dense(for: "tt-svd")
             train = try TTSVD.decompose(DenseUnfolding(tensor, rows: weights.shape[0]), modeSizes: weights.shape, caps: caps,
                                         tolerance: problem.settings.tolerance, randomized: randomized,
-                                        threads: problem.threads)
+                                        threads: problem.threads, progress: progress)
         }
         // Cores at the plan's shapes: a bond the tolerance made smaller is zero-padded.
         let planRanks = [1] + caps + [1], ranks = train.ranks
