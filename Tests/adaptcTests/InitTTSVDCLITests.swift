@@ -20,6 +20,9 @@ final class InitTTSVDCLITests: XCTestCase {
     /// Canonical axes: layer, module, out.0, out.1, in.0, in.1.
     static let canonicalSizes = [layers, modules.count] + outFactors + inFactors
     static let axisNames = ["layer", "module", "out.0", "out.1", "in.0", "in.1"]
+    /// Without `factor:`: axes layer, module, out, in.
+    static let plainSizes = [layers, modules.count, out, inFeatures]
+    static let plainNames = ["layer", "module", "out", "in"]
 
     struct Variant {
         var order: [String]
@@ -28,6 +31,7 @@ final class InitTTSVDCLITests: XCTestCase {
         var layout: String = "out_in"
         var extra: String = ""
         var rank = 3
+        var factorised = true
     }
 
     static func spec(_ variant: Variant) -> String {
@@ -42,7 +46,7 @@ final class InitTTSVDCLITests: XCTestCase {
           - name: tt
             structure: tensor-train
             modules: [query, value]
-            factor: {out: [3, 4], in: [2, 5]}
+            \(variant.factorised ? "factor: {out: [3, 4], in: [2, 5]}" : "# out and in not factorised")
             order: [\(variant.order.joined(separator: ", "))]
             rank: \(variant.rank)
             alpha: 6
@@ -84,7 +88,8 @@ final class InitTTSVDCLITests: XCTestCase {
 
     /// ΔW by pair key `LAYER.MODULE`: s·TT-SVD(W/s) in `order`, computed naively.
     static func principal(_ weights: [String: [Float]], variant: Variant) -> [String: [Double]] {
-        let order = variant.order.map { axisNames.firstIndex(of: $0)! }
+        let (names, canonicalSizes) = variant.factorised ? (axisNames, canonicalSizes) : (plainNames, plainSizes)
+        let order = variant.order.map { names.firstIndex(of: $0)! }
         let sizes = order.map { canonicalSizes[$0] }
         // The plan's bonds: the uniform rank clipped; s = alpha / the largest.
         let caps = (1..<sizes.count).map { min(variant.rank, sizes[..<$0].reduce(1, *), sizes[$0...].reduce(1, *)) }
@@ -130,6 +135,9 @@ final class InitTTSVDCLITests: XCTestCase {
         Variant(order: ["layer", "module", "out.0", "out.1", "in.0", "in.1"], rightToLeft: true, layout: "in_out", rank: 4),
         // Both ends outside a weight: the tensor is read whole, left to right.
         Variant(order: ["layer", "out.0", "in.1", "out.1", "in.0", "module"], rightToLeft: false),
+        // Unfactorised, LoTR's and MetaTT's kind of order: out first (a whole row of W per index), in last.
+        Variant(order: ["out", "layer", "module", "in"], rightToLeft: false, rank: 4, factorised: false),
+        Variant(order: ["layer", "in", "module", "out"], rightToLeft: true, layout: "in_out", rank: 4, factorised: false),
     ]
 
     func testMaterializeIsThePrincipalTensorAndResidualIsWMinusDelta() throws {
