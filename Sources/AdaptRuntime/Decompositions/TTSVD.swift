@@ -101,8 +101,8 @@ public struct TTSVD: Sendable {
         let budget = tolerance.map { $0 * $0 * normSquared / Double(d - 1) }
         let eigen = try Float64LinearAlgebra.symmetricEigen(gram, n: n1)
         let cap1 = min(caps[0], n1, first.columns)
-        let r1 = rank(eigen.values, cap: cap1, total: normSquared, budget: budget)
-        var bonds = [Bond(rank: r1, cap: cap1, discarded: tail(eigen.values, kept: r1, total: normSquared).squareRoot(),
+        let r1 = rank(eigen.values, cap: cap1, budget: budget)
+        var bonds = [Bond(rank: r1, cap: cap1, discarded: tail(eigen.values, kept: r1).squareRoot(),
                           method: .gram)]
         var u1 = [Double](repeating: 0, count: n1 * r1)
         for i in 0..<n1 { for k in 0..<r1 { u1[i * r1 + k] = eigen.vectors[i * n1 + k] } }
@@ -147,15 +147,15 @@ public struct TTSVD: Sendable {
 
     /// The smallest rank ≥ 1 whose tail is within the budget, at most `cap`;
     /// `cap` without a budget. `values` are σ², largest first.
-    static func rank(_ values: [Double], cap: Int, total: Double, budget: Double?) -> Int {
+    static func rank(_ values: [Double], cap: Int, budget: Double?) -> Int {
         guard let budget, cap > 1 else { return max(cap, 1) }
-        for r in 1..<cap where tail(values, kept: r, total: total) <= budget { return r }
+        for r in 1..<cap where tail(values, kept: r) <= budget { return r }
         return cap
     }
 
     /// Σ of the σ² beyond the first `kept` of a whole spectrum (each
     /// clamped at 0: a Gram's tiny eigenvalues may round negative).
-    static func tail(_ values: [Double], kept: Int, total: Double) -> Double {
+    static func tail(_ values: [Double], kept: Int) -> Double {
         values.dropFirst(kept).reduce(0.0) { $0 + max($1, 0) }
     }
 
@@ -208,13 +208,13 @@ public struct TTSVD: Sendable {
             var gram = [Double](repeating: 0, count: m * m)
             Float64LinearAlgebra.accumulateRowGram(c, rows: m, width: n, into: &gram)
             let eigen = try Float64LinearAlgebra.symmetricEigen(gram, n: m)
-            let r = rank(eigen.values, cap: cap, total: total, budget: budget)
+            let r = rank(eigen.values, cap: cap, budget: budget)
             var core = [Double](repeating: 0, count: m * r)
             for i in 0..<m { for k in 0..<r { core[i * r + k] = eigen.vectors[i * m + k] } }
             var remainder = [Double](repeating: 0, count: r * n)
             Float64LinearAlgebra.gemm(transA: true, transB: false, m: r, n: n, k: m, a: core, lda: r,
                                       b: c, ldb: n, c: &remainder, ldc: n)
-            return Step(rank: r, discarded: tail(eigen.values, kept: r, total: total).squareRoot(), method: .gram,
+            return Step(rank: r, discarded: tail(eigen.values, kept: r).squareRoot(), method: .gram,
                         core: core, remainder: remainder)
         case .gram:
             // G = Cᵀ·C gives the right singular vectors V_r; C·V_r = Q·R
@@ -223,7 +223,7 @@ public struct TTSVD: Sendable {
             var gram = [Double](repeating: 0, count: n * n)
             Float64LinearAlgebra.columnGram(c, rows: m, width: n, into: &gram)
             let eigen = try Float64LinearAlgebra.symmetricEigen(gram, n: n)
-            let r = rank(eigen.values, cap: cap, total: total, budget: budget)
+            let r = rank(eigen.values, cap: cap, budget: budget)
             var v = [Double](repeating: 0, count: n * r)
             for i in 0..<n { for k in 0..<r { v[i * r + k] = eigen.vectors[i * n + k] } }
             var cv = [Double](repeating: 0, count: m * r)
@@ -233,7 +233,7 @@ public struct TTSVD: Sendable {
             var remainder = [Double](repeating: 0, count: r * n)
             Float64LinearAlgebra.gemm(transA: false, transB: true, m: r, n: n, k: r, a: rFactor, lda: r,
                                       b: v, ldb: r, c: &remainder, ldc: n)
-            return Step(rank: r, discarded: tail(eigen.values, kept: r, total: total).squareRoot(), method: .gram,
+            return Step(rank: r, discarded: tail(eigen.values, kept: r).squareRoot(), method: .gram,
                         core: q, remainder: remainder)
         }
     }

@@ -12,7 +12,12 @@ import Foundation
 /// both ends are `layer`/`module` (their unfoldings mix weights), the stacked
 /// tensor is read whole, once, and the line says so.
 struct TTSVDInitialiser: TensorInitialiser {
-    enum Sweep: String { case leftToRight = "left to right", rightToLeft = "right to left", whole = "left to right over the whole tensor" }
+    enum Sweep: String {
+        case leftToRight = "left to right"
+        case rightToLeft = "right to left"
+        /// Left to right, the stacked tensor held: neither end streams.
+        case whole = "left to right over the whole tensor"
+    }
 
     func sweep(_ weights: StackedWeights) -> Sweep {
         if weights.strideInsideWeight(ofModeAt: 0) != nil { return .leftToRight }
