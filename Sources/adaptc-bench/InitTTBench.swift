@@ -3,8 +3,10 @@ import Foundation
 
 /// `init-tt-metatt` (DESIGN §8): `adaptc init` with tt-svd on MetaTT's spec
 /// (Specs/metatt-bert: 12 layers × q/k/v/o of 768², order [in, layer, module,
-/// out], rank 8), from an F32 base written here: every map a shared rank-32
-/// part plus noise. The real executable runs as a child, so `peak_rss_mb` is
+/// out], rank 8), from an F32 base written here by a formula Tools/Peers/init-tt.py
+/// evaluates the same way (so `rel_err`, ‖W − ΔW‖/‖W‖ as adaptc prints it,
+/// compares at equal data): `W[l,m][o,i] = Σ_k sin(0.37(o+1)(k+1))·
+/// cos(0.11(i+1)(k+1) + l + 0.5m)/8` over k < 32, plus `0.02·sin(12.9898·(o·768 + i) + 78.233·(4l + m))`. The real executable runs as a child, so `peak_rss_mb` is
 /// its own; the floor it must stay under is the stacked tensor
 /// (`stacked_mb`, float32), which a TT-SVD that holds it would need at least.
 /// Three runs, the median's seconds.
@@ -24,13 +26,28 @@ extension Bench {
         let names = (0..<layers).flatMap { l in modules.map { key(l, $0) } }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         let writer = try SafetensorsStreamWriter(path: root + "/base.safetensors", metadata: ["format": "pt"],
                                                  tensors: names.map { TensorDeclaration(name: $0, shape: [size, size]) })
-        var random = SeededRandom(seed: 1, stream: "init-tt-metatt")
-        let shared = (0..<(size * 32)).map { _ in random.normal(standardDeviation: 1) }
+        // The rank-32 part as U·V (float64 sums, as the peer's numpy product), then the noise.
+        var u = [Double](repeating: 0, count: size * 32)
+        for o in 0..<size { for k in 0..<32 { u[o * 32 + k] = sin(0.37 * Double((o + 1) * (k + 1))) } }
         for name in names {
-            let right = (0..<(32 * size)).map { _ in random.normal(standardDeviation: 1) }
-            var w = (0..<(size * size)).map { _ in random.normal(standardDeviation: 0.02) }
-            BLAS.gemm(transA: false, transB: false, m: size, n: size, k: 32, alpha: 0.05, a: shared, lda: 32,
-                      b: right, ldb: size, beta: 1, c: &w, ldc: size)
+            let parts = name.split(separator: ".")
+            let l = Double(Int(parts[2])!), m = Double(modules.firstIndex(of: String(parts[4]))!)
+            var v = [Double](repeating: 0, count: 32 * size)
+            for k in 0..<32 {
+                for i in 0..<size {
+                    let phase: Double = 0.11 * Double((i + 1) * (k + 1))
+                    v[k * size + i] = cos(phase + l + 0.5 * m)
+                }
+            }
+            var product = [Double](repeating: 0, count: size * size)
+            Float64LinearAlgebra.gemm(transA: false, transB: false, m: size, n: size, k: 32, a: u, lda: 32,
+                                      b: v, ldb: size, c: &product, ldc: size)
+            var w = [Float](repeating: 0, count: size * size)
+            let offset: Double = 78.233 * (4 * l + m)
+            for e in 0..<(size * size) {
+                let noise: Double = 0.02 * sin(12.9898 * Double(e) + offset)
+                w[e] = Float(product[e] / 8 + noise)
+            }
             try w.withUnsafeBufferPointer { try writer.append(name, floats: $0) }
         }
         try writer.commit()
@@ -54,16 +71,19 @@ extension Bench {
         var seconds: [Double] = [], peak = 0
         for _ in 0..<3 {
             let run = try spawn(adaptc, ["init", root + "/spec.adapt.yaml", "--base", root + "/base.safetensors",
-                                         "-o", root + "/a.safetensors", "--threads", String(threads)])
+                                         "-o", root + "/a.safetensors", "--threads", String(threads)], stdout: root + "/line.txt")
             guard run.status == 0 else { throw BenchError("adaptc init failed (status \(run.status))") }
             seconds.append(run.seconds)
             peak = max(peak, run.maxResidentBytes)
         }
+        let line = (try? String(contentsOfFile: root + "/line.txt", encoding: .utf8)) ?? ""
+        let label = "relative error ‖W − ΔW‖/‖W‖ "
+        let error = line.range(of: label).flatMap { Double(line[$0.upperBound...].prefix { $0.isNumber || $0 == "." }) } ?? -1
         let stacked = 4 * layers * modules.count * size * size
         // Gram of the first unfolding [768, 12·4·768] and its projection: the flops that matter.
         let flops = 2 * size * size * layers * modules.count * size + 2 * 8 * size * layers * modules.count * size
         emit([("case", "init-tt-metatt"), ("variant", "tt-svd"), ("n", layers * modules.count), ("impl", "adaptc"),
-              ("threads", threads), ("seconds", seconds.sorted()[1]), ("flops", flops),
+              ("threads", threads), ("seconds", seconds.sorted()[1]), ("flops", flops), ("rel_err", error),
               ("peak_rss_mb", Double(peak) / 1_048_576), ("stacked_mb", Double(stacked) / 1_048_576),
               ("floor", "peak_rss_mb < stacked_mb")])
     }
