@@ -9,7 +9,7 @@ public enum Float64LinearAlgebra {
     /// `gram += X·Xᵀ` for row-major X `[rows, width]`, both triangles written
     /// so the result can be used as a full matrix. Small Grams are one
     /// `cblas_dsyrk`; from `tiledFrom` rows on, the upper triangle is cut into
-    /// fixed 128×128 tiles, one `dgemm` each, run in parallel on `threads`:
+    /// fixed 256×256 tiles (`dsyrk` on the diagonal, `dgemm` above it), run in parallel on `threads`:
     /// the tiles do not depend on the thread count, so neither do the bits.
     public static func accumulateRowGram(_ x: UnsafePointer<Double>, rows: Int, width: Int,
                                          into gram: UnsafeMutablePointer<Double>, threads: Int = 1) {
@@ -25,16 +25,22 @@ public enum Float64LinearAlgebra {
                 for (i, j) in tiles[range] {
                     let (r0, c0) = (i * tile, j * tile)
                     let (m, n) = (min(tile, rows - r0), min(tile, rows - c0))
-                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(width), 1,
-                                x + r0 * width, blasint(width), x + c0 * width, blasint(width),
-                                1, gram + r0 * rows + c0, blasint(rows))
+                    if i == j {
+                        // A diagonal tile is symmetric: its upper half is enough.
+                        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(m), blasint(width), 1,
+                                    x + r0 * width, blasint(width), 1, gram + r0 * rows + c0, blasint(rows))
+                    } else {
+                        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(width), 1,
+                                    x + r0 * width, blasint(width), x + c0 * width, blasint(width),
+                                    1, gram + r0 * rows + c0, blasint(rows))
+                    }
                 }
             }
         }
         mirrorUpper(gram, n: rows)
     }
 
-    static let tile = 128
+    static let tile = 256
     static let tiledFrom = 256
 
     /// `gram = Xᵀ·X` for row-major X `[rows, width]` (a `[width, width]` matrix).
