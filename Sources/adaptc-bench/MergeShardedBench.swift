@@ -170,26 +170,26 @@ extension Bench {
     /// The peak comes from GNU time (`/usr/bin/time -f %M`) when it is there:
     /// Linux carries ru_maxrss across exec, so a child spawned straight from
     /// this (large) process would report this process's pages as its own.
-    static func spawn(_ path: String, _ arguments: [String]) throws -> (status: Int32, seconds: Double, maxResidentBytes: Int) {
+    static func spawn(_ path: String, _ arguments: [String], stdout: String = "/dev/null") throws -> (status: Int32, seconds: Double, maxResidentBytes: Int) {
         let time = "/usr/bin/time"
         if FileManager.default.isExecutableFile(atPath: time) {
             let report = FileManager.default.temporaryDirectory.appendingPathComponent("adaptc-bench-rss-\(getpid())").path
             defer { try? FileManager.default.removeItem(atPath: report) }
-            let run = try spawnDirect(time, ["-f", "%M", "-o", report, path] + arguments)
+            let run = try spawnDirect(time, ["-f", "%M", "-o", report, path] + arguments, stdout: stdout)
             let text = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
             let kilobytes = text.split(whereSeparator: \.isNewline).last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             return (run.status, run.seconds, kilobytes.map { $0 * 1024 } ?? run.maxResidentBytes)
         }
-        return try spawnDirect(path, arguments)
+        return try spawnDirect(path, arguments, stdout: stdout)
     }
 
-    static func spawnDirect(_ path: String, _ arguments: [String]) throws -> (status: Int32, seconds: Double, maxResidentBytes: Int) {
+    static func spawnDirect(_ path: String, _ arguments: [String], stdout: String = "/dev/null") throws -> (status: Int32, seconds: Double, maxResidentBytes: Int) {
         var pid: pid_t = 0
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
-        posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
         let start = DispatchTime.now().uptimeNanoseconds
         guard posix_spawn(&pid, path, &fileActions, nil, argv, environ) == 0 else { throw BenchError("cannot run \(path)") }

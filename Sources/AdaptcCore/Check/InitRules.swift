@@ -8,9 +8,9 @@ enum InitRules {
         switch group.structure {
         case .lora:
             return group.shared ? [.zero, .gaussian, .recycle] : [.zero, .gaussian, .pissa, .milora, .olora, .loftq, .recycle]
-        case .tensorTrain: return [.zero, .gaussian, .ttSVD, .recycle]
-        case .cp: return [.zero, .gaussian, .cpALS, .recycle]
-        case .tucker: return [.zero, .gaussian, .hosvd, .hooi, .recycle]
+        case .tensorTrain: return [.zero, .gaussian, .ttSVD, .loftq, .recycle]
+        case .cp: return [.zero, .gaussian, .cpALS, .loftq, .recycle]
+        case .tucker: return [.zero, .gaussian, .hosvd, .hooi, .loftq, .recycle]
         }
     }
 

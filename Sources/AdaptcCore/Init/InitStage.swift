@@ -20,9 +20,12 @@ public enum InitStage {
         public var quantisedBases: [String: (quantiser: Quantiser, base: Quantiser.Quantised)] = [:]
         /// loftq: what the line says about the quantiser and the iterations.
         public var loftqSummary: String?
+        /// Tensor methods: the method, its ranks, the measured figures, the bound and the time.
+        public var tensorSummary: String?
 
         public var line: String {
             var text = "init \(name): \(method.rawValue), seed \(seed), \(tensors) tensors, \(parameters) parameters"
+            if let tensorSummary { return text + "; " + tensorSummary }
             if let capturedEnergy, let worst = worstRelativeError {
                 text += String(format: "; %@; captured energy %.6f, relative error of the rank-r part %.6f (worst pair %@)",
                                decompositions.joined(separator: "/"), capturedEnergy, worst.error, worst.pair)
@@ -34,7 +37,7 @@ public enum InitStage {
 
     public static let principalMethods: [InitMethod] = [.pissa, .milora, .olora]
     /// The methods that read the base weights and change what `--residual` writes.
-    public static let baseMethods: [InitMethod] = principalMethods + [.loftq]
+    public static let baseMethods: [InitMethod] = principalMethods + [.loftq] + tensorMethods
 
     /// Whether some group reads the base weights (so `--base` applies).
     public static func readsBase(_ checked: CheckedSpec) -> Bool {
@@ -63,6 +66,13 @@ public enum InitStage {
                         RandomInit.fillCore(tensor, method: settings.method, seed: seed, into: target)
                     }
                 }
+            case .loftq where group.structure != .lora, .ttSVD, .hosvd, .hooi, .cpALS:
+                guard let base else {
+                    throw UserError("\(checked.spec.path): group '\(group.name)' uses init method '\(settings.method.rawValue)', which needs --base (the checkpoint whose weights it decomposes)")
+                }
+                let template = try WeightKeyTemplate(checked, for: "init method '\(settings.method.rawValue)'")
+                try tensorInit(group, settings: settings, seed: seed, base: base, template: template, storage: storage,
+                               plan: plan, threads: threads, report: &report)
             case .pissa, .milora, .olora, .loftq:
                 guard let base else {
                     throw UserError("\(checked.spec.path): group '\(group.name)' uses init method '\(settings.method.rawValue)', which needs --base (the checkpoint whose weights it decomposes)")
@@ -76,8 +86,8 @@ public enum InitStage {
                     try principal(pairs, group: group.name, settings: settings, seed: seed, base: base, template: template,
                               storage: storage, plan: plan, threads: threads, report: &report)
                 }
-            case .ttSVD, .hosvd, .hooi, .cpALS, .recycle:
-                throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora and olora are)")
+            case .recycle:
+                throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora, olora, loftq and tt-svd are)")
             }
             reports.append(report)
         }
