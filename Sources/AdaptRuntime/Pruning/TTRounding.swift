@@ -17,7 +17,8 @@
 /// (summed over its layers and modules, traced over its in modes) — a
 /// heuristic for the order of components — and the energy this bond loses is
 /// measured on the calibration rows after the cut, never predicted; with
-/// `--scope pair` the cut is widened until the measured loss is ≤ 1 − T.
+/// `--scope pair` the bond keeps the smallest number of those components whose
+/// measured loss is ≤ 1 − T of its energy.
 /// The group's lost energy is always measured: `E(D − D')` of the input and the
 /// rounded train, so what is reported is what eval loses on the rows.
 public enum TTRounding {
@@ -130,6 +131,9 @@ public enum TTRounding {
             var lost = analysis.energies.dropFirst(keep).reduce(0, +)
             if !analysis.exact {
                 let energyNow = dense(train, modes: modes, calibration: calibration)
+                // The pooled spectrum only orders the components; the rank is the
+                // smallest whose measured loss stays within 1 − T of the bond's energy.
+                if fixed == nil { keep = 1 }
                 while true {
                     lost = keep >= analysis.energies.count ? 0 : measuredLoss(train, bond: k, basis: analysis.basis, keep: keep,
                                                                                modes: modes, calibration: calibration)
