@@ -15,11 +15,12 @@ final class PruneTTCLITests: XCTestCase {
     override func setUpWithError() throws { sandbox = try CLISandbox() }
     override func tearDown() { sandbox?.remove() }
 
-    static let spec = """
+    static var spec: String { spec(layers: 3) }
+    static func spec(layers: Int) -> String { """
         adaptc: 1
         name: PruneTt
         model:
-          layers: 3
+          layers: \(layers)
           modules:
             q: [12, 12]
             v: [12, 12]
@@ -32,14 +33,16 @@ final class PruneTTCLITests: XCTestCase {
             rank: 5
             alpha: 10
         """
+    }
 
-    static let pairs = (0..<3).flatMap { l in ["q", "v"].map { Pair(layer: l, module: $0) } }
+    static func pairs(_ layers: Int) -> [Pair] { (0..<layers).flatMap { l in ["q", "v"].map { Pair(layer: l, module: $0) } } }
+    static var pairs: [Pair] { pairs(3) }
 
     /// Random cores whose bond components decay (slice b of every bond scaled by
     /// 1/(1+b)²), so a threshold below 1 cuts; calibration rows per pair.
     @discardableResult
-    func writeInputs(rows: Int = 30) throws -> (CheckedSpec, [String: [Float]]) {
-        let path = try sandbox.write(Self.spec, to: "prune-tt.adapt.yaml")
+    func writeInputs(rows: Int = 30, layers: Int = 3, weakLayers: Set<Int> = []) throws -> (CheckedSpec, [String: [Float]]) {
+        let path = try sandbox.write(Self.spec(layers: layers), to: "prune-tt.adapt.yaml")
         let (checked, plan) = try SpecLoader.loadPlanned(path: path)
         var random = TestRandom(seed: 71)
         var writer = SafetensorsWriter(metadata: AdapterFiles.metadata(checked))
@@ -48,12 +51,16 @@ final class PruneTTCLITests: XCTestCase {
             let right = p.shape[2]
             var core = random.floats(p.count)
             for i in core.indices { core[i] /= Float((1 + i % right) * (1 + i % right)) }
+            // The layer core (mode 1 of the order): weak layers' slices a hundred times smaller.
+            if p.key == "tt.core.1" {
+                for i in core.indices where weakLayers.contains((i / right) % layers) { core[i] *= 0.01 }
+            }
             tensors[p.key] = core
             writer.add(p.key, floats: core, shape: p.shape)
         }
         try writer.write(to: sandbox.path("adapter.safetensors"))
         var calib = SafetensorsWriter(), r = TestRandom(seed: 72)
-        for pair in Self.pairs {
+        for pair in Self.pairs(layers) {
             // Rows mostly in three directions: far from white.
             let basis = r.floats(3 * 12)
             var x = [Float](repeating: 0, count: rows * 12)
@@ -159,6 +166,48 @@ final class PruneTTCLITests: XCTestCase {
             if scope == "global" { XCTAssertLessThanOrEqual(lost / total, 0.1 + 1e-5) }
             XCTAssertLessThan(report["parameters_after"] as! Int, report["parameters_before"] as! Int)
         }
+    }
+
+    /// Layer level on the train: the weak layers leave its `layers:` (their
+    /// slices cut from the layer core) for `tt_shared`, the kept layers' ΔW are
+    /// unchanged (threshold-1 rounding only), and eval loses what the report says.
+    func testLayerLevelCutsWeakLayersIntoASharedGroup() throws {
+        try writeInputs(layers: 4, weakLayers: [1, 3])
+        let run = try sandbox.adaptc("prune", "prune-tt.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", "calib.safetensors",
+                                     "--levels", "layer", "--threshold", "0.95", "-o", "l")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        let text = try String(contentsOfFile: sandbox.path("l/prune-tt.adapt.yaml"), encoding: .utf8)
+        XCTAssertTrue(text.contains("layers: [0, 2]"), text)
+        XCTAssertTrue(text.contains("- name: tt_shared"), text)
+        XCTAssertEqual(try sandbox.adaptc("check", "l/prune-tt.adapt.yaml").status, 0)
+        let compile = try sandbox.adaptc("compile", "l/prune-tt.adapt.yaml", "-o", "gen")
+        XCTAssertEqual(compile.status, 0, "\(compile)")
+        for (spec, adapter, out) in [("prune-tt.adapt.yaml", "adapter.safetensors", "d"), ("l/prune-tt.adapt.yaml", "l/prune-tt.safetensors", "dl")] {
+            XCTAssertEqual(try sandbox.adaptc("materialize", spec, "--adapter", adapter, "-o", "\(out).safetensors").status, 0)
+            XCTAssertEqual(try sandbox.adaptc("eval", spec, "--adapter", adapter, "--input", "calib.safetensors", "-o", "y\(out).safetensors").status, 0)
+        }
+        let before = try SafetensorsFile.read(path: sandbox.path("d.safetensors")), after = try SafetensorsFile.read(path: sandbox.path("dl.safetensors"))
+        for pair in Self.pairs(4) where [0, 2].contains(pair.layer) {
+            let a = try before.floats(pair.key), b = try after.floats(pair.key)
+            let worst = zip(a, b).map { abs($0 - $1) }.max()!, size = a.map(abs).max()!
+            XCTAssertLessThan(worst / size, 1e-5, pair.key)
+        }
+        // Every ΔW of this order shares the in-side of bond (out.1 | in), rank 5: the
+        // mean of the dropped layers' ΔW has rank ≤ 5, and tt_shared (rank 5) is that mean exactly.
+        for module in ["q", "v"] {
+            let mean = zip(try before.floats("1.\(module)"), try before.floats("3.\(module)")).map { ($0 + $1) / 2 }
+            for layer in [1, 3] {
+                let got = try after.floats("\(layer).\(module)")
+                let worst = zip(got, mean).map { abs($0 - $1) }.max()!, size = mean.map(abs).max()!
+                XCTAssertLessThan(worst / size, 1e-4, "\(layer).\(module)")
+            }
+        }
+        let (lost, total) = try energyLost("yd.safetensors", "ydl.safetensors")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("l/report.json")))) as! [String: Any]
+        let tt = (report["groups"] as! [[String: Any]])[0]
+        XCTAssertEqual(tt["dropped_layers"] as! [Int], [1, 3])
+        XCTAssertEqual(1 - lost / total, tt["energy_kept"] as! Double, accuracy: 1e-5)
+        XCTAssertGreaterThan(lost, 0)
     }
 
     /// Threshold 1 on a train of minimal ranks: nothing cut, the cores are the input's bytes.

@@ -33,17 +33,32 @@ public struct TTCalibration: Sendable {
     /// Per-pair output energy `tr(ΔW·G·ΔWᵀ)` of the dense tensor `d` (row-major
     /// over `modes` in train order), at index `l·modules + m`.
     public func pairEnergies(_ d: [Double], modes: [TTMode]) -> [Double] {
-        let layout = ModeLayout(modes, side: Array(modes.indices))
+        let blocks = Self.pairDeltas(d, modes: modes, pairs: layers * modules, inFeatures: inFeatures)
         let outCount = d.count / (inFeatures * layers * modules)
-        var blocks = [[Double]](repeating: [Double](repeating: 0, count: outCount * inFeatures), count: layers * modules)
-        for p in d.indices {
-            let (pair, out, input) = layout.split(p)
-            blocks[pair][out * inFeatures + input] = d[p]
-        }
         return blocks.indices.map { b in
             let product = DenseLinearAlgebra.multiply(blocks[b], grams[b], m: outCount, n: inFeatures, k: inFeatures)
             return zip(product, blocks[b]).reduce(0) { $0 + $1.0 * $1.1 }
         }
+    }
+
+    /// `D[l, m]` `[out, in]` (row-major, out and in by factor order) of the dense
+    /// tensor `d` (row-major over `modes` in train order), at index `l·modules + m`.
+    public static func pairDeltas(_ d: [Double], modes: [TTMode], pairs: Int, inFeatures: Int) -> [[Double]] {
+        let layout = ModeLayout(modes, side: Array(modes.indices))
+        let outCount = d.count / (inFeatures * pairs)
+        var blocks = [[Double]](repeating: [Double](repeating: 0, count: outCount * inFeatures), count: pairs)
+        for p in d.indices {
+            let (pair, out, input) = layout.split(p)
+            blocks[pair][out * inFeatures + input] = d[p]
+        }
+        return blocks
+    }
+
+    /// `tr(E·G_b·Eᵀ)` for a dense `e` `[out, in]`: its output energy on pair b's rows.
+    public func energy(_ e: [Double], pair b: Int) -> Double {
+        let outCount = e.count / inFeatures
+        let product = DenseLinearAlgebra.multiply(e, grams[b], m: outCount, n: inFeatures, k: inFeatures)
+        return zip(product, e).reduce(0) { $0 + $1.0 * $1.1 }
     }
 
     /// The weighted factor `M` of one side of a bond: for `f` `[P, r]` (the

@@ -3,7 +3,7 @@ import AdaptRuntime
 /// The prune stage for a checked spec and its loaded adapter: runs LoRA-drop
 /// (AdaptRuntime's `LoRADropPruner`) on every lora group and collects the
 /// decisions and the pruned weights. Tensor-train groups go to
-/// `TTRoundingStage` (rank level); cp and tucker pass through unchanged.
+/// `TTRoundingStage`; cp and tucker pass through unchanged.
 public enum LoRADropStage {
     public static func run(_ checked: CheckedSpec, plan: Plan, adapter: PlanInterpreter,
                            calibration: CalibrationSet, settings: PruneSettings) -> PruneResult {
@@ -14,9 +14,9 @@ public enum LoRADropStage {
         var groups: [GroupPruning] = []
         var weights: [String: [Float]] = [:]
         for group in checked.groups {
-            if group.structure == .tensorTrain && settings.levels.contains(.rank) {
+            if group.structure == .tensorTrain {
                 groups.append(TTRoundingStage.run(group, plan: plan, adapter: adapter, calibration: calibration, settings: settings,
-                                                  weights: &weights))
+                                                  taken: taken, weights: &weights))
                 continue
             }
             guard group.structure == .lora else {

@@ -73,8 +73,13 @@ public struct PruneReport {
     func dropped(_ g: GroupPruning) -> String {
         guard g.pruned else { return "not pruned (\(g.structure.rawValue): lora and tensor-train groups only for now)" }
         if !g.bonds.isEmpty {
-            let before = g.bonds.map(\.rankBefore), after = g.bonds.map(\.rankAfter)
-            return before == after ? "nothing" : "bond ranks \(before) → \(after)"
+            var parts: [String] = []
+            if let name = g.sharedGroupName {
+                parts.append("layers \(g.droppedLayers.map(String.init).joined(separator: ", ")) → \(name)")
+            }
+            let after = g.bonds.map(\.rankAfter)
+            if after != g.originalBondRanks { parts.append("bond ranks \(g.originalBondRanks) → \(after)") }
+            return parts.isEmpty ? "nothing" : parts.joined(separator: "; ")
         }
         var parts: [String] = []
         if let name = g.sharedGroupName {

@@ -18,6 +18,8 @@ public struct GroupPruning {
     public var pairs: [PairPruning]
     /// Tensor-train groups: each bond's data-weighted spectrum and cut (empty otherwise).
     public var bonds: [BondPruning] = []
+    /// Tensor-train groups: the bond ranks the input spec gave (before any layer cut).
+    public var originalBondRanks: [Int] = []
 
     public init(name: String, structure: Structure, pruned: Bool, layerShares: [(layer: Int, share: Double)], keptLayers: [Int],
                 droppedLayers: [Int], sharedGroupName: String?, sharedRank: Int?, pairs: [PairPruning]) {

@@ -112,7 +112,7 @@ public enum PrunedSpecText {
     /// A tensor-train group's new `ranks:` as a block list, one bond a line with
     /// the energy its cut kept (first line without indent), or nil when no bond changed.
     static func bondRankLines(_ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
-        guard !pruning.bonds.isEmpty, pruning.bonds.contains(where: { $0.rankAfter != $0.rankBefore }) else { return nil }
+        guard !pruning.bonds.isEmpty, pruning.bonds.map(\.rankAfter) != pruning.originalBondRanks else { return nil }
         let total = pruning.totalEnergy
         var lines = ["ranks:  # data-weighted TT-rounding (threshold \(number(settings.threshold)), scope \(settings.scope.rawValue)): "
             + "\(percent(pruning.energyKept)) of the group's calibration output energy kept"]
