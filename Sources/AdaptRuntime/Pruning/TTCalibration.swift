@@ -146,25 +146,36 @@ struct ModeLayout {
         moduleSize = module?.size ?? 1
         sideIn = sideModes.filter { $0.kind == .in }.reduce(1) { $0 * $1.size }
         sideOut = sideModes.filter { $0.kind == .out }.reduce(1) { $0 * $1.size }
+        // Each side mode's digit adds digit·weight to the block (0), out (1) or in (2) index:
+        // block = layer·moduleSize + module; out and in row-major over their factors (factor 0 most significant).
+        sizes = sideModes.map(\.size)
+        target = sideModes.map { $0.kind == .layer || $0.kind == .module ? 0 : $0.kind == .out ? 1 : 2 }
+        let moduleSize = self.moduleSize
+        weights = sideModes.map { mode in
+            switch mode.kind {
+            case .layer: return moduleSize
+            case .module: return 1
+            case .out, .in:
+                return sideModes.filter { $0.kind == mode.kind && $0.factor > mode.factor }.reduce(1) { $0 * $1.size }
+            }
+        }
     }
+    let sizes: [Int]
+    let target: [Int]
+    let weights: [Int]
 
     /// (block, out, in) of row p; out and in row-major by factor index.
     func split(_ p: Int) -> (pair: Int, out: Int, input: Int) {
-        var layer = 0, module = 0
-        var outDigits: [(factor: Int, digit: Int, size: Int)] = [], inDigits: [(factor: Int, digit: Int, size: Int)] = []
-        for (j, k) in side.enumerated() {
-            let mode = modes[k], digit = (p / strides[j]) % mode.size
-            switch mode.kind {
-            case .layer: layer = digit
-            case .module: module = digit
-            case .out: outDigits.append((mode.factor, digit, mode.size))
-            case .in: inDigits.append((mode.factor, digit, mode.size))
+        var pair = 0, out = 0, input = 0
+        for j in side.indices {
+            let digit = (p / strides[j]) % sizes[j]
+            switch target[j] {
+            case 0: pair += digit * weights[j]
+            case 1: out += digit * weights[j]
+            default: input += digit * weights[j]
             }
         }
-        func combine(_ digits: [(factor: Int, digit: Int, size: Int)]) -> Int {
-            digits.sorted { $0.factor < $1.factor }.reduce(0) { $0 * $1.size + $1.digit }
-        }
-        return (layer * moduleSize + module, combine(outDigits), combine(inDigits))
+        return (pair, out, input)
     }
 
     /// The side's block of a (layer, module) of the group (the other side's are pooled).
