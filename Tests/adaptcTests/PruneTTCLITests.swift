@@ -253,5 +253,22 @@ final class PruneTTCLITests: XCTestCase {
             XCTAssertTrue(result.stderr.hasPrefix("adaptc: error: ") && result.stderr.contains(mentions), "expected '\(mentions)'\n\(result)")
             XCTAssertEqual(sandbox.listing(), before, "nothing may be written\n\(result)")
         }
+        // A flow-style adapter list: the line editor cannot rewrite the train's ranks, and says so.
+        let flow = """
+            adaptc: 1
+            name: PruneTt
+            model:
+              layers: 3
+              modules: {q: [12, 12], v: [12, 12]}
+            adapters: [{name: tt, structure: tensor-train, modules: [q, v], factor: {out: [3, 4], in: [4, 3]}, order: [out.0, layer, module, out.1, in], rank: 5, alpha: 10}]
+            """
+        try sandbox.write(flow, to: "flow.adapt.yaml")
+        let before = sandbox.listing()
+        let result = try sandbox.adaptc("prune", "flow.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", "calib.safetensors",
+                                        "--levels", "rank", "-o", "f")
+        XCTAssertEqual(result.status, 1, "\(result)")
+        XCTAssertEqual(result.stderrLines.count, 1, "\(result)")
+        XCTAssertTrue(result.stderr.contains("block list"), "\(result)")
+        XCTAssertEqual(sandbox.listing(), before)
     }
 }
