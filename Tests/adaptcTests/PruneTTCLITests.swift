@@ -164,6 +164,8 @@ final class PruneTTCLITests: XCTestCase {
             XCTAssertTrue(bonds.contains { ($0["rank_after"] as! Int) < ($0["rank_before"] as! Int) }, "\(scope): something must be cut")
             XCTAssertTrue(bonds.allSatisfy { ($0["energies"] as! [Double]).count >= ($0["rank_after"] as! Int) })
             if scope == "global" { XCTAssertLessThanOrEqual(lost / total, 0.1 + 1e-5) }
+            let svg = try String(contentsOfFile: sandbox.path("\(out)/report.svg"), encoding: .utf8)
+            XCTAssertTrue(svg.contains("data-weighted spectra per bond") && svg.contains("bond 5: in.0 | in.1"), scope)
             XCTAssertLessThan(report["parameters_after"] as! Int, report["parameters_before"] as! Int)
         }
     }
