@@ -131,15 +131,27 @@ public enum TTRounding {
             var lost = analysis.energies.dropFirst(keep).reduce(0, +)
             if !analysis.exact {
                 let energyNow = dense(train, modes: modes, calibration: calibration)
-                // The pooled spectrum only orders the components; the rank is the
-                // smallest whose measured loss stays within 1 − T of the bond's energy.
-                if fixed == nil { keep = 1 }
-                while true {
-                    lost = keep >= analysis.energies.count ? 0 : measuredLoss(train, bond: k, basis: analysis.basis, keep: keep,
-                                                                               modes: modes, calibration: calibration)
-                    let widen = fixed == nil && keep < analysis.energies.count && lost > (1 - threshold + zeroShare) * energyNow
-                    guard widen else { break }
-                    keep += 1
+                // The pooled spectrum only orders the components. The rank kept is one
+                // whose measured loss stays within 1 − T of the bond's energy: the
+                // pooled rule's rank, widened until it passes, then bisected down to
+                // the smallest passing rank (each measurement multiplies the train out,
+                // so about 1 + log2(r) of them, not r).
+                let count = analysis.energies.count
+                func loss(_ r: Int) -> Double {
+                    r >= count ? 0 : measuredLoss(train, bond: k, basis: analysis.basis, keep: r, modes: modes, calibration: calibration)
+                }
+                let budget = (1 - threshold + zeroShare) * energyNow
+                lost = loss(keep)
+                if fixed == nil {
+                    while keep < count && lost > budget {
+                        keep += 1
+                        lost = loss(keep)
+                    }
+                    var low = 0  // largest rank known to fail (0: none tried)
+                    while keep - low > 1 {
+                        let middle = (low + keep) / 2, trial = loss(middle)
+                        if trial <= budget { keep = middle; lost = trial } else { low = middle }
+                    }
                 }
             }
             if keep < train.ranks[k] {
