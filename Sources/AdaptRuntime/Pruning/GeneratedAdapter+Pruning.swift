@@ -13,3 +13,21 @@ extension GeneratedAdapter {
                            rank: a.shape[0], outFeatures: b.shape[0], inFeatures: a.shape[1], scale: scale)
     }
 }
+
+extension GeneratedAdapter {
+    /// The current cores of one tensor-train group (`GROUP.core.K`, K = 0, 1, …)
+    /// and their ranks `[1, r_1, …, 1]`, read from the parameter buffer — what an
+    /// app hands to `TTRounding.round` with the group's modes in its `order`.
+    /// nil when the layout has no such group or its cores do not chain.
+    public func ttCores(group: String) -> (cores: [[Float]], ranks: [Int])? {
+        var cores: [[Float]] = [], ranks = [1]
+        let values = storage.parameters
+        while let core = Self.parameterLayout.first(where: { $0.key == "\(group).core.\(cores.count)" }) {
+            guard core.shape.count == 3, core.shape[0] == ranks.last! else { return nil }
+            cores.append(Array(values[core.offset..<core.offset + core.count]))
+            ranks.append(core.shape[2])
+        }
+        guard !cores.isEmpty, ranks.last == 1 else { return nil }
+        return (cores, ranks)
+    }
+}

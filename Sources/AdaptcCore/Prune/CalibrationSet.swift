@@ -5,12 +5,12 @@ import AdaptRuntime
 /// in full before anything is computed: a missing pair, a wrong width, a key
 /// the spec does not cover or a NaN is one error naming the tensor.
 public struct CalibrationSet {
-    /// Rows by pair key; only pairs of lora groups (the ones pruned).
+    /// Rows by pair key; only pairs of the groups pruned (lora and tensor-train).
     public var rows: [String: (x: [Float], count: Int)]
 
     public static func load(_ path: String, checked: CheckedSpec) throws -> CalibrationSet {
         let file = try SafetensorsFile.read(path: path)
-        let lora = checked.groups.filter { $0.structure == .lora }
+        let lora = checked.groups.filter(isPruned)
         var rows: [String: (x: [Float], count: Int)] = [:]
         for entry in file.tensors {
             guard let (layer, module) = OverrideParser.pairKey(entry.name) else {
@@ -20,7 +20,7 @@ public struct CalibrationSet {
             guard let group = checked.group(covering: pair), let shape = group.module(named: module) else {
                 throw UserError("\(path): tensor \"\(entry.name)\": the spec has no adapter for layer \(layer) module \"\(module)\"")
             }
-            guard group.structure == .lora else { continue }
+            guard isPruned(group) else { continue }
             guard entry.shape.count == 2, entry.shape[0] >= 1, entry.shape[1] == shape.inFeatures else {
                 throw UserError("\(path): tensor \"\(entry.name)\" has shape \(entry.shape), expected [n, \(shape.inFeatures)] with n ≥ 1")
             }
@@ -32,8 +32,13 @@ public struct CalibrationSet {
         let missing = lora.flatMap(\.pairs).filter { rows[$0.key] == nil }
         if let first = missing.first {
             let more = missing.count > 1 ? " (and \(missing.count - 1) more pairs)" : ""
-            throw UserError("\(path): no calibration rows for pair \(first.key)\(more); prune needs rows [n, in] keyed LAYER.MODULE for every pair of a lora group")
+            throw UserError("\(path): no calibration rows for pair \(first.key)\(more); prune needs rows [n, in] keyed LAYER.MODULE for every pair of a lora or tensor-train group")
         }
         return CalibrationSet(rows: rows)
+    }
+
+    /// The structures `adaptc prune` measures (the others pass through unchanged).
+    static func isPruned(_ group: ResolvedGroup) -> Bool {
+        group.structure == .lora || group.structure == .tensorTrain
     }
 }

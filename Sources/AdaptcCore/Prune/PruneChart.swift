@@ -20,6 +20,7 @@ public enum PruneChart {
         for group in result.groups where group.pruned {
             y = layerPanel(group, threshold: result.settings.threshold, top: y, width: width, into: &body) + 24
             y = spectraPanel(group, top: y, width: width, into: &body) + 24
+            y = bondPanel(group, top: y, width: width, into: &body) + 24
         }
         let header = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(y))\" "
             + "viewBox=\"0 0 \(Int(width)) \(Int(y))\" font-family=\"Helvetica, Arial, sans-serif\">"
@@ -106,6 +107,36 @@ public enum PruneChart {
             body.append(text(x + plotWidth / 2, plotTop + plotHeight + 12, "component k (1…\(p.componentEnergies.count))", size: 9, anchor: "middle"))
         }
         return top + 40 + Double((pairs.count + columns - 1) / columns) * cellHeight
+    }
+
+    /// A tensor-train group: one small chart per bond, each component's share of
+    /// the bond's data-weighted energy (σ_j²), the kept ones in blue.
+    static func bondPanel(_ group: GroupPruning, top: Double, width: Double, into body: inout [String]) -> Double {
+        guard !group.bonds.isEmpty else { return top }
+        body.append(text(20, top + 14, "group \(group.name): data-weighted spectra per bond (TT-rounding)", size: 14, weight: "bold"))
+        body.append(text(20, top + 30, "bars: each component's share of the bond's calibration output energy (pooled where the bond "
+                         + "splits layer/module/in), components by σ", size: 11))
+        let columns = 4
+        let (cellWidth, cellHeight) = ((width - 40) / Double(columns), 112.0)
+        let total = group.totalEnergy
+        for (i, bond) in group.bonds.enumerated() {
+            let x = 20 + Double(i % columns) * cellWidth, y = top + 40 + Double(i / columns) * cellHeight
+            let energy = bond.energies.reduce(0, +)
+            let kept = total > 0 ? 1 - bond.lostEnergy / total : 1
+            body.append(text(x, y + 10, "bond \(i + 1): \(bond.left.last ?? "") | \(bond.right.first ?? "")", size: 11, weight: "bold"))
+            body.append(text(x, y + 23, "rank \(bond.rankBefore) → \(bond.rankAfter), \(PrunedSpecText.percent(kept)) kept", size: 10))
+            let (plotTop, plotHeight, plotWidth) = (y + 30, cellHeight - 58, cellWidth - 30)
+            body.append("<line x1=\"\(f(x))\" y1=\"\(f(plotTop))\" x2=\"\(f(x))\" y2=\"\(f(plotTop + plotHeight))\" stroke=\"black\"/>")
+            body.append("<line x1=\"\(f(x))\" y1=\"\(f(plotTop + plotHeight))\" x2=\"\(f(x + plotWidth))\" y2=\"\(f(plotTop + plotHeight))\" stroke=\"black\"/>")
+            let step = plotWidth / Double(max(bond.energies.count, 1))
+            for (k, e) in bond.energies.enumerated() {
+                let h = energy > 0 && e > 0 ? max(e / energy * plotHeight, 1) : 0
+                body.append(rect(x + Double(k) * step + step * 0.1, plotTop + plotHeight - h, step * 0.8, h,
+                                 k < bond.rankAfter ? keptColour : droppedColour,
+                                 title: "component \(k + 1): \(PrunedSpecText.percent(energy > 0 ? e / energy : 0))"))
+            }
+        }
+        return top + 40 + Double((group.bonds.count + columns - 1) / columns) * cellHeight
     }
 
     static func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, _ fill: String, title: String? = nil) -> String {

@@ -32,6 +32,12 @@ public struct PruneReport {
                     return pair
                 },
             ]
+            if !g.bonds.isEmpty {
+                object["bonds"] = g.bonds.enumerated().map { k, b -> [String: Any] in
+                    ["bond": k + 1, "left": b.left, "right": b.right, "rank_before": b.rankBefore, "rank_after": b.rankAfter,
+                     "energies": b.energies, "exact_weighting": b.exactWeighting, "lost_energy": b.lostEnergy]
+                }
+            }
             if let s = g.sharedGroupName { object["shared_group"] = s }
             if let r = g.sharedRank { object["shared_rank_after"] = r }
             return object
@@ -65,7 +71,16 @@ public struct PruneReport {
 
     /// "layers 0, 2 → attn_shared; 5 pairs cut 40 → 17 components".
     func dropped(_ g: GroupPruning) -> String {
-        guard g.pruned else { return "not pruned (\(g.structure.rawValue): lora groups only for now)" }
+        guard g.pruned else { return "not pruned (\(g.structure.rawValue): lora and tensor-train groups only for now)" }
+        if !g.bonds.isEmpty {
+            var parts: [String] = []
+            if let name = g.sharedGroupName {
+                parts.append("layers \(g.droppedLayers.map(String.init).joined(separator: ", ")) → \(name)")
+            }
+            let after = g.bonds.map(\.rankAfter)
+            if after != g.originalBondRanks { parts.append("bond ranks \(g.originalBondRanks) → \(after)") }
+            return parts.isEmpty ? "nothing" : parts.joined(separator: "; ")
+        }
         var parts: [String] = []
         if let name = g.sharedGroupName {
             parts.append("layers \(g.droppedLayers.map(String.init).joined(separator: ", ")) → \(name)")

@@ -16,6 +16,10 @@ public struct GroupPruning {
     /// A shared input group's new rank (nil: unchanged or not shared).
     public var sharedRank: Int?
     public var pairs: [PairPruning]
+    /// Tensor-train groups: each bond's data-weighted spectrum and cut (empty otherwise).
+    public var bonds: [BondPruning] = []
+    /// Tensor-train groups: the bond ranks the input spec gave (before any layer cut).
+    public var originalBondRanks: [Int] = []
 
     public init(name: String, structure: Structure, pruned: Bool, layerShares: [(layer: Int, share: Double)], keptLayers: [Int],
                 droppedLayers: [Int], sharedGroupName: String?, sharedRank: Int?, pairs: [PairPruning]) {
@@ -34,6 +38,21 @@ public struct GroupPruning {
     public var lostEnergy: Double { pairs.reduce(0) { $0 + $1.lostEnergy } }
     /// Fraction of the group's calibration output energy kept: 1 − ‖error‖²/‖output‖².
     public var energyKept: Double { totalEnergy > 0 ? 1 - lostEnergy / totalEnergy : 1 }
+}
+
+/// One bond of a tensor-train group (data-weighted TT-rounding, DESIGN §4).
+public struct BondPruning {
+    /// The modes on either side, for the report: "layer module | out in".
+    public var left: [String]
+    public var right: [String]
+    public var rankBefore: Int
+    public var rankAfter: Int
+    /// σ_j² of the bond's data-weighted SVD: each component's output energy on the calibration rows.
+    public var energies: [Double]
+    /// True when the weighted modes (layer, module, in) all lie on one side, so `energies` are exact.
+    public var exactWeighting: Bool
+    /// What this bond's cut lost on the calibration rows (Σ dropped energies where exact, measured otherwise).
+    public var lostEnergy: Double
 }
 
 /// One pair: its importance, spectrum and what it kept.

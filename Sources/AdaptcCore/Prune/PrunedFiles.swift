@@ -44,6 +44,9 @@ public struct PrunedFiles {
             guard let group = checked.groups.first(where: { $0.name == g.name }), group.layers == g.keptLayers else {
                 throw UserError("\(path): \(failure)")
             }
+            if !g.bonds.isEmpty {
+                guard case .tensorTrain(let bonds) = group.ranks, bonds == g.bonds.map(\.rankAfter) else { throw UserError("\(path): \(failure)") }
+            }
             for p in g.pairs {
                 if let r = p.rankAfter, group.rank(layer: p.pair.layer, module: p.pair.module) != r { throw UserError("\(path): \(failure)") }
             }

@@ -38,7 +38,15 @@ public enum PrunedSpecText {
                                         lines: [indent + line]))
                 }
             }
-            if let overrides = overrideLines(group, pruning, result.settings) {
+            if let ranks = bondRankLines(pruning, result.settings) {
+                if let at = group.group.keyLocations["ranks"] ?? group.group.keyLocations["rank"] {
+                    edits.append(replace(at, in: lines, block: block, with: ranks, indent: indent))
+                } else {
+                    edits.append(insert(after: group.group.keyLocations["name"] ?? group.group.location, in: lines, block: block,
+                                        lines: ranks.map { indent + $0 }))
+                }
+            }
+            if group.structure == .lora, let overrides = overrideLines(group, pruning, result.settings) {
                 if let at = group.group.keyLocations["overrides"] {
                     edits.append(replace(at, in: lines, block: block, with: overrides, indent: indent))
                 } else if !overrides.isEmpty {
@@ -99,6 +107,22 @@ public enum PrunedSpecText {
         }
         if entries.isEmpty { return [] }
         return ["overrides:  # ranks from LoRA-drop (threshold \(number(settings.threshold)), scope \(settings.scope.rawValue))"] + entries
+    }
+
+    /// A tensor-train group's new `ranks:` as a block list, one bond a line with
+    /// the energy its cut kept (first line without indent), or nil when no bond changed.
+    static func bondRankLines(_ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
+        guard !pruning.bonds.isEmpty, pruning.bonds.map(\.rankAfter) != pruning.originalBondRanks else { return nil }
+        let total = pruning.totalEnergy
+        var lines = ["ranks:  # data-weighted TT-rounding (threshold \(number(settings.threshold)), scope \(settings.scope.rawValue)): "
+            + "\(percent(pruning.energyKept)) of the group's calibration output energy kept"]
+        for (k, bond) in pruning.bonds.enumerated() {
+            let kept = total > 0 ? 1 - bond.lostEnergy / total : 1
+            let weighting = bond.exactWeighting ? "" : ", Gram pooled across the bond, loss measured"
+            lines.append("  - \(bond.rankAfter)  # bond \(k + 1) (\(bond.left.joined(separator: " ")) | \(bond.right.joined(separator: " "))): "
+                + "was \(bond.rankBefore), \(percent(kept)) of the output energy kept\(weighting)")
+        }
+        return lines
     }
 
     static func sharedGroupLines(_ name: String, _ group: ResolvedGroup, _ pruning: GroupPruning, indent: String) -> [String] {
