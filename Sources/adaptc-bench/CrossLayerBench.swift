@@ -62,8 +62,32 @@ extension Bench {
         return adapter
     }
 
+    /// FLOPs of a cross-layer forward at its cheapest contraction, with
+    /// prepared state folded as prepare folds it (n 64, L 24, M 4, D 1024):
+    /// - tt-xlayer: the in-cores make one shared A [ρ 8, 1024], so per layer
+    ///   z = x·Aᵀ (2·n·8·D) and per pair y += z·B[l,m]ᵀ (2·n·8·D).
+    /// - lora-xlayer: per pair z = x·Aᵀ, y += z·Bᵀ: 2·n·8·2D (no sharing: each
+    ///   pair has its own A).
+    /// - lotr-xlayer: per layer z = x·U_in (2·n·16·D); per pair the core folds
+    ///   into the output factor (B = U_out·Cᵀ, prepared): y += z·Bᵀ (2·n·16·D).
+    /// - cp-xlayer: per layer z = x·F_in (2·n·64·D); per pair diag(F_l ⊙ F_m)
+    ///   folds into F_out (prepared): y += z·Bᵀ (2·n·64·D). 1.0 GFLOP.
+    static let crossLayerFlops = ["tt-xlayer": 2 * 64 * (24 * 8 * 1024 + 96 * 8 * 1024), "lora-xlayer": 2 * 64 * 96 * 8 * 2048,
+                                  "lotr-xlayer": 2 * 64 * (24 * 16 * 1024 + 96 * 16 * 1024),
+                                  "cp-xlayer": 2 * 64 * (24 * 64 * 1024 + 96 * 64 * 1024)]
+
+    /// The memory floor of a cross-layer forward: each layer's x read once
+    /// (L·n·D floats), each pair's y read and written once (L·M·n·D, `y +=`),
+    /// the stored factors read once (`parameters` floats: the definition needs
+    /// no more; prepared copies are the kernels' choice). x and y are the
+    /// case's own buffers.
+    static func crossLayerFloor(_ b: CrossLayerBuffers, parameters: Int, flops: Int, threads: Int) -> CaseFloor {
+        CaseFloor(reading: [parameters], sharing: .init(reading: b.xs.map { UnsafeBufferPointer($0) }, accumulating: Array(b.ys.joined())),
+                  flops: flops, threads: threads)
+    }
+
     /// `tt-xlayer`, `lora-xlayer`, `lotr-xlayer`, `cp-xlayer`: forward of all pairs,
-    /// alternated so drift hits all alike; then each structure's prepare.
+    /// alternated with each other and with their floors; then each structure's prepare.
     static func crossLayer(_ cases: [String], threads: Int) throws {
         let b = CrossLayerBuffers(modules: 4)
         defer { b.release() }
@@ -78,53 +102,99 @@ extension Bench {
             ("cp-xlayer", { try forwardAll(cp, b) }, { cp.prepare() }, BenchCpXLayerAdapter.parameterCount),
         ]
         let chosen = all.filter { cases.contains($0.0) }
-        let forward = try timeAlternating(chosen.map(\.1), repeats: 30)
-        let flops = ["tt-xlayer": 2 * 64 * (24 * 8 * 1024 + 96 * 8 * 1024), "lora-xlayer": 2 * 64 * 96 * 8 * 2048,
-                     "lotr-xlayer": 2 * 64 * (24 * 16 * 1024 + 96 * (16 * 16 + 16 * 1024)),
-                     "cp-xlayer": 2 * 64 * (24 * 64 * 1024 + 96 * (64 + 64 * 1024))]
+        let floors = chosen.map { crossLayerFloor(b, parameters: $0.3, flops: crossLayerFlops[$0.0]!, threads: threads) }
+        let forward = try timeWithFloors(chosen.map(\.1), floors: floors, repeats: 30)
         for (i, c) in chosen.enumerated() {
             emit([("case", c.0), ("variant", "forward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
-                  ("seconds", forward[i]), ("flops", flops[c.0] ?? 0), ("parameters", c.3)])
+                  ("seconds", forward[i]), ("flops", floors[i].flops), ("parameters", c.3)], floor: floors[i])
+            emit(floors[i].row(case: c.0, n: 64))
         }
         let prepare = try timeAlternating(chosen.map { c in { c.2() } }, repeats: 30)
         for (i, c) in chosen.enumerated() {
+            // Prepare reads the parameters and writes the prepared state: no floor of its own (not a §8 target).
             emit([("case", c.0), ("variant", "prepare"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
-                  ("seconds", prepare[i]), ("flops", 0)])
+                  ("seconds", prepare[i]), ("flops", 0), ("bytes", 4 * c.3)])
         }
     }
 
-    /// `backward`: forward+backward (all pairs, then finishBackward) against forward, tt-xlayer.
+    /// The floor of forward+backward of all pairs: the forward's bytes, plus
+    /// each pair's dy read (L·M·n·D), the one dx the bench reuses read and
+    /// written by every layer (24 × n·D, `dx +=`), and the parameters'
+    /// gradients read and written once (`gradients +=`). FLOPs: the backward of
+    /// each product z = x·Aᵀ, y += z·Bᵀ is two products of the same size
+    /// (dz = dy·B and dB = dyᵀ·z; dx += dz·A and dA = dzᵀ·x, with dz summed
+    /// over a layer's modules first where A is shared), so 3× the forward's.
+    static func forwardBackwardFloor(_ b: CrossLayerBuffers, parameters: Int, forwardFlops: Int, threads: Int) -> CaseFloor {
+        CaseFloor(reading: [parameters], accumulating: [parameters],
+                  sharing: .init(reading: b.xs.map { UnsafeBufferPointer($0) } + b.dys.joined().map { UnsafeBufferPointer($0) },
+                                 accumulating: Array(b.ys.joined()) + [UnsafeMutableBufferPointer<Float>](repeating: b.dx, count: b.layers)),
+                  flops: 3 * forwardFlops, threads: threads)
+    }
+
+    /// `backward`: forward+backward (all pairs, then finishBackward) against forward, tt-xlayer and lora-xlayer,
+    /// each with its floor.
     static func backwardCase(threads: Int) throws {
         let b = CrossLayerBuffers(modules: 4)
         defer { b.release() }
         let tt = makeAdapter(BenchTTXLayerAdapter.self, threads: threads)
         let lora = makeAdapter(BenchLoraXLayerAdapter.self, threads: threads)
-        let times = try timeAlternating([{ try forwardAll(tt, b) }, { try forwardBackwardAll(tt, b) },
-                                         { try forwardAll(lora, b) }, { try forwardBackwardAll(lora, b) },
-                                         { try backwardAll(tt, b) }, { tt.finishBackward() }], repeats: 20)
-        emit([("case", "backward"), ("variant", "lora forward+backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
-              ("seconds", times[3]), ("flops", 0), ("ratio", times[3] / times[2])])
-        emit([("case", "backward"), ("variant", "forward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
-              ("seconds", times[0]), ("flops", 0)])
-        emit([("case", "backward"), ("variant", "forward+backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
-              ("seconds", times[1]), ("flops", 0), ("ratio", times[1] / times[0])])
+        let (ttParameters, loraParameters) = (BenchTTXLayerAdapter.parameterCount, BenchLoraXLayerAdapter.parameterCount)
+        let (ttFlops, loraFlops) = (crossLayerFlops["tt-xlayer"]!, crossLayerFlops["lora-xlayer"]!)
+        let floors = [crossLayerFloor(b, parameters: ttParameters, flops: ttFlops, threads: threads),
+                      forwardBackwardFloor(b, parameters: ttParameters, forwardFlops: ttFlops, threads: threads),
+                      crossLayerFloor(b, parameters: loraParameters, flops: loraFlops, threads: threads),
+                      forwardBackwardFloor(b, parameters: loraParameters, forwardFlops: loraFlops, threads: threads)]
+        let times = try timeWithFloors([{ try forwardAll(tt, b) }, { try forwardBackwardAll(tt, b) },
+                                        { try forwardAll(lora, b) }, { try forwardBackwardAll(lora, b) },
+                                        { try backwardAll(tt, b) }, { tt.finishBackward() }], floors: floors, repeats: 20)
+        let base: [(String, Any)] = [("case", "backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads)]
+        emit(base + [("variant", "lora forward"), ("seconds", times[2]), ("flops", loraFlops)], floor: floors[2])
+        emit(base + [("variant", "lora forward+backward"), ("seconds", times[3]), ("flops", 3 * loraFlops),
+                     ("ratio", times[3] / times[2])], floor: floors[3])
+        emit(floors[3].row(case: "backward", n: 64, of: "lora forward+backward"))
+        emit(base + [("variant", "forward"), ("seconds", times[0]), ("flops", ttFlops)], floor: floors[0])
+        emit(base + [("variant", "forward+backward"), ("seconds", times[1]), ("flops", 3 * ttFlops),
+                     ("ratio", times[1] / times[0])], floor: floors[1])
+        emit(floors[1].row(case: "backward", n: 64, of: "forward+backward"))
         // Where forward+backward's time goes: the layers' backward and finishBackward, each timed alone.
-        emit([("case", "backward"), ("variant", "backward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
-              ("seconds", times[4]), ("flops", 0), ("ratio", times[4] / times[0])])
-        emit([("case", "backward"), ("variant", "finishBackward"), ("n", 64), ("impl", "adaptc"), ("threads", threads),
-              ("seconds", times[5]), ("flops", 0), ("ratio", times[5] / times[0])])
+        // (vs_floor against the forward+backward floor: the part of it each takes.)
+        emit(base + [("variant", "backward"), ("seconds", times[4]), ("flops", 2 * ttFlops),
+                     ("ratio", times[4] / times[0])], floor: floors[1])
+        emit(base + [("variant", "finishBackward"), ("seconds", times[5]), ("flops", 0), ("bytes", 0),
+                     ("ratio", times[5] / times[0])])
     }
 
-    /// `scaling`: tt-xlayer forward at 1 and at 2 threads, alternated.
+    /// `scaling`: tt-xlayer (memory-bound) and cp-xlayer (compute-bound)
+    /// forward at 1 and at 2 threads, alternated with their floors at each
+    /// thread count; DESIGN §8 holds tt-xlayer's speedup to the streaming
+    /// pass's own 1 → 2 ratio and cp-xlayer's to 1.85×.
     static func scalingCase() throws {
         let b = CrossLayerBuffers(modules: 4)
         defer { b.release() }
-        let one = makeAdapter(BenchTTXLayerAdapter.self, threads: 1)
-        let two = makeAdapter(BenchTTXLayerAdapter.self, threads: 2)
-        let times = try timeAlternating([{ try forwardAll(one, b) }, { try forwardAll(two, b) }], repeats: 30)
-        emit([("case", "scaling"), ("variant", "1 thread"), ("n", 64), ("impl", "adaptc"), ("threads", 1),
-              ("seconds", times[0]), ("flops", 0)])
-        emit([("case", "scaling"), ("variant", "2 threads"), ("n", 64), ("impl", "adaptc"), ("threads", 2),
-              ("seconds", times[1]), ("flops", 0), ("speedup", times[0] / times[1])])
+        var variants: [() throws -> Void] = [], floors: [CaseFloor] = []
+        var names: [String] = []
+        for (name, parameters) in [("tt-xlayer", BenchTTXLayerAdapter.parameterCount), ("cp-xlayer", BenchCpXLayerAdapter.parameterCount)] {
+            for threads in [1, 2] {
+                if name == "tt-xlayer" {
+                    let adapter = makeAdapter(BenchTTXLayerAdapter.self, threads: threads)
+                    variants.append { try forwardAll(adapter, b) }
+                } else {
+                    let adapter = makeAdapter(BenchCpXLayerAdapter.self, threads: threads)
+                    variants.append { try forwardAll(adapter, b) }
+                }
+                floors.append(crossLayerFloor(b, parameters: parameters, flops: crossLayerFlops[name]!, threads: threads))
+                names.append(name)
+            }
+        }
+        let times = try timeWithFloors(variants, floors: floors, repeats: 30)
+        for pair in stride(from: 0, to: times.count, by: 2) {
+            let (one, two) = (floors[pair], floors[pair + 1])
+            let base: [(String, Any)] = [("case", "scaling"), ("n", 64), ("impl", "adaptc")]
+            emit(base + [("variant", "\(names[pair]) 1 thread"), ("threads", 1), ("seconds", times[pair]), ("flops", one.flops)], floor: one)
+            emit(base + [("variant", "\(names[pair]) 2 threads"), ("threads", 2), ("seconds", times[pair + 1]), ("flops", two.flops),
+                         ("speedup", times[pair] / times[pair + 1]), ("stream_speedup", one.memorySeconds / two.memorySeconds),
+                         ("fma_speedup", one.computeSeconds / two.computeSeconds),
+                         ("floor_speedup", one.seconds / two.seconds)], floor: two)
+        }
     }
 }
