@@ -82,7 +82,7 @@ final class CPALSTests: XCTestCase {
     /// tensor with several tiles per product; another seed changes only a
     /// padded start. R above a mode's size pads that mode.
     func testDeterministicForASeed() throws {
-        let shape = [16, 3, 5000], rank = 4
+        let shape = [16, 3, 3000], rank = 4
         let x = Reference.lowCPRank(shape: shape, rank: rank, noise: 0.1, seed: 90).map(Float.init)
         func run(seed: UInt64, threads: Int) throws -> CPALS.Decomposition {
             try x.withUnsafeBufferPointer {
