@@ -219,22 +219,10 @@ enum SymmetricEigen {
     /// equals, positive), so the result does not depend on LAPACK's choice.
     static func leading(_ a: [Double], n: Int, count: Int) throws -> (vectors: [Double], values: [Double]) {
         precondition(a.count == n * n && count <= n)
-        BLAS.configure()
-        var matrix = a, eigenvalues = [Double](repeating: 0, count: n)
-        if n > 0 {
-            let info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), Int32(n),
-                                      &matrix, Int32(n), &eigenvalues)
-            guard info == 0 else { throw LAPACKError(routine: "dsyevd", info: Int(info)) }
-        }
-        // Column-major eigenvectors, eigenvalues ascending.
+        // All n pairs, descending and sign-fixed; keep the first `count` columns.
+        let eigen = try Float64LinearAlgebra.symmetricEigen(a, n: n)
         var vectors = [Double](repeating: 0, count: n * count)
-        for c in 0..<count {
-            let column = matrix[((n - 1 - c) * n)..<((n - c) * n)]
-            var largest = column.startIndex
-            for i in column.indices where abs(column[i]) > abs(column[largest]) { largest = i }
-            let sign: Double = column[largest] < 0 ? -1 : 1
-            for (i, x) in column.enumerated() { vectors[i * count + c] = sign * x }
-        }
-        return (vectors, eigenvalues.reversed())
+        for i in 0..<n { for c in 0..<count { vectors[i * count + c] = eigen.vectors[i * n + c] } }
+        return (vectors, eigen.values)
     }
 }

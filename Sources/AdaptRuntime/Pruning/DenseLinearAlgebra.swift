@@ -58,28 +58,17 @@ public enum DenseLinearAlgebra {
 }
 
 extension DenseLinearAlgebra {
-    /// Eigen-decomposition of the symmetric `m` `[n, n]` (row-major; only the
-    /// upper triangle is read): eigenvalues ascending and the eigenvectors as
-    /// columns of `vectors` `[n, n]` row-major (LAPACK dsyevd).
-    public static func symmetricEigen(_ m: [Double], n: Int) -> (values: [Double], vectors: [Double]) {
-        precondition(m.count == n * n)
-        if n == 0 { return ([], []) }
-        // Row-major upper = column-major lower of the same buffer; the matrix is symmetric either way.
-        var a = m
-        var w = [Double](repeating: 0, count: n)
-        let info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), LAPACKInt(n), &a,
-                                  LAPACKInt(n), &w)
-        precondition(info == 0, "dsyevd failed to converge (info \(info))")
-        return (w, a)
-    }
-
     /// The symmetric positive semi-definite square root `S` of a Gram matrix
     /// `G = V·Λ·Vᵀ`: `S = V·√Λ·Vᵀ`, so `SᵀS = G`. Eigenvalues that round-off
     /// made negative (a singular G: fewer rows than columns, or rows in a
     /// subspace) are clipped to zero. No inverse is taken, so a singular G needs
     /// no other regularisation: directions the rows never visit weigh zero.
     public static func gramSquareRoot(_ g: [Double], n: Int) -> [Double] {
-        let (values, vectors) = symmetricEigen(g, n: n)
+        precondition(g.count == n * n)
+        // S does not depend on the order or signs of the eigenpairs.
+        guard let (values, vectors) = try? Float64LinearAlgebra.symmetricEigen(g, n: n) else {
+            preconditionFailure("dsyevd failed to converge on a \(n)×\(n) Gram matrix")
+        }
         var scaled = vectors
         for j in 0..<n {
             let root = max(values[j], 0).squareRoot()
