@@ -122,9 +122,23 @@ final class GeneratedDriftTests: XCTestCase {
         for spec in specs {
             let (name, source) = try CompileCommand.source(specPath: specPath(spec))
             let checkedIn = try String(contentsOf: repositoryRoot.appendingPathComponent("Generated/\(name)"), encoding: .utf8)
-            XCTAssertTrue(checkedIn == source, "Generated/\(name) differs from a fresh compile of Specs/\(spec): run Tools/regenerate")
+            XCTAssertTrue(checkedIn == source, "Generated/\(name) differs from a fresh compile of Specs/\(spec): run Tools/regenerate\n"
+                          + firstDifference(checkedIn: checkedIn, fresh: source))
             // Regenerating is deterministic.
             XCTAssertEqual(try CompileCommand.source(specPath: specPath(spec)).source, source)
         }
     }
+}
+
+/// Where two texts part, as a diff would show it: the first differing line of
+/// each with its number, so a drift failure says what changed.
+func firstDifference(checkedIn: String, fresh: String) -> String {
+    let old = checkedIn.split(separator: "\n", omittingEmptySubsequences: false)
+    let new = fresh.split(separator: "\n", omittingEmptySubsequences: false)
+    for i in 0..<max(old.count, new.count) {
+        let a = i < old.count ? String(old[i]) : "<end of file>"
+        let b = i < new.count ? String(new[i]) : "<end of file>"
+        if a != b { return "line \(i + 1):\n- \(a.prefix(300))\n+ \(b.prefix(300))" }
+    }
+    return "the texts are equal"
 }

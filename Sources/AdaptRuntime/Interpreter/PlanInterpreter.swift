@@ -60,8 +60,8 @@ public final class PlanInterpreter {
     /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, fused where the plan allows.
     public func forwardLayer(layer: Int, modules: [String], x: UnsafeBufferPointer<Float>, rows n: Int,
                              outputs: [UnsafeMutableBufferPointer<Float>]) throws {
-        let pairs = try layerPairs("forwardLayer", layer: layer, modules: modules, x: x.count, rows: n,
-                                   perModule: outputs.map(\.count), name: "y", plural: "outputs")
+        let pairs = try layerPairs(layer: layer, modules: modules, x: x.count, rows: n,
+                                   perModule: outputs.map(\.count), name: "y")
         ensurePrepared()
         if let fused = layerForwards[LayerKey(layer: layer, modules: modules)] {
             runRows(fused, rows: n, Bindings(input: [x], output: outputs), inWidth: pairs[0].inFeatures,
@@ -90,8 +90,8 @@ public final class PlanInterpreter {
     /// gradients accumulate; shares the input-side work where the plan fused it.
     public func backwardLayer(layer: Int, modules: [String], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
                               rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
-        let pairs = try layerPairs("backwardLayer", layer: layer, modules: modules, x: x.count, rows: n,
-                                   perModule: dys.map(\.count), name: "dy", plural: "output gradients")
+        let pairs = try layerPairs(layer: layer, modules: modules, x: x.count, rows: n,
+                                   perModule: dys.map(\.count), name: "dy")
         for pair in pairs { try expect(dx.count, n * pair.inFeatures, "dx", pair) }
         ensurePrepared()
         if let fused = layerBackwards[LayerKey(layer: layer, modules: modules)] {
@@ -139,17 +139,17 @@ public final class PlanInterpreter {
 
     private func pair(_ layer: Int, _ module: String) throws -> PairPlan {
         guard let pair = plan.pair(layer: layer, module: module) else {
-            throw AdapterError("no adapter for layer \(layer) module \"\(module)\" in \(plan.specName)")
+            throw AdapterError.unknownPair(spec: plan.specName, layer: layer, module: module)
         }
         return pair
     }
 
     /// The pairs of a layer-wide call, once `x` and every per-module buffer
     /// (`name`: y or dy, one per module) have the sizes their pair needs.
-    private func layerPairs(_ call: String, layer: Int, modules: [String], x: Int, rows n: Int, perModule counts: [Int],
-                            name: String, plural: String) throws -> [PairPlan] {
+    private func layerPairs(layer: Int, modules: [String], x: Int, rows n: Int, perModule counts: [Int],
+                            name: String) throws -> [PairPlan] {
         guard modules.count == counts.count else {
-            throw AdapterError("\(call): \(modules.count) modules but \(counts.count) \(plural)")
+            throw AdapterError.outputCountMismatch(spec: plan.specName, modules: modules.count, outputs: counts.count)
         }
         let pairs = try modules.map { try pair(layer, $0) }
         for (pair, count) in zip(pairs, counts) {
@@ -161,7 +161,7 @@ public final class PlanInterpreter {
 
     private func expect(_ count: Int, _ expected: Int, _ name: String, _ pair: PairPlan) throws {
         if count != expected {
-            throw AdapterError("\(pair.key): \(name) has \(count) elements, expected \(expected)")
+            throw AdapterError.shapeMismatch(spec: plan.specName, argument: "\(name) of \(pair.key)", count: count, expected: expected)
         }
     }
 

@@ -43,6 +43,27 @@ final class LoRAPlannerTests: XCTestCase {
         XCTAssertEqual(plan.parameters[0].key, "attn.shared.query.A")
     }
 
+    /// Wrong calls get the same typed `AdapterError` cases generated code throws,
+    /// so an app can `switch` on them whichever runs the plan.
+    func testInterpreterThrowsTypedErrors() throws {
+        let plan = try plan(LoRAFixtures.mixed())
+        let interpreter = PlanInterpreter(plan: plan, threads: 1)
+        let x = [Float](repeating: 0, count: 16), short = [Float](repeating: 0, count: 15)
+        var y = [Float](repeating: 0, count: 24)
+        func thrown(_ body: () throws -> Void) -> AdapterError? {
+            do { try body(); return nil } catch { return error as? AdapterError }
+        }
+        let unknown = x.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { y in
+            thrown { try interpreter.forward(layer: 9, module: "query", x: x, rows: 1, y: y) } } }
+        XCTAssertEqual(unknown, .unknownPair(spec: plan.specName, layer: 9, module: "query"))
+        let shape = short.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { y in
+            thrown { try interpreter.forward(layer: 0, module: "query", x: x, rows: 1, y: y) } } }
+        XCTAssertEqual(shape, .shapeMismatch(spec: plan.specName, argument: "x of 0.query", count: 15, expected: 16))
+        let outputs = x.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { y in
+            thrown { try interpreter.forwardLayer(layer: 0, modules: ["query", "key"], x: x, rows: 1, outputs: [y]) } } }
+        XCTAssertEqual(outputs, .outputCountMismatch(spec: plan.specName, modules: 2, outputs: 1))
+    }
+
     func testInterpreterMatchesFloat64Reference() throws {
         for shared in [false, true] {
             for scaling in [Scaling.standard, .rslora] {

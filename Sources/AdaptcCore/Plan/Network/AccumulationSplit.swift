@@ -17,7 +17,11 @@ enum AccumulationSplit {
         }
         var partialOf: [Int: TensorView] = [:]
         var sumsAfter: [Int: [Contraction]] = [:]
-        for (sum, indices) in members where indices.count >= 3 {
+        // In program order, not the dictionary's: `place` lays partials out in
+        // the order it is called, so a hash-seeded order would move workspace
+        // offsets from one process to the next.
+        let chains = members.filter { $0.value.count >= 3 }.sorted { $0.value[0] < $1.value[0] }
+        for (sum, indices) in chains {
             let first = indices[0], last = indices[indices.count - 1]
             let reads = { (c: Contraction) in ([c.a] + (c.b.map { [$0] } ?? [])).contains { $0.mayOverlap(sum) } }
             guard indices.dropFirst().allSatisfy({ contractions[$0].accumulate }),
