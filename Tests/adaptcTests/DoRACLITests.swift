@@ -174,4 +174,29 @@ final class DoRACLITests: XCTestCase {
         XCTAssertTrue(run.stderrLines[0].hasPrefix("bad.adapt.yaml:11:5: error: 'dora' applies only to lora groups"), "\(run)")
         XCTAssertTrue(run.stderrLines[1].hasPrefix("bad.adapt.yaml:17:5: error: 'dora' and 'shared'"), "\(run)")
     }
+
+    /// Rank level keeps each pair's m and the pruned files run (eval --base); layer level is refused with one line.
+    func testPruneRankLevelKeepsMagnitudeAndLayerLevelRefuses() throws {
+        try imported()
+        try inputsKeyedByPair()
+        let refused = try sandbox.adaptc("prune", "out/dora.adapt.yaml", "--adapter", "out/dora.safetensors",
+                                         "--calib", "x.safetensors", "-o", "layer")
+        XCTAssertEqual(refused.status, 1, "\(refused)")
+        XCTAssertEqual(refused.stderrLines.count, 1, "\(refused)")
+        XCTAssertTrue(refused.stderr.contains("prune it with --levels rank"), "\(refused)")
+        XCTAssertFalse(sandbox.exists("layer"))
+        let run = try sandbox.adaptc("prune", "out/dora.adapt.yaml", "--adapter", "out/dora.safetensors",
+                                     "--calib", "x.safetensors", "--levels", "rank", "--threshold", "0.5", "-o", "pruned")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        let spec = try String(contentsOfFile: sandbox.path("pruned/dora.adapt.yaml"), encoding: .utf8)
+        XCTAssertTrue(spec.contains("dora: true"), spec)
+        let before = try SafetensorsFile.read(path: sandbox.path("out/dora.safetensors"))
+        let after = try SafetensorsFile.read(path: sandbox.path("pruned/dora.safetensors"))
+        for entry in before.tensors where entry.name.hasSuffix(".magnitude") {
+            XCTAssertEqual(try after.floats(entry.name), try before.floats(entry.name), entry.name)
+        }
+        let eval = try sandbox.adaptc("eval", "pruned/dora.adapt.yaml", "--adapter", "pruned/dora.safetensors",
+                                      "--input", "x.safetensors", "--base", fixture("base.safetensors"), "-o", "y.safetensors")
+        XCTAssertEqual(eval.status, 0, "\(eval)")
+    }
 }
