@@ -199,4 +199,53 @@ final class DoRACLITests: XCTestCase {
                                       "--input", "x.safetensors", "--base", fixture("base.safetensors"), "-o", "y.safetensors")
         XCTAssertEqual(eval.status, 0, "\(eval)")
     }
+
+    /// A DoRA group beside a plain one: eval without --base runs the plain pairs and refuses only a DoRA input.
+    func testMixedSpecNeedsTheBaseOnlyForDoRAPairs() throws {
+        let text = """
+        adaptc: 1
+        name: Mixed
+        model:
+          layers: 1
+          modules: {q: [4, 3], v: [4, 3]}
+          weights: {key: "m.{layer}.{module}.weight"}
+        adapters:
+          - name: plain
+            structure: lora
+            modules: [q]
+            rank: 2
+          - name: dora
+            structure: lora
+            modules: [v]
+            rank: 2
+            alpha: 4
+            dora: true
+        """
+        _ = try sandbox.write(text, to: "mixed.adapt.yaml")
+        var base = SafetensorsWriter()
+        var rng = TestRandom(seed: 7)
+        for module in ["q", "v"] { base.add("m.0.\(module).weight", floats: rng.floats(12), shape: [4, 3]) }
+        try base.write(to: sandbox.path("base.safetensors"))
+        XCTAssertEqual(try sandbox.adaptc("init", "mixed.adapt.yaml", "--base", "base.safetensors", "-o", "a.safetensors").status, 0)
+        var inputs = SafetensorsWriter()
+        inputs.add("0.q", floats: rng.floats(6), shape: [2, 3])
+        try inputs.write(to: sandbox.path("xq.safetensors"))
+        inputs.add("0.v", floats: rng.floats(6), shape: [2, 3])
+        try inputs.write(to: sandbox.path("xqv.safetensors"))
+        let plain = try sandbox.adaptc("eval", "mixed.adapt.yaml", "--adapter", "a.safetensors", "--input", "xq.safetensors", "-o", "y.safetensors")
+        XCTAssertEqual(plain.status, 0, "\(plain)")
+        let refused = try sandbox.adaptc("eval", "mixed.adapt.yaml", "--adapter", "a.safetensors", "--input", "xqv.safetensors", "-o", "y2.safetensors")
+        XCTAssertEqual(refused.status, 1, "\(refused)")
+        XCTAssertTrue(refused.stderr.contains("group 'dora' is DoRA") && refused.stderrLines.count == 1, "\(refused)")
+        XCTAssertFalse(sandbox.exists("y2.safetensors"))
+        // Fresh DoRA (B = 0, m = ‖W‖_row): W' = W, so its own output is zero.
+        let run = try sandbox.adaptc("eval", "mixed.adapt.yaml", "--adapter", "a.safetensors", "--input", "xqv.safetensors",
+                                     "--base", "base.safetensors", "-o", "y3.safetensors")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        let y = try SafetensorsFile.read(path: sandbox.path("y3.safetensors"))
+        XCTAssertLessThan(try y.floats("0.v").map { abs($0) }.max()!, 1e-6)
+        let export = try sandbox.adaptc("export-peft", "mixed.adapt.yaml", "--adapter", "a.safetensors", "-o", "peft")
+        XCTAssertEqual(export.status, 1, "\(export)")
+        XCTAssertTrue(export.stderr.contains("PEFT's use_dora covers a whole adapter"), "\(export)")
+    }
 }

@@ -26,11 +26,15 @@ struct DoRABase {
 
 extension PlanInterpreter {
     /// Takes the base weights of DoRA pairs, keyed `LAYER.MODULE`, `[out, in]`
-    /// each (pairs without DoRA are ignored), and computes their row norms. Run
+    /// each (pairs without DoRA are ignored, a key naming no pair is an error),
+    /// and computes their row norms. Run
     /// again after the parameters change (or `prepare()`, which reuses the kept W).
     public func prepare(base: [String: UnsafeBufferPointer<Float>]) throws {
         for key in base.keys.sorted() {
-            guard let pair = plan.pairs.first(where: { $0.key == key }), pair.dora != nil else { continue }
+            guard let pair = plan.pairs.first(where: { $0.key == key }) else {
+                throw AdapterError("\(plan.specName): prepare(base:): no pair \(key) (keys are LAYER.MODULE)")
+            }
+            guard pair.dora != nil else { continue }
             let weight = base[key]!
             try expect(weight.count, pair.outFeatures * pair.inFeatures, "W", pair)
             doraBases[key] = DoRABase(weight: Array(weight), norms: [], badRow: nil)
