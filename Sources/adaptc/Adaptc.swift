@@ -155,12 +155,14 @@ struct Eval: ParsableCommand {
     @Argument(help: "Spec file.") var spec: String
     @Option(help: "Adapter weights.") var adapter: String
     @Option(help: "Inputs [n, in] keyed LAYER.MODULE.") var input: String
+    @Option(help: "Base checkpoint (needed by DoRA groups).") var base: String?
     @Option(name: .short, help: "Output file.") var o: String
     @OptionGroup var threads: Threads
 
     func run() throws {
         try guarded(output: o) {
-            [try EvalCommand.eval(specPath: spec, adapterPath: adapter, inputPath: input, output: o, threads: threads.threads)]
+            [try EvalCommand.eval(specPath: spec, adapterPath: adapter, inputPath: input, output: o, basePath: base,
+                                  threads: threads.threads)]
         }
     }
 }
@@ -170,11 +172,13 @@ struct Materialize: ParsableCommand {
 
     @Argument(help: "Spec file.") var spec: String
     @Option(help: "Adapter weights.") var adapter: String
+    @Option(help: "Base checkpoint (needed by DoRA groups).") var base: String?
     @Option(name: .short, help: "Output file.") var o: String
     @OptionGroup var threads: Threads
 
     func run() throws {
-        try guarded(output: o) { [try EvalCommand.materialize(specPath: spec, adapterPath: adapter, output: o, threads: threads.threads)] }
+        try guarded(output: o) { [try EvalCommand.materialize(specPath: spec, adapterPath: adapter, output: o, basePath: base,
+                                                              threads: threads.threads)] }
     }
 }
 

@@ -44,7 +44,7 @@ final class PEFTInteropCLITests: XCTestCase {
     func testHostileFoldersFailWithOneLineAndWriteNothing() throws {
         let layer0A = "base_model.model.encoder.layer.0.attention.self.query.lora_A.weight"
         let cases: [(String, String, (inout [String: Any]) -> Void, ((inout [(String, [Float], [Int])]) -> Void)?)] = [
-            ("dora", "DoRA", { $0["use_dora"] = true }, nil),
+            ("dora", "lora_magnitude_vector\" is missing (the config sets use_dora)", { $0["use_dora"] = true }, nil),
             ("lorabias", "lora_bias", { $0["lora_bias"] = true }, nil),
             ("bias", "bias \"all\"", { $0["bias"] = "all" }, nil),
             ("ia3", "peft_type \"IA3\"", { $0["peft_type"] = "IA3" }, nil),
@@ -61,7 +61,7 @@ final class PEFTInteropCLITests: XCTestCase {
                 let i = entries.firstIndex { $0.0 == layer0A.replacingOccurrences(of: "lora_A", with: "lora_B") }!
                 entries[i] = (entries[i].0, Array(entries[i].1.prefix(64 * 4)), [64, 4])
             }),
-            ("magnitude", "DoRA (lora_magnitude_vector)", { _ in }, { $0.append(("base_model.model.encoder.layer.0.attention.self.query.lora_magnitude_vector", [Float](repeating: 1, count: 64), [64])) }),
+            ("magnitude", "DoRA (lora_magnitude_vector), but the config's use_dora is not true", { _ in }, { $0.append(("base_model.model.encoder.layer.0.attention.self.query.lora_magnitude_vector", [Float](repeating: 1, count: 64), [64])) }),
             ("nolayer", "no layer index", { $0["target_modules"] = ["query", "value", "dense"] }, { $0.append(("base_model.model.pooler.dense.lora_A.weight", [Float](repeating: 0, count: 8 * 64), [8, 64])); $0.append(("base_model.model.pooler.dense.lora_B.weight", [Float](repeating: 0, count: 64 * 8), [64, 8])) }),
         ]
         for (name, _, edit, tensors) in cases { try peftFolder(name, config: edit, tensors: tensors) }

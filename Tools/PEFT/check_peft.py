@@ -12,6 +12,12 @@ model (covered or not: PEFT must wrap exactly the covered ones). Then
 - PEFT's `merge_and_unload()` weights equal `adaptc merge` of the same base
   to 1e-5 relative (F32 base), untouched modules unchanged.
 
+DoRA cases (PEFT's `use_dora`): the dora_qv fixture imported, and a native
+`dora: true` spec initialised by `adaptc init --base` (m = ‖W‖_row) with its
+factors and m then randomised; eval runs with `--base` (DoRA's output depends
+on W), and the comparison is the same: PEFT's module output minus its base
+output, and PEFT's merge_and_unload, against adaptc's.
+
 A spec with `model.weights.layout: in_out` gets transformers' `Conv1D`
 modules (GPT-2's layout), which PEFT drives with `fan_in_fan_out`.
 Usage: check_peft.py ADAPTC WORKDIR
@@ -123,7 +129,8 @@ def run_case(name, spec_path, adapter_path):
         inputs[f"{layer}.{module}"] = rng.standard_normal((5, in_features)).astype(np.float32)
     inputs_path, outputs_path = os.path.join(out, "inputs.safetensors"), os.path.join(out, "outputs.safetensors")
     save_file(inputs, inputs_path)
-    adaptc("eval", spec_path, "--adapter", adapter_path, "--input", inputs_path, "-o", outputs_path)
+    dora = ["--base", base_path] if config.get("use_dora") else []
+    adaptc("eval", spec_path, "--adapter", adapter_path, "--input", inputs_path, *dora, "-o", outputs_path)
     outputs = load_file(outputs_path)
     modules = dict(peft_model.base_model.model.named_modules())
     worst_eval = 0.0
@@ -148,19 +155,41 @@ def run_case(name, spec_path, adapter_path):
             failures.append(f"{name}: untargeted {key} changed")
     print(json.dumps({"case": name, "pairs": len(exported), "fan_in_fan_out": config["fan_in_fan_out"],
                       "use_rslora": config["use_rslora"], "rank_pattern": len(config["rank_pattern"]),
-                      "alpha_pattern": len(config["alpha_pattern"]), "eval_rel_err": worst_eval,
+                      "alpha_pattern": len(config["alpha_pattern"]), "use_dora": config["use_dora"],
+                      "eval_rel_err": worst_eval,
                       "merge_rel_err": worst_merge}), flush=True)
 
 
-def random_adapter(spec_path, path, seed):
-    """`adaptc init` (for the metadata), then every factor random."""
-    adaptc("init", spec_path, "-o", path)
+def random_adapter(spec_path, path, seed, base=None):
+    """`adaptc init` (for the metadata; DoRA's m = ‖W‖_row from `base`), then
+    every factor random and each DoRA magnitude scaled by U(0.5, 1.5)."""
+    adaptc("init", spec_path, *(["--base", base] if base else []), "-o", path)
     with safe_open(path, "np") as f:
         metadata = f.metadata()
     tensors = load_file(path)
     rng = np.random.default_rng(seed)
-    save_file({k: (0.3 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in tensors.items()}, path,
+    save_file({k: ((v * rng.uniform(0.5, 1.5, v.shape)) if k.endswith(".magnitude")
+                   else 0.3 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in tensors.items()}, path,
               metadata=metadata)
+
+
+DORA_SPEC = """\
+adaptc: 1
+name: TinyDora
+model:
+  layers: 3
+  modules: {q: [24, 16], v: [16, 16], up: [32, 16]}
+  weights: {key: "model.layers.{layer}.{module}.weight"}
+adapters:
+  - name: dora
+    structure: lora
+    modules: [q, v, up]
+    rank: 4
+    alpha: 8
+    dora: true
+    overrides:
+      "1.q": {rank: 2, alpha: 3}
+"""
 
 
 CONV1D_SPEC = """\
@@ -191,7 +220,7 @@ adapters:
 def main():
     os.makedirs(WORK, exist_ok=True)
     torch.manual_seed(0)
-    for case in ("lora_qv", "rslora_patterns", "pissa"):
+    for case in ("lora_qv", "rslora_patterns", "pissa", "dora_qv"):
         imported = os.path.join(WORK, "imported")
         adaptc("import-peft", os.path.join(ROOT, "Tests/Fixtures/peft", case), "-o", imported, "--name", case)
         run_case(f"import:{case}", os.path.join(imported, f"{case}.adapt.yaml"),
@@ -206,6 +235,16 @@ def main():
         adapter = os.path.join(native, f"{stem}.safetensors")
         random_adapter(spec_path, adapter, seed=index)
         run_case(f"native:{stem}", spec_path, adapter)
+    # Native DoRA: init needs the base, which is the model run_case builds (seed 7).
+    dora = os.path.join(native, "tiny-dora.adapt.yaml")
+    with open(dora, "w") as f:
+        f.write(DORA_SPEC)
+    with open(dora) as f:
+        model, _ = build_model(yaml.safe_load(f), seed=7)
+    dora_base = os.path.join(native, "tiny-dora-base.safetensors")
+    save_file({k: np.ascontiguousarray(v.detach().float().numpy()) for k, v in model.state_dict().items()}, dora_base)
+    random_adapter(dora, os.path.join(native, "tiny-dora.safetensors"), seed=5, base=dora_base)
+    run_case("native:tiny-dora", dora, os.path.join(native, "tiny-dora.safetensors"))
     if failures:
         more = f"; and {len(failures) - 5} more" if len(failures) > 5 else ""
         sys.exit(f"check-peft: FAILED {len(failures)} checks: " + "; ".join(failures[:5]) + more)

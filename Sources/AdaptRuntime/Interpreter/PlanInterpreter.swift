@@ -11,6 +11,8 @@ public final class PlanInterpreter {
     private let layerBackwards: [LayerKey: CompiledProgram]
     private let prepares: [CompiledProgram]
     private let finishBackwards: [CompiledProgram]
+    /// DoRA pairs' base weights and row norms, by pair key (`PlanInterpreter+DoRA`).
+    var doraBases: [String: DoRABase] = [:]
 
     public init(plan: Plan, threads: Int = 0) {
         self.plan = plan
@@ -38,6 +40,7 @@ public final class PlanInterpreter {
         for program in prepares where !program.isEmpty {
             run(program, rows: 0, Bindings())
         }
+        prepareDoRANorms()
         storage.markPrepared()
     }
 
@@ -52,8 +55,10 @@ public final class PlanInterpreter {
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(y.count, n * pair.outFeatures, "y", pair)
         ensurePrepared()
+        let norms = try doraNorms(pair)
         runRows(pairPrograms[pair.key]!.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures,
                 outWidths: [pair.outFeatures])
+        if let norms { rescaleDoRA(pair, rows: n, y: y, norms: norms) }
     }
 
     /// Forward of several modules of `layer` that read the same `x` (q/k/v):
@@ -63,14 +68,16 @@ public final class PlanInterpreter {
         let pairs = try layerPairs(layer: layer, modules: modules, x: x.count, rows: n,
                                    perModule: outputs.map(\.count), name: "y")
         ensurePrepared()
+        let norms = try pairs.map { try doraNorms($0) }
         if let fused = layerForwards[LayerKey(layer: layer, modules: modules)] {
             runRows(fused, rows: n, Bindings(input: [x], output: outputs), inWidth: pairs[0].inFeatures,
                     outWidths: pairs.map(\.outFeatures))
             return
         }
-        for (pair, y) in zip(pairs, outputs) {
+        for ((pair, y), norms) in zip(zip(pairs, outputs), norms) {
             runRows(pairPrograms[pair.key]!.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures,
                     outWidths: [pair.outFeatures])
+            if let norms { rescaleDoRA(pair, rows: n, y: y, norms: norms) }
         }
     }
 
@@ -82,8 +89,30 @@ public final class PlanInterpreter {
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(dy.count, n * pair.outFeatures, "dy", pair)
         try expect(dx.count, n * pair.inFeatures, "dx", pair)
+        try refuseDoRA(pair, call: "backward", use: "backward(layer:module:x:baseOutput:dy:rows:dx:)")
         ensurePrepared()
         run(pairPrograms[pair.key]!.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
+    }
+
+    /// The plain LoRA VJP of one pair with the caller's buffers (DoRA's backward
+    /// runs it with its rescaled dy).
+    func runBackward(_ pair: PairPlan, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>, rows n: Int,
+                     dx: UnsafeMutableBufferPointer<Float>) {
+        ensurePrepared()
+        run(pairPrograms[pair.key]!.backward, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: [dy]))
+    }
+
+    /// The plain LoRA forward of one pair, `y += x·ΔWᵀ` (DoRA's starts with it).
+    func forwardPlain(_ pair: PairPlan, x: UnsafeBufferPointer<Float>, rows n: Int, y: UnsafeMutableBufferPointer<Float>) {
+        ensurePrepared()
+        runRows(pairPrograms[pair.key]!.forward, rows: n, Bindings(input: [x], output: [y]), inWidth: pair.inFeatures,
+                outWidths: [pair.outFeatures])
+    }
+
+    /// The plain LoRA ΔW = s·B·A of one pair (DoRA's materialize and merge start from it).
+    func runMaterialize(_ pair: PairPlan, into delta: UnsafeMutableBufferPointer<Float>) {
+        ensurePrepared()
+        run(pairPrograms[pair.key]!.materialize, rows: 0, Bindings(delta: delta))
     }
 
     /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, parameter
@@ -93,6 +122,7 @@ public final class PlanInterpreter {
         let pairs = try layerPairs(layer: layer, modules: modules, x: x.count, rows: n,
                                    perModule: dys.map(\.count), name: "dy")
         for pair in pairs { try expect(dx.count, n * pair.inFeatures, "dx", pair) }
+        for pair in pairs { try refuseDoRA(pair, call: "backwardLayer", use: "backward(layer:module:x:baseOutput:dy:rows:dx:) per pair") }
         ensurePrepared()
         if let fused = layerBackwards[LayerKey(layer: layer, modules: modules)] {
             run(fused, rows: n, Bindings(input: [x], inputGradient: [dx], outputGradient: dys))
@@ -118,7 +148,11 @@ public final class PlanInterpreter {
         let pair = try self.pair(layer, module)
         try expect(delta.count, pair.outFeatures * pair.inFeatures, "ΔW", pair)
         ensurePrepared()
+        let norms = try doraNorms(pair)
         run(pairPrograms[pair.key]!.materialize, rows: 0, Bindings(delta: delta))
+        if let norms, let base = doraBases[pair.key] {
+            base.weight.withUnsafeBufferPointer { DoRAArithmetic.mergedChange(delta, weight: $0, magnitude: magnitude(pair), norms: norms) }
+        }
     }
 
     /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]`, or `[in, out]`
@@ -127,6 +161,10 @@ public final class PlanInterpreter {
                       transposed: Bool = false) throws {
         let pair = try self.pair(layer, module)
         try expect(weight.count, pair.outFeatures * pair.inFeatures, "W", pair)
+        if pair.dora != nil {
+            try mergeDoRA(pair, into: weight, unmerge: unmerge, transposed: transposed)
+            return
+        }
         var delta = [Float](repeating: 0, count: weight.count)
         try delta.withUnsafeMutableBufferPointer { try materialize(layer: layer, module: module, into: $0) }
         delta.withUnsafeBufferPointer {
@@ -137,7 +175,7 @@ public final class PlanInterpreter {
 
     // MARK: - Execution
 
-    private func pair(_ layer: Int, _ module: String) throws -> PairPlan {
+    func pair(_ layer: Int, _ module: String) throws -> PairPlan {
         guard let pair = plan.pair(layer: layer, module: module) else {
             throw AdapterError.unknownPair(spec: plan.specName, layer: layer, module: module)
         }
@@ -159,7 +197,7 @@ public final class PlanInterpreter {
         return pairs
     }
 
-    private func expect(_ count: Int, _ expected: Int, _ name: String, _ pair: PairPlan) throws {
+    func expect(_ count: Int, _ expected: Int, _ name: String, _ pair: PairPlan) throws {
         if count != expected {
             throw AdapterError.shapeMismatch(spec: plan.specName, argument: "\(name) of \(pair.key)", count: count, expected: expected)
         }

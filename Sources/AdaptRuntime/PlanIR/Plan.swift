@@ -174,6 +174,9 @@ public struct PairPlan: Hashable, Sendable, Codable {
     public var backward: Program
     /// `ΔW = s·B·A`.
     public var materialize: Program
+    /// Set for a pair of a `dora: true` group: its programs are the plain
+    /// LoRA's, and DoRA's rescaling needs the base (`DoRAPlan`).
+    public var dora: DoRAPlan? = nil
 
     public init(layer: Int, module: String, outFeatures: Int, inFeatures: Int, rank: Int, scale: Double,
                 forward: Program, backward: Program, materialize: Program) {

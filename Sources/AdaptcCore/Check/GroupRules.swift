@@ -136,6 +136,9 @@ enum GroupRules {
         if !group.overrides.isEmpty, group.structure != .lora {
             diagnostics.error("'overrides' apply only to lora groups, not \(structure)", at: group.location(of: "overrides"))
         }
+        if group.dora {
+            checkDoRA(group, diagnostics: &diagnostics)
+        }
         if group.structure == .lora {
             if group.outFactors != nil || group.inFactors != nil {
                 diagnostics.error("'factor' applies only to tensor-train, cp and tucker groups; a lora group keeps "
@@ -144,6 +147,24 @@ enum GroupRules {
             if group.order != nil {
                 diagnostics.error("'order' applies only to tensor-train, cp and tucker groups", at: group.location(of: "order"))
             }
+        }
+    }
+
+    /// DoRA (DESIGN §5) rescales each pair's own W' row by row, so it needs a
+    /// lora pair with its own base weight: not a tensor structure, not one
+    /// adapter shared by several layers, and an init whose base stays W (LoftQ
+    /// replaces the base by its quantised Q, whose norms `m` would then not be).
+    private static func checkDoRA(_ group: AdapterGroup, diagnostics: inout DiagnosticCollector) {
+        let at = group.location(of: "dora")
+        if group.structure != .lora {
+            diagnostics.error("'dora' applies only to lora groups, not \(group.structure.rawValue) (DoRA rescales each "
+                              + "pair's W + s·B·A row by row)", at: at)
+        } else if group.shared {
+            diagnostics.error("'dora' and 'shared' do not go together: DoRA keeps a magnitude vector per (layer, module) "
+                              + "pair, a shared group one adapter for many layers", at: at)
+        } else if group.initialization.method == .loftq {
+            diagnostics.error("'dora' does not go with init method 'loftq' (its base is the quantised Q, not W); "
+                              + "use zero, gaussian, pissa, milora or olora", at: at)
         }
     }
 

@@ -5,9 +5,10 @@ import AdaptRuntime
 public enum EvalCommand {
     /// `y = x·ΔWᵀ` for every input tensor; returns a summary line.
     public static func eval(specPath: String, adapterPath: String, inputPath: String, output: String,
-                            threads: Int) throws -> String {
+                            basePath: String? = nil, threads: Int) throws -> String {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
+        let base = try DoRABaseWeights(checked, plan: plan, basePath: basePath, command: "eval")
         let inputs = try SafetensorsFile.read(path: inputPath)
         guard !inputs.tensors.isEmpty else {
             throw UserError("\(inputPath): holds no tensors; eval needs inputs keyed LAYER.MODULE, e.g. 3.query [n, in]")
@@ -21,6 +22,7 @@ public enum EvalCommand {
                 throw UserError("\(inputPath): tensor \"\(entry.name)\" has shape \(entry.shape), expected [n, \(pair.inFeatures)]")
             }
             pairs[entry.name] = pair
+            try base.require(pair)
         }
         let writer = try SafetensorsStreamWriter(path: output, tensors: inputs.tensors.map {
             TensorDeclaration(name: $0.name, shape: [$0.shape[0], pairs[$0.name]!.outFeatures])
@@ -34,7 +36,19 @@ public enum EvalCommand {
             let y = try MemoryBudget.floats(overflow ? Int.max : count, for: "the output of \(name)")
             defer { MemoryBudget.release(y) }
             try x.withUnsafeBufferPointer { x in
-                try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
+                guard let weight = try base.weight(pair) else {
+                    try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
+                    return
+                }
+                // DoRA: y = x·Wᵀ in, x·W'ᵀ out; the adapter's own output is the difference.
+                try weight.withUnsafeBufferPointer { weight in
+                    try interpreter.prepare(base: [pair.key: weight])
+                    let baseOutput = DoRABaseWeights.product(x, weight, rows: n, out: pair.outFeatures, in: pair.inFeatures)
+                    _ = y.update(fromContentsOf: baseOutput)
+                    try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
+                    for k in 0..<y.count { y[k] -= baseOutput[k] }
+                }
+                interpreter.releaseBase(layer: pair.layer, module: pair.module)
             }
             try writer.append(name, floats: UnsafeBufferPointer(y))
             rows += n
@@ -45,9 +59,12 @@ public enum EvalCommand {
 
     /// `ΔW` `[out, in]` of every pair, scale included, written pair by pair
     /// through one buffer so memory stays bounded by the largest ΔW, not their sum.
-    public static func materialize(specPath: String, adapterPath: String, output: String, threads: Int) throws -> String {
+    public static func materialize(specPath: String, adapterPath: String, output: String, basePath: String? = nil,
+                                   threads: Int) throws -> String {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
+        let base = try DoRABaseWeights(checked, plan: plan, basePath: basePath, command: "materialize")
+        for pair in plan.pairs { try base.require(pair) }
         let pairs = Dictionary(uniqueKeysWithValues: plan.pairs.map { (PairKey.key(layer: $0.layer, module: $0.module), $0) })
         let writer = try SafetensorsStreamWriter(
             path: output, tensors: plan.pairs.map { TensorDeclaration(name: PairKey.key(layer: $0.layer, module: $0.module), shape: [$0.outFeatures, $0.inFeatures]) })
@@ -58,7 +75,13 @@ public enum EvalCommand {
             let pair = pairs[key]!
             let delta = UnsafeMutableBufferPointer(rebasing: buffer[..<(pair.outFeatures * pair.inFeatures)])
             delta.update(repeating: 0)
-            try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+            if let weight = try base.weight(pair) {
+                try weight.withUnsafeBufferPointer {
+                    try interpreter.materialize(layer: pair.layer, module: pair.module, base: $0, into: delta)
+                }
+            } else {
+                try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+            }
             try writer.append(key, floats: UnsafeBufferPointer(delta))
         }
         try writer.commit()

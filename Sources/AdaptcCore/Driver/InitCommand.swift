@@ -9,7 +9,7 @@ public enum InitCommand {
                            residualPath: String?, threads: Int = 0) throws -> [String] {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         if basePath != nil || residualPath != nil, !InitStage.readsBase(checked) {
-            throw UserError("--base and --residual apply to init methods that read the base weights (pissa, milora, olora, loftq, tt-svd, hosvd, hooi, cp-als); this spec uses none")
+            throw UserError("--base and --residual apply to init methods that read the base weights (pissa, milora, olora, loftq, tt-svd, hosvd, hooi, cp-als) and to DoRA groups; this spec has none")
         }
         if residualPath != nil, basePath == nil {
             throw UserError("--residual needs --base (the checkpoint the residual is taken from)")

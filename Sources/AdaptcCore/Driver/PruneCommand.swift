@@ -12,6 +12,11 @@ public enum PruneCommand {
         let source = try SpecLoader.readText(specPath)
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
         let settings = try self.settings(checked.spec.prune, threshold: threshold, levels: levels, scope: scope)
+        // Layer level gives dropped layers one shared adapter per module, but
+        // DoRA keeps a magnitude (and its own W) per pair: refused, not guessed.
+        if settings.levels.contains(.layer), let group = checked.groups.first(where: { $0.group.dora }) {
+            throw UserError("\(specPath): group '\(group.name)' is DoRA: layer-level pruning would make its dropped layers share one adapter, but each DoRA pair keeps its own magnitude m; prune it with --levels rank")
+        }
         try refuseFile(at: output)
         let stem = Self.stem(specPath)
         let specOut = (output as NSString).appendingPathComponent(stem + ".adapt.yaml")

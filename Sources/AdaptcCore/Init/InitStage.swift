@@ -41,7 +41,7 @@ public enum InitStage {
 
     /// Whether some group reads the base weights (so `--base` applies).
     public static func readsBase(_ checked: CheckedSpec) -> Bool {
-        checked.groups.contains { baseMethods.contains($0.group.initialization.method) }
+        checked.groups.contains { baseMethods.contains($0.group.initialization.method) || $0.group.dora }
     }
 
     /// Initialises every group into `storage` (laid out as `plan.parameters`).
@@ -88,6 +88,9 @@ public enum InitStage {
                 }
             case .recycle:
                 throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora, olora, loftq and tt-svd are)")
+            }
+            if group.group.dora {
+                try DoRAInit.magnitudes(group, plan: plan, base: base, specPath: checked.spec.path, checked: checked, into: storage)
             }
             reports.append(report)
         }

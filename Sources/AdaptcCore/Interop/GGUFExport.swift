@@ -64,6 +64,9 @@ public enum GGUFExport {
             throw UserError("--arch \"\(name)\": export-gguf knows \(GGUFArchitecture.known.map(\.name).joined(separator: ", "))")
         }
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        for group in checked.groups where group.group.dora {
+            throw UserError("\(specPath): group '\(group.name)' is DoRA; llama.cpp's LoRA adapters have no magnitude vector, so export the merged weights (adaptc merge --base) instead")
+        }
         for group in checked.groups where group.group.structure != .lora {
             throw UserError("\(specPath): group '\(group.name)' is \(group.group.structure.rawValue); export-gguf writes per-pair LoRA groups only (llama.cpp's adapters have no shared cores)")
         }

@@ -24,6 +24,8 @@ public struct PEFTConfig: Sendable {
     public var rankPattern: [(pattern: String, value: Int)] = []
     public var alphaPattern: [(pattern: String, value: Double)] = []
     public var fanInFanOut = false
+    /// `use_dora`: every pair also has a `lora_magnitude_vector` (DESIGN §5).
+    public var useDoRA = false
     public var layersToTransform: [Int]?
 
     public init(r: Int, loraAlpha: Double, targets: Targets) {
@@ -70,7 +72,7 @@ public struct PEFTConfig: Sendable {
 
     /// Features PEFT has that adaptc does not run: each refused by name when set.
     static let unsupported: [(key: String, feature: String)] = [
-        ("use_dora", "DoRA (use_dora)"), ("lora_bias", "LoRA biases (lora_bias)"), ("use_qalora", "QA-LoRA (use_qalora)"),
+        ("lora_bias", "LoRA biases (lora_bias)"), ("use_qalora", "QA-LoRA (use_qalora)"),
         ("modules_to_save", "modules_to_save (fully trained copies of modules)"),
         ("layer_replication", "layer_replication"), ("target_parameters", "target_parameters (LoRA on parameters)"),
         ("trainable_token_indices", "trainable_token_indices"), ("alora_invocation_tokens", "aLoRA (alora_invocation_tokens)"),
@@ -134,6 +136,7 @@ public struct PEFTConfig: Sendable {
         var config = PEFTConfig(r: r, loraAlpha: alpha, targets: targets)
         config.useRSLoRA = try reader.bool("use_rslora") ?? false
         config.fanInFanOut = try reader.bool("fan_in_fan_out") ?? false
+        config.useDoRA = try reader.bool("use_dora") ?? false
         config.rankPattern = try reader.patterns("rank_pattern").map { key, value in
             guard let rank = Int(value), rank >= 1 else { throw UserError("\(path): rank_pattern \"\(key)\" must map to a positive integer") }
             return (key, rank)

@@ -19,6 +19,8 @@ public enum PEFTExport {
         var scale: Double
         var a: [Float]
         var b: [Float]
+        /// DoRA's m `[out]`, for a `dora: true` group.
+        var magnitude: [Float]? = nil
         var inFeatures: Int
         var outFeatures: Int
     }
@@ -32,6 +34,13 @@ public enum PEFTExport {
         for group in checked.groups where group.group.structure != .lora {
             throw UserError("\(specPath): group '\(group.name)' is \(group.group.structure.rawValue); export-peft writes LoRA groups only")
         }
+        // PEFT's use_dora is one flag for the whole adapter.
+        let doraGroups = checked.groups.filter(\.group.dora).map(\.name)
+        if !doraGroups.isEmpty, doraGroups.count != checked.groups.count {
+            let plain = checked.groups.first { !$0.group.dora }!.name
+            throw UserError("\(specPath): group '\(doraGroups[0])' is DoRA and '\(plain)' is not; PEFT's use_dora covers a whole adapter, so export them as two specs")
+        }
+        let useDoRA = !doraGroups.isEmpty
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: 1)
         let parameters = interpreter.storage.parameters
         var pairs: [Pair] = []
@@ -40,8 +49,12 @@ public enum PEFTExport {
             for pair in group.pairs {
                 let (a, b) = loraFactors(plan, parameters, group: group.name, pair: pair, shared: shared)
                 let key = template.key(pair)
-                pairs.append(Pair(path: String(key.dropLast(".weight".count)), rank: pair.rank, scale: pair.scale,
-                                  a: a, b: b, inFeatures: pair.inFeatures, outFeatures: pair.outFeatures))
+                var exported = Pair(path: String(key.dropLast(".weight".count)), rank: pair.rank, scale: pair.scale,
+                                    a: a, b: b, inFeatures: pair.inFeatures, outFeatures: pair.outFeatures)
+                if let m = pair.dora?.magnitude {
+                    exported.magnitude = Array(parameters[m.offset..<(m.offset + m.count)])
+                }
+                pairs.append(exported)
             }
         }
         pairs.sort { $0.path < $1.path }
@@ -49,11 +62,13 @@ public enum PEFTExport {
         for pair in pairs {
             weights.add(PEFTKeys.key(pair.path, .a), floats: pair.a, shape: [pair.rank, pair.inFeatures])
             weights.add(PEFTKeys.key(pair.path, .b), floats: pair.b, shape: [pair.outFeatures, pair.rank])
+            if let m = pair.magnitude { weights.add(PEFTKeys.key(pair.path, .magnitude), floats: m, shape: [pair.outFeatures]) }
         }
         let rslora = checked.groups.filter { $0.group.scaling == .rslora }.map(\.pairs.count).reduce(0, +) * 2
             > checked.groups.map(\.pairs.count).reduce(0, +)
         let targets = targetRegex(plan, template: template) ?? pairs.map { NSRegularExpression.escapedPattern(for: $0.path) }.joined(separator: "|")
-        return Result(config: try configJSON(pairs, rslora: rslora, targets: targets, fanInFanOut: template.isTransposed),
+        return Result(config: try configJSON(pairs, rslora: rslora, targets: targets, fanInFanOut: template.isTransposed,
+                                             useDoRA: useDoRA),
                       weights: weights, pairs: pairs.count)
     }
 
@@ -71,7 +86,8 @@ public enum PEFTExport {
     }
 
     /// The config as PEFT reads it; keys sorted, so the file is deterministic.
-    static func configJSON(_ pairs: [Pair], rslora: Bool, targets: String, fanInFanOut: Bool = false) throws -> [UInt8] {
+    static func configJSON(_ pairs: [Pair], rslora: Bool, targets: String, fanInFanOut: Bool = false,
+                           useDoRA: Bool = false) throws -> [UInt8] {
         // alpha that gives the pair's scale under the global rule.
         let alphas = pairs.map { pair -> Double in
             let alpha = pair.scale * (rslora ? Double(pair.rank).squareRoot() : Double(pair.rank))
@@ -100,7 +116,7 @@ public enum PEFTExport {
             "fan_in_fan_out": fanInFanOut,
             "bias": "none",
             "lora_dropout": 0.0,
-            "use_dora": false,
+            "use_dora": useDoRA,
             "init_lora_weights": true,
             "inference_mode": true,
             "modules_to_save": NSNull(),

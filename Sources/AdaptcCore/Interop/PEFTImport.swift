@@ -19,6 +19,8 @@ public enum PEFTImport {
         var path: PEFTModulePath
         var a: TensorEntry
         var b: TensorEntry
+        /// DoRA's m `[out]` (`use_dora`).
+        var magnitude: TensorEntry?
         var rank: Int { a.shape[0] }
         var outFeatures: Int { b.shape[0] }
         var inFeatures: Int { a.shape[1] }
@@ -69,6 +71,9 @@ public enum PEFTImport {
                 }
                 adapter.add("\(group.name).\(planned.key).A", floats: try weights.floats(pair.a.name), shape: pair.a.shape)
                 adapter.add("\(group.name).\(planned.key).B", floats: try weights.floats(pair.b.name), shape: pair.b.shape)
+                if let m = pair.magnitude {
+                    adapter.add("\(group.name).\(planned.key).magnitude", floats: try weights.floats(m.name), shape: m.shape)
+                }
             }
         }
         return Result(spec: spec, checked: checked, adapter: adapter, notes: notes)
@@ -79,7 +84,11 @@ public enum PEFTImport {
         var factors: [String: [PEFTKeys.Factor: TensorEntry]] = [:]
         for entry in weights.tensors {
             let (path, factor) = try PEFTKeys.parse(entry.name, file: file)
-            guard entry.shape.count == 2 else {
+            if factor == .magnitude, !config.useDoRA {
+                throw UserError("\(file): tensor \"\(entry.name)\": DoRA (lora_magnitude_vector), but the config's use_dora is not true")
+            }
+            guard entry.shape.count == (factor == .magnitude ? 1 : 2) else {
+                if factor == .magnitude { throw UserError("\(file): tensor \"\(entry.name)\" has shape \(entry.shape); DoRA's magnitude is a vector [out]") }
                 throw UserError("\(file): tensor \"\(entry.name)\" has shape \(entry.shape); lora_A/lora_B are matrices")
             }
             guard entry.dtype.isFloatingComputable else {
@@ -95,6 +104,15 @@ public enum PEFTImport {
             let a = entries[.a]!, b = entries[.b]!
             guard b.shape[1] == a.shape[0] else {
                 throw UserError("\(file): tensor \"\(b.name)\" has shape \(b.shape) but \"\(a.name)\" has rank \(a.shape[0])")
+            }
+            let magnitude = entries[.magnitude]
+            if config.useDoRA {
+                guard let magnitude else {
+                    throw UserError("\(file): tensor \"\(PEFTKeys.key(path, .magnitude))\" is missing (the config sets use_dora)")
+                }
+                guard magnitude.shape == [b.shape[0]] else {
+                    throw UserError("\(file): tensor \"\(magnitude.name)\" has shape \(magnitude.shape); DoRA's magnitude needs [\(b.shape[0])]")
+                }
             }
             guard let modulePath = PEFTModulePath(path) else {
                 throw UserError("\(file): tensor \"\(a.name)\": no layer index in \"\(path)\" (an integer after layer, layers, h or blocks)")
@@ -116,7 +134,7 @@ public enum PEFTImport {
             if let layers = config.layersToTransform, !layers.contains(modulePath.layer) {
                 throw UserError("\(configPath): layers_to_transform \(layers) excludes layer \(modulePath.layer), which \(file) adapts")
             }
-            pairs.append(Pair(path: modulePath, a: a, b: b))
+            pairs.append(Pair(path: modulePath, a: a, b: b, magnitude: magnitude))
         }
         return pairs
     }
@@ -185,6 +203,7 @@ public enum PEFTImport {
             lines.append("    rank: \(config.r)")
             lines.append("    alpha: \(number(config.loraAlpha))")
             if config.useRSLoRA { lines.append("    scaling: rslora") }
+            if config.useDoRA { lines.append("    dora: true") }
             var overrides: [String] = []
             for pair in pairs where group.modules.contains(pair.path.module) {
                 let rank = config.rank(of: pair.path.path), alpha = config.alpha(of: pair.path.path)

@@ -35,7 +35,7 @@ public struct PEFTModulePath: Hashable, Sendable {
 enum PEFTKeys {
     static let root = "base_model.model."
 
-    enum Factor: String { case a = "lora_A", b = "lora_B" }
+    enum Factor: String { case a = "lora_A", b = "lora_B", magnitude = "lora_magnitude_vector" }
 
     /// The module path and factor a tensor key names, or an error naming the
     /// feature a key belongs to when adaptc does not run it.
@@ -47,14 +47,19 @@ enum PEFTKeys {
         for factor in [Factor.a, .b] where rest.hasSuffix(".\(factor.rawValue).weight") {
             return (String(rest.dropLast(factor.rawValue.count + ".weight".count + 1)), factor)
         }
+        // DoRA's m: PEFT ≥ 0.12 saves it without ".weight"; older files have it.
+        for suffix in [".lora_magnitude_vector", ".lora_magnitude_vector.weight"] where rest.hasSuffix(suffix) {
+            return (String(rest.dropLast(suffix.count)), .magnitude)
+        }
         let feature: String
-        if rest.contains("lora_magnitude_vector") { feature = "DoRA (lora_magnitude_vector)" }
-        else if rest.contains("lora_embedding") { feature = "LoRA on embeddings (lora_embedding_A/B)" }
+        if rest.contains("lora_embedding") { feature = "LoRA on embeddings (lora_embedding_A/B)" }
         else if rest.hasSuffix(".lora_B.bias") || rest.hasSuffix(".lora_A.bias") { feature = "LoRA biases (lora_bias)" }
         else if rest.hasSuffix(".bias") { feature = "trained biases (bias other than \"none\")" }
         else { feature = "a tensor that is not lora_A/lora_B" }
         throw UserError("\(file): tensor \"\(key)\": \(feature) is not something adaptc runs")
     }
 
-    static func key(_ path: String, _ factor: Factor) -> String { "\(root)\(path).\(factor.rawValue).weight" }
+    static func key(_ path: String, _ factor: Factor) -> String {
+        factor == .magnitude ? "\(root)\(path).\(factor.rawValue)" : "\(root)\(path).\(factor.rawValue).weight"
+    }
 }

@@ -4,7 +4,7 @@ import Yams
 /// on SpecParser; locations go to `AdapterGroup.keyLocations`.
 struct GroupParser {
     static let keys = ["name", "structure", "layers", "modules", "factor", "order", "rank", "ranks",
-                       "alpha", "scaling", "shared", "init", "overrides"]
+                       "alpha", "scaling", "shared", "dora", "init", "overrides"]
     static let factorKeys = ["out", "in"]
 
     /// model.layers, to expand `layers: all`; nil when the model did not parse.
@@ -59,6 +59,7 @@ struct GroupParser {
         let alpha = entries["alpha"].flatMap { reader.number($0) }
         let scaling = entries["scaling"].flatMap { reader.choice($0, as: Scaling.self) } ?? .standard
         let shared = entries["shared"].flatMap { reader.bool($0) } ?? false
+        let dora = entries["dora"].flatMap { reader.bool($0) } ?? false
         let initialization = entries["init"].flatMap { InitParser.parse($0, reader: &reader, locations: &locations) }
             ?? InitSettings()
         let overrides = entries["overrides"].flatMap { OverrideParser.parse($0, reader: &reader, locations: &locations) }
@@ -67,7 +68,7 @@ struct GroupParser {
         guard reader.diagnostics.diagnostics.count == errorsBefore, let name, let structure else { return nil }
         return AdapterGroup(name: name, structure: structure, layers: layers, modules: modules,
                             outFactors: outFactors, inFactors: inFactors, order: order, rank: rank, alpha: alpha,
-                            scaling: scaling, shared: shared, initialization: initialization, overrides: overrides,
+                            scaling: scaling, shared: shared, dora: dora, initialization: initialization, overrides: overrides,
                             location: location, keyLocations: locations)
     }
 

@@ -11,6 +11,7 @@ import Yams
 /// - group `layers`: `all` (every layer of the model);
 /// - `scaling`: `standard` (s = alpha / r);
 /// - `shared`: `false`;
+/// - `dora`: `false` (plain LoRA);
 /// - `init`: `{method: zero}`, seed, SVD algorithm and its parameters unset
 ///   (`adaptc init` picks them);
 /// - `order`: unset, meaning `[layer, module, out…, in…]` (Check resolves it);

@@ -32,6 +32,11 @@ enum LoRAPlanner {
             let b = group.modules.map { m in
                 layout.add("\(group.name).\(label).\(m.name).B", shape: [m.outFeatures, rankOf(m)])
             }
+            // DoRA: one magnitude vector m [out] per pair, after the layer's B's
+            // (so the A's stay adjacent). Check refuses dora with shared.
+            let magnitudes: [ParameterTensor]? = group.group.dora
+                ? group.modules.map { m in layout.add("\(group.name).\(label).\(m.name).magnitude", shape: [m.outFeatures]) }
+                : nil
             for layer in layers {
                 var members: [(module: ModelModule, a: ParameterTensor, b: ParameterTensor, scale: Float)] = []
                 for (index, module) in group.modules.enumerated() {
@@ -43,10 +48,12 @@ enum LoRAPlanner {
                     searches[shape] = search
                     let programs = factors.programs(search, model: model)
                     if firstSteps.isEmpty { firstSteps = programs.steps }
-                    pairs.append(PairPlan(
+                    var pair = PairPlan(
                         layer: layer, module: module.name, outFeatures: module.outFeatures,
                         inFeatures: module.inFeatures, rank: factors.rank, scale: scale,
-                        forward: programs.forward, backward: programs.backward, materialize: programs.materialize))
+                        forward: programs.forward, backward: programs.backward, materialize: programs.materialize)
+                    pair.dora = magnitudes.map { DoRAPlan(a: a[index], b: b[index], magnitude: $0[index]) }
+                    pairs.append(pair)
                     workspace = .atLeast(workspace, programs.workspace)
                     if let i = paths.firstIndex(where: { $0.text == programs.path }) {
                         paths[i].pairs += 1
@@ -56,7 +63,8 @@ enum LoRAPlanner {
                     members.append((module, a[index], b[index], Float(scale)))
                 }
                 // Runs of consecutive modules that read one input (model.inputs) share x·[A₁; A₂; …]ᵀ.
-                var start = 0
+                // DoRA pairs rescale their own rows after it, so they run one by one.
+                var start = group.group.dora ? members.count : 0
                 while start < members.count {
                     var end = start + 1
                     let set = setOf(members[start].module.name)
@@ -79,7 +87,9 @@ enum LoRAPlanner {
             fused.isEmpty ? "no modules share an input (model.inputs): each pair runs alone"
                 : "modules of a layer that read one input (model.inputs): one GEMM x·[A₁; …; A_M]ᵀ, then one B product each",
             "n = 1 runs as GEMV",
-        ]
+        ] + (group.group.dora
+            ? ["DoRA: y ← (m / ‖W + s·B·A‖_row) ⊙ (x·Wᵀ + s·x·Aᵀ·Bᵀ) in place, the row norms prepared from the base W"]
+            : [])
         var planned = GroupPlan(name: group.name, structure: group.structure.rawValue, pairs: pairs,
                                 layerForwards: fused, path: path)
         planned.layerBackwards = fusedBackward

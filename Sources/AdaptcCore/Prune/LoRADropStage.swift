@@ -37,6 +37,13 @@ public enum LoRADropStage {
             } else {
                 groups.append(prunePlain(group, inputs, options, taken, &weights))
             }
+            // DoRA: rank level truncates B·A and keeps each pair's magnitude m as it is
+            // (importance is LoRA's output energy of s·B·A; layer level is refused before this).
+            if group.group.dora {
+                for p in plan.parameters where p.key.hasPrefix(group.name + ".") && p.key.hasSuffix(".magnitude") {
+                    weights[p.key] = values(p.key, plan, adapter)
+                }
+            }
         }
         return PruneResult(settings: settings, groups: groups, weights: weights)
     }

@@ -331,6 +331,9 @@ public struct AdapterGroup: Sendable {
     public var alpha: Double?
     public var scaling: Scaling
     public var shared: Bool
+    /// `dora: true` (lora only): DoRA, a magnitude vector per pair and
+    /// W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row (DESIGN §5).
+    public var dora: Bool
     public var initialization: InitSettings
     public var overrides: [PairOverride]
     public var location: SourceLocation
@@ -342,7 +345,7 @@ public struct AdapterGroup: Sendable {
     public init(name: String, structure: Structure, layers: [Int], modules: [String],
                 outFactors: [Int]? = nil, inFactors: [Int]? = nil, order: [ModeName]? = nil,
                 rank: RankSpec?, alpha: Double? = nil, scaling: Scaling = .standard, shared: Bool = false,
-                initialization: InitSettings = .init(), overrides: [PairOverride] = [],
+                dora: Bool = false, initialization: InitSettings = .init(), overrides: [PairOverride] = [],
                 location: SourceLocation, keyLocations: [String: SourceLocation] = [:]) {
         self.name = name
         self.structure = structure
@@ -355,6 +358,7 @@ public struct AdapterGroup: Sendable {
         self.alpha = alpha
         self.scaling = scaling
         self.shared = shared
+        self.dora = dora
         self.initialization = initialization
         self.overrides = overrides
         self.location = location

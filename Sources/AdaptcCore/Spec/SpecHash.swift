@@ -1,6 +1,6 @@
 /// `adaptc.hash`: a hash of what a spec means for the weights (DESIGN §5) — model
 /// shapes and each group's name, structure, layers, modules, factors, resolved
-/// order and ranks, alpha, scaling, shared and overrides; not comments, layout,
+/// order and ranks, alpha, scaling, shared, dora and overrides; not comments, layout,
 /// `init`, `prune`, `codegen` or `weights`. Weight files carry it so a file made
 /// for another spec is refused instead of silently misread.
 public enum SpecHash {
@@ -19,6 +19,8 @@ public enum SpecHash {
             lines.append("  order \(g.modes.map(\.description).joined(separator: ","))")
             lines.append("  ranks \(describe(g.ranks))")
             lines.append("  alpha \(group.alpha.map { String($0) } ?? "none") scaling \(group.scaling.rawValue) shared \(group.shared)")
+            // Only DoRA groups get the line, so every other spec keeps its hash.
+            if group.dora { lines.append("  dora true") }
             for o in group.overrides.sorted(by: { ($0.layer, $0.module) < ($1.layer, $1.module) }) {
                 lines.append("  override \(o.layer).\(o.module) rank \(o.rank.map(String.init) ?? "-") alpha \(o.alpha.map { String($0) } ?? "-")")
             }

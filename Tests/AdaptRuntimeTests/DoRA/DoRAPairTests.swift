@@ -49,10 +49,10 @@ final class DoRAPairTests: XCTestCase {
 
     /// Row norms against forming V = W + s·B·A in float64; dm against central differences with the norm held.
     func testNormsAndMagnitudeGradient() {
-        var rng = SystemRandomNumberGenerator()
+        var rng = TestRandom(seed: 2929)
         let (n, out, inDim, r): (Int, Int, Int, Int) = (4, 5, 7, 3)
         let s: Float = 0.75
-        let rand = { (c: Int) in (0..<c).map { _ in Float.random(in: -1...1, using: &rng) } }
+        let rand = { (c: Int) in rng.floats(c) }
         let w = rand(out * inDim), a = rand(r * inDim), b = rand(out * r), x = rand(n * inDim), dy = rand(n * out)
         let m = rand(out).map { $0 + 2 }
         let norms = DoRAPair.rowNorms(w: w, a: a, b: b, scale: s, out: out, in: inDim, rank: r)
