@@ -158,4 +158,58 @@ final class InitCPCLITests: XCTestCase {
             XCTAssertEqual(sandbox.listing(), before, "\(run)")
         }
     }
+
+    /// LoftQ on a CP and on a Tucker group runs their own method (cp-als,
+    /// hosvd) on the stacked W − Q: the error ‖W − (Q + ΔW)‖/‖W‖ by iteration
+    /// stays below Q alone, never grows, and is what the written Q and the
+    /// materialized ΔW give; after one iteration ΔW is the float64 reference
+    /// (ALS from the HOSVD start, HOSVD) of the stacked (W − Q_1)/s.
+    func testLoftQAlternatesWithTheGroupsOwnMethod() throws {
+        let weights = try StackedBase.write(sandbox)
+        for iterations in [1, 3] {
+            let loftq = "method: loftq, quantiser: {bits: 4, group: 5}, iterations: \(iterations)"
+            let cp = Self.spec(Self.variants[0]).replacingOccurrences(of: "method: cp-als, tolerance: 1e-4", with: loftq)
+            let tucker = InitTuckerCLITests.spec(InitTuckerCLITests.variants[0]).replacingOccurrences(of: "method: hosvd", with: loftq)
+            for (name, spec, method) in [("cp", cp, "CP-ALS from the HOSVD start"), ("tucker", tucker, "HOSVD (Gram/eigh)")] {
+                try sandbox.write(spec, to: "\(name).adapt.yaml")
+                let run = try sandbox.adaptc("init", "\(name).adapt.yaml", "--base", "base.safetensors", "-o", "\(name).safetensors",
+                                             "--residual", "\(name)-q.safetensors")
+                XCTAssertEqual(run.status, 0, "\(run)")
+                XCTAssertTrue(run.stdout.contains(method), "\(run)")
+                let materialized = try sandbox.adaptc("materialize", "\(name).adapt.yaml", "--adapter", "\(name).safetensors",
+                                                      "-o", "\(name)-d.safetensors")
+                XCTAssertEqual(materialized.status, 0, "\(materialized)")
+                let q = try SafetensorsFile.read(path: sandbox.path("\(name)-q.safetensors"))
+                let d = try SafetensorsFile.read(path: sandbox.path("\(name)-d.safetensors"))
+                var missed = 0.0, total = 0.0
+                var removed: [String: [Float]] = [:]
+                for (key, w) in weights {
+                    let base = try q.floats(key)
+                    removed[key] = zip(w, base).map { $0 - $1 }
+                    let delta = try d.floats(key.replacingOccurrences(of: "layers.", with: "").replacingOccurrences(of: ".weight", with: ""))
+                    for k in w.indices {
+                        total += Double(w[k]) * Double(w[k])
+                        let r = Double(w[k]) - Double(base[k]) - Double(delta[k])
+                        missed += r * r
+                    }
+                }
+                let figures = try run.stdout.components(separatedBy: "by iteration ")[1].components(separatedBy: " (Q alone")[0]
+                    .components(separatedBy: ", ").map { try XCTUnwrap(Double($0)) }
+                let alone = try InitTTSVDCLITests.figure(after: "(Q alone ", in: run.stdout)
+                XCTAssertEqual(figures.count, iterations, run.stdout)
+                if iterations == 1 {
+                    let expected = name == "cp"
+                        ? Self.reference(removed, Self.variants[0], sweeps: try Self.sweeps(run.stdout)).deltas
+                        : try InitTuckerCLITests.reference(removed, InitTuckerCLITests.variants[0], stdout: run.stdout)
+                    for (key, want) in expected {
+                        let got = try d.floats(key).map(Double.init)
+                        XCTAssertLessThan(StackedBase.norm(zip(got, want).map { $0 - $1 }) / StackedBase.norm(want), 1e-4, "\(name) \(key)")
+                    }
+                }
+                XCTAssertLessThan(figures.last!, alone, run.stdout)
+                for (a, b) in zip(figures, figures.dropFirst()) { XCTAssertLessThanOrEqual(b, a * (1 + 1e-6), run.stdout) }
+                XCTAssertEqual((missed / total).squareRoot(), figures.last!, accuracy: 2e-6, run.stdout)
+            }
+        }
+    }
 }
