@@ -36,6 +36,7 @@ struct Bench {
             case "init-pissa": try initPissa(threads: threads)
             case "init-loftq": try initLoftQ(threads: threads)
             case "init-tt-metatt": try initTTMetaTT(threads: threads)
+            case "init-cp": try initCP(threads: threads)
             case "merge-sharded": try mergeSharded(threads: threads)
             default:
                 FileHandle.standardError.write(Data("adaptc-bench: unknown case \(name); known: \(known.joined(separator: " "))\n".utf8))
@@ -44,7 +45,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "init-pissa", "init-loftq", "init-tt-metatt", "merge-sharded"]
+    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

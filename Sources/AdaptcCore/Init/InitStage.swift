@@ -87,7 +87,7 @@ public enum InitStage {
                               storage: storage, plan: plan, threads: threads, report: &report)
                 }
             case .recycle:
-                throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora, olora, loftq and tt-svd are)")
+                throw UserError("\(checked.spec.path): group '\(group.name)': init method '\(settings.method.rawValue)' is not supported yet (zero, gaussian, pissa, milora, olora, loftq, tt-svd, hosvd, hooi and cp-als are)")
             }
             if group.group.dora {
                 try DoRAInit.magnitudes(group, plan: plan, base: base, specPath: checked.spec.path, checked: checked, into: storage)

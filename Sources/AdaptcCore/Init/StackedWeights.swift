@@ -139,6 +139,23 @@ struct StackedWeights {
         return tensor
     }
 
+    /// The whole stacked tensor in float32, as the weights are read (4 bytes an
+    /// element: half of `dense`), for the decompositions that read it in
+    /// float64 tiles (Tucker, CP-ALS); the same budget check first.
+    func denseFloats(for method: String) throws -> [Float] {
+        try MemoryBudget.require(bytes: 4 * count + 4 * weightCount, for: "the stacked tensor of group '\(group.name)' (\(method))")
+        var tensor = [Float](repeating: 0, count: count)
+        for p in pairs.indices {
+            let w = try weight(p)
+            let start = pairOffset[p]
+            for o in 0..<outFeatures {
+                let row = start + outOffset[o]
+                for i in 0..<inFeatures { tensor[row + inOffset[i]] = w[o * inFeatures + i] }
+            }
+        }
+        return tensor
+    }
+
     /// The mode of `order` at `position` when it lies inside one weight (an
     /// out or in factor): its stride inside the row-major `[out, in]` weight.
     /// `nil` for `layer` and `module`, whose unfolding mixes weights.

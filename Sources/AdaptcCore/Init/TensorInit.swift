@@ -9,8 +9,8 @@ import Foundation
 /// zeroes the tensor of `RandomInit.zeroTensorKey` for `residual: false`,
 /// and writes the report line.
 ///
-/// A new method (hosvd, hooi, cp-als) is a type conforming to this protocol,
-/// returned by `InitStage.tensorInitialiser`. What it has to work with:
+/// Each method (tt-svd, hosvd, hooi, cp-als) is a type conforming to this
+/// protocol, returned by `InitStage.tensorInitialiser`. What it has to work with:
 /// `problem.weights.dense(for:)` (the stacked tensor in `order`, float64);
 /// for any mode lying inside one weight (an out or in factor), its unfolding
 /// streamed weight by weight: `WeightUnfolding(weights.laidOut(modes with that
@@ -68,17 +68,6 @@ struct TensorInitOutcome {
     var bound: Double?
 }
 
-/// A tensor method whose maths is not in yet: the stage refuses it with the
-/// same one line as before it existed.
-struct UnsupportedTensorInitialiser: TensorInitialiser {
-    let method: InitMethod
-    func memoryNeed(_ problem: TensorInitProblem) -> (bytes: Int, purpose: String) { (0, method.rawValue) }
-    func initialise(_ problem: TensorInitProblem) throws -> TensorInitOutcome {
-        let via = problem.settings.method == .loftq ? " (loftq on a \(problem.group.structure.rawValue) group runs it)" : ""
-        throw UserError("group '\(problem.group.name)': init method '\(method.rawValue)'\(via) is not supported yet (zero, gaussian, pissa, milora, olora, loftq and tt-svd are)")
-    }
-}
-
 extension InitStage {
     /// The tensor init methods (DESIGN §3) and who does each.
     static let tensorMethods: [InitMethod] = [.ttSVD, .hosvd, .hooi, .cpALS]
@@ -96,7 +85,10 @@ extension InitStage {
     static func tensorInitialiser(_ method: InitMethod) -> TensorInitialiser {
         switch method {
         case .ttSVD: return TTSVDInitialiser()
-        default: return UnsupportedTensorInitialiser(method: method)
+        case .hosvd: return TuckerInitialiser(iterates: false)
+        case .hooi: return TuckerInitialiser(iterates: true)
+        case .cpALS: return CPInitialiser()
+        default: preconditionFailure("'\(method.rawValue)' is not a tensor init method")
         }
     }
 

@@ -1,5 +1,6 @@
 import XCTest
 @testable import AdaptRuntime
+import AdaptTestSupport
 
 /// CP-ALS against the textbook float64 ALS of DecompositionReference.swift
 /// (explicit MTTKRP, Gaussian elimination, no normalisation, fit from the

@@ -1,5 +1,6 @@
 import XCTest
 @testable import AdaptRuntime
+import AdaptTestSupport
 
 /// HOSVD and HOOI against the float64 reference of DecompositionReference.swift
 /// (explicit unfoldings, Jacobi SVD, naive mode products).

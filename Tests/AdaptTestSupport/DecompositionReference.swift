@@ -1,12 +1,10 @@
-import AdaptTestSupport
-
-/// Float64 references for the Tucker and CP tests, written from the
+/// Float64 references for the Tucker and CP tests (runtime and CLI), written from the
 /// definitions with plain loops and nothing of AdaptRuntime: explicit
 /// unfoldings, one-sided Jacobi SVD (Hestenes 1958), naive mode products,
 /// naive MTTKRP and Gaussian elimination.
-enum Reference {
+public enum Reference {
     /// Row-major multi-index of every entry.
-    static func indices(_ shape: [Int]) -> [[Int]] {
+    public static func indices(_ shape: [Int]) -> [[Int]] {
         var result: [[Int]] = []
         var index = [Int](repeating: 0, count: shape.count)
         let count = shape.reduce(1, *)
@@ -23,12 +21,12 @@ enum Reference {
         return result
     }
 
-    static func offset(_ index: [Int], _ shape: [Int]) -> Int {
+    public static func offset(_ index: [Int], _ shape: [Int]) -> Int {
         zip(index, shape).reduce(0) { $0 * $1.1 + $1.0 }
     }
 
     /// X₍ₖ₎ as n_k rows (columns in any fixed order of the other modes).
-    static func unfolding(_ x: [Double], shape: [Int], mode: Int) -> [[Double]] {
+    public static func unfolding(_ x: [Double], shape: [Int], mode: Int) -> [[Double]] {
         var rows = [[Double]](repeating: [], count: shape[mode])
         for index in indices(shape) { rows[index[mode]].append(x[offset(index, shape)]) }
         return rows
@@ -37,7 +35,7 @@ enum Reference {
     /// The left singular vectors of the matrix with these rows (as columns,
     /// each of length rows.count) and the singular values, descending, by
     /// one-sided Jacobi rotations on the rows until they are orthogonal.
-    static func leftSingularVectors(_ rows: [[Double]]) -> (vectors: [[Double]], sigma: [Double]) {
+    public static func leftSingularVectors(_ rows: [[Double]]) -> (vectors: [[Double]], sigma: [Double]) {
         var a = rows
         let n = a.count
         var v = (0..<n).map { i in (0..<n).map { $0 == i ? 1.0 : 0 } }   // v[i] = row i of V
@@ -73,7 +71,7 @@ enum Reference {
     }
 
     /// X ×ₖ M, M given as rows (new size × old size).
-    static func modeProduct(_ x: [Double], shape: [Int], mode: Int, matrix: [[Double]]) -> (values: [Double], shape: [Int]) {
+    public static func modeProduct(_ x: [Double], shape: [Int], mode: Int, matrix: [[Double]]) -> (values: [Double], shape: [Int]) {
         var outShape = shape
         outShape[mode] = matrix.count
         var out = [Double](repeating: 0, count: outShape.reduce(1, *))
@@ -88,26 +86,26 @@ enum Reference {
         return (out, outShape)
     }
 
-    static func transpose(_ columns: [[Double]]) -> [[Double]] {
+    public static func transpose(_ columns: [[Double]]) -> [[Double]] {
         guard let length = columns.first?.count else { return [] }
         return (0..<length).map { i in columns.map { $0[i] } }
     }
 
-    struct TuckerResult {
-        var core: [Double], coreShape: [Int]
-        var factors: [[[Double]]?]   // columns
-        var reconstruction: [Double]
-        var fits: [Double]
+    public struct TuckerResult {
+        public var core: [Double], coreShape: [Int]
+        public var factors: [[[Double]]?]   // columns
+        public var reconstruction: [Double]
+        public var fits: [Double]
     }
 
-    static func norm(_ x: [Double]) -> Double { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+    public static func norm(_ x: [Double]) -> Double { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
 
-    static func distance(_ x: [Double], _ y: [Double]) -> Double {
+    public static func distance(_ x: [Double], _ y: [Double]) -> Double {
         zip(x, y).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
     }
 
     /// G ×ₖ U_k over the modes with a factor, and the fit against x.
-    static func tuckerReconstruction(_ core: [Double], coreShape: [Int], factors: [[[Double]]?]) -> [Double] {
+    public static func tuckerReconstruction(_ core: [Double], coreShape: [Int], factors: [[[Double]]?]) -> [Double] {
         var values = core, shape = coreShape
         for (k, factor) in factors.enumerated() {
             guard let factor else { continue }
@@ -116,7 +114,7 @@ enum Reference {
         return values
     }
 
-    static func projection(_ x: [Double], shape: [Int], factors: [[[Double]]?], skipping: Int?) -> (values: [Double], shape: [Int]) {
+    public static func projection(_ x: [Double], shape: [Int], factors: [[[Double]]?], skipping: Int?) -> (values: [Double], shape: [Int]) {
         var values = x, current = shape
         for (k, factor) in factors.enumerated() where k != skipping {
             guard let factor else { continue }
@@ -126,7 +124,7 @@ enum Reference {
     }
 
     /// HOSVD then `sweeps` HOOI sweeps (no early stop), fit after each.
-    static func tucker(_ x: [Double], shape: [Int], ranks: [Int?], sweeps: Int) -> TuckerResult {
+    public static func tucker(_ x: [Double], shape: [Int], ranks: [Int?], sweeps: Int) -> TuckerResult {
         var factors: [[[Double]]?] = ranks.enumerated().map { k, rank in
             rank.map { Array(leftSingularVectors(unfolding(x, shape: shape, mode: k)).vectors.prefix($0)) }
         }
@@ -151,7 +149,7 @@ enum Reference {
     }
 
     /// Σ_c ∏_k F_k[i_k, c], factors row-major [n_k, R].
-    static func cpReconstruction(_ factors: [[Double]], shape: [Int], rank: Int) -> [Double] {
+    public static func cpReconstruction(_ factors: [[Double]], shape: [Int], rank: Int) -> [Double] {
         indices(shape).map { index in
             (0..<rank).reduce(0.0) { sum, c in
                 sum + index.enumerated().reduce(1.0) { $0 * factors[$1.offset][$1.element * rank + c] }
@@ -162,7 +160,7 @@ enum Reference {
     /// Textbook ALS (Kolda & Bader 2009, fig. 3.3) without normalisation: F_k ←
     /// X₍ₖ₎(⊙_{j≠k}F_j)·(⊛_{j≠k}F_jᵀF_j)⁻¹, modes in order, the fit after each
     /// sweep from the explicit reconstruction.
-    static func als(_ x: [Double], shape: [Int], rank: Int, start: [[Double]], sweeps: Int) -> (factors: [[Double]], fits: [Double]) {
+    public static func als(_ x: [Double], shape: [Int], rank: Int, start: [[Double]], sweeps: Int) -> (factors: [[Double]], fits: [Double]) {
         var factors = start
         var fits: [Double] = []
         let all = indices(shape)
@@ -198,7 +196,7 @@ enum Reference {
     }
 
     /// x with V·x = b (V symmetric) by Gaussian elimination with partial pivoting.
-    static func solve(_ v: [[Double]], _ b: [Double]) -> [Double] {
+    public static func solve(_ v: [[Double]], _ b: [Double]) -> [Double] {
         var a = v, y = b
         let n = b.count
         for col in 0..<n {
@@ -222,7 +220,7 @@ enum Reference {
 
     /// A random tensor of exact multilinear rank `ranks` (nil: full) plus
     /// `noise` times uniform noise, in float64.
-    static func lowTuckerRank(shape: [Int], ranks: [Int?], noise: Double, seed: UInt64) -> [Double] {
+    public static func lowTuckerRank(shape: [Int], ranks: [Int?], noise: Double, seed: UInt64) -> [Double] {
         var random = TestRandom(seed: seed)
         let coreShape = zip(shape, ranks).map { $1 ?? $0 }
         let core = (0..<coreShape.reduce(1, *)).map { _ in Double(random.uniform()) }
@@ -235,7 +233,7 @@ enum Reference {
     }
 
     /// A random tensor of exact CP rank R plus noise, in float64.
-    static func lowCPRank(shape: [Int], rank: Int, noise: Double, seed: UInt64) -> [Double] {
+    public static func lowCPRank(shape: [Int], rank: Int, noise: Double, seed: UInt64) -> [Double] {
         var random = TestRandom(seed: seed)
         let factors = shape.map { n in (0..<(n * rank)).map { _ in Double(random.uniform()) } }
         let x = cpReconstruction(factors, shape: shape, rank: rank)
