@@ -63,6 +63,7 @@ public enum Planner {
             }
         }
         if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
+        FrozenGradients.prune(&groups, parameters: layout.tensors)
         let plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace,
                         preparedCount: prepared, preparedGradientCount: preparedGradientCount)
         let problems = PlanVerifier.verify(plan)
@@ -76,8 +77,8 @@ struct ParameterLayout {
     private(set) var tensors: [ParameterTensor] = []
     private(set) var count = 0
 
-    mutating func add(_ key: String, shape: [Int]) -> ParameterTensor {
-        let tensor = ParameterTensor(key: key, shape: shape, offset: count)
+    mutating func add(_ key: String, shape: [Int], trainable: Bool = true) -> ParameterTensor {
+        let tensor = ParameterTensor(key: key, shape: shape, offset: count, trainable: trainable)
         tensors.append(tensor)
         count += tensor.count
         return tensor
