@@ -50,14 +50,38 @@ public struct ParameterTensor: Hashable, Sendable, Codable {
     public var key: String
     public var shape: [Int]
     public var offset: Int
+    /// False for a tensor the spec's `train:` leaves frozen (DESIGN §3): backward
+    /// computes no gradient for it (its gradient stays zero) and the optimizers
+    /// leave it unchanged. True unless `train:` says otherwise.
+    public var trainable: Bool
 
-    public init(key: String, shape: [Int], offset: Int) {
+    public init(key: String, shape: [Int], offset: Int, trainable: Bool = true) {
         self.key = key
         self.shape = shape
         self.offset = offset
+        self.trainable = trainable
     }
 
     public var count: Int { shape.reduce(1, *) }
+
+    private enum CodingKeys: String, CodingKey { case key, shape, offset, trainable }
+
+    // `trainable` is written only when false, so plans without `train:` encode as before.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        key = try c.decode(String.self, forKey: .key)
+        shape = try c.decode([Int].self, forKey: .shape)
+        offset = try c.decode(Int.self, forKey: .offset)
+        trainable = try c.decodeIfPresent(Bool.self, forKey: .trainable) ?? true
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(key, forKey: .key)
+        try c.encode(shape, forKey: .shape)
+        try c.encode(offset, forKey: .offset)
+        if !trainable { try c.encode(trainable, forKey: .trainable) }
+    }
 }
 
 /// Stages run in order; the contractions inside one stage are independent.

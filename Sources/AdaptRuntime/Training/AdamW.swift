@@ -29,6 +29,9 @@ public struct AdamW: AdapterOptimizer, Sendable {
     public let layout: [ParameterTensor]
     private var firstMoment: [Float]
     private var secondMoment: [Float]
+    /// The parameter ranges a step updates: every tensor `trainable` (DESIGN §3);
+    /// frozen ones are never written and keep zero moments.
+    private let updated: [Range<Int>]
 
     /// An optimizer for parameters laid out as `layout`; defaults are PyTorch's.
     public init(layout: [ParameterTensor], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
@@ -43,6 +46,7 @@ public struct AdamW: AdapterOptimizer, Sendable {
         let count = layout.map { $0.offset + $0.count }.max() ?? 0
         firstMoment = [Float](repeating: 0, count: count)
         secondMoment = [Float](repeating: 0, count: count)
+        updated = TrainableRanges.of(layout, count: count)
     }
 
     /// An optimizer for an adapter type's `parameterLayout`.
@@ -74,7 +78,7 @@ public struct AdamW: AdapterOptimizer, Sendable {
         let decay = 1 - rate * Double(weightDecay)
         firstMoment.withUnsafeMutableBufferPointer { m in
             secondMoment.withUnsafeMutableBufferPointer { v in
-                for i in 0..<m.count {
+                for range in updated { for i in range {
                     let g = Double(gradients[i])
                     let mi = b1 * Double(m[i]) + (1 - b1) * g
                     let vi = b2 * Double(v[i]) + (1 - b2) * g * g
@@ -82,7 +86,7 @@ public struct AdamW: AdapterOptimizer, Sendable {
                     v[i] = Float(vi)
                     let update = (Double(m[i]) / correction1) / ((Double(v[i]) / correction2).squareRoot() + eps)
                     parameters[i] = Float(Double(parameters[i]) * decay - rate * update)
-                }
+                } }
             }
         }
     }

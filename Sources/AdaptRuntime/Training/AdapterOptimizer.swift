@@ -47,3 +47,13 @@ enum OptimizerArguments {
         }
     }
 }
+
+/// What an optimizer step writes: the whole buffer when every tensor is
+/// trainable (the step as it always was), else the trainable tensors' ranges
+/// in layout order.
+enum TrainableRanges {
+    static func of(_ layout: [ParameterTensor], count: Int) -> [Range<Int>] {
+        guard layout.contains(where: { !$0.trainable }) else { return [0..<count] }
+        return layout.filter(\.trainable).map { $0.offset..<($0.offset + $0.count) }
+    }
+}

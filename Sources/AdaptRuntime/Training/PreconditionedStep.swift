@@ -34,6 +34,9 @@ public struct PreconditionedStep: AdapterOptimizer, Sendable {
     /// The lora pairs found in `layout`, preconditioned together.
     public let loraPairs: [LoRAFactorPair]
     private var direction: [Double]
+    /// The parameter ranges a step updates: every tensor `trainable` (DESIGN §3).
+    /// A frozen factor still preconditions its partner's gradient; it is never written.
+    private let updated: [Range<Int>]
 
     /// A step for parameters laid out as `layout`.
     public init(layout: [ParameterTensor], learningRate: Float, damping: Double = 1e-4, weightDecay: Float = 0,
@@ -45,6 +48,7 @@ public struct PreconditionedStep: AdapterOptimizer, Sendable {
         self.schedule = schedule
         loraPairs = LoRAFactorPair.pairs(in: layout)
         direction = [Double](repeating: 0, count: layout.map { $0.offset + $0.count }.max() ?? 0)
+        updated = TrainableRanges.of(layout, count: direction.count)
     }
 
     /// A step for an adapter type's `parameterLayout`.
@@ -65,14 +69,14 @@ public struct PreconditionedStep: AdapterOptimizer, Sendable {
         try OptimizerArguments.check(parameters: parameters.count, gradients: gradients, layout: layout, expected: parameterCount)
         // Directions first, from the parameters before the step; a singular Gram throws with nothing changed.
         for i in direction.indices { direction[i] = Double(gradients[i]) }
-        for pair in loraPairs {
+        for pair in loraPairs where pair.a.trainable || pair.b.trainable {
             try precondition(pair, parameters: UnsafeBufferPointer(parameters))
         }
         stepCount += 1
         let rate = Double(learningRate) * Double(schedule(stepCount))
         let decay = 1 - rate * Double(weightDecay)
-        for i in direction.indices {
-            parameters[i] = Float(Double(parameters[i]) * decay - rate * direction[i])
+        for range in updated {
+            for i in range { parameters[i] = Float(Double(parameters[i]) * decay - rate * direction[i]) }
         }
     }
 
@@ -94,21 +98,24 @@ public struct PreconditionedStep: AdapterOptimizer, Sendable {
             gramA[i * r + i] += damping
             gramB[i * r + i] += damping
         }
-        guard let factorA = Cholesky(gramA, order: r) else { throw AdapterError.singularGram(key: pair.a.key, damping: damping) }
-        guard let factorB = Cholesky(gramB, order: r) else { throw AdapterError.singularGram(key: pair.b.key, damping: damping) }
+        // A frozen factor (`train:`) needs no direction, so its partner's Gram is not needed either.
+        let factorA = pair.b.trainable ? Cholesky(gramA, order: r) : nil
+        let factorB = pair.a.trainable ? Cholesky(gramB, order: r) : nil
+        if pair.b.trainable, factorA == nil { throw AdapterError.singularGram(key: pair.a.key, damping: damping) }
+        if pair.a.trainable, factorB == nil { throw AdapterError.singularGram(key: pair.b.key, damping: damping) }
         // ∂B·(A·Aᵀ + δI)⁻¹: each row of ∂B (length r) solved against the symmetric Gram.
         var row = [Double](repeating: 0, count: r)
-        for o in 0..<m {
+        if let factorA { for o in 0..<m {
             for k in 0..<r { row[k] = direction[pair.b.offset + o * r + k] }
             factorA.solve(&row)
             for k in 0..<r { direction[pair.b.offset + o * r + k] = row[k] }
-        }
+        } }
         // (Bᵀ·B + δI)⁻¹·∂A: each column of ∂A (length r).
-        for i in 0..<n {
+        if let factorB { for i in 0..<n {
             for k in 0..<r { row[k] = direction[pair.a.offset + k * n + i] }
             factorB.solve(&row)
             for k in 0..<r { direction[pair.a.offset + k * n + i] = row[k] }
-        }
+        } }
     }
 }
 

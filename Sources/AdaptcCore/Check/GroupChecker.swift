@@ -21,6 +21,7 @@ struct GroupChecker {
         let modules = GroupRules.checkModules(group, model: spec.model, &diagnostics)
         GroupRules.checkStructureOptions(group, &diagnostics)
         GroupRules.checkAlpha(group.alpha, at: group.location(of: "alpha"), what: "alpha", &diagnostics)
+        let tasks = TaskRules.resolveTasks(group, model: spec.model, &diagnostics)
         var normalised = group
         normalised.layers = layers
 
@@ -28,7 +29,7 @@ struct GroupChecker {
         var modes: ModeResolution.Modes?
         if group.structure.stacksModules, !layers.isEmpty, !modules.isEmpty,
            GroupRules.checkOneShape(group, modules: modules, &diagnostics), shapesAreValid(modules) {
-            modes = ModeResolution.resolve(normalised, modules: modules, &diagnostics)
+            modes = ModeResolution.resolve(normalised, modules: modules, taskCount: tasks.map { max($0.count, 1) }, &diagnostics)
             if let modes { GroupRules.checkDeltaTensorFits(group, modes: modes.kept, &diagnostics) }
         }
 
@@ -40,10 +41,12 @@ struct GroupChecker {
             OverrideRules.check(normalised, modules: modules, &diagnostics)
         }
         InitRules.check(group, modules: modules, &diagnostics)
+        TaskRules.checkTrain(group, modes: modes, hasTasks: tasks != nil, &diagnostics)
 
         let coverage = GroupCoverage(group: group, layers: layers, modules: modules)
         guard errorCount(diagnostics) == errorsBefore, let ranks else { return Result(group: nil, coverage: coverage) }
-        let resolved = ResolvedGroup(group: normalised, modules: modules, modes: modes?.kept ?? [], ranks: ranks)
+        var resolved = ResolvedGroup(group: normalised, modules: modules, modes: modes?.kept ?? [], ranks: ranks)
+        resolved.tasks = tasks ?? []
         return Result(group: resolved, coverage: coverage)
     }
 

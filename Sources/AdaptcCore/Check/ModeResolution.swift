@@ -2,7 +2,8 @@
 /// group's layer count), `module` (M), then `out` and `in` — or their factors
 /// `out.0 …`, `in.0 …` (row-major, `out.0` most significant) when `factor:`
 /// splits them — in the order `order:` gives (default `[layer, module, out…, in…]`).
-/// Modes of size 1 are dropped.
+/// Modes of size 1 are dropped. A group with tasks has one more mode, `task`
+/// (T), first by default: `[task, layer, module, out…, in…]`.
 enum ModeResolution {
     struct Modes {
         /// Every mode, size-1 ones included (tucker `ranks:` may name them): resolved
@@ -12,7 +13,8 @@ enum ModeResolution {
         var kept: [ResolvedMode]
     }
 
-    static func resolve(_ group: AdapterGroup, modules: [ModelModule],
+    /// - Parameter taskCount: T for a group with tasks, nil without (then `task` in `order` is an error).
+    static func resolve(_ group: AdapterGroup, modules: [ModelModule], taskCount: Int? = nil,
                         _ diagnostics: inout DiagnosticCollector) -> Modes? {
         guard let shape = modules.first else { return nil }
         let outModes = factorModes(.out, factors: group.outFactors, size: shape.outFeatures, group: group, &diagnostics)
@@ -21,7 +23,8 @@ enum ModeResolution {
 
         let layer = ResolvedMode(name: .layer, size: group.layers.count)
         let module = ResolvedMode(name: .module, size: modules.count)
-        let natural = [layer, module] + outModes + inModes
+        let task = taskCount.map { [ResolvedMode(name: .task, size: $0)] } ?? []
+        let natural = task + [layer, module] + outModes + inModes
         guard let ordered = order(group, natural: natural, outModes: outModes, inModes: inModes, &diagnostics) else {
             return nil
         }
@@ -74,6 +77,14 @@ enum ModeResolution {
             switch (name.kind, name.factor) {
             case (.layer, _), (.module, _):
                 expanded = natural.filter { $0.name == name }
+            case (.task, _):
+                expanded = natural.filter { $0.name == name }
+                guard !expanded.isEmpty else {
+                    diagnostics.error("'task' is a mode only of a group with tasks, and group '\(group.name)' has none "
+                                      + "(add 'tasks: all' or a list of tasks from 'model.tasks')", at: at)
+                    ok = false
+                    continue
+                }
             case (.out, nil):
                 expanded = outModes
             case (.in, nil):

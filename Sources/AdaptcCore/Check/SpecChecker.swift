@@ -15,6 +15,7 @@ public enum SpecChecker {
         var diagnostics = DiagnosticCollector()
         SpecRules.check(spec, &diagnostics)
         let modelIsValid = ModelRules.check(spec, &diagnostics)
+        TaskRules.checkModelTasks(spec, &diagnostics)
 
         var resolved: [ResolvedGroup] = []
         var coverage: [GroupCoverage] = []

@@ -45,7 +45,9 @@ struct DeclarationEmitter {
         file.line("    /// Every stored tensor: adapter-file key, shape, offset in `parameters`.")
         file.line("    \(access)static let parameterLayout: [ParameterTensor] = [")
         for p in plan.parameters {
-            file.line("        ParameterTensor(key: \(SwiftEmitter.quoted(p.key)), shape: \(p.shape), offset: \(p.offset)),")
+            // Frozen tensors (`train:`) say so; the rest keep the default, as before `train:` existed.
+            let frozen = p.trainable ? "" : ", trainable: false"
+            file.line("        ParameterTensor(key: \(SwiftEmitter.quoted(p.key)), shape: \(p.shape), offset: \(p.offset)\(frozen)),")
         }
         file.line("    ]")
         file.line()

@@ -4,7 +4,7 @@ import Yams
 /// on SpecParser; locations go to `AdapterGroup.keyLocations`.
 struct GroupParser {
     static let keys = ["name", "structure", "layers", "modules", "factor", "order", "rank", "ranks",
-                       "alpha", "scaling", "shared", "dora", "init", "overrides"]
+                       "alpha", "scaling", "shared", "dora", "init", "overrides", "tasks", "train"]
     static let factorKeys = ["out", "in"]
 
     /// model.layers, to expand `layers: all`; nil when the model did not parse.
@@ -65,11 +65,35 @@ struct GroupParser {
         let overrides = entries["overrides"].flatMap { OverrideParser.parse($0, reader: &reader, locations: &locations) }
             ?? []
 
+        let tasks = entries["tasks"].flatMap { taskSelection($0, reader: &reader, locations: &locations) }
+        var train: [ModeName]?
+        if let entry = entries["train"], let names = reader.stringList(entry) {
+            train = modeNames(names, what: "'train'", reader: &reader)
+            record(names.map(\.location), as: "train", in: &locations)
+        }
+
         guard reader.diagnostics.diagnostics.count == errorsBefore, let name, let structure else { return nil }
-        return AdapterGroup(name: name, structure: structure, layers: layers, modules: modules,
-                            outFactors: outFactors, inFactors: inFactors, order: order, rank: rank, alpha: alpha,
-                            scaling: scaling, shared: shared, dora: dora, initialization: initialization, overrides: overrides,
-                            location: location, keyLocations: locations)
+        var group = AdapterGroup(name: name, structure: structure, layers: layers, modules: modules,
+                                 outFactors: outFactors, inFactors: inFactors, order: order, rank: rank, alpha: alpha,
+                                 scaling: scaling, shared: shared, dora: dora, initialization: initialization, overrides: overrides,
+                                 location: location, keyLocations: locations)
+        group.tasks = tasks
+        group.train = train
+        return group
+    }
+
+    /// `tasks: all` or a list of task names (Check matches them against model.tasks).
+    private func taskSelection(_ entry: NodeReader.Entry, reader: inout NodeReader,
+                               locations: inout [String: SourceLocation]) -> TaskSelection? {
+        if case .scalar(let scalar) = entry.value, case .string("all") = YAMLScalar(scalar) { return .all }
+        guard case .sequence = entry.value else {
+            reader.error("'tasks' must be all or a list of task names from 'model.tasks', found \(reader.found(entry.value))",
+                         at: entry.valueLocation)
+            return nil
+        }
+        guard let names = reader.stringList(entry) else { return nil }
+        for (i, name) in names.enumerated() { locations["tasks[\(i)]"] = name.location }
+        return .listed(names.map(\.value))
     }
 
     /// `KEY[i]` for each element of a list.

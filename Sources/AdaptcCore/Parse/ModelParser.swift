@@ -1,9 +1,9 @@
 import Yams
 
 /// `model: {layers: L, modules: {NAME: [out, in]}, weights: {key: TEMPLATE,
-/// layout: out_in | in_out}, inputs: {SET: [MODULE, …]}}`.
+/// layout: out_in | in_out}, inputs: {SET: [MODULE, …]}, tasks: [TASK, …]}`.
 enum ModelParser {
-    static let keys = ["layers", "modules", "weights", "inputs"]
+    static let keys = ["layers", "modules", "weights", "inputs", "tasks"]
     static let weightsKeys = ["key", "layout"]
 
     static func parse(_ entry: NodeReader.Entry, reader: inout NodeReader,
@@ -47,9 +47,21 @@ enum ModelParser {
                 inputsOK = false
             }
         }
-        guard let layers, let modules, weightsOK, inputsOK else { return nil }
-        return ModelSpec(layers: layers, modules: modules, weightsKey: weightsKey, weightsLayout: weightsLayout, inputSets: inputSets,
-                         location: entry.valueLocation)
+        var tasks: [String] = []
+        var tasksOK = true
+        if let entry = entries["tasks"] {
+            if let names = reader.stringList(entry) {
+                tasks = names.map(\.value)
+                for (i, name) in names.enumerated() { keyLocations["model.tasks[\(i)]"] = name.location }
+            } else {
+                tasksOK = false
+            }
+        }
+        guard let layers, let modules, weightsOK, inputsOK, tasksOK else { return nil }
+        var model = ModelSpec(layers: layers, modules: modules, weightsKey: weightsKey, weightsLayout: weightsLayout,
+                              inputSets: inputSets, location: entry.valueLocation)
+        model.tasks = tasks
+        return model
     }
 
     /// `modules: {NAME: [out, in]}` in file order; each module's location is its name.

@@ -60,7 +60,7 @@ enum RankParser {
         return ok ? .perMode(modes) : nil
     }
 
-    static let modeBases = ["layer", "module", "out", "in"]
+    static let modeBases = ["layer", "module", "out", "in", "task"]
 
     /// "unknown mode 'outt' in 'order'; did you mean 'out'? (…)", the hint taken on
     /// the part before a factor index so `ot.1` suggests `out.1`.
@@ -71,6 +71,6 @@ enum RankParser {
             let suggestion = parts.count == 2 && (base == "out" || base == "in") ? "\(base).\(parts[1])" : base
             if suggestion != text, ModeName(parsing: suggestion) != nil { hint = "; did you mean '\(suggestion)'?" }
         }
-        return "unknown mode '\(text)' in \(what)\(hint) (modes are layer, module, out, in, and out.K, in.K for factors)"
+        return "unknown mode '\(text)' in \(what)\(hint) (modes are layer, module, out, in, task, and out.K, in.K for factors)"
     }
 }

@@ -18,7 +18,10 @@ import Yams
 /// - `alpha`: unset, meaning s = 1;
 /// - `prune`: `{threshold: 0.9, levels: [layer, rank], scope: pair}`;
 /// - `codegen`: `{tokens: dynamic, access: public}`;
-/// - `model.weights`: unset (only `init`, `merge` and `export-peft` need it).
+/// - `model.weights`: unset (only `init`, `merge` and `export-peft` need it);
+/// - `model.tasks` and a group's `tasks`: unset (one task, no `task` mode);
+///   with `tasks`, `order` defaults to `[task, layer, module, out…, in…]`;
+/// - `train`: unset, meaning every core or factor learns.
 ///
 /// Locations: `AdapterSpec.keyLocations` holds the top-level keys and, as dotted
 /// paths, the keys below `model`, `prune` and `codegen` (`model.layers`,
@@ -26,7 +29,8 @@ import Yams
 /// the out and in values. `AdapterGroup.keyLocations` holds the group's keys,
 /// nested keys as dotted paths (`init.method`, `factor.out`,
 /// `overrides.3.query.rank`) and list elements as `KEY[i]` (`layers[2]`,
-/// `modules[0]`, `order[1]`, `ranks[0]`, `factor.out[1]`, `init.from[0]`); a
+/// `modules[0]`, `order[1]`, `ranks[0]`, `factor.out[1]`, `init.from[0]`,
+/// `tasks[0]`, `train[0]`; `model.tasks[i]` on the spec); a
 /// tucker `ranks:` entry is `ranks.MODE`.
 public enum SpecParser {
     public static func parse(source: String, path: String) -> (AdapterSpec?, [Diagnostic]) {

@@ -26,11 +26,15 @@ enum LoRAPlanner {
         for (label, layers) in blocks {
             // Shared blocks take the group rank; overrides only exist when not shared.
             let rankOf = { (m: ModelModule) in group.rank(layer: layers[0], module: m.name) }
+            // A carries `in`, B `out`; both the module and (unless shared) the layer (`train:`, DESIGN §3).
+            let carried: [ModeName] = (group.group.shared ? [] : [.layer]) + [.module]
             let a = group.modules.map { m in
-                layout.add("\(group.name).\(label).\(m.name).A", shape: [rankOf(m), m.inFeatures])
+                layout.add("\(group.name).\(label).\(m.name).A", shape: [rankOf(m), m.inFeatures],
+                           trainable: group.isTrainable(carrying: carried + [.in]))
             }
             let b = group.modules.map { m in
-                layout.add("\(group.name).\(label).\(m.name).B", shape: [m.outFeatures, rankOf(m)])
+                layout.add("\(group.name).\(label).\(m.name).B", shape: [m.outFeatures, rankOf(m)],
+                           trainable: group.isTrainable(carrying: carried + [.out]))
             }
             // DoRA: one magnitude vector m [out] per pair, after the layer's B's
             // (so the A's stay adjacent). Check refuses dora with shared.

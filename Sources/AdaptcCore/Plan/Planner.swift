@@ -13,6 +13,13 @@ public enum Planner {
     public static func plan(_ checked: CheckedSpec) -> (Plan?, [Diagnostic]) {
         let memoryLimit = Self.memoryLimit
         var diagnostics = DiagnosticCollector()
+        // A task mode is indexed per row (DESIGN §2 "Tasks"): the Plan IR has no
+        // such operand yet, so such a spec checks but does not plan.
+        for group in checked.groups where group.group.tasks != nil {
+            diagnostics.error("not supported yet: group '\(group.name)' has tasks, and the planner cannot yet route "
+                              + "token rows by task ('adaptc check' accepts the spec)", at: group.group.location(of: "tasks"))
+        }
+        if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
         var layout = ParameterLayout()
         var groups: [GroupPlan] = []
         var workspace = Extent(0)
@@ -56,6 +63,7 @@ public enum Planner {
             }
         }
         if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
+        FrozenGradients.prune(&groups, parameters: layout.tensors)
         let plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace,
                         preparedCount: prepared, preparedGradientCount: preparedGradientCount)
         let problems = PlanVerifier.verify(plan)
@@ -69,8 +77,8 @@ struct ParameterLayout {
     private(set) var tensors: [ParameterTensor] = []
     private(set) var count = 0
 
-    mutating func add(_ key: String, shape: [Int]) -> ParameterTensor {
-        let tensor = ParameterTensor(key: key, shape: shape, offset: count)
+    mutating func add(_ key: String, shape: [Int], trainable: Bool = true) -> ParameterTensor {
+        let tensor = ParameterTensor(key: key, shape: shape, offset: count, trainable: trainable)
         tensors.append(tensor)
         count += tensor.count
         return tensor

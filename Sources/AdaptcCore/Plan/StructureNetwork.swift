@@ -12,6 +12,9 @@ struct StructureNetwork {
         var shape: [Int]
         /// Network modes of the stored axes (nil where the axis has extent 1).
         var axes: [String?]
+        /// The delta tensor's modes the tensor carries, for `train:` (DESIGN §3):
+        /// a core or factor its own mode; a Tucker core every mode (it has an index for each).
+        var carries: [ModeName] = []
         var modes: [String] { axes.compactMap { $0 } }
     }
 
@@ -42,12 +45,13 @@ struct StructureNetwork {
             for (k, m) in modes.enumerated() {
                 let left = k == 0 ? 1 : bonds[k - 1], right = k == modes.count - 1 ? 1 : bonds[k]
                 factors.append(Factor(key: "\(group.name).core.\(k)", shape: [left, m.size, right],
-                                      axes: [axis("r\(k)", left), axis(name(m), m.size), axis("r\(k + 1)", right)]))
+                                      axes: [axis("r\(k)", left), axis(name(m), m.size), axis("r\(k + 1)", right)],
+                                      carries: [m.name]))
             }
         case .cp(let rank):
             for m in modes {
                 factors.append(Factor(key: "\(group.name).factor.\(name(m))", shape: [m.size, rank],
-                                      axes: [axis(name(m), m.size), axis("c", rank)]))
+                                      axes: [axis(name(m), m.size), axis("c", rank)], carries: [m.name]))
             }
         case .tucker(let ranks):
             var coreShape: [Int] = [], coreAxes: [String?] = []
@@ -57,13 +61,15 @@ struct StructureNetwork {
                     coreShape.append(rank)
                     coreAxes.append(axis("t.\(name(m))", rank))
                     factorList.append(Factor(key: "\(group.name).factor.\(name(m))", shape: [m.size, rank],
-                                             axes: [axis(name(m), m.size), axis("t.\(name(m))", rank)]))
+                                             axes: [axis(name(m), m.size), axis("t.\(name(m))", rank)],
+                                             carries: [m.name]))
                 } else {
                     coreShape.append(m.size)
                     coreAxes.append(axis(name(m), m.size))
                 }
             }
-            factors = [Factor(key: "\(group.name).core", shape: coreShape, axes: coreAxes)] + factorList
+            factors = [Factor(key: "\(group.name).core", shape: coreShape, axes: coreAxes, carries: modes.map(\.name))]
+                + factorList
         case .lora:
             preconditionFailure("lora groups are planned per pair")
         }

@@ -146,6 +146,7 @@ public enum TTRoundingStage {
         case .module: return TTMode(.module, size: m.size)
         case .out: return TTMode(.out, size: m.size, factor: m.name.factor ?? 0)
         case .in: return TTMode(.in, size: m.size, factor: m.name.factor ?? 0)
+        case .task: preconditionFailure("groups with tasks do not plan yet, so they never reach pruning")
         }
     }
 }

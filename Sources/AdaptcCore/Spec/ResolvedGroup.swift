@@ -49,6 +49,9 @@ public struct ResolvedGroup: Sendable {
     /// for lora, which keeps one [out, in] pair of factors per pair, not a stacked tensor.
     public var modes: [ResolvedMode]
     public var ranks: ResolvedRanks
+    /// The group's tasks (`tasks:` resolved against `model.tasks`, in model
+    /// order for `all`, as listed otherwise); empty for a group without tasks.
+    public var tasks: [String] = []
 
     public init(group: AdapterGroup, modules: [ModelModule], modes: [ResolvedMode], ranks: ResolvedRanks) {
         self.group = group
@@ -67,6 +70,16 @@ public struct ResolvedGroup: Sendable {
     }
 
     public func module(named name: String) -> ModelModule? { modules.first { $0.name == name } }
+
+    /// Whether a stored tensor that carries `modes` learns (DESIGN §3, `train:`):
+    /// always without `train:`, else when it carries a mode `train` names
+    /// (`out`/`in` stand for all their factors, as in `order`).
+    public func isTrainable(carrying modes: [ModeName]) -> Bool {
+        guard let train = group.train else { return true }
+        return modes.contains { carried in
+            train.contains { $0.kind == carried.kind && ($0.factor == nil || $0.factor == carried.factor) }
+        }
+    }
 
     /// `r` of the scale formula: the lora rank, the largest bond rank after
     /// clipping, CP's R, or the largest non-full Tucker rank (DESIGN §2).

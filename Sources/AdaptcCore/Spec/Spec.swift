@@ -94,6 +94,9 @@ public struct ModelSpec: Sendable {
     public var weightsLayout: WeightLayout
     /// `inputs`: named sets of modules that read one and the same input (q/k/v).
     public var inputSets: [InputSet]
+    /// `tasks`: the task names (DESIGN §2, "Tasks"), in spec order; empty when
+    /// the model names none. Element locations are `model.tasks[i]`.
+    public var tasks: [String] = []
     public var location: SourceLocation
 
     public init(layers: Int, modules: [ModelModule], weightsKey: String? = nil, weightsLayout: WeightLayout = .outIn,
@@ -128,6 +131,9 @@ public enum Scaling: String, CaseIterable, Sendable {
 public struct ModeName: Hashable, Comparable, Sendable, CustomStringConvertible {
     public enum Kind: Int, Sendable, Comparable {
         case layer, module, out, `in`
+        /// The task mode of a group with `tasks:` (size T). Last, so the order of the
+        /// other kinds (and everything sorted by it) is what it was before tasks.
+        case task
         public static func < (a: Kind, b: Kind) -> Bool { a.rawValue < b.rawValue }
     }
     public var kind: Kind
@@ -143,6 +149,7 @@ public struct ModeName: Hashable, Comparable, Sendable, CustomStringConvertible 
     public static let module = ModeName(.module)
     public static let out = ModeName(.out)
     public static let `in` = ModeName(.in)
+    public static let task = ModeName(.task)
 
     public static func < (a: ModeName, b: ModeName) -> Bool { (a.kind, a.factor ?? -1) < (b.kind, b.factor ?? -1) }
 
@@ -153,11 +160,12 @@ public struct ModeName: Hashable, Comparable, Sendable, CustomStringConvertible 
         case .module: base = "module"
         case .out: base = "out"
         case .in: base = "in"
+        case .task: base = "task"
         }
         return factor.map { "\(base).\($0)" } ?? base
     }
 
-    /// Parses `layer`, `module`, `out`, `in`, `out.K`, `in.K`.
+    /// Parses `layer`, `module`, `out`, `in`, `out.K`, `in.K`, `task`.
     public init?(parsing text: String) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2 else { return nil }
@@ -166,6 +174,7 @@ public struct ModeName: Hashable, Comparable, Sendable, CustomStringConvertible 
         case "module": kind = .module
         case "out": kind = .out
         case "in": kind = .in
+        case "task": kind = .task
         default: return nil
         }
         if parts.count == 2 {
@@ -337,6 +346,10 @@ public struct AdapterGroup: Sendable {
     public var initialization: InitSettings
     public var overrides: [PairOverride]
     public var location: SourceLocation
+    /// `tasks:` as written (nil: the group has no task mode, DESIGN §2 "Tasks").
+    public var tasks: TaskSelection? = nil
+    /// `train:` as written: the modes whose cores or factors learn (nil: all, DESIGN §3).
+    public var train: [ModeName]? = nil
     /// Location of each key of the group's mapping (`rank`, `order`, …); nested
     /// keys as dotted paths (`init.method`) and list elements as `KEY[i]`
     /// (`layers[2]`) — the conventions are listed on SpecParser.
@@ -367,6 +380,13 @@ public struct AdapterGroup: Sendable {
 
     /// Where a key of this group was written, or the group itself.
     public func location(of key: String) -> SourceLocation { keyLocations[key] ?? location }
+}
+
+/// A group's `tasks:`: every task of `model.tasks`, or the ones listed
+/// (element locations `tasks[i]`). Check resolves it (`ResolvedGroup.tasks`).
+public enum TaskSelection: Hashable, Sendable {
+    case all
+    case listed([String])
 }
 
 public enum PruneLevel: String, CaseIterable, Sendable {

@@ -10,6 +10,8 @@ public enum SpecHash {
         for m in checked.spec.model.modules {
             lines.append("module \(m.name) \(m.outFeatures) \(m.inFeatures)")
         }
+        // Tasks change the weights' keys and shapes; specs without them hash as before.
+        if !checked.spec.model.tasks.isEmpty { lines.append("tasks \(checked.spec.model.tasks.joined(separator: ","))") }
         for g in checked.groups {
             let group = g.group
             lines.append("group \(group.name) \(group.structure.rawValue)")
@@ -18,6 +20,7 @@ public enum SpecHash {
             lines.append("  factor out \((group.outFactors ?? []).map(String.init).joined(separator: ",")) in \((group.inFactors ?? []).map(String.init).joined(separator: ","))")
             lines.append("  order \(g.modes.map(\.description).joined(separator: ","))")
             lines.append("  ranks \(describe(g.ranks))")
+            if group.tasks != nil { lines.append("  tasks \(g.tasks.joined(separator: ","))") }
             lines.append("  alpha \(group.alpha.map { String($0) } ?? "none") scaling \(group.scaling.rawValue) shared \(group.shared)")
             // Only DoRA groups get the line, so every other spec keeps its hash.
             if group.dora { lines.append("  dora true") }

@@ -33,6 +33,7 @@ struct TensorReference {
             case .module: return mi
             case .out: return od[m.name]!
             case .in: return id[m.name]!
+            case .task: preconditionFailure("the reference covers single-task groups")
             }
         }
     }
