@@ -33,6 +33,7 @@ struct Bench {
             case "scaling": try scalingCase()
             case "lora-unmerged": try loraUnmerged(threads: threads)
             case "prune": try prune(threads: threads)
+            case "prune-tt": try pruneTT(threads: threads)
             case "init-pissa": try initPissa(threads: threads)
             case "init-loftq": try initLoftQ(threads: threads)
             case "init-tt-metatt": try initTTMetaTT(threads: threads)
@@ -45,7 +46,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded"]
+    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "prune-tt", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

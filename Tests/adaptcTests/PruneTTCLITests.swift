@@ -247,7 +247,8 @@ final class PruneTTCLITests: XCTestCase {
         }
         for (extra, file, mentions) in [([String](), "missing.safetensors", "2.v"), ([], "wide.safetensors", "1.q"),
                                         ([], "nan.safetensors", "NaN"), (["--threshold", "0"], "calib.safetensors", "threshold"),
-                                        (["--threshold", "1.5"], "calib.safetensors", "threshold")] {
+                                        (["--threshold", "1.5"], "calib.safetensors", "threshold"),
+                                        (["--threshold", "nan"], "calib.safetensors", "threshold")] {
             let before = sandbox.listing()
             let result = try sandbox.adaptc(["prune", "prune-tt.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", file, "-o", "out"] + extra)
             XCTAssertEqual(result.status, 1, "\(result)")

@@ -73,8 +73,7 @@ public enum TTRounding {
     public static func round(cores: [[Float]], ranks: [Int], modes: [TTMode], calibration: TTCalibration, scale: Double,
                              newScale: (Int) -> Double = { _ in 1 }, options: Options) -> Result {
         let input = TensorTrain(cores: cores, sizes: modes.map(\.size), ranks: ranks)
-        let original = input.dense()
-        let pairEnergies = calibration.pairEnergies(original, modes: modes).map { $0 * scale * scale }
+        let pairEnergies = calibration.pairEnergies(input, modes: modes).map { $0 * scale * scale }
         let total = pairEnergies.reduce(0, +)
         let s2 = scale * scale
         var chosen: [Int]? = nil
@@ -94,8 +93,8 @@ public enum TTRounding {
             train.cores[train.count - 1] = train.cores[train.count - 1].map { $0 * factor }
             let floatCores = train.cores.map { $0.map { Float($0) } }
             let rounded = TensorTrain(cores: floatCores, sizes: train.sizes, ranks: train.ranks)
-            let difference = zip(original, rounded.dense()).map { ($0 - $1 / factor) * scale }
-            let lost = calibration.pairEnergies(difference, modes: modes)
+            // E(scale·(D − D'/factor)), contracted as the train D − D'/factor (ranks r + r').
+            let lost = calibration.pairEnergies(input.minus(rounded, times: 1 / factor), modes: modes).map { $0 * s2 }
             // Global scope: the cuts chosen on the input's spectra may lose more than
             // the budget where a bond is coupled; give back the best dropped component.
             if var ranksNow = chosen, lost.reduce(0, +) > (1 - options.threshold + zeroShare) * total,
@@ -130,12 +129,12 @@ public enum TTRounding {
             var keep = fixed.map { min($0[k - 1], analysis.energies.count) } ?? keptRank(analysis.energies, threshold: threshold)
             var lost = analysis.energies.dropFirst(keep).reduce(0, +)
             if !analysis.exact {
-                let energyNow = dense(train, modes: modes, calibration: calibration)
+                let energyNow = energy(train, modes: modes, calibration: calibration)
                 // The pooled spectrum only orders the components. The rank kept is one
                 // whose measured loss stays within 1 − T of the bond's energy: the
                 // pooled rule's rank, widened until it passes, then bisected down to
-                // the smallest passing rank (each measurement multiplies the train out,
-                // so about 1 + log2(r) of them, not r).
+                // the smallest passing rank (each measurement contracts the train with
+                // itself, so about 1 + log2(r) of them, not r).
                 let count = analysis.energies.count
                 func loss(_ r: Int) -> Double {
                     r >= count ? 0 : measuredLoss(train, bond: k, basis: analysis.basis, keep: r, modes: modes, calibration: calibration)
@@ -200,7 +199,7 @@ public enum TTRounding {
     }
 
     /// `E(D − D')` of cutting bond k to the first `keep` components: the train
-    /// with `I − V_r·V_rᵀ` at the bond, multiplied out and weighted.
+    /// with `I − V_r·V_rᵀ` at the bond, contracted with itself in the weighted metric.
     static func measuredLoss(_ train: TensorTrain, bond k: Int, basis: [Double], keep: Int, modes: [TTMode],
                              calibration: TTCalibration) -> Double {
         let r = train.ranks[k]
@@ -210,11 +209,12 @@ public enum TTRounding {
         var cut = train
         let leftRows = cut.ranks[k - 1] * cut.sizes[k - 1]
         cut.cores[k - 1] = DenseLinearAlgebra.multiply(cut.cores[k - 1], complement, m: leftRows, n: r, k: r)
-        return dense(cut, modes: modes, calibration: calibration)
+        return energy(cut, modes: modes, calibration: calibration)
     }
 
-    static func dense(_ train: TensorTrain, modes: [TTMode], calibration: TTCalibration) -> Double {
-        calibration.pairEnergies(train.dense(), modes: modes).reduce(0, +)
+    /// `E(D)` of the train, contracted core by core (never the dense tensor).
+    static func energy(_ train: TensorTrain, modes: [TTMode], calibration: TTCalibration) -> Double {
+        calibration.pairEnergies(train, modes: modes).reduce(0, +)
     }
 
     /// The smallest rank whose components (descending) reach `threshold` of
@@ -239,7 +239,7 @@ public enum TTRounding {
             var train = input
             spectra.append(analyse(&train, bond: k, modes: modes, calibration: calibration).energies)
         }
-        let total = dense(input, modes: modes, calibration: calibration)
+        let total = energy(input, modes: modes, calibration: calibration)
         var ranks = spectra.map(\.count)
         guard total > 0 else { return ranks }
         var budget = (1 - threshold) * total + zeroShare * total

@@ -21,9 +21,9 @@ public enum TTRoundingStage {
         let scale = ResolvedGroup.scale(alpha: alpha, rank: group.effectiveRank, scaling: scaling)
         let weighting = self.weighting(group, layers: group.layers, calibration: calibration)
         let train = TensorTrain(cores: cores, sizes: modes.map(\.size), ranks: ranks)
-        let deltas = TTCalibration.pairDeltas(train.dense(), modes: modes, pairs: weighting.grams.count, inFeatures: inFeatures)
-            .map { $0.map { $0 * scale } }
-        let energies = deltas.indices.map { weighting.energy(deltas[$0], pair: $0) }
+        // Contracted core by core: the dense tensor is only formed below, for the
+        // dropped layers' mean ΔW, when the layer level drops any.
+        let energies = weighting.pairEnergies(train, modes: modes).map { $0 * scale * scale }
         let total = energies.reduce(0, +)
         let layerShares = group.layers.enumerated().map { l, layer in
             (layer: layer, share: total > 0 ? (0..<moduleNames.count).reduce(0) { $0 + energies[l * moduleNames.count + $1] } / total : 0)
@@ -43,6 +43,8 @@ public enum TTRoundingStage {
             var name = group.name + "_shared", suffix = 2
             while taken.contains(name) { name = "\(group.name)_shared\(suffix)"; suffix += 1 }
             sharedName = name
+            let deltas = TTCalibration.pairDeltas(train.dense(), modes: modes, pairs: weighting.grams.count, inFeatures: inFeatures)
+                .map { $0.map { $0 * scale } }
             let rank = group.effectiveRank, sharedScale = ResolvedGroup.scale(alpha: alpha, rank: rank, scaling: scaling)
             let outFeatures = group.modules.first!.outFeatures
             for (m, module) in moduleNames.enumerated() {
