@@ -1,0 +1,3 @@
+enum Pruned {
+    static func run(_ options: Options) throws {}
+}
