@@ -16,9 +16,18 @@ let package = Package(
     ],
     targets: [
         .target(name: "MiniLM", dependencies: [.product(name: "AdaptRuntime", package: "adaptc")]),
+        // The specs `adaptc prune` wrote from the adapters `recover --save` trained,
+        // committed as prune wrote them (Tools/minilm checks it still does) and
+        // compiled like any spec: the pruned adapters run through generated code.
+        // A target of their own, since a pruned spec keeps its source's name.
+        .target(
+            name: "MiniLMPruned",
+            dependencies: [.product(name: "AdaptRuntime", package: "adaptc")],
+            plugins: [.plugin(name: "AdaptcPlugin", package: "adaptc")]
+        ),
         .executableTarget(
             name: "MiniLMQuant",
-            dependencies: ["MiniLM", .product(name: "AdaptRuntime", package: "adaptc")],
+            dependencies: ["MiniLM", "MiniLMPruned", .product(name: "AdaptRuntime", package: "adaptc")],
             plugins: [.plugin(name: "AdaptcPlugin", package: "adaptc")]
         ),
         .testTarget(

@@ -4,7 +4,8 @@
 //
 //     MiniLMQuant embed [--model DIR] [--threads N] [--batch N] [--max-tokens N]  < sentences
 //     MiniLMQuant bench [--model DIR] [--threads N] [--batch N] [--sentences N] [--repeats N]
-//     MiniLMQuant recover [--model DIR] [--threads N] [--batch N] [--epochs N] [--seed N]
+//     MiniLMQuant recover [--model DIR] [--threads N] [--batch N] [--epochs N] [--seed N] [--save DIR] [--tt-start zero|loftq]
+//     MiniLMQuant pruned --adapters DIR [--model DIR] [--threads N] [--batch N] [--header yes|no]
 import Foundation
 
 let options: Options
@@ -20,6 +21,7 @@ do {
     case .embed: try Embed.run(options)
     case .bench: try Bench.run(options)
     case .recover: try Recover.run(options)
+    case .pruned: try Pruned.run(options)
     }
 } catch {
     FileHandle.standardError.write(Data("MiniLMQuant: error: \(error)\n".utf8))

@@ -10,10 +10,14 @@ import AdaptRuntime
 ///   factors are made for s = 1, and s is read back from `materialize`, which
 ///   returns s·B·A (ΔW is linear in B: s = ⟨ΔW, B·A⟩ / ‖B·A‖²); both factors
 ///   are then divided by √s.
-/// - tensor structures (no lora pairs): random cores with the last core zero,
-///   so ΔW = 0 at the start and the first gradients reach that core, as
-///   `adaptc init` starts them (DESIGN §3); the base stays the plain quantised one.
+/// - tensor structures (no lora pairs), `tensorStart: .zero`: random cores with
+///   the last core zero, so ΔW = 0 at the start and the first gradients reach
+///   that core, as `adaptc init` starts them (DESIGN §3); the base stays the
+///   plain quantised one. `.loftq`: `TensorTrainStart.loftq`, LoftQ with TT-SVD
+///   of the stacked residual (W − Q)/s, and the base becomes its Q_T.
 public enum AdapterStart {
+    public enum TensorStart: String, Sendable { case zero, loftq }
+
     public struct BadLayout: Error, CustomStringConvertible { public let description: String }
 
     public struct Report: Sendable {
@@ -25,11 +29,15 @@ public enum AdapterStart {
 
     public static func initialise<Adapter: GeneratedAdapter>(
         _ adapter: Adapter, _ binding: AdapterBinding<Adapter>, float: EncoderWeights, quantised: inout EncoderWeights,
-        quantiser: Quantiser, iterations: Int, seed: UInt64, threads: Int = 1
+        quantiser: Quantiser, iterations: Int, seed: UInt64, tensorStart: TensorStart = .zero, threads: Int = 1
     ) throws -> Report {
         let layout = Adapter.parameterLayout
         var values = [Float](repeating: 0, count: Adapter.parameterCount)
         let pairs = LoRAFactorPair.pairs(in: layout)
+        if pairs.isEmpty, tensorStart == .loftq {
+            return try TensorTrainStart.loftq(adapter, binding, float: float, quantised: &quantised, quantiser: quantiser,
+                                              iterations: iterations, threads: threads)
+        }
         if pairs.isEmpty {
             let last = layout.last!
             for tensor in layout where tensor != last {
