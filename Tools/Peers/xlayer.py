@@ -384,14 +384,14 @@ def autograd_case():
             for leaf in leaves + [xt]:
                 leaf.grad = None
             y = graph(leaves, xt, y0t.to(dtype))
-            y.backward(dy.to(dtype))
+            y.backward(dy.to(dtype).view(y.shape))
             return y, [leaf.grad for leaf in leaves] + [xt.grad]
         keep_x = [t(x).requires_grad_()]
         kept = [t(p).requires_grad_() for p in params]
         y, grads = step(keep=kept)
         y64, grads64 = step(torch.float64)
         delta = tt.delta if graph is tt_graph else lora.delta
-        ok = agrees("backward", f"torch/autograd {variant}", y.detach().numpy().astype(np.float64) - y0, delta)
+        ok = agrees("backward", f"torch/autograd {variant}", y.detach().numpy().astype(np.float64).reshape(y0.shape) - y0, delta)
         for g, g64 in zip(grads, grads64):
             ok = ok and agrees("backward", f"torch/autograd {variant} gradient", g.numpy(), g64.numpy())
         if ok:
