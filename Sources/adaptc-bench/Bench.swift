@@ -10,12 +10,16 @@ struct Bench {
     static func main() throws {
         var cases: [String] = []
         var threads = 2
+        var scalingThreads = [1, 2]
         var arguments = CommandLine.arguments.dropFirst()
         while let argument = arguments.popFirst() {
             if argument == "--threads", let value = arguments.popFirst().flatMap(Int.init), value >= 0 {
                 threads = value
+            } else if argument == "--scaling-threads", let list = arguments.popFirst().map({ $0.split(separator: ",").compactMap { Int($0) } }),
+                      !list.isEmpty, list.allSatisfy({ $0 > 0 }) {
+                scalingThreads = list
             } else if argument.hasPrefix("-") {
-                FileHandle.standardError.write(Data("usage: adaptc-bench [CASE…] [--threads N]; cases: \(known.joined(separator: " "))\n".utf8))
+                FileHandle.standardError.write(Data("usage: adaptc-bench [CASE…] [--threads N] [--scaling-threads 1,2,4,…]; cases: \(known.joined(separator: " "))\n".utf8))
                 exit(64)
             } else {
                 cases.append(argument)
@@ -30,8 +34,9 @@ struct Bench {
             switch name {
             case _ where crossLayer.contains(name): continue
             case "backward": try backwardCase(threads: threads)
-            case "scaling": try scalingCase()
+            case "scaling": try scalingCase(threadCounts: scalingThreads)
             case "lora-unmerged": try loraUnmerged(threads: threads)
+            case "decode": try decode(threads: threads)
             case "prune": try prune(threads: threads)
             case "prune-tt": try pruneTT(threads: threads)
             case "init-pissa": try initPissa(threads: threads)
@@ -46,7 +51,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "prune-tt", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded"]
+    static let known = ["lora-unmerged", "decode", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "prune-tt", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in
@@ -110,13 +115,20 @@ struct Bench {
                 base()
                 try adapter.forward(layer: 0, module: .proj, x: UnsafeBufferPointer(x), rows: n, y: y)
             }
-            let times = try timeAlternating([base, withAdapter], repeats: n == 1 ? 400 : 100)
             let baseFlops = 2 * n * d * d, adapterFlops = 2 * n * 16 * (d + d)
+            // Floors: W and x read, y written once (beta 0); with the adapter also A and B read once (y written once still: the floor of a fused base+adapter).
+            let sharing = CaseFloor.Shared(reading: [UnsafeBufferPointer(weight), UnsafeBufferPointer(x)], writing: [y])
+            let floors = [CaseFloor(sharing: sharing, flops: baseFlops, threads: threads),
+                          CaseFloor(reading: [BenchLoraAdapter.parameterCount], sharing: sharing,
+                                    flops: baseFlops + adapterFlops, threads: threads)]
+            let times = try timeWithFloors([base, withAdapter], floors: floors, repeats: n == 1 ? 400 : 100)
             emit([("case", "lora-unmerged"), ("variant", "base"), ("n", n), ("impl", "adaptc"),
-                  ("threads", threads), ("seconds", times[0]), ("flops", baseFlops)])
+                  ("threads", threads), ("seconds", times[0]), ("flops", baseFlops)], floor: floors[0])
+            emit(floors[0].row(case: "lora-unmerged", n: n, of: "base"))
             emit([("case", "lora-unmerged"), ("variant", "base+adapter"), ("n", n), ("impl", "adaptc"),
                   ("threads", threads), ("seconds", times[1]), ("flops", baseFlops + adapterFlops),
-                  ("overhead", times[1] / times[0] - 1)])
+                  ("overhead", times[1] / times[0] - 1)], floor: floors[1])
+            emit(floors[1].row(case: "lora-unmerged", n: n, of: "base+adapter"))
         }
     }
 }

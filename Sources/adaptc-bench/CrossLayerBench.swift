@@ -165,16 +165,19 @@ extension Bench {
     }
 
     /// `scaling`: tt-xlayer (memory-bound) and cp-xlayer (compute-bound)
-    /// forward at 1 and at 2 threads, alternated with their floors at each
-    /// thread count; DESIGN §8 holds tt-xlayer's speedup to the streaming
-    /// pass's own 1 → 2 ratio and cp-xlayer's to 1.85×.
-    static func scalingCase() throws {
+    /// forward at each of `threadCounts` (1 and 2 by default; `--scaling-threads
+    /// 1,2,4,8,16` on a machine with more cores, Tools/device-scaling),
+    /// alternated with their floors at each count; `speedup` and the floors' own
+    /// speedups are against the first count. DESIGN §8 holds tt-xlayer's 1 → 2
+    /// speedup to the streaming pass's own ratio, cp-xlayer's to 1.85×, and
+    /// cp-xlayer at 16 threads to ≥ 12× one thread.
+    static func scalingCase(threadCounts: [Int] = [1, 2]) throws {
         let b = CrossLayerBuffers(modules: 4)
         defer { b.release() }
         var variants: [() throws -> Void] = [], floors: [CaseFloor] = []
         var names: [String] = []
         for (name, parameters) in [("tt-xlayer", BenchTTXLayerAdapter.parameterCount), ("cp-xlayer", BenchCpXLayerAdapter.parameterCount)] {
-            for threads in [1, 2] {
+            for threads in threadCounts {
                 if name == "tt-xlayer" {
                     let adapter = makeAdapter(BenchTTXLayerAdapter.self, threads: threads)
                     variants.append { try forwardAll(adapter, b) }
@@ -187,14 +190,21 @@ extension Bench {
             }
         }
         let times = try timeWithFloors(variants, floors: floors, repeats: 30)
-        for pair in stride(from: 0, to: times.count, by: 2) {
-            let (one, two) = (floors[pair], floors[pair + 1])
-            let base: [(String, Any)] = [("case", "scaling"), ("n", 64), ("impl", "adaptc")]
-            emit(base + [("variant", "\(names[pair]) 1 thread"), ("threads", 1), ("seconds", times[pair]), ("flops", one.flops)], floor: one)
-            emit(base + [("variant", "\(names[pair]) 2 threads"), ("threads", 2), ("seconds", times[pair + 1]), ("flops", two.flops),
-                         ("speedup", times[pair] / times[pair + 1]), ("stream_speedup", one.memorySeconds / two.memorySeconds),
-                         ("fma_speedup", one.computeSeconds / two.computeSeconds),
-                         ("floor_speedup", one.seconds / two.seconds)], floor: two)
+        let counts = threadCounts.count
+        for first in stride(from: 0, to: times.count, by: counts) {
+            let one = floors[first]
+            for (k, threads) in threadCounts.enumerated() {
+                let i = first + k, floor = floors[i]
+                var row: [(String, Any)] = [("case", "scaling"), ("n", 64), ("impl", "adaptc"),
+                                            ("variant", "\(names[i]) \(threads) thread\(threads == 1 ? "" : "s")"), ("threads", threads),
+                                            ("seconds", times[i]), ("flops", floor.flops)]
+                if k > 0 {
+                    row += [("speedup", times[first] / times[i]), ("stream_speedup", one.memorySeconds / floor.memorySeconds),
+                            ("fma_speedup", one.computeSeconds / floor.computeSeconds), ("floor_speedup", one.seconds / floor.seconds),
+                            ("against_threads", threadCounts[0])]
+                }
+                emit(row, floor: floor)
+            }
         }
     }
 }

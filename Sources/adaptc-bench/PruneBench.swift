@@ -37,13 +37,22 @@ extension Bench {
             }
             var sink = 0.0
             let importance = { sink += LoRAImportance.outputEnergies(factors, inputs: inputs, rows: rows, threads: threads).reduce(0, +) }
-            let times = try timeAlternating([forward, importance], repeats: 15, warmup: 2)
             let forwardFlops = pairs * 2 * n * rank * (d + d), importanceFlops = pairs * (2 * n * rank * d + n * rank * rank + d * rank * rank)
+            // Floors: each layer's x and every factor read once; the forward also writes each pair's y once
+            // (the one reused y, 96 times); the importance writes nothing but its 96 sums.
+            let reading = CaseFloor.Shared(reading: xs.map { UnsafeBufferPointer($0) })
+            let floors = [CaseFloor(reading: [pairs * 2 * rank * d],
+                                    sharing: .init(reading: reading.reading, writing: [UnsafeMutableBufferPointer<Float>](repeating: y, count: pairs)),
+                                    flops: forwardFlops, threads: threads),
+                          CaseFloor(reading: [pairs * 2 * rank * d], sharing: reading, flops: importanceFlops, threads: threads)]
+            let times = try timeWithFloors([forward, importance], floors: floors, repeats: 15, warmup: 2)
             emit([("case", "prune"), ("variant", "forward"), ("n", n), ("rank", rank), ("impl", "adaptc"),
-                  ("threads", threads), ("seconds", times[0]), ("flops", forwardFlops)])
+                  ("threads", threads), ("seconds", times[0]), ("flops", forwardFlops)], floor: floors[0])
+            emit(floors[0].row(case: "prune", n: n, of: "forward", extra: [("rank", rank)]))
             emit([("case", "prune"), ("variant", "importance"), ("n", n), ("rank", rank), ("impl", "adaptc"),
                   ("threads", threads), ("seconds", times[1]), ("flops", importanceFlops),
-                  ("forwards", times[1] / times[0])])
+                  ("forwards", times[1] / times[0])], floor: floors[1])
+            emit(floors[1].row(case: "prune", n: n, of: "importance", extra: [("rank", rank)]))
             if sink.isNaN { print("") }
         }
     }
