@@ -53,7 +53,10 @@ public enum RecycledSubspace {
 
     /// - Parameters:
     ///   - tasks: one entry per task; nil for a task with no adapter to recycle.
-    ///   - outRank: p, the shared out subspace's dimension; `inRank`: q.
+    ///   - outFeatures: the pair's output width.
+    ///   - inFeatures: the pair's input width.
+    ///   - p: the shared out subspace's dimension.
+    ///   - q: the shared in subspace's dimension.
     public static func decompose(_ tasks: [TaskFactors?], outFeatures: Int, inFeatures: Int,
                                  outRank p: Int, inRank q: Int) throws -> Result {
         let given = tasks.compactMap { $0 }
