@@ -50,9 +50,9 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable, Equatable {
         case let .outputCountMismatch(spec, modules, outputs):
             return "\(spec): \(modules) modules but \(outputs) outputs"
         case let .missingSpecHash(path):
-            return "\(path): no adaptc.hash in its metadata; PEFT files need `adaptc import-peft` first"
+            return "\(path): not an adaptc adapter file (no adaptc.hash in its metadata); for a PEFT adapter run `adaptc import-peft` first"
         case let .otherSpec(path, fileHash, spec, specHash):
-            return "\(path): written for another spec (adaptc.hash \(fileHash), \(spec) expects \(specHash)); re-run `adaptc init` or `adaptc compile`"
+            return "\(path): written for a different spec (adaptc.hash \(fileHash), \(spec) expects \(specHash)); re-create it with `adaptc init`, or use the spec (and generated code) it was made for"
         case let .missingTensor(path, key, shape):
             return "\(path): missing tensor \"\(key)\" (expected shape \(shape))"
         case let .tensorShapeMismatch(path, key, shape, expected):

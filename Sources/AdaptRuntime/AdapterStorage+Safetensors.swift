@@ -62,14 +62,25 @@ extension GeneratedAdapter {
     /// Loads parameters from an adapter file written for this spec; a file from
     /// another spec (hash mismatch) is refused.
     public init(weights: SafetensorsFile, threads: Int = 0) throws {
-        guard let hash = weights.metadata["adaptc.hash"] else {
-            throw AdapterError.missingSpecHash(path: weights.path)
-        }
-        guard hash == Self.specHash else {
-            throw AdapterError.otherSpec(path: weights.path, fileHash: hash, spec: Self.specName, specHash: Self.specHash)
-        }
+        try weights.requireSpec(Self.specName, hash: Self.specHash)
         self.init(threads: threads)
         try storage.load(weights, layout: Self.parameterLayout)
         prepare()
+    }
+}
+
+extension SafetensorsFile {
+    /// Refuses a file not written for the spec whose `adaptc.hash` is `hash`
+    /// (DESIGN §5): no hash at all (a PEFT file, say) or another spec's. The
+    /// one check behind generated `init(weights:)` and every `adaptc` command
+    /// that reads an adapter.
+    /// - Parameters:
+    ///   - spec: The spec's name, for the message.
+    ///   - hash: The spec's `adaptc.hash`.
+    public func requireSpec(_ spec: String, hash: String) throws {
+        guard let fileHash = metadata["adaptc.hash"] else { throw AdapterError.missingSpecHash(path: path) }
+        guard fileHash == hash else {
+            throw AdapterError.otherSpec(path: path, fileHash: fileHash, spec: spec, specHash: hash)
+        }
     }
 }

@@ -31,7 +31,7 @@ public enum CheckpointRewrite {
             try writeShard(base.shards[0].file, to: output, rewrite, delta: delta)
             return
         }
-        try CompileCommand.createFolder(output)
+        try OutputFolder.create(output)
         for shard in base.shards {
             try writeShard(shard.file, to: (output as NSString).appendingPathComponent(shard.name), rewrite, delta: delta)
         }

@@ -24,26 +24,11 @@ public enum CompileCommand {
         for (name, _) in outputs where !seen.insert(name).inserted {
             throw UserError("two specs generate \(name); spec names must differ")
         }
-        try createFolder(outputDirectory)
+        try OutputFolder.create(outputDirectory)
         return try outputs.map { name, source in
             let path = (outputDirectory as NSString).appendingPathComponent(name)
             try AtomicFile.write(source, to: path)
             return "wrote \(path)"
-        }
-    }
-
-    /// Creates `path` (and its parents) unless it is already a folder, with a readable error.
-    static func createFolder(_ path: String) throws {
-        var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
-            guard isFolder.boolValue else { throw UserError("\(path): exists and is not a folder") }
-            return
-        }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
-            throw UserError("\(path): cannot create the folder (\(reason))")
         }
     }
 }

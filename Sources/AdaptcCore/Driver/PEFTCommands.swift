@@ -13,7 +13,7 @@ public enum ImportPEFTCommand {
         let adapterPath = (output as NSString).appendingPathComponent("\(stem).safetensors")
         let imported = try PEFTImport.load(folder: folder, specPath: specPath, stem: stem, basePath: basePath)
         let encoded = try imported.adapter.encoded()
-        try CompileCommand.createFolder(output)
+        try OutputFolder.create(output)
         try AtomicFile.write(encoded, to: adapterPath)
         try AtomicFile.write(imported.spec, to: specPath)
         let pairs = imported.checked.groups.map(\.pairs.count).reduce(0, +)
@@ -27,7 +27,7 @@ public enum ExportPEFTCommand {
     public static func run(specPath: String, adapterPath: String, output: String) throws -> [String] {
         let exported = try PEFTExport.build(specPath: specPath, adapterPath: adapterPath)
         let weights = try exported.weights.encoded()
-        try CompileCommand.createFolder(output)
+        try OutputFolder.create(output)
         let weightsPath = (output as NSString).appendingPathComponent("adapter_model.safetensors")
         let configPath = (output as NSString).appendingPathComponent("adapter_config.json")
         try AtomicFile.write(weights, to: weightsPath)

@@ -1,27 +1,11 @@
 import AdaptRuntime
 import Foundation
 
-/// The figures `adaptc plan` prints per group and in total: what the structure
-/// costs per token and in memory, next to the LoRA of equal per-token cost and
-/// the dense ΔW it stands for (MetaTT's point: parameters that grow with the
-/// sum, not the product, of the modes).
+/// What `adaptc plan` prints per group and in total, as text or JSON: each
+/// group's path, modes and ranks with its cost (`GroupCost`, computed in Plan:
+/// this file only renders).
 public struct PlanReport {
-    public struct Figures {
-        public var parameters = 0
-        /// Forward flops for `tokens` rows (all pairs, one pass; modules that read
-        /// one input share their input-side work, as the layer-fused forward does).
-        public var forwardFlops = 0
-        /// Forward+backward flops for `tokens` rows.
-        public var trainingFlops = 0
-        /// Token-independent flops per weight update.
-        public var prepareFlops = 0
-        /// Floats of prepared state.
-        public var preparedFloats = 0
-        /// Bytes of stored parameters (float32).
-        public var parameterBytes: Int { parameters * 4 }
-        /// Largest intermediate of this group's calls for `tokens` rows, in floats.
-        public var peakIntermediate = 0
-    }
+    public typealias Figures = GroupCost.Figures
 
     public struct Group {
         public var name: String
@@ -47,38 +31,11 @@ public struct PlanReport {
         specName = checked.spec.name
         specHash = SpecHash.hash(checked)
         groups = plan.groups.map { group in
-            var adapter = Figures(), dense = Figures(), lora = Figures()
-            // Every parameter key starts with its group's name (DESIGN §5 key layout).
-            adapter.parameters = plan.parameters.filter { $0.key.hasPrefix(group.name + ".") }.map(\.count).reduce(0, +)
-            let fusedPairs = Set(group.layerForwards.flatMap { f in f.modules.map { "\(f.layer).\($0)" } })
-            adapter.forwardFlops = group.layerForwards.map { $0.program.flops.value(tokens: tokens) }.reduce(0, +)
-            var programs: [Program] = group.layerForwards.map(\.program) + [group.prepare, group.finishBackward]
-            var sides = 0
-            for pair in group.pairs {
-                if !fusedPairs.contains(pair.key) { adapter.forwardFlops += pair.forward.flops.value(tokens: tokens) }
-                adapter.trainingFlops += pair.backward.flops.value(tokens: tokens)
-                programs += [pair.forward, pair.backward, pair.materialize]
-                let weights = pair.outFeatures * pair.inFeatures
-                dense.parameters += weights
-                dense.forwardFlops += 2 * tokens * weights
-                dense.trainingFlops += 6 * tokens * weights
-                sides += pair.outFeatures + pair.inFeatures
-            }
-            adapter.trainingFlops += adapter.forwardFlops
-            adapter.prepareFlops = group.prepare.flops.value(tokens: 0)
-            adapter.preparedFloats = Set((group.prepare.contractions).map(\.output)).map { $0.count.constant }.reduce(0, +)
-            adapter.peakIntermediate = programs.flatMap(\.contractions).flatMap { [$0.output, $0.a] + ($0.b.map { [$0] } ?? []) }
-                .filter { $0.storage == .workspace }.map { $0.end.value(tokens: tokens) }.max() ?? 0
-            // LoRA of rank ρ on every pair costs 2·ρ·(in + out) per token and pair.
-            let perToken = Double(adapter.forwardFlops) / Double(max(tokens, 1))
-            let rank = max(1, perToken / Double(2 * max(sides, 1)))
-            lora.parameters = Int((rank * Double(sides)).rounded())
-            lora.forwardFlops = Int((2 * rank * Double(sides) * Double(tokens)).rounded())
-            lora.trainingFlops = 3 * lora.forwardFlops
+            let cost = GroupCost(group: group, parameters: plan.parameters, tokens: tokens)
             let covered = checked.groups.first { $0.name == group.name }
             return Group(name: group.name, structure: group.structure, layers: covered?.layers ?? [],
                          modules: covered?.modules.map(\.name) ?? [], pairs: group.pairs.count, plan: group,
-                         adapter: adapter, equalCostLoRA: lora, equalCostRank: rank, dense: dense)
+                         adapter: cost.adapter, equalCostLoRA: cost.equalCostLoRA, equalCostRank: cost.equalCostRank, dense: cost.dense)
         }
     }
 

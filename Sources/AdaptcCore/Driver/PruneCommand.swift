@@ -29,7 +29,7 @@ public enum PruneCommand {
         let files = try PrunedFiles.make(source: source, checked: checked, plan: plan, result: result, specPath: specPath,
                                           prunedSpecPath: specOut)
 
-        try CompileCommand.createFolder(output)
+        try OutputFolder.create(output)
         try AtomicFile.write(files.spec, to: specOut)
         try AtomicFile.write(files.weights, to: weightsOut)
         try AtomicFile.write(files.reportJSON, to: (output as NSString).appendingPathComponent("report.json"))

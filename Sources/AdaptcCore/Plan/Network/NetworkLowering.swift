@@ -44,7 +44,7 @@ struct NetworkLowering {
         var result: [(id: Int, contraction: Contraction)] = []
         for k in which {
             let step = steps[k]
-            var a = views[step.left]!, b = views[step.right]!
+            let a = views[step.left]!, b = views[step.right]!
             let id = network.tensors.count + k
             let modes = step.resultModes.filter { !removed.contains($0) }
             var contraction: Contraction
