@@ -39,8 +39,8 @@ final class PruneCLITests: XCTestCase {
     /// Random A and B, layers 0 and 2 a hundred times weaker (LoRA-drop drops them),
     /// calibration and held-out rows; returns the adapter's tensors.
     @discardableResult
-    func writeInputs() throws -> [String: [Float]] {
-        let path = try sandbox.write(Self.spec, to: "prune-me.adapt.yaml")
+    func writeInputs(spec: String = PruneCLITests.spec) throws -> [String: [Float]] {
+        let path = try sandbox.write(spec, to: "prune-me.adapt.yaml")
         let checked = try SpecLoader.load(path: path)
         var random = TestRandom(seed: 41)
         var writer = SafetensorsWriter(metadata: AdapterFiles.metadata(checked))
@@ -119,6 +119,21 @@ final class PruneCLITests: XCTestCase {
         let heldOut = try relativeErrorEnergy("h.safetensors", "h-pruned.safetensors")
         print("prune round trip: calibration energy lost \(lost), held-out \(heldOut)")
         XCTAssertLessThan(heldOut, 0.25)
+    }
+
+    /// A group that trains only B (`train: [out]`, LoRA-FA's frozen A) hands
+    /// its dropped layers to a shared group that trains only B too.
+    func testSharedGroupKeepsTheSourcesFrozenFactors() throws {
+        try writeInputs(spec: Self.spec.replacingOccurrences(of: "    rank: 6\n", with: "    rank: 6\n    train: [out]\n"))
+        let run = try sandbox.adaptc("prune", "prune-me.adapt.yaml", "--adapter", "adapter.safetensors",
+                                     "--calib", "calib.safetensors", "-o", "pruned")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        let (_, plan) = try SpecLoader.loadPlanned(path: sandbox.path("pruned/prune-me.adapt.yaml"))
+        let shared = plan.parameters.filter { $0.key.hasPrefix("mlp_shared.") }
+        XCTAssertFalse(shared.isEmpty)
+        for tensor in plan.parameters {
+            XCTAssertEqual(tensor.trainable, tensor.key.hasSuffix(".B"), "\(tensor.key): only the B's learn")
+        }
     }
 
     /// Rank level alone: the calibration energy eval loses is ≤ 1 − T, and the

@@ -141,7 +141,26 @@ public enum PrunedSpecText {
         ]
         if let alpha = group.group.alpha { lines.append("\(indent)alpha: \(number(alpha))") }
         if group.group.scaling != .standard { lines.append("\(indent)scaling: \(group.group.scaling.rawValue)") }
+        if let train = sharedTrain(group) { lines.append("\(indent)\(train)") }
         return lines
+    }
+
+    /// The shared group's `train:` line, nil when all of it learns. Its A learns
+    /// when the source trains anything on the input side or across it (an `in`
+    /// factor, the layer, the module: a lora A carries all three), its B when
+    /// the source trains an `out` factor, the layer or the module; so frozen
+    /// factors stay frozen in the LoRA that takes over their layers.
+    static func sharedTrain(_ group: ResolvedGroup) -> String? {
+        guard let train = group.group.train else { return nil }
+        let across: Set<ModeName.Kind> = [.layer, .module, .task]
+        let a = train.contains { across.contains($0.kind) || $0.kind == .in }
+        let b = train.contains { across.contains($0.kind) || $0.kind == .out }
+        let written = train.map(\.description).joined(separator: ", ")
+        switch (a, b) {
+        case (true, false): return "train: [in]  # from '\(group.name)' (train: [\(written)]): only A learns"
+        case (false, true): return "train: [out]  # from '\(group.name)' (train: [\(written)]): only B learns"
+        default: return nil
+        }
     }
 
     /// Replaces the entry of the key at `at` (its line and every following line
