@@ -88,10 +88,6 @@ public final class BenchLoraAdapter: GeneratedAdapter {
 
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
-        let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)
         storage.zeroPreparedGradients()
     }
 

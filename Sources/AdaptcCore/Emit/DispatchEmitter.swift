@@ -98,10 +98,13 @@ struct DispatchEmitter {
                             ("finishBackward", "Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.")] {
             file.line("    /// \(doc)")
             file.line("    \(access)func \(role)() {")
-            file.line("        let n = 0")
-            emitBuffers(into: &file, ensurePrepared: false)
-            for group in plan.groups {
-                let program = role == "prepare" ? group.prepare : group.finishBackward
+            let programs = plan.groups.map { (group: $0, program: role == "prepare" ? $0.prepare : $0.finishBackward) }
+            // No group has work here (e.g. prepared state no backward writes to): no buffers to bind.
+            if programs.contains(where: { !$0.program.isEmpty }) {
+                file.line("        let n = 0")
+                emitBuffers(into: &file, ensurePrepared: false)
+            }
+            for (group, program) in programs {
                 if program.isEmpty { continue }
                 let call = kernels.kernel(for: program, role: role)
                 file.line("        Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)  // group \(group.name)")
