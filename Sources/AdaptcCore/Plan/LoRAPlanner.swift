@@ -12,9 +12,9 @@ enum LoRAPlanner {
     static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout, inputSets: [InputSet],
                      model: CostModel) -> (group: GroupPlan, workspace: Extent) {
         let setOf = { (module: String) in InputSets.index(of: module, in: inputSets) }
-        let blocks: [(String, [Int])] = group.group.shared
-            ? [("shared", group.layers)]
-            : group.layers.map { (String($0), [$0]) }
+        let blocks: [(TensorKey.Block, [Int])] = group.group.shared
+            ? [(.shared, group.layers)]
+            : group.layers.map { (.layer($0), [$0]) }
         var pairs: [PairPlan] = []
         var fused: [LayerForward] = []
         var fusedBackward: [LayerForward] = []
@@ -29,17 +29,20 @@ enum LoRAPlanner {
             // A carries `in`, B `out`; both the module and (unless shared) the layer (`train:`, DESIGN §3).
             let carried: [ModeName] = (group.group.shared ? [] : [.layer]) + [.module]
             let a = group.modules.map { m in
-                layout.add("\(group.name).\(label).\(m.name).A", shape: [rankOf(m), m.inFeatures],
+                layout.add(TensorKey.loraA(group.name, label, m.name).description, shape: [rankOf(m), m.inFeatures],
                            trainable: group.isTrainable(carrying: carried + [.in]))
             }
             let b = group.modules.map { m in
-                layout.add("\(group.name).\(label).\(m.name).B", shape: [m.outFeatures, rankOf(m)],
+                layout.add(TensorKey.loraB(group.name, label, m.name).description, shape: [m.outFeatures, rankOf(m)],
                            trainable: group.isTrainable(carrying: carried + [.out]))
             }
             // DoRA: one magnitude vector m [out] per pair, after the layer's B's
             // (so the A's stay adjacent). Check refuses dora with shared.
             let magnitudes: [ParameterTensor]? = group.group.dora
-                ? group.modules.map { m in layout.add("\(group.name).\(label).\(m.name).magnitude", shape: [m.outFeatures]) }
+                ? group.modules.map { m in
+                    layout.add(TensorKey(group: group.name, role: .magnitude(layer: layers[0], module: m.name)).description,
+                               shape: [m.outFeatures])
+                }
                 : nil
             for layer in layers {
                 var members: [(module: ModelModule, a: ParameterTensor, b: ParameterTensor, scale: Float)] = []

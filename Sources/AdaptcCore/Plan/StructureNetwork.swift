@@ -44,13 +44,13 @@ struct StructureNetwork {
             // Core k: [r_{k-1}, n_k, r_k], r_0 = r_N = 1, key GROUP.core.K.
             for (k, m) in modes.enumerated() {
                 let left = k == 0 ? 1 : bonds[k - 1], right = k == modes.count - 1 ? 1 : bonds[k]
-                factors.append(Factor(key: "\(group.name).core.\(k)", shape: [left, m.size, right],
+                factors.append(Factor(key: TensorKey(group: group.name, role: .core(k)).description, shape: [left, m.size, right],
                                       axes: [axis("r\(k)", left), axis(name(m), m.size), axis("r\(k + 1)", right)],
                                       carries: [m.name]))
             }
         case .cp(let rank):
             for m in modes {
-                factors.append(Factor(key: "\(group.name).factor.\(name(m))", shape: [m.size, rank],
+                factors.append(Factor(key: TensorKey(group: group.name, role: .factor(mode: name(m))).description, shape: [m.size, rank],
                                       axes: [axis(name(m), m.size), axis("c", rank)], carries: [m.name]))
             }
         case .tucker(let ranks):
@@ -60,7 +60,7 @@ struct StructureNetwork {
                 if let rank {
                     coreShape.append(rank)
                     coreAxes.append(axis("t.\(name(m))", rank))
-                    factorList.append(Factor(key: "\(group.name).factor.\(name(m))", shape: [m.size, rank],
+                    factorList.append(Factor(key: TensorKey(group: group.name, role: .factor(mode: name(m))).description, shape: [m.size, rank],
                                              axes: [axis(name(m), m.size), axis("t.\(name(m))", rank)],
                                              carries: [m.name]))
                 } else {
@@ -68,7 +68,7 @@ struct StructureNetwork {
                     coreAxes.append(axis(name(m), m.size))
                 }
             }
-            factors = [Factor(key: "\(group.name).core", shape: coreShape, axes: coreAxes, carries: modes.map(\.name))]
+            factors = [Factor(key: TensorKey(group: group.name, role: .tuckerCore).description, shape: coreShape, axes: coreAxes, carries: modes.map(\.name))]
                 + factorList
         case .lora:
             preconditionFailure("lora groups are planned per pair")
