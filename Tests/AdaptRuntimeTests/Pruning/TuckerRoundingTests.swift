@@ -220,5 +220,30 @@ final class TuckerRoundingTests: XCTestCase {
             } }
         }
     }
-}
 
+    /// The layer cut keeps the kept layers' ΔW exactly, with a layer factor or
+    /// a full layer mode, also when one layer is left (the mode goes).
+    func testKeepingLayersKeepsTheirDeltas() {
+        var random = TestRandom(seed: 255)
+        var tried = 0
+        while tried < 6 {
+            let c = Self.randomCase(&random)
+            guard c.layers == 3 else { continue }
+            tried += 1
+            for kept in [[0, 2], [1]] {
+                let cut = TuckerTensor(core: c.core, factors: c.factors, modes: c.modes).keepingLayers(kept)
+                var d = c
+                d.modes = cut.modes
+                d.layers = kept.count
+                let before = Self.referenceDeltas(Self.referenceDense(c.core, c.factors, modes: c.modes), c, scale: 1)
+                let after = Self.referenceDeltas(Self.referenceDense(cut.core.map { Float($0) }, cut.factors.map { $0?.map { Float($0) } },
+                                                                     modes: cut.modes), d, scale: 1)
+                for (j, l) in kept.enumerated() {
+                    for m in 0..<c.modules {
+                        XCTAssertLessThan(PruningReference.relativeError(after[j * c.modules + m], before[l * c.modules + m]), 1e-6)
+                    }
+                }
+            }
+        }
+    }
+}
