@@ -35,6 +35,13 @@ public enum CPPruning {
     /// Prunes the CP tensor `factors` (`[n_k, R]` per mode, `modes` in the
     /// group's order) whose ΔW is `scale·D`. `newScale(R')` is the scale for
     /// the new rank (alpha is kept): the change is folded into the first out factor.
+    /// - Parameters:
+    ///   - factors: F_k `[n_k, R]` per mode.
+    ///   - modes: The group's modes in its order.
+    ///   - calibration: The Gram of each pair's calibration rows.
+    ///   - scale: s of ΔW = s·D.
+    ///   - newScale: s for the new rank.
+    ///   - threshold: The share of the output energy to keep, in (0, 1].
     public static func prune(factors: [[Float]], modes: [TTMode], calibration: TTCalibration, scale: Double,
                              newScale: (Int) -> Double = { _ in 1 }, threshold: Double) -> Result {
         precondition(threshold > 0 && threshold <= 1, "CPPruning: the threshold must be in (0, 1]")
@@ -97,6 +104,11 @@ public enum CPPruning {
     }
 
     /// Per pair (`l·modules + m`): `P[l,m] = (w wᵀ) ⊙ (F_outᵀF_out) ⊙ (F_inᵀ G[l,m] F_in)` `[R, R]`.
+    /// - Parameters:
+    ///   - factors: F_k `[n_k, rank]` per mode.
+    ///   - modes: The group's modes in its order.
+    ///   - rank: R.
+    ///   - calibration: The Gram of each pair's calibration rows.
     public static func componentGrams(_ factors: [[Double]], modes: [TTMode], rank: Int, calibration: TTCalibration) -> [[Double]] {
         let fOut = khatriRao(factors, modes: modes, kind: .out, rank: rank)
         let fIn = khatriRao(factors, modes: modes, kind: .in, rank: rank)
@@ -142,6 +154,10 @@ extension CPPruning {
     /// ascending): their rows of the layer factor. A layer mode of one layer is
     /// no mode (DESIGN §2): its row is folded into the first out factor's
     /// columns and the mode removed. Nothing else changes.
+    /// - Parameters:
+    ///   - kept: The layers kept, indices into the layer mode, ascending.
+    ///   - factors: F_k `[n_k, R]` per mode.
+    ///   - modes: The group's modes in its order.
     public static func keepingLayers(_ kept: [Int], factors: [[Float]], modes: [TTMode]) -> (factors: [[Float]], modes: [TTMode]) {
         guard let k = modes.firstIndex(where: { $0.kind == .layer }) else { return (factors, modes) }
         let rank = factors[k].count / modes[k].size
@@ -161,6 +177,12 @@ extension CPPruning {
 
     /// ΔW[l, m]/s = F_out·diag(F_layer[l] ⊙ F_module[m])·F_inᵀ `[out, in]` of the
     /// factors `factors` (`[n_k, rank]`, modes `modes`), at `l·modules + m`.
+    /// - Parameters:
+    ///   - factors: F_k `[n_k, rank]` per mode.
+    ///   - modes: The group's modes in its order.
+    ///   - rank: R.
+    ///   - layers: The layer mode's size (1 without one).
+    ///   - modules: The module mode's size (1 without one).
     public static func pairDeltas(_ factors: [[Double]], modes: [TTMode], rank: Int, layers: Int, modules: Int) -> [[Double]] {
         let fOut = khatriRao(factors, modes: modes, kind: .out, rank: rank)
         let fIn = khatriRao(factors, modes: modes, kind: .in, rank: rank)

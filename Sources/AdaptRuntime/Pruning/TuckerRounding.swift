@@ -52,6 +52,14 @@ public enum TuckerRounding {
     /// `factors[k]` `[n_k, r_k]` or nil where full, `modes` in the group's
     /// order) whose ΔW is `scale·D`. `newScale(r)` is the scale for a largest
     /// non-full rank r (alpha is kept): the change is folded into the core.
+    /// - Parameters:
+    ///   - core: Row-major over the modes' core sizes.
+    ///   - factors: U_k `[n_k, r_k]` per mode, nil where the mode is full.
+    ///   - modes: The group's modes in its order.
+    ///   - calibration: The Gram of each pair's calibration rows.
+    ///   - scale: s of ΔW = s·D.
+    ///   - newScale: s for a largest non-full rank.
+    ///   - options: The threshold and the scope.
     public static func round(core: [Float], factors: [[Float]?], modes: [TTMode], calibration: TTCalibration, scale: Double,
                              newScale: (Int) -> Double = { _ in 1 }, options: TTRounding.Options) -> Result {
         let input = TuckerTensor(core: core, factors: factors, modes: modes)

@@ -18,6 +18,10 @@ public struct TuckerTensor: Sendable {
     public var factors: [[Double]?]
     public var coreSizes: [Int]
 
+    /// - Parameters:
+    ///   - core: Row-major over the modes' core sizes.
+    ///   - factors: U_k `[n_k, r_k]` per mode, nil where the mode is full.
+    ///   - modes: The group's modes in its order.
     public init(core: [Double], factors: [[Double]?], modes: [TTMode]) {
         precondition(factors.count == modes.count, "TuckerTensor: one factor (or nil) per mode")
         let sizes = zip(modes, factors).map { mode, u in u.map { $0.count / mode.size } ?? mode.size }
@@ -29,6 +33,11 @@ public struct TuckerTensor: Sendable {
         self.coreSizes = sizes
     }
 
+    /// The same from the stored float32 tensors.
+    /// - Parameters:
+    ///   - core: Row-major over the modes' core sizes.
+    ///   - factors: U_k `[n_k, r_k]` per mode, nil where the mode is full.
+    ///   - modes: The group's modes in its order.
     public init(core: [Float], factors: [[Float]?], modes: [TTMode]) {
         self.init(core: core.map(Double.init), factors: factors.map { $0?.map(Double.init) }, modes: modes)
     }
@@ -140,6 +149,9 @@ public struct TuckerTensor: Sendable {
     }
 
     /// ΔW[l, m]/s `[out, in]` (out and in row-major by factor order), at `l·modules + m`.
+    /// - Parameters:
+    ///   - layers: The layer mode's size (1 without one).
+    ///   - modules: The module mode's size (1 without one).
     public func pairDeltas(layers: Int, modules: Int) -> [[Double]] {
         let uOut = kronecker(.out), uIn = kronecker(.in)
         let rOut = modes(.out).reduce(1) { $0 * coreSizes[$1] }, rIn = modes(.in).reduce(1) { $0 * coreSizes[$1] }
@@ -163,6 +175,9 @@ extension TTCalibration {
     /// Per-pair `⟨X[l,m], Y[l,m]⟩_G = Σ_rows ⟨x·ΔX[l,m]ᵀ, x·ΔY[l,m]ᵀ⟩` of two Tucker
     /// tensors of the same modes (any ranks), at `l·modules + m`:
     /// `tr(Z_Xᵀ (U_out,Xᵀ U_out,Y) Z_Y (U_in,Yᵀ G U_in,X))`.
+    /// - Parameters:
+    ///   - x: The first tensor.
+    ///   - y: The second, of the same modes.
     public func pairInnerProducts(_ x: TuckerTensor, _ y: TuckerTensor) -> [Double] {
         precondition(x.modes == y.modes, "TTCalibration: the Tucker tensors' modes differ")
         let n = inFeatures
@@ -181,9 +196,13 @@ extension TTCalibration {
     }
 
     /// Per-pair output energy of a Tucker tensor, `E_{l,m} = ⟨X, X⟩_G`.
+    /// - Parameter x: The tensor.
     public func pairEnergies(_ x: TuckerTensor) -> [Double] { pairInnerProducts(x, x) }
 
     /// Per-pair `E(X − Y) = E(X) − 2⟨X, Y⟩ + E(Y)`.
+    /// - Parameters:
+    ///   - x: The first tensor.
+    ///   - y: The second, of the same modes.
     public func pairDistances(_ x: TuckerTensor, _ y: TuckerTensor) -> [Double] {
         let xx = pairEnergies(x), xy = pairInnerProducts(x, y), yy = pairEnergies(y)
         return xx.indices.map { max(xx[$0] - 2 * xy[$0] + yy[$0], 0) }
@@ -195,6 +214,7 @@ extension TuckerTensor {
     /// their rows of the layer factor, or their slices of a full layer mode's
     /// core. A layer mode of one layer is no mode (DESIGN §2): the core is
     /// contracted with that layer's row and the mode removed. Nothing else changes.
+    /// - Parameter kept: The layers kept, indices into the layer mode, ascending.
     public func keepingLayers(_ kept: [Int]) -> TuckerTensor {
         guard let k = layerMode else { return self }
         let c = coreSizes[k]
