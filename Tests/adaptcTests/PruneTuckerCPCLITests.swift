@@ -289,4 +289,17 @@ final class PruneTuckerCPCLITests: XCTestCase {
             XCTAssertEqual(sandbox.listing(), before)
         }
     }
+
+    /// A Tucker group written with a uniform `rank:` gets a `ranks:` mapping in its place.
+    func testUniformRankIsRewrittenAsAMapping() throws {
+        let spec = Self.tucker(layers: 3).replacingOccurrences(of: "ranks: {layer: 2, module: full, out.0: 3, out.1: 4, in: 5}", with: "rank: 3")
+        try writeInputs(spec, layers: 3)
+        let run = try sandbox.adaptc("prune", "prune-tc.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", "calib.safetensors",
+                                     "--levels", "rank", "--threshold", "0.8", "-o", "u")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        let text = try String(contentsOfFile: sandbox.path("u/prune-tc.adapt.yaml"), encoding: .utf8)
+        XCTAssertFalse(text.contains("rank: 3"), text)
+        XCTAssertTrue(text.contains("    ranks:  # data-weighted Tucker rounding") && text.contains("      out.1: "), text)
+        XCTAssertEqual(try sandbox.adaptc("check", "u/prune-tc.adapt.yaml").status, 0)
+    }
 }

@@ -183,7 +183,6 @@ public enum TuckerRounding {
     /// Mode k's data-weighted spectrum (x has orthonormal factors).
     static func analyse(_ x: TuckerTensor, mode k: Int, calibration: TTCalibration) -> Analysis {
         let c = x.coreSizes[k]
-        let grams = x.coreGrams(calibration)
         let L = calibration.layers, M = calibration.modules
         func projection(_ m: [Double], exact: Bool) -> Analysis {
             let (values, vectors) = eigen(m, n: c)
@@ -195,6 +194,7 @@ public enum TuckerRounding {
             // Exact: Σ_{l,m} T₍ₖ₎T₍ₖ₎ᵀ of T = Z·S, out index untouched by the weighting.
             let outModes = x.modes(.out), rIn = x.modes(.in).reduce(1) { $0 * x.coreSizes[$1] }
             let shape = outModes.map { x.coreSizes[$0] } + [rIn], j = outModes.firstIndex(of: k)!
+            let grams = x.coreGrams(calibration)
             let rOut = shape.dropLast().reduce(1, *)
             var gram = [Double](repeating: 0, count: c * c)
             for (b, z) in x.pairMatrices(layers: L, modules: M).enumerated() {
@@ -205,7 +205,7 @@ public enum TuckerRounding {
             return projection(gram, exact: true)
         case .layer, .module:
             // The core side weighted with the Gram pooled over this mode's index.
-            let core = x.canonicalCore(), width = core.out * core.in
+            let core = x.canonicalCore(), width = core.out * core.in, grams = x.coreGrams(calibration)
             let isLayer = x.modes[k].kind == .layer
             var gram = [Double](repeating: 0, count: c * c)
             for other in 0..<(isLayer ? M : L) {

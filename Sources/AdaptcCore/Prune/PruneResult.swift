@@ -5,7 +5,7 @@ import AdaptRuntime
 public struct GroupPruning {
     public var name: String
     public var structure: Structure
-    /// False for groups the pruner leaves alone (tensor structures, for now).
+    /// False for groups the pruner leaves alone (none since every structure is pruned).
     public var pruned: Bool
     /// Each layer's share of the group's output energy, ascending by layer.
     public var layerShares: [(layer: Int, share: Double)]
