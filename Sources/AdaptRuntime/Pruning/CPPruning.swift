@@ -58,7 +58,8 @@ public enum CPPruning {
         var importances = (0..<rank).map { p[$0 * rank + $0] }
         var lostNow = 0.0
         let budget = (1 - threshold + TTRounding.zeroShare) * total
-        while kept.count > 1 {
+        // Nothing carries energy (ΔW = 0 on the rows): nothing is dropped.
+        while kept.count > 1 && total > 0 {
             // Leave-one-out from what is kept now: the loss if c went next.
             var best = kept[0], bestLoss = Double.infinity
             for c in kept {

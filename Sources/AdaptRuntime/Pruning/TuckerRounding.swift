@@ -127,7 +127,9 @@ public enum TuckerRounding {
                 }
                 let budget = (1 - threshold + TTRounding.zeroShare) * now
                 lost = loss(keep)
-                if fixed == nil {
+                // Nothing carries energy (ΔW = 0 on the rows): nothing is cut.
+                if fixed == nil && now <= 0 { keep = count }
+                if fixed == nil && now > 0 {
                     while keep < count && lost > budget {
                         keep += 1
                         lost = loss(keep)

@@ -150,4 +150,15 @@ final class CPPruningTests: XCTestCase {
             }
         }
     }
+
+    /// A zero out factor (ΔW = 0, as after `init`) carries no energy: nothing is dropped.
+    func testZeroTensorIsLeftAlone() {
+        var random = TestRandom(seed: 304)
+        var c = Self.randomCase(&random)
+        let first = c.modes.firstIndex { $0.kind == .out }!
+        c.factors[first] = c.factors[first].map { _ in 0 }
+        let result = CPPruning.prune(factors: c.factors, modes: c.modes, calibration: c.calibration, scale: 1, threshold: 0.5)
+        XCTAssertTrue(result.unchanged)
+        XCTAssertEqual(result.rank, c.rank)
+    }
 }

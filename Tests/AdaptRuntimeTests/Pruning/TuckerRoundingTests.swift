@@ -246,4 +246,20 @@ final class TuckerRoundingTests: XCTestCase {
             }
         }
     }
+
+    /// A zero core (ΔW = 0, as after `init`) carries no energy: nothing is cut.
+    func testZeroTensorIsLeftAlone() {
+        var random = TestRandom(seed: 256)
+        var coupled = 0
+        for trial in 0..<12 {
+            let global = trial % 2 == 1
+            var c = Self.randomCase(&random)
+            if zip(c.modes, c.factors).contains(where: { ($0.kind == .layer || $0.kind == .module) && $1 != nil }) { coupled += 1 }
+            c.core = c.core.map { _ in 0 }
+            let result = TuckerRounding.round(core: c.core, factors: c.factors, modes: c.modes, calibration: c.calibration, scale: 1,
+                                              options: .init(threshold: 0.5, globalScope: global))
+            XCTAssertTrue(result.unchanged, "\(result.ranks) \(c.ranks)")
+        }
+        XCTAssertGreaterThan(coupled, 3, "cases with a factored layer or module mode")
+    }
 }
