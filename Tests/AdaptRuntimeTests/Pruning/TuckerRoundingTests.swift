@@ -262,4 +262,81 @@ final class TuckerRoundingTests: XCTestCase {
         }
         XCTAssertGreaterThan(coupled, 3, "cases with a factored layer or module mode")
     }
+
+    /// Plain sequentially truncated HOSVD of the dense tensor in mode order: at
+    /// each non-full mode the leading left singular vectors of the current
+    /// unfolding (one-sided Jacobi) whose σ² reach `threshold` of its total
+    /// (shares below 1e-12 count as zero), projected onto.
+    static func referenceSTHOSVD(_ d: [Double], modes: [TTMode], full: [Bool], threshold: Double) -> (ranks: [Int?], dense: [Double]) {
+        var t = d
+        var ranks: [Int?] = []
+        let sizes = modes.map(\.size)
+        for k in modes.indices {
+            guard !full[k] else { ranks.append(nil); continue }
+            let n = sizes[k], before = sizes[..<k].reduce(1, *), after = sizes[(k + 1)...].reduce(1, *)
+            var unfolding = [Double](repeating: 0, count: n * before * after)
+            for a in 0..<before { for j in 0..<n { for b in 0..<after { unfolding[j * before * after + a * after + b] = t[(a * n + j) * after + b] } } }
+            let (u, sv, _) = TTRoundingTests.jacobiSVD(unfolding, rows: n, cols: before * after)
+            let columns = sv.count, total = sv.reduce(0) { $0 + $1 * $1 }
+            var keep = columns, cumulative = 0.0
+            for j in 0..<columns { cumulative += sv[j] * sv[j]; if cumulative >= (threshold - 1e-12) * total { keep = j + 1; break } }
+            ranks.append(keep)
+            var projection = [Double](repeating: 0, count: n * n)
+            for i in 0..<n { for i2 in 0..<n { for j in 0..<keep { projection[i * n + i2] += u[i * columns + j] * u[i2 * columns + j] } } }
+            var next = [Double](repeating: 0, count: t.count)
+            for a in 0..<before { for i in 0..<n { for i2 in 0..<n { let w = projection[i * n + i2]; if w == 0 { continue }
+                for b in 0..<after { next[(a * n + i) * after + b] += w * t[(a * n + i2) * after + b] } } } }
+            t = next
+        }
+        return (ranks, t)
+    }
+
+    /// With white calibration rows (Σ xᵀx = c·I for every pair) every mode's
+    /// weighting, coupled or not, is a multiple of the plain one: the result is
+    /// plain ST-HOSVD of the weights (float64 reference), ranks and tensor.
+    func testWhiteCalibrationIsPlainSequentialHOSVD() {
+        var random = TestRandom(seed: 257)
+        var cut = 0
+        for trial in 0..<10 {
+            var c = Self.randomCase(&random)
+            c.rows = c.rows.indices.map { _ in
+                var x = [Float](repeating: 0, count: c.inFeatures * c.inFeatures)
+                for i in 0..<c.inFeatures { x[i * c.inFeatures + i] = 1.5 }
+                return x
+            }
+            c.counts = c.counts.map { _ in c.inFeatures }
+            let threshold = [0.7, 0.85, 0.95][trial % 3]
+            let result = TuckerRounding.round(core: c.core, factors: c.factors, modes: c.modes, calibration: c.calibration, scale: 1,
+                                              options: .init(threshold: threshold))
+            let d = Self.referenceDense(c.core, c.factors, modes: c.modes)
+            let reference = Self.referenceSTHOSVD(d, modes: c.modes, full: c.factors.map { $0 == nil }, threshold: threshold)
+            XCTAssertEqual(result.ranks, reference.ranks, "trial \(trial)")
+            let got = Self.referenceDense(result.core, result.factors, modes: c.modes)
+            XCTAssertLessThan(TTRoundingTests.relativeError(got, reference.dense), 1e-5, "trial \(trial)")
+            if result.ranks != c.ranks { cut += 1 }
+        }
+        XCTAssertGreaterThan(cut, 5)
+    }
+
+    /// One pair and one `in` mode: the in mode's data-weighted spectrum is exact
+    /// — it sums to the output energy, and its cut (the only one: out stays
+    /// full) loses exactly its dropped tail on the calibration rows.
+    func testInModeOfASinglePairIsExact() {
+        var random = TestRandom(seed: 258)
+        var tried = 0
+        while tried < 6 {
+            let c = Self.randomCase(&random, factored: [.in])
+            guard c.layers == 1, c.modules == 1, c.modes.filter({ $0.kind == .in }).count == 1,
+                  let k = c.modes.firstIndex(where: { $0.kind == .in }), c.factors[k] != nil else { continue }
+            tried += 1
+            let result = TuckerRounding.round(core: c.core, factors: c.factors, modes: c.modes, calibration: c.calibration, scale: 1,
+                                              options: .init(threshold: 0.8))
+            let mode = result.modes[k]
+            let (lost, total) = Self.referenceLoss(c, result, scale: 1, newScale: 1)
+            XCTAssertTrue(mode.exactWeighting)
+            XCTAssertEqual(mode.energies.reduce(0, +), total, accuracy: 1e-9 * total)
+            XCTAssertEqual(mode.energies.dropFirst(mode.rankAfter!).reduce(0, +), lost, accuracy: 1e-6 * total)
+            XCTAssertLessThan(mode.rankAfter!, mode.rankBefore!)
+        }
+    }
 }
