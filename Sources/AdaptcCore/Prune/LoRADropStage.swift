@@ -30,12 +30,6 @@ public enum LoRADropStage {
             case .lora:
                 break
             }
-            guard group.structure == .lora else {
-                for p in plan.parameters where p.key.hasPrefix(group.name + ".") { weights[p.key] = values(p.key, plan, adapter) }
-                groups.append(GroupPruning(name: group.name, structure: group.structure, pruned: false, layerShares: [],
-                                           keptLayers: group.layers, droppedLayers: [], sharedGroupName: nil, sharedRank: nil, pairs: []))
-                continue
-            }
             let inputs = group.pairs.map { pair in
                 let rows = calibration.rows[pair.key]!
                 return LoRADropPruner.PairInput(
