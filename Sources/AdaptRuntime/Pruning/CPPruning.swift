@@ -124,9 +124,7 @@ public enum CPPruning {
         for l in 0..<calibration.layers {
             for m in 0..<calibration.modules {
                 let w = zip(row(layer, l), row(module, m)).map { $0 * $1 }
-                let g = calibration.grams[l * calibration.modules + m]
-                let inGram = DenseLinearAlgebra.multiply(fIn, DenseLinearAlgebra.multiply(g, fIn, m: n, n: rank, k: n),
-                                                         m: rank, n: rank, k: n, transA: true)
+                let inGram = calibration.projectedGram(pair: l * calibration.modules + m, fIn, columns: rank, fIn, columns: rank)
                 var pair = [Double](repeating: 0, count: rank * rank)
                 for c in 0..<rank { for d in 0..<rank { pair[c * rank + d] = w[c] * w[d] * outGram[c * rank + d] * inGram[c * rank + d] } }
                 result.append(pair)

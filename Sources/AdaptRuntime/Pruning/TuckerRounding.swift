@@ -273,7 +273,7 @@ public enum TuckerRounding {
             }
         }
         var pooled = [Double](repeating: 0, count: size * size)
-        for g in calibration.grams {
+        for g in calibration.pairGrams {
             for i in 0..<n { for i2 in 0..<n where rest[i] == rest[i2] { pooled[own[i] * size + own[i2]] += g[i * n + i2] } }
         }
         return pooled

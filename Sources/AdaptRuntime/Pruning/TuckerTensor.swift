@@ -164,14 +164,26 @@ public struct TuckerTensor: Sendable {
 
     /// `U_inᵀ G_{l,m} U_in` `[R_in, R_in]` per pair: the Gram in the core's in space.
     func coreGrams(_ calibration: TTCalibration) -> [[Double]] {
-        let u = kronecker(.in), n = calibration.inFeatures, r = u.count / n
-        return calibration.grams.map { g in
-            DenseLinearAlgebra.multiply(u, DenseLinearAlgebra.multiply(g, u, m: n, n: r, k: n), m: r, n: r, k: n, transA: true)
-        }
+        let u = kronecker(.in), r = u.count / calibration.inFeatures
+        return (0..<(calibration.layers * calibration.modules)).map { calibration.projectedGram(pair: $0, u, columns: r, u, columns: r) }
     }
 }
 
 extension TTCalibration {
+    /// Σ xᵀx `[in, in]` of each pair's rows (float64), at `l·modules + m`: the
+    /// weighting Tucker and CP pruning read (the one place they name how the
+    /// calibration stores it).
+    var pairGrams: [[Double]] { grams }
+
+    /// `Aᵀ·G_b·B` `[ra, rb]` for in-side matrices A `[in, ra]`, B `[in, rb]`:
+    /// `Σ_rows (x·A)ᵀ(x·B)` of pair b's rows — the Gram in a factor's space,
+    /// what every energy of a Tucker or CP tensor needs (never G itself, unless
+    /// the in mode is full).
+    func projectedGram(pair b: Int, _ a: [Double], columns ra: Int, _ c: [Double], columns rc: Int) -> [Double] {
+        let n = inFeatures
+        return DenseLinearAlgebra.multiply(a, DenseLinearAlgebra.multiply(grams[b], c, m: n, n: rc, k: n), m: ra, n: rc, k: n, transA: true)
+    }
+
     /// Per-pair `⟨X[l,m], Y[l,m]⟩_G = Σ_rows ⟨x·ΔX[l,m]ᵀ, x·ΔY[l,m]ᵀ⟩` of two Tucker
     /// tensors of the same modes (any ranks), at `l·modules + m`:
     /// `tr(Z_Xᵀ (U_out,Xᵀ U_out,Y) Z_Y (U_in,Yᵀ G U_in,X))`.
@@ -186,9 +198,8 @@ extension TTCalibration {
         let rxOut = xOut.count / outCount, ryOut = yOut.count / outCount, rxIn = xIn.count / n, ryIn = yIn.count / n
         let outCross = DenseLinearAlgebra.multiply(xOut, yOut, m: rxOut, n: ryOut, k: outCount, transA: true)
         let zx = x.pairMatrices(layers: layers, modules: modules), zy = y.pairMatrices(layers: layers, modules: modules)
-        return grams.indices.map { b in
-            let inCross = DenseLinearAlgebra.multiply(yIn, DenseLinearAlgebra.multiply(grams[b], xIn, m: n, n: rxIn, k: n),
-                                                      m: ryIn, n: rxIn, k: n, transA: true)
+        return (0..<(layers * modules)).map { b in
+            let inCross = projectedGram(pair: b, yIn, columns: ryIn, xIn, columns: rxIn)
             let left = DenseLinearAlgebra.multiply(outCross, zy[b], m: rxOut, n: ryIn, k: ryOut)
             let product = DenseLinearAlgebra.multiply(left, inCross, m: rxOut, n: rxIn, k: ryIn)
             return zip(zx[b], product).reduce(0) { $0 + $1.0 * $1.1 }
