@@ -243,7 +243,7 @@ struct ExportGGUF: ParsableCommand {
 }
 
 struct Prune: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Drop low-importance layers and ranks (LoRA-drop); write a smaller spec and weights.")
+    static let configuration = CommandConfiguration(abstract: "Drop low-importance layers and ranks by calibration output energy (LoRA-drop; data-weighted TT/Tucker rounding; CP leave-one-out); write a smaller spec and weights.")
 
     @Argument(help: "Spec file.") var spec: String
     @Option(help: "Adapter weights.") var adapter: String

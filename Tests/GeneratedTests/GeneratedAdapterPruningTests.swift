@@ -53,4 +53,65 @@ final class GeneratedAdapterPruningTests: XCTestCase {
         XCTAssertLessThanOrEqual(result.bondRanks.reduce(0, +), ranks.reduce(0, +))
         XCTAssertNil(adapter.ttCores(group: "nope"))
     }
+
+    /// An app pruning its own Tucker group: `tuckerTensors` read from the buffer
+    /// give, as the group's output energy on the rows, Σ_rows ‖forward(x)‖²
+    /// (lotr-tucker: alpha 16, largest non-full rank 16, s = 1), and the rounding
+    /// at threshold 0.9 keeps at least 90% of it per mode.
+    func testTuckerEnergyOfAGeneratedAdapterIsTheEnergyOfItsForward() throws {
+        let adapter = LoTRTuckerAdapter(threads: 1)
+        var random = TestRandom(seed: 53)
+        _ = adapter.parameters.update(fromContentsOf: random.floats(LoTRTuckerAdapter.parameterCount, bound: 0.2))
+        adapter.prepare()
+        let names = ["layer", "module", "out", "in"]
+        let (core, factors) = try XCTUnwrap(adapter.tuckerTensors(group: "qv", modes: names))
+        XCTAssertNil(factors[0])
+        XCTAssertNil(factors[1])
+        let modes = [TTMode(.layer, size: 12), TTMode(.module, size: 2), TTMode(.out, size: 768), TTMode(.in, size: 768)]
+        let (rows, counts, want) = try Self.forwardEnergy(layers: 12, modules: 2, inFeatures: 768, random: &random) { layer, module, x in
+            try adapter.forward(layer: layer, module: LoTRTuckerAdapter.Module.allCases[module], x: x, rows: 3)
+        }
+        let calibration = TTCalibration(rows: rows, counts: counts, layers: 12, modules: 2, inFeatures: 768)
+        let result = TuckerRounding.round(core: core, factors: factors, modes: modes, calibration: calibration, scale: 1,
+                                          options: .init(threshold: 0.9))
+        XCTAssertEqual(result.totalEnergy, want, accuracy: 1e-4 * want)
+        XCTAssertEqual(result.ranks[0], nil)
+        XCTAssertNil(adapter.tuckerTensors(group: "nope", modes: names))
+    }
+
+    /// The same for a cp group (lorta-cp: alpha 32, R 32, s = 1): `cpFactors`
+    /// give the forward's energy, and leave-one-out pruning loses ≤ 1 − T of it.
+    func testCPEnergyOfAGeneratedAdapterIsTheEnergyOfItsForward() throws {
+        let adapter = LoRTACpAdapter(threads: 1)
+        var random = TestRandom(seed: 54)
+        _ = adapter.parameters.update(fromContentsOf: random.floats(LoRTACpAdapter.parameterCount, bound: 0.2))
+        adapter.prepare()
+        let names = ["layer", "module", "out", "in"]
+        let factors = try XCTUnwrap(adapter.cpFactors(group: "qkv", modes: names))
+        let modes = [TTMode(.layer, size: 12), TTMode(.module, size: 3), TTMode(.out, size: 768), TTMode(.in, size: 768)]
+        let (rows, counts, want) = try Self.forwardEnergy(layers: 12, modules: 3, inFeatures: 768, random: &random) { layer, module, x in
+            try adapter.forward(layer: layer, module: LoRTACpAdapter.Module.allCases[module], x: x, rows: 3)
+        }
+        let calibration = TTCalibration(rows: rows, counts: counts, layers: 12, modules: 3, inFeatures: 768)
+        let result = CPPruning.prune(factors: factors, modes: modes, calibration: calibration, scale: 1, threshold: 0.9)
+        XCTAssertEqual(result.totalEnergy, want, accuracy: 1e-4 * want)
+        XCTAssertLessThanOrEqual(result.lostEnergy, 0.1 * want + 1e-4 * want)
+        XCTAssertNil(adapter.cpFactors(group: "qkv", modes: ["layer", "nope"]))
+    }
+
+    /// Three random rows per pair, and the forward's Σ ‖y‖² over all pairs.
+    static func forwardEnergy(layers: Int, modules: Int, inFeatures: Int, random: inout TestRandom,
+                              forward: (Int, Int, [Float]) throws -> [Float]) rethrows -> ([[Float]], [Int], Double) {
+        var rows: [[Float]] = [], counts: [Int] = [], want = 0.0
+        for layer in 0..<layers {
+            for module in 0..<modules {
+                let x = random.floats(3 * inFeatures)
+                let y = try forward(layer, module, x)
+                want += y.reduce(0.0) { $0 + Double($1) * Double($1) }
+                rows.append(x)
+                counts.append(3)
+            }
+        }
+        return (rows, counts, want)
+    }
 }

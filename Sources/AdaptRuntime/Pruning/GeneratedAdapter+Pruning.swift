@@ -31,3 +31,33 @@ extension GeneratedAdapter {
         return (cores, ranks)
     }
 }
+
+extension GeneratedAdapter {
+    /// The current core and factors of one Tucker group, read from the parameter
+    /// buffer — what an app hands to `TuckerRounding.round` with the group's modes.
+    /// - Parameters:
+    ///   - group: The group's name (its tensors are `GROUP.core` and `GROUP.factor.MODE`).
+    ///   - modes: The group's mode names in its order (`layer`, `module`, `out.0`, …);
+    ///     a mode without a factor in the layout is `full` (nil).
+    /// - Returns: nil when the layout has no such core.
+    public func tuckerTensors(group: String, modes: [String]) -> (core: [Float], factors: [[Float]?])? {
+        guard let core = storedValues("\(group).core") else { return nil }
+        return (core, modes.map { storedValues("\(group).factor.\($0)") })
+    }
+
+    /// The current factors `[n_k, R]` of one cp group, read from the parameter
+    /// buffer — what an app hands to `CPPruning.prune` with the group's modes.
+    /// - Parameters:
+    ///   - group: The group's name (its factors are `GROUP.factor.MODE`).
+    ///   - modes: The group's mode names in its order (`layer`, `module`, `out`, `in.0`, …).
+    /// - Returns: nil when the layout lacks one of the factors.
+    public func cpFactors(group: String, modes: [String]) -> [[Float]]? {
+        let factors = modes.compactMap { storedValues("\(group).factor.\($0)") }
+        return factors.count == modes.count && !factors.isEmpty ? factors : nil
+    }
+
+    private func storedValues(_ key: String) -> [Float]? {
+        guard let tensor = Self.parameterLayout.first(where: { $0.key == key }) else { return nil }
+        return Array(storage.parameters[tensor.offset..<tensor.offset + tensor.count])
+    }
+}

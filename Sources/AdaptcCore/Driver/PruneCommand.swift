@@ -1,7 +1,8 @@
 import AdaptRuntime
 import Foundation
 
-/// `adaptc prune`: LoRA-drop on a spec and its adapter (DESIGN §4). Everything
+/// `adaptc prune`: LoRA-drop on a spec and its adapter, and its tensor counterparts
+/// (TT and Tucker rounding, CP leave-one-out; DESIGN §4). Everything
 /// is checked and computed first; only then is `DIR` created and its four files
 /// written, each atomically: `STEM.adapt.yaml`, `STEM.safetensors`,
 /// `report.json`, `report.svg`.

@@ -5,7 +5,7 @@ import AdaptRuntime
 /// in full before anything is computed: a missing pair, a wrong width, a key
 /// the spec does not cover or a NaN is one error naming the tensor.
 public struct CalibrationSet {
-    /// Rows by pair key; only pairs of the groups pruned (lora and tensor-train).
+    /// Rows by pair key; only pairs of the groups pruned (every structure).
     public var rows: [String: (x: [Float], count: Int)]
 
     public static func load(_ path: String, checked: CheckedSpec) throws -> CalibrationSet {
@@ -32,13 +32,13 @@ public struct CalibrationSet {
         let missing = lora.flatMap(\.pairs).filter { rows[$0.key] == nil }
         if let first = missing.first {
             let more = missing.count > 1 ? " (and \(missing.count - 1) more pairs)" : ""
-            throw UserError("\(path): no calibration rows for pair \(first.key)\(more); prune needs rows [n, in] keyed LAYER.MODULE for every pair of a lora or tensor-train group")
+            throw UserError("\(path): no calibration rows for pair \(first.key)\(more); prune needs rows [n, in] keyed LAYER.MODULE for every pair of every group")
         }
         return CalibrationSet(rows: rows)
     }
 
-    /// The structures `adaptc prune` measures (the others pass through unchanged).
+    /// The groups `adaptc prune` measures: every structure (groups with tasks never plan, so never get here).
     static func isPruned(_ group: ResolvedGroup) -> Bool {
-        group.structure == .lora || group.structure == .tensorTrain
+        [.lora, .tensorTrain, .tucker, .cp].contains(group.structure)
     }
 }

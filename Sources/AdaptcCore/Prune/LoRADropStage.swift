@@ -2,8 +2,8 @@ import AdaptRuntime
 
 /// The prune stage for a checked spec and its loaded adapter: runs LoRA-drop
 /// (AdaptRuntime's `LoRADropPruner`) on every lora group and collects the
-/// decisions and the pruned weights. Tensor-train groups go to
-/// `TTRoundingStage`; cp and tucker pass through unchanged.
+/// decisions and the pruned weights. Tensor-train, tucker and cp groups go to
+/// `TTRoundingStage`, `TuckerRoundingStage` and `CPPruningStage`.
 public enum LoRADropStage {
     public static func run(_ checked: CheckedSpec, plan: Plan, adapter: PlanInterpreter,
                            calibration: CalibrationSet, settings: PruneSettings) -> PruneResult {
@@ -14,16 +14,21 @@ public enum LoRADropStage {
         var groups: [GroupPruning] = []
         var weights: [String: [Float]] = [:]
         for group in checked.groups {
-            if group.structure == .tensorTrain {
+            switch group.structure {
+            case .tensorTrain:
                 groups.append(TTRoundingStage.run(group, plan: plan, adapter: adapter, calibration: calibration, settings: settings,
                                                   taken: taken, weights: &weights))
                 continue
-            }
-            guard group.structure == .lora else {
-                for p in plan.parameters where p.key.hasPrefix(group.name + ".") { weights[p.key] = values(p.key, plan, adapter) }
-                groups.append(GroupPruning(name: group.name, structure: group.structure, pruned: false, layerShares: [],
-                                           keptLayers: group.layers, droppedLayers: [], sharedGroupName: nil, sharedRank: nil, pairs: []))
+            case .tucker:
+                groups.append(TuckerRoundingStage.run(group, plan: plan, adapter: adapter, calibration: calibration, settings: settings,
+                                                      taken: taken, weights: &weights))
                 continue
+            case .cp:
+                groups.append(CPPruningStage.run(group, plan: plan, adapter: adapter, calibration: calibration, settings: settings,
+                                                 taken: taken, weights: &weights))
+                continue
+            case .lora:
+                break
             }
             let inputs = group.pairs.map { pair in
                 let rows = calibration.rows[pair.key]!

@@ -21,6 +21,7 @@ public enum PruneChart {
             y = layerPanel(group, threshold: result.settings.threshold, top: y, width: width, into: &body) + 24
             y = spectraPanel(group, top: y, width: width, into: &body) + 24
             y = bondPanel(group, top: y, width: width, into: &body) + 24
+            y = modePanel(group, top: y, width: width, into: &body) + 24
         }
         let header = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(y))\" "
             + "viewBox=\"0 0 \(Int(width)) \(Int(y))\" font-family=\"Helvetica, Arial, sans-serif\">"
@@ -137,6 +138,42 @@ public enum PruneChart {
             }
         }
         return top + 40 + Double((group.bonds.count + columns - 1) / columns) * cellHeight
+    }
+
+    /// A Tucker group: one small chart per mode, each component's share of the
+    /// mode's data-weighted energy, the kept ones in blue; a cp group: one chart,
+    /// each component's leave-one-out loss.
+    static func modePanel(_ group: GroupPruning, top: Double, width: Double, into body: inout [String]) -> Double {
+        let modes = group.modes.filter { !$0.energies.isEmpty }
+        guard !modes.isEmpty else { return top }
+        let cp = group.structure == .cp
+        body.append(text(20, top + 14, cp ? "group \(group.name): leave-one-out loss per component (CP)"
+                         : "group \(group.name): data-weighted spectra per mode (Tucker rounding)", size: 14, weight: "bold"))
+        body.append(text(20, top + 30, cp ? "bars: each component's share of the calibration output energy lost by leaving it out "
+                         + "(re-measured after each drop)" : "bars: each component's share of the mode's calibration output energy "
+                         + "(exact for out modes; pooled where the mode is coupled: in, layer, module)", size: 11))
+        let columns = 4
+        let (cellWidth, cellHeight) = ((width - 40) / Double(columns), 112.0)
+        let total = group.totalEnergy
+        for (i, mode) in modes.enumerated() {
+            let x = 20 + Double(i % columns) * cellWidth, y = top + 40 + Double(i / columns) * cellHeight
+            let energy = mode.energies.reduce(0, +)
+            let kept = total > 0 ? 1 - mode.lostEnergy / total : 1
+            let weighting = cp ? "" : mode.exactWeighting ? " (exact)" : " (coupled)"
+            body.append(text(x, y + 10, "\(mode.name)\(weighting)", size: 11, weight: "bold"))
+            body.append(text(x, y + 23, "rank \(mode.rankBefore ?? 0) → \(mode.rankAfter ?? 0), \(PrunedSpecText.percent(kept)) kept", size: 10))
+            let (plotTop, plotHeight, plotWidth) = (y + 30, cellHeight - 58, cellWidth - 30)
+            body.append("<line x1=\"\(f(x))\" y1=\"\(f(plotTop))\" x2=\"\(f(x))\" y2=\"\(f(plotTop + plotHeight))\" stroke=\"black\"/>")
+            body.append("<line x1=\"\(f(x))\" y1=\"\(f(plotTop + plotHeight))\" x2=\"\(f(x + plotWidth))\" y2=\"\(f(plotTop + plotHeight))\" stroke=\"black\"/>")
+            let step = plotWidth / Double(mode.energies.count)
+            for (k, e) in mode.energies.enumerated() {
+                let h = energy > 0 && e > 0 ? max(e / energy * plotHeight, 1) : 0
+                body.append(rect(x + Double(k) * step + step * 0.1, plotTop + plotHeight - h, step * 0.8, h,
+                                 mode.kept.contains(k) ? keptColour : droppedColour,
+                                 title: "component \(k + 1): \(PrunedSpecText.percent(energy > 0 ? e / energy : 0))"))
+            }
+        }
+        return top + 40 + Double((modes.count + columns - 1) / columns) * cellHeight
     }
 
     static func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, _ fill: String, title: String? = nil) -> String {

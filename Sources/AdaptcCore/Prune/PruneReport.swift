@@ -38,6 +38,15 @@ public struct PruneReport {
                      "energies": b.energies, "exact_weighting": b.exactWeighting, "lost_energy": b.lostEnergy]
                 }
             }
+            if !g.modes.isEmpty {
+                // Tucker: one entry per mode (rank null where full); cp: its components.
+                object["modes"] = g.modes.map { m -> [String: Any] in
+                    ["name": m.name, "rank_before": m.rankBefore.map { $0 as Any } ?? NSNull(),
+                     "rank_after": m.rankAfter.map { $0 as Any } ?? NSNull(), "energies": m.energies, "kept_components": m.kept,
+                     "exact_weighting": m.exactWeighting, "lost_energy": m.lostEnergy,
+                     "energy_kept": g.totalEnergy > 0 ? 1 - m.lostEnergy / g.totalEnergy : 1]
+                }
+            }
             if let s = g.sharedGroupName { object["shared_group"] = s }
             if let r = g.sharedRank { object["shared_rank_after"] = r }
             return object
@@ -71,7 +80,20 @@ public struct PruneReport {
 
     /// "layers 0, 2 → attn_shared; 5 pairs cut 40 → 17 components".
     func dropped(_ g: GroupPruning) -> String {
-        guard g.pruned else { return "not pruned (\(g.structure.rawValue): lora and tensor-train groups only for now)" }
+        guard g.pruned else { return "not pruned" }
+        if !g.modes.isEmpty {
+            var parts: [String] = []
+            if let name = g.sharedGroupName {
+                parts.append("layers \(g.droppedLayers.map(String.init).joined(separator: ", ")) → \(name)")
+            }
+            let cut = g.modes.filter { $0.rankBefore != $0.rankAfter }
+            if g.structure == .cp, let m = cut.first {
+                parts.append("rank \(m.rankBefore ?? 0) → \(m.rankAfter ?? 0)")
+            } else if !cut.isEmpty {
+                parts.append("ranks " + cut.map { "\($0.name) \($0.rankBefore ?? 0) → \($0.rankAfter ?? 0)" }.joined(separator: ", "))
+            }
+            return parts.isEmpty ? "nothing" : parts.joined(separator: "; ")
+        }
         if !g.bonds.isEmpty {
             var parts: [String] = []
             if let name = g.sharedGroupName {

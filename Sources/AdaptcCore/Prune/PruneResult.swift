@@ -5,7 +5,7 @@ import AdaptRuntime
 public struct GroupPruning {
     public var name: String
     public var structure: Structure
-    /// False for groups the pruner leaves alone (tensor structures, for now).
+    /// False for groups the pruner leaves alone (none since every structure is pruned).
     public var pruned: Bool
     /// Each layer's share of the group's output energy, ascending by layer.
     public var layerShares: [(layer: Int, share: Double)]
@@ -20,6 +20,13 @@ public struct GroupPruning {
     public var bonds: [BondPruning] = []
     /// Tensor-train groups: the bond ranks the input spec gave (before any layer cut).
     public var originalBondRanks: [Int] = []
+    /// Tucker groups: each mode's data-weighted spectrum and cut; cp groups: one
+    /// entry, the components' leave-one-out losses (empty otherwise).
+    public var modes: [ModePruning] = []
+    /// Tucker and cp groups: the ranks the pruned spec's group must resolve to.
+    public var expectedRanks: ResolvedRanks?
+    /// Tucker and cp groups: whether a rank changed, so the spec's ranks are rewritten.
+    public var ranksChanged = false
 
     public init(name: String, structure: Structure, pruned: Bool, layerShares: [(layer: Int, share: Double)], keptLayers: [Int],
                 droppedLayers: [Int], sharedGroupName: String?, sharedRank: Int?, pairs: [PairPruning]) {
@@ -52,6 +59,24 @@ public struct BondPruning {
     /// True when the weighted modes (layer, module, in) all lie on one side, so `energies` are exact.
     public var exactWeighting: Bool
     /// What this bond's cut lost on the calibration rows (Σ dropped energies where exact, measured otherwise).
+    public var lostEnergy: Double
+}
+
+/// One mode of a Tucker group, or a cp group's components (DESIGN §4).
+public struct ModePruning {
+    /// The mode as written in `ranks:` (`out.0`, `layer`, …); `components` for cp.
+    public var name: String
+    /// nil for a full mode (it stays full).
+    public var rankBefore: Int?
+    public var rankAfter: Int?
+    /// Tucker: the mode's data-weighted spectrum, descending. cp: per input
+    /// component, the calibration output energy lost by leaving it out.
+    public var energies: [Double]
+    /// Indices into `energies` that were kept.
+    public var kept: [Int]
+    /// True where `energies` are exact output energies of orthogonal components.
+    public var exactWeighting: Bool
+    /// What this mode's cut lost on the calibration rows.
     public var lostEnergy: Double
 }
 

@@ -47,6 +47,7 @@ public struct PrunedFiles {
             if !g.bonds.isEmpty {
                 guard case .tensorTrain(let bonds) = group.ranks, bonds == g.bonds.map(\.rankAfter) else { throw UserError("\(path): \(failure)") }
             }
+            if let ranks = g.expectedRanks, group.ranks != ranks { throw UserError("\(path): \(failure)") }
             for p in g.pairs {
                 if let r = p.rankAfter, group.rank(layer: p.pair.layer, module: p.pair.module) != r { throw UserError("\(path): \(failure)") }
             }

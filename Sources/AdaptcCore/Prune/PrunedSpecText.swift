@@ -46,6 +46,14 @@ public enum PrunedSpecText {
                                         lines: ranks.map { indent + $0 }))
                 }
             }
+            if let ranks = modeRankLines(group, pruning, result.settings) {
+                if let at = group.group.keyLocations["ranks"] ?? group.group.keyLocations["rank"] {
+                    edits.append(replace(at, in: lines, block: block, with: ranks, indent: indent))
+                } else {
+                    edits.append(insert(after: group.group.keyLocations["name"] ?? group.group.location, in: lines, block: block,
+                                        lines: ranks.map { indent + $0 }))
+                }
+            }
             if group.structure == .lora, let overrides = overrideLines(group, pruning, result.settings) {
                 if let at = group.group.keyLocations["overrides"] {
                     edits.append(replace(at, in: lines, block: block, with: overrides, indent: indent))
@@ -121,6 +129,30 @@ public enum PrunedSpecText {
             let weighting = bond.exactWeighting ? "" : ", Gram pooled across the bond, loss measured"
             lines.append("  - \(bond.rankAfter)  # bond \(k + 1) (\(bond.left.joined(separator: " ")) | \(bond.right.joined(separator: " "))): "
                 + "was \(bond.rankBefore), \(percent(kept)) of the output energy kept\(weighting)")
+        }
+        return lines
+    }
+
+    /// A Tucker group's new `ranks:` as a block mapping, one mode a line with
+    /// the energy its cut kept, or a cp group's new `rank:` (first line
+    /// without indent); nil when no rank changed.
+    static func modeRankLines(_ group: ResolvedGroup, _ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
+        guard !pruning.modes.isEmpty, pruning.ranksChanged else { return nil }
+        let total = pruning.totalEnergy
+        func kept(_ m: ModePruning) -> String { percent(total > 0 ? 1 - m.lostEnergy / total : 1) }
+        if group.structure == .cp, let m = pruning.modes.first {
+            return ["rank: \(m.rankAfter ?? 1)  # leave-one-out (threshold \(number(settings.threshold))): kept \(m.rankAfter ?? 1) of "
+                + "\(m.rankBefore ?? 1) components, \(kept(m)) of the group's calibration output energy"]
+        }
+        var lines = ["ranks:  # data-weighted Tucker rounding (threshold \(number(settings.threshold)), scope \(settings.scope.rawValue)): "
+            + "\(percent(pruning.energyKept)) of the group's calibration output energy kept"]
+        for m in pruning.modes {
+            guard let after = m.rankAfter, let before = m.rankBefore else {
+                lines.append("  \(m.name): full  # stays full")
+                continue
+            }
+            let weighting = m.exactWeighting ? "exact" : "coupled: Gram pooled, loss measured"
+            lines.append("  \(m.name): \(after)  # was \(before), \(kept(m)) of the output energy kept (\(weighting))")
         }
         return lines
     }
