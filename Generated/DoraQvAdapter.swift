@@ -32,7 +32,7 @@ private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 ///
 /// DoRA pairs (`dora: true`, DESIGN §5) compute `W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row`
 /// and need the base W: `prepare(base:)` computes each pair's row norms from it
-/// (about `2·out·in·(2r + 1)` flops a pair, on the adapter's threads; W is not kept).
+/// (about `2·out·in·(r + 1)` flops a pair, on the adapter's threads; W is not kept).
 /// Call it after loading and again after every parameter update: taking `parameters`
 /// makes the norms stale, and forward and backward of a DoRA pair then throw until it
 /// runs again. For a DoRA pair, forward's `y` holds the base output `x·Wᵀ` on entry and

@@ -23,7 +23,7 @@ extension Bench {
                       beta: 0, c: &y, ldc: out)
         }
         let seconds = try timeAlternating([prepare(1), prepare(threads), gemm], repeats: 5, warmup: 1)
-        let flops = Double(2 * out * inDim * (2 * rank + 1))
+        let flops = Double(2 * out * inDim * (rank + 1))
         for (t, s) in [(1, seconds[0]), (threads, seconds[1])] {
             emit([("case", "dora-prepare"), ("impl", "adaptc"), ("out", out), ("in", inDim), ("rank", rank), ("threads", t),
                   ("seconds", s), ("gflops", flops / s * 1e-9), ("base_gemm_512_seconds", seconds[2]),

@@ -127,6 +127,15 @@ final class DoRAGeneratedTests: XCTestCase {
             }
             let change = try materialize(adapter, layer, module, w: w)
             XCTAssertLessThan(maxRelativeError(zip(change, w).map { $0 + $1 }, try merged.floats(p + ".weight")), 1e-5, p)
+            // merge (the protocol's, through materialize(…base:…)): W ← W', also stored [in, out]; unmerge refuses.
+            var inPlace = w, transposed = (0..<(d * d)).map { w[($0 % d) * d + $0 / d] }
+            try inPlace.withUnsafeMutableBufferPointer { try adapter.merge(layer: layer, module: module, into: $0) }
+            try transposed.withUnsafeMutableBufferPointer { try adapter.merge(layer: layer, module: module, into: $0, transposed: true) }
+            XCTAssertLessThan(maxRelativeError(inPlace, try merged.floats(p + ".weight")), 1e-5, p)
+            XCTAssertEqual((0..<(d * d)).map { transposed[($0 % d) * d + $0 / d] }, inPlace, p)
+            XCTAssertThrowsError(try inPlace.withUnsafeMutableBufferPointer { try adapter.merge(layer: layer, module: module, into: $0, unmerge: true) }) {
+                XCTAssertTrue("\($0)".contains("is a DoRA pair: materialize needs the base weight W"), "\($0)")
+            }
         }
     }
 
@@ -323,7 +332,7 @@ final class DoRAGeneratedTests: XCTestCase {
     func testThreadCountChangesNoBits() throws {
         let rows = 2048
         let (out, inDim) = Adapter.shape(of: .intermediateDense)
-        XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 2 * inDim * (2 * 8 + 1)).count, 1, "norms split")
+        XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 2 * inDim * (8 + 1)).count, 1, "norms split")
         XCTAssertGreaterThan(FixedBlocks(extent: rows, unitWork: 2 * out).count, 1, "rescale splits")
         XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 3 * rows).count, 1, "backward splits")
         XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 4 * inDim).count, 1, "merge splits")

@@ -11,9 +11,12 @@
 /// `threads` (`AdapterStorage`'s contract).
 public enum DoRAPair {
     /// `norms[o] = ‖W_o + s·B_o·A‖` without forming V:
-    /// ‖V_o‖² = ‖W_o‖² + 2s·B_o·(A·W_oᵀ) + s²·‖B_o·A‖², accumulated in float64
-    /// (the cross terms cancel when B is small, so float32 sums would lose the norm's digits).
-    /// About `2·out·in·(2r + 1)` flops.
+    /// ‖V_o‖² = ‖W_o‖² + 2s·B_o·(A·W_oᵀ) + s²·B_o·G·B_oᵀ with the Gram matrix
+    /// G = A·Aᵀ `[r, r]` (= ‖B_o·A‖²), all in float64 (the terms cancel where V's
+    /// row is much shorter than W's, so float32 sums would lose the norm's digits).
+    /// A·W_oᵀ runs over Aᵀ `[in, r]` with the r sums side by side (each still
+    /// summed over `in` in order), which the compiler vectorises: about
+    /// `2·out·in·(r + 1)` flops, plus `r²·in` once for G.
     /// - Parameters:
     ///   - w: the base weight W `[out, in]`.
     ///   - a: A `[r, in]`.
@@ -27,29 +30,37 @@ public enum DoRAPair {
     public static func rowNorms(w: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale s: Float,
                                 out: Int, in inDim: Int, rank r: Int, into norms: UnsafeMutablePointer<Float>, threads: Int) {
         let s = Double(s)
-        let blocks = FixedBlocks(extent: out, unitWork: 2 * inDim * (2 * r + 1))
+        let at = UnsafeMutablePointer<Double>.allocate(capacity: max(inDim * r, 1))   // Aᵀ
+        let gram = UnsafeMutablePointer<Double>.allocate(capacity: max(r * r, 1))     // A·Aᵀ
+        defer { at.deallocate(); gram.deallocate() }
+        for k in 0..<r { for i in 0..<inDim { at[i * r + k] = Double(a[k * inDim + i]) } }
+        gram.initialize(repeating: 0, count: r * r)
+        for i in 0..<inDim {
+            let row = at + i * r
+            for k in 0..<r { for l in 0..<r { gram[k * r + l] += row[k] * row[l] } }
+        }
+        let blocks = FixedBlocks(extent: out, unitWork: 2 * inDim * (r + 1))
         Parallel.forEach(blocks.count, threads: threads) { range in
-            var aw = [Double](repeating: 0, count: r)       // A·W_oᵀ
-            var ba = [Double](repeating: 0, count: inDim)   // B_o·A
+            let aw = UnsafeMutablePointer<Double>.allocate(capacity: max(r, 1))   // A·W_oᵀ
+            defer { aw.deallocate() }
             for block in range {
                 for o in blocks[block] {
-                    let wo = w + o * inDim
+                    let wo = w + o * inDim, bo = b + o * r
+                    aw.initialize(repeating: 0, count: r)
                     var ww = 0.0
-                    for i in 0..<inDim { let v = Double(wo[i]); ww += v * v }
-                    for k in 0..<r {
-                        var acc = 0.0
-                        for i in 0..<inDim { acc += Double(a[k * inDim + i]) * Double(wo[i]) }
-                        aw[k] = acc
+                    for i in 0..<inDim {
+                        let v = Double(wo[i]), column = at + i * r
+                        ww += v * v
+                        for k in 0..<r { aw[k] += column[k] * v }
                     }
-                    for i in 0..<inDim { ba[i] = 0 }
-                    var cross = 0.0
+                    var cross = 0.0, bb = 0.0
                     for k in 0..<r {
-                        let bk = Double(b[o * r + k])
+                        let bk = Double(bo[k])
                         cross += bk * aw[k]
-                        for i in 0..<inDim { ba[i] += bk * Double(a[k * inDim + i]) }
+                        var gb = 0.0
+                        for l in 0..<r { gb += gram[k * r + l] * Double(bo[l]) }
+                        bb += bk * gb
                     }
-                    var bb = 0.0
-                    for i in 0..<inDim { bb += ba[i] * ba[i] }
                     norms[o] = Float((ww + 2 * s * cross + s * s * bb).squareRoot())
                 }
             }

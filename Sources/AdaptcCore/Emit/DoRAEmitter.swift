@@ -18,7 +18,7 @@ struct DoRAEmitter {
     static func typeDocumentation(into file: inout SourceText) {
         file.line("/// DoRA pairs (`dora: true`, DESIGN §5) compute `W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row`")
         file.line("/// and need the base W: `prepare(base:)` computes each pair's row norms from it")
-        file.line("/// (about `2·out·in·(2r + 1)` flops a pair, on the adapter's threads; W is not kept).")
+        file.line("/// (about `2·out·in·(r + 1)` flops a pair, on the adapter's threads; W is not kept).")
         file.line("/// Call it after loading and again after every parameter update: taking `parameters`")
         file.line("/// makes the norms stale, and forward and backward of a DoRA pair then throw until it")
         file.line("/// runs again. For a DoRA pair, forward's `y` holds the base output `x·Wᵀ` on entry and")

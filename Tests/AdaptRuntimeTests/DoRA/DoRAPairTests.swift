@@ -96,7 +96,7 @@ final class DoRAPairTests: XCTestCase {
     func testThreadCountChangesNoBits() {
         var rng = TestRandom(seed: 29)
         let (n, out, inDim, rank) = (2048, 1024, 512, 8)
-        XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 2 * inDim * (2 * rank + 1)).count, 1, "norms split")
+        XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 2 * inDim * (rank + 1)).count, 1, "norms split")
         XCTAssertGreaterThan(FixedBlocks(extent: n, unitWork: 2 * out).count, 1, "rescale splits")
         XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 3 * n).count, 1, "backward splits")
         XCTAssertGreaterThan(FixedBlocks(extent: out, unitWork: 4 * inDim).count, 1, "merge splits")
