@@ -95,7 +95,7 @@ public final class DoRAPreparedNorms {
             }
             if pairs[index] != nil { given.append((index, base[key]!)) }
         }
-        try commit(given, storage: storage)
+        commit(try given.map { ($0.0, try checkedNorms($0.0, weight: $0.1, storage: storage)) }, storage: storage)
     }
 
     /// Reads W of every DoRA pair from a checkpoint (key `weightKey` filled in,
@@ -107,7 +107,8 @@ public final class DoRAPreparedNorms {
     ///   - transposed: the file stores W `[in, out]` (`model.weights.layout: in_out`).
     ///   - storage: the adapter's storage.
     public func prepare(base file: SafetensorsFile, weightKey: String, transposed: Bool, storage: AdapterStorage) throws {
-        var weights: [(Int, [Float])] = []
+        // Pair by pair: one W in memory at a time, only the norms kept until all are checked.
+        var computed: [(Int, [Float])] = []
         for (index, pair) in pairs.enumerated() {
             guard let pair else { continue }
             let key = Self.weightKey(weightKey, layer: pair.layer, module: pair.module)
@@ -118,37 +119,29 @@ public final class DoRAPreparedNorms {
             guard entry.shape == shape else {
                 throw AdapterError.tensorShapeMismatch(path: file.path, key: key, shape: entry.shape, expected: shape)
             }
-            let stored = try file.floats(key)
-            guard transposed else {
-                weights.append((index, stored))
-                continue
-            }
-            var w = [Float](repeating: 0, count: stored.count)
-            stored.withUnsafeBufferPointer { stored in
-                w.withUnsafeMutableBufferPointer {
-                    MergeArithmetic.transpose(stored, rows: pair.inFeatures, columns: pair.out, into: $0)
+            var w = try file.floats(key)
+            if transposed {
+                let stored = w
+                stored.withUnsafeBufferPointer { stored in
+                    w.withUnsafeMutableBufferPointer {
+                        MergeArithmetic.transpose(stored, rows: pair.inFeatures, columns: pair.out, into: $0)
+                    }
                 }
             }
-            weights.append((index, w))
+            computed.append((index, try w.withUnsafeBufferPointer { try checkedNorms(index, weight: $0.baseAddress!, storage: storage) }))
         }
-        try withPointers(weights) { try commit($0, storage: storage) }
+        commit(computed, storage: storage)
     }
 
-    private func withPointers<R>(_ arrays: [(Int, [Float])], _ body: ([(Int, UnsafePointer<Float>)]) throws -> R) rethrows -> R {
-        guard let (index, first) = arrays.first else { return try body([]) }
-        return try first.withUnsafeBufferPointer { head in
-            try withPointers(Array(arrays.dropFirst())) { rest in try body([(index, head.baseAddress!)] + rest) }
-        }
+    /// The pair's norms from W, or the error of its first bad row.
+    private func checkedNorms(_ index: Int, weight: UnsafePointer<Float>, storage: AdapterStorage) throws -> [Float] {
+        let values = Self.norms(pairs[index]!, weight: weight, storage: storage)
+        try check(values, index: index)
+        return values
     }
 
-    private func commit(_ given: [(Int, UnsafePointer<Float>)], storage: AdapterStorage) throws {
-        var computed: [(Int, [Float])] = []
-        for (index, w) in given {
-            let pair = pairs[index]!
-            let values = Self.norms(pair, weight: w, storage: storage)
-            try check(values, index: index)
-            computed.append((index, values))
-        }
+    /// Stores computed norms, stamped with the parameters' version (all checked before: all or nothing).
+    private func commit(_ computed: [(Int, [Float])], storage: AdapterStorage) {
         for (index, values) in computed {
             norms[index] = values
             versions[index] = storage.parameterVersion
