@@ -34,7 +34,8 @@ extension AdapterStorage {
         let byKey = Dictionary(uniqueKeysWithValues: layout.map { ($0.key, $0) })
         for key in writer.order {
             let tensor = byKey[key]!
-            try writer.append(key, floats: UnsafeBufferPointer(rebasing: parameters[tensor.offset..<tensor.offset + tensor.count]))
+            // Through `parameterBase`: saving must not mark prepared state (or DoRA's norms) stale.
+            try writer.append(key, floats: UnsafeBufferPointer(start: parameterBase + tensor.offset, count: tensor.count))
         }
         try writer.commit()
     }

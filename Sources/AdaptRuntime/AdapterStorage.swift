@@ -59,6 +59,11 @@ public final class AdapterStorage {
     public let threads: Int
     /// False once the parameters may have changed since the last `prepare()`.
     public private(set) var preparedIsCurrent: Bool
+    /// Counts the times `parameters` was taken (each may have changed them):
+    /// state computed from the parameters together with something the adapter
+    /// does not keep (DoRA's row norms, which need the base W) records it, and
+    /// is stale once it differs.
+    public private(set) var parameterVersion = 0
 
     /// Zeroed buffers for `parameterCount` parameters, `preparedCount` floats of
     /// prepared state and gradients for the first `preparedGradientCount` of them
@@ -89,6 +94,7 @@ public final class AdapterStorage {
     /// marks prepared state stale (see the type's documentation).
     public var parameters: UnsafeMutableBufferPointer<Float> {
         if prepared.count > 0 { preparedIsCurrent = false }
+        parameterVersion &+= 1
         return parameterBuffer
     }
 

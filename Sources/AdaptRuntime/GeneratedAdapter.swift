@@ -46,9 +46,20 @@ public protocol GeneratedAdapter: AnyObject {
     func finishBackward()
     /// `ΔW[out, in]` of one pair, scale included.
     func materialize(layer: Int, module: Module, into delta: UnsafeMutableBufferPointer<Float>) throws
+    /// What merge adds to the base `weight` W `[out, in]`: `W' − W` for a DoRA
+    /// pair (DESIGN §5, computed from this W), `ΔW` for the others (the default,
+    /// for specs without DoRA, ignores `weight`).
+    func materialize(layer: Int, module: Module, base weight: UnsafeBufferPointer<Float>,
+                     into delta: UnsafeMutableBufferPointer<Float>) throws
 }
 
 extension GeneratedAdapter {
+    /// Without DoRA the change merge applies does not depend on W: `ΔW`.
+    public func materialize(layer: Int, module: Module, base weight: UnsafeBufferPointer<Float>,
+                            into delta: UnsafeMutableBufferPointer<Float>) throws {
+        try materialize(layer: layer, module: module, into: delta)
+    }
+
     /// Without a fused program: the backward of each pair in turn.
     public func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
@@ -105,14 +116,26 @@ extension GeneratedAdapter {
     /// `W += ΔW` in place (`unmerge`: `W −= ΔW`), W `[out, in]` row-major: after a
     /// merge the base layer alone computes what base + adapter did.
     /// `transposed`: W is stored `[in, out]` (GPT-2's Conv1D, PEFT's
-    /// `fan_in_fan_out`), so `Wᵀ += ΔW`.
+    /// `fan_in_fan_out`), so `Wᵀ += ΔW`. A DoRA pair merges to
+    /// `W' = m ⊙ (W + s·B·A)/‖W + s·B·A‖_row` (from this W; no `prepare(base:)`
+    /// needed); its unmerge throws, as W' alone does not determine W.
     public func merge(layer: Int, module: Module, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false,
                       transposed: Bool = false) throws {
-        let delta = try materialize(layer: layer, module: module)
-        guard weight.count == delta.count else {
-            throw AdapterError.shapeMismatch(spec: Self.specName, argument: "W", count: weight.count, expected: delta.count)
-        }
         let shape = Self.shape(of: module)
+        guard weight.count == shape.out * shape.in else {
+            throw AdapterError.shapeMismatch(spec: Self.specName, argument: "W", count: weight.count, expected: shape.out * shape.in)
+        }
+        var delta = [Float](repeating: 0, count: weight.count)
+        try delta.withUnsafeMutableBufferPointer { delta in
+            if unmerge { return try materialize(layer: layer, module: module, into: delta) }
+            guard transposed else {
+                return try materialize(layer: layer, module: module, base: UnsafeBufferPointer(weight), into: delta)
+            }
+            // DoRA's change is computed from W `[out, in]`.
+            var w = [Float](repeating: 0, count: weight.count)
+            w.withUnsafeMutableBufferPointer { MergeArithmetic.transpose(UnsafeBufferPointer(weight), rows: shape.in, columns: shape.out, into: $0) }
+            try w.withUnsafeBufferPointer { try materialize(layer: layer, module: module, base: $0, into: delta) }
+        }
         delta.withUnsafeBufferPointer {
             MergeArithmetic.add($0, rows: shape.out, columns: shape.in, to: weight, sign: unmerge ? -1 : 1, transposed: transposed)
         }

@@ -44,6 +44,7 @@ struct Bench {
             case "init-tt-metatt": try initTTMetaTT(threads: threads)
             case "init-cp": try initCP(threads: threads)
             case "merge-sharded": try mergeSharded(threads: threads)
+            case "dora-prepare": try doraPrepare(threads: threads)
             default:
                 FileHandle.standardError.write(Data("adaptc-bench: unknown case \(name); known: \(known.joined(separator: " "))\n".utf8))
                 exit(64)
@@ -51,7 +52,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "decode", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "prune-tt", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded"]
+    static let known = ["lora-unmerged", "decode", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "prune-tt", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded", "dora-prepare"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

@@ -135,7 +135,6 @@ final class DoRACLITests: XCTestCase {
             (["init", spec, "-o", "y.safetensors"], "needs --base"),
             (["init", spec, "--base", "zero.safetensors", "-o", "y.safetensors"], "row 2 has norm zero"),
             (["export-gguf", spec, "--adapter", adapter, "--arch", "llama", "--heads", "2", "-o", "y.gguf"], "is DoRA"),
-            (["compile", spec, "-o", "gen"], "compile does not generate DoRA groups yet"),
         ]
         let before = sandbox.listing()
         for (arguments, needle) in cases {
@@ -145,6 +144,18 @@ final class DoRACLITests: XCTestCase {
             XCTAssertTrue(run.stderr.contains(needle), "\(arguments): \(run)")
             XCTAssertEqual(sandbox.listing(), before, "\(arguments): \(run)")
         }
+    }
+
+    /// compile generates DoRA groups: the type has prepare(base:) (DESIGN §6; GeneratedTests run it).
+    func testCompileGeneratesPrepareBase() throws {
+        try imported()
+        let run = try sandbox.adaptc("compile", "out/dora.adapt.yaml", "-o", "gen")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: sandbox.path("gen"))
+        XCTAssertEqual(files.count, 1, "\(files)")
+        let source = try String(contentsOfFile: sandbox.path("gen/\(files[0])"), encoding: .utf8)
+        XCTAssertTrue(source.contains("func prepare(base: [String: UnsafePointer<Float>]) throws"), source)
+        XCTAssertTrue(source.contains("func prepare(base: SafetensorsFile, weightKey: String = "), source)
     }
 
     func testDoRAOnOtherGroupsIsALocatedError() throws {

@@ -17,11 +17,16 @@
 ///   adapter's direct part `(c ⊙ dy)·ΔW`, A and B their gradients for `c ⊙ dy`,
 ///   and `dm_o = Σ_rows (x·Vᵀ)_o · dy_o / ‖V_o‖`.
 /// - materialize: `W' − W`, the change merge applies.
+///
+/// The arithmetic is `DoRAPair`'s, which the generated code calls too.
 struct DoRABase {
     var weight: [Float]
     var norms: [Float]
     /// The first row whose norm is zero or not finite (DoRA divides by it).
     var badRow: Int?
+    /// `storage.parameterVersion` the norms were computed at: they are
+    /// recomputed from the kept W once the parameters may have changed.
+    var version: Int = -1
 }
 
 extension PlanInterpreter {
@@ -73,16 +78,12 @@ extension PlanInterpreter {
         try v.withUnsafeMutableBufferPointer { v in
             try forwardLoRA(pair, x: x, rows: n, y: v)
         }
-        let gradients = storage.gradients.baseAddress! + dora.magnitude.offset
-        let m = magnitude(pair)
-        let out = pair.outFeatures
-        for o in 0..<out {
-            var sum = 0.0
-            for row in 0..<n { sum += Double(v[row * out + o]) * Double(dy[row * out + o]) }
-            gradients[o] += Float(sum / Double(norms[o]))
-        }
-        for row in 0..<n {
-            for o in 0..<out { dy[row * out + o] *= m[o] / norms[o] }
+        v.withUnsafeBufferPointer { v in
+            norms.withUnsafeBufferPointer { norms in
+                DoRAPair.backward(xV: v.baseAddress!, dy: dy.baseAddress!, magnitude: magnitude(pair), norms: norms.baseAddress!,
+                                  magnitudeGradient: storage.gradients.baseAddress! + dora.magnitude.offset,
+                                  rows: n, out: pair.outFeatures, threads: storage.threads)
+            }
         }
         runBackward(pair, x: x, dy: UnsafeBufferPointer(dy), rows: n, dx: dx)
     }
@@ -103,7 +104,7 @@ extension PlanInterpreter {
             throw AdapterError("\(plan.specName): DoRA pair \(pair.key): row \(row) of W + s·B·A has norm \(state.norms[row]); DoRA divides by it")
         }
         runMaterialize(pair, into: delta)
-        DoRAArithmetic.mergedChange(delta, weight: weight, magnitude: magnitude(pair), norms: state.norms)
+        mergedChange(pair, delta: delta, weight: weight, norms: state.norms)
     }
 
     // MARK: - Internals the main file calls
@@ -111,9 +112,11 @@ extension PlanInterpreter {
     /// nil for a pair without DoRA; its norms, or an error saying what is missing.
     func doraNorms(_ pair: PairPlan) throws -> [Float]? {
         guard pair.dora != nil else { return nil }
-        guard let state = doraBases[pair.key] else {
+        guard let kept = doraBases[pair.key] else {
             throw AdapterError("\(plan.specName): \(pair.key) is a DoRA pair and needs its base weight W: call prepare(base:) with it (adaptc: pass --base)")
         }
+        if kept.version != storage.parameterVersion { prepareDoRANorms() }
+        let state = doraBases[pair.key]!
         if let row = state.badRow {
             throw AdapterError("\(plan.specName): DoRA pair \(pair.key): row \(row) of W + s·B·A has norm \(state.norms[row]); DoRA divides by it")
         }
@@ -125,17 +128,26 @@ extension PlanInterpreter {
         throw AdapterError("\(plan.specName): \(pair.key) is a DoRA pair: \(call) needs the base output; use \(use)")
     }
 
-    /// y (= x·Vᵀ after the LoRA program) ← (m/‖V‖) ⊙ y, column by column.
+    /// y (= x·Vᵀ after the LoRA program) ← (m/‖V‖) ⊙ y.
     func rescaleDoRA(_ pair: PairPlan, rows n: Int, y: UnsafeMutableBufferPointer<Float>, norms: [Float]) {
-        let m = magnitude(pair), out = pair.outFeatures
-        for row in 0..<n {
-            for o in 0..<out { y[row * out + o] *= m[o] / norms[o] }
+        guard let y = y.baseAddress else { return }
+        norms.withUnsafeBufferPointer {
+            DoRAPair.rescale(y, rows: n, magnitude: magnitude(pair), norms: $0.baseAddress!, out: pair.outFeatures,
+                             threads: storage.threads)
         }
     }
 
-    func magnitude(_ pair: PairPlan) -> [Float] {
-        let tensor = pair.dora!.magnitude
-        return Array(UnsafeBufferPointer(start: storage.parameterBase + tensor.offset, count: tensor.count))
+    /// `delta`: ΔW on entry, `W' − W` on return (`DoRAPair.mergedChange`).
+    func mergedChange(_ pair: PairPlan, delta: UnsafeMutableBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
+                      norms: [Float]) {
+        norms.withUnsafeBufferPointer {
+            DoRAPair.mergedChange(delta.baseAddress!, weight: weight.baseAddress!, magnitude: magnitude(pair),
+                                  norms: $0.baseAddress!, out: pair.outFeatures, in: pair.inFeatures, threads: storage.threads)
+        }
+    }
+
+    func magnitude(_ pair: PairPlan) -> UnsafePointer<Float> {
+        UnsafePointer(storage.parameterBase + pair.dora!.magnitude.offset)
     }
 
     /// Recomputes every kept DoRA pair's norms from the current A, B (what `prepare()` does).
@@ -145,6 +157,7 @@ extension PlanInterpreter {
             let weight = doraBases[key]!.weight
             doraBases[key] = weight.withUnsafeBufferPointer { norms(of: dora, weight: $0, pair: pair) }
             doraBases[key]!.weight = weight
+            doraBases[key]!.version = storage.parameterVersion
         }
     }
 
@@ -171,10 +184,13 @@ extension PlanInterpreter {
         if unmerge {
             guard let norms = try doraNorms(pair) else { return }
             delta.withUnsafeMutableBufferPointer { runMaterialize(pair, into: $0) }
-            let m = magnitude(pair)
-            for o in 0..<out {
-                let c = Double(norms[o]) / Double(m[o])
-                for i in 0..<inDim { w[o * inDim + i] = Float(c * Double(w[o * inDim + i]) - Double(delta[o * inDim + i])) }
+            w.withUnsafeMutableBufferPointer { w in
+                delta.withUnsafeBufferPointer { delta in
+                    norms.withUnsafeBufferPointer {
+                        DoRAPair.unmerge(w.baseAddress!, delta: delta.baseAddress!, magnitude: magnitude(pair), norms: $0.baseAddress!,
+                                         out: out, in: inDim, threads: storage.threads)
+                    }
+                }
             }
         } else {
             try w.withUnsafeBufferPointer { w in
@@ -190,28 +206,12 @@ extension PlanInterpreter {
 
     private func norms(of dora: DoRAPlan, weight: UnsafeBufferPointer<Float>, pair: PairPlan) -> DoRABase {
         let p = storage.parameterBase
-        let a = Array(UnsafeBufferPointer(start: p + dora.a.offset, count: dora.a.count))
-        let b = Array(UnsafeBufferPointer(start: p + dora.b.offset, count: dora.b.count))
-        let norms = DoRAPair.rowNorms(w: Array(weight), a: a, b: b, scale: Float(pair.scale),
-                                      out: pair.outFeatures, in: pair.inFeatures, rank: pair.rank)
-        let bad = norms.firstIndex { !($0.isFinite && $0 > 0) }
-        return DoRABase(weight: [], norms: norms, badRow: bad)
-    }
-}
-
-/// The row arithmetic merge needs, on buffers.
-enum DoRAArithmetic {
-    /// `delta` holds ΔW = s·B·A on entry and `W' − W` on return:
-    /// `W'_o = (m_o/‖V_o‖)·(W_o + ΔW_o)`, in float64 per element.
-    static func mergedChange(_ delta: UnsafeMutableBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
-                             magnitude m: [Float], norms: [Float]) {
-        let out = m.count, inDim = delta.count / max(out, 1)
-        for o in 0..<out {
-            let c = Double(m[o]) / Double(norms[o])
-            for i in 0..<inDim {
-                let w = Double(weight[o * inDim + i])
-                delta[o * inDim + i] = Float(c * (w + Double(delta[o * inDim + i])) - w)
-            }
+        var norms = [Float](repeating: 0, count: pair.outFeatures)
+        norms.withUnsafeMutableBufferPointer {
+            DoRAPair.rowNorms(w: weight.baseAddress!, a: p + dora.a.offset, b: p + dora.b.offset, scale: Float(pair.scale),
+                              out: pair.outFeatures, in: pair.inFeatures, rank: pair.rank, into: $0.baseAddress!,
+                              threads: storage.threads)
         }
+        return DoRABase(weight: [], norms: norms, badRow: norms.withUnsafeBufferPointer(DoRAPair.firstBadRow))
     }
 }

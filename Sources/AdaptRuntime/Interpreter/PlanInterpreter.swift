@@ -151,7 +151,7 @@ public final class PlanInterpreter {
         let norms = try doraNorms(pair)
         run(pairPrograms[pair.key]!.materialize, rows: 0, Bindings(delta: delta))
         if let norms, let base = doraBases[pair.key] {
-            base.weight.withUnsafeBufferPointer { DoRAArithmetic.mergedChange(delta, weight: $0, magnitude: magnitude(pair), norms: norms) }
+            base.weight.withUnsafeBufferPointer { mergedChange(pair, delta: delta, weight: $0, norms: norms) }
         }
     }
 

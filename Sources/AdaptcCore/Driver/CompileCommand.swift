@@ -6,12 +6,6 @@ public enum CompileCommand {
     /// The generated source for one spec (what `compile` writes).
     public static func source(specPath: String) throws -> (fileName: String, source: String) {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
-        // The generated type has no prepare(base:) yet (DESIGN §6): code for a
-        // DoRA group would compute plain LoRA and ignore m. Refused, not half-done.
-        if let group = checked.groups.first(where: { $0.group.dora }) {
-            throw SpecErrors([Diagnostic(.error, at: group.group.location(of: "dora"),
-                                         "compile does not generate DoRA groups yet (group '\(group.name)'): the generated type has no prepare(base:); run DoRA with adaptc eval/merge --base or drop 'dora'")])
-        }
         let specFile = URL(fileURLWithPath: specPath).lastPathComponent
         let source = SwiftEmitter.emit(checked, plan: plan, specFileName: specFile)
         return (checked.spec.adapterTypeName + ".swift", source)

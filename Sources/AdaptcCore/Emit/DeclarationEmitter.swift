@@ -24,6 +24,8 @@ struct DeclarationEmitter {
             file.line("/// call it once after the backward calls of a step, before reading `gradients`.")
             file.line("///")
         }
+        let hasDoRA = plan.pairs.contains { $0.dora != nil }
+        if hasDoRA { DoRAEmitter.typeDocumentation(into: &file) }
         file.line("/// Not safe to call from several threads at once: calls share one workspace.")
         file.line("\(access)final class \(spec.adapterTypeName): GeneratedAdapter {")
         file.line("    \(access)enum Module: Int, CaseIterable, Hashable, Sendable {")
@@ -66,6 +68,7 @@ struct DeclarationEmitter {
         file.line()
         file.line("    \(access)let storage: AdapterStorage")
         file.line()
+        if hasDoRA { DoRAEmitter(checked: checked, plan: plan).emitStorage(into: &file) }
         file.line("    /// Zero parameters; `threads` TBB threads (0: TBB's default).")
         file.line("    \(access)init(threads: Int = 0) {")
         let prepared = plan.needsPrepare

@@ -26,8 +26,13 @@ struct DispatchEmitter {
         file.line("        _ = \(unusedBases)" + note)
     }
 
+    /// True when a group has `dora: true`: its entry points then wrap private
+    /// LoRA dispatches with DoRA's steps (`DoRAEmitter`).
+    private var hasDoRA: Bool { plan.pairs.contains { $0.dora != nil } }
+
     func emit(into file: inout SourceText, kernels: inout KernelEmitter) {
         emitPrepare(into: &file, kernels: &kernels)
+        if hasDoRA { DoRAEmitter(checked: checked, plan: plan).emitPrepareBase(into: &file) }
         emitPairEntryPoints(into: &file, kernels: &kernels)
         emitLayerForward(into: &file, kernels: &kernels)
         emitLayerBackward(into: &file, kernels: &kernels)
@@ -117,11 +122,18 @@ struct DispatchEmitter {
 
     private func emitPairEntryPoints(into file: inout SourceText, kernels: inout KernelEmitter) {
         let pairs = plan.pairs
+        let dora = hasDoRA ? DoRAEmitter(checked: checked, plan: plan) : nil
         func dispatch(_ role: String, _ programs: [Program], header: [String], checks: [String]) {
-            for h in header { file.line("    " + h) }
-            file.line("        let index = try Self.pair(layer, module)")
-            for c in checks { file.line("        " + c) }
-            if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
+            if let dora {
+                // The public entry point with DoRA's steps, then the plain dispatch as a private function.
+                dora.emitEntryPoint(role, header: header, checks: checks, into: &file)
+                for h in DoRAEmitter.privateHeader(role) { file.line("    " + h) }
+            } else {
+                for h in header { file.line("    " + h) }
+                file.line("        let index = try Self.pair(layer, module)")
+                for c in checks { file.line("        " + c) }
+                if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
+            }
             emitBuffers(into: &file, ensurePrepared: true, note: "  // not every kernel takes all of them")
             file.line("        switch index {")
             for (i, program) in programs.enumerated() {
@@ -171,6 +183,7 @@ struct DispatchEmitter {
             "guard let delta = delta.baseAddress else { return }",
             "let n = 0  // ΔW does not depend on token rows",
         ])
+        dora?.emitBaseEntryPoints(into: &file)
     }
 
     /// The literal dispatch of fused programs: per set of modules, a switch on
@@ -213,6 +226,10 @@ struct DispatchEmitter {
         file.line("                    outputs: [UnsafeMutableBufferPointer<Float>]) throws {")
         file.line("        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,")
         file.line("                                          x: x.count, rows: n, outputs: outputs.map(\\.count), of: Self.self)")
+        if hasDoRA {
+            // Every DoRA pair's norms before any output changes: no half-done layer.
+            file.line("        for module in modules { try dora.requireNorms(try Self.pair(layer, module), storage: storage) }")
+        }
         file.line("        if n == 0 { return }")
         if !fused.isEmpty {
             // Checked above: x holds n·in > 0 floats and every output n·out > 0, so base addresses exist.

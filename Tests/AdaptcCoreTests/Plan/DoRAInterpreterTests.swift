@@ -137,6 +137,28 @@ final class DoRAInterpreterTests: XCTestCase {
         XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern))
     }
 
+    /// After the parameters change (through `storage.parameters`) the interpreter
+    /// recomputes the norms from the W it kept: its forward is DoRA's for the new
+    /// A and B (this plan has no other prepared state to go stale).
+    func testNormsFollowAParameterUpdate() throws {
+        let (interpreter, weights) = try interpreter(threads: 1)
+        XCTAssertEqual(interpreter.plan.preparedCount, 0)
+        let pair = interpreter.plan.pairs[0]
+        let a = try XCTUnwrap(pair.dora?.a), b = try XCTUnwrap(pair.dora?.b), m = try XCTUnwrap(pair.dora?.magnitude)
+        let p = interpreter.storage.parameters
+        for k in 0..<b.count { p[b.offset + k] *= 3 }
+        var rng = TestRandom(seed: 3)
+        let x = rng.floats(n * d), w = weights[pair.key]!
+        var y = baseOutput(x, w)
+        try x.withUnsafeBufferPointer { x in
+            try y.withUnsafeMutableBufferPointer { try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: $0) }
+        }
+        let values = Array(p)
+        let reference = DoRAReference(w: w, a: Array(values[a.offset..<(a.offset + a.count)]), b: Array(values[b.offset..<(b.offset + b.count)]),
+                                      m: Array(values[m.offset..<(m.offset + m.count)]), scale: pair.scale, out: d, in: d, rank: pair.rank)
+        assertClose(y, reference.output(x, rows: n), "x·W'ᵀ after B changed")
+    }
+
     /// Without prepare(base:) a DoRA pair's forward and plain backward refuse with one line.
     func testWithoutTheBaseForwardRefuses() throws {
         let checked = try SpecLoader.check(source: spec, path: "dora.adapt.yaml")
