@@ -131,10 +131,6 @@ public final class DoraQvAdapter: GeneratedAdapter {
 
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
-        let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
-        _ = (p, g, q, dq, w)
         storage.zeroPreparedGradients()
     }
 

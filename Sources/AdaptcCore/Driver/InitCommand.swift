@@ -33,7 +33,7 @@ public enum InitCommand {
         lines.append("wrote \(output)")
         if let (base, targets, path, template) = residual {
             let interpreter = PlanInterpreter(plan: plan, threads: threads)
-            interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
+            _ = interpreter.storage.parameters.update(fromContentsOf: storage.parameters)
             interpreter.prepare()
             // LoftQ's weights are replaced by Q, dequantised from the codes the stage kept.
             var quantised: [String: (quantiser: Quantiser, base: Quantiser.Quantised)] = [:]
