@@ -44,15 +44,13 @@ extension Bench {
         }
         var sink = 0.0
         var bondRanks: [Int] = []
+        // The calibration is the rows themselves (no Gram is formed): one input per layer, read by its four modules.
+        let rows = xs.map { Array($0) }
+        let calibration = TTCalibration(inputs: rows, counts: rows.map { _ in n }, inputOfPair: (0..<(layers * modules)).map { $0 / modules },
+                                        layers: layers, modules: modules, inFeatures: d)
         let rounding = {
-            let grams = (0..<layers).map { l in
-                let x = xs[l].map(Double.init)
-                return DenseLinearAlgebra.multiply(x, x, m: d, n: d, k: n, transA: true)
-            }
-            let calibration = TTCalibration(grams: (0..<(layers * modules)).map { grams[$0 / modules] }, layers: layers,
-                                            modules: modules, inFeatures: d)
             let result = TTRounding.round(cores: cores, ranks: ranks, modes: modes, calibration: calibration, scale: 1,
-                                          options: .init(threshold: 0.9))
+                                          options: .init(threshold: 0.9, threads: threads))
             sink += result.lostEnergy
             bondRanks = result.bondRanks
         }

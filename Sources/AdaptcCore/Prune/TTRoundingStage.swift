@@ -43,7 +43,7 @@ public enum TTRoundingStage {
             var name = group.name + "_shared", suffix = 2
             while taken.contains(name) { name = "\(group.name)_shared\(suffix)"; suffix += 1 }
             sharedName = name
-            let deltas = TTCalibration.pairDeltas(train.dense(), modes: modes, pairs: weighting.grams.count, inFeatures: inFeatures)
+            let deltas = TTCalibration.pairDeltas(train.dense(), modes: modes, pairs: weighting.pairCount, inFeatures: inFeatures)
                 .map { $0.map { $0 * scale } }
             let rank = group.effectiveRank, sharedScale = ResolvedGroup.scale(alpha: alpha, rank: rank, scaling: scaling)
             let outFeatures = group.modules.first!.outFeatures
