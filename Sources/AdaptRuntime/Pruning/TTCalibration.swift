@@ -68,6 +68,42 @@ public struct TTCalibration: Sendable {
         return d
     }
 
+    /// Rows per block of `forEachBlock`: 64 rows of 1024 float64 are 512 KB, a
+    /// block that stays in a core's L2 while its products are taken.
+    static let blockBytes = 512 * 1024
+
+    /// Streams input `i` in float64 blocks of rows (columns permuted as in
+    /// `rows`): `body(block, first, count)` with `block` `[count, in]` for rows
+    /// `first ..< first + count`. `workspace` holds one block (`blockCapacity`
+    /// doubles); the rows are converted block by block, so a pass reads the
+    /// float32 rows once and never allocates an input-sized buffer (a fresh one
+    /// costs its first touch on every call, DESIGN §8).
+    func forEachBlock(_ i: Int, permutation: [Int]?, workspace: UnsafeMutableBufferPointer<Double>,
+                      _ body: (UnsafePointer<Double>, Int, Int) -> Void) {
+        let width = inFeatures, n = rowCounts[i], blockRows = max(1, workspace.count / width)
+        inputs[i].withUnsafeBufferPointer { x in
+            var first = 0
+            while first < n {
+                let count = min(blockRows, n - first)
+                for r in 0..<count {
+                    let source = (first + r) * width, target = r * width
+                    if let permutation {
+                        for c in 0..<width { workspace[target + c] = Double(x[source + permutation[c]]) }
+                    } else {
+                        for c in 0..<width { workspace[target + c] = Double(x[source + c]) }
+                    }
+                }
+                body(UnsafePointer(workspace.baseAddress!), first, count)
+                first += count
+            }
+        }
+    }
+
+    /// Rows per block when set (tests: several blocks on small inputs).
+    var blockRows: Int?
+
+    var blockCapacity: Int { (blockRows ?? max(Self.blockBytes / 8 / inFeatures, 1)) * inFeatures }
+
     /// Per-pair output energy `Σ_rows ‖x·ΔWᵀ‖²` of the dense tensor `d` (row-major
     /// over `modes` in train order), at index `l·modules + m`.
     public func pairEnergies(_ d: [Double], modes: [TTMode]) -> [Double] {

@@ -79,12 +79,16 @@ struct TTWeightedMetric {
         return t
     }
 
-    /// Runs `body(key)` for every key, `threads` at a time, collecting the results.
-    func perKey<T>(_ body: (Int) -> T) -> [T] {
+    /// Runs `body(key, workspace)` for every key, `threads` at a time, collecting
+    /// the results; each task has one block workspace (`TTCalibration.forEachBlock`).
+    func perKey<T>(_ body: (Int, UnsafeMutableBufferPointer<Double>) -> T) -> [T] {
         var results = [T?](repeating: nil, count: keyPairs.count)
+        let capacity = calibration.blockCapacity
         results.withUnsafeMutableBufferPointer { out in
             Parallel.forEach(keyPairs.count, threads: threads) { range in
-                for key in range { out[key] = body(key) }
+                let workspace = UnsafeMutableBufferPointer<Double>.allocate(capacity: capacity)
+                defer { workspace.deallocate() }
+                for key in range { out[key] = body(key, workspace) }
             }
         }
         return results.map { $0! }
@@ -106,7 +110,7 @@ struct TTWeightedMetric {
         let r0 = train.ranks[segment.lowerBound], r1 = train.ranks[segment.upperBound]
         let q = r0 * r1, others = segmentIndex.otherCount, digits = segmentIndex.count
         let inFeatures = calibration.inFeatures
-        let results = perKey { key -> ([Double], [Double]) in
+        let results = perKey { key, workspace -> ([Double], [Double]) in
             let p = keyPairs[key][0]
             let merged = pairTrain(train, p).product(segment)
             // B[i, (o, a, b)] = S[a, j, b] for the digits j of in index i and other index o.
@@ -119,7 +123,15 @@ struct TTWeightedMetric {
                 }
             }
             let input = calibration.inputOfPair[p], n = calibration.rowCounts[input]
-            let y = DenseLinearAlgebra.multiply(calibration.rows(input), b, m: n, n: others * q, k: inFeatures)
+            var y = [Double](repeating: 0, count: n * others * q)
+            b.withUnsafeBufferPointer { b in
+                y.withUnsafeMutableBufferPointer { y in
+                    calibration.forEachBlock(input, permutation: nil, workspace: workspace) { x, first, count in
+                        DenseLinearAlgebra.gemm(m: count, n: others * q, k: inFeatures, a: x, lda: inFeatures, b: b.baseAddress!,
+                                                ldb: others * q, c: y.baseAddress! + first * others * q, ldc: others * q)
+                    }
+                }
+            }
             return (y, DenseLinearAlgebra.multiply(y, y, m: q, n: q, k: n * others, transA: true))
         }
         return Projection(cores: Array(train.cores[segment]), rho0: r0, rho1: r1, y: results.map(\.0), gram: results.map(\.1))
@@ -345,7 +357,7 @@ struct TTWeightedMetric {
         }
         // Per key: S_L, S_R (sliced) and B[i_R, (o_R, ρ1, b)] = S_R[b, j_R, ρ1].
         let cols = outR * r1 * r
-        let parts = perKey { key -> (left: [Double], b: [Double]) in
+        let parts = perKey { key, _ -> (left: [Double], b: [Double]) in
             let t = pairTrain(train, keyPairs[key][0])
             let sl = t.product(start..<k), sr = t.product(k..<end)
             var b = [Double](repeating: 0, count: inR * cols)
@@ -355,26 +367,44 @@ struct TTWeightedMetric {
             } } }
             return (sl, b)
         }
-        // Phase 1: the pooled spectrum, from W (or from the rows' Gram over the
-        // right's in digits when that is cheaper).
-        let pooledParts = perKey { key -> [Double] in
-            let input = calibration.inputOfPair[keyPairs[key][0]], n = calibration.rowCounts[input]
-            let x = calibration.rows(input, permutation: permutation)
-            let b = parts[key].b
-            let viaW = n * inL * inR * cols + n * inL * outR * (r1 * r) * (r1 * r), viaGram = n * inL * inR * inR + inR * inR * cols
-            let g: [Double]  // [(x, b), (x', b')] summed over (n, i_L, o_R)
-            if viaW <= viaGram {
-                let w = DenseLinearAlgebra.multiply(x, b, m: n * inL, n: cols, k: inR)
-                g = DenseLinearAlgebra.multiply(w, w, m: r1 * r, n: r1 * r, k: n * inL * outR, transA: true)
-            } else {
-                let gram = DenseLinearAlgebra.multiply(x, x, m: inR, n: inR, k: n * inL, transA: true)
+        // Phase 1: the pooled spectrum, from W = rows ×_{in right} S_R, or from the
+        // rows' Gram over the right's in digits when that is cheaper; both summed
+        // block by block over (n, i_L, o_R) into g [(x, b), (x', b')].
+        let viaW = inL * inR * cols + inL * outR * (r1 * r) * (r1 * r), viaGram = inL * inR * inR
+        let pooledParts = perKey { key, workspace -> [Double] in
+            let input = calibration.inputOfPair[keyPairs[key][0]]
+            let b = parts[key].b, side = r1 * r
+            var g = [Double](repeating: 0, count: side * side), gram = [Double](repeating: 0, count: inR * inR)
+            calibration.forEachBlock(input, permutation: permutation, workspace: workspace) { x, _, count in
+                if viaW <= viaGram {
+                    var w = [Double](repeating: 0, count: count * inL * cols)
+                    b.withUnsafeBufferPointer { bp in
+                        w.withUnsafeMutableBufferPointer { wp in
+                            DenseLinearAlgebra.gemm(m: count * inL, n: cols, k: inR, a: x, lda: inR, b: bp.baseAddress!, ldb: cols,
+                                                    c: wp.baseAddress!, ldc: cols)
+                        }
+                    }
+                    w.withUnsafeBufferPointer { wp in
+                        g.withUnsafeMutableBufferPointer { gp in
+                            DenseLinearAlgebra.gemm(transA: true, m: side, n: side, k: count * inL * outR, a: wp.baseAddress!, lda: side,
+                                                    b: wp.baseAddress!, ldb: side, beta: 1, c: gp.baseAddress!, ldc: side)
+                        }
+                    }
+                } else {
+                    gram.withUnsafeMutableBufferPointer { gp in
+                        DenseLinearAlgebra.gemm(transA: true, m: inR, n: inR, k: count * inL, a: x, lda: inR, b: x, ldb: inR, beta: 1,
+                                                c: gp.baseAddress!, ldc: inR)
+                    }
+                }
+            }
+            if viaW > viaGram {
                 let gb = DenseLinearAlgebra.multiply(gram, b, m: inR, n: cols, k: inR)
-                g = DenseLinearAlgebra.multiply(b, gb, m: r1 * r, n: r1 * r, k: inR * outR, transA: true)
+                g = DenseLinearAlgebra.multiply(b, gb, m: side, n: side, k: inR * outR, transA: true)
             }
             var h = [Double](repeating: 0, count: r * r)
             let gamma = gammaSum[key]
             for x1 in 0..<r1 { for x2 in 0..<r1 { let w = gamma[x1 * r1 + x2]
-                for c in 0..<r { for c2 in 0..<r { h[c * r + c2] += w * g[(x1 * r + c) * (r1 * r) + x2 * r + c2] } }
+                for c in 0..<r { for c2 in 0..<r { h[c * r + c2] += w * g[(x1 * r + c) * side + x2 * r + c2] } }
             } }
             return h
         }
@@ -382,34 +412,44 @@ struct TTWeightedMetric {
         for h in pooledParts { for i in pooled.indices { pooled[i] += h[i] } }
         let svd = DenseLinearAlgebra.svd(pooled, rows: r, cols: r)
         let vt = svd.vt
-        // Phase 2: Φ per key.
-        let phiParts = perKey { key -> [Double] in
+        // Phase 2: Φ per key. Per block of rows, T1ᵀ = (B·V)ᵀ·rowsᵀ [(o_R, ρ1, c), (n, i_L)],
+        // so each (o_R, ρ1, c) row is an [n, i_L] matrix to multiply by α_c.
+        let phiParts = perKey { key, workspace -> [Double] in
             let input = calibration.inputOfPair[keyPairs[key][0]], n = calibration.rowCounts[input]
-            let x = calibration.rows(input, permutation: permutation)
-            // B·V: the component index c in place of b; T1 = rows ×_{in right} B·V  [(n, i_L), (o_R, ρ1, c)].
-            let bv = DenseLinearAlgebra.multiply(parts[key].b, vt, m: inR * outR * r1, n: r, k: r, transB: true)
-            let t1 = DenseLinearAlgebra.multiply(x, bv, m: n * inL, n: cols, k: inR)
-            // α = S_L·V [(ρ0, j_L), c].
+            let bv = DenseLinearAlgebra.multiply(parts[key].b, vt, m: inR * outR * r1, n: r, k: r, transB: true)  // [i_R, cols]
             let alpha = DenseLinearAlgebra.multiply(parts[key].left, vt, m: r0 * left.inLocal.count, n: r, k: r, transB: true)
-            let rowsR = n * outR * r1, rowsAll = n * outR * outL
+            let digitsL = left.inLocal.count, width = outL * r0
+            // α_c [i_L, (o_L, a)], all c: [c, i_L, (o_L, a)].
+            var ac = [Double](repeating: 0, count: r * inL * width)
+            for c in 0..<r { for a in 0..<r0 { for j in 0..<digitsL {
+                ac[(c * inL + left.inLocal[j]) * width + left.otherLocal[j] * r0 + a] = alpha[(a * digitsL + j) * r + c]
+            } } }
+            let rowsAll = n * outR * outL
             var stacked = [Double](repeating: 0, count: r * rowsAll * q)
-            let digitsL = left.inLocal.count
-            for c in 0..<r {
-                // T1_c [(n, o_R, x), i_L] and α_c [i_L, (o_L, a)].
-                var tc = [Double](repeating: 0, count: rowsR * inL)
-                for row in 0..<n { for iL in 0..<inL { for z in 0..<(outR * r1) {
-                    tc[(row * outR * r1 + z) * inL + iL] = t1[((row * inL + iL) * outR * r1 + z) * r + c]
+            let blockRows = max(1, workspace.count / calibration.inFeatures)
+            var t1 = [Double](repeating: 0, count: cols * blockRows * inL), yc = [Double](repeating: 0, count: blockRows * width)
+            calibration.forEachBlock(input, permutation: permutation, workspace: workspace) { x, first, count in
+                bv.withUnsafeBufferPointer { bp in
+                    t1.withUnsafeMutableBufferPointer { tp in
+                        DenseLinearAlgebra.gemm(transA: true, transB: true, m: cols, n: count * inL, k: inR, a: bp.baseAddress!, lda: cols,
+                                                b: x, ldb: inR, c: tp.baseAddress!, ldc: count * inL)
+                    }
+                }
+                for oR in 0..<outR { for xx in 0..<r1 { for c in 0..<r {
+                    let z = (oR * r1 + xx) * r + c
+                    t1.withUnsafeBufferPointer { tp in
+                        ac.withUnsafeBufferPointer { ap in
+                            yc.withUnsafeMutableBufferPointer { yp in
+                                DenseLinearAlgebra.gemm(m: count, n: width, k: inL, a: tp.baseAddress! + z * count * inL, lda: inL,
+                                                        b: ap.baseAddress! + c * inL * width, ldb: width, c: yp.baseAddress!, ldc: width)
+                            }
+                        }
+                    }
+                    // Into stacked [(c, n, o_R, o_L), (a, x)].
+                    for row in 0..<count { for oL in 0..<outL { for a in 0..<r0 {
+                        stacked[((c * n + first + row) * outR * outL + oR * outL + oL) * q + a * r1 + xx] = yc[row * width + oL * r0 + a]
+                    } } }
                 } } }
-                var ac = [Double](repeating: 0, count: inL * outL * r0)
-                for a in 0..<r0 { for j in 0..<digitsL {
-                    ac[left.inLocal[j] * outL * r0 + left.otherLocal[j] * r0 + a] = alpha[(a * digitsL + j) * r + c]
-                } }
-                let yc = DenseLinearAlgebra.multiply(tc, ac, m: rowsR, n: outL * r0, k: inL)  // [(n, o_R, x), (o_L, a)]
-                // Into [(n, o_R, o_L), (a, x)].
-                for row in 0..<n { for oR in 0..<outR { for xx in 0..<r1 { for oL in 0..<outL { for a in 0..<r0 {
-                    stacked[((c * n + row) * outR * outL + oR * outL + oL) * q + a * r1 + xx] =
-                        yc[((row * outR + oR) * r1 + xx) * (outL * r0) + oL * r0 + a]
-                } } } } }
             }
             let weighted = DenseLinearAlgebra.multiply(stacked, weight[key], m: r * rowsAll, n: q, k: q)
             return DenseLinearAlgebra.multiply(stacked, weighted, m: r, n: r, k: rowsAll * q, transB: true)
