@@ -85,12 +85,15 @@ public struct TTCalibration: Sendable {
             var first = 0
             while first < n {
                 let count = min(blockRows, n - first)
+                // Pointer loops without index arithmetic in them, so they vectorise.
                 for r in 0..<count {
-                    let source = (first + r) * width, target = r * width
+                    let source = x.baseAddress! + (first + r) * width, target = workspace.baseAddress! + r * width
                     if let permutation {
-                        for c in 0..<width { workspace[target + c] = Double(x[source + permutation[c]]) }
+                        permutation.withUnsafeBufferPointer { order in
+                            for c in 0..<width { target[c] = Double(source[order[c]]) }
+                        }
                     } else {
-                        for c in 0..<width { workspace[target + c] = Double(x[source + c]) }
+                        for c in 0..<width { target[c] = Double(source[c]) }
                     }
                 }
                 body(UnsafePointer(workspace.baseAddress!), first, count)

@@ -82,7 +82,8 @@ public enum TTRounding {
                              newScale: (Int) -> Double = { _ in 1 }, options: Options) -> Result {
         let input = TensorTrain(cores: cores, sizes: modes.map(\.size), ranks: ranks)
         let metric = TTWeightedMetric(calibration: calibration, modes: modes, threads: options.threads)
-        let projection = metric.project(input)
+        // One pass over the rows prepares the input's energies and the bonds inside the segment.
+        let (projection, prepared) = metric.project(input, preparing: metric.preparableBonds(input))
         let s2 = scale * scale
         let inputEnergies = metric.pairInnerProducts(input, projection, input, projection)
         let pairEnergies = inputEnergies.map { $0 * s2 }
@@ -92,7 +93,7 @@ public enum TTRounding {
             chosen = globalRanks(input, metric: metric, projection: projection, threshold: options.threshold)
         }
         while true {
-            var (train, bonds) = sweep(input, metric: metric, projection: projection, threshold: options.threshold, ranks: chosen)
+            var (train, bonds) = sweep(input, metric: metric, projection: projection, prepared: prepared, threshold: options.threshold, ranks: chosen)
             bonds = bonds.map { var b = $0; b.energies = b.energies.map { $0 * s2 }; b.lostEnergy *= s2; return b }
             if bonds.allSatisfy({ $0.rankAfter == $0.rankBefore }) && train.ranks == ranks {
                 return Result(cores: cores, ranks: ranks, bonds: bonds, pairEnergies: pairEnergies,
@@ -138,13 +139,14 @@ public enum TTRounding {
     /// components; the bond keeps the smallest number of them whose exactly
     /// measured loss (`TTWeightedMetric.Bond.loss`) is within 1 − T of the
     /// train's energy there.
-    static func sweep(_ input: TensorTrain, metric: TTWeightedMetric, projection: TTWeightedMetric.Projection, threshold: Double,
+    static func sweep(_ input: TensorTrain, metric: TTWeightedMetric, projection: TTWeightedMetric.Projection,
+                      prepared: [Int: TTWeightedMetric.Prepared] = [:], threshold: Double,
                       ranks fixed: [Int]?) -> (TensorTrain, [Bond]) {
         var train = input
         var reference = projection
         var bonds: [Bond] = []
         for k in 1..<max(train.count, 1) {
-            let analysis = metric.analyse(&train, bond: k, reference: &reference)
+            let analysis = metric.analyse(&train, bond: k, reference: &reference, prepared: prepared)
             let before = input.ranks[k], count = analysis.energies.count
             var keep = fixed.map { min($0[k - 1], count) } ?? keptRank(analysis.energies, threshold: threshold)
             var lost = analysis.energies.dropFirst(keep).reduce(0, +)

@@ -106,11 +106,25 @@ struct TTWeightedMetric {
         var gram: [[Double]]
     }
 
-    func project(_ train: TensorTrain) -> Projection {
+    func project(_ train: TensorTrain) -> Projection { project(train, preparing: []).0 }
+
+    /// W is kept for the prepared bonds while the kept W's stay within this many doubles in all.
+    static let keptW = 4 << 20
+
+    /// One pass over the rows: the projection of `train`'s segment and, from the
+    /// same blocks of rows, the `Prepared` of each bond of `bonds` (inside the segment).
+    func project(_ train: TensorTrain, preparing bonds: [Int]) -> (Projection, [Int: Prepared]) {
         let r0 = train.ranks[segment.lowerBound], r1 = train.ranks[segment.upperBound]
         let q = r0 * r1, others = segmentIndex.otherCount, digits = segmentIndex.count
         let inFeatures = calibration.inFeatures
-        let results = perKey { key, workspace -> ([Double], [Double]) in
+        let layouts = bonds.map { InsideLayout(self, ranks: train.ranks, bond: $0) }
+        var budget = Self.keptW
+        let keepW = layouts.map { l -> Bool in
+            let size = calibration.rowCounts.reduce(0, +) * l.inL * l.cols
+            if size <= budget { budget -= size; return true }
+            return false
+        }
+        let results = perKey { key, workspace -> (y: [Double], gram: [Double], prepared: [(pooled: [Double], w: [Double]?)]) in
             let p = keyPairs[key][0]
             let merged = pairTrain(train, p).product(segment)
             // B[i, (o, a, b)] = S[a, j, b] for the digits j of in index i and other index o.
@@ -124,17 +138,36 @@ struct TTWeightedMetric {
             }
             let input = calibration.inputOfPair[p], n = calibration.rowCounts[input]
             var y = [Double](repeating: 0, count: n * others * q)
+            let factors = bonds.indices.map { insideFactors(train, key: key, bond: bonds[$0], layouts[$0]).b }
+            var pooled = layouts.map { [Double](repeating: 0, count: $0.side * $0.side) }
+            var grams = layouts.map { [Double](repeating: 0, count: $0.inR * $0.inR) }
+            var ws = layouts.indices.map { keepW[$0] ? [Double](repeating: 0, count: n * layouts[$0].inL * layouts[$0].cols) : [] }
             b.withUnsafeBufferPointer { b in
                 y.withUnsafeMutableBufferPointer { y in
                     calibration.forEachBlock(input, permutation: nil, workspace: workspace) { x, first, count in
                         DenseLinearAlgebra.gemm(m: count, n: others * q, k: inFeatures, a: x, lda: inFeatures, b: b.baseAddress!,
                                                 ldb: others * q, c: y.baseAddress! + first * others * q, ldc: others * q)
+                        for i in bonds.indices {
+                            let l = layouts[i]
+                            ws[i].withUnsafeMutableBufferPointer { wp in
+                                Self.accumulatePooled(x, count: count, b: factors[i], l, g: &pooled[i], gram: &grams[i],
+                                                      w: keepW[i] ? wp.baseAddress! + first * l.inL * l.cols : nil)
+                            }
+                        }
                     }
                 }
             }
-            return (y, DenseLinearAlgebra.multiply(y, y, m: q, n: q, k: n * others, transA: true))
+            let prepared = bonds.indices.map { i in
+                (Self.finishPooled(g: pooled[i], gram: grams[i], b: factors[i], layouts[i]), keepW[i] ? ws[i] : nil)
+            }
+            return (y, DenseLinearAlgebra.multiply(y, y, m: q, n: q, k: n * others, transA: true), prepared)
         }
-        return Projection(cores: Array(train.cores[segment]), rho0: r0, rho1: r1, y: results.map(\.0), gram: results.map(\.1))
+        var prepared: [Int: Prepared] = [:]
+        for (i, k) in bonds.enumerated() {
+            prepared[k] = Prepared(cores: Array(train.cores[k...]), rank: train.ranks[k], pooled: results.map { $0.prepared[i].pooled },
+                                   w: keepW[i] ? results.map { $0.prepared[i].w! } : nil)
+        }
+        return (Projection(cores: Array(train.cores[segment]), rho0: r0, rho1: r1, y: results.map(\.y), gram: results.map(\.gram)), prepared)
     }
 
     /// Per pair `Σ_rows ⟨x·T_pᵀ, x·T'_pᵀ⟩` of two trains of the same modes, from their projections.
@@ -254,7 +287,7 @@ struct TTWeightedMetric {
     /// side is orthonormal; a bond inside the segment weights whichever side
     /// is cheaper to contract with the rows (the one whose segment bond and
     /// out digits are smaller; on a tie the side with more of the in modes).
-    func analyse(_ train: inout TensorTrain, bond k: Int, reference: inout Projection) -> Bond {
+    func analyse(_ train: inout TensorTrain, bond k: Int, reference: inout Projection, prepared: [Int: Prepared] = [:]) -> Bond {
         let n = modes.count, (start, end) = (segment.lowerBound, segment.upperBound)
         let weightedLeft = (0..<k).contains { modes[$0].isWeighted }, weightedRight = (k..<n).contains { modes[$0].isWeighted }
         if k <= start {
@@ -265,13 +298,9 @@ struct TTWeightedMetric {
             TTCanonicalForm.rightOrthogonalise(&train, downTo: k)
             return outside(train, bond: k, weightOnRight: false, grams: grams(for: train, reference: &reference), exact: !weightedRight)
         }
-        let left = SideDigits(modes: modes, sizes: slicedSizes, range: start..<k), right = SideDigits(modes: modes, sizes: slicedSizes, range: k..<end)
-        let r = train.ranks[k], (a, b) = (right.otherCount * train.ranks[end], left.otherCount * train.ranks[start])
-        let inFeatures = calibration.inFeatures
-        let rightCost = 2 * inFeatures * a * r + left.inCount * a * b, leftCost = 2 * inFeatures * b * r + right.inCount * a * b
-        if rightCost < leftCost || (rightCost == leftCost && right.inCount >= left.inCount) {
+        if weighsRightInside(ranks: train.ranks, bond: k) {
             TTCanonicalForm.leftOrthogonalise(&train, upTo: k)
-            return inside(train, bond: k)
+            return inside(train, bond: k, prepared: prepared[k])
         }
         TTCanonicalForm.rightOrthogonalise(&train, downTo: k)
         let mirror = TTWeightedMetric(calibration: calibration, modes: modes.reversed(), threads: threads)
@@ -327,21 +356,136 @@ struct TTWeightedMetric {
         return DenseLinearAlgebra.multiply(x, vt, m: r, n: r, k: r, transB: true)
     }
 
+    /// The index arithmetic of a bond k inside the segment, weight on the right.
+    struct InsideLayout {
+        let left: SideDigits
+        let right: SideDigits
+        /// Columns of the rows in left-major (i_L, i_R) order; nil when that is their own order.
+        let permutation: [Int]?
+        let r: Int, r0: Int, r1: Int
+        var inL: Int { left.inCount }
+        var inR: Int { right.inCount }
+        var outL: Int { left.otherCount }
+        var outR: Int { right.otherCount }
+        /// Columns of W and T1: (o_R, ρ1, bond).
+        var cols: Int { outR * r1 * r }
+        var side: Int { r1 * r }
+        /// Phase 1 through W = rows ×_{i_R} S_R (else through the rows' Gram over i_R).
+        var viaW: Bool { inL * inR * cols + inL * outR * side * side <= inL * inR * inR }
+
+        init(_ metric: TTWeightedMetric, ranks: [Int], bond k: Int) {
+            let (start, end) = (metric.segment.lowerBound, metric.segment.upperBound)
+            left = SideDigits(modes: metric.modes, sizes: metric.slicedSizes, range: start..<k)
+            right = SideDigits(modes: metric.modes, sizes: metric.slicedSizes, range: k..<end)
+            let (inL, inR) = (left.inCount, right.inCount)
+            let order = (0..<(inL * inR)).map { [left, right] in left.inPiece[$0 / inR] + right.inPiece[$0 % inR] }
+            permutation = order.elementsEqual(0..<order.count) ? nil : order
+            (r, r0, r1) = (ranks[k], ranks[start], ranks[end])
+        }
+    }
+
+    /// Per key: `S_L` `[ρ0, J_L, r]` and `B[i_R, (o_R, ρ1, b)] = S_R[b, j_R, ρ1]`.
+    func insideFactors(_ train: TensorTrain, key: Int, bond k: Int, _ layout: InsideLayout) -> (left: [Double], b: [Double]) {
+        let t = pairTrain(train, keyPairs[key][0])
+        let sl = t.product(segment.lowerBound..<k), sr = t.product(k..<segment.upperBound)
+        let (cols, r, r1, right) = (layout.cols, layout.r, layout.r1, layout.right)
+        var b = [Double](repeating: 0, count: layout.inR * cols)
+        let digits = right.inLocal.count
+        for c in 0..<r { for j in 0..<digits { for x in 0..<r1 {
+            b[right.inLocal[j] * cols + (right.otherLocal[j] * r1 + x) * r + c] = sr[(c * digits + j) * r1 + x]
+        } } }
+        return (sl, b)
+    }
+
+    /// One block of rows' share of the pooled form `g` `[(x, b), (x', b')]`
+    /// (summed over n, i_L, o_R), and W for those rows when `w` is given.
+    static func accumulatePooled(_ x: UnsafePointer<Double>, count: Int, b: [Double], _ layout: InsideLayout,
+                                 g: inout [Double], gram: inout [Double], w: UnsafeMutablePointer<Double>?) {
+        let (inL, inR, cols, side, outR) = (layout.inL, layout.inR, layout.cols, layout.side, layout.outR)
+        if layout.viaW || w != nil {
+            var local = w == nil ? [Double](repeating: 0, count: count * inL * cols) : []
+            let target = w ?? local.withUnsafeMutableBufferPointer { $0.baseAddress! }
+            b.withUnsafeBufferPointer { bp in
+                DenseLinearAlgebra.gemm(m: count * inL, n: cols, k: inR, a: x, lda: inR, b: bp.baseAddress!, ldb: cols, c: target, ldc: cols)
+            }
+            if layout.viaW {
+                g.withUnsafeMutableBufferPointer { gp in
+                    DenseLinearAlgebra.gemm(transA: true, m: side, n: side, k: count * inL * outR, a: target, lda: side,
+                                            b: target, ldb: side, beta: 1, c: gp.baseAddress!, ldc: side)
+                }
+            }
+            _ = local.count
+        }
+        if !layout.viaW {
+            gram.withUnsafeMutableBufferPointer { gp in
+                DenseLinearAlgebra.gemm(transA: true, m: inR, n: inR, k: count * inL, a: x, lda: inR, b: x, ldb: inR, beta: 1,
+                                        c: gp.baseAddress!, ldc: inR)
+            }
+        }
+    }
+
+    /// The pooled form from what `accumulatePooled` summed.
+    static func finishPooled(g: [Double], gram: [Double], b: [Double], _ layout: InsideLayout) -> [Double] {
+        if layout.viaW { return g }
+        let gb = DenseLinearAlgebra.multiply(gram, b, m: layout.inR, n: layout.cols, k: layout.inR)
+        return DenseLinearAlgebra.multiply(b, gb, m: layout.side, n: layout.side, k: layout.inR * layout.outR, transA: true)
+    }
+
+    /// What the first pass over the rows (`project(_:preparing:)`) keeps for a
+    /// bond inside the segment, in the gauge of the train it saw: per key the
+    /// pooled form and, where it is small enough to keep, W itself. The sweep
+    /// reaches bond k with cores k+1… unchanged and core k moved by a matrix on
+    /// its left bond (`leftOrthogonalise`), so both carry over exactly and the
+    /// bond needs no pass over the rows of its own (checked; else it reads them).
+    struct Prepared {
+        var cores: [[Double]]
+        var rank: Int
+        var pooled: [[Double]]
+        var w: [[Double]]?
+    }
+
+    /// Bonds inside the segment whose weighting goes right and whose rows need
+    /// no permutation: those `project(_:preparing:)` prepares.
+    func preparableBonds(_ train: TensorTrain) -> [Int] {
+        let (start, end) = (segment.lowerBound, segment.upperBound)
+        guard end - start > 1 else { return [] }
+        return ((start + 1)..<end).filter { k in
+            weighsRightInside(ranks: train.ranks, bond: k) && InsideLayout(self, ranks: train.ranks, bond: k).permutation == nil
+        }
+    }
+
+
+    /// Whether a bond inside the segment weighs its right side (the cheaper
+    /// contraction with the rows; on a tie the side with more of the in modes).
+    func weighsRightInside(ranks: [Int], bond k: Int) -> Bool {
+        let (start, end) = (segment.lowerBound, segment.upperBound)
+        let left = SideDigits(modes: modes, sizes: slicedSizes, range: start..<k), right = SideDigits(modes: modes, sizes: slicedSizes, range: k..<end)
+        let r = ranks[k], (a, b) = (right.otherCount * ranks[end], left.otherCount * ranks[start])
+        let inFeatures = calibration.inFeatures
+        let rightCost = 2 * inFeatures * a * r + left.inCount * a * b, leftCost = 2 * inFeatures * b * r + right.inCount * a * b
+        return rightCost < leftCost || (rightCost == leftCost && right.inCount >= left.inCount)
+    }
+
     /// A bond inside the segment, weight on the right, the train left-orthogonal
     /// up to k. The segment splits at the bond into `S_L` `[ρ0, J_L, r]` and
     /// `S_R` `[r, J_R, ρ1]`; `W = rows ×_{in right} S_R` `[n, i_L, (o_R, ρ1, b)]`.
     /// Pooled spectrum: `Σ W·Γ̄·Wᵀ` over (n, i_L, o_R) (the Gram traced over the
     /// left's in digits, pooled over pairs, as `fᵀḠf` with f = the right side).
     /// Then per component `Y_c = (rows ×_{in right} v_cᵀS_R) ×_{in left} S_L·v_c`
-    /// and `Φ[c,c'] = Σ_p ⟨Y_c, (Λ_p ⊗ Γ_p)·Y_c'⟩` with the environments outside the segment.
-    func inside(_ train: TensorTrain, bond k: Int) -> Bond {
+    /// and `Φ[c,c'] = Σ_p ⟨Y_c, (Λ_p ⊗ Γ_p)·Y_c'⟩` with the environments outside
+    /// the segment. With `prepared` (and the gauge relation holding) the pooled
+    /// form and, when kept, W come from the first pass instead of the rows.
+    func inside(_ train: TensorTrain, bond k: Int, prepared: Prepared? = nil) -> Bond {
         let (start, end) = (segment.lowerBound, segment.upperBound)
-        let r = train.ranks[k], (r0, r1) = (train.ranks[start], train.ranks[end])
-        let left = SideDigits(modes: modes, sizes: slicedSizes, range: start..<k), right = SideDigits(modes: modes, sizes: slicedSizes, range: k..<end)
-        let (inL, outL, inR, outR) = (left.inCount, left.otherCount, right.inCount, right.otherCount)
-        // Columns in left-major (i_L, i_R) order; nil when that is the rows' own order.
-        let order = (0..<(inL * inR)).map { left.inPiece[$0 / inR] + right.inPiece[$0 % inR] }
-        let permutation = order.elementsEqual(0..<order.count) ? nil : order
+        let layout = InsideLayout(self, ranks: train.ranks, bond: k)
+        let (r, r0, r1, inL, inR, outL, outR, cols) = (layout.r, layout.r0, layout.r1, layout.inL, layout.inR, layout.outL, layout.outR, layout.cols)
+        let (left, permutation) = (layout.left, layout.permutation)
+        // The gauge matrix A [r, r_prepared] with S_R now = A·S_R then, when it exists.
+        var gauge: [Double]?
+        if let prepared, Array(train.cores[(k + 1)...]) == Array(prepared.cores.dropFirst()) {
+            gauge = Self.solve(prepared.cores[0], train.cores[k], refRows: prepared.rank, rows: r, left: true)
+        }
+        let usePrepared = gauge != nil ? prepared : nil
         // Per pair: the environments outside the segment; per key: Σ_p Γ_p and Σ_p Λ_p ⊗ Γ_p.
         let q = r0 * r1
         var gammaSum = [[Double]](repeating: [Double](repeating: 0, count: r1 * r1), count: keyPairs.count)
@@ -355,54 +499,27 @@ struct TTWeightedMetric {
                 weight[key][(a * r1 + x) * q + a2 * r1 + x2] += lambda[a * r0 + a2] * gamma[x * r1 + x2]
             } } } }
         }
-        // Per key: S_L, S_R (sliced) and B[i_R, (o_R, ρ1, b)] = S_R[b, j_R, ρ1].
-        let cols = outR * r1 * r
-        let parts = perKey { key, _ -> (left: [Double], b: [Double]) in
-            let t = pairTrain(train, keyPairs[key][0])
-            let sl = t.product(start..<k), sr = t.product(k..<end)
-            var b = [Double](repeating: 0, count: inR * cols)
-            let digits = right.inLocal.count
-            for c in 0..<r { for j in 0..<digits { for x in 0..<r1 {
-                b[right.inLocal[j] * cols + (right.otherLocal[j] * r1 + x) * r + c] = sr[(c * digits + j) * r1 + x]
-            } } }
-            return (sl, b)
-        }
-        // Phase 1: the pooled spectrum, from W = rows ×_{in right} S_R, or from the
-        // rows' Gram over the right's in digits when that is cheaper; both summed
-        // block by block over (n, i_L, o_R) into g [(x, b), (x', b')].
-        let viaW = inL * inR * cols + inL * outR * (r1 * r) * (r1 * r), viaGram = inL * inR * inR
+        let parts = perKey { key, _ in insideFactors(train, key: key, bond: k, layout) }
+        // Phase 1: the pooled spectrum.
         let pooledParts = perKey { key, workspace -> [Double] in
-            let input = calibration.inputOfPair[keyPairs[key][0]]
-            let b = parts[key].b, side = r1 * r
-            var g = [Double](repeating: 0, count: side * side), gram = [Double](repeating: 0, count: inR * inR)
-            calibration.forEachBlock(input, permutation: permutation, workspace: workspace) { x, _, count in
-                if viaW <= viaGram {
-                    var w = [Double](repeating: 0, count: count * inL * cols)
-                    b.withUnsafeBufferPointer { bp in
-                        w.withUnsafeMutableBufferPointer { wp in
-                            DenseLinearAlgebra.gemm(m: count * inL, n: cols, k: inR, a: x, lda: inR, b: bp.baseAddress!, ldb: cols,
-                                                    c: wp.baseAddress!, ldc: cols)
-                        }
-                    }
-                    w.withUnsafeBufferPointer { wp in
-                        g.withUnsafeMutableBufferPointer { gp in
-                            DenseLinearAlgebra.gemm(transA: true, m: side, n: side, k: count * inL * outR, a: wp.baseAddress!, lda: side,
-                                                    b: wp.baseAddress!, ldb: side, beta: 1, c: gp.baseAddress!, ldc: side)
-                        }
-                    }
-                } else {
-                    gram.withUnsafeMutableBufferPointer { gp in
-                        DenseLinearAlgebra.gemm(transA: true, m: inR, n: inR, k: count * inL, a: x, lda: inR, b: x, ldb: inR, beta: 1,
-                                                c: gp.baseAddress!, ldc: inR)
-                    }
+            var g: [Double]
+            if let usePrepared, let a = gauge {
+                // g now = (I_x ⊗ A)·g then·(I_x ⊗ A)ᵀ.
+                let rp = usePrepared.rank, sideThen = r1 * rp
+                var lift = [Double](repeating: 0, count: layout.side * sideThen)
+                for x in 0..<r1 { for b in 0..<r { for b2 in 0..<rp { lift[(x * r + b) * sideThen + x * rp + b2] = a[b * rp + b2] } } }
+                let gl = DenseLinearAlgebra.multiply(usePrepared.pooled[key], lift, m: sideThen, n: layout.side, k: sideThen, transB: true)
+                g = DenseLinearAlgebra.multiply(lift, gl, m: layout.side, n: layout.side, k: sideThen)
+            } else {
+                let input = calibration.inputOfPair[keyPairs[key][0]]
+                var sum = [Double](repeating: 0, count: layout.side * layout.side), gram = [Double](repeating: 0, count: inR * inR)
+                calibration.forEachBlock(input, permutation: permutation, workspace: workspace) { x, _, count in
+                    Self.accumulatePooled(x, count: count, b: parts[key].b, layout, g: &sum, gram: &gram, w: nil)
                 }
-            }
-            if viaW > viaGram {
-                let gb = DenseLinearAlgebra.multiply(gram, b, m: inR, n: cols, k: inR)
-                g = DenseLinearAlgebra.multiply(b, gb, m: side, n: side, k: inR * outR, transA: true)
+                g = Self.finishPooled(g: sum, gram: gram, b: parts[key].b, layout)
             }
             var h = [Double](repeating: 0, count: r * r)
-            let gamma = gammaSum[key]
+            let gamma = gammaSum[key], side = layout.side
             for x1 in 0..<r1 { for x2 in 0..<r1 { let w = gamma[x1 * r1 + x2]
                 for c in 0..<r { for c2 in 0..<r { h[c * r + c2] += w * g[(x1 * r + c) * side + x2 * r + c2] } }
             } }
@@ -412,11 +529,11 @@ struct TTWeightedMetric {
         for h in pooledParts { for i in pooled.indices { pooled[i] += h[i] } }
         let svd = DenseLinearAlgebra.svd(pooled, rows: r, cols: r)
         let vt = svd.vt
-        // Phase 2: Φ per key. Per block of rows, T1ᵀ = (B·V)ᵀ·rowsᵀ [(o_R, ρ1, c), (n, i_L)],
-        // so each (o_R, ρ1, c) row is an [n, i_L] matrix to multiply by α_c.
+        // Phase 2: Φ per key. Per block of rows, T1ᵀ [(o_R, ρ1, c), (n, i_L)] — from
+        // the rows, T1ᵀ = (B·V)ᵀ·rowsᵀ; from a kept W, T1ᵀ = (Aᵀ·V)ᵀ·Wᵀ — so each
+        // (o_R, ρ1, c) row is an [n, i_L] matrix to multiply by α_c.
         let phiParts = perKey { key, workspace -> [Double] in
             let input = calibration.inputOfPair[keyPairs[key][0]], n = calibration.rowCounts[input]
-            let bv = DenseLinearAlgebra.multiply(parts[key].b, vt, m: inR * outR * r1, n: r, k: r, transB: true)  // [i_R, cols]
             let alpha = DenseLinearAlgebra.multiply(parts[key].left, vt, m: r0 * left.inLocal.count, n: r, k: r, transB: true)
             let digitsL = left.inLocal.count, width = outL * r0
             // α_c [i_L, (o_L, a)], all c: [c, i_L, (o_L, a)].
@@ -428,13 +545,7 @@ struct TTWeightedMetric {
             var stacked = [Double](repeating: 0, count: r * rowsAll * q)
             let blockRows = max(1, workspace.count / calibration.inFeatures)
             var t1 = [Double](repeating: 0, count: cols * blockRows * inL), yc = [Double](repeating: 0, count: blockRows * width)
-            calibration.forEachBlock(input, permutation: permutation, workspace: workspace) { x, first, count in
-                bv.withUnsafeBufferPointer { bp in
-                    t1.withUnsafeMutableBufferPointer { tp in
-                        DenseLinearAlgebra.gemm(transA: true, transB: true, m: cols, n: count * inL, k: inR, a: bp.baseAddress!, lda: cols,
-                                                b: x, ldb: inR, c: tp.baseAddress!, ldc: count * inL)
-                    }
-                }
+            func components(first: Int, count: Int) {
                 for oR in 0..<outR { for xx in 0..<r1 { for c in 0..<r {
                     let z = (oR * r1 + xx) * r + c
                     t1.withUnsafeBufferPointer { tp in
@@ -450,6 +561,38 @@ struct TTWeightedMetric {
                         stacked[((c * n + first + row) * outR * outL + oR * outL + oL) * q + a * r1 + xx] = yc[row * width + oL * r0 + a]
                     } } }
                 } } }
+            }
+            if let usePrepared, let a = gauge, let w = usePrepared.w?[key] {
+                let rp = usePrepared.rank, colsThen = outR * r1 * rp
+                let u = DenseLinearAlgebra.multiply(a, vt, m: rp, n: r, k: r, transA: true, transB: true)  // Aᵀ·V [r_then, r]
+                var first = 0
+                while first < n {
+                    let count = min(blockRows, n - first)
+                    w.withUnsafeBufferPointer { wp in
+                        u.withUnsafeBufferPointer { up in
+                            t1.withUnsafeMutableBufferPointer { tp in
+                                for z in 0..<(outR * r1) {
+                                    DenseLinearAlgebra.gemm(transA: true, transB: true, m: r, n: count * inL, k: rp, a: up.baseAddress!, lda: r,
+                                                            b: wp.baseAddress! + first * inL * colsThen + z * rp, ldb: colsThen,
+                                                            c: tp.baseAddress! + z * r * count * inL, ldc: count * inL)
+                                }
+                            }
+                        }
+                    }
+                    components(first: first, count: count)
+                    first += count
+                }
+            } else {
+                let bv = DenseLinearAlgebra.multiply(parts[key].b, vt, m: inR * outR * r1, n: r, k: r, transB: true)  // [i_R, cols]
+                calibration.forEachBlock(input, permutation: permutation, workspace: workspace) { x, first, count in
+                    bv.withUnsafeBufferPointer { bp in
+                        t1.withUnsafeMutableBufferPointer { tp in
+                            DenseLinearAlgebra.gemm(transA: true, transB: true, m: cols, n: count * inL, k: inR, a: bp.baseAddress!, lda: cols,
+                                                    b: x, ldb: inR, c: tp.baseAddress!, ldc: count * inL)
+                        }
+                    }
+                    components(first: first, count: count)
+                }
             }
             let weighted = DenseLinearAlgebra.multiply(stacked, weight[key], m: r * rowsAll, n: q, k: q)
             return DenseLinearAlgebra.multiply(stacked, weighted, m: r, n: r, k: rowsAll * q, transB: true)

@@ -13,19 +13,25 @@ import XCTest
 final class TTWeightedMetricTests: XCTestCase {
     func testEveryCandidateCutLosesWhatPhiSays() {
         var random = TestRandom(seed: 41)
-        var inside = 0, outside = 0
+        var inside = 0, outside = 0, preparedBonds = 0
         for trial in 0..<20 {
-            let c = TTRoundingTests.randomCase(&random, modeCount: 3 + trial % 4)
+            var c = TTRoundingTests.randomCase(&random, modeCount: 3 + trial % 4)
+            // Trials not 0 mod 4: the in modes last, in factor order (tt-xlayer's layout), so the
+            // first pass can prepare the bonds inside the segment.
+            if trial % 4 != 0 { c = Self.inModesLast(c, &random) }
             let sizes = c.modes.map(\.size)
             // Odd trials stream the rows in blocks of 5 (12 rows per pair: three blocks).
             var calibration = c.calibration
             if trial % 2 == 1 { calibration.blockRows = 5 }
             let metric = TTWeightedMetric(calibration: calibration, modes: c.modes, threads: 1 + trial % 2)
             var train = TensorTrain(cores: c.cores, sizes: sizes, ranks: c.ranks)
-            var reference = metric.project(train)
+            // Trials not 0 mod 4: the bonds inside the segment prepared by the first pass (as `round` does).
+            let prepare = trial % 4 != 0
+            var (reference, prepared) = metric.project(train, preparing: prepare ? metric.preparableBonds(train) : [])
+            preparedBonds += prepared.count
             let inModes = c.modes.indices.filter { c.modes[$0].kind == .in }
             for k in 1..<sizes.count {
-                let bond = metric.analyse(&train, bond: k, reference: &reference)
+                let bond = metric.analyse(&train, bond: k, reference: &reference, prepared: prepared)
                 let r = train.ranks[k]
                 XCTAssertEqual(bond.energies.count, r)
                 let now = Self.energy(train, c)
@@ -48,6 +54,7 @@ final class TTWeightedMetricTests: XCTestCase {
         }
         XCTAssertGreaterThan(inside, 5)
         XCTAssertGreaterThan(outside, 5)
+        XCTAssertGreaterThan(preparedBonds, 2)
     }
 
     /// A projection reused through a one-sided gauge change equals a fresh one.
@@ -72,6 +79,16 @@ final class TTWeightedMetricTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(tracked, 3, "the gauge change should have been tracked, not recomputed")
+    }
+
+    /// The case with its in modes moved to the end in factor order, new cores.
+    static func inModesLast(_ c: TTRoundingTests.Case, _ random: inout TestRandom) -> TTRoundingTests.Case {
+        var c = c
+        c.modes = c.modes.filter { $0.kind != .in } + c.modes.filter { $0.kind == .in }.sorted { $0.factor < $1.factor }
+        let sizes = c.modes.map(\.size)
+        c.ranks = [1] + (1..<sizes.count).map { k in min(3, sizes[..<k].reduce(1, *), sizes[k...].reduce(1, *)) } + [1]
+        c.cores = sizes.indices.map { k in random.floats(c.ranks[k] * sizes[k] * c.ranks[k + 1]) }
+        return c
     }
 
     /// Σ over pairs and rows of ‖x·ΔWᵀ‖², by the float64 references.
