@@ -20,6 +20,13 @@ public struct TTCalibration: Sendable {
 
     /// `inputs[i]` are rows `[counts[i], in]`; pair `l·modules + m` (the group's
     /// layer and module order) reads `inputs[inputOfPair[l·modules + m]]`.
+    /// - Parameters:
+    ///   - inputs: the distinct inputs, rows `[n, in]` row-major.
+    ///   - counts: each input's row count n.
+    ///   - inputOfPair: per pair, the index of the input it reads.
+    ///   - layers: the group's layer count.
+    ///   - modules: the group's module count.
+    ///   - inFeatures: the rows' width.
     public init(inputs: [[Float]], counts: [Int], inputOfPair: [Int], layers: Int, modules: Int, inFeatures: Int) {
         precondition(inputs.count == counts.count && inputOfPair.count == layers * modules
                      && inputOfPair.allSatisfy { inputs.indices.contains($0) }, "TTCalibration: inputs do not match the pairs")
@@ -35,6 +42,12 @@ public struct TTCalibration: Sendable {
     /// `rows[l·modules + m]` are the rows `[count, in]` of pair (l, m), in the
     /// group's layer and module order. Pairs whose rows are one array (the same
     /// storage) share one input.
+    /// - Parameters:
+    ///   - rows: per pair, its rows `[n, in]` row-major.
+    ///   - counts: per pair, its row count n.
+    ///   - layers: the group's layer count.
+    ///   - modules: the group's module count.
+    ///   - inFeatures: the rows' width.
     public init(rows: [[Float]], counts: [Int], layers: Int, modules: Int, inFeatures: Int) {
         precondition(rows.count == layers * modules && counts.count == rows.count)
         var inputs: [[Float]] = [], inputCounts: [Int] = [], index: [Int] = []

@@ -60,6 +60,9 @@ public struct TensorTrain: Sendable {
     public func dense() -> [Double] { product(0..<count) }
 
     /// The train with mode k fixed at index j: core k becomes `core[:, j, :]` (size 1).
+    /// - Parameters:
+    ///   - k: the mode.
+    ///   - j: its index kept.
     public func slice(mode k: Int, at j: Int) -> TensorTrain {
         let (r0, n, r1) = (ranks[k], sizes[k], ranks[k + 1])
         var s: [Double] = []
@@ -88,6 +91,11 @@ public struct TensorTrain: Sendable {
     /// environment of this train and `other` (same sizes) over cores
     /// `start..<k`, starting from `environment` `[r_start, r'_start]` (`[1]` at 0).
     /// With `other` = self, the Gram of the left part's columns.
+    /// - Parameters:
+    ///   - other: the second train, of the same sizes.
+    ///   - k: the bond the environment ends at.
+    ///   - environment: the environment at bond `start`.
+    ///   - start: the bond it starts from.
     public func leftEnvironment(with other: TensorTrain, upTo k: Int, from environment: [Double] = [1], at start: Int = 0) -> [Double] {
         var e = environment
         for j in start..<k {
@@ -101,6 +109,11 @@ public struct TensorTrain: Sendable {
     /// The `[r_k, r'_k]` right environment over cores `k..<end`, starting from
     /// `environment` `[r_end, r'_end]` (`[1]` at N): with `other` = self, the
     /// Gram of the right part's rows.
+    /// - Parameters:
+    ///   - other: the second train, of the same sizes.
+    ///   - k: the bond the environment ends at.
+    ///   - environment: the environment at bond `end`.
+    ///   - end: the bond it starts from (N when nil).
     public func rightEnvironment(with other: TensorTrain, downTo k: Int, from environment: [Double] = [1], at end: Int? = nil) -> [Double] {
         var e = environment
         var j = (end ?? count) - 1
