@@ -403,18 +403,23 @@ struct TTWeightedMetric {
                                  g: inout [Double], gram: inout [Double], w: UnsafeMutablePointer<Double>?) {
         let (inL, inR, cols, side, outR) = (layout.inL, layout.inR, layout.cols, layout.side, layout.outR)
         if layout.viaW || w != nil {
-            var local = w == nil ? [Double](repeating: 0, count: count * inL * cols) : []
-            let target = w ?? local.withUnsafeMutableBufferPointer { $0.baseAddress! }
-            b.withUnsafeBufferPointer { bp in
-                DenseLinearAlgebra.gemm(m: count * inL, n: cols, k: inR, a: x, lda: inR, b: bp.baseAddress!, ldb: cols, c: target, ldc: cols)
-            }
-            if layout.viaW {
-                g.withUnsafeMutableBufferPointer { gp in
-                    DenseLinearAlgebra.gemm(transA: true, m: side, n: side, k: count * inL * outR, a: target, lda: side,
-                                            b: target, ldb: side, beta: 1, c: gp.baseAddress!, ldc: side)
+            func multiply(into target: UnsafeMutablePointer<Double>) {
+                b.withUnsafeBufferPointer { bp in
+                    DenseLinearAlgebra.gemm(m: count * inL, n: cols, k: inR, a: x, lda: inR, b: bp.baseAddress!, ldb: cols, c: target, ldc: cols)
+                }
+                if layout.viaW {
+                    g.withUnsafeMutableBufferPointer { gp in
+                        DenseLinearAlgebra.gemm(transA: true, m: side, n: side, k: count * inL * outR, a: target, lda: side,
+                                                b: target, ldb: side, beta: 1, c: gp.baseAddress!, ldc: side)
+                    }
                 }
             }
-            _ = local.count
+            if let w {
+                multiply(into: w)
+            } else {
+                var local = [Double](repeating: 0, count: count * inL * cols)
+                local.withUnsafeMutableBufferPointer { multiply(into: $0.baseAddress!) }
+            }
         }
         if !layout.viaW {
             gram.withUnsafeMutableBufferPointer { gp in
