@@ -548,7 +548,9 @@ struct TTWeightedMetric {
             } } }
             let rowsAll = n * outR * outL
             var stacked = [Double](repeating: 0, count: r * rowsAll * q)
-            let blockRows = max(1, workspace.count / calibration.inFeatures)
+            // From a kept W all rows are one block (no conversion to stay in L2 for).
+            let fromW = usePrepared?.w != nil && gauge != nil
+            let blockRows = fromW ? n : max(1, workspace.count / calibration.inFeatures)
             var t1 = [Double](repeating: 0, count: cols * blockRows * inL), yc = [Double](repeating: 0, count: blockRows * width)
             func components(first: Int, count: Int) {
                 for oR in 0..<outR { for xx in 0..<r1 { for c in 0..<r {
