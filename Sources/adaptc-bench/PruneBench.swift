@@ -11,7 +11,7 @@ extension Bench {
     static func prune(threads: Int) throws {
         let (layers, modules, d, n) = (24, 4, 1024, 512)
         let pairs = layers * modules
-        let xs = (0..<layers).map { buffer(random(n * d, scale: 1, seed: 100 + UInt64($0))) }
+        let xs = calibrationRows(layers: layers, n: n, width: d)
         let y = buffer([Float](repeating: 0, count: n * d))
         defer { xs.forEach { $0.deallocate() }; y.deallocate() }
         for rank in [8, 16] {
@@ -55,5 +55,11 @@ extension Bench {
             emit(floors[1].row(case: "prune", n: n, of: "importance", extra: [("rank", rank)]))
             if sink.isNaN { print("") }
         }
+    }
+
+    /// The calibration rows of the prune cases: `[n, width]` per layer, uniform
+    /// in [−1, 1), the same in `prune` and `prune-tt`.
+    static func calibrationRows(layers: Int, n: Int, width: Int) -> [UnsafeMutableBufferPointer<Float>] {
+        (0..<layers).map { buffer(random(n * width, scale: 1, seed: 100 + UInt64($0))) }
     }
 }

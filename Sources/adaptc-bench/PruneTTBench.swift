@@ -1,68 +1,82 @@
 import AdaptRuntime
 import Foundation
+import GeneratedAdapters
 
 extension Bench {
     /// `prune-tt`: data-weighted TT-rounding (`TTRounding.round`, threshold 0.9,
-    /// scope pair) of tt-xlayer's train — L 24, modules 4, out and in 4·8·4·8,
-    /// order `[layer, module, out…, in…]`, bond ranks 8 — with 512 calibration
-    /// rows per layer, against the forward of the same train on the same rows
-    /// (DESIGN §8 target: rounding ≤ 2 forwards). The four modules of a layer
-    /// read one `x`, so the rounding forms one Gram `xᵀx` per layer (timed: it
-    /// is part of pruning) and the pairs of a layer share it. Forward: the
-    /// in-cores make one shared A `[8, 1024]` (prepared, untimed), per layer
-    /// z = x·Aᵀ, per pair y = z·B[l,m]ᵀ (Kernels.gemm on `threads`), one `y` reused.
+    /// scope pair) of tt-xlayer's train — the generated `BenchTTXLayerAdapter`
+    /// with the cross-layer cases' random parameters: L 24, modules q/k/v/o, out
+    /// and in 4·8·4·8, order `[layer, module, out…, in…]`, bond ranks 8 — with
+    /// the `prune` case's 512 calibration rows per layer, against the adapter's
+    /// own forward of all 96 pairs on the same rows (DESIGN §8 target: rounding
+    /// ≤ 2 forwards). The four modules of a layer read one `x` (`model.inputs`),
+    /// so the calibration has one input per layer; it is the rows themselves
+    /// (building it does no work), and the rounding never forms a Gram.
+    ///
+    /// Floors: the forward's as tt-xlayer's (x read once, each pair's y read and
+    /// written, the cores read once; its FLOPs at n 512). The rounding's memory
+    /// floor reads the rows once; its compute floor is the FLOPs of the
+    /// rows-based formulation (`roundingFlops`), the cheapest exact one known here.
     static func pruneTT(threads: Int) throws {
-        let (layers, modules, n, rank) = (24, 4, 512, 8)
-        let factors = [4, 8, 4, 8], d = 1024
+        let (layers, modules, n, d) = (24, 4, 512, 1024)
+        let adapter = makeAdapter(BenchTTXLayerAdapter.self, threads: threads)
+        guard let (cores, ranks) = adapter.ttCores(group: "tt") else { preconditionFailure("prune-tt: BenchTTXLayer has no train tt") }
+        let factors = [4, 8, 4, 8]
         let modes = [TTMode(.layer, size: layers), TTMode(.module, size: modules)]
             + factors.enumerated().map { TTMode(.out, size: $1, factor: $0) } + factors.enumerated().map { TTMode(.in, size: $1, factor: $0) }
-        let sizes = modes.map(\.size)
-        let ranks = [1] + (1..<sizes.count).map { k in min(rank, sizes[..<k].reduce(1, *), sizes[k...].reduce(1, *)) } + [1]
-        let cores = sizes.indices.map { k in random(ranks[k] * sizes[k] * ranks[k + 1], scale: 0.3, seed: 700 + UInt64(k)) }
-        let train = TensorTrain(cores: cores, sizes: sizes, ranks: ranks)
-        // A [ρ, in] = the in cores' product (ρ the bond before the first in mode); B[l,m] [out, ρ].
-        let firstIn = 2 + factors.count, rho = ranks[firstIn]
-        let a = train.product(firstIn..<sizes.count).map(Float.init)  // [ρ·in, 1] = [ρ, in] row-major
-        let left = train.product(0..<firstIn)  // [L·M·out, ρ], row-major over layer, module, out
-        let bs = (0..<(layers * modules)).map { p in Array(left[(p * d * rho)..<((p + 1) * d * rho)]).map(Float.init) }
-        let xs = (0..<layers).map { buffer(random(n * d, scale: 1, seed: 100 + UInt64($0))) }
-        let z = buffer([Float](repeating: 0, count: n * rho)), y = buffer([Float](repeating: 0, count: n * d))
-        defer { xs.forEach { $0.deallocate() }; z.deallocate(); y.deallocate() }
+        let xs = calibrationRows(layers: layers, n: n, width: d)
+        let ys = (0..<modules).map { _ in buffer([Float](repeating: 0, count: n * d)) }
+        defer { xs.forEach { $0.deallocate() }; ys.forEach { $0.deallocate() } }
+        let moduleList = Array(BenchTTXLayerAdapter.Module.allCases)
         let forward = {
-            for l in 0..<layers {
-                a.withUnsafeBufferPointer { a in
-                    Kernels.gemm(transA: false, transB: true, m: n, n: rho, k: d, alpha: 1, a: xs[l].baseAddress!, lda: d,
-                                 b: a.baseAddress!, ldb: d, beta: 0, c: z.baseAddress!, ldc: rho, threads: threads)
-                }
-                for m in 0..<modules {
-                    bs[l * modules + m].withUnsafeBufferPointer { b in
-                        Kernels.gemm(transA: false, transB: true, m: n, n: d, k: rho, alpha: 1, a: z.baseAddress!, lda: rho,
-                                     b: b.baseAddress!, ldb: rho, beta: 0, c: y.baseAddress!, ldc: d, threads: threads)
-                    }
-                }
-            }
+            for l in 0..<layers { try adapter.forward(layer: l, modules: moduleList, x: UnsafeBufferPointer(xs[l]), rows: n, outputs: ys) }
         }
+        let rows = xs.map { Array($0) }
+        let calibration = TTCalibration(inputs: rows, counts: rows.map { _ in n }, inputOfPair: (0..<(layers * modules)).map { $0 / modules },
+                                        layers: layers, modules: modules, inFeatures: d)
         var sink = 0.0
         var bondRanks: [Int] = []
         let rounding = {
-            let grams = (0..<layers).map { l in
-                let x = xs[l].map(Double.init)
-                return DenseLinearAlgebra.multiply(x, x, m: d, n: d, k: n, transA: true)
-            }
-            let calibration = TTCalibration(grams: (0..<(layers * modules)).map { grams[$0 / modules] }, layers: layers,
-                                            modules: modules, inFeatures: d)
             let result = TTRounding.round(cores: cores, ranks: ranks, modes: modes, calibration: calibration, scale: 1,
-                                          options: .init(threshold: 0.9))
+                                          options: .init(threshold: 0.9, threads: threads))
             sink += result.lostEnergy
             bondRanks = result.bondRanks
         }
-        let times = try timeAlternating([forward, rounding], repeats: 5, warmup: 1)
+        let rho = ranks[2 + factors.count]
         let forwardFlops = 2 * n * rho * d * (layers + layers * modules)
-        emit([("case", "prune-tt"), ("variant", "forward"), ("n", n), ("rank", rank), ("impl", "adaptc"),
-              ("threads", threads), ("seconds", times[0]), ("flops", forwardFlops)])
-        emit([("case", "prune-tt"), ("variant", "rounding"), ("n", n), ("rank", rank), ("impl", "adaptc"),
-              ("threads", threads), ("seconds", times[1]), ("forwards", times[1] / times[0]),
-              ("bond_ranks", bondRanks.map(String.init).joined(separator: " "))])
+        let flops = roundingFlops(modes: modes, ranks: ranks, rows: n, inputs: layers)
+        let reading = xs.map { UnsafeBufferPointer($0) }
+        let floors = [CaseFloor(reading: [BenchTTXLayerAdapter.parameterCount],
+                                sharing: .init(reading: reading, accumulating: Array(repeating: ys, count: layers).flatMap { $0 }),
+                                flops: forwardFlops, threads: threads),
+                      CaseFloor(reading: [BenchTTXLayerAdapter.parameterCount], sharing: .init(reading: reading), flops: flops, threads: threads)]
+        let times = try timeWithFloors([forward, rounding], floors: floors, repeats: 5, warmup: 1)
+        emit([("case", "prune-tt"), ("variant", "forward"), ("n", n), ("rank", 8), ("impl", "adaptc"),
+              ("threads", threads), ("seconds", times[0]), ("flops", forwardFlops)], floor: floors[0])
+        emit(floors[0].row(case: "prune-tt", n: n, of: "forward"))
+        emit([("case", "prune-tt"), ("variant", "rounding"), ("n", n), ("rank", 8), ("impl", "adaptc"),
+              ("threads", threads), ("seconds", times[1]), ("flops", flops), ("forwards", times[1] / times[0]),
+              ("bond_ranks", bondRanks.map(String.init).joined(separator: " "))], floor: floors[1])
+        emit(floors[1].row(case: "prune-tt", n: n, of: "rounding"))
         if sink.isNaN { print("") }
+    }
+
+    /// FLOPs of the rounding's contractions with the rows (float64; everything
+    /// else is bond-sized): per input, the input's and the rounded train's
+    /// segment (2·n·in·ρ0·ρ1 each), and per bond inside the in segment (split
+    /// into i_L·i_R digits, bond rank r) the pooled spectrum — W = rows ×_{i_R} S_R
+    /// and its Gram, or the rows' Gram over i_R, whichever is cheaper, as
+    /// `TTWeightedMetric.inside` chooses — and Φ: rows ×_{i_R} (S_R·V), then
+    /// ×_{i_L} α_c for each of the r components. For the bench's order the
+    /// segment is the last four cores (ρ1 = 1, no out digits inside it).
+    static func roundingFlops(modes: [TTMode], ranks: [Int], rows n: Int, inputs: Int) -> Int {
+        let first = modes.firstIndex { $0.kind == .in }!, d = modes[first...].reduce(1) { $0 * $1.size }
+        var perInput = 2 * (2 * n * d * ranks[first])
+        for k in (first + 1)..<modes.count {
+            let inL = modes[first..<k].reduce(1) { $0 * $1.size }, inR = d / inL, r = ranks[k], rho0 = ranks[first]
+            let viaW = inL * inR * r + inL * r * r, viaGram = inL * inR * inR
+            perInput += 2 * n * min(viaW, viaGram) + 2 * n * (inL * inR * r + inL * rho0 * r)
+        }
+        return inputs * perInput
     }
 }

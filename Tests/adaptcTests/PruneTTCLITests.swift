@@ -41,7 +41,7 @@ final class PruneTTCLITests: XCTestCase {
     /// Random cores whose bond components decay (slice b of every bond scaled by
     /// 1/(1+b)²), so a threshold below 1 cuts; calibration rows per pair.
     @discardableResult
-    func writeInputs(rows: Int = 30, layers: Int = 3, weakLayers: Set<Int> = []) throws -> (CheckedSpec, [String: [Float]]) {
+    func writeInputs(rows: Int = 30, layers: Int = 3, weakLayers: Set<Int> = [], heldOut: Int = 0) throws -> (CheckedSpec, [String: [Float]]) {
         let path = try sandbox.write(Self.spec(layers: layers), to: "prune-tt.adapt.yaml")
         let (checked, plan) = try SpecLoader.loadPlanned(path: path)
         var random = TestRandom(seed: 71)
@@ -59,15 +59,18 @@ final class PruneTTCLITests: XCTestCase {
             writer.add(p.key, floats: core, shape: p.shape)
         }
         try writer.write(to: sandbox.path("adapter.safetensors"))
-        var calib = SafetensorsWriter(), r = TestRandom(seed: 72)
+        var calib = SafetensorsWriter(), held = SafetensorsWriter(), r = TestRandom(seed: 72)
         for pair in Self.pairs(layers) {
-            // Rows mostly in three directions: far from white.
-            let basis = r.floats(3 * 12)
-            var x = [Float](repeating: 0, count: rows * 12)
-            for n in 0..<rows { let c = r.floats(3); for i in 0..<12 { x[n * 12 + i] = 0.02 * r.uniform() + (0..<3).reduce(0) { $0 + c[$1] * basis[$1 * 12 + i] } } }
-            calib.add(pair.key, floats: x, shape: [rows, 12])
+            // Rows mostly in three directions: far from white. Held-out rows
+            // (`heldOut` more per pair) come from the same distribution.
+            let basis = r.floats(3 * 12), all = rows + heldOut
+            var x = [Float](repeating: 0, count: all * 12)
+            for n in 0..<all { let c = r.floats(3); for i in 0..<12 { x[n * 12 + i] = 0.02 * r.uniform() + (0..<3).reduce(0) { $0 + c[$1] * basis[$1 * 12 + i] } } }
+            calib.add(pair.key, floats: Array(x[..<(rows * 12)]), shape: [rows, 12])
+            if heldOut > 0 { held.add(pair.key, floats: Array(x[(rows * 12)...]), shape: [heldOut, 12]) }
         }
         try calib.write(to: sandbox.path("calib.safetensors"))
+        if heldOut > 0 { try held.write(to: sandbox.path("heldout.safetensors")) }
         return (checked, tensors)
     }
 
@@ -168,6 +171,45 @@ final class PruneTTCLITests: XCTestCase {
             XCTAssertTrue(svg.contains("data-weighted spectra per bond") && svg.contains("bond 5: in.0 | in.1"), scope)
             XCTAssertLessThan(report["parameters_after"] as! Int, report["parameters_before"] as! Int)
         }
+    }
+
+    /// The acceptance's held-out check: rows drawn from one distribution,
+    /// 200 per pair to prune on and 8 × 200 held out; eval of the pruned train
+    /// on each held-out subset keeps a share of the output energy, and the share
+    /// report.json says (measured on the calibration rows) lies within three
+    /// standard deviations of those subsets' shares around their mean — the
+    /// noise of a set of rows the calibration's size (the calibration set is one
+    /// such draw). The test prints the figures.
+    func testHeldOutRowsLoseWhatTheReportSaysWithinTheirNoise() throws {
+        let (subsets, size) = (8, 200)
+        try writeInputs(rows: size, heldOut: subsets * size)
+        let run = try sandbox.adaptc("prune", "prune-tt.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", "calib.safetensors",
+                                     "--levels", "rank", "--threshold", "0.9", "-o", "pruned")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        XCTAssertEqual(try sandbox.adaptc("eval", "prune-tt.adapt.yaml", "--adapter", "adapter.safetensors", "--input", "heldout.safetensors",
+                                          "-o", "y.safetensors").status, 0)
+        XCTAssertEqual(try sandbox.adaptc("eval", "pruned/prune-tt.adapt.yaml", "--adapter", "pruned/prune-tt.safetensors",
+                                          "--input", "heldout.safetensors", "-o", "y-pruned.safetensors").status, 0)
+        let a = try SafetensorsFile.read(path: sandbox.path("y.safetensors")), b = try SafetensorsFile.read(path: sandbox.path("y-pruned.safetensors"))
+        var total = [Double](repeating: 0, count: subsets), lost = total
+        for entry in a.tensors {
+            let (u, v) = (try a.floats(entry.name), try b.floats(entry.name))
+            let width = u.count / (subsets * size)
+            for (i, (p, q)) in zip(u, v).enumerated() {
+                let s = i / width / size
+                total[s] += Double(p) * Double(p)
+                lost[s] += (Double(p) - Double(q)) * (Double(p) - Double(q))
+            }
+        }
+        let kept = zip(lost, total).map { 1 - $0 / $1 }
+        let mean = kept.reduce(0, +) / Double(subsets)
+        let spread = (kept.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(subsets - 1)).squareRoot()
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("pruned/report.json")))) as! [String: Any]
+        let reported = (report["groups"] as! [[String: Any]])[0]["energy_kept"] as! Double
+        print("held-out: reported energy kept \(reported); held-out subsets of \(size) rows: mean \(mean), sd \(spread), min \(kept.min()!), max \(kept.max()!)")
+        XCTAssertLessThan(reported, 1 - 1e-3, "something must be cut for the check to mean anything")
+        XCTAssertGreaterThan(spread, 0)
+        XCTAssertLessThanOrEqual(abs(reported - mean), 3 * spread, "reported \(reported), held-out \(kept)")
     }
 
     /// Layer level on the train: the weak layers leave its `layers:` (their

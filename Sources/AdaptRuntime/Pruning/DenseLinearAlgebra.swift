@@ -58,6 +58,18 @@ public enum DenseLinearAlgebra {
 }
 
 extension DenseLinearAlgebra {
+    /// C ← op(A)·op(B) + beta·C in float64 on row-major buffers with row strides
+    /// `lda`, `ldb`, `ldc` (cblas_dgemm), for products into parts of larger buffers.
+    static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int,
+                     b: UnsafePointer<Double>, ldb: Int, beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        BLAS.configure()
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), 1, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}
+
+extension DenseLinearAlgebra {
     /// The symmetric positive semi-definite square root `S` of a Gram matrix
     /// `G = V·Λ·Vᵀ`: `S = V·√Λ·Vᵀ`, so `SᵀS = G`. Eigenvalues that round-off
     /// made negative (a singular G: fewer rows than columns, or rows in a

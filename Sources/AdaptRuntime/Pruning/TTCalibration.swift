@@ -1,44 +1,131 @@
-/// The calibration weighting of a tensor-train group (DESIGN §4): one Gram
-/// matrix `G_{l,m} = Σ_rows xᵀx` `[in, in]` per (layer, module) of the group,
-/// accumulated in float64. The output energy of a delta tensor D on the rows
-/// is `E(D) = Σ_{l,m} Σ_rows ‖x·ΔW[l,m]ᵀ‖² = Σ_{l,m} tr(ΔW[l,m]·G_{l,m}·ΔW[l,m]ᵀ)`.
+/// The calibration weighting of a tensor-train group (DESIGN §4): the rows
+/// `x` `[n, in]` each (layer, module) of the group reads. The output energy of
+/// a delta tensor D on the rows is
+/// `E(D) = Σ_{l,m} Σ_rows ‖x·ΔW[l,m]ᵀ‖² = Σ_{l,m} tr(ΔW[l,m]·G_{l,m}·ΔW[l,m]ᵀ)`
+/// with `G = Σ_rows xᵀx`; the rounding never forms G (`[in, in]`, n·in² to
+/// build): it contracts the rows with the train's in cores instead (see
+/// `TTWeightedMetric`), n·in·r per contraction.
+///
+/// Pairs that read one input (the modules of a layer under `model.inputs`)
+/// share it, so it is contracted once for all of them.
 public struct TTCalibration: Sendable {
     public let layers: Int
     public let modules: Int
     public let inFeatures: Int
-    /// G_{l,m} at index `l·modules + m`, row-major `[in, in]`.
-    public let grams: [[Double]]
+    /// The distinct inputs, rows `[rowCounts[i], in]` row-major, as given (float32).
+    public let inputs: [[Float]]
+    public let rowCounts: [Int]
+    /// The input pair `l·modules + m` reads: an index into `inputs`.
+    public let inputOfPair: [Int]
+
+    /// `inputs[i]` are rows `[counts[i], in]`; pair `l·modules + m` (the group's
+    /// layer and module order) reads `inputs[inputOfPair[l·modules + m]]`.
+    /// - Parameters:
+    ///   - inputs: the distinct inputs, rows `[n, in]` row-major.
+    ///   - counts: each input's row count n.
+    ///   - inputOfPair: per pair, the index of the input it reads.
+    ///   - layers: the group's layer count.
+    ///   - modules: the group's module count.
+    ///   - inFeatures: the rows' width.
+    public init(inputs: [[Float]], counts: [Int], inputOfPair: [Int], layers: Int, modules: Int, inFeatures: Int) {
+        precondition(inputs.count == counts.count && inputOfPair.count == layers * modules
+                     && inputOfPair.allSatisfy { inputs.indices.contains($0) }, "TTCalibration: inputs do not match the pairs")
+        for (x, n) in zip(inputs, counts) { precondition(x.count == n * inFeatures, "TTCalibration: rows do not match [n, in]") }
+        self.layers = layers
+        self.modules = modules
+        self.inFeatures = inFeatures
+        self.inputs = inputs
+        self.rowCounts = counts
+        self.inputOfPair = inputOfPair
+    }
 
     /// `rows[l·modules + m]` are the rows `[count, in]` of pair (l, m), in the
-    /// group's layer and module order.
+    /// group's layer and module order. Pairs whose rows are one array (the same
+    /// storage) share one input.
+    /// - Parameters:
+    ///   - rows: per pair, its rows `[n, in]` row-major.
+    ///   - counts: per pair, its row count n.
+    ///   - layers: the group's layer count.
+    ///   - modules: the group's module count.
+    ///   - inFeatures: the rows' width.
     public init(rows: [[Float]], counts: [Int], layers: Int, modules: Int, inFeatures: Int) {
         precondition(rows.count == layers * modules && counts.count == rows.count)
-        self.layers = layers
-        self.modules = modules
-        self.inFeatures = inFeatures
-        grams = zip(rows, counts).map { x, n in
-            precondition(x.count == n * inFeatures, "TTCalibration: rows do not match [n, in]")
-            return DenseLinearAlgebra.multiply(x.map(Double.init), x.map(Double.init), m: inFeatures, n: inFeatures, k: n, transA: true)
+        var inputs: [[Float]] = [], inputCounts: [Int] = [], index: [Int] = []
+        var seen: [UnsafeRawPointer: Int] = [:]
+        for (x, n) in zip(rows, counts) {
+            let base = x.withUnsafeBufferPointer { $0.baseAddress.map { UnsafeRawPointer($0) } }
+            if let base, let i = seen[base], inputCounts[i] == n {
+                index.append(i)
+                continue
+            }
+            if let base { seen[base] = inputs.count }
+            index.append(inputs.count)
+            inputs.append(x)
+            inputCounts.append(n)
+        }
+        self.init(inputs: inputs, counts: inputCounts, inputOfPair: index, layers: layers, modules: modules, inFeatures: inFeatures)
+    }
+
+    public var pairCount: Int { layers * modules }
+
+    /// Input `i` in float64 `[n, in]`, its columns permuted: column c is the
+    /// rows' column `permutation[c]` (all of them in order when nil).
+    func rows(_ i: Int, permutation: [Int]? = nil) -> [Double] {
+        let x = inputs[i], n = rowCounts[i], width = inFeatures
+        guard let permutation else { return x.map(Double.init) }
+        var d = [Double](repeating: 0, count: x.count)
+        for r in 0..<n {
+            let row = r * width
+            for c in 0..<width { d[row + c] = Double(x[row + permutation[c]]) }
+        }
+        return d
+    }
+
+    /// Bytes per block of `forEachBlock`: 32 rows of 1024 float64 are 256 KB, a
+    /// block that stays in a core's L2 with its products (2 MB blocks measured
+    /// 1.5× slower on prune-tt's first pass, 256 KB a little faster than 512 KB).
+    static let blockBytes = 256 * 1024
+
+    /// Streams input `i` in float64 blocks of rows (columns permuted as in
+    /// `rows`): `body(block, first, count)` with `block` `[count, in]` for rows
+    /// `first ..< first + count`. `workspace` holds one block (`blockCapacity`
+    /// doubles); the rows are converted block by block, so a pass reads the
+    /// float32 rows once and never allocates an input-sized buffer (a fresh one
+    /// costs its first touch on every call, DESIGN §8).
+    func forEachBlock(_ i: Int, permutation: [Int]?, workspace: UnsafeMutableBufferPointer<Double>,
+                      _ body: (UnsafePointer<Double>, Int, Int) -> Void) {
+        let width = inFeatures, n = rowCounts[i], blockRows = max(1, workspace.count / width)
+        inputs[i].withUnsafeBufferPointer { x in
+            var first = 0
+            while first < n {
+                let count = min(blockRows, n - first)
+                // Pointer loops without index arithmetic in them, so they vectorise.
+                for r in 0..<count {
+                    let source = x.baseAddress! + (first + r) * width, target = workspace.baseAddress! + r * width
+                    if let permutation {
+                        permutation.withUnsafeBufferPointer { order in
+                            for c in 0..<width { target[c] = Double(source[order[c]]) }
+                        }
+                    } else {
+                        for c in 0..<width { target[c] = Double(source[c]) }
+                    }
+                }
+                body(UnsafePointer(workspace.baseAddress!), first, count)
+                first += count
+            }
         }
     }
 
-    public init(grams: [[Double]], layers: Int, modules: Int, inFeatures: Int) {
-        precondition(grams.count == layers * modules && grams.allSatisfy { $0.count == inFeatures * inFeatures })
-        self.layers = layers
-        self.modules = modules
-        self.inFeatures = inFeatures
-        self.grams = grams
-    }
+    /// Rows per block when set (tests: several blocks on small inputs).
+    var blockRows: Int?
 
-    /// Per-pair output energy `tr(ΔW·G·ΔWᵀ)` of the dense tensor `d` (row-major
+    var blockCapacity: Int { (blockRows ?? max(Self.blockBytes / 8 / inFeatures, 1)) * inFeatures }
+
+    /// Per-pair output energy `Σ_rows ‖x·ΔWᵀ‖²` of the dense tensor `d` (row-major
     /// over `modes` in train order), at index `l·modules + m`.
     public func pairEnergies(_ d: [Double], modes: [TTMode]) -> [Double] {
-        let blocks = Self.pairDeltas(d, modes: modes, pairs: layers * modules, inFeatures: inFeatures)
-        let outCount = d.count / (inFeatures * layers * modules)
-        return blocks.indices.map { b in
-            let product = DenseLinearAlgebra.multiply(blocks[b], grams[b], m: outCount, n: inFeatures, k: inFeatures)
-            return zip(product, blocks[b]).reduce(0) { $0 + $1.0 * $1.1 }
-        }
+        let blocks = Self.pairDeltas(d, modes: modes, pairs: pairCount, inFeatures: inFeatures)
+        return blocks.indices.map { energy(blocks[$0], pair: $0) }
     }
 
     /// `D[l, m]` `[out, in]` (row-major, out and in by factor order) of the dense
@@ -54,60 +141,11 @@ public struct TTCalibration: Sendable {
         return blocks
     }
 
-    /// `tr(E·G_b·Eᵀ)` for a dense `e` `[out, in]`: its output energy on pair b's rows.
+    /// `Σ_rows ‖x·eᵀ‖²` for a dense `e` `[out, in]`: its output energy on pair b's rows.
     public func energy(_ e: [Double], pair b: Int) -> Double {
-        let outCount = e.count / inFeatures
-        let product = DenseLinearAlgebra.multiply(e, grams[b], m: outCount, n: inFeatures, k: inFeatures)
-        return zip(product, e).reduce(0) { $0 + $1.0 * $1.1 }
-    }
-
-    /// The weighted factor `M` of one side of a bond: for `f` `[P, r]` (the
-    /// side's cores multiplied out, rows row-major over `modes[side]`), the
-    /// matrix with `MᵀM = fᵀ·Ḡ·f`, where Ḡ is the weighting restricted to this
-    /// side: block-diagonal in the side's layer and module, acting on the side's
-    /// in modes with the Gram pooled over what lies on the other side (summed
-    /// over the other side's layers and modules, traced over its in modes).
-    /// When every weighted mode is on this side, Ḡ is the exact weighting and
-    /// `‖M‖² = E(D)` for `D = f·Q` with Q's rows orthonormal. `M = (S̄ ⊗ I)·f`
-    /// with `S̄ = Ḡ^{1/2}` (eigen square root, see `gramSquareRoot`).
-    func weightedFactor(_ f: [Double], rank r: Int, modes: [TTMode], side: [Int]) -> [Double] {
-        let layout = ModeLayout(modes, side: side)
-        let rows = f.count / r
-        let pooled = pooledGrams(layout)
-        let roots = pooled.map { DenseLinearAlgebra.gramSquareRoot($0, n: layout.sideIn) }
-        // Rows of f grouped by (block, unweighted index), each group an [inP, r] matrix.
-        let groups = layout.sidePairs * layout.sideOut
-        var gathered = [[Double]](repeating: [Double](repeating: 0, count: layout.sideIn * r), count: groups)
-        for p in 0..<rows {
-            let (pair, out, input) = layout.split(p)
-            let g = pair * layout.sideOut + out
-            for j in 0..<r { gathered[g][input * r + j] = f[p * r + j] }
-        }
-        var m: [Double] = []
-        m.reserveCapacity(rows * r)
-        for g in 0..<groups {
-            m += DenseLinearAlgebra.multiply(roots[g / layout.sideOut], gathered[g], m: layout.sideIn, n: r, k: layout.sideIn)
-        }
-        return m
-    }
-
-    /// Ḡ per block of the side's (layer, module) values, `[inP, inP]`.
-    func pooledGrams(_ layout: ModeLayout) -> [[Double]] {
-        let n = layout.sideIn
-        var pooled = [[Double]](repeating: [Double](repeating: 0, count: n * n), count: layout.sidePairs)
-        let (inSide, inOther) = layout.inSplit(inFeatures)
-        for l in 0..<layers {
-            for m in 0..<modules {
-                let block = layout.sidePair(layer: l, module: m)
-                let g = grams[l * modules + m]
-                for i in 0..<inFeatures {
-                    for i2 in 0..<inFeatures where inOther[i] == inOther[i2] {
-                        pooled[block][inSide[i] * n + inSide[i2]] += g[i * inFeatures + i2]
-                    }
-                }
-            }
-        }
-        return pooled
+        let outCount = e.count / inFeatures, i = inputOfPair[b]
+        let y = DenseLinearAlgebra.multiply(rows(i), e, m: rowCounts[i], n: outCount, k: inFeatures, transB: true)
+        return y.reduce(0) { $0 + $1 * $1 }
     }
 }
 
@@ -119,14 +157,10 @@ struct ModeLayout {
     let side: [Int]
     /// Per side mode: stride in the row index.
     let strides: [Int]
-    let hasLayer: Bool
-    let hasModule: Bool
-    let layerSize: Int
     let moduleSize: Int
-    /// Products of the side's in and out mode sizes.
-    let sideIn: Int
-    let sideOut: Int
-    var sidePairs: Int { layerSize * moduleSize }
+    let sizes: [Int]
+    let target: [Int]
+    let weights: [Int]
 
     init(_ modes: [TTMode], side: [Int]) {
         self.modes = modes
@@ -139,18 +173,12 @@ struct ModeLayout {
         }
         self.strides = strides
         let sideModes = side.map { modes[$0] }
-        let layer = sideModes.first { $0.kind == .layer }, module = sideModes.first { $0.kind == .module }
-        hasLayer = layer != nil
-        hasModule = module != nil
-        layerSize = layer?.size ?? 1
-        moduleSize = module?.size ?? 1
-        sideIn = sideModes.filter { $0.kind == .in }.reduce(1) { $0 * $1.size }
-        sideOut = sideModes.filter { $0.kind == .out }.reduce(1) { $0 * $1.size }
+        let moduleSize = sideModes.first { $0.kind == .module }?.size ?? 1
+        self.moduleSize = moduleSize
         // Each side mode's digit adds digit·weight to the block (0), out (1) or in (2) index:
         // block = layer·moduleSize + module; out and in row-major over their factors (factor 0 most significant).
         sizes = sideModes.map(\.size)
         target = sideModes.map { $0.kind == .layer || $0.kind == .module ? 0 : $0.kind == .out ? 1 : 2 }
-        let moduleSize = self.moduleSize
         weights = sideModes.map { mode in
             switch mode.kind {
             case .layer: return moduleSize
@@ -160,9 +188,6 @@ struct ModeLayout {
             }
         }
     }
-    let sizes: [Int]
-    let target: [Int]
-    let weights: [Int]
 
     /// (block, out, in) of row p; out and in row-major by factor index.
     func split(_ p: Int) -> (pair: Int, out: Int, input: Int) {
@@ -176,28 +201,5 @@ struct ModeLayout {
             }
         }
         return (pair, out, input)
-    }
-
-    /// The side's block of a (layer, module) of the group (the other side's are pooled).
-    func sidePair(layer: Int, module: Int) -> Int {
-        (hasLayer ? layer : 0) * moduleSize + (hasModule ? module : 0)
-    }
-
-    /// For every full in index i: its index over the side's in modes and over the others'.
-    func inSplit(_ inFeatures: Int) -> (side: [Int], other: [Int]) {
-        let inModes = modes.filter { $0.kind == .in }.sorted { $0.factor < $1.factor }
-        let onSide = Set(side.filter { modes[$0].kind == .in }.map { modes[$0].factor })
-        var sideIndex = [Int](repeating: 0, count: inFeatures), otherIndex = [Int](repeating: 0, count: inFeatures)
-        for i in 0..<inFeatures {
-            var rest = i, s = 0, o = 0, sScale = 1, oScale = 1
-            for mode in inModes.reversed() {
-                let digit = rest % mode.size
-                rest /= mode.size
-                if onSide.contains(mode.factor) { s += digit * sScale; sScale *= mode.size } else { o += digit * oScale; oScale *= mode.size }
-            }
-            sideIndex[i] = s
-            otherIndex[i] = o
-        }
-        return (sideIndex, otherIndex)
     }
 }

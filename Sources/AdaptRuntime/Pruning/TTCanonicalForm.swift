@@ -59,6 +59,73 @@ public struct TensorTrain: Sendable {
     /// The full tensor, row-major over the modes in order.
     public func dense() -> [Double] { product(0..<count) }
 
+    /// The train with mode k fixed at index j: core k becomes `core[:, j, :]` (size 1).
+    /// - Parameters:
+    ///   - k: the mode.
+    ///   - j: its index kept.
+    public func slice(mode k: Int, at j: Int) -> TensorTrain {
+        let (r0, n, r1) = (ranks[k], sizes[k], ranks[k + 1])
+        var s: [Double] = []
+        s.reserveCapacity(r0 * r1)
+        for a in 0..<r0 { s += cores[k][((a * n + j) * r1)..<((a * n + j + 1) * r1)] }
+        var t = self
+        t.cores[k] = s
+        t.sizes[k] = 1
+        return t
+    }
+
+    /// The same tensor with its modes in reverse order: core k of the result is
+    /// core N−1−k with its bonds swapped, so bond k of the result is bond N−k.
+    public func reversed() -> TensorTrain {
+        let n = count
+        let newCores = (0..<n).map { k -> [Double] in
+            let old = n - 1 - k, (r0, size, r1) = (ranks[old], sizes[old], ranks[old + 1])
+            var core = [Double](repeating: 0, count: r0 * size * r1)
+            for a in 0..<r0 { for j in 0..<size { for b in 0..<r1 { core[(b * size + j) * r0 + a] = cores[old][(a * size + j) * r1 + b] } } }
+            return core
+        }
+        return TensorTrain(cores: newCores, sizes: sizes.reversed(), ranks: ranks.reversed())
+    }
+
+    /// `Σ_{j_0…j_{k-1}} (G_0⋯G_{k-1})ᵀ(G'_0⋯G'_{k-1})`: the `[r_k, r'_k]` left
+    /// environment of this train and `other` (same sizes) over cores
+    /// `start..<k`, starting from `environment` `[r_start, r'_start]` (`[1]` at 0).
+    /// With `other` = self, the Gram of the left part's columns.
+    /// - Parameters:
+    ///   - other: the second train, of the same sizes.
+    ///   - k: the bond the environment ends at.
+    ///   - environment: the environment at bond `start`.
+    ///   - start: the bond it starts from.
+    public func leftEnvironment(with other: TensorTrain, upTo k: Int, from environment: [Double] = [1], at start: Int = 0) -> [Double] {
+        var e = environment
+        for j in start..<k {
+            // e' = Σ_n G[:, n, :]ᵀ · e · G'[:, n, :]
+            let x = DenseLinearAlgebra.multiply(e, other.cores[j], m: ranks[j], n: sizes[j] * other.ranks[j + 1], k: other.ranks[j])
+            e = DenseLinearAlgebra.multiply(cores[j], x, m: ranks[j + 1], n: other.ranks[j + 1], k: ranks[j] * sizes[j], transA: true)
+        }
+        return e
+    }
+
+    /// The `[r_k, r'_k]` right environment over cores `k..<end`, starting from
+    /// `environment` `[r_end, r'_end]` (`[1]` at N): with `other` = self, the
+    /// Gram of the right part's rows.
+    /// - Parameters:
+    ///   - other: the second train, of the same sizes.
+    ///   - k: the bond the environment ends at.
+    ///   - environment: the environment at bond `end`.
+    ///   - end: the bond it starts from (N when nil).
+    public func rightEnvironment(with other: TensorTrain, downTo k: Int, from environment: [Double] = [1], at end: Int? = nil) -> [Double] {
+        var e = environment
+        var j = (end ?? count) - 1
+        while j >= k {
+            // e' = Σ_n G[:, n, :] · e · G'[:, n, :]ᵀ
+            let x = DenseLinearAlgebra.multiply(cores[j], e, m: ranks[j] * sizes[j], n: other.ranks[j + 1], k: ranks[j + 1])
+            e = DenseLinearAlgebra.multiply(x, other.cores[j], m: ranks[j], n: other.ranks[j], k: sizes[j] * other.ranks[j + 1], transB: true)
+            j -= 1
+        }
+        return e
+    }
+
     /// Inserts the matrix `v` `[r_k, r']` at bond k (between cores k−1 and k) as
     /// `v·vᵀ`: core k−1 ← core k−1 · v, core k ← vᵀ · core k. With v's columns
     /// orthonormal this projects the bond onto their span; r_k becomes r'.

@@ -12,13 +12,14 @@
 /// projection on the unweighted side, so exactly `Σ_{j≥r} σ_j²` is lost.
 ///
 /// Where the bond splits the weighted modes (say `layer` left of it, `in`
-/// right), no one-sided weighting is exact. The side with the larger share of
-/// the in modes then carries the Gram pooled over the modes on the other side
-/// (summed over its layers and modules, traced over its in modes) — a
-/// heuristic for the order of components — and the energy this bond loses is
-/// measured on the calibration rows after the cut, never predicted; with
-/// `--scope pair` the bond keeps the smallest number of those components whose
-/// measured loss is ≤ 1 − T of its energy.
+/// right), no one-sided weighting is exact. The weighted side then carries the
+/// weighting pooled over the modes on the other side (summed over its layers
+/// and modules, traced over its in modes) — a heuristic for the order of
+/// components, `Σ_p Γ_p` in `TTWeightedMetric`'s terms — and the energy each
+/// number of kept components loses is measured exactly on the rows (the
+/// components' output inner products Φ, one contraction per bond, so every
+/// candidate costs r² additions); with `--scope pair` the bond keeps the
+/// smallest number of those components whose loss is ≤ 1 − T of its energy.
 /// The group's lost energy is always measured: `E(D − D')` of the input and the
 /// rounded train, so what is reported is what eval loses on the rows.
 public enum TTRounding {
@@ -26,10 +27,17 @@ public enum TTRounding {
         public var threshold: Double
         /// `--scope global`: one budget, (1 − T) of the train's energy, across all bonds.
         public var globalScope: Bool
-        public init(threshold: Double = 0.9, globalScope: Bool = false) {
+        /// Threads for the contractions with the calibration rows (one input per task).
+        public var threads: Int
+        /// - Parameters:
+        ///   - threshold: the share of output energy each bond keeps (`--scope pair`) or the train keeps (global), in (0, 1].
+        ///   - globalScope: one budget across bonds instead of one per bond.
+        ///   - threads: threads for the contractions with the rows.
+        public init(threshold: Double = 0.9, globalScope: Bool = false, threads: Int = 1) {
             precondition(threshold > 0 && threshold <= 1, "TTRounding: the threshold must be in (0, 1]")
             self.threshold = threshold
             self.globalScope = globalScope
+            self.threads = threads
         }
     }
 
@@ -73,15 +81,19 @@ public enum TTRounding {
     public static func round(cores: [[Float]], ranks: [Int], modes: [TTMode], calibration: TTCalibration, scale: Double,
                              newScale: (Int) -> Double = { _ in 1 }, options: Options) -> Result {
         let input = TensorTrain(cores: cores, sizes: modes.map(\.size), ranks: ranks)
-        let pairEnergies = calibration.pairEnergies(input, modes: modes).map { $0 * scale * scale }
-        let total = pairEnergies.reduce(0, +)
+        let metric = TTWeightedMetric(calibration: calibration, modes: modes, threads: options.threads)
+        // One pass over the rows prepares the input's energies and the bonds inside the segment.
+        let (projection, prepared) = metric.project(input, preparing: metric.preparableBonds(input))
         let s2 = scale * scale
+        let inputEnergies = metric.pairInnerProducts(input, projection, input, projection)
+        let pairEnergies = inputEnergies.map { $0 * s2 }
+        let total = pairEnergies.reduce(0, +)
         var chosen: [Int]? = nil
         if options.globalScope {
-            chosen = globalRanks(input, modes: modes, calibration: calibration, threshold: options.threshold)
+            chosen = globalRanks(input, metric: metric, projection: projection, threshold: options.threshold)
         }
         while true {
-            var (train, bonds) = sweep(input, modes: modes, calibration: calibration, threshold: options.threshold, ranks: chosen)
+            var (train, bonds) = sweep(input, metric: metric, projection: projection, prepared: prepared, threshold: options.threshold, ranks: chosen)
             bonds = bonds.map { var b = $0; b.energies = b.energies.map { $0 * s2 }; b.lostEnergy *= s2; return b }
             if bonds.allSatisfy({ $0.rankAfter == $0.rankBefore }) && train.ranks == ranks {
                 return Result(cores: cores, ranks: ranks, bonds: bonds, pairEnergies: pairEnergies,
@@ -93,8 +105,12 @@ public enum TTRounding {
             train.cores[train.count - 1] = train.cores[train.count - 1].map { $0 * factor }
             let floatCores = train.cores.map { $0.map { Float($0) } }
             let rounded = TensorTrain(cores: floatCores, sizes: train.sizes, ranks: train.ranks)
-            // E(scale·(D − D'/factor)), contracted as the train D − D'/factor (ranks r + r').
-            let lost = calibration.pairEnergies(input.minus(rounded, times: 1 / factor), modes: modes).map { $0 * s2 }
+            // E(scale·(D − c·D')), c = 1/factor, measured on the rows: E(D) − 2c⟨D, D'⟩ + c²E(D').
+            let roundedProjection = metric.project(rounded)
+            let cross = metric.pairInnerProducts(input, projection, rounded, roundedProjection)
+            let own = metric.pairInnerProducts(rounded, roundedProjection, rounded, roundedProjection)
+            let c = 1 / factor
+            let lost = inputEnergies.indices.map { p in max(0, inputEnergies[p] - 2 * c * cross[p] + c * c * own[p]) * s2 }
             // Global scope: the cuts chosen on the input's spectra may lose more than
             // the budget where a bond is coupled; give back the best dropped component.
             if var ranksNow = chosen, lost.reduce(0, +) > (1 - options.threshold + zeroShare) * total,
@@ -117,41 +133,28 @@ public enum TTRounding {
         return best
     }
 
-    /// One left-to-right pass: every bond canonicalised, SVD'd and cut, to
+    /// One left-to-right pass: every bond canonicalised, measured and cut, to
     /// `ranks[k]` when given, else by the threshold on that bond's own energy.
-    static func sweep(_ input: TensorTrain, modes: [TTMode], calibration: TTCalibration, threshold: Double,
+    /// Where the weighting is not exact, the pooled spectrum only orders the
+    /// components; the bond keeps the smallest number of them whose exactly
+    /// measured loss (`TTWeightedMetric.Bond.loss`) is within 1 − T of the
+    /// train's energy there.
+    static func sweep(_ input: TensorTrain, metric: TTWeightedMetric, projection: TTWeightedMetric.Projection,
+                      prepared: [Int: TTWeightedMetric.Prepared] = [:], threshold: Double,
                       ranks fixed: [Int]?) -> (TensorTrain, [Bond]) {
         var train = input
+        var reference = projection
         var bonds: [Bond] = []
         for k in 1..<max(train.count, 1) {
-            let analysis = analyse(&train, bond: k, modes: modes, calibration: calibration)
-            let before = input.ranks[k]
-            var keep = fixed.map { min($0[k - 1], analysis.energies.count) } ?? keptRank(analysis.energies, threshold: threshold)
+            let analysis = metric.analyse(&train, bond: k, reference: &reference, prepared: prepared)
+            let before = input.ranks[k], count = analysis.energies.count
+            var keep = fixed.map { min($0[k - 1], count) } ?? keptRank(analysis.energies, threshold: threshold)
             var lost = analysis.energies.dropFirst(keep).reduce(0, +)
             if !analysis.exact {
-                let energyNow = energy(train, modes: modes, calibration: calibration)
-                // The pooled spectrum only orders the components. The rank kept is one
-                // whose measured loss stays within 1 − T of the bond's energy: the
-                // pooled rule's rank, widened until it passes, then bisected down to
-                // the smallest passing rank (each measurement contracts the train with
-                // itself, so about 1 + log2(r) of them, not r).
-                let count = analysis.energies.count
-                func loss(_ r: Int) -> Double {
-                    r >= count ? 0 : measuredLoss(train, bond: k, basis: analysis.basis, keep: r, modes: modes, calibration: calibration)
-                }
-                let budget = (1 - threshold + zeroShare) * energyNow
-                lost = loss(keep)
-                if fixed == nil {
-                    while keep < count && lost > budget {
-                        keep += 1
-                        lost = loss(keep)
-                    }
-                    var low = 0  // largest rank known to fail (0: none tried)
-                    while keep - low > 1 {
-                        let middle = (low + keep) / 2, trial = loss(middle)
-                        if trial <= budget { keep = middle; lost = trial } else { low = middle }
-                    }
-                }
+                // Σ Φ over every component is the train's energy now (the basis is complete).
+                let budget = (1 - threshold + zeroShare) * analysis.loss(keeping: 0)
+                if fixed == nil { keep = (1...max(count, 1)).first { analysis.loss(keeping: $0) <= budget } ?? count }
+                lost = analysis.loss(keeping: keep)
             }
             if keep < train.ranks[k] {
                 train.project(bond: k, onto: columns(analysis.basis, rows: train.ranks[k], keep: keep), columns: keep)
@@ -162,59 +165,11 @@ public enum TTRounding {
         return (train, bonds)
     }
 
-    /// The bond's data-weighted spectrum: the train is left in the canonical
-    /// form the cut needs (orthonormal on the unweighted side).
-    static func analyse(_ train: inout TensorTrain, bond k: Int, modes: [TTMode], calibration: TTCalibration)
-        -> (energies: [Double], basis: [Double], exact: Bool) {
-        let n = train.count
-        let left = Array(0..<k), right = Array(k..<n)
-        let weightedLeft = left.filter { modes[$0].isWeighted }.count, weightedRight = right.filter { modes[$0].isWeighted }.count
-        let exact = weightedLeft == 0 || weightedRight == 0
-        let inLeft = left.filter { modes[$0].kind == .in }.reduce(1) { $0 * modes[$1].size }
-        let inRight = right.filter { modes[$0].kind == .in }.reduce(1) { $0 * modes[$1].size }
-        let weightOnLeft = exact ? weightedRight == 0 : (inLeft != inRight ? inLeft > inRight : weightedLeft >= weightedRight)
-        let r: Int
-        let f: [Double]
-        if weightOnLeft {
-            TTCanonicalForm.rightOrthogonalise(&train, downTo: k)
-            r = train.ranks[k]
-            f = train.product(0..<k)
-        } else {
-            TTCanonicalForm.leftOrthogonalise(&train, upTo: k)
-            r = train.ranks[k]
-            let rightPart = train.product(k..<n)
-            f = TTCanonicalForm.transpose(rightPart, rows: r, cols: rightPart.count / r)
-        }
-        let m = calibration.weightedFactor(f, rank: r, modes: modes, side: weightOnLeft ? left : right)
-        let svd = DenseLinearAlgebra.svd(m, rows: m.count / r, cols: r)
-        // Vt [k, r]: its rows are the bond's components in the bond space.
-        return (svd.s.map { $0 * $0 }, svd.vt, exact)
-    }
-
     /// The first `keep` rows of `vt` `[*, rows]` as columns `[rows, keep]`.
     static func columns(_ vt: [Double], rows: Int, keep: Int) -> [Double] {
         var v = [Double](repeating: 0, count: rows * keep)
         for j in 0..<keep { for i in 0..<rows { v[i * keep + j] = vt[j * rows + i] } }
         return v
-    }
-
-    /// `E(D − D')` of cutting bond k to the first `keep` components: the train
-    /// with `I − V_r·V_rᵀ` at the bond, contracted with itself in the weighted metric.
-    static func measuredLoss(_ train: TensorTrain, bond k: Int, basis: [Double], keep: Int, modes: [TTMode],
-                             calibration: TTCalibration) -> Double {
-        let r = train.ranks[k]
-        let v = columns(basis, rows: r, keep: keep)
-        var complement = DenseLinearAlgebra.multiply(v, v, m: r, n: r, k: keep, transB: true).map { -$0 }
-        for i in 0..<r { complement[i * r + i] += 1 }
-        var cut = train
-        let leftRows = cut.ranks[k - 1] * cut.sizes[k - 1]
-        cut.cores[k - 1] = DenseLinearAlgebra.multiply(cut.cores[k - 1], complement, m: leftRows, n: r, k: r)
-        return energy(cut, modes: modes, calibration: calibration)
-    }
-
-    /// `E(D)` of the train, contracted core by core (never the dense tensor).
-    static func energy(_ train: TensorTrain, modes: [TTMode], calibration: TTCalibration) -> Double {
-        calibration.pairEnergies(train, modes: modes).reduce(0, +)
     }
 
     /// The smallest rank whose components (descending) reach `threshold` of
@@ -233,13 +188,14 @@ public enum TTRounding {
     /// `--scope global`: the spectra of every bond of the input train, and
     /// the cuts that drop the weakest components of all bonds together while
     /// their energy stays within (1 − T) of the train's.
-    static func globalRanks(_ input: TensorTrain, modes: [TTMode], calibration: TTCalibration, threshold: Double) -> [Int] {
+    static func globalRanks(_ input: TensorTrain, metric: TTWeightedMetric, projection: TTWeightedMetric.Projection,
+                            threshold: Double) -> [Int] {
         var spectra: [[Double]] = []
         for k in 1..<max(input.count, 1) {
-            var train = input
-            spectra.append(analyse(&train, bond: k, modes: modes, calibration: calibration).energies)
+            var train = input, reference = projection
+            spectra.append(metric.analyse(&train, bond: k, reference: &reference).energies)
         }
-        let total = energy(input, modes: modes, calibration: calibration)
+        let total = metric.pairInnerProducts(input, projection, input, projection).reduce(0, +)
         var ranks = spectra.map(\.count)
         guard total > 0 else { return ranks }
         var budget = (1 - threshold) * total + zeroShare * total

@@ -173,15 +173,23 @@ extension TTCalibration {
     /// Σ xᵀx `[in, in]` of each pair's rows (float64), at `l·modules + m`: the
     /// weighting Tucker and CP pruning read (the one place they name how the
     /// calibration stores it).
-    var pairGrams: [[Double]] { grams }
+    var pairGrams: [[Double]] {
+        let width = inFeatures
+        let grams = inputs.indices.map { i -> [Double] in
+            let x = rows(i)
+            return DenseLinearAlgebra.multiply(x, x, m: width, n: width, k: rowCounts[i], transA: true)
+        }
+        return inputOfPair.map { grams[$0] }
+    }
 
     /// `Aᵀ·G_b·B` `[ra, rb]` for in-side matrices A `[in, ra]`, B `[in, rb]`:
     /// `Σ_rows (x·A)ᵀ(x·B)` of pair b's rows — the Gram in a factor's space,
     /// what every energy of a Tucker or CP tensor needs (never G itself, unless
     /// the in mode is full).
     func projectedGram(pair b: Int, _ a: [Double], columns ra: Int, _ c: [Double], columns rc: Int) -> [Double] {
-        let n = inFeatures
-        return DenseLinearAlgebra.multiply(a, DenseLinearAlgebra.multiply(grams[b], c, m: n, n: rc, k: n), m: ra, n: rc, k: n, transA: true)
+        let i = inputOfPair[b], x = rows(i), n = rowCounts[i], width = inFeatures
+        let xa = DenseLinearAlgebra.multiply(x, a, m: n, n: ra, k: width), xc = DenseLinearAlgebra.multiply(x, c, m: n, n: rc, k: width)
+        return DenseLinearAlgebra.multiply(xa, xc, m: ra, n: rc, k: n, transA: true)
     }
 
     /// Per-pair `⟨X[l,m], Y[l,m]⟩_G = Σ_rows ⟨x·ΔX[l,m]ᵀ, x·ΔY[l,m]ᵀ⟩` of two Tucker

@@ -24,7 +24,7 @@ public enum TTRoundingStage {
         // dropped layers' mean ΔW, when the layer level drops any.
         let energies = weighting.pairEnergies(train, modes: modes).map { $0 * scale * scale }
         let layer = TensorPruning.layerLevel(group, energies: energies, weighting: weighting, settings: settings, taken: taken, deltas: {
-            TTCalibration.pairDeltas(train.dense(), modes: modes, pairs: weighting.layers * weighting.modules, inFeatures: inFeatures)
+            TTCalibration.pairDeltas(train.dense(), modes: modes, pairs: weighting.pairCount, inFeatures: inFeatures)
                 .map { $0.map { $0 * scale } }
         }, weights: &weights)
         let keptIndices = layer.keptIndices
