@@ -12,7 +12,8 @@ import Foundation
 ///
 /// `rel_err` is ‖X − X̂‖/‖X‖ measured on the rebuilt train in float64 (not
 /// the train's own estimate), so rows of different implementations compare
-/// at equal error. `steps` gives each bond's method and its seconds.
+/// at equal error. `methods` and `step_seconds` give each bond's method and
+/// the seconds of its step (in the last timed run).
 ///
 /// Floors: memory, X read twice (the Gram pass, then the projection, which
 /// needs the Gram's eigenvectors) and the remainder `[8, 1024·1024]` written
@@ -57,7 +58,8 @@ extension Bench {
         emit([("case", "init-tt"), ("variant", "tt-svd"), ("n", layers), ("impl", "adaptc"), ("threads", threads),
               ("seconds", seconds), ("flops", flops), ("rel_err", (difference / norm).squareRoot()),
               ("rel_err_reported", train!.error / train!.norm),
-              ("methods", methods.map { $0 == .gram ? "gram" : "randomized" }.joined(separator: "+"))], floor: floor)
+              ("methods", methods.map { $0 == .gram ? "gram" : "randomized" }.joined(separator: "+")),
+              ("step_seconds", train!.bonds.map { String(format: "%.4g", $0.seconds) }.joined(separator: "+"))], floor: floor)
         emit(floor.row(case: "init-tt", n: layers, of: "tt-svd"))
     }
 
