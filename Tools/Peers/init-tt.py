@@ -7,7 +7,7 @@ h the splitmix64-style hash of the flat index as a float in [-1, 1); float64, th
 
 - numpy-gram-eigh: TT-SVD through Gram matrices in float64 (each unfolding's
   Gram on its smaller side, np.linalg.eigh; a tall one gives V, then QR of C V),
-  left to right, OpenBLAS at 2 threads;
+  left to right, OpenBLAS at 1 and at 2 threads (its best thread count is the bar);
 - tensorly: tensor_train(rank=[1, 8, 8, 1]) (float64, its truncated SVDs).
 
 Both start from the float32 tensor in memory and convert it to float64 inside
@@ -91,6 +91,10 @@ def emit(**fields):
 
 def main():
     x = tensor()
+    # One thread as well: on a loaded 2-core machine OpenBLAS's two threads can spin against each other.
+    with threadpool_limits(1):
+        seconds, (cores, last) = timed(lambda: gram_eigh_tt(x))
+        emit(impl="numpy-gram-eigh", threads=1, seconds=seconds, rel_err=rel_err(x, rebuild(cores, last)))
     with threadpool_limits(2):
         seconds, (cores, last) = timed(lambda: gram_eigh_tt(x))
         emit(impl="numpy-gram-eigh", threads=2, seconds=seconds, rel_err=rel_err(x, rebuild(cores, last)))
