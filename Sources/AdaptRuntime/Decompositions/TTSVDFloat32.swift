@@ -112,7 +112,7 @@ extension TTSVD {
                          into output: UnsafeMutableBufferPointer<Float>) throws -> Float32Step {
         switch cheaperMethod(m: m, n: n, cap: cap, budget: budget, randomized: randomized) {
         case .randomized:
-            let svd = try TruncatedSVD.randomized(c, m: m, n: n, rank: cap, settings: randomized)
+            let svd = try TruncatedSVD.randomized(c, m: m, n: n, rank: cap, settings: randomized, threads: threads)
             // The remainder Uᵀ·C from U itself (not Σ·Vᵀ), so core·remainder is the projection of C.
             FloatMatrix.projectRows(c, m: m, n: n, onto: svd.u, rank: cap, threads: threads, into: output.baseAddress!)
             let kept = FloatMatrix.squaredNorm(UnsafeBufferPointer(rebasing: UnsafeBufferPointer(output)[..<(cap * n)]), threads: threads)

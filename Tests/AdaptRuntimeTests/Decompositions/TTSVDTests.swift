@@ -194,6 +194,27 @@ final class TTSVDTests: XCTestCase {
         XCTAssertEqual(trains[0].cores, trains[2].cores)
     }
 
+    /// The randomized SVD's grouped sweeps (`threads:` given, as the float32
+    /// TT-SVD calls it) give the same triplets as the sequential sweep up to
+    /// float32 rounding of the partial sums, and the same bits for any thread count.
+    func testRandomizedSVDGroupedSweepsMatchTheSequentialOne() throws {
+        let (m, n, r) = (3000, 200, 4)
+        let w = Self.lowRankPlusNoise([m, n], ranks: [r], noise: 0.01, seed: 31).map(Float.init)
+        let settings = TruncatedSVD.Randomized()
+        let sequential = try w.withUnsafeBufferPointer { try TruncatedSVD.randomized($0, m: m, n: n, rank: r, settings: settings) }
+        let grouped = try [1, 2, 3].map { threads in
+            try w.withUnsafeBufferPointer { try TruncatedSVD.randomized($0, m: m, n: n, rank: r, settings: settings, threads: threads) }
+        }
+        XCTAssertEqual(grouped[0].u, grouped[1].u)
+        XCTAssertEqual(grouped[0].vt, grouped[2].vt)
+        for k in 0..<r { XCTAssertEqual(grouped[0].sigma[k], sequential.sigma[k], accuracy: 1e-5 * sequential.sigma[0]) }
+        // The same rank-r product U·Σ·Vᵀ (the signs of the pairs may differ only together).
+        func product(_ s: TruncatedSVD) -> [Double] {
+            (0..<(m * n)).map { e in (0..<r).reduce(0.0) { $0 + Double(s.u[(e / n) * r + $1] * s.sigma[$1] * s.vt[$1 * n + e % n]) } }
+        }
+        XCTAssertLessThan(Self.relativeDistance(product(grouped[0]), product(sequential)), 1e-5)
+    }
+
     /// The float32 Gram (tiles of at most `gramTileDepth` terms summed in
     /// float64) equals the float64 definition on both sides, with several
     /// tiles and groups, and its bits do not depend on the thread count.
