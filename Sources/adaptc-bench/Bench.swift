@@ -41,8 +41,10 @@ struct Bench {
             case "prune-tt": try pruneTT(threads: threads)
             case "init-pissa": try initPissa(threads: threads)
             case "init-loftq": try initLoftQ(threads: threads)
+            case "init-tt": try initTT(threads: threads)
             case "init-tt-metatt": try initTTMetaTT(threads: threads)
             case "init-cp": try initCP(threads: threads)
+            case "init-tucker": try initTucker(threads: threads)
             case "merge-sharded": try mergeSharded(threads: threads)
             case "dora-prepare": try doraPrepare(threads: threads)
             default:
@@ -52,7 +54,7 @@ struct Bench {
         }
     }
 
-    static let known = ["lora-unmerged", "decode", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "prune-tt", "init-pissa", "init-loftq", "init-tt-metatt", "init-cp", "merge-sharded", "dora-prepare"]
+    static let known = ["lora-unmerged", "decode", "tt-xlayer", "lora-xlayer", "lotr-xlayer", "cp-xlayer", "backward", "scaling", "prune", "prune-tt", "init-pissa", "init-loftq", "init-tt", "init-tt-metatt", "init-cp", "init-tucker", "merge-sharded", "dora-prepare"]
 
     static func emit(_ fields: [(String, Any)]) {
         let body = fields.map { key, value -> String in

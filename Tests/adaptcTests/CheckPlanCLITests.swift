@@ -170,6 +170,31 @@ final class CheckPlanCLITests: XCTestCase {
         XCTAssertTrue(result.stderr.isEmpty, "\(result)")
     }
 
+    /// A tensor-train bond above what its neighbours let it carry: `plan`
+    /// (and `check`) succeed and print the located warning with the rank it can reach.
+    func testPlanWarnsOfABondItsNeighboursCannotFill() throws {
+        try sandbox.write("""
+            adaptc: 1
+            name: Dead
+            model: {layers: 2, modules: {fc: [16, 64]}}
+            adapters:
+              - name: fc
+                structure: tensor-train
+                modules: [fc]
+                factor: {out: [4, 4], in: [8, 8]}
+                order: [layer, out.0, out.1, in.0, in.1]
+                ranks: [1, 8, 24, 8]
+            """, to: "dead.adapt.yaml")
+        for command in ["plan", "check"] {
+            let result = try sandbox.adaptc(command, "dead.adapt.yaml")
+            XCTAssertEqual(result.status, 0, "\(result)")
+            XCTAssertTrue(result.stderrLines.contains(
+                "dead.adapt.yaml:10:16: warning: bond rank 8 at bond 1 (out.0|out.1) can reach only 4 (bond 0's 1 × out.0's 4, "
+                + "from the left); the rest is counted in parameters but never used"), "\(command)\n\(result)")
+            XCTAssertEqual(result.stderrLines.count, 2, "\(command)\n\(result)")
+        }
+    }
+
     func testPlanJSON() throws {
         let spec = Repository.spec("tiny-qv.adapt.yaml")
         let (_, plan) = try SpecLoader.loadPlanned(path: spec)

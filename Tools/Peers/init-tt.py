@@ -1,16 +1,19 @@
-"""Peers of `init-tt-metatt` (DESIGN §8): TT-SVD of MetaTT's stacked weights
-(12 layers x q/k/v/o of 768x768, order [in, layer, module, out], rank 8, the
-scale alpha/r = 2 folded) on the same formula-defined weights as adaptc-bench:
-W[l,m] = U V_lm / 8 + 0.02 sin(12.9898 (o*768 + i) + 78.233 (4l + m)),
-U[o,k] = sin(0.37 (o+1)(k+1)), V_lm[k,i] = cos(0.11 (i+1)(k+1) + l + 0.5m).
+"""Peers of `init-tt` (DESIGN §8): TT-SVD of the stacked tensor [24, 1024, 1024]
+(order [layer, out, in]) to bond ranks 8, on the same formula-defined data as
+adaptc-bench (Sources/adaptc-bench/InitTTDenseBench.swift):
+X[l,o,i] = sum_{k<24} a_lk b_ok c_ik + 0.01 h((l*1024 + o)*1024 + i),
+a_lk = sin(0.7(l+1)(k+1))/(k+1), b_ok = sin(0.37(o+1)(k+1)), c_ik = cos(0.11(i+1)(k+1)),
+h the splitmix64-style hash of the flat index as a float in [-1, 1); float64, then float32.
 
-- numpy: Gram-eigh TT-SVD in float64 (the Gram of each unfolding on its smaller
-  side, np.linalg.eigh), OpenBLAS at 2 threads, the stacked tensor held;
-- tensorly: tensor_train(rank=[1, 8, 8, 8, 1]), when importable.
+- numpy-gram-eigh: TT-SVD through Gram matrices in float64 (each unfolding's
+  Gram on its smaller side, np.linalg.eigh; a tall one gives V, then QR of C V),
+  left to right, OpenBLAS at 1 and at 2 threads (its best thread count is the bar);
+- tensorly: tensor_train(rank=[1, 8, 8, 1]) (float64, its truncated SVDs).
 
-`rel_err`: ||W - dW|| / ||W|| of the train; `seconds`: the median of 3 runs,
-building the stacked tensor from the float32 weights included (as adaptc reads
-its base); `stacked_mb`: the float32 stacked tensor every peer holds.
+Both start from the float32 tensor in memory and convert it to float64 inside
+the timed call (adaptc reads float32 too). `rel_err` = ||X - X^||/||X|| of the
+rebuilt train in float64; `seconds` the median of 3 runs after one warm-up
+(numpy), one run (tensorly: tens of seconds of SVD, not first touches).
 """
 import json
 import statistics
@@ -19,24 +22,31 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-L, M, N, R = 12, 4, 768, 8
+L, N, R, K = 24, 1024, 8, 24
 
 
-def weights():
-    o = np.arange(N)[:, None]
-    k = np.arange(32)[None, :]
-    u = np.sin(0.37 * (o + 1) * (k + 1))
-    flat = np.arange(N * N).reshape(N, N)
-    out = np.empty((L, M, N, N), dtype=np.float32)
-    for l in range(L):
-        for m in range(M):
-            v = np.cos(0.11 * (np.arange(N)[None, :] + 1) * (np.arange(32)[:, None] + 1) + l + 0.5 * m)
-            out[l, m] = (u @ v / 8 + 0.02 * np.sin(12.9898 * flat + 78.233 * (4 * l + m))).astype(np.float32)
-    return out
+def hash_noise(e):
+    z = e.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-52 - 1
 
 
-def gram_eigh_tt(w):
-    t = (w.astype(np.float64) / 2).transpose(3, 0, 1, 2)  # [in, layer, module, out]
+def tensor(slices=L, size=N):
+    f = np.arange(1, K + 1)[None, :]
+    a = np.sin(0.7 * np.arange(1, slices + 1)[:, None] * f) / f
+    b = np.sin(0.37 * np.arange(1, size + 1)[:, None] * f)
+    c = np.cos(0.11 * np.arange(1, size + 1)[:, None] * f)
+    x = np.empty((slices, size, size), dtype=np.float32)
+    flat = np.arange(size * size, dtype=np.uint64)
+    for l in range(slices):
+        x[l] = ((b * a[l]) @ c.T + 0.01 * hash_noise(flat + np.uint64(l * size * size)).reshape(size, size)).astype(np.float32)
+    return x
+
+
+def gram_eigh_tt(x32):
+    t = x32.astype(np.float64)
     sizes, cores, left, c = t.shape, [], 1, t
     for k in range(len(sizes) - 1):
         c = c.reshape(left * sizes[k], -1)
@@ -49,42 +59,53 @@ def gram_eigh_tt(w):
         cores.append(u)
         c = u.T @ c
         left = u.shape[1]
-    full = c
+    return cores, c
+
+
+def rebuild(cores, last):
+    full = last
     for u in reversed(cores):
-        full = (u @ full.reshape(u.shape[1], -1))
-    approx = full.reshape(sizes)
-    return np.linalg.norm(t - approx) / np.linalg.norm(t)
+        full = u @ full.reshape(u.shape[1], -1)
+    return full.reshape(L, N, N)
+
+
+def rel_err(x32, approx):
+    t = x32.astype(np.float64)
+    return float(np.linalg.norm(t - approx) / np.linalg.norm(t))
+
+
+def timed(run, repeats=3, warmup=True):
+    if warmup:
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
 
 
 def emit(**fields):
-    print(json.dumps({"case": "init-tt-metatt", **fields}), flush=True)
+    print(json.dumps({"case": "init-tt", "variant": "tt-svd", "n": L, **fields}), flush=True)
 
 
 def main():
-    w = weights()
-    stacked_mb = w.nbytes / 2**20
+    x = tensor()
+    # One thread as well: on a loaded 2-core machine OpenBLAS's two threads can spin against each other.
+    with threadpool_limits(1):
+        seconds, (cores, last) = timed(lambda: gram_eigh_tt(x))
+        emit(impl="numpy-gram-eigh", threads=1, seconds=seconds, rel_err=rel_err(x, rebuild(cores, last)))
     with threadpool_limits(2):
-        times, err = [], None
-        for _ in range(3):
-            start = time.perf_counter()
-            err = gram_eigh_tt(w)
-            times.append(time.perf_counter() - start)
-        emit(variant="tt-svd", impl="numpy-gram-eigh", threads=2, seconds=statistics.median(times),
-             rel_err=float(err), stacked_mb=stacked_mb)
+        seconds, (cores, last) = timed(lambda: gram_eigh_tt(x))
+        emit(impl="numpy-gram-eigh", threads=2, seconds=seconds, rel_err=rel_err(x, rebuild(cores, last)))
         try:
             import tensorly as tl
             from tensorly.decomposition import tensor_train
         except ImportError:
             return
-        t = (w.astype(np.float64) / 2).transpose(3, 0, 1, 2)
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            factors = tensor_train(t, rank=[1, R, R, R, 1])
-            times.append(time.perf_counter() - start)
-        approx = tl.tt_to_tensor(factors)
-        emit(variant="tt-svd", impl="tensorly", threads=2, seconds=statistics.median(times),
-             rel_err=float(np.linalg.norm(t - approx) / np.linalg.norm(t)), stacked_mb=stacked_mb)
+        # One run: its tens of seconds are SVD work, not first touches of memory.
+        seconds, factors = timed(lambda: tensor_train(x.astype(np.float64), rank=[1, R, R, 1]), repeats=1, warmup=False)
+        emit(impl="tensorly", threads=2, seconds=seconds, rel_err=rel_err(x, tl.tt_to_tensor(factors)))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ public struct TTSVD: Sendable {
         /// ‖discarded tail‖ = (Σ of the dropped σ²)^½ at this bond.
         public var discarded: Double
         public var method: UnfoldingMethod
+        /// Seconds this bond's step took (its Gram or randomized SVD and its
+        /// projection); 0 where not measured.
+        public var seconds: Double = 0
         public var hitCap: Bool { rank == cap }
     }
 

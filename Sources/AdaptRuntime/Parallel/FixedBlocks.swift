@@ -24,6 +24,13 @@ public struct FixedBlocks: Sendable, Equatable {
         length = max((max(byCount, byWork) + panel - 1) / panel * panel, 1)
     }
 
+    /// Blocks of a given `length` (the last one shorter), for a caller that
+    /// sizes them by another rule of the shape.
+    init(extent: Int, length: Int) {
+        self.extent = extent
+        self.length = max(length, 1)
+    }
+
     /// One block: the whole side (a product too small to split).
     public init(whole extent: Int) {
         self.extent = extent

@@ -86,6 +86,38 @@ enum RankResolution {
         }
     }
 
+    /// The rank each bond can actually carry given its neighbours: core k is
+    /// `[r_{k−1}, n_k, r_k]`, so bond k is at most `r_{k−1}·n_k` (the rank of
+    /// core k's left unfolding) and at most `n_{k+1}·r_{k+1}` (core k+1's right
+    /// one), with r₋₁ = r_d = 1; a bond cut down shrinks what its neighbours can
+    /// reach, so the rule is applied until nothing changes (it only decreases).
+    /// Returns, per bond, that rank and which side limits it. Bonds within
+    /// `bondBounds` can still exceed it when `ranks:` lists them one by one.
+    static func reachableBondRanks(_ ranks: [Int], modes: [ResolvedMode]) -> [(rank: Int, why: String)] {
+        precondition(modes.count == ranks.count + 1)
+        let sizes = modes.map(\.size)
+        var reach = ranks.map { (rank: $0, why: "") }
+        var changed = true
+        while changed {
+            changed = false
+            for k in reach.indices {
+                let left = k == 0 ? 1 : reach[k - 1].rank, right = k == reach.count - 1 ? 1 : reach[k + 1].rank
+                let fromLeft = SizeLimits.saturatingProduct([left, sizes[k]])
+                let fromRight = SizeLimits.saturatingProduct([sizes[k + 1], right])
+                if fromLeft < reach[k].rank, fromLeft <= fromRight {
+                    reach[k] = (fromLeft, k == 0 ? "the size of \(modes[k].name)"
+                                          : "bond \(k - 1)'s \(left) × \(modes[k].name)'s \(sizes[k]), from the left")
+                    changed = true
+                } else if fromRight < reach[k].rank {
+                    reach[k] = (fromRight, k == reach.count - 1 ? "the size of \(modes[k + 1].name)"
+                                           : "\(modes[k + 1].name)'s \(sizes[k + 1]) × bond \(k + 1)'s \(right), from the right")
+                    changed = true
+                }
+            }
+        }
+        return reach
+    }
+
     private static func tensorTrain(_ group: AdapterGroup, modes: [ResolvedMode],
                                      _ diagnostics: inout DiagnosticCollector) -> ResolvedRanks? {
         guard modes.count >= 2 else {
@@ -127,7 +159,12 @@ enum RankResolution {
                     ok = false
                 }
             }
-            return ok ? .tensorTrain(bonds: ranks) : nil
+            guard ok else { return nil }
+            for (k, reach) in reachableBondRanks(ranks, modes: modes).enumerated() where reach.rank < ranks[k] {
+                diagnostics.warning("bond rank \(ranks[k]) at \(bondName(k)) can reach only \(reach.rank) (\(reach.why)); "
+                                    + "the rest is counted in parameters but never used", at: group.location(of: "ranks[\(k)]"))
+            }
+            return .tensorTrain(bonds: ranks)
         case .perMode:
             diagnostics.error("tensor-train 'ranks:' is a list with one rank per bond, not a mapping of modes",
                               at: group.location(of: "ranks"))

@@ -36,7 +36,8 @@ struct TTSVDInitialiser: TensorInitialiser {
         let caps = caps(problem.group)
         switch sweep(weights) {
         case .whole:
-            return (8 * weights.count + 4 * weights.weightCount,
+            // The stacked tensor in float32 (the float32 TT-SVD reads it in place).
+            return (4 * weights.count + 4 * weights.weightCount,
                     "the stacked tensor of group '\(problem.group.name)' (neither end of its order lies inside one weight)")
         case .leftToRight, .rightToLeft:
             let end = sweep(weights) == .leftToRight ? 0 : weights.shape.count - 1
@@ -79,10 +80,11 @@ struct TTSVDInitialiser: TensorInitialiser {
                                         tolerance: problem.settings.tolerance, randomized: randomized,
                                         threads: problem.threads, progress: progress).reversed()
         case .whole:
-            let tensor = try weights.dense(for: "tt-svd")
-            train = try TTSVD.decompose(DenseUnfolding(tensor, rows: weights.shape[0]), modeSizes: weights.shape, caps: caps,
-                                        tolerance: problem.settings.tolerance, randomized: randomized,
-                                        threads: problem.threads, progress: progress)
+            let tensor = try weights.denseFloats(for: "tt-svd")
+            train = try tensor.withUnsafeBufferPointer {
+                try TTSVD.decompose($0, modeSizes: weights.shape, caps: caps, tolerance: problem.settings.tolerance,
+                                    randomized: randomized, threads: problem.threads)
+            }
         }
         // Cores at the plan's shapes: a bond the tolerance made smaller is zero-padded.
         let planRanks = [1] + caps + [1], ranks = train.ranks

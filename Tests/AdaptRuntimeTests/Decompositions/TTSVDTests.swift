@@ -144,6 +144,107 @@ final class TTSVDTests: XCTestCase {
         XCTAssertLessThan(Self.relativeDistance(back, c), 1e-5)
     }
 
+    /// The float32 path (`decompose(_: UnsafeBufferPointer<Float>, …)`: the
+    /// tensor held once in float32, float32 Gram tiles summed in float64) equals
+    /// the naive float64 TT-SVD of the same float32 values to 1e-4 relative at
+    /// fixed ranks and with a tolerance, and reports its error to 1e-4 of ‖T‖.
+    func testFloat32PathMatchesNaiveTTSVD() throws {
+        for (n, c) in cases.enumerated() {
+            let floats = Self.lowRankPlusNoise(c.sizes, ranks: c.ranks, noise: 0.05, seed: UInt64(n + 1)).map(Float.init)
+            let tensor = floats.map(Double.init)
+            for epsilon in [nil, 0.05] as [Double?] {
+                let caps = epsilon == nil ? c.caps : Self.maxRanks(c.sizes)
+                let reference = NaiveTTSVD.approximate(tensor, sizes: c.sizes, caps: caps, tolerance: epsilon)
+                let train = try floats.withUnsafeBufferPointer {
+                    try TTSVD.decompose($0, modeSizes: c.sizes, caps: caps, tolerance: epsilon, threads: 2)
+                }
+                XCTAssertEqual(train.ranks, [1] + reference.ranks + [1], "\(c.sizes) ε \(String(describing: epsilon))")
+                XCTAssertLessThan(Self.relativeDistance(train.full(), reference.tensor), 1e-4, "\(c.sizes)")
+                let error = Self.relativeDistance(train.full(), tensor) * train.norm
+                XCTAssertEqual(train.error, error, accuracy: 1e-4 * train.norm, "\(c.sizes)")
+                if let epsilon { XCTAssertLessThanOrEqual(error, epsilon * train.norm * (1 + 1e-6)) }
+            }
+        }
+    }
+
+    /// An unfolding where the randomized SVD is cheaper (the second, [3·200,
+    /// 300] at rank 3: 49 Mflop against the Gram's 297 Mflop) takes it, and at
+    /// equal ranks the train equals the float64 Gram TT-SVD (itself checked
+    /// against the naive one above) to 1e-4 relative, its error to 1e-4 of
+    /// ‖T‖ (low rank plus 5 % noise: a clear gap after σ₃, where block Krylov
+    /// with q = 2 converges far below that). The bits are the same for 1, 2
+    /// and 3 threads.
+    func testFloat32PathTakesTheRandomizedSVDWhereCheaper() throws {
+        let sizes = [6, 200, 300], caps = [3, 3]
+        let floats = Self.lowRankPlusNoise(sizes, ranks: [3, 3], noise: 0.05, seed: 21).map(Float.init)
+        let tensor = floats.map(Double.init)
+        // The float64 path with a block too wide for the randomized SVD: Gram matrices throughout.
+        let reference = try TTSVD.decompose(DenseUnfolding(tensor, rows: 6), modeSizes: sizes, caps: caps,
+                                            randomized: .init(oversampling: 1000))
+        let trains = try [1, 2, 3].map { threads in
+            try floats.withUnsafeBufferPointer { try TTSVD.decompose($0, modeSizes: sizes, caps: caps, threads: threads) }
+        }
+        XCTAssertEqual(trains[0].bonds.map(\.method), [.gram, .randomized])
+        XCTAssertEqual(reference.bonds.map(\.method), [.gram, .gram])
+        let full = trains[0].full()
+        XCTAssertLessThan(Self.relativeDistance(full, reference.full()), 1e-4)
+        XCTAssertEqual(trains[0].error, Self.relativeDistance(full, tensor) * trains[0].norm, accuracy: 1e-4 * trains[0].norm)
+        XCTAssertEqual(trains[0].error, reference.error, accuracy: 1e-4 * reference.norm)
+        XCTAssertEqual(trains[0].cores, trains[1].cores)
+        XCTAssertEqual(trains[0].cores, trains[2].cores)
+    }
+
+    /// The randomized SVD's grouped sweeps (`threads:` given, as the float32
+    /// TT-SVD calls it) give the same triplets as the sequential sweep up to
+    /// float32 rounding of the partial sums, and the same bits for any thread count.
+    func testRandomizedSVDGroupedSweepsMatchTheSequentialOne() throws {
+        let (m, n, r) = (3000, 200, 4)
+        let w = Self.lowRankPlusNoise([m, n], ranks: [r], noise: 0.01, seed: 31).map(Float.init)
+        let settings = TruncatedSVD.Randomized()
+        let sequential = try w.withUnsafeBufferPointer { try TruncatedSVD.randomized($0, m: m, n: n, rank: r, settings: settings) }
+        let grouped = try [1, 2, 3].map { threads in
+            try w.withUnsafeBufferPointer { try TruncatedSVD.randomized($0, m: m, n: n, rank: r, settings: settings, threads: threads) }
+        }
+        XCTAssertEqual(grouped[0].u, grouped[1].u)
+        XCTAssertEqual(grouped[0].vt, grouped[2].vt)
+        for k in 0..<r { XCTAssertEqual(grouped[0].sigma[k], sequential.sigma[k], accuracy: 1e-5 * sequential.sigma[0]) }
+        // The same rank-r product U·Σ·Vᵀ (the signs of the pairs may differ only together).
+        func product(_ s: TruncatedSVD) -> [Double] {
+            (0..<(m * n)).map { e in (0..<r).reduce(0.0) { $0 + Double(s.u[(e / n) * r + $1] * s.sigma[$1] * s.vt[$1 * n + e % n]) } }
+        }
+        XCTAssertLessThan(Self.relativeDistance(product(grouped[0]), product(sequential)), 1e-5)
+    }
+
+    /// The float32 Gram (tiles of at most `gramTileDepth` terms summed in
+    /// float64) equals the float64 definition on both sides, with several
+    /// tiles and groups, and its bits do not depend on the thread count.
+    func testFloat32TiledGramIsTheGramWhateverTheThreads() {
+        let (m, n) = (40, 3 * FloatMatrix.gramTileDepth + 17)
+        var random = TestRandom(seed: 8)
+        let x = (0..<(m * n)).map { _ in random.uniform() }
+        for side in [FloatMatrix.Side.rows, .columns] {
+            let (rows, width) = side == .rows ? (m, n) : (n, m)
+            let grams = [1, 2, 3].map { threads in
+                x.withUnsafeBufferPointer { FloatMatrix.gram($0, m: rows, n: width, side: side, threads: threads) }
+            }
+            XCTAssertEqual(grams[0], grams[1])
+            XCTAssertEqual(grams[0], grams[2])
+            let size = m  // the short side's Gram, [m, m], in both layouts
+            func dot(_ i: Int, _ j: Int) -> Double {
+                (0..<n).reduce(0.0) { sum, k in
+                    let (a, b) = side == .rows ? (x[i * n + k], x[j * n + k]) : (x[k * m + i], x[k * m + j])
+                    return sum + Double(a) * Double(b)
+                }
+            }
+            let diagonal = (0..<size).map { dot($0, $0) }
+            // Float32 sums of ≤ 4096 terms: within 1e-5 of the Cauchy–Schwarz scale √(G_ii·G_jj).
+            for i in 0..<size { for j in 0..<size {
+                XCTAssertEqual(grams[0][i * size + j], dot(i, j), accuracy: 1e-5 * (diagonal[i] * diagonal[j]).squareRoot(),
+                               "\(side) [\(i), \(j)]")
+            } }
+        }
+    }
+
     /// The tiled Gram (from 256 rows) equals the float64 definition, and its
     /// bits do not depend on the thread count.
     func testTiledGramIsTheGramWhateverTheThreads() {

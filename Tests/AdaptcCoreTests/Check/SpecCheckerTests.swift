@@ -142,6 +142,40 @@ final class SpecCheckerTests: XCTestCase {
         XCTAssertEqual(checked.diagnostics, [])
     }
 
+    /// A listed bond rank above what its neighbours let it carry (r_{k−1}·n_k
+    /// from the left, n_{k+1}·r_{k+1} from the right) is legal but partly dead:
+    /// a located warning per bond, with the rank it can reach. Bond 2 (24)
+    /// fits its neighbours as written (8·4 = 32 from the left), and is cut
+    /// to 16 only because bond 1 is cut to 1·4 = 4.
+    func testTensorTrainBondAboveWhatItsNeighboursReachWarns() throws {
+        let checked = try XCTUnwrap(SpecTestSupport.checked("""
+            adaptc: 1
+            name: Dead
+            model:
+              layers: 2
+              modules: {fc: [16, 64]}
+            adapters:
+              - name: fc
+                structure: tensor-train
+                modules: [fc]
+                factor: {out: [4, 4], in: [8, 8]}
+                order: [layer, out.0, out.1, in.0, in.1]
+                ranks: [1, 8, 24, 8]
+            """))
+        XCTAssertEqual(checked.groups[0].ranks, .tensorTrain(bonds: [1, 8, 24, 8]), "the plan keeps the spec's ranks")
+        XCTAssertEqual(checked.diagnostics.map(\.description), [
+            "Specs/test.adapt.yaml:12:16: warning: bond rank 8 at bond 1 (out.0|out.1) can reach only 4 (bond 0's 1 × out.0's 4, "
+                + "from the left); the rest is counted in parameters but never used",
+            "Specs/test.adapt.yaml:12:19: warning: bond rank 24 at bond 2 (out.1|in.0) can reach only 16 (bond 1's 4 × out.1's 4, "
+                + "from the left); the rest is counted in parameters but never used",
+        ])
+        // From the right: n_{k+1}·r_{k+1} = 4·1.
+        let four = ["layer", "out", "in.0", "in.1"].map { mode($0, 4) }
+        let reach = RankResolution.reachableBondRanks([4, 16, 1], modes: four)
+        XCTAssertEqual(reach.map(\.rank), [4, 4, 1])
+        XCTAssertEqual(reach[1].why, "in.0's 4 × bond 2's 1, from the right")
+    }
+
     /// An interleaved (TT-matrix) order with factors named one by one.
     func testTensorTrainInterleavedFactorOrder() throws {
         let checked = try XCTUnwrap(SpecTestSupport.checked("""
