@@ -268,36 +268,7 @@ final class PruneTTCLITests: XCTestCase {
 
     func testBadCalibrationIsOneLineAndWritesNothing() throws {
         try writeInputs()
-        var random = TestRandom(seed: 73)
-        func calib(_ name: String, _ edit: (Pair, inout [Float], inout [Int]) -> Bool) throws {
-            var writer = SafetensorsWriter()
-            for pair in Self.pairs {
-                var shape = [5, 12]
-                var x = random.floats(60)
-                if edit(pair, &x, &shape) { writer.add(pair.key, floats: x, shape: shape) }
-            }
-            try writer.write(to: sandbox.path(name))
-        }
-        try calib("missing.safetensors") { pair, _, _ in pair.key != "2.v" }
-        try calib("wide.safetensors") { pair, x, shape in
-            if pair.key == "1.q" { shape[1] = 13; x += [Float](repeating: 0, count: 5) }
-            return true
-        }
-        try calib("nan.safetensors") { pair, x, _ in
-            if pair.key == "0.v" { x[3] = .nan }
-            return true
-        }
-        for (extra, file, mentions) in [([String](), "missing.safetensors", "2.v"), ([], "wide.safetensors", "1.q"),
-                                        ([], "nan.safetensors", "NaN"), (["--threshold", "0"], "calib.safetensors", "threshold"),
-                                        (["--threshold", "1.5"], "calib.safetensors", "threshold"),
-                                        (["--threshold", "nan"], "calib.safetensors", "threshold")] {
-            let before = sandbox.listing()
-            let result = try sandbox.adaptc(["prune", "prune-tt.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", file, "-o", "out"] + extra)
-            XCTAssertEqual(result.status, 1, "\(result)")
-            XCTAssertEqual(result.stderrLines.count, 1, "\(result)")
-            XCTAssertTrue(result.stderr.hasPrefix("adaptc: error: ") && result.stderr.contains(mentions), "expected '\(mentions)'\n\(result)")
-            XCTAssertEqual(sandbox.listing(), before, "nothing may be written\n\(result)")
-        }
+        try sandbox.assertBadCalibrationRefused(spec: "prune-tt.adapt.yaml", pairs: Self.pairs, seed: 73, context: "tensor-train")
         // A flow-style adapter list: the line editor cannot rewrite the train's ranks, and says so.
         let flow = """
             adaptc: 1

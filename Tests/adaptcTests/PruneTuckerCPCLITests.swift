@@ -245,36 +245,7 @@ final class PruneTuckerCPCLITests: XCTestCase {
     func testBadInputIsOneLineAndWritesNothing() throws {
         for (structure, spec) in [("tucker", Self.tucker(layers: 3)), ("cp", Self.cp(layers: 3))] {
             try writeInputs(spec, layers: 3)
-            var random = TestRandom(seed: 93)
-            func calib(_ name: String, _ edit: (Pair, inout [Float], inout [Int]) -> Bool) throws {
-                var writer = SafetensorsWriter()
-                for pair in Self.pairs(3) {
-                    var shape = [5, 12]
-                    var x = random.floats(60)
-                    if edit(pair, &x, &shape) { writer.add(pair.key, floats: x, shape: shape) }
-                }
-                try writer.write(to: sandbox.path(name))
-            }
-            try calib("missing.safetensors") { pair, _, _ in pair.key != "2.v" }
-            try calib("wide.safetensors") { pair, x, shape in
-                if pair.key == "1.q" { shape[1] = 13; x += [Float](repeating: 0, count: 5) }
-                return true
-            }
-            try calib("nan.safetensors") { pair, x, _ in
-                if pair.key == "0.v" { x[3] = .nan }
-                return true
-            }
-            for (extra, file, mentions) in [([String](), "missing.safetensors", "2.v"), ([], "wide.safetensors", "1.q"),
-                                            ([], "nan.safetensors", "NaN"), (["--threshold", "0"], "calib.safetensors", "threshold"),
-                                            (["--threshold", "1.5"], "calib.safetensors", "threshold"),
-                                            (["--threshold", "nan"], "calib.safetensors", "threshold")] {
-                let before = sandbox.listing()
-                let result = try sandbox.adaptc(["prune", "prune-tc.adapt.yaml", "--adapter", "adapter.safetensors", "--calib", file, "-o", "out"] + extra)
-                XCTAssertEqual(result.status, 1, "\(structure) \(result)")
-                XCTAssertEqual(result.stderrLines.count, 1, "\(result)")
-                XCTAssertTrue(result.stderr.hasPrefix("adaptc: error: ") && result.stderr.contains(mentions), "expected '\(mentions)'\n\(result)")
-                XCTAssertEqual(sandbox.listing(), before, "nothing may be written\n\(result)")
-            }
+            try sandbox.assertBadCalibrationRefused(spec: "prune-tc.adapt.yaml", pairs: Self.pairs(3), seed: 93, context: structure)
             // A flow-style adapter list: the line editor cannot rewrite the group's ranks, and says so.
             let group = structure == "cp" ? "{name: tk, structure: cp, modules: [q, v], factor: {in: [4, 3]}, rank: 8, alpha: 10}"
                 : "{name: tk, structure: tucker, modules: [q, v], factor: {out: [3, 4]}, order: [out.1, layer, in, module, out.0], "
