@@ -7,7 +7,17 @@ import GeneratedAdapters
 /// variants of one case alternate so drift on a shared machine hits both alike.
 @main
 struct Bench {
-    static func main() throws {
+    /// A case that cannot run (a missing binary, a peer's file) is one line on stderr and exit 1, not a crash.
+    static func main() {
+        do {
+            try run()
+        } catch {
+            FileHandle.standardError.write(Data("adaptc-bench: error: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func run() throws {
         var cases: [String] = []
         var threads = 2
         var scalingThreads = [1, 2]

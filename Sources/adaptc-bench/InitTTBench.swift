@@ -1,12 +1,12 @@
 import AdaptRuntime
 import Foundation
 
-/// `init-tt-metatt` (DESIGN §8): `adaptc init` with tt-svd on MetaTT's spec
-/// (Specs/metatt-bert: 12 layers × q/k/v/o of 768², order [in, layer, module,
-/// out], rank 8), from an F32 base written here by a formula Tools/Peers/init-tt.py
+/// `init-tt-metatt` (DESIGN §8): `adaptc init` with tt-svd on MetaTT's order
+/// at DESIGN's size (24 layers × q/k/v/o of 1024², order [in, layer, module,
+/// out], rank 8: a 402 MB stacked tensor), from an F32 base written here by a formula Tools/Peers/init-tt.py
 /// evaluates the same way (so `rel_err`, ‖W − ΔW‖/‖W‖ as adaptc prints it,
 /// compares at equal data): `W[l,m][o,i] = Σ_k sin(0.37(o+1)(k+1))·
-/// cos(0.11(i+1)(k+1) + l + 0.5m)/8` over k < 32, plus `0.02·sin(12.9898·(o·768 + i) + 78.233·(4l + m))`. The real executable runs as a child, so `peak_rss_mb` is
+/// cos(0.11(i+1)(k+1) + l + 0.5m)/8` over k < 32, plus `0.02·sin(12.9898·(o·1024 + i) + 78.233·(4l + m))`. The real executable runs as a child, so `peak_rss_mb` is
 /// its own; the floor it must stay under is the stacked tensor
 /// (`stacked_mb`, float32), which a TT-SVD that holds it would need at least.
 /// Three runs, the median's seconds.
@@ -21,7 +21,7 @@ extension Bench {
         try? FileManager.default.removeItem(atPath: root)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let (layers, modules, size) = (12, ["query", "key", "value", "output"], 768)
+        let (layers, modules, size) = (24, ["query", "key", "value", "output"], 1024)
         let key = { (l: Int, m: String) in "encoder.layer.\(l).attention.\(m).weight" }
         let names = (0..<layers).flatMap { l in modules.map { key(l, $0) } }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         let writer = try SafetensorsStreamWriter(path: root + "/base.safetensors", metadata: ["format": "pt"],
@@ -80,7 +80,7 @@ extension Bench {
         let label = "relative error ‖W − ΔW‖/‖W‖ "
         let error = line.range(of: label).flatMap { Double(line[$0.upperBound...].prefix { $0.isNumber || $0 == "." }) } ?? -1
         let stacked = 4 * layers * modules.count * size * size
-        // Gram of the first unfolding [768, 12·4·768] and its projection: the flops that matter.
+        // Gram of the first unfolding [1024, 24·4·1024] and its projection: the flops that matter.
         let flops = 2 * size * size * layers * modules.count * size + 2 * 8 * size * layers * modules.count * size
         emit([("case", "init-tt-metatt"), ("variant", "tt-svd"), ("n", layers * modules.count), ("impl", "adaptc"),
               ("threads", threads), ("seconds", seconds.sorted()[1]), ("flops", flops), ("rel_err", error),

@@ -1,7 +1,7 @@
 """Peers of `init-tt-metatt` (DESIGN §8): TT-SVD of MetaTT's stacked weights
-(12 layers x q/k/v/o of 768x768, order [in, layer, module, out], rank 8, the
+(24 layers x q/k/v/o of 1024x1024, order [in, layer, module, out], rank 8, the
 scale alpha/r = 2 folded) on the same formula-defined weights as adaptc-bench:
-W[l,m] = U V_lm / 8 + 0.02 sin(12.9898 (o*768 + i) + 78.233 (4l + m)),
+W[l,m] = U V_lm / 8 + 0.02 sin(12.9898 (o*1024 + i) + 78.233 (4l + m)),
 U[o,k] = sin(0.37 (o+1)(k+1)), V_lm[k,i] = cos(0.11 (i+1)(k+1) + l + 0.5m).
 
 - numpy: Gram-eigh TT-SVD in float64 (the Gram of each unfolding on its smaller
@@ -19,7 +19,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-L, M, N, R = 12, 4, 768, 8
+L, M, N, R = 24, 4, 1024, 8
 
 
 def weights():
