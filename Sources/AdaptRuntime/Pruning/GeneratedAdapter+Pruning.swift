@@ -8,8 +8,7 @@ extension GeneratedAdapter {
         guard let a = Self.parameterLayout.first(where: { $0.key == stem + ".A" }),
               let b = Self.parameterLayout.first(where: { $0.key == stem + ".B" }),
               a.shape.count == 2, b.shape.count == 2, a.shape[0] == b.shape[1] else { return nil }
-        let values = storage.parameters
-        return LoRAFactors(a: Array(values[a.offset..<a.offset + a.count]), b: Array(values[b.offset..<b.offset + b.count]),
+        return LoRAFactors(a: storedValues(a), b: storedValues(b),
                            rank: a.shape[0], outFeatures: b.shape[0], inFeatures: a.shape[1], scale: scale)
     }
 }
@@ -21,10 +20,9 @@ extension GeneratedAdapter {
     /// nil when the layout has no such group or its cores do not chain.
     public func ttCores(group: String) -> (cores: [[Float]], ranks: [Int])? {
         var cores: [[Float]] = [], ranks = [1]
-        let values = storage.parameters
-        while let core = Self.parameterLayout.first(where: { $0.key == "\(group).core.\(cores.count)" }) {
+        while let core = Self.parameterLayout.first(where: { $0.key == TensorKey(group: group, role: .core(cores.count)).description }) {
             guard core.shape.count == 3, core.shape[0] == ranks.last! else { return nil }
-            cores.append(Array(values[core.offset..<core.offset + core.count]))
+            cores.append(storedValues(core))
             ranks.append(core.shape[2])
         }
         guard !cores.isEmpty, ranks.last == 1 else { return nil }
@@ -41,8 +39,8 @@ extension GeneratedAdapter {
     ///     a mode without a factor in the layout is `full` (nil).
     /// - Returns: nil when the layout has no such core.
     public func tuckerTensors(group: String, modes: [String]) -> (core: [Float], factors: [[Float]?])? {
-        guard let core = storedValues("\(group).core") else { return nil }
-        return (core, modes.map { storedValues("\(group).factor.\($0)") })
+        guard let core = storedValues(TensorKey(group: group, role: .tuckerCore)) else { return nil }
+        return (core, modes.map { storedValues(TensorKey(group: group, role: .factor(mode: $0))) })
     }
 
     /// The current factors `[n_k, R]` of one cp group, read from the parameter
@@ -52,12 +50,19 @@ extension GeneratedAdapter {
     ///   - modes: The group's mode names in its order (`layer`, `module`, `out`, `in.0`, …).
     /// - Returns: nil when the layout lacks one of the factors.
     public func cpFactors(group: String, modes: [String]) -> [[Float]]? {
-        let factors = modes.compactMap { storedValues("\(group).factor.\($0)") }
+        let factors = modes.compactMap { storedValues(TensorKey(group: group, role: .factor(mode: $0))) }
         return factors.count == modes.count && !factors.isEmpty ? factors : nil
     }
 
-    private func storedValues(_ key: String) -> [Float]? {
-        guard let tensor = Self.parameterLayout.first(where: { $0.key == key }) else { return nil }
-        return Array(storage.parameters[tensor.offset..<tensor.offset + tensor.count])
+    private func storedValues(_ key: TensorKey) -> [Float]? {
+        Self.parameterLayout.first { $0.key == key.description }.map(storedValues)
+    }
+}
+
+extension GeneratedAdapter {
+    /// A stored tensor's current values, read without touching `parameters`
+    /// (which marks prepared state and DoRA's norms stale: reading is no update).
+    fileprivate func storedValues(_ tensor: ParameterTensor) -> [Float] {
+        Array(UnsafeBufferPointer(start: storage.parameterBase + tensor.offset, count: tensor.count))
     }
 }

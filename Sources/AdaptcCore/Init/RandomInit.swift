@@ -21,9 +21,9 @@ enum RandomInit {
     static func zeroTensorKey(_ group: ResolvedGroup) -> String {
         let firstOut = group.modes.firstIndex { $0.name.kind == .out } ?? 0
         switch group.ranks {
-        case .tensorTrain: return "\(group.name).core.\(firstOut)"
-        case .cp: return "\(group.name).factor.\(group.modes[firstOut].name)"
-        case .tucker, .lora: return "\(group.name).core"
+        case .tensorTrain: return TensorKey(group: group.name, role: .core(firstOut)).description
+        case .cp: return TensorKey(group: group.name, role: .factor(mode: "\(group.modes[firstOut].name)")).description
+        case .tucker, .lora: return TensorKey(group: group.name, role: .tuckerCore).description
         }
     }
 

@@ -69,10 +69,10 @@ public enum PEFTImport {
                 guard abs(planned.scale - scale) <= 1e-9 * abs(scale) else {
                     throw UserError("internal error: the imported spec gives \(planned.key) scale \(planned.scale), the config \(scale)")
                 }
-                adapter.add("\(group.name).\(planned.key).A", floats: try weights.floats(pair.a.name), shape: pair.a.shape)
-                adapter.add("\(group.name).\(planned.key).B", floats: try weights.floats(pair.b.name), shape: pair.b.shape)
+                adapter.add(TensorKey.loraA(group.name, .layer(planned.layer), planned.module).description, floats: try weights.floats(pair.a.name), shape: pair.a.shape)
+                adapter.add(TensorKey.loraB(group.name, .layer(planned.layer), planned.module).description, floats: try weights.floats(pair.b.name), shape: pair.b.shape)
                 if let m = pair.magnitude {
-                    adapter.add("\(group.name).\(planned.key).magnitude", floats: try weights.floats(m.name), shape: m.shape)
+                    adapter.add(TensorKey(group: group.name, role: .magnitude(layer: planned.layer, module: planned.module)).description, floats: try weights.floats(m.name), shape: m.shape)
                 }
             }
         }

@@ -12,7 +12,7 @@ public enum CPPruningStage {
         guard case .cp(let rank) = group.ranks else { preconditionFailure("CPPruningStage: not a cp group") }
         let names = group.modes.map(\.name.description)
         let modes = group.modes.map(TensorPruning.mode)
-        let factors = names.map { LoRADropStage.values("\(group.name).factor.\($0)", plan, adapter) }
+        let factors = names.map { LoRADropStage.values(TensorKey(group: group.name, role: .factor(mode: $0)).description, plan, adapter) }
         let alpha = group.group.alpha, scaling = group.group.scaling
         let scale = ResolvedGroup.scale(alpha: alpha, rank: rank, scaling: scaling)
         let weighting = TensorPruning.weighting(group, layers: group.layers, calibration: calibration)
@@ -31,7 +31,7 @@ public enum CPPruningStage {
                                      calibration: TensorPruning.weighting(group, layers: keptLayers, calibration: calibration),
                                      scale: scale, newScale: { ResolvedGroup.scale(alpha: alpha, rank: $0, scaling: scaling) },
                                      threshold: threshold)
-        for (k, f) in result.factors.enumerated() { weights["\(group.name).factor.\(keptNames[k])"] = f }
+        for (k, f) in result.factors.enumerated() { weights[TensorKey(group: group.name, role: .factor(mode: keptNames[k])).description] = f }
 
         var pruning = GroupPruning(name: group.name, structure: .cp, pruned: true, layerShares: layer.layerShares,
                                    keptLayers: keptLayers, droppedLayers: layer.droppedIndices.map { group.layers[$0] },

@@ -45,7 +45,9 @@ public enum LoRADropStage {
             // DoRA: rank level truncates B·A and keeps each pair's magnitude m as it is
             // (importance is LoRA's output energy of s·B·A; layer level is refused before this).
             if group.group.dora {
-                for p in plan.parameters where p.key.hasPrefix(group.name + ".") && p.key.hasSuffix(".magnitude") {
+                for p in plan.parameters {
+                    guard let key = TensorKey(parsing: p.key, structure: "lora"), key.group == group.name,
+                          case .magnitude = key.role else { continue }
                     weights[p.key] = values(p.key, plan, adapter)
                 }
             }
@@ -65,8 +67,8 @@ public enum LoRADropStage {
             while taken.contains(name) { name = "\(group.name)_shared\(suffix)"; suffix += 1 }
             sharedName = name
             for (module, f) in result.sharedAdapters {
-                weights["\(name).shared.\(module).A"] = f.a
-                weights["\(name).shared.\(module).B"] = f.b
+                weights[TensorKey.loraA(name, .shared, module).description] = f.a
+                weights[TensorKey.loraB(name, .shared, module).description] = f.b
             }
         }
         var pairs: [PairPruning] = []
@@ -79,8 +81,8 @@ public enum LoRADropStage {
                     f = LoRAFactors(a: [Float](repeating: 0, count: f.inFeatures), b: [Float](repeating: 0, count: f.outFeatures),
                                     rank: 1, outFeatures: f.outFeatures, inFeatures: f.inFeatures, scale: input.scale(rank: 1))
                 }
-                weights["\(group.name).\(r.layer).\(r.module).A"] = f.a
-                weights["\(group.name).\(r.layer).\(r.module).B"] = f.b
+                weights[TensorKey.loraA(group.name, .layer(r.layer), r.module).description] = f.a
+                weights[TensorKey.loraB(group.name, .layer(r.layer), r.module).description] = f.b
             }
             pairs.append(PairPruning(pair: Pair(layer: r.layer, module: r.module), importance: r.importance,
                                      rankBefore: input.factors.rank, rankAfter: r.factors.map { max($0.rank, 1) },
@@ -96,8 +98,8 @@ public enum LoRADropStage {
                                     _ weights: inout [String: [Float]]) -> GroupPruning {
         let result = LoRADropPruner.pruneShared(inputs, options: options)
         for m in result.modules {
-            weights["\(group.name).shared.\(m.module).A"] = m.factors.a
-            weights["\(group.name).shared.\(m.module).B"] = m.factors.b
+            weights[TensorKey.loraA(group.name, .shared, m.module).description] = m.factors.a
+            weights[TensorKey.loraB(group.name, .shared, m.module).description] = m.factors.b
         }
         let byModule = Dictionary(uniqueKeysWithValues: result.modules.map { ($0.module, $0) })
         // Per-pair figures: importance measured per pair; the module's loss split by the pair's energy share.
@@ -121,9 +123,10 @@ public enum LoRADropStage {
 
     /// A pair's (A, B) and scale as loaded (the shared ones for a shared group).
     static func factors(_ group: ResolvedGroup, _ pair: Pair, _ plan: Plan, _ adapter: PlanInterpreter) -> LoRAFactors {
-        let stem = group.group.shared ? "\(group.name).shared.\(pair.module)" : "\(group.name).\(pair.layer).\(pair.module)"
+        let block: TensorKey.Block = group.group.shared ? .shared : .layer(pair.layer)
         let module = group.module(named: pair.module)!
-        return LoRAFactors(a: values(stem + ".A", plan, adapter), b: values(stem + ".B", plan, adapter),
+        return LoRAFactors(a: values(TensorKey.loraA(group.name, block, pair.module).description, plan, adapter),
+                           b: values(TensorKey.loraB(group.name, block, pair.module).description, plan, adapter),
                            rank: group.rank(layer: pair.layer, module: pair.module),
                            outFeatures: module.outFeatures, inFeatures: module.inFeatures,
                            scale: group.scale(layer: pair.layer, module: pair.module))

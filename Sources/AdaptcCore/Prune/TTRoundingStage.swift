@@ -14,7 +14,7 @@ public enum TTRoundingStage {
         var modes = group.modes.map(TensorPruning.mode)
         var names = group.modes.map(\.name.description)
         var ranks = [1] + bonds + [1]
-        var cores = group.modes.indices.map { LoRADropStage.values("\(group.name).core.\($0)", plan, adapter) }
+        var cores = group.modes.indices.map { LoRADropStage.values(TensorKey(group: group.name, role: .core($0)).description, plan, adapter) }
         let inFeatures = group.modules.first!.inFeatures
         let alpha = group.group.alpha, scaling = group.group.scaling
         let scale = ResolvedGroup.scale(alpha: alpha, rank: group.effectiveRank, scaling: scaling)
@@ -63,7 +63,7 @@ public enum TTRoundingStage {
         let result = TTRounding.round(cores: cores, ranks: ranks, modes: modes, calibration: keptWeighting, scale: scale,
                                       newScale: { ResolvedGroup.scale(alpha: alpha, rank: $0, scaling: scaling) },
                                       options: .init(threshold: threshold, globalScope: settings.scope == .global))
-        for (k, core) in result.cores.enumerated() { weights["\(group.name).core.\(k)"] = core }
+        for (k, core) in result.cores.enumerated() { weights[TensorKey(group: group.name, role: .core(k)).description] = core }
 
         let pairs = TensorPruning.pairs(group, energies: energies, layer: layer, keptLost: result.pairLostEnergies,
                                         rankAfter: result.bondRanks.max() ?? 1)

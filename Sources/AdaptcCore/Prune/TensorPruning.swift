@@ -49,8 +49,8 @@ enum TensorPruning {
                             outFeatures: outFeatures, inFeatures: inFeatures, scale: 1)
             }
             let shared = SharedAdapter.truncatedMean(of: members, rank: rank, scale: sharedScale)
-            weights["\(name).shared.\(module).A"] = shared.a
-            weights["\(name).shared.\(module).B"] = shared.b
+            weights[TensorKey.loraA(name, .shared, module).description] = shared.a
+            weights[TensorKey.loraB(name, .shared, module).description] = shared.b
             var sharedDelta = [Double](repeating: 0, count: outFeatures * inFeatures)
             for o in 0..<outFeatures { for k in 0..<rank { let b = sharedScale * Double(shared.b[o * rank + k])
                 for i in 0..<inFeatures { sharedDelta[o * inFeatures + i] += b * Double(shared.a[k * inFeatures + i]) } } }

@@ -14,11 +14,11 @@ public enum TuckerRoundingStage {
         guard case .tucker(let ranks) = group.ranks else { preconditionFailure("TuckerRoundingStage: not a tucker group") }
         let names = group.modes.map(\.name.description)
         let factors: [[Float]?] = group.modes.indices.map { k in
-            ranks[k] == nil ? nil : LoRADropStage.values("\(group.name).factor.\(names[k])", plan, adapter)
+            ranks[k] == nil ? nil : LoRADropStage.values(TensorKey(group: group.name, role: .factor(mode: names[k])).description, plan, adapter)
         }
         let alpha = group.group.alpha, scaling = group.group.scaling
         let scale = ResolvedGroup.scale(alpha: alpha, rank: group.effectiveRank, scaling: scaling)
-        let input = TuckerTensor(core: LoRADropStage.values("\(group.name).core", plan, adapter), factors: factors,
+        let input = TuckerTensor(core: LoRADropStage.values(TensorKey(group: group.name, role: .tuckerCore).description, plan, adapter), factors: factors,
                                  modes: group.modes.map(TensorPruning.mode))
         let weighting = TensorPruning.weighting(group, layers: group.layers, calibration: calibration)
         let energies = weighting.pairEnergies(input).map { $0 * scale * scale }
@@ -37,8 +37,8 @@ public enum TuckerRoundingStage {
                                           calibration: TensorPruning.weighting(group, layers: keptLayers, calibration: calibration),
                                           scale: scale, newScale: { ResolvedGroup.scale(alpha: alpha, rank: $0, scaling: scaling) },
                                           options: .init(threshold: threshold, globalScope: settings.scope == .global))
-        weights["\(group.name).core"] = result.core
-        for (k, u) in result.factors.enumerated() { if let u { weights["\(group.name).factor.\(keptNames[k])"] = u } }
+        weights[TensorKey(group: group.name, role: .tuckerCore).description] = result.core
+        for (k, u) in result.factors.enumerated() { if let u { weights[TensorKey(group: group.name, role: .factor(mode: keptNames[k])).description] = u } }
 
         let rankAfter = result.ranks.compactMap { $0 }.max() ?? 1
         var pruning = GroupPruning(name: group.name, structure: .tucker, pruned: true, layerShares: layer.layerShares,
