@@ -97,7 +97,7 @@ final class TensorGeneratedTests: XCTestCase {
                 for fused in plan.groups.flatMap(\.layerForwards) where fused.layer == layer {
                     let cases = fused.modules.map { m in modules.first { Adapter.moduleName($0) == m }! }
                     var outputs = cases.map { [Float](repeating: 0, count: n * Adapter.shape(of: $0).out) }
-                    var buffers = outputs.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+                    let buffers = outputs.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
                     defer { buffers.forEach { $0.deallocate() } }
                     for b in buffers.indices { buffers[b].initialize(repeating: 0) }
                     try x.withUnsafeBufferPointer { try adapter.forward(layer: layer, modules: cases, x: $0, rows: n, outputs: buffers) }
@@ -143,7 +143,7 @@ final class TensorGeneratedTests: XCTestCase {
             let p = adapter.parameters
             let update = random.floats(p.count, bound: 0.5)
             for i in 0..<p.count { p[i] += update[i] }
-            interpreter.storage.parameters.update(fromContentsOf: p)
+            _ = interpreter.storage.parameters.update(fromContentsOf: p)
             interpreter.prepare()
             let after = try adapter.forward(layer: layer, module: module, x: x, rows: n)
             let dx = try adapter.backward(layer: layer, module: module, x: x, dy: dy, rows: n)

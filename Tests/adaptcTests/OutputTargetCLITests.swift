@@ -15,7 +15,7 @@ final class OutputTargetCLITests: XCTestCase {
         let initialized = try sandbox.adaptc("init", "tiny-qv.adapt.yaml", "-o", "adapter.safetensors", "--seed", "3")
         XCTAssertEqual(initialized.status, 0, "\(initialized)")
         // B is zero after init: give it values so ΔW is not all zeros.
-        try writeRandomAdapter(TinyQv.pairs, checked: SpecLoader.load(path: sandbox.path("tiny-qv.adapt.yaml")),
+        _ = try writeRandomAdapter(TinyQv.pairs, checked: SpecLoader.load(path: sandbox.path("tiny-qv.adapt.yaml")),
                                to: sandbox.path("adapter.safetensors"), seed: 5)
     }
 

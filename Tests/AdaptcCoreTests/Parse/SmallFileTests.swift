@@ -30,10 +30,10 @@ final class SmallFileTests: XCTestCase {
     }
 
     func testReadsSmallAndEmptyFilesWhole() throws {
-        FileManager.default.createFile(atPath: folder + "/empty", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/empty", contents: Data()))
         XCTAssertEqual(try SmallFile.read(folder + "/empty", limit: 10), [])
         let bytes = (0..<200_000).map { UInt8($0 % 251) }
-        FileManager.default.createFile(atPath: folder + "/some", contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/some", contents: Data(bytes)))
         XCTAssertEqual(try SmallFile.read(folder + "/some", limit: 200_000), bytes)
         guard case .tooLarge(200_000)? = failure(folder + "/some", limit: 199_999) else { return XCTFail("one byte over the limit read") }
     }
@@ -41,7 +41,7 @@ final class SmallFileTests: XCTestCase {
     func testRefusesAHugeFileWithoutReadingIt() throws {
         // 64 GiB, sparse: reading it whole would need the memory.
         let path = folder + "/huge"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: nil))
         XCTAssertEqual(truncate(path, 64 << 30), 0)
         guard case .tooLarge(64 << 30)? = failure(path, limit: 16 << 20) else { return XCTFail("a 64 GiB file was not refused by its size") }
     }
@@ -86,7 +86,7 @@ final class SmallFileTests: XCTestCase {
         }
         // An empty config is invalid JSON, said in one line (no leak under the fuzzer's ASan).
         try FileManager.default.removeItem(atPath: peft + "/adapter_config.json")
-        FileManager.default.createFile(atPath: peft + "/adapter_config.json", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: peft + "/adapter_config.json", contents: Data()))
         XCTAssertThrowsError(try PEFTConfig.read(peft + "/adapter_config.json")) {
             XCTAssertTrue("\($0)".hasPrefix("\(peft)/adapter_config.json: not valid JSON"), "\($0)")
         }

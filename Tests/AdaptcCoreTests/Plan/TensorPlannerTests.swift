@@ -318,7 +318,7 @@ final class TensorPlannerTests: XCTestCase {
                 if let fused = plan.groups[0].layerForwards.first(where: { $0.layer == layer }) {
                     var ys = group.modules.map { [Float](repeating: 0, count: n * $0.outFeatures) }
                     try x.withUnsafeBufferPointer { xb in
-                        var buffers = ys.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+                        let buffers = ys.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
                         defer { buffers.forEach { $0.deallocate() } }
                         for b in buffers.indices { buffers[b].initialize(repeating: 0) }
                         try interpreter.forwardLayer(layer: layer, modules: fused.modules, x: xb, rows: n, outputs: buffers)
