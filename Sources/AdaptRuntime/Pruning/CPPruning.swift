@@ -120,11 +120,12 @@ public enum CPPruning {
         func row(_ k: Int?, _ i: Int) -> [Double] {
             k.map { Array(factors[$0][(i * rank)..<((i + 1) * rank)]) } ?? [Double](repeating: 1, count: rank)
         }
+        let inGrams = calibration.projectedGrams(fIn, columns: rank)
         var result: [[Double]] = []
         for l in 0..<calibration.layers {
             for m in 0..<calibration.modules {
                 let w = zip(row(layer, l), row(module, m)).map { $0 * $1 }
-                let inGram = calibration.projectedGram(pair: l * calibration.modules + m, fIn, columns: rank, fIn, columns: rank)
+                let inGram = inGrams[l * calibration.modules + m]
                 var pair = [Double](repeating: 0, count: rank * rank)
                 for c in 0..<rank { for d in 0..<rank { pair[c * rank + d] = w[c] * w[d] * outGram[c * rank + d] * inGram[c * rank + d] } }
                 result.append(pair)

@@ -165,7 +165,7 @@ public struct TuckerTensor: Sendable {
     /// `U_inᵀ G_{l,m} U_in` `[R_in, R_in]` per pair: the Gram in the core's in space.
     func coreGrams(_ calibration: TTCalibration) -> [[Double]] {
         let u = kronecker(.in), r = u.count / calibration.inFeatures
-        return (0..<(calibration.layers * calibration.modules)).map { calibration.projectedGram(pair: $0, u, columns: r, u, columns: r) }
+        return calibration.projectedGrams(u, columns: r)
     }
 }
 
@@ -178,6 +178,17 @@ extension TTCalibration {
         let grams = inputs.indices.map { i -> [Double] in
             let x = rows(i)
             return DenseLinearAlgebra.multiply(x, x, m: width, n: width, k: rowCounts[i], transA: true)
+        }
+        return inputOfPair.map { grams[$0] }
+    }
+
+    /// `Aᵀ·G_b·A` `[ra, ra]` of every pair b, at `l·modules + m`, for one in-side
+    /// matrix A `[in, ra]`: `(x·A)ᵀ(x·A)`, computed once per input the pairs read
+    /// (modules that share an input share it).
+    func projectedGrams(_ a: [Double], columns ra: Int) -> [[Double]] {
+        let grams = inputs.indices.map { i -> [Double] in
+            let n = rowCounts[i], xa = DenseLinearAlgebra.multiply(rows(i), a, m: n, n: ra, k: inFeatures)
+            return DenseLinearAlgebra.multiply(xa, xa, m: ra, n: ra, k: n, transA: true)
         }
         return inputOfPair.map { grams[$0] }
     }
