@@ -62,9 +62,7 @@ extension Kernels {
     private static func inBlocks(_ extent: Int, unitWork: Int, panel: Int, threads: Int, _ body: (Range<Int>) -> Void) {
         let blocks = threads == 1 || extent * unitWork < parallelThreshold
             ? FixedBlocks(whole: extent) : FixedBlocks(extent: extent, unitWork: unitWork, panel: panel)
-        Parallel.forEach(blocks.count, threads: threads) { range in
-            for part in range { body(blocks[part]) }
-        }
+        blocks.forEach(threads: threads, body)
     }
 
     /// Runs a lowered step that is a panel product (`GEMMStep.panelProduct`),

@@ -83,12 +83,9 @@ public enum DoRAPair {
     ///   - threads: TBB threads (0: TBB's default).
     public static func rescale(_ y: UnsafeMutablePointer<Float>, rows n: Int, magnitude m: UnsafePointer<Float>,
                                norms: UnsafePointer<Float>, out: Int, threads: Int) {
-        let blocks = FixedBlocks(extent: n, unitWork: 2 * out)
-        Parallel.forEach(blocks.count, threads: threads) { range in
-            for block in range {
-                for row in blocks[block] {
-                    for o in 0..<out { y[row * out + o] *= m[o] / norms[o] }
-                }
+        FixedBlocks(extent: n, unitWork: 2 * out).forEach(threads: threads) { rows in
+            for row in rows {
+                for o in 0..<out { y[row * out + o] *= m[o] / norms[o] }
             }
         }
     }
@@ -110,18 +107,14 @@ public enum DoRAPair {
     public static func backward(xV v: UnsafePointer<Float>, dy: UnsafeMutablePointer<Float>, magnitude m: UnsafePointer<Float>,
                                 norms: UnsafePointer<Float>, magnitudeGradient dm: UnsafeMutablePointer<Float>,
                                 rows n: Int, out: Int, threads: Int) {
-        let blocks = FixedBlocks(extent: out, unitWork: 3 * n)
-        Parallel.forEach(blocks.count, threads: threads) { range in
-            for block in range {
-                let columns = blocks[block]
-                var sums = [Double](repeating: 0, count: columns.count)
-                for row in 0..<n {
-                    for (j, o) in columns.enumerated() { sums[j] += Double(v[row * out + o]) * Double(dy[row * out + o]) }
-                }
-                for (j, o) in columns.enumerated() { dm[o] += Float(sums[j] / Double(norms[o])) }
-                for row in 0..<n {
-                    for o in columns { dy[row * out + o] *= m[o] / norms[o] }
-                }
+        FixedBlocks(extent: out, unitWork: 3 * n).forEach(threads: threads) { columns in
+            var sums = [Double](repeating: 0, count: columns.count)
+            for row in 0..<n {
+                for (j, o) in columns.enumerated() { sums[j] += Double(v[row * out + o]) * Double(dy[row * out + o]) }
+            }
+            for (j, o) in columns.enumerated() { dm[o] += Float(sums[j] / Double(norms[o])) }
+            for row in 0..<n {
+                for o in columns { dy[row * out + o] *= m[o] / norms[o] }
             }
         }
     }
@@ -139,15 +132,12 @@ public enum DoRAPair {
     public static func mergedChange(_ delta: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
                                     magnitude m: UnsafePointer<Float>, norms: UnsafePointer<Float>,
                                     out: Int, in inDim: Int, threads: Int) {
-        let blocks = FixedBlocks(extent: out, unitWork: 4 * inDim)
-        Parallel.forEach(blocks.count, threads: threads) { range in
-            for block in range {
-                for o in blocks[block] {
-                    let c = Double(m[o]) / Double(norms[o])
-                    for i in o * inDim..<(o + 1) * inDim {
-                        let w = Double(weight[i])
-                        delta[i] = Float(c * (w + Double(delta[i])) - w)
-                    }
+        FixedBlocks(extent: out, unitWork: 4 * inDim).forEach(threads: threads) { rows in
+            for o in rows {
+                let c = Double(m[o]) / Double(norms[o])
+                for i in o * inDim..<(o + 1) * inDim {
+                    let w = Double(weight[i])
+                    delta[i] = Float(c * (w + Double(delta[i])) - w)
                 }
             }
         }
@@ -166,13 +156,10 @@ public enum DoRAPair {
     public static func unmerge(_ weight: UnsafeMutablePointer<Float>, delta: UnsafePointer<Float>,
                                magnitude m: UnsafePointer<Float>, norms: UnsafePointer<Float>,
                                out: Int, in inDim: Int, threads: Int) {
-        let blocks = FixedBlocks(extent: out, unitWork: 3 * inDim)
-        Parallel.forEach(blocks.count, threads: threads) { range in
-            for block in range {
-                for o in blocks[block] {
-                    let c = Double(norms[o]) / Double(m[o])
-                    for i in o * inDim..<(o + 1) * inDim { weight[i] = Float(c * Double(weight[i]) - Double(delta[i])) }
-                }
+        FixedBlocks(extent: out, unitWork: 3 * inDim).forEach(threads: threads) { rows in
+            for o in rows {
+                let c = Double(norms[o]) / Double(m[o])
+                for i in o * inDim..<(o + 1) * inDim { weight[i] = Float(c * Double(weight[i]) - Double(delta[i])) }
             }
         }
     }

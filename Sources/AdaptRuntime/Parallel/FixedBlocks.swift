@@ -42,4 +42,14 @@ public struct FixedBlocks: Sendable, Equatable {
     public subscript(block: Int) -> Range<Int> {
         block * length..<min(extent, (block + 1) * length)
     }
+
+    /// `body` on every block over TBB (`Parallel.forEach`; in order at one thread).
+    /// - Parameters:
+    ///   - threads: TBB threads (0: TBB's default).
+    ///   - body: Called once per block with its range.
+    public func forEach(threads: Int, _ body: (Range<Int>) -> Void) {
+        Parallel.forEach(count, threads: threads) { parts in
+            for part in parts { body(self[part]) }
+        }
+    }
 }
