@@ -78,7 +78,9 @@ final class TruncatedSVDTests: XCTestCase {
             try TruncatedSVD.randomized($0, m: 200, n: 150, rank: 6, settings: .init(oversampling: 10, powerIterations: 2, seed: 1))
         }
         XCTAssertFalse(randomized.u.contains { !$0.isFinite } || randomized.vt.contains { !$0.isFinite })
-        XCTAssertLessThan(frobeniusDistance(product(randomized).map(Float.init), known.matrix) / frobeniusNorm(known.matrix), 1e-5)
+        // Exact up to float32 rounding through two power iterations (1.2e-5 with Debian's OpenBLAS
+        // 0.3.21 on Haswell kernels); a basis that ran out of directions would be off by O(1).
+        XCTAssertLessThan(frobeniusDistance(product(randomized).map(Float.init), known.matrix) / frobeniusNorm(known.matrix), 5e-5)
         for k in 0..<4 { XCTAssertEqual(Double(randomized.sigma[k]), known.sigma[k], accuracy: 1e-5) }
     }
 
