@@ -95,7 +95,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 1536, q + 0, p + 1792, q + 262144, q + 65536, q + 327680, q + 131072, q + 393216, q + 196608, q + 458752, threads: threads)  // group cp
+        Self.prepare0(n, p + 1536, q + 0, p + 1792, q + 262144, threads: threads)  // group cp
         storage.markPrepared()
     }
 
@@ -124,102 +124,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 262144, storage: storage, threads: threads)
-        case 1: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 327680, storage: storage, threads: threads)
-        case 2: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 393216, storage: storage, threads: threads)
-        case 3: Self.forward2Rows(n, x, y, p + 67328, p + 0, q + 458752, storage: storage, threads: threads)
-        case 4: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 262144, storage: storage, threads: threads)
-        case 5: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 327680, storage: storage, threads: threads)
-        case 6: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 393216, storage: storage, threads: threads)
-        case 7: Self.forward2Rows(n, x, y, p + 67328, p + 64, q + 458752, storage: storage, threads: threads)
-        case 8: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 262144, storage: storage, threads: threads)
-        case 9: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 327680, storage: storage, threads: threads)
-        case 10: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 393216, storage: storage, threads: threads)
-        case 11: Self.forward2Rows(n, x, y, p + 67328, p + 128, q + 458752, storage: storage, threads: threads)
-        case 12: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 262144, storage: storage, threads: threads)
-        case 13: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 327680, storage: storage, threads: threads)
-        case 14: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 393216, storage: storage, threads: threads)
-        case 15: Self.forward2Rows(n, x, y, p + 67328, p + 192, q + 458752, storage: storage, threads: threads)
-        case 16: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 262144, storage: storage, threads: threads)
-        case 17: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 327680, storage: storage, threads: threads)
-        case 18: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 393216, storage: storage, threads: threads)
-        case 19: Self.forward2Rows(n, x, y, p + 67328, p + 256, q + 458752, storage: storage, threads: threads)
-        case 20: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 262144, storage: storage, threads: threads)
-        case 21: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 327680, storage: storage, threads: threads)
-        case 22: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 393216, storage: storage, threads: threads)
-        case 23: Self.forward2Rows(n, x, y, p + 67328, p + 320, q + 458752, storage: storage, threads: threads)
-        case 24: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 262144, storage: storage, threads: threads)
-        case 25: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 327680, storage: storage, threads: threads)
-        case 26: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 393216, storage: storage, threads: threads)
-        case 27: Self.forward2Rows(n, x, y, p + 67328, p + 384, q + 458752, storage: storage, threads: threads)
-        case 28: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 262144, storage: storage, threads: threads)
-        case 29: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 327680, storage: storage, threads: threads)
-        case 30: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 393216, storage: storage, threads: threads)
-        case 31: Self.forward2Rows(n, x, y, p + 67328, p + 448, q + 458752, storage: storage, threads: threads)
-        case 32: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 262144, storage: storage, threads: threads)
-        case 33: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 327680, storage: storage, threads: threads)
-        case 34: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 393216, storage: storage, threads: threads)
-        case 35: Self.forward2Rows(n, x, y, p + 67328, p + 512, q + 458752, storage: storage, threads: threads)
-        case 36: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 262144, storage: storage, threads: threads)
-        case 37: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 327680, storage: storage, threads: threads)
-        case 38: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 393216, storage: storage, threads: threads)
-        case 39: Self.forward2Rows(n, x, y, p + 67328, p + 576, q + 458752, storage: storage, threads: threads)
-        case 40: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 262144, storage: storage, threads: threads)
-        case 41: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 327680, storage: storage, threads: threads)
-        case 42: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 393216, storage: storage, threads: threads)
-        case 43: Self.forward2Rows(n, x, y, p + 67328, p + 640, q + 458752, storage: storage, threads: threads)
-        case 44: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 262144, storage: storage, threads: threads)
-        case 45: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 327680, storage: storage, threads: threads)
-        case 46: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 393216, storage: storage, threads: threads)
-        case 47: Self.forward2Rows(n, x, y, p + 67328, p + 704, q + 458752, storage: storage, threads: threads)
-        case 48: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 262144, storage: storage, threads: threads)
-        case 49: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 327680, storage: storage, threads: threads)
-        case 50: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 393216, storage: storage, threads: threads)
-        case 51: Self.forward2Rows(n, x, y, p + 67328, p + 768, q + 458752, storage: storage, threads: threads)
-        case 52: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 262144, storage: storage, threads: threads)
-        case 53: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 327680, storage: storage, threads: threads)
-        case 54: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 393216, storage: storage, threads: threads)
-        case 55: Self.forward2Rows(n, x, y, p + 67328, p + 832, q + 458752, storage: storage, threads: threads)
-        case 56: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 262144, storage: storage, threads: threads)
-        case 57: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 327680, storage: storage, threads: threads)
-        case 58: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 393216, storage: storage, threads: threads)
-        case 59: Self.forward2Rows(n, x, y, p + 67328, p + 896, q + 458752, storage: storage, threads: threads)
-        case 60: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 262144, storage: storage, threads: threads)
-        case 61: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 327680, storage: storage, threads: threads)
-        case 62: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 393216, storage: storage, threads: threads)
-        case 63: Self.forward2Rows(n, x, y, p + 67328, p + 960, q + 458752, storage: storage, threads: threads)
-        case 64: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 262144, storage: storage, threads: threads)
-        case 65: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 327680, storage: storage, threads: threads)
-        case 66: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 393216, storage: storage, threads: threads)
-        case 67: Self.forward2Rows(n, x, y, p + 67328, p + 1024, q + 458752, storage: storage, threads: threads)
-        case 68: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 262144, storage: storage, threads: threads)
-        case 69: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 327680, storage: storage, threads: threads)
-        case 70: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 393216, storage: storage, threads: threads)
-        case 71: Self.forward2Rows(n, x, y, p + 67328, p + 1088, q + 458752, storage: storage, threads: threads)
-        case 72: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 262144, storage: storage, threads: threads)
-        case 73: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 327680, storage: storage, threads: threads)
-        case 74: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 393216, storage: storage, threads: threads)
-        case 75: Self.forward2Rows(n, x, y, p + 67328, p + 1152, q + 458752, storage: storage, threads: threads)
-        case 76: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 262144, storage: storage, threads: threads)
-        case 77: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 327680, storage: storage, threads: threads)
-        case 78: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 393216, storage: storage, threads: threads)
-        case 79: Self.forward2Rows(n, x, y, p + 67328, p + 1216, q + 458752, storage: storage, threads: threads)
-        case 80: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 262144, storage: storage, threads: threads)
-        case 81: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 327680, storage: storage, threads: threads)
-        case 82: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 393216, storage: storage, threads: threads)
-        case 83: Self.forward2Rows(n, x, y, p + 67328, p + 1280, q + 458752, storage: storage, threads: threads)
-        case 84: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 262144, storage: storage, threads: threads)
-        case 85: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 327680, storage: storage, threads: threads)
-        case 86: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 393216, storage: storage, threads: threads)
-        case 87: Self.forward2Rows(n, x, y, p + 67328, p + 1344, q + 458752, storage: storage, threads: threads)
-        case 88: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 262144, storage: storage, threads: threads)
-        case 89: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 327680, storage: storage, threads: threads)
-        case 90: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 393216, storage: storage, threads: threads)
-        case 91: Self.forward2Rows(n, x, y, p + 67328, p + 1408, q + 458752, storage: storage, threads: threads)
-        case 92: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 262144, storage: storage, threads: threads)
-        case 93: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 327680, storage: storage, threads: threads)
-        case 94: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 393216, storage: storage, threads: threads)
-        case 95: Self.forward2Rows(n, x, y, p + 67328, p + 1472, q + 458752, storage: storage, threads: threads)
+        case 0...95: Self.forward2Rows(n, x, y, p + 67328, p + (64 * layer), q + (65536 * module.rawValue + 262144), storage: storage, threads: threads)
         default: break
         }
     }
@@ -240,102 +145,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 0, dq + 0, dq + 32768, g + 0, g + 67328, g + 100096, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 0, dq + 65536, dq + 98304, g + 0, g + 67328, g + 100096, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 0, dq + 131072, dq + 163840, g + 0, g + 67328, g + 100096, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 0, dq + 196608, dq + 229376, g + 0, g + 67328, g + 100096, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 64, dq + 0, dq + 32768, g + 64, g + 67328, g + 100096, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 64, dq + 65536, dq + 98304, g + 64, g + 67328, g + 100096, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 64, dq + 131072, dq + 163840, g + 64, g + 67328, g + 100096, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 64, dq + 196608, dq + 229376, g + 64, g + 67328, g + 100096, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 128, dq + 0, dq + 32768, g + 128, g + 67328, g + 100096, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 128, dq + 65536, dq + 98304, g + 128, g + 67328, g + 100096, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 128, dq + 131072, dq + 163840, g + 128, g + 67328, g + 100096, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 128, dq + 196608, dq + 229376, g + 128, g + 67328, g + 100096, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 192, dq + 0, dq + 32768, g + 192, g + 67328, g + 100096, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 192, dq + 65536, dq + 98304, g + 192, g + 67328, g + 100096, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 192, dq + 131072, dq + 163840, g + 192, g + 67328, g + 100096, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 192, dq + 196608, dq + 229376, g + 192, g + 67328, g + 100096, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 256, dq + 0, dq + 32768, g + 256, g + 67328, g + 100096, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 256, dq + 65536, dq + 98304, g + 256, g + 67328, g + 100096, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 256, dq + 131072, dq + 163840, g + 256, g + 67328, g + 100096, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 256, dq + 196608, dq + 229376, g + 256, g + 67328, g + 100096, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 320, dq + 0, dq + 32768, g + 320, g + 67328, g + 100096, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 320, dq + 65536, dq + 98304, g + 320, g + 67328, g + 100096, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 320, dq + 131072, dq + 163840, g + 320, g + 67328, g + 100096, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 320, dq + 196608, dq + 229376, g + 320, g + 67328, g + 100096, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 384, dq + 0, dq + 32768, g + 384, g + 67328, g + 100096, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 384, dq + 65536, dq + 98304, g + 384, g + 67328, g + 100096, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 384, dq + 131072, dq + 163840, g + 384, g + 67328, g + 100096, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 384, dq + 196608, dq + 229376, g + 384, g + 67328, g + 100096, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 448, dq + 0, dq + 32768, g + 448, g + 67328, g + 100096, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 448, dq + 65536, dq + 98304, g + 448, g + 67328, g + 100096, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 448, dq + 131072, dq + 163840, g + 448, g + 67328, g + 100096, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 448, dq + 196608, dq + 229376, g + 448, g + 67328, g + 100096, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 512, dq + 0, dq + 32768, g + 512, g + 67328, g + 100096, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 512, dq + 65536, dq + 98304, g + 512, g + 67328, g + 100096, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 512, dq + 131072, dq + 163840, g + 512, g + 67328, g + 100096, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 512, dq + 196608, dq + 229376, g + 512, g + 67328, g + 100096, threads: threads)
-        case 36: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 576, dq + 0, dq + 32768, g + 576, g + 67328, g + 100096, threads: threads)
-        case 37: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 576, dq + 65536, dq + 98304, g + 576, g + 67328, g + 100096, threads: threads)
-        case 38: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 576, dq + 131072, dq + 163840, g + 576, g + 67328, g + 100096, threads: threads)
-        case 39: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 576, dq + 196608, dq + 229376, g + 576, g + 67328, g + 100096, threads: threads)
-        case 40: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 640, dq + 0, dq + 32768, g + 640, g + 67328, g + 100096, threads: threads)
-        case 41: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 640, dq + 65536, dq + 98304, g + 640, g + 67328, g + 100096, threads: threads)
-        case 42: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 640, dq + 131072, dq + 163840, g + 640, g + 67328, g + 100096, threads: threads)
-        case 43: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 640, dq + 196608, dq + 229376, g + 640, g + 67328, g + 100096, threads: threads)
-        case 44: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 704, dq + 0, dq + 32768, g + 704, g + 67328, g + 100096, threads: threads)
-        case 45: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 704, dq + 65536, dq + 98304, g + 704, g + 67328, g + 100096, threads: threads)
-        case 46: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 704, dq + 131072, dq + 163840, g + 704, g + 67328, g + 100096, threads: threads)
-        case 47: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 704, dq + 196608, dq + 229376, g + 704, g + 67328, g + 100096, threads: threads)
-        case 48: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 768, dq + 0, dq + 32768, g + 768, g + 67328, g + 100096, threads: threads)
-        case 49: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 768, dq + 65536, dq + 98304, g + 768, g + 67328, g + 100096, threads: threads)
-        case 50: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 768, dq + 131072, dq + 163840, g + 768, g + 67328, g + 100096, threads: threads)
-        case 51: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 768, dq + 196608, dq + 229376, g + 768, g + 67328, g + 100096, threads: threads)
-        case 52: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 832, dq + 0, dq + 32768, g + 832, g + 67328, g + 100096, threads: threads)
-        case 53: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 832, dq + 65536, dq + 98304, g + 832, g + 67328, g + 100096, threads: threads)
-        case 54: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 832, dq + 131072, dq + 163840, g + 832, g + 67328, g + 100096, threads: threads)
-        case 55: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 832, dq + 196608, dq + 229376, g + 832, g + 67328, g + 100096, threads: threads)
-        case 56: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 896, dq + 0, dq + 32768, g + 896, g + 67328, g + 100096, threads: threads)
-        case 57: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 896, dq + 65536, dq + 98304, g + 896, g + 67328, g + 100096, threads: threads)
-        case 58: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 896, dq + 131072, dq + 163840, g + 896, g + 67328, g + 100096, threads: threads)
-        case 59: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 896, dq + 196608, dq + 229376, g + 896, g + 67328, g + 100096, threads: threads)
-        case 60: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 960, dq + 0, dq + 32768, g + 960, g + 67328, g + 100096, threads: threads)
-        case 61: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 960, dq + 65536, dq + 98304, g + 960, g + 67328, g + 100096, threads: threads)
-        case 62: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 960, dq + 131072, dq + 163840, g + 960, g + 67328, g + 100096, threads: threads)
-        case 63: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 960, dq + 196608, dq + 229376, g + 960, g + 67328, g + 100096, threads: threads)
-        case 64: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1024, dq + 0, dq + 32768, g + 1024, g + 67328, g + 100096, threads: threads)
-        case 65: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1024, dq + 65536, dq + 98304, g + 1024, g + 67328, g + 100096, threads: threads)
-        case 66: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1024, dq + 131072, dq + 163840, g + 1024, g + 67328, g + 100096, threads: threads)
-        case 67: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1024, dq + 196608, dq + 229376, g + 1024, g + 67328, g + 100096, threads: threads)
-        case 68: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1088, dq + 0, dq + 32768, g + 1088, g + 67328, g + 100096, threads: threads)
-        case 69: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1088, dq + 65536, dq + 98304, g + 1088, g + 67328, g + 100096, threads: threads)
-        case 70: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1088, dq + 131072, dq + 163840, g + 1088, g + 67328, g + 100096, threads: threads)
-        case 71: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1088, dq + 196608, dq + 229376, g + 1088, g + 67328, g + 100096, threads: threads)
-        case 72: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1152, dq + 0, dq + 32768, g + 1152, g + 67328, g + 100096, threads: threads)
-        case 73: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1152, dq + 65536, dq + 98304, g + 1152, g + 67328, g + 100096, threads: threads)
-        case 74: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1152, dq + 131072, dq + 163840, g + 1152, g + 67328, g + 100096, threads: threads)
-        case 75: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1152, dq + 196608, dq + 229376, g + 1152, g + 67328, g + 100096, threads: threads)
-        case 76: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1216, dq + 0, dq + 32768, g + 1216, g + 67328, g + 100096, threads: threads)
-        case 77: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1216, dq + 65536, dq + 98304, g + 1216, g + 67328, g + 100096, threads: threads)
-        case 78: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1216, dq + 131072, dq + 163840, g + 1216, g + 67328, g + 100096, threads: threads)
-        case 79: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1216, dq + 196608, dq + 229376, g + 1216, g + 67328, g + 100096, threads: threads)
-        case 80: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1280, dq + 0, dq + 32768, g + 1280, g + 67328, g + 100096, threads: threads)
-        case 81: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1280, dq + 65536, dq + 98304, g + 1280, g + 67328, g + 100096, threads: threads)
-        case 82: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1280, dq + 131072, dq + 163840, g + 1280, g + 67328, g + 100096, threads: threads)
-        case 83: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1280, dq + 196608, dq + 229376, g + 1280, g + 67328, g + 100096, threads: threads)
-        case 84: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1344, dq + 0, dq + 32768, g + 1344, g + 67328, g + 100096, threads: threads)
-        case 85: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1344, dq + 65536, dq + 98304, g + 1344, g + 67328, g + 100096, threads: threads)
-        case 86: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1344, dq + 131072, dq + 163840, g + 1344, g + 67328, g + 100096, threads: threads)
-        case 87: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1344, dq + 196608, dq + 229376, g + 1344, g + 67328, g + 100096, threads: threads)
-        case 88: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1408, dq + 0, dq + 32768, g + 1408, g + 67328, g + 100096, threads: threads)
-        case 89: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1408, dq + 65536, dq + 98304, g + 1408, g + 67328, g + 100096, threads: threads)
-        case 90: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1408, dq + 131072, dq + 163840, g + 1408, g + 67328, g + 100096, threads: threads)
-        case 91: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1408, dq + 196608, dq + 229376, g + 1408, g + 67328, g + 100096, threads: threads)
-        case 92: Self.backward4(n, x, dy, dx, w, p + 67328, q + 262144, p + 1472, dq + 0, dq + 32768, g + 1472, g + 67328, g + 100096, threads: threads)
-        case 93: Self.backward4(n, x, dy, dx, w, p + 67328, q + 327680, p + 1472, dq + 65536, dq + 98304, g + 1472, g + 67328, g + 100096, threads: threads)
-        case 94: Self.backward4(n, x, dy, dx, w, p + 67328, q + 393216, p + 1472, dq + 131072, dq + 163840, g + 1472, g + 67328, g + 100096, threads: threads)
-        case 95: Self.backward4(n, x, dy, dx, w, p + 67328, q + 458752, p + 1472, dq + 196608, dq + 229376, g + 1472, g + 67328, g + 100096, threads: threads)
+        case 0...95: Self.backward4(n, x, dy, dx, w, p + 67328, q + (65536 * module.rawValue + 262144), p + (64 * layer), dq + (65536 * module.rawValue), dq + (65536 * module.rawValue + 32768), g + (64 * layer), g + 67328, g + 100096, threads: threads)
         default: break
         }
     }
@@ -352,102 +162,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize5(n, delta, w, p + 0, q + 0, p + 67328, threads: threads)
-        case 1: Self.materialize5(n, delta, w, p + 0, q + 65536, p + 67328, threads: threads)
-        case 2: Self.materialize5(n, delta, w, p + 0, q + 131072, p + 67328, threads: threads)
-        case 3: Self.materialize5(n, delta, w, p + 0, q + 196608, p + 67328, threads: threads)
-        case 4: Self.materialize5(n, delta, w, p + 64, q + 0, p + 67328, threads: threads)
-        case 5: Self.materialize5(n, delta, w, p + 64, q + 65536, p + 67328, threads: threads)
-        case 6: Self.materialize5(n, delta, w, p + 64, q + 131072, p + 67328, threads: threads)
-        case 7: Self.materialize5(n, delta, w, p + 64, q + 196608, p + 67328, threads: threads)
-        case 8: Self.materialize5(n, delta, w, p + 128, q + 0, p + 67328, threads: threads)
-        case 9: Self.materialize5(n, delta, w, p + 128, q + 65536, p + 67328, threads: threads)
-        case 10: Self.materialize5(n, delta, w, p + 128, q + 131072, p + 67328, threads: threads)
-        case 11: Self.materialize5(n, delta, w, p + 128, q + 196608, p + 67328, threads: threads)
-        case 12: Self.materialize5(n, delta, w, p + 192, q + 0, p + 67328, threads: threads)
-        case 13: Self.materialize5(n, delta, w, p + 192, q + 65536, p + 67328, threads: threads)
-        case 14: Self.materialize5(n, delta, w, p + 192, q + 131072, p + 67328, threads: threads)
-        case 15: Self.materialize5(n, delta, w, p + 192, q + 196608, p + 67328, threads: threads)
-        case 16: Self.materialize5(n, delta, w, p + 256, q + 0, p + 67328, threads: threads)
-        case 17: Self.materialize5(n, delta, w, p + 256, q + 65536, p + 67328, threads: threads)
-        case 18: Self.materialize5(n, delta, w, p + 256, q + 131072, p + 67328, threads: threads)
-        case 19: Self.materialize5(n, delta, w, p + 256, q + 196608, p + 67328, threads: threads)
-        case 20: Self.materialize5(n, delta, w, p + 320, q + 0, p + 67328, threads: threads)
-        case 21: Self.materialize5(n, delta, w, p + 320, q + 65536, p + 67328, threads: threads)
-        case 22: Self.materialize5(n, delta, w, p + 320, q + 131072, p + 67328, threads: threads)
-        case 23: Self.materialize5(n, delta, w, p + 320, q + 196608, p + 67328, threads: threads)
-        case 24: Self.materialize5(n, delta, w, p + 384, q + 0, p + 67328, threads: threads)
-        case 25: Self.materialize5(n, delta, w, p + 384, q + 65536, p + 67328, threads: threads)
-        case 26: Self.materialize5(n, delta, w, p + 384, q + 131072, p + 67328, threads: threads)
-        case 27: Self.materialize5(n, delta, w, p + 384, q + 196608, p + 67328, threads: threads)
-        case 28: Self.materialize5(n, delta, w, p + 448, q + 0, p + 67328, threads: threads)
-        case 29: Self.materialize5(n, delta, w, p + 448, q + 65536, p + 67328, threads: threads)
-        case 30: Self.materialize5(n, delta, w, p + 448, q + 131072, p + 67328, threads: threads)
-        case 31: Self.materialize5(n, delta, w, p + 448, q + 196608, p + 67328, threads: threads)
-        case 32: Self.materialize5(n, delta, w, p + 512, q + 0, p + 67328, threads: threads)
-        case 33: Self.materialize5(n, delta, w, p + 512, q + 65536, p + 67328, threads: threads)
-        case 34: Self.materialize5(n, delta, w, p + 512, q + 131072, p + 67328, threads: threads)
-        case 35: Self.materialize5(n, delta, w, p + 512, q + 196608, p + 67328, threads: threads)
-        case 36: Self.materialize5(n, delta, w, p + 576, q + 0, p + 67328, threads: threads)
-        case 37: Self.materialize5(n, delta, w, p + 576, q + 65536, p + 67328, threads: threads)
-        case 38: Self.materialize5(n, delta, w, p + 576, q + 131072, p + 67328, threads: threads)
-        case 39: Self.materialize5(n, delta, w, p + 576, q + 196608, p + 67328, threads: threads)
-        case 40: Self.materialize5(n, delta, w, p + 640, q + 0, p + 67328, threads: threads)
-        case 41: Self.materialize5(n, delta, w, p + 640, q + 65536, p + 67328, threads: threads)
-        case 42: Self.materialize5(n, delta, w, p + 640, q + 131072, p + 67328, threads: threads)
-        case 43: Self.materialize5(n, delta, w, p + 640, q + 196608, p + 67328, threads: threads)
-        case 44: Self.materialize5(n, delta, w, p + 704, q + 0, p + 67328, threads: threads)
-        case 45: Self.materialize5(n, delta, w, p + 704, q + 65536, p + 67328, threads: threads)
-        case 46: Self.materialize5(n, delta, w, p + 704, q + 131072, p + 67328, threads: threads)
-        case 47: Self.materialize5(n, delta, w, p + 704, q + 196608, p + 67328, threads: threads)
-        case 48: Self.materialize5(n, delta, w, p + 768, q + 0, p + 67328, threads: threads)
-        case 49: Self.materialize5(n, delta, w, p + 768, q + 65536, p + 67328, threads: threads)
-        case 50: Self.materialize5(n, delta, w, p + 768, q + 131072, p + 67328, threads: threads)
-        case 51: Self.materialize5(n, delta, w, p + 768, q + 196608, p + 67328, threads: threads)
-        case 52: Self.materialize5(n, delta, w, p + 832, q + 0, p + 67328, threads: threads)
-        case 53: Self.materialize5(n, delta, w, p + 832, q + 65536, p + 67328, threads: threads)
-        case 54: Self.materialize5(n, delta, w, p + 832, q + 131072, p + 67328, threads: threads)
-        case 55: Self.materialize5(n, delta, w, p + 832, q + 196608, p + 67328, threads: threads)
-        case 56: Self.materialize5(n, delta, w, p + 896, q + 0, p + 67328, threads: threads)
-        case 57: Self.materialize5(n, delta, w, p + 896, q + 65536, p + 67328, threads: threads)
-        case 58: Self.materialize5(n, delta, w, p + 896, q + 131072, p + 67328, threads: threads)
-        case 59: Self.materialize5(n, delta, w, p + 896, q + 196608, p + 67328, threads: threads)
-        case 60: Self.materialize5(n, delta, w, p + 960, q + 0, p + 67328, threads: threads)
-        case 61: Self.materialize5(n, delta, w, p + 960, q + 65536, p + 67328, threads: threads)
-        case 62: Self.materialize5(n, delta, w, p + 960, q + 131072, p + 67328, threads: threads)
-        case 63: Self.materialize5(n, delta, w, p + 960, q + 196608, p + 67328, threads: threads)
-        case 64: Self.materialize5(n, delta, w, p + 1024, q + 0, p + 67328, threads: threads)
-        case 65: Self.materialize5(n, delta, w, p + 1024, q + 65536, p + 67328, threads: threads)
-        case 66: Self.materialize5(n, delta, w, p + 1024, q + 131072, p + 67328, threads: threads)
-        case 67: Self.materialize5(n, delta, w, p + 1024, q + 196608, p + 67328, threads: threads)
-        case 68: Self.materialize5(n, delta, w, p + 1088, q + 0, p + 67328, threads: threads)
-        case 69: Self.materialize5(n, delta, w, p + 1088, q + 65536, p + 67328, threads: threads)
-        case 70: Self.materialize5(n, delta, w, p + 1088, q + 131072, p + 67328, threads: threads)
-        case 71: Self.materialize5(n, delta, w, p + 1088, q + 196608, p + 67328, threads: threads)
-        case 72: Self.materialize5(n, delta, w, p + 1152, q + 0, p + 67328, threads: threads)
-        case 73: Self.materialize5(n, delta, w, p + 1152, q + 65536, p + 67328, threads: threads)
-        case 74: Self.materialize5(n, delta, w, p + 1152, q + 131072, p + 67328, threads: threads)
-        case 75: Self.materialize5(n, delta, w, p + 1152, q + 196608, p + 67328, threads: threads)
-        case 76: Self.materialize5(n, delta, w, p + 1216, q + 0, p + 67328, threads: threads)
-        case 77: Self.materialize5(n, delta, w, p + 1216, q + 65536, p + 67328, threads: threads)
-        case 78: Self.materialize5(n, delta, w, p + 1216, q + 131072, p + 67328, threads: threads)
-        case 79: Self.materialize5(n, delta, w, p + 1216, q + 196608, p + 67328, threads: threads)
-        case 80: Self.materialize5(n, delta, w, p + 1280, q + 0, p + 67328, threads: threads)
-        case 81: Self.materialize5(n, delta, w, p + 1280, q + 65536, p + 67328, threads: threads)
-        case 82: Self.materialize5(n, delta, w, p + 1280, q + 131072, p + 67328, threads: threads)
-        case 83: Self.materialize5(n, delta, w, p + 1280, q + 196608, p + 67328, threads: threads)
-        case 84: Self.materialize5(n, delta, w, p + 1344, q + 0, p + 67328, threads: threads)
-        case 85: Self.materialize5(n, delta, w, p + 1344, q + 65536, p + 67328, threads: threads)
-        case 86: Self.materialize5(n, delta, w, p + 1344, q + 131072, p + 67328, threads: threads)
-        case 87: Self.materialize5(n, delta, w, p + 1344, q + 196608, p + 67328, threads: threads)
-        case 88: Self.materialize5(n, delta, w, p + 1408, q + 0, p + 67328, threads: threads)
-        case 89: Self.materialize5(n, delta, w, p + 1408, q + 65536, p + 67328, threads: threads)
-        case 90: Self.materialize5(n, delta, w, p + 1408, q + 131072, p + 67328, threads: threads)
-        case 91: Self.materialize5(n, delta, w, p + 1408, q + 196608, p + 67328, threads: threads)
-        case 92: Self.materialize5(n, delta, w, p + 1472, q + 0, p + 67328, threads: threads)
-        case 93: Self.materialize5(n, delta, w, p + 1472, q + 65536, p + 67328, threads: threads)
-        case 94: Self.materialize5(n, delta, w, p + 1472, q + 131072, p + 67328, threads: threads)
-        case 95: Self.materialize5(n, delta, w, p + 1472, q + 196608, p + 67328, threads: threads)
+        case 0...95: Self.materialize5(n, delta, w, p + (64 * layer), q + (65536 * module.rawValue), p + 67328, threads: threads)
         default: break
         }
     }
@@ -468,30 +183,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 0, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 64, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 128, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 192, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 256, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 320, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 6: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 384, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 7: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 448, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 8: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 512, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 9: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 576, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 10: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 640, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 704, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 12: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 768, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 13: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 832, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 14: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 896, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 15: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 960, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 16: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1024, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 17: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1088, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 18: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1152, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 19: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1216, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 20: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1280, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 21: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1344, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 22: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1408, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
-            case 23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + 1472, q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + (64 * layer), q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -517,30 +209,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 0, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 0, g + 67328, g + 100096, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 64, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 64, g + 67328, g + 100096, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 128, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 128, g + 67328, g + 100096, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 192, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 192, g + 67328, g + 100096, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 256, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 256, g + 67328, g + 100096, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 320, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 320, g + 67328, g + 100096, threads: threads); return
-            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 384, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 384, g + 67328, g + 100096, threads: threads); return
-            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 448, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 448, g + 67328, g + 100096, threads: threads); return
-            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 512, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 512, g + 67328, g + 100096, threads: threads); return
-            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 576, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 576, g + 67328, g + 100096, threads: threads); return
-            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 640, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 640, g + 67328, g + 100096, threads: threads); return
-            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 704, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 704, g + 67328, g + 100096, threads: threads); return
-            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 768, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 768, g + 67328, g + 100096, threads: threads); return
-            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 832, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 832, g + 67328, g + 100096, threads: threads); return
-            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 896, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 896, g + 67328, g + 100096, threads: threads); return
-            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 960, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 960, g + 67328, g + 100096, threads: threads); return
-            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1024, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1024, g + 67328, g + 100096, threads: threads); return
-            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1088, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1088, g + 67328, g + 100096, threads: threads); return
-            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1152, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1152, g + 67328, g + 100096, threads: threads); return
-            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1216, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1216, g + 67328, g + 100096, threads: threads); return
-            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1280, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1280, g + 67328, g + 100096, threads: threads); return
-            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1344, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1344, g + 67328, g + 100096, threads: threads); return
-            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1408, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1408, g + 67328, g + 100096, threads: threads); return
-            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + 1472, dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + 1472, g + 67328, g + 100096, threads: threads); return
+            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + (64 * layer), dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + (64 * layer), g + 67328, g + 100096, threads: threads); return
             default: break
             }
         }
@@ -553,20 +222,16 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P3[module, out, c] = factor.module[module, c]⊙factor.out[out, c]
         Kernels.elementwise(dims: [Kernels.Loop(extent: 4, left: 64, right: 0, output: 65536, reduces: false), Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p2, out: p1)
-        // stage 2: P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]; P3.panels[panel, rank, lane] = P3[panel, lane, rank]
+        // stage 2: P3.panels[panel, rank, lane] = P3[panel, lane, rank] (×4)
         Kernels.stage(4, flops: 262144, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p1, b: nil, out: p3)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
+                let at0 = p1 + (65536 * i)
+                let at1 = p3 + (65536 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
@@ -655,7 +320,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             // stage 3: dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 64, alpha: 1.0, a: (wRow64 + 192 * n), lda: 64, b: p0, ldb: 64, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 4: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]
+        // stage 4: dP3[out, c] += Σ_n t2[n, c]·dy[n, out] (×2); dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in] (×2)
         Kernels.stage(5, flops: 262272 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -774,7 +439,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             // stage 6: dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 64, alpha: 1.0, a: (wRow64 + 192 * n), lda: 64, b: p0, ldb: 64, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 7: dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dP3[out, c] += Σ_n t2[n, c]·dy[n, out]; dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in]
+        // stage 7: dP3[out, c] += Σ_n t2[n, c]·dy[n, out] (×8); dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in] (×2)
         Kernels.stage(11, flops: 655488 * n, threads: threads) { i, threads in
             switch i {
             case 0:

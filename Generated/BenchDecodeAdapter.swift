@@ -112,7 +112,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 569344, q + 0, p + 634880, q + 65536, p + 700416, q + 131072, p + 765952, q + 196608, p + 831488, q + 262144, p + 1007616, q + 438272, p + 1183744, q + 614400, threads: threads)  // group lora
+        Self.prepare0(n, p + 569344, q + 0, p + 831488, q + 262144, p + 1183744, q + 614400, threads: threads)  // group lora
         storage.markPrepared()
     }
 
@@ -136,12 +136,8 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
-        case 1: Self.forward1Rows(n, x, y, p + 65536, q + 65536, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 131072, q + 131072, storage: storage, threads: threads)
-        case 3: Self.forward1Rows(n, x, y, p + 196608, q + 196608, storage: storage, threads: threads)
-        case 4: Self.forward3Rows(n, x, y, p + 262144, q + 262144, storage: storage, threads: threads)
-        case 5: Self.forward3Rows(n, x, y, p + 327680, q + 438272, storage: storage, threads: threads)
+        case 0...3: Self.forward1Rows(n, x, y, p + (65536 * module.rawValue), q + (65536 * module.rawValue), storage: storage, threads: threads)
+        case 4...5: Self.forward3Rows(n, x, y, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), storage: storage, threads: threads)
         case 6: Self.forward5Rows(n, x, y, p + 393216, q + 614400, storage: storage, threads: threads)
         default: break
         }
@@ -163,12 +159,8 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward7(n, x, dy, dx, w, p + 0, q + 0, g + 569344, g + 602112, g + 0, g + 2048, threads: threads)
-        case 1: Self.backward7(n, x, dy, dx, w, p + 65536, q + 65536, g + 634880, g + 667648, g + 65536, g + 67584, threads: threads)
-        case 2: Self.backward7(n, x, dy, dx, w, p + 131072, q + 131072, g + 700416, g + 733184, g + 131072, g + 133120, threads: threads)
-        case 3: Self.backward7(n, x, dy, dx, w, p + 196608, q + 196608, g + 765952, g + 798720, g + 196608, g + 198656, threads: threads)
-        case 4: Self.backward8(n, x, dy, dx, w, p + 262144, q + 262144, g + 831488, g + 866704, g + 901936, g + 937152, g + 972384, g + 262144, g + 264192, threads: threads)
-        case 5: Self.backward8(n, x, dy, dx, w, p + 327680, q + 438272, g + 1007616, g + 1042832, g + 1078064, g + 1113280, g + 1148512, g + 327680, g + 329728, threads: threads)
+        case 0...3: Self.backward7(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (65536 * module.rawValue), g + (65536 * module.rawValue + 569344), g + (65536 * module.rawValue + 602112), g + (65536 * module.rawValue), g + (65536 * module.rawValue + 2048), threads: threads)
+        case 4...5: Self.backward8(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), g + (176128 * module.rawValue + 126976), g + (176128 * module.rawValue + 162192), g + (176128 * module.rawValue + 197424), g + (176128 * module.rawValue + 232640), g + (176128 * module.rawValue + 267872), g + (65536 * module.rawValue), g + (65536 * module.rawValue + 2048), threads: threads)
         case 6: Self.backward9(n, x, dy, dx, w, p + 393216, q + 614400, g + 1183744, g + 1216512, g + 393216, g + 395417, g + 397619, g + 399820, g + 402022, threads: threads)
         default: break
         }
@@ -186,12 +178,8 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize10(n, delta, p + 569344, p + 0, threads: threads)
-        case 1: Self.materialize10(n, delta, p + 634880, p + 65536, threads: threads)
-        case 2: Self.materialize10(n, delta, p + 700416, p + 131072, threads: threads)
-        case 3: Self.materialize10(n, delta, p + 765952, p + 196608, threads: threads)
-        case 4: Self.materialize11(n, delta, p + 831488, p + 262144, threads: threads)
-        case 5: Self.materialize11(n, delta, p + 1007616, p + 327680, threads: threads)
+        case 0...3: Self.materialize10(n, delta, p + (65536 * module.rawValue + 569344), p + (65536 * module.rawValue), threads: threads)
+        case 4...5: Self.materialize11(n, delta, p + (176128 * module.rawValue + 126976), p + (65536 * module.rawValue), threads: threads)
         case 6: Self.materialize12(n, delta, p + 1183744, p + 393216, threads: threads)
         default: break
         }
@@ -264,24 +252,20 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×7)
         Kernels.stage(7, flops: 679936, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
-            case 3:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
-            case 4:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 688, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 688, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
+            case 0...3:
+                let at0 = p0 + (65536 * i)
+                let at1 = p1 + (65536 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+            case 4...5:
+                let at0 = p2 + (176128 * i - 704512)
+                let at1 = p3 + (176128 * i - 704512)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 688, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             }
         }
     }
@@ -347,7 +331,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 256, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dxRow4096, ldc: 4096, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -381,7 +365,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 256, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dxRow4096, ldc: 4096, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×5); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(7, flops: 483328 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -421,7 +405,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 688, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 11008, beta: 1, c: dxRow11008, ldc: 11008, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×5)
         Kernels.stage(7, flops: 483328 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -529,7 +513,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 256, k: 48, alpha: 1.0, a: (wRow48 + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dxRow4096, ldc: 4096, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×6)
         Kernels.stage(12, flops: 786432 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -582,7 +566,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 256, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dxRow4096, ldc: 4096, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×3); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×3); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×2)
         Kernels.stage(8, flops: 966656 * n, threads: threads) { i, threads in
             switch i {
             case 0:

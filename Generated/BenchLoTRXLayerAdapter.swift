@@ -117,102 +117,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 40960, p + 0, q + 0, storage: storage, threads: threads)
-        case 1: Self.forward1Rows(n, x, y, p + 40960, p + 256, q + 0, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 40960, p + 512, q + 0, storage: storage, threads: threads)
-        case 3: Self.forward1Rows(n, x, y, p + 40960, p + 768, q + 0, storage: storage, threads: threads)
-        case 4: Self.forward1Rows(n, x, y, p + 40960, p + 1024, q + 0, storage: storage, threads: threads)
-        case 5: Self.forward1Rows(n, x, y, p + 40960, p + 1280, q + 0, storage: storage, threads: threads)
-        case 6: Self.forward1Rows(n, x, y, p + 40960, p + 1536, q + 0, storage: storage, threads: threads)
-        case 7: Self.forward1Rows(n, x, y, p + 40960, p + 1792, q + 0, storage: storage, threads: threads)
-        case 8: Self.forward1Rows(n, x, y, p + 40960, p + 2048, q + 0, storage: storage, threads: threads)
-        case 9: Self.forward1Rows(n, x, y, p + 40960, p + 2304, q + 0, storage: storage, threads: threads)
-        case 10: Self.forward1Rows(n, x, y, p + 40960, p + 2560, q + 0, storage: storage, threads: threads)
-        case 11: Self.forward1Rows(n, x, y, p + 40960, p + 2816, q + 0, storage: storage, threads: threads)
-        case 12: Self.forward1Rows(n, x, y, p + 40960, p + 3072, q + 0, storage: storage, threads: threads)
-        case 13: Self.forward1Rows(n, x, y, p + 40960, p + 3328, q + 0, storage: storage, threads: threads)
-        case 14: Self.forward1Rows(n, x, y, p + 40960, p + 3584, q + 0, storage: storage, threads: threads)
-        case 15: Self.forward1Rows(n, x, y, p + 40960, p + 3840, q + 0, storage: storage, threads: threads)
-        case 16: Self.forward1Rows(n, x, y, p + 40960, p + 4096, q + 0, storage: storage, threads: threads)
-        case 17: Self.forward1Rows(n, x, y, p + 40960, p + 4352, q + 0, storage: storage, threads: threads)
-        case 18: Self.forward1Rows(n, x, y, p + 40960, p + 4608, q + 0, storage: storage, threads: threads)
-        case 19: Self.forward1Rows(n, x, y, p + 40960, p + 4864, q + 0, storage: storage, threads: threads)
-        case 20: Self.forward1Rows(n, x, y, p + 40960, p + 5120, q + 0, storage: storage, threads: threads)
-        case 21: Self.forward1Rows(n, x, y, p + 40960, p + 5376, q + 0, storage: storage, threads: threads)
-        case 22: Self.forward1Rows(n, x, y, p + 40960, p + 5632, q + 0, storage: storage, threads: threads)
-        case 23: Self.forward1Rows(n, x, y, p + 40960, p + 5888, q + 0, storage: storage, threads: threads)
-        case 24: Self.forward1Rows(n, x, y, p + 40960, p + 6144, q + 0, storage: storage, threads: threads)
-        case 25: Self.forward1Rows(n, x, y, p + 40960, p + 6400, q + 0, storage: storage, threads: threads)
-        case 26: Self.forward1Rows(n, x, y, p + 40960, p + 6656, q + 0, storage: storage, threads: threads)
-        case 27: Self.forward1Rows(n, x, y, p + 40960, p + 6912, q + 0, storage: storage, threads: threads)
-        case 28: Self.forward1Rows(n, x, y, p + 40960, p + 7168, q + 0, storage: storage, threads: threads)
-        case 29: Self.forward1Rows(n, x, y, p + 40960, p + 7424, q + 0, storage: storage, threads: threads)
-        case 30: Self.forward1Rows(n, x, y, p + 40960, p + 7680, q + 0, storage: storage, threads: threads)
-        case 31: Self.forward1Rows(n, x, y, p + 40960, p + 7936, q + 0, storage: storage, threads: threads)
-        case 32: Self.forward1Rows(n, x, y, p + 40960, p + 8192, q + 0, storage: storage, threads: threads)
-        case 33: Self.forward1Rows(n, x, y, p + 40960, p + 8448, q + 0, storage: storage, threads: threads)
-        case 34: Self.forward1Rows(n, x, y, p + 40960, p + 8704, q + 0, storage: storage, threads: threads)
-        case 35: Self.forward1Rows(n, x, y, p + 40960, p + 8960, q + 0, storage: storage, threads: threads)
-        case 36: Self.forward1Rows(n, x, y, p + 40960, p + 9216, q + 0, storage: storage, threads: threads)
-        case 37: Self.forward1Rows(n, x, y, p + 40960, p + 9472, q + 0, storage: storage, threads: threads)
-        case 38: Self.forward1Rows(n, x, y, p + 40960, p + 9728, q + 0, storage: storage, threads: threads)
-        case 39: Self.forward1Rows(n, x, y, p + 40960, p + 9984, q + 0, storage: storage, threads: threads)
-        case 40: Self.forward1Rows(n, x, y, p + 40960, p + 10240, q + 0, storage: storage, threads: threads)
-        case 41: Self.forward1Rows(n, x, y, p + 40960, p + 10496, q + 0, storage: storage, threads: threads)
-        case 42: Self.forward1Rows(n, x, y, p + 40960, p + 10752, q + 0, storage: storage, threads: threads)
-        case 43: Self.forward1Rows(n, x, y, p + 40960, p + 11008, q + 0, storage: storage, threads: threads)
-        case 44: Self.forward1Rows(n, x, y, p + 40960, p + 11264, q + 0, storage: storage, threads: threads)
-        case 45: Self.forward1Rows(n, x, y, p + 40960, p + 11520, q + 0, storage: storage, threads: threads)
-        case 46: Self.forward1Rows(n, x, y, p + 40960, p + 11776, q + 0, storage: storage, threads: threads)
-        case 47: Self.forward1Rows(n, x, y, p + 40960, p + 12032, q + 0, storage: storage, threads: threads)
-        case 48: Self.forward1Rows(n, x, y, p + 40960, p + 12288, q + 0, storage: storage, threads: threads)
-        case 49: Self.forward1Rows(n, x, y, p + 40960, p + 12544, q + 0, storage: storage, threads: threads)
-        case 50: Self.forward1Rows(n, x, y, p + 40960, p + 12800, q + 0, storage: storage, threads: threads)
-        case 51: Self.forward1Rows(n, x, y, p + 40960, p + 13056, q + 0, storage: storage, threads: threads)
-        case 52: Self.forward1Rows(n, x, y, p + 40960, p + 13312, q + 0, storage: storage, threads: threads)
-        case 53: Self.forward1Rows(n, x, y, p + 40960, p + 13568, q + 0, storage: storage, threads: threads)
-        case 54: Self.forward1Rows(n, x, y, p + 40960, p + 13824, q + 0, storage: storage, threads: threads)
-        case 55: Self.forward1Rows(n, x, y, p + 40960, p + 14080, q + 0, storage: storage, threads: threads)
-        case 56: Self.forward1Rows(n, x, y, p + 40960, p + 14336, q + 0, storage: storage, threads: threads)
-        case 57: Self.forward1Rows(n, x, y, p + 40960, p + 14592, q + 0, storage: storage, threads: threads)
-        case 58: Self.forward1Rows(n, x, y, p + 40960, p + 14848, q + 0, storage: storage, threads: threads)
-        case 59: Self.forward1Rows(n, x, y, p + 40960, p + 15104, q + 0, storage: storage, threads: threads)
-        case 60: Self.forward1Rows(n, x, y, p + 40960, p + 15360, q + 0, storage: storage, threads: threads)
-        case 61: Self.forward1Rows(n, x, y, p + 40960, p + 15616, q + 0, storage: storage, threads: threads)
-        case 62: Self.forward1Rows(n, x, y, p + 40960, p + 15872, q + 0, storage: storage, threads: threads)
-        case 63: Self.forward1Rows(n, x, y, p + 40960, p + 16128, q + 0, storage: storage, threads: threads)
-        case 64: Self.forward1Rows(n, x, y, p + 40960, p + 16384, q + 0, storage: storage, threads: threads)
-        case 65: Self.forward1Rows(n, x, y, p + 40960, p + 16640, q + 0, storage: storage, threads: threads)
-        case 66: Self.forward1Rows(n, x, y, p + 40960, p + 16896, q + 0, storage: storage, threads: threads)
-        case 67: Self.forward1Rows(n, x, y, p + 40960, p + 17152, q + 0, storage: storage, threads: threads)
-        case 68: Self.forward1Rows(n, x, y, p + 40960, p + 17408, q + 0, storage: storage, threads: threads)
-        case 69: Self.forward1Rows(n, x, y, p + 40960, p + 17664, q + 0, storage: storage, threads: threads)
-        case 70: Self.forward1Rows(n, x, y, p + 40960, p + 17920, q + 0, storage: storage, threads: threads)
-        case 71: Self.forward1Rows(n, x, y, p + 40960, p + 18176, q + 0, storage: storage, threads: threads)
-        case 72: Self.forward1Rows(n, x, y, p + 40960, p + 18432, q + 0, storage: storage, threads: threads)
-        case 73: Self.forward1Rows(n, x, y, p + 40960, p + 18688, q + 0, storage: storage, threads: threads)
-        case 74: Self.forward1Rows(n, x, y, p + 40960, p + 18944, q + 0, storage: storage, threads: threads)
-        case 75: Self.forward1Rows(n, x, y, p + 40960, p + 19200, q + 0, storage: storage, threads: threads)
-        case 76: Self.forward1Rows(n, x, y, p + 40960, p + 19456, q + 0, storage: storage, threads: threads)
-        case 77: Self.forward1Rows(n, x, y, p + 40960, p + 19712, q + 0, storage: storage, threads: threads)
-        case 78: Self.forward1Rows(n, x, y, p + 40960, p + 19968, q + 0, storage: storage, threads: threads)
-        case 79: Self.forward1Rows(n, x, y, p + 40960, p + 20224, q + 0, storage: storage, threads: threads)
-        case 80: Self.forward1Rows(n, x, y, p + 40960, p + 20480, q + 0, storage: storage, threads: threads)
-        case 81: Self.forward1Rows(n, x, y, p + 40960, p + 20736, q + 0, storage: storage, threads: threads)
-        case 82: Self.forward1Rows(n, x, y, p + 40960, p + 20992, q + 0, storage: storage, threads: threads)
-        case 83: Self.forward1Rows(n, x, y, p + 40960, p + 21248, q + 0, storage: storage, threads: threads)
-        case 84: Self.forward1Rows(n, x, y, p + 40960, p + 21504, q + 0, storage: storage, threads: threads)
-        case 85: Self.forward1Rows(n, x, y, p + 40960, p + 21760, q + 0, storage: storage, threads: threads)
-        case 86: Self.forward1Rows(n, x, y, p + 40960, p + 22016, q + 0, storage: storage, threads: threads)
-        case 87: Self.forward1Rows(n, x, y, p + 40960, p + 22272, q + 0, storage: storage, threads: threads)
-        case 88: Self.forward1Rows(n, x, y, p + 40960, p + 22528, q + 0, storage: storage, threads: threads)
-        case 89: Self.forward1Rows(n, x, y, p + 40960, p + 22784, q + 0, storage: storage, threads: threads)
-        case 90: Self.forward1Rows(n, x, y, p + 40960, p + 23040, q + 0, storage: storage, threads: threads)
-        case 91: Self.forward1Rows(n, x, y, p + 40960, p + 23296, q + 0, storage: storage, threads: threads)
-        case 92: Self.forward1Rows(n, x, y, p + 40960, p + 23552, q + 0, storage: storage, threads: threads)
-        case 93: Self.forward1Rows(n, x, y, p + 40960, p + 23808, q + 0, storage: storage, threads: threads)
-        case 94: Self.forward1Rows(n, x, y, p + 40960, p + 24064, q + 0, storage: storage, threads: threads)
-        case 95: Self.forward1Rows(n, x, y, p + 40960, p + 24320, q + 0, storage: storage, threads: threads)
+        case 0...95: Self.forward1Rows(n, x, y, p + 40960, p + (1024 * layer + 256 * module.rawValue), q + 0, storage: storage, threads: threads)
         default: break
         }
     }
@@ -233,102 +138,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 0, g + 24576, g + 32768, g + 0, g + 40960, g + 49152, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 256, g + 24576, g + 32768, g + 256, g + 40960, g + 49152, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 512, g + 24576, g + 32768, g + 512, g + 40960, g + 49152, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 768, g + 24576, g + 32768, g + 768, g + 40960, g + 49152, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1024, g + 24576, g + 32768, g + 1024, g + 40960, g + 49152, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1280, g + 24576, g + 32768, g + 1280, g + 40960, g + 49152, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1536, g + 24576, g + 32768, g + 1536, g + 40960, g + 49152, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 1792, g + 24576, g + 32768, g + 1792, g + 40960, g + 49152, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2048, g + 24576, g + 32768, g + 2048, g + 40960, g + 49152, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2304, g + 24576, g + 32768, g + 2304, g + 40960, g + 49152, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2560, g + 24576, g + 32768, g + 2560, g + 40960, g + 49152, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 2816, g + 24576, g + 32768, g + 2816, g + 40960, g + 49152, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3072, g + 24576, g + 32768, g + 3072, g + 40960, g + 49152, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3328, g + 24576, g + 32768, g + 3328, g + 40960, g + 49152, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3584, g + 24576, g + 32768, g + 3584, g + 40960, g + 49152, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 3840, g + 24576, g + 32768, g + 3840, g + 40960, g + 49152, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4096, g + 24576, g + 32768, g + 4096, g + 40960, g + 49152, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4352, g + 24576, g + 32768, g + 4352, g + 40960, g + 49152, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4608, g + 24576, g + 32768, g + 4608, g + 40960, g + 49152, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 4864, g + 24576, g + 32768, g + 4864, g + 40960, g + 49152, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5120, g + 24576, g + 32768, g + 5120, g + 40960, g + 49152, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5376, g + 24576, g + 32768, g + 5376, g + 40960, g + 49152, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5632, g + 24576, g + 32768, g + 5632, g + 40960, g + 49152, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 5888, g + 24576, g + 32768, g + 5888, g + 40960, g + 49152, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6144, g + 24576, g + 32768, g + 6144, g + 40960, g + 49152, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6400, g + 24576, g + 32768, g + 6400, g + 40960, g + 49152, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6656, g + 24576, g + 32768, g + 6656, g + 40960, g + 49152, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 6912, g + 24576, g + 32768, g + 6912, g + 40960, g + 49152, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7168, g + 24576, g + 32768, g + 7168, g + 40960, g + 49152, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7424, g + 24576, g + 32768, g + 7424, g + 40960, g + 49152, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7680, g + 24576, g + 32768, g + 7680, g + 40960, g + 49152, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 7936, g + 24576, g + 32768, g + 7936, g + 40960, g + 49152, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8192, g + 24576, g + 32768, g + 8192, g + 40960, g + 49152, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8448, g + 24576, g + 32768, g + 8448, g + 40960, g + 49152, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8704, g + 24576, g + 32768, g + 8704, g + 40960, g + 49152, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 8960, g + 24576, g + 32768, g + 8960, g + 40960, g + 49152, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9216, g + 24576, g + 32768, g + 9216, g + 40960, g + 49152, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9472, g + 24576, g + 32768, g + 9472, g + 40960, g + 49152, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9728, g + 24576, g + 32768, g + 9728, g + 40960, g + 49152, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 9984, g + 24576, g + 32768, g + 9984, g + 40960, g + 49152, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10240, g + 24576, g + 32768, g + 10240, g + 40960, g + 49152, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10496, g + 24576, g + 32768, g + 10496, g + 40960, g + 49152, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 10752, g + 24576, g + 32768, g + 10752, g + 40960, g + 49152, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11008, g + 24576, g + 32768, g + 11008, g + 40960, g + 49152, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11264, g + 24576, g + 32768, g + 11264, g + 40960, g + 49152, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11520, g + 24576, g + 32768, g + 11520, g + 40960, g + 49152, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 11776, g + 24576, g + 32768, g + 11776, g + 40960, g + 49152, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12032, g + 24576, g + 32768, g + 12032, g + 40960, g + 49152, threads: threads)
-        case 48: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12288, g + 24576, g + 32768, g + 12288, g + 40960, g + 49152, threads: threads)
-        case 49: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12544, g + 24576, g + 32768, g + 12544, g + 40960, g + 49152, threads: threads)
-        case 50: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 12800, g + 24576, g + 32768, g + 12800, g + 40960, g + 49152, threads: threads)
-        case 51: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13056, g + 24576, g + 32768, g + 13056, g + 40960, g + 49152, threads: threads)
-        case 52: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13312, g + 24576, g + 32768, g + 13312, g + 40960, g + 49152, threads: threads)
-        case 53: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13568, g + 24576, g + 32768, g + 13568, g + 40960, g + 49152, threads: threads)
-        case 54: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 13824, g + 24576, g + 32768, g + 13824, g + 40960, g + 49152, threads: threads)
-        case 55: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14080, g + 24576, g + 32768, g + 14080, g + 40960, g + 49152, threads: threads)
-        case 56: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14336, g + 24576, g + 32768, g + 14336, g + 40960, g + 49152, threads: threads)
-        case 57: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14592, g + 24576, g + 32768, g + 14592, g + 40960, g + 49152, threads: threads)
-        case 58: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 14848, g + 24576, g + 32768, g + 14848, g + 40960, g + 49152, threads: threads)
-        case 59: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15104, g + 24576, g + 32768, g + 15104, g + 40960, g + 49152, threads: threads)
-        case 60: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15360, g + 24576, g + 32768, g + 15360, g + 40960, g + 49152, threads: threads)
-        case 61: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15616, g + 24576, g + 32768, g + 15616, g + 40960, g + 49152, threads: threads)
-        case 62: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 15872, g + 24576, g + 32768, g + 15872, g + 40960, g + 49152, threads: threads)
-        case 63: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16128, g + 24576, g + 32768, g + 16128, g + 40960, g + 49152, threads: threads)
-        case 64: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16384, g + 24576, g + 32768, g + 16384, g + 40960, g + 49152, threads: threads)
-        case 65: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16640, g + 24576, g + 32768, g + 16640, g + 40960, g + 49152, threads: threads)
-        case 66: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 16896, g + 24576, g + 32768, g + 16896, g + 40960, g + 49152, threads: threads)
-        case 67: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17152, g + 24576, g + 32768, g + 17152, g + 40960, g + 49152, threads: threads)
-        case 68: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17408, g + 24576, g + 32768, g + 17408, g + 40960, g + 49152, threads: threads)
-        case 69: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17664, g + 24576, g + 32768, g + 17664, g + 40960, g + 49152, threads: threads)
-        case 70: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 17920, g + 24576, g + 32768, g + 17920, g + 40960, g + 49152, threads: threads)
-        case 71: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18176, g + 24576, g + 32768, g + 18176, g + 40960, g + 49152, threads: threads)
-        case 72: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18432, g + 24576, g + 32768, g + 18432, g + 40960, g + 49152, threads: threads)
-        case 73: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18688, g + 24576, g + 32768, g + 18688, g + 40960, g + 49152, threads: threads)
-        case 74: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 18944, g + 24576, g + 32768, g + 18944, g + 40960, g + 49152, threads: threads)
-        case 75: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19200, g + 24576, g + 32768, g + 19200, g + 40960, g + 49152, threads: threads)
-        case 76: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19456, g + 24576, g + 32768, g + 19456, g + 40960, g + 49152, threads: threads)
-        case 77: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19712, g + 24576, g + 32768, g + 19712, g + 40960, g + 49152, threads: threads)
-        case 78: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 19968, g + 24576, g + 32768, g + 19968, g + 40960, g + 49152, threads: threads)
-        case 79: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20224, g + 24576, g + 32768, g + 20224, g + 40960, g + 49152, threads: threads)
-        case 80: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20480, g + 24576, g + 32768, g + 20480, g + 40960, g + 49152, threads: threads)
-        case 81: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20736, g + 24576, g + 32768, g + 20736, g + 40960, g + 49152, threads: threads)
-        case 82: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 20992, g + 24576, g + 32768, g + 20992, g + 40960, g + 49152, threads: threads)
-        case 83: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21248, g + 24576, g + 32768, g + 21248, g + 40960, g + 49152, threads: threads)
-        case 84: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21504, g + 24576, g + 32768, g + 21504, g + 40960, g + 49152, threads: threads)
-        case 85: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 21760, g + 24576, g + 32768, g + 21760, g + 40960, g + 49152, threads: threads)
-        case 86: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22016, g + 24576, g + 32768, g + 22016, g + 40960, g + 49152, threads: threads)
-        case 87: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22272, g + 24576, g + 32768, g + 22272, g + 40960, g + 49152, threads: threads)
-        case 88: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22528, g + 24576, g + 32768, g + 22528, g + 40960, g + 49152, threads: threads)
-        case 89: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 22784, g + 24576, g + 32768, g + 22784, g + 40960, g + 49152, threads: threads)
-        case 90: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23040, g + 24576, g + 32768, g + 23040, g + 40960, g + 49152, threads: threads)
-        case 91: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23296, g + 24576, g + 32768, g + 23296, g + 40960, g + 49152, threads: threads)
-        case 92: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23552, g + 24576, g + 32768, g + 23552, g + 40960, g + 49152, threads: threads)
-        case 93: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 23808, g + 24576, g + 32768, g + 23808, g + 40960, g + 49152, threads: threads)
-        case 94: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 24064, g + 24576, g + 32768, g + 24064, g + 40960, g + 49152, threads: threads)
-        case 95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + 24320, g + 24576, g + 32768, g + 24320, g + 40960, g + 49152, threads: threads)
+        case 0...95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + (1024 * layer + 256 * module.rawValue), g + 24576, g + 32768, g + (1024 * layer + 256 * module.rawValue), g + 40960, g + 49152, threads: threads)
         default: break
         }
     }
@@ -345,102 +155,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, w, p + 40960, p + 0, p + 24576, threads: threads)
-        case 1: Self.materialize4(n, delta, w, p + 40960, p + 256, p + 24576, threads: threads)
-        case 2: Self.materialize4(n, delta, w, p + 40960, p + 512, p + 24576, threads: threads)
-        case 3: Self.materialize4(n, delta, w, p + 40960, p + 768, p + 24576, threads: threads)
-        case 4: Self.materialize4(n, delta, w, p + 40960, p + 1024, p + 24576, threads: threads)
-        case 5: Self.materialize4(n, delta, w, p + 40960, p + 1280, p + 24576, threads: threads)
-        case 6: Self.materialize4(n, delta, w, p + 40960, p + 1536, p + 24576, threads: threads)
-        case 7: Self.materialize4(n, delta, w, p + 40960, p + 1792, p + 24576, threads: threads)
-        case 8: Self.materialize4(n, delta, w, p + 40960, p + 2048, p + 24576, threads: threads)
-        case 9: Self.materialize4(n, delta, w, p + 40960, p + 2304, p + 24576, threads: threads)
-        case 10: Self.materialize4(n, delta, w, p + 40960, p + 2560, p + 24576, threads: threads)
-        case 11: Self.materialize4(n, delta, w, p + 40960, p + 2816, p + 24576, threads: threads)
-        case 12: Self.materialize4(n, delta, w, p + 40960, p + 3072, p + 24576, threads: threads)
-        case 13: Self.materialize4(n, delta, w, p + 40960, p + 3328, p + 24576, threads: threads)
-        case 14: Self.materialize4(n, delta, w, p + 40960, p + 3584, p + 24576, threads: threads)
-        case 15: Self.materialize4(n, delta, w, p + 40960, p + 3840, p + 24576, threads: threads)
-        case 16: Self.materialize4(n, delta, w, p + 40960, p + 4096, p + 24576, threads: threads)
-        case 17: Self.materialize4(n, delta, w, p + 40960, p + 4352, p + 24576, threads: threads)
-        case 18: Self.materialize4(n, delta, w, p + 40960, p + 4608, p + 24576, threads: threads)
-        case 19: Self.materialize4(n, delta, w, p + 40960, p + 4864, p + 24576, threads: threads)
-        case 20: Self.materialize4(n, delta, w, p + 40960, p + 5120, p + 24576, threads: threads)
-        case 21: Self.materialize4(n, delta, w, p + 40960, p + 5376, p + 24576, threads: threads)
-        case 22: Self.materialize4(n, delta, w, p + 40960, p + 5632, p + 24576, threads: threads)
-        case 23: Self.materialize4(n, delta, w, p + 40960, p + 5888, p + 24576, threads: threads)
-        case 24: Self.materialize4(n, delta, w, p + 40960, p + 6144, p + 24576, threads: threads)
-        case 25: Self.materialize4(n, delta, w, p + 40960, p + 6400, p + 24576, threads: threads)
-        case 26: Self.materialize4(n, delta, w, p + 40960, p + 6656, p + 24576, threads: threads)
-        case 27: Self.materialize4(n, delta, w, p + 40960, p + 6912, p + 24576, threads: threads)
-        case 28: Self.materialize4(n, delta, w, p + 40960, p + 7168, p + 24576, threads: threads)
-        case 29: Self.materialize4(n, delta, w, p + 40960, p + 7424, p + 24576, threads: threads)
-        case 30: Self.materialize4(n, delta, w, p + 40960, p + 7680, p + 24576, threads: threads)
-        case 31: Self.materialize4(n, delta, w, p + 40960, p + 7936, p + 24576, threads: threads)
-        case 32: Self.materialize4(n, delta, w, p + 40960, p + 8192, p + 24576, threads: threads)
-        case 33: Self.materialize4(n, delta, w, p + 40960, p + 8448, p + 24576, threads: threads)
-        case 34: Self.materialize4(n, delta, w, p + 40960, p + 8704, p + 24576, threads: threads)
-        case 35: Self.materialize4(n, delta, w, p + 40960, p + 8960, p + 24576, threads: threads)
-        case 36: Self.materialize4(n, delta, w, p + 40960, p + 9216, p + 24576, threads: threads)
-        case 37: Self.materialize4(n, delta, w, p + 40960, p + 9472, p + 24576, threads: threads)
-        case 38: Self.materialize4(n, delta, w, p + 40960, p + 9728, p + 24576, threads: threads)
-        case 39: Self.materialize4(n, delta, w, p + 40960, p + 9984, p + 24576, threads: threads)
-        case 40: Self.materialize4(n, delta, w, p + 40960, p + 10240, p + 24576, threads: threads)
-        case 41: Self.materialize4(n, delta, w, p + 40960, p + 10496, p + 24576, threads: threads)
-        case 42: Self.materialize4(n, delta, w, p + 40960, p + 10752, p + 24576, threads: threads)
-        case 43: Self.materialize4(n, delta, w, p + 40960, p + 11008, p + 24576, threads: threads)
-        case 44: Self.materialize4(n, delta, w, p + 40960, p + 11264, p + 24576, threads: threads)
-        case 45: Self.materialize4(n, delta, w, p + 40960, p + 11520, p + 24576, threads: threads)
-        case 46: Self.materialize4(n, delta, w, p + 40960, p + 11776, p + 24576, threads: threads)
-        case 47: Self.materialize4(n, delta, w, p + 40960, p + 12032, p + 24576, threads: threads)
-        case 48: Self.materialize4(n, delta, w, p + 40960, p + 12288, p + 24576, threads: threads)
-        case 49: Self.materialize4(n, delta, w, p + 40960, p + 12544, p + 24576, threads: threads)
-        case 50: Self.materialize4(n, delta, w, p + 40960, p + 12800, p + 24576, threads: threads)
-        case 51: Self.materialize4(n, delta, w, p + 40960, p + 13056, p + 24576, threads: threads)
-        case 52: Self.materialize4(n, delta, w, p + 40960, p + 13312, p + 24576, threads: threads)
-        case 53: Self.materialize4(n, delta, w, p + 40960, p + 13568, p + 24576, threads: threads)
-        case 54: Self.materialize4(n, delta, w, p + 40960, p + 13824, p + 24576, threads: threads)
-        case 55: Self.materialize4(n, delta, w, p + 40960, p + 14080, p + 24576, threads: threads)
-        case 56: Self.materialize4(n, delta, w, p + 40960, p + 14336, p + 24576, threads: threads)
-        case 57: Self.materialize4(n, delta, w, p + 40960, p + 14592, p + 24576, threads: threads)
-        case 58: Self.materialize4(n, delta, w, p + 40960, p + 14848, p + 24576, threads: threads)
-        case 59: Self.materialize4(n, delta, w, p + 40960, p + 15104, p + 24576, threads: threads)
-        case 60: Self.materialize4(n, delta, w, p + 40960, p + 15360, p + 24576, threads: threads)
-        case 61: Self.materialize4(n, delta, w, p + 40960, p + 15616, p + 24576, threads: threads)
-        case 62: Self.materialize4(n, delta, w, p + 40960, p + 15872, p + 24576, threads: threads)
-        case 63: Self.materialize4(n, delta, w, p + 40960, p + 16128, p + 24576, threads: threads)
-        case 64: Self.materialize4(n, delta, w, p + 40960, p + 16384, p + 24576, threads: threads)
-        case 65: Self.materialize4(n, delta, w, p + 40960, p + 16640, p + 24576, threads: threads)
-        case 66: Self.materialize4(n, delta, w, p + 40960, p + 16896, p + 24576, threads: threads)
-        case 67: Self.materialize4(n, delta, w, p + 40960, p + 17152, p + 24576, threads: threads)
-        case 68: Self.materialize4(n, delta, w, p + 40960, p + 17408, p + 24576, threads: threads)
-        case 69: Self.materialize4(n, delta, w, p + 40960, p + 17664, p + 24576, threads: threads)
-        case 70: Self.materialize4(n, delta, w, p + 40960, p + 17920, p + 24576, threads: threads)
-        case 71: Self.materialize4(n, delta, w, p + 40960, p + 18176, p + 24576, threads: threads)
-        case 72: Self.materialize4(n, delta, w, p + 40960, p + 18432, p + 24576, threads: threads)
-        case 73: Self.materialize4(n, delta, w, p + 40960, p + 18688, p + 24576, threads: threads)
-        case 74: Self.materialize4(n, delta, w, p + 40960, p + 18944, p + 24576, threads: threads)
-        case 75: Self.materialize4(n, delta, w, p + 40960, p + 19200, p + 24576, threads: threads)
-        case 76: Self.materialize4(n, delta, w, p + 40960, p + 19456, p + 24576, threads: threads)
-        case 77: Self.materialize4(n, delta, w, p + 40960, p + 19712, p + 24576, threads: threads)
-        case 78: Self.materialize4(n, delta, w, p + 40960, p + 19968, p + 24576, threads: threads)
-        case 79: Self.materialize4(n, delta, w, p + 40960, p + 20224, p + 24576, threads: threads)
-        case 80: Self.materialize4(n, delta, w, p + 40960, p + 20480, p + 24576, threads: threads)
-        case 81: Self.materialize4(n, delta, w, p + 40960, p + 20736, p + 24576, threads: threads)
-        case 82: Self.materialize4(n, delta, w, p + 40960, p + 20992, p + 24576, threads: threads)
-        case 83: Self.materialize4(n, delta, w, p + 40960, p + 21248, p + 24576, threads: threads)
-        case 84: Self.materialize4(n, delta, w, p + 40960, p + 21504, p + 24576, threads: threads)
-        case 85: Self.materialize4(n, delta, w, p + 40960, p + 21760, p + 24576, threads: threads)
-        case 86: Self.materialize4(n, delta, w, p + 40960, p + 22016, p + 24576, threads: threads)
-        case 87: Self.materialize4(n, delta, w, p + 40960, p + 22272, p + 24576, threads: threads)
-        case 88: Self.materialize4(n, delta, w, p + 40960, p + 22528, p + 24576, threads: threads)
-        case 89: Self.materialize4(n, delta, w, p + 40960, p + 22784, p + 24576, threads: threads)
-        case 90: Self.materialize4(n, delta, w, p + 40960, p + 23040, p + 24576, threads: threads)
-        case 91: Self.materialize4(n, delta, w, p + 40960, p + 23296, p + 24576, threads: threads)
-        case 92: Self.materialize4(n, delta, w, p + 40960, p + 23552, p + 24576, threads: threads)
-        case 93: Self.materialize4(n, delta, w, p + 40960, p + 23808, p + 24576, threads: threads)
-        case 94: Self.materialize4(n, delta, w, p + 40960, p + 24064, p + 24576, threads: threads)
-        case 95: Self.materialize4(n, delta, w, p + 40960, p + 24320, p + 24576, threads: threads)
+        case 0...95: Self.materialize4(n, delta, w, p + 40960, p + (1024 * layer + 256 * module.rawValue), p + 24576, threads: threads)
         default: break
         }
     }
@@ -461,30 +176,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 0, p + 256, p + 512, p + 768, q + 0, storage: storage, threads: threads); return
-            case 1: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 1024, p + 1280, p + 1536, p + 1792, q + 0, storage: storage, threads: threads); return
-            case 2: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 2048, p + 2304, p + 2560, p + 2816, q + 0, storage: storage, threads: threads); return
-            case 3: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 3072, p + 3328, p + 3584, p + 3840, q + 0, storage: storage, threads: threads); return
-            case 4: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 4096, p + 4352, p + 4608, p + 4864, q + 0, storage: storage, threads: threads); return
-            case 5: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 5120, p + 5376, p + 5632, p + 5888, q + 0, storage: storage, threads: threads); return
-            case 6: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 6144, p + 6400, p + 6656, p + 6912, q + 0, storage: storage, threads: threads); return
-            case 7: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 7168, p + 7424, p + 7680, p + 7936, q + 0, storage: storage, threads: threads); return
-            case 8: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 8192, p + 8448, p + 8704, p + 8960, q + 0, storage: storage, threads: threads); return
-            case 9: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 9216, p + 9472, p + 9728, p + 9984, q + 0, storage: storage, threads: threads); return
-            case 10: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 10240, p + 10496, p + 10752, p + 11008, q + 0, storage: storage, threads: threads); return
-            case 11: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 11264, p + 11520, p + 11776, p + 12032, q + 0, storage: storage, threads: threads); return
-            case 12: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 12288, p + 12544, p + 12800, p + 13056, q + 0, storage: storage, threads: threads); return
-            case 13: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 13312, p + 13568, p + 13824, p + 14080, q + 0, storage: storage, threads: threads); return
-            case 14: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 14336, p + 14592, p + 14848, p + 15104, q + 0, storage: storage, threads: threads); return
-            case 15: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 15360, p + 15616, p + 15872, p + 16128, q + 0, storage: storage, threads: threads); return
-            case 16: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 16384, p + 16640, p + 16896, p + 17152, q + 0, storage: storage, threads: threads); return
-            case 17: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 17408, p + 17664, p + 17920, p + 18176, q + 0, storage: storage, threads: threads); return
-            case 18: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 18432, p + 18688, p + 18944, p + 19200, q + 0, storage: storage, threads: threads); return
-            case 19: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 19456, p + 19712, p + 19968, p + 20224, q + 0, storage: storage, threads: threads); return
-            case 20: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 20480, p + 20736, p + 20992, p + 21248, q + 0, storage: storage, threads: threads); return
-            case 21: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 21504, p + 21760, p + 22016, p + 22272, q + 0, storage: storage, threads: threads); return
-            case 22: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 22528, p + 22784, p + 23040, p + 23296, q + 0, storage: storage, threads: threads); return
-            case 23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + 23552, p + 23808, p + 24064, p + 24320, q + 0, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + (1024 * layer), p + (1024 * layer + 256), p + (1024 * layer + 512), p + (1024 * layer + 768), q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -510,30 +202,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 0, p + 256, p + 512, p + 768, g + 24576, g + 32768, g + 768, g + 512, g + 256, g + 0, g + 40960, g + 49152, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 1024, p + 1280, p + 1536, p + 1792, g + 24576, g + 32768, g + 1792, g + 1536, g + 1280, g + 1024, g + 40960, g + 49152, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 2048, p + 2304, p + 2560, p + 2816, g + 24576, g + 32768, g + 2816, g + 2560, g + 2304, g + 2048, g + 40960, g + 49152, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 3072, p + 3328, p + 3584, p + 3840, g + 24576, g + 32768, g + 3840, g + 3584, g + 3328, g + 3072, g + 40960, g + 49152, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 4096, p + 4352, p + 4608, p + 4864, g + 24576, g + 32768, g + 4864, g + 4608, g + 4352, g + 4096, g + 40960, g + 49152, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 5120, p + 5376, p + 5632, p + 5888, g + 24576, g + 32768, g + 5888, g + 5632, g + 5376, g + 5120, g + 40960, g + 49152, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 6144, p + 6400, p + 6656, p + 6912, g + 24576, g + 32768, g + 6912, g + 6656, g + 6400, g + 6144, g + 40960, g + 49152, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 7168, p + 7424, p + 7680, p + 7936, g + 24576, g + 32768, g + 7936, g + 7680, g + 7424, g + 7168, g + 40960, g + 49152, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 8192, p + 8448, p + 8704, p + 8960, g + 24576, g + 32768, g + 8960, g + 8704, g + 8448, g + 8192, g + 40960, g + 49152, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 9216, p + 9472, p + 9728, p + 9984, g + 24576, g + 32768, g + 9984, g + 9728, g + 9472, g + 9216, g + 40960, g + 49152, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 10240, p + 10496, p + 10752, p + 11008, g + 24576, g + 32768, g + 11008, g + 10752, g + 10496, g + 10240, g + 40960, g + 49152, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 11264, p + 11520, p + 11776, p + 12032, g + 24576, g + 32768, g + 12032, g + 11776, g + 11520, g + 11264, g + 40960, g + 49152, threads: threads); return
-            case 12: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 12288, p + 12544, p + 12800, p + 13056, g + 24576, g + 32768, g + 13056, g + 12800, g + 12544, g + 12288, g + 40960, g + 49152, threads: threads); return
-            case 13: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 13312, p + 13568, p + 13824, p + 14080, g + 24576, g + 32768, g + 14080, g + 13824, g + 13568, g + 13312, g + 40960, g + 49152, threads: threads); return
-            case 14: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 14336, p + 14592, p + 14848, p + 15104, g + 24576, g + 32768, g + 15104, g + 14848, g + 14592, g + 14336, g + 40960, g + 49152, threads: threads); return
-            case 15: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 15360, p + 15616, p + 15872, p + 16128, g + 24576, g + 32768, g + 16128, g + 15872, g + 15616, g + 15360, g + 40960, g + 49152, threads: threads); return
-            case 16: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 16384, p + 16640, p + 16896, p + 17152, g + 24576, g + 32768, g + 17152, g + 16896, g + 16640, g + 16384, g + 40960, g + 49152, threads: threads); return
-            case 17: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 17408, p + 17664, p + 17920, p + 18176, g + 24576, g + 32768, g + 18176, g + 17920, g + 17664, g + 17408, g + 40960, g + 49152, threads: threads); return
-            case 18: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 18432, p + 18688, p + 18944, p + 19200, g + 24576, g + 32768, g + 19200, g + 18944, g + 18688, g + 18432, g + 40960, g + 49152, threads: threads); return
-            case 19: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 19456, p + 19712, p + 19968, p + 20224, g + 24576, g + 32768, g + 20224, g + 19968, g + 19712, g + 19456, g + 40960, g + 49152, threads: threads); return
-            case 20: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 20480, p + 20736, p + 20992, p + 21248, g + 24576, g + 32768, g + 21248, g + 20992, g + 20736, g + 20480, g + 40960, g + 49152, threads: threads); return
-            case 21: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 21504, p + 21760, p + 22016, p + 22272, g + 24576, g + 32768, g + 22272, g + 22016, g + 21760, g + 21504, g + 40960, g + 49152, threads: threads); return
-            case 22: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 22528, p + 22784, p + 23040, p + 23296, g + 24576, g + 32768, g + 23296, g + 23040, g + 22784, g + 22528, g + 40960, g + 49152, threads: threads); return
-            case 23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + 23552, p + 23808, p + 24064, p + 24320, g + 24576, g + 32768, g + 24320, g + 24064, g + 23808, g + 23552, g + 40960, g + 49152, threads: threads); return
+            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + (1024 * layer), p + (1024 * layer + 256), p + (1024 * layer + 512), p + (1024 * layer + 768), g + 24576, g + 32768, g + (1024 * layer + 768), g + (1024 * layer + 512), g + (1024 * layer + 256), g + (1024 * layer), g + 40960, g + 49152, threads: threads); return
             default: break
             }
         }
@@ -595,7 +264,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
             // stage 3: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 16, alpha: 1.0, a: (wRow16 + 48 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(5, flops: 66048 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -725,7 +394,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
             // stage 6: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 16, alpha: 1.0, a: (wRow16 + 144 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 7: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        // stage 7: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(8, flops: 67584 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -746,7 +415,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p13, ldc: 16, threads: threads)
             }
         }
-        // stage 8: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out]
+        // stage 8: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -755,7 +424,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             }
         }
-        // stage 9: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]
+        // stage 9: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -764,7 +433,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
             }
         }
-        // stage 10: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]
+        // stage 10: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:

@@ -202,7 +202,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 256, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 4096, beta: 1, c: dxRow4096, ldc: 4096, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
             case 0:

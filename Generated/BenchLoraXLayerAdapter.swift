@@ -44,200 +44,17 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     public static let layerCount = 24
 
     /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
-    public static let parameterLayout: [ParameterTensor] = [
-        ParameterTensor(key: "lora.0.q.A", shape: [8, 1024], offset: 0),
-        ParameterTensor(key: "lora.0.k.A", shape: [8, 1024], offset: 8192),
-        ParameterTensor(key: "lora.0.v.A", shape: [8, 1024], offset: 16384),
-        ParameterTensor(key: "lora.0.o.A", shape: [8, 1024], offset: 24576),
-        ParameterTensor(key: "lora.0.q.B", shape: [1024, 8], offset: 32768),
-        ParameterTensor(key: "lora.0.k.B", shape: [1024, 8], offset: 40960),
-        ParameterTensor(key: "lora.0.v.B", shape: [1024, 8], offset: 49152),
-        ParameterTensor(key: "lora.0.o.B", shape: [1024, 8], offset: 57344),
-        ParameterTensor(key: "lora.1.q.A", shape: [8, 1024], offset: 65536),
-        ParameterTensor(key: "lora.1.k.A", shape: [8, 1024], offset: 73728),
-        ParameterTensor(key: "lora.1.v.A", shape: [8, 1024], offset: 81920),
-        ParameterTensor(key: "lora.1.o.A", shape: [8, 1024], offset: 90112),
-        ParameterTensor(key: "lora.1.q.B", shape: [1024, 8], offset: 98304),
-        ParameterTensor(key: "lora.1.k.B", shape: [1024, 8], offset: 106496),
-        ParameterTensor(key: "lora.1.v.B", shape: [1024, 8], offset: 114688),
-        ParameterTensor(key: "lora.1.o.B", shape: [1024, 8], offset: 122880),
-        ParameterTensor(key: "lora.2.q.A", shape: [8, 1024], offset: 131072),
-        ParameterTensor(key: "lora.2.k.A", shape: [8, 1024], offset: 139264),
-        ParameterTensor(key: "lora.2.v.A", shape: [8, 1024], offset: 147456),
-        ParameterTensor(key: "lora.2.o.A", shape: [8, 1024], offset: 155648),
-        ParameterTensor(key: "lora.2.q.B", shape: [1024, 8], offset: 163840),
-        ParameterTensor(key: "lora.2.k.B", shape: [1024, 8], offset: 172032),
-        ParameterTensor(key: "lora.2.v.B", shape: [1024, 8], offset: 180224),
-        ParameterTensor(key: "lora.2.o.B", shape: [1024, 8], offset: 188416),
-        ParameterTensor(key: "lora.3.q.A", shape: [8, 1024], offset: 196608),
-        ParameterTensor(key: "lora.3.k.A", shape: [8, 1024], offset: 204800),
-        ParameterTensor(key: "lora.3.v.A", shape: [8, 1024], offset: 212992),
-        ParameterTensor(key: "lora.3.o.A", shape: [8, 1024], offset: 221184),
-        ParameterTensor(key: "lora.3.q.B", shape: [1024, 8], offset: 229376),
-        ParameterTensor(key: "lora.3.k.B", shape: [1024, 8], offset: 237568),
-        ParameterTensor(key: "lora.3.v.B", shape: [1024, 8], offset: 245760),
-        ParameterTensor(key: "lora.3.o.B", shape: [1024, 8], offset: 253952),
-        ParameterTensor(key: "lora.4.q.A", shape: [8, 1024], offset: 262144),
-        ParameterTensor(key: "lora.4.k.A", shape: [8, 1024], offset: 270336),
-        ParameterTensor(key: "lora.4.v.A", shape: [8, 1024], offset: 278528),
-        ParameterTensor(key: "lora.4.o.A", shape: [8, 1024], offset: 286720),
-        ParameterTensor(key: "lora.4.q.B", shape: [1024, 8], offset: 294912),
-        ParameterTensor(key: "lora.4.k.B", shape: [1024, 8], offset: 303104),
-        ParameterTensor(key: "lora.4.v.B", shape: [1024, 8], offset: 311296),
-        ParameterTensor(key: "lora.4.o.B", shape: [1024, 8], offset: 319488),
-        ParameterTensor(key: "lora.5.q.A", shape: [8, 1024], offset: 327680),
-        ParameterTensor(key: "lora.5.k.A", shape: [8, 1024], offset: 335872),
-        ParameterTensor(key: "lora.5.v.A", shape: [8, 1024], offset: 344064),
-        ParameterTensor(key: "lora.5.o.A", shape: [8, 1024], offset: 352256),
-        ParameterTensor(key: "lora.5.q.B", shape: [1024, 8], offset: 360448),
-        ParameterTensor(key: "lora.5.k.B", shape: [1024, 8], offset: 368640),
-        ParameterTensor(key: "lora.5.v.B", shape: [1024, 8], offset: 376832),
-        ParameterTensor(key: "lora.5.o.B", shape: [1024, 8], offset: 385024),
-        ParameterTensor(key: "lora.6.q.A", shape: [8, 1024], offset: 393216),
-        ParameterTensor(key: "lora.6.k.A", shape: [8, 1024], offset: 401408),
-        ParameterTensor(key: "lora.6.v.A", shape: [8, 1024], offset: 409600),
-        ParameterTensor(key: "lora.6.o.A", shape: [8, 1024], offset: 417792),
-        ParameterTensor(key: "lora.6.q.B", shape: [1024, 8], offset: 425984),
-        ParameterTensor(key: "lora.6.k.B", shape: [1024, 8], offset: 434176),
-        ParameterTensor(key: "lora.6.v.B", shape: [1024, 8], offset: 442368),
-        ParameterTensor(key: "lora.6.o.B", shape: [1024, 8], offset: 450560),
-        ParameterTensor(key: "lora.7.q.A", shape: [8, 1024], offset: 458752),
-        ParameterTensor(key: "lora.7.k.A", shape: [8, 1024], offset: 466944),
-        ParameterTensor(key: "lora.7.v.A", shape: [8, 1024], offset: 475136),
-        ParameterTensor(key: "lora.7.o.A", shape: [8, 1024], offset: 483328),
-        ParameterTensor(key: "lora.7.q.B", shape: [1024, 8], offset: 491520),
-        ParameterTensor(key: "lora.7.k.B", shape: [1024, 8], offset: 499712),
-        ParameterTensor(key: "lora.7.v.B", shape: [1024, 8], offset: 507904),
-        ParameterTensor(key: "lora.7.o.B", shape: [1024, 8], offset: 516096),
-        ParameterTensor(key: "lora.8.q.A", shape: [8, 1024], offset: 524288),
-        ParameterTensor(key: "lora.8.k.A", shape: [8, 1024], offset: 532480),
-        ParameterTensor(key: "lora.8.v.A", shape: [8, 1024], offset: 540672),
-        ParameterTensor(key: "lora.8.o.A", shape: [8, 1024], offset: 548864),
-        ParameterTensor(key: "lora.8.q.B", shape: [1024, 8], offset: 557056),
-        ParameterTensor(key: "lora.8.k.B", shape: [1024, 8], offset: 565248),
-        ParameterTensor(key: "lora.8.v.B", shape: [1024, 8], offset: 573440),
-        ParameterTensor(key: "lora.8.o.B", shape: [1024, 8], offset: 581632),
-        ParameterTensor(key: "lora.9.q.A", shape: [8, 1024], offset: 589824),
-        ParameterTensor(key: "lora.9.k.A", shape: [8, 1024], offset: 598016),
-        ParameterTensor(key: "lora.9.v.A", shape: [8, 1024], offset: 606208),
-        ParameterTensor(key: "lora.9.o.A", shape: [8, 1024], offset: 614400),
-        ParameterTensor(key: "lora.9.q.B", shape: [1024, 8], offset: 622592),
-        ParameterTensor(key: "lora.9.k.B", shape: [1024, 8], offset: 630784),
-        ParameterTensor(key: "lora.9.v.B", shape: [1024, 8], offset: 638976),
-        ParameterTensor(key: "lora.9.o.B", shape: [1024, 8], offset: 647168),
-        ParameterTensor(key: "lora.10.q.A", shape: [8, 1024], offset: 655360),
-        ParameterTensor(key: "lora.10.k.A", shape: [8, 1024], offset: 663552),
-        ParameterTensor(key: "lora.10.v.A", shape: [8, 1024], offset: 671744),
-        ParameterTensor(key: "lora.10.o.A", shape: [8, 1024], offset: 679936),
-        ParameterTensor(key: "lora.10.q.B", shape: [1024, 8], offset: 688128),
-        ParameterTensor(key: "lora.10.k.B", shape: [1024, 8], offset: 696320),
-        ParameterTensor(key: "lora.10.v.B", shape: [1024, 8], offset: 704512),
-        ParameterTensor(key: "lora.10.o.B", shape: [1024, 8], offset: 712704),
-        ParameterTensor(key: "lora.11.q.A", shape: [8, 1024], offset: 720896),
-        ParameterTensor(key: "lora.11.k.A", shape: [8, 1024], offset: 729088),
-        ParameterTensor(key: "lora.11.v.A", shape: [8, 1024], offset: 737280),
-        ParameterTensor(key: "lora.11.o.A", shape: [8, 1024], offset: 745472),
-        ParameterTensor(key: "lora.11.q.B", shape: [1024, 8], offset: 753664),
-        ParameterTensor(key: "lora.11.k.B", shape: [1024, 8], offset: 761856),
-        ParameterTensor(key: "lora.11.v.B", shape: [1024, 8], offset: 770048),
-        ParameterTensor(key: "lora.11.o.B", shape: [1024, 8], offset: 778240),
-        ParameterTensor(key: "lora.12.q.A", shape: [8, 1024], offset: 786432),
-        ParameterTensor(key: "lora.12.k.A", shape: [8, 1024], offset: 794624),
-        ParameterTensor(key: "lora.12.v.A", shape: [8, 1024], offset: 802816),
-        ParameterTensor(key: "lora.12.o.A", shape: [8, 1024], offset: 811008),
-        ParameterTensor(key: "lora.12.q.B", shape: [1024, 8], offset: 819200),
-        ParameterTensor(key: "lora.12.k.B", shape: [1024, 8], offset: 827392),
-        ParameterTensor(key: "lora.12.v.B", shape: [1024, 8], offset: 835584),
-        ParameterTensor(key: "lora.12.o.B", shape: [1024, 8], offset: 843776),
-        ParameterTensor(key: "lora.13.q.A", shape: [8, 1024], offset: 851968),
-        ParameterTensor(key: "lora.13.k.A", shape: [8, 1024], offset: 860160),
-        ParameterTensor(key: "lora.13.v.A", shape: [8, 1024], offset: 868352),
-        ParameterTensor(key: "lora.13.o.A", shape: [8, 1024], offset: 876544),
-        ParameterTensor(key: "lora.13.q.B", shape: [1024, 8], offset: 884736),
-        ParameterTensor(key: "lora.13.k.B", shape: [1024, 8], offset: 892928),
-        ParameterTensor(key: "lora.13.v.B", shape: [1024, 8], offset: 901120),
-        ParameterTensor(key: "lora.13.o.B", shape: [1024, 8], offset: 909312),
-        ParameterTensor(key: "lora.14.q.A", shape: [8, 1024], offset: 917504),
-        ParameterTensor(key: "lora.14.k.A", shape: [8, 1024], offset: 925696),
-        ParameterTensor(key: "lora.14.v.A", shape: [8, 1024], offset: 933888),
-        ParameterTensor(key: "lora.14.o.A", shape: [8, 1024], offset: 942080),
-        ParameterTensor(key: "lora.14.q.B", shape: [1024, 8], offset: 950272),
-        ParameterTensor(key: "lora.14.k.B", shape: [1024, 8], offset: 958464),
-        ParameterTensor(key: "lora.14.v.B", shape: [1024, 8], offset: 966656),
-        ParameterTensor(key: "lora.14.o.B", shape: [1024, 8], offset: 974848),
-        ParameterTensor(key: "lora.15.q.A", shape: [8, 1024], offset: 983040),
-        ParameterTensor(key: "lora.15.k.A", shape: [8, 1024], offset: 991232),
-        ParameterTensor(key: "lora.15.v.A", shape: [8, 1024], offset: 999424),
-        ParameterTensor(key: "lora.15.o.A", shape: [8, 1024], offset: 1007616),
-        ParameterTensor(key: "lora.15.q.B", shape: [1024, 8], offset: 1015808),
-        ParameterTensor(key: "lora.15.k.B", shape: [1024, 8], offset: 1024000),
-        ParameterTensor(key: "lora.15.v.B", shape: [1024, 8], offset: 1032192),
-        ParameterTensor(key: "lora.15.o.B", shape: [1024, 8], offset: 1040384),
-        ParameterTensor(key: "lora.16.q.A", shape: [8, 1024], offset: 1048576),
-        ParameterTensor(key: "lora.16.k.A", shape: [8, 1024], offset: 1056768),
-        ParameterTensor(key: "lora.16.v.A", shape: [8, 1024], offset: 1064960),
-        ParameterTensor(key: "lora.16.o.A", shape: [8, 1024], offset: 1073152),
-        ParameterTensor(key: "lora.16.q.B", shape: [1024, 8], offset: 1081344),
-        ParameterTensor(key: "lora.16.k.B", shape: [1024, 8], offset: 1089536),
-        ParameterTensor(key: "lora.16.v.B", shape: [1024, 8], offset: 1097728),
-        ParameterTensor(key: "lora.16.o.B", shape: [1024, 8], offset: 1105920),
-        ParameterTensor(key: "lora.17.q.A", shape: [8, 1024], offset: 1114112),
-        ParameterTensor(key: "lora.17.k.A", shape: [8, 1024], offset: 1122304),
-        ParameterTensor(key: "lora.17.v.A", shape: [8, 1024], offset: 1130496),
-        ParameterTensor(key: "lora.17.o.A", shape: [8, 1024], offset: 1138688),
-        ParameterTensor(key: "lora.17.q.B", shape: [1024, 8], offset: 1146880),
-        ParameterTensor(key: "lora.17.k.B", shape: [1024, 8], offset: 1155072),
-        ParameterTensor(key: "lora.17.v.B", shape: [1024, 8], offset: 1163264),
-        ParameterTensor(key: "lora.17.o.B", shape: [1024, 8], offset: 1171456),
-        ParameterTensor(key: "lora.18.q.A", shape: [8, 1024], offset: 1179648),
-        ParameterTensor(key: "lora.18.k.A", shape: [8, 1024], offset: 1187840),
-        ParameterTensor(key: "lora.18.v.A", shape: [8, 1024], offset: 1196032),
-        ParameterTensor(key: "lora.18.o.A", shape: [8, 1024], offset: 1204224),
-        ParameterTensor(key: "lora.18.q.B", shape: [1024, 8], offset: 1212416),
-        ParameterTensor(key: "lora.18.k.B", shape: [1024, 8], offset: 1220608),
-        ParameterTensor(key: "lora.18.v.B", shape: [1024, 8], offset: 1228800),
-        ParameterTensor(key: "lora.18.o.B", shape: [1024, 8], offset: 1236992),
-        ParameterTensor(key: "lora.19.q.A", shape: [8, 1024], offset: 1245184),
-        ParameterTensor(key: "lora.19.k.A", shape: [8, 1024], offset: 1253376),
-        ParameterTensor(key: "lora.19.v.A", shape: [8, 1024], offset: 1261568),
-        ParameterTensor(key: "lora.19.o.A", shape: [8, 1024], offset: 1269760),
-        ParameterTensor(key: "lora.19.q.B", shape: [1024, 8], offset: 1277952),
-        ParameterTensor(key: "lora.19.k.B", shape: [1024, 8], offset: 1286144),
-        ParameterTensor(key: "lora.19.v.B", shape: [1024, 8], offset: 1294336),
-        ParameterTensor(key: "lora.19.o.B", shape: [1024, 8], offset: 1302528),
-        ParameterTensor(key: "lora.20.q.A", shape: [8, 1024], offset: 1310720),
-        ParameterTensor(key: "lora.20.k.A", shape: [8, 1024], offset: 1318912),
-        ParameterTensor(key: "lora.20.v.A", shape: [8, 1024], offset: 1327104),
-        ParameterTensor(key: "lora.20.o.A", shape: [8, 1024], offset: 1335296),
-        ParameterTensor(key: "lora.20.q.B", shape: [1024, 8], offset: 1343488),
-        ParameterTensor(key: "lora.20.k.B", shape: [1024, 8], offset: 1351680),
-        ParameterTensor(key: "lora.20.v.B", shape: [1024, 8], offset: 1359872),
-        ParameterTensor(key: "lora.20.o.B", shape: [1024, 8], offset: 1368064),
-        ParameterTensor(key: "lora.21.q.A", shape: [8, 1024], offset: 1376256),
-        ParameterTensor(key: "lora.21.k.A", shape: [8, 1024], offset: 1384448),
-        ParameterTensor(key: "lora.21.v.A", shape: [8, 1024], offset: 1392640),
-        ParameterTensor(key: "lora.21.o.A", shape: [8, 1024], offset: 1400832),
-        ParameterTensor(key: "lora.21.q.B", shape: [1024, 8], offset: 1409024),
-        ParameterTensor(key: "lora.21.k.B", shape: [1024, 8], offset: 1417216),
-        ParameterTensor(key: "lora.21.v.B", shape: [1024, 8], offset: 1425408),
-        ParameterTensor(key: "lora.21.o.B", shape: [1024, 8], offset: 1433600),
-        ParameterTensor(key: "lora.22.q.A", shape: [8, 1024], offset: 1441792),
-        ParameterTensor(key: "lora.22.k.A", shape: [8, 1024], offset: 1449984),
-        ParameterTensor(key: "lora.22.v.A", shape: [8, 1024], offset: 1458176),
-        ParameterTensor(key: "lora.22.o.A", shape: [8, 1024], offset: 1466368),
-        ParameterTensor(key: "lora.22.q.B", shape: [1024, 8], offset: 1474560),
-        ParameterTensor(key: "lora.22.k.B", shape: [1024, 8], offset: 1482752),
-        ParameterTensor(key: "lora.22.v.B", shape: [1024, 8], offset: 1490944),
-        ParameterTensor(key: "lora.22.o.B", shape: [1024, 8], offset: 1499136),
-        ParameterTensor(key: "lora.23.q.A", shape: [8, 1024], offset: 1507328),
-        ParameterTensor(key: "lora.23.k.A", shape: [8, 1024], offset: 1515520),
-        ParameterTensor(key: "lora.23.v.A", shape: [8, 1024], offset: 1523712),
-        ParameterTensor(key: "lora.23.o.A", shape: [8, 1024], offset: 1531904),
-        ParameterTensor(key: "lora.23.q.B", shape: [1024, 8], offset: 1540096),
-        ParameterTensor(key: "lora.23.k.B", shape: [1024, 8], offset: 1548288),
-        ParameterTensor(key: "lora.23.v.B", shape: [1024, 8], offset: 1556480),
-        ParameterTensor(key: "lora.23.o.B", shape: [1024, 8], offset: 1564672),
-    ]
+    public static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([
+    ], runs: [
+        ParameterRun(group: "lora", role: .A, module: "q", layers: Array(0...23), shape: [8, 1024], offset: 0, layerStride: 65536),
+        ParameterRun(group: "lora", role: .A, module: "k", layers: Array(0...23), shape: [8, 1024], offset: 8192, layerStride: 65536),
+        ParameterRun(group: "lora", role: .A, module: "v", layers: Array(0...23), shape: [8, 1024], offset: 16384, layerStride: 65536),
+        ParameterRun(group: "lora", role: .A, module: "o", layers: Array(0...23), shape: [8, 1024], offset: 24576, layerStride: 65536),
+        ParameterRun(group: "lora", role: .B, module: "q", layers: Array(0...23), shape: [1024, 8], offset: 32768, layerStride: 65536),
+        ParameterRun(group: "lora", role: .B, module: "k", layers: Array(0...23), shape: [1024, 8], offset: 40960, layerStride: 65536),
+        ParameterRun(group: "lora", role: .B, module: "v", layers: Array(0...23), shape: [1024, 8], offset: 49152, layerStride: 65536),
+        ParameterRun(group: "lora", role: .B, module: "o", layers: Array(0...23), shape: [1024, 8], offset: 57344, layerStride: 65536),
+    ])
 
     public static func moduleName(_ module: Module) -> String {
         switch module {
@@ -281,7 +98,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 32768, q + 0, p + 40960, q + 8192, p + 49152, q + 16384, p + 57344, q + 24576, p + 98304, q + 32768, p + 106496, q + 40960, p + 114688, q + 49152, p + 122880, q + 57344, p + 163840, q + 65536, p + 172032, q + 73728, p + 180224, q + 81920, p + 188416, q + 90112, p + 229376, q + 98304, p + 237568, q + 106496, p + 245760, q + 114688, p + 253952, q + 122880, p + 294912, q + 131072, p + 303104, q + 139264, p + 311296, q + 147456, p + 319488, q + 155648, p + 360448, q + 163840, p + 368640, q + 172032, p + 376832, q + 180224, p + 385024, q + 188416, p + 425984, q + 196608, p + 434176, q + 204800, p + 442368, q + 212992, p + 450560, q + 221184, p + 491520, q + 229376, p + 499712, q + 237568, p + 507904, q + 245760, p + 516096, q + 253952, p + 557056, q + 262144, p + 565248, q + 270336, p + 573440, q + 278528, p + 581632, q + 286720, p + 622592, q + 294912, p + 630784, q + 303104, p + 638976, q + 311296, p + 647168, q + 319488, p + 688128, q + 327680, p + 696320, q + 335872, p + 704512, q + 344064, p + 712704, q + 352256, p + 753664, q + 360448, p + 761856, q + 368640, p + 770048, q + 376832, p + 778240, q + 385024, p + 819200, q + 393216, p + 827392, q + 401408, p + 835584, q + 409600, p + 843776, q + 417792, p + 884736, q + 425984, p + 892928, q + 434176, p + 901120, q + 442368, p + 909312, q + 450560, p + 950272, q + 458752, p + 958464, q + 466944, p + 966656, q + 475136, p + 974848, q + 483328, p + 1015808, q + 491520, p + 1024000, q + 499712, p + 1032192, q + 507904, p + 1040384, q + 516096, p + 1081344, q + 524288, p + 1089536, q + 532480, p + 1097728, q + 540672, p + 1105920, q + 548864, p + 1146880, q + 557056, p + 1155072, q + 565248, p + 1163264, q + 573440, p + 1171456, q + 581632, p + 1212416, q + 589824, p + 1220608, q + 598016, p + 1228800, q + 606208, p + 1236992, q + 614400, p + 1277952, q + 622592, p + 1286144, q + 630784, p + 1294336, q + 638976, p + 1302528, q + 647168, p + 1343488, q + 655360, p + 1351680, q + 663552, p + 1359872, q + 671744, p + 1368064, q + 679936, p + 1409024, q + 688128, p + 1417216, q + 696320, p + 1425408, q + 704512, p + 1433600, q + 712704, p + 1474560, q + 720896, p + 1482752, q + 729088, p + 1490944, q + 737280, p + 1499136, q + 745472, p + 1540096, q + 753664, p + 1548288, q + 761856, p + 1556480, q + 770048, p + 1564672, q + 778240, threads: threads)  // group lora
+        Self.prepare0(n, p + 32768, q + 0, threads: threads)  // group lora
         storage.markPrepared()
     }
 
@@ -305,102 +122,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
-        case 1: Self.forward1Rows(n, x, y, p + 8192, q + 8192, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 16384, q + 16384, storage: storage, threads: threads)
-        case 3: Self.forward1Rows(n, x, y, p + 24576, q + 24576, storage: storage, threads: threads)
-        case 4: Self.forward1Rows(n, x, y, p + 65536, q + 32768, storage: storage, threads: threads)
-        case 5: Self.forward1Rows(n, x, y, p + 73728, q + 40960, storage: storage, threads: threads)
-        case 6: Self.forward1Rows(n, x, y, p + 81920, q + 49152, storage: storage, threads: threads)
-        case 7: Self.forward1Rows(n, x, y, p + 90112, q + 57344, storage: storage, threads: threads)
-        case 8: Self.forward1Rows(n, x, y, p + 131072, q + 65536, storage: storage, threads: threads)
-        case 9: Self.forward1Rows(n, x, y, p + 139264, q + 73728, storage: storage, threads: threads)
-        case 10: Self.forward1Rows(n, x, y, p + 147456, q + 81920, storage: storage, threads: threads)
-        case 11: Self.forward1Rows(n, x, y, p + 155648, q + 90112, storage: storage, threads: threads)
-        case 12: Self.forward1Rows(n, x, y, p + 196608, q + 98304, storage: storage, threads: threads)
-        case 13: Self.forward1Rows(n, x, y, p + 204800, q + 106496, storage: storage, threads: threads)
-        case 14: Self.forward1Rows(n, x, y, p + 212992, q + 114688, storage: storage, threads: threads)
-        case 15: Self.forward1Rows(n, x, y, p + 221184, q + 122880, storage: storage, threads: threads)
-        case 16: Self.forward1Rows(n, x, y, p + 262144, q + 131072, storage: storage, threads: threads)
-        case 17: Self.forward1Rows(n, x, y, p + 270336, q + 139264, storage: storage, threads: threads)
-        case 18: Self.forward1Rows(n, x, y, p + 278528, q + 147456, storage: storage, threads: threads)
-        case 19: Self.forward1Rows(n, x, y, p + 286720, q + 155648, storage: storage, threads: threads)
-        case 20: Self.forward1Rows(n, x, y, p + 327680, q + 163840, storage: storage, threads: threads)
-        case 21: Self.forward1Rows(n, x, y, p + 335872, q + 172032, storage: storage, threads: threads)
-        case 22: Self.forward1Rows(n, x, y, p + 344064, q + 180224, storage: storage, threads: threads)
-        case 23: Self.forward1Rows(n, x, y, p + 352256, q + 188416, storage: storage, threads: threads)
-        case 24: Self.forward1Rows(n, x, y, p + 393216, q + 196608, storage: storage, threads: threads)
-        case 25: Self.forward1Rows(n, x, y, p + 401408, q + 204800, storage: storage, threads: threads)
-        case 26: Self.forward1Rows(n, x, y, p + 409600, q + 212992, storage: storage, threads: threads)
-        case 27: Self.forward1Rows(n, x, y, p + 417792, q + 221184, storage: storage, threads: threads)
-        case 28: Self.forward1Rows(n, x, y, p + 458752, q + 229376, storage: storage, threads: threads)
-        case 29: Self.forward1Rows(n, x, y, p + 466944, q + 237568, storage: storage, threads: threads)
-        case 30: Self.forward1Rows(n, x, y, p + 475136, q + 245760, storage: storage, threads: threads)
-        case 31: Self.forward1Rows(n, x, y, p + 483328, q + 253952, storage: storage, threads: threads)
-        case 32: Self.forward1Rows(n, x, y, p + 524288, q + 262144, storage: storage, threads: threads)
-        case 33: Self.forward1Rows(n, x, y, p + 532480, q + 270336, storage: storage, threads: threads)
-        case 34: Self.forward1Rows(n, x, y, p + 540672, q + 278528, storage: storage, threads: threads)
-        case 35: Self.forward1Rows(n, x, y, p + 548864, q + 286720, storage: storage, threads: threads)
-        case 36: Self.forward1Rows(n, x, y, p + 589824, q + 294912, storage: storage, threads: threads)
-        case 37: Self.forward1Rows(n, x, y, p + 598016, q + 303104, storage: storage, threads: threads)
-        case 38: Self.forward1Rows(n, x, y, p + 606208, q + 311296, storage: storage, threads: threads)
-        case 39: Self.forward1Rows(n, x, y, p + 614400, q + 319488, storage: storage, threads: threads)
-        case 40: Self.forward1Rows(n, x, y, p + 655360, q + 327680, storage: storage, threads: threads)
-        case 41: Self.forward1Rows(n, x, y, p + 663552, q + 335872, storage: storage, threads: threads)
-        case 42: Self.forward1Rows(n, x, y, p + 671744, q + 344064, storage: storage, threads: threads)
-        case 43: Self.forward1Rows(n, x, y, p + 679936, q + 352256, storage: storage, threads: threads)
-        case 44: Self.forward1Rows(n, x, y, p + 720896, q + 360448, storage: storage, threads: threads)
-        case 45: Self.forward1Rows(n, x, y, p + 729088, q + 368640, storage: storage, threads: threads)
-        case 46: Self.forward1Rows(n, x, y, p + 737280, q + 376832, storage: storage, threads: threads)
-        case 47: Self.forward1Rows(n, x, y, p + 745472, q + 385024, storage: storage, threads: threads)
-        case 48: Self.forward1Rows(n, x, y, p + 786432, q + 393216, storage: storage, threads: threads)
-        case 49: Self.forward1Rows(n, x, y, p + 794624, q + 401408, storage: storage, threads: threads)
-        case 50: Self.forward1Rows(n, x, y, p + 802816, q + 409600, storage: storage, threads: threads)
-        case 51: Self.forward1Rows(n, x, y, p + 811008, q + 417792, storage: storage, threads: threads)
-        case 52: Self.forward1Rows(n, x, y, p + 851968, q + 425984, storage: storage, threads: threads)
-        case 53: Self.forward1Rows(n, x, y, p + 860160, q + 434176, storage: storage, threads: threads)
-        case 54: Self.forward1Rows(n, x, y, p + 868352, q + 442368, storage: storage, threads: threads)
-        case 55: Self.forward1Rows(n, x, y, p + 876544, q + 450560, storage: storage, threads: threads)
-        case 56: Self.forward1Rows(n, x, y, p + 917504, q + 458752, storage: storage, threads: threads)
-        case 57: Self.forward1Rows(n, x, y, p + 925696, q + 466944, storage: storage, threads: threads)
-        case 58: Self.forward1Rows(n, x, y, p + 933888, q + 475136, storage: storage, threads: threads)
-        case 59: Self.forward1Rows(n, x, y, p + 942080, q + 483328, storage: storage, threads: threads)
-        case 60: Self.forward1Rows(n, x, y, p + 983040, q + 491520, storage: storage, threads: threads)
-        case 61: Self.forward1Rows(n, x, y, p + 991232, q + 499712, storage: storage, threads: threads)
-        case 62: Self.forward1Rows(n, x, y, p + 999424, q + 507904, storage: storage, threads: threads)
-        case 63: Self.forward1Rows(n, x, y, p + 1007616, q + 516096, storage: storage, threads: threads)
-        case 64: Self.forward1Rows(n, x, y, p + 1048576, q + 524288, storage: storage, threads: threads)
-        case 65: Self.forward1Rows(n, x, y, p + 1056768, q + 532480, storage: storage, threads: threads)
-        case 66: Self.forward1Rows(n, x, y, p + 1064960, q + 540672, storage: storage, threads: threads)
-        case 67: Self.forward1Rows(n, x, y, p + 1073152, q + 548864, storage: storage, threads: threads)
-        case 68: Self.forward1Rows(n, x, y, p + 1114112, q + 557056, storage: storage, threads: threads)
-        case 69: Self.forward1Rows(n, x, y, p + 1122304, q + 565248, storage: storage, threads: threads)
-        case 70: Self.forward1Rows(n, x, y, p + 1130496, q + 573440, storage: storage, threads: threads)
-        case 71: Self.forward1Rows(n, x, y, p + 1138688, q + 581632, storage: storage, threads: threads)
-        case 72: Self.forward1Rows(n, x, y, p + 1179648, q + 589824, storage: storage, threads: threads)
-        case 73: Self.forward1Rows(n, x, y, p + 1187840, q + 598016, storage: storage, threads: threads)
-        case 74: Self.forward1Rows(n, x, y, p + 1196032, q + 606208, storage: storage, threads: threads)
-        case 75: Self.forward1Rows(n, x, y, p + 1204224, q + 614400, storage: storage, threads: threads)
-        case 76: Self.forward1Rows(n, x, y, p + 1245184, q + 622592, storage: storage, threads: threads)
-        case 77: Self.forward1Rows(n, x, y, p + 1253376, q + 630784, storage: storage, threads: threads)
-        case 78: Self.forward1Rows(n, x, y, p + 1261568, q + 638976, storage: storage, threads: threads)
-        case 79: Self.forward1Rows(n, x, y, p + 1269760, q + 647168, storage: storage, threads: threads)
-        case 80: Self.forward1Rows(n, x, y, p + 1310720, q + 655360, storage: storage, threads: threads)
-        case 81: Self.forward1Rows(n, x, y, p + 1318912, q + 663552, storage: storage, threads: threads)
-        case 82: Self.forward1Rows(n, x, y, p + 1327104, q + 671744, storage: storage, threads: threads)
-        case 83: Self.forward1Rows(n, x, y, p + 1335296, q + 679936, storage: storage, threads: threads)
-        case 84: Self.forward1Rows(n, x, y, p + 1376256, q + 688128, storage: storage, threads: threads)
-        case 85: Self.forward1Rows(n, x, y, p + 1384448, q + 696320, storage: storage, threads: threads)
-        case 86: Self.forward1Rows(n, x, y, p + 1392640, q + 704512, storage: storage, threads: threads)
-        case 87: Self.forward1Rows(n, x, y, p + 1400832, q + 712704, storage: storage, threads: threads)
-        case 88: Self.forward1Rows(n, x, y, p + 1441792, q + 720896, storage: storage, threads: threads)
-        case 89: Self.forward1Rows(n, x, y, p + 1449984, q + 729088, storage: storage, threads: threads)
-        case 90: Self.forward1Rows(n, x, y, p + 1458176, q + 737280, storage: storage, threads: threads)
-        case 91: Self.forward1Rows(n, x, y, p + 1466368, q + 745472, storage: storage, threads: threads)
-        case 92: Self.forward1Rows(n, x, y, p + 1507328, q + 753664, storage: storage, threads: threads)
-        case 93: Self.forward1Rows(n, x, y, p + 1515520, q + 761856, storage: storage, threads: threads)
-        case 94: Self.forward1Rows(n, x, y, p + 1523712, q + 770048, storage: storage, threads: threads)
-        case 95: Self.forward1Rows(n, x, y, p + 1531904, q + 778240, storage: storage, threads: threads)
+        case 0...95: Self.forward1Rows(n, x, y, p + (65536 * layer + 8192 * module.rawValue), q + (32768 * layer + 8192 * module.rawValue), storage: storage, threads: threads)
         default: break
         }
     }
@@ -421,102 +143,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 32768, g + 36864, g + 0, g + 512, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 8192, q + 8192, g + 40960, g + 45056, g + 8192, g + 8704, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 16384, q + 16384, g + 49152, g + 53248, g + 16384, g + 16896, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 24576, q + 24576, g + 57344, g + 61440, g + 24576, g + 25088, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 65536, q + 32768, g + 98304, g + 102400, g + 65536, g + 66048, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 73728, q + 40960, g + 106496, g + 110592, g + 73728, g + 74240, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 81920, q + 49152, g + 114688, g + 118784, g + 81920, g + 82432, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 90112, q + 57344, g + 122880, g + 126976, g + 90112, g + 90624, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 131072, q + 65536, g + 163840, g + 167936, g + 131072, g + 131584, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 139264, q + 73728, g + 172032, g + 176128, g + 139264, g + 139776, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 147456, q + 81920, g + 180224, g + 184320, g + 147456, g + 147968, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 155648, q + 90112, g + 188416, g + 192512, g + 155648, g + 156160, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 229376, g + 233472, g + 196608, g + 197120, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 204800, q + 106496, g + 237568, g + 241664, g + 204800, g + 205312, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 212992, q + 114688, g + 245760, g + 249856, g + 212992, g + 213504, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 221184, q + 122880, g + 253952, g + 258048, g + 221184, g + 221696, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 262144, q + 131072, g + 294912, g + 299008, g + 262144, g + 262656, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 270336, q + 139264, g + 303104, g + 307200, g + 270336, g + 270848, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 278528, q + 147456, g + 311296, g + 315392, g + 278528, g + 279040, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 286720, q + 155648, g + 319488, g + 323584, g + 286720, g + 287232, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 327680, q + 163840, g + 360448, g + 364544, g + 327680, g + 328192, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 335872, q + 172032, g + 368640, g + 372736, g + 335872, g + 336384, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 344064, q + 180224, g + 376832, g + 380928, g + 344064, g + 344576, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 352256, q + 188416, g + 385024, g + 389120, g + 352256, g + 352768, threads: threads)
-        case 24: Self.backward3(n, x, dy, dx, w, p + 393216, q + 196608, g + 425984, g + 430080, g + 393216, g + 393728, threads: threads)
-        case 25: Self.backward3(n, x, dy, dx, w, p + 401408, q + 204800, g + 434176, g + 438272, g + 401408, g + 401920, threads: threads)
-        case 26: Self.backward3(n, x, dy, dx, w, p + 409600, q + 212992, g + 442368, g + 446464, g + 409600, g + 410112, threads: threads)
-        case 27: Self.backward3(n, x, dy, dx, w, p + 417792, q + 221184, g + 450560, g + 454656, g + 417792, g + 418304, threads: threads)
-        case 28: Self.backward3(n, x, dy, dx, w, p + 458752, q + 229376, g + 491520, g + 495616, g + 458752, g + 459264, threads: threads)
-        case 29: Self.backward3(n, x, dy, dx, w, p + 466944, q + 237568, g + 499712, g + 503808, g + 466944, g + 467456, threads: threads)
-        case 30: Self.backward3(n, x, dy, dx, w, p + 475136, q + 245760, g + 507904, g + 512000, g + 475136, g + 475648, threads: threads)
-        case 31: Self.backward3(n, x, dy, dx, w, p + 483328, q + 253952, g + 516096, g + 520192, g + 483328, g + 483840, threads: threads)
-        case 32: Self.backward3(n, x, dy, dx, w, p + 524288, q + 262144, g + 557056, g + 561152, g + 524288, g + 524800, threads: threads)
-        case 33: Self.backward3(n, x, dy, dx, w, p + 532480, q + 270336, g + 565248, g + 569344, g + 532480, g + 532992, threads: threads)
-        case 34: Self.backward3(n, x, dy, dx, w, p + 540672, q + 278528, g + 573440, g + 577536, g + 540672, g + 541184, threads: threads)
-        case 35: Self.backward3(n, x, dy, dx, w, p + 548864, q + 286720, g + 581632, g + 585728, g + 548864, g + 549376, threads: threads)
-        case 36: Self.backward3(n, x, dy, dx, w, p + 589824, q + 294912, g + 622592, g + 626688, g + 589824, g + 590336, threads: threads)
-        case 37: Self.backward3(n, x, dy, dx, w, p + 598016, q + 303104, g + 630784, g + 634880, g + 598016, g + 598528, threads: threads)
-        case 38: Self.backward3(n, x, dy, dx, w, p + 606208, q + 311296, g + 638976, g + 643072, g + 606208, g + 606720, threads: threads)
-        case 39: Self.backward3(n, x, dy, dx, w, p + 614400, q + 319488, g + 647168, g + 651264, g + 614400, g + 614912, threads: threads)
-        case 40: Self.backward3(n, x, dy, dx, w, p + 655360, q + 327680, g + 688128, g + 692224, g + 655360, g + 655872, threads: threads)
-        case 41: Self.backward3(n, x, dy, dx, w, p + 663552, q + 335872, g + 696320, g + 700416, g + 663552, g + 664064, threads: threads)
-        case 42: Self.backward3(n, x, dy, dx, w, p + 671744, q + 344064, g + 704512, g + 708608, g + 671744, g + 672256, threads: threads)
-        case 43: Self.backward3(n, x, dy, dx, w, p + 679936, q + 352256, g + 712704, g + 716800, g + 679936, g + 680448, threads: threads)
-        case 44: Self.backward3(n, x, dy, dx, w, p + 720896, q + 360448, g + 753664, g + 757760, g + 720896, g + 721408, threads: threads)
-        case 45: Self.backward3(n, x, dy, dx, w, p + 729088, q + 368640, g + 761856, g + 765952, g + 729088, g + 729600, threads: threads)
-        case 46: Self.backward3(n, x, dy, dx, w, p + 737280, q + 376832, g + 770048, g + 774144, g + 737280, g + 737792, threads: threads)
-        case 47: Self.backward3(n, x, dy, dx, w, p + 745472, q + 385024, g + 778240, g + 782336, g + 745472, g + 745984, threads: threads)
-        case 48: Self.backward3(n, x, dy, dx, w, p + 786432, q + 393216, g + 819200, g + 823296, g + 786432, g + 786944, threads: threads)
-        case 49: Self.backward3(n, x, dy, dx, w, p + 794624, q + 401408, g + 827392, g + 831488, g + 794624, g + 795136, threads: threads)
-        case 50: Self.backward3(n, x, dy, dx, w, p + 802816, q + 409600, g + 835584, g + 839680, g + 802816, g + 803328, threads: threads)
-        case 51: Self.backward3(n, x, dy, dx, w, p + 811008, q + 417792, g + 843776, g + 847872, g + 811008, g + 811520, threads: threads)
-        case 52: Self.backward3(n, x, dy, dx, w, p + 851968, q + 425984, g + 884736, g + 888832, g + 851968, g + 852480, threads: threads)
-        case 53: Self.backward3(n, x, dy, dx, w, p + 860160, q + 434176, g + 892928, g + 897024, g + 860160, g + 860672, threads: threads)
-        case 54: Self.backward3(n, x, dy, dx, w, p + 868352, q + 442368, g + 901120, g + 905216, g + 868352, g + 868864, threads: threads)
-        case 55: Self.backward3(n, x, dy, dx, w, p + 876544, q + 450560, g + 909312, g + 913408, g + 876544, g + 877056, threads: threads)
-        case 56: Self.backward3(n, x, dy, dx, w, p + 917504, q + 458752, g + 950272, g + 954368, g + 917504, g + 918016, threads: threads)
-        case 57: Self.backward3(n, x, dy, dx, w, p + 925696, q + 466944, g + 958464, g + 962560, g + 925696, g + 926208, threads: threads)
-        case 58: Self.backward3(n, x, dy, dx, w, p + 933888, q + 475136, g + 966656, g + 970752, g + 933888, g + 934400, threads: threads)
-        case 59: Self.backward3(n, x, dy, dx, w, p + 942080, q + 483328, g + 974848, g + 978944, g + 942080, g + 942592, threads: threads)
-        case 60: Self.backward3(n, x, dy, dx, w, p + 983040, q + 491520, g + 1015808, g + 1019904, g + 983040, g + 983552, threads: threads)
-        case 61: Self.backward3(n, x, dy, dx, w, p + 991232, q + 499712, g + 1024000, g + 1028096, g + 991232, g + 991744, threads: threads)
-        case 62: Self.backward3(n, x, dy, dx, w, p + 999424, q + 507904, g + 1032192, g + 1036288, g + 999424, g + 999936, threads: threads)
-        case 63: Self.backward3(n, x, dy, dx, w, p + 1007616, q + 516096, g + 1040384, g + 1044480, g + 1007616, g + 1008128, threads: threads)
-        case 64: Self.backward3(n, x, dy, dx, w, p + 1048576, q + 524288, g + 1081344, g + 1085440, g + 1048576, g + 1049088, threads: threads)
-        case 65: Self.backward3(n, x, dy, dx, w, p + 1056768, q + 532480, g + 1089536, g + 1093632, g + 1056768, g + 1057280, threads: threads)
-        case 66: Self.backward3(n, x, dy, dx, w, p + 1064960, q + 540672, g + 1097728, g + 1101824, g + 1064960, g + 1065472, threads: threads)
-        case 67: Self.backward3(n, x, dy, dx, w, p + 1073152, q + 548864, g + 1105920, g + 1110016, g + 1073152, g + 1073664, threads: threads)
-        case 68: Self.backward3(n, x, dy, dx, w, p + 1114112, q + 557056, g + 1146880, g + 1150976, g + 1114112, g + 1114624, threads: threads)
-        case 69: Self.backward3(n, x, dy, dx, w, p + 1122304, q + 565248, g + 1155072, g + 1159168, g + 1122304, g + 1122816, threads: threads)
-        case 70: Self.backward3(n, x, dy, dx, w, p + 1130496, q + 573440, g + 1163264, g + 1167360, g + 1130496, g + 1131008, threads: threads)
-        case 71: Self.backward3(n, x, dy, dx, w, p + 1138688, q + 581632, g + 1171456, g + 1175552, g + 1138688, g + 1139200, threads: threads)
-        case 72: Self.backward3(n, x, dy, dx, w, p + 1179648, q + 589824, g + 1212416, g + 1216512, g + 1179648, g + 1180160, threads: threads)
-        case 73: Self.backward3(n, x, dy, dx, w, p + 1187840, q + 598016, g + 1220608, g + 1224704, g + 1187840, g + 1188352, threads: threads)
-        case 74: Self.backward3(n, x, dy, dx, w, p + 1196032, q + 606208, g + 1228800, g + 1232896, g + 1196032, g + 1196544, threads: threads)
-        case 75: Self.backward3(n, x, dy, dx, w, p + 1204224, q + 614400, g + 1236992, g + 1241088, g + 1204224, g + 1204736, threads: threads)
-        case 76: Self.backward3(n, x, dy, dx, w, p + 1245184, q + 622592, g + 1277952, g + 1282048, g + 1245184, g + 1245696, threads: threads)
-        case 77: Self.backward3(n, x, dy, dx, w, p + 1253376, q + 630784, g + 1286144, g + 1290240, g + 1253376, g + 1253888, threads: threads)
-        case 78: Self.backward3(n, x, dy, dx, w, p + 1261568, q + 638976, g + 1294336, g + 1298432, g + 1261568, g + 1262080, threads: threads)
-        case 79: Self.backward3(n, x, dy, dx, w, p + 1269760, q + 647168, g + 1302528, g + 1306624, g + 1269760, g + 1270272, threads: threads)
-        case 80: Self.backward3(n, x, dy, dx, w, p + 1310720, q + 655360, g + 1343488, g + 1347584, g + 1310720, g + 1311232, threads: threads)
-        case 81: Self.backward3(n, x, dy, dx, w, p + 1318912, q + 663552, g + 1351680, g + 1355776, g + 1318912, g + 1319424, threads: threads)
-        case 82: Self.backward3(n, x, dy, dx, w, p + 1327104, q + 671744, g + 1359872, g + 1363968, g + 1327104, g + 1327616, threads: threads)
-        case 83: Self.backward3(n, x, dy, dx, w, p + 1335296, q + 679936, g + 1368064, g + 1372160, g + 1335296, g + 1335808, threads: threads)
-        case 84: Self.backward3(n, x, dy, dx, w, p + 1376256, q + 688128, g + 1409024, g + 1413120, g + 1376256, g + 1376768, threads: threads)
-        case 85: Self.backward3(n, x, dy, dx, w, p + 1384448, q + 696320, g + 1417216, g + 1421312, g + 1384448, g + 1384960, threads: threads)
-        case 86: Self.backward3(n, x, dy, dx, w, p + 1392640, q + 704512, g + 1425408, g + 1429504, g + 1392640, g + 1393152, threads: threads)
-        case 87: Self.backward3(n, x, dy, dx, w, p + 1400832, q + 712704, g + 1433600, g + 1437696, g + 1400832, g + 1401344, threads: threads)
-        case 88: Self.backward3(n, x, dy, dx, w, p + 1441792, q + 720896, g + 1474560, g + 1478656, g + 1441792, g + 1442304, threads: threads)
-        case 89: Self.backward3(n, x, dy, dx, w, p + 1449984, q + 729088, g + 1482752, g + 1486848, g + 1449984, g + 1450496, threads: threads)
-        case 90: Self.backward3(n, x, dy, dx, w, p + 1458176, q + 737280, g + 1490944, g + 1495040, g + 1458176, g + 1458688, threads: threads)
-        case 91: Self.backward3(n, x, dy, dx, w, p + 1466368, q + 745472, g + 1499136, g + 1503232, g + 1466368, g + 1466880, threads: threads)
-        case 92: Self.backward3(n, x, dy, dx, w, p + 1507328, q + 753664, g + 1540096, g + 1544192, g + 1507328, g + 1507840, threads: threads)
-        case 93: Self.backward3(n, x, dy, dx, w, p + 1515520, q + 761856, g + 1548288, g + 1552384, g + 1515520, g + 1516032, threads: threads)
-        case 94: Self.backward3(n, x, dy, dx, w, p + 1523712, q + 770048, g + 1556480, g + 1560576, g + 1523712, g + 1524224, threads: threads)
-        case 95: Self.backward3(n, x, dy, dx, w, p + 1531904, q + 778240, g + 1564672, g + 1568768, g + 1531904, g + 1532416, threads: threads)
+        case 0...95: Self.backward3(n, x, dy, dx, w, p + (65536 * layer + 8192 * module.rawValue), q + (32768 * layer + 8192 * module.rawValue), g + (65536 * layer + 8192 * module.rawValue + 32768), g + (65536 * layer + 8192 * module.rawValue + 36864), g + (65536 * layer + 8192 * module.rawValue), g + (65536 * layer + 8192 * module.rawValue + 512), threads: threads)
         default: break
         }
     }
@@ -533,102 +160,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, p + 32768, p + 0, threads: threads)
-        case 1: Self.materialize4(n, delta, p + 40960, p + 8192, threads: threads)
-        case 2: Self.materialize4(n, delta, p + 49152, p + 16384, threads: threads)
-        case 3: Self.materialize4(n, delta, p + 57344, p + 24576, threads: threads)
-        case 4: Self.materialize4(n, delta, p + 98304, p + 65536, threads: threads)
-        case 5: Self.materialize4(n, delta, p + 106496, p + 73728, threads: threads)
-        case 6: Self.materialize4(n, delta, p + 114688, p + 81920, threads: threads)
-        case 7: Self.materialize4(n, delta, p + 122880, p + 90112, threads: threads)
-        case 8: Self.materialize4(n, delta, p + 163840, p + 131072, threads: threads)
-        case 9: Self.materialize4(n, delta, p + 172032, p + 139264, threads: threads)
-        case 10: Self.materialize4(n, delta, p + 180224, p + 147456, threads: threads)
-        case 11: Self.materialize4(n, delta, p + 188416, p + 155648, threads: threads)
-        case 12: Self.materialize4(n, delta, p + 229376, p + 196608, threads: threads)
-        case 13: Self.materialize4(n, delta, p + 237568, p + 204800, threads: threads)
-        case 14: Self.materialize4(n, delta, p + 245760, p + 212992, threads: threads)
-        case 15: Self.materialize4(n, delta, p + 253952, p + 221184, threads: threads)
-        case 16: Self.materialize4(n, delta, p + 294912, p + 262144, threads: threads)
-        case 17: Self.materialize4(n, delta, p + 303104, p + 270336, threads: threads)
-        case 18: Self.materialize4(n, delta, p + 311296, p + 278528, threads: threads)
-        case 19: Self.materialize4(n, delta, p + 319488, p + 286720, threads: threads)
-        case 20: Self.materialize4(n, delta, p + 360448, p + 327680, threads: threads)
-        case 21: Self.materialize4(n, delta, p + 368640, p + 335872, threads: threads)
-        case 22: Self.materialize4(n, delta, p + 376832, p + 344064, threads: threads)
-        case 23: Self.materialize4(n, delta, p + 385024, p + 352256, threads: threads)
-        case 24: Self.materialize4(n, delta, p + 425984, p + 393216, threads: threads)
-        case 25: Self.materialize4(n, delta, p + 434176, p + 401408, threads: threads)
-        case 26: Self.materialize4(n, delta, p + 442368, p + 409600, threads: threads)
-        case 27: Self.materialize4(n, delta, p + 450560, p + 417792, threads: threads)
-        case 28: Self.materialize4(n, delta, p + 491520, p + 458752, threads: threads)
-        case 29: Self.materialize4(n, delta, p + 499712, p + 466944, threads: threads)
-        case 30: Self.materialize4(n, delta, p + 507904, p + 475136, threads: threads)
-        case 31: Self.materialize4(n, delta, p + 516096, p + 483328, threads: threads)
-        case 32: Self.materialize4(n, delta, p + 557056, p + 524288, threads: threads)
-        case 33: Self.materialize4(n, delta, p + 565248, p + 532480, threads: threads)
-        case 34: Self.materialize4(n, delta, p + 573440, p + 540672, threads: threads)
-        case 35: Self.materialize4(n, delta, p + 581632, p + 548864, threads: threads)
-        case 36: Self.materialize4(n, delta, p + 622592, p + 589824, threads: threads)
-        case 37: Self.materialize4(n, delta, p + 630784, p + 598016, threads: threads)
-        case 38: Self.materialize4(n, delta, p + 638976, p + 606208, threads: threads)
-        case 39: Self.materialize4(n, delta, p + 647168, p + 614400, threads: threads)
-        case 40: Self.materialize4(n, delta, p + 688128, p + 655360, threads: threads)
-        case 41: Self.materialize4(n, delta, p + 696320, p + 663552, threads: threads)
-        case 42: Self.materialize4(n, delta, p + 704512, p + 671744, threads: threads)
-        case 43: Self.materialize4(n, delta, p + 712704, p + 679936, threads: threads)
-        case 44: Self.materialize4(n, delta, p + 753664, p + 720896, threads: threads)
-        case 45: Self.materialize4(n, delta, p + 761856, p + 729088, threads: threads)
-        case 46: Self.materialize4(n, delta, p + 770048, p + 737280, threads: threads)
-        case 47: Self.materialize4(n, delta, p + 778240, p + 745472, threads: threads)
-        case 48: Self.materialize4(n, delta, p + 819200, p + 786432, threads: threads)
-        case 49: Self.materialize4(n, delta, p + 827392, p + 794624, threads: threads)
-        case 50: Self.materialize4(n, delta, p + 835584, p + 802816, threads: threads)
-        case 51: Self.materialize4(n, delta, p + 843776, p + 811008, threads: threads)
-        case 52: Self.materialize4(n, delta, p + 884736, p + 851968, threads: threads)
-        case 53: Self.materialize4(n, delta, p + 892928, p + 860160, threads: threads)
-        case 54: Self.materialize4(n, delta, p + 901120, p + 868352, threads: threads)
-        case 55: Self.materialize4(n, delta, p + 909312, p + 876544, threads: threads)
-        case 56: Self.materialize4(n, delta, p + 950272, p + 917504, threads: threads)
-        case 57: Self.materialize4(n, delta, p + 958464, p + 925696, threads: threads)
-        case 58: Self.materialize4(n, delta, p + 966656, p + 933888, threads: threads)
-        case 59: Self.materialize4(n, delta, p + 974848, p + 942080, threads: threads)
-        case 60: Self.materialize4(n, delta, p + 1015808, p + 983040, threads: threads)
-        case 61: Self.materialize4(n, delta, p + 1024000, p + 991232, threads: threads)
-        case 62: Self.materialize4(n, delta, p + 1032192, p + 999424, threads: threads)
-        case 63: Self.materialize4(n, delta, p + 1040384, p + 1007616, threads: threads)
-        case 64: Self.materialize4(n, delta, p + 1081344, p + 1048576, threads: threads)
-        case 65: Self.materialize4(n, delta, p + 1089536, p + 1056768, threads: threads)
-        case 66: Self.materialize4(n, delta, p + 1097728, p + 1064960, threads: threads)
-        case 67: Self.materialize4(n, delta, p + 1105920, p + 1073152, threads: threads)
-        case 68: Self.materialize4(n, delta, p + 1146880, p + 1114112, threads: threads)
-        case 69: Self.materialize4(n, delta, p + 1155072, p + 1122304, threads: threads)
-        case 70: Self.materialize4(n, delta, p + 1163264, p + 1130496, threads: threads)
-        case 71: Self.materialize4(n, delta, p + 1171456, p + 1138688, threads: threads)
-        case 72: Self.materialize4(n, delta, p + 1212416, p + 1179648, threads: threads)
-        case 73: Self.materialize4(n, delta, p + 1220608, p + 1187840, threads: threads)
-        case 74: Self.materialize4(n, delta, p + 1228800, p + 1196032, threads: threads)
-        case 75: Self.materialize4(n, delta, p + 1236992, p + 1204224, threads: threads)
-        case 76: Self.materialize4(n, delta, p + 1277952, p + 1245184, threads: threads)
-        case 77: Self.materialize4(n, delta, p + 1286144, p + 1253376, threads: threads)
-        case 78: Self.materialize4(n, delta, p + 1294336, p + 1261568, threads: threads)
-        case 79: Self.materialize4(n, delta, p + 1302528, p + 1269760, threads: threads)
-        case 80: Self.materialize4(n, delta, p + 1343488, p + 1310720, threads: threads)
-        case 81: Self.materialize4(n, delta, p + 1351680, p + 1318912, threads: threads)
-        case 82: Self.materialize4(n, delta, p + 1359872, p + 1327104, threads: threads)
-        case 83: Self.materialize4(n, delta, p + 1368064, p + 1335296, threads: threads)
-        case 84: Self.materialize4(n, delta, p + 1409024, p + 1376256, threads: threads)
-        case 85: Self.materialize4(n, delta, p + 1417216, p + 1384448, threads: threads)
-        case 86: Self.materialize4(n, delta, p + 1425408, p + 1392640, threads: threads)
-        case 87: Self.materialize4(n, delta, p + 1433600, p + 1400832, threads: threads)
-        case 88: Self.materialize4(n, delta, p + 1474560, p + 1441792, threads: threads)
-        case 89: Self.materialize4(n, delta, p + 1482752, p + 1449984, threads: threads)
-        case 90: Self.materialize4(n, delta, p + 1490944, p + 1458176, threads: threads)
-        case 91: Self.materialize4(n, delta, p + 1499136, p + 1466368, threads: threads)
-        case 92: Self.materialize4(n, delta, p + 1540096, p + 1507328, threads: threads)
-        case 93: Self.materialize4(n, delta, p + 1548288, p + 1515520, threads: threads)
-        case 94: Self.materialize4(n, delta, p + 1556480, p + 1523712, threads: threads)
-        case 95: Self.materialize4(n, delta, p + 1564672, p + 1531904, threads: threads)
+        case 0...95: Self.materialize4(n, delta, p + (65536 * layer + 8192 * module.rawValue + 32768), p + (65536 * layer + 8192 * module.rawValue), threads: threads)
         default: break
         }
     }
@@ -649,30 +181,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 0, q + 0, q + 8192, q + 16384, q + 24576, storage: storage, threads: threads); return
-            case 1: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 65536, q + 32768, q + 40960, q + 49152, q + 57344, storage: storage, threads: threads); return
-            case 2: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 131072, q + 65536, q + 73728, q + 81920, q + 90112, storage: storage, threads: threads); return
-            case 3: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 196608, q + 98304, q + 106496, q + 114688, q + 122880, storage: storage, threads: threads); return
-            case 4: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 262144, q + 131072, q + 139264, q + 147456, q + 155648, storage: storage, threads: threads); return
-            case 5: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 327680, q + 163840, q + 172032, q + 180224, q + 188416, storage: storage, threads: threads); return
-            case 6: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 393216, q + 196608, q + 204800, q + 212992, q + 221184, storage: storage, threads: threads); return
-            case 7: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 458752, q + 229376, q + 237568, q + 245760, q + 253952, storage: storage, threads: threads); return
-            case 8: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 524288, q + 262144, q + 270336, q + 278528, q + 286720, storage: storage, threads: threads); return
-            case 9: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 589824, q + 294912, q + 303104, q + 311296, q + 319488, storage: storage, threads: threads); return
-            case 10: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 655360, q + 327680, q + 335872, q + 344064, q + 352256, storage: storage, threads: threads); return
-            case 11: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 720896, q + 360448, q + 368640, q + 376832, q + 385024, storage: storage, threads: threads); return
-            case 12: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 786432, q + 393216, q + 401408, q + 409600, q + 417792, storage: storage, threads: threads); return
-            case 13: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 851968, q + 425984, q + 434176, q + 442368, q + 450560, storage: storage, threads: threads); return
-            case 14: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 917504, q + 458752, q + 466944, q + 475136, q + 483328, storage: storage, threads: threads); return
-            case 15: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 983040, q + 491520, q + 499712, q + 507904, q + 516096, storage: storage, threads: threads); return
-            case 16: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1048576, q + 524288, q + 532480, q + 540672, q + 548864, storage: storage, threads: threads); return
-            case 17: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1114112, q + 557056, q + 565248, q + 573440, q + 581632, storage: storage, threads: threads); return
-            case 18: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1179648, q + 589824, q + 598016, q + 606208, q + 614400, storage: storage, threads: threads); return
-            case 19: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1245184, q + 622592, q + 630784, q + 638976, q + 647168, storage: storage, threads: threads); return
-            case 20: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1310720, q + 655360, q + 663552, q + 671744, q + 679936, storage: storage, threads: threads); return
-            case 21: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1376256, q + 688128, q + 696320, q + 704512, q + 712704, storage: storage, threads: threads); return
-            case 22: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1441792, q + 720896, q + 729088, q + 737280, q + 745472, storage: storage, threads: threads); return
-            case 23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 1507328, q + 753664, q + 761856, q + 770048, q + 778240, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + (65536 * layer), q + (32768 * layer), q + (32768 * layer + 8192), q + (32768 * layer + 16384), q + (32768 * layer + 24576), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -698,30 +207,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 0, q + 24576, q + 16384, q + 8192, q + 0, g + 57344, g + 61440, g + 49152, g + 53248, g + 40960, g + 45056, g + 32768, g + 36864, g + 0, g + 128, g + 256, g + 384, g + 512, g + 640, g + 768, g + 896, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 65536, q + 57344, q + 49152, q + 40960, q + 32768, g + 122880, g + 126976, g + 114688, g + 118784, g + 106496, g + 110592, g + 98304, g + 102400, g + 65536, g + 65664, g + 65792, g + 65920, g + 66048, g + 66176, g + 66304, g + 66432, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 131072, q + 90112, q + 81920, q + 73728, q + 65536, g + 188416, g + 192512, g + 180224, g + 184320, g + 172032, g + 176128, g + 163840, g + 167936, g + 131072, g + 131200, g + 131328, g + 131456, g + 131584, g + 131712, g + 131840, g + 131968, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 196608, q + 122880, q + 114688, q + 106496, q + 98304, g + 253952, g + 258048, g + 245760, g + 249856, g + 237568, g + 241664, g + 229376, g + 233472, g + 196608, g + 196736, g + 196864, g + 196992, g + 197120, g + 197248, g + 197376, g + 197504, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 262144, q + 155648, q + 147456, q + 139264, q + 131072, g + 319488, g + 323584, g + 311296, g + 315392, g + 303104, g + 307200, g + 294912, g + 299008, g + 262144, g + 262272, g + 262400, g + 262528, g + 262656, g + 262784, g + 262912, g + 263040, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 327680, q + 188416, q + 180224, q + 172032, q + 163840, g + 385024, g + 389120, g + 376832, g + 380928, g + 368640, g + 372736, g + 360448, g + 364544, g + 327680, g + 327808, g + 327936, g + 328064, g + 328192, g + 328320, g + 328448, g + 328576, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 393216, q + 221184, q + 212992, q + 204800, q + 196608, g + 450560, g + 454656, g + 442368, g + 446464, g + 434176, g + 438272, g + 425984, g + 430080, g + 393216, g + 393344, g + 393472, g + 393600, g + 393728, g + 393856, g + 393984, g + 394112, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 458752, q + 253952, q + 245760, q + 237568, q + 229376, g + 516096, g + 520192, g + 507904, g + 512000, g + 499712, g + 503808, g + 491520, g + 495616, g + 458752, g + 458880, g + 459008, g + 459136, g + 459264, g + 459392, g + 459520, g + 459648, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 524288, q + 286720, q + 278528, q + 270336, q + 262144, g + 581632, g + 585728, g + 573440, g + 577536, g + 565248, g + 569344, g + 557056, g + 561152, g + 524288, g + 524416, g + 524544, g + 524672, g + 524800, g + 524928, g + 525056, g + 525184, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 589824, q + 319488, q + 311296, q + 303104, q + 294912, g + 647168, g + 651264, g + 638976, g + 643072, g + 630784, g + 634880, g + 622592, g + 626688, g + 589824, g + 589952, g + 590080, g + 590208, g + 590336, g + 590464, g + 590592, g + 590720, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 655360, q + 352256, q + 344064, q + 335872, q + 327680, g + 712704, g + 716800, g + 704512, g + 708608, g + 696320, g + 700416, g + 688128, g + 692224, g + 655360, g + 655488, g + 655616, g + 655744, g + 655872, g + 656000, g + 656128, g + 656256, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 720896, q + 385024, q + 376832, q + 368640, q + 360448, g + 778240, g + 782336, g + 770048, g + 774144, g + 761856, g + 765952, g + 753664, g + 757760, g + 720896, g + 721024, g + 721152, g + 721280, g + 721408, g + 721536, g + 721664, g + 721792, threads: threads); return
-            case 12: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 786432, q + 417792, q + 409600, q + 401408, q + 393216, g + 843776, g + 847872, g + 835584, g + 839680, g + 827392, g + 831488, g + 819200, g + 823296, g + 786432, g + 786560, g + 786688, g + 786816, g + 786944, g + 787072, g + 787200, g + 787328, threads: threads); return
-            case 13: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 851968, q + 450560, q + 442368, q + 434176, q + 425984, g + 909312, g + 913408, g + 901120, g + 905216, g + 892928, g + 897024, g + 884736, g + 888832, g + 851968, g + 852096, g + 852224, g + 852352, g + 852480, g + 852608, g + 852736, g + 852864, threads: threads); return
-            case 14: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 917504, q + 483328, q + 475136, q + 466944, q + 458752, g + 974848, g + 978944, g + 966656, g + 970752, g + 958464, g + 962560, g + 950272, g + 954368, g + 917504, g + 917632, g + 917760, g + 917888, g + 918016, g + 918144, g + 918272, g + 918400, threads: threads); return
-            case 15: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 983040, q + 516096, q + 507904, q + 499712, q + 491520, g + 1040384, g + 1044480, g + 1032192, g + 1036288, g + 1024000, g + 1028096, g + 1015808, g + 1019904, g + 983040, g + 983168, g + 983296, g + 983424, g + 983552, g + 983680, g + 983808, g + 983936, threads: threads); return
-            case 16: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1048576, q + 548864, q + 540672, q + 532480, q + 524288, g + 1105920, g + 1110016, g + 1097728, g + 1101824, g + 1089536, g + 1093632, g + 1081344, g + 1085440, g + 1048576, g + 1048704, g + 1048832, g + 1048960, g + 1049088, g + 1049216, g + 1049344, g + 1049472, threads: threads); return
-            case 17: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1114112, q + 581632, q + 573440, q + 565248, q + 557056, g + 1171456, g + 1175552, g + 1163264, g + 1167360, g + 1155072, g + 1159168, g + 1146880, g + 1150976, g + 1114112, g + 1114240, g + 1114368, g + 1114496, g + 1114624, g + 1114752, g + 1114880, g + 1115008, threads: threads); return
-            case 18: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1179648, q + 614400, q + 606208, q + 598016, q + 589824, g + 1236992, g + 1241088, g + 1228800, g + 1232896, g + 1220608, g + 1224704, g + 1212416, g + 1216512, g + 1179648, g + 1179776, g + 1179904, g + 1180032, g + 1180160, g + 1180288, g + 1180416, g + 1180544, threads: threads); return
-            case 19: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1245184, q + 647168, q + 638976, q + 630784, q + 622592, g + 1302528, g + 1306624, g + 1294336, g + 1298432, g + 1286144, g + 1290240, g + 1277952, g + 1282048, g + 1245184, g + 1245312, g + 1245440, g + 1245568, g + 1245696, g + 1245824, g + 1245952, g + 1246080, threads: threads); return
-            case 20: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1310720, q + 679936, q + 671744, q + 663552, q + 655360, g + 1368064, g + 1372160, g + 1359872, g + 1363968, g + 1351680, g + 1355776, g + 1343488, g + 1347584, g + 1310720, g + 1310848, g + 1310976, g + 1311104, g + 1311232, g + 1311360, g + 1311488, g + 1311616, threads: threads); return
-            case 21: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1376256, q + 712704, q + 704512, q + 696320, q + 688128, g + 1433600, g + 1437696, g + 1425408, g + 1429504, g + 1417216, g + 1421312, g + 1409024, g + 1413120, g + 1376256, g + 1376384, g + 1376512, g + 1376640, g + 1376768, g + 1376896, g + 1377024, g + 1377152, threads: threads); return
-            case 22: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1441792, q + 745472, q + 737280, q + 729088, q + 720896, g + 1499136, g + 1503232, g + 1490944, g + 1495040, g + 1482752, g + 1486848, g + 1474560, g + 1478656, g + 1441792, g + 1441920, g + 1442048, g + 1442176, g + 1442304, g + 1442432, g + 1442560, g + 1442688, threads: threads); return
-            case 23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 1507328, q + 778240, q + 770048, q + 761856, q + 753664, g + 1564672, g + 1568768, g + 1556480, g + 1560576, g + 1548288, g + 1552384, g + 1540096, g + 1544192, g + 1507328, g + 1507456, g + 1507584, g + 1507712, g + 1507840, g + 1507968, g + 1508096, g + 1508224, threads: threads); return
+            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + (65536 * layer), q + (32768 * layer + 24576), q + (32768 * layer + 16384), q + (32768 * layer + 8192), q + (32768 * layer), g + (65536 * layer + 57344), g + (65536 * layer + 61440), g + (65536 * layer + 49152), g + (65536 * layer + 53248), g + (65536 * layer + 40960), g + (65536 * layer + 45056), g + (65536 * layer + 32768), g + (65536 * layer + 36864), g + (65536 * layer), g + (65536 * layer + 128), g + (65536 * layer + 256), g + (65536 * layer + 384), g + (65536 * layer + 512), g + (65536 * layer + 640), g + (65536 * layer + 768), g + (65536 * layer + 896), threads: threads); return
             default: break
             }
         }
@@ -734,202 +220,14 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, _ p48: UnsafeMutablePointer<Float>, _ p49: UnsafeMutablePointer<Float>, _ p50: UnsafeMutablePointer<Float>, _ p51: UnsafeMutablePointer<Float>, _ p52: UnsafeMutablePointer<Float>, _ p53: UnsafeMutablePointer<Float>, _ p54: UnsafeMutablePointer<Float>, _ p55: UnsafeMutablePointer<Float>, _ p56: UnsafeMutablePointer<Float>, _ p57: UnsafeMutablePointer<Float>, _ p58: UnsafeMutablePointer<Float>, _ p59: UnsafeMutablePointer<Float>, _ p60: UnsafeMutablePointer<Float>, _ p61: UnsafeMutablePointer<Float>, _ p62: UnsafeMutablePointer<Float>, _ p63: UnsafeMutablePointer<Float>, _ p64: UnsafeMutablePointer<Float>, _ p65: UnsafeMutablePointer<Float>, _ p66: UnsafeMutablePointer<Float>, _ p67: UnsafeMutablePointer<Float>, _ p68: UnsafeMutablePointer<Float>, _ p69: UnsafeMutablePointer<Float>, _ p70: UnsafeMutablePointer<Float>, _ p71: UnsafeMutablePointer<Float>, _ p72: UnsafeMutablePointer<Float>, _ p73: UnsafeMutablePointer<Float>, _ p74: UnsafeMutablePointer<Float>, _ p75: UnsafeMutablePointer<Float>, _ p76: UnsafeMutablePointer<Float>, _ p77: UnsafeMutablePointer<Float>, _ p78: UnsafeMutablePointer<Float>, _ p79: UnsafeMutablePointer<Float>, _ p80: UnsafeMutablePointer<Float>, _ p81: UnsafeMutablePointer<Float>, _ p82: UnsafeMutablePointer<Float>, _ p83: UnsafeMutablePointer<Float>, _ p84: UnsafeMutablePointer<Float>, _ p85: UnsafeMutablePointer<Float>, _ p86: UnsafeMutablePointer<Float>, _ p87: UnsafeMutablePointer<Float>, _ p88: UnsafeMutablePointer<Float>, _ p89: UnsafeMutablePointer<Float>, _ p90: UnsafeMutablePointer<Float>, _ p91: UnsafeMutablePointer<Float>, _ p92: UnsafeMutablePointer<Float>, _ p93: UnsafeMutablePointer<Float>, _ p94: UnsafeMutablePointer<Float>, _ p95: UnsafeMutablePointer<Float>, _ p96: UnsafeMutablePointer<Float>, _ p97: UnsafeMutablePointer<Float>, _ p98: UnsafeMutablePointer<Float>, _ p99: UnsafeMutablePointer<Float>, _ p100: UnsafeMutablePointer<Float>, _ p101: UnsafeMutablePointer<Float>, _ p102: UnsafeMutablePointer<Float>, _ p103: UnsafeMutablePointer<Float>, _ p104: UnsafeMutablePointer<Float>, _ p105: UnsafeMutablePointer<Float>, _ p106: UnsafeMutablePointer<Float>, _ p107: UnsafeMutablePointer<Float>, _ p108: UnsafeMutablePointer<Float>, _ p109: UnsafeMutablePointer<Float>, _ p110: UnsafeMutablePointer<Float>, _ p111: UnsafeMutablePointer<Float>, _ p112: UnsafeMutablePointer<Float>, _ p113: UnsafeMutablePointer<Float>, _ p114: UnsafeMutablePointer<Float>, _ p115: UnsafeMutablePointer<Float>, _ p116: UnsafeMutablePointer<Float>, _ p117: UnsafeMutablePointer<Float>, _ p118: UnsafeMutablePointer<Float>, _ p119: UnsafeMutablePointer<Float>, _ p120: UnsafeMutablePointer<Float>, _ p121: UnsafeMutablePointer<Float>, _ p122: UnsafeMutablePointer<Float>, _ p123: UnsafeMutablePointer<Float>, _ p124: UnsafeMutablePointer<Float>, _ p125: UnsafeMutablePointer<Float>, _ p126: UnsafeMutablePointer<Float>, _ p127: UnsafeMutablePointer<Float>, _ p128: UnsafeMutablePointer<Float>, _ p129: UnsafeMutablePointer<Float>, _ p130: UnsafeMutablePointer<Float>, _ p131: UnsafeMutablePointer<Float>, _ p132: UnsafeMutablePointer<Float>, _ p133: UnsafeMutablePointer<Float>, _ p134: UnsafeMutablePointer<Float>, _ p135: UnsafeMutablePointer<Float>, _ p136: UnsafeMutablePointer<Float>, _ p137: UnsafeMutablePointer<Float>, _ p138: UnsafeMutablePointer<Float>, _ p139: UnsafeMutablePointer<Float>, _ p140: UnsafeMutablePointer<Float>, _ p141: UnsafeMutablePointer<Float>, _ p142: UnsafeMutablePointer<Float>, _ p143: UnsafeMutablePointer<Float>, _ p144: UnsafeMutablePointer<Float>, _ p145: UnsafeMutablePointer<Float>, _ p146: UnsafeMutablePointer<Float>, _ p147: UnsafeMutablePointer<Float>, _ p148: UnsafeMutablePointer<Float>, _ p149: UnsafeMutablePointer<Float>, _ p150: UnsafeMutablePointer<Float>, _ p151: UnsafeMutablePointer<Float>, _ p152: UnsafeMutablePointer<Float>, _ p153: UnsafeMutablePointer<Float>, _ p154: UnsafeMutablePointer<Float>, _ p155: UnsafeMutablePointer<Float>, _ p156: UnsafeMutablePointer<Float>, _ p157: UnsafeMutablePointer<Float>, _ p158: UnsafeMutablePointer<Float>, _ p159: UnsafeMutablePointer<Float>, _ p160: UnsafeMutablePointer<Float>, _ p161: UnsafeMutablePointer<Float>, _ p162: UnsafeMutablePointer<Float>, _ p163: UnsafeMutablePointer<Float>, _ p164: UnsafeMutablePointer<Float>, _ p165: UnsafeMutablePointer<Float>, _ p166: UnsafeMutablePointer<Float>, _ p167: UnsafeMutablePointer<Float>, _ p168: UnsafeMutablePointer<Float>, _ p169: UnsafeMutablePointer<Float>, _ p170: UnsafeMutablePointer<Float>, _ p171: UnsafeMutablePointer<Float>, _ p172: UnsafeMutablePointer<Float>, _ p173: UnsafeMutablePointer<Float>, _ p174: UnsafeMutablePointer<Float>, _ p175: UnsafeMutablePointer<Float>, _ p176: UnsafeMutablePointer<Float>, _ p177: UnsafeMutablePointer<Float>, _ p178: UnsafeMutablePointer<Float>, _ p179: UnsafeMutablePointer<Float>, _ p180: UnsafeMutablePointer<Float>, _ p181: UnsafeMutablePointer<Float>, _ p182: UnsafeMutablePointer<Float>, _ p183: UnsafeMutablePointer<Float>, _ p184: UnsafeMutablePointer<Float>, _ p185: UnsafeMutablePointer<Float>, _ p186: UnsafeMutablePointer<Float>, _ p187: UnsafeMutablePointer<Float>, _ p188: UnsafeMutablePointer<Float>, _ p189: UnsafeMutablePointer<Float>, _ p190: UnsafeMutablePointer<Float>, _ p191: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×96)
         Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
-            case 3:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
-            case 4:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
-            case 6:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
-            case 7:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p14, b: nil, out: p15)
-            case 8:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p16, b: nil, out: p17)
-            case 9:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p18, b: nil, out: p19)
-            case 10:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p20, b: nil, out: p21)
-            case 11:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p22, b: nil, out: p23)
-            case 12:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p24, b: nil, out: p25)
-            case 13:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p26, b: nil, out: p27)
-            case 14:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p28, b: nil, out: p29)
-            case 15:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p30, b: nil, out: p31)
-            case 16:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p32, b: nil, out: p33)
-            case 17:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p34, b: nil, out: p35)
-            case 18:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p36, b: nil, out: p37)
-            case 19:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p38, b: nil, out: p39)
-            case 20:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p40, b: nil, out: p41)
-            case 21:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p42, b: nil, out: p43)
-            case 22:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p44, b: nil, out: p45)
-            case 23:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p46, b: nil, out: p47)
-            case 24:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p48, b: nil, out: p49)
-            case 25:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p50, b: nil, out: p51)
-            case 26:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p52, b: nil, out: p53)
-            case 27:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p54, b: nil, out: p55)
-            case 28:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p56, b: nil, out: p57)
-            case 29:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p58, b: nil, out: p59)
-            case 30:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p60, b: nil, out: p61)
-            case 31:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p62, b: nil, out: p63)
-            case 32:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p64, b: nil, out: p65)
-            case 33:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p66, b: nil, out: p67)
-            case 34:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p68, b: nil, out: p69)
-            case 35:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p70, b: nil, out: p71)
-            case 36:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p72, b: nil, out: p73)
-            case 37:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p74, b: nil, out: p75)
-            case 38:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p76, b: nil, out: p77)
-            case 39:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p78, b: nil, out: p79)
-            case 40:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p80, b: nil, out: p81)
-            case 41:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p82, b: nil, out: p83)
-            case 42:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p84, b: nil, out: p85)
-            case 43:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p86, b: nil, out: p87)
-            case 44:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p88, b: nil, out: p89)
-            case 45:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p90, b: nil, out: p91)
-            case 46:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p92, b: nil, out: p93)
-            case 47:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p94, b: nil, out: p95)
-            case 48:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p96, b: nil, out: p97)
-            case 49:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p98, b: nil, out: p99)
-            case 50:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p100, b: nil, out: p101)
-            case 51:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p102, b: nil, out: p103)
-            case 52:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p104, b: nil, out: p105)
-            case 53:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p106, b: nil, out: p107)
-            case 54:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p108, b: nil, out: p109)
-            case 55:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p110, b: nil, out: p111)
-            case 56:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p112, b: nil, out: p113)
-            case 57:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p114, b: nil, out: p115)
-            case 58:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p116, b: nil, out: p117)
-            case 59:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p118, b: nil, out: p119)
-            case 60:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p120, b: nil, out: p121)
-            case 61:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p122, b: nil, out: p123)
-            case 62:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p124, b: nil, out: p125)
-            case 63:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p126, b: nil, out: p127)
-            case 64:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p128, b: nil, out: p129)
-            case 65:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p130, b: nil, out: p131)
-            case 66:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p132, b: nil, out: p133)
-            case 67:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p134, b: nil, out: p135)
-            case 68:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p136, b: nil, out: p137)
-            case 69:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p138, b: nil, out: p139)
-            case 70:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p140, b: nil, out: p141)
-            case 71:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p142, b: nil, out: p143)
-            case 72:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p144, b: nil, out: p145)
-            case 73:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p146, b: nil, out: p147)
-            case 74:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p148, b: nil, out: p149)
-            case 75:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p150, b: nil, out: p151)
-            case 76:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p152, b: nil, out: p153)
-            case 77:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p154, b: nil, out: p155)
-            case 78:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p156, b: nil, out: p157)
-            case 79:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p158, b: nil, out: p159)
-            case 80:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p160, b: nil, out: p161)
-            case 81:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p162, b: nil, out: p163)
-            case 82:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p164, b: nil, out: p165)
-            case 83:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p166, b: nil, out: p167)
-            case 84:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p168, b: nil, out: p169)
-            case 85:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p170, b: nil, out: p171)
-            case 86:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p172, b: nil, out: p173)
-            case 87:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p174, b: nil, out: p175)
-            case 88:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p176, b: nil, out: p177)
-            case 89:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p178, b: nil, out: p179)
-            case 90:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p180, b: nil, out: p181)
-            case 91:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p182, b: nil, out: p183)
-            case 92:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p184, b: nil, out: p185)
-            case 93:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p186, b: nil, out: p187)
-            case 94:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p188, b: nil, out: p189)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p190, b: nil, out: p191)
+                let at0 = p0 + (65536 * (i / 4) + 8192 * (i % 4))
+                let at1 = p1 + (32768 * (i / 4) + 8192 * (i % 4))
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
@@ -967,7 +265,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -1041,7 +339,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 3: dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o]; dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o]; dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o]; dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o]; dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o]; dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o] (×2); dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o] (×2); dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o] (×2); dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×8)
         Kernels.stage(16, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
             case 0:

@@ -107,7 +107,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 0, p + 192, q + 0, p + 704, p + 1216, q + 3840, p + 1984, p + 2240, q + 808704, p + 2752, p + 3008, q + 810752, p + 448, q + 768, p + 1472, q + 5888, q + 811008, q + 22272, q + 819200, q + 30464, q + 827392, q + 38656, q + 835584, q + 46848, q + 843776, q + 55040, q + 851968, q + 63232, q + 860160, q + 71424, q + 868352, q + 79616, q + 876544, q + 87808, q + 884736, q + 96000, q + 892928, q + 104192, q + 901120, q + 112384, q + 909312, q + 120576, q + 917504, q + 128768, q + 925696, q + 136960, q + 933888, q + 145152, q + 942080, q + 153344, q + 950272, q + 161536, q + 958464, q + 169728, q + 966656, q + 177920, q + 974848, q + 186112, q + 983040, q + 194304, q + 991232, q + 202496, q + 999424, q + 210688, q + 1007616, q + 218880, q + 1015808, q + 227072, q + 1024000, q + 235264, q + 1032192, q + 243456, q + 1040384, q + 251648, q + 1048576, q + 259840, q + 1056768, q + 268032, q + 1064960, q + 276224, q + 1073152, q + 284416, q + 1081344, q + 292608, q + 1089536, q + 300800, q + 1097728, q + 308992, q + 1105920, q + 317184, q + 1114112, q + 325376, q + 1122304, q + 333568, q + 1130496, q + 341760, q + 1138688, q + 349952, q + 1146880, q + 358144, q + 1155072, q + 366336, q + 1163264, q + 374528, q + 1171456, q + 382720, q + 1179648, q + 390912, q + 1187840, q + 399104, q + 1196032, q + 407296, q + 1204224, q + 415488, q + 1212416, q + 423680, q + 1220608, q + 431872, q + 1228800, q + 440064, q + 1236992, q + 448256, q + 1245184, q + 456448, q + 1253376, q + 464640, q + 1261568, q + 472832, q + 1269760, q + 481024, q + 1277952, q + 489216, q + 1286144, q + 497408, q + 1294336, q + 505600, q + 1302528, q + 513792, q + 1310720, q + 521984, q + 1318912, q + 530176, q + 1327104, q + 538368, q + 1335296, q + 546560, q + 1343488, q + 554752, q + 1351680, q + 562944, q + 1359872, q + 571136, q + 1368064, q + 579328, q + 1376256, q + 587520, q + 1384448, q + 595712, q + 1392640, q + 603904, q + 1400832, q + 612096, q + 1409024, q + 620288, q + 1417216, q + 628480, q + 1425408, q + 636672, q + 1433600, q + 644864, q + 1441792, q + 653056, q + 1449984, q + 661248, q + 1458176, q + 669440, q + 1466368, q + 677632, q + 1474560, q + 685824, q + 1482752, q + 694016, q + 1490944, q + 702208, q + 1499136, q + 710400, q + 1507328, q + 718592, q + 1515520, q + 726784, q + 1523712, q + 734976, q + 1531904, q + 743168, q + 1540096, q + 751360, q + 1548288, q + 759552, q + 1556480, q + 767744, q + 1564672, q + 775936, q + 1572864, q + 784128, q + 1581056, q + 792320, q + 1589248, q + 800512, q + 1597440, threads: threads)  // group tt
+        Self.prepare0(n, p + 0, p + 192, q + 0, p + 704, p + 1216, q + 3840, p + 1984, p + 2240, q + 808704, p + 2752, p + 3008, q + 810752, p + 448, q + 768, p + 1472, q + 5888, q + 811008, q + 22272, q + 819200, threads: threads)  // group tt
         storage.markPrepared()
     }
 
@@ -136,102 +136,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2Rows(n, x, y, q + 811008, q + 819200, storage: storage, threads: threads)
-        case 1: Self.forward2Rows(n, x, y, q + 811008, q + 827392, storage: storage, threads: threads)
-        case 2: Self.forward2Rows(n, x, y, q + 811008, q + 835584, storage: storage, threads: threads)
-        case 3: Self.forward2Rows(n, x, y, q + 811008, q + 843776, storage: storage, threads: threads)
-        case 4: Self.forward2Rows(n, x, y, q + 811008, q + 851968, storage: storage, threads: threads)
-        case 5: Self.forward2Rows(n, x, y, q + 811008, q + 860160, storage: storage, threads: threads)
-        case 6: Self.forward2Rows(n, x, y, q + 811008, q + 868352, storage: storage, threads: threads)
-        case 7: Self.forward2Rows(n, x, y, q + 811008, q + 876544, storage: storage, threads: threads)
-        case 8: Self.forward2Rows(n, x, y, q + 811008, q + 884736, storage: storage, threads: threads)
-        case 9: Self.forward2Rows(n, x, y, q + 811008, q + 892928, storage: storage, threads: threads)
-        case 10: Self.forward2Rows(n, x, y, q + 811008, q + 901120, storage: storage, threads: threads)
-        case 11: Self.forward2Rows(n, x, y, q + 811008, q + 909312, storage: storage, threads: threads)
-        case 12: Self.forward2Rows(n, x, y, q + 811008, q + 917504, storage: storage, threads: threads)
-        case 13: Self.forward2Rows(n, x, y, q + 811008, q + 925696, storage: storage, threads: threads)
-        case 14: Self.forward2Rows(n, x, y, q + 811008, q + 933888, storage: storage, threads: threads)
-        case 15: Self.forward2Rows(n, x, y, q + 811008, q + 942080, storage: storage, threads: threads)
-        case 16: Self.forward2Rows(n, x, y, q + 811008, q + 950272, storage: storage, threads: threads)
-        case 17: Self.forward2Rows(n, x, y, q + 811008, q + 958464, storage: storage, threads: threads)
-        case 18: Self.forward2Rows(n, x, y, q + 811008, q + 966656, storage: storage, threads: threads)
-        case 19: Self.forward2Rows(n, x, y, q + 811008, q + 974848, storage: storage, threads: threads)
-        case 20: Self.forward2Rows(n, x, y, q + 811008, q + 983040, storage: storage, threads: threads)
-        case 21: Self.forward2Rows(n, x, y, q + 811008, q + 991232, storage: storage, threads: threads)
-        case 22: Self.forward2Rows(n, x, y, q + 811008, q + 999424, storage: storage, threads: threads)
-        case 23: Self.forward2Rows(n, x, y, q + 811008, q + 1007616, storage: storage, threads: threads)
-        case 24: Self.forward2Rows(n, x, y, q + 811008, q + 1015808, storage: storage, threads: threads)
-        case 25: Self.forward2Rows(n, x, y, q + 811008, q + 1024000, storage: storage, threads: threads)
-        case 26: Self.forward2Rows(n, x, y, q + 811008, q + 1032192, storage: storage, threads: threads)
-        case 27: Self.forward2Rows(n, x, y, q + 811008, q + 1040384, storage: storage, threads: threads)
-        case 28: Self.forward2Rows(n, x, y, q + 811008, q + 1048576, storage: storage, threads: threads)
-        case 29: Self.forward2Rows(n, x, y, q + 811008, q + 1056768, storage: storage, threads: threads)
-        case 30: Self.forward2Rows(n, x, y, q + 811008, q + 1064960, storage: storage, threads: threads)
-        case 31: Self.forward2Rows(n, x, y, q + 811008, q + 1073152, storage: storage, threads: threads)
-        case 32: Self.forward2Rows(n, x, y, q + 811008, q + 1081344, storage: storage, threads: threads)
-        case 33: Self.forward2Rows(n, x, y, q + 811008, q + 1089536, storage: storage, threads: threads)
-        case 34: Self.forward2Rows(n, x, y, q + 811008, q + 1097728, storage: storage, threads: threads)
-        case 35: Self.forward2Rows(n, x, y, q + 811008, q + 1105920, storage: storage, threads: threads)
-        case 36: Self.forward2Rows(n, x, y, q + 811008, q + 1114112, storage: storage, threads: threads)
-        case 37: Self.forward2Rows(n, x, y, q + 811008, q + 1122304, storage: storage, threads: threads)
-        case 38: Self.forward2Rows(n, x, y, q + 811008, q + 1130496, storage: storage, threads: threads)
-        case 39: Self.forward2Rows(n, x, y, q + 811008, q + 1138688, storage: storage, threads: threads)
-        case 40: Self.forward2Rows(n, x, y, q + 811008, q + 1146880, storage: storage, threads: threads)
-        case 41: Self.forward2Rows(n, x, y, q + 811008, q + 1155072, storage: storage, threads: threads)
-        case 42: Self.forward2Rows(n, x, y, q + 811008, q + 1163264, storage: storage, threads: threads)
-        case 43: Self.forward2Rows(n, x, y, q + 811008, q + 1171456, storage: storage, threads: threads)
-        case 44: Self.forward2Rows(n, x, y, q + 811008, q + 1179648, storage: storage, threads: threads)
-        case 45: Self.forward2Rows(n, x, y, q + 811008, q + 1187840, storage: storage, threads: threads)
-        case 46: Self.forward2Rows(n, x, y, q + 811008, q + 1196032, storage: storage, threads: threads)
-        case 47: Self.forward2Rows(n, x, y, q + 811008, q + 1204224, storage: storage, threads: threads)
-        case 48: Self.forward2Rows(n, x, y, q + 811008, q + 1212416, storage: storage, threads: threads)
-        case 49: Self.forward2Rows(n, x, y, q + 811008, q + 1220608, storage: storage, threads: threads)
-        case 50: Self.forward2Rows(n, x, y, q + 811008, q + 1228800, storage: storage, threads: threads)
-        case 51: Self.forward2Rows(n, x, y, q + 811008, q + 1236992, storage: storage, threads: threads)
-        case 52: Self.forward2Rows(n, x, y, q + 811008, q + 1245184, storage: storage, threads: threads)
-        case 53: Self.forward2Rows(n, x, y, q + 811008, q + 1253376, storage: storage, threads: threads)
-        case 54: Self.forward2Rows(n, x, y, q + 811008, q + 1261568, storage: storage, threads: threads)
-        case 55: Self.forward2Rows(n, x, y, q + 811008, q + 1269760, storage: storage, threads: threads)
-        case 56: Self.forward2Rows(n, x, y, q + 811008, q + 1277952, storage: storage, threads: threads)
-        case 57: Self.forward2Rows(n, x, y, q + 811008, q + 1286144, storage: storage, threads: threads)
-        case 58: Self.forward2Rows(n, x, y, q + 811008, q + 1294336, storage: storage, threads: threads)
-        case 59: Self.forward2Rows(n, x, y, q + 811008, q + 1302528, storage: storage, threads: threads)
-        case 60: Self.forward2Rows(n, x, y, q + 811008, q + 1310720, storage: storage, threads: threads)
-        case 61: Self.forward2Rows(n, x, y, q + 811008, q + 1318912, storage: storage, threads: threads)
-        case 62: Self.forward2Rows(n, x, y, q + 811008, q + 1327104, storage: storage, threads: threads)
-        case 63: Self.forward2Rows(n, x, y, q + 811008, q + 1335296, storage: storage, threads: threads)
-        case 64: Self.forward2Rows(n, x, y, q + 811008, q + 1343488, storage: storage, threads: threads)
-        case 65: Self.forward2Rows(n, x, y, q + 811008, q + 1351680, storage: storage, threads: threads)
-        case 66: Self.forward2Rows(n, x, y, q + 811008, q + 1359872, storage: storage, threads: threads)
-        case 67: Self.forward2Rows(n, x, y, q + 811008, q + 1368064, storage: storage, threads: threads)
-        case 68: Self.forward2Rows(n, x, y, q + 811008, q + 1376256, storage: storage, threads: threads)
-        case 69: Self.forward2Rows(n, x, y, q + 811008, q + 1384448, storage: storage, threads: threads)
-        case 70: Self.forward2Rows(n, x, y, q + 811008, q + 1392640, storage: storage, threads: threads)
-        case 71: Self.forward2Rows(n, x, y, q + 811008, q + 1400832, storage: storage, threads: threads)
-        case 72: Self.forward2Rows(n, x, y, q + 811008, q + 1409024, storage: storage, threads: threads)
-        case 73: Self.forward2Rows(n, x, y, q + 811008, q + 1417216, storage: storage, threads: threads)
-        case 74: Self.forward2Rows(n, x, y, q + 811008, q + 1425408, storage: storage, threads: threads)
-        case 75: Self.forward2Rows(n, x, y, q + 811008, q + 1433600, storage: storage, threads: threads)
-        case 76: Self.forward2Rows(n, x, y, q + 811008, q + 1441792, storage: storage, threads: threads)
-        case 77: Self.forward2Rows(n, x, y, q + 811008, q + 1449984, storage: storage, threads: threads)
-        case 78: Self.forward2Rows(n, x, y, q + 811008, q + 1458176, storage: storage, threads: threads)
-        case 79: Self.forward2Rows(n, x, y, q + 811008, q + 1466368, storage: storage, threads: threads)
-        case 80: Self.forward2Rows(n, x, y, q + 811008, q + 1474560, storage: storage, threads: threads)
-        case 81: Self.forward2Rows(n, x, y, q + 811008, q + 1482752, storage: storage, threads: threads)
-        case 82: Self.forward2Rows(n, x, y, q + 811008, q + 1490944, storage: storage, threads: threads)
-        case 83: Self.forward2Rows(n, x, y, q + 811008, q + 1499136, storage: storage, threads: threads)
-        case 84: Self.forward2Rows(n, x, y, q + 811008, q + 1507328, storage: storage, threads: threads)
-        case 85: Self.forward2Rows(n, x, y, q + 811008, q + 1515520, storage: storage, threads: threads)
-        case 86: Self.forward2Rows(n, x, y, q + 811008, q + 1523712, storage: storage, threads: threads)
-        case 87: Self.forward2Rows(n, x, y, q + 811008, q + 1531904, storage: storage, threads: threads)
-        case 88: Self.forward2Rows(n, x, y, q + 811008, q + 1540096, storage: storage, threads: threads)
-        case 89: Self.forward2Rows(n, x, y, q + 811008, q + 1548288, storage: storage, threads: threads)
-        case 90: Self.forward2Rows(n, x, y, q + 811008, q + 1556480, storage: storage, threads: threads)
-        case 91: Self.forward2Rows(n, x, y, q + 811008, q + 1564672, storage: storage, threads: threads)
-        case 92: Self.forward2Rows(n, x, y, q + 811008, q + 1572864, storage: storage, threads: threads)
-        case 93: Self.forward2Rows(n, x, y, q + 811008, q + 1581056, storage: storage, threads: threads)
-        case 94: Self.forward2Rows(n, x, y, q + 811008, q + 1589248, storage: storage, threads: threads)
-        case 95: Self.forward2Rows(n, x, y, q + 811008, q + 1597440, storage: storage, threads: threads)
+        case 0...95: Self.forward2Rows(n, x, y, q + 811008, q + (32768 * layer + 8192 * module.rawValue + 819200), storage: storage, threads: threads)
         default: break
         }
     }
@@ -252,102 +157,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, q + 811008, q + 819200, dq + 22272, dq + 26368, dq + 811008, dq + 811520, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, q + 811008, q + 827392, dq + 30464, dq + 34560, dq + 811008, dq + 811520, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, q + 811008, q + 835584, dq + 38656, dq + 42752, dq + 811008, dq + 811520, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, q + 811008, q + 843776, dq + 46848, dq + 50944, dq + 811008, dq + 811520, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, q + 811008, q + 851968, dq + 55040, dq + 59136, dq + 811008, dq + 811520, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, q + 811008, q + 860160, dq + 63232, dq + 67328, dq + 811008, dq + 811520, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, q + 811008, q + 868352, dq + 71424, dq + 75520, dq + 811008, dq + 811520, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, q + 811008, q + 876544, dq + 79616, dq + 83712, dq + 811008, dq + 811520, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, q + 811008, q + 884736, dq + 87808, dq + 91904, dq + 811008, dq + 811520, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, q + 811008, q + 892928, dq + 96000, dq + 100096, dq + 811008, dq + 811520, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, q + 811008, q + 901120, dq + 104192, dq + 108288, dq + 811008, dq + 811520, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, q + 811008, q + 909312, dq + 112384, dq + 116480, dq + 811008, dq + 811520, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, q + 811008, q + 917504, dq + 120576, dq + 124672, dq + 811008, dq + 811520, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, q + 811008, q + 925696, dq + 128768, dq + 132864, dq + 811008, dq + 811520, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, q + 811008, q + 933888, dq + 136960, dq + 141056, dq + 811008, dq + 811520, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, q + 811008, q + 942080, dq + 145152, dq + 149248, dq + 811008, dq + 811520, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, q + 811008, q + 950272, dq + 153344, dq + 157440, dq + 811008, dq + 811520, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, q + 811008, q + 958464, dq + 161536, dq + 165632, dq + 811008, dq + 811520, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, q + 811008, q + 966656, dq + 169728, dq + 173824, dq + 811008, dq + 811520, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, q + 811008, q + 974848, dq + 177920, dq + 182016, dq + 811008, dq + 811520, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, q + 811008, q + 983040, dq + 186112, dq + 190208, dq + 811008, dq + 811520, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, q + 811008, q + 991232, dq + 194304, dq + 198400, dq + 811008, dq + 811520, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, q + 811008, q + 999424, dq + 202496, dq + 206592, dq + 811008, dq + 811520, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1007616, dq + 210688, dq + 214784, dq + 811008, dq + 811520, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1015808, dq + 218880, dq + 222976, dq + 811008, dq + 811520, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1024000, dq + 227072, dq + 231168, dq + 811008, dq + 811520, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1032192, dq + 235264, dq + 239360, dq + 811008, dq + 811520, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1040384, dq + 243456, dq + 247552, dq + 811008, dq + 811520, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1048576, dq + 251648, dq + 255744, dq + 811008, dq + 811520, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1056768, dq + 259840, dq + 263936, dq + 811008, dq + 811520, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1064960, dq + 268032, dq + 272128, dq + 811008, dq + 811520, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1073152, dq + 276224, dq + 280320, dq + 811008, dq + 811520, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1081344, dq + 284416, dq + 288512, dq + 811008, dq + 811520, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1089536, dq + 292608, dq + 296704, dq + 811008, dq + 811520, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1097728, dq + 300800, dq + 304896, dq + 811008, dq + 811520, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1105920, dq + 308992, dq + 313088, dq + 811008, dq + 811520, threads: threads)
-        case 36: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1114112, dq + 317184, dq + 321280, dq + 811008, dq + 811520, threads: threads)
-        case 37: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1122304, dq + 325376, dq + 329472, dq + 811008, dq + 811520, threads: threads)
-        case 38: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1130496, dq + 333568, dq + 337664, dq + 811008, dq + 811520, threads: threads)
-        case 39: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1138688, dq + 341760, dq + 345856, dq + 811008, dq + 811520, threads: threads)
-        case 40: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1146880, dq + 349952, dq + 354048, dq + 811008, dq + 811520, threads: threads)
-        case 41: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1155072, dq + 358144, dq + 362240, dq + 811008, dq + 811520, threads: threads)
-        case 42: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1163264, dq + 366336, dq + 370432, dq + 811008, dq + 811520, threads: threads)
-        case 43: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1171456, dq + 374528, dq + 378624, dq + 811008, dq + 811520, threads: threads)
-        case 44: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1179648, dq + 382720, dq + 386816, dq + 811008, dq + 811520, threads: threads)
-        case 45: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1187840, dq + 390912, dq + 395008, dq + 811008, dq + 811520, threads: threads)
-        case 46: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1196032, dq + 399104, dq + 403200, dq + 811008, dq + 811520, threads: threads)
-        case 47: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1204224, dq + 407296, dq + 411392, dq + 811008, dq + 811520, threads: threads)
-        case 48: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1212416, dq + 415488, dq + 419584, dq + 811008, dq + 811520, threads: threads)
-        case 49: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1220608, dq + 423680, dq + 427776, dq + 811008, dq + 811520, threads: threads)
-        case 50: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1228800, dq + 431872, dq + 435968, dq + 811008, dq + 811520, threads: threads)
-        case 51: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1236992, dq + 440064, dq + 444160, dq + 811008, dq + 811520, threads: threads)
-        case 52: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1245184, dq + 448256, dq + 452352, dq + 811008, dq + 811520, threads: threads)
-        case 53: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1253376, dq + 456448, dq + 460544, dq + 811008, dq + 811520, threads: threads)
-        case 54: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1261568, dq + 464640, dq + 468736, dq + 811008, dq + 811520, threads: threads)
-        case 55: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1269760, dq + 472832, dq + 476928, dq + 811008, dq + 811520, threads: threads)
-        case 56: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1277952, dq + 481024, dq + 485120, dq + 811008, dq + 811520, threads: threads)
-        case 57: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1286144, dq + 489216, dq + 493312, dq + 811008, dq + 811520, threads: threads)
-        case 58: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1294336, dq + 497408, dq + 501504, dq + 811008, dq + 811520, threads: threads)
-        case 59: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1302528, dq + 505600, dq + 509696, dq + 811008, dq + 811520, threads: threads)
-        case 60: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1310720, dq + 513792, dq + 517888, dq + 811008, dq + 811520, threads: threads)
-        case 61: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1318912, dq + 521984, dq + 526080, dq + 811008, dq + 811520, threads: threads)
-        case 62: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1327104, dq + 530176, dq + 534272, dq + 811008, dq + 811520, threads: threads)
-        case 63: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1335296, dq + 538368, dq + 542464, dq + 811008, dq + 811520, threads: threads)
-        case 64: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1343488, dq + 546560, dq + 550656, dq + 811008, dq + 811520, threads: threads)
-        case 65: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1351680, dq + 554752, dq + 558848, dq + 811008, dq + 811520, threads: threads)
-        case 66: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1359872, dq + 562944, dq + 567040, dq + 811008, dq + 811520, threads: threads)
-        case 67: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1368064, dq + 571136, dq + 575232, dq + 811008, dq + 811520, threads: threads)
-        case 68: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1376256, dq + 579328, dq + 583424, dq + 811008, dq + 811520, threads: threads)
-        case 69: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1384448, dq + 587520, dq + 591616, dq + 811008, dq + 811520, threads: threads)
-        case 70: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1392640, dq + 595712, dq + 599808, dq + 811008, dq + 811520, threads: threads)
-        case 71: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1400832, dq + 603904, dq + 608000, dq + 811008, dq + 811520, threads: threads)
-        case 72: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1409024, dq + 612096, dq + 616192, dq + 811008, dq + 811520, threads: threads)
-        case 73: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1417216, dq + 620288, dq + 624384, dq + 811008, dq + 811520, threads: threads)
-        case 74: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1425408, dq + 628480, dq + 632576, dq + 811008, dq + 811520, threads: threads)
-        case 75: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1433600, dq + 636672, dq + 640768, dq + 811008, dq + 811520, threads: threads)
-        case 76: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1441792, dq + 644864, dq + 648960, dq + 811008, dq + 811520, threads: threads)
-        case 77: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1449984, dq + 653056, dq + 657152, dq + 811008, dq + 811520, threads: threads)
-        case 78: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1458176, dq + 661248, dq + 665344, dq + 811008, dq + 811520, threads: threads)
-        case 79: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1466368, dq + 669440, dq + 673536, dq + 811008, dq + 811520, threads: threads)
-        case 80: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1474560, dq + 677632, dq + 681728, dq + 811008, dq + 811520, threads: threads)
-        case 81: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1482752, dq + 685824, dq + 689920, dq + 811008, dq + 811520, threads: threads)
-        case 82: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1490944, dq + 694016, dq + 698112, dq + 811008, dq + 811520, threads: threads)
-        case 83: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1499136, dq + 702208, dq + 706304, dq + 811008, dq + 811520, threads: threads)
-        case 84: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1507328, dq + 710400, dq + 714496, dq + 811008, dq + 811520, threads: threads)
-        case 85: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1515520, dq + 718592, dq + 722688, dq + 811008, dq + 811520, threads: threads)
-        case 86: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1523712, dq + 726784, dq + 730880, dq + 811008, dq + 811520, threads: threads)
-        case 87: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1531904, dq + 734976, dq + 739072, dq + 811008, dq + 811520, threads: threads)
-        case 88: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1540096, dq + 743168, dq + 747264, dq + 811008, dq + 811520, threads: threads)
-        case 89: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1548288, dq + 751360, dq + 755456, dq + 811008, dq + 811520, threads: threads)
-        case 90: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1556480, dq + 759552, dq + 763648, dq + 811008, dq + 811520, threads: threads)
-        case 91: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1564672, dq + 767744, dq + 771840, dq + 811008, dq + 811520, threads: threads)
-        case 92: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1572864, dq + 775936, dq + 780032, dq + 811008, dq + 811520, threads: threads)
-        case 93: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1581056, dq + 784128, dq + 788224, dq + 811008, dq + 811520, threads: threads)
-        case 94: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1589248, dq + 792320, dq + 796416, dq + 811008, dq + 811520, threads: threads)
-        case 95: Self.backward4(n, x, dy, dx, w, q + 811008, q + 1597440, dq + 800512, dq + 804608, dq + 811008, dq + 811520, threads: threads)
+        case 0...95: Self.backward4(n, x, dy, dx, w, q + 811008, q + (32768 * layer + 8192 * module.rawValue + 819200), dq + (32768 * layer + 8192 * module.rawValue + 22272), dq + (32768 * layer + 8192 * module.rawValue + 26368), dq + 811008, dq + 811520, threads: threads)
         default: break
         }
     }
@@ -364,102 +174,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize5(n, delta, q + 22272, q + 811008, threads: threads)
-        case 1: Self.materialize5(n, delta, q + 30464, q + 811008, threads: threads)
-        case 2: Self.materialize5(n, delta, q + 38656, q + 811008, threads: threads)
-        case 3: Self.materialize5(n, delta, q + 46848, q + 811008, threads: threads)
-        case 4: Self.materialize5(n, delta, q + 55040, q + 811008, threads: threads)
-        case 5: Self.materialize5(n, delta, q + 63232, q + 811008, threads: threads)
-        case 6: Self.materialize5(n, delta, q + 71424, q + 811008, threads: threads)
-        case 7: Self.materialize5(n, delta, q + 79616, q + 811008, threads: threads)
-        case 8: Self.materialize5(n, delta, q + 87808, q + 811008, threads: threads)
-        case 9: Self.materialize5(n, delta, q + 96000, q + 811008, threads: threads)
-        case 10: Self.materialize5(n, delta, q + 104192, q + 811008, threads: threads)
-        case 11: Self.materialize5(n, delta, q + 112384, q + 811008, threads: threads)
-        case 12: Self.materialize5(n, delta, q + 120576, q + 811008, threads: threads)
-        case 13: Self.materialize5(n, delta, q + 128768, q + 811008, threads: threads)
-        case 14: Self.materialize5(n, delta, q + 136960, q + 811008, threads: threads)
-        case 15: Self.materialize5(n, delta, q + 145152, q + 811008, threads: threads)
-        case 16: Self.materialize5(n, delta, q + 153344, q + 811008, threads: threads)
-        case 17: Self.materialize5(n, delta, q + 161536, q + 811008, threads: threads)
-        case 18: Self.materialize5(n, delta, q + 169728, q + 811008, threads: threads)
-        case 19: Self.materialize5(n, delta, q + 177920, q + 811008, threads: threads)
-        case 20: Self.materialize5(n, delta, q + 186112, q + 811008, threads: threads)
-        case 21: Self.materialize5(n, delta, q + 194304, q + 811008, threads: threads)
-        case 22: Self.materialize5(n, delta, q + 202496, q + 811008, threads: threads)
-        case 23: Self.materialize5(n, delta, q + 210688, q + 811008, threads: threads)
-        case 24: Self.materialize5(n, delta, q + 218880, q + 811008, threads: threads)
-        case 25: Self.materialize5(n, delta, q + 227072, q + 811008, threads: threads)
-        case 26: Self.materialize5(n, delta, q + 235264, q + 811008, threads: threads)
-        case 27: Self.materialize5(n, delta, q + 243456, q + 811008, threads: threads)
-        case 28: Self.materialize5(n, delta, q + 251648, q + 811008, threads: threads)
-        case 29: Self.materialize5(n, delta, q + 259840, q + 811008, threads: threads)
-        case 30: Self.materialize5(n, delta, q + 268032, q + 811008, threads: threads)
-        case 31: Self.materialize5(n, delta, q + 276224, q + 811008, threads: threads)
-        case 32: Self.materialize5(n, delta, q + 284416, q + 811008, threads: threads)
-        case 33: Self.materialize5(n, delta, q + 292608, q + 811008, threads: threads)
-        case 34: Self.materialize5(n, delta, q + 300800, q + 811008, threads: threads)
-        case 35: Self.materialize5(n, delta, q + 308992, q + 811008, threads: threads)
-        case 36: Self.materialize5(n, delta, q + 317184, q + 811008, threads: threads)
-        case 37: Self.materialize5(n, delta, q + 325376, q + 811008, threads: threads)
-        case 38: Self.materialize5(n, delta, q + 333568, q + 811008, threads: threads)
-        case 39: Self.materialize5(n, delta, q + 341760, q + 811008, threads: threads)
-        case 40: Self.materialize5(n, delta, q + 349952, q + 811008, threads: threads)
-        case 41: Self.materialize5(n, delta, q + 358144, q + 811008, threads: threads)
-        case 42: Self.materialize5(n, delta, q + 366336, q + 811008, threads: threads)
-        case 43: Self.materialize5(n, delta, q + 374528, q + 811008, threads: threads)
-        case 44: Self.materialize5(n, delta, q + 382720, q + 811008, threads: threads)
-        case 45: Self.materialize5(n, delta, q + 390912, q + 811008, threads: threads)
-        case 46: Self.materialize5(n, delta, q + 399104, q + 811008, threads: threads)
-        case 47: Self.materialize5(n, delta, q + 407296, q + 811008, threads: threads)
-        case 48: Self.materialize5(n, delta, q + 415488, q + 811008, threads: threads)
-        case 49: Self.materialize5(n, delta, q + 423680, q + 811008, threads: threads)
-        case 50: Self.materialize5(n, delta, q + 431872, q + 811008, threads: threads)
-        case 51: Self.materialize5(n, delta, q + 440064, q + 811008, threads: threads)
-        case 52: Self.materialize5(n, delta, q + 448256, q + 811008, threads: threads)
-        case 53: Self.materialize5(n, delta, q + 456448, q + 811008, threads: threads)
-        case 54: Self.materialize5(n, delta, q + 464640, q + 811008, threads: threads)
-        case 55: Self.materialize5(n, delta, q + 472832, q + 811008, threads: threads)
-        case 56: Self.materialize5(n, delta, q + 481024, q + 811008, threads: threads)
-        case 57: Self.materialize5(n, delta, q + 489216, q + 811008, threads: threads)
-        case 58: Self.materialize5(n, delta, q + 497408, q + 811008, threads: threads)
-        case 59: Self.materialize5(n, delta, q + 505600, q + 811008, threads: threads)
-        case 60: Self.materialize5(n, delta, q + 513792, q + 811008, threads: threads)
-        case 61: Self.materialize5(n, delta, q + 521984, q + 811008, threads: threads)
-        case 62: Self.materialize5(n, delta, q + 530176, q + 811008, threads: threads)
-        case 63: Self.materialize5(n, delta, q + 538368, q + 811008, threads: threads)
-        case 64: Self.materialize5(n, delta, q + 546560, q + 811008, threads: threads)
-        case 65: Self.materialize5(n, delta, q + 554752, q + 811008, threads: threads)
-        case 66: Self.materialize5(n, delta, q + 562944, q + 811008, threads: threads)
-        case 67: Self.materialize5(n, delta, q + 571136, q + 811008, threads: threads)
-        case 68: Self.materialize5(n, delta, q + 579328, q + 811008, threads: threads)
-        case 69: Self.materialize5(n, delta, q + 587520, q + 811008, threads: threads)
-        case 70: Self.materialize5(n, delta, q + 595712, q + 811008, threads: threads)
-        case 71: Self.materialize5(n, delta, q + 603904, q + 811008, threads: threads)
-        case 72: Self.materialize5(n, delta, q + 612096, q + 811008, threads: threads)
-        case 73: Self.materialize5(n, delta, q + 620288, q + 811008, threads: threads)
-        case 74: Self.materialize5(n, delta, q + 628480, q + 811008, threads: threads)
-        case 75: Self.materialize5(n, delta, q + 636672, q + 811008, threads: threads)
-        case 76: Self.materialize5(n, delta, q + 644864, q + 811008, threads: threads)
-        case 77: Self.materialize5(n, delta, q + 653056, q + 811008, threads: threads)
-        case 78: Self.materialize5(n, delta, q + 661248, q + 811008, threads: threads)
-        case 79: Self.materialize5(n, delta, q + 669440, q + 811008, threads: threads)
-        case 80: Self.materialize5(n, delta, q + 677632, q + 811008, threads: threads)
-        case 81: Self.materialize5(n, delta, q + 685824, q + 811008, threads: threads)
-        case 82: Self.materialize5(n, delta, q + 694016, q + 811008, threads: threads)
-        case 83: Self.materialize5(n, delta, q + 702208, q + 811008, threads: threads)
-        case 84: Self.materialize5(n, delta, q + 710400, q + 811008, threads: threads)
-        case 85: Self.materialize5(n, delta, q + 718592, q + 811008, threads: threads)
-        case 86: Self.materialize5(n, delta, q + 726784, q + 811008, threads: threads)
-        case 87: Self.materialize5(n, delta, q + 734976, q + 811008, threads: threads)
-        case 88: Self.materialize5(n, delta, q + 743168, q + 811008, threads: threads)
-        case 89: Self.materialize5(n, delta, q + 751360, q + 811008, threads: threads)
-        case 90: Self.materialize5(n, delta, q + 759552, q + 811008, threads: threads)
-        case 91: Self.materialize5(n, delta, q + 767744, q + 811008, threads: threads)
-        case 92: Self.materialize5(n, delta, q + 775936, q + 811008, threads: threads)
-        case 93: Self.materialize5(n, delta, q + 784128, q + 811008, threads: threads)
-        case 94: Self.materialize5(n, delta, q + 792320, q + 811008, threads: threads)
-        case 95: Self.materialize5(n, delta, q + 800512, q + 811008, threads: threads)
+        case 0...95: Self.materialize5(n, delta, q + (32768 * layer + 8192 * module.rawValue + 22272), q + 811008, threads: threads)
         default: break
         }
     }
@@ -480,30 +195,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 819200, q + 827392, q + 835584, q + 843776, storage: storage, threads: threads); return
-            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 851968, q + 860160, q + 868352, q + 876544, storage: storage, threads: threads); return
-            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 884736, q + 892928, q + 901120, q + 909312, storage: storage, threads: threads); return
-            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 917504, q + 925696, q + 933888, q + 942080, storage: storage, threads: threads); return
-            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 950272, q + 958464, q + 966656, q + 974848, storage: storage, threads: threads); return
-            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 983040, q + 991232, q + 999424, q + 1007616, storage: storage, threads: threads); return
-            case 6: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1015808, q + 1024000, q + 1032192, q + 1040384, storage: storage, threads: threads); return
-            case 7: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1048576, q + 1056768, q + 1064960, q + 1073152, storage: storage, threads: threads); return
-            case 8: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1081344, q + 1089536, q + 1097728, q + 1105920, storage: storage, threads: threads); return
-            case 9: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1114112, q + 1122304, q + 1130496, q + 1138688, storage: storage, threads: threads); return
-            case 10: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1146880, q + 1155072, q + 1163264, q + 1171456, storage: storage, threads: threads); return
-            case 11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1179648, q + 1187840, q + 1196032, q + 1204224, storage: storage, threads: threads); return
-            case 12: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1212416, q + 1220608, q + 1228800, q + 1236992, storage: storage, threads: threads); return
-            case 13: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1245184, q + 1253376, q + 1261568, q + 1269760, storage: storage, threads: threads); return
-            case 14: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1277952, q + 1286144, q + 1294336, q + 1302528, storage: storage, threads: threads); return
-            case 15: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1310720, q + 1318912, q + 1327104, q + 1335296, storage: storage, threads: threads); return
-            case 16: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1343488, q + 1351680, q + 1359872, q + 1368064, storage: storage, threads: threads); return
-            case 17: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1376256, q + 1384448, q + 1392640, q + 1400832, storage: storage, threads: threads); return
-            case 18: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1409024, q + 1417216, q + 1425408, q + 1433600, storage: storage, threads: threads); return
-            case 19: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1441792, q + 1449984, q + 1458176, q + 1466368, storage: storage, threads: threads); return
-            case 20: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1474560, q + 1482752, q + 1490944, q + 1499136, storage: storage, threads: threads); return
-            case 21: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1507328, q + 1515520, q + 1523712, q + 1531904, storage: storage, threads: threads); return
-            case 22: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1540096, q + 1548288, q + 1556480, q + 1564672, storage: storage, threads: threads); return
-            case 23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + 1572864, q + 1581056, q + 1589248, q + 1597440, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + (32768 * layer + 819200), q + (32768 * layer + 827392), q + (32768 * layer + 835584), q + (32768 * layer + 843776), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -529,30 +221,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 843776, q + 835584, q + 827392, q + 819200, dq + 46848, dq + 50944, dq + 38656, dq + 42752, dq + 30464, dq + 34560, dq + 22272, dq + 26368, dq + 811008, dq + 811520, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 876544, q + 868352, q + 860160, q + 851968, dq + 79616, dq + 83712, dq + 71424, dq + 75520, dq + 63232, dq + 67328, dq + 55040, dq + 59136, dq + 811008, dq + 811520, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 909312, q + 901120, q + 892928, q + 884736, dq + 112384, dq + 116480, dq + 104192, dq + 108288, dq + 96000, dq + 100096, dq + 87808, dq + 91904, dq + 811008, dq + 811520, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 942080, q + 933888, q + 925696, q + 917504, dq + 145152, dq + 149248, dq + 136960, dq + 141056, dq + 128768, dq + 132864, dq + 120576, dq + 124672, dq + 811008, dq + 811520, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 974848, q + 966656, q + 958464, q + 950272, dq + 177920, dq + 182016, dq + 169728, dq + 173824, dq + 161536, dq + 165632, dq + 153344, dq + 157440, dq + 811008, dq + 811520, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1007616, q + 999424, q + 991232, q + 983040, dq + 210688, dq + 214784, dq + 202496, dq + 206592, dq + 194304, dq + 198400, dq + 186112, dq + 190208, dq + 811008, dq + 811520, threads: threads); return
-            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1040384, q + 1032192, q + 1024000, q + 1015808, dq + 243456, dq + 247552, dq + 235264, dq + 239360, dq + 227072, dq + 231168, dq + 218880, dq + 222976, dq + 811008, dq + 811520, threads: threads); return
-            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1073152, q + 1064960, q + 1056768, q + 1048576, dq + 276224, dq + 280320, dq + 268032, dq + 272128, dq + 259840, dq + 263936, dq + 251648, dq + 255744, dq + 811008, dq + 811520, threads: threads); return
-            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1105920, q + 1097728, q + 1089536, q + 1081344, dq + 308992, dq + 313088, dq + 300800, dq + 304896, dq + 292608, dq + 296704, dq + 284416, dq + 288512, dq + 811008, dq + 811520, threads: threads); return
-            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1138688, q + 1130496, q + 1122304, q + 1114112, dq + 341760, dq + 345856, dq + 333568, dq + 337664, dq + 325376, dq + 329472, dq + 317184, dq + 321280, dq + 811008, dq + 811520, threads: threads); return
-            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1171456, q + 1163264, q + 1155072, q + 1146880, dq + 374528, dq + 378624, dq + 366336, dq + 370432, dq + 358144, dq + 362240, dq + 349952, dq + 354048, dq + 811008, dq + 811520, threads: threads); return
-            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1204224, q + 1196032, q + 1187840, q + 1179648, dq + 407296, dq + 411392, dq + 399104, dq + 403200, dq + 390912, dq + 395008, dq + 382720, dq + 386816, dq + 811008, dq + 811520, threads: threads); return
-            case 12: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1236992, q + 1228800, q + 1220608, q + 1212416, dq + 440064, dq + 444160, dq + 431872, dq + 435968, dq + 423680, dq + 427776, dq + 415488, dq + 419584, dq + 811008, dq + 811520, threads: threads); return
-            case 13: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1269760, q + 1261568, q + 1253376, q + 1245184, dq + 472832, dq + 476928, dq + 464640, dq + 468736, dq + 456448, dq + 460544, dq + 448256, dq + 452352, dq + 811008, dq + 811520, threads: threads); return
-            case 14: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1302528, q + 1294336, q + 1286144, q + 1277952, dq + 505600, dq + 509696, dq + 497408, dq + 501504, dq + 489216, dq + 493312, dq + 481024, dq + 485120, dq + 811008, dq + 811520, threads: threads); return
-            case 15: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1335296, q + 1327104, q + 1318912, q + 1310720, dq + 538368, dq + 542464, dq + 530176, dq + 534272, dq + 521984, dq + 526080, dq + 513792, dq + 517888, dq + 811008, dq + 811520, threads: threads); return
-            case 16: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1368064, q + 1359872, q + 1351680, q + 1343488, dq + 571136, dq + 575232, dq + 562944, dq + 567040, dq + 554752, dq + 558848, dq + 546560, dq + 550656, dq + 811008, dq + 811520, threads: threads); return
-            case 17: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1400832, q + 1392640, q + 1384448, q + 1376256, dq + 603904, dq + 608000, dq + 595712, dq + 599808, dq + 587520, dq + 591616, dq + 579328, dq + 583424, dq + 811008, dq + 811520, threads: threads); return
-            case 18: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1433600, q + 1425408, q + 1417216, q + 1409024, dq + 636672, dq + 640768, dq + 628480, dq + 632576, dq + 620288, dq + 624384, dq + 612096, dq + 616192, dq + 811008, dq + 811520, threads: threads); return
-            case 19: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1466368, q + 1458176, q + 1449984, q + 1441792, dq + 669440, dq + 673536, dq + 661248, dq + 665344, dq + 653056, dq + 657152, dq + 644864, dq + 648960, dq + 811008, dq + 811520, threads: threads); return
-            case 20: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1499136, q + 1490944, q + 1482752, q + 1474560, dq + 702208, dq + 706304, dq + 694016, dq + 698112, dq + 685824, dq + 689920, dq + 677632, dq + 681728, dq + 811008, dq + 811520, threads: threads); return
-            case 21: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1531904, q + 1523712, q + 1515520, q + 1507328, dq + 734976, dq + 739072, dq + 726784, dq + 730880, dq + 718592, dq + 722688, dq + 710400, dq + 714496, dq + 811008, dq + 811520, threads: threads); return
-            case 22: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1564672, q + 1556480, q + 1548288, q + 1540096, dq + 767744, dq + 771840, dq + 759552, dq + 763648, dq + 751360, dq + 755456, dq + 743168, dq + 747264, dq + 811008, dq + 811520, threads: threads); return
-            case 23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + 1597440, q + 1589248, q + 1581056, q + 1572864, dq + 800512, dq + 804608, dq + 792320, dq + 796416, dq + 784128, dq + 788224, dq + 775936, dq + 780032, dq + 811008, dq + 811520, threads: threads); return
+            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + (32768 * layer + 843776), q + (32768 * layer + 835584), q + (32768 * layer + 827392), q + (32768 * layer + 819200), dq + (32768 * layer + 46848), dq + (32768 * layer + 50944), dq + (32768 * layer + 38656), dq + (32768 * layer + 42752), dq + (32768 * layer + 30464), dq + (32768 * layer + 34560), dq + (32768 * layer + 22272), dq + (32768 * layer + 26368), dq + 811008, dq + 811520, threads: threads); return
             default: break
             }
         }
@@ -565,7 +234,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, _ p48: UnsafeMutablePointer<Float>, _ p49: UnsafeMutablePointer<Float>, _ p50: UnsafeMutablePointer<Float>, _ p51: UnsafeMutablePointer<Float>, _ p52: UnsafeMutablePointer<Float>, _ p53: UnsafeMutablePointer<Float>, _ p54: UnsafeMutablePointer<Float>, _ p55: UnsafeMutablePointer<Float>, _ p56: UnsafeMutablePointer<Float>, _ p57: UnsafeMutablePointer<Float>, _ p58: UnsafeMutablePointer<Float>, _ p59: UnsafeMutablePointer<Float>, _ p60: UnsafeMutablePointer<Float>, _ p61: UnsafeMutablePointer<Float>, _ p62: UnsafeMutablePointer<Float>, _ p63: UnsafeMutablePointer<Float>, _ p64: UnsafeMutablePointer<Float>, _ p65: UnsafeMutablePointer<Float>, _ p66: UnsafeMutablePointer<Float>, _ p67: UnsafeMutablePointer<Float>, _ p68: UnsafeMutablePointer<Float>, _ p69: UnsafeMutablePointer<Float>, _ p70: UnsafeMutablePointer<Float>, _ p71: UnsafeMutablePointer<Float>, _ p72: UnsafeMutablePointer<Float>, _ p73: UnsafeMutablePointer<Float>, _ p74: UnsafeMutablePointer<Float>, _ p75: UnsafeMutablePointer<Float>, _ p76: UnsafeMutablePointer<Float>, _ p77: UnsafeMutablePointer<Float>, _ p78: UnsafeMutablePointer<Float>, _ p79: UnsafeMutablePointer<Float>, _ p80: UnsafeMutablePointer<Float>, _ p81: UnsafeMutablePointer<Float>, _ p82: UnsafeMutablePointer<Float>, _ p83: UnsafeMutablePointer<Float>, _ p84: UnsafeMutablePointer<Float>, _ p85: UnsafeMutablePointer<Float>, _ p86: UnsafeMutablePointer<Float>, _ p87: UnsafeMutablePointer<Float>, _ p88: UnsafeMutablePointer<Float>, _ p89: UnsafeMutablePointer<Float>, _ p90: UnsafeMutablePointer<Float>, _ p91: UnsafeMutablePointer<Float>, _ p92: UnsafeMutablePointer<Float>, _ p93: UnsafeMutablePointer<Float>, _ p94: UnsafeMutablePointer<Float>, _ p95: UnsafeMutablePointer<Float>, _ p96: UnsafeMutablePointer<Float>, _ p97: UnsafeMutablePointer<Float>, _ p98: UnsafeMutablePointer<Float>, _ p99: UnsafeMutablePointer<Float>, _ p100: UnsafeMutablePointer<Float>, _ p101: UnsafeMutablePointer<Float>, _ p102: UnsafeMutablePointer<Float>, _ p103: UnsafeMutablePointer<Float>, _ p104: UnsafeMutablePointer<Float>, _ p105: UnsafeMutablePointer<Float>, _ p106: UnsafeMutablePointer<Float>, _ p107: UnsafeMutablePointer<Float>, _ p108: UnsafeMutablePointer<Float>, _ p109: UnsafeMutablePointer<Float>, _ p110: UnsafeMutablePointer<Float>, _ p111: UnsafeMutablePointer<Float>, _ p112: UnsafeMutablePointer<Float>, _ p113: UnsafeMutablePointer<Float>, _ p114: UnsafeMutablePointer<Float>, _ p115: UnsafeMutablePointer<Float>, _ p116: UnsafeMutablePointer<Float>, _ p117: UnsafeMutablePointer<Float>, _ p118: UnsafeMutablePointer<Float>, _ p119: UnsafeMutablePointer<Float>, _ p120: UnsafeMutablePointer<Float>, _ p121: UnsafeMutablePointer<Float>, _ p122: UnsafeMutablePointer<Float>, _ p123: UnsafeMutablePointer<Float>, _ p124: UnsafeMutablePointer<Float>, _ p125: UnsafeMutablePointer<Float>, _ p126: UnsafeMutablePointer<Float>, _ p127: UnsafeMutablePointer<Float>, _ p128: UnsafeMutablePointer<Float>, _ p129: UnsafeMutablePointer<Float>, _ p130: UnsafeMutablePointer<Float>, _ p131: UnsafeMutablePointer<Float>, _ p132: UnsafeMutablePointer<Float>, _ p133: UnsafeMutablePointer<Float>, _ p134: UnsafeMutablePointer<Float>, _ p135: UnsafeMutablePointer<Float>, _ p136: UnsafeMutablePointer<Float>, _ p137: UnsafeMutablePointer<Float>, _ p138: UnsafeMutablePointer<Float>, _ p139: UnsafeMutablePointer<Float>, _ p140: UnsafeMutablePointer<Float>, _ p141: UnsafeMutablePointer<Float>, _ p142: UnsafeMutablePointer<Float>, _ p143: UnsafeMutablePointer<Float>, _ p144: UnsafeMutablePointer<Float>, _ p145: UnsafeMutablePointer<Float>, _ p146: UnsafeMutablePointer<Float>, _ p147: UnsafeMutablePointer<Float>, _ p148: UnsafeMutablePointer<Float>, _ p149: UnsafeMutablePointer<Float>, _ p150: UnsafeMutablePointer<Float>, _ p151: UnsafeMutablePointer<Float>, _ p152: UnsafeMutablePointer<Float>, _ p153: UnsafeMutablePointer<Float>, _ p154: UnsafeMutablePointer<Float>, _ p155: UnsafeMutablePointer<Float>, _ p156: UnsafeMutablePointer<Float>, _ p157: UnsafeMutablePointer<Float>, _ p158: UnsafeMutablePointer<Float>, _ p159: UnsafeMutablePointer<Float>, _ p160: UnsafeMutablePointer<Float>, _ p161: UnsafeMutablePointer<Float>, _ p162: UnsafeMutablePointer<Float>, _ p163: UnsafeMutablePointer<Float>, _ p164: UnsafeMutablePointer<Float>, _ p165: UnsafeMutablePointer<Float>, _ p166: UnsafeMutablePointer<Float>, _ p167: UnsafeMutablePointer<Float>, _ p168: UnsafeMutablePointer<Float>, _ p169: UnsafeMutablePointer<Float>, _ p170: UnsafeMutablePointer<Float>, _ p171: UnsafeMutablePointer<Float>, _ p172: UnsafeMutablePointer<Float>, _ p173: UnsafeMutablePointer<Float>, _ p174: UnsafeMutablePointer<Float>, _ p175: UnsafeMutablePointer<Float>, _ p176: UnsafeMutablePointer<Float>, _ p177: UnsafeMutablePointer<Float>, _ p178: UnsafeMutablePointer<Float>, _ p179: UnsafeMutablePointer<Float>, _ p180: UnsafeMutablePointer<Float>, _ p181: UnsafeMutablePointer<Float>, _ p182: UnsafeMutablePointer<Float>, _ p183: UnsafeMutablePointer<Float>, _ p184: UnsafeMutablePointer<Float>, _ p185: UnsafeMutablePointer<Float>, _ p186: UnsafeMutablePointer<Float>, _ p187: UnsafeMutablePointer<Float>, _ p188: UnsafeMutablePointer<Float>, _ p189: UnsafeMutablePointer<Float>, _ p190: UnsafeMutablePointer<Float>, _ p191: UnsafeMutablePointer<Float>, _ p192: UnsafeMutablePointer<Float>, _ p193: UnsafeMutablePointer<Float>, _ p194: UnsafeMutablePointer<Float>, _ p195: UnsafeMutablePointer<Float>, _ p196: UnsafeMutablePointer<Float>, _ p197: UnsafeMutablePointer<Float>, _ p198: UnsafeMutablePointer<Float>, _ p199: UnsafeMutablePointer<Float>, _ p200: UnsafeMutablePointer<Float>, _ p201: UnsafeMutablePointer<Float>, _ p202: UnsafeMutablePointer<Float>, _ p203: UnsafeMutablePointer<Float>, _ p204: UnsafeMutablePointer<Float>, _ p205: UnsafeMutablePointer<Float>, _ p206: UnsafeMutablePointer<Float>, _ p207: UnsafeMutablePointer<Float>, _ p208: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P3[r3, out.1, out.2, r5] = Σ_r4 core.3[r3, out.1, r4]·core.4[r4, out.2, r5]; P6[r6, in.0, in.1, r8] = Σ_r7 core.6[r6, in.0, r7]·core.7[r7, in.1, r8]; P7[r8, in.2, in.3] = Σ_r9 core.8[r8, in.2, r9]·core.9[r9, in.3]
         Kernels.stage(4, flops: 81920, threads: threads) { i, threads in
             switch i {
@@ -598,201 +267,13 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         }
         // stage 3: P5[layer, module, out.0, out.1, out.2, out.3, r6] = Σ_r3 P2[layer, module, out.0, r3]·P4[r3, out.1, out.2, out.3, r6]
         Kernels.panelGemm(transA: false, m: 384, panels: 128, k: 8, alpha: 1.0, a: p13, lda: 8, b: p15, panelStride: 16, kStride: 2048, beta: 0, c: p17, ldc: 2048, threads: threads)
-        // stage 4: P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]; P5.panels[panel, rank, lane] = P5[panel, lane, rank]
+        // stage 4: P5.panels[panel, rank, lane] = P5[panel, lane, rank] (×96)
         Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p17, b: nil, out: p18)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p19, b: nil, out: p20)
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p21, b: nil, out: p22)
-            case 3:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p23, b: nil, out: p24)
-            case 4:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p25, b: nil, out: p26)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p27, b: nil, out: p28)
-            case 6:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p29, b: nil, out: p30)
-            case 7:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p31, b: nil, out: p32)
-            case 8:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p33, b: nil, out: p34)
-            case 9:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p35, b: nil, out: p36)
-            case 10:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p37, b: nil, out: p38)
-            case 11:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p39, b: nil, out: p40)
-            case 12:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p41, b: nil, out: p42)
-            case 13:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p43, b: nil, out: p44)
-            case 14:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p45, b: nil, out: p46)
-            case 15:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p47, b: nil, out: p48)
-            case 16:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p49, b: nil, out: p50)
-            case 17:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p51, b: nil, out: p52)
-            case 18:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p53, b: nil, out: p54)
-            case 19:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p55, b: nil, out: p56)
-            case 20:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p57, b: nil, out: p58)
-            case 21:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p59, b: nil, out: p60)
-            case 22:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p61, b: nil, out: p62)
-            case 23:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p63, b: nil, out: p64)
-            case 24:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p65, b: nil, out: p66)
-            case 25:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p67, b: nil, out: p68)
-            case 26:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p69, b: nil, out: p70)
-            case 27:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p71, b: nil, out: p72)
-            case 28:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p73, b: nil, out: p74)
-            case 29:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p75, b: nil, out: p76)
-            case 30:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p77, b: nil, out: p78)
-            case 31:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p79, b: nil, out: p80)
-            case 32:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p81, b: nil, out: p82)
-            case 33:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p83, b: nil, out: p84)
-            case 34:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p85, b: nil, out: p86)
-            case 35:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p87, b: nil, out: p88)
-            case 36:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p89, b: nil, out: p90)
-            case 37:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p91, b: nil, out: p92)
-            case 38:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p93, b: nil, out: p94)
-            case 39:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p95, b: nil, out: p96)
-            case 40:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p97, b: nil, out: p98)
-            case 41:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p99, b: nil, out: p100)
-            case 42:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p101, b: nil, out: p102)
-            case 43:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p103, b: nil, out: p104)
-            case 44:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p105, b: nil, out: p106)
-            case 45:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p107, b: nil, out: p108)
-            case 46:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p109, b: nil, out: p110)
-            case 47:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p111, b: nil, out: p112)
-            case 48:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p113, b: nil, out: p114)
-            case 49:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p115, b: nil, out: p116)
-            case 50:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p117, b: nil, out: p118)
-            case 51:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p119, b: nil, out: p120)
-            case 52:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p121, b: nil, out: p122)
-            case 53:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p123, b: nil, out: p124)
-            case 54:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p125, b: nil, out: p126)
-            case 55:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p127, b: nil, out: p128)
-            case 56:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p129, b: nil, out: p130)
-            case 57:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p131, b: nil, out: p132)
-            case 58:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p133, b: nil, out: p134)
-            case 59:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p135, b: nil, out: p136)
-            case 60:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p137, b: nil, out: p138)
-            case 61:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p139, b: nil, out: p140)
-            case 62:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p141, b: nil, out: p142)
-            case 63:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p143, b: nil, out: p144)
-            case 64:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p145, b: nil, out: p146)
-            case 65:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p147, b: nil, out: p148)
-            case 66:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p149, b: nil, out: p150)
-            case 67:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p151, b: nil, out: p152)
-            case 68:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p153, b: nil, out: p154)
-            case 69:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p155, b: nil, out: p156)
-            case 70:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p157, b: nil, out: p158)
-            case 71:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p159, b: nil, out: p160)
-            case 72:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p161, b: nil, out: p162)
-            case 73:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p163, b: nil, out: p164)
-            case 74:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p165, b: nil, out: p166)
-            case 75:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p167, b: nil, out: p168)
-            case 76:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p169, b: nil, out: p170)
-            case 77:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p171, b: nil, out: p172)
-            case 78:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p173, b: nil, out: p174)
-            case 79:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p175, b: nil, out: p176)
-            case 80:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p177, b: nil, out: p178)
-            case 81:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p179, b: nil, out: p180)
-            case 82:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p181, b: nil, out: p182)
-            case 83:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p183, b: nil, out: p184)
-            case 84:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p185, b: nil, out: p186)
-            case 85:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p187, b: nil, out: p188)
-            case 86:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p189, b: nil, out: p190)
-            case 87:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p191, b: nil, out: p192)
-            case 88:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p193, b: nil, out: p194)
-            case 89:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p195, b: nil, out: p196)
-            case 90:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p197, b: nil, out: p198)
-            case 91:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p199, b: nil, out: p200)
-            case 92:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p201, b: nil, out: p202)
-            case 93:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p203, b: nil, out: p204)
-            case 94:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p205, b: nil, out: p206)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p207, b: nil, out: p208)
+                let at0 = p17 + (8192 * i)
+                let at1 = p18 + (8192 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
@@ -893,7 +374,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
             // stage 2: dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]
             Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 3: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
+        // stage 3: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6] (×2); dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6] (×2)
         Kernels.stage(4, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -985,7 +466,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
             // stage 5: dx[n, in.0, in.1, in.2, in.3] += Σ_r6 dt9[n, r6]·P8[r6, in.0, in.1, in.2, in.3]
             Kernels.panelGemm(transA: false, m: rows, panels: 64, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 1024, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 6: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]; dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6]
+        // stage 6: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6] (×8); dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6] (×2)
         Kernels.stage(10, flops: 81920 * n, threads: threads) { i, threads in
             switch i {
             case 0:

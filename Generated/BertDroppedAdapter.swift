@@ -47,50 +47,31 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     public static let layerCount = 12
 
     /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
-    public static let parameterLayout: [ParameterTensor] = [
-        ParameterTensor(key: "upper.6.attention.self.query.A", shape: [16, 768], offset: 0),
+    public static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([
         ParameterTensor(key: "upper.6.attention.self.key.A", shape: [4, 768], offset: 12288),
-        ParameterTensor(key: "upper.6.attention.self.value.A", shape: [16, 768], offset: 15360),
-        ParameterTensor(key: "upper.6.attention.self.query.B", shape: [768, 16], offset: 27648),
         ParameterTensor(key: "upper.6.attention.self.key.B", shape: [768, 4], offset: 39936),
-        ParameterTensor(key: "upper.6.attention.self.value.B", shape: [768, 16], offset: 43008),
-        ParameterTensor(key: "upper.7.attention.self.query.A", shape: [16, 768], offset: 55296),
-        ParameterTensor(key: "upper.7.attention.self.key.A", shape: [16, 768], offset: 67584),
         ParameterTensor(key: "upper.7.attention.self.value.A", shape: [8, 768], offset: 79872),
-        ParameterTensor(key: "upper.7.attention.self.query.B", shape: [768, 16], offset: 86016),
-        ParameterTensor(key: "upper.7.attention.self.key.B", shape: [768, 16], offset: 98304),
         ParameterTensor(key: "upper.7.attention.self.value.B", shape: [768, 8], offset: 110592),
-        ParameterTensor(key: "upper.8.attention.self.query.A", shape: [16, 768], offset: 116736),
-        ParameterTensor(key: "upper.8.attention.self.key.A", shape: [16, 768], offset: 129024),
-        ParameterTensor(key: "upper.8.attention.self.value.A", shape: [16, 768], offset: 141312),
-        ParameterTensor(key: "upper.8.attention.self.query.B", shape: [768, 16], offset: 153600),
-        ParameterTensor(key: "upper.8.attention.self.key.B", shape: [768, 16], offset: 165888),
-        ParameterTensor(key: "upper.8.attention.self.value.B", shape: [768, 16], offset: 178176),
-        ParameterTensor(key: "upper.9.attention.self.query.A", shape: [16, 768], offset: 190464),
-        ParameterTensor(key: "upper.9.attention.self.key.A", shape: [16, 768], offset: 202752),
-        ParameterTensor(key: "upper.9.attention.self.value.A", shape: [16, 768], offset: 215040),
-        ParameterTensor(key: "upper.9.attention.self.query.B", shape: [768, 16], offset: 227328),
-        ParameterTensor(key: "upper.9.attention.self.key.B", shape: [768, 16], offset: 239616),
-        ParameterTensor(key: "upper.9.attention.self.value.B", shape: [768, 16], offset: 251904),
-        ParameterTensor(key: "upper.10.attention.self.query.A", shape: [16, 768], offset: 264192),
-        ParameterTensor(key: "upper.10.attention.self.key.A", shape: [16, 768], offset: 276480),
-        ParameterTensor(key: "upper.10.attention.self.value.A", shape: [16, 768], offset: 288768),
-        ParameterTensor(key: "upper.10.attention.self.query.B", shape: [768, 16], offset: 301056),
-        ParameterTensor(key: "upper.10.attention.self.key.B", shape: [768, 16], offset: 313344),
-        ParameterTensor(key: "upper.10.attention.self.value.B", shape: [768, 16], offset: 325632),
-        ParameterTensor(key: "upper.11.attention.self.query.A", shape: [16, 768], offset: 337920),
-        ParameterTensor(key: "upper.11.attention.self.key.A", shape: [16, 768], offset: 350208),
-        ParameterTensor(key: "upper.11.attention.self.value.A", shape: [16, 768], offset: 362496),
-        ParameterTensor(key: "upper.11.attention.self.query.B", shape: [768, 16], offset: 374784),
-        ParameterTensor(key: "upper.11.attention.self.key.B", shape: [768, 16], offset: 387072),
-        ParameterTensor(key: "upper.11.attention.self.value.B", shape: [768, 16], offset: 399360),
         ParameterTensor(key: "lower_shared.shared.attention.self.query.A", shape: [16, 768], offset: 411648),
         ParameterTensor(key: "lower_shared.shared.attention.self.key.A", shape: [16, 768], offset: 423936),
         ParameterTensor(key: "lower_shared.shared.attention.self.value.A", shape: [16, 768], offset: 436224),
         ParameterTensor(key: "lower_shared.shared.attention.self.query.B", shape: [768, 16], offset: 448512),
         ParameterTensor(key: "lower_shared.shared.attention.self.key.B", shape: [768, 16], offset: 460800),
         ParameterTensor(key: "lower_shared.shared.attention.self.value.B", shape: [768, 16], offset: 473088),
-    ]
+    ], runs: [
+        ParameterRun(group: "upper", role: .A, module: "attention.self.query", layers: Array(6...7), shape: [16, 768], offset: 0, layerStride: 55296),
+        ParameterRun(group: "upper", role: .A, module: "attention.self.value", layers: [6, 8], shape: [16, 768], offset: 15360, layerStride: 62976),
+        ParameterRun(group: "upper", role: .B, module: "attention.self.query", layers: Array(6...7), shape: [768, 16], offset: 27648, layerStride: 58368),
+        ParameterRun(group: "upper", role: .B, module: "attention.self.value", layers: [6, 8], shape: [768, 16], offset: 43008, layerStride: 67584),
+        ParameterRun(group: "upper", role: .A, module: "attention.self.key", layers: Array(7...8), shape: [16, 768], offset: 67584, layerStride: 61440),
+        ParameterRun(group: "upper", role: .B, module: "attention.self.key", layers: Array(7...8), shape: [768, 16], offset: 98304, layerStride: 67584),
+        ParameterRun(group: "upper", role: .A, module: "attention.self.query", layers: Array(8...11), shape: [16, 768], offset: 116736, layerStride: 73728),
+        ParameterRun(group: "upper", role: .B, module: "attention.self.query", layers: Array(8...11), shape: [768, 16], offset: 153600, layerStride: 73728),
+        ParameterRun(group: "upper", role: .A, module: "attention.self.key", layers: Array(9...11), shape: [16, 768], offset: 202752, layerStride: 73728),
+        ParameterRun(group: "upper", role: .A, module: "attention.self.value", layers: Array(9...11), shape: [16, 768], offset: 215040, layerStride: 73728),
+        ParameterRun(group: "upper", role: .B, module: "attention.self.key", layers: Array(9...11), shape: [768, 16], offset: 239616, layerStride: 73728),
+        ParameterRun(group: "upper", role: .B, module: "attention.self.value", layers: Array(9...11), shape: [768, 16], offset: 251904, layerStride: 73728),
+    ])
 
     public static func moduleName(_ module: Module) -> String {
         switch module {
@@ -132,8 +113,8 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 27648, q + 0, p + 39936, q + 12288, p + 43008, q + 15360, p + 86016, q + 27648, p + 98304, q + 39936, p + 110592, q + 52224, p + 153600, q + 58368, p + 165888, q + 70656, p + 178176, q + 82944, p + 227328, q + 95232, p + 239616, q + 107520, p + 251904, q + 119808, p + 301056, q + 132096, p + 313344, q + 144384, p + 325632, q + 156672, p + 374784, q + 168960, p + 387072, q + 181248, p + 399360, q + 193536, threads: threads)  // group upper
-        Self.prepare1(n, p + 448512, q + 205824, p + 460800, q + 218112, p + 473088, q + 230400, threads: threads)  // group lower_shared
+        Self.prepare0(n, p + 27648, q + 0, p + 39936, q + 12288, p + 98304, q + 39936, p + 110592, q + 52224, p + 153600, q + 58368, threads: threads)  // group upper
+        Self.prepare1(n, p + 448512, q + 205824, threads: threads)  // group lower_shared
         storage.markPrepared()
     }
 
@@ -157,42 +138,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
+        case 0, 2...3: Self.forward2Rows(n, x, y, p + (55296 * layer + 7680 * module.rawValue - 331776), q + (27648 * layer + 7680 * module.rawValue - 165888), storage: storage, threads: threads)
         case 1: Self.forward4Rows(n, x, y, p + 12288, q + 12288, storage: storage, threads: threads)
-        case 2: Self.forward2Rows(n, x, y, p + 15360, q + 15360, storage: storage, threads: threads)
-        case 3: Self.forward2Rows(n, x, y, p + 55296, q + 27648, storage: storage, threads: threads)
-        case 4: Self.forward2Rows(n, x, y, p + 67584, q + 39936, storage: storage, threads: threads)
+        case 4, 7...8: Self.forward2Rows(n, x, y, p + (61440 * layer + 12288 * module.rawValue - 374784), q + (30720 * layer + 12288 * module.rawValue - 187392), storage: storage, threads: threads)
         case 5: Self.forward6Rows(n, x, y, p + 79872, q + 52224, storage: storage, threads: threads)
-        case 6: Self.forward2Rows(n, x, y, p + 116736, q + 58368, storage: storage, threads: threads)
-        case 7: Self.forward2Rows(n, x, y, p + 129024, q + 70656, storage: storage, threads: threads)
-        case 8: Self.forward2Rows(n, x, y, p + 141312, q + 82944, storage: storage, threads: threads)
-        case 9: Self.forward2Rows(n, x, y, p + 190464, q + 95232, storage: storage, threads: threads)
-        case 10: Self.forward2Rows(n, x, y, p + 202752, q + 107520, storage: storage, threads: threads)
-        case 11: Self.forward2Rows(n, x, y, p + 215040, q + 119808, storage: storage, threads: threads)
-        case 12: Self.forward2Rows(n, x, y, p + 264192, q + 132096, storage: storage, threads: threads)
-        case 13: Self.forward2Rows(n, x, y, p + 276480, q + 144384, storage: storage, threads: threads)
-        case 14: Self.forward2Rows(n, x, y, p + 288768, q + 156672, storage: storage, threads: threads)
+        case 6, 9...14, 16...17: Self.forward2Rows(n, x, y, p + (73728 * layer + 12288 * module.rawValue - 473088), q + (36864 * layer + 12288 * module.rawValue - 236544), storage: storage, threads: threads)
         case 15: Self.forward8Rows(n, x, y, p + 337920, q + 168960, storage: storage, threads: threads)
-        case 16: Self.forward2Rows(n, x, y, p + 350208, q + 181248, storage: storage, threads: threads)
-        case 17: Self.forward2Rows(n, x, y, p + 362496, q + 193536, storage: storage, threads: threads)
-        case 18: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
-        case 19: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
-        case 20: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
-        case 21: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
-        case 22: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
-        case 23: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
-        case 24: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
-        case 25: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
-        case 26: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
-        case 27: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
-        case 28: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
-        case 29: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
-        case 30: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
-        case 31: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
-        case 32: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
-        case 33: Self.forward2Rows(n, x, y, p + 411648, q + 205824, storage: storage, threads: threads)
-        case 34: Self.forward2Rows(n, x, y, p + 423936, q + 218112, storage: storage, threads: threads)
-        case 35: Self.forward2Rows(n, x, y, p + 436224, q + 230400, storage: storage, threads: threads)
+        case 18...35: Self.forward2Rows(n, x, y, p + (12288 * module.rawValue + 411648), q + (12288 * module.rawValue + 205824), storage: storage, threads: threads)
         default: break
         }
     }
@@ -213,42 +165,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward10(n, x, dy, dx, w, p + 0, q + 0, g + 27648, g + 33792, g + 0, g + 384, threads: threads)
+        case 0, 2...3: Self.backward10(n, x, dy, dx, w, p + (55296 * layer + 7680 * module.rawValue - 331776), q + (27648 * layer + 7680 * module.rawValue - 165888), g + (58368 * layer + 7680 * module.rawValue - 322560), g + (58368 * layer + 7680 * module.rawValue - 316416), g + (55296 * layer + 7680 * module.rawValue - 331776), g + (55296 * layer + 7680 * module.rawValue - 331392), threads: threads)
         case 1: Self.backward11(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 41472, g + 12288, g + 12672, threads: threads)
-        case 2: Self.backward10(n, x, dy, dx, w, p + 15360, q + 15360, g + 43008, g + 49152, g + 15360, g + 15744, threads: threads)
-        case 3: Self.backward10(n, x, dy, dx, w, p + 55296, q + 27648, g + 86016, g + 92160, g + 55296, g + 55680, threads: threads)
-        case 4: Self.backward10(n, x, dy, dx, w, p + 67584, q + 39936, g + 98304, g + 104448, g + 67584, g + 67968, threads: threads)
+        case 4, 7...8: Self.backward10(n, x, dy, dx, w, p + (61440 * layer + 12288 * module.rawValue - 374784), q + (30720 * layer + 12288 * module.rawValue - 187392), g + (67584 * layer + 12288 * module.rawValue - 387072), g + (67584 * layer + 12288 * module.rawValue - 380928), g + (61440 * layer + 12288 * module.rawValue - 374784), g + (61440 * layer + 12288 * module.rawValue - 374400), threads: threads)
         case 5: Self.backward12(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 113664, g + 79872, g + 80256, threads: threads)
-        case 6: Self.backward10(n, x, dy, dx, w, p + 116736, q + 58368, g + 153600, g + 159744, g + 116736, g + 117120, threads: threads)
-        case 7: Self.backward10(n, x, dy, dx, w, p + 129024, q + 70656, g + 165888, g + 172032, g + 129024, g + 129408, threads: threads)
-        case 8: Self.backward10(n, x, dy, dx, w, p + 141312, q + 82944, g + 178176, g + 184320, g + 141312, g + 141696, threads: threads)
-        case 9: Self.backward10(n, x, dy, dx, w, p + 190464, q + 95232, g + 227328, g + 233472, g + 190464, g + 190848, threads: threads)
-        case 10: Self.backward10(n, x, dy, dx, w, p + 202752, q + 107520, g + 239616, g + 245760, g + 202752, g + 203136, threads: threads)
-        case 11: Self.backward10(n, x, dy, dx, w, p + 215040, q + 119808, g + 251904, g + 258048, g + 215040, g + 215424, threads: threads)
-        case 12: Self.backward10(n, x, dy, dx, w, p + 264192, q + 132096, g + 301056, g + 307200, g + 264192, g + 264576, threads: threads)
-        case 13: Self.backward10(n, x, dy, dx, w, p + 276480, q + 144384, g + 313344, g + 319488, g + 276480, g + 276864, threads: threads)
-        case 14: Self.backward10(n, x, dy, dx, w, p + 288768, q + 156672, g + 325632, g + 331776, g + 288768, g + 289152, threads: threads)
+        case 6, 9...14, 16...17: Self.backward10(n, x, dy, dx, w, p + (73728 * layer + 12288 * module.rawValue - 473088), q + (36864 * layer + 12288 * module.rawValue - 236544), g + (73728 * layer + 12288 * module.rawValue - 436224), g + (73728 * layer + 12288 * module.rawValue - 430080), g + (73728 * layer + 12288 * module.rawValue - 473088), g + (73728 * layer + 12288 * module.rawValue - 472704), threads: threads)
         case 15: Self.backward13(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 380928, g + 337920, g + 338304, threads: threads)
-        case 16: Self.backward10(n, x, dy, dx, w, p + 350208, q + 181248, g + 387072, g + 393216, g + 350208, g + 350592, threads: threads)
-        case 17: Self.backward10(n, x, dy, dx, w, p + 362496, q + 193536, g + 399360, g + 405504, g + 362496, g + 362880, threads: threads)
-        case 18: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
-        case 19: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
-        case 20: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
-        case 21: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
-        case 22: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
-        case 23: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
-        case 24: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
-        case 25: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
-        case 26: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
-        case 27: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
-        case 28: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
-        case 29: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
-        case 30: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
-        case 31: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
-        case 32: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
-        case 33: Self.backward10(n, x, dy, dx, w, p + 411648, q + 205824, g + 448512, g + 454656, g + 411648, g + 412032, threads: threads)
-        case 34: Self.backward10(n, x, dy, dx, w, p + 423936, q + 218112, g + 460800, g + 466944, g + 423936, g + 424320, threads: threads)
-        case 35: Self.backward10(n, x, dy, dx, w, p + 436224, q + 230400, g + 473088, g + 479232, g + 436224, g + 436608, threads: threads)
+        case 18...35: Self.backward10(n, x, dy, dx, w, p + (12288 * module.rawValue + 411648), q + (12288 * module.rawValue + 205824), g + (12288 * module.rawValue + 448512), g + (12288 * module.rawValue + 454656), g + (12288 * module.rawValue + 411648), g + (12288 * module.rawValue + 412032), threads: threads)
         default: break
         }
     }
@@ -265,42 +188,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize14(n, delta, p + 27648, p + 0, threads: threads)
+        case 0, 2...3: Self.materialize14(n, delta, p + (58368 * layer + 7680 * module.rawValue - 322560), p + (55296 * layer + 7680 * module.rawValue - 331776), threads: threads)
         case 1: Self.materialize15(n, delta, p + 39936, p + 12288, threads: threads)
-        case 2: Self.materialize14(n, delta, p + 43008, p + 15360, threads: threads)
-        case 3: Self.materialize14(n, delta, p + 86016, p + 55296, threads: threads)
-        case 4: Self.materialize14(n, delta, p + 98304, p + 67584, threads: threads)
+        case 4, 7...8: Self.materialize14(n, delta, p + (67584 * layer + 12288 * module.rawValue - 387072), p + (61440 * layer + 12288 * module.rawValue - 374784), threads: threads)
         case 5: Self.materialize16(n, delta, p + 110592, p + 79872, threads: threads)
-        case 6: Self.materialize14(n, delta, p + 153600, p + 116736, threads: threads)
-        case 7: Self.materialize14(n, delta, p + 165888, p + 129024, threads: threads)
-        case 8: Self.materialize14(n, delta, p + 178176, p + 141312, threads: threads)
-        case 9: Self.materialize14(n, delta, p + 227328, p + 190464, threads: threads)
-        case 10: Self.materialize14(n, delta, p + 239616, p + 202752, threads: threads)
-        case 11: Self.materialize14(n, delta, p + 251904, p + 215040, threads: threads)
-        case 12: Self.materialize14(n, delta, p + 301056, p + 264192, threads: threads)
-        case 13: Self.materialize14(n, delta, p + 313344, p + 276480, threads: threads)
-        case 14: Self.materialize14(n, delta, p + 325632, p + 288768, threads: threads)
+        case 6, 9...14, 16...17: Self.materialize14(n, delta, p + (73728 * layer + 12288 * module.rawValue - 436224), p + (73728 * layer + 12288 * module.rawValue - 473088), threads: threads)
         case 15: Self.materialize17(n, delta, p + 374784, p + 337920, threads: threads)
-        case 16: Self.materialize14(n, delta, p + 387072, p + 350208, threads: threads)
-        case 17: Self.materialize14(n, delta, p + 399360, p + 362496, threads: threads)
-        case 18: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
-        case 19: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
-        case 20: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
-        case 21: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
-        case 22: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
-        case 23: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
-        case 24: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
-        case 25: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
-        case 26: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
-        case 27: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
-        case 28: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
-        case 29: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
-        case 30: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
-        case 31: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
-        case 32: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
-        case 33: Self.materialize14(n, delta, p + 448512, p + 411648, threads: threads)
-        case 34: Self.materialize14(n, delta, p + 460800, p + 423936, threads: threads)
-        case 35: Self.materialize14(n, delta, p + 473088, p + 436224, threads: threads)
+        case 18...35: Self.materialize14(n, delta, p + (12288 * module.rawValue + 448512), p + (12288 * module.rawValue + 411648), threads: threads)
         default: break
         }
     }
@@ -323,16 +217,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             switch layer {
             case 6: Self.layerForward18Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, q + 12288, q + 15360, storage: storage, threads: threads); return
             case 7: Self.layerForward20Rows(n, xp, ys[0], ys[1], ys[2], p + 55296, q + 27648, q + 39936, q + 52224, storage: storage, threads: threads); return
-            case 8: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 116736, q + 58368, q + 70656, q + 82944, storage: storage, threads: threads); return
-            case 9: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 190464, q + 95232, q + 107520, q + 119808, storage: storage, threads: threads); return
-            case 10: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 264192, q + 132096, q + 144384, q + 156672, storage: storage, threads: threads); return
+            case 8...10: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + (73728 * layer - 473088), q + (36864 * layer - 236544), q + (36864 * layer - 224256), q + (36864 * layer - 211968), storage: storage, threads: threads); return
             case 11: Self.layerForward24Rows(n, xp, ys[0], ys[1], ys[2], p + 337920, q + 168960, q + 181248, q + 193536, storage: storage, threads: threads); return
-            case 0: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
-            case 1: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
-            case 2: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
-            case 3: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
-            case 4: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
-            case 5: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
+            case 0...5: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -360,16 +247,9 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             switch layer {
             case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 44544, g + 46080, g + 47616, g + 49152, g + 50688, g + 52224, g + 53760, g + 39936, g + 41472, g + 27648, g + 29184, g + 30720, g + 32256, g + 33792, g + 35328, g + 36864, g + 38400, g + 0, g + 48, g + 96, g + 144, g + 192, g + 240, g + 288, g + 336, g + 384, g + 432, g + 480, g + 528, g + 576, g + 624, g + 672, g + 720, threads: threads); return
             case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 113664, g + 98304, g + 101376, g + 104448, g + 107520, g + 86016, g + 89088, g + 92160, g + 95232, g + 55296, g + 55372, g + 55449, g + 55526, g + 55603, g + 55680, g + 55756, g + 55833, g + 55910, g + 55987, threads: threads); return
-            case 8: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 116736, q + 82944, q + 70656, q + 58368, g + 178176, g + 184320, g + 165888, g + 172032, g + 153600, g + 159744, g + 116736, g + 116864, g + 116992, g + 117120, g + 117248, g + 117376, threads: threads); return
-            case 9: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 190464, q + 119808, q + 107520, q + 95232, g + 251904, g + 258048, g + 239616, g + 245760, g + 227328, g + 233472, g + 190464, g + 190592, g + 190720, g + 190848, g + 190976, g + 191104, threads: threads); return
-            case 10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 264192, q + 156672, q + 144384, q + 132096, g + 325632, g + 331776, g + 313344, g + 319488, g + 301056, g + 307200, g + 264192, g + 264320, g + 264448, g + 264576, g + 264704, g + 264832, threads: threads); return
+            case 8...10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + (73728 * layer - 473088), q + (36864 * layer - 211968), q + (36864 * layer - 224256), q + (36864 * layer - 236544), g + (73728 * layer - 411648), g + (73728 * layer - 405504), g + (73728 * layer - 423936), g + (73728 * layer - 417792), g + (73728 * layer - 436224), g + (73728 * layer - 430080), g + (73728 * layer - 473088), g + (73728 * layer - 472960), g + (73728 * layer - 472832), g + (73728 * layer - 472704), g + (73728 * layer - 472576), g + (73728 * layer - 472448), threads: threads); return
             case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 405504, g + 387072, g + 393216, g + 374784, g + 380928, g + 337920, g + 338048, g + 338176, g + 338304, g + 338432, g + 338560, threads: threads); return
-            case 0: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
-            case 1: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
-            case 2: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
-            case 3: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
-            case 4: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
-            case 5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
+            case 0...5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
             default: break
             }
         }
@@ -382,12 +262,14 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×18)
         Kernels.stage(18, flops: 205824, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
+            case 0, 2...3:
+                let at0 = p0 + (58368 * (i / 3) + 7680 * (i % 3))
+                let at1 = p1 + (27648 * (i / 3) + 7680 * (i % 3))
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             case 1:
                 for i0 in 0..<48 {
                     for i1 in 0..<4 {
@@ -396,53 +278,29 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                         }
                     }
                 }
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
-            case 3:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
-            case 4:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
+            case 4, 7...8:
+                let at0 = p4 + (67584 * (i / 3) + 12288 * (i % 3) - 79872)
+                let at1 = p5 + (30720 * (i / 3) + 12288 * (i % 3) - 43008)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
-            case 6:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
-            case 7:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p14, b: nil, out: p15)
-            case 8:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p16, b: nil, out: p17)
-            case 9:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p18, b: nil, out: p19)
-            case 10:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p20, b: nil, out: p21)
-            case 11:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p22, b: nil, out: p23)
-            case 12:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p24, b: nil, out: p25)
-            case 13:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p26, b: nil, out: p27)
-            case 14:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p28, b: nil, out: p29)
-            case 15:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p30, b: nil, out: p31)
-            case 16:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p32, b: nil, out: p33)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p34, b: nil, out: p35)
+                let at0 = p8 + (73728 * (i / 3) + 12288 * (i % 3) - 147456)
+                let at1 = p9 + (36864 * (i / 3) + 12288 * (i % 3) - 73728)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func prepare1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×3)
         Kernels.stage(3, flops: 36864, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
+                let at0 = p0 + (12288 * i)
+                let at1 = p1 + (12288 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
@@ -522,7 +380,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -556,7 +414,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 4, alpha: 1.0, a: (wRow4 + 4 * n), lda: 4, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -590,7 +448,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r]; dB[o, r] += Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -624,7 +482,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -780,7 +638,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 36, alpha: 1.0, a: (wRow36 + 36 * n), lda: 36, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o] (×8); dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×8); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×16)
         Kernels.stage(34, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -880,7 +738,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 40, alpha: 1.0, a: (wRow40 + 40 * n), lda: 40, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×4); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×4); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×10)
         Kernels.stage(20, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -952,7 +810,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 48, alpha: 1.0, a: (wRow48 + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×6)
         Kernels.stage(12, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -1008,7 +866,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 48, alpha: 1.0, a: (wRow48 + 48 * n), lda: 48, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×2); dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×6)
         Kernels.stage(12, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
             case 0:

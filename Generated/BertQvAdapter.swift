@@ -43,56 +43,13 @@ public final class BertQvAdapter: GeneratedAdapter {
     public static let layerCount = 12
 
     /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
-    public static let parameterLayout: [ParameterTensor] = [
-        ParameterTensor(key: "attn.0.query.A", shape: [8, 768], offset: 0),
-        ParameterTensor(key: "attn.0.value.A", shape: [8, 768], offset: 6144),
-        ParameterTensor(key: "attn.0.query.B", shape: [768, 8], offset: 12288),
-        ParameterTensor(key: "attn.0.value.B", shape: [768, 8], offset: 18432),
-        ParameterTensor(key: "attn.1.query.A", shape: [8, 768], offset: 24576),
-        ParameterTensor(key: "attn.1.value.A", shape: [8, 768], offset: 30720),
-        ParameterTensor(key: "attn.1.query.B", shape: [768, 8], offset: 36864),
-        ParameterTensor(key: "attn.1.value.B", shape: [768, 8], offset: 43008),
-        ParameterTensor(key: "attn.2.query.A", shape: [8, 768], offset: 49152),
-        ParameterTensor(key: "attn.2.value.A", shape: [8, 768], offset: 55296),
-        ParameterTensor(key: "attn.2.query.B", shape: [768, 8], offset: 61440),
-        ParameterTensor(key: "attn.2.value.B", shape: [768, 8], offset: 67584),
-        ParameterTensor(key: "attn.3.query.A", shape: [8, 768], offset: 73728),
-        ParameterTensor(key: "attn.3.value.A", shape: [8, 768], offset: 79872),
-        ParameterTensor(key: "attn.3.query.B", shape: [768, 8], offset: 86016),
-        ParameterTensor(key: "attn.3.value.B", shape: [768, 8], offset: 92160),
-        ParameterTensor(key: "attn.4.query.A", shape: [8, 768], offset: 98304),
-        ParameterTensor(key: "attn.4.value.A", shape: [8, 768], offset: 104448),
-        ParameterTensor(key: "attn.4.query.B", shape: [768, 8], offset: 110592),
-        ParameterTensor(key: "attn.4.value.B", shape: [768, 8], offset: 116736),
-        ParameterTensor(key: "attn.5.query.A", shape: [8, 768], offset: 122880),
-        ParameterTensor(key: "attn.5.value.A", shape: [8, 768], offset: 129024),
-        ParameterTensor(key: "attn.5.query.B", shape: [768, 8], offset: 135168),
-        ParameterTensor(key: "attn.5.value.B", shape: [768, 8], offset: 141312),
-        ParameterTensor(key: "attn.6.query.A", shape: [8, 768], offset: 147456),
-        ParameterTensor(key: "attn.6.value.A", shape: [8, 768], offset: 153600),
-        ParameterTensor(key: "attn.6.query.B", shape: [768, 8], offset: 159744),
-        ParameterTensor(key: "attn.6.value.B", shape: [768, 8], offset: 165888),
-        ParameterTensor(key: "attn.7.query.A", shape: [8, 768], offset: 172032),
-        ParameterTensor(key: "attn.7.value.A", shape: [8, 768], offset: 178176),
-        ParameterTensor(key: "attn.7.query.B", shape: [768, 8], offset: 184320),
-        ParameterTensor(key: "attn.7.value.B", shape: [768, 8], offset: 190464),
-        ParameterTensor(key: "attn.8.query.A", shape: [8, 768], offset: 196608),
-        ParameterTensor(key: "attn.8.value.A", shape: [8, 768], offset: 202752),
-        ParameterTensor(key: "attn.8.query.B", shape: [768, 8], offset: 208896),
-        ParameterTensor(key: "attn.8.value.B", shape: [768, 8], offset: 215040),
-        ParameterTensor(key: "attn.9.query.A", shape: [8, 768], offset: 221184),
-        ParameterTensor(key: "attn.9.value.A", shape: [8, 768], offset: 227328),
-        ParameterTensor(key: "attn.9.query.B", shape: [768, 8], offset: 233472),
-        ParameterTensor(key: "attn.9.value.B", shape: [768, 8], offset: 239616),
-        ParameterTensor(key: "attn.10.query.A", shape: [8, 768], offset: 245760),
-        ParameterTensor(key: "attn.10.value.A", shape: [8, 768], offset: 251904),
-        ParameterTensor(key: "attn.10.query.B", shape: [768, 8], offset: 258048),
-        ParameterTensor(key: "attn.10.value.B", shape: [768, 8], offset: 264192),
-        ParameterTensor(key: "attn.11.query.A", shape: [8, 768], offset: 270336),
-        ParameterTensor(key: "attn.11.value.A", shape: [8, 768], offset: 276480),
-        ParameterTensor(key: "attn.11.query.B", shape: [768, 8], offset: 282624),
-        ParameterTensor(key: "attn.11.value.B", shape: [768, 8], offset: 288768),
-    ]
+    public static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([
+    ], runs: [
+        ParameterRun(group: "attn", role: .A, module: "query", layers: Array(0...11), shape: [8, 768], offset: 0, layerStride: 24576),
+        ParameterRun(group: "attn", role: .A, module: "value", layers: Array(0...11), shape: [8, 768], offset: 6144, layerStride: 24576),
+        ParameterRun(group: "attn", role: .B, module: "query", layers: Array(0...11), shape: [768, 8], offset: 12288, layerStride: 24576),
+        ParameterRun(group: "attn", role: .B, module: "value", layers: Array(0...11), shape: [768, 8], offset: 18432, layerStride: 24576),
+    ])
 
     public static func moduleName(_ module: Module) -> String {
         switch module {
@@ -134,7 +91,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 12288, q + 0, p + 18432, q + 6144, p + 36864, q + 12288, p + 43008, q + 18432, p + 61440, q + 24576, p + 67584, q + 30720, p + 86016, q + 36864, p + 92160, q + 43008, p + 110592, q + 49152, p + 116736, q + 55296, p + 135168, q + 61440, p + 141312, q + 67584, p + 159744, q + 73728, p + 165888, q + 79872, p + 184320, q + 86016, p + 190464, q + 92160, p + 208896, q + 98304, p + 215040, q + 104448, p + 233472, q + 110592, p + 239616, q + 116736, p + 258048, q + 122880, p + 264192, q + 129024, p + 282624, q + 135168, p + 288768, q + 141312, threads: threads)  // group attn
+        Self.prepare0(n, p + 12288, q + 0, threads: threads)  // group attn
         storage.markPrepared()
     }
 
@@ -158,30 +115,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
-        case 1: Self.forward1Rows(n, x, y, p + 6144, q + 6144, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 24576, q + 12288, storage: storage, threads: threads)
-        case 3: Self.forward1Rows(n, x, y, p + 30720, q + 18432, storage: storage, threads: threads)
-        case 4: Self.forward1Rows(n, x, y, p + 49152, q + 24576, storage: storage, threads: threads)
-        case 5: Self.forward1Rows(n, x, y, p + 55296, q + 30720, storage: storage, threads: threads)
-        case 6: Self.forward1Rows(n, x, y, p + 73728, q + 36864, storage: storage, threads: threads)
-        case 7: Self.forward1Rows(n, x, y, p + 79872, q + 43008, storage: storage, threads: threads)
-        case 8: Self.forward1Rows(n, x, y, p + 98304, q + 49152, storage: storage, threads: threads)
-        case 9: Self.forward1Rows(n, x, y, p + 104448, q + 55296, storage: storage, threads: threads)
-        case 10: Self.forward1Rows(n, x, y, p + 122880, q + 61440, storage: storage, threads: threads)
-        case 11: Self.forward1Rows(n, x, y, p + 129024, q + 67584, storage: storage, threads: threads)
-        case 12: Self.forward1Rows(n, x, y, p + 147456, q + 73728, storage: storage, threads: threads)
-        case 13: Self.forward1Rows(n, x, y, p + 153600, q + 79872, storage: storage, threads: threads)
-        case 14: Self.forward1Rows(n, x, y, p + 172032, q + 86016, storage: storage, threads: threads)
-        case 15: Self.forward1Rows(n, x, y, p + 178176, q + 92160, storage: storage, threads: threads)
-        case 16: Self.forward1Rows(n, x, y, p + 196608, q + 98304, storage: storage, threads: threads)
-        case 17: Self.forward1Rows(n, x, y, p + 202752, q + 104448, storage: storage, threads: threads)
-        case 18: Self.forward1Rows(n, x, y, p + 221184, q + 110592, storage: storage, threads: threads)
-        case 19: Self.forward1Rows(n, x, y, p + 227328, q + 116736, storage: storage, threads: threads)
-        case 20: Self.forward1Rows(n, x, y, p + 245760, q + 122880, storage: storage, threads: threads)
-        case 21: Self.forward1Rows(n, x, y, p + 251904, q + 129024, storage: storage, threads: threads)
-        case 22: Self.forward1Rows(n, x, y, p + 270336, q + 135168, storage: storage, threads: threads)
-        case 23: Self.forward1Rows(n, x, y, p + 276480, q + 141312, storage: storage, threads: threads)
+        case 0...23: Self.forward1Rows(n, x, y, p + (24576 * layer + 3072 * module.rawValue), q + (12288 * layer + 3072 * module.rawValue), storage: storage, threads: threads)
         default: break
         }
     }
@@ -202,30 +136,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 12288, g + 15360, g + 0, g + 384, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 6144, q + 6144, g + 18432, g + 21504, g + 6144, g + 6528, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 24576, q + 12288, g + 36864, g + 39936, g + 24576, g + 24960, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 30720, q + 18432, g + 43008, g + 46080, g + 30720, g + 31104, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 49152, q + 24576, g + 61440, g + 64512, g + 49152, g + 49536, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 55296, q + 30720, g + 67584, g + 70656, g + 55296, g + 55680, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 73728, q + 36864, g + 86016, g + 89088, g + 73728, g + 74112, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 79872, q + 43008, g + 92160, g + 95232, g + 79872, g + 80256, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 98304, q + 49152, g + 110592, g + 113664, g + 98304, g + 98688, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 104448, q + 55296, g + 116736, g + 119808, g + 104448, g + 104832, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 122880, q + 61440, g + 135168, g + 138240, g + 122880, g + 123264, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 129024, q + 67584, g + 141312, g + 144384, g + 129024, g + 129408, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 147456, q + 73728, g + 159744, g + 162816, g + 147456, g + 147840, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 153600, q + 79872, g + 165888, g + 168960, g + 153600, g + 153984, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 172032, q + 86016, g + 184320, g + 187392, g + 172032, g + 172416, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 178176, q + 92160, g + 190464, g + 193536, g + 178176, g + 178560, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 196608, q + 98304, g + 208896, g + 211968, g + 196608, g + 196992, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 202752, q + 104448, g + 215040, g + 218112, g + 202752, g + 203136, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 221184, q + 110592, g + 233472, g + 236544, g + 221184, g + 221568, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 227328, q + 116736, g + 239616, g + 242688, g + 227328, g + 227712, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 245760, q + 122880, g + 258048, g + 261120, g + 245760, g + 246144, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 251904, q + 129024, g + 264192, g + 267264, g + 251904, g + 252288, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 270336, q + 135168, g + 282624, g + 285696, g + 270336, g + 270720, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 276480, q + 141312, g + 288768, g + 291840, g + 276480, g + 276864, threads: threads)
+        case 0...23: Self.backward3(n, x, dy, dx, w, p + (24576 * layer + 3072 * module.rawValue), q + (12288 * layer + 3072 * module.rawValue), g + (24576 * layer + 3072 * module.rawValue + 12288), g + (24576 * layer + 3072 * module.rawValue + 15360), g + (24576 * layer + 3072 * module.rawValue), g + (24576 * layer + 3072 * module.rawValue + 384), threads: threads)
         default: break
         }
     }
@@ -242,30 +153,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, p + 12288, p + 0, threads: threads)
-        case 1: Self.materialize4(n, delta, p + 18432, p + 6144, threads: threads)
-        case 2: Self.materialize4(n, delta, p + 36864, p + 24576, threads: threads)
-        case 3: Self.materialize4(n, delta, p + 43008, p + 30720, threads: threads)
-        case 4: Self.materialize4(n, delta, p + 61440, p + 49152, threads: threads)
-        case 5: Self.materialize4(n, delta, p + 67584, p + 55296, threads: threads)
-        case 6: Self.materialize4(n, delta, p + 86016, p + 73728, threads: threads)
-        case 7: Self.materialize4(n, delta, p + 92160, p + 79872, threads: threads)
-        case 8: Self.materialize4(n, delta, p + 110592, p + 98304, threads: threads)
-        case 9: Self.materialize4(n, delta, p + 116736, p + 104448, threads: threads)
-        case 10: Self.materialize4(n, delta, p + 135168, p + 122880, threads: threads)
-        case 11: Self.materialize4(n, delta, p + 141312, p + 129024, threads: threads)
-        case 12: Self.materialize4(n, delta, p + 159744, p + 147456, threads: threads)
-        case 13: Self.materialize4(n, delta, p + 165888, p + 153600, threads: threads)
-        case 14: Self.materialize4(n, delta, p + 184320, p + 172032, threads: threads)
-        case 15: Self.materialize4(n, delta, p + 190464, p + 178176, threads: threads)
-        case 16: Self.materialize4(n, delta, p + 208896, p + 196608, threads: threads)
-        case 17: Self.materialize4(n, delta, p + 215040, p + 202752, threads: threads)
-        case 18: Self.materialize4(n, delta, p + 233472, p + 221184, threads: threads)
-        case 19: Self.materialize4(n, delta, p + 239616, p + 227328, threads: threads)
-        case 20: Self.materialize4(n, delta, p + 258048, p + 245760, threads: threads)
-        case 21: Self.materialize4(n, delta, p + 264192, p + 251904, threads: threads)
-        case 22: Self.materialize4(n, delta, p + 282624, p + 270336, threads: threads)
-        case 23: Self.materialize4(n, delta, p + 288768, p + 276480, threads: threads)
+        case 0...23: Self.materialize4(n, delta, p + (24576 * layer + 3072 * module.rawValue + 12288), p + (24576 * layer + 3072 * module.rawValue), threads: threads)
         default: break
         }
     }
@@ -286,18 +174,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 0, q + 0, q + 6144, storage: storage, threads: threads); return
-            case 1: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 24576, q + 12288, q + 18432, storage: storage, threads: threads); return
-            case 2: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 49152, q + 24576, q + 30720, storage: storage, threads: threads); return
-            case 3: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 73728, q + 36864, q + 43008, storage: storage, threads: threads); return
-            case 4: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 98304, q + 49152, q + 55296, storage: storage, threads: threads); return
-            case 5: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 122880, q + 61440, q + 67584, storage: storage, threads: threads); return
-            case 6: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 147456, q + 73728, q + 79872, storage: storage, threads: threads); return
-            case 7: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 172032, q + 86016, q + 92160, storage: storage, threads: threads); return
-            case 8: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 196608, q + 98304, q + 104448, storage: storage, threads: threads); return
-            case 9: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 221184, q + 110592, q + 116736, storage: storage, threads: threads); return
-            case 10: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 245760, q + 122880, q + 129024, storage: storage, threads: threads); return
-            case 11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 270336, q + 135168, q + 141312, storage: storage, threads: threads); return
+            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + (24576 * layer), q + (12288 * layer), q + (12288 * layer + 6144), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -323,18 +200,7 @@ public final class BertQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 0, q + 6144, q + 0, g + 18432, g + 21504, g + 12288, g + 15360, g + 0, g + 192, g + 384, g + 576, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 24576, q + 18432, q + 12288, g + 43008, g + 46080, g + 36864, g + 39936, g + 24576, g + 24768, g + 24960, g + 25152, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 49152, q + 30720, q + 24576, g + 67584, g + 70656, g + 61440, g + 64512, g + 49152, g + 49344, g + 49536, g + 49728, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 73728, q + 43008, q + 36864, g + 92160, g + 95232, g + 86016, g + 89088, g + 73728, g + 73920, g + 74112, g + 74304, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 98304, q + 55296, q + 49152, g + 116736, g + 119808, g + 110592, g + 113664, g + 98304, g + 98496, g + 98688, g + 98880, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 122880, q + 67584, q + 61440, g + 141312, g + 144384, g + 135168, g + 138240, g + 122880, g + 123072, g + 123264, g + 123456, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 147456, q + 79872, q + 73728, g + 165888, g + 168960, g + 159744, g + 162816, g + 147456, g + 147648, g + 147840, g + 148032, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 172032, q + 92160, q + 86016, g + 190464, g + 193536, g + 184320, g + 187392, g + 172032, g + 172224, g + 172416, g + 172608, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 196608, q + 104448, q + 98304, g + 215040, g + 218112, g + 208896, g + 211968, g + 196608, g + 196800, g + 196992, g + 197184, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 221184, q + 116736, q + 110592, g + 239616, g + 242688, g + 233472, g + 236544, g + 221184, g + 221376, g + 221568, g + 221760, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 245760, q + 129024, q + 122880, g + 264192, g + 267264, g + 258048, g + 261120, g + 245760, g + 245952, g + 246144, g + 246336, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 270336, q + 141312, q + 135168, g + 288768, g + 291840, g + 282624, g + 285696, g + 270336, g + 270528, g + 270720, g + 270912, threads: threads); return
+            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + (24576 * layer), q + (12288 * layer + 6144), q + (12288 * layer), g + (24576 * layer + 18432), g + (24576 * layer + 21504), g + (24576 * layer + 12288), g + (24576 * layer + 15360), g + (24576 * layer), g + (24576 * layer + 192), g + (24576 * layer + 384), g + (24576 * layer + 576), threads: threads); return
             default: break
             }
         }
@@ -347,58 +213,14 @@ public final class BertQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×24)
         Kernels.stage(24, flops: 147456, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
-            case 3:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
-            case 4:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
-            case 6:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
-            case 7:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p14, b: nil, out: p15)
-            case 8:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p16, b: nil, out: p17)
-            case 9:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p18, b: nil, out: p19)
-            case 10:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p20, b: nil, out: p21)
-            case 11:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p22, b: nil, out: p23)
-            case 12:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p24, b: nil, out: p25)
-            case 13:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p26, b: nil, out: p27)
-            case 14:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p28, b: nil, out: p29)
-            case 15:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p30, b: nil, out: p31)
-            case 16:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p32, b: nil, out: p33)
-            case 17:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p34, b: nil, out: p35)
-            case 18:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p36, b: nil, out: p37)
-            case 19:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p38, b: nil, out: p39)
-            case 20:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p40, b: nil, out: p41)
-            case 21:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p42, b: nil, out: p43)
-            case 22:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p44, b: nil, out: p45)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p46, b: nil, out: p47)
+                let at0 = p0 + (24576 * (i / 2) + 6144 * (i % 2))
+                let at1 = p1 + (12288 * (i / 2) + 6144 * (i % 2))
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
@@ -436,7 +258,7 @@ public final class BertQvAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -500,7 +322,7 @@ public final class BertQvAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 16, alpha: 1.0, a: (wRow16 + 16 * n), lda: 16, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
+        // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×4)
         Kernels.stage(8, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:

@@ -58,23 +58,18 @@ public final class DoraQvAdapter: GeneratedAdapter {
     public static let layerCount = 2
 
     /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
-    public static let parameterLayout: [ParameterTensor] = [
-        ParameterTensor(key: "lora.0.attention.self.query.A", shape: [2, 8], offset: 0),
-        ParameterTensor(key: "lora.0.attention.self.value.A", shape: [2, 8], offset: 16),
-        ParameterTensor(key: "lora.0.attention.self.query.B", shape: [8, 2], offset: 32),
-        ParameterTensor(key: "lora.0.attention.self.value.B", shape: [8, 2], offset: 48),
-        ParameterTensor(key: "lora.0.attention.self.query.magnitude", shape: [8], offset: 64),
-        ParameterTensor(key: "lora.0.attention.self.value.magnitude", shape: [8], offset: 72),
-        ParameterTensor(key: "lora.1.attention.self.query.A", shape: [2, 8], offset: 80),
-        ParameterTensor(key: "lora.1.attention.self.value.A", shape: [2, 8], offset: 96),
-        ParameterTensor(key: "lora.1.attention.self.query.B", shape: [8, 2], offset: 112),
-        ParameterTensor(key: "lora.1.attention.self.value.B", shape: [8, 2], offset: 128),
-        ParameterTensor(key: "lora.1.attention.self.query.magnitude", shape: [8], offset: 144),
-        ParameterTensor(key: "lora.1.attention.self.value.magnitude", shape: [8], offset: 152),
+    public static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([
         ParameterTensor(key: "wide.0.intermediate.dense.A", shape: [8, 512], offset: 160),
         ParameterTensor(key: "wide.0.intermediate.dense.B", shape: [1024, 8], offset: 4256),
         ParameterTensor(key: "wide.0.intermediate.dense.magnitude", shape: [1024], offset: 12448),
-    ]
+    ], runs: [
+        ParameterRun(group: "lora", role: .A, module: "attention.self.query", layers: Array(0...1), shape: [2, 8], offset: 0, layerStride: 80),
+        ParameterRun(group: "lora", role: .A, module: "attention.self.value", layers: Array(0...1), shape: [2, 8], offset: 16, layerStride: 80),
+        ParameterRun(group: "lora", role: .B, module: "attention.self.query", layers: Array(0...1), shape: [8, 2], offset: 32, layerStride: 80),
+        ParameterRun(group: "lora", role: .B, module: "attention.self.value", layers: Array(0...1), shape: [8, 2], offset: 48, layerStride: 80),
+        ParameterRun(group: "lora", role: .magnitude, module: "attention.self.query", layers: Array(0...1), shape: [8], offset: 64, layerStride: 80),
+        ParameterRun(group: "lora", role: .magnitude, module: "attention.self.value", layers: Array(0...1), shape: [8], offset: 72, layerStride: 80),
+    ])
 
     public static func moduleName(_ module: Module) -> String {
         switch module {
@@ -160,21 +155,18 @@ public final class DoraQvAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         try dora.requireNorms(index, storage: storage)
         if n == 0 { return }
-        forwardLoRA(index, n: n, x: x, y: y)
+        forwardLoRA(index, layer, module, n: n, x: x, y: y)
         dora.rescale(index, y: y, rows: n, storage: storage)
     }
 
     /// The pair's LoRA forward, `y += x·ΔWᵀ` (a DoRA pair's forward and backward start with it).
-    private func forwardLoRA(_ index: Int, n: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    private func forwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 32, p + 0, storage: storage, threads: threads)
-        case 1: Self.forward1Rows(n, x, y, p + 48, p + 16, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 112, p + 80, storage: storage, threads: threads)
-        case 3: Self.forward1Rows(n, x, y, p + 128, p + 96, storage: storage, threads: threads)
+        case 0...3: Self.forward1Rows(n, x, y, p + (80 * layer + 16 * module.rawValue + 32), p + (80 * layer + 16 * module.rawValue), storage: storage, threads: threads)
         case 4: Self.forward3Rows(n, x, y, p + 160, q + 0, storage: storage, threads: threads)
         default: break
         }
@@ -193,21 +185,18 @@ public final class DoraQvAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         try dora.refuse(index, call: "backward", needs: "the base output", use: "backward(layer:module:x:baseOutput:dy:rows:dx:)")
         if n == 0 { return }
-        backwardLoRA(index, n: n, x: x, dy: dy, dx: dx)
+        backwardLoRA(index, layer, module, n: n, x: x, dy: dy, dx: dx)
     }
 
     /// The pair's LoRA VJP, `dx += dy·ΔW` (a DoRA pair's with its rescaled dy).
-    private func backwardLoRA(_ index: Int, n: Int, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,
+    private func backwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,
                               dx: UnsafeMutablePointer<Float>) {
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward5(n, x, dy, dx, w, p + 32, p + 0, g + 0, g + 32, threads: threads)
-        case 1: Self.backward5(n, x, dy, dx, w, p + 48, p + 16, g + 16, g + 48, threads: threads)
-        case 2: Self.backward5(n, x, dy, dx, w, p + 112, p + 80, g + 80, g + 112, threads: threads)
-        case 3: Self.backward5(n, x, dy, dx, w, p + 128, p + 96, g + 96, g + 128, threads: threads)
+        case 0...3: Self.backward5(n, x, dy, dx, w, p + (80 * layer + 16 * module.rawValue + 32), p + (80 * layer + 16 * module.rawValue), g + (80 * layer + 16 * module.rawValue), g + (80 * layer + 16 * module.rawValue + 32), threads: threads)
         case 4: Self.backward6(n, x, dy, dx, w, p + 160, q + 0, g + 4256, g + 6304, g + 8352, g + 10400, g + 160, g + 416, threads: threads)
         default: break
         }
@@ -221,21 +210,18 @@ public final class DoraQvAdapter: GeneratedAdapter {
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let delta = delta.baseAddress else { return }
         try dora.refuse(index, call: "materialize", needs: "the base weight W", use: "materialize(layer:module:base:into:)")
-        materializeLoRA(index, delta: delta)
+        materializeLoRA(index, layer, module, delta: delta)
     }
 
     /// The pair's ΔW = s·B·A (a DoRA pair's materialize starts with it).
-    private func materializeLoRA(_ index: Int, delta: UnsafeMutablePointer<Float>) {
+    private func materializeLoRA(_ index: Int, _ layer: Int, _ module: Module, delta: UnsafeMutablePointer<Float>) {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize7(n, delta, p + 32, p + 0, threads: threads)
-        case 1: Self.materialize7(n, delta, p + 48, p + 16, threads: threads)
-        case 2: Self.materialize7(n, delta, p + 112, p + 80, threads: threads)
-        case 3: Self.materialize7(n, delta, p + 128, p + 96, threads: threads)
+        case 0...3: Self.materialize7(n, delta, p + (80 * layer + 16 * module.rawValue + 32), p + (80 * layer + 16 * module.rawValue), threads: threads)
         case 4: Self.materialize8(n, delta, p + 4256, p + 160, threads: threads)
         default: break
         }
@@ -261,9 +247,9 @@ public final class DoraQvAdapter: GeneratedAdapter {
         // x·Vᵀ = x·Wᵀ + x·ΔWᵀ, by the pair's LoRA forward, apart from the workspace that forward uses.
         let v = dora.scratch(atLeast: n * shape.out)
         v.update(from: base, count: n * shape.out)
-        forwardLoRA(index, n: n, x: x, y: v)
+        forwardLoRA(index, layer, module, n: n, x: x, y: v)
         dora.backward(index, xV: v, dy: dy, rows: n, storage: storage)
-        backwardLoRA(index, n: n, x: x, dy: dy, dx: dx)
+        backwardLoRA(index, layer, module, n: n, x: x, dy: dy, dx: dx)
     }
 
     /// `W' − W` `[out, in]` of a DoRA pair (what merge adds to W), from the base `weight` W
@@ -276,7 +262,7 @@ public final class DoraQvAdapter: GeneratedAdapter {
         try Self.expect(weight.count, shape.out * shape.in, "W")
         try Self.expect(delta.count, shape.out * shape.in, "ΔW")
         guard let weight = weight.baseAddress, let delta = delta.baseAddress else { return }
-        try dora.materialize(index, weight: weight, into: delta, storage: storage) { materializeLoRA(index, delta: $0) }
+        try dora.materialize(index, weight: weight, into: delta, storage: storage) { materializeLoRA(index, layer, module, delta: $0) }
     }
 
     /// Forward of several modules of one layer that read the same `x` (q/k/v):
@@ -395,7 +381,7 @@ public final class DoraQvAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 32, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 512, beta: 1, c: dxRow512, ldc: 512, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×4); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(6, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:

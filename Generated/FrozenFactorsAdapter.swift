@@ -50,24 +50,17 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     public static let layerCount = 3
 
     /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
-    public static let parameterLayout: [ParameterTensor] = [
-        ParameterTensor(key: "fa.0.query.A", shape: [4, 24], offset: 0, trainable: false),
-        ParameterTensor(key: "fa.0.key.A", shape: [4, 24], offset: 96, trainable: false),
-        ParameterTensor(key: "fa.0.query.B", shape: [16, 4], offset: 192),
-        ParameterTensor(key: "fa.0.key.B", shape: [16, 4], offset: 256),
-        ParameterTensor(key: "fa.1.query.A", shape: [4, 24], offset: 320, trainable: false),
-        ParameterTensor(key: "fa.1.key.A", shape: [4, 24], offset: 416, trainable: false),
-        ParameterTensor(key: "fa.1.query.B", shape: [16, 4], offset: 512),
-        ParameterTensor(key: "fa.1.key.B", shape: [16, 4], offset: 576),
-        ParameterTensor(key: "fa.2.query.A", shape: [4, 24], offset: 640, trainable: false),
-        ParameterTensor(key: "fa.2.key.A", shape: [4, 24], offset: 736, trainable: false),
-        ParameterTensor(key: "fa.2.query.B", shape: [16, 4], offset: 832),
-        ParameterTensor(key: "fa.2.key.B", shape: [16, 4], offset: 896),
+    public static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([
         ParameterTensor(key: "lotr.core.0", shape: [1, 24, 4], offset: 960, trainable: false),
         ParameterTensor(key: "lotr.core.1", shape: [4, 3, 4], offset: 1056),
         ParameterTensor(key: "lotr.core.2", shape: [4, 2, 4], offset: 1104),
         ParameterTensor(key: "lotr.core.3", shape: [4, 24, 1], offset: 1136, trainable: false),
-    ]
+    ], runs: [
+        ParameterRun(group: "fa", role: .A, module: "query", layers: Array(0...2), shape: [4, 24], offset: 0, layerStride: 320, trainable: false),
+        ParameterRun(group: "fa", role: .A, module: "key", layers: Array(0...2), shape: [4, 24], offset: 96, layerStride: 320, trainable: false),
+        ParameterRun(group: "fa", role: .B, module: "query", layers: Array(0...2), shape: [16, 4], offset: 192, layerStride: 320),
+        ParameterRun(group: "fa", role: .B, module: "key", layers: Array(0...2), shape: [16, 4], offset: 256, layerStride: 320),
+    ])
 
     public static func moduleName(_ module: Module) -> String {
         switch module {
@@ -111,7 +104,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 192, q + 480, p + 256, q + 544, p + 512, q + 608, p + 576, q + 672, p + 832, q + 736, p + 896, q + 800, threads: threads)  // group fa
+        Self.prepare0(n, p + 192, q + 480, threads: threads)  // group fa
         Self.prepare1(n, p + 960, p + 1056, q + 0, p + 1104, p + 1136, q + 288, threads: threads)  // group lotr
         storage.markPrepared()
     }
@@ -141,18 +134,8 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward3Rows(n, x, y, p + 0, q + 480, storage: storage, threads: threads)
-        case 1: Self.forward3Rows(n, x, y, p + 96, q + 544, storage: storage, threads: threads)
-        case 2: Self.forward3Rows(n, x, y, p + 320, q + 608, storage: storage, threads: threads)
-        case 3: Self.forward3Rows(n, x, y, p + 416, q + 672, storage: storage, threads: threads)
-        case 4: Self.forward3Rows(n, x, y, p + 640, q + 736, storage: storage, threads: threads)
-        case 5: Self.forward3Rows(n, x, y, p + 736, q + 800, storage: storage, threads: threads)
-        case 6: Self.forward5Rows(n, x, y, q + 288, q + 0, storage: storage, threads: threads)
-        case 7: Self.forward5Rows(n, x, y, q + 312, q + 0, storage: storage, threads: threads)
-        case 8: Self.forward5Rows(n, x, y, q + 288, q + 4, storage: storage, threads: threads)
-        case 9: Self.forward5Rows(n, x, y, q + 312, q + 4, storage: storage, threads: threads)
-        case 10: Self.forward5Rows(n, x, y, q + 288, q + 8, storage: storage, threads: threads)
-        case 11: Self.forward5Rows(n, x, y, q + 312, q + 8, storage: storage, threads: threads)
+        case 0...5: Self.forward3Rows(n, x, y, p + (320 * layer + 96 * module.rawValue), q + (128 * layer + 64 * module.rawValue + 480), storage: storage, threads: threads)
+        case 6...11: Self.forward5Rows(n, x, y, q + (24 * module.rawValue + 240), q + (4 * layer), storage: storage, threads: threads)
         default: break
         }
     }
@@ -173,18 +156,8 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward7(n, x, dy, dx, w, p + 0, q + 480, g + 192, threads: threads)
-        case 1: Self.backward7(n, x, dy, dx, w, p + 96, q + 544, g + 256, threads: threads)
-        case 2: Self.backward7(n, x, dy, dx, w, p + 320, q + 608, g + 512, threads: threads)
-        case 3: Self.backward7(n, x, dy, dx, w, p + 416, q + 672, g + 576, threads: threads)
-        case 4: Self.backward7(n, x, dy, dx, w, p + 640, q + 736, g + 832, threads: threads)
-        case 5: Self.backward7(n, x, dy, dx, w, p + 736, q + 800, g + 896, threads: threads)
-        case 6: Self.backward8(n, x, dy, dx, w, q + 288, q + 0, dq + 0, dq + 288, threads: threads)
-        case 7: Self.backward8(n, x, dy, dx, w, q + 312, q + 0, dq + 0, dq + 312, threads: threads)
-        case 8: Self.backward8(n, x, dy, dx, w, q + 288, q + 4, dq + 4, dq + 288, threads: threads)
-        case 9: Self.backward8(n, x, dy, dx, w, q + 312, q + 4, dq + 4, dq + 312, threads: threads)
-        case 10: Self.backward8(n, x, dy, dx, w, q + 288, q + 8, dq + 8, dq + 288, threads: threads)
-        case 11: Self.backward8(n, x, dy, dx, w, q + 312, q + 8, dq + 8, dq + 312, threads: threads)
+        case 0...5: Self.backward7(n, x, dy, dx, w, p + (320 * layer + 96 * module.rawValue), q + (128 * layer + 64 * module.rawValue + 480), g + (320 * layer + 64 * module.rawValue + 192), threads: threads)
+        case 6...11: Self.backward8(n, x, dy, dx, w, q + (24 * module.rawValue + 240), q + (4 * layer), dq + (4 * layer), dq + (24 * module.rawValue + 240), threads: threads)
         default: break
         }
     }
@@ -201,18 +174,8 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize9(n, delta, p + 192, p + 0, threads: threads)
-        case 1: Self.materialize9(n, delta, p + 256, p + 96, threads: threads)
-        case 2: Self.materialize9(n, delta, p + 512, p + 320, threads: threads)
-        case 3: Self.materialize9(n, delta, p + 576, p + 416, threads: threads)
-        case 4: Self.materialize9(n, delta, p + 832, p + 640, threads: threads)
-        case 5: Self.materialize9(n, delta, p + 896, p + 736, threads: threads)
-        case 6: Self.materialize10(n, delta, q + 0, q + 288, threads: threads)
-        case 7: Self.materialize10(n, delta, q + 0, q + 312, threads: threads)
-        case 8: Self.materialize10(n, delta, q + 4, q + 288, threads: threads)
-        case 9: Self.materialize10(n, delta, q + 4, q + 312, threads: threads)
-        case 10: Self.materialize10(n, delta, q + 8, q + 288, threads: threads)
-        case 11: Self.materialize10(n, delta, q + 8, q + 312, threads: threads)
+        case 0...5: Self.materialize9(n, delta, p + (320 * layer + 64 * module.rawValue + 192), p + (320 * layer + 96 * module.rawValue), threads: threads)
+        case 6...11: Self.materialize10(n, delta, q + (4 * layer), q + (24 * module.rawValue + 240), threads: threads)
         default: break
         }
     }
@@ -233,9 +196,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key] {
             switch layer {
-            case 0: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + 0, q + 480, q + 544, storage: storage, threads: threads); return
-            case 1: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + 320, q + 608, q + 672, storage: storage, threads: threads); return
-            case 2: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + 640, q + 736, q + 800, storage: storage, threads: threads); return
+            case 0...2: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + (320 * layer), q + (128 * layer + 480), q + (128 * layer + 544), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -261,9 +222,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key] {
             switch layer {
-            case 0: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 0, q + 544, q + 480, g + 256, g + 192, threads: threads); return
-            case 1: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 320, q + 672, q + 608, g + 576, g + 512, threads: threads); return
-            case 2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 640, q + 800, q + 736, g + 896, g + 832, threads: threads); return
+            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (320 * layer), q + (128 * layer + 544), q + (128 * layer + 480), g + (320 * layer + 256), g + (320 * layer + 192), threads: threads); return
             default: break
             }
         }
@@ -276,44 +235,16 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×6)
         Kernels.stage(6, flops: 384, threads: threads) { i, threads in
             switch i {
-            case 0:
-                for i0 in 0..<4 {
-                    for i1 in 0..<16 {
-                        p1[i0 * 16 + i1 * 1] = p0[i0 * 1 + i1 * 4]
-                    }
-                }
-            case 1:
-                for i0 in 0..<4 {
-                    for i1 in 0..<16 {
-                        p3[i0 * 16 + i1 * 1] = p2[i0 * 1 + i1 * 4]
-                    }
-                }
-            case 2:
-                for i0 in 0..<4 {
-                    for i1 in 0..<16 {
-                        p5[i0 * 16 + i1 * 1] = p4[i0 * 1 + i1 * 4]
-                    }
-                }
-            case 3:
-                for i0 in 0..<4 {
-                    for i1 in 0..<16 {
-                        p7[i0 * 16 + i1 * 1] = p6[i0 * 1 + i1 * 4]
-                    }
-                }
-            case 4:
-                for i0 in 0..<4 {
-                    for i1 in 0..<16 {
-                        p9[i0 * 16 + i1 * 1] = p8[i0 * 1 + i1 * 4]
-                    }
-                }
             default:
+                let at0 = p0 + (320 * (i / 2) + 64 * (i % 2))
+                let at1 = p1 + (128 * (i / 2) + 64 * (i % 2))
                 for i0 in 0..<4 {
                     for i1 in 0..<16 {
-                        p11[i0 * 16 + i1 * 1] = p10[i0 * 1 + i1 * 4]
+                        at1[i0 * 16 + i1 * 1] = at0[i0 * 1 + i1 * 4]
                     }
                 }
             }

@@ -121,42 +121,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2Rows(n, x, y, p + 25056, q + 0, q + 1152, storage: storage, threads: threads)
-        case 1: Self.forward2Rows(n, x, y, p + 25056, q + 32, q + 1152, storage: storage, threads: threads)
-        case 2: Self.forward2Rows(n, x, y, p + 25056, q + 64, q + 1152, storage: storage, threads: threads)
-        case 3: Self.forward2Rows(n, x, y, p + 25056, q + 96, q + 1152, storage: storage, threads: threads)
-        case 4: Self.forward2Rows(n, x, y, p + 25056, q + 128, q + 1152, storage: storage, threads: threads)
-        case 5: Self.forward2Rows(n, x, y, p + 25056, q + 160, q + 1152, storage: storage, threads: threads)
-        case 6: Self.forward2Rows(n, x, y, p + 25056, q + 192, q + 1152, storage: storage, threads: threads)
-        case 7: Self.forward2Rows(n, x, y, p + 25056, q + 224, q + 1152, storage: storage, threads: threads)
-        case 8: Self.forward2Rows(n, x, y, p + 25056, q + 256, q + 1152, storage: storage, threads: threads)
-        case 9: Self.forward2Rows(n, x, y, p + 25056, q + 288, q + 1152, storage: storage, threads: threads)
-        case 10: Self.forward2Rows(n, x, y, p + 25056, q + 320, q + 1152, storage: storage, threads: threads)
-        case 11: Self.forward2Rows(n, x, y, p + 25056, q + 352, q + 1152, storage: storage, threads: threads)
-        case 12: Self.forward2Rows(n, x, y, p + 25056, q + 384, q + 1152, storage: storage, threads: threads)
-        case 13: Self.forward2Rows(n, x, y, p + 25056, q + 416, q + 1152, storage: storage, threads: threads)
-        case 14: Self.forward2Rows(n, x, y, p + 25056, q + 448, q + 1152, storage: storage, threads: threads)
-        case 15: Self.forward2Rows(n, x, y, p + 25056, q + 480, q + 1152, storage: storage, threads: threads)
-        case 16: Self.forward2Rows(n, x, y, p + 25056, q + 512, q + 1152, storage: storage, threads: threads)
-        case 17: Self.forward2Rows(n, x, y, p + 25056, q + 544, q + 1152, storage: storage, threads: threads)
-        case 18: Self.forward2Rows(n, x, y, p + 25056, q + 576, q + 1152, storage: storage, threads: threads)
-        case 19: Self.forward2Rows(n, x, y, p + 25056, q + 608, q + 1152, storage: storage, threads: threads)
-        case 20: Self.forward2Rows(n, x, y, p + 25056, q + 640, q + 1152, storage: storage, threads: threads)
-        case 21: Self.forward2Rows(n, x, y, p + 25056, q + 672, q + 1152, storage: storage, threads: threads)
-        case 22: Self.forward2Rows(n, x, y, p + 25056, q + 704, q + 1152, storage: storage, threads: threads)
-        case 23: Self.forward2Rows(n, x, y, p + 25056, q + 736, q + 1152, storage: storage, threads: threads)
-        case 24: Self.forward2Rows(n, x, y, p + 25056, q + 768, q + 1152, storage: storage, threads: threads)
-        case 25: Self.forward2Rows(n, x, y, p + 25056, q + 800, q + 1152, storage: storage, threads: threads)
-        case 26: Self.forward2Rows(n, x, y, p + 25056, q + 832, q + 1152, storage: storage, threads: threads)
-        case 27: Self.forward2Rows(n, x, y, p + 25056, q + 864, q + 1152, storage: storage, threads: threads)
-        case 28: Self.forward2Rows(n, x, y, p + 25056, q + 896, q + 1152, storage: storage, threads: threads)
-        case 29: Self.forward2Rows(n, x, y, p + 25056, q + 928, q + 1152, storage: storage, threads: threads)
-        case 30: Self.forward2Rows(n, x, y, p + 25056, q + 960, q + 1152, storage: storage, threads: threads)
-        case 31: Self.forward2Rows(n, x, y, p + 25056, q + 992, q + 1152, storage: storage, threads: threads)
-        case 32: Self.forward2Rows(n, x, y, p + 25056, q + 1024, q + 1152, storage: storage, threads: threads)
-        case 33: Self.forward2Rows(n, x, y, p + 25056, q + 1056, q + 1152, storage: storage, threads: threads)
-        case 34: Self.forward2Rows(n, x, y, p + 25056, q + 1088, q + 1152, storage: storage, threads: threads)
-        case 35: Self.forward2Rows(n, x, y, p + 25056, q + 1120, q + 1152, storage: storage, threads: threads)
+        case 0...35: Self.forward2Rows(n, x, y, p + 25056, q + (96 * layer + 32 * module.rawValue), q + 1152, storage: storage, threads: threads)
         default: break
         }
     }
@@ -177,42 +142,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 0, g + 480, g + 12768, dq + 0, g + 25056, g + 37344, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 32, g + 480, g + 12768, dq + 32, g + 25056, g + 37344, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 64, g + 480, g + 12768, dq + 64, g + 25056, g + 37344, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 96, g + 480, g + 12768, dq + 96, g + 25056, g + 37344, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 128, g + 480, g + 12768, dq + 128, g + 25056, g + 37344, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 160, g + 480, g + 12768, dq + 160, g + 25056, g + 37344, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 192, g + 480, g + 12768, dq + 192, g + 25056, g + 37344, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 224, g + 480, g + 12768, dq + 224, g + 25056, g + 37344, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 256, g + 480, g + 12768, dq + 256, g + 25056, g + 37344, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 288, g + 480, g + 12768, dq + 288, g + 25056, g + 37344, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 320, g + 480, g + 12768, dq + 320, g + 25056, g + 37344, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 352, g + 480, g + 12768, dq + 352, g + 25056, g + 37344, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 384, g + 480, g + 12768, dq + 384, g + 25056, g + 37344, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 416, g + 480, g + 12768, dq + 416, g + 25056, g + 37344, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 448, g + 480, g + 12768, dq + 448, g + 25056, g + 37344, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 480, g + 480, g + 12768, dq + 480, g + 25056, g + 37344, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 512, g + 480, g + 12768, dq + 512, g + 25056, g + 37344, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 544, g + 480, g + 12768, dq + 544, g + 25056, g + 37344, threads: threads)
-        case 18: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 576, g + 480, g + 12768, dq + 576, g + 25056, g + 37344, threads: threads)
-        case 19: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 608, g + 480, g + 12768, dq + 608, g + 25056, g + 37344, threads: threads)
-        case 20: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 640, g + 480, g + 12768, dq + 640, g + 25056, g + 37344, threads: threads)
-        case 21: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 672, g + 480, g + 12768, dq + 672, g + 25056, g + 37344, threads: threads)
-        case 22: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 704, g + 480, g + 12768, dq + 704, g + 25056, g + 37344, threads: threads)
-        case 23: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 736, g + 480, g + 12768, dq + 736, g + 25056, g + 37344, threads: threads)
-        case 24: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 768, g + 480, g + 12768, dq + 768, g + 25056, g + 37344, threads: threads)
-        case 25: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 800, g + 480, g + 12768, dq + 800, g + 25056, g + 37344, threads: threads)
-        case 26: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 832, g + 480, g + 12768, dq + 832, g + 25056, g + 37344, threads: threads)
-        case 27: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 864, g + 480, g + 12768, dq + 864, g + 25056, g + 37344, threads: threads)
-        case 28: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 896, g + 480, g + 12768, dq + 896, g + 25056, g + 37344, threads: threads)
-        case 29: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 928, g + 480, g + 12768, dq + 928, g + 25056, g + 37344, threads: threads)
-        case 30: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 960, g + 480, g + 12768, dq + 960, g + 25056, g + 37344, threads: threads)
-        case 31: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 992, g + 480, g + 12768, dq + 992, g + 25056, g + 37344, threads: threads)
-        case 32: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1024, g + 480, g + 12768, dq + 1024, g + 25056, g + 37344, threads: threads)
-        case 33: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1056, g + 480, g + 12768, dq + 1056, g + 25056, g + 37344, threads: threads)
-        case 34: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1088, g + 480, g + 12768, dq + 1088, g + 25056, g + 37344, threads: threads)
-        case 35: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + 1120, g + 480, g + 12768, dq + 1120, g + 25056, g + 37344, threads: threads)
+        case 0...35: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + (96 * layer + 32 * module.rawValue), g + 480, g + 12768, dq + (96 * layer + 32 * module.rawValue), g + 25056, g + 37344, threads: threads)
         default: break
         }
     }
@@ -229,42 +159,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize5(n, delta, w, p + 480, q + 0, p + 25056, threads: threads)
-        case 1: Self.materialize5(n, delta, w, p + 480, q + 32, p + 25056, threads: threads)
-        case 2: Self.materialize5(n, delta, w, p + 480, q + 64, p + 25056, threads: threads)
-        case 3: Self.materialize5(n, delta, w, p + 480, q + 96, p + 25056, threads: threads)
-        case 4: Self.materialize5(n, delta, w, p + 480, q + 128, p + 25056, threads: threads)
-        case 5: Self.materialize5(n, delta, w, p + 480, q + 160, p + 25056, threads: threads)
-        case 6: Self.materialize5(n, delta, w, p + 480, q + 192, p + 25056, threads: threads)
-        case 7: Self.materialize5(n, delta, w, p + 480, q + 224, p + 25056, threads: threads)
-        case 8: Self.materialize5(n, delta, w, p + 480, q + 256, p + 25056, threads: threads)
-        case 9: Self.materialize5(n, delta, w, p + 480, q + 288, p + 25056, threads: threads)
-        case 10: Self.materialize5(n, delta, w, p + 480, q + 320, p + 25056, threads: threads)
-        case 11: Self.materialize5(n, delta, w, p + 480, q + 352, p + 25056, threads: threads)
-        case 12: Self.materialize5(n, delta, w, p + 480, q + 384, p + 25056, threads: threads)
-        case 13: Self.materialize5(n, delta, w, p + 480, q + 416, p + 25056, threads: threads)
-        case 14: Self.materialize5(n, delta, w, p + 480, q + 448, p + 25056, threads: threads)
-        case 15: Self.materialize5(n, delta, w, p + 480, q + 480, p + 25056, threads: threads)
-        case 16: Self.materialize5(n, delta, w, p + 480, q + 512, p + 25056, threads: threads)
-        case 17: Self.materialize5(n, delta, w, p + 480, q + 544, p + 25056, threads: threads)
-        case 18: Self.materialize5(n, delta, w, p + 480, q + 576, p + 25056, threads: threads)
-        case 19: Self.materialize5(n, delta, w, p + 480, q + 608, p + 25056, threads: threads)
-        case 20: Self.materialize5(n, delta, w, p + 480, q + 640, p + 25056, threads: threads)
-        case 21: Self.materialize5(n, delta, w, p + 480, q + 672, p + 25056, threads: threads)
-        case 22: Self.materialize5(n, delta, w, p + 480, q + 704, p + 25056, threads: threads)
-        case 23: Self.materialize5(n, delta, w, p + 480, q + 736, p + 25056, threads: threads)
-        case 24: Self.materialize5(n, delta, w, p + 480, q + 768, p + 25056, threads: threads)
-        case 25: Self.materialize5(n, delta, w, p + 480, q + 800, p + 25056, threads: threads)
-        case 26: Self.materialize5(n, delta, w, p + 480, q + 832, p + 25056, threads: threads)
-        case 27: Self.materialize5(n, delta, w, p + 480, q + 864, p + 25056, threads: threads)
-        case 28: Self.materialize5(n, delta, w, p + 480, q + 896, p + 25056, threads: threads)
-        case 29: Self.materialize5(n, delta, w, p + 480, q + 928, p + 25056, threads: threads)
-        case 30: Self.materialize5(n, delta, w, p + 480, q + 960, p + 25056, threads: threads)
-        case 31: Self.materialize5(n, delta, w, p + 480, q + 992, p + 25056, threads: threads)
-        case 32: Self.materialize5(n, delta, w, p + 480, q + 1024, p + 25056, threads: threads)
-        case 33: Self.materialize5(n, delta, w, p + 480, q + 1056, p + 25056, threads: threads)
-        case 34: Self.materialize5(n, delta, w, p + 480, q + 1088, p + 25056, threads: threads)
-        case 35: Self.materialize5(n, delta, w, p + 480, q + 1120, p + 25056, threads: threads)
+        case 0...35: Self.materialize5(n, delta, w, p + 480, q + (96 * layer + 32 * module.rawValue), p + 25056, threads: threads)
         default: break
         }
     }
@@ -285,18 +180,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 0, q + 32, q + 64, q + 1152, storage: storage, threads: threads); return
-            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 96, q + 128, q + 160, q + 1152, storage: storage, threads: threads); return
-            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 192, q + 224, q + 256, q + 1152, storage: storage, threads: threads); return
-            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 288, q + 320, q + 352, q + 1152, storage: storage, threads: threads); return
-            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 384, q + 416, q + 448, q + 1152, storage: storage, threads: threads); return
-            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 480, q + 512, q + 544, q + 1152, storage: storage, threads: threads); return
-            case 6: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 576, q + 608, q + 640, q + 1152, storage: storage, threads: threads); return
-            case 7: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 672, q + 704, q + 736, q + 1152, storage: storage, threads: threads); return
-            case 8: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 768, q + 800, q + 832, q + 1152, storage: storage, threads: threads); return
-            case 9: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 864, q + 896, q + 928, q + 1152, storage: storage, threads: threads); return
-            case 10: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 960, q + 992, q + 1024, q + 1152, storage: storage, threads: threads); return
-            case 11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + 1056, q + 1088, q + 1120, q + 1152, storage: storage, threads: threads); return
+            case 0...11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + (96 * layer), q + (96 * layer + 32), q + (96 * layer + 64), q + 1152, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -322,18 +206,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 0, q + 32, q + 64, g + 480, g + 12768, dq + 64, dq + 32, dq + 0, g + 25056, g + 37344, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 96, q + 128, q + 160, g + 480, g + 12768, dq + 160, dq + 128, dq + 96, g + 25056, g + 37344, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 192, q + 224, q + 256, g + 480, g + 12768, dq + 256, dq + 224, dq + 192, g + 25056, g + 37344, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 288, q + 320, q + 352, g + 480, g + 12768, dq + 352, dq + 320, dq + 288, g + 25056, g + 37344, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 384, q + 416, q + 448, g + 480, g + 12768, dq + 448, dq + 416, dq + 384, g + 25056, g + 37344, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 480, q + 512, q + 544, g + 480, g + 12768, dq + 544, dq + 512, dq + 480, g + 25056, g + 37344, threads: threads); return
-            case 6: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 576, q + 608, q + 640, g + 480, g + 12768, dq + 640, dq + 608, dq + 576, g + 25056, g + 37344, threads: threads); return
-            case 7: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 672, q + 704, q + 736, g + 480, g + 12768, dq + 736, dq + 704, dq + 672, g + 25056, g + 37344, threads: threads); return
-            case 8: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 768, q + 800, q + 832, g + 480, g + 12768, dq + 832, dq + 800, dq + 768, g + 25056, g + 37344, threads: threads); return
-            case 9: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 864, q + 896, q + 928, g + 480, g + 12768, dq + 928, dq + 896, dq + 864, g + 25056, g + 37344, threads: threads); return
-            case 10: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 960, q + 992, q + 1024, g + 480, g + 12768, dq + 1024, dq + 992, dq + 960, g + 25056, g + 37344, threads: threads); return
-            case 11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + 1056, q + 1088, q + 1120, g + 480, g + 12768, dq + 1120, dq + 1088, dq + 1056, g + 25056, g + 37344, threads: threads); return
+            case 0...11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + (96 * layer), q + (96 * layer + 32), q + (96 * layer + 64), g + 480, g + 12768, dq + (96 * layer + 64), dq + (96 * layer + 32), dq + (96 * layer), g + 25056, g + 37344, threads: threads); return
             default: break
             }
         }
@@ -471,7 +344,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             // stage 3: dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 32, alpha: 1.0, a: (wRow32 + 96 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[n, c]; dP1[c] += Σ_n dt3[n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]
+        // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[n, c] (×2); dP1[c] += Σ_n dt3[n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in] (×2)
         Kernels.stage(5, flops: 98368 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -620,7 +493,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             // stage 5: dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 32, alpha: 1.0, a: (wRow32 + 224 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 6: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c]; dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in]
+        // stage 6: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c] (×2); dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in] (×2)
         Kernels.stage(7, flops: 98496 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -639,7 +512,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: p11, ldc: 32, threads: threads)
             }
         }
-        // stage 7: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c]
+        // stage 7: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c] (×2)
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -648,7 +521,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
             }
         }
-        // stage 8: dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c]; dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c]
+        // stage 8: dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c] (×2)
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:

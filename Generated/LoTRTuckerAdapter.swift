@@ -111,30 +111,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 18432, p + 0, q + 0, storage: storage, threads: threads)
-        case 1: Self.forward1Rows(n, x, y, p + 18432, p + 256, q + 0, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 18432, p + 512, q + 0, storage: storage, threads: threads)
-        case 3: Self.forward1Rows(n, x, y, p + 18432, p + 768, q + 0, storage: storage, threads: threads)
-        case 4: Self.forward1Rows(n, x, y, p + 18432, p + 1024, q + 0, storage: storage, threads: threads)
-        case 5: Self.forward1Rows(n, x, y, p + 18432, p + 1280, q + 0, storage: storage, threads: threads)
-        case 6: Self.forward1Rows(n, x, y, p + 18432, p + 1536, q + 0, storage: storage, threads: threads)
-        case 7: Self.forward1Rows(n, x, y, p + 18432, p + 1792, q + 0, storage: storage, threads: threads)
-        case 8: Self.forward1Rows(n, x, y, p + 18432, p + 2048, q + 0, storage: storage, threads: threads)
-        case 9: Self.forward1Rows(n, x, y, p + 18432, p + 2304, q + 0, storage: storage, threads: threads)
-        case 10: Self.forward1Rows(n, x, y, p + 18432, p + 2560, q + 0, storage: storage, threads: threads)
-        case 11: Self.forward1Rows(n, x, y, p + 18432, p + 2816, q + 0, storage: storage, threads: threads)
-        case 12: Self.forward1Rows(n, x, y, p + 18432, p + 3072, q + 0, storage: storage, threads: threads)
-        case 13: Self.forward1Rows(n, x, y, p + 18432, p + 3328, q + 0, storage: storage, threads: threads)
-        case 14: Self.forward1Rows(n, x, y, p + 18432, p + 3584, q + 0, storage: storage, threads: threads)
-        case 15: Self.forward1Rows(n, x, y, p + 18432, p + 3840, q + 0, storage: storage, threads: threads)
-        case 16: Self.forward1Rows(n, x, y, p + 18432, p + 4096, q + 0, storage: storage, threads: threads)
-        case 17: Self.forward1Rows(n, x, y, p + 18432, p + 4352, q + 0, storage: storage, threads: threads)
-        case 18: Self.forward1Rows(n, x, y, p + 18432, p + 4608, q + 0, storage: storage, threads: threads)
-        case 19: Self.forward1Rows(n, x, y, p + 18432, p + 4864, q + 0, storage: storage, threads: threads)
-        case 20: Self.forward1Rows(n, x, y, p + 18432, p + 5120, q + 0, storage: storage, threads: threads)
-        case 21: Self.forward1Rows(n, x, y, p + 18432, p + 5376, q + 0, storage: storage, threads: threads)
-        case 22: Self.forward1Rows(n, x, y, p + 18432, p + 5632, q + 0, storage: storage, threads: threads)
-        case 23: Self.forward1Rows(n, x, y, p + 18432, p + 5888, q + 0, storage: storage, threads: threads)
+        case 0...23: Self.forward1Rows(n, x, y, p + 18432, p + (512 * layer + 256 * module.rawValue), q + 0, storage: storage, threads: threads)
         default: break
         }
     }
@@ -155,30 +132,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 0, g + 6144, g + 12288, g + 0, g + 18432, g + 24576, threads: threads)
-        case 1: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 256, g + 6144, g + 12288, g + 256, g + 18432, g + 24576, threads: threads)
-        case 2: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 512, g + 6144, g + 12288, g + 512, g + 18432, g + 24576, threads: threads)
-        case 3: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 768, g + 6144, g + 12288, g + 768, g + 18432, g + 24576, threads: threads)
-        case 4: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1024, g + 6144, g + 12288, g + 1024, g + 18432, g + 24576, threads: threads)
-        case 5: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1280, g + 6144, g + 12288, g + 1280, g + 18432, g + 24576, threads: threads)
-        case 6: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1536, g + 6144, g + 12288, g + 1536, g + 18432, g + 24576, threads: threads)
-        case 7: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 1792, g + 6144, g + 12288, g + 1792, g + 18432, g + 24576, threads: threads)
-        case 8: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2048, g + 6144, g + 12288, g + 2048, g + 18432, g + 24576, threads: threads)
-        case 9: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2304, g + 6144, g + 12288, g + 2304, g + 18432, g + 24576, threads: threads)
-        case 10: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2560, g + 6144, g + 12288, g + 2560, g + 18432, g + 24576, threads: threads)
-        case 11: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 2816, g + 6144, g + 12288, g + 2816, g + 18432, g + 24576, threads: threads)
-        case 12: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3072, g + 6144, g + 12288, g + 3072, g + 18432, g + 24576, threads: threads)
-        case 13: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3328, g + 6144, g + 12288, g + 3328, g + 18432, g + 24576, threads: threads)
-        case 14: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3584, g + 6144, g + 12288, g + 3584, g + 18432, g + 24576, threads: threads)
-        case 15: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 3840, g + 6144, g + 12288, g + 3840, g + 18432, g + 24576, threads: threads)
-        case 16: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4096, g + 6144, g + 12288, g + 4096, g + 18432, g + 24576, threads: threads)
-        case 17: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4352, g + 6144, g + 12288, g + 4352, g + 18432, g + 24576, threads: threads)
-        case 18: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4608, g + 6144, g + 12288, g + 4608, g + 18432, g + 24576, threads: threads)
-        case 19: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 4864, g + 6144, g + 12288, g + 4864, g + 18432, g + 24576, threads: threads)
-        case 20: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5120, g + 6144, g + 12288, g + 5120, g + 18432, g + 24576, threads: threads)
-        case 21: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5376, g + 6144, g + 12288, g + 5376, g + 18432, g + 24576, threads: threads)
-        case 22: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5632, g + 6144, g + 12288, g + 5632, g + 18432, g + 24576, threads: threads)
-        case 23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + 5888, g + 6144, g + 12288, g + 5888, g + 18432, g + 24576, threads: threads)
+        case 0...23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + (512 * layer + 256 * module.rawValue), g + 6144, g + 12288, g + (512 * layer + 256 * module.rawValue), g + 18432, g + 24576, threads: threads)
         default: break
         }
     }
@@ -195,30 +149,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize4(n, delta, w, p + 18432, p + 0, p + 6144, threads: threads)
-        case 1: Self.materialize4(n, delta, w, p + 18432, p + 256, p + 6144, threads: threads)
-        case 2: Self.materialize4(n, delta, w, p + 18432, p + 512, p + 6144, threads: threads)
-        case 3: Self.materialize4(n, delta, w, p + 18432, p + 768, p + 6144, threads: threads)
-        case 4: Self.materialize4(n, delta, w, p + 18432, p + 1024, p + 6144, threads: threads)
-        case 5: Self.materialize4(n, delta, w, p + 18432, p + 1280, p + 6144, threads: threads)
-        case 6: Self.materialize4(n, delta, w, p + 18432, p + 1536, p + 6144, threads: threads)
-        case 7: Self.materialize4(n, delta, w, p + 18432, p + 1792, p + 6144, threads: threads)
-        case 8: Self.materialize4(n, delta, w, p + 18432, p + 2048, p + 6144, threads: threads)
-        case 9: Self.materialize4(n, delta, w, p + 18432, p + 2304, p + 6144, threads: threads)
-        case 10: Self.materialize4(n, delta, w, p + 18432, p + 2560, p + 6144, threads: threads)
-        case 11: Self.materialize4(n, delta, w, p + 18432, p + 2816, p + 6144, threads: threads)
-        case 12: Self.materialize4(n, delta, w, p + 18432, p + 3072, p + 6144, threads: threads)
-        case 13: Self.materialize4(n, delta, w, p + 18432, p + 3328, p + 6144, threads: threads)
-        case 14: Self.materialize4(n, delta, w, p + 18432, p + 3584, p + 6144, threads: threads)
-        case 15: Self.materialize4(n, delta, w, p + 18432, p + 3840, p + 6144, threads: threads)
-        case 16: Self.materialize4(n, delta, w, p + 18432, p + 4096, p + 6144, threads: threads)
-        case 17: Self.materialize4(n, delta, w, p + 18432, p + 4352, p + 6144, threads: threads)
-        case 18: Self.materialize4(n, delta, w, p + 18432, p + 4608, p + 6144, threads: threads)
-        case 19: Self.materialize4(n, delta, w, p + 18432, p + 4864, p + 6144, threads: threads)
-        case 20: Self.materialize4(n, delta, w, p + 18432, p + 5120, p + 6144, threads: threads)
-        case 21: Self.materialize4(n, delta, w, p + 18432, p + 5376, p + 6144, threads: threads)
-        case 22: Self.materialize4(n, delta, w, p + 18432, p + 5632, p + 6144, threads: threads)
-        case 23: Self.materialize4(n, delta, w, p + 18432, p + 5888, p + 6144, threads: threads)
+        case 0...23: Self.materialize4(n, delta, w, p + 18432, p + (512 * layer + 256 * module.rawValue), p + 6144, threads: threads)
         default: break
         }
     }
@@ -239,18 +170,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 0, p + 256, q + 0, storage: storage, threads: threads); return
-            case 1: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 512, p + 768, q + 0, storage: storage, threads: threads); return
-            case 2: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 1024, p + 1280, q + 0, storage: storage, threads: threads); return
-            case 3: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 1536, p + 1792, q + 0, storage: storage, threads: threads); return
-            case 4: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 2048, p + 2304, q + 0, storage: storage, threads: threads); return
-            case 5: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 2560, p + 2816, q + 0, storage: storage, threads: threads); return
-            case 6: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 3072, p + 3328, q + 0, storage: storage, threads: threads); return
-            case 7: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 3584, p + 3840, q + 0, storage: storage, threads: threads); return
-            case 8: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 4096, p + 4352, q + 0, storage: storage, threads: threads); return
-            case 9: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 4608, p + 4864, q + 0, storage: storage, threads: threads); return
-            case 10: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 5120, p + 5376, q + 0, storage: storage, threads: threads); return
-            case 11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + 5632, p + 5888, q + 0, storage: storage, threads: threads); return
+            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + (512 * layer), p + (512 * layer + 256), q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -276,18 +196,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 0, p + 256, g + 6144, g + 12288, g + 256, g + 0, g + 18432, g + 24576, threads: threads); return
-            case 1: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 512, p + 768, g + 6144, g + 12288, g + 768, g + 512, g + 18432, g + 24576, threads: threads); return
-            case 2: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1024, p + 1280, g + 6144, g + 12288, g + 1280, g + 1024, g + 18432, g + 24576, threads: threads); return
-            case 3: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 1536, p + 1792, g + 6144, g + 12288, g + 1792, g + 1536, g + 18432, g + 24576, threads: threads); return
-            case 4: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2048, p + 2304, g + 6144, g + 12288, g + 2304, g + 2048, g + 18432, g + 24576, threads: threads); return
-            case 5: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 2560, p + 2816, g + 6144, g + 12288, g + 2816, g + 2560, g + 18432, g + 24576, threads: threads); return
-            case 6: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3072, p + 3328, g + 6144, g + 12288, g + 3328, g + 3072, g + 18432, g + 24576, threads: threads); return
-            case 7: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 3584, p + 3840, g + 6144, g + 12288, g + 3840, g + 3584, g + 18432, g + 24576, threads: threads); return
-            case 8: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4096, p + 4352, g + 6144, g + 12288, g + 4352, g + 4096, g + 18432, g + 24576, threads: threads); return
-            case 9: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 4608, p + 4864, g + 6144, g + 12288, g + 4864, g + 4608, g + 18432, g + 24576, threads: threads); return
-            case 10: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5120, p + 5376, g + 6144, g + 12288, g + 5376, g + 5120, g + 18432, g + 24576, threads: threads); return
-            case 11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + 5632, p + 5888, g + 6144, g + 12288, g + 5888, g + 5632, g + 18432, g + 24576, threads: threads); return
+            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + (512 * layer), p + (512 * layer + 256), g + 6144, g + 12288, g + (512 * layer + 256), g + (512 * layer), g + 18432, g + 24576, threads: threads); return
             default: break
             }
         }
@@ -349,7 +258,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
             // stage 3: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 16, alpha: 1.0, a: (wRow16 + 48 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out]; dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(5, flops: 49664 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -439,7 +348,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
             // stage 4: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 16, alpha: 1.0, a: (wRow16 + 80 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in]
+        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(6, flops: 50176 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -456,7 +365,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p9, ldc: 16, threads: threads)
             }
         }
-        // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]; dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out]
+        // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out] (×2)
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:

@@ -42,32 +42,13 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     public static let layerCount = 12
 
     /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
-    public static let parameterLayout: [ParameterTensor] = [
-        ParameterTensor(key: "ffn.0.intermediate.dense.A", shape: [32, 768], offset: 0),
-        ParameterTensor(key: "ffn.0.output.dense.A", shape: [32, 3072], offset: 24576),
-        ParameterTensor(key: "ffn.0.intermediate.dense.B", shape: [3072, 32], offset: 122880),
-        ParameterTensor(key: "ffn.0.output.dense.B", shape: [768, 32], offset: 221184),
-        ParameterTensor(key: "ffn.2.intermediate.dense.A", shape: [32, 768], offset: 245760),
-        ParameterTensor(key: "ffn.2.output.dense.A", shape: [32, 3072], offset: 270336),
-        ParameterTensor(key: "ffn.2.intermediate.dense.B", shape: [3072, 32], offset: 368640),
-        ParameterTensor(key: "ffn.2.output.dense.B", shape: [768, 32], offset: 466944),
-        ParameterTensor(key: "ffn.4.intermediate.dense.A", shape: [32, 768], offset: 491520),
-        ParameterTensor(key: "ffn.4.output.dense.A", shape: [32, 3072], offset: 516096),
-        ParameterTensor(key: "ffn.4.intermediate.dense.B", shape: [3072, 32], offset: 614400),
-        ParameterTensor(key: "ffn.4.output.dense.B", shape: [768, 32], offset: 712704),
-        ParameterTensor(key: "ffn.6.intermediate.dense.A", shape: [32, 768], offset: 737280),
-        ParameterTensor(key: "ffn.6.output.dense.A", shape: [32, 3072], offset: 761856),
-        ParameterTensor(key: "ffn.6.intermediate.dense.B", shape: [3072, 32], offset: 860160),
-        ParameterTensor(key: "ffn.6.output.dense.B", shape: [768, 32], offset: 958464),
-        ParameterTensor(key: "ffn.8.intermediate.dense.A", shape: [32, 768], offset: 983040),
-        ParameterTensor(key: "ffn.8.output.dense.A", shape: [32, 3072], offset: 1007616),
-        ParameterTensor(key: "ffn.8.intermediate.dense.B", shape: [3072, 32], offset: 1105920),
-        ParameterTensor(key: "ffn.8.output.dense.B", shape: [768, 32], offset: 1204224),
-        ParameterTensor(key: "ffn.10.intermediate.dense.A", shape: [32, 768], offset: 1228800),
-        ParameterTensor(key: "ffn.10.output.dense.A", shape: [32, 3072], offset: 1253376),
-        ParameterTensor(key: "ffn.10.intermediate.dense.B", shape: [3072, 32], offset: 1351680),
-        ParameterTensor(key: "ffn.10.output.dense.B", shape: [768, 32], offset: 1449984),
-    ]
+    public static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([
+    ], runs: [
+        ParameterRun(group: "ffn", role: .A, module: "intermediate.dense", layers: [0, 2, 4, 6, 8, 10], shape: [32, 768], offset: 0, layerStride: 122880),
+        ParameterRun(group: "ffn", role: .A, module: "output.dense", layers: [0, 2, 4, 6, 8, 10], shape: [32, 3072], offset: 24576, layerStride: 122880),
+        ParameterRun(group: "ffn", role: .B, module: "intermediate.dense", layers: [0, 2, 4, 6, 8, 10], shape: [3072, 32], offset: 122880, layerStride: 122880),
+        ParameterRun(group: "ffn", role: .B, module: "output.dense", layers: [0, 2, 4, 6, 8, 10], shape: [768, 32], offset: 221184, layerStride: 122880),
+    ])
 
     public static func moduleName(_ module: Module) -> String {
         switch module {
@@ -107,7 +88,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 122880, q + 0, p + 221184, q + 98304, p + 368640, q + 122880, p + 466944, q + 221184, p + 614400, q + 245760, p + 712704, q + 344064, p + 860160, q + 368640, p + 958464, q + 466944, p + 1105920, q + 491520, p + 1204224, q + 589824, p + 1351680, q + 614400, p + 1449984, q + 712704, threads: threads)  // group ffn
+        Self.prepare0(n, p + 122880, q + 0, p + 221184, q + 98304, threads: threads)  // group ffn
         storage.markPrepared()
     }
 
@@ -131,18 +112,8 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
-        case 1: Self.forward3Rows(n, x, y, p + 24576, q + 98304, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 245760, q + 122880, storage: storage, threads: threads)
-        case 3: Self.forward3Rows(n, x, y, p + 270336, q + 221184, storage: storage, threads: threads)
-        case 4: Self.forward1Rows(n, x, y, p + 491520, q + 245760, storage: storage, threads: threads)
-        case 5: Self.forward3Rows(n, x, y, p + 516096, q + 344064, storage: storage, threads: threads)
-        case 6: Self.forward1Rows(n, x, y, p + 737280, q + 368640, storage: storage, threads: threads)
-        case 7: Self.forward3Rows(n, x, y, p + 761856, q + 466944, storage: storage, threads: threads)
-        case 8: Self.forward1Rows(n, x, y, p + 983040, q + 491520, storage: storage, threads: threads)
-        case 9: Self.forward3Rows(n, x, y, p + 1007616, q + 589824, storage: storage, threads: threads)
-        case 10: Self.forward1Rows(n, x, y, p + 1228800, q + 614400, storage: storage, threads: threads)
-        case 11: Self.forward3Rows(n, x, y, p + 1253376, q + 712704, storage: storage, threads: threads)
+        case 0, 2, 4, 6, 8, 10: Self.forward1Rows(n, x, y, p + (122880 * layer), q + (61440 * layer), storage: storage, threads: threads)
+        case 1, 3, 5, 7, 9, 11: Self.forward3Rows(n, x, y, p + (122880 * layer + 24576), q + (61440 * layer + 98304), storage: storage, threads: threads)
         default: break
         }
     }
@@ -163,18 +134,8 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 122880, g + 135168, g + 147456, g + 159744, g + 172032, g + 184320, g + 196608, g + 208896, g + 0, g + 384, threads: threads)
-        case 1: Self.backward6(n, x, dy, dx, w, p + 24576, q + 98304, g + 221184, g + 233472, g + 24576, g + 24960, g + 25344, g + 25728, g + 26112, g + 26496, g + 26880, g + 27264, threads: threads)
-        case 2: Self.backward5(n, x, dy, dx, w, p + 245760, q + 122880, g + 368640, g + 380928, g + 393216, g + 405504, g + 417792, g + 430080, g + 442368, g + 454656, g + 245760, g + 246144, threads: threads)
-        case 3: Self.backward6(n, x, dy, dx, w, p + 270336, q + 221184, g + 466944, g + 479232, g + 270336, g + 270720, g + 271104, g + 271488, g + 271872, g + 272256, g + 272640, g + 273024, threads: threads)
-        case 4: Self.backward5(n, x, dy, dx, w, p + 491520, q + 245760, g + 614400, g + 626688, g + 638976, g + 651264, g + 663552, g + 675840, g + 688128, g + 700416, g + 491520, g + 491904, threads: threads)
-        case 5: Self.backward6(n, x, dy, dx, w, p + 516096, q + 344064, g + 712704, g + 724992, g + 516096, g + 516480, g + 516864, g + 517248, g + 517632, g + 518016, g + 518400, g + 518784, threads: threads)
-        case 6: Self.backward5(n, x, dy, dx, w, p + 737280, q + 368640, g + 860160, g + 872448, g + 884736, g + 897024, g + 909312, g + 921600, g + 933888, g + 946176, g + 737280, g + 737664, threads: threads)
-        case 7: Self.backward6(n, x, dy, dx, w, p + 761856, q + 466944, g + 958464, g + 970752, g + 761856, g + 762240, g + 762624, g + 763008, g + 763392, g + 763776, g + 764160, g + 764544, threads: threads)
-        case 8: Self.backward5(n, x, dy, dx, w, p + 983040, q + 491520, g + 1105920, g + 1118208, g + 1130496, g + 1142784, g + 1155072, g + 1167360, g + 1179648, g + 1191936, g + 983040, g + 983424, threads: threads)
-        case 9: Self.backward6(n, x, dy, dx, w, p + 1007616, q + 589824, g + 1204224, g + 1216512, g + 1007616, g + 1008000, g + 1008384, g + 1008768, g + 1009152, g + 1009536, g + 1009920, g + 1010304, threads: threads)
-        case 10: Self.backward5(n, x, dy, dx, w, p + 1228800, q + 614400, g + 1351680, g + 1363968, g + 1376256, g + 1388544, g + 1400832, g + 1413120, g + 1425408, g + 1437696, g + 1228800, g + 1229184, threads: threads)
-        case 11: Self.backward6(n, x, dy, dx, w, p + 1253376, q + 712704, g + 1449984, g + 1462272, g + 1253376, g + 1253760, g + 1254144, g + 1254528, g + 1254912, g + 1255296, g + 1255680, g + 1256064, threads: threads)
+        case 0, 2, 4, 6, 8, 10: Self.backward5(n, x, dy, dx, w, p + (122880 * layer), q + (61440 * layer), g + (122880 * layer + 122880), g + (122880 * layer + 135168), g + (122880 * layer + 147456), g + (122880 * layer + 159744), g + (122880 * layer + 172032), g + (122880 * layer + 184320), g + (122880 * layer + 196608), g + (122880 * layer + 208896), g + (122880 * layer), g + (122880 * layer + 384), threads: threads)
+        case 1, 3, 5, 7, 9, 11: Self.backward6(n, x, dy, dx, w, p + (122880 * layer + 24576), q + (61440 * layer + 98304), g + (122880 * layer + 221184), g + (122880 * layer + 233472), g + (122880 * layer + 24576), g + (122880 * layer + 24960), g + (122880 * layer + 25344), g + (122880 * layer + 25728), g + (122880 * layer + 26112), g + (122880 * layer + 26496), g + (122880 * layer + 26880), g + (122880 * layer + 27264), threads: threads)
         default: break
         }
     }
@@ -191,18 +152,8 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize7(n, delta, p + 122880, p + 0, threads: threads)
-        case 1: Self.materialize8(n, delta, p + 221184, p + 24576, threads: threads)
-        case 2: Self.materialize7(n, delta, p + 368640, p + 245760, threads: threads)
-        case 3: Self.materialize8(n, delta, p + 466944, p + 270336, threads: threads)
-        case 4: Self.materialize7(n, delta, p + 614400, p + 491520, threads: threads)
-        case 5: Self.materialize8(n, delta, p + 712704, p + 516096, threads: threads)
-        case 6: Self.materialize7(n, delta, p + 860160, p + 737280, threads: threads)
-        case 7: Self.materialize8(n, delta, p + 958464, p + 761856, threads: threads)
-        case 8: Self.materialize7(n, delta, p + 1105920, p + 983040, threads: threads)
-        case 9: Self.materialize8(n, delta, p + 1204224, p + 1007616, threads: threads)
-        case 10: Self.materialize7(n, delta, p + 1351680, p + 1228800, threads: threads)
-        case 11: Self.materialize8(n, delta, p + 1449984, p + 1253376, threads: threads)
+        case 0, 2, 4, 6, 8, 10: Self.materialize7(n, delta, p + (122880 * layer + 122880), p + (122880 * layer), threads: threads)
+        case 1, 3, 5, 7, 9, 11: Self.materialize8(n, delta, p + (122880 * layer + 221184), p + (122880 * layer + 24576), threads: threads)
         default: break
         }
     }
@@ -222,34 +173,18 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×12)
         Kernels.stage(12, flops: 737280, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p2, b: nil, out: p3)
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
-            case 3:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
-            case 4:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p8, b: nil, out: p9)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p10, b: nil, out: p11)
-            case 6:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p12, b: nil, out: p13)
-            case 7:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p14, b: nil, out: p15)
-            case 8:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p16, b: nil, out: p17)
-            case 9:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p18, b: nil, out: p19)
-            case 10:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p20, b: nil, out: p21)
+            case 0, 2, 4, 6, 8, 10:
+                let at0 = p0 + (122880 * i)
+                let at1 = p1 + (61440 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p22, b: nil, out: p23)
+                let at0 = p2 + (122880 * i - 122880)
+                let at1 = p3 + (61440 * i - 61440)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
@@ -301,7 +236,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r] (×8); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -347,7 +282,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
             // stage 2: dx[n, i] += Σ_r dz[n, r]·A[r, i]
             Kernels.panelGemm(transA: false, m: rows, panels: 192, k: 32, alpha: 1.0, a: (wRow32 + 32 * n), lda: 32, b: p0, panelStride: 16, kStride: 3072, beta: 1, c: dxRow3072, ldc: 3072, threads: threads)
         }
-        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]; dA[r, i] += Σ_n x[n, i]·dz[n, r]
+        // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×8)
         Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
             case 0:

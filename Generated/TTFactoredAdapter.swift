@@ -100,7 +100,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 115920, p + 180, q + 144, p + 2484, q + 117456, p + 436, q + 720, p + 948, q + 5328, q + 123600, q + 11472, q + 129744, q + 17616, q + 135888, q + 23760, q + 142032, q + 29904, q + 148176, q + 36048, q + 154320, q + 42192, q + 160464, q + 48336, q + 166608, q + 54480, q + 172752, q + 60624, q + 178896, q + 66768, q + 185040, q + 72912, q + 191184, q + 79056, q + 197328, q + 85200, q + 203472, q + 91344, q + 209616, q + 97488, q + 215760, q + 103632, q + 221904, q + 109776, q + 228048, threads: threads)  // group qkv
+        Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 115920, p + 180, q + 144, p + 2484, q + 117456, p + 436, q + 720, p + 948, q + 5328, q + 123600, threads: threads)  // group qkv
         storage.markPrepared()
     }
 
@@ -129,24 +129,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2Rows(n, x, y, q + 117456, q + 123600, storage: storage, threads: threads)
-        case 1: Self.forward2Rows(n, x, y, q + 117456, q + 129744, storage: storage, threads: threads)
-        case 2: Self.forward2Rows(n, x, y, q + 117456, q + 135888, storage: storage, threads: threads)
-        case 3: Self.forward2Rows(n, x, y, q + 117456, q + 142032, storage: storage, threads: threads)
-        case 4: Self.forward2Rows(n, x, y, q + 117456, q + 148176, storage: storage, threads: threads)
-        case 5: Self.forward2Rows(n, x, y, q + 117456, q + 154320, storage: storage, threads: threads)
-        case 6: Self.forward2Rows(n, x, y, q + 117456, q + 160464, storage: storage, threads: threads)
-        case 7: Self.forward2Rows(n, x, y, q + 117456, q + 166608, storage: storage, threads: threads)
-        case 8: Self.forward2Rows(n, x, y, q + 117456, q + 172752, storage: storage, threads: threads)
-        case 9: Self.forward2Rows(n, x, y, q + 117456, q + 178896, storage: storage, threads: threads)
-        case 10: Self.forward2Rows(n, x, y, q + 117456, q + 185040, storage: storage, threads: threads)
-        case 11: Self.forward2Rows(n, x, y, q + 117456, q + 191184, storage: storage, threads: threads)
-        case 12: Self.forward2Rows(n, x, y, q + 117456, q + 197328, storage: storage, threads: threads)
-        case 13: Self.forward2Rows(n, x, y, q + 117456, q + 203472, storage: storage, threads: threads)
-        case 14: Self.forward2Rows(n, x, y, q + 117456, q + 209616, storage: storage, threads: threads)
-        case 15: Self.forward2Rows(n, x, y, q + 117456, q + 215760, storage: storage, threads: threads)
-        case 16: Self.forward2Rows(n, x, y, q + 117456, q + 221904, storage: storage, threads: threads)
-        case 17: Self.forward2Rows(n, x, y, q + 117456, q + 228048, storage: storage, threads: threads)
+        case 0...17: Self.forward2Rows(n, x, y, q + 117456, q + (18432 * layer + 6144 * module.rawValue + 123600), storage: storage, threads: threads)
         default: break
         }
     }
@@ -167,24 +150,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, q + 117456, q + 123600, dq + 5328, dq + 8400, dq + 117456, dq + 117840, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, q + 117456, q + 129744, dq + 11472, dq + 14544, dq + 117456, dq + 117840, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, q + 117456, q + 135888, dq + 17616, dq + 20688, dq + 117456, dq + 117840, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, q + 117456, q + 142032, dq + 23760, dq + 26832, dq + 117456, dq + 117840, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, q + 117456, q + 148176, dq + 29904, dq + 32976, dq + 117456, dq + 117840, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, q + 117456, q + 154320, dq + 36048, dq + 39120, dq + 117456, dq + 117840, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, q + 117456, q + 160464, dq + 42192, dq + 45264, dq + 117456, dq + 117840, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, q + 117456, q + 166608, dq + 48336, dq + 51408, dq + 117456, dq + 117840, threads: threads)
-        case 8: Self.backward4(n, x, dy, dx, w, q + 117456, q + 172752, dq + 54480, dq + 57552, dq + 117456, dq + 117840, threads: threads)
-        case 9: Self.backward4(n, x, dy, dx, w, q + 117456, q + 178896, dq + 60624, dq + 63696, dq + 117456, dq + 117840, threads: threads)
-        case 10: Self.backward4(n, x, dy, dx, w, q + 117456, q + 185040, dq + 66768, dq + 69840, dq + 117456, dq + 117840, threads: threads)
-        case 11: Self.backward4(n, x, dy, dx, w, q + 117456, q + 191184, dq + 72912, dq + 75984, dq + 117456, dq + 117840, threads: threads)
-        case 12: Self.backward4(n, x, dy, dx, w, q + 117456, q + 197328, dq + 79056, dq + 82128, dq + 117456, dq + 117840, threads: threads)
-        case 13: Self.backward4(n, x, dy, dx, w, q + 117456, q + 203472, dq + 85200, dq + 88272, dq + 117456, dq + 117840, threads: threads)
-        case 14: Self.backward4(n, x, dy, dx, w, q + 117456, q + 209616, dq + 91344, dq + 94416, dq + 117456, dq + 117840, threads: threads)
-        case 15: Self.backward4(n, x, dy, dx, w, q + 117456, q + 215760, dq + 97488, dq + 100560, dq + 117456, dq + 117840, threads: threads)
-        case 16: Self.backward4(n, x, dy, dx, w, q + 117456, q + 221904, dq + 103632, dq + 106704, dq + 117456, dq + 117840, threads: threads)
-        case 17: Self.backward4(n, x, dy, dx, w, q + 117456, q + 228048, dq + 109776, dq + 112848, dq + 117456, dq + 117840, threads: threads)
+        case 0...17: Self.backward4(n, x, dy, dx, w, q + 117456, q + (18432 * layer + 6144 * module.rawValue + 123600), dq + (18432 * layer + 6144 * module.rawValue + 5328), dq + (18432 * layer + 6144 * module.rawValue + 8400), dq + 117456, dq + 117840, threads: threads)
         default: break
         }
     }
@@ -201,24 +167,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize5(n, delta, q + 5328, q + 117456, threads: threads)
-        case 1: Self.materialize5(n, delta, q + 11472, q + 117456, threads: threads)
-        case 2: Self.materialize5(n, delta, q + 17616, q + 117456, threads: threads)
-        case 3: Self.materialize5(n, delta, q + 23760, q + 117456, threads: threads)
-        case 4: Self.materialize5(n, delta, q + 29904, q + 117456, threads: threads)
-        case 5: Self.materialize5(n, delta, q + 36048, q + 117456, threads: threads)
-        case 6: Self.materialize5(n, delta, q + 42192, q + 117456, threads: threads)
-        case 7: Self.materialize5(n, delta, q + 48336, q + 117456, threads: threads)
-        case 8: Self.materialize5(n, delta, q + 54480, q + 117456, threads: threads)
-        case 9: Self.materialize5(n, delta, q + 60624, q + 117456, threads: threads)
-        case 10: Self.materialize5(n, delta, q + 66768, q + 117456, threads: threads)
-        case 11: Self.materialize5(n, delta, q + 72912, q + 117456, threads: threads)
-        case 12: Self.materialize5(n, delta, q + 79056, q + 117456, threads: threads)
-        case 13: Self.materialize5(n, delta, q + 85200, q + 117456, threads: threads)
-        case 14: Self.materialize5(n, delta, q + 91344, q + 117456, threads: threads)
-        case 15: Self.materialize5(n, delta, q + 97488, q + 117456, threads: threads)
-        case 16: Self.materialize5(n, delta, q + 103632, q + 117456, threads: threads)
-        case 17: Self.materialize5(n, delta, q + 109776, q + 117456, threads: threads)
+        case 0...17: Self.materialize5(n, delta, q + (18432 * layer + 6144 * module.rawValue + 5328), q + 117456, threads: threads)
         default: break
         }
     }
@@ -239,12 +188,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 123600, q + 129744, q + 135888, storage: storage, threads: threads); return
-            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 142032, q + 148176, q + 154320, storage: storage, threads: threads); return
-            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 160464, q + 166608, q + 172752, storage: storage, threads: threads); return
-            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 178896, q + 185040, q + 191184, storage: storage, threads: threads); return
-            case 4: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 197328, q + 203472, q + 209616, storage: storage, threads: threads); return
-            case 5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + 215760, q + 221904, q + 228048, storage: storage, threads: threads); return
+            case 0...5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + (18432 * layer + 123600), q + (18432 * layer + 129744), q + (18432 * layer + 135888), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -270,12 +214,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 135888, q + 129744, q + 123600, dq + 17616, dq + 20688, dq + 11472, dq + 14544, dq + 5328, dq + 8400, dq + 117456, dq + 117840, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 154320, q + 148176, q + 142032, dq + 36048, dq + 39120, dq + 29904, dq + 32976, dq + 23760, dq + 26832, dq + 117456, dq + 117840, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 172752, q + 166608, q + 160464, dq + 54480, dq + 57552, dq + 48336, dq + 51408, dq + 42192, dq + 45264, dq + 117456, dq + 117840, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 191184, q + 185040, q + 178896, dq + 72912, dq + 75984, dq + 66768, dq + 69840, dq + 60624, dq + 63696, dq + 117456, dq + 117840, threads: threads); return
-            case 4: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 209616, q + 203472, q + 197328, dq + 91344, dq + 94416, dq + 85200, dq + 88272, dq + 79056, dq + 82128, dq + 117456, dq + 117840, threads: threads); return
-            case 5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + 228048, q + 221904, q + 215760, dq + 109776, dq + 112848, dq + 103632, dq + 106704, dq + 97488, dq + 100560, dq + 117456, dq + 117840, threads: threads); return
+            case 0...5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + (18432 * layer + 135888), q + (18432 * layer + 129744), q + (18432 * layer + 123600), dq + (18432 * layer + 17616), dq + (18432 * layer + 20688), dq + (18432 * layer + 11472), dq + (18432 * layer + 14544), dq + (18432 * layer + 5328), dq + (18432 * layer + 8400), dq + 117456, dq + 117840, threads: threads); return
             default: break
             }
         }
@@ -288,7 +227,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, _ p38: UnsafeMutablePointer<Float>, _ p39: UnsafeMutablePointer<Float>, _ p40: UnsafeMutablePointer<Float>, _ p41: UnsafeMutablePointer<Float>, _ p42: UnsafeMutablePointer<Float>, _ p43: UnsafeMutablePointer<Float>, _ p44: UnsafeMutablePointer<Float>, _ p45: UnsafeMutablePointer<Float>, _ p46: UnsafeMutablePointer<Float>, _ p47: UnsafeMutablePointer<Float>, _ p48: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P5[r6, in.1, in.2] = Σ_r7 core.6[r6, in.1, r7]·core.7[r7, in.2]
         Kernels.stage(2, flops: 26304, threads: threads) { i, threads in
             switch i {
@@ -317,45 +256,13 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: 72, panels: 4, k: 8, alpha: 1.0, a: p7, lda: 8, b: p10, panelStride: 16, kStride: 64, beta: 0, c: p11, ldc: 64, threads: threads)
         // stage 4: P4[layer, module, out.0, out.1, out.2, r5] = Σ_r4 core.4[r4, out.2, r5]·P3[layer, module, out.0, out.1, r4]
         Kernels.panelGemm(transA: false, m: 576, panels: 12, k: 8, alpha: 1.0, a: p11, lda: 8, b: p12, panelStride: 16, kStride: 192, beta: 0, c: p13, ldc: 192, threads: threads)
-        // stage 5: P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]; P4.panels[panel, rank, lane] = P4[panel, lane, rank]
+        // stage 5: P4.panels[panel, rank, lane] = P4[panel, lane, rank] (×18)
         Kernels.stage(18, flops: 110592, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p13, b: nil, out: p14)
-            case 1:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p15, b: nil, out: p16)
-            case 2:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p17, b: nil, out: p18)
-            case 3:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p19, b: nil, out: p20)
-            case 4:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p21, b: nil, out: p22)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p23, b: nil, out: p24)
-            case 6:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p25, b: nil, out: p26)
-            case 7:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p27, b: nil, out: p28)
-            case 8:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p29, b: nil, out: p30)
-            case 9:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p31, b: nil, out: p32)
-            case 10:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p33, b: nil, out: p34)
-            case 11:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p35, b: nil, out: p36)
-            case 12:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p37, b: nil, out: p38)
-            case 13:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p39, b: nil, out: p40)
-            case 14:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p41, b: nil, out: p42)
-            case 15:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p43, b: nil, out: p44)
-            case 16:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p45, b: nil, out: p46)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p47, b: nil, out: p48)
+                let at0 = p13 + (6144 * i)
+                let at1 = p14 + (6144 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
@@ -453,7 +360,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
             // stage 2: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 3: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
+        // stage 3: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5] (×2); dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5] (×2)
         Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             case 0:
@@ -534,7 +441,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
             // stage 4: dx[n, in.0, in.1, in.2] += Σ_r5 dt7[n, r5]·P6[r5, in.0, in.1, in.2]
             Kernels.panelGemm(transA: false, m: rows, panels: 48, k: 8, alpha: 1.0, a: (wRow8 + 8 * n), lda: 8, b: p0, panelStride: 16, kStride: 768, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 5: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]; dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5]
+        // stage 5: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5] (×6); dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5] (×2)
         Kernels.stage(8, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
             case 0:

@@ -122,14 +122,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward2Rows(n, x, y, p + 400, q + 1056, storage: storage, threads: threads)
-        case 1: Self.forward2Rows(n, x, y, p + 400, q + 2592, storage: storage, threads: threads)
-        case 2: Self.forward2Rows(n, x, y, p + 400, q + 4128, storage: storage, threads: threads)
-        case 3: Self.forward2Rows(n, x, y, p + 400, q + 5664, storage: storage, threads: threads)
-        case 4: Self.forward2Rows(n, x, y, p + 400, q + 7200, storage: storage, threads: threads)
-        case 5: Self.forward2Rows(n, x, y, p + 400, q + 8736, storage: storage, threads: threads)
-        case 6: Self.forward2Rows(n, x, y, p + 400, q + 10272, storage: storage, threads: threads)
-        case 7: Self.forward2Rows(n, x, y, p + 400, q + 11808, storage: storage, threads: threads)
+        case 0...7: Self.forward2Rows(n, x, y, p + 400, q + (3072 * layer + 1536 * module.rawValue + 1056), storage: storage, threads: threads)
         default: break
         }
     }
@@ -150,14 +143,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward4(n, x, dy, dx, w, p + 400, q + 1056, dq + 1056, g + 400, threads: threads)
-        case 1: Self.backward4(n, x, dy, dx, w, p + 400, q + 2592, dq + 2592, g + 400, threads: threads)
-        case 2: Self.backward4(n, x, dy, dx, w, p + 400, q + 4128, dq + 4128, g + 400, threads: threads)
-        case 3: Self.backward4(n, x, dy, dx, w, p + 400, q + 5664, dq + 5664, g + 400, threads: threads)
-        case 4: Self.backward4(n, x, dy, dx, w, p + 400, q + 7200, dq + 7200, g + 400, threads: threads)
-        case 5: Self.backward4(n, x, dy, dx, w, p + 400, q + 8736, dq + 8736, g + 400, threads: threads)
-        case 6: Self.backward4(n, x, dy, dx, w, p + 400, q + 10272, dq + 10272, g + 400, threads: threads)
-        case 7: Self.backward4(n, x, dy, dx, w, p + 400, q + 11808, dq + 11808, g + 400, threads: threads)
+        case 0...7: Self.backward4(n, x, dy, dx, w, p + 400, q + (3072 * layer + 1536 * module.rawValue + 1056), dq + (3072 * layer + 1536 * module.rawValue + 1056), g + 400, threads: threads)
         default: break
         }
     }
@@ -174,14 +160,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize5(n, delta, q + 1056, p + 400, threads: threads)
-        case 1: Self.materialize5(n, delta, q + 2592, p + 400, threads: threads)
-        case 2: Self.materialize5(n, delta, q + 4128, p + 400, threads: threads)
-        case 3: Self.materialize5(n, delta, q + 5664, p + 400, threads: threads)
-        case 4: Self.materialize5(n, delta, q + 7200, p + 400, threads: threads)
-        case 5: Self.materialize5(n, delta, q + 8736, p + 400, threads: threads)
-        case 6: Self.materialize5(n, delta, q + 10272, p + 400, threads: threads)
-        case 7: Self.materialize5(n, delta, q + 11808, p + 400, threads: threads)
+        case 0...7: Self.materialize5(n, delta, q + (3072 * layer + 1536 * module.rawValue + 1056), p + 400, threads: threads)
         default: break
         }
     }
@@ -202,10 +181,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 1056, q + 2592, storage: storage, threads: threads); return
-            case 1: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 4128, q + 5664, storage: storage, threads: threads); return
-            case 2: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 7200, q + 8736, storage: storage, threads: threads); return
-            case 3: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + 10272, q + 11808, storage: storage, threads: threads); return
+            case 0...3: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + (3072 * layer + 1056), q + (3072 * layer + 2592), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -231,10 +207,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 2592, q + 1056, dq + 2592, dq + 1056, g + 400, threads: threads); return
-            case 1: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 5664, q + 4128, dq + 5664, dq + 4128, g + 400, threads: threads); return
-            case 2: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 8736, q + 7200, dq + 8736, dq + 7200, g + 400, threads: threads); return
-            case 3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + 11808, q + 10272, dq + 11808, dq + 10272, g + 400, threads: threads); return
+            case 0...3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + (3072 * layer + 2592), q + (3072 * layer + 1056), dq + (3072 * layer + 2592), dq + (3072 * layer + 1056), g + 400, threads: threads); return
             default: break
             }
         }
@@ -445,7 +418,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
             // stage 3: dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
             Kernels.gemm(transA: false, transB: false, m: 6 * rows, n: 8, k: 4, alpha: 1.0, a: (wRow24 + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dxRow48, ldc: 8, threads: threads)
         }
-        // stage 4: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5]; dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]
+        // stage 4: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5] (×2); dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]
         Kernels.stage(3, flops: 6528 * n, threads: threads) { i, threads in
             switch i {
             case 0:

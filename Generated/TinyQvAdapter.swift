@@ -43,24 +43,16 @@ public final class TinyQvAdapter: GeneratedAdapter {
     public static let layerCount = 4
 
     /// Every stored tensor: adapter-file key, shape, offset in `parameters`.
-    public static let parameterLayout: [ParameterTensor] = [
-        ParameterTensor(key: "attn.0.attention.self.query.A", shape: [8, 64], offset: 0),
-        ParameterTensor(key: "attn.0.attention.self.value.A", shape: [8, 64], offset: 512),
-        ParameterTensor(key: "attn.0.attention.self.query.B", shape: [64, 8], offset: 1024),
-        ParameterTensor(key: "attn.0.attention.self.value.B", shape: [64, 8], offset: 1536),
-        ParameterTensor(key: "attn.1.attention.self.query.A", shape: [8, 64], offset: 2048),
-        ParameterTensor(key: "attn.1.attention.self.value.A", shape: [8, 64], offset: 2560),
-        ParameterTensor(key: "attn.1.attention.self.query.B", shape: [64, 8], offset: 3072),
-        ParameterTensor(key: "attn.1.attention.self.value.B", shape: [64, 8], offset: 3584),
-        ParameterTensor(key: "attn.2.attention.self.query.A", shape: [8, 64], offset: 4096),
-        ParameterTensor(key: "attn.2.attention.self.value.A", shape: [8, 64], offset: 4608),
-        ParameterTensor(key: "attn.2.attention.self.query.B", shape: [64, 8], offset: 5120),
-        ParameterTensor(key: "attn.2.attention.self.value.B", shape: [64, 8], offset: 5632),
-        ParameterTensor(key: "attn.3.attention.self.query.A", shape: [8, 64], offset: 6144),
+    public static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([
         ParameterTensor(key: "attn.3.attention.self.value.A", shape: [4, 64], offset: 6656),
         ParameterTensor(key: "attn.3.attention.self.query.B", shape: [64, 8], offset: 6912),
         ParameterTensor(key: "attn.3.attention.self.value.B", shape: [64, 4], offset: 7424),
-    ]
+    ], runs: [
+        ParameterRun(group: "attn", role: .A, module: "attention.self.query", layers: Array(0...3), shape: [8, 64], offset: 0, layerStride: 2048),
+        ParameterRun(group: "attn", role: .A, module: "attention.self.value", layers: Array(0...2), shape: [8, 64], offset: 512, layerStride: 2048),
+        ParameterRun(group: "attn", role: .B, module: "attention.self.query", layers: Array(0...2), shape: [64, 8], offset: 1024, layerStride: 2048),
+        ParameterRun(group: "attn", role: .B, module: "attention.self.value", layers: Array(0...2), shape: [64, 8], offset: 1536, layerStride: 2048),
+    ])
 
     public static func moduleName(_ module: Module) -> String {
         switch module {
@@ -102,7 +94,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 1024, q + 0, p + 1536, q + 512, p + 3072, q + 1024, p + 3584, q + 1536, p + 5120, q + 2048, p + 5632, q + 2560, p + 6912, q + 3072, p + 7424, q + 3584, threads: threads)  // group attn
+        Self.prepare0(n, p + 1024, q + 0, p + 6912, q + 3072, p + 7424, q + 3584, threads: threads)  // group attn
         storage.markPrepared()
     }
 
@@ -126,13 +118,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
-        case 1: Self.forward1Rows(n, x, y, p + 512, q + 512, storage: storage, threads: threads)
-        case 2: Self.forward1Rows(n, x, y, p + 2048, q + 1024, storage: storage, threads: threads)
-        case 3: Self.forward1Rows(n, x, y, p + 2560, q + 1536, storage: storage, threads: threads)
-        case 4: Self.forward1Rows(n, x, y, p + 4096, q + 2048, storage: storage, threads: threads)
-        case 5: Self.forward1Rows(n, x, y, p + 4608, q + 2560, storage: storage, threads: threads)
-        case 6: Self.forward1Rows(n, x, y, p + 6144, q + 3072, storage: storage, threads: threads)
+        case 0...6: Self.forward1Rows(n, x, y, p + (2048 * layer + 256 * module.rawValue), q + (1024 * layer + 256 * module.rawValue), storage: storage, threads: threads)
         case 7: Self.forward3Rows(n, x, y, p + 6656, q + 3584, storage: storage, threads: threads)
         default: break
         }
@@ -154,12 +140,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward5(n, x, dy, dx, w, p + 0, q + 0, g + 1024, g + 0, threads: threads)
-        case 1: Self.backward5(n, x, dy, dx, w, p + 512, q + 512, g + 1536, g + 512, threads: threads)
-        case 2: Self.backward5(n, x, dy, dx, w, p + 2048, q + 1024, g + 3072, g + 2048, threads: threads)
-        case 3: Self.backward5(n, x, dy, dx, w, p + 2560, q + 1536, g + 3584, g + 2560, threads: threads)
-        case 4: Self.backward5(n, x, dy, dx, w, p + 4096, q + 2048, g + 5120, g + 4096, threads: threads)
-        case 5: Self.backward5(n, x, dy, dx, w, p + 4608, q + 2560, g + 5632, g + 4608, threads: threads)
+        case 0...5: Self.backward5(n, x, dy, dx, w, p + (2048 * layer + 256 * module.rawValue), q + (1024 * layer + 256 * module.rawValue), g + (2048 * layer + 256 * module.rawValue + 1024), g + (2048 * layer + 256 * module.rawValue), threads: threads)
         case 6: Self.backward5(n, x, dy, dx, w, p + 6144, q + 3072, g + 6912, g + 6144, threads: threads)
         case 7: Self.backward6(n, x, dy, dx, w, p + 6656, q + 3584, g + 7424, g + 6656, threads: threads)
         default: break
@@ -178,12 +159,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.materialize7(n, delta, p + 1024, p + 0, threads: threads)
-        case 1: Self.materialize7(n, delta, p + 1536, p + 512, threads: threads)
-        case 2: Self.materialize7(n, delta, p + 3072, p + 2048, threads: threads)
-        case 3: Self.materialize7(n, delta, p + 3584, p + 2560, threads: threads)
-        case 4: Self.materialize7(n, delta, p + 5120, p + 4096, threads: threads)
-        case 5: Self.materialize7(n, delta, p + 5632, p + 4608, threads: threads)
+        case 0...5: Self.materialize7(n, delta, p + (2048 * layer + 256 * module.rawValue + 1024), p + (2048 * layer + 256 * module.rawValue), threads: threads)
         case 6: Self.materialize7(n, delta, p + 6912, p + 6144, threads: threads)
         case 7: Self.materialize8(n, delta, p + 7424, p + 6656, threads: threads)
         default: break
@@ -206,9 +182,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + 0, q + 0, q + 512, storage: storage, threads: threads); return
-            case 1: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + 2048, q + 1024, q + 1536, storage: storage, threads: threads); return
-            case 2: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + 4096, q + 2048, q + 2560, storage: storage, threads: threads); return
+            case 0...2: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + (2048 * layer), q + (1024 * layer), q + (1024 * layer + 512), storage: storage, threads: threads); return
             case 3: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + 6144, q + 3072, q + 3584, storage: storage, threads: threads); return
             default: break
             }
@@ -235,9 +209,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 0, q + 512, q + 0, g + 1536, g + 1024, g + 0, threads: threads); return
-            case 1: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 2048, q + 1536, q + 1024, g + 3584, g + 3072, g + 2048, threads: threads); return
-            case 2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + 4096, q + 2560, q + 2048, g + 5632, g + 5120, g + 4096, threads: threads); return
+            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (2048 * layer), q + (1024 * layer + 512), q + (1024 * layer), g + (2048 * layer + 1536), g + (2048 * layer + 1024), g + (2048 * layer), threads: threads); return
             case 3: Self.layerBackward14(n, xp, dys[0], dys[1], dx, w, p + 6144, q + 3584, q + 3072, g + 7424, g + 6912, g + 6144, threads: threads); return
             default: break
             }
@@ -251,55 +223,17 @@ public final class TinyQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
-        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]; B.panels[panel, rank, lane] = B[panel, lane, rank]
+    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+        // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×8)
         Kernels.stage(8, flops: 3840, threads: threads) { i, threads in
             switch i {
-            case 0:
+            case 0...5:
+                let at0 = p0 + (2048 * (i / 2) + 512 * (i % 2))
+                let at1 = p1 + (1024 * (i / 2) + 512 * (i % 2))
                 for i0 in 0..<4 {
                     for i1 in 0..<8 {
                         for i2 in 0..<16 {
-                            p1[i0 * 128 + i1 * 16 + i2 * 1] = p0[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
-            case 1:
-                for i0 in 0..<4 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
-            case 2:
-                for i0 in 0..<4 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p5[i0 * 128 + i1 * 16 + i2 * 1] = p4[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
-            case 3:
-                for i0 in 0..<4 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p7[i0 * 128 + i1 * 16 + i2 * 1] = p6[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
-            case 4:
-                for i0 in 0..<4 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p9[i0 * 128 + i1 * 16 + i2 * 1] = p8[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
-            case 5:
-                for i0 in 0..<4 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p11[i0 * 128 + i1 * 16 + i2 * 1] = p10[i0 * 128 + i1 * 1 + i2 * 8]
+                            at1[i0 * 128 + i1 * 16 + i2 * 1] = at0[i0 * 128 + i1 * 1 + i2 * 8]
                         }
                     }
                 }
@@ -307,7 +241,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
                 for i0 in 0..<4 {
                     for i1 in 0..<8 {
                         for i2 in 0..<16 {
-                            p13[i0 * 128 + i1 * 16 + i2 * 1] = p12[i0 * 128 + i1 * 1 + i2 * 8]
+                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
                         }
                     }
                 }
@@ -315,7 +249,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
                 for i0 in 0..<4 {
                     for i1 in 0..<4 {
                         for i2 in 0..<16 {
-                            p15[i0 * 64 + i1 * 16 + i2 * 1] = p14[i0 * 64 + i1 * 1 + i2 * 4]
+                            p5[i0 * 64 + i1 * 16 + i2 * 1] = p4[i0 * 64 + i1 * 1 + i2 * 4]
                         }
                     }
                 }

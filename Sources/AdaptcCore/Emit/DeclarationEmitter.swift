@@ -44,15 +44,7 @@ struct DeclarationEmitter {
         file.line("    /// Layers of the model (\(spec.model.layers)); pairs without an adapter throw.")
         file.line("    \(access)static let layerCount = \(spec.model.layers)")
         file.line()
-        file.line("    /// Every stored tensor: adapter-file key, shape, offset in `parameters`.")
-        file.line("    \(access)static let parameterLayout: [ParameterTensor] = [")
-        for p in plan.parameters {
-            // Frozen tensors (`train:`) say so; the rest keep the default, as before `train:` existed.
-            let frozen = p.trainable ? "" : ", trainable: false"
-            file.line("        ParameterTensor(key: \(SwiftEmitter.quoted(p.key)), shape: \(p.shape), offset: \(p.offset)\(frozen)),")
-        }
-        file.line("    ]")
-        file.line()
+        emitLayout(access: access, into: &file)
         file.line("    \(access)static func moduleName(_ module: Module) -> String {")
         file.line("        switch module {")
         for m in modules { file.line("        case .\(m.caseName): return \(SwiftEmitter.quoted(m.name))") }
@@ -92,5 +84,79 @@ struct DeclarationEmitter {
         file.line("        try AdapterArguments.expect(count, expected, what, of: Self.self)")
         file.line("    }")
         file.line()
+    }
+
+    /// `parameterLayout`: per-layer lora tensors of one module at a fixed
+    /// layer stride as `ParameterRun`s, the rest literally. Written literally
+    /// throughout when the runs would not expand to the plan's layout exactly.
+    private func emitLayout(access: String, into file: inout SourceText) {
+        func literal(_ p: ParameterTensor) -> String {
+            // Frozen tensors (`train:`) say so; the rest keep the default, as before `train:` existed.
+            let frozen = p.trainable ? "" : ", trainable: false"
+            return "ParameterTensor(key: \(SwiftEmitter.quoted(p.key)), shape: \(p.shape), offset: \(p.offset)\(frozen))"
+        }
+        let (tensors, runs) = layoutRuns()
+        file.line("    /// Every stored tensor: adapter-file key, shape, offset in `parameters`.")
+        guard !runs.isEmpty, ParameterTensor.layout(tensors, runs: runs) == plan.parameters else {
+            file.line("    \(access)static let parameterLayout: [ParameterTensor] = [")
+            for p in plan.parameters { file.line("        \(literal(p)),") }
+            file.line("    ]")
+            file.line()
+            return
+        }
+        file.line("    \(access)static let parameterLayout: [ParameterTensor] = ParameterTensor.layout([")
+        for p in tensors { file.line("        \(literal(p)),") }
+        file.line("    ], runs: [")
+        for r in runs {
+            let frozen = r.trainable ? "" : ", trainable: false"
+            file.line("        ParameterRun(group: \(SwiftEmitter.quoted(r.group)), role: .\(r.role.rawValue), module: \(SwiftEmitter.quoted(r.module)), "
+                      + "layers: \(layerList(r.layers)), shape: \(r.shape), offset: \(r.offset), layerStride: \(r.layerStride)\(frozen)),")
+        }
+        file.line("    ])")
+        file.line()
+    }
+
+    /// The plan's tensors cut into runs: per-layer lora tensors of one (group, role, module, shape)
+    /// whose offsets are affine in the layer (`AffineFamilies`); a run of one stays a literal.
+    private func layoutRuns() -> (tensors: [ParameterTensor], runs: [ParameterRun]) {
+        let parameters = plan.parameters
+        let perLayer: [(role: ParameterRun.Role, group: String, module: String, layer: Int)?] = parameters.map { p in
+            for group in plan.groups where group.structure == "lora" {
+                guard let key = TensorKey(parsing: p.key, structure: group.structure), key.group == group.name else { continue }
+                switch key.role {
+                case let .loraA(.layer(l), module): return (.A, group.name, module, l)
+                case let .loraB(.layer(l), module): return (.B, group.name, module, l)
+                case let .magnitude(l, module): return (.magnitude, group.name, module, l)
+                default: return nil
+                }
+            }
+            return nil
+        }
+        struct Kind: Hashable { var role: String, group: String, module: String, shape: [Int], trainable: Bool, index: Int }
+        let families = AffineFamilies.partition(count: parameters.count, key: { i -> Kind in
+            guard let t = perLayer[i] else { return Kind(role: "", group: "", module: "", shape: [], trainable: true, index: i) }
+            return Kind(role: t.role.rawValue, group: t.group, module: t.module, shape: parameters[i].shape,
+                        trainable: parameters[i].trainable, index: -1)
+        }, indices: { [perLayer[$0]?.layer ?? 0] }, offsets: { [parameters[$0].offset] })
+        var tensors: [ParameterTensor] = [], runs: [ParameterRun] = []
+        for family in families {
+            let first = family.members[0]
+            guard family.members.count > 1, let t = perLayer[first] else {
+                tensors += family.members.map { parameters[$0] }
+                continue
+            }
+            let offset = family.offsets[0]
+            runs.append(ParameterRun(group: t.group, role: t.role, module: t.module, layers: family.members.map { perLayer[$0]!.layer },
+                                     shape: parameters[first].shape, offset: parameters[first].offset, layerStride: offset.strides[0],
+                                     trainable: parameters[first].trainable))
+        }
+        return (tensors, runs)
+    }
+
+    /// Layers as a Swift `[Int]` expression: runs as ranges (`Array(0...23)`, `Array(0...3) + [6]`).
+    private func layerList(_ layers: [Int]) -> String {
+        let parts = caseRanges(layers).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts.count == layers.count { return "\(layers)" }
+        return parts.map { $0.contains("...") ? "Array(\($0))" : "[\($0)]" }.joined(separator: " + ")
     }
 }

@@ -2,7 +2,11 @@ import AdaptRuntime
 
 /// The generated type's public entry points: each checks its arguments
 /// (throwing, never trapping, on user input), makes prepared state current,
-/// and calls the kernel of the requested pair through a literal switch.
+/// and calls the kernel of the requested pair. Pairs whose programs share a
+/// kernel and whose owned tensors sit at offsets affine in (layer, module)
+/// share one case of the switch, the offsets computed from the call's
+/// arguments (`AffineFamilies`, the layer and module as index sources): one
+/// case per program shape, not one per pair.
 struct DispatchEmitter {
     let checked: CheckedSpec
     let plan: Plan
@@ -69,23 +73,61 @@ struct DispatchEmitter {
         file.line()
     }
 
-    private func arguments(_ program: Program, _ call: KernelEmitter.Call, token: (KernelEmitter.TokenArgument) -> String) -> String {
-        (["n"] + KernelEmitter.tokenArguments(program).map(token)
-            + call.pointers.map { KernelEmitter.ownedBase($0.storage) + " + \($0.offset)" }).joined(separator: ", ")
+    /// A kernel call of one pair (or one layer's fused modules), its owned
+    /// pointer arguments left to the family it falls in (`text`).
+    private struct DispatchCall {
+        var call: KernelEmitter.Call
+        /// The `RowBlocks` wrapper a forward calls instead of the kernel itself.
+        var rows: String? = nil
+        /// The statement, given the owned pointer arguments' expressions.
+        var text: ([String]) -> String
     }
 
-    /// The statement that runs a forward program: its kernel called once, or,
-    /// where the program maps token rows independently, its `RowBlocks` kernel
-    /// (`KernelEmitter.rowBlocks`; `widths`: row width of each token buffer, by
-    /// storage and slot).
-    private func forwardCall(_ program: Program, _ call: KernelEmitter.Call, kernels: inout KernelEmitter,
-                             widths: (Storage, Int) -> Int, token: (KernelEmitter.TokenArgument) -> String) -> String {
-        guard program.mapsRowsIndependently else {
-            return "Self.\(call.kernel)(\(arguments(program, call, token: token)), threads: threads)"
+    private func moduleIndex(_ name: String) -> Int { checked.spec.model.modules.firstIndex { $0.name == name }! }
+
+    /// Calls cut into families (`AffineFamilies`): one kernel, the same owned
+    /// storages, offsets affine in the dispatch arguments (`indices`: layer, module).
+    private func families(_ calls: [DispatchCall], indices: (Int) -> [Int]) -> [AffineFamily] {
+        AffineFamilies.partition(count: calls.count, key: { i in
+            [calls[i].call.kernel, calls[i].rows ?? ""] + calls[i].call.pointers.map(\.storage.rawValue)
+        }, indices: indices, offsets: { calls[$0].call.pointers.map(\.offset) })
+    }
+
+    /// Each owned pointer argument of a family's calls: the storage's base plus
+    /// its offset as a function of `layer` and `module` (constant where it does not move).
+    private func pointerExpressions(_ call: KernelEmitter.Call, _ family: AffineFamily) -> [String] {
+        zip(call.pointers, family.offsets).map { pointer, offset in
+            let terms = [(offset.strides[0], "layer"), (offset.strides[1], "module.rawValue")]
+            let moves = terms.contains { $0.0 != 0 }
+            let value = affine(constant: offset.base, terms: terms)
+            return KernelEmitter.ownedBase(pointer.storage) + " + " + (moves ? "(\(value))" : value)
         }
-        let rows = kernels.rowBlocks(for: program, call, widths: widths)
+    }
+
+    private static func literalPointers(_ call: KernelEmitter.Call) -> [String] {
+        call.pointers.map { KernelEmitter.ownedBase($0.storage) + " + \($0.offset)" }
+    }
+
+    private func arguments(_ program: Program, _ call: KernelEmitter.Call, pointers: [String]? = nil,
+                           token: (KernelEmitter.TokenArgument) -> String) -> String {
+        (["n"] + KernelEmitter.tokenArguments(program).map(token) + (pointers ?? Self.literalPointers(call))).joined(separator: ", ")
+    }
+
+    /// The `RowBlocks` kernel of a forward program that maps token rows
+    /// independently (`KernelEmitter.rowBlocks`; `widths`: row width of each
+    /// token buffer, by storage and slot); nil for one that does not.
+    private func forwardKernel(_ program: Program, _ call: KernelEmitter.Call, kernels: inout KernelEmitter,
+                               widths: (Storage, Int) -> Int) -> String? {
+        program.mapsRowsIndependently ? kernels.rowBlocks(for: program, call, widths: widths) : nil
+    }
+
+    /// The statement that runs a forward program: its kernel called once, or its `RowBlocks` kernel `rows`.
+    private func forwardCall(_ program: Program, _ call: KernelEmitter.Call, rows: String?, pointers: [String],
+                             token: (KernelEmitter.TokenArgument) -> String) -> String {
+        guard let rows else {
+            return "Self.\(call.kernel)(\(arguments(program, call, pointers: pointers, token: token)), threads: threads)"
+        }
         let tokens = KernelEmitter.tokenArguments(program).filter { $0.storage != .workspace }.map(token)
-        let pointers = call.pointers.map { KernelEmitter.ownedBase($0.storage) + " + \($0.offset)" }
         return "Self.\(rows)(\((["n"] + tokens + pointers).joined(separator: ", ")), storage: storage, threads: threads)"
     }
 
@@ -135,15 +177,20 @@ struct DispatchEmitter {
                 if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
             }
             emitBuffers(into: &file, ensurePrepared: true, note: "  // not every kernel takes all of them")
-            file.line("        switch index {")
-            for (i, program) in programs.enumerated() {
+            // One case per family of pairs that call one kernel, its owned offsets affine in (layer, module).
+            let calls = programs.enumerated().map { i, program -> DispatchCall in
                 let call = kernels.kernel(for: program, role: role)
-                if role == "forward" {
-                    let widths = { (storage: Storage, _: Int) in storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures }
-                    file.line("        case \(i): " + forwardCall(program, call, kernels: &kernels, widths: widths) { $0.name })
-                } else {
-                    file.line("        case \(i): Self.\(call.kernel)(\(arguments(program, call) { $0.name }), threads: threads)")
+                guard role == "forward" else {
+                    return DispatchCall(call: call) { "Self.\(call.kernel)(\(arguments(program, call, pointers: $0) { $0.name }), threads: threads)" }
                 }
+                let widths = { (storage: Storage, _: Int) in storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures }
+                let rows = forwardKernel(program, call, kernels: &kernels, widths: widths)
+                return DispatchCall(call: call, rows: rows) { forwardCall(program, call, rows: rows, pointers: $0) { $0.name } }
+            }
+            file.line("        switch index {")
+            for family in families(calls, indices: { [pairs[$0].layer, moduleIndex(pairs[$0].module)] }) {
+                let first = calls[family.members[0]]
+                file.line("        case \(caseRanges(family.members)): " + first.text(pointerExpressions(first.call, family)))
             }
             file.line("        default: break")
             file.line("        }")
@@ -189,7 +236,7 @@ struct DispatchEmitter {
     /// The literal dispatch of fused programs: per set of modules, a switch on
     /// the layer calling that layer's kernel (`token` names each token argument).
     private func emitFusedTable(_ fused: [LayerForward], role: String, indent: String, into file: inout SourceText,
-                                kernels: inout KernelEmitter, token: (KernelEmitter.TokenArgument) -> String) {
+                                kernels: inout KernelEmitter, token: @escaping (KernelEmitter.TokenArgument) -> String) {
         let modules = checked.spec.model.modules
         var byModules: [[String]: [LayerForward]] = [:]
         var moduleSets: [[String]] = []
@@ -201,15 +248,22 @@ struct DispatchEmitter {
             let cases = set.map { name in "." + modules.first { $0.name == name }!.caseName }
             file.line(indent + "if modules == [\(cases.joined(separator: ", "))] {")
             file.line(indent + "    switch layer {")
-            for f in byModules[set]! {
+            let layers = byModules[set]!
+            let calls = layers.map { f -> DispatchCall in
                 let call = kernels.kernel(for: f.program, role: role)
-                if role == "layerForward" {
-                    let pairs = f.modules.map { m in plan.pair(layer: f.layer, module: m)! }
-                    let widths = { (storage: Storage, slot: Int) in storage == .input ? pairs[0].inFeatures : pairs[slot].outFeatures }
-                    file.line(indent + "    case \(f.layer): " + forwardCall(f.program, call, kernels: &kernels, widths: widths, token: token) + "; return")
-                } else {
-                    file.line(indent + "    case \(f.layer): Self.\(call.kernel)(\(arguments(f.program, call, token: token)), threads: threads); return")
+                guard role == "layerForward" else {
+                    return DispatchCall(call: call) { "Self.\(call.kernel)(\(arguments(f.program, call, pointers: $0, token: token)), threads: threads)" }
                 }
+                let pairs = f.modules.map { m in plan.pair(layer: f.layer, module: m)! }
+                let widths = { (storage: Storage, slot: Int) in storage == .input ? pairs[0].inFeatures : pairs[slot].outFeatures }
+                let rows = forwardKernel(f.program, call, kernels: &kernels, widths: widths)
+                return DispatchCall(call: call, rows: rows) { forwardCall(f.program, call, rows: rows, pointers: $0, token: token) }
+            }
+            // Layers whose calls differ only in offsets affine in the layer share one case.
+            for family in families(calls, indices: { [layers[$0].layer, 0] }) {
+                let first = calls[family.members[0]]
+                file.line(indent + "    case \(caseRanges(family.members.map { layers[$0].layer })): "
+                          + first.text(pointerExpressions(first.call, family)) + "; return")
             }
             file.line(indent + "    default: break")
             file.line(indent + "    }")

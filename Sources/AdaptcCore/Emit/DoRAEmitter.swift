@@ -70,14 +70,14 @@ struct DoRAEmitter {
         switch role {
         case "forward":
             return ["/// The pair's LoRA forward, `y += x·ΔWᵀ` (a DoRA pair's forward and backward start with it).",
-                    "private func forwardLoRA(_ index: Int, n: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {"]
+                    "private func forwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {"]
         case "backward":
             return ["/// The pair's LoRA VJP, `dx += dy·ΔW` (a DoRA pair's with its rescaled dy).",
-                    "private func backwardLoRA(_ index: Int, n: Int, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,",
+                    "private func backwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,",
                     "                          dx: UnsafeMutablePointer<Float>) {"]
         default:
             return ["/// The pair's ΔW = s·B·A (a DoRA pair's materialize starts with it).",
-                    "private func materializeLoRA(_ index: Int, delta: UnsafeMutablePointer<Float>) {",
+                    "private func materializeLoRA(_ index: Int, _ layer: Int, _ module: Module, delta: UnsafeMutablePointer<Float>) {",
                     "    let n = 0  // ΔW does not depend on token rows"]
         }
     }
@@ -99,15 +99,15 @@ struct DoRAEmitter {
         case "forward":
             file.line("        try dora.requireNorms(index, storage: storage)")
             file.line("        if n == 0 { return }")
-            file.line("        forwardLoRA(index, n: n, x: x, y: y)")
+            file.line("        forwardLoRA(index, layer, module, n: n, x: x, y: y)")
             file.line("        dora.rescale(index, y: y, rows: n, storage: storage)")
         case "backward":
             file.line("        try dora.refuse(index, call: \"backward\", needs: \"the base output\", use: \"backward(layer:module:x:baseOutput:dy:rows:dx:)\")")
             file.line("        if n == 0 { return }")
-            file.line("        backwardLoRA(index, n: n, x: x, dy: dy, dx: dx)")
+            file.line("        backwardLoRA(index, layer, module, n: n, x: x, dy: dy, dx: dx)")
         default:
             file.line("        try dora.refuse(index, call: \"materialize\", needs: \"the base weight W\", use: \"materialize(layer:module:base:into:)\")")
-            file.line("        materializeLoRA(index, delta: delta)")
+            file.line("        materializeLoRA(index, layer, module, delta: delta)")
         }
         file.line("    }")
         file.line()
@@ -135,9 +135,9 @@ struct DoRAEmitter {
         file.line("        // x·Vᵀ = x·Wᵀ + x·ΔWᵀ, by the pair's LoRA forward, apart from the workspace that forward uses.")
         file.line("        let v = dora.scratch(atLeast: n * shape.out)")
         file.line("        v.update(from: base, count: n * shape.out)")
-        file.line("        forwardLoRA(index, n: n, x: x, y: v)")
+        file.line("        forwardLoRA(index, layer, module, n: n, x: x, y: v)")
         file.line("        dora.backward(index, xV: v, dy: dy, rows: n, storage: storage)")
-        file.line("        backwardLoRA(index, n: n, x: x, dy: dy, dx: dx)")
+        file.line("        backwardLoRA(index, layer, module, n: n, x: x, dy: dy, dx: dx)")
         file.line("    }")
         file.line()
         file.line("    /// `W' − W` `[out, in]` of a DoRA pair (what merge adds to W), from the base `weight` W")
@@ -150,7 +150,7 @@ struct DoRAEmitter {
         file.line("        try Self.expect(weight.count, shape.out * shape.in, \"W\")")
         file.line("        try Self.expect(delta.count, shape.out * shape.in, \"ΔW\")")
         file.line("        guard let weight = weight.baseAddress, let delta = delta.baseAddress else { return }")
-        file.line("        try dora.materialize(index, weight: weight, into: delta, storage: storage) { materializeLoRA(index, delta: $0) }")
+        file.line("        try dora.materialize(index, weight: weight, into: delta, storage: storage) { materializeLoRA(index, layer, module, delta: $0) }")
         file.line("    }")
         file.line()
     }

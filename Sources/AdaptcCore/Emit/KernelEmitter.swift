@@ -101,18 +101,53 @@ struct KernelEmitter {
                 shifted[name] = "\(buffer) + first * \(stride)"
                 return view.offset == Extent(0) ? name : "(\(name) + \(swift(view.offset)))"
             }
-            lines.append("// stage \(s + 1): " + stage.map(\.description).joined(separator: "; "))
+            lines.append("// stage \(s + 1): " + runs(stage.map(\.description)).joined(separator: "; "))
             if stage.count == 1 {
                 lines += step(stage[0], lowered[s][0], rows: rows, threads: "threads", pointer: place)
             } else {
                 lines.append("Kernels.stage(\(stage.count), flops: \(swift(stageFlops[s], n: rows)), threads: threads) { i, threads in")
-                lines.append("    switch i {")
-                for (i, c) in stage.enumerated() {
-                    let steps = step(c, lowered[s][i], rows: rows, threads: "threads", pointer: place)
-                    lines.append("    \(i == stage.count - 1 ? "default" : "case \(i)"):")
-                    lines += steps.map { "        " + $0 }
+                let (blockSize, families) = stageFamilies(stage, lowered[s], rows: rows, place: place)
+                if families.count == stage.count {
+                    // No two members share a shape: one literal case each, as they are.
+                    lines.append("    switch i {")
+                    for (i, c) in stage.enumerated() {
+                        let steps = step(c, lowered[s][i], rows: rows, threads: "threads", pointer: place)
+                        lines.append("    \(i == stage.count - 1 ? "default" : "case \(i)"):")
+                        lines += steps.map { "        " + $0 }
+                    }
+                    lines.append("    }")
+                } else {
+                    // Members of one shape whose owned offsets are affine in (i / R, i % R): one case,
+                    // its pointers moved from the first member's by the index (`AffineFamilies.stage`).
+                    lines.append("    switch i {")
+                    for (f, family) in families.enumerated() {
+                        let first = family.members[0]
+                        let own = ownedViews(stage[first], lowered[s][first], rows: rows, place: place)
+                        // Each slot's pointer bound once at the case's top (`at0`, …): the step's own
+                        // loops may use `i`.
+                        var bindings: [String] = []
+                        let moved: (TensorView) -> String = { view in
+                            guard view.storage.isOwned else { return place(view) }
+                            let slot = own.firstIndex { $0.storage == view.storage && $0.offset == view.offset.constant }!
+                            let offset = family.offsets[slot]
+                            guard offset.strides.contains(where: { $0 != 0 }) else { return pointer(view) }
+                            // From the first member's pointer: minus what the index adds at the first member.
+                            let shift = offset.value(at: [first / blockSize, first % blockSize]) - offset.base
+                            let whole = blockSize == stage.count
+                            // With R the whole stage the block is always 0 and the lane is i.
+                            let terms = whole ? [(offset.strides[1], "i")]
+                                : [(offset.strides[0], "(i / \(blockSize))"), (offset.strides[1], "(i % \(blockSize))")]
+                            let binding = "let at\(slot) = " + pointer(view) + " + (" + affine(constant: -shift, terms: terms) + ")"
+                            if !bindings.contains(binding) { bindings.append(binding) }
+                            return "at\(slot)"
+                        }
+                        let label = f == families.count - 1 ? "default" : "case " + caseRanges(family.members)
+                        let steps = step(stage[first], lowered[s][first], rows: rows, threads: "threads", pointer: moved)
+                        lines.append("    \(label):")
+                        lines += (bindings + steps).map { "        " + $0 }
+                    }
+                    lines.append("    }")
                 }
-                lines.append("    }")
                 lines.append("}")
             }
         }
@@ -142,6 +177,40 @@ struct KernelEmitter {
         text.append("    }")
         kernels.append(text.joined(separator: "\n"))
         return Call(kernel: name, pointers: pointers)
+    }
+
+    /// The owned tensors a step reads or writes, (storage, offset) in the order its text first names them.
+    private func ownedViews(_ c: Contraction, _ lowered: Lowered, rows: String,
+                            place: (TensorView) -> String) -> [(storage: Storage, offset: Int)] {
+        var owned: [(storage: Storage, offset: Int)] = []
+        _ = step(c, lowered, rows: rows, threads: "threads") { view in
+            guard view.storage.isOwned else { return place(view) }
+            if !owned.contains(where: { $0.storage == view.storage && $0.offset == view.offset.constant }) {
+                owned.append((view.storage, view.offset.constant))
+            }
+            return ""
+        }
+        return owned
+    }
+
+    /// A stage's members cut into families (`AffineFamilies.stage`): the same
+    /// step text once their owned tensors are named by slot, the slots' offsets
+    /// affine in the member's (block, lane).
+    private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String,
+                               place: (TensorView) -> String) -> (blockSize: Int, families: [AffineFamily]) {
+        let members = stage.indices.map { i -> (shape: String, offsets: [Int]) in
+            var owned: [(storage: Storage, offset: Int)] = []
+            let text = step(stage[i], lowered[i], rows: rows, threads: "threads") { view in
+                guard view.storage.isOwned else { return place(view) }
+                let slot = owned.firstIndex { $0.storage == view.storage && $0.offset == view.offset.constant } ?? {
+                    owned.append((view.storage, view.offset.constant))
+                    return owned.count - 1
+                }()
+                return "⟨\(view.storage.rawValue) \(slot)⟩"
+            }
+            return (text.joined(separator: "\n"), owned.map(\.offset))
+        }
+        return AffineFamilies.stage(count: stage.count, key: { members[$0].shape }, offsets: { members[$0].offsets })
     }
 
     /// The kernel that runs `call` (of a program that maps token rows
@@ -313,4 +382,33 @@ func swift(_ e: Extent, n: String = "n") -> String {
 func literal(_ x: Float) -> String {
     let text = "\(x)"
     return text.contains(".") || text.contains("e") ? text : text + ".0"
+}
+
+/// `constant + Σ stride·name` as a Swift Int expression (zero terms left out).
+func affine(constant: Int, terms: [(stride: Int, name: String)]) -> String {
+    var parts = terms.filter { $0.stride != 0 }.map { $0.stride == 1 ? $0.name : "\($0.stride) * \($0.name)" }
+    if constant != 0 || parts.isEmpty { parts.append(String(constant)) }
+    return parts.joined(separator: " + ").replacingOccurrences(of: "+ -", with: "- ")
+}
+
+/// Ascending indices as Swift case patterns: runs as closed ranges (`0...95, 100`).
+func caseRanges(_ indices: [Int]) -> String {
+    var parts: [String] = []
+    var k = 0
+    while k < indices.count {
+        var end = k
+        while end + 1 < indices.count && indices[end + 1] == indices[end] + 1 { end += 1 }
+        parts.append(end == k ? "\(indices[k])" : "\(indices[k])...\(indices[end])")
+        k = end + 1
+    }
+    return parts.joined(separator: ", ")
+}
+
+/// Equal neighbours said once with their count: `["a", "a", "b"]` → `["a (×2)", "b"]`.
+func runs(_ items: [String]) -> [String] {
+    var result: [(item: String, count: Int)] = []
+    for item in items {
+        if result.last?.item == item { result[result.count - 1].count += 1 } else { result.append((item, 1)) }
+    }
+    return result.map { $0.count == 1 ? $0.item : "\($0.item) (×\($0.count))" }
 }

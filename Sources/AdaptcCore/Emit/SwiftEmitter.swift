@@ -4,8 +4,8 @@ import AdaptRuntime
 /// written in plan or spec order — never Dictionary order — so the same spec
 /// and adaptc give the same bytes anywhere. The file is assembled from three
 /// parts: declarations (the type, its modules, shapes and layout), dispatch
-/// (the public entry points, which check arguments and pick a kernel by a
-/// literal table) and kernels (`KernelEmitter`).
+/// (the public entry points, which check arguments and pick a kernel, one case
+/// per family of pairs: `DispatchEmitter`) and kernels (`KernelEmitter`).
 public enum SwiftEmitter {
     /// The runtime's version: compiler and runtime ship together, and both write
     /// it as `adaptc.version`, so there is one constant.
