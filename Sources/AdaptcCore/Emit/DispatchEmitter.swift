@@ -37,38 +37,42 @@ struct DispatchEmitter {
     func emit(into file: inout SourceText, kernels: inout KernelEmitter) {
         emitPrepare(into: &file, kernels: &kernels)
         if hasDoRA { DoRAEmitter(checked: checked, plan: plan).emitPrepareBase(into: &file) }
-        emitPairEntryPoints(into: &file, kernels: &kernels)
-        emitLayerForward(into: &file, kernels: &kernels)
-        emitLayerBackward(into: &file, kernels: &kernels)
+        let dora = hasDoRA ? DoRAEmitter(checked: checked, plan: plan) : nil
+        for entry in EntryPoints(plan: plan, access: access, hasDoRA: hasDoRA).rows {
+            render(entry, dora: dora, into: &file, kernels: &kernels)
+            if entry.role == "materialize" { dora?.emitBaseEntryPoints(into: &file) }
+        }
     }
 
-    /// The fused backward of modules that share an input, where the plan has one.
-    private func emitLayerBackward(into file: inout SourceText, kernels: inout KernelEmitter) {
-        let fused = plan.groups.flatMap(\.layerBackwards)
-        guard !fused.isEmpty else { return }
-        file.line("    /// VJP of the fused forward: `dx += Σ_i dys[i]·ΔW[layer, modules[i]]`, the input-side work")
-        file.line("    /// recomputed once for all modules; parameter gradients accumulate in `gradients`.")
-        file.line("    \(access)func backward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, dys: [UnsafeBufferPointer<Float>],")
-        file.line("                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {")
-        file.line("        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,")
-        file.line("                                          x: x.count, rows: n, outputs: dys.map(\\.count), of: Self.self)")
-        file.line("        try Self.expect(dx.count, x.count, \"dx\")")
-        file.line("        if n == 0 { return }")
-        file.line("        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress), let dx = dx.baseAddress else { return }")
-        file.line("        let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }")
-        file.line("        guard dys.count == modules.count else { return }")
-        emitBuffers(into: &file, ensurePrepared: true)
-        emitFusedTable(fused, role: "layerBackward", indent: "        ", into: &file, kernels: &kernels) { arg in
-            switch arg.storage {
-            case .outputGradient: return "dys[\(arg.slot)]"
-            case .input: return "xp"
-            default: return arg.name
+    /// One entry point from its row: the header, the argument checks, the
+    /// buffers, the table of kernel calls, then what runs where the table has
+    /// no case (`EntryPoint.fallback`). Pair entry points of a spec with DoRA
+    /// groups are wrapped in DoRA's steps, the table in a private function.
+    private func render(_ entry: EntryPoint, dora: DoRAEmitter?, into file: inout SourceText, kernels: inout KernelEmitter) {
+        switch entry.table {
+        case .pairs(let programs):
+            if let dora {
+                // The public entry point with DoRA's steps, then the plain dispatch as a private function.
+                dora.emitEntryPoint(entry.role, header: entry.header, checks: entry.checks, into: &file)
+                for h in DoRAEmitter.privateHeader(entry.role) { file.line("    " + h) }
+            } else {
+                for h in entry.header { file.line("    " + h) }
+                file.line("        let index = try Self.pair(layer, module)")
+                for c in entry.checks { file.line("        " + c) }
+                if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
+            }
+            emitBuffers(into: &file, ensurePrepared: true, note: "  // not every kernel takes all of them")
+            emitPairTable(programs, role: entry.role, into: &file, kernels: &kernels)
+        case .layers(let fused):
+            for h in entry.header { file.line("    " + h) }
+            for c in entry.checks { file.line("        " + c) }
+            if !fused.isEmpty {
+                for b in entry.bindings { file.line("        " + b) }
+                emitBuffers(into: &file, ensurePrepared: true)
+                emitFusedTable(fused, role: entry.role, indent: "        ", into: &file, kernels: &kernels, token: entry.token)
             }
         }
-        file.line("        for (module, dy) in zip(modules, dys) {")
-        file.line("            try backward(layer: layer, module: module, x: x, dy: UnsafeBufferPointer(start: dy, count: n * Self.shape(of: module).out),")
-        file.line("                         rows: n, dx: UnsafeMutableBufferPointer(start: dx, count: x.count))")
-        file.line("        }")
+        for f in entry.fallback { file.line("        " + f) }
         file.line("    }")
         file.line()
     }
@@ -162,75 +166,26 @@ struct DispatchEmitter {
         }
     }
 
-    private func emitPairEntryPoints(into file: inout SourceText, kernels: inout KernelEmitter) {
+    /// The switch over pair indices: one case per family of pairs that call one
+    /// kernel, its owned offsets affine in (layer, module).
+    private func emitPairTable(_ programs: [Program], role: String, into file: inout SourceText, kernels: inout KernelEmitter) {
         let pairs = plan.pairs
-        let dora = hasDoRA ? DoRAEmitter(checked: checked, plan: plan) : nil
-        func dispatch(_ role: String, _ programs: [Program], header: [String], checks: [String]) {
-            if let dora {
-                // The public entry point with DoRA's steps, then the plain dispatch as a private function.
-                dora.emitEntryPoint(role, header: header, checks: checks, into: &file)
-                for h in DoRAEmitter.privateHeader(role) { file.line("    " + h) }
-            } else {
-                for h in header { file.line("    " + h) }
-                file.line("        let index = try Self.pair(layer, module)")
-                for c in checks { file.line("        " + c) }
-                if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
+        let calls = programs.enumerated().map { i, program -> DispatchCall in
+            let call = kernels.kernel(for: program, role: role)
+            guard role == "forward" else {
+                return DispatchCall(call: call) { "Self.\(call.kernel)(\(arguments(program, call, pointers: $0) { $0.name }), threads: threads)" }
             }
-            emitBuffers(into: &file, ensurePrepared: true, note: "  // not every kernel takes all of them")
-            // One case per family of pairs that call one kernel, its owned offsets affine in (layer, module).
-            let calls = programs.enumerated().map { i, program -> DispatchCall in
-                let call = kernels.kernel(for: program, role: role)
-                guard role == "forward" else {
-                    return DispatchCall(call: call) { "Self.\(call.kernel)(\(arguments(program, call, pointers: $0) { $0.name }), threads: threads)" }
-                }
-                let widths = { (storage: Storage, _: Int) in storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures }
-                let rows = forwardKernel(program, call, kernels: &kernels, widths: widths)
-                return DispatchCall(call: call, rows: rows) { forwardCall(program, call, rows: rows, pointers: $0) { $0.name } }
-            }
-            file.line("        switch index {")
-            for family in families(calls, indices: { [pairs[$0].layer, moduleIndex(pairs[$0].module)] }) {
-                let first = calls[family.members[0]]
-                file.line("        case \(caseRanges(family.members)): " + first.text(pointerExpressions(first.call, family)))
-            }
-            file.line("        default: break")
-            file.line("        }")
-            file.line("    }")
-            file.line()
+            let widths = { (storage: Storage, _: Int) in storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures }
+            let rows = forwardKernel(program, call, kernels: &kernels, widths: widths)
+            return DispatchCall(call: call, rows: rows) { forwardCall(program, call, rows: rows, pointers: $0) { $0.name } }
         }
-        dispatch("forward", pairs.map(\.forward), header: [
-            "/// `y[n, out] += x[n, in]·ΔWᵀ` for one pair.",
-            "\(access)func forward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, rows n: Int,",
-            "                    y: UnsafeMutableBufferPointer<Float>) throws {",
-        ], checks: [
-            "let shape = Self.shape(of: module)",
-            "try Self.expect(x.count, n * shape.in, \"x\")",
-            "try Self.expect(y.count, n * shape.out, \"y\")",
-            "let x = UnsafeMutablePointer(mutating: x.baseAddress), y = y.baseAddress",
-            "guard let x, let y else { return }",
-        ])
-        dispatch("backward", pairs.map(\.backward), header: [
-            "/// VJP of forward: `dx[n, in] += dy[n, out]·ΔW`; parameter gradients accumulate in `gradients`"
-                + (plan.needsPrepare ? " (those of prepared state once `finishBackward()` runs)." : "."),
-            "\(access)func backward(layer: Int, module: Module, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,",
-            "                     rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {",
-        ], checks: [
-            "let shape = Self.shape(of: module)",
-            "try Self.expect(x.count, n * shape.in, \"x\")",
-            "try Self.expect(dy.count, n * shape.out, \"dy\")",
-            "try Self.expect(dx.count, n * shape.in, \"dx\")",
-            "let x = UnsafeMutablePointer(mutating: x.baseAddress), dy = UnsafeMutablePointer(mutating: dy.baseAddress), dx = dx.baseAddress",
-            "guard let x, let dy, let dx else { return }",
-        ])
-        dispatch("materialize", pairs.map(\.materialize), header: [
-            "/// `ΔW[out, in]` of one pair, scale included.",
-            "\(access)func materialize(layer: Int, module: Module, into delta: UnsafeMutableBufferPointer<Float>) throws {",
-        ], checks: [
-            "let shape = Self.shape(of: module)",
-            "try Self.expect(delta.count, shape.out * shape.in, \"ΔW\")",
-            "guard let delta = delta.baseAddress else { return }",
-            "let n = 0  // ΔW does not depend on token rows",
-        ])
-        dora?.emitBaseEntryPoints(into: &file)
+        file.line("        switch index {")
+        for family in families(calls, indices: { [pairs[$0].layer, moduleIndex(pairs[$0].module)] }) {
+            let first = calls[family.members[0]]
+            file.line("        case \(caseRanges(family.members)): " + first.text(pointerExpressions(first.call, family)))
+        }
+        file.line("        default: break")
+        file.line("        }")
     }
 
     /// The literal dispatch of fused programs: per set of modules, a switch on
@@ -269,36 +224,5 @@ struct DispatchEmitter {
             file.line(indent + "    }")
             file.line(indent + "}")
         }
-    }
-
-    /// Forward of modules that share an input, fused where the plan says so.
-    private func emitLayerForward(into file: inout SourceText, kernels: inout KernelEmitter) {
-        let fused = plan.groups.flatMap(\.layerForwards)
-        file.line("    /// Forward of several modules of one layer that read the same `x` (q/k/v):")
-        file.line("    /// `outputs[i] += x·ΔW[layer, modules[i]]ᵀ`, sharing the input-side products where the plan fused them.")
-        file.line("    \(access)func forward(layer: Int, modules: [Module], x: UnsafeBufferPointer<Float>, rows n: Int,")
-        file.line("                    outputs: [UnsafeMutableBufferPointer<Float>]) throws {")
-        file.line("        try AdapterArguments.layerForward(Self.pairIndex, layer: layer, modules: modules, layerCount: Self.layerCount,")
-        file.line("                                          x: x.count, rows: n, outputs: outputs.map(\\.count), of: Self.self)")
-        if hasDoRA {
-            // Every DoRA pair's norms before any output changes: no half-done layer.
-            file.line("        for module in modules { try dora.requireNorms(try Self.pair(layer, module), storage: storage) }")
-        }
-        file.line("        if n == 0 { return }")
-        if !fused.isEmpty {
-            // Checked above: x holds n·in > 0 floats and every output n·out > 0, so base addresses exist.
-            file.line("        guard let xp = UnsafeMutablePointer(mutating: x.baseAddress) else { return }")
-            file.line("        let ys = outputs.compactMap(\\.baseAddress)")
-            file.line("        guard ys.count == outputs.count else { return }")
-            emitBuffers(into: &file, ensurePrepared: true)
-            emitFusedTable(fused, role: "layerForward", indent: "        ", into: &file, kernels: &kernels) { arg in
-                arg.storage == .output ? "ys[\(arg.slot)]" : arg.storage == .input ? "xp" : arg.name
-            }
-        }
-        file.line("        for (module, y) in zip(modules, outputs) {")
-        file.line("            try forward(layer: layer, module: module, x: x, rows: n, y: y)")
-        file.line("        }")
-        file.line("    }")
-        file.line()
     }
 }
