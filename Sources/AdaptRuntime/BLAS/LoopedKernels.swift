@@ -36,15 +36,6 @@ extension Kernels {
         let blocks = independent.reduce(1) { $0 * $1.extent }
         let steps = reducing.reduce(1) { $0 * $1.extent }
         if blocks == 0 || m == 0 || n == 0 { return }
-        func offsets(_ index: Int, _ dims: [Loop]) -> (Int, Int, Int) {
-            var rest = index, (l, r, o) = (0, 0, 0)
-            for d in dims.reversed() {
-                let i = rest % d.extent
-                rest /= d.extent
-                l += i * d.left; r += i * d.right; o += i * d.output
-            }
-            return (l, r, o)
-        }
         func block(_ index: Int, threads: Int) {
             let (l0, r0, o0) = offsets(index, independent)
             if steps == 0 {
@@ -69,6 +60,41 @@ extension Kernels {
         }
     }
 
+    /// The (left, right, output) offsets of flat index `index` over `dims`, the last mode fastest.
+    static func offsets(_ index: Int, _ dims: some BidirectionalCollection<Loop>) -> (Int, Int, Int) {
+        var rest = index, (l, r, o) = (0, 0, 0)
+        for d in dims.reversed() {
+            let i = rest % d.extent
+            rest /= d.extent
+            l += i * d.left; r += i * d.right; o += i * d.output
+        }
+        return (l, r, o)
+    }
+
+    /// `C[i, j] (+)= alpha·Σ_p op(A)[i, p]·op(B)[p, j]` by plain loops, p in
+    /// order, for every index of the independent `loops` (outermost first):
+    /// `KernelStep.loops`, the small fixed-size products generated code writes
+    /// out with literal bounds in exactly this order, so both give the same bits.
+    public static func smallProduct(
+        loops: [Loop], transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let count = loops.reduce(1) { $0 * $1.extent }
+        for index in 0..<count {
+            let (la, lb, lc) = offsets(index, loops)
+            let pa = a + la, pb = b + lb, pc = c + lc
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: Float = 0
+                    for p in 0..<k { sum += pa[transA ? p * lda + i : i * lda + p] * pb[transB ? j * ldb + p : p * ldb + j] }
+                    let value = alpha == 1 ? sum : alpha * sum
+                    pc[i * ldc + j] = accumulate ? pc[i * ldc + j] + value : value
+                }
+            }
+        }
+    }
+
     /// `out = alpha·a·b (+ out)` over `dims` (outermost first); `b` nil copies
     /// `alpha·a`. Strides of 0 broadcast an operand along a mode.
     public static func elementwise(
@@ -83,12 +109,7 @@ extension Kernels {
         let outer = dims.dropLast()
         let count = outer.reduce(1) { $0 * $1.extent }
         for index in 0..<count {
-            var rest = index, (ia, ib, io) = (0, 0, 0)
-            for d in outer.reversed() {
-                let i = rest % d.extent
-                rest /= d.extent
-                ia += i * d.left; ib += i * d.right; io += i * d.output
-            }
+            let (ia, ib, io) = offsets(index, outer)
             let pa = a + ia, po = out + io
             if let b {
                 let pb = b + ib

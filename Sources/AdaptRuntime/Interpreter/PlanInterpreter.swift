@@ -262,9 +262,12 @@ public final class PlanInterpreter {
                 dims.map { Kernels.Loop(extent: size($0.extent), left: stride($0.left), right: stride($0.right),
                                         output: stride($0.output), reduces: $0.reduces) }
             }
-            switch step.lowered {
-            case .gemm(let g) where step.panelProduct != nil:
-                let product = step.panelProduct!
+            switch step.kernel {
+            case .loops(let g):
+                Kernels.smallProduct(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight, m: size(g.m), n: size(g.n),
+                                     k: size(g.k), alpha: c.alpha, a: at(g.left), lda: stride(g.lda), b: at(g.right),
+                                     ldb: stride(g.ldb), accumulate: c.accumulate, c: at(g.output), ldc: stride(g.ldc))
+            case .panel(let g, let product):
                 Kernels.panelProduct(product, transA: g.transLeft, m: size(g.m), n: size(g.n), k: size(g.k), alpha: c.alpha,
                                      a: at(g.left), lda: stride(g.lda), b: at(g.right), ldb: stride(g.ldb),
                                      beta: c.accumulate ? 1 : 0, c: at(g.output), ldc: stride(g.ldc), panels: size(product.panels),
@@ -275,7 +278,7 @@ public final class PlanInterpreter {
                                    m: size(g.m), n: size(g.n), k: size(g.k), alpha: c.alpha, a: at(g.left), lda: stride(g.lda),
                                    b: at(g.right), ldb: stride(g.ldb), beta: c.accumulate ? 1 : 0, c: at(g.output),
                                    ldc: stride(g.ldc), threads: threads)
-            case .elementwise(let e):
+            case .elementwise(let e, _):
                 Kernels.elementwise(dims: loops(e.dims), alpha: c.alpha, accumulate: c.accumulate,
                                     a: at(e.a), b: e.b.map { UnsafePointer(at($0)) }, out: at(e.output))
             }
@@ -299,13 +302,14 @@ public final class PlanInterpreter {
     }
 }
 
-/// A program with each step lowered (and its panel product recognised) and
+/// A program with each step lowered (and its kernel chosen, `KernelStep`) and
 /// each stage's flops summed, once per interpreter: what `run` needs on every call.
 private struct CompiledProgram {
     struct Step {
         let contraction: Contraction
         let lowered: Lowered
-        let panelProduct: PanelProduct?
+        /// The kernel it runs, as the emitter's generated code runs it.
+        let kernel: KernelStep
     }
     let stages: [[Step]]
     let stageFlops: [Extent]
@@ -321,8 +325,7 @@ private struct CompiledProgram {
         stages = program.stages.map { stage in
             stage.map { c in
                 let lowered = c.lowered!
-                if case .gemm(let g) = lowered { return Step(contraction: c, lowered: lowered, panelProduct: g.panelProduct) }
-                return Step(contraction: c, lowered: lowered, panelProduct: nil)
+                return Step(contraction: c, lowered: lowered, kernel: KernelStep(lowered))
             }
         }
         stageFlops = stages.map { $0.reduce(Extent(0)) { $0 + $1.lowered.flops } }

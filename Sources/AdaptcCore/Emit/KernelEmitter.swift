@@ -23,10 +23,6 @@ struct KernelEmitter {
         var pointers: [(storage: Storage, offset: Int)]
     }
 
-    /// Products up to this many multiply-adds with fixed sizes are emitted as loops.
-    static let inlineLimit = 4096
-    /// Fixed-size element-wise steps above this many elements call `Kernels.elementwise`.
-    static let inlineElementLimit = 4096
 
     private(set) var kernels: [String] = []
     private var kernelByBody: [String: String] = [:]
@@ -254,33 +250,26 @@ struct KernelEmitter {
     /// The Swift statements of one step (`lowered`: how it lowers); sizes that grow with the
     /// token count are in `rows` (the kernel's `n`, or a row block's `rows`).
     private func step(_ c: Contraction, _ lowered: Lowered, rows: String, threads: String, pointer: (TensorView) -> String) -> [String] {
-        switch lowered {
+        switch KernelStep(lowered) {
+        case .loops(let g):
+            return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: pointer(g.left), b: pointer(g.right), out: pointer(g.output))
+        case .panel(let g, let product):
+            let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
+            return [panelCall(product, g, rows: rows, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out, threads: threads)]
         case .gemm(let g):
             let (a, b, out) = (pointer(g.left), pointer(g.right), pointer(g.output))
-            let fixed = g.m.isFixed && g.n.isFixed && g.k.isFixed && g.loops.allSatisfy { $0.extent.isFixed && !$0.reduces }
-            let work = g.m.constant * g.n.constant * g.k.constant * g.loops.reduce(1) { $0 * $1.extent.constant }
-            let product = g.panelProduct
-            // Small fixed-size products are loops, whichever kernel would take them.
-            if fixed && work <= KernelEmitter.inlineLimit && (g.loops.isEmpty || product == nil) {
-                return inlineProduct(g, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out)
-            }
-            if let product {
-                return [panelCall(product, g, rows: rows, alpha: c.alpha, accumulate: c.accumulate, a: a, b: b, out: out, threads: threads)]
-            }
             let args = "transA: \(g.transLeft), transB: \(g.transRight), m: \(swift(g.m, n: rows)), n: \(swift(g.n, n: rows)), k: \(swift(g.k, n: rows)), "
                 + "alpha: \(literal(c.alpha)), a: \(a), lda: \(swift(g.lda)), b: \(b), ldb: \(swift(g.ldb)), "
                 + "beta: \(c.accumulate ? "1" : "0"), c: \(out), ldc: \(swift(g.ldc)), threads: \(threads))"
             if g.loops.isEmpty { return ["Kernels.gemm(" + args] }
             return ["Kernels.loopedGemm(loops: " + loopLiterals(g.loops, rows: rows) + ", " + args]
-        case .elementwise(let e):
+        case .elementwise(let e, inline: false):
+            // Large fixed-size copies (prepare's panel copies) call the runtime's loop.
             let a = pointer(e.a), out = pointer(e.output), b = e.b.map(pointer)
-            let fixed = e.dims.allSatisfy { $0.extent.isFixed }
-            if fixed && e.dims.reduce(1, { $0 * $1.extent.constant }) > KernelEmitter.inlineElementLimit {
-                // Large fixed-size copies (prepare's panel copies, one per pair) call the
-                // runtime's loop: inline loops for hundreds of pairs made the file slow to compile.
-                return ["Kernels.elementwise(dims: " + loopLiterals(e.dims, rows: rows) + ", alpha: \(literal(c.alpha)), "
-                        + "accumulate: \(c.accumulate), a: \(a), b: \(b ?? "nil"), out: \(out))"]
-            }
+            return ["Kernels.elementwise(dims: " + loopLiterals(e.dims, rows: rows) + ", alpha: \(literal(c.alpha)), "
+                    + "accumulate: \(c.accumulate), a: \(a), b: \(b ?? "nil"), out: \(out))"]
+        case .elementwise(let e, inline: true):
+            let a = pointer(e.a), out = pointer(e.output), b = e.b.map(pointer)
             return nestedLoops(e.dims, variable: "i", rows: rows) { indent, offsets in
                 func index(_ terms: [String]) -> String { terms.isEmpty ? "0" : terms.joined(separator: " + ") }
                 let scale = c.alpha == 1 ? "" : "\(literal(c.alpha)) * "
