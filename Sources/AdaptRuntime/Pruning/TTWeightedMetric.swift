@@ -552,22 +552,35 @@ struct TTWeightedMetric {
             let fromW = usePrepared?.w != nil && gauge != nil
             let blockRows = fromW ? n : max(1, workspace.count / calibration.inFeatures)
             var t1 = [Double](repeating: 0, count: cols * blockRows * inL), yc = [Double](repeating: 0, count: blockRows * width)
+            // Per component, α_c applied to its T1 row block, straight into stacked
+            // [(c, n, o_R, o_L), (a, x)] when ρ1 = 1 (its (o_L, a) columns are then
+            // contiguous: ldc = o_R·o_L·q); otherwise through yc and a scatter.
+            // Pointers throughout: element-wise stores to the captured arrays
+            // (exclusivity-checked, bounds-checked) cost more than the products.
             func components(first: Int, count: Int) {
-                for oR in 0..<outR { for xx in 0..<r1 { for c in 0..<r {
-                    let z = (oR * r1 + xx) * r + c
-                    t1.withUnsafeBufferPointer { tp in
-                        ac.withUnsafeBufferPointer { ap in
-                            yc.withUnsafeMutableBufferPointer { yp in
-                                DenseLinearAlgebra.gemm(m: count, n: width, k: inL, a: tp.baseAddress! + z * count * inL, lda: inL,
-                                                        b: ap.baseAddress! + c * inL * width, ldb: width, c: yp.baseAddress!, ldc: width)
+                t1.withUnsafeBufferPointer { tp in
+                    ac.withUnsafeBufferPointer { ap in
+                        yc.withUnsafeMutableBufferPointer { yp in
+                            stacked.withUnsafeMutableBufferPointer { sp in
+                                for oR in 0..<outR { for xx in 0..<r1 { for c in 0..<r {
+                                    let z = (oR * r1 + xx) * r + c
+                                    let a = tp.baseAddress! + z * count * inL, b = ap.baseAddress! + c * inL * width
+                                    let target = sp.baseAddress! + ((c * n + first) * outR * outL + oR * outL) * q + xx
+                                    if r1 == 1 {
+                                        DenseLinearAlgebra.gemm(m: count, n: width, k: inL, a: a, lda: inL, b: b, ldb: width,
+                                                                c: target, ldc: outR * outL * q)
+                                        continue
+                                    }
+                                    DenseLinearAlgebra.gemm(m: count, n: width, k: inL, a: a, lda: inL, b: b, ldb: width,
+                                                            c: yp.baseAddress!, ldc: width)
+                                    for row in 0..<count { for oL in 0..<outL { for a in 0..<r0 {
+                                        target[(row * outR * outL + oL) * q + a * r1] = yp[row * width + oL * r0 + a]
+                                    } } }
+                                } } }
                             }
                         }
                     }
-                    // Into stacked [(c, n, o_R, o_L), (a, x)].
-                    for row in 0..<count { for oL in 0..<outL { for a in 0..<r0 {
-                        stacked[((c * n + first + row) * outR * outL + oR * outL + oL) * q + a * r1 + xx] = yc[row * width + oL * r0 + a]
-                    } } }
-                } } }
+                }
             }
             if let usePrepared, let a = gauge, let w = usePrepared.w?[key] {
                 let rp = usePrepared.rank, colsThen = outR * r1 * rp
