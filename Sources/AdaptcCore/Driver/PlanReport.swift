@@ -42,7 +42,7 @@ public struct PlanReport {
     public var text: String {
         var lines: [String] = []
         for g in groups {
-            lines.append("group \(g.name) (\(g.structure)): \(g.pairs) pairs, layers \(Self.ranges(g.layers)), modules \(g.modules.joined(separator: ", "))")
+            lines.append("group \(g.name) (\(g.structure)): \(g.pairs) pairs, layers \(caseRanges(g.layers)), modules \(g.modules.joined(separator: ", "))")
             if !g.plan.modeOrder.isEmpty {
                 let modes = g.plan.modeOrder.map { "\($0)=\(g.plan.modes[$0] ?? 0)" }.joined(separator: " ")
                 lines.append("  modes: \(modes); ranks \(g.plan.ranks.map(String.init).joined(separator: ", "))")
@@ -60,23 +60,6 @@ public struct PlanReport {
         let a = groups.map(\.adapter.parameters).reduce(0, +), d = groups.map(\.dense.parameters).reduce(0, +)
         lines.append("total: \(a) parameters (\(percent(a, d)) of the dense ΔW's \(d))")
         return lines.joined(separator: "\n")
-    }
-
-    /// `0..<6, 8` from [0, 1, 2, 3, 4, 5, 8].
-    static func ranges(_ values: [Int]) -> String {
-        var parts: [String] = [], start: Int?, previous: Int?
-        func close() {
-            guard let s = start, let p = previous else { return }
-            parts.append(s == p ? "\(s)" : "\(s)...\(p)")
-        }
-        for v in values {
-            if let p = previous, v == p + 1 { previous = v; continue }
-            close()
-            start = v
-            previous = v
-        }
-        close()
-        return parts.joined(separator: ", ")
     }
 
     private func row(_ label: String, _ values: [Int]) -> String {

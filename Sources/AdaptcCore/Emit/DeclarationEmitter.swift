@@ -121,7 +121,8 @@ struct DeclarationEmitter {
     private func layoutRuns() -> (tensors: [ParameterTensor], runs: [ParameterRun]) {
         let parameters = plan.parameters
         let perLayer: [(role: ParameterRun.Role, group: String, module: String, layer: Int)?] = parameters.map { p in
-            for group in plan.groups where group.structure == "lora" {
+            // Only lora keys have these roles; a tensor group's keys parse to cores and factors.
+            for group in plan.groups {
                 guard let key = TensorKey(parsing: p.key, structure: group.structure), key.group == group.name else { continue }
                 switch key.role {
                 case let .loraA(.layer(l), module): return (.A, group.name, module, l)
@@ -132,11 +133,14 @@ struct DeclarationEmitter {
             }
             return nil
         }
-        struct Kind: Hashable { var role: String, group: String, module: String, shape: [Int], trainable: Bool, index: Int }
+        /// What tensors of one run share; any other tensor is a family of its own.
+        enum Kind: Hashable {
+            case run(role: ParameterRun.Role, group: String, module: String, shape: [Int], trainable: Bool)
+            case alone(Int)
+        }
         let families = AffineFamilies.partition(count: parameters.count, key: { i -> Kind in
-            guard let t = perLayer[i] else { return Kind(role: "", group: "", module: "", shape: [], trainable: true, index: i) }
-            return Kind(role: t.role.rawValue, group: t.group, module: t.module, shape: parameters[i].shape,
-                        trainable: parameters[i].trainable, index: -1)
+            guard let t = perLayer[i] else { return .alone(i) }
+            return .run(role: t.role, group: t.group, module: t.module, shape: parameters[i].shape, trainable: parameters[i].trainable)
         }, indices: { [perLayer[$0]?.layer ?? 0] }, offsets: { [parameters[$0].offset] })
         var tensors: [ParameterTensor] = [], runs: [ParameterRun] = []
         for family in families {
@@ -155,8 +159,8 @@ struct DeclarationEmitter {
 
     /// Layers as a Swift `[Int]` expression: runs as ranges (`Array(0...23)`, `Array(0...3) + [6]`).
     private func layerList(_ layers: [Int]) -> String {
-        let parts = caseRanges(layers).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        if parts.count == layers.count { return "\(layers)" }
-        return parts.map { $0.contains("...") ? "Array(\($0))" : "[\($0)]" }.joined(separator: " + ")
+        let runs = layers.consecutiveRuns
+        if runs.count == layers.count { return "\(layers)" }
+        return runs.map { $0.count == 1 ? "[\($0.lowerBound)]" : "Array(\($0.lowerBound)...\($0.upperBound))" }.joined(separator: " + ")
     }
 }

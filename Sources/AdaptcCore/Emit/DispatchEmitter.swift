@@ -36,8 +36,8 @@ struct DispatchEmitter {
 
     func emit(into file: inout SourceText, kernels: inout KernelEmitter) {
         emitPrepare(into: &file, kernels: &kernels)
-        if hasDoRA { DoRAEmitter(checked: checked, plan: plan).emitPrepareBase(into: &file) }
         let dora = hasDoRA ? DoRAEmitter(checked: checked, plan: plan) : nil
+        dora?.emitPrepareBase(into: &file)
         for entry in EntryPoints(plan: plan, access: access, hasDoRA: hasDoRA).rows {
             render(entry, dora: dora, into: &file, kernels: &kernels)
             if entry.role == "materialize" { dora?.emitBaseEntryPoints(into: &file) }
@@ -117,12 +117,19 @@ struct DispatchEmitter {
         (["n"] + KernelEmitter.tokenArguments(program).map(token) + (pointers ?? Self.literalPointers(call))).joined(separator: ", ")
     }
 
-    /// The `RowBlocks` kernel of a forward program that maps token rows
-    /// independently (`KernelEmitter.rowBlocks`; `widths`: row width of each
-    /// token buffer, by storage and slot); nil for one that does not.
-    private func forwardKernel(_ program: Program, _ call: KernelEmitter.Call, kernels: inout KernelEmitter,
-                               widths: (Storage, Int) -> Int) -> String? {
-        program.mapsRowsIndependently ? kernels.rowBlocks(for: program, call, widths: widths) : nil
+    /// The call of `program`'s kernel (emitted or reused). A forward program
+    /// that maps token rows independently calls its `RowBlocks` kernel instead
+    /// (`KernelEmitter.rowBlocks`; `widths`: row width of each token buffer, by
+    /// storage and slot).
+    private func dispatchCall(_ program: Program, role: String, kernels: inout KernelEmitter, forward: Bool,
+                              token: @escaping (KernelEmitter.TokenArgument) -> String,
+                              widths: (Storage, Int) -> Int) -> DispatchCall {
+        let call = kernels.kernel(for: program, role: role)
+        guard forward else {
+            return DispatchCall(call: call) { "Self.\(call.kernel)(\(arguments(program, call, pointers: $0, token: token)), threads: threads)" }
+        }
+        let rows = program.mapsRowsIndependently ? kernels.rowBlocks(for: program, call, widths: widths) : nil
+        return DispatchCall(call: call, rows: rows) { forwardCall(program, call, rows: rows, pointers: $0, token: token) }
     }
 
     /// The statement that runs a forward program: its kernel called once, or its `RowBlocks` kernel `rows`.
@@ -170,14 +177,10 @@ struct DispatchEmitter {
     /// kernel, its owned offsets affine in (layer, module).
     private func emitPairTable(_ programs: [Program], role: String, into file: inout SourceText, kernels: inout KernelEmitter) {
         let pairs = plan.pairs
-        let calls = programs.enumerated().map { i, program -> DispatchCall in
-            let call = kernels.kernel(for: program, role: role)
-            guard role == "forward" else {
-                return DispatchCall(call: call) { "Self.\(call.kernel)(\(arguments(program, call, pointers: $0) { $0.name }), threads: threads)" }
+        let calls = programs.enumerated().map { i, program in
+            dispatchCall(program, role: role, kernels: &kernels, forward: role == "forward", token: { $0.name }) { storage, _ in
+                storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures
             }
-            let widths = { (storage: Storage, _: Int) in storage == .input ? pairs[i].inFeatures : pairs[i].outFeatures }
-            let rows = forwardKernel(program, call, kernels: &kernels, widths: widths)
-            return DispatchCall(call: call, rows: rows) { forwardCall(program, call, rows: rows, pointers: $0) { $0.name } }
         }
         file.line("        switch index {")
         for family in families(calls, indices: { [pairs[$0].layer, moduleIndex(pairs[$0].module)] }) {
@@ -204,15 +207,11 @@ struct DispatchEmitter {
             file.line(indent + "if modules == [\(cases.joined(separator: ", "))] {")
             file.line(indent + "    switch layer {")
             let layers = byModules[set]!
-            let calls = layers.map { f -> DispatchCall in
-                let call = kernels.kernel(for: f.program, role: role)
-                guard role == "layerForward" else {
-                    return DispatchCall(call: call) { "Self.\(call.kernel)(\(arguments(f.program, call, pointers: $0, token: token)), threads: threads)" }
-                }
+            let calls = layers.map { f in
                 let pairs = f.modules.map { m in plan.pair(layer: f.layer, module: m)! }
-                let widths = { (storage: Storage, slot: Int) in storage == .input ? pairs[0].inFeatures : pairs[slot].outFeatures }
-                let rows = forwardKernel(f.program, call, kernels: &kernels, widths: widths)
-                return DispatchCall(call: call, rows: rows) { forwardCall(f.program, call, rows: rows, pointers: $0, token: token) }
+                return dispatchCall(f.program, role: role, kernels: &kernels, forward: role == "layerForward", token: token) { storage, slot in
+                    storage == .input ? pairs[0].inFeatures : pairs[slot].outFeatures
+                }
             }
             // Layers whose calls differ only in offsets affine in the layer share one case.
             for family in families(calls, indices: { [layers[$0].layer, 0] }) {

@@ -102,7 +102,7 @@ struct KernelEmitter {
                 lines += step(stage[0], lowered[s][0], rows: rows, threads: "threads", pointer: place)
             } else {
                 lines.append("Kernels.stage(\(stage.count), flops: \(swift(stageFlops[s], n: rows)), threads: threads) { i, threads in")
-                let (blockSize, families) = stageFamilies(stage, lowered[s], rows: rows, place: place)
+                let (blockSize, families, owned) = stageFamilies(stage, lowered[s], rows: rows, place: place)
                 if families.count == stage.count {
                     // No two members share a shape: one literal case each, as they are.
                     lines.append("    switch i {")
@@ -118,7 +118,7 @@ struct KernelEmitter {
                     lines.append("    switch i {")
                     for (f, family) in families.enumerated() {
                         let first = family.members[0]
-                        let own = ownedViews(stage[first], lowered[s][first], rows: rows, place: place)
+                        let own = owned[first]
                         // Each slot's pointer bound once at the case's top (`at0`, …): the step's own
                         // loops may use `i`.
                         var bindings: [String] = []
@@ -175,26 +175,13 @@ struct KernelEmitter {
         return Call(kernel: name, pointers: pointers)
     }
 
-    /// The owned tensors a step reads or writes, (storage, offset) in the order its text first names them.
-    private func ownedViews(_ c: Contraction, _ lowered: Lowered, rows: String,
-                            place: (TensorView) -> String) -> [(storage: Storage, offset: Int)] {
-        var owned: [(storage: Storage, offset: Int)] = []
-        _ = step(c, lowered, rows: rows, threads: "threads") { view in
-            guard view.storage.isOwned else { return place(view) }
-            if !owned.contains(where: { $0.storage == view.storage && $0.offset == view.offset.constant }) {
-                owned.append((view.storage, view.offset.constant))
-            }
-            return ""
-        }
-        return owned
-    }
-
     /// A stage's members cut into families (`AffineFamilies.stage`): the same
     /// step text once their owned tensors are named by slot, the slots' offsets
-    /// affine in the member's (block, lane).
-    private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String,
-                               place: (TensorView) -> String) -> (blockSize: Int, families: [AffineFamily]) {
-        let members = stage.indices.map { i -> (shape: String, offsets: [Int]) in
+    /// affine in the member's (block, lane). `owned[i]`: member i's owned
+    /// tensors by slot, in the order its text first names them.
+    private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String, place: (TensorView) -> String)
+        -> (blockSize: Int, families: [AffineFamily], owned: [[(storage: Storage, offset: Int)]]) {
+        let members = stage.indices.map { i -> (shape: String, owned: [(storage: Storage, offset: Int)]) in
             var owned: [(storage: Storage, offset: Int)] = []
             let text = step(stage[i], lowered[i], rows: rows, threads: "threads") { view in
                 guard view.storage.isOwned else { return place(view) }
@@ -204,9 +191,11 @@ struct KernelEmitter {
                 }()
                 return "⟨\(view.storage.rawValue) \(slot)⟩"
             }
-            return (text.joined(separator: "\n"), owned.map(\.offset))
+            return (text.joined(separator: "\n"), owned)
         }
-        return AffineFamilies.stage(count: stage.count, key: { members[$0].shape }, offsets: { members[$0].offsets })
+        let (blockSize, families) = AffineFamilies.stage(count: stage.count, key: { members[$0].shape },
+                                                         offsets: { members[$0].owned.map(\.offset) })
+        return (blockSize, families, members.map(\.owned))
     }
 
     /// The kernel that runs `call` (of a program that maps token rows
@@ -378,26 +367,4 @@ func affine(constant: Int, terms: [(stride: Int, name: String)]) -> String {
     var parts = terms.filter { $0.stride != 0 }.map { $0.stride == 1 ? $0.name : "\($0.stride) * \($0.name)" }
     if constant != 0 || parts.isEmpty { parts.append(String(constant)) }
     return parts.joined(separator: " + ").replacingOccurrences(of: "+ -", with: "- ")
-}
-
-/// Ascending indices as Swift case patterns: runs as closed ranges (`0...95, 100`).
-func caseRanges(_ indices: [Int]) -> String {
-    var parts: [String] = []
-    var k = 0
-    while k < indices.count {
-        var end = k
-        while end + 1 < indices.count && indices[end + 1] == indices[end] + 1 { end += 1 }
-        parts.append(end == k ? "\(indices[k])" : "\(indices[k])...\(indices[end])")
-        k = end + 1
-    }
-    return parts.joined(separator: ", ")
-}
-
-/// Equal neighbours said once with their count: `["a", "a", "b"]` → `["a (×2)", "b"]`.
-func runs(_ items: [String]) -> [String] {
-    var result: [(item: String, count: Int)] = []
-    for item in items {
-        if result.last?.item == item { result[result.count - 1].count += 1 } else { result.append((item, 1)) }
-    }
-    return result.map { $0.count == 1 ? $0.item : "\($0.item) (×\($0.count))" }
 }

@@ -8,16 +8,10 @@
 /// names), or the position of a step among the members of a stage. The emitter
 /// then writes one call per program shape with the offset computed in the entry
 /// point, instead of one literal case per pair.
-public enum IndexSource: String, Hashable, Sendable, Codable, CaseIterable {
-    /// The layer a call names (its number in the model).
-    case layer
-    /// The module a call names (its position in `model.modules`).
-    case module
-    /// Member `i` of a stage, read as block `i / R` …
-    case block
-    /// … and lane `i % R` within it (`R` the block size the fit chose).
-    case lane
-}
+///
+/// The indices are plain integers here; which source each one is (the
+/// call's `layer` and `module.rawValue`, or a stage member's `i / R` and
+/// `i % R`) is the emitter's to say when it writes the offset out.
 
 /// `base + Σ_k strides[k]·index_k`: an owned tensor's offset as a function of
 /// the indices of a family's sources, exact in integers.
