@@ -36,6 +36,11 @@ public struct Plan: Hashable, Sendable, Codable {
 
     public func parameter(_ key: String) -> ParameterTensor? { parameters.first { $0.key == key } }
 
+    public func parameter(_ name: TensorKey) -> ParameterTensor? { parameters.first { $0.name == name } }
+
+    /// The tensors of one group, in buffer order.
+    public func parameters(of group: String) -> [ParameterTensor] { parameters.filter { $0.name?.group == group } }
+
     /// Every pair of every group, in plan order.
     public var pairs: [PairPlan] { groups.flatMap(\.pairs) }
 
@@ -45,34 +50,68 @@ public struct Plan: Hashable, Sendable, Codable {
     }
 }
 
-/// A named tensor stored in the parameter buffer (its safetensors key and shape).
+/// A named tensor stored in the parameter buffer: its safetensors key and, typed,
+/// which group it belongs to and what it is there (`name`, DESIGN §5); its shape
+/// and offset. `name` is read from `key` (one file renders and parses keys,
+/// `TensorKey`), so a layout written as key strings — generated code, a plan
+/// file — has it too.
 public struct ParameterTensor: Hashable, Sendable, Codable {
-    public var key: String
+    public var key: String { didSet { name = TensorKey(parsing: key) } }
+    /// The key, typed; nil for a name that is no adapter key.
+    public private(set) var name: TensorKey?
     public var shape: [Int]
     public var offset: Int
     /// False for a tensor the spec's `train:` leaves frozen (DESIGN §3): backward
     /// computes no gradient for it (its gradient stays zero) and the optimizers
     /// leave it unchanged. True unless `train:` says otherwise.
     public var trainable: Bool
+    /// The mode each axis stands for where the planner knows it (nil for an axis
+    /// of extent 1 that stands for none, such as a tensor train's end ranks);
+    /// nil where the layout came from key strings. What the planner knows about
+    /// the tensor, not where it is stored: `==`, `hash` and the encoding leave it out.
+    public var modes: [String?]?
 
     public init(key: String, shape: [Int], offset: Int, trainable: Bool = true) {
         self.key = key
+        self.name = TensorKey(parsing: key)
         self.shape = shape
         self.offset = offset
         self.trainable = trainable
     }
 
+    /// A tensor the planner names: its key is `name` rendered.
+    public init(_ name: TensorKey, modes: [String?], shape: [Int], offset: Int, trainable: Bool = true) {
+        precondition(modes.count == shape.count, "internal error: \(name) has \(shape.count) axes and \(modes.count) modes")
+        self.init(key: name.description, shape: shape, offset: offset, trainable: trainable)
+        self.modes = modes
+    }
+
     public var count: Int { shape.reduce(1, *) }
+
+    /// The layer of a per-layer lora tensor or magnitude (`TensorKey.layer`).
+    public var layer: Int? { name?.layer }
+    /// The module of a lora tensor or magnitude (`TensorKey.module`).
+    public var module: String? { name?.module }
+
+    public static func == (a: ParameterTensor, b: ParameterTensor) -> Bool {
+        a.key == b.key && a.shape == b.shape && a.offset == b.offset && a.trainable == b.trainable
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key)
+        hasher.combine(shape)
+        hasher.combine(offset)
+        hasher.combine(trainable)
+    }
 
     private enum CodingKeys: String, CodingKey { case key, shape, offset, trainable }
 
     // `trainable` is written only when false, so plans without `train:` encode as before.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        key = try c.decode(String.self, forKey: .key)
-        shape = try c.decode([Int].self, forKey: .shape)
-        offset = try c.decode(Int.self, forKey: .offset)
-        trainable = try c.decodeIfPresent(Bool.self, forKey: .trainable) ?? true
+        self.init(key: try c.decode(String.self, forKey: .key), shape: try c.decode([Int].self, forKey: .shape),
+                  offset: try c.decode(Int.self, forKey: .offset),
+                  trainable: try c.decodeIfPresent(Bool.self, forKey: .trainable) ?? true)
     }
 
     public func encode(to encoder: Encoder) throws {

@@ -73,6 +73,39 @@ public struct TensorKey: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The layer of a per-layer lora tensor or magnitude; nil otherwise (a shared
+    /// lora tensor, or a core or factor, which spans the group's layers as a mode).
+    public var layer: Int? {
+        switch role {
+        case .loraA(.layer(let l), _), .loraB(.layer(let l), _), .magnitude(let l, _): return l
+        default: return nil
+        }
+    }
+
+    /// The module of a lora tensor or magnitude; nil for a core or factor.
+    public var module: String? {
+        switch role {
+        case let .loraA(_, module), let .loraB(_, module), let .magnitude(_, module): return module
+        default: return nil
+        }
+    }
+
+    /// Reads a key back without its group's structure. The forms do not overlap
+    /// (a lora key's second part is a layer or `shared`, a core's `core`, a
+    /// factor's `factor`; the module takes the rest), so the only thing left
+    /// open is whether `GROUP.factor.MODE` is CP's or Tucker's, and its role is
+    /// the same either way. nil when `key` is no adapter key.
+    public init?(parsing key: String) {
+        // Tucker's forms hold CP's.
+        for structure in ["lora", "tensor-train", "tucker"] {
+            if let parsed = TensorKey(parsing: key, structure: structure) {
+                self = parsed
+                return
+            }
+        }
+        return nil
+    }
+
     /// Reads a key back; nil when it is not a key of a group of `structure`
     /// (`lora`, `tensor-train`, `cp`, `tucker`, as `GroupPlan.structure` spells them).
     /// - Parameters:

@@ -20,7 +20,7 @@ extension GeneratedAdapter {
     /// nil when the layout has no such group or its cores do not chain.
     public func ttCores(group: String) -> (cores: [[Float]], ranks: [Int])? {
         var cores: [[Float]] = [], ranks = [1]
-        while let core = Self.parameterLayout.first(where: { $0.key == TensorKey(group: group, role: .core(cores.count)).description }) {
+        while let core = Self.parameterLayout.first(where: { $0.name == TensorKey(group: group, role: .core(cores.count)) }) {
             guard core.shape.count == 3, core.shape[0] == ranks.last! else { return nil }
             cores.append(storedValues(core))
             ranks.append(core.shape[2])
@@ -55,7 +55,7 @@ extension GeneratedAdapter {
     }
 
     private func storedValues(_ key: TensorKey) -> [Float]? {
-        Self.parameterLayout.first { $0.key == key.description }.map(storedValues)
+        Self.parameterLayout.first { $0.name == key }.map(storedValues)
     }
 }
 

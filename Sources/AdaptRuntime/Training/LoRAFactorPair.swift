@@ -14,15 +14,15 @@ public struct LoRAFactorPair: Hashable, Sendable {
     /// Output width of ΔW.
     public var outFeatures: Int { b.shape[0] }
 
-    /// Every lora pair of a layout, in layout order of their A tensors. A key
-    /// ending `.A` counts only with a `.B` partner of matching rank; tensors
-    /// of tensor structures (`GROUP.core.K`, `GROUP.factor.MODE`) never match.
+    /// Every lora pair of a layout, in layout order of their A tensors. A lora
+    /// `A` counts only with the `B` of its block and module, of matching rank;
+    /// tensors of tensor structures (`GROUP.core.K`, `GROUP.factor.MODE`) never match.
     public static func pairs(in layout: [ParameterTensor]) -> [LoRAFactorPair] {
-        var byKey: [String: ParameterTensor] = [:]
-        for tensor in layout { byKey[tensor.key] = tensor }
+        var byName: [TensorKey: ParameterTensor] = [:]
+        for tensor in layout { if let name = tensor.name { byName[name] = tensor } }
         return layout.compactMap { a in
-            guard a.key.hasSuffix(".A"), a.shape.count == 2,
-                  let b = byKey[String(a.key.dropLast()) + "B"], b.shape.count == 2, b.shape[1] == a.shape[0]
+            guard let name = a.name, case let .loraA(block, module) = name.role, a.shape.count == 2,
+                  let b = byName[.loraB(name.group, block, module)], b.shape.count == 2, b.shape[1] == a.shape[0]
             else { return nil }
             return LoRAFactorPair(a: a, b: b)
         }

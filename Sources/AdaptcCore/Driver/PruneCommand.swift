@@ -26,7 +26,7 @@ public enum PruneCommand {
         let adapter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         let calibration = try CalibrationSet.load(calibrationPath, checked: checked)
 
-        let result = LoRADropStage.run(checked, plan: plan, adapter: adapter, calibration: calibration, settings: settings)
+        let result = PruneStage.run(checked, plan: plan, adapter: adapter, calibration: calibration, settings: settings)
         let files = try PrunedFiles.make(source: source, checked: checked, plan: plan, result: result, specPath: specPath,
                                           prunedSpecPath: specOut)
 

@@ -46,7 +46,7 @@ struct CPInitialiser: TensorInitialiser {
                                 threads: problem.threads)
         }
         for (k, factor) in result.balancedFactors(scale: 1).enumerated() {
-            problem.write(factor, to: TensorKey(group: group.name, role: .factor(mode: "\(weights.modes[k].name)")).description)
+            problem.write(factor, to: TensorKey(group: group.name, role: .factor(mode: "\(weights.modes[k].name)")))
         }
         let stopped = result.sweeps < cap ? String(format: "fit changed by < %g", tolerance) : "iteration cap"
         let details = ["rank \(result.rank)",

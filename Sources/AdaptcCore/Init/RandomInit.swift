@@ -5,7 +5,7 @@ import AdaptRuntime
 /// N(0, (1/r)²) for gaussian; B stays zero, so ΔW = 0 at the start.
 enum RandomInit {
     static func fill(_ tensor: ParameterTensor, method: InitMethod, seed: UInt64, into target: UnsafeMutablePointer<Float>) {
-        guard tensor.key.hasSuffix(".A") else { return }
+        guard case .loraA? = tensor.name?.role else { return }
         var random = SeededRandom(seed: seed, stream: tensor.key)
         let (rank, inFeatures) = (tensor.shape[0], tensor.shape[1])
         for i in 0..<tensor.count {
@@ -18,12 +18,12 @@ enum RandomInit {
     /// Tensor structures start with ΔW = 0 and random other tensors (DESIGN §3):
     /// the tensor kept at zero is the tensor-train core of the first out mode in
     /// `order`, CP's factor of the first out mode, or Tucker's core.
-    static func zeroTensorKey(_ group: ResolvedGroup) -> String {
+    static func zeroTensorKey(_ group: ResolvedGroup) -> TensorKey {
         let firstOut = group.modes.firstIndex { $0.name.kind == .out } ?? 0
         switch group.ranks {
-        case .tensorTrain: return TensorKey(group: group.name, role: .core(firstOut)).description
-        case .cp: return TensorKey(group: group.name, role: .factor(mode: "\(group.modes[firstOut].name)")).description
-        case .tucker, .lora: return TensorKey(group: group.name, role: .tuckerCore).description
+        case .tensorTrain: return TensorKey(group: group.name, role: .core(firstOut))
+        case .cp: return TensorKey(group: group.name, role: .factor(mode: "\(group.modes[firstOut].name)"))
+        case .tucker, .lora: return TensorKey(group: group.name, role: .tuckerCore)
         }
     }
 

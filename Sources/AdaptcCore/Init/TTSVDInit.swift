@@ -89,7 +89,7 @@ struct TTSVDInitialiser: TensorInitialiser {
         // Cores at the plan's shapes: a bond the tolerance made smaller is zero-padded.
         let planRanks = [1] + caps + [1], ranks = train.ranks
         for k in 0..<weights.shape.count {
-            let key = TensorKey(group: group.name, role: .core(k)).description
+            let key = TensorKey(group: group.name, role: .core(k))
             let (a, n, b) = (ranks[k], weights.shape[k], ranks[k + 1])
             let (pa, pb) = (planRanks[k], planRanks[k + 1])
             var padded = [Double](repeating: 0, count: pa * n * pb)

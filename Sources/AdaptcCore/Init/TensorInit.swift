@@ -44,13 +44,13 @@ struct TensorInitProblem {
     /// The group's modes in `order` (size-1 modes dropped).
     var modes: [ResolvedMode] { group.modes }
 
-    func tensor(_ key: String) -> ParameterTensor {
-        guard let tensor = tensors.first(where: { $0.key == key }) else { preconditionFailure("plan has no \(key)") }
+    func tensor(_ key: TensorKey) -> ParameterTensor {
+        guard let tensor = tensors.first(where: { $0.name == key }) else { preconditionFailure("plan has no \(key)") }
         return tensor
     }
 
     /// `values` (row-major at the plan's shape) into the tensor `key`.
-    func write(_ values: [Double], to key: String) {
+    func write(_ values: [Double], to key: TensorKey) {
         let tensor = tensor(key)
         precondition(values.count == tensor.count, "\(key): \(values.count) values for shape \(tensor.shape)")
         let target = storage.parameters.baseAddress! + tensor.offset
@@ -66,6 +66,26 @@ struct TensorInitOutcome {
     var details: [String] = []
     /// The guaranteed bound on ‖W − ΔW‖/‖W‖, when the method has one.
     var bound: Double?
+}
+
+/// `adaptc init` for tensor-train, CP and Tucker groups: random cores and
+/// factors with one tensor kept at zero (`RandomInit`), or a decomposition of
+/// the stacked base weights (`InitStage.tensorInit`).
+enum TensorGroupInit: GroupInitialiser {
+    static func fillRandom(_ group: ResolvedGroup, tensors: [ParameterTensor], method: InitMethod, seed: UInt64,
+                           into parameters: UnsafeMutablePointer<Float>) {
+        let zeroKey = RandomInit.zeroTensorKey(group)
+        for tensor in tensors where tensor.name != zeroKey {
+            RandomInit.fillCore(tensor, method: method, seed: seed, into: parameters + tensor.offset)
+        }
+    }
+
+    static func decompose(_ group: ResolvedGroup, settings: InitSettings, seed: UInt64, base: BaseCheckpoint,
+                          template: WeightKeyTemplate, storage: AdapterStorage, plan: Plan, threads: Int,
+                          report: inout InitStage.GroupReport) throws {
+        try InitStage.tensorInit(group, settings: settings, seed: seed, base: base, template: template, storage: storage,
+                                 plan: plan, threads: threads, report: &report)
+    }
 }
 
 extension InitStage {
@@ -102,7 +122,7 @@ extension InitStage {
         // Every weight is located and its shape checked before any is read.
         try weights.checkPresent()
         let problem = TensorInitProblem(group: group, weights: weights, settings: settings, seed: seed, threads: threads,
-                                        tensors: plan.parameters.filter { $0.key.hasPrefix(group.name + ".") },
+                                        tensors: plan.parameters(of: group.name),
                                         storage: storage)
         let loftq = settings.method == .loftq
         let initialiser = tensorInitialiser(loftq ? ownTensorMethod(group.structure) : settings.method)

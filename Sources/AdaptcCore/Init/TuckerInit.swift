@@ -45,10 +45,10 @@ struct TuckerInitialiser: TensorInitialiser {
                                   threads: problem.threads)
                 : try Tucker.hosvd(x, shape: weights.shape, ranks: ranks, threads: problem.threads)
         }
-        problem.write(result.core, to: TensorKey(group: group.name, role: .tuckerCore).description)
+        problem.write(result.core, to: TensorKey(group: group.name, role: .tuckerCore))
         for (k, mode) in weights.modes.enumerated() {
             guard let factor = result.factors[k] else { continue }
-            problem.write(factor, to: TensorKey(group: group.name, role: .factor(mode: "\(mode.name)")).description)
+            problem.write(factor, to: TensorKey(group: group.name, role: .factor(mode: "\(mode.name)")))
         }
         let described = zip(weights.modes, ranks).map { mode, rank in "\(mode.name) \(rank.map(String.init) ?? "full")" }
         var details = ["ranks " + described.joined(separator: ", ")]

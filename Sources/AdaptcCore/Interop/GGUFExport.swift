@@ -67,7 +67,7 @@ public enum GGUFExport {
         for group in checked.groups where group.group.dora {
             throw UserError("\(specPath): group '\(group.name)' is DoRA; llama.cpp's LoRA adapters have no magnitude vector, so export the merged weights (adaptc merge --base) instead")
         }
-        for group in checked.groups where group.group.structure != .lora {
+        for group in checked.groups where group.structure.perPairLoRA == nil {
             throw UserError("\(specPath): group '\(group.name)' is \(group.group.structure.rawValue); export-gguf writes per-pair LoRA groups only (llama.cpp's adapters have no shared cores)")
         }
         let template = checked.spec.model.weightsKey
@@ -85,11 +85,11 @@ public enum GGUFExport {
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: 1)
         let parameters = interpreter.storage.parameters
         var pairs: [Pair] = []
-        for group in plan.groups {
-            let spec = checked.groups.first { $0.name == group.name }?.group
-            let rslora = spec?.scaling == .rslora
-            for pair in group.pairs {
-                let (a, b) = PEFTExport.loraFactors(plan, parameters, group: group.name, pair: pair, shared: spec?.shared == true)
+        for group in checked.groups {
+            let view = group.structure.perPairLoRA!
+            let rslora = group.group.scaling == .rslora
+            for pair in plan.groups.first(where: { $0.name == group.name })?.pairs ?? [] {
+                let (a, b) = view.factors(of: pair, in: group, plan: plan, parameters: parameters)
                 let tensor = architecture.tensor(forModulePath: modulePath(pair, template: template))!
                 let alpha = pair.scale * (rslora ? Double(pair.rank).squareRoot() : Double(pair.rank))
                 pairs.append(Pair(layer: pair.layer, tensor: tensor, rank: pair.rank, inFeatures: pair.inFeatures,

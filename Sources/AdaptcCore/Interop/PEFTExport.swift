@@ -31,7 +31,7 @@ public enum PEFTExport {
         guard template.template.hasSuffix(".weight") else {
             throw UserError("\(specPath): export-peft needs model.weights.key to end in \".weight\" (PEFT names modules, not weights); it is \"\(template.template)\"")
         }
-        for group in checked.groups where group.group.structure != .lora {
+        for group in checked.groups where group.structure.perPairLoRA == nil {
             throw UserError("\(specPath): group '\(group.name)' is \(group.group.structure.rawValue); export-peft writes LoRA groups only")
         }
         // PEFT's use_dora is one flag for the whole adapter.
@@ -44,10 +44,10 @@ public enum PEFTExport {
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: 1)
         let parameters = interpreter.storage.parameters
         var pairs: [Pair] = []
-        for group in plan.groups {
-            let shared = checked.groups.first { $0.name == group.name }?.group.shared ?? false
-            for pair in group.pairs {
-                let (a, b) = loraFactors(plan, parameters, group: group.name, pair: pair, shared: shared)
+        for group in checked.groups {
+            let view = group.structure.perPairLoRA!
+            for pair in plan.groups.first(where: { $0.name == group.name })?.pairs ?? [] {
+                let (a, b) = view.factors(of: pair, in: group, plan: plan, parameters: parameters)
                 let key = template.key(pair)
                 var exported = Pair(path: String(key.dropLast(".weight".count)), rank: pair.rank, scale: pair.scale,
                                     a: a, b: b, inFeatures: pair.inFeatures, outFeatures: pair.outFeatures)
@@ -70,19 +70,6 @@ public enum PEFTExport {
         return Result(config: try configJSON(pairs, rslora: rslora, targets: targets, fanInFanOut: template.isTransposed,
                                              useDoRA: useDoRA),
                       weights: weights, pairs: pairs.count)
-    }
-
-    /// A lora pair's stored A `[r, in]` and B `[out, r]` (`GROUP.shared.MODULE` when shared).
-    static func loraFactors(_ plan: Plan, _ parameters: UnsafeMutableBufferPointer<Float>, group: String, pair: PairPlan,
-                            shared: Bool) -> (a: [Float], b: [Float]) {
-        let block = shared ? "shared" : String(pair.layer)
-        func values(_ factor: String) -> [Float] {
-            guard let tensor = plan.parameter("\(group).\(block).\(pair.module).\(factor)") else {
-                preconditionFailure("lora plan without \(factor) for \(pair.key)")
-            }
-            return Array(parameters[tensor.offset..<(tensor.offset + tensor.count)])
-        }
-        return (values("A"), values("B"))
     }
 
     /// The config as PEFT reads it; keys sorted, so the file is deterministic.

@@ -29,18 +29,18 @@ enum LoRAPlanner {
             // A carries `in`, B `out`; both the module and (unless shared) the layer (`train:`, DESIGN §3).
             let carried: [ModeName] = (group.group.shared ? [] : [.layer]) + [.module]
             let a = group.modules.map { m in
-                layout.add(TensorKey.loraA(group.name, label, m.name).description, shape: [rankOf(m), m.inFeatures],
+                layout.add(.loraA(group.name, label, m.name), modes: ["r", "in"], shape: [rankOf(m), m.inFeatures],
                            trainable: group.isTrainable(carrying: carried + [.in]))
             }
             let b = group.modules.map { m in
-                layout.add(TensorKey.loraB(group.name, label, m.name).description, shape: [m.outFeatures, rankOf(m)],
+                layout.add(.loraB(group.name, label, m.name), modes: ["out", "r"], shape: [m.outFeatures, rankOf(m)],
                            trainable: group.isTrainable(carrying: carried + [.out]))
             }
             // DoRA: one magnitude vector m [out] per pair, after the layer's B's
             // (so the A's stay adjacent). Check refuses dora with shared.
             let magnitudes: [ParameterTensor]? = group.group.dora
                 ? group.modules.map { m in
-                    layout.add(TensorKey(group: group.name, role: .magnitude(layer: layers[0], module: m.name)).description,
+                    layout.add(TensorKey(group: group.name, role: .magnitude(layer: layers[0], module: m.name)), modes: ["out"],
                                shape: [m.outFeatures])
                 }
                 : nil

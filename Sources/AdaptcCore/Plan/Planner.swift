@@ -77,8 +77,8 @@ struct ParameterLayout {
     private(set) var tensors: [ParameterTensor] = []
     private(set) var count = 0
 
-    mutating func add(_ key: String, shape: [Int], trainable: Bool = true) -> ParameterTensor {
-        let tensor = ParameterTensor(key: key, shape: shape, offset: count, trainable: trainable)
+    mutating func add(_ name: TensorKey, modes: [String?], shape: [Int], trainable: Bool = true) -> ParameterTensor {
+        let tensor = ParameterTensor(name, modes: modes, shape: shape, offset: count, trainable: trainable)
         tensors.append(tensor)
         count += tensor.count
         return tensor

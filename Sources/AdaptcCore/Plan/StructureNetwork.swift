@@ -7,7 +7,8 @@ import AdaptRuntime
 /// Modes of extent 1 are left out: they address nothing.
 struct StructureNetwork {
     struct Factor {
-        var key: String
+        var name: TensorKey
+        var key: String { name.description }
         /// Stored shape, as in the adapter file.
         var shape: [Int]
         /// Network modes of the stored axes (nil where the axis has extent 1).
@@ -44,13 +45,13 @@ struct StructureNetwork {
             // Core k: [r_{k-1}, n_k, r_k], r_0 = r_N = 1, key GROUP.core.K.
             for (k, m) in modes.enumerated() {
                 let left = k == 0 ? 1 : bonds[k - 1], right = k == modes.count - 1 ? 1 : bonds[k]
-                factors.append(Factor(key: TensorKey(group: group.name, role: .core(k)).description, shape: [left, m.size, right],
+                factors.append(Factor(name: TensorKey(group: group.name, role: .core(k)), shape: [left, m.size, right],
                                       axes: [axis("r\(k)", left), axis(name(m), m.size), axis("r\(k + 1)", right)],
                                       carries: [m.name]))
             }
         case .cp(let rank):
             for m in modes {
-                factors.append(Factor(key: TensorKey(group: group.name, role: .factor(mode: name(m))).description, shape: [m.size, rank],
+                factors.append(Factor(name: TensorKey(group: group.name, role: .factor(mode: name(m))), shape: [m.size, rank],
                                       axes: [axis(name(m), m.size), axis("c", rank)], carries: [m.name]))
             }
         case .tucker(let ranks):
@@ -60,7 +61,7 @@ struct StructureNetwork {
                 if let rank {
                     coreShape.append(rank)
                     coreAxes.append(axis("t.\(name(m))", rank))
-                    factorList.append(Factor(key: TensorKey(group: group.name, role: .factor(mode: name(m))).description, shape: [m.size, rank],
+                    factorList.append(Factor(name: TensorKey(group: group.name, role: .factor(mode: name(m))), shape: [m.size, rank],
                                              axes: [axis(name(m), m.size), axis("t.\(name(m))", rank)],
                                              carries: [m.name]))
                 } else {
@@ -68,7 +69,7 @@ struct StructureNetwork {
                     coreAxes.append(axis(name(m), m.size))
                 }
             }
-            factors = [Factor(key: TensorKey(group: group.name, role: .tuckerCore).description, shape: coreShape, axes: coreAxes, carries: modes.map(\.name))]
+            factors = [Factor(name: TensorKey(group: group.name, role: .tuckerCore), shape: coreShape, axes: coreAxes, carries: modes.map(\.name))]
                 + factorList
         case .lora:
             preconditionFailure("lora groups are planned per pair")

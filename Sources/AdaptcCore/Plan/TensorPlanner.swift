@@ -23,7 +23,7 @@ enum TensorPlanner {
     static func plan(_ group: ResolvedGroup, layout: inout ParameterLayout, prepared: inout Int,
                      sharedInput: Bool, model: CostModel) -> Planned {
         let structure = StructureNetwork(group)
-        let stored = structure.factors.map { layout.add($0.key, shape: $0.shape, trainable: group.isTrainable(carrying: $0.carries)) }
+        let stored = structure.factors.map { layout.add($0.name, modes: $0.axes, shape: $0.shape, trainable: group.isTrainable(carrying: $0.carries)) }
         let shortNames = structure.factors.map { String($0.key.dropFirst(group.name.count + 1)) }
         let scale = Float(group.scale(layer: group.layers[0], module: group.modules[0].name))
         let layer = structure.layerMode, module = structure.moduleMode

@@ -6,13 +6,13 @@ import AdaptRuntime
 /// factor (alpha kept, the change of scale folded into the first out factor).
 /// Layer level first, as for the other structures: the kept layers keep their
 /// rows of the layer factor, the dropped ones become `GROUP_shared`.
-public enum CPPruningStage {
+public enum CPPruningStage: GroupPruner {
     public static func run(_ group: ResolvedGroup, plan: Plan, adapter: PlanInterpreter, calibration: CalibrationSet,
                            settings: PruneSettings, taken: Set<String>, weights: inout [String: [Float]]) -> GroupPruning {
         guard case .cp(let rank) = group.ranks else { preconditionFailure("CPPruningStage: not a cp group") }
         let names = group.modes.map(\.name.description)
         let modes = group.modes.map(TensorPruning.mode)
-        let factors = names.map { LoRADropStage.values(TensorKey(group: group.name, role: .factor(mode: $0)).description, plan, adapter) }
+        let factors = names.map { PruneStage.values(TensorKey(group: group.name, role: .factor(mode: $0)), plan, adapter) }
         let alpha = group.group.alpha, scaling = group.group.scaling
         let scale = ResolvedGroup.scale(alpha: alpha, rank: rank, scaling: scaling)
         let weighting = TensorPruning.weighting(group, layers: group.layers, calibration: calibration)
@@ -43,5 +43,18 @@ public enum CPPruningStage {
         pruning.ranksChanged = result.rank != rank
         pruning.expectedRanks = .cp(result.rank)
         return pruning
+    }
+
+    /// Its components share one rank across the modes (the report and chart say "rank", not one rank per mode).
+    static let cutsOneSharedRank = true
+
+    /// The pruned spec's new `rank:` (one line, without indent) with the energy
+    /// the cut kept; nil when the rank did not change.
+    static func rankLines(_ group: ResolvedGroup, _ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
+        guard let m = pruning.modes.first, pruning.ranksChanged else { return nil }
+        let total = pruning.totalEnergy
+        func kept(_ m: ModePruning) -> String { PrunedSpecText.percent(total > 0 ? 1 - m.lostEnergy / total : 1) }
+        return ["rank: \(m.rankAfter ?? 1)  # leave-one-out (threshold \(PrunedSpecText.number(settings.threshold))): kept \(m.rankAfter ?? 1) of "
+            + "\(m.rankBefore ?? 1) components, \(kept(m)) of the group's calibration output energy"]
     }
 }

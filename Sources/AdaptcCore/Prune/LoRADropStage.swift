@@ -1,58 +1,31 @@
 import AdaptRuntime
 
-/// The prune stage for a checked spec and its loaded adapter: runs LoRA-drop
-/// (AdaptRuntime's `LoRADropPruner`) on every lora group and collects the
-/// decisions and the pruned weights. Tensor-train, tucker and cp groups go to
-/// `TTRoundingStage`, `TuckerRoundingStage` and `CPPruningStage`.
-public enum LoRADropStage {
-    public static func run(_ checked: CheckedSpec, plan: Plan, adapter: PlanInterpreter,
-                           calibration: CalibrationSet, settings: PruneSettings) -> PruneResult {
+/// The prune stage of a lora group (DESIGN §4): LoRA-drop (AdaptRuntime's
+/// `LoRADropPruner`) on its pairs, the decisions and the pruned weights.
+public enum LoRADropStage: GroupPruner {
+    static func run(_ group: ResolvedGroup, plan: Plan, adapter: PlanInterpreter, calibration: CalibrationSet,
+                    settings: PruneSettings, taken: Set<String>, weights: inout [String: [Float]]) -> GroupPruning {
         let options = LoRADropPruner.Options(threshold: settings.threshold, layerLevel: settings.levels.contains(.layer),
                                              rankLevel: settings.levels.contains(.rank), globalScope: settings.scope == .global,
                                              threads: adapter.storage.threads)
-        let taken = Set(checked.groups.map(\.name))
-        var groups: [GroupPruning] = []
-        var weights: [String: [Float]] = [:]
-        for group in checked.groups {
-            switch group.structure {
-            case .tensorTrain:
-                groups.append(TTRoundingStage.run(group, plan: plan, adapter: adapter, calibration: calibration, settings: settings,
-                                                  taken: taken, weights: &weights))
-                continue
-            case .tucker:
-                groups.append(TuckerRoundingStage.run(group, plan: plan, adapter: adapter, calibration: calibration, settings: settings,
-                                                      taken: taken, weights: &weights))
-                continue
-            case .cp:
-                groups.append(CPPruningStage.run(group, plan: plan, adapter: adapter, calibration: calibration, settings: settings,
-                                                 taken: taken, weights: &weights))
-                continue
-            case .lora:
-                break
-            }
-            let inputs = group.pairs.map { pair in
-                let rows = calibration.rows[pair.key]!
-                return LoRADropPruner.PairInput(
-                    layer: pair.layer, module: pair.module, factors: factors(group, pair, plan, adapter),
-                    alpha: group.alpha(layer: pair.layer, module: pair.module), rsLoRA: group.group.scaling == .rslora,
-                    x: rows.x, rows: rows.count)
-            }
-            if group.group.shared {
-                groups.append(pruneShared(group, inputs, options, &weights))
-            } else {
-                groups.append(prunePlain(group, inputs, options, taken, &weights))
-            }
-            // DoRA: rank level truncates B·A and keeps each pair's magnitude m as it is
-            // (importance is LoRA's output energy of s·B·A; layer level is refused before this).
-            if group.group.dora {
-                for p in plan.parameters {
-                    guard let key = TensorKey(parsing: p.key, structure: "lora"), key.group == group.name,
-                          case .magnitude = key.role else { continue }
-                    weights[p.key] = values(p.key, plan, adapter)
-                }
+        let inputs = group.pairs.map { pair in
+            let rows = calibration.rows[pair.key]!
+            return LoRADropPruner.PairInput(
+                layer: pair.layer, module: pair.module, factors: factors(group, pair, plan, adapter),
+                alpha: group.alpha(layer: pair.layer, module: pair.module), rsLoRA: group.group.scaling == .rslora,
+                x: rows.x, rows: rows.count)
+        }
+        let pruning = group.group.shared ? pruneShared(group, inputs, options, &weights)
+            : prunePlain(group, inputs, options, taken, &weights)
+        // DoRA: rank level truncates B·A and keeps each pair's magnitude m as it is
+        // (importance is LoRA's output energy of s·B·A; layer level is refused before this).
+        if group.group.dora {
+            for p in plan.parameters(of: group.name) {
+                guard case .magnitude? = p.name?.role else { continue }
+                weights[p.key] = PruneStage.values(p, adapter)
             }
         }
-        return PruneResult(settings: settings, groups: groups, weights: weights)
+        return pruning
     }
 
     private static func prunePlain(_ group: ResolvedGroup, _ inputs: [LoRADropPruner.PairInput], _ options: LoRADropPruner.Options,
@@ -125,15 +98,38 @@ public enum LoRADropStage {
     static func factors(_ group: ResolvedGroup, _ pair: Pair, _ plan: Plan, _ adapter: PlanInterpreter) -> LoRAFactors {
         let block: TensorKey.Block = group.group.shared ? .shared : .layer(pair.layer)
         let module = group.module(named: pair.module)!
-        return LoRAFactors(a: values(TensorKey.loraA(group.name, block, pair.module).description, plan, adapter),
-                           b: values(TensorKey.loraB(group.name, block, pair.module).description, plan, adapter),
+        return LoRAFactors(a: PruneStage.values(.loraA(group.name, block, pair.module), plan, adapter),
+                           b: PruneStage.values(.loraB(group.name, block, pair.module), plan, adapter),
                            rank: group.rank(layer: pair.layer, module: pair.module),
                            outFeatures: module.outFeatures, inFeatures: module.inFeatures,
                            scale: group.scale(layer: pair.layer, module: pair.module))
     }
 
-    static func values(_ key: String, _ plan: Plan, _ adapter: PlanInterpreter) -> [Float] {
-        guard let tensor = plan.parameter(key) else { preconditionFailure("the plan has no parameter \(key)") }
-        return Array(adapter.storage.parameters[tensor.offset..<tensor.offset + tensor.count])
+    /// The new `overrides:` (first line without indent, the rest indented two
+    /// more), or nil when the group's ranks did not change and its overrides stay as written.
+    static func overrideLines(_ group: ResolvedGroup, _ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
+        guard !group.group.shared else { return nil }
+        let changed = pruning.pairs.contains { $0.rankAfter != nil && $0.rankAfter != $0.rankBefore }
+        let droppedOverride = group.group.overrides.contains { pruning.droppedLayers.contains($0.layer) }
+        guard changed || droppedOverride else { return nil }
+        var entries: [String] = []
+        for p in pruning.pairs {
+            guard let rank = p.rankAfter else { continue }
+            let alpha = group.group.overrides.first { $0.layer == p.pair.layer && $0.module == p.pair.module }?.alpha
+            guard rank != group.effectiveRank || alpha != nil else { continue }
+            var fields: [String] = []
+            if rank != group.effectiveRank { fields.append("rank: \(rank)") }
+            if let alpha { fields.append("alpha: \(PrunedSpecText.number(alpha))") }
+            var comment = ""
+            if p.vanished {
+                comment = "  # no component kept (global scope): B = 0"
+            } else if rank != p.rankBefore {
+                let kept = p.importance > 0 ? 1 - p.lostEnergy / p.importance : 1
+                comment = "  # LoRA-drop: \(rank) of \(p.rankBefore) components, \(PrunedSpecText.percent(kept)) of its output energy"
+            }
+            entries.append("  \"\(p.pair.key)\": {\(fields.joined(separator: ", "))}\(comment)")
+        }
+        if entries.isEmpty { return [] }
+        return ["overrides:  # ranks from LoRA-drop (threshold \(PrunedSpecText.number(settings.threshold)), scope \(settings.scope.rawValue))"] + entries
     }
 }

@@ -146,7 +146,7 @@ public enum PruneChart {
     static func modePanel(_ group: GroupPruning, top: Double, width: Double, into body: inout [String]) -> Double {
         let modes = group.modes.filter { !$0.energies.isEmpty }
         guard !modes.isEmpty else { return top }
-        let cp = group.structure == .cp
+        let cp = group.structure.pruner.cutsOneSharedRank
         body.append(text(20, top + 14, cp ? "group \(group.name): leave-one-out loss per component (CP)"
                          : "group \(group.name): data-weighted spectra per mode (Tucker rounding)", size: 14, weight: "bold"))
         body.append(text(20, top + 30, cp ? "bars: each component's share of the calibration output energy lost by leaving it out "

@@ -87,7 +87,7 @@ public struct PruneReport {
                 parts.append("layers \(g.droppedLayers.map(String.init).joined(separator: ", ")) → \(name)")
             }
             let cut = g.modes.filter { $0.rankBefore != $0.rankAfter }
-            if g.structure == .cp, let m = cut.first {
+            if g.structure.pruner.cutsOneSharedRank, let m = cut.first {
                 parts.append("rank \(m.rankBefore ?? 0) → \(m.rankAfter ?? 0)")
             } else if !cut.isEmpty {
                 parts.append("ranks " + cut.map { "\($0.name) \($0.rankBefore ?? 0) → \($0.rankAfter ?? 0)" }.joined(separator: ", "))

@@ -38,7 +38,8 @@ public enum PrunedSpecText {
                                         lines: [indent + line]))
                 }
             }
-            if let ranks = bondRankLines(pruning, result.settings) {
+            let pruner = group.structure.pruner
+            if let ranks = pruner.rankLines(group, pruning, result.settings) {
                 if let at = group.group.keyLocations["ranks"] ?? group.group.keyLocations["rank"] {
                     edits.append(replace(at, in: lines, block: block, with: ranks, indent: indent))
                 } else {
@@ -46,15 +47,7 @@ public enum PrunedSpecText {
                                         lines: ranks.map { indent + $0 }))
                 }
             }
-            if let ranks = modeRankLines(group, pruning, result.settings) {
-                if let at = group.group.keyLocations["ranks"] ?? group.group.keyLocations["rank"] {
-                    edits.append(replace(at, in: lines, block: block, with: ranks, indent: indent))
-                } else {
-                    edits.append(insert(after: group.group.keyLocations["name"] ?? group.group.location, in: lines, block: block,
-                                        lines: ranks.map { indent + $0 }))
-                }
-            }
-            if group.structure == .lora, let overrides = overrideLines(group, pruning, result.settings) {
+            if let overrides = pruner.overrideLines(group, pruning, result.settings) {
                 if let at = group.group.keyLocations["overrides"] {
                     edits.append(replace(at, in: lines, block: block, with: overrides, indent: indent))
                 } else if !overrides.isEmpty {
@@ -87,74 +80,6 @@ public enum PrunedSpecText {
         var start: Int
         var end: Int
         var column: Int
-    }
-
-    /// The new `overrides:` (first line without indent, the rest indented two
-    /// more), or nil when the group's ranks did not change and its overrides stay as written.
-    static func overrideLines(_ group: ResolvedGroup, _ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
-        guard !group.group.shared else { return nil }
-        let changed = pruning.pairs.contains { $0.rankAfter != nil && $0.rankAfter != $0.rankBefore }
-        let droppedOverride = group.group.overrides.contains { pruning.droppedLayers.contains($0.layer) }
-        guard changed || droppedOverride else { return nil }
-        var entries: [String] = []
-        for p in pruning.pairs {
-            guard let rank = p.rankAfter else { continue }
-            let alpha = group.group.overrides.first { $0.layer == p.pair.layer && $0.module == p.pair.module }?.alpha
-            guard rank != group.effectiveRank || alpha != nil else { continue }
-            var fields: [String] = []
-            if rank != group.effectiveRank { fields.append("rank: \(rank)") }
-            if let alpha { fields.append("alpha: \(number(alpha))") }
-            var comment = ""
-            if p.vanished {
-                comment = "  # no component kept (global scope): B = 0"
-            } else if rank != p.rankBefore {
-                let kept = p.importance > 0 ? 1 - p.lostEnergy / p.importance : 1
-                comment = "  # LoRA-drop: \(rank) of \(p.rankBefore) components, \(percent(kept)) of its output energy"
-            }
-            entries.append("  \"\(p.pair.key)\": {\(fields.joined(separator: ", "))}\(comment)")
-        }
-        if entries.isEmpty { return [] }
-        return ["overrides:  # ranks from LoRA-drop (threshold \(number(settings.threshold)), scope \(settings.scope.rawValue))"] + entries
-    }
-
-    /// A tensor-train group's new `ranks:` as a block list, one bond a line with
-    /// the energy its cut kept (first line without indent), or nil when no bond changed.
-    static func bondRankLines(_ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
-        guard !pruning.bonds.isEmpty, pruning.bonds.map(\.rankAfter) != pruning.originalBondRanks else { return nil }
-        let total = pruning.totalEnergy
-        var lines = ["ranks:  # data-weighted TT-rounding (threshold \(number(settings.threshold)), scope \(settings.scope.rawValue)): "
-            + "\(percent(pruning.energyKept)) of the group's calibration output energy kept"]
-        for (k, bond) in pruning.bonds.enumerated() {
-            let kept = total > 0 ? 1 - bond.lostEnergy / total : 1
-            let weighting = bond.exactWeighting ? "" : ", Gram pooled across the bond, loss measured"
-            lines.append("  - \(bond.rankAfter)  # bond \(k + 1) (\(bond.left.joined(separator: " ")) | \(bond.right.joined(separator: " "))): "
-                + "was \(bond.rankBefore), \(percent(kept)) of the output energy kept\(weighting)")
-        }
-        return lines
-    }
-
-    /// A Tucker group's new `ranks:` as a block mapping, one mode a line with
-    /// the energy its cut kept, or a cp group's new `rank:` (first line
-    /// without indent); nil when no rank changed.
-    static func modeRankLines(_ group: ResolvedGroup, _ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
-        guard !pruning.modes.isEmpty, pruning.ranksChanged else { return nil }
-        let total = pruning.totalEnergy
-        func kept(_ m: ModePruning) -> String { percent(total > 0 ? 1 - m.lostEnergy / total : 1) }
-        if group.structure == .cp, let m = pruning.modes.first {
-            return ["rank: \(m.rankAfter ?? 1)  # leave-one-out (threshold \(number(settings.threshold))): kept \(m.rankAfter ?? 1) of "
-                + "\(m.rankBefore ?? 1) components, \(kept(m)) of the group's calibration output energy"]
-        }
-        var lines = ["ranks:  # data-weighted Tucker rounding (threshold \(number(settings.threshold)), scope \(settings.scope.rawValue)): "
-            + "\(percent(pruning.energyKept)) of the group's calibration output energy kept"]
-        for m in pruning.modes {
-            guard let after = m.rankAfter, let before = m.rankBefore else {
-                lines.append("  \(m.name): full  # stays full")
-                continue
-            }
-            let weighting = m.exactWeighting ? "exact" : "coupled: Gram pooled, loss measured"
-            lines.append("  \(m.name): \(after)  # was \(before), \(kept(m)) of the output energy kept (\(weighting))")
-        }
-        return lines
     }
 
     static func sharedGroupLines(_ name: String, _ group: ResolvedGroup, _ pruning: GroupPruning, indent: String) -> [String] {

@@ -7,14 +7,14 @@ import AdaptRuntime
 /// folded into the last core). Layer level first, as for lora: the layers
 /// kept by importance stay in the train (the others' slices of the layer mode
 /// are cut) and the dropped ones become `GROUP_shared`.
-public enum TTRoundingStage {
+public enum TTRoundingStage: GroupPruner {
     public static func run(_ group: ResolvedGroup, plan: Plan, adapter: PlanInterpreter, calibration: CalibrationSet,
                            settings: PruneSettings, taken: Set<String>, weights: inout [String: [Float]]) -> GroupPruning {
         guard case .tensorTrain(let bonds) = group.ranks else { preconditionFailure("TTRoundingStage: not a tensor-train group") }
         var modes = group.modes.map(TensorPruning.mode)
         var names = group.modes.map(\.name.description)
         var ranks = [1] + bonds + [1]
-        var cores = group.modes.indices.map { LoRADropStage.values(TensorKey(group: group.name, role: .core($0)).description, plan, adapter) }
+        var cores = group.modes.indices.map { PruneStage.values(TensorKey(group: group.name, role: .core($0)), plan, adapter) }
         let inFeatures = group.modules.first!.inFeatures
         let alpha = group.group.alpha, scaling = group.group.scaling
         let scale = ResolvedGroup.scale(alpha: alpha, rank: group.effectiveRank, scaling: scaling)
@@ -77,5 +77,21 @@ public enum TTRoundingStage {
         }
         pruning.originalBondRanks = bonds
         return pruning
+    }
+
+    /// The pruned spec's new `ranks:` as a block list, one bond a line with
+    /// the energy its cut kept (first line without indent), or nil when no bond changed.
+    static func rankLines(_ group: ResolvedGroup, _ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
+        guard !pruning.bonds.isEmpty, pruning.bonds.map(\.rankAfter) != pruning.originalBondRanks else { return nil }
+        let total = pruning.totalEnergy
+        var lines = ["ranks:  # data-weighted TT-rounding (threshold \(PrunedSpecText.number(settings.threshold)), scope \(settings.scope.rawValue)): "
+            + "\(PrunedSpecText.percent(pruning.energyKept)) of the group's calibration output energy kept"]
+        for (k, bond) in pruning.bonds.enumerated() {
+            let kept = total > 0 ? 1 - bond.lostEnergy / total : 1
+            let weighting = bond.exactWeighting ? "" : ", Gram pooled across the bond, loss measured"
+            lines.append("  - \(bond.rankAfter)  # bond \(k + 1) (\(bond.left.joined(separator: " ")) | \(bond.right.joined(separator: " "))): "
+                + "was \(bond.rankBefore), \(PrunedSpecText.percent(kept)) of the output energy kept\(weighting)")
+        }
+        return lines
     }
 }

@@ -8,17 +8,17 @@ import AdaptRuntime
 /// as for lora and tensor-train: the kept layers stay (the others' rows of the
 /// layer factor, or slices of a full layer mode, are cut) and the dropped ones
 /// become `GROUP_shared`.
-public enum TuckerRoundingStage {
+public enum TuckerRoundingStage: GroupPruner {
     public static func run(_ group: ResolvedGroup, plan: Plan, adapter: PlanInterpreter, calibration: CalibrationSet,
                            settings: PruneSettings, taken: Set<String>, weights: inout [String: [Float]]) -> GroupPruning {
         guard case .tucker(let ranks) = group.ranks else { preconditionFailure("TuckerRoundingStage: not a tucker group") }
         let names = group.modes.map(\.name.description)
         let factors: [[Float]?] = group.modes.indices.map { k in
-            ranks[k] == nil ? nil : LoRADropStage.values(TensorKey(group: group.name, role: .factor(mode: names[k])).description, plan, adapter)
+            ranks[k] == nil ? nil : PruneStage.values(TensorKey(group: group.name, role: .factor(mode: names[k])), plan, adapter)
         }
         let alpha = group.group.alpha, scaling = group.group.scaling
         let scale = ResolvedGroup.scale(alpha: alpha, rank: group.effectiveRank, scaling: scaling)
-        let input = TuckerTensor(core: LoRADropStage.values(TensorKey(group: group.name, role: .tuckerCore).description, plan, adapter), factors: factors,
+        let input = TuckerTensor(core: PruneStage.values(TensorKey(group: group.name, role: .tuckerCore), plan, adapter), factors: factors,
                                  modes: group.modes.map(TensorPruning.mode))
         let weighting = TensorPruning.weighting(group, layers: group.layers, calibration: calibration)
         let energies = weighting.pairEnergies(input).map { $0 * scale * scale }
@@ -56,5 +56,24 @@ public enum TuckerRoundingStage {
         pruning.ranksChanged = before != result.ranks || kept.modes.count != names.count
         pruning.expectedRanks = .tucker(result.ranks)
         return pruning
+    }
+
+    /// The pruned spec's new `ranks:` as a block mapping, one mode a line with
+    /// the energy its cut kept (first line without indent); nil when no rank changed.
+    static func rankLines(_ group: ResolvedGroup, _ pruning: GroupPruning, _ settings: PruneSettings) -> [String]? {
+        guard !pruning.modes.isEmpty, pruning.ranksChanged else { return nil }
+        let total = pruning.totalEnergy
+        func kept(_ m: ModePruning) -> String { PrunedSpecText.percent(total > 0 ? 1 - m.lostEnergy / total : 1) }
+        var lines = ["ranks:  # data-weighted Tucker rounding (threshold \(PrunedSpecText.number(settings.threshold)), scope \(settings.scope.rawValue)): "
+            + "\(PrunedSpecText.percent(pruning.energyKept)) of the group's calibration output energy kept"]
+        for m in pruning.modes {
+            guard let after = m.rankAfter, let before = m.rankBefore else {
+                lines.append("  \(m.name): full  # stays full")
+                continue
+            }
+            let weighting = m.exactWeighting ? "exact" : "coupled: Gram pooled, loss measured"
+            lines.append("  \(m.name): \(after)  # was \(before), \(kept(m)) of the output energy kept (\(weighting))")
+        }
+        return lines
     }
 }

@@ -1,0 +1,15 @@
+import AdaptRuntime
+
+/// A lora group's pairs as stored: `GROUP.LAYER.MODULE.A`/`.B`, or
+/// `GROUP.shared.MODULE.A`/`.B` for every layer of a shared group.
+enum LoRAPairs: PerPairLoRA {
+    static func factors(of pair: PairPlan, in group: ResolvedGroup, plan: Plan,
+                        parameters: UnsafeMutableBufferPointer<Float>) -> (a: [Float], b: [Float]) {
+        let block: TensorKey.Block = group.group.shared ? .shared : .layer(pair.layer)
+        func values(_ name: TensorKey) -> [Float] {
+            guard let tensor = plan.parameter(name) else { preconditionFailure("lora plan without \(name) for \(pair.key)") }
+            return Array(parameters[tensor.offset..<(tensor.offset + tensor.count)])
+        }
+        return (values(.loraA(group.name, block, pair.module)), values(.loraB(group.name, block, pair.module)))
+    }
+}
