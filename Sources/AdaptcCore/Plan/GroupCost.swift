@@ -33,8 +33,7 @@ public struct GroupCost {
     /// The cost of `group` whose parameters are among `parameters`, for `tokens` rows.
     public init(group: GroupPlan, parameters: [ParameterTensor], tokens: Int) {
         var adapter = Figures(), dense = Figures(), lora = Figures()
-        // Every parameter key starts with its group's name (DESIGN §5 key layout).
-        adapter.parameters = parameters.filter { $0.key.hasPrefix(group.name + ".") }.map(\.count).reduce(0, +)
+        adapter.parameters = parameters.filter { $0.name?.group == group.name }.map(\.count).reduce(0, +)
         let fusedPairs = Set(group.layerForwards.flatMap { f in f.modules.map { "\(f.layer).\($0)" } })
         adapter.forwardFlops = group.layerForwards.map { $0.program.flops.value(tokens: tokens) }.reduce(0, +)
         var programs: [Program] = group.layerForwards.map(\.program) + [group.prepare, group.finishBackward]

@@ -64,8 +64,8 @@ public struct PrunedFiles {
         var counts: [String: Int] = [:]
         for name in groups {
             let shared = result.groups.first { $0.name == name }?.sharedGroupName
-            let prefixes = [name + "."] + (shared.map { [$0 + "."] } ?? [])
-            counts[name] = plan.parameters.filter { tensor in prefixes.contains { tensor.key.hasPrefix($0) } }
+            let owners = [name] + (shared.map { [$0] } ?? [])
+            counts[name] = plan.parameters.filter { tensor in tensor.name.map { owners.contains($0.group) } ?? false }
                 .reduce(0) { $0 + $1.count }
         }
         return counts

@@ -9,14 +9,8 @@ import XCTest
 /// says which mode each axis stands for.
 final class ParameterTensorNameTests: XCTestCase {
     func testEveryPlannedTensorOfTheExampleSpecsHasATypedNameThatRendersToItsKey() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        let folder = root.appendingPathComponent("Specs")
-        let specs = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".adapt.yaml") }.sorted()
-        XCTAssertGreaterThan(specs.count, 10)
         var tensors = 0
-        for spec in specs {
-            let (_, plan) = try SpecLoader.loadPlanned(path: folder.appendingPathComponent(spec).path)
+        for (spec, plan) in try TensorKeyTests.examplePlans() {
             for tensor in plan.parameters {
                 tensors += 1
                 guard let name = tensor.name else {

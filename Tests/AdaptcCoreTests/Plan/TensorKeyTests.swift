@@ -7,15 +7,19 @@ import XCTest
 /// the planner lays out for the example specs reads back as itself, with the
 /// role its shape says, and keys of another structure or layout do not read.
 final class TensorKeyTests: XCTestCase {
-    func testEveryPlannedKeyOfTheExampleSpecsReadsBackAsItself() throws {
+    /// Every example spec (`Specs/*.adapt.yaml`) by file name, planned.
+    static func examplePlans() throws -> [(spec: String, plan: Plan)] {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
         let folder = root.appendingPathComponent("Specs")
         let specs = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".adapt.yaml") }.sorted()
         XCTAssertGreaterThan(specs.count, 10)
+        return try specs.map { ($0, try SpecLoader.loadPlanned(path: folder.appendingPathComponent($0).path).1) }
+    }
+
+    func testEveryPlannedKeyOfTheExampleSpecsReadsBackAsItself() throws {
         var roles: Set<String> = []
-        for spec in specs {
-            let (_, plan) = try SpecLoader.loadPlanned(path: folder.appendingPathComponent(spec).path)
+        for (spec, plan) in try Self.examplePlans() {
             for group in plan.groups {
                 for tensor in plan.parameters where tensor.key.hasPrefix(group.name + ".") {
                     guard let key = TensorKey(parsing: tensor.key, structure: group.structure) else {
