@@ -145,7 +145,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0...95: Self.backward4(n, x, dy, dx, w, p + 67328, q + (65536 * module.rawValue + 262144), p + (64 * layer), dq + (65536 * module.rawValue), dq + (65536 * module.rawValue + 32768), g + (64 * layer), g + 67328, g + 100096, threads: threads)
+        case 0...95: Self.backward4(n, x, dy, dx, w, p + 67328, q + (65536 * module.rawValue + 262144), p + (64 * layer), dq + (65536 * module.rawValue), g + (64 * layer), g + 67328, threads: threads)
         default: break
         }
     }
@@ -183,7 +183,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + (64 * layer), q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + (64 * layer), q + 262144, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -209,7 +209,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + (64 * layer), dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + (64 * layer), g + 67328, g + 100096, threads: threads); return
+            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 327680, p + (64 * layer), dq + 196608, dq + 131072, dq + 65536, dq + 0, g + (64 * layer), g + 67328, threads: threads); return
             default: break
             }
         }
@@ -241,16 +241,15 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         // stage 1: dP3ᵀ[c, module, out] = dP3[module, out, c]; factor.moduleᵀ[c, module] = factor.module[module, c]; dP3ᵀ[c, module, out] = dP3[module, out, c]
         Kernels.stage(3, flops: 524544, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096, reduces: false), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: w)
-            case 1:
+            case 0, 2:
+                let at1 = w + (131200 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096, reduces: false), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: at1)
+            default:
                 for i0 in 0..<64 {
                     for i1 in 0..<4 {
                         (w + 262144)[i0 * 4 + i1 * 1] = p1[i0 * 1 + i1 * 64]
                     }
                 }
-            default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096, reduces: false), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: (w + 262400))
             }
         }
         // stage 2: dfactor.module[module, c] += Σ_out dP3ᵀ[c, module, out]·factor.out[out, c]; dfactor.out[out, c] += Σ_module factor.moduleᵀ[c, module]·dP3ᵀ[c, module, out]
@@ -285,7 +284,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 393472, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dyRow1024 = dy + first * 1024
@@ -303,16 +302,12 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt1[n, c] = factor.layer[c]⊙dt2[n, c]
             Kernels.stage(2, flops: 256 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<64 {
-                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
-                        }
-                    }
                 default:
+                    let at1 = wRow64 + (128 * i + 64) * n
+                    let at2 = wRow64 + (128 * i) * n
                     for i0 in 0..<rows {
                         for i1 in 0..<64 {
-                            (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
+                            at1[i0 * 64 + i1 * 1] = p2[i1 * 1] * at2[i0 * 64 + i1 * 1]
                         }
                     }
                 }
@@ -323,16 +318,16 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         // stage 4: dP3[out, c] += Σ_n t2[n, c]·dy[n, out] (×2); dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in] (×2)
         Kernels.stage(5, flops: 262272 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p4, ldc: 64, threads: threads)
+            case 0...1:
+                let at0 = dy + (512 * i)
+                let at2 = p3 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             case 2:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p5, ldc: 1, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p4, ldc: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
+                let at0 = x + (512 * i - 1536)
+                let at2 = p5 + (32768 * i - 98304)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }
@@ -346,7 +341,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
         // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]
@@ -358,26 +353,22 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         // stage 3: y0[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]
         Kernels.stage(4, flops: 524288 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p3, beta: 1, c: y1, ldc: 1024, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p4, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p5, beta: 1, c: y3, ldc: 1024, threads: threads)
+                let at1 = p2 + (65536 * i)
+                let at2 = [y, y1, y2, y3][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: at1, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, p5, threads: threads)
+            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 786880, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -391,14 +382,16 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 64, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 64, beta: 0, c: wRow64, ldc: 64, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow64 + 128 * n), cRow: 64, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow64 + 256 * n), cRow: 64, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow64 + 320 * n), cRow: 64, cRank: 1, threads: threads)
+                case 1...2:
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][-1 * i + 4]
+                    let at1 = p1 + (-65536 * i + 65536)
+                    let at2 = wRow64 + (128 * i) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 64, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow64 + 384 * n), cRow: 64, cRank: 1, threads: threads)
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][-1 * i + 4]
+                    let at1 = p2 + (-65536 * i + 196608)
+                    let at2 = wRow64 + (64 * i + 128) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 64, cRank: 1, threads: threads)
                 }
             }
             // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += dt2.part1[n, c]
@@ -407,7 +400,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 case 0:
                     for i0 in 0..<rows {
                         for i1 in 0..<64 {
-                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
+                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p3[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
                         }
                     }
                 default:
@@ -433,7 +426,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             // stage 5: dt1[n, c] = factor.layer[c]⊙dt2[n, c]
             for i0 in 0..<rows {
                 for i1 in 0..<64 {
-                    (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
+                    (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p3[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
                 }
             }
             // stage 6: dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
@@ -442,28 +435,28 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         // stage 7: dP3[out, c] += Σ_n t2[n, c]·dy[n, out] (×8); dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in] (×2)
         Kernels.stage(11, flops: 655488 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p8, ldc: 64, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p9, ldc: 64, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p10, ldc: 64, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p11, ldc: 64, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p12, ldc: 64, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p13, ldc: 64, threads: threads)
+            case 0...1:
+                let at0 = dy3 + (512 * i)
+                let at2 = p4 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
+            case 2...3:
+                let at0 = dy2 + (512 * i - 1024)
+                let at2 = p5 + (32768 * i - 65536)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
+            case 4...5:
+                let at0 = dy1 + (512 * i - 2048)
+                let at2 = p6 + (32768 * i - 131072)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
+            case 6...7:
+                let at0 = dy + (512 * i - 3072)
+                let at2 = p7 + (32768 * i - 196608)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             case 8:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p14, ldc: 1, threads: threads)
-            case 9:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p15, ldc: 64, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p8, ldc: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p16, ldc: 64, threads: threads)
+                let at0 = x + (512 * i - 4608)
+                let at2 = p9 + (32768 * i - 294912)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }

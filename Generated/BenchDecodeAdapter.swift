@@ -159,9 +159,9 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0...3: Self.backward7(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (65536 * module.rawValue), g + (65536 * module.rawValue + 569344), g + (65536 * module.rawValue + 602112), g + (65536 * module.rawValue), g + (65536 * module.rawValue + 2048), threads: threads)
-        case 4...5: Self.backward8(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), g + (176128 * module.rawValue + 126976), g + (176128 * module.rawValue + 162192), g + (176128 * module.rawValue + 197424), g + (176128 * module.rawValue + 232640), g + (176128 * module.rawValue + 267872), g + (65536 * module.rawValue), g + (65536 * module.rawValue + 2048), threads: threads)
-        case 6: Self.backward9(n, x, dy, dx, w, p + 393216, q + 614400, g + 1183744, g + 1216512, g + 393216, g + 395417, g + 397619, g + 399820, g + 402022, threads: threads)
+        case 0...3: Self.backward7(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (65536 * module.rawValue), g + (65536 * module.rawValue + 569344), g + (65536 * module.rawValue), threads: threads)
+        case 4...5: Self.backward8(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), g + (176128 * module.rawValue + 126976), g + (176128 * module.rawValue + 162192), g + (176128 * module.rawValue + 197424), g + (176128 * module.rawValue + 232640), g + (65536 * module.rawValue), threads: threads)
+        case 6: Self.backward9(n, x, dy, dx, w, p + 393216, q + 614400, g + 1183744, g + 393216, g + 395417, g + 397619, g + 399820, threads: threads)
         default: break
         }
     }
@@ -201,13 +201,13 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v] {
             switch layer {
-            case 0: Self.layerForward13Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, q + 65536, q + 131072, storage: storage, threads: threads); return
+            case 0: Self.layerForward13Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerForward15Rows(n, xp, ys[0], ys[1], p + 262144, q + 262144, q + 438272, storage: storage, threads: threads); return
+            case 0: Self.layerForward15Rows(n, xp, ys[0], ys[1], p + 262144, q + 262144, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -233,13 +233,13 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v] {
             switch layer {
-            case 0: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 131072, q + 65536, q + 0, g + 700416, g + 733184, g + 634880, g + 667648, g + 569344, g + 602112, g + 0, g + 682, g + 1365, g + 2048, g + 2730, g + 3413, threads: threads); return
+            case 0: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 131072, g + 700416, g + 0, g + 682, g + 1365, g + 2048, threads: threads); return
             default: break
             }
         }
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerBackward18(n, xp, dys[0], dys[1], dx, w, p + 262144, q + 438272, q + 262144, g + 1007616, g + 1066320, g + 1125024, g + 831488, g + 890192, g + 948896, g + 262144, g + 264192, threads: threads); return
+            case 0: Self.layerBackward18(n, xp, dys[0], dys[1], dx, w, p + 262144, q + 438272, g + 1007616, g + 1125024, g + 831488, g + 948896, g + 262144, threads: threads); return
             default: break
             }
         }
@@ -313,7 +313,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 393216, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dyRow4096 = dy + first * 4096
@@ -334,20 +334,20 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p4, ldc: 4096, threads: threads)
+            case 0...1:
+                let at0 = dy + (2048 * i)
+                let at2 = p2 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p5, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * i - 4096)
+                let at2 = p3 + (2048 * i - 4096)
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 614400, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dyRow11008 = dy + first * 11008
@@ -374,20 +374,20 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
                 Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: (dy + 2201), lda: 11008, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
             case 2:
                 Kernels.gemm(transA: true, transB: false, m: 2201, n: 16, k: n, alpha: 2.0, a: (dy + 4403), lda: 11008, b: w, ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: (dy + 6604), lda: 11008, b: w, ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: (dy + 8806), lda: 11008, b: w, ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 5:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p7, ldc: 4096, threads: threads)
+            case 3...4:
+                let at0 = dy + (2202 * i - 2)
+                let at2 = p5 + (35232 * i - 105696)
+                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p8, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * i - 10240)
+                let at2 = p6 + (2048 * i - 10240)
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 835584, threads: threads) { rows, first, threads in
             let dxRow11008 = dx + first * 11008
             let dyRow4096 = dy + first * 4096
@@ -408,20 +408,20 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×5)
         Kernels.stage(7, flops: 483328 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy + (2048 * i)
+                let at2 = p2 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 11008, beta: 1, c: p4, ldc: 11008, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 11008, beta: 1, c: p3, ldc: 11008, threads: threads)
             case 3:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2201), ldb: 11008, beta: 1, c: p5, ldc: 11008, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2201), ldb: 11008, beta: 1, c: p4, ldc: 11008, threads: threads)
             case 4:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 4403), ldb: 11008, beta: 1, c: p6, ldc: 11008, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 6604), ldb: 11008, beta: 1, c: p7, ldc: 11008, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 4403), ldb: 11008, beta: 1, c: p5, ldc: 11008, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 8806), ldb: 11008, beta: 1, c: p8, ldc: 11008, threads: threads)
+                let at1 = x + (2202 * i - 4406)
+                let at2 = p6 + (2202 * i - 11010)
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, ldb: 11008, beta: 1, c: at2, ldc: 11008, threads: threads)
             }
         }
     }
@@ -445,51 +445,51 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 256, k: 48, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 393216 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 48, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, beta: 1, c: y1, ldc: 4096, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, beta: 1, c: y2, ldc: 4096, threads: threads)
+                let at0 = w + (16 * i)
+                let at1 = p1 + (65536 * i)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: at0, lda: 48, b: at1, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
-    private static func layerForward13Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward13Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 786432, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward13(n, x + first * 4096, y + first * 4096, y1 + first * 4096, y2 + first * 4096, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward13(n, x + first * 4096, y + first * 4096, y1 + first * 4096, y2 + first * 4096, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerForward15(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward15(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 256, k: 32, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 704512 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 688, k: 16, alpha: 2.0, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 11008, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 688, k: 16, alpha: 2.0, a: (w + 16), lda: 32, b: p2, beta: 1, c: y1, ldc: 11008, threads: threads)
+                let at0 = w + (16 * i)
+                let at1 = p1 + (176128 * i)
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 688, k: 16, alpha: 2.0, a: at0, lda: 32, b: at1, beta: 1, c: at2, ldc: 11008, threads: threads)
             }
         }
     }
 
-    private static func layerForward15Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward15Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 966656, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward15(n, x + first * 4096, y + first * 11008, y1 + first * 11008, w, p0, p1, p2, threads: threads)
+            Self.layerForward15(n, x + first * 4096, y + first * 11008, y1 + first * 11008, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1179648, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dy1Row4096 = dy1 + first * 4096
@@ -502,12 +502,11 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 256, k: 48, alpha: 1.0, a: xRow4096, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: wRow48, cRow: 48, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: dy2Row4096, lda: 4096, packed: p1, beta: 0, c: (wRow48 + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: dy1Row4096, lda: 4096, packed: p2, beta: 0, c: (wRow48 + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: dyRow4096, lda: 4096, packed: p3, beta: 0, c: (wRow48 + 48 * n), cRow: 48, cRank: 1, threads: threads)
+                    let at0 = [dyRow4096, dy1Row4096, dy2Row4096][-1 * i + 3]
+                    let at1 = p1 + (-65536 * i + 65536)
+                    let at2 = wRow48 + (-16 * i + 48) + (48) * n
+                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: at0, lda: 4096, packed: at1, beta: 0, c: at2, cRow: 48, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -516,36 +515,27 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×6)
         Kernels.stage(12, flops: 786432 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy2, lda: 4096, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy2 + 2048), lda: 4096, b: (w + 32), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy1, lda: 4096, b: (w + 16), ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy1 + 2048), lda: 4096, b: (w + 16), ldb: 48, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 48, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
+            case 0...5:
+                let at0 = [dy, dy1, dy2][-1 * (i / 2) + 2] + (2048 * (i % 2))
+                let at1 = w + (-16 * (i / 2) + 32)
+                let at2 = p2 + (-65536 * (i / 2) + 32768 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: at1, ldb: 48, beta: 1, c: at2, ldc: 16, threads: threads)
             case 6:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 4096, beta: 1, c: p10, ldc: 4096, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
             case 7:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 682), ldb: 4096, beta: 1, c: p11, ldc: 4096, threads: threads)
-            case 8:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 1365), ldb: 4096, beta: 1, c: p12, ldc: 4096, threads: threads)
-            case 9:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 2048), ldb: 4096, beta: 1, c: p13, ldc: 4096, threads: threads)
-            case 10:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 2730), ldb: 4096, beta: 1, c: p14, ldc: 4096, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 682), ldb: 4096, beta: 1, c: p4, ldc: 4096, threads: threads)
+            case 8, 10...11:
+                let at1 = x + (1365 * (i / 2) + 683 * (i % 2) - 4095)
+                let at2 = p5 + (1365 * (i / 2) + 683 * (i % 2) - 5460)
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, ldb: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 3413), ldb: 4096, beta: 1, c: p15, ldc: 4096, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 2048), ldb: 4096, beta: 1, c: p6, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1228800, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dy1Row11008 = dy1 + first * 11008
@@ -557,10 +547,11 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 256, k: 32, alpha: 1.0, a: xRow4096, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: wRow32, cRow: 32, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 688, k: 16, alpha: 2.0, a: dy1Row11008, lda: 11008, packed: p1, beta: 0, c: (wRow32 + 32 * n + 16), cRow: 32, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 688, k: 16, alpha: 2.0, a: dyRow11008, lda: 11008, packed: p2, beta: 0, c: (wRow32 + 32 * n), cRow: 32, cRank: 1, threads: threads)
+                    let at0 = [dyRow11008, dy1Row11008][-1 * i + 2]
+                    let at1 = p1 + (-176128 * i + 176128)
+                    let at2 = wRow32 + (-16 * i + 32) + (32) * n
+                    Kernels.panelDot(m: rows, panels: 688, k: 16, alpha: 2.0, a: at0, lda: 11008, packed: at1, beta: 0, c: at2, cRow: 32, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -569,22 +560,22 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×3); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×3); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×2)
         Kernels.stage(8, flops: 966656 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: dy1, lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: (dy1 + 3669), lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy1 + (3669 * i)
+                let at2 = p2 + (58704 * i)
+                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: at2, ldc: 16, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 3670, n: 16, k: n, alpha: 2.0, a: (dy1 + 7338), lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: dy, lda: 11008, b: w, ldb: 32, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: (dy + 3669), lda: 11008, b: w, ldb: 32, beta: 1, c: p7, ldc: 16, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 3670, n: 16, k: n, alpha: 2.0, a: (dy1 + 7338), lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: p3, ldc: 16, threads: threads)
+            case 3...4:
+                let at0 = dy + (3669 * i - 11007)
+                let at2 = p4 + (58704 * i - 176112)
+                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: w, ldb: 32, beta: 1, c: at2, ldc: 16, threads: threads)
             case 5:
-                Kernels.gemm(transA: true, transB: false, m: 3670, n: 16, k: n, alpha: 2.0, a: (dy + 7338), lda: 11008, b: w, ldb: 32, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 32, panels: 128, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p9, ldc: 4096, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 3670, n: 16, k: n, alpha: 2.0, a: (dy + 7338), lda: 11008, b: w, ldb: 32, beta: 1, c: p5, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 128, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p10, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * i - 12288)
+                let at2 = p6 + (2048 * i - 12288)
+                Kernels.panelGemm(transA: true, m: 32, panels: 128, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }

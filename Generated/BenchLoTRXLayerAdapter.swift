@@ -138,7 +138,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0...95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + (1024 * layer + 256 * module.rawValue), g + 24576, g + 32768, g + (1024 * layer + 256 * module.rawValue), g + 40960, g + 49152, threads: threads)
+        case 0...95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + (1024 * layer + 256 * module.rawValue), g + 24576, g + (1024 * layer + 256 * module.rawValue), g + 40960, threads: threads)
         default: break
         }
     }
@@ -176,7 +176,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + (1024 * layer), p + (1024 * layer + 256), p + (1024 * layer + 512), p + (1024 * layer + 768), q + 0, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + (1024 * layer), q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -202,7 +202,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + (1024 * layer), p + (1024 * layer + 256), p + (1024 * layer + 512), p + (1024 * layer + 768), g + 24576, g + 32768, g + (1024 * layer + 768), g + (1024 * layer + 512), g + (1024 * layer + 256), g + (1024 * layer), g + 40960, g + 49152, threads: threads); return
+            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + (1024 * layer), p + (1024 * layer + 768), g + 24576, g + (1024 * layer + 768), g + 40960, threads: threads); return
             default: break
             }
         }
@@ -237,7 +237,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 99328, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dyRow1024 = dy + first * 1024
@@ -267,16 +267,16 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(5, flops: 66048 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy + (512 * i)
+                let at2 = p3 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = x + (512 * i - 1536)
+                let at2 = p5 + (8192 * i - 24576)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }
@@ -290,45 +290,37 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
         Kernels.stage(4, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (w + 48 * n), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (w + 64 * n), cRow: 16, cRank: 1, threads: threads)
+                let at1 = p1 + (256 * i)
+                let at2 = w + (16 * i + 16) * n
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t2[2][row, rank]·factor.out.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t2[3][row, rank]·factor.out.panels[panel, rank, lane]
         Kernels.stage(4, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p5, beta: 1, c: y, ldc: 1024, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p5, beta: 1, c: y1, ldc: 1024, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p5, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p5, beta: 1, c: y3, ldc: 1024, threads: threads)
+                let at0 = w + (16 * i + 16) * n
+                let at2 = [y, y1, y2, y3][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: at0, lda: 16, b: p2, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
-    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward5(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, p5, threads: threads)
+            Self.layerForward5(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 200752, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -342,35 +334,24 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 80 * n), cRow: 16, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 96 * n), cRow: 16, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 112 * n), cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 128 * n), cRow: 16, cRank: 1, threads: threads)
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][-1 * i + 4]
+                    let at2 = wRow16 + (16 * i + 64) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: at0, lda: 1024, packed: p1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
             // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dt1.part1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[2][n, t.out]; dt1.part2[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dt1.part3[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
             Kernels.stage(8, flops: 4096 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 48 * n), cRow: 16, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p5, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 64 * n), cRow: 16, cRank: 1, threads: threads)
-                case 4:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 80 * n), lda: 16, b: p5, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 144 * n), ldc: 16, threads: threads)
-                case 5:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 96 * n), lda: 16, b: p4, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 160 * n), ldc: 16, threads: threads)
-                case 6:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 112 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 176 * n), ldc: 16, threads: threads)
+                case 0...3:
+                    let at1 = p2 + (256 * i)
+                    let at2 = wRow16 + (16 * i + 16) * n
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 128 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 192 * n), ldc: 16, threads: threads)
+                    let at0 = wRow16 + (16 * i + 16) * n
+                    let at1 = p3 + (-256 * i + 1024)
+                    let at2 = wRow16 + (16 * i + 80) * n
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: at0, lda: 16, b: at1, panelStride: 16, kStride: 16, beta: 0, c: at2, ldc: 16, threads: threads)
                 }
             }
             // stage 3: dt1[n, t.in] += dt1.part1[n, t.in]
@@ -397,49 +378,45 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         // stage 7: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(8, flops: 67584 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 80 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 3:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p9, ldc: 16, threads: threads)
-            case 4:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p10, ldc: 16, threads: threads)
-            case 5:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p11, ldc: 16, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p12, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy3 + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 2...5:
+                let at0 = w + (16 * i + 48) * n
+                let at2 = p5 + (-256 * i + 512)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: at0, lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p13, ldc: 16, threads: threads)
+                let at0 = x + (512 * i - 3072)
+                let at2 = p6 + (8192 * i - 49152)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
         // stage 8: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = dy2 + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
         // stage 9: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = dy1 + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
         // stage 10: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = dy + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }

@@ -127,7 +127,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 98304, g + 0, g + 2048, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 0, threads: threads)
         default: break
         }
     }
@@ -184,7 +184,7 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 393216, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dyRow4096 = dy + first * 4096
@@ -205,14 +205,14 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p4, ldc: 4096, threads: threads)
+            case 0...1:
+                let at0 = dy + (2048 * i)
+                let at2 = p2 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p5, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * i - 4096)
+                let at2 = p3 + (2048 * i - 4096)
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }

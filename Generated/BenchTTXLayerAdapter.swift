@@ -157,7 +157,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0...95: Self.backward4(n, x, dy, dx, w, q + 811008, q + (32768 * layer + 8192 * module.rawValue + 819200), dq + (32768 * layer + 8192 * module.rawValue + 22272), dq + (32768 * layer + 8192 * module.rawValue + 26368), dq + 811008, dq + 811520, threads: threads)
+        case 0...95: Self.backward4(n, x, dy, dx, w, q + 811008, q + (32768 * layer + 8192 * module.rawValue + 819200), dq + (32768 * layer + 8192 * module.rawValue + 22272), dq + 811008, threads: threads)
         default: break
         }
     }
@@ -195,7 +195,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + (32768 * layer + 819200), q + (32768 * layer + 827392), q + (32768 * layer + 835584), q + (32768 * layer + 843776), storage: storage, threads: threads); return
+            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + (32768 * layer + 819200), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -221,7 +221,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + (32768 * layer + 843776), q + (32768 * layer + 835584), q + (32768 * layer + 827392), q + (32768 * layer + 819200), dq + (32768 * layer + 46848), dq + (32768 * layer + 50944), dq + (32768 * layer + 38656), dq + (32768 * layer + 42752), dq + (32768 * layer + 30464), dq + (32768 * layer + 34560), dq + (32768 * layer + 22272), dq + (32768 * layer + 26368), dq + 811008, dq + 811520, threads: threads); return
+            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + (32768 * layer + 843776), dq + (32768 * layer + 46848), dq + 811008, threads: threads); return
             default: break
             }
         }
@@ -356,7 +356,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 49152, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dyRow1024 = dy + first * 1024
@@ -377,14 +377,14 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         // stage 3: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6] (×2); dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6] (×2)
         Kernels.stage(4, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p4, ldc: 1024, threads: threads)
+            case 0...1:
+                let at0 = dy + (512 * i)
+                let at2 = p2 + (4096 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: at0, lda: 1024, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p5, ldc: 1024, threads: threads)
+                let at1 = x + (512 * i - 1024)
+                let at2 = p3 + (512 * i - 1024)
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 1024, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
@@ -396,32 +396,28 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, beta: 1, c: y1, ldc: 1024, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p4, beta: 1, c: y3, ldc: 1024, threads: threads)
+                let at1 = p1 + (8192 * i)
+                let at2 = [y, y1, y2, y3][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: at1, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, threads: threads)
+            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 98328, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -435,14 +431,11 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: xRow1024, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow8 + 16 * n), cRow: 8, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow8 + 24 * n), cRow: 8, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow8 + 32 * n), cRow: 8, cRank: 1, threads: threads)
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][-1 * i + 4]
+                    let at1 = p1 + (-8192 * i + 8192)
+                    let at2 = wRow8 + (8 * i) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 8, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dt9[n, r6] += dt9.part1[n, r6]
@@ -469,26 +462,14 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         // stage 6: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6] (×8); dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6] (×2)
         Kernels.stage(10, flops: 81920 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: w, ldb: 8, beta: 1, c: p9, ldc: 8, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p10, ldc: 8, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p11, ldc: 8, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p12, ldc: 8, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p13, ldc: 1024, threads: threads)
+            case 0...7:
+                let at0 = [dy, dy1, dy2, dy3][-1 * (i / 2) + 3] + (512 * (i % 2))
+                let at2 = p2 + (-8192 * (i / 2) + 4096 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: at0, lda: 1024, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p14, ldc: 1024, threads: threads)
+                let at1 = x + (512 * (i % 2))
+                let at2 = p3 + (512 * (i % 2))
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 1024, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }

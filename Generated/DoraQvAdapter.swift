@@ -197,7 +197,7 @@ public final class DoraQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
         case 0...3: Self.backward5(n, x, dy, dx, w, p + (80 * layer + 16 * module.rawValue + 32), p + (80 * layer + 16 * module.rawValue), g + (80 * layer + 16 * module.rawValue), g + (80 * layer + 16 * module.rawValue + 32), threads: threads)
-        case 4: Self.backward6(n, x, dy, dx, w, p + 160, q + 0, g + 4256, g + 6304, g + 8352, g + 10400, g + 160, g + 416, threads: threads)
+        case 4: Self.backward6(n, x, dy, dx, w, p + 160, q + 0, g + 4256, g + 160, threads: threads)
         default: break
         }
     }
@@ -363,7 +363,7 @@ public final class DoraQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 32768, threads: threads) { rows, first, threads in
             let dxRow512 = dx + first * 512
             let dyRow1024 = dy + first * 1024
@@ -384,18 +384,14 @@ public final class DoraQvAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×4); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(6, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: (dy + 256), lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: (dy + 768), lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 4:
-                Kernels.panelGemm(transA: true, m: 8, panels: 16, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 512, beta: 1, c: p6, ldc: 512, threads: threads)
+            case 0...3:
+                let at0 = dy + (256 * i)
+                let at2 = p2 + (2048 * i)
+                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: at0, lda: 1024, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 16, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 256), panelStride: 16, kStride: 512, beta: 1, c: p7, ldc: 512, threads: threads)
+                let at1 = x + (256 * i - 1024)
+                let at2 = p3 + (256 * i - 1024)
+                Kernels.panelGemm(transA: true, m: 8, panels: 16, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 512, beta: 1, c: at2, ldc: 512, threads: threads)
             }
         }
     }

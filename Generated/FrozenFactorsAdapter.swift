@@ -196,7 +196,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key] {
             switch layer {
-            case 0...2: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + (320 * layer), q + (128 * layer + 480), q + (128 * layer + 544), storage: storage, threads: threads); return
+            case 0...2: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + (320 * layer), q + (128 * layer + 480), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -222,7 +222,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key] {
             switch layer {
-            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (320 * layer), q + (128 * layer + 544), q + (128 * layer + 480), g + (320 * layer + 256), g + (320 * layer + 192), threads: threads); return
+            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (320 * layer), q + (128 * layer + 544), g + (320 * layer + 256), threads: threads); return
             default: break
             }
         }
@@ -407,28 +407,29 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 24, alpha: 1.0, a: x, lda: 24, b: p0, ldb: 24, beta: 0, c: w, ldc: 8, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<4][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[4..<8][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 4, alpha: 2.0, a: w, lda: 8, b: p1, panelStride: 16, kStride: 16, beta: 1, c: y, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 4, alpha: 2.0, a: (w + 4), lda: 8, b: p2, panelStride: 16, kStride: 16, beta: 1, c: y1, ldc: 16, threads: threads)
+                let at0 = w + (4 * i)
+                let at1 = p1 + (64 * i)
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 4, alpha: 2.0, a: at0, lda: 8, b: at1, panelStride: 16, kStride: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }
 
-    private static func layerForward11Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward11Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 640, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward11(n, x + first * 24, y + first * 16, y1 + first * 16, w, p0, p1, p2, threads: threads)
+            Self.layerForward11(n, x + first * 24, y + first * 16, y1 + first * 16, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1024, threads: threads) { rows, first, threads in
             let dxRow24 = dx + first * 24
             let dy1Row16 = dy1 + first * 16
@@ -440,10 +441,11 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: true, m: rows, n: 8, k: 24, alpha: 1.0, a: xRow24, lda: 24, b: p0, ldb: 24, beta: 0, c: wRow8, ldc: 8, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 1, k: 4, alpha: 2.0, a: dy1Row16, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (wRow8 + 8 * n + 4), cRow: 8, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 1, k: 4, alpha: 2.0, a: dyRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                    let at0 = [dyRow16, dy1Row16][-1 * i + 2]
+                    let at1 = p1 + (-64 * i + 64)
+                    let at2 = wRow8 + (-4 * i + 8) + (8) * n
+                    Kernels.panelDot(m: rows, panels: 1, k: 4, alpha: 2.0, a: at0, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 8, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -452,10 +454,11 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[4..<8][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<4][n, r]·dy[n, o]
         Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 4, k: n, alpha: 2.0, a: dy1, lda: 16, b: (w + 4), ldb: 8, beta: 1, c: p3, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 4, k: n, alpha: 2.0, a: dy, lda: 16, b: w, ldb: 8, beta: 1, c: p4, ldc: 4, threads: threads)
+                let at0 = [dy, dy1][-1 * i + 1]
+                let at1 = w + (-4 * i + 4)
+                let at2 = p2 + (-64 * i)
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 4, k: n, alpha: 2.0, a: at0, lda: 16, b: at1, ldb: 8, beta: 1, c: at2, ldc: 4, threads: threads)
             }
         }
     }

@@ -132,7 +132,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0...23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + (512 * layer + 256 * module.rawValue), g + 6144, g + 12288, g + (512 * layer + 256 * module.rawValue), g + 18432, g + 24576, threads: threads)
+        case 0...23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + (512 * layer + 256 * module.rawValue), g + 6144, g + (512 * layer + 256 * module.rawValue), g + 18432, threads: threads)
         default: break
         }
     }
@@ -170,7 +170,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + (512 * layer), p + (512 * layer + 256), q + 0, storage: storage, threads: threads); return
+            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + (512 * layer), q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -196,7 +196,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + (512 * layer), p + (512 * layer + 256), g + 6144, g + 12288, g + (512 * layer + 256), g + (512 * layer), g + 18432, g + 24576, threads: threads); return
+            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + (512 * layer), p + (512 * layer + 256), g + 6144, g + (512 * layer + 256), g + 18432, threads: threads); return
             default: break
             }
         }
@@ -231,7 +231,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 74752, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -261,16 +261,16 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(5, flops: 49664 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p3 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = x + (384 * i - 1152)
+                let at2 = p5 + (6144 * i - 18432)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }
@@ -284,37 +284,37 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                let at1 = p1 + (256 * i)
+                let at2 = w + (16 * i + 16) * n
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
             }
         }
         // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p3, beta: 1, c: y, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p3, beta: 1, c: y1, ldc: 768, threads: threads)
+                let at0 = w + (16 * i + 16) * n
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: at0, lda: 16, b: p2, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 100352, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -326,19 +326,19 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: dy1Row768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 48 * n), cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 64 * n), cRow: 16, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768][-1 * i + 2]
+                    let at2 = wRow16 + (16 * i + 32) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: at0, lda: 768, packed: p1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
             // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]
             Kernels.stage(3, flops: 1536 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                case 0...1:
+                    let at1 = p2 + (256 * i)
+                    let at2 = wRow16 + (16 * i + 16) * n
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 default:
                     Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 48 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 80 * n), ldc: 16, threads: threads)
                 }
@@ -351,27 +351,27 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(6, flops: 50176 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 48 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p8, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy1 + (384 * i)
+                let at2 = p4 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 2...3:
+                let at0 = w + (16 * i + 16) * n
+                let at2 = p5 + (-256 * i + 512)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: at0, lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p9, ldc: 16, threads: threads)
+                let at0 = x + (384 * i - 1536)
+                let at2 = p6 + (6144 * i - 24576)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
         // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out] (×2)
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+                let at0 = dy + (384 * i)
+                let at2 = p4 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }

@@ -145,7 +145,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0...47: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + (32 * layer + 8 * module.rawValue), g + 7168, g + 7552, dq + (32 * layer + 8 * module.rawValue), g + 0, g + 3072, threads: threads)
+        case 0...47: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + (32 * layer + 8 * module.rawValue), g + 7168, dq + (32 * layer + 8 * module.rawValue), g + 0, threads: threads)
         default: break
         }
     }
@@ -219,7 +219,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 37120, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -249,16 +249,16 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         // stage 4: dcore.3[r3, out] += 2.0·Σ_n dy[n, out]·t3[n, r3] (×2); dP2[r1, r3] += Σ_n t1[n, r1]·dt3[n, r3]; dcore.0[in, r1] += Σ_n dt1[n, r1]·x[n, in] (×2)
         Kernels.stage(5, flops: 24704 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: dy, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: (dy + 384), panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at1 = dy + (384 * i)
+                let at2 = p3 + (384 * i)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 8, k: n, alpha: 1.0, a: w, lda: 8, b: (w + 16 * n), ldb: 8, beta: 1, c: p5, ldc: 384, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 8, k: n, alpha: 1.0, a: w, lda: 8, b: (w + 16 * n), ldb: 8, beta: 1, c: p4, ldc: 384, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
+                let at0 = x + (384 * i - 1152)
+                let at2 = p5 + (3072 * i - 9216)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             }
         }
     }

@@ -134,8 +134,8 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0, 2, 4, 6, 8, 10: Self.backward5(n, x, dy, dx, w, p + (122880 * layer), q + (61440 * layer), g + (122880 * layer + 122880), g + (122880 * layer + 135168), g + (122880 * layer + 147456), g + (122880 * layer + 159744), g + (122880 * layer + 172032), g + (122880 * layer + 184320), g + (122880 * layer + 196608), g + (122880 * layer + 208896), g + (122880 * layer), g + (122880 * layer + 384), threads: threads)
-        case 1, 3, 5, 7, 9, 11: Self.backward6(n, x, dy, dx, w, p + (122880 * layer + 24576), q + (61440 * layer + 98304), g + (122880 * layer + 221184), g + (122880 * layer + 233472), g + (122880 * layer + 24576), g + (122880 * layer + 24960), g + (122880 * layer + 25344), g + (122880 * layer + 25728), g + (122880 * layer + 26112), g + (122880 * layer + 26496), g + (122880 * layer + 26880), g + (122880 * layer + 27264), threads: threads)
+        case 0, 2, 4, 6, 8, 10: Self.backward5(n, x, dy, dx, w, p + (122880 * layer), q + (61440 * layer), g + (122880 * layer + 122880), g + (122880 * layer), threads: threads)
+        case 1, 3, 5, 7, 9, 11: Self.backward6(n, x, dy, dx, w, p + (122880 * layer + 24576), q + (61440 * layer + 98304), g + (122880 * layer + 221184), g + (122880 * layer + 24576), threads: threads)
         default: break
         }
     }
@@ -218,7 +218,7 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 294912, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow3072 = dy + first * 3072
@@ -239,32 +239,20 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r] (×8); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 384), lda: 3072, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 768), lda: 3072, b: w, ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1152), lda: 3072, b: w, ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1536), lda: 3072, b: w, ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1920), lda: 3072, b: w, ldb: 32, beta: 1, c: p7, ldc: 32, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 2304), lda: 3072, b: w, ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 2688), lda: 3072, b: w, ldb: 32, beta: 1, c: p9, ldc: 32, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+            case 0...7:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: at0, lda: 3072, b: w, ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 3072)
+                let at2 = p3 + (384 * i - 3072)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 442368, threads: threads) { rows, first, threads in
             let dxRow3072 = dx + first * 3072
             let dyRow768 = dy + first * 768
@@ -285,26 +273,14 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×8)
         Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 384), lda: 768, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 3072, beta: 1, c: p4, ldc: 3072, threads: threads)
-            case 3:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 3072, beta: 1, c: p5, ldc: 3072, threads: threads)
-            case 4:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 768), panelStride: 16, kStride: 3072, beta: 1, c: p6, ldc: 3072, threads: threads)
-            case 5:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1152), panelStride: 16, kStride: 3072, beta: 1, c: p7, ldc: 3072, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1536), panelStride: 16, kStride: 3072, beta: 1, c: p8, ldc: 3072, threads: threads)
-            case 7:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1920), panelStride: 16, kStride: 3072, beta: 1, c: p9, ldc: 3072, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2304), panelStride: 16, kStride: 3072, beta: 1, c: p10, ldc: 3072, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: at0, lda: 768, b: w, ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2688), panelStride: 16, kStride: 3072, beta: 1, c: p11, ldc: 3072, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: at1, panelStride: 16, kStride: 3072, beta: 1, c: at2, ldc: 3072, threads: threads)
             }
         }
     }

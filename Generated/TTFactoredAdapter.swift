@@ -150,7 +150,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
         _ = (p, g, q, dq, w)  // not every kernel takes all of them
         switch index {
-        case 0...17: Self.backward4(n, x, dy, dx, w, q + 117456, q + (18432 * layer + 6144 * module.rawValue + 123600), dq + (18432 * layer + 6144 * module.rawValue + 5328), dq + (18432 * layer + 6144 * module.rawValue + 8400), dq + 117456, dq + 117840, threads: threads)
+        case 0...17: Self.backward4(n, x, dy, dx, w, q + 117456, q + (18432 * layer + 6144 * module.rawValue + 123600), dq + (18432 * layer + 6144 * module.rawValue + 5328), dq + 117456, threads: threads)
         default: break
         }
     }
@@ -188,7 +188,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0...5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + (18432 * layer + 123600), q + (18432 * layer + 129744), q + (18432 * layer + 135888), storage: storage, threads: threads); return
+            case 0...5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + (18432 * layer + 123600), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -214,7 +214,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0...5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + (18432 * layer + 135888), q + (18432 * layer + 129744), q + (18432 * layer + 123600), dq + (18432 * layer + 17616), dq + (18432 * layer + 20688), dq + (18432 * layer + 11472), dq + (18432 * layer + 14544), dq + (18432 * layer + 5328), dq + (18432 * layer + 8400), dq + 117456, dq + 117840, threads: threads); return
+            case 0...5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + (18432 * layer + 135888), dq + (18432 * layer + 17616), dq + 117456, threads: threads); return
             default: break
             }
         }
@@ -342,7 +342,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 36864, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -363,14 +363,14 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         // stage 3: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5] (×2); dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5] (×2)
         Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (3072 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
@@ -382,30 +382,28 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
         Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+                let at1 = p1 + (6144 * i)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: at1, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 61456, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -418,12 +416,11 @@ public final class TTFactoredAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow8 + 16 * n), cRow: 8, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow8 + 24 * n), cRow: 8, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768, dy2Row768][-1 * i + 3]
+                    let at1 = p1 + (-6144 * i + 6144)
+                    let at2 = wRow8 + (8 * i) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: at0, lda: 768, packed: at1, beta: 0, c: at2, cRow: 8, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dt7[n, r5] += dt7.part1[n, r5]
@@ -444,22 +441,14 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         // stage 5: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5] (×6); dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5] (×2)
         Kernels.stage(8, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p9, ldc: 8, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+            case 0...5:
+                let at0 = [dy, dy1, dy2][-1 * (i / 2) + 2] + (384 * (i % 2))
+                let at2 = p2 + (-6144 * (i / 2) + 3072 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                let at1 = x + (384 * (i % 2))
+                let at2 = p3 + (384 * (i % 2))
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }

@@ -181,7 +181,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0...3: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + (3072 * layer + 1056), q + (3072 * layer + 2592), storage: storage, threads: threads); return
+            case 0...3: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + (3072 * layer + 1056), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -207,7 +207,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0...3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + (3072 * layer + 2592), q + (3072 * layer + 1056), dq + (3072 * layer + 2592), dq + (3072 * layer + 1056), g + 400, threads: threads); return
+            case 0...3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + (3072 * layer + 2592), q + (3072 * layer + 1056), dq + (3072 * layer + 2592), g + 400, threads: threads); return
             default: break
             }
         }
@@ -376,28 +376,28 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]
         Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
         // stage 2: y0[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]; y1[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]
         Kernels.stage(2, flops: 6144 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
+                let at1 = p1 + (1536 * i)
+                let at2 = [y, y1][i]
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: at1, ldb: 4, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 48, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
+            Self.layerForward6(n, x + first * 48, y + first * 64, y1 + first * 64, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 6912, threads: threads) { rows, first, threads in
             let dxRow48 = dx + first * 48
             let dy1Row64 = dy1 + first * 64
@@ -421,12 +421,12 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         // stage 4: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5] (×2); dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]
         Kernels.stage(3, flops: 6528 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy1, lda: 64, b: w, ldb: 24, beta: 1, c: p3, ldc: 4, threads: threads)
-            case 1:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p4, ldc: 4, threads: threads)
+            case 0...1:
+                let at0 = [dy, dy1][-1 * i + 1]
+                let at2 = p3 + (-1536 * i)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: at0, lda: 64, b: w, ldb: 24, beta: 1, c: at2, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
             }
         }
     }

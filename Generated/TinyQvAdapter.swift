@@ -182,7 +182,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0...2: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + (2048 * layer), q + (1024 * layer), q + (1024 * layer + 512), storage: storage, threads: threads); return
+            case 0...2: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + (2048 * layer), q + (1024 * layer), storage: storage, threads: threads); return
             case 3: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + 6144, q + 3072, q + 3584, storage: storage, threads: threads); return
             default: break
             }
@@ -209,7 +209,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (2048 * layer), q + (1024 * layer + 512), q + (1024 * layer), g + (2048 * layer + 1536), g + (2048 * layer + 1024), g + (2048 * layer), threads: threads); return
+            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (2048 * layer), q + (1024 * layer + 512), g + (2048 * layer + 1536), g + (2048 * layer), threads: threads); return
             case 3: Self.layerBackward14(n, xp, dys[0], dys[1], dx, w, p + 6144, q + 3584, q + 3072, g + 7424, g + 6912, g + 6144, threads: threads); return
             default: break
             }
@@ -358,23 +358,24 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 4, k: 16, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, beta: 1, c: y1, ldc: 64, threads: threads)
+                let at0 = w + (8 * i)
+                let at1 = p1 + (512 * i)
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: at0, lda: 16, b: at1, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }
 
-    private static func layerForward9Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward9Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward9(n, x + first * 64, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
+            Self.layerForward9(n, x + first * 64, y + first * 64, y1 + first * 64, w, p0, p1, threads: threads)
         }
     }
 
@@ -400,7 +401,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 6144, threads: threads) { rows, first, threads in
             let dxRow64 = dx + first * 64
             let dy1Row64 = dy1 + first * 64
@@ -412,10 +413,11 @@ public final class TinyQvAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 4, k: 16, alpha: 1.0, a: xRow64, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dy1Row64, lda: 64, packed: p1, beta: 0, c: (wRow16 + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dyRow64, lda: 64, packed: p2, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                    let at0 = [dyRow64, dy1Row64][-1 * i + 2]
+                    let at1 = p1 + (-512 * i + 512)
+                    let at2 = wRow16 + (-8 * i + 16) + (16) * n
+                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: at0, lda: 64, packed: at1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -424,12 +426,13 @@ public final class TinyQvAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
         Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy1, lda: 64, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 0...1:
+                let at0 = [dy, dy1][-1 * i + 1]
+                let at1 = w + (-8 * i + 8)
+                let at2 = p2 + (-512 * i)
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: at0, lda: 64, b: at1, ldb: 16, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 4, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 4, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
         }
     }

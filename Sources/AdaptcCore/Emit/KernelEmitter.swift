@@ -88,6 +88,9 @@ struct KernelEmitter {
         // Lowering a step takes a while: once per step here.
         let lowered = program.stages.map { $0.map { $0.lowered! } }
         let stageFlops = lowered.map { $0.reduce(Extent(0)) { $0 + $1.flops } }
+        // Token buffers a stage member may pick by index: storages whose slots are 0..<count, all arguments.
+        let slotCount: [Storage: Int] = Dictionary(grouping: KernelEmitter.tokenArguments(program), by: \.storage)
+            .compactMapValues { args in Set(args.map(\.slot)) == Set(0..<args.count) ? args.count : nil }
         func emit(_ s: Int, rows: String, into lines: inout [String]) {
             let stage = program.stages[s]
             let place: (TensorView) -> String = rows == "n" ? pointer : { view in
@@ -102,7 +105,7 @@ struct KernelEmitter {
                 lines += step(stage[0], lowered[s][0], rows: rows, threads: "threads", pointer: place)
             } else {
                 lines.append("Kernels.stage(\(stage.count), flops: \(swift(stageFlops[s], n: rows)), threads: threads) { i, threads in")
-                let (blockSize, families, owned) = stageFamilies(stage, lowered[s], rows: rows, place: place)
+                let (blockSize, families, operands) = stageFamilies(stage, lowered[s], rows: rows, slotCount: slotCount, place: place)
                 if families.count == stage.count {
                     // No two members share a shape: one literal case each, as they are.
                     lines.append("    switch i {")
@@ -113,29 +116,57 @@ struct KernelEmitter {
                     }
                     lines.append("    }")
                 } else {
-                    // Members of one shape whose owned offsets are affine in (i / R, i % R): one case,
-                    // its pointers moved from the first member's by the index (`AffineFamilies.stage`).
+                    // Members of one shape whose operands are affine in (i / R, i % R): one case, each
+                    // operand computed from the index (`AffineFamilies.stage`, `StageOperand`).
                     lines.append("    switch i {")
+                    let whole = blockSize == stage.count
+                    // With R the whole stage the block is always 0 and the lane is i.
+                    func index(_ offset: AffineOffset, from constant: Int? = nil) -> String {
+                        affine(constant: constant ?? offset.base, terms: whole ? [(offset.strides[1], "i")]
+                            : [(offset.strides[0], "(i / \(blockSize))"), (offset.strides[1], "(i % \(blockSize))")])
+                    }
                     for (f, family) in families.enumerated() {
                         let first = family.members[0]
-                        let own = owned[first]
-                        // Each slot's pointer bound once at the case's top (`at0`, …): the step's own
-                        // loops may use `i`.
+                        let own = operands[first]
+                        // Each operand that moves with the index bound once at the case's top (`at0`, …):
+                        // the step's own loops may use `i`.
                         var bindings: [String] = []
                         let moved: (TensorView) -> String = { view in
-                            guard view.storage.isOwned else { return place(view) }
-                            let slot = own.firstIndex { $0.storage == view.storage && $0.offset == view.offset.constant }!
-                            let offset = family.offsets[slot]
-                            guard offset.strides.contains(where: { $0 != 0 }) else { return pointer(view) }
-                            // From the first member's pointer: minus what the index adds at the first member.
-                            let shift = offset.value(at: [first / blockSize, first % blockSize]) - offset.base
-                            let whole = blockSize == stage.count
-                            // With R the whole stage the block is always 0 and the lane is i.
-                            let terms = whole ? [(offset.strides[1], "i")]
-                                : [(offset.strides[0], "(i / \(blockSize))"), (offset.strides[1], "(i % \(blockSize))")]
-                            let binding = "let at\(slot) = " + pointer(view) + " + (" + affine(constant: -shift, terms: terms) + ")"
+                            let k = own.firstIndex { $0.names(view) }!
+                            let components = own[k].components
+                            let offsets = Array(family.offsets[components])
+                            guard offsets.contains(where: { $0.strides.contains { $0 != 0 } }) else {
+                                return view.storage.isOwned ? pointer(view) : place(view)
+                            }
+                            let value: String
+                            if view.storage.isOwned {
+                                // From the first member's pointer: minus what the index adds at the first member.
+                                let offset = offsets[0]
+                                let shift = offset.value(at: [first / blockSize, first % blockSize]) - offset.base
+                                value = pointer(view) + " + (" + index(offset, from: -shift) + ")"
+                            } else {
+                                // A token buffer: its slot picked from the kernel's buffers of that storage
+                                // (a table where it moves), then the offset, constant part and per-token part.
+                                var origin = view
+                                origin.offset = Extent(0)
+                                let (slot, constant, perToken) = (offsets[0], offsets[1], offsets[2])
+                                var base = place(origin)
+                                if slot.strides.contains(where: { $0 != 0 }) {
+                                    let table = (0..<slotCount[view.storage]!).map { s -> String in
+                                        var v = origin
+                                        v.slot = s
+                                        return place(v)
+                                    }
+                                    base = "[" + table.joined(separator: ", ") + "][" + index(slot) + "]"
+                                }
+                                var parts = [base]
+                                if constant.base != 0 || constant.strides.contains(where: { $0 != 0 }) { parts.append("(" + index(constant) + ")") }
+                                if perToken.base != 0 || perToken.strides.contains(where: { $0 != 0 }) { parts.append("(" + index(perToken) + ") * n") }
+                                value = parts.joined(separator: " + ")
+                            }
+                            let binding = "let at\(k) = " + value
                             if !bindings.contains(binding) { bindings.append(binding) }
-                            return "at\(slot)"
+                            return "at\(k)"
                         }
                         let label = f == families.count - 1 ? "default" : "case " + caseRanges(family.members)
                         let steps = step(stage[first], lowered[s][first], rows: rows, threads: "threads", pointer: moved)
@@ -175,27 +206,53 @@ struct KernelEmitter {
         return Call(kernel: name, pointers: pointers)
     }
 
+    /// An operand of a stage member, as the member's step names it: an owned
+    /// tensor (storage, offset) or a token buffer (storage, slot, offset; its
+    /// row stride in a row block). `components`: where its integers sit in the
+    /// member's list that `AffineFamilies` fits — an owned offset; a token
+    /// buffer's slot, offset and offset per token.
+    struct StageOperand {
+        var view: TensorView
+        var components: Range<Int>
+
+        func names(_ other: TensorView) -> Bool {
+            view.storage == other.storage && (view.storage.isOwned
+                ? view.offset.constant == other.offset.constant : view.slot == other.slot && view.offset == other.offset)
+        }
+
+        var integers: [Int] {
+            view.storage.isOwned ? [view.offset.constant] : [view.slot, view.offset.constant, view.offset.perToken]
+        }
+    }
+
     /// A stage's members cut into families (`AffineFamilies.stage`): the same
-    /// step text once their owned tensors are named by slot, the slots' offsets
-    /// affine in the member's (block, lane). `owned[i]`: member i's owned
-    /// tensors by slot, in the order its text first names them.
-    private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String, place: (TensorView) -> String)
-        -> (blockSize: Int, families: [AffineFamily], owned: [[(storage: Storage, offset: Int)]]) {
-        let members = stage.indices.map { i -> (shape: String, owned: [(storage: Storage, offset: Int)]) in
-            var owned: [(storage: Storage, offset: Int)] = []
+    /// step text once their operands are named by position, every operand's
+    /// integers affine in the member's (block, lane). A token buffer's slot is
+    /// one of them only where the kernel has all slots of its storage
+    /// (`slotCount`, a table to pick from); otherwise it stays in the text.
+    /// `operands[i]`: member i's operands, in the order its text first names them.
+    private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String, slotCount: [Storage: Int],
+                               place: (TensorView) -> String)
+        -> (blockSize: Int, families: [AffineFamily], operands: [[StageOperand]]) {
+        let members = stage.indices.map { i -> (shape: String, operands: [StageOperand]) in
+            var operands: [StageOperand] = []
             let text = step(stage[i], lowered[i], rows: rows, threads: "threads") { view in
-                guard view.storage.isOwned else { return place(view) }
-                let slot = owned.firstIndex { $0.storage == view.storage && $0.offset == view.offset.constant } ?? {
-                    owned.append((view.storage, view.offset.constant))
-                    return owned.count - 1
+                let k = operands.firstIndex { $0.names(view) } ?? {
+                    let start = operands.last?.components.upperBound ?? 0
+                    let operand = StageOperand(view: view, components: start..<start + (view.storage.isOwned ? 1 : 3))
+                    operands.append(operand)
+                    return operands.count - 1
                 }()
-                return "⟨\(view.storage.rawValue) \(slot)⟩"
+                if view.storage.isOwned { return "⟨\(view.storage.rawValue) \(k)⟩" }
+                let stride = rows == "n" ? 0 : view.tokenRowStride
+                let slot = slotCount[view.storage] == nil ? " slot \(view.slot)" : ""
+                return "⟨\(view.storage.rawValue) \(k) row \(stride)\(slot)⟩"
             }
-            return (text.joined(separator: "\n"), owned)
+            return (text.joined(separator: "\n"), operands)
         }
         let (blockSize, families) = AffineFamilies.stage(count: stage.count, key: { members[$0].shape },
-                                                         offsets: { members[$0].owned.map(\.offset) })
-        return (blockSize, families, members.map(\.owned))
+                                                         offsets: { members[$0].operands.flatMap(\.integers) })
+        return (blockSize, families, members.map(\.operands))
     }
 
     /// The kernel that runs `call` (of a program that maps token rows
