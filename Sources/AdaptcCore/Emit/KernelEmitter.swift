@@ -100,7 +100,8 @@ struct KernelEmitter {
                 shifted[name] = "\(buffer) + first * \(stride)"
                 return view.offset == Extent(0) ? name : "(\(name) + \(swift(view.offset)))"
             }
-            lines.append("// stage \(s + 1): " + runs(stage.map(\.description)).joined(separator: "; "))
+            let members = stage.count == 1 ? stage.map(\.description) : stage.map { memberPattern($0.description) }
+            lines.append("// stage \(s + 1): " + runs(members).joined(separator: "; "))
             if stage.count == 1 {
                 lines += step(stage[0], lowered[s][0], rows: rows, threads: "threads", pointer: place)
             } else {
@@ -190,9 +191,9 @@ struct KernelEmitter {
         for s in program.rowLocalStages..<program.stages.count { emit(s, rows: "n", into: &body) }
         var parameters = ["_ n: Int"]
         for arg in KernelEmitter.tokenArguments(program) {
-            parameters.append("_ \(arg.name): UnsafeMutablePointer<Float>")
+            parameters.append("_ \(arg.name): Floats")
         }
-        parameters += pointers.indices.map { "_ p\($0): UnsafeMutablePointer<Float>" }
+        parameters += pointers.indices.map { "_ p\($0): Floats" }
         parameters.append("threads: Int")
         let signature = parameters.joined(separator: ", ")
         let key = signature + "\n" + body.joined(separator: "\n")
@@ -263,8 +264,8 @@ struct KernelEmitter {
     mutating func rowBlocks(for program: Program, _ call: Call, widths: (Storage, Int) -> Int) -> String {
         let tokens = KernelEmitter.tokenArguments(program).filter { $0.storage != .workspace }
         let workspace = program.workspaceExtent
-        var parameters = ["_ n: Int"] + tokens.map { "_ \($0.name): UnsafeMutablePointer<Float>" }
-        parameters += call.pointers.indices.map { "_ p\($0): UnsafeMutablePointer<Float>" }
+        var parameters = ["_ n: Int"] + tokens.map { "_ \($0.name): Floats" }
+        parameters += call.pointers.indices.map { "_ p\($0): Floats" }
         parameters += ["storage: AdapterStorage", "threads: Int"]
         let blockArguments = ["n"] + KernelEmitter.tokenArguments(program).map { arg in
             switch arg.storage {
@@ -326,11 +327,11 @@ struct KernelEmitter {
         }
     }
 
-    /// `[Kernels.Loop(…), …]`: a step's loops as the runtime takes them.
+    /// `[Kernels.Loop(…), …]`: a step's loops as the runtime takes them (`reduces` said where true).
     private func loopLiterals(_ dims: [LoopDim], rows: String) -> String {
         "[" + dims.map {
             "Kernels.Loop(extent: \(swift($0.extent, n: rows)), left: \(swift($0.left)), right: \(swift($0.right)), "
-                + "output: \(swift($0.output)), reduces: \($0.reduces))"
+                + "output: \(swift($0.output))" + ($0.reduces ? ", reduces: true)" : ")")
         }.joined(separator: ", ") + "]"
     }
 
@@ -401,6 +402,15 @@ struct KernelEmitter {
     }
 }
 
+/// A stage member's description with the index that tells it from its
+/// siblings written `*` — a tensor's slice `t2[3]`, a split part `.part2`, a
+/// token slot `y1` — so the members of one family read as one entry with their
+/// count (`runs`), as they run as one case.
+func memberPattern(_ description: String) -> String {
+    description.replacing(/\[\d+\]/, with: "[*]").replacing(/\.part\d+/, with: ".part*")
+        .replacing(/(^|[^A-Za-z0-9_.])y\d+\[/) { "\($0.1)y*[" }
+}
+
 /// A Swift expression for an extent in the kernel's `n` (or another token count).
 func swift(_ e: Extent, n: String = "n") -> String {
     switch (e.constant, e.perToken) {
@@ -421,7 +431,10 @@ func literal(_ x: Float) -> String {
 
 /// `constant + Σ stride·name` as a Swift Int expression (zero terms left out).
 func affine(constant: Int, terms: [(stride: Int, name: String)]) -> String {
-    var parts = terms.filter { $0.stride != 0 }.map { $0.stride == 1 ? $0.name : "\($0.stride) * \($0.name)" }
-    if constant != 0 || parts.isEmpty { parts.append(String(constant)) }
+    let nonzero = terms.filter { $0.stride != 0 }
+    var parts = nonzero.map { $0.stride == 1 ? $0.name : $0.stride == -1 ? "-\($0.name)" : "\($0.stride) * \($0.name)" }
+    // `4 - i` rather than `-i + 4`: the constant leads where the first term is negative.
+    if constant != 0 && (nonzero.first?.stride ?? 0) < 0 { parts.insert(String(constant), at: 0) }
+    else if constant != 0 || parts.isEmpty { parts.append(String(constant)) }
     return parts.joined(separator: " + ").replacingOccurrences(of: "+ -", with: "- ")
 }
