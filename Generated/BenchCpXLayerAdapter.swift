@@ -211,7 +211,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 327680, p + (64 * layer), dq + 196608, g + (64 * layer), g + 67328, g + 100096, threads: threads); return
+            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, p + (64 * layer), dq + 196608, g + (64 * layer), g + 67328, threads: threads); return
             default: break
             }
         }
@@ -370,7 +370,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dy3: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dy3: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 786880, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -384,25 +384,20 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 64, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 64, beta: 0, c: wRow64, ldc: 64, threads: threads)
-                case 1...2:
-                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][4 - i]
-                    let at1 = p1 + (65536 - 65536 * i)
-                    let at2 = wRow64 + (128 * i) * n
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 64, cRank: 1, threads: threads)
                 default:
                     let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][4 - i]
-                    let at1 = p2 + (196608 - 65536 * i)
-                    let at2 = wRow64 + (64 * i + 128) * n
+                    let at1 = p1 + (65536 - 65536 * i)
+                    let at2 = wRow64 + ([0, 128, 256, 320, 384][i]) * n
                     Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 64, cRank: 1, threads: threads)
                 }
             }
-            // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += dt2.part*[n, c]
+            // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += dt2.part1[n, c]
             Kernels.stage(2, flops: 192 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0:
                     for i0 in 0..<rows {
                         for i1 in 0..<64 {
-                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p3[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
+                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
                         }
                     }
                 default:
@@ -428,7 +423,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             // stage 5: dt1[n, c] = factor.layer[c]⊙dt2[n, c]
             for i0 in 0..<rows {
                 for i1 in 0..<64 {
-                    (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p3[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
+                    (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
                 }
             }
             // stage 6: dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
@@ -439,14 +434,14 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             switch i {
             case 0...7:
                 let at0 = [dy, dy1, dy2, dy3][3 - (i / 2)] + (512 * (i % 2))
-                let at2 = p4 + (-65536 * (i / 2) + 32768 * (i % 2))
+                let at2 = p3 + (-65536 * (i / 2) + 32768 * (i % 2))
                 Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             case 8:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p5, ldc: 1, threads: threads)
-            case 9:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p4, ldc: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
+                let at0 = x + (1024 * (i / 2) + 512 * (i % 2) - 4608)
+                let at2 = p5 + (65536 * (i / 2) + 32768 * (i % 2) - 294912)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }

@@ -166,8 +166,8 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         switch index {
         case 0...3: Self.backward7(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (65536 * module.rawValue), g + (65536 * module.rawValue + 569344), g + (65536 * module.rawValue), threads: threads)
-        case 4...5: Self.backward8(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), g + (176128 * module.rawValue + 126976), g + (176128 * module.rawValue + 162192), g + (176128 * module.rawValue + 197424), g + (176128 * module.rawValue + 232640), g + (65536 * module.rawValue), threads: threads)
-        case 6: Self.backward9(n, x, dy, dx, w, p + 393216, q + 614400, g + 1183744, g + 393216, g + 395417, g + 402022, threads: threads)
+        case 4...5: Self.backward8(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), g + (176128 * module.rawValue + 126976), g + (176128 * module.rawValue + 162192), g + (65536 * module.rawValue), threads: threads)
+        case 6: Self.backward9(n, x, dy, dx, w, p + 393216, q + 614400, g + 1183744, g + 393216, g + 395417, threads: threads)
         default: break
         }
     }
@@ -236,7 +236,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v] {
             switch layer {
-            case 0: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 131072, g + 700416, g + 0, g + 682, g + 1365, g + 2048, threads: threads); return
+            case 0: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 131072, g + 700416, g + 0, g + 682, threads: threads); return
             default: break
             }
         }
@@ -348,7 +348,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, threads: Int) {
+    private static func backward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 614400, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dyRow11008 = dy + first * 11008
@@ -369,26 +369,24 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×5); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(7, flops: 483328 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2201, n: 16, k: n, alpha: 2.0, a: dy, lda: 11008, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: (dy + 2201), lda: 11008, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 2201, n: 16, k: n, alpha: 2.0, a: (dy + 4403), lda: 11008, b: w, ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 3...4:
-                let at0 = dy + (2202 * i - 2)
-                let at2 = p5 + (35232 * i - 105696)
+            case 0, 2:
+                let at0 = dy + ([0, 0, 4403, 0, 0, 0, 0][i])
+                let at2 = p2 + (35224 * i)
+                Kernels.gemm(transA: true, transB: false, m: 2201, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 1, 3...4:
+                let at0 = dy + ([0, 2201, 0, 6604, 8806, 0, 0][i])
+                let at2 = p3 + ([0, 0, 0, 70448, 105680, 0, 0][i])
                 Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
                 let at1 = x + (2048 * i - 10240)
-                let at2 = p6 + (2048 * i - 10240)
+                let at2 = p4 + (2048 * i - 10240)
                 Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward9(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
+    private static func backward9(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 835584, threads: threads) { rows, first, threads in
             let dxRow11008 = dx + first * 11008
             let dyRow4096 = dy + first * 4096
@@ -417,12 +415,10 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
                 let at1 = x + (4403 * (i / 2) - 4403)
                 let at2 = p3 + (4403 * (i / 2) - 4403)
                 Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, ldb: 11008, beta: 1, c: at2, ldc: 11008, threads: threads)
-            case 3, 5:
-                let at1 = x + (4403 * (i / 2) - 2202)
-                let at2 = p4 + (4403 * (i / 2) - 4403)
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, ldb: 11008, beta: 1, c: at2, ldc: 11008, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 8806), ldb: 11008, beta: 1, c: p5, ldc: 11008, threads: threads)
+                let at1 = x + ([0, 0, 0, 2201, 0, 6604, 8806][i])
+                let at2 = p4 + ([0, 0, 0, 0, 0, 4403, 6605][i])
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, ldb: 11008, beta: 1, c: at2, ldc: 11008, threads: threads)
             }
         }
     }
@@ -449,7 +445,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     private static func layerForward13(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 256, k: 48, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 393216 * n, threads: threads) { i, threads in
             switch i {
             default:
@@ -471,7 +467,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     private static func layerForward15(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 256, k: 32, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 704512 * n, threads: threads) { i, threads in
             switch i {
             default:
@@ -490,7 +486,7 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward17(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, threads: Int) {
+    private static func layerBackward17(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1179648, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dy1Row4096 = dy1 + first * 4096
@@ -521,16 +517,14 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
                 let at1 = w + (32 - 16 * (i / 2))
                 let at2 = p2 + (-65536 * (i / 2) + 32768 * (i % 2))
                 Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: at1, ldb: 48, beta: 1, c: at2, ldc: 16, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 4096, beta: 1, c: p3, ldc: 4096, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 682), ldb: 4096, beta: 1, c: p4, ldc: 4096, threads: threads)
-            case 8, 10...11:
-                let at1 = x + (1365 * (i / 2) + 683 * (i % 2) - 4095)
-                let at2 = p5 + (1365 * (i / 2) + 683 * (i % 2) - 5460)
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, ldb: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
+            case 6, 9:
+                let at1 = x + ([0, 0, 0, 0, 0, 0, 0, 0, 0, 2048, 0, 0][i])
+                let at2 = p3 + ([0, 0, 0, 0, 0, 0, 0, 0, 0, 2048, 0, 0][i])
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, ldb: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 2048), ldb: 4096, beta: 1, c: p6, ldc: 4096, threads: threads)
+                let at1 = x + ([0, 0, 0, 0, 0, 0, 0, 682, 1365, 0, 2730, 3413][i])
+                let at2 = p4 + ([0, 0, 0, 0, 0, 0, 0, 0, 683, 0, 2048, 2731][i])
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, ldb: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }

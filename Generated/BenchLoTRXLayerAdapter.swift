@@ -343,7 +343,7 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
                     Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: at0, lda: 1024, packed: p1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
-            // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×4); dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[*][n, t.out]; dt1.part*[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[*][n, t.out] (×3)
+            // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×4); dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dt1.part*[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[*][n, t.out] (×3)
             Kernels.stage(8, flops: 4096 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0...3:

@@ -293,7 +293,7 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     private static func layerForward5(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 64, k: 32, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += Σ_rank z[16..<24][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += Σ_rank z[24..<32][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[16..<24][row, rank]·B.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank z[24..<32][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
             default:

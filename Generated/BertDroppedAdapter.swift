@@ -121,7 +121,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let n = 0
         let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 27648, q + 0, p + 39936, q + 12288, p + 98304, q + 39936, p + 110592, q + 52224, p + 153600, q + 58368, threads: threads)  // group upper
+        Self.prepare0(n, p + 27648, q + 0, p + 39936, q + 12288, p + 110592, q + 52224, threads: threads)  // group upper
         Self.prepare1(n, p + 448512, q + 205824, threads: threads)  // group lower_shared
         storage.markPrepared()
     }
@@ -265,13 +265,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, _ p8: Floats, _ p9: Floats, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×18)
         Kernels.stage(18, flops: 205824, threads: threads) { i, threads in
             switch i {
-            case 0, 2...3:
-                let at0 = p0 + (58368 * (i / 3) + 7680 * (i % 3))
-                let at1 = p1 + (27648 * (i / 3) + 7680 * (i % 3))
+            case 0, 2...4, 6...17:
+                let at0 = p0 + ([0, 0, 15360, 58368, 70656, 0, 125952, 138240, 150528, 199680, 211968, 224256, 273408, 285696, 297984, 347136, 359424, 371712][i])
+                let at1 = p1 + ([0, 0, 15360, 27648, 39936, 0, 58368, 70656, 82944, 95232, 107520, 119808, 132096, 144384, 156672, 168960, 181248, 193536][i])
                 Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             case 1:
                 for i0 in 0..<48 {
@@ -281,16 +281,8 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                         }
                     }
                 }
-            case 4, 7...8:
-                let at0 = p4 + (67584 * (i / 3) + 12288 * (i % 3) - 79872)
-                let at1 = p5 + (30720 * (i / 3) + 12288 * (i % 3) - 43008)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             default:
-                let at0 = p8 + (73728 * (i / 3) + 12288 * (i % 3) - 147456)
-                let at1 = p9 + (36864 * (i / 3) + 12288 * (i % 3) - 73728)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             }
         }
     }
@@ -528,7 +520,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func layerForward18(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 36, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 36, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 8.0·Σ_rank z[16..<20][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[20..<36][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 8.0·Σ_rank z[16..<20][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[20..<36][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 55296 * n, threads: threads) { i, threads in
             switch i {
             case 0, 2:
@@ -552,7 +544,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func layerForward20(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 40, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 40, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += Σ_rank z[32..<40][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[32..<40][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 61440 * n, threads: threads) { i, threads in
             switch i {
             case 0...1:
@@ -576,7 +568,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func layerForward22(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
             default:
@@ -598,7 +590,7 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     private static func layerForward24(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 4.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 4.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
             case 0:

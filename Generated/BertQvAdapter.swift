@@ -286,7 +286,7 @@ public final class BertQvAdapter: GeneratedAdapter {
     private static func layerForward5(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
             default:

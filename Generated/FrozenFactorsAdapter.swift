@@ -412,7 +412,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     private static func layerForward11(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 24, alpha: 1.0, a: x, lda: 24, b: p0, ldb: 24, beta: 0, c: w, ldc: 8, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<4][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[4..<8][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<4][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[4..<8][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
             switch i {
             default:

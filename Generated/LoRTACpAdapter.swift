@@ -208,7 +208,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0...11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + (96 * layer), q + (96 * layer + 64), g + 480, dq + (96 * layer + 64), g + 25056, threads: threads); return
+            case 0...11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + (96 * layer), g + 480, dq + (96 * layer + 64), g + 25056, threads: threads); return
             default: break
             }
         }
@@ -395,7 +395,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 246208, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -414,21 +414,13 @@ public final class LoRTACpAdapter: GeneratedAdapter {
                     Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: at0, lda: 768, packed: p1, beta: 0, c: at2, cRow: 32, cRank: 1, threads: threads)
                 }
             }
-            // stage 2: t3[*][n, c] = P1[c]⊙t2[n, c] (×3); dt2[n, c] = P1[c]⊙dt3[*][n, c]; dt2.part*[n, c] = P1[c]⊙dt3[*][n, c] (×2)
+            // stage 2: t3[*][n, c] = P1[c]⊙t2[n, c] (×3); dt2[n, c] = P1[c]⊙dt3[2][n, c]; dt2.part*[n, c] = P1[c]⊙dt3[*][n, c] (×2)
             Kernels.stage(6, flops: 384 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0...2:
-                    let at0 = p2 + (32 * i)
-                    let at1 = wRow32 + (32 * i + 32) * n
-                    for i0 in 0..<rows {
-                        for i1 in 0..<32 {
-                            at1[i0 * 32 + i1 * 1] = at0[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
-                        }
-                    }
                 default:
-                    let at0 = p3 + (96 - 32 * i)
-                    let at1 = wRow32 + (32 * i + 128) * n
-                    let at2 = wRow32 + (32 * i + 32) * n
+                    let at0 = p2 + ([0, 32, 64, 64, 32, 0][i])
+                    let at1 = wRow32 + ([32, 64, 96, 224, 256, 288][i]) * n
+                    let at2 = wRow32 + ([0, 0, 0, 128, 160, 192][i]) * n
                     for i0 in 0..<rows {
                         for i1 in 0..<32 {
                             at1[i0 * 32 + i1 * 1] = at0[i1 * 1] * at2[i0 * 32 + i1 * 1]
@@ -456,15 +448,15 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             switch i {
             case 0...1:
                 let at0 = dy2 + (384 * i)
-                let at2 = p4 + (12288 * i)
+                let at2 = p3 + (12288 * i)
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             case 2...4:
                 let at0 = w + (32 * i + 64) * n
-                let at2 = p5 + (64 - 32 * i)
+                let at2 = p4 + (64 - 32 * i)
                 Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: at0, lda: 32, b: w, ldb: 32, beta: 1, c: at2, ldc: 1, threads: threads)
             default:
                 let at0 = x + (384 * i - 1920)
-                let at2 = p6 + (12288 * i - 61440)
+                let at2 = p5 + (12288 * i - 61440)
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             }
         }
@@ -473,7 +465,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             switch i {
             default:
                 let at0 = dy1 + (384 * i)
-                let at2 = p4 + (12288 * i)
+                let at2 = p3 + (12288 * i)
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             }
         }
@@ -482,7 +474,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             switch i {
             default:
                 let at0 = dy + (384 * i)
-                let at2 = p4 + (12288 * i)
+                let at2 = p3 + (12288 * i)
                 Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             }
         }

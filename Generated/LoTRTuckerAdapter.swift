@@ -335,7 +335,7 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
                     Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: at0, lda: 768, packed: p1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
-            // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×2); dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[*][n, t.out]
+            // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×2); dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]
             Kernels.stage(3, flops: 1536 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0...1:

@@ -102,7 +102,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let n = 0
         let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 1024, q + 0, p + 6912, q + 3072, p + 7424, q + 3584, threads: threads)  // group attn
+        Self.prepare0(n, p + 1024, q + 0, p + 7424, q + 3584, threads: threads)  // group attn
         storage.markPrepared()
     }
 
@@ -226,12 +226,12 @@ public final class TinyQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×8)
         Kernels.stage(8, flops: 3840, threads: threads) { i, threads in
             switch i {
-            case 0...5:
-                let at0 = p0 + (2048 * (i / 2) + 512 * (i % 2))
+            case 0...6:
+                let at0 = p0 + ([0, 512, 2048, 2560, 4096, 4608, 5888, 0][i])
                 let at1 = p1 + (1024 * (i / 2) + 512 * (i % 2))
                 for i0 in 0..<4 {
                     for i1 in 0..<8 {
@@ -240,19 +240,11 @@ public final class TinyQvAdapter: GeneratedAdapter {
                         }
                     }
                 }
-            case 6:
-                for i0 in 0..<4 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
             default:
                 for i0 in 0..<4 {
                     for i1 in 0..<4 {
                         for i2 in 0..<16 {
-                            p5[i0 * 64 + i1 * 16 + i2 * 1] = p4[i0 * 64 + i1 * 1 + i2 * 4]
+                            p3[i0 * 64 + i1 * 16 + i2 * 1] = p2[i0 * 64 + i1 * 1 + i2 * 4]
                         }
                     }
                 }
@@ -364,7 +356,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     private static func layerForward9(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 4, k: 16, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
             default:
@@ -386,7 +378,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     private static func layerForward11(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 4, k: 12, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 12, cRank: 1, threads: threads)
-        // stage 2: y*[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y*[row, panel, lane] += 4.0·Σ_rank z[8..<12][row, rank]·B.panels[panel, rank, lane]
+        // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 4.0·Σ_rank z[8..<12][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 1536 * n, threads: threads) { i, threads in
             switch i {
             case 0:

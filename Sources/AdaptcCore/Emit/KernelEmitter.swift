@@ -100,8 +100,7 @@ struct KernelEmitter {
                 shifted[name] = "\(buffer) + first * \(stride)"
                 return view.offset == Extent(0) ? name : "(\(name) + \(swift(view.offset)))"
             }
-            let members = stage.count == 1 ? stage.map(\.description) : stage.map { memberPattern($0.description) }
-            lines.append("// stage \(s + 1): " + runs(members).joined(separator: "; "))
+            lines.append("// stage \(s + 1): " + memberRuns(stage.map(\.description)).joined(separator: "; "))
             if stage.count == 1 {
                 lines += step(stage[0], lowered[s][0], rows: rows, threads: "threads", pointer: place)
             } else {
@@ -132,37 +131,46 @@ struct KernelEmitter {
                         // Each operand that moves with the index bound once at the case's top (`at0`, …):
                         // the step's own loops may use `i`.
                         var bindings: [String] = []
+                        // Integer c of the member `i`: from its table, or affine; `relative`: minus the first member's.
+                        func moves(_ c: Int) -> Bool { family.tables[c] != nil || family.offsets[c].strides.contains { $0 != 0 } }
+                        func integer(_ c: Int, relative: Bool = false) -> String {
+                            let offset = family.offsets[c]
+                            if let table = family.tables[c] {
+                                let shift = relative ? table[first]! : 0
+                                return "[" + table.map { $0.map { String($0 - shift) } ?? "0" }.joined(separator: ", ") + "][i]"
+                            }
+                            // Minus what the index adds at the first member.
+                            return relative ? index(offset, from: offset.base - offset.value(at: [first / blockSize, first % blockSize]))
+                                : index(offset)
+                        }
                         let moved: (TensorView) -> String = { view in
                             let k = own.firstIndex { $0.names(view) }!
                             let components = own[k].components
-                            let offsets = Array(family.offsets[components])
-                            guard offsets.contains(where: { $0.strides.contains { $0 != 0 } }) else {
+                            guard components.contains(where: moves) else {
                                 return view.storage.isOwned ? pointer(view) : place(view)
                             }
                             let value: String
                             if view.storage.isOwned {
-                                // From the first member's pointer: minus what the index adds at the first member.
-                                let offset = offsets[0]
-                                let shift = offset.value(at: [first / blockSize, first % blockSize]) - offset.base
-                                value = pointer(view) + " + (" + index(offset, from: -shift) + ")"
+                                // From the first member's pointer.
+                                value = pointer(view) + " + (" + integer(components.lowerBound, relative: true) + ")"
                             } else {
                                 // A token buffer: its slot picked from the kernel's buffers of that storage
                                 // (a table where it moves), then the offset, constant part and per-token part.
                                 var origin = view
                                 origin.offset = Extent(0)
-                                let (slot, constant, perToken) = (offsets[0], offsets[1], offsets[2])
+                                let (slot, constant, perToken) = (components.lowerBound, components.lowerBound + 1, components.lowerBound + 2)
                                 var base = place(origin)
-                                if slot.strides.contains(where: { $0 != 0 }) {
+                                if moves(slot) {
                                     let table = (0..<slotCount[view.storage]!).map { s -> String in
                                         var v = origin
                                         v.slot = s
                                         return place(v)
                                     }
-                                    base = "[" + table.joined(separator: ", ") + "][" + index(slot) + "]"
+                                    base = "[" + table.joined(separator: ", ") + "][" + integer(slot) + "]"
                                 }
                                 var parts = [base]
-                                if constant.base != 0 || constant.strides.contains(where: { $0 != 0 }) { parts.append("(" + index(constant) + ")") }
-                                if perToken.base != 0 || perToken.strides.contains(where: { $0 != 0 }) { parts.append("(" + index(perToken) + ") * n") }
+                                if moves(constant) || family.offsets[constant].base != 0 { parts.append("(" + integer(constant) + ")") }
+                                if moves(perToken) || family.offsets[perToken].base != 0 { parts.append("(" + integer(perToken) + ") * n") }
                                 value = parts.joined(separator: " + ")
                             }
                             let binding = "let at\(k) = " + value
@@ -234,7 +242,7 @@ struct KernelEmitter {
     /// `operands[i]`: member i's operands, in the order its text first names them.
     private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String, slotCount: [Storage: Int],
                                place: (TensorView) -> String)
-        -> (blockSize: Int, families: [AffineFamily], operands: [[StageOperand]]) {
+        -> (blockSize: Int, families: [StageFamily], operands: [[StageOperand]]) {
         let members = stage.indices.map { i -> (shape: String, operands: [StageOperand]) in
             var operands: [StageOperand] = []
             let text = step(stage[i], lowered[i], rows: rows, threads: "threads") { view in
@@ -251,9 +259,46 @@ struct KernelEmitter {
             }
             return (text.joined(separator: "\n"), operands)
         }
-        let (blockSize, families) = AffineFamilies.stage(count: stage.count, key: { members[$0].shape },
-                                                         offsets: { members[$0].operands.flatMap(\.integers) })
-        return (blockSize, families, members.map(\.operands))
+        let integers = members.map { $0.operands.flatMap(\.integers) }
+        let (blockSize, families) = AffineFamilies.stage(count: stage.count, key: { members[$0].shape }, offsets: { integers[$0] })
+        // Families of one shape merge into one case: each integer affine over all their members
+        // where it is, else read from a table indexed by the member (0 for members of other shapes),
+        // where the tables it adds are shorter than the case it saves (about 6 characters an entry).
+        var merged: [StageFamily] = []
+        for family in families {
+            let shape = members[family.members[0]].shape
+            guard let k = merged.firstIndex(where: { members[$0.members[0]].shape == shape }) else {
+                merged.append(StageFamily(members: family.members, offsets: family.offsets, tables: [:]))
+                continue
+            }
+            let all = (merged[k].members + family.members).sorted()
+            var result = StageFamily(members: all, offsets: [], tables: [:])
+            for c in integers[all[0]].indices {
+                let values = all.map { [integers[$0][c]] }
+                if let fit = AffineFamilies.fit(indices: all.map { [$0 / blockSize, $0 % blockSize] }, offsets: values) {
+                    result.offsets.append(fit[0])
+                } else if let fit = AffineFamilies.fit(indices: all.map { [0, $0] }, offsets: values) {
+                    // Affine in plain i = R·(i / R) + i % R (members that share neither index).
+                    result.offsets.append(AffineOffset(base: fit[0].base, strides: [fit[0].strides[1] * blockSize, fit[0].strides[1]]))
+                } else {
+                    result.offsets.append(AffineOffset(base: values[0][0], strides: [0, 0]))
+                    var table = [Int?](repeating: nil, count: stage.count)
+                    for (m, v) in zip(all, values) { table[m] = v[0] }
+                    result.tables[c] = table
+                }
+            }
+            let added = (result.tables.count - merged[k].tables.count) * stage.count * 6
+            if added < shape.count { merged[k] = result } else { merged.append(StageFamily(members: family.members, offsets: family.offsets, tables: [:])) }
+        }
+        return (blockSize, merged, members.map(\.operands))
+    }
+
+    /// Members of a stage run as one case: `offsets[c]`, affine in (i / R, i % R), gives
+    /// integer c of every member, except where `tables[c]` holds it by member index (nil: not a member).
+    struct StageFamily {
+        var members: [Int]
+        var offsets: [AffineOffset]
+        var tables: [Int: [Int?]]
     }
 
     /// The kernel that runs `call` (of a program that maps token rows
@@ -409,6 +454,17 @@ struct KernelEmitter {
 func memberPattern(_ description: String) -> String {
     description.replacing(/\[\d+\]/, with: "[*]").replacing(/\.part\d+/, with: ".part*")
         .replacing(/(^|[^A-Za-z0-9_.])y\d+\[/) { "\($0.1)y*[" }
+}
+
+/// A stage's member descriptions for its comment: neighbours of one pattern
+/// (`memberPattern`) said once with their count, a member alone as it is.
+func memberRuns(_ descriptions: [String]) -> [String] {
+    var result: [(pattern: String, first: String, count: Int)] = []
+    for d in descriptions {
+        let pattern = memberPattern(d)
+        if result.last?.pattern == pattern { result[result.count - 1].count += 1 } else { result.append((pattern, d, 1)) }
+    }
+    return result.map { $0.count == 1 ? $0.first : "\($0.pattern) (×\($0.count))" }
 }
 
 /// A Swift expression for an extent in the kernel's `n` (or another token count).
