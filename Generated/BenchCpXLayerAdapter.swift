@@ -14,6 +14,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BenchCpXLayer`: 96 (layer, module) pairs, 132864 parameters.
 ///
 /// `prepare()` computes 524288 floats of prepared state from the parameters
@@ -89,11 +92,16 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 448 * n + 524544), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 1536, q + 0, p + 1792, q + 262144, threads: threads)  // group cp
         storage.markPrepared()
@@ -102,8 +110,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, w, dq + 0, p + 1536, p + 1792, g + 1536, g + 1792, threads: threads)  // group cp
         storage.zeroPreparedGradients()
@@ -120,9 +127,8 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.forward2Rows(n, x, y, p + 67328, p + (64 * layer), q + (65536 * module.rawValue + 262144), storage: storage, threads: threads)
         default: break
@@ -141,11 +147,10 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...95: Self.backward4(n, x, dy, dx, w, p + 67328, q + (65536 * module.rawValue + 262144), p + (64 * layer), dq + (65536 * module.rawValue), dq + (65536 * module.rawValue + 32768), g + (64 * layer), g + 67328, g + 100096, threads: threads)
+        case 0...95: Self.backward4(n, x, dy, dx, w, p + 67328, q + (65536 * module.rawValue + 262144), p + (64 * layer), dq + (65536 * module.rawValue), g + (64 * layer), g + 67328, threads: threads)
         default: break
         }
     }
@@ -158,9 +163,8 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.materialize5(n, delta, w, p + (64 * layer), q + (65536 * module.rawValue), p + 67328, threads: threads)
         default: break
@@ -178,12 +182,11 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + (64 * layer), q + 262144, q + 327680, q + 393216, q + 458752, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 67328, p + (64 * layer), q + 262144, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -204,12 +207,11 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 448 * n + 524544), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, q + 393216, q + 327680, q + 262144, p + (64 * layer), dq + 196608, dq + 229376, dq + 131072, dq + 163840, dq + 65536, dq + 98304, dq + 0, dq + 32768, g + (64 * layer), g + 67328, g + 100096, threads: threads); return
+            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 67328, q + 458752, p + (64 * layer), dq + 196608, g + (64 * layer), g + 67328, threads: threads); return
             default: break
             }
         }
@@ -222,50 +224,49 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         // stage 1: P3[module, out, c] = factor.module[module, c]⊙factor.out[out, c]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 4, left: 64, right: 0, output: 65536, reduces: false), Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p2, out: p1)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 4, left: 64, right: 0, output: 65536), Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: p2, out: p1)
         // stage 2: P3.panels[panel, rank, lane] = P3[panel, lane, rank] (×4)
         Kernels.stage(4, flops: 262144, threads: threads) { i, threads in
             switch i {
             default:
                 let at0 = p1 + (65536 * i)
                 let at1 = p3 + (65536 * i)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1024, right: 0, output: 1024), Kernels.Loop(extent: 64, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 64, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func finishBackward1(_ n: Int, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         // stage 1: dP3ᵀ[c, module, out] = dP3[module, out, c]; factor.moduleᵀ[c, module] = factor.module[module, c]; dP3ᵀ[c, module, out] = dP3[module, out, c]
         Kernels.stage(3, flops: 524544, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096, reduces: false), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: w)
-            case 1:
+            case 0, 2:
+                let at1 = w + (131200 * i)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: at1)
+            default:
                 for i0 in 0..<64 {
                     for i1 in 0..<4 {
                         (w + 262144)[i0 * 4 + i1 * 1] = p1[i0 * 1 + i1 * 64]
                     }
                 }
-            default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 1, right: 0, output: 4096, reduces: false), Kernels.Loop(extent: 4, left: 65536, right: 0, output: 1024, reduces: false), Kernels.Loop(extent: 1024, left: 64, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: (w + 262400))
             }
         }
         // stage 2: dfactor.module[module, c] += Σ_out dP3ᵀ[c, module, out]·factor.out[out, c]; dfactor.out[out, c] += Σ_module factor.moduleᵀ[c, module]·dP3ᵀ[c, module, out]
         Kernels.stage(2, flops: 1048576, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 4096, right: 1, output: 1, reduces: false)], transA: false, transB: false, m: 4, n: 1, k: 1024, alpha: 1.0, a: w, lda: 1024, b: p2, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 4096, right: 1, output: 1)], transA: false, transB: false, m: 4, n: 1, k: 1024, alpha: 1.0, a: w, lda: 1024, b: p2, ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 4096, right: 4, output: 1, reduces: false)], transA: true, transB: true, m: 1024, n: 1, k: 4, alpha: 1.0, a: (w + 262400), lda: 1024, b: (w + 262144), ldb: 4, beta: 1, c: p4, ldc: 64, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 4096, right: 4, output: 1)], transA: true, transB: true, m: 1024, n: 1, k: 4, alpha: 1.0, a: (w + 262400), lda: 1024, b: (w + 262144), ldb: 4, beta: 1, c: p4, ldc: 64, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
         // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]
@@ -278,14 +279,14 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
-    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward2Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 262272, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward2(n, x + first * 1024, y + first * 1024, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 393472, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dyRow1024 = dy + first * 1024
@@ -303,16 +304,12 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt1[n, c] = factor.layer[c]⊙dt2[n, c]
             Kernels.stage(2, flops: 256 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<64 {
-                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
-                        }
-                    }
                 default:
+                    let at1 = wRow64 + (128 * i + 64) * n
+                    let at2 = wRow64 + (128 * i) * n
                     for i0 in 0..<rows {
                         for i1 in 0..<64 {
-                            (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
+                            at1[i0 * 64 + i1 * 1] = p2[i1 * 1] * at2[i0 * 64 + i1 * 1]
                         }
                     }
                 }
@@ -323,30 +320,30 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         // stage 4: dP3[out, c] += Σ_n t2[n, c]·dy[n, out] (×2); dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in] (×2)
         Kernels.stage(5, flops: 262272 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p3, ldc: 64, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p4, ldc: 64, threads: threads)
+            case 0...1:
+                let at0 = dy + (512 * i)
+                let at2 = p3 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             case 2:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p5, ldc: 1, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p4, ldc: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
+                let at0 = x + (512 * i - 1536)
+                let at2 = p5 + (32768 * i - 98304)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: m1[out, c] = factor.layer[c]⊙P3[out, c]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64, reduces: false), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 1024, left: 0, right: 64, output: 64), Kernels.Loop(extent: 64, left: 1, right: 1, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
         // stage 2: ΔW[out, in] = Σ_c factor.in[in, c]·m1[out, c]
         Kernels.gemm(transA: false, transB: true, m: 1024, n: 1024, k: 64, alpha: 1.0, a: w, lda: 64, b: p2, ldb: 64, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 64, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 64, beta: 0, c: w, ldc: 64, threads: threads)
         // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]
@@ -355,29 +352,25 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 (w + 64 * n)[i0 * 64 + i1 * 1] = p1[i1 * 1] * w[i0 * 64 + i1 * 1]
             }
         }
-        // stage 3: y0[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane]
+        // stage 3: y*[row, panel, lane] += Σ_rank t2[row, rank]·P3.panels[panel, rank, lane] (×4)
         Kernels.stage(4, flops: 524288 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p3, beta: 1, c: y1, ldc: 1024, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p4, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: p5, beta: 1, c: y3, ldc: 1024, threads: threads)
+                let at1 = p2 + (65536 * i)
+                let at2 = [y, y1, y2, y3][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 64, alpha: 1.0, a: (w + 64 * n), lda: 64, b: at1, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 655488, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, p5, threads: threads)
+            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dy3: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 786880, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -386,19 +379,16 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             let dyRow1024 = dy + first * 1024
             let wRow64 = w + first * 64
             let xRow1024 = x + first * 1024
-            // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]
+            // stage 1: t1[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane]; dt2.part*[row, rank] = Σ_panel,lane dy[row, panel, lane]·P3.panels[panel, rank, lane] (×3)
             Kernels.stage(5, flops: 655360 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 64, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 64, beta: 0, c: wRow64, ldc: 64, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow64 + 128 * n), cRow: 64, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow64 + 256 * n), cRow: 64, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow64 + 320 * n), cRow: 64, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow64 + 384 * n), cRow: 64, cRank: 1, threads: threads)
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][4 - i]
+                    let at1 = p1 + (65536 - 65536 * i)
+                    let at2 = wRow64 + ([0, 128, 256, 320, 384][i]) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 64, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 64, cRank: 1, threads: threads)
                 }
             }
             // stage 2: t2[n, c] = factor.layer[c]⊙t1[n, c]; dt2[n, c] += dt2.part1[n, c]
@@ -407,7 +397,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
                 case 0:
                     for i0 in 0..<rows {
                         for i1 in 0..<64 {
-                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
+                            (wRow64 + 64 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * wRow64[i0 * 64 + i1 * 1]
                         }
                     }
                 default:
@@ -433,7 +423,7 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
             // stage 5: dt1[n, c] = factor.layer[c]⊙dt2[n, c]
             for i0 in 0..<rows {
                 for i1 in 0..<64 {
-                    (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p5[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
+                    (wRow64 + 192 * n)[i0 * 64 + i1 * 1] = p2[i1 * 1] * (wRow64 + 128 * n)[i0 * 64 + i1 * 1]
                 }
             }
             // stage 6: dx[n, in] += Σ_c factor.in[in, c]·dt1[n, c]
@@ -442,28 +432,16 @@ public final class BenchCpXLayerAdapter: GeneratedAdapter {
         // stage 7: dP3[out, c] += Σ_n t2[n, c]·dy[n, out] (×8); dfactor.layer[c] += Σ_n dt2[n, c]·t1[n, c]; dfactor.in[in, c] += Σ_n dt1[n, c]·x[n, in] (×2)
         Kernels.stage(11, flops: 655488 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p6, ldc: 64, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p7, ldc: 64, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p8, ldc: 64, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p9, ldc: 64, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p10, ldc: 64, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p11, ldc: 64, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p12, ldc: 64, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: p13, ldc: 64, threads: threads)
+            case 0...7:
+                let at0 = [dy, dy1, dy2, dy3][3 - (i / 2)] + (512 * (i % 2))
+                let at2 = p3 + (-65536 * (i / 2) + 32768 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             case 8:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p14, ldc: 1, threads: threads)
-            case 9:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p15, ldc: 64, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 64, left: 1, right: 1, output: 1)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 64, b: w, ldb: 64, beta: 1, c: p4, ldc: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: p16, ldc: 64, threads: threads)
+                let at0 = x + (1024 * (i / 2) + 512 * (i % 2) - 4608)
+                let at2 = p5 + (65536 * (i / 2) + 32768 * (i % 2) - 294912)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 64, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 192 * n), ldb: 64, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }

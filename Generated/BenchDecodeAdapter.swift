@@ -12,6 +12,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BenchDecode`: 7 (layer, module) pairs, 1249280 parameters.
 ///
 /// `prepare()` computes 679936 floats of prepared state from the parameters
@@ -106,13 +109,18 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 96 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 569344, q + 0, p + 831488, q + 262144, p + 1183744, q + 614400, threads: threads)  // group lora
+        Self.prepare0(n, p + 569344, q + 0, p + 831488, q + 262144, threads: threads)  // group lora
         storage.markPrepared()
     }
 
@@ -132,9 +140,8 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...3: Self.forward1Rows(n, x, y, p + (65536 * module.rawValue), q + (65536 * module.rawValue), storage: storage, threads: threads)
         case 4...5: Self.forward3Rows(n, x, y, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), storage: storage, threads: threads)
@@ -155,13 +162,12 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...3: Self.backward7(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (65536 * module.rawValue), g + (65536 * module.rawValue + 569344), g + (65536 * module.rawValue + 602112), g + (65536 * module.rawValue), g + (65536 * module.rawValue + 2048), threads: threads)
-        case 4...5: Self.backward8(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), g + (176128 * module.rawValue + 126976), g + (176128 * module.rawValue + 162192), g + (176128 * module.rawValue + 197424), g + (176128 * module.rawValue + 232640), g + (176128 * module.rawValue + 267872), g + (65536 * module.rawValue), g + (65536 * module.rawValue + 2048), threads: threads)
-        case 6: Self.backward9(n, x, dy, dx, w, p + 393216, q + 614400, g + 1183744, g + 1216512, g + 393216, g + 395417, g + 397619, g + 399820, g + 402022, threads: threads)
+        case 0...3: Self.backward7(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (65536 * module.rawValue), g + (65536 * module.rawValue + 569344), g + (65536 * module.rawValue), threads: threads)
+        case 4...5: Self.backward8(n, x, dy, dx, w, p + (65536 * module.rawValue), q + (176128 * module.rawValue - 442368), g + (176128 * module.rawValue + 126976), g + (176128 * module.rawValue + 162192), g + (65536 * module.rawValue), threads: threads)
+        case 6: Self.backward9(n, x, dy, dx, w, p + 393216, q + 614400, g + 1183744, g + 393216, g + 395417, threads: threads)
         default: break
         }
     }
@@ -174,9 +180,8 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...3: Self.materialize10(n, delta, p + (65536 * module.rawValue + 569344), p + (65536 * module.rawValue), threads: threads)
         case 4...5: Self.materialize11(n, delta, p + (176128 * module.rawValue + 126976), p + (65536 * module.rawValue), threads: threads)
@@ -196,18 +201,17 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v] {
             switch layer {
-            case 0: Self.layerForward13Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, q + 65536, q + 131072, storage: storage, threads: threads); return
+            case 0: Self.layerForward13Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerForward15Rows(n, xp, ys[0], ys[1], p + 262144, q + 262144, q + 438272, storage: storage, threads: threads); return
+            case 0: Self.layerForward15Rows(n, xp, ys[0], ys[1], p + 262144, q + 262144, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -228,18 +232,17 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v] {
             switch layer {
-            case 0: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 131072, q + 65536, q + 0, g + 700416, g + 733184, g + 634880, g + 667648, g + 569344, g + 602112, g + 0, g + 682, g + 1365, g + 2048, g + 2730, g + 3413, threads: threads); return
+            case 0: Self.layerBackward17(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 131072, g + 700416, g + 0, g + 682, threads: threads); return
             default: break
             }
         }
         if modules == [.gate, .up] {
             switch layer {
-            case 0: Self.layerBackward18(n, xp, dys[0], dys[1], dx, w, p + 262144, q + 438272, q + 262144, g + 1007616, g + 1066320, g + 1125024, g + 831488, g + 890192, g + 948896, g + 262144, g + 264192, threads: threads); return
+            case 0: Self.layerBackward18(n, xp, dys[0], dys[1], dx, w, p + 262144, q + 438272, g + 1007616, g + 1125024, g + 262144, threads: threads); return
             default: break
             }
         }
@@ -252,68 +255,66 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×7)
         Kernels.stage(7, flops: 679936, threads: threads) { i, threads in
             switch i {
-            case 0...3:
-                let at0 = p0 + (65536 * i)
-                let at1 = p1 + (65536 * i)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
-            case 4...5:
-                let at0 = p2 + (176128 * i - 704512)
-                let at1 = p3 + (176128 * i - 704512)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 688, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+            case 0...3, 6:
+                let at0 = p0 + (483328 * (i / 4) + 65536 * (i % 4))
+                let at1 = p1 + (483328 * (i / 4) + 65536 * (i % 4))
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             default:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
+                let at0 = p2 + (176128 * (i % 4))
+                let at1 = p3 + (176128 * (i % 4))
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 688, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 262144, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 4096, y + first * 4096, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward3(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 688, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 11008, threads: threads)
     }
 
-    private static func forward3Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward3Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 483328, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward3(n, x + first * 4096, y + first * 11008, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward5(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 688, k: 16, alpha: 1.0, a: x, lda: 11008, packed: p0, panelStride: 16, rankStride: 11008, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
     }
 
-    private static func forward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward5Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 483328, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward5(n, x + first * 11008, y + first * 4096, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward7(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 393216, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dyRow4096 = dy + first * 4096
@@ -334,20 +335,20 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p4, ldc: 4096, threads: threads)
+            case 0...1:
+                let at0 = dy + (2048 * i)
+                let at2 = p2 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p5, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * i - 4096)
+                let at2 = p3 + (2048 * i - 4096)
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 614400, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dyRow11008 = dy + first * 11008
@@ -368,26 +369,24 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×5); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(7, flops: 483328 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2201, n: 16, k: n, alpha: 2.0, a: dy, lda: 11008, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: (dy + 2201), lda: 11008, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 2201, n: 16, k: n, alpha: 2.0, a: (dy + 4403), lda: 11008, b: w, ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: (dy + 6604), lda: 11008, b: w, ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: (dy + 8806), lda: 11008, b: w, ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 5:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p7, ldc: 4096, threads: threads)
+            case 0, 2:
+                let at0 = dy + ([0, 0, 4403, 0, 0, 0, 0][i])
+                let at2 = p2 + (35224 * i)
+                Kernels.gemm(transA: true, transB: false, m: 2201, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 1, 3...4:
+                let at0 = dy + ([0, 2201, 0, 6604, 8806, 0, 0][i])
+                let at2 = p3 + ([0, 0, 0, 70448, 105680, 0, 0][i])
+                Kernels.gemm(transA: true, transB: false, m: 2202, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p8, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * i - 10240)
+                let at2 = p4 + (2048 * i - 10240)
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward9(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 835584, threads: threads) { rows, first, threads in
             let dxRow11008 = dx + first * 11008
             let dyRow4096 = dy + first * 4096
@@ -408,88 +407,86 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×5)
         Kernels.stage(7, flops: 483328 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, ldb: 11008, beta: 1, c: p4, ldc: 11008, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2201), ldb: 11008, beta: 1, c: p5, ldc: 11008, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 4403), ldb: 11008, beta: 1, c: p6, ldc: 11008, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 6604), ldb: 11008, beta: 1, c: p7, ldc: 11008, threads: threads)
+            case 0...1:
+                let at0 = dy + (2048 * (i % 2))
+                let at2 = p2 + (32768 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 2, 4:
+                let at1 = x + (4403 * (i / 2) - 4403)
+                let at2 = p3 + (4403 * (i / 2) - 4403)
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 2201, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, ldb: 11008, beta: 1, c: at2, ldc: 11008, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 8806), ldb: 11008, beta: 1, c: p8, ldc: 11008, threads: threads)
+                let at1 = x + ([0, 0, 0, 2201, 0, 6604, 8806][i])
+                let at2 = p4 + ([0, 0, 0, 0, 0, 4403, 6605][i])
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 2202, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, ldb: 11008, beta: 1, c: at2, ldc: 11008, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize10(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 4096, panels: 256, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
     }
 
     @inline(never)
-    private static func materialize11(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize11(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 11008, panels: 256, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
     }
 
     @inline(never)
-    private static func materialize12(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize12(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 4096, panels: 688, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 11008, beta: 0, c: delta, ldc: 11008, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward13(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 256, k: 48, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 393216 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 48, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, beta: 1, c: y1, ldc: 4096, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, beta: 1, c: y2, ldc: 4096, threads: threads)
+                let at0 = w + (16 * i)
+                let at1 = p1 + (65536 * i)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: at0, lda: 48, b: at1, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
-    private static func layerForward13Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward13Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 786432, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward13(n, x + first * 4096, y + first * 4096, y1 + first * 4096, y2 + first * 4096, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward13(n, x + first * 4096, y + first * 4096, y1 + first * 4096, y2 + first * 4096, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerForward15(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward15(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 256, k: 32, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 704512 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 688, k: 16, alpha: 2.0, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 11008, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 688, k: 16, alpha: 2.0, a: (w + 16), lda: 32, b: p2, beta: 1, c: y1, ldc: 11008, threads: threads)
+                let at0 = w + (16 * i)
+                let at1 = p1 + (176128 * i)
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 688, k: 16, alpha: 2.0, a: at0, lda: 32, b: at1, beta: 1, c: at2, ldc: 11008, threads: threads)
             }
         }
     }
 
-    private static func layerForward15Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward15Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 966656, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward15(n, x + first * 4096, y + first * 11008, y1 + first * 11008, w, p0, p1, p2, threads: threads)
+            Self.layerForward15(n, x + first * 4096, y + first * 11008, y1 + first * 11008, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward17(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward17(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1179648, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dy1Row4096 = dy1 + first * 4096
@@ -502,12 +499,11 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 256, k: 48, alpha: 1.0, a: xRow4096, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: wRow48, cRow: 48, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: dy2Row4096, lda: 4096, packed: p1, beta: 0, c: (wRow48 + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: dy1Row4096, lda: 4096, packed: p2, beta: 0, c: (wRow48 + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: dyRow4096, lda: 4096, packed: p3, beta: 0, c: (wRow48 + 48 * n), cRow: 48, cRank: 1, threads: threads)
+                    let at0 = [dyRow4096, dy1Row4096, dy2Row4096][3 - i]
+                    let at1 = p1 + (65536 - 65536 * i)
+                    let at2 = wRow48 + (48 - 16 * i) + (48) * n
+                    Kernels.panelDot(m: rows, panels: 256, k: 16, alpha: 2.0, a: at0, lda: 4096, packed: at1, beta: 0, c: at2, cRow: 48, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -516,36 +512,25 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×6)
         Kernels.stage(12, flops: 786432 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy2, lda: 4096, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy2 + 2048), lda: 4096, b: (w + 32), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy1, lda: 4096, b: (w + 16), ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy1 + 2048), lda: 4096, b: (w + 16), ldb: 48, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 48, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, ldb: 4096, beta: 1, c: p10, ldc: 4096, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 682), ldb: 4096, beta: 1, c: p11, ldc: 4096, threads: threads)
-            case 8:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 1365), ldb: 4096, beta: 1, c: p12, ldc: 4096, threads: threads)
-            case 9:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 2048), ldb: 4096, beta: 1, c: p13, ldc: 4096, threads: threads)
-            case 10:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 2730), ldb: 4096, beta: 1, c: p14, ldc: 4096, threads: threads)
+            case 0...5:
+                let at0 = [dy, dy1, dy2][2 - (i / 2)] + (2048 * (i % 2))
+                let at1 = w + (32 - 16 * (i / 2))
+                let at2 = p2 + (-65536 * (i / 2) + 32768 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: at1, ldb: 48, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 6, 9:
+                let at1 = x + ([0, 0, 0, 0, 0, 0, 0, 0, 0, 2048, 0, 0][i])
+                let at2 = p3 + ([0, 0, 0, 0, 0, 0, 0, 0, 0, 2048, 0, 0][i])
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 682, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, ldb: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 3413), ldb: 4096, beta: 1, c: p15, ldc: 4096, threads: threads)
+                let at1 = x + ([0, 0, 0, 0, 0, 0, 0, 682, 1365, 0, 2730, 3413][i])
+                let at2 = p4 + ([0, 0, 0, 0, 0, 0, 0, 0, 683, 0, 2048, 2731][i])
+                Kernels.gemm(transA: true, transB: false, m: 48, n: 683, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, ldb: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward18(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1228800, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dy1Row11008 = dy1 + first * 11008
@@ -557,10 +542,11 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 256, k: 32, alpha: 1.0, a: xRow4096, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: wRow32, cRow: 32, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 688, k: 16, alpha: 2.0, a: dy1Row11008, lda: 11008, packed: p1, beta: 0, c: (wRow32 + 32 * n + 16), cRow: 32, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 688, k: 16, alpha: 2.0, a: dyRow11008, lda: 11008, packed: p2, beta: 0, c: (wRow32 + 32 * n), cRow: 32, cRank: 1, threads: threads)
+                    let at0 = [dyRow11008, dy1Row11008][2 - i]
+                    let at1 = p1 + (176128 - 176128 * i)
+                    let at2 = wRow32 + (32 - 16 * i) + (32) * n
+                    Kernels.panelDot(m: rows, panels: 688, k: 16, alpha: 2.0, a: at0, lda: 11008, packed: at1, beta: 0, c: at2, cRow: 32, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -569,22 +555,20 @@ public final class BenchDecodeAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×3); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×3); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×2)
         Kernels.stage(8, flops: 966656 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: dy1, lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: (dy1 + 3669), lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 3670, n: 16, k: n, alpha: 2.0, a: (dy1 + 7338), lda: 11008, b: (w + 16), ldb: 32, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: dy, lda: 11008, b: w, ldb: 32, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: (dy + 3669), lda: 11008, b: w, ldb: 32, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 3670, n: 16, k: n, alpha: 2.0, a: (dy + 7338), lda: 11008, b: w, ldb: 32, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 32, panels: 128, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p9, ldc: 4096, threads: threads)
+            case 0...1, 3...4:
+                let at0 = [dy, dy1][1 - (i / 3)] + (3669 * (i % 3))
+                let at1 = w + (16 - 16 * (i / 3))
+                let at2 = p2 + (-176128 * (i / 3) + 58704 * (i % 3))
+                Kernels.gemm(transA: true, transB: false, m: 3669, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: at1, ldb: 32, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 2, 5:
+                let at0 = [dy, dy1][1 - (i / 3)] + (7338)
+                let at1 = w + (16 - 16 * (i / 3))
+                let at2 = p3 + (-176128 * (i / 3))
+                Kernels.gemm(transA: true, transB: false, m: 3670, n: 16, k: n, alpha: 2.0, a: at0, lda: 11008, b: at1, ldb: 32, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 128, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p10, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * (i % 3))
+                let at2 = p4 + (2048 * (i % 3))
+                Kernels.panelGemm(transA: true, m: 32, panels: 128, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }

@@ -13,6 +13,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BenchLoTRXLayer`: 96 (layer, module) pairs, 57344 parameters.
 ///
 /// `prepare()` computes 16384 floats of prepared state from the parameters
@@ -87,11 +90,16 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 208 * n + 16384), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 24576, q + 0, threads: threads)  // group lotr
         storage.markPrepared()
@@ -113,9 +121,8 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.forward1Rows(n, x, y, p + 40960, p + (1024 * layer + 256 * module.rawValue), q + 0, storage: storage, threads: threads)
         default: break
@@ -134,11 +141,10 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + (1024 * layer + 256 * module.rawValue), g + 24576, g + 32768, g + (1024 * layer + 256 * module.rawValue), g + 40960, g + 49152, threads: threads)
+        case 0...95: Self.backward3(n, x, dy, dx, w, p + 40960, q + 0, p + (1024 * layer + 256 * module.rawValue), g + 24576, g + (1024 * layer + 256 * module.rawValue), g + 40960, threads: threads)
         default: break
         }
     }
@@ -151,9 +157,8 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.materialize4(n, delta, w, p + 40960, p + (1024 * layer + 256 * module.rawValue), p + 24576, threads: threads)
         default: break
@@ -171,12 +176,11 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + (1024 * layer), p + (1024 * layer + 256), p + (1024 * layer + 512), p + (1024 * layer + 768), q + 0, storage: storage, threads: threads); return
+            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + 40960, p + (1024 * layer), q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -197,12 +201,11 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 208 * n + 16384), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + (1024 * layer), p + (1024 * layer + 256), p + (1024 * layer + 512), p + (1024 * layer + 768), g + 24576, g + 32768, g + (1024 * layer + 768), g + (1024 * layer + 512), g + (1024 * layer + 256), g + (1024 * layer), g + 40960, g + 49152, threads: threads); return
+            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + 40960, q + 0, p + (1024 * layer), p + (1024 * layer + 768), g + 24576, g + (1024 * layer + 768), g + 40960, threads: threads); return
             default: break
             }
         }
@@ -215,13 +218,13 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
@@ -230,14 +233,14 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 66048, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 1024, y + first * 1024, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 99328, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dyRow1024 = dy + first * 1024
@@ -267,22 +270,22 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
         // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(5, flops: 66048 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy + (512 * i)
+                let at2 = p3 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = x + (512 * i - 1536)
+                let at2 = p5 + (8192 * i - 24576)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: m1[in, t.out] = Σ_t.in core[t.out, t.in]·factor.in[in, t.in]
         Kernels.panelDot(m: 1024, panels: 1, k: 16, alpha: 1.0, a: p0, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: ΔW[out, in] = Σ_t.out factor.out[out, t.out]·m1[in, t.out]
@@ -290,45 +293,37 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 1024, alpha: 1.0, a: x, lda: 1024, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
+        // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×4)
         Kernels.stage(4, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
-            case 1:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
-            case 2:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (w + 48 * n), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (w + 64 * n), cRow: 16, cRank: 1, threads: threads)
+                let at1 = p1 + (256 * i)
+                let at2 = w + (16 * i + 16) * n
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
             }
         }
-        // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t2[2][row, rank]·factor.out.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t2[3][row, rank]·factor.out.panels[panel, rank, lane]
+        // stage 3: y*[row, panel, lane] += Σ_rank t2[*][row, rank]·factor.out.panels[panel, rank, lane] (×4)
         Kernels.stage(4, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p5, beta: 1, c: y, ldc: 1024, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p5, beta: 1, c: y1, ldc: 1024, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 48 * n), lda: 16, b: p5, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: (w + 64 * n), lda: 16, b: p5, beta: 1, c: y3, ldc: 1024, threads: threads)
+                let at0 = w + (16 * i + 16) * n
+                let at2 = [y, y1, y2, y3][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 16, alpha: 1.0, a: at0, lda: 16, b: p2, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
-    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward5Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 165888, workspacePerRow: 80, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward5(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, p5, threads: threads)
+            Self.layerForward5(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dy3: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 200752, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -337,40 +332,29 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
             let dyRow1024 = dy + first * 1024
             let wRow16 = w + first * 16
             let xRow1024 = x + first * 1024
-            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[3][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[*][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane] (×4)
             Kernels.stage(5, flops: 163840 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 1024, alpha: 1.0, a: xRow1024, lda: 1024, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 80 * n), cRow: 16, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 96 * n), cRow: 16, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 112 * n), cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p1, beta: 0, c: (wRow16 + 128 * n), cRow: 16, cRank: 1, threads: threads)
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][4 - i]
+                    let at2 = wRow16 + (16 * i + 64) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 16, alpha: 1.0, a: at0, lda: 1024, packed: p1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
-            // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[2][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[3][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dt1.part1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[2][n, t.out]; dt1.part2[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]; dt1.part3[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[0][n, t.out]
+            // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×4); dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[3][n, t.out]; dt1.part*[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[*][n, t.out] (×3)
             Kernels.stage(8, flops: 4096 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p4, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 48 * n), cRow: 16, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p5, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 64 * n), cRow: 16, cRank: 1, threads: threads)
-                case 4:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 80 * n), lda: 16, b: p5, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 144 * n), ldc: 16, threads: threads)
-                case 5:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 96 * n), lda: 16, b: p4, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 160 * n), ldc: 16, threads: threads)
-                case 6:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 112 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 176 * n), ldc: 16, threads: threads)
+                case 0...3:
+                    let at1 = p2 + (256 * i)
+                    let at2 = wRow16 + (16 * i + 16) * n
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 128 * n), lda: 16, b: p2, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 192 * n), ldc: 16, threads: threads)
+                    let at0 = wRow16 + (16 * i + 16) * n
+                    let at1 = p3 + (1024 - 256 * i)
+                    let at2 = wRow16 + (16 * i + 80) * n
+                    Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: at0, lda: 16, b: at1, panelStride: 16, kStride: 16, beta: 0, c: at2, ldc: 16, threads: threads)
                 }
             }
             // stage 3: dt1[n, t.in] += dt1.part1[n, t.in]
@@ -394,52 +378,48 @@ public final class BenchLoTRXLayerAdapter: GeneratedAdapter {
             // stage 6: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 1024, k: 16, alpha: 1.0, a: (wRow16 + 144 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow1024, ldc: 1024, threads: threads)
         }
-        // stage 7: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[3][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[3][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[2][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
+        // stage 7: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[*][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[*][n, t.out]·t1[n, t.in] (×4); dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(8, flops: 67584 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 80 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 3:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 96 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p9, ldc: 16, threads: threads)
-            case 4:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 112 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p10, ldc: 16, threads: threads)
-            case 5:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p11, ldc: 16, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: x, lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p12, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy3 + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 64 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 2...5:
+                let at0 = w + (16 * i + 48) * n
+                let at2 = p5 + (512 - 256 * i)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: at0, lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (x + 512), lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: p13, ldc: 16, threads: threads)
+                let at0 = x + (512 * i - 3072)
+                let at2 = p6 + (8192 * i - 49152)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 144 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
-        // stage 8: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[2][n, t.out] (×2)
+        // stage 8: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[*][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = dy2 + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 48 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
-        // stage 9: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out] (×2)
+        // stage 9: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[*][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = dy1 + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 32 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
-        // stage 10: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out] (×2)
+        // stage 10: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[*][n, t.out] (×2)
         Kernels.stage(2, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: dy, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = dy + (512 * i)
+                let at2 = p4 + (8192 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 16, k: n, alpha: 1.0, a: at0, lda: 1024, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }

@@ -12,6 +12,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BenchLora`: 1 (layer, module) pairs, 131072 parameters.
 ///
 /// `prepare()` computes 65536 floats of prepared state from the parameters
@@ -76,11 +79,16 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 32 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 65536, q + 0, threads: threads)  // group lora
         storage.markPrepared()
@@ -102,9 +110,8 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0: Self.forward1Rows(n, x, y, p + 0, q + 0, storage: storage, threads: threads)
         default: break
@@ -123,11 +130,10 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 98304, g + 0, g + 2048, threads: threads)
+        case 0: Self.backward3(n, x, dy, dx, w, p + 0, q + 0, g + 65536, g + 0, threads: threads)
         default: break
         }
     }
@@ -140,9 +146,8 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0: Self.materialize4(n, delta, p + 65536, p + 0, threads: threads)
         default: break
@@ -164,27 +169,27 @@ public final class BenchLoraAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 256, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 256, k: 16, alpha: 1.0, a: x, lda: 4096, packed: p0, panelStride: 16, rankStride: 4096, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 256, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 4096, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 262144, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 4096, y + first * 4096, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 393216, threads: threads) { rows, first, threads in
             let dxRow4096 = dx + first * 4096
             let dyRow4096 = dy + first * 4096
@@ -205,20 +210,20 @@ public final class BenchLoraAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 262144 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: dy, lda: 4096, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: (dy + 2048), lda: 4096, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 4096, beta: 1, c: p4, ldc: 4096, threads: threads)
+            case 0...1:
+                let at0 = dy + (2048 * i)
+                let at2 = p2 + (32768 * i)
+                Kernels.gemm(transA: true, transB: false, m: 2048, n: 16, k: n, alpha: 2.0, a: at0, lda: 4096, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 2048), panelStride: 16, kStride: 4096, beta: 1, c: p5, ldc: 4096, threads: threads)
+                let at1 = x + (2048 * i - 4096)
+                let at2 = p3 + (2048 * i - 4096)
+                Kernels.panelGemm(transA: true, m: 16, panels: 128, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 4096, beta: 1, c: at2, ldc: 4096, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 4096, panels: 256, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 4096, beta: 0, c: delta, ldc: 4096, threads: threads)
     }

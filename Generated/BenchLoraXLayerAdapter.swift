@@ -12,6 +12,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BenchLoraXLayer`: 96 (layer, module) pairs, 1572864 parameters.
 ///
 /// `prepare()` computes 786432 floats of prepared state from the parameters
@@ -92,11 +95,16 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 64 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 32768, q + 0, threads: threads)  // group lora
         storage.markPrepared()
@@ -118,9 +126,8 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.forward1Rows(n, x, y, p + (65536 * layer + 8192 * module.rawValue), q + (32768 * layer + 8192 * module.rawValue), storage: storage, threads: threads)
         default: break
@@ -139,11 +146,10 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...95: Self.backward3(n, x, dy, dx, w, p + (65536 * layer + 8192 * module.rawValue), q + (32768 * layer + 8192 * module.rawValue), g + (65536 * layer + 8192 * module.rawValue + 32768), g + (65536 * layer + 8192 * module.rawValue + 36864), g + (65536 * layer + 8192 * module.rawValue), g + (65536 * layer + 8192 * module.rawValue + 512), threads: threads)
+        case 0...95: Self.backward3(n, x, dy, dx, w, p + (65536 * layer + 8192 * module.rawValue), q + (32768 * layer + 8192 * module.rawValue), g + (65536 * layer + 8192 * module.rawValue + 32768), g + (65536 * layer + 8192 * module.rawValue), threads: threads)
         default: break
         }
     }
@@ -156,9 +162,8 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.materialize4(n, delta, p + (65536 * layer + 8192 * module.rawValue + 32768), p + (65536 * layer + 8192 * module.rawValue), threads: threads)
         default: break
@@ -176,12 +181,11 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + (65536 * layer), q + (32768 * layer), q + (32768 * layer + 8192), q + (32768 * layer + 16384), q + (32768 * layer + 24576), storage: storage, threads: threads); return
+            case 0...23: Self.layerForward5Rows(n, xp, ys[0], ys[1], ys[2], ys[3], p + (65536 * layer), q + (32768 * layer), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -202,12 +206,11 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + (65536 * layer), q + (32768 * layer + 24576), q + (32768 * layer + 16384), q + (32768 * layer + 8192), q + (32768 * layer), g + (65536 * layer + 57344), g + (65536 * layer + 61440), g + (65536 * layer + 49152), g + (65536 * layer + 53248), g + (65536 * layer + 40960), g + (65536 * layer + 45056), g + (65536 * layer + 32768), g + (65536 * layer + 36864), g + (65536 * layer), g + (65536 * layer + 128), g + (65536 * layer + 256), g + (65536 * layer + 384), g + (65536 * layer + 512), g + (65536 * layer + 640), g + (65536 * layer + 768), g + (65536 * layer + 896), threads: threads); return
+            case 0...23: Self.layerBackward7(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, p + (65536 * layer), q + (32768 * layer + 24576), g + (65536 * layer + 57344), g + (65536 * layer), threads: threads); return
             default: break
             }
         }
@@ -220,34 +223,34 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×96)
         Kernels.stage(96, flops: 786432, threads: threads) { i, threads in
             switch i {
             default:
                 let at0 = p0 + (65536 * (i / 4) + 8192 * (i % 4))
                 let at1 = p1 + (32768 * (i / 4) + 8192 * (i % 4))
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 1024, y + first * 1024, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 49152, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dyRow1024 = dy + first * 1024
@@ -268,51 +271,48 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p4, ldc: 1024, threads: threads)
+            case 0...1:
+                let at0 = dy + (512 * i)
+                let at2 = p2 + (4096 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: at0, lda: 1024, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p5, ldc: 1024, threads: threads)
+                let at1 = x + (512 * i - 1024)
+                let at2 = p3 + (512 * i - 1024)
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 1024, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 1024, panels: 64, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 64, k: 32, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[16..<24][row, rank]·B.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank z[24..<32][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 8), lda: 32, b: p2, beta: 1, c: y1, ldc: 1024, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 16), lda: 32, b: p3, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: (w + 24), lda: 32, b: p4, beta: 1, c: y3, ldc: 1024, threads: threads)
+                let at0 = w + (8 * i)
+                let at1 = p1 + (8192 * i)
+                let at2 = [y, y1, y2, y3][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: at0, lda: 32, b: at1, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
-    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward5Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 131072, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward5(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, threads: threads)
+            Self.layerForward5(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dy3: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 196608, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -326,14 +326,11 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 64, k: 32, alpha: 1.0, a: xRow1024, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: wRow32, cRow: 32, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow32 + 32 * n + 24), cRow: 32, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow32 + 32 * n + 16), cRow: 32, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow32 + 32 * n + 8), cRow: 32, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow32 + 32 * n), cRow: 32, cRank: 1, threads: threads)
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][4 - i]
+                    let at1 = p1 + (8192 - 8192 * i)
+                    let at2 = wRow32 + (32 - 8 * i) + (32) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 32, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -342,38 +339,15 @@ public final class BenchLoraXLayerAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += Σ_n z[24..<32][n, r]·dy[n, o] (×2); dB[o, r] += Σ_n z[16..<24][n, r]·dy[n, o] (×2); dB[o, r] += Σ_n z[8..<16][n, r]·dy[n, o] (×2); dB[o, r] += Σ_n z[0..<8][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×8)
         Kernels.stage(16, flops: 131072 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: (w + 24), ldb: 32, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: (w + 24), ldb: 32, beta: 1, c: p6, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: (w + 16), ldb: 32, beta: 1, c: p7, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: (w + 16), ldb: 32, beta: 1, c: p8, ldc: 8, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: (w + 8), ldb: 32, beta: 1, c: p9, ldc: 8, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: (w + 8), ldb: 32, beta: 1, c: p10, ldc: 8, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 32, beta: 1, c: p11, ldc: 8, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 32, beta: 1, c: p12, ldc: 8, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p13, ldc: 1024, threads: threads)
-            case 9:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 128), panelStride: 16, kStride: 1024, beta: 1, c: p14, ldc: 1024, threads: threads)
-            case 10:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 256), panelStride: 16, kStride: 1024, beta: 1, c: p15, ldc: 1024, threads: threads)
-            case 11:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 1024, beta: 1, c: p16, ldc: 1024, threads: threads)
-            case 12:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p17, ldc: 1024, threads: threads)
-            case 13:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 640), panelStride: 16, kStride: 1024, beta: 1, c: p18, ldc: 1024, threads: threads)
-            case 14:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 768), panelStride: 16, kStride: 1024, beta: 1, c: p19, ldc: 1024, threads: threads)
+            case 0...7:
+                let at0 = [dy, dy1, dy2, dy3][3 - (i / 2)] + (512 * (i % 2))
+                let at1 = w + (24 - 8 * (i / 2))
+                let at2 = p2 + (-8192 * (i / 2) + 4096 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: at0, lda: 1024, b: at1, ldb: 32, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 896), panelStride: 16, kStride: 1024, beta: 1, c: p20, ldc: 1024, threads: threads)
+                let at1 = x + (256 * (i / 2) + 128 * (i % 2) - 1024)
+                let at2 = p3 + (256 * (i / 2) + 128 * (i % 2) - 1024)
+                Kernels.panelGemm(transA: true, m: 32, panels: 8, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: at1, panelStride: 16, kStride: 1024, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }

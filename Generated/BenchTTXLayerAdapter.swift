@@ -20,6 +20,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BenchTTXLayer`: 96 (layer, module) pairs, 3072 parameters.
 ///
 /// `prepare()` computes 1605632 floats of prepared state from the parameters
@@ -101,11 +104,16 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 40 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, p + 192, q + 0, p + 704, p + 1216, q + 3840, p + 1984, p + 2240, q + 808704, p + 2752, p + 3008, q + 810752, p + 448, q + 768, p + 1472, q + 5888, q + 811008, q + 22272, q + 819200, threads: threads)  // group tt
         storage.markPrepared()
@@ -114,8 +122,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 811008, q + 810752, dq + 808704, q + 808704, dq + 810752, dq + 22272, q + 5888, dq + 768, q + 768, dq + 5888, p + 3008, g + 2752, p + 2752, g + 3008, p + 2240, g + 1984, p + 1984, g + 2240, q + 3840, g + 1472, p + 1472, dq + 3840, q + 0, g + 448, p + 448, dq + 0, p + 1216, g + 704, p + 704, g + 1216, p + 192, g + 0, p + 0, g + 192, threads: threads)  // group tt
         storage.zeroPreparedGradients()
@@ -132,9 +139,8 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.forward2Rows(n, x, y, q + 811008, q + (32768 * layer + 8192 * module.rawValue + 819200), storage: storage, threads: threads)
         default: break
@@ -153,11 +159,10 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...95: Self.backward4(n, x, dy, dx, w, q + 811008, q + (32768 * layer + 8192 * module.rawValue + 819200), dq + (32768 * layer + 8192 * module.rawValue + 22272), dq + (32768 * layer + 8192 * module.rawValue + 26368), dq + 811008, dq + 811520, threads: threads)
+        case 0...95: Self.backward4(n, x, dy, dx, w, q + 811008, q + (32768 * layer + 8192 * module.rawValue + 819200), dq + (32768 * layer + 8192 * module.rawValue + 22272), dq + 811008, threads: threads)
         default: break
         }
     }
@@ -170,9 +175,8 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...95: Self.materialize5(n, delta, q + (32768 * layer + 8192 * module.rawValue + 22272), q + 811008, threads: threads)
         default: break
@@ -190,12 +194,11 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + (32768 * layer + 819200), q + (32768 * layer + 827392), q + (32768 * layer + 835584), q + (32768 * layer + 843776), storage: storage, threads: threads); return
+            case 0...23: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], ys[3], q + 811008, q + (32768 * layer + 819200), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -216,12 +219,11 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 40 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.q, .k, .v, .o] {
             switch layer {
-            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + (32768 * layer + 843776), q + (32768 * layer + 835584), q + (32768 * layer + 827392), q + (32768 * layer + 819200), dq + (32768 * layer + 46848), dq + (32768 * layer + 50944), dq + (32768 * layer + 38656), dq + (32768 * layer + 42752), dq + (32768 * layer + 30464), dq + (32768 * layer + 34560), dq + (32768 * layer + 22272), dq + (32768 * layer + 26368), dq + 811008, dq + 811520, threads: threads); return
+            case 0...23: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dys[3], dx, w, q + 811008, q + (32768 * layer + 843776), dq + (32768 * layer + 46848), dq + 811008, threads: threads); return
             default: break
             }
         }
@@ -234,7 +236,7 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, _ p8: Floats, _ p9: Floats, _ p10: Floats, _ p11: Floats, _ p12: Floats, _ p13: Floats, _ p14: Floats, _ p15: Floats, _ p16: Floats, _ p17: Floats, _ p18: Floats, threads: Int) {
         // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P3[r3, out.1, out.2, r5] = Σ_r4 core.3[r3, out.1, r4]·core.4[r4, out.2, r5]; P6[r6, in.0, in.1, r8] = Σ_r7 core.6[r6, in.0, r7]·core.7[r7, in.1, r8]; P7[r8, in.2, in.3] = Σ_r9 core.8[r8, in.2, r9]·core.9[r9, in.3]
         Kernels.stage(4, flops: 81920, threads: threads) { i, threads in
             switch i {
@@ -273,13 +275,13 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
             default:
                 let at0 = p17 + (8192 * i)
                 let at1 = p18 + (8192 * i)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func finishBackward1(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, _ p8: Floats, _ p9: Floats, _ p10: Floats, _ p11: Floats, _ p12: Floats, _ p13: Floats, _ p14: Floats, _ p15: Floats, _ p16: Floats, _ p17: Floats, _ p18: Floats, _ p19: Floats, _ p20: Floats, _ p21: Floats, _ p22: Floats, _ p23: Floats, _ p24: Floats, _ p25: Floats, _ p26: Floats, _ p27: Floats, _ p28: Floats, _ p29: Floats, _ p30: Floats, _ p31: Floats, _ p32: Floats, _ p33: Floats, threads: Int) {
         // stage 1: dP6[r6, in.0, in.1, r8] += Σ_in.2,in.3 dP8[r6, in.0, in.1, in.2, in.3]·P7[r8, in.2, in.3]; dP7[r8, in.2, in.3] += Σ_r6,in.0,in.1 P6[r6, in.0, in.1, r8]·dP8[r6, in.0, in.1, in.2, in.3]; dP2[layer, module, out.0, r3] += Σ_out.1,out.2,out.3,r6 dP5[layer, module, out.0, out.1, out.2, out.3, r6]·P4[r3, out.1, out.2, out.3, r6]; dP4[r3, out.1, out.2, out.3, r6] += Σ_layer,module,out.0 P2[layer, module, out.0, r3]·dP5[layer, module, out.0, out.1, out.2, out.3, r6]
         Kernels.stage(4, flops: 25427968, threads: threads) { i, threads in
             switch i {
@@ -342,21 +344,21 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
-    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward2Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 32768, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward2(n, x + first * 1024, y + first * 1024, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 49152, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dyRow1024 = dy + first * 1024
@@ -377,51 +379,47 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         // stage 3: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6] (×2); dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6] (×2)
         Kernels.stage(4, flops: 32768 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p4, ldc: 1024, threads: threads)
+            case 0...1:
+                let at0 = dy + (512 * i)
+                let at2 = p2 + (4096 * i)
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: at0, lda: 1024, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p5, ldc: 1024, threads: threads)
+                let at1 = x + (512 * i - 1024)
+                let at2 = p3 + (512 * i - 1024)
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 1024, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[out.0, out.1, out.2, out.3, in.0, in.1, in.2, in.3] = Σ_r6 P5[out.0, out.1, out.2, out.3, r6]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.panelGemm(transA: false, m: 1024, panels: 64, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 1024, beta: 0, c: delta, ldc: 1024, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]
         Kernels.panelDot(m: n, panels: 64, k: 8, alpha: 1.0, a: x, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-        // stage 2: y0[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]; y3[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane]
+        // stage 2: y*[row, panel, lane] += Σ_rank t9[row, rank]·P5.panels[panel, rank, lane] (×4)
         Kernels.stage(4, flops: 65536 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, beta: 1, c: y1, ldc: 1024, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, beta: 1, c: y2, ldc: 1024, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: p4, beta: 1, c: y3, ldc: 1024, threads: threads)
+                let at1 = p1 + (8192 * i)
+                let at2 = [y, y1, y2, y3][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 1.0, a: w, lda: 8, b: at1, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ y3: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ y3: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 81920, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, p2, p3, p4, threads: threads)
+            Self.layerForward6(n, x + first * 1024, y + first * 1024, y1 + first * 1024, y2 + first * 1024, y3 + first * 1024, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dy3: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dy3: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 98328, threads: threads) { rows, first, threads in
             let dxRow1024 = dx + first * 1024
             let dy1Row1024 = dy1 + first * 1024
@@ -430,19 +428,16 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
             let dyRow1024 = dy + first * 1024
             let wRow8 = w + first * 8
             let xRow1024 = x + first * 1024
-            // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part3[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]
+            // stage 1: t9[n, r6] = Σ_in.0,in.1,in.2,in.3 x[n, in.0, in.1, in.2, in.3]·P8[r6, in.0, in.1, in.2, in.3]; dt9[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane]; dt9.part*[row, rank] = Σ_panel,lane dy[row, panel, lane]·P5.panels[panel, rank, lane] (×3)
             Kernels.stage(5, flops: 81920 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: xRow1024, lda: 1024, packed: p0, panelStride: 16, rankStride: 1024, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy3Row1024, lda: 1024, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy2Row1024, lda: 1024, packed: p2, beta: 0, c: (wRow8 + 16 * n), cRow: 8, cRank: 1, threads: threads)
-                case 3:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dy1Row1024, lda: 1024, packed: p3, beta: 0, c: (wRow8 + 24 * n), cRow: 8, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: dyRow1024, lda: 1024, packed: p4, beta: 0, c: (wRow8 + 32 * n), cRow: 8, cRank: 1, threads: threads)
+                    let at0 = [dyRow1024, dy1Row1024, dy2Row1024, dy3Row1024][4 - i]
+                    let at1 = p1 + (8192 - 8192 * i)
+                    let at2 = wRow8 + (8 * i) * n
+                    Kernels.panelDot(m: rows, panels: 64, k: 8, alpha: 1.0, a: at0, lda: 1024, packed: at1, beta: 0, c: at2, cRow: 8, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dt9[n, r6] += dt9.part1[n, r6]
@@ -469,26 +464,14 @@ public final class BenchTTXLayerAdapter: GeneratedAdapter {
         // stage 6: dP5[out.0, out.1, out.2, out.3, r6] += Σ_n dy[n, out.0, out.1, out.2, out.3]·t9[n, r6] (×8); dP8[r6, in.0, in.1, in.2, in.3] += Σ_n x[n, in.0, in.1, in.2, in.3]·dt9[n, r6] (×2)
         Kernels.stage(10, flops: 81920 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy3, lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy3 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy2, lda: 1024, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy2 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy1, lda: 1024, b: w, ldb: 8, beta: 1, c: p9, ldc: 8, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy1 + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p10, ldc: 8, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p11, ldc: 8, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p12, ldc: 8, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 1024, beta: 1, c: p13, ldc: 1024, threads: threads)
+            case 0...7:
+                let at0 = [dy, dy1, dy2, dy3][3 - (i / 2)] + (512 * (i % 2))
+                let at2 = p2 + (-8192 * (i / 2) + 4096 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 512, n: 8, k: n, alpha: 1.0, a: at0, lda: 1024, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 512), panelStride: 16, kStride: 1024, beta: 1, c: p14, ldc: 1024, threads: threads)
+                let at1 = x + (512 * (i % 2))
+                let at2 = p3 + (512 * (i % 2))
+                Kernels.panelGemm(transA: true, m: 8, panels: 32, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 1024, beta: 1, c: at2, ldc: 1024, threads: threads)
             }
         }
     }

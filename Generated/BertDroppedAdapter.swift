@@ -16,6 +16,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BertDropped`: 36 (layer, module) pairs, 485376 parameters.
 ///
 /// `prepare()` computes 242688 floats of prepared state from the parameters
@@ -107,13 +110,18 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 96 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 27648, q + 0, p + 39936, q + 12288, p + 98304, q + 39936, p + 110592, q + 52224, p + 153600, q + 58368, threads: threads)  // group upper
+        Self.prepare0(n, p + 27648, q + 0, p + 39936, q + 12288, p + 110592, q + 52224, threads: threads)  // group upper
         Self.prepare1(n, p + 448512, q + 205824, threads: threads)  // group lower_shared
         storage.markPrepared()
     }
@@ -134,9 +142,8 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0, 2...3: Self.forward2Rows(n, x, y, p + (55296 * layer + 7680 * module.rawValue - 331776), q + (27648 * layer + 7680 * module.rawValue - 165888), storage: storage, threads: threads)
         case 1: Self.forward4Rows(n, x, y, p + 12288, q + 12288, storage: storage, threads: threads)
@@ -161,17 +168,16 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0, 2...3: Self.backward10(n, x, dy, dx, w, p + (55296 * layer + 7680 * module.rawValue - 331776), q + (27648 * layer + 7680 * module.rawValue - 165888), g + (58368 * layer + 7680 * module.rawValue - 322560), g + (58368 * layer + 7680 * module.rawValue - 316416), g + (55296 * layer + 7680 * module.rawValue - 331776), g + (55296 * layer + 7680 * module.rawValue - 331392), threads: threads)
-        case 1: Self.backward11(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 41472, g + 12288, g + 12672, threads: threads)
-        case 4, 7...8: Self.backward10(n, x, dy, dx, w, p + (61440 * layer + 12288 * module.rawValue - 374784), q + (30720 * layer + 12288 * module.rawValue - 187392), g + (67584 * layer + 12288 * module.rawValue - 387072), g + (67584 * layer + 12288 * module.rawValue - 380928), g + (61440 * layer + 12288 * module.rawValue - 374784), g + (61440 * layer + 12288 * module.rawValue - 374400), threads: threads)
-        case 5: Self.backward12(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 113664, g + 79872, g + 80256, threads: threads)
-        case 6, 9...14, 16...17: Self.backward10(n, x, dy, dx, w, p + (73728 * layer + 12288 * module.rawValue - 473088), q + (36864 * layer + 12288 * module.rawValue - 236544), g + (73728 * layer + 12288 * module.rawValue - 436224), g + (73728 * layer + 12288 * module.rawValue - 430080), g + (73728 * layer + 12288 * module.rawValue - 473088), g + (73728 * layer + 12288 * module.rawValue - 472704), threads: threads)
-        case 15: Self.backward13(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 380928, g + 337920, g + 338304, threads: threads)
-        case 18...35: Self.backward10(n, x, dy, dx, w, p + (12288 * module.rawValue + 411648), q + (12288 * module.rawValue + 205824), g + (12288 * module.rawValue + 448512), g + (12288 * module.rawValue + 454656), g + (12288 * module.rawValue + 411648), g + (12288 * module.rawValue + 412032), threads: threads)
+        case 0, 2...3: Self.backward10(n, x, dy, dx, w, p + (55296 * layer + 7680 * module.rawValue - 331776), q + (27648 * layer + 7680 * module.rawValue - 165888), g + (58368 * layer + 7680 * module.rawValue - 322560), g + (55296 * layer + 7680 * module.rawValue - 331776), threads: threads)
+        case 1: Self.backward11(n, x, dy, dx, w, p + 12288, q + 12288, g + 39936, g + 12288, threads: threads)
+        case 4, 7...8: Self.backward10(n, x, dy, dx, w, p + (61440 * layer + 12288 * module.rawValue - 374784), q + (30720 * layer + 12288 * module.rawValue - 187392), g + (67584 * layer + 12288 * module.rawValue - 387072), g + (61440 * layer + 12288 * module.rawValue - 374784), threads: threads)
+        case 5: Self.backward12(n, x, dy, dx, w, p + 79872, q + 52224, g + 110592, g + 79872, threads: threads)
+        case 6, 9...14, 16...17: Self.backward10(n, x, dy, dx, w, p + (73728 * layer + 12288 * module.rawValue - 473088), q + (36864 * layer + 12288 * module.rawValue - 236544), g + (73728 * layer + 12288 * module.rawValue - 436224), g + (73728 * layer + 12288 * module.rawValue - 473088), threads: threads)
+        case 15: Self.backward13(n, x, dy, dx, w, p + 337920, q + 168960, g + 374784, g + 337920, threads: threads)
+        case 18...35: Self.backward10(n, x, dy, dx, w, p + (12288 * module.rawValue + 411648), q + (12288 * module.rawValue + 205824), g + (12288 * module.rawValue + 448512), g + (12288 * module.rawValue + 411648), threads: threads)
         default: break
         }
     }
@@ -184,9 +190,8 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0, 2...3: Self.materialize14(n, delta, p + (58368 * layer + 7680 * module.rawValue - 322560), p + (55296 * layer + 7680 * module.rawValue - 331776), threads: threads)
         case 1: Self.materialize15(n, delta, p + 39936, p + 12288, threads: threads)
@@ -210,16 +215,15 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerForward18Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, q + 12288, q + 15360, storage: storage, threads: threads); return
-            case 7: Self.layerForward20Rows(n, xp, ys[0], ys[1], ys[2], p + 55296, q + 27648, q + 39936, q + 52224, storage: storage, threads: threads); return
-            case 8...10: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + (73728 * layer - 473088), q + (36864 * layer - 236544), q + (36864 * layer - 224256), q + (36864 * layer - 211968), storage: storage, threads: threads); return
-            case 11: Self.layerForward24Rows(n, xp, ys[0], ys[1], ys[2], p + 337920, q + 168960, q + 181248, q + 193536, storage: storage, threads: threads); return
-            case 0...5: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, q + 218112, q + 230400, storage: storage, threads: threads); return
+            case 6: Self.layerForward18Rows(n, xp, ys[0], ys[1], ys[2], p + 0, q + 0, q + 12288, storage: storage, threads: threads); return
+            case 7: Self.layerForward20Rows(n, xp, ys[0], ys[1], ys[2], p + 55296, q + 27648, q + 52224, storage: storage, threads: threads); return
+            case 8...10: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + (73728 * layer - 473088), q + (36864 * layer - 236544), storage: storage, threads: threads); return
+            case 11: Self.layerForward24Rows(n, xp, ys[0], ys[1], ys[2], p + 337920, q + 168960, q + 181248, storage: storage, threads: threads); return
+            case 0...5: Self.layerForward22Rows(n, xp, ys[0], ys[1], ys[2], p + 411648, q + 205824, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -240,16 +244,15 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfKey, .attentionSelfValue] {
             switch layer {
-            case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, q + 0, g + 43008, g + 44544, g + 46080, g + 47616, g + 49152, g + 50688, g + 52224, g + 53760, g + 39936, g + 41472, g + 27648, g + 29184, g + 30720, g + 32256, g + 33792, g + 35328, g + 36864, g + 38400, g + 0, g + 48, g + 96, g + 144, g + 192, g + 240, g + 288, g + 336, g + 384, g + 432, g + 480, g + 528, g + 576, g + 624, g + 672, g + 720, threads: threads); return
-            case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, q + 27648, g + 110592, g + 113664, g + 98304, g + 101376, g + 104448, g + 107520, g + 86016, g + 89088, g + 92160, g + 95232, g + 55296, g + 55372, g + 55449, g + 55526, g + 55603, g + 55680, g + 55756, g + 55833, g + 55910, g + 55987, threads: threads); return
-            case 8...10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + (73728 * layer - 473088), q + (36864 * layer - 211968), q + (36864 * layer - 224256), q + (36864 * layer - 236544), g + (73728 * layer - 411648), g + (73728 * layer - 405504), g + (73728 * layer - 423936), g + (73728 * layer - 417792), g + (73728 * layer - 436224), g + (73728 * layer - 430080), g + (73728 * layer - 473088), g + (73728 * layer - 472960), g + (73728 * layer - 472832), g + (73728 * layer - 472704), g + (73728 * layer - 472576), g + (73728 * layer - 472448), threads: threads); return
-            case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 181248, q + 168960, g + 399360, g + 405504, g + 387072, g + 393216, g + 374784, g + 380928, g + 337920, g + 338048, g + 338176, g + 338304, g + 338432, g + 338560, threads: threads); return
-            case 0...5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, q + 218112, q + 205824, g + 473088, g + 479232, g + 460800, g + 466944, g + 448512, g + 454656, g + 411648, g + 411776, g + 411904, g + 412032, g + 412160, g + 412288, threads: threads); return
+            case 6: Self.layerBackward26(n, xp, dys[0], dys[1], dys[2], dx, w, p + 0, q + 15360, q + 12288, g + 43008, g + 39936, g + 27648, g + 0, threads: threads); return
+            case 7: Self.layerBackward27(n, xp, dys[0], dys[1], dys[2], dx, w, p + 55296, q + 52224, q + 39936, g + 110592, g + 98304, g + 107520, g + 55296, g + 55372, threads: threads); return
+            case 8...10: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + (73728 * layer - 473088), q + (36864 * layer - 211968), g + (73728 * layer - 411648), g + (73728 * layer - 473088), threads: threads); return
+            case 11: Self.layerBackward29(n, xp, dys[0], dys[1], dys[2], dx, w, p + 337920, q + 193536, q + 168960, g + 399360, g + 374784, g + 337920, threads: threads); return
+            case 0...5: Self.layerBackward28(n, xp, dys[0], dys[1], dys[2], dx, w, p + 411648, q + 230400, g + 473088, g + 411648, threads: threads); return
             default: break
             }
         }
@@ -262,14 +265,14 @@ public final class BertDroppedAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×18)
         Kernels.stage(18, flops: 205824, threads: threads) { i, threads in
             switch i {
-            case 0, 2...3:
-                let at0 = p0 + (58368 * (i / 3) + 7680 * (i % 3))
-                let at1 = p1 + (27648 * (i / 3) + 7680 * (i % 3))
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+            case 0, 2...4, 6...17:
+                let at0 = p0 + ([0, 0, 15360, 58368, 70656, 0, 125952, 138240, 150528, 199680, 211968, 224256, 273408, 285696, 297984, 347136, 359424, 371712][i])
+                let at1 = p1 + ([0, 0, 15360, 27648, 39936, 0, 58368, 70656, 82944, 95232, 107520, 119808, 132096, 144384, 156672, 168960, 181248, 193536][i])
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             case 1:
                 for i0 in 0..<48 {
                     for i1 in 0..<4 {
@@ -278,91 +281,83 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                         }
                     }
                 }
-            case 4, 7...8:
-                let at0 = p4 + (67584 * (i / 3) + 12288 * (i % 3) - 79872)
-                let at1 = p5 + (30720 * (i / 3) + 12288 * (i % 3) - 43008)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
-            case 5:
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p6, b: nil, out: p7)
             default:
-                let at0 = p8 + (73728 * (i / 3) + 12288 * (i % 3) - 147456)
-                let at1 = p9 + (36864 * (i / 3) + 12288 * (i % 3) - 73728)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p4, b: nil, out: p5)
             }
         }
     }
 
     @inline(never)
-    private static func prepare1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare1(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×3)
         Kernels.stage(3, flops: 36864, threads: threads) { i, threads in
             switch i {
             default:
                 let at0 = p0 + (12288 * i)
                 let at1 = p1 + (12288 * i)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward2Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward4(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 4, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 8.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 8.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward4Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward4Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 12288, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward4(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward6(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward6Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward6(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward8(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 4.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward8Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward8Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward8(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward10(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward10(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 73728, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -383,20 +378,20 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: at0, lda: 768, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward11(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 18432, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -417,20 +412,20 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 8.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 12288 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: dy, lda: 768, b: w, ldb: 4, beta: 1, c: p2, ldc: 4, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: (dy + 384), lda: 768, b: w, ldb: 4, beta: 1, c: p3, ldc: 4, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 4, panels: 24, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (1536 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: at0, lda: 768, b: w, ldb: 4, beta: 1, c: at2, ldc: 4, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 4, panels: 24, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 4, panels: 24, k: n, alpha: 1.0, a: (w + 4 * n), lda: 4, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward12(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward12(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 36864, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -451,20 +446,20 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (3072 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward13(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 73728, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -485,113 +480,114 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 4.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p2, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: (dy + 384), lda: 768, b: w, ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: at0, lda: 768, b: w, ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 16, panels: 24, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize14(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize14(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 16, alpha: 2.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize15(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize15(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 8.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 4, alpha: 8.0, a: p0, lda: 4, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize16(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize16(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize17(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize17(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 16, alpha: 4.0, a: p0, lda: 16, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward18(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward18(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 36, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 36, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 8.0·Σ_rank z[16..<20][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[20..<36][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 55296 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 36, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 8.0, a: (w + 16), lda: 36, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
+            case 0, 2:
+                let at0 = w + (10 * i)
+                let at1 = p1 + (7680 * i)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 36, b: at1, beta: 1, c: at2, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 20), lda: 36, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 4, alpha: 8.0, a: (w + 16), lda: 36, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward18Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward18Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 110592, workspacePerRow: 36, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward18(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward18(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerForward20(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward20(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 40, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 40, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank z[32..<40][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 61440 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 40, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 16), lda: 40, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = w + (16 * i)
+                let at1 = p1 + (12288 * i)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 40, b: at1, beta: 1, c: at2, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 32), lda: 40, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: (w + 32), lda: 40, b: p2, beta: 1, c: y2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward20Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward20Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 122880, workspacePerRow: 40, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward20(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward20(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerForward22(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward22(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(3, flops: 73728 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: w, lda: 48, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+                let at0 = w + (16 * i)
+                let at1 = p1 + (12288 * i)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 48, b: at1, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward22Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward22Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward22(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward22(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerForward24(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward24(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 48, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 48, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 4.0·Σ_rank z[0..<16][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[16..<32][row, rank]·B.panels[panel, rank, lane]; y2[row, panel, lane] += 2.0·Σ_rank z[32..<48][row, rank]·B.panels[panel, rank, lane]
@@ -599,22 +595,23 @@ public final class BertDroppedAdapter: GeneratedAdapter {
             switch i {
             case 0:
                 Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 4.0, a: w, lda: 48, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 16), lda: 48, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: (w + 32), lda: 48, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+                let at0 = w + (16 * i)
+                let at1 = p2 + (12288 * i - 12288)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 48, b: at1, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward24Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward24Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 147456, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward24(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward24(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward26(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, _ p26: UnsafeMutablePointer<Float>, _ p27: UnsafeMutablePointer<Float>, _ p28: UnsafeMutablePointer<Float>, _ p29: UnsafeMutablePointer<Float>, _ p30: UnsafeMutablePointer<Float>, _ p31: UnsafeMutablePointer<Float>, _ p32: UnsafeMutablePointer<Float>, _ p33: UnsafeMutablePointer<Float>, _ p34: UnsafeMutablePointer<Float>, _ p35: UnsafeMutablePointer<Float>, _ p36: UnsafeMutablePointer<Float>, _ p37: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward26(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 165888, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -627,12 +624,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 48, k: 36, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow36, cRow: 36, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow36 + 36 * n + 20), cRow: 36, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 48, k: 4, alpha: 8.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow36 + 36 * n + 16), cRow: 36, cRank: 1, threads: threads)
+                case 1, 3:
+                    let at0 = [dyRow768, dy1Row768, dy2Row768][3 - i]
+                    let at1 = p1 + (7680 - 7680 * i)
+                    let at2 = wRow36 + (30 - 10 * i) + (36) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 768, packed: at1, beta: 0, c: at2, cRow: 36, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow36 + 36 * n), cRow: 36, cRank: 1, threads: threads)
+                    Kernels.panelDot(m: rows, panels: 48, k: 4, alpha: 8.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow36 + 36 * n + 16), cRow: 36, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -641,80 +639,28 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[20..<36][n, r]·dy[n, o] (×8); dB[o, r] += 8.0·Σ_n z[16..<20][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×8); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×16)
         Kernels.stage(34, flops: 110592 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 96), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 192), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 288), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 480), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p9, ldc: 16, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 576), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p10, ldc: 16, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy2 + 672), lda: 768, b: (w + 20), ldb: 36, beta: 1, c: p11, ldc: 16, threads: threads)
-            case 8:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: dy1, lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p12, ldc: 4, threads: threads)
-            case 9:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 36, beta: 1, c: p13, ldc: 4, threads: threads)
-            case 10:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 36, beta: 1, c: p14, ldc: 16, threads: threads)
-            case 11:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 96), lda: 768, b: w, ldb: 36, beta: 1, c: p15, ldc: 16, threads: threads)
-            case 12:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 192), lda: 768, b: w, ldb: 36, beta: 1, c: p16, ldc: 16, threads: threads)
-            case 13:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 288), lda: 768, b: w, ldb: 36, beta: 1, c: p17, ldc: 16, threads: threads)
-            case 14:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 36, beta: 1, c: p18, ldc: 16, threads: threads)
-            case 15:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 480), lda: 768, b: w, ldb: 36, beta: 1, c: p19, ldc: 16, threads: threads)
-            case 16:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 576), lda: 768, b: w, ldb: 36, beta: 1, c: p20, ldc: 16, threads: threads)
-            case 17:
-                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: (dy + 672), lda: 768, b: w, ldb: 36, beta: 1, c: p21, ldc: 16, threads: threads)
-            case 18:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: x, panelStride: 16, kStride: 768, beta: 1, c: p22, ldc: 768, threads: threads)
-            case 19:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 48), panelStride: 16, kStride: 768, beta: 1, c: p23, ldc: 768, threads: threads)
-            case 20:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 96), panelStride: 16, kStride: 768, beta: 1, c: p24, ldc: 768, threads: threads)
-            case 21:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 144), panelStride: 16, kStride: 768, beta: 1, c: p25, ldc: 768, threads: threads)
-            case 22:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 192), panelStride: 16, kStride: 768, beta: 1, c: p26, ldc: 768, threads: threads)
-            case 23:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 240), panelStride: 16, kStride: 768, beta: 1, c: p27, ldc: 768, threads: threads)
-            case 24:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 288), panelStride: 16, kStride: 768, beta: 1, c: p28, ldc: 768, threads: threads)
-            case 25:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 336), panelStride: 16, kStride: 768, beta: 1, c: p29, ldc: 768, threads: threads)
-            case 26:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p30, ldc: 768, threads: threads)
-            case 27:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 432), panelStride: 16, kStride: 768, beta: 1, c: p31, ldc: 768, threads: threads)
-            case 28:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 480), panelStride: 16, kStride: 768, beta: 1, c: p32, ldc: 768, threads: threads)
-            case 29:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 528), panelStride: 16, kStride: 768, beta: 1, c: p33, ldc: 768, threads: threads)
-            case 30:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 576), panelStride: 16, kStride: 768, beta: 1, c: p34, ldc: 768, threads: threads)
-            case 31:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 624), panelStride: 16, kStride: 768, beta: 1, c: p35, ldc: 768, threads: threads)
-            case 32:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 672), panelStride: 16, kStride: 768, beta: 1, c: p36, ldc: 768, threads: threads)
+            case 0...7:
+                let at0 = dy2 + (96 * i)
+                let at2 = p3 + (1536 * i)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: at0, lda: 768, b: (w + 20), ldb: 36, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 8...9:
+                let at0 = dy1 + (384 * i - 3072)
+                let at2 = p4 + (1536 * i - 12288)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 4, k: n, alpha: 8.0, a: at0, lda: 768, b: (w + 16), ldb: 36, beta: 1, c: at2, ldc: 4, threads: threads)
+            case 10...17:
+                let at0 = dy + (96 * i - 960)
+                let at2 = p5 + (1536 * i - 15360)
+                Kernels.gemm(transA: true, transB: false, m: 96, n: 16, k: n, alpha: 2.0, a: at0, lda: 768, b: w, ldb: 36, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: (x + 720), panelStride: 16, kStride: 768, beta: 1, c: p37, ldc: 768, threads: threads)
+                let at1 = x + (48 * i - 864)
+                let at2 = p6 + (48 * i - 864)
+                Kernels.panelGemm(transA: true, m: 36, panels: 3, k: n, alpha: 1.0, a: (w + 36 * n), lda: 36, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward27(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward27(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 184320, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -729,10 +675,11 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                     Kernels.panelDot(m: rows, panels: 48, k: 40, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow40, cRow: 40, cRank: 1, threads: threads)
                 case 1:
                     Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow40 + 40 * n + 32), cRow: 40, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow40 + 40 * n + 16), cRow: 40, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow40 + 40 * n), cRow: 40, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768, dy2Row768][3 - i]
+                    let at1 = p2 + (24576 - 12288 * i)
+                    let at2 = wRow40 + (48 - 16 * i) + (40) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 768, packed: at1, beta: 0, c: at2, cRow: 40, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -741,52 +688,34 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += Σ_n z[32..<40][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×4); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×4); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×10)
         Kernels.stage(20, flops: 122880 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: (w + 32), ldb: 40, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy1 + 192), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy1 + 576), lda: 768, b: (w + 16), ldb: 40, beta: 1, c: p9, ldc: 16, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 40, beta: 1, c: p10, ldc: 16, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy + 192), lda: 768, b: w, ldb: 40, beta: 1, c: p11, ldc: 16, threads: threads)
-            case 8:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 40, beta: 1, c: p12, ldc: 16, threads: threads)
-            case 9:
-                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: (dy + 576), lda: 768, b: w, ldb: 40, beta: 1, c: p13, ldc: 16, threads: threads)
-            case 10:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 76, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: x, ldb: 768, beta: 1, c: p14, ldc: 768, threads: threads)
-            case 11:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 76), ldb: 768, beta: 1, c: p15, ldc: 768, threads: threads)
-            case 12:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 153), ldb: 768, beta: 1, c: p16, ldc: 768, threads: threads)
-            case 13:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 230), ldb: 768, beta: 1, c: p17, ldc: 768, threads: threads)
-            case 14:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 307), ldb: 768, beta: 1, c: p18, ldc: 768, threads: threads)
-            case 15:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 76, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 384), ldb: 768, beta: 1, c: p19, ldc: 768, threads: threads)
-            case 16:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 460), ldb: 768, beta: 1, c: p20, ldc: 768, threads: threads)
-            case 17:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 537), ldb: 768, beta: 1, c: p21, ldc: 768, threads: threads)
-            case 18:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 614), ldb: 768, beta: 1, c: p22, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy2 + (384 * (i % 5))
+                let at2 = p3 + (3072 * (i % 5))
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 32), ldb: 40, beta: 1, c: at2, ldc: 8, threads: threads)
+            case 2...4, 7...9:
+                let at0 = [dy, dy1, dy2][1 - (i / 5)] + (192 * (i / 5) + 192 * (i % 5) - 384)
+                let at1 = w + (16 - 16 * (i / 5))
+                let at2 = p4 + (-6144 - 9216 * (i / 5) + 3072 * (i % 5))
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: at0, lda: 768, b: at1, ldb: 40, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 5...6:
+                let at0 = [dy, dy1, dy2][1 - (i % 5)] + (576 - 576 * (i % 5))
+                let at1 = w + (16 - 16 * (i % 5))
+                let at2 = p5 + (-21504 * (i % 5))
+                Kernels.gemm(transA: true, transB: false, m: 192, n: 16, k: n, alpha: 2.0, a: at0, lda: 768, b: at1, ldb: 40, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 10, 15:
+                let at1 = x + (384 * (i / 5) - 768)
+                let at2 = p6 + (384 * (i / 5) - 768)
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 76, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: at1, ldb: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: (x + 691), ldb: 768, beta: 1, c: p23, ldc: 768, threads: threads)
+                let at1 = x + (384 * (i / 5) + 77 * (i % 5) - 769)
+                let at2 = p7 + (384 * (i / 5) + 77 * (i % 5) - 845)
+                Kernels.gemm(transA: true, transB: false, m: 40, n: 77, k: n, alpha: 1.0, a: (w + 40 * n), lda: 40, b: at1, ldb: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward28(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward28(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 221184, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -799,12 +728,11 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 48, k: 48, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow48, cRow: 48, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow48 + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow48 + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow48 + 48 * n), cRow: 48, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768, dy2Row768][3 - i]
+                    let at1 = p1 + (12288 - 12288 * i)
+                    let at2 = wRow48 + (48 - 16 * i) + (48) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 768, packed: at1, beta: 0, c: at2, cRow: 48, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -813,36 +741,21 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<16][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×6)
         Kernels.stage(12, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
-            case 7:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 128), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 256), panelStride: 16, kStride: 768, beta: 1, c: p12, ldc: 768, threads: threads)
-            case 9:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p13, ldc: 768, threads: threads)
-            case 10:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 512), panelStride: 16, kStride: 768, beta: 1, c: p14, ldc: 768, threads: threads)
+            case 0...5:
+                let at0 = [dy, dy1, dy2][2 - (i / 2)] + (384 * (i % 2))
+                let at1 = w + (32 - 16 * (i / 2))
+                let at2 = p2 + (-12288 * (i / 2) + 6144 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: at0, lda: 768, b: at1, ldb: 48, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 640), panelStride: 16, kStride: 768, beta: 1, c: p15, ldc: 768, threads: threads)
+                let at1 = x + (256 * (i / 2) + 128 * (i % 2) - 768)
+                let at2 = p3 + (256 * (i / 2) + 128 * (i % 2) - 768)
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward29(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward29(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 221184, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -855,12 +768,13 @@ public final class BertDroppedAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 48, k: 48, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow48, cRow: 48, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow48 + 48 * n + 32), cRow: 48, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow48 + 48 * n + 16), cRow: 48, cRank: 1, threads: threads)
+                case 1...2:
+                    let at0 = [dyRow768, dy1Row768, dy2Row768][3 - i]
+                    let at1 = p1 + (12288 - 12288 * i)
+                    let at2 = wRow48 + (48 - 16 * i) + (48) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 2.0, a: at0, lda: 768, packed: at1, beta: 0, c: at2, cRow: 48, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 4.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow48 + 48 * n), cRow: 48, cRank: 1, threads: threads)
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 4.0, a: dyRow768, lda: 768, packed: p2, beta: 0, c: (wRow48 + 48 * n), cRow: 48, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -869,30 +783,19 @@ public final class BertDroppedAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[32..<48][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[16..<32][n, r]·dy[n, o] (×2); dB[o, r] += 4.0·Σ_n z[0..<16][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×6)
         Kernels.stage(12, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy2, lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy2 + 384), lda: 768, b: (w + 32), ldb: 48, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 16), ldb: 48, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: dy, lda: 768, b: w, ldb: 48, beta: 1, c: p8, ldc: 16, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: (dy + 384), lda: 768, b: w, ldb: 48, beta: 1, c: p9, ldc: 16, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
-            case 7:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 128), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 256), panelStride: 16, kStride: 768, beta: 1, c: p12, ldc: 768, threads: threads)
-            case 9:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p13, ldc: 768, threads: threads)
-            case 10:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 512), panelStride: 16, kStride: 768, beta: 1, c: p14, ldc: 768, threads: threads)
+            case 0...3:
+                let at0 = [dy, dy1, dy2][2 - (i / 2)] + (384 * (i % 2))
+                let at1 = w + (32 - 16 * (i / 2))
+                let at2 = p3 + (-12288 * (i / 2) + 6144 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 2.0, a: at0, lda: 768, b: at1, ldb: 48, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 4...5:
+                let at0 = dy + (384 * (i % 2))
+                let at2 = p4 + (6144 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 4.0, a: at0, lda: 768, b: w, ldb: 48, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: (x + 640), panelStride: 16, kStride: 768, beta: 1, c: p15, ldc: 768, threads: threads)
+                let at1 = x + (256 * (i / 2) + 128 * (i % 2) - 768)
+                let at2 = p5 + (256 * (i / 2) + 128 * (i % 2) - 768)
+                Kernels.panelGemm(transA: true, m: 48, panels: 8, k: n, alpha: 1.0, a: (w + 48 * n), lda: 48, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }

@@ -12,6 +12,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `BertQv`: 24 (layer, module) pairs, 294912 parameters.
 ///
 /// `prepare()` computes 147456 floats of prepared state from the parameters
@@ -85,11 +88,16 @@ public final class BertQvAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 32 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 12288, q + 0, threads: threads)  // group attn
         storage.markPrepared()
@@ -111,9 +119,8 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...23: Self.forward1Rows(n, x, y, p + (24576 * layer + 3072 * module.rawValue), q + (12288 * layer + 3072 * module.rawValue), storage: storage, threads: threads)
         default: break
@@ -132,11 +139,10 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...23: Self.backward3(n, x, dy, dx, w, p + (24576 * layer + 3072 * module.rawValue), q + (12288 * layer + 3072 * module.rawValue), g + (24576 * layer + 3072 * module.rawValue + 12288), g + (24576 * layer + 3072 * module.rawValue + 15360), g + (24576 * layer + 3072 * module.rawValue), g + (24576 * layer + 3072 * module.rawValue + 384), threads: threads)
+        case 0...23: Self.backward3(n, x, dy, dx, w, p + (24576 * layer + 3072 * module.rawValue), q + (12288 * layer + 3072 * module.rawValue), g + (24576 * layer + 3072 * module.rawValue + 12288), g + (24576 * layer + 3072 * module.rawValue), threads: threads)
         default: break
         }
     }
@@ -149,9 +155,8 @@ public final class BertQvAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...23: Self.materialize4(n, delta, p + (24576 * layer + 3072 * module.rawValue + 12288), p + (24576 * layer + 3072 * module.rawValue), threads: threads)
         default: break
@@ -169,12 +174,11 @@ public final class BertQvAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + (24576 * layer), q + (12288 * layer), q + (12288 * layer + 6144), storage: storage, threads: threads); return
+            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + (24576 * layer), q + (12288 * layer), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -195,12 +199,11 @@ public final class BertQvAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + (24576 * layer), q + (12288 * layer + 6144), q + (12288 * layer), g + (24576 * layer + 18432), g + (24576 * layer + 21504), g + (24576 * layer + 12288), g + (24576 * layer + 15360), g + (24576 * layer), g + (24576 * layer + 192), g + (24576 * layer + 384), g + (24576 * layer + 576), threads: threads); return
+            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + (24576 * layer), q + (12288 * layer + 6144), g + (24576 * layer + 18432), g + (24576 * layer), threads: threads); return
             default: break
             }
         }
@@ -213,34 +216,34 @@ public final class BertQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×24)
         Kernels.stage(24, flops: 147456, threads: threads) { i, threads in
             switch i {
             default:
                 let at0 = p0 + (24576 * (i / 2) + 6144 * (i % 2))
                 let at1 = p1 + (12288 * (i / 2) + 6144 * (i % 2))
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 36864, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -261,47 +264,48 @@ public final class BertQvAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (3072 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: at0, lda: 768, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 48, k: 16, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
+                let at0 = w + (8 * i)
+                let at1 = p1 + (6144 * i)
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: at0, lda: 16, b: at1, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward5Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, p2, threads: threads)
+            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 73728, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -313,10 +317,11 @@ public final class BertQvAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 2.0, a: dy1Row768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 2.0, a: dyRow768, lda: 768, packed: p2, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768][2 - i]
+                    let at1 = p1 + (6144 - 6144 * i)
+                    let at2 = wRow16 + (16 - 8 * i) + (16) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 2.0, a: at0, lda: 768, packed: at1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -325,22 +330,15 @@ public final class BertQvAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o] (×2); dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o] (×2); dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R] (×4)
         Kernels.stage(8, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: dy1, lda: 768, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: (dy1 + 384), lda: 768, b: (w + 8), ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: dy, lda: 768, b: w, ldb: 16, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: (dy + 384), lda: 768, b: w, ldb: 16, beta: 1, c: p6, ldc: 8, threads: threads)
-            case 4:
-                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 768, beta: 1, c: p7, ldc: 768, threads: threads)
-            case 5:
-                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 192), panelStride: 16, kStride: 768, beta: 1, c: p8, ldc: 768, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p9, ldc: 768, threads: threads)
+            case 0...3:
+                let at0 = [dy, dy1][1 - (i / 2)] + (384 * (i % 2))
+                let at1 = w + (8 - 8 * (i / 2))
+                let at2 = p2 + (-6144 * (i / 2) + 3072 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 2.0, a: at0, lda: 768, b: at1, ldb: 16, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: (x + 576), panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+                let at1 = x + (384 * (i / 2) + 192 * (i % 2) - 768)
+                let at2 = p3 + (384 * (i / 2) + 192 * (i % 2) - 768)
+                Kernels.panelGemm(transA: true, m: 16, panels: 12, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }

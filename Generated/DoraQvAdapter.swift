@@ -18,6 +18,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `DoraQv`: 5 (layer, module) pairs, 13472 parameters.
 ///
 /// `prepare()` computes 8192 floats of prepared state from the parameters
@@ -114,11 +117,16 @@ public final class DoraQvAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 16 * n + 128), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 4256, q + 0, threads: threads)  // group wide
         storage.markPrepared()
@@ -160,11 +168,10 @@ public final class DoraQvAdapter: GeneratedAdapter {
     }
 
     /// The pair's LoRA forward, `y += x·ΔWᵀ` (a DoRA pair's forward and backward start with it).
-    private func forwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    private func forwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: Floats, y: Floats) {
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...3: Self.forward1Rows(n, x, y, p + (80 * layer + 16 * module.rawValue + 32), p + (80 * layer + 16 * module.rawValue), storage: storage, threads: threads)
         case 4: Self.forward3Rows(n, x, y, p + 160, q + 0, storage: storage, threads: threads)
@@ -189,15 +196,14 @@ public final class DoraQvAdapter: GeneratedAdapter {
     }
 
     /// The pair's LoRA VJP, `dx += dy·ΔW` (a DoRA pair's with its rescaled dy).
-    private func backwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,
-                              dx: UnsafeMutablePointer<Float>) {
+    private func backwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: Floats, dy: Floats,
+                              dx: Floats) {
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...3: Self.backward5(n, x, dy, dx, w, p + (80 * layer + 16 * module.rawValue + 32), p + (80 * layer + 16 * module.rawValue), g + (80 * layer + 16 * module.rawValue), g + (80 * layer + 16 * module.rawValue + 32), threads: threads)
-        case 4: Self.backward6(n, x, dy, dx, w, p + 160, q + 0, g + 4256, g + 6304, g + 8352, g + 10400, g + 160, g + 416, threads: threads)
+        case 4: Self.backward6(n, x, dy, dx, w, p + 160, q + 0, g + 4256, g + 160, threads: threads)
         default: break
         }
     }
@@ -214,12 +220,11 @@ public final class DoraQvAdapter: GeneratedAdapter {
     }
 
     /// The pair's ΔW = s·B·A (a DoRA pair's materialize starts with it).
-    private func materializeLoRA(_ index: Int, _ layer: Int, _ module: Module, delta: UnsafeMutablePointer<Float>) {
+    private func materializeLoRA(_ index: Int, _ layer: Int, _ module: Module, delta: Floats) {
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n + 128), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...3: Self.materialize7(n, delta, p + (80 * layer + 16 * module.rawValue + 32), p + (80 * layer + 16 * module.rawValue), threads: threads)
         case 4: Self.materialize8(n, delta, p + 4256, p + 160, threads: threads)
@@ -281,13 +286,13 @@ public final class DoraQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 64, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[o, i] = Σ_r A[r, i]·B[o, r]
         for i in 0..<8 {
             for j in 0..<8 {
@@ -300,28 +305,28 @@ public final class DoraQvAdapter: GeneratedAdapter {
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 8, alpha: 2.0, a: x, lda: 8, b: w, ldb: 8, beta: 1, c: y, ldc: 8, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 128, workspacePerRow: 0, workspaceFixed: 64, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 8, y + first * 8, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward3(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 32, k: 8, alpha: 1.0, a: x, lda: 512, packed: p0, panelStride: 16, rankStride: 512, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 64, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 1024, threads: threads)
     }
 
-    private static func forward3Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward3Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward3(n, x + first * 512, y + first * 1024, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward5(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         // stage 1: z[o, i] = Σ_r A[r, i]·B[o, r]; dz[o, i] = 2.0·Σ_n x[n, i]·dy[n, o]
         Kernels.stage(2, flops: 128 * n + 256, threads: threads) { i, threads in
             switch i {
@@ -363,7 +368,7 @@ public final class DoraQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 32768, threads: threads) { rows, first, threads in
             let dxRow512 = dx + first * 512
             let dyRow1024 = dy + first * 1024
@@ -384,24 +389,20 @@ public final class DoraQvAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n dy[n, o]·z[n, r] (×4); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(6, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: dy, lda: 1024, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: (dy + 256), lda: 1024, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: (dy + 512), lda: 1024, b: w, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: (dy + 768), lda: 1024, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 4:
-                Kernels.panelGemm(transA: true, m: 8, panels: 16, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 512, beta: 1, c: p6, ldc: 512, threads: threads)
+            case 0...3:
+                let at0 = dy + (256 * i)
+                let at2 = p2 + (2048 * i)
+                Kernels.gemm(transA: true, transB: false, m: 256, n: 8, k: n, alpha: 2.0, a: at0, lda: 1024, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 16, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 256), panelStride: 16, kStride: 512, beta: 1, c: p7, ldc: 512, threads: threads)
+                let at1 = x + (256 * i - 1024)
+                let at2 = p3 + (256 * i - 1024)
+                Kernels.panelGemm(transA: true, m: 8, panels: 16, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 512, beta: 1, c: at2, ldc: 512, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize7(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize7(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         for i in 0..<8 {
             for j in 0..<8 {
@@ -413,7 +414,7 @@ public final class DoraQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize8(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 1024, panels: 32, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 512, beta: 0, c: delta, ldc: 512, threads: threads)
     }

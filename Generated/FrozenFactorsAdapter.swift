@@ -18,6 +18,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `FrozenFactors`: 12 (layer, module) pairs, 1232 parameters.
 ///
 /// `prepare()` computes 864 floats of prepared state from the parameters
@@ -98,11 +101,16 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 16 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 192, q + 480, threads: threads)  // group fa
         Self.prepare1(n, p + 960, p + 1056, q + 0, p + 1104, p + 1136, q + 288, threads: threads)  // group lotr
@@ -112,8 +120,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.finishBackward2(n, dq + 288, p + 1136, g + 1104, p + 960, dq + 0, g + 1056, threads: threads)  // group lotr
         storage.zeroPreparedGradients()
@@ -130,9 +137,8 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...5: Self.forward3Rows(n, x, y, p + (320 * layer + 96 * module.rawValue), q + (128 * layer + 64 * module.rawValue + 480), storage: storage, threads: threads)
         case 6...11: Self.forward5Rows(n, x, y, q + (24 * module.rawValue + 240), q + (4 * layer), storage: storage, threads: threads)
@@ -152,9 +158,8 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...5: Self.backward7(n, x, dy, dx, w, p + (320 * layer + 96 * module.rawValue), q + (128 * layer + 64 * module.rawValue + 480), g + (320 * layer + 64 * module.rawValue + 192), threads: threads)
         case 6...11: Self.backward8(n, x, dy, dx, w, q + (24 * module.rawValue + 240), q + (4 * layer), dq + (4 * layer), dq + (24 * module.rawValue + 240), threads: threads)
@@ -170,9 +175,8 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...5: Self.materialize9(n, delta, p + (320 * layer + 64 * module.rawValue + 192), p + (320 * layer + 96 * module.rawValue), threads: threads)
         case 6...11: Self.materialize10(n, delta, q + (4 * layer), q + (24 * module.rawValue + 240), threads: threads)
@@ -191,12 +195,11 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .key] {
             switch layer {
-            case 0...2: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + (320 * layer), q + (128 * layer + 480), q + (128 * layer + 544), storage: storage, threads: threads); return
+            case 0...2: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + (320 * layer), q + (128 * layer + 480), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -217,12 +220,11 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 16 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .key] {
             switch layer {
-            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (320 * layer), q + (128 * layer + 544), q + (128 * layer + 480), g + (320 * layer + 256), g + (320 * layer + 192), threads: threads); return
+            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (320 * layer), q + (128 * layer + 544), g + (320 * layer + 256), threads: threads); return
             default: break
             }
         }
@@ -235,7 +237,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×6)
         Kernels.stage(6, flops: 384, threads: threads) { i, threads in
             switch i {
@@ -252,7 +254,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func prepare1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare1(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         // stage 1: P1[out, layer, r2] = Σ_r1 core.0[out, r1]·core.1[r1, layer, r2]; P2[r2, module, in] = Σ_r3 core.2[r2, module, r3]·core.3[r3, in]
         Kernels.stage(2, flops: 3840, threads: threads) { i, threads in
             switch i {
@@ -277,7 +279,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func finishBackward2(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func finishBackward2(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         // stage 1: dcore.2[r2, module, r3] += Σ_in dP2[r2, module, in]·core.3[r3, in]; dcore.1[r1, layer, r2] += Σ_out core.0[out, r1]·dP1[out, layer, r2]
         Kernels.stage(2, flops: 3840, threads: threads) { i, threads in
             switch i {
@@ -302,35 +304,35 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward3(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 24, alpha: 1.0, a: x, lda: 24, b: p0, ldb: 24, beta: 0, c: w, ldc: 4, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 1, k: 4, alpha: 2.0, a: w, lda: 4, b: p1, panelStride: 16, kStride: 16, beta: 1, c: y, ldc: 16, threads: threads)
     }
 
-    private static func forward3Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward3Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 320, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward3(n, x + first * 24, y + first * 16, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward5(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: t3[n, r2] = Σ_in x[n, in]·P2[r2, in]
         Kernels.gemm(transA: false, transB: true, m: n, n: 4, k: 24, alpha: 1.0, a: x, lda: 24, b: p0, ldb: 48, beta: 0, c: w, ldc: 4, threads: threads)
         // stage 2: y[n, out] += Σ_r2 P1[out, r2]·t3[n, r2]
         Kernels.gemm(transA: false, transB: true, m: n, n: 24, k: 4, alpha: 1.0, a: w, lda: 4, b: p1, ldb: 12, beta: 1, c: y, ldc: 24, threads: threads)
     }
 
-    private static func forward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward5Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 384, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward5(n, x + first * 24, y + first * 24, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward7(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 512, threads: threads) { rows, first, threads in
             let dxRow24 = dx + first * 24
             let dyRow16 = dy + first * 16
@@ -353,7 +355,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 576, threads: threads) { rows, first, threads in
             let dxRow24 = dx + first * 24
             let dyRow24 = dy + first * 24
@@ -383,7 +385,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize9(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize9(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         for i in 0..<16 {
             for j in 0..<24 {
@@ -395,7 +397,7 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize10(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize10(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[out, in] = Σ_r2 P1[out, r2]·P2[r2, in]
         for i in 0..<24 {
             for j in 0..<24 {
@@ -407,28 +409,29 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward11(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.gemm(transA: false, transB: true, m: n, n: 8, k: 24, alpha: 1.0, a: x, lda: 24, b: p0, ldb: 24, beta: 0, c: w, ldc: 8, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<4][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[4..<8][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 4, alpha: 2.0, a: w, lda: 8, b: p1, panelStride: 16, kStride: 16, beta: 1, c: y, ldc: 16, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 4, alpha: 2.0, a: (w + 4), lda: 8, b: p2, panelStride: 16, kStride: 16, beta: 1, c: y1, ldc: 16, threads: threads)
+                let at0 = w + (4 * i)
+                let at1 = p1 + (64 * i)
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 1, k: 4, alpha: 2.0, a: at0, lda: 8, b: at1, panelStride: 16, kStride: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }
 
-    private static func layerForward11Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward11Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 640, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward11(n, x + first * 24, y + first * 16, y1 + first * 16, w, p0, p1, p2, threads: threads)
+            Self.layerForward11(n, x + first * 24, y + first * 16, y1 + first * 16, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward13(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1024, threads: threads) { rows, first, threads in
             let dxRow24 = dx + first * 24
             let dy1Row16 = dy1 + first * 16
@@ -440,10 +443,11 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: true, m: rows, n: 8, k: 24, alpha: 1.0, a: xRow24, lda: 24, b: p0, ldb: 24, beta: 0, c: wRow8, ldc: 8, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 1, k: 4, alpha: 2.0, a: dy1Row16, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (wRow8 + 8 * n + 4), cRow: 8, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 1, k: 4, alpha: 2.0, a: dyRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
+                    let at0 = [dyRow16, dy1Row16][2 - i]
+                    let at1 = p1 + (64 - 64 * i)
+                    let at2 = wRow8 + (8 - 4 * i) + (8) * n
+                    Kernels.panelDot(m: rows, panels: 1, k: 4, alpha: 2.0, a: at0, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 8, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -452,10 +456,11 @@ public final class FrozenFactorsAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[4..<8][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<4][n, r]·dy[n, o]
         Kernels.stage(2, flops: 256 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 4, k: n, alpha: 2.0, a: dy1, lda: 16, b: (w + 4), ldb: 8, beta: 1, c: p3, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 16, n: 4, k: n, alpha: 2.0, a: dy, lda: 16, b: w, ldb: 8, beta: 1, c: p4, ldc: 4, threads: threads)
+                let at0 = [dy, dy1][1 - i]
+                let at1 = w + (4 - 4 * i)
+                let at2 = p2 + (-64 * i)
+                Kernels.gemm(transA: true, transB: false, m: 16, n: 4, k: n, alpha: 2.0, a: at0, lda: 16, b: at1, ldb: 8, beta: 1, c: at2, ldc: 4, threads: threads)
             }
         }
     }

@@ -14,6 +14,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `LoRTACp`: 36 (layer, module) pairs, 49632 parameters.
 ///
 /// `prepare()` computes 25728 floats of prepared state from the parameters
@@ -86,11 +89,16 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 320 * n + 24576), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, q + 0, p + 384, p + 480, q + 1152, threads: threads)  // group qkv
         storage.markPrepared()
@@ -99,8 +107,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, w, dq + 0, p + 0, p + 384, g + 0, g + 384, threads: threads)  // group qkv
         storage.zeroPreparedGradients()
@@ -117,9 +124,8 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...35: Self.forward2Rows(n, x, y, p + 25056, q + (96 * layer + 32 * module.rawValue), q + 1152, storage: storage, threads: threads)
         default: break
@@ -138,11 +144,10 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...35: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + (96 * layer + 32 * module.rawValue), g + 480, g + 12768, dq + (96 * layer + 32 * module.rawValue), g + 25056, g + 37344, threads: threads)
+        case 0...35: Self.backward4(n, x, dy, dx, w, p + 25056, q + 1152, q + (96 * layer + 32 * module.rawValue), g + 480, dq + (96 * layer + 32 * module.rawValue), g + 25056, threads: threads)
         default: break
         }
     }
@@ -155,9 +160,8 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...35: Self.materialize5(n, delta, w, p + 480, q + (96 * layer + 32 * module.rawValue), p + 25056, threads: threads)
         default: break
@@ -175,12 +179,11 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0...11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + (96 * layer), q + (96 * layer + 32), q + (96 * layer + 64), q + 1152, storage: storage, threads: threads); return
+            case 0...11: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], p + 25056, q + (96 * layer), q + 1152, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -201,12 +204,11 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 320 * n + 24576), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0...11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + (96 * layer), q + (96 * layer + 32), q + (96 * layer + 64), g + 480, g + 12768, dq + (96 * layer + 64), dq + (96 * layer + 32), dq + (96 * layer), g + 25056, g + 37344, threads: threads); return
+            case 0...11: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, p + 25056, q + 1152, q + (96 * layer), g + 480, dq + (96 * layer + 64), g + 25056, threads: threads); return
             default: break
             }
         }
@@ -219,7 +221,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         // stage 1: P1[layer, module, c] = factor.layer[layer, c]⊙factor.module[module, c]
         for i0 in 0..<12 {
             for i1 in 0..<3 {
@@ -229,34 +231,27 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             }
         }
         // stage 2: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p3, b: nil, out: p4)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p3, b: nil, out: p4)
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func finishBackward1(_ n: Int, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         // stage 1: dP1ᵀ[c, layer, module] = dP1[layer, module, c]; factor.layerᵀ[c, layer] = factor.layer[layer, c]; dP1ᵀ[c, layer, module] = dP1[layer, module, c]
         Kernels.stage(3, flops: 2688, threads: threads) { i, threads in
             switch i {
-            case 0:
+            case 0, 2:
+                let at1 = w + (768 * i)
                 for i0 in 0..<32 {
                     for i1 in 0..<12 {
                         for i2 in 0..<3 {
-                            w[i0 * 36 + i1 * 3 + i2 * 1] = p0[i0 * 1 + i1 * 96 + i2 * 32]
+                            at1[i0 * 36 + i1 * 3 + i2 * 1] = p0[i0 * 1 + i1 * 96 + i2 * 32]
                         }
-                    }
-                }
-            case 1:
-                for i0 in 0..<32 {
-                    for i1 in 0..<12 {
-                        (w + 1152)[i0 * 12 + i1 * 1] = p1[i0 * 1 + i1 * 32]
                     }
                 }
             default:
                 for i0 in 0..<32 {
                     for i1 in 0..<12 {
-                        for i2 in 0..<3 {
-                            (w + 1536)[i0 * 36 + i1 * 3 + i2 * 1] = p0[i0 * 1 + i1 * 96 + i2 * 32]
-                        }
+                        (w + 1152)[i0 * 12 + i1 * 1] = p1[i0 * 1 + i1 * 32]
                     }
                 }
             }
@@ -289,7 +284,7 @@ public final class LoRTACpAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
         // stage 2: t3[n, c] = P1[c]⊙t2[n, c]
@@ -302,14 +297,14 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward2Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 98368, workspacePerRow: 64, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 147584, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -327,16 +322,12 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             // stage 2: t3[n, c] = P1[c]⊙t2[n, c]; dt2[n, c] = P1[c]⊙dt3[n, c]
             Kernels.stage(2, flops: 128 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<32 {
-                            (wRow32 + 32 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
-                        }
-                    }
                 default:
+                    let at1 = wRow32 + (64 * i + 32) * n
+                    let at2 = wRow32 + (64 * i) * n
                     for i0 in 0..<rows {
                         for i1 in 0..<32 {
-                            (wRow32 + 96 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * (wRow32 + 64 * n)[i0 * 32 + i1 * 1]
+                            at1[i0 * 32 + i1 * 1] = p2[i1 * 1] * at2[i0 * 32 + i1 * 1]
                         }
                     }
                 }
@@ -347,76 +338,64 @@ public final class LoRTACpAdapter: GeneratedAdapter {
         // stage 4: dfactor.out[out, c] += Σ_n dy[n, out]·t3[n, c] (×2); dP1[c] += Σ_n dt3[n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in] (×2)
         Kernels.stage(5, flops: 98368 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p3 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             case 2:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p5, ldc: 1, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p4, ldc: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p7, ldc: 32, threads: threads)
+                let at0 = x + (384 * i - 1152)
+                let at2 = p5 + (12288 * i - 36864)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: m1[out, c] = factor.out[out, c]⊙P1[c]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 768, left: 32, right: 0, output: 32, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 768, left: 32, right: 0, output: 32), Kernels.Loop(extent: 32, left: 1, right: 1, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: p1, out: w)
         // stage 2: ΔW[out, in] = Σ_c factor.in[in, c]·m1[out, c]
         Kernels.gemm(transA: false, transB: true, m: 768, n: 768, k: 32, alpha: 1.0, a: w, lda: 32, b: p2, ldb: 32, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 32, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 32, beta: 0, c: w, ldc: 32, threads: threads)
-        // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]
+        // stage 2: t3[*][n, c] = P1[c]⊙t2[n, c] (×3)
         Kernels.stage(3, flops: 192 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 32 * n)[i0 * 32 + i1 * 1] = p1[i1 * 1] * w[i0 * 32 + i1 * 1]
-                    }
-                }
-            case 1:
-                for i0 in 0..<n {
-                    for i1 in 0..<32 {
-                        (w + 64 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * w[i0 * 32 + i1 * 1]
-                    }
-                }
             default:
+                let at0 = p1 + (32 * i)
+                let at1 = w + (32 * i + 32) * n
                 for i0 in 0..<n {
                     for i1 in 0..<32 {
-                        (w + 96 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * w[i0 * 32 + i1 * 1]
+                        at1[i0 * 32 + i1 * 1] = at0[i1 * 1] * w[i0 * 32 + i1 * 1]
                     }
                 }
             }
         }
-        // stage 3: y0[row, panel, lane] += Σ_rank t3[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t3[1][row, rank]·factor.out.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t3[2][row, rank]·factor.out.panels[panel, rank, lane]
+        // stage 3: y*[row, panel, lane] += Σ_rank t3[*][row, rank]·factor.out.panels[panel, rank, lane] (×3)
         Kernels.stage(3, flops: 147456 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 32 * n), lda: 32, b: p4, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 64 * n), lda: 32, b: p4, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: (w + 96 * n), lda: 32, b: p4, beta: 1, c: y2, ldc: 768, threads: threads)
+                let at0 = w + (32 * i + 32) * n
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 1.0, a: at0, lda: 32, b: p2, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 196800, workspacePerRow: 128, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, p4, threads: threads)
+            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 246208, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -424,56 +403,27 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             let dyRow768 = dy + first * 768
             let wRow32 = w + first * 32
             let xRow768 = x + first * 768
-            // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[2][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt3[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            // stage 1: t2[n, c] = Σ_in factor.in[in, c]·x[n, in]; dt3[*][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane] (×3)
             Kernels.stage(4, flops: 196608 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 32, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 32, beta: 0, c: wRow32, ldc: 32, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 128 * n), cRow: 32, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: dy1Row768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 160 * n), cRow: 32, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow32 + 192 * n), cRow: 32, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768, dy2Row768][3 - i]
+                    let at2 = wRow32 + (32 * i + 96) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 32, alpha: 1.0, a: at0, lda: 768, packed: p1, beta: 0, c: at2, cRow: 32, cRank: 1, threads: threads)
                 }
             }
-            // stage 2: t3[0][n, c] = P1[c]⊙t2[n, c]; t3[1][n, c] = P1[c]⊙t2[n, c]; t3[2][n, c] = P1[c]⊙t2[n, c]; dt2[n, c] = P1[c]⊙dt3[2][n, c]; dt2.part1[n, c] = P1[c]⊙dt3[1][n, c]; dt2.part2[n, c] = P1[c]⊙dt3[0][n, c]
+            // stage 2: t3[*][n, c] = P1[c]⊙t2[n, c] (×3); dt2[n, c] = P1[c]⊙dt3[2][n, c]; dt2.part*[n, c] = P1[c]⊙dt3[*][n, c] (×2)
             Kernels.stage(6, flops: 384 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<32 {
-                            (wRow32 + 32 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
-                        }
-                    }
-                case 1:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<32 {
-                            (wRow32 + 64 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
-                        }
-                    }
-                case 2:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<32 {
-                            (wRow32 + 96 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * wRow32[i0 * 32 + i1 * 1]
-                        }
-                    }
-                case 3:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<32 {
-                            (wRow32 + 224 * n)[i0 * 32 + i1 * 1] = p4[i1 * 1] * (wRow32 + 128 * n)[i0 * 32 + i1 * 1]
-                        }
-                    }
-                case 4:
-                    for i0 in 0..<rows {
-                        for i1 in 0..<32 {
-                            (wRow32 + 256 * n)[i0 * 32 + i1 * 1] = p3[i1 * 1] * (wRow32 + 160 * n)[i0 * 32 + i1 * 1]
-                        }
-                    }
                 default:
+                    let at0 = p2 + ([0, 32, 64, 64, 32, 0][i])
+                    let at1 = wRow32 + ([32, 64, 96, 224, 256, 288][i]) * n
+                    let at2 = wRow32 + ([0, 0, 0, 128, 160, 192][i]) * n
                     for i0 in 0..<rows {
                         for i1 in 0..<32 {
-                            (wRow32 + 288 * n)[i0 * 32 + i1 * 1] = p2[i1 * 1] * (wRow32 + 192 * n)[i0 * 32 + i1 * 1]
+                            at1[i0 * 32 + i1 * 1] = at0[i1 * 1] * at2[i0 * 32 + i1 * 1]
                         }
                     }
                 }
@@ -493,41 +443,39 @@ public final class LoRTACpAdapter: GeneratedAdapter {
             // stage 5: dx[n, in] += Σ_c factor.in[in, c]·dt2[n, c]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 32, alpha: 1.0, a: (wRow32 + 224 * n), lda: 32, b: p0, ldb: 32, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 6: dfactor.out[out, c] += Σ_n dy[n, out]·t3[2][n, c] (×2); dP1[c] += Σ_n dt3[2][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[1][n, c]·t2[n, c]; dP1[c] += Σ_n dt3[0][n, c]·t2[n, c]; dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in] (×2)
+        // stage 6: dfactor.out[out, c] += Σ_n dy[n, out]·t3[*][n, c] (×2); dP1[c] += Σ_n dt3[*][n, c]·t2[n, c] (×3); dfactor.in[in, c] += Σ_n dt2[n, c]·x[n, in] (×2)
         Kernels.stage(7, flops: 98496 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy2, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
-            case 2:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 128 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p7, ldc: 1, threads: threads)
-            case 3:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 160 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p8, ldc: 1, threads: threads)
-            case 4:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1, reduces: false)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: (w + 192 * n), lda: 32, b: w, ldb: 32, beta: 1, c: p9, ldc: 1, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: p10, ldc: 32, threads: threads)
+            case 0...1:
+                let at0 = dy2 + (384 * i)
+                let at2 = p3 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 96 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
+            case 2...4:
+                let at0 = w + (32 * i + 64) * n
+                let at2 = p4 + (64 - 32 * i)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 32, left: 1, right: 1, output: 1)], transA: true, transB: false, m: 1, n: 1, k: n, alpha: 1.0, a: at0, lda: 32, b: w, ldb: 32, beta: 1, c: at2, ldc: 1, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: p11, ldc: 32, threads: threads)
+                let at0 = x + (384 * i - 1920)
+                let at2 = p5 + (12288 * i - 61440)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 224 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             }
         }
-        // stage 7: dfactor.out[out, c] += Σ_n dy[n, out]·t3[1][n, c] (×2)
+        // stage 7: dfactor.out[out, c] += Σ_n dy[n, out]·t3[*][n, c] (×2)
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
+                let at0 = dy1 + (384 * i)
+                let at2 = p3 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 64 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             }
         }
-        // stage 8: dfactor.out[out, c] += Σ_n dy[n, out]·t3[0][n, c] (×2)
+        // stage 8: dfactor.out[out, c] += Σ_n dy[n, out]·t3[*][n, c] (×2)
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
+                let at0 = dy + (384 * i)
+                let at2 = p3 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 32 * n), ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             }
         }
     }

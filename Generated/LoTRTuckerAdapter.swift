@@ -13,6 +13,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `LoTRTucker`: 24 (layer, module) pairs, 30720 parameters.
 ///
 /// `prepare()` computes 12288 floats of prepared state from the parameters
@@ -81,11 +84,16 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 96 * n + 12288), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 6144, q + 0, threads: threads)  // group qv
         storage.markPrepared()
@@ -107,9 +115,8 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...23: Self.forward1Rows(n, x, y, p + 18432, p + (512 * layer + 256 * module.rawValue), q + 0, storage: storage, threads: threads)
         default: break
@@ -128,11 +135,10 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + (512 * layer + 256 * module.rawValue), g + 6144, g + 12288, g + (512 * layer + 256 * module.rawValue), g + 18432, g + 24576, threads: threads)
+        case 0...23: Self.backward3(n, x, dy, dx, w, p + 18432, q + 0, p + (512 * layer + 256 * module.rawValue), g + 6144, g + (512 * layer + 256 * module.rawValue), g + 18432, threads: threads)
         default: break
         }
     }
@@ -145,9 +151,8 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...23: Self.materialize4(n, delta, w, p + 18432, p + (512 * layer + 256 * module.rawValue), p + 6144, threads: threads)
         default: break
@@ -165,12 +170,11 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + (512 * layer), p + (512 * layer + 256), q + 0, storage: storage, threads: threads); return
+            case 0...11: Self.layerForward5Rows(n, xp, ys[0], ys[1], p + 18432, p + (512 * layer), q + 0, storage: storage, threads: threads); return
             default: break
             }
         }
@@ -191,12 +195,11 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 96 * n + 12288), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .value] {
             switch layer {
-            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + (512 * layer), p + (512 * layer + 256), g + 6144, g + 12288, g + (512 * layer + 256), g + (512 * layer), g + 18432, g + 24576, threads: threads); return
+            case 0...11: Self.layerBackward7(n, xp, dys[0], dys[1], dx, w, p + 18432, q + 0, p + (512 * layer), p + (512 * layer + 256), g + 6144, g + (512 * layer + 256), g + 18432, threads: threads); return
             default: break
             }
         }
@@ -209,13 +212,13 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: factor.out.panels[panel, rank, lane] = factor.out[panel, lane, rank]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 256, right: 0, output: 256), Kernels.Loop(extent: 16, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 16, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p0, b: nil, out: p1)
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
         // stage 2: t2[n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
@@ -224,14 +227,14 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 49664, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 768, y + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward3(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 74752, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -261,22 +264,22 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
         // stage 4: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(5, flops: 49664 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p3, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p3 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: p6, ldc: 16, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 32 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: p7, ldc: 16, threads: threads)
+                let at0 = x + (384 * i - 1152)
+                let at2 = p5 + (6144 * i - 18432)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 48 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize4(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize4(_ n: Int, _ delta: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: m1[in, t.out] = Σ_t.in core[t.out, t.in]·factor.in[in, t.in]
         Kernels.panelDot(m: 768, panels: 1, k: 16, alpha: 1.0, a: p0, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: ΔW[out, in] = Σ_t.out factor.out[out, t.out]·m1[in, t.out]
@@ -284,61 +287,61 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func layerForward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward5(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 16, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 16, beta: 0, c: w, ldc: 16, threads: threads)
-        // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]
+        // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×2)
         Kernels.stage(2, flops: 1024 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p1, panelStride: 16, rankStride: 16, beta: 0, c: (w + 16 * n), cRow: 16, cRank: 1, threads: threads)
             default:
-                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (w + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                let at1 = p1 + (256 * i)
+                let at2 = w + (16 * i + 16) * n
+                Kernels.panelDot(m: n, panels: 1, k: 16, alpha: 1.0, a: w, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
             }
         }
-        // stage 3: y0[row, panel, lane] += Σ_rank t2[0][row, rank]·factor.out.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t2[1][row, rank]·factor.out.panels[panel, rank, lane]
+        // stage 3: y*[row, panel, lane] += Σ_rank t2[*][row, rank]·factor.out.panels[panel, rank, lane] (×2)
         Kernels.stage(2, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 16 * n), lda: 16, b: p3, beta: 1, c: y, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: (w + 32 * n), lda: 16, b: p3, beta: 1, c: y1, ldc: 768, threads: threads)
+                let at0 = w + (16 * i + 16) * n
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 16, alpha: 1.0, a: at0, lda: 16, b: p2, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward5Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward5Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 74752, workspacePerRow: 48, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward5(n, x + first * 768, y + first * 768, y1 + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward7(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward7(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 100352, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
             let dyRow768 = dy + first * 768
             let wRow16 = w + first * 16
             let xRow768 = x + first * 768
-            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[1][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]; dt2[0][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane]
+            // stage 1: t1[n, t.in] = Σ_in factor.in[in, t.in]·x[n, in]; dt2[*][row, rank] = Σ_panel,lane dy[row, panel, lane]·factor.out.panels[panel, rank, lane] (×2)
             Kernels.stage(3, flops: 73728 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0:
                     Kernels.gemm(transA: false, transB: false, m: rows, n: 16, k: 768, alpha: 1.0, a: xRow768, lda: 768, b: p0, ldb: 16, beta: 0, c: wRow16, ldc: 16, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: dy1Row768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 48 * n), cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: dyRow768, lda: 768, packed: p1, beta: 0, c: (wRow16 + 64 * n), cRow: 16, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768][2 - i]
+                    let at2 = wRow16 + (16 * i + 32) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 16, alpha: 1.0, a: at0, lda: 768, packed: p1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
-            // stage 2: t2[0][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; t2[1][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in]; dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]
+            // stage 2: t2[*][n, t.out] = Σ_t.in core[t.out, t.in]·t1[n, t.in] (×2); dt1[n, t.in] = Σ_t.out core[t.out, t.in]·dt2[1][n, t.out]
             Kernels.stage(3, flops: 1536 * rows, threads: threads) { i, threads in
                 switch i {
-                case 0:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p2, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: p3, panelStride: 16, rankStride: 16, beta: 0, c: (wRow16 + 32 * n), cRow: 16, cRank: 1, threads: threads)
+                case 0...1:
+                    let at1 = p2 + (256 * i)
+                    let at2 = wRow16 + (16 * i + 16) * n
+                    Kernels.panelDot(m: rows, panels: 1, k: 16, alpha: 1.0, a: wRow16, lda: 16, packed: at1, panelStride: 16, rankStride: 16, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 default:
                     Kernels.panelGemm(transA: false, m: rows, panels: 1, k: 16, alpha: 1.0, a: (wRow16 + 48 * n), lda: 16, b: p3, panelStride: 16, kStride: 16, beta: 0, c: (wRow16 + 80 * n), ldc: 16, threads: threads)
                 }
@@ -348,30 +351,30 @@ public final class LoTRTuckerAdapter: GeneratedAdapter {
             // stage 4: dx[n, in] += Σ_t.in factor.in[in, t.in]·dt1[n, t.in]
             Kernels.gemm(transA: false, transB: true, m: rows, n: 768, k: 16, alpha: 1.0, a: (wRow16 + 80 * n), lda: 16, b: p0, ldb: 16, beta: 1, c: dxRow768, ldc: 768, threads: threads)
         }
-        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[1][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[1][n, t.out]·t1[n, t.in]; dcore[t.out, t.in] += Σ_n dt2[0][n, t.out]·t1[n, t.in]; dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
+        // stage 5: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[*][n, t.out] (×2); dcore[t.out, t.in] += Σ_n dt2[*][n, t.out]·t1[n, t.in] (×2); dfactor.in[in, t.in] += Σ_n dt1[n, t.in]·x[n, in] (×2)
         Kernels.stage(6, flops: 50176 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy1, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 48 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p6, ldc: 16, threads: threads)
-            case 3:
-                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: (w + 64 * n), lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: p7, ldc: 16, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p8, ldc: 16, threads: threads)
+            case 0...1:
+                let at0 = dy1 + (384 * i)
+                let at2 = p4 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 32 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
+            case 2...3:
+                let at0 = w + (16 * i + 16) * n
+                let at2 = p5 + (512 - 256 * i)
+                Kernels.panelGemm(transA: true, m: 16, panels: 1, k: n, alpha: 1.0, a: at0, lda: 16, b: w, panelStride: 16, kStride: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: p9, ldc: 16, threads: threads)
+                let at0 = x + (384 * i - 1536)
+                let at2 = p6 + (6144 * i - 24576)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 80 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
-        // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[0][n, t.out] (×2)
+        // stage 6: dfactor.out[out, t.out] += Σ_n dy[n, out]·t2[*][n, t.out] (×2)
         Kernels.stage(2, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: dy, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p4, ldc: 16, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: p5, ldc: 16, threads: threads)
+                let at0 = dy + (384 * i)
+                let at2 = p4 + (6144 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 16, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 16 * n), ldb: 16, beta: 1, c: at2, ldc: 16, threads: threads)
             }
         }
     }

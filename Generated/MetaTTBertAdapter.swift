@@ -14,6 +14,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `MetaTTBert`: 48 (layer, module) pairs, 13312 parameters.
 ///
 /// `prepare()` computes 9216 floats of prepared state from the parameters
@@ -89,11 +92,16 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 32 * n + 6144), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 6144, p + 6912, q + 0, p + 7168, q + 3072, threads: threads)  // group attn
         storage.markPrepared()
@@ -102,8 +110,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 0, p + 6912, g + 6144, p + 6144, g + 6912, threads: threads)  // group attn
         storage.zeroPreparedGradients()
@@ -120,9 +127,8 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...47: Self.forward2Rows(n, x, y, p + 0, q + (32 * layer + 8 * module.rawValue), q + 3072, storage: storage, threads: threads)
         default: break
@@ -141,11 +147,10 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...47: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + (32 * layer + 8 * module.rawValue), g + 7168, g + 7552, dq + (32 * layer + 8 * module.rawValue), g + 0, g + 3072, threads: threads)
+        case 0...47: Self.backward4(n, x, dy, dx, w, p + 0, q + 3072, q + (32 * layer + 8 * module.rawValue), g + 7168, dq + (32 * layer + 8 * module.rawValue), g + 0, threads: threads)
         default: break
         }
     }
@@ -158,9 +163,8 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n + 6144), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...47: Self.materialize5(n, delta, w, p + 0, q + (32 * layer + 8 * module.rawValue), p + 7168, threads: threads)
         default: break
@@ -182,15 +186,15 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         // stage 1: P2[r1, layer, module, r3] = Σ_r2 core.1[r1, layer, r2]·core.2[r2, module, r3]
         Kernels.panelGemm(transA: false, m: 96, panels: 2, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 32, beta: 0, c: p2, ldc: 32, threads: threads)
         // stage 2: core.3.panels[panel, rank, lane] = core.3[rank, panel, lane]
-        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 16, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 768, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 1, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: p3, b: nil, out: p4)
+        Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 16, right: 0, output: 128), Kernels.Loop(extent: 8, left: 768, right: 0, output: 16), Kernels.Loop(extent: 16, left: 1, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: p3, b: nil, out: p4)
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func finishBackward1(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         // stage 1: dcore.1[r1, layer, r2] += Σ_module,r3 dP2[r1, layer, module, r3]·core.2[r2, module, r3]; dcore.2[r2, module, r3] += Σ_r1,layer core.1[r1, layer, r2]·dP2[r1, layer, module, r3]
         Kernels.stage(2, flops: 98304, threads: threads) { i, threads in
             switch i {
@@ -203,7 +207,7 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: t1[n, r1] = Σ_in core.0[in, r1]·x[n, in]
         Kernels.gemm(transA: false, transB: false, m: n, n: 8, k: 768, alpha: 1.0, a: x, lda: 768, b: p0, ldb: 8, beta: 0, c: w, ldc: 8, threads: threads)
         // stage 2: t3[n, r3] = Σ_r1 t1[n, r1]·P2[r1, r3]
@@ -212,14 +216,14 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 2.0, a: (w + 8 * n), lda: 8, b: p2, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward2Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 24704, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 37120, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -249,22 +253,22 @@ public final class MetaTTBertAdapter: GeneratedAdapter {
         // stage 4: dcore.3[r3, out] += 2.0·Σ_n dy[n, out]·t3[n, r3] (×2); dP2[r1, r3] += Σ_n t1[n, r1]·dt3[n, r3]; dcore.0[in, r1] += Σ_n dt1[n, r1]·x[n, in] (×2)
         Kernels.stage(5, flops: 24704 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: dy, panelStride: 16, kStride: 768, beta: 1, c: p3, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: (dy + 384), panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at1 = dy + (384 * i)
+                let at2 = p3 + (384 * i)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 2.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             case 2:
-                Kernels.gemm(transA: true, transB: false, m: 8, n: 8, k: n, alpha: 1.0, a: w, lda: 8, b: (w + 16 * n), ldb: 8, beta: 1, c: p5, ldc: 384, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: x, lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 8, n: 8, k: n, alpha: 1.0, a: w, lda: 8, b: (w + 16 * n), ldb: 8, beta: 1, c: p4, ldc: 384, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (x + 384), lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
+                let at0 = x + (384 * i - 1152)
+                let at2 = p5 + (3072 * i - 9216)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: (w + 24 * n), ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: m1[in, r3] = Σ_r1 core.0[in, r1]·P2[r1, r3]
         Kernels.gemm(transA: false, transB: false, m: 768, n: 8, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, ldb: 384, beta: 0, c: w, ldc: 8, threads: threads)
         // stage 2: ΔW[out, in] = 2.0·Σ_r3 core.3[r3, out]·m1[in, r3]

@@ -12,6 +12,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `MixedMlp`: 12 (layer, module) pairs, 1474560 parameters.
 ///
 /// `prepare()` computes 737280 floats of prepared state from the parameters
@@ -82,11 +85,16 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 64 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 122880, q + 0, p + 221184, q + 98304, threads: threads)  // group ffn
         storage.markPrepared()
@@ -108,9 +116,8 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0, 2, 4, 6, 8, 10: Self.forward1Rows(n, x, y, p + (122880 * layer), q + (61440 * layer), storage: storage, threads: threads)
         case 1, 3, 5, 7, 9, 11: Self.forward3Rows(n, x, y, p + (122880 * layer + 24576), q + (61440 * layer + 98304), storage: storage, threads: threads)
@@ -130,12 +137,11 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0, 2, 4, 6, 8, 10: Self.backward5(n, x, dy, dx, w, p + (122880 * layer), q + (61440 * layer), g + (122880 * layer + 122880), g + (122880 * layer + 135168), g + (122880 * layer + 147456), g + (122880 * layer + 159744), g + (122880 * layer + 172032), g + (122880 * layer + 184320), g + (122880 * layer + 196608), g + (122880 * layer + 208896), g + (122880 * layer), g + (122880 * layer + 384), threads: threads)
-        case 1, 3, 5, 7, 9, 11: Self.backward6(n, x, dy, dx, w, p + (122880 * layer + 24576), q + (61440 * layer + 98304), g + (122880 * layer + 221184), g + (122880 * layer + 233472), g + (122880 * layer + 24576), g + (122880 * layer + 24960), g + (122880 * layer + 25344), g + (122880 * layer + 25728), g + (122880 * layer + 26112), g + (122880 * layer + 26496), g + (122880 * layer + 26880), g + (122880 * layer + 27264), threads: threads)
+        case 0, 2, 4, 6, 8, 10: Self.backward5(n, x, dy, dx, w, p + (122880 * layer), q + (61440 * layer), g + (122880 * layer + 122880), g + (122880 * layer), threads: threads)
+        case 1, 3, 5, 7, 9, 11: Self.backward6(n, x, dy, dx, w, p + (122880 * layer + 24576), q + (61440 * layer + 98304), g + (122880 * layer + 221184), g + (122880 * layer + 24576), threads: threads)
         default: break
         }
     }
@@ -148,9 +154,8 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 64 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0, 2, 4, 6, 8, 10: Self.materialize7(n, delta, p + (122880 * layer + 122880), p + (122880 * layer), threads: threads)
         case 1, 3, 5, 7, 9, 11: Self.materialize8(n, delta, p + (122880 * layer + 221184), p + (122880 * layer + 24576), threads: threads)
@@ -173,52 +178,52 @@ public final class MixedMlpAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×12)
         Kernels.stage(12, flops: 737280, threads: threads) { i, threads in
             switch i {
             case 0, 2, 4, 6, 8, 10:
                 let at0 = p0 + (122880 * i)
                 let at1 = p1 + (61440 * i)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 192, left: 512, right: 0, output: 512), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             default:
                 let at0 = p2 + (122880 * i - 122880)
                 let at1 = p3 + (61440 * i - 61440)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512, reduces: false), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 512, right: 0, output: 512), Kernels.Loop(extent: 32, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 32, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 48, k: 32, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.828427·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 192, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 3072, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 768, y + first * 3072, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward3(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 192, k: 32, alpha: 1.0, a: x, lda: 3072, packed: p0, panelStride: 16, rankStride: 3072, beta: 0, c: w, cRow: 32, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.828427·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 32, alpha: 2.828427, a: w, lda: 32, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward3Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward3Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 245760, workspacePerRow: 32, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward3(n, x + first * 3072, y + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward5(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 294912, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow3072 = dy + first * 3072
@@ -239,32 +244,20 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r] (×8); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×2)
         Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: dy, lda: 3072, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 384), lda: 3072, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 768), lda: 3072, b: w, ldb: 32, beta: 1, c: p4, ldc: 32, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1152), lda: 3072, b: w, ldb: 32, beta: 1, c: p5, ldc: 32, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1536), lda: 3072, b: w, ldb: 32, beta: 1, c: p6, ldc: 32, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 1920), lda: 3072, b: w, ldb: 32, beta: 1, c: p7, ldc: 32, threads: threads)
-            case 6:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 2304), lda: 3072, b: w, ldb: 32, beta: 1, c: p8, ldc: 32, threads: threads)
-            case 7:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 2688), lda: 3072, b: w, ldb: 32, beta: 1, c: p9, ldc: 32, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+            case 0...7:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: at0, lda: 3072, b: w, ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 3072)
+                let at2 = p3 + (384 * i - 3072)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 442368, threads: threads) { rows, first, threads in
             let dxRow3072 = dx + first * 3072
             let dyRow768 = dy + first * 768
@@ -285,38 +278,26 @@ public final class MixedMlpAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.828427·Σ_n dy[n, o]·z[n, r] (×2); dA[r, i] += Σ_n x[n, i]·dz[n, r] (×8)
         Kernels.stage(10, flops: 245760 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: dy, lda: 768, b: w, ldb: 32, beta: 1, c: p2, ldc: 32, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: (dy + 384), lda: 768, b: w, ldb: 32, beta: 1, c: p3, ldc: 32, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: x, panelStride: 16, kStride: 3072, beta: 1, c: p4, ldc: 3072, threads: threads)
-            case 3:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 384), panelStride: 16, kStride: 3072, beta: 1, c: p5, ldc: 3072, threads: threads)
-            case 4:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 768), panelStride: 16, kStride: 3072, beta: 1, c: p6, ldc: 3072, threads: threads)
-            case 5:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1152), panelStride: 16, kStride: 3072, beta: 1, c: p7, ldc: 3072, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1536), panelStride: 16, kStride: 3072, beta: 1, c: p8, ldc: 3072, threads: threads)
-            case 7:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 1920), panelStride: 16, kStride: 3072, beta: 1, c: p9, ldc: 3072, threads: threads)
-            case 8:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2304), panelStride: 16, kStride: 3072, beta: 1, c: p10, ldc: 3072, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (12288 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 32, k: n, alpha: 2.828427, a: at0, lda: 768, b: w, ldb: 32, beta: 1, c: at2, ldc: 32, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: (x + 2688), panelStride: 16, kStride: 3072, beta: 1, c: p11, ldc: 3072, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 32, panels: 24, k: n, alpha: 1.0, a: (w + 32 * n), lda: 32, b: at1, panelStride: 16, kStride: 3072, beta: 1, c: at2, ldc: 3072, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize7(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize7(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 3072, panels: 48, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize8(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.828427·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 768, panels: 192, k: 32, alpha: 2.828427, a: p0, lda: 32, b: p1, panelStride: 16, kStride: 3072, beta: 0, c: delta, ldc: 3072, threads: threads)
     }

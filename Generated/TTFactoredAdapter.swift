@@ -18,6 +18,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `TTFactored`: 18 (layer, module) pairs, 3444 parameters.
 ///
 /// `prepare()` computes 234192 floats of prepared state from the parameters
@@ -94,11 +97,16 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 32 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, p + 36, q + 0, p + 2740, p + 3252, q + 115920, p + 180, q + 144, p + 2484, q + 117456, p + 436, q + 720, p + 948, q + 5328, q + 123600, threads: threads)  // group qkv
         storage.markPrepared()
@@ -107,8 +115,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 117456, q + 115920, g + 2484, p + 2484, dq + 115920, q + 720, dq + 5328, g + 948, p + 948, dq + 720, p + 3252, g + 2740, p + 2740, g + 3252, q + 144, g + 436, p + 436, dq + 144, q + 0, g + 180, p + 180, dq + 0, p + 36, g + 0, p + 0, g + 36, threads: threads)  // group qkv
         storage.zeroPreparedGradients()
@@ -125,9 +132,8 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...17: Self.forward2Rows(n, x, y, q + 117456, q + (18432 * layer + 6144 * module.rawValue + 123600), storage: storage, threads: threads)
         default: break
@@ -146,11 +152,10 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
-        case 0...17: Self.backward4(n, x, dy, dx, w, q + 117456, q + (18432 * layer + 6144 * module.rawValue + 123600), dq + (18432 * layer + 6144 * module.rawValue + 5328), dq + (18432 * layer + 6144 * module.rawValue + 8400), dq + 117456, dq + 117840, threads: threads)
+        case 0...17: Self.backward4(n, x, dy, dx, w, q + 117456, q + (18432 * layer + 6144 * module.rawValue + 123600), dq + (18432 * layer + 6144 * module.rawValue + 5328), dq + 117456, threads: threads)
         default: break
         }
     }
@@ -163,9 +168,8 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...17: Self.materialize5(n, delta, q + (18432 * layer + 6144 * module.rawValue + 5328), q + 117456, threads: threads)
         default: break
@@ -183,12 +187,11 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0...5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + (18432 * layer + 123600), q + (18432 * layer + 129744), q + (18432 * layer + 135888), storage: storage, threads: threads); return
+            case 0...5: Self.layerForward6Rows(n, xp, ys[0], ys[1], ys[2], q + 117456, q + (18432 * layer + 123600), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -209,12 +212,11 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.query, .key, .value] {
             switch layer {
-            case 0...5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + (18432 * layer + 135888), q + (18432 * layer + 129744), q + (18432 * layer + 123600), dq + (18432 * layer + 17616), dq + (18432 * layer + 20688), dq + (18432 * layer + 11472), dq + (18432 * layer + 14544), dq + (18432 * layer + 5328), dq + (18432 * layer + 8400), dq + 117456, dq + 117840, threads: threads); return
+            case 0...5: Self.layerBackward8(n, xp, dys[0], dys[1], dys[2], dx, w, q + 117456, q + (18432 * layer + 135888), dq + (18432 * layer + 17616), dq + 117456, threads: threads); return
             default: break
             }
         }
@@ -227,7 +229,7 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, _ p8: Floats, _ p9: Floats, _ p10: Floats, _ p11: Floats, _ p12: Floats, _ p13: Floats, _ p14: Floats, threads: Int) {
         // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P5[r6, in.1, in.2] = Σ_r7 core.6[r6, in.1, r7]·core.7[r7, in.2]
         Kernels.stage(2, flops: 26304, threads: threads) { i, threads in
             switch i {
@@ -262,13 +264,13 @@ public final class TTFactoredAdapter: GeneratedAdapter {
             default:
                 let at0 = p13 + (6144 * i)
                 let at1 = p14 + (6144 * i)
-                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128, reduces: false), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16, reduces: false), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1, reduces: false)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
+                Kernels.elementwise(dims: [Kernels.Loop(extent: 48, left: 128, right: 0, output: 128), Kernels.Loop(extent: 8, left: 1, right: 0, output: 16), Kernels.Loop(extent: 16, left: 8, right: 0, output: 1)], alpha: 1.0, accumulate: false, a: at0, b: nil, out: at1)
             }
         }
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, _ p17: UnsafeMutablePointer<Float>, _ p18: UnsafeMutablePointer<Float>, _ p19: UnsafeMutablePointer<Float>, _ p20: UnsafeMutablePointer<Float>, _ p21: UnsafeMutablePointer<Float>, _ p22: UnsafeMutablePointer<Float>, _ p23: UnsafeMutablePointer<Float>, _ p24: UnsafeMutablePointer<Float>, _ p25: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func finishBackward1(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, _ p8: Floats, _ p9: Floats, _ p10: Floats, _ p11: Floats, _ p12: Floats, _ p13: Floats, _ p14: Floats, _ p15: Floats, _ p16: Floats, _ p17: Floats, _ p18: Floats, _ p19: Floats, _ p20: Floats, _ p21: Floats, _ p22: Floats, _ p23: Floats, _ p24: Floats, _ p25: Floats, threads: Int) {
         // stage 1: dcore.5[r5, in.0, r6] += Σ_in.1,in.2 dP6[r5, in.0, in.1, in.2]·P5[r6, in.1, in.2]; dP5[r6, in.1, in.2] += Σ_r5,in.0 core.5[r5, in.0, r6]·dP6[r5, in.0, in.1, in.2]; dcore.4[r4, out.2, r5] += Σ_layer,module,out.0,out.1 dP4[layer, module, out.0, out.1, out.2, r5]·P3[layer, module, out.0, out.1, r4]; dP3[layer, module, out.0, out.1, r4] += Σ_out.2,r5 core.4[r4, out.2, r5]·dP4[layer, module, out.0, out.1, out.2, r5]
         Kernels.stage(4, flops: 3735552, threads: threads) { i, threads in
             switch i {
@@ -328,21 +330,21 @@ public final class TTFactoredAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
     }
 
-    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward2Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 24576, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward2(n, x + first * 768, y + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 36864, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dyRow768 = dy + first * 768
@@ -363,49 +365,47 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         // stage 3: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5] (×2); dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5] (×2)
         Kernels.stage(4, flops: 24576 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p2, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 2:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p4, ldc: 768, threads: threads)
+            case 0...1:
+                let at0 = dy + (384 * i)
+                let at2 = p2 + (3072 * i)
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p5, ldc: 768, threads: threads)
+                let at1 = x + (384 * i - 768)
+                let at2 = p3 + (384 * i - 768)
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[out.0, out.1, out.2, in.0, in.1, in.2] = Σ_r5 P4[out.0, out.1, out.2, r5]·P6[r5, in.0, in.1, in.2]
         Kernels.panelGemm(transA: false, m: 768, panels: 48, k: 8, alpha: 1.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 768, beta: 0, c: delta, ldc: 768, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]
         Kernels.panelDot(m: n, panels: 48, k: 8, alpha: 1.0, a: x, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
-        // stage 2: y0[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y1[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]; y2[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane]
+        // stage 2: y*[row, panel, lane] += Σ_rank t7[row, rank]·P4.panels[panel, rank, lane] (×3)
         Kernels.stage(3, flops: 36864 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 768, threads: threads)
-            case 1:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p2, beta: 1, c: y1, ldc: 768, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: p3, beta: 1, c: y2, ldc: 768, threads: threads)
+                let at1 = p1 + (6144 * i)
+                let at2 = [y, y1, y2][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 48, k: 8, alpha: 1.0, a: w, lda: 8, b: at1, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ y2: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ y2: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 49152, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, p2, p3, threads: threads)
+            Self.layerForward6(n, x + first * 768, y + first * 768, y1 + first * 768, y2 + first * 768, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dy2: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dy2: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 61456, threads: threads) { rows, first, threads in
             let dxRow768 = dx + first * 768
             let dy1Row768 = dy1 + first * 768
@@ -413,17 +413,16 @@ public final class TTFactoredAdapter: GeneratedAdapter {
             let dyRow768 = dy + first * 768
             let wRow8 = w + first * 8
             let xRow768 = x + first * 768
-            // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part1[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part2[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]
+            // stage 1: t7[n, r5] = Σ_in.0,in.1,in.2 x[n, in.0, in.1, in.2]·P6[r5, in.0, in.1, in.2]; dt7[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane]; dt7.part*[row, rank] = Σ_panel,lane dy[row, panel, lane]·P4.panels[panel, rank, lane] (×2)
             Kernels.stage(4, flops: 49152 * rows, threads: threads) { i, threads in
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: xRow768, lda: 768, packed: p0, panelStride: 16, rankStride: 768, beta: 0, c: wRow8, cRow: 8, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy2Row768, lda: 768, packed: p1, beta: 0, c: (wRow8 + 8 * n), cRow: 8, cRank: 1, threads: threads)
-                case 2:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dy1Row768, lda: 768, packed: p2, beta: 0, c: (wRow8 + 16 * n), cRow: 8, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: dyRow768, lda: 768, packed: p3, beta: 0, c: (wRow8 + 24 * n), cRow: 8, cRank: 1, threads: threads)
+                    let at0 = [dyRow768, dy1Row768, dy2Row768][3 - i]
+                    let at1 = p1 + (6144 - 6144 * i)
+                    let at2 = wRow8 + (8 * i) * n
+                    Kernels.panelDot(m: rows, panels: 48, k: 8, alpha: 1.0, a: at0, lda: 768, packed: at1, beta: 0, c: at2, cRow: 8, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dt7[n, r5] += dt7.part1[n, r5]
@@ -444,22 +443,14 @@ public final class TTFactoredAdapter: GeneratedAdapter {
         // stage 5: dP4[out.0, out.1, out.2, r5] += Σ_n dy[n, out.0, out.1, out.2]·t7[n, r5] (×6); dP6[r5, in.0, in.1, in.2] += Σ_n x[n, in.0, in.1, in.2]·dt7[n, r5] (×2)
         Kernels.stage(8, flops: 49152 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy2, lda: 768, b: w, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy2 + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
-            case 2:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy1, lda: 768, b: w, ldb: 8, beta: 1, c: p6, ldc: 8, threads: threads)
-            case 3:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy1 + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p7, ldc: 8, threads: threads)
-            case 4:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: dy, lda: 768, b: w, ldb: 8, beta: 1, c: p8, ldc: 8, threads: threads)
-            case 5:
-                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: (dy + 384), lda: 768, b: w, ldb: 8, beta: 1, c: p9, ldc: 8, threads: threads)
-            case 6:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: x, panelStride: 16, kStride: 768, beta: 1, c: p10, ldc: 768, threads: threads)
+            case 0...5:
+                let at0 = [dy, dy1, dy2][2 - (i / 2)] + (384 * (i % 2))
+                let at2 = p2 + (-6144 * (i / 2) + 3072 * (i % 2))
+                Kernels.gemm(transA: true, transB: false, m: 384, n: 8, k: n, alpha: 1.0, a: at0, lda: 768, b: w, ldb: 8, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: (x + 384), panelStride: 16, kStride: 768, beta: 1, c: p11, ldc: 768, threads: threads)
+                let at1 = x + (384 * (i % 2))
+                let at2 = p3 + (384 * (i % 2))
+                Kernels.panelGemm(transA: true, m: 8, panels: 24, k: n, alpha: 1.0, a: (w + 8 * n), lda: 8, b: at1, panelStride: 16, kStride: 768, beta: 1, c: at2, ldc: 768, threads: threads)
             }
         }
     }

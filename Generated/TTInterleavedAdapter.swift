@@ -16,6 +16,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `TTInterleaved`: 8 (layer, module) pairs, 432 parameters.
 ///
 /// `prepare()` computes 13344 floats of prepared state from the parameters
@@ -87,11 +90,16 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 48 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.prepare0(n, p + 0, p + 16, q + 0, p + 176, p + 272, q + 288, p + 48, q + 32, q + 1056, threads: threads)  // group mlp
         storage.markPrepared()
@@ -100,8 +108,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     /// Pushes the gradients of prepared state (accumulated by `backward`) into `gradients`, then clears them.
     public func finishBackward() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         Self.finishBackward1(n, dq + 1056, q + 288, dq + 32, q + 32, dq + 288, p + 272, g + 176, p + 176, g + 272, q + 0, g + 48, p + 48, dq + 0, p + 16, g + 0, p + 0, g + 16, threads: threads)  // group mlp
         storage.zeroPreparedGradients()
@@ -118,9 +125,8 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...7: Self.forward2Rows(n, x, y, p + 400, q + (3072 * layer + 1536 * module.rawValue + 1056), storage: storage, threads: threads)
         default: break
@@ -139,9 +145,8 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...7: Self.backward4(n, x, dy, dx, w, p + 400, q + (3072 * layer + 1536 * module.rawValue + 1056), dq + (3072 * layer + 1536 * module.rawValue + 1056), g + 400, threads: threads)
         default: break
@@ -156,9 +161,8 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...7: Self.materialize5(n, delta, q + (3072 * layer + 1536 * module.rawValue + 1056), p + 400, threads: threads)
         default: break
@@ -176,12 +180,11 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0...3: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + (3072 * layer + 1056), q + (3072 * layer + 2592), storage: storage, threads: threads); return
+            case 0...3: Self.layerForward6Rows(n, xp, ys[0], ys[1], p + 400, q + (3072 * layer + 1056), storage: storage, threads: threads); return
             default: break
             }
         }
@@ -202,12 +205,11 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 48 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.gate, .up] {
             switch layer {
-            case 0...3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + (3072 * layer + 2592), q + (3072 * layer + 1056), dq + (3072 * layer + 2592), dq + (3072 * layer + 1056), g + 400, threads: threads); return
+            case 0...3: Self.layerBackward8(n, xp, dys[0], dys[1], dx, w, p + 400, q + (3072 * layer + 2592), q + (3072 * layer + 1056), dq + (3072 * layer + 2592), g + 400, threads: threads); return
             default: break
             }
         }
@@ -220,7 +222,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, _ p8: Floats, threads: Int) {
         // stage 1: P1[layer, module, r2] = Σ_r1 core.0[layer, r1]·core.1[r1, module, r2]; P3[r3, in.0, out.1, r5] = Σ_r4 core.3[r3, in.0, r4]·core.4[r4, out.1, r5]
         Kernels.stage(2, flops: 6400, threads: threads) { i, threads in
             switch i {
@@ -255,7 +257,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func finishBackward1(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, _ p6: UnsafeMutablePointer<Float>, _ p7: UnsafeMutablePointer<Float>, _ p8: UnsafeMutablePointer<Float>, _ p9: UnsafeMutablePointer<Float>, _ p10: UnsafeMutablePointer<Float>, _ p11: UnsafeMutablePointer<Float>, _ p12: UnsafeMutablePointer<Float>, _ p13: UnsafeMutablePointer<Float>, _ p14: UnsafeMutablePointer<Float>, _ p15: UnsafeMutablePointer<Float>, _ p16: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func finishBackward1(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, _ p6: Floats, _ p7: Floats, _ p8: Floats, _ p9: Floats, _ p10: Floats, _ p11: Floats, _ p12: Floats, _ p13: Floats, _ p14: Floats, _ p15: Floats, _ p16: Floats, threads: Int) {
         // stage 1: dP2[layer, module, out.0, r3] += Σ_in.0,out.1,r5 dP4[layer, module, out.0, in.0, out.1, r5]·P3[r3, in.0, out.1, r5]; dP3[r3, in.0, out.1, r5] += Σ_layer,module,out.0 P2[layer, module, out.0, r3]·dP4[layer, module, out.0, in.0, out.1, r5]
         Kernels.stage(2, flops: 196608, threads: threads) { i, threads in
             switch i {
@@ -326,21 +328,21 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward2(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward2(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]
         Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
         // stage 2: y[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]
-        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
+        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
-    private static func forward2Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward2Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 3456, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward2(n, x + first * 48, y + first * 64, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward4(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward4(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 3840, threads: threads) { rows, first, threads in
             let dxRow48 = dx + first * 48
             let dyRow64 = dy + first * 64
@@ -352,7 +354,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
                 case 0:
                     Kernels.gemm(transA: false, transB: true, m: 6 * rows, n: 4, k: 8, alpha: 1.0, a: xRow48, lda: 8, b: p0, ldb: 8, beta: 0, c: wRow24, ldc: 4, threads: threads)
                 default:
-                    Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dyRow64, lda: 64, b: p1, ldb: 4, beta: 0, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
+                    Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dyRow64, lda: 64, b: p1, ldb: 4, beta: 0, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
                 }
             }
             // stage 2: dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
@@ -362,7 +364,7 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
         Kernels.stage(2, flops: 3456 * n, threads: threads) { i, threads in
             switch i {
             case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p2, ldc: 4, threads: threads)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p2, ldc: 4, threads: threads)
             default:
                 Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p3, ldc: 8, threads: threads)
             }
@@ -370,34 +372,34 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize5(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize5(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[out.0, out.1, in.0, in.1] = Σ_r5 core.5[r5, in.1]·P4[out.0, in.0, out.1, r5]
-        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 192, right: 0, output: 384, reduces: false), Kernels.Loop(extent: 8, left: 4, right: 0, output: 48, reduces: false)], transA: false, transB: false, m: 6, n: 8, k: 4, alpha: 1.0, a: p0, lda: 32, b: p1, ldb: 8, beta: 0, c: delta, ldc: 8, threads: threads)
+        Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 192, right: 0, output: 384), Kernels.Loop(extent: 8, left: 4, right: 0, output: 48)], transA: false, transB: false, m: 6, n: 8, k: 4, alpha: 1.0, a: p0, lda: 32, b: p1, ldb: 8, beta: 0, c: delta, ldc: 8, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward6(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: t5[n, in.0, r5] = Σ_in.1 core.5[r5, in.1]·x[n, in.0, in.1]
         Kernels.gemm(transA: false, transB: true, m: 6 * n, n: 4, k: 8, alpha: 1.0, a: x, lda: 8, b: p0, ldb: 8, beta: 0, c: w, ldc: 4, threads: threads)
-        // stage 2: y0[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]; y1[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5]
+        // stage 2: y*[n, out.0, out.1] += Σ_in.0,r5 P4[out.0, in.0, out.1, r5]·t5[n, in.0, r5] (×2)
         Kernels.stage(2, flops: 6144 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p1, ldb: 4, beta: 1, c: y, ldc: 64, threads: threads)
             default:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8, reduces: false), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: p2, ldb: 4, beta: 1, c: y1, ldc: 64, threads: threads)
+                let at1 = p1 + (1536 * i)
+                let at2 = [y, y1][i]
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 0, right: 192, output: 8), Kernels.Loop(extent: 6, left: 4, right: 32, output: 0, reduces: true)], transA: false, transB: true, m: n, n: 8, k: 4, alpha: 1.0, a: w, lda: 24, b: at1, ldb: 4, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }
 
-    private static func layerForward6Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward6Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 6528, workspacePerRow: 24, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward6(n, x + first * 48, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
+            Self.layerForward6(n, x + first * 48, y + first * 64, y1 + first * 64, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward8(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward8(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 6912, threads: threads) { rows, first, threads in
             let dxRow48 = dx + first * 48
             let dy1Row64 = dy1 + first * 64
@@ -410,23 +412,23 @@ public final class TTInterleavedAdapter: GeneratedAdapter {
                 case 0:
                     Kernels.gemm(transA: false, transB: true, m: 6 * rows, n: 4, k: 8, alpha: 1.0, a: xRow48, lda: 8, b: p0, ldb: 8, beta: 0, c: wRow24, ldc: 4, threads: threads)
                 default:
-                    Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dy1Row64, lda: 64, b: p1, ldb: 4, beta: 0, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
+                    Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dy1Row64, lda: 64, b: p1, ldb: 4, beta: 0, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
                 }
             }
             // stage 2: dt5[n, in.0, r5] += Σ_out.0,out.1 P4[out.0, in.0, out.1, r5]·dy[n, out.0, out.1]
-            Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4, reduces: false), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dyRow64, lda: 64, b: p2, ldb: 4, beta: 1, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
+            Kernels.loopedGemm(loops: [Kernels.Loop(extent: 6, left: 0, right: 32, output: 4), Kernels.Loop(extent: 8, left: 8, right: 192, output: 0, reduces: true)], transA: false, transB: false, m: rows, n: 4, k: 8, alpha: 1.0, a: dyRow64, lda: 64, b: p2, ldb: 4, beta: 1, c: (wRow24 + 24 * n), ldc: 24, threads: threads)
             // stage 3: dx[n, in.0, in.1] += Σ_r5 core.5[r5, in.1]·dt5[n, in.0, r5]
             Kernels.gemm(transA: false, transB: false, m: 6 * rows, n: 8, k: 4, alpha: 1.0, a: (wRow24 + 24 * n), lda: 4, b: p0, ldb: 8, beta: 1, c: dxRow48, ldc: 8, threads: threads)
         }
         // stage 4: dP4[out.0, in.0, out.1, r5] += Σ_n dy[n, out.0, out.1]·t5[n, in.0, r5] (×2); dcore.5[r5, in.1] += Σ_n,in.0 dt5[n, in.0, r5]·x[n, in.0, in.1]
         Kernels.stage(3, flops: 6528 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy1, lda: 64, b: w, ldb: 24, beta: 1, c: p3, ldc: 4, threads: threads)
-            case 1:
-                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192, reduces: false), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32, reduces: false)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: dy, lda: 64, b: w, ldb: 24, beta: 1, c: p4, ldc: 4, threads: threads)
+            case 0...1:
+                let at0 = [dy, dy1][1 - i]
+                let at2 = p3 + (-1536 * i)
+                Kernels.loopedGemm(loops: [Kernels.Loop(extent: 8, left: 8, right: 0, output: 192), Kernels.Loop(extent: 6, left: 0, right: 4, output: 32)], transA: true, transB: false, m: 8, n: 4, k: n, alpha: 1.0, a: at0, lda: 64, b: w, ldb: 24, beta: 1, c: at2, ldc: 4, threads: threads)
             default:
-                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p5, ldc: 8, threads: threads)
+                Kernels.gemm(transA: true, transB: false, m: 4, n: 8, k: 6 * n, alpha: 1.0, a: (w + 24 * n), lda: 4, b: x, ldb: 8, beta: 1, c: p4, ldc: 8, threads: threads)
             }
         }
     }

@@ -12,6 +12,9 @@ import AdaptRuntime
 /// Fails to compile against an AdaptRuntime this file was not generated for.
 private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1
 
+/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.
+private typealias Floats = UnsafeMutablePointer<Float>
+
 /// Adapter for spec `TinyQv`: 8 (layer, module) pairs, 7680 parameters.
 ///
 /// `prepare()` computes 3840 floats of prepared state from the parameters
@@ -88,13 +91,18 @@ public final class TinyQvAdapter: GeneratedAdapter {
         try AdapterArguments.expect(count, expected, what, of: Self.self)
     }
 
+    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.
+    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.
+    private func buffers(_ n: Int) -> (Floats, Floats, Floats, Floats, Floats, Int) {
+        (storage.parameterBase, storage.gradients.baseAddress!, storage.prepared.baseAddress!, storage.preparedGradients.baseAddress!, storage.workspace(atLeast: 32 * n), storage.threads)
+    }
+
     /// Computes the prepared state from the parameters: after loading and after every update.
     public func prepare() {
         let n = 0
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
-        Self.prepare0(n, p + 1024, q + 0, p + 6912, q + 3072, p + 7424, q + 3584, threads: threads)  // group attn
+        Self.prepare0(n, p + 1024, q + 0, p + 7424, q + 3584, threads: threads)  // group attn
         storage.markPrepared()
     }
 
@@ -114,9 +122,8 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let x, let y else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...6: Self.forward1Rows(n, x, y, p + (2048 * layer + 256 * module.rawValue), q + (1024 * layer + 256 * module.rawValue), storage: storage, threads: threads)
         case 7: Self.forward3Rows(n, x, y, p + 6656, q + 3584, storage: storage, threads: threads)
@@ -136,9 +143,8 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let x, let dy, let dx else { return }
         if n == 0 { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...5: Self.backward5(n, x, dy, dx, w, p + (2048 * layer + 256 * module.rawValue), q + (1024 * layer + 256 * module.rawValue), g + (2048 * layer + 256 * module.rawValue + 1024), g + (2048 * layer + 256 * module.rawValue), threads: threads)
         case 6: Self.backward5(n, x, dy, dx, w, p + 6144, q + 3072, g + 6912, g + 6144, threads: threads)
@@ -155,9 +161,8 @@ public final class TinyQvAdapter: GeneratedAdapter {
         guard let delta = delta.baseAddress else { return }
         let n = 0  // ΔW does not depend on token rows
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
-        _ = (p, g, q, dq, w)  // not every kernel takes all of them
+        let (p, g, q, dq, w, threads) = buffers(n)
+        _ = (p, g, q, dq, w)
         switch index {
         case 0...5: Self.materialize7(n, delta, p + (2048 * layer + 256 * module.rawValue + 1024), p + (2048 * layer + 256 * module.rawValue), threads: threads)
         case 6: Self.materialize7(n, delta, p + 6912, p + 6144, threads: threads)
@@ -177,12 +182,11 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let ys = outputs.compactMap(\.baseAddress)
         guard ys.count == outputs.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0...2: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + (2048 * layer), q + (1024 * layer), q + (1024 * layer + 512), storage: storage, threads: threads); return
+            case 0...2: Self.layerForward9Rows(n, xp, ys[0], ys[1], p + (2048 * layer), q + (1024 * layer), storage: storage, threads: threads); return
             case 3: Self.layerForward11Rows(n, xp, ys[0], ys[1], p + 6144, q + 3072, q + 3584, storage: storage, threads: threads); return
             default: break
             }
@@ -204,12 +208,11 @@ public final class TinyQvAdapter: GeneratedAdapter {
         let dys = dys.compactMap { $0.baseAddress.map(UnsafeMutablePointer.init(mutating:)) }
         guard dys.count == modules.count else { return }
         if !storage.preparedIsCurrent { prepare() }
-        let p = storage.parameterBase, g = storage.gradients.baseAddress!, q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!
-        let w = storage.workspace(atLeast: 32 * n), threads = storage.threads
+        let (p, g, q, dq, w, threads) = buffers(n)
         _ = (p, g, q, dq, w)
         if modules == [.attentionSelfQuery, .attentionSelfValue] {
             switch layer {
-            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (2048 * layer), q + (1024 * layer + 512), q + (1024 * layer), g + (2048 * layer + 1536), g + (2048 * layer + 1024), g + (2048 * layer), threads: threads); return
+            case 0...2: Self.layerBackward13(n, xp, dys[0], dys[1], dx, w, p + (2048 * layer), q + (1024 * layer + 512), g + (2048 * layer + 1536), g + (2048 * layer), threads: threads); return
             case 3: Self.layerBackward14(n, xp, dys[0], dys[1], dx, w, p + 6144, q + 3584, q + 3072, g + 7424, g + 6912, g + 6144, threads: threads); return
             default: break
             }
@@ -223,12 +226,12 @@ public final class TinyQvAdapter: GeneratedAdapter {
     // MARK: - Kernels: literal shapes, one per distinct program
 
     @inline(never)
-    private static func prepare0(_ n: Int, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func prepare0(_ n: Int, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         // stage 1: B.panels[panel, rank, lane] = B[panel, lane, rank] (×8)
         Kernels.stage(8, flops: 3840, threads: threads) { i, threads in
             switch i {
-            case 0...5:
-                let at0 = p0 + (2048 * (i / 2) + 512 * (i % 2))
+            case 0...6:
+                let at0 = p0 + ([0, 512, 2048, 2560, 4096, 4608, 5888, 0][i])
                 let at1 = p1 + (1024 * (i / 2) + 512 * (i % 2))
                 for i0 in 0..<4 {
                     for i1 in 0..<8 {
@@ -237,19 +240,11 @@ public final class TinyQvAdapter: GeneratedAdapter {
                         }
                     }
                 }
-            case 6:
-                for i0 in 0..<4 {
-                    for i1 in 0..<8 {
-                        for i2 in 0..<16 {
-                            p3[i0 * 128 + i1 * 16 + i2 * 1] = p2[i0 * 128 + i1 * 1 + i2 * 8]
-                        }
-                    }
-                }
             default:
                 for i0 in 0..<4 {
                     for i1 in 0..<4 {
                         for i2 in 0..<16 {
-                            p5[i0 * 64 + i1 * 16 + i2 * 1] = p4[i0 * 64 + i1 * 1 + i2 * 4]
+                            p3[i0 * 64 + i1 * 16 + i2 * 1] = p2[i0 * 64 + i1 * 1 + i2 * 4]
                         }
                     }
                 }
@@ -258,35 +253,35 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func forward1(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward1(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 4, k: 8, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 8, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 2.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 8, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
-    private static func forward1Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward1Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 2048, workspacePerRow: 8, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward1(n, x + first * 64, y + first * 64, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func forward3(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func forward3(_ n: Int, _ x: Floats, _ y: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, r] = Σ_i x[n, i]·A[r, i]
         Kernels.panelDot(m: n, panels: 4, k: 4, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 4, cRank: 1, threads: threads)
         // stage 2: y[row, panel, lane] += 4.0·Σ_rank z[row, rank]·B.panels[panel, rank, lane]
         Kernels.panelGemm(transA: false, m: n, panels: 4, k: 4, alpha: 4.0, a: w, lda: 4, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
     }
 
-    private static func forward3Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func forward3Rows(_ n: Int, _ x: Floats, _ y: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 1024, workspacePerRow: 4, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.forward3(n, x + first * 64, y + first * 64, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func backward5(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward5(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 3072, threads: threads) { rows, first, threads in
             let dxRow64 = dx + first * 64
             let dyRow64 = dy + first * 64
@@ -316,7 +311,7 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func backward6(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func backward6(_ n: Int, _ x: Floats, _ dy: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 1536, threads: threads) { rows, first, threads in
             let dxRow64 = dx + first * 64
             let dyRow64 = dy + first * 64
@@ -346,40 +341,41 @@ public final class TinyQvAdapter: GeneratedAdapter {
     }
 
     @inline(never)
-    private static func materialize7(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize7(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 2.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 64, panels: 4, k: 8, alpha: 2.0, a: p0, lda: 8, b: p1, panelStride: 16, kStride: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
-    private static func materialize8(_ n: Int, _ delta: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func materialize8(_ n: Int, _ delta: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: ΔW[o, i] = 4.0·Σ_r A[r, i]·B[o, r]
         Kernels.panelGemm(transA: false, m: 64, panels: 4, k: 4, alpha: 4.0, a: p0, lda: 4, b: p1, panelStride: 16, kStride: 64, beta: 0, c: delta, ldc: 64, threads: threads)
     }
 
     @inline(never)
-    private static func layerForward9(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward9(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 4, k: 16, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 16, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 2.0·Σ_rank z[8..<16][row, rank]·B.panels[panel, rank, lane]
         Kernels.stage(2, flops: 2048 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: w, lda: 16, b: p1, beta: 1, c: y, ldc: 64, threads: threads)
             default:
-                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: (w + 8), lda: 16, b: p2, beta: 1, c: y1, ldc: 64, threads: threads)
+                let at0 = w + (8 * i)
+                let at1 = p1 + (512 * i)
+                let at2 = [y, y1][i]
+                Kernels.panelGemm(transA: false, m: n, panels: 4, k: 8, alpha: 2.0, a: at0, lda: 16, b: at1, beta: 1, c: at2, ldc: 64, threads: threads)
             }
         }
     }
 
-    private static func layerForward9Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward9Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ p0: Floats, _ p1: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 4096, workspacePerRow: 16, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
-            Self.layerForward9(n, x + first * 64, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
+            Self.layerForward9(n, x + first * 64, y + first * 64, y1 + first * 64, w, p0, p1, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerForward11(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerForward11(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, threads: Int) {
         // stage 1: z[n, R] = Σ_i x[n, i]·A[stacked][R, i]
         Kernels.panelDot(m: n, panels: 4, k: 12, alpha: 1.0, a: x, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: w, cRow: 12, cRank: 1, threads: threads)
         // stage 2: y0[row, panel, lane] += 2.0·Σ_rank z[0..<8][row, rank]·B.panels[panel, rank, lane]; y1[row, panel, lane] += 4.0·Σ_rank z[8..<12][row, rank]·B.panels[panel, rank, lane]
@@ -393,14 +389,14 @@ public final class TinyQvAdapter: GeneratedAdapter {
         }
     }
 
-    private static func layerForward11Rows(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, storage: AdapterStorage, threads: Int) {
+    private static func layerForward11Rows(_ n: Int, _ x: Floats, _ y: Floats, _ y1: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, storage: AdapterStorage, threads: Int) {
         RowBlocks.run(rows: n, rowWork: 3072, workspacePerRow: 12, workspaceFixed: 0, storage: storage, threads: threads) { n, first, w, threads in
             Self.layerForward11(n, x + first * 64, y + first * 64, y1 + first * 64, w, p0, p1, p2, threads: threads)
         }
     }
 
     @inline(never)
-    private static func layerBackward13(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward13(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 6144, threads: threads) { rows, first, threads in
             let dxRow64 = dx + first * 64
             let dy1Row64 = dy1 + first * 64
@@ -412,10 +408,11 @@ public final class TinyQvAdapter: GeneratedAdapter {
                 switch i {
                 case 0:
                     Kernels.panelDot(m: rows, panels: 4, k: 16, alpha: 1.0, a: xRow64, lda: 64, packed: p0, panelStride: 16, rankStride: 64, beta: 0, c: wRow16, cRow: 16, cRank: 1, threads: threads)
-                case 1:
-                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dy1Row64, lda: 64, packed: p1, beta: 0, c: (wRow16 + 16 * n + 8), cRow: 16, cRank: 1, threads: threads)
                 default:
-                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: dyRow64, lda: 64, packed: p2, beta: 0, c: (wRow16 + 16 * n), cRow: 16, cRank: 1, threads: threads)
+                    let at0 = [dyRow64, dy1Row64][2 - i]
+                    let at1 = p1 + (512 - 512 * i)
+                    let at2 = wRow16 + (16 - 8 * i) + (16) * n
+                    Kernels.panelDot(m: rows, panels: 4, k: 8, alpha: 2.0, a: at0, lda: 64, packed: at1, beta: 0, c: at2, cRow: 16, cRank: 1, threads: threads)
                 }
             }
             // stage 2: dx[n, i] += Σ_R dz[n, R]·A[stacked][R, i]
@@ -424,18 +421,19 @@ public final class TinyQvAdapter: GeneratedAdapter {
         // stage 3: dB[o, r] += 2.0·Σ_n z[8..<16][n, r]·dy[n, o]; dB[o, r] += 2.0·Σ_n z[0..<8][n, r]·dy[n, o]; dA[stacked][R, i] += Σ_n x[n, i]·dz[n, R]
         Kernels.stage(3, flops: 4096 * n, threads: threads) { i, threads in
             switch i {
-            case 0:
-                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy1, lda: 64, b: (w + 8), ldb: 16, beta: 1, c: p3, ldc: 8, threads: threads)
-            case 1:
-                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: dy, lda: 64, b: w, ldb: 16, beta: 1, c: p4, ldc: 8, threads: threads)
+            case 0...1:
+                let at0 = [dy, dy1][1 - i]
+                let at1 = w + (8 - 8 * i)
+                let at2 = p2 + (-512 * i)
+                Kernels.gemm(transA: true, transB: false, m: 64, n: 8, k: n, alpha: 2.0, a: at0, lda: 64, b: at1, ldb: 16, beta: 1, c: at2, ldc: 8, threads: threads)
             default:
-                Kernels.panelGemm(transA: true, m: 16, panels: 4, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 64, beta: 1, c: p5, ldc: 64, threads: threads)
+                Kernels.panelGemm(transA: true, m: 16, panels: 4, k: n, alpha: 1.0, a: (w + 16 * n), lda: 16, b: x, panelStride: 16, kStride: 64, beta: 1, c: p3, ldc: 64, threads: threads)
             }
         }
     }
 
     @inline(never)
-    private static func layerBackward14(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ dy1: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ p0: UnsafeMutablePointer<Float>, _ p1: UnsafeMutablePointer<Float>, _ p2: UnsafeMutablePointer<Float>, _ p3: UnsafeMutablePointer<Float>, _ p4: UnsafeMutablePointer<Float>, _ p5: UnsafeMutablePointer<Float>, threads: Int) {
+    private static func layerBackward14(_ n: Int, _ x: Floats, _ dy: Floats, _ dy1: Floats, _ dx: Floats, _ w: Floats, _ p0: Floats, _ p1: Floats, _ p2: Floats, _ p3: Floats, _ p4: Floats, _ p5: Floats, threads: Int) {
         RowBlocks.each(rows: n, rowWork: 4608, threads: threads) { rows, first, threads in
             let dxRow64 = dx + first * 64
             let dy1Row64 = dy1 + first * 64

@@ -8,7 +8,7 @@ extension Kernels {
     public struct Loop: Sendable {
         public var extent: Int, left: Int, right: Int, output: Int
         public var reduces: Bool
-        public init(extent: Int, left: Int, right: Int, output: Int, reduces: Bool) {
+        public init(extent: Int, left: Int, right: Int, output: Int, reduces: Bool = false) {
             self.extent = extent
             self.left = left
             self.right = right

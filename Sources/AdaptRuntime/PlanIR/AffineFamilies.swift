@@ -112,13 +112,14 @@ public enum AffineFamilies {
 
     /// The families of a stage's members (`key`, `offsets` per member) with
     /// indices (block, lane) = (i / R, i % R) for the block size R that gives
-    /// the fewest families: the whole stage (plain `i`), then each divisor of
-    /// the member count (members laid out layer by layer, module by module
-    /// within a layer). Returns R and the families.
+    /// the fewest families: the whole stage (plain `i`), then each R from 2 up
+    /// (members laid out layer by layer, module by module within a layer, or a
+    /// run of pairs — a tensor's two halves — inside a longer stage: R need not
+    /// divide the member count). Returns R and the families.
     public static func stage<Key: Hashable>(count: Int, key: (Int) -> Key, offsets: (Int) -> [Int]) -> (blockSize: Int, families: [AffineFamily]) {
         var best: (blockSize: Int, families: [AffineFamily])?
         let keys = (0..<count).map(key), owned = (0..<count).map(offsets)
-        for r in [count] + (2..<max(count, 2)).filter({ count % $0 == 0 }) {
+        for r in [count] + Array(2..<max(count, 2)) {
             let families = partition(count: count, key: { keys[$0] }, indices: { [$0 / r, $0 % r] }, offsets: { owned[$0] })
             if best == nil || families.count < best!.families.count { best = (r, families) }
             if families.count == Set(keys).count { break }  // one family per shape: nothing fewer

@@ -13,21 +13,31 @@ struct DispatchEmitter {
 
     private var access: String { checked.spec.codegen.access == .public ? "public " : "" }
 
-    /// Base pointers of the buffers a kernel may take, bound in every entry point.
-    private var bases: String {
-        var names = ["let p = storage.parameterBase, g = storage.gradients.baseAddress!"]
-        if plan.needsPrepare { names.append("q = storage.prepared.baseAddress!, dq = storage.preparedGradients.baseAddress!") }
-        return names.joined(separator: ", ")
-    }
+    /// The buffers a kernel may take, bound in every entry point from `buffers(n)`.
+    private var bufferNames: String { plan.needsPrepare ? "p, g, q, dq, w, threads" : "p, g, w, threads" }
     private var unusedBases: String { plan.needsPrepare ? "(p, g, q, dq, w)" : "(p, g, w)" }
+
+    /// `buffers(n)`, emitted once: the storage's base pointers, the workspace for
+    /// `n` token rows (grown where it is short) and the thread count.
+    private func emitBufferFunction(into file: inout SourceText) {
+        var values = ["storage.parameterBase", "storage.gradients.baseAddress!"]
+        if plan.needsPrepare { values += ["storage.prepared.baseAddress!", "storage.preparedGradients.baseAddress!"] }
+        values += ["storage.workspace(atLeast: \(swift(plan.workspace)))", "storage.threads"]
+        let types = [String](repeating: "Floats", count: values.count - 1) + ["Int"]
+        file.line("    /// The buffers a kernel may take: base pointers, the workspace for `n` token rows, the thread count.")
+        file.line("    /// Entry points bind them all (`_ = …`): not every kernel takes all of them.")
+        file.line("    private func buffers(_ n: Int) -> (\(types.joined(separator: ", "))) {")
+        file.line("        (\(values.joined(separator: ", ")))")
+        file.line("    }")
+        file.line()
+    }
 
     /// The buffers every entry point binds before calling a kernel (making
     /// prepared state current first where it reads it).
-    private func emitBuffers(into file: inout SourceText, ensurePrepared: Bool, note: String = "") {
+    private func emitBuffers(into file: inout SourceText, ensurePrepared: Bool) {
         if ensurePrepared && plan.needsPrepare { file.line("        if !storage.preparedIsCurrent { prepare() }") }
-        file.line("        \(bases)")
-        file.line("        let w = storage.workspace(atLeast: \(swift(plan.workspace))), threads = storage.threads")
-        file.line("        _ = \(unusedBases)" + note)
+        file.line("        let (\(bufferNames)) = buffers(n)")
+        file.line("        _ = \(unusedBases)")
     }
 
     /// True when a group has `dora: true`: its entry points then wrap private
@@ -35,6 +45,7 @@ struct DispatchEmitter {
     private var hasDoRA: Bool { plan.pairs.contains { $0.dora != nil } }
 
     func emit(into file: inout SourceText, kernels: inout KernelEmitter) {
+        emitBufferFunction(into: &file)
         emitPrepare(into: &file, kernels: &kernels)
         let dora = hasDoRA ? DoRAEmitter(checked: checked, plan: plan) : nil
         dora?.emitPrepareBase(into: &file)
@@ -61,7 +72,7 @@ struct DispatchEmitter {
                 for c in entry.checks { file.line("        " + c) }
                 if programs.contains(where: { $0.flops.perToken > 0 }) { file.line("        if n == 0 { return }") }
             }
-            emitBuffers(into: &file, ensurePrepared: true, note: "  // not every kernel takes all of them")
+            emitBuffers(into: &file, ensurePrepared: true)
             emitPairTable(programs, role: entry.role, into: &file, kernels: &kernels)
         case .layers(let fused):
             for h in entry.header { file.line("    " + h) }

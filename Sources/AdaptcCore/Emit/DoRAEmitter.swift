@@ -70,14 +70,14 @@ struct DoRAEmitter {
         switch role {
         case "forward":
             return ["/// The pair's LoRA forward, `y += x·ΔWᵀ` (a DoRA pair's forward and backward start with it).",
-                    "private func forwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {"]
+                    "private func forwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: Floats, y: Floats) {"]
         case "backward":
             return ["/// The pair's LoRA VJP, `dx += dy·ΔW` (a DoRA pair's with its rescaled dy).",
-                    "private func backwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,",
-                    "                          dx: UnsafeMutablePointer<Float>) {"]
+                    "private func backwardLoRA(_ index: Int, _ layer: Int, _ module: Module, n: Int, x: Floats, dy: Floats,",
+                    "                          dx: Floats) {"]
         default:
             return ["/// The pair's ΔW = s·B·A (a DoRA pair's materialize starts with it).",
-                    "private func materializeLoRA(_ index: Int, _ layer: Int, _ module: Module, delta: UnsafeMutablePointer<Float>) {",
+                    "private func materializeLoRA(_ index: Int, _ layer: Int, _ module: Module, delta: Floats) {",
                     "    let n = 0  // ΔW does not depend on token rows"]
         }
     }

@@ -88,6 +88,9 @@ struct KernelEmitter {
         // Lowering a step takes a while: once per step here.
         let lowered = program.stages.map { $0.map { $0.lowered! } }
         let stageFlops = lowered.map { $0.reduce(Extent(0)) { $0 + $1.flops } }
+        // Token buffers a stage member may pick by index: storages whose slots are 0..<count, all arguments.
+        let slotCount: [Storage: Int] = Dictionary(grouping: KernelEmitter.tokenArguments(program), by: \.storage)
+            .compactMapValues { args in Set(args.map(\.slot)) == Set(0..<args.count) ? args.count : nil }
         func emit(_ s: Int, rows: String, into lines: inout [String]) {
             let stage = program.stages[s]
             let place: (TensorView) -> String = rows == "n" ? pointer : { view in
@@ -97,12 +100,12 @@ struct KernelEmitter {
                 shifted[name] = "\(buffer) + first * \(stride)"
                 return view.offset == Extent(0) ? name : "(\(name) + \(swift(view.offset)))"
             }
-            lines.append("// stage \(s + 1): " + runs(stage.map(\.description)).joined(separator: "; "))
+            lines.append("// stage \(s + 1): " + memberRuns(stage.map(\.description)).joined(separator: "; "))
             if stage.count == 1 {
                 lines += step(stage[0], lowered[s][0], rows: rows, threads: "threads", pointer: place)
             } else {
                 lines.append("Kernels.stage(\(stage.count), flops: \(swift(stageFlops[s], n: rows)), threads: threads) { i, threads in")
-                let (blockSize, families, owned) = stageFamilies(stage, lowered[s], rows: rows, place: place)
+                let (blockSize, families, operands) = stageFamilies(stage, lowered[s], rows: rows, slotCount: slotCount, place: place)
                 if families.count == stage.count {
                     // No two members share a shape: one literal case each, as they are.
                     lines.append("    switch i {")
@@ -113,29 +116,66 @@ struct KernelEmitter {
                     }
                     lines.append("    }")
                 } else {
-                    // Members of one shape whose owned offsets are affine in (i / R, i % R): one case,
-                    // its pointers moved from the first member's by the index (`AffineFamilies.stage`).
+                    // Members of one shape whose operands are affine in (i / R, i % R): one case, each
+                    // operand computed from the index (`AffineFamilies.stage`, `StageOperand`).
                     lines.append("    switch i {")
+                    let whole = blockSize == stage.count
+                    // With R the whole stage the block is always 0 and the lane is i.
+                    func index(_ offset: AffineOffset, from constant: Int? = nil) -> String {
+                        affine(constant: constant ?? offset.base, terms: whole ? [(offset.strides[1], "i")]
+                            : [(offset.strides[0], "(i / \(blockSize))"), (offset.strides[1], "(i % \(blockSize))")])
+                    }
                     for (f, family) in families.enumerated() {
                         let first = family.members[0]
-                        let own = owned[first]
-                        // Each slot's pointer bound once at the case's top (`at0`, …): the step's own
-                        // loops may use `i`.
+                        let own = operands[first]
+                        // Each operand that moves with the index bound once at the case's top (`at0`, …):
+                        // the step's own loops may use `i`.
                         var bindings: [String] = []
+                        // Integer c of the member `i`: from its table, or affine; `relative`: minus the first member's.
+                        func moves(_ c: Int) -> Bool { family.tables[c] != nil || family.offsets[c].strides.contains { $0 != 0 } }
+                        func integer(_ c: Int, relative: Bool = false) -> String {
+                            let offset = family.offsets[c]
+                            if let table = family.tables[c] {
+                                let shift = relative ? table[first]! : 0
+                                return "[" + table.map { $0.map { String($0 - shift) } ?? "0" }.joined(separator: ", ") + "][i]"
+                            }
+                            // Minus what the index adds at the first member.
+                            return relative ? index(offset, from: offset.base - offset.value(at: [first / blockSize, first % blockSize]))
+                                : index(offset)
+                        }
                         let moved: (TensorView) -> String = { view in
-                            guard view.storage.isOwned else { return place(view) }
-                            let slot = own.firstIndex { $0.storage == view.storage && $0.offset == view.offset.constant }!
-                            let offset = family.offsets[slot]
-                            guard offset.strides.contains(where: { $0 != 0 }) else { return pointer(view) }
-                            // From the first member's pointer: minus what the index adds at the first member.
-                            let shift = offset.value(at: [first / blockSize, first % blockSize]) - offset.base
-                            let whole = blockSize == stage.count
-                            // With R the whole stage the block is always 0 and the lane is i.
-                            let terms = whole ? [(offset.strides[1], "i")]
-                                : [(offset.strides[0], "(i / \(blockSize))"), (offset.strides[1], "(i % \(blockSize))")]
-                            let binding = "let at\(slot) = " + pointer(view) + " + (" + affine(constant: -shift, terms: terms) + ")"
+                            let k = own.firstIndex { $0.names(view) }!
+                            let components = own[k].components
+                            guard components.contains(where: moves) else {
+                                return view.storage.isOwned ? pointer(view) : place(view)
+                            }
+                            let value: String
+                            if view.storage.isOwned {
+                                // From the first member's pointer.
+                                value = pointer(view) + " + (" + integer(components.lowerBound, relative: true) + ")"
+                            } else {
+                                // A token buffer: its slot picked from the kernel's buffers of that storage
+                                // (a table where it moves), then the offset, constant part and per-token part.
+                                var origin = view
+                                origin.offset = Extent(0)
+                                let (slot, constant, perToken) = (components.lowerBound, components.lowerBound + 1, components.lowerBound + 2)
+                                var base = place(origin)
+                                if moves(slot) {
+                                    let table = (0..<slotCount[view.storage]!).map { s -> String in
+                                        var v = origin
+                                        v.slot = s
+                                        return place(v)
+                                    }
+                                    base = "[" + table.joined(separator: ", ") + "][" + integer(slot) + "]"
+                                }
+                                var parts = [base]
+                                if moves(constant) || family.offsets[constant].base != 0 { parts.append("(" + integer(constant) + ")") }
+                                if moves(perToken) || family.offsets[perToken].base != 0 { parts.append("(" + integer(perToken) + ") * n") }
+                                value = parts.joined(separator: " + ")
+                            }
+                            let binding = "let at\(k) = " + value
                             if !bindings.contains(binding) { bindings.append(binding) }
-                            return "at\(slot)"
+                            return "at\(k)"
                         }
                         let label = f == families.count - 1 ? "default" : "case " + caseRanges(family.members)
                         let steps = step(stage[first], lowered[s][first], rows: rows, threads: "threads", pointer: moved)
@@ -159,9 +199,9 @@ struct KernelEmitter {
         for s in program.rowLocalStages..<program.stages.count { emit(s, rows: "n", into: &body) }
         var parameters = ["_ n: Int"]
         for arg in KernelEmitter.tokenArguments(program) {
-            parameters.append("_ \(arg.name): UnsafeMutablePointer<Float>")
+            parameters.append("_ \(arg.name): Floats")
         }
-        parameters += pointers.indices.map { "_ p\($0): UnsafeMutablePointer<Float>" }
+        parameters += pointers.indices.map { "_ p\($0): Floats" }
         parameters.append("threads: Int")
         let signature = parameters.joined(separator: ", ")
         let key = signature + "\n" + body.joined(separator: "\n")
@@ -175,27 +215,90 @@ struct KernelEmitter {
         return Call(kernel: name, pointers: pointers)
     }
 
-    /// A stage's members cut into families (`AffineFamilies.stage`): the same
-    /// step text once their owned tensors are named by slot, the slots' offsets
-    /// affine in the member's (block, lane). `owned[i]`: member i's owned
-    /// tensors by slot, in the order its text first names them.
-    private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String, place: (TensorView) -> String)
-        -> (blockSize: Int, families: [AffineFamily], owned: [[(storage: Storage, offset: Int)]]) {
-        let members = stage.indices.map { i -> (shape: String, owned: [(storage: Storage, offset: Int)]) in
-            var owned: [(storage: Storage, offset: Int)] = []
-            let text = step(stage[i], lowered[i], rows: rows, threads: "threads") { view in
-                guard view.storage.isOwned else { return place(view) }
-                let slot = owned.firstIndex { $0.storage == view.storage && $0.offset == view.offset.constant } ?? {
-                    owned.append((view.storage, view.offset.constant))
-                    return owned.count - 1
-                }()
-                return "⟨\(view.storage.rawValue) \(slot)⟩"
-            }
-            return (text.joined(separator: "\n"), owned)
+    /// An operand of a stage member, as the member's step names it: an owned
+    /// tensor (storage, offset) or a token buffer (storage, slot, offset; its
+    /// row stride in a row block). `components`: where its integers sit in the
+    /// member's list that `AffineFamilies` fits — an owned offset; a token
+    /// buffer's slot, offset and offset per token.
+    struct StageOperand {
+        var view: TensorView
+        var components: Range<Int>
+
+        func names(_ other: TensorView) -> Bool {
+            view.storage == other.storage && (view.storage.isOwned
+                ? view.offset.constant == other.offset.constant : view.slot == other.slot && view.offset == other.offset)
         }
-        let (blockSize, families) = AffineFamilies.stage(count: stage.count, key: { members[$0].shape },
-                                                         offsets: { members[$0].owned.map(\.offset) })
-        return (blockSize, families, members.map(\.owned))
+
+        var integers: [Int] {
+            view.storage.isOwned ? [view.offset.constant] : [view.slot, view.offset.constant, view.offset.perToken]
+        }
+    }
+
+    /// A stage's members cut into families (`AffineFamilies.stage`): the same
+    /// step text once their operands are named by position, every operand's
+    /// integers affine in the member's (block, lane). A token buffer's slot is
+    /// one of them only where the kernel has all slots of its storage
+    /// (`slotCount`, a table to pick from); otherwise it stays in the text.
+    /// `operands[i]`: member i's operands, in the order its text first names them.
+    private func stageFamilies(_ stage: [Contraction], _ lowered: [Lowered], rows: String, slotCount: [Storage: Int],
+                               place: (TensorView) -> String)
+        -> (blockSize: Int, families: [StageFamily], operands: [[StageOperand]]) {
+        let members = stage.indices.map { i -> (shape: String, operands: [StageOperand]) in
+            var operands: [StageOperand] = []
+            let text = step(stage[i], lowered[i], rows: rows, threads: "threads") { view in
+                let k = operands.firstIndex { $0.names(view) } ?? {
+                    let start = operands.last?.components.upperBound ?? 0
+                    let operand = StageOperand(view: view, components: start..<start + (view.storage.isOwned ? 1 : 3))
+                    operands.append(operand)
+                    return operands.count - 1
+                }()
+                if view.storage.isOwned { return "⟨\(view.storage.rawValue) \(k)⟩" }
+                let stride = rows == "n" ? 0 : view.tokenRowStride
+                let slot = slotCount[view.storage] == nil ? " slot \(view.slot)" : ""
+                return "⟨\(view.storage.rawValue) \(k) row \(stride)\(slot)⟩"
+            }
+            return (text.joined(separator: "\n"), operands)
+        }
+        let integers = members.map { $0.operands.flatMap(\.integers) }
+        let (blockSize, families) = AffineFamilies.stage(count: stage.count, key: { members[$0].shape }, offsets: { integers[$0] })
+        // Families of one shape merge into one case: each integer affine over all their members
+        // where it is, else read from a table indexed by the member (0 for members of other shapes),
+        // where the tables it adds are shorter than the case it saves (about 6 characters an entry).
+        var merged: [StageFamily] = []
+        for family in families {
+            let shape = members[family.members[0]].shape
+            guard let k = merged.firstIndex(where: { members[$0.members[0]].shape == shape }) else {
+                merged.append(StageFamily(members: family.members, offsets: family.offsets, tables: [:]))
+                continue
+            }
+            let all = (merged[k].members + family.members).sorted()
+            var result = StageFamily(members: all, offsets: [], tables: [:])
+            for c in integers[all[0]].indices {
+                let values = all.map { [integers[$0][c]] }
+                if let fit = AffineFamilies.fit(indices: all.map { [$0 / blockSize, $0 % blockSize] }, offsets: values) {
+                    result.offsets.append(fit[0])
+                } else if let fit = AffineFamilies.fit(indices: all.map { [0, $0] }, offsets: values) {
+                    // Affine in plain i = R·(i / R) + i % R (members that share neither index).
+                    result.offsets.append(AffineOffset(base: fit[0].base, strides: [fit[0].strides[1] * blockSize, fit[0].strides[1]]))
+                } else {
+                    result.offsets.append(AffineOffset(base: values[0][0], strides: [0, 0]))
+                    var table = [Int?](repeating: nil, count: stage.count)
+                    for (m, v) in zip(all, values) { table[m] = v[0] }
+                    result.tables[c] = table
+                }
+            }
+            let added = (result.tables.count - merged[k].tables.count) * stage.count * 6
+            if added < shape.count { merged[k] = result } else { merged.append(StageFamily(members: family.members, offsets: family.offsets, tables: [:])) }
+        }
+        return (blockSize, merged, members.map(\.operands))
+    }
+
+    /// Members of a stage run as one case: `offsets[c]`, affine in (i / R, i % R), gives
+    /// integer c of every member, except where `tables[c]` holds it by member index (nil: not a member).
+    struct StageFamily {
+        var members: [Int]
+        var offsets: [AffineOffset]
+        var tables: [Int: [Int?]]
     }
 
     /// The kernel that runs `call` (of a program that maps token rows
@@ -206,8 +309,8 @@ struct KernelEmitter {
     mutating func rowBlocks(for program: Program, _ call: Call, widths: (Storage, Int) -> Int) -> String {
         let tokens = KernelEmitter.tokenArguments(program).filter { $0.storage != .workspace }
         let workspace = program.workspaceExtent
-        var parameters = ["_ n: Int"] + tokens.map { "_ \($0.name): UnsafeMutablePointer<Float>" }
-        parameters += call.pointers.indices.map { "_ p\($0): UnsafeMutablePointer<Float>" }
+        var parameters = ["_ n: Int"] + tokens.map { "_ \($0.name): Floats" }
+        parameters += call.pointers.indices.map { "_ p\($0): Floats" }
         parameters += ["storage: AdapterStorage", "threads: Int"]
         let blockArguments = ["n"] + KernelEmitter.tokenArguments(program).map { arg in
             switch arg.storage {
@@ -269,11 +372,11 @@ struct KernelEmitter {
         }
     }
 
-    /// `[Kernels.Loop(…), …]`: a step's loops as the runtime takes them.
+    /// `[Kernels.Loop(…), …]`: a step's loops as the runtime takes them (`reduces` said where true).
     private func loopLiterals(_ dims: [LoopDim], rows: String) -> String {
         "[" + dims.map {
             "Kernels.Loop(extent: \(swift($0.extent, n: rows)), left: \(swift($0.left)), right: \(swift($0.right)), "
-                + "output: \(swift($0.output)), reduces: \($0.reduces))"
+                + "output: \(swift($0.output))" + ($0.reduces ? ", reduces: true)" : ")")
         }.joined(separator: ", ") + "]"
     }
 
@@ -344,6 +447,26 @@ struct KernelEmitter {
     }
 }
 
+/// A stage member's description with the index that tells it from its
+/// siblings written `*` — a tensor's slice `t2[3]`, a split part `.part2`, a
+/// token slot `y1` — so the members of one family read as one entry with their
+/// count (`runs`), as they run as one case.
+func memberPattern(_ description: String) -> String {
+    description.replacing(/\[\d+\]/, with: "[*]").replacing(/\.part\d+/, with: ".part*")
+        .replacing(/(^|[^A-Za-z0-9_.])y\d+\[/) { "\($0.1)y*[" }
+}
+
+/// A stage's member descriptions for its comment: neighbours of one pattern
+/// (`memberPattern`) said once with their count, a member alone as it is.
+func memberRuns(_ descriptions: [String]) -> [String] {
+    var result: [(pattern: String, first: String, count: Int)] = []
+    for d in descriptions {
+        let pattern = memberPattern(d)
+        if result.last?.pattern == pattern { result[result.count - 1].count += 1 } else { result.append((pattern, d, 1)) }
+    }
+    return result.map { $0.count == 1 ? $0.first : "\($0.pattern) (×\($0.count))" }
+}
+
 /// A Swift expression for an extent in the kernel's `n` (or another token count).
 func swift(_ e: Extent, n: String = "n") -> String {
     switch (e.constant, e.perToken) {
@@ -364,7 +487,10 @@ func literal(_ x: Float) -> String {
 
 /// `constant + Σ stride·name` as a Swift Int expression (zero terms left out).
 func affine(constant: Int, terms: [(stride: Int, name: String)]) -> String {
-    var parts = terms.filter { $0.stride != 0 }.map { $0.stride == 1 ? $0.name : "\($0.stride) * \($0.name)" }
-    if constant != 0 || parts.isEmpty { parts.append(String(constant)) }
+    let nonzero = terms.filter { $0.stride != 0 }
+    var parts = nonzero.map { $0.stride == 1 ? $0.name : $0.stride == -1 ? "-\($0.name)" : "\($0.stride) * \($0.name)" }
+    // `4 - i` rather than `-i + 4`: the constant leads where the first term is negative.
+    if constant != 0 && (nonzero.first?.stride ?? 0) < 0 { parts.insert(String(constant), at: 0) }
+    else if constant != 0 || parts.isEmpty { parts.append(String(constant)) }
     return parts.joined(separator: " + ").replacingOccurrences(of: "+ -", with: "- ")
 }

@@ -42,6 +42,9 @@ public enum SwiftEmitter {
         file.line("/// Fails to compile against an AdaptRuntime this file was not generated for.")
         file.line("private typealias _RequiredAdaptRuntime = AdaptRuntimeCompatibilityVersion1")
         file.line()
+        file.line("/// A kernel's buffer: token rows, workspace, or a tensor in the adapter's storage.")
+        file.line("private typealias Floats = UnsafeMutablePointer<Float>")
+        file.line()
     }
 
     /// A Swift string literal (escaping quotes and backslashes; names are checked

@@ -74,6 +74,19 @@ final class AffineFamiliesTests: XCTestCase {
         XCTAssertEqual(plain.families.count, 1)
     }
 
+    func testABlockSizeNeedNotDivideTheStage() {
+        // 11 members (a layer-fused backward's last stage): 0–7 a tensor's two halves for each of
+        // 4 modules, offset 32768·(i % 2) − 65536·(i / 2); 8–10 other shapes. Only R = 2 makes
+        // 0–7 one family, and 2 does not divide 11.
+        let count = 11
+        let shape = { (i: Int) in i < 8 ? 0 : i }
+        let offsets = (0..<count).map { $0 < 8 ? [196_608 + 32768 * ($0 % 2) - 65536 * ($0 / 2)] : [7 * $0] }
+        let (blockSize, families) = AffineFamilies.stage(count: count, key: shape, offsets: { offsets[$0] })
+        XCTAssertEqual(blockSize, 2)
+        XCTAssertEqual(families.map(\.members), [Array(0..<8), [8], [9], [10]])
+        assertReproduces(families, indices: (0..<count).map { [$0 / 2, $0 % 2] }, offsets: offsets)
+    }
+
     func testParameterRunsExpandToTheirKeysAndOffsets() {
         let run = ParameterRun(group: "lora", role: .B, module: "attention.self.query", layers: [2, 3, 5], shape: [768, 8],
                                offset: 100, layerStride: 10)

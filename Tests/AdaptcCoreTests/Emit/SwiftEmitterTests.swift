@@ -84,4 +84,24 @@ final class SwiftEmitterTests: XCTestCase {
         XCTAssertEqual(swift(Extent.tokens * 16), "16 * n")
         XCTAssertEqual(swift(Extent(4, perToken: 2)), "2 * n + 4")
     }
+
+    /// Index expressions of stage members: zero terms left out, a negative first term after the constant.
+    func testAffineExpressions() {
+        XCTAssertEqual(affine(constant: 4, terms: [(-1, "i")]), "4 - i")
+        XCTAssertEqual(affine(constant: 65536, terms: [(-65536, "i")]), "65536 - 65536 * i")
+        XCTAssertEqual(affine(constant: -1536, terms: [(512, "i")]), "512 * i - 1536")
+        XCTAssertEqual(affine(constant: 0, terms: [(1, "(i / 2)"), (0, "(i % 2)")]), "(i / 2)")
+        XCTAssertEqual(affine(constant: 0, terms: [(0, "i")]), "0")
+    }
+
+    /// A stage comment says siblings of one family once with their count, and a member alone as it is
+    /// (`dt2.part1` stays `part1`: `part*` would hide which part it is).
+    func testStageCommentsCollapseSiblingsOnly() {
+        XCTAssertEqual(memberRuns(["t2[0][n, r] = a[r]·t1[n, r]", "t2[1][n, r] = a[r]·t1[n, r]", "dt2[n, r] += dt2.part1[n, r]"]),
+                       ["t2[*][n, r] = a[r]·t1[n, r] (×2)", "dt2[n, r] += dt2.part1[n, r]"])
+        XCTAssertEqual(memberRuns(["y0[row, lane] += t2[row, lane]", "y1[row, lane] += t2[row, lane]"]),
+                       ["y*[row, lane] += t2[row, lane] (×2)"])
+        // A `y` inside another name (`dy1`) is that name, not a token slot.
+        XCTAssertEqual(memberPattern("dx[n, in] += dy1[n, out]·w"), "dx[n, in] += dy1[n, out]·w")
+    }
 }
