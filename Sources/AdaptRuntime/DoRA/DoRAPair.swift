@@ -83,16 +83,15 @@ public enum DoRAPair {
     ///   - threads: TBB threads (0: TBB's default).
     public static func rescale(_ y: UnsafeMutablePointer<Float>, rows n: Int, magnitude m: UnsafePointer<Float>,
                                norms: UnsafePointer<Float>, out: Int, threads: Int) {
-        FixedBlocks(extent: n, unitWork: 2 * out).forEach(threads: threads) { rows in
-            for row in rows {
-                for o in 0..<out { y[row * out + o] *= m[o] / norms[o] }
-            }
-        }
+        // The plan IR's row rescale `y ← y ⊙_o (m/‖V‖)` (`RowScaleStep`) on y's
+        // columns o (stride 1) over its n rows (stride out), in place.
+        Kernels.rowScale(rows: out, columns: n, alpha: 1, a: y, aRow: 1, aColumn: out, scale: m, scaleStride: 1,
+                         divisor: norms, divisorStride: 1, out: y, outRow: 1, outColumn: out, accumulate: false, threads: threads)
     }
 
     /// Backward's DoRA step, the norm held constant as PEFT detaches it:
     /// `dm_o += Σ_rows (x·Vᵀ)_o·dy_o / ‖V_o‖` (float64 sums), then
-    /// `dy ← (m/‖V‖) ⊙ dy`, the gradient with respect to `x·Vᵀ`, which the
+    /// `dy ← (m/‖V‖) ⊙ dy` (`rescale`), the gradient with respect to `x·Vᵀ`, which the
     /// LoRA VJP (A, B, the adapter's part of dx) and the caller's base backward
     /// (`dx += dy·W`) then take on.
     /// - Parameters:
@@ -113,10 +112,9 @@ public enum DoRAPair {
                 for (j, o) in columns.enumerated() { sums[j] += Double(v[row * out + o]) * Double(dy[row * out + o]) }
             }
             for (j, o) in columns.enumerated() { dm[o] += Float(sums[j] / Double(norms[o])) }
-            for row in 0..<n {
-                for o in columns { dy[row * out + o] *= m[o] / norms[o] }
-            }
         }
+        // dy read above, rescaled here: the same row rescale as forward's.
+        rescale(dy, rows: n, magnitude: m, norms: norms, out: out, threads: threads)
     }
 
     /// Materialize and merge: `delta` holds ΔW = s·B·A on entry and `W' − W` on

@@ -254,33 +254,9 @@ public final class PlanInterpreter {
         }
         /// `rows` rows from row `first`: sizes in `rows`, strides in n.
         func execute(_ step: CompiledProgram.Step, rows: Int, first: Int, threads: Int) {
-            let c = step.contraction
-            func at(_ view: TensorView) -> UnsafeMutablePointer<Float> { base(view) + first * view.tokenRowStride }
-            func size(_ e: Extent) -> Int { e.value(tokens: rows) }
-            func stride(_ e: Extent) -> Int { e.value(tokens: n) }
-            func loops(_ dims: [LoopDim]) -> [Kernels.Loop] {
-                dims.map { Kernels.Loop(extent: size($0.extent), left: stride($0.left), right: stride($0.right),
-                                        output: stride($0.output), reduces: $0.reduces) }
-            }
-            switch step.kernel {
-            case .loops(let g):
-                Kernels.smallProduct(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight, m: size(g.m), n: size(g.n),
-                                     k: size(g.k), alpha: c.alpha, a: at(g.left), lda: stride(g.lda), b: at(g.right),
-                                     ldb: stride(g.ldb), accumulate: c.accumulate, c: at(g.output), ldc: stride(g.ldc))
-            case .panel(let g, let product):
-                Kernels.panelProduct(product, transA: g.transLeft, m: size(g.m), n: size(g.n), k: size(g.k), alpha: c.alpha,
-                                     a: at(g.left), lda: stride(g.lda), b: at(g.right), ldb: stride(g.ldb),
-                                     beta: c.accumulate ? 1 : 0, c: at(g.output), ldc: stride(g.ldc), panels: size(product.panels),
-                                     panelStride: stride(product.strides.panel), innerStride: stride(product.strides.inner),
-                                     threads: threads)
-            case .gemm(let g):
-                Kernels.loopedGemm(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight,
-                                   m: size(g.m), n: size(g.n), k: size(g.k), alpha: c.alpha, a: at(g.left), lda: stride(g.lda),
-                                   b: at(g.right), ldb: stride(g.ldb), beta: c.accumulate ? 1 : 0, c: at(g.output),
-                                   ldc: stride(g.ldc), threads: threads)
-            case .elementwise(let e, _):
-                Kernels.elementwise(dims: loops(e.dims), alpha: c.alpha, accumulate: c.accumulate,
-                                    a: at(e.a), b: e.b.map { UnsafePointer(at($0)) }, out: at(e.output))
+            Self.execute(step.kernel, alpha: step.contraction.alpha, accumulate: step.contraction.accumulate,
+                         size: { $0.value(tokens: rows) }, stride: { $0.value(tokens: n) }, threads: threads) { view in
+                base(view) + first * view.tokenRowStride
             }
         }
         func stages(_ range: Range<Int>, rows: Int, first: Int, threads: Int) {
@@ -342,4 +318,40 @@ private struct CompiledProgram {
 private struct LayerKey: Hashable {
     let layer: Int
     let modules: [String]
+}
+
+extension PlanInterpreter {
+    /// Runs one kernel (`KernelStep`, what the emitter writes as a call or as
+    /// loops): `alpha`, `accumulate` are a contraction's (vector steps carry
+    /// their own); `size` evaluates an extent for the rows in hand, `stride`
+    /// for all n rows; `at` is a view's first element.
+    static func execute(_ kernel: KernelStep, alpha: Float, accumulate: Bool, size: (Extent) -> Int, stride: (Extent) -> Int,
+                        threads: Int, at: (TensorView) -> UnsafeMutablePointer<Float>) {
+        func loops(_ dims: [LoopDim]) -> [Kernels.Loop] {
+            dims.map { Kernels.Loop(extent: size($0.extent), left: stride($0.left), right: stride($0.right),
+                                    output: stride($0.output), reduces: $0.reduces) }
+        }
+        switch kernel {
+        case .loops(let g):
+            Kernels.smallProduct(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight, m: size(g.m), n: size(g.n),
+                                 k: size(g.k), alpha: alpha, a: at(g.left), lda: stride(g.lda), b: at(g.right),
+                                 ldb: stride(g.ldb), accumulate: accumulate, c: at(g.output), ldc: stride(g.ldc))
+        case .panel(let g, let product):
+            Kernels.panelProduct(product, transA: g.transLeft, m: size(g.m), n: size(g.n), k: size(g.k), alpha: alpha,
+                                 a: at(g.left), lda: stride(g.lda), b: at(g.right), ldb: stride(g.ldb),
+                                 beta: accumulate ? 1 : 0, c: at(g.output), ldc: stride(g.ldc), panels: size(product.panels),
+                                 panelStride: stride(product.strides.panel), innerStride: stride(product.strides.inner),
+                                 threads: threads)
+        case .gemm(let g):
+            Kernels.loopedGemm(loops: loops(g.loops), transA: g.transLeft, transB: g.transRight,
+                               m: size(g.m), n: size(g.n), k: size(g.k), alpha: alpha, a: at(g.left), lda: stride(g.lda),
+                               b: at(g.right), ldb: stride(g.ldb), beta: accumulate ? 1 : 0, c: at(g.output),
+                               ldc: stride(g.ldc), threads: threads)
+        case .elementwise(let e, _):
+            Kernels.elementwise(dims: loops(e.dims), alpha: alpha, accumulate: accumulate,
+                                a: at(e.a), b: e.b.map { UnsafePointer(at($0)) }, out: at(e.output))
+        case .map, .rowNorm, .rowScale:
+            StepRunner.vector(kernel, size: size, stride: stride, threads: threads, at: at)
+        }
+    }
 }

@@ -18,6 +18,12 @@ public enum KernelStep: Hashable, Sendable {
     /// An element-wise step (`Kernels.elementwise`); `inline`: small and fixed-size,
     /// so the emitter writes its loops out rather than calling the runtime's.
     case elementwise(ElementwiseStep, inline: Bool)
+    /// `y = op(x)` element by element (`Kernels.map`).
+    case map(MapStep)
+    /// Per-row Euclidean norms (`Kernels.rowNorm`).
+    case rowNorm(RowNormStep)
+    /// Each line scaled by a vector entry (`Kernels.rowScale`).
+    case rowScale(RowScaleStep)
 
     /// Products up to this many multiply-adds with fixed sizes run as `.loops`.
     public static let inlineLimit = 4096
@@ -42,6 +48,18 @@ public enum KernelStep: Hashable, Sendable {
         case .elementwise(let e):
             let fixed = e.dims.allSatisfy { $0.extent.isFixed }
             self = .elementwise(e, inline: !(fixed && e.dims.reduce(1, { $0 * $1.extent.constant }) > KernelStep.inlineElementLimit))
+        }
+    }
+
+    /// The kernel of any plan step (nil: a contraction that does not lower).
+    public init?(_ step: PlanStep) {
+        switch step {
+        case .contract(let c):
+            guard let lowered = c.lowered else { return nil }
+            self.init(lowered)
+        case .map(let s): self = .map(s)
+        case .rowNorm(let s): self = .rowNorm(s)
+        case .rowScale(let s): self = .rowScale(s)
         }
     }
 }

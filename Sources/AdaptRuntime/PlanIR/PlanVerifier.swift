@@ -142,3 +142,61 @@ public enum PlanVerifier {
 
     private static func overlaps(_ u: TensorView, _ v: TensorView) -> Bool { u.mayOverlap(v) }
 }
+
+extension PlanVerifier {
+    /// The rule of one `PlanStep` (`context` prefixes each problem): a
+    /// contraction lowers; a map's views have the same one or two modes with
+    /// the same extents; a row norm's output is one mode of its one- or
+    /// two-mode input; a row rescale's vectors have one mode, a mode of `a`,
+    /// and its output `a`'s modes; extents agree wherever a mode appears;
+    /// each view lies in `[0, bound)` of its buffer (nil: not checked); an
+    /// output overlaps no operand, except that a map or rescale may write
+    /// exactly the view it reads (element by element, read before written).
+    public static func verify(_ step: PlanStep, _ context: String, bound: (TensorView) -> Extent?) -> [String] {
+        let here = "\(context): \(step.layoutDescription)"
+        var problems: [String] = []
+        var extents: [String: Extent] = [:]
+        for view in [step.output] + step.operands {
+            for (mode, e) in zip(view.modes, view.extents) {
+                if let seen = extents[mode], seen != e { problems.append("\(here): extents of mode \(mode) differ (\(seen) and \(e))") }
+                extents[mode] = e
+            }
+        }
+        func lines(_ view: TensorView) -> Bool { (1...2).contains(view.modes.count) && Set(view.modes).count == view.modes.count }
+        var inPlace: TensorView? = nil
+        switch step {
+        case .contract(let c):
+            if problems.isEmpty && c.lowered == nil { problems.append("\(here): does not lower to a GEMM or an element-wise loop") }
+        case .map(let s):
+            if !lines(s.input) || Set(s.input.modes) != Set(s.output.modes) || s.input.modes.count != s.output.modes.count {
+                problems.append("\(here): a map's input and output need the same one or two modes")
+            }
+            inPlace = s.input
+        case .rowNorm(let s):
+            if s.output.modes.count != 1 || !lines(s.input) || !s.input.modes.contains(s.row) {
+                problems.append("\(here): a row norm's output needs one mode of its one- or two-mode input")
+            }
+        case .rowScale(let s):
+            if !lines(s.a) || Set(s.a.modes) != Set(s.output.modes) || s.a.modes.count != s.output.modes.count {
+                problems.append("\(here): a rescale's a and output need the same one or two modes")
+            }
+            for v in [s.scale, s.divisor].compactMap({ $0 }) where v.modes != [s.row] || !s.a.modes.contains(s.row) {
+                problems.append("\(here): \(v.name) needs the one mode \(s.row), a mode of \(s.a.name)")
+            }
+            inPlace = s.a
+        }
+        for view in [step.output] + step.operands {
+            guard let limit = bound(view) else { continue }
+            if !view.offset.isAtLeast(.fixed(0)) || !limit.isAtLeast(view.end) {
+                problems.append("\(here): \(view.name) [\(view.offset), \(view.end)) exceeds its buffer (\(limit))")
+            }
+        }
+        for operand in step.operands where operand != inPlace && overlaps(step.output, operand) {
+            problems.append("\(here): output aliases \(operand.name)")
+        }
+        if let inPlace, inPlace != step.output, overlaps(step.output, inPlace) {
+            problems.append("\(here): output aliases \(inPlace.name)")
+        }
+        return problems
+    }
+}

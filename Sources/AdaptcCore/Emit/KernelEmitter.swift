@@ -369,6 +369,8 @@ struct KernelEmitter {
                 let target = "\(out)[\(index(offsets.output))]"
                 return [indent + (c.accumulate ? "\(target) += \(value)" : "\(target) = \(value)")]
             }
+        case .map, .rowNorm, .rowScale:
+            return KernelEmitter.vectorStatements(KernelStep(lowered), rows: rows, threads: threads, pointer: pointer)
         }
     }
 
@@ -493,4 +495,46 @@ func affine(constant: Int, terms: [(stride: Int, name: String)]) -> String {
     if constant != 0 && (nonzero.first?.stride ?? 0) < 0 { parts.insert(String(constant), at: 0) }
     else if constant != 0 || parts.isEmpty { parts.append(String(constant)) }
     return parts.joined(separator: " + ").replacingOccurrences(of: "+ -", with: "- ")
+}
+
+extension KernelEmitter {
+    /// The call of a `.map`, `.rowNorm` or `.rowScale` kernel: the runtime's
+    /// `Kernels` function with the arguments `StepRunner.vector` passes, sizes
+    /// that grow with the token count in `rows`, strides in `n` — so the
+    /// generated code and the interpreter run the same arithmetic in the same order.
+    static func vectorStatements(_ kernel: KernelStep, rows: String, threads: String, pointer: (TensorView) -> String) -> [String] {
+        func size(_ e: Extent) -> String { swift(e, n: rows) }
+        func stride(_ e: Extent) -> String { swift(e) }
+        switch kernel {
+        case .map(let s):
+            let (x, y) = s.geometry
+            return ["Kernels.map(\(mapOp(s.op)), rows: \(size(x.rows)), columns: \(size(x.columns)), x: \(pointer(s.input)), "
+                    + "xRow: \(stride(x.rowStride)), xColumn: \(stride(x.columnStride)), y: \(pointer(s.output)), "
+                    + "yRow: \(stride(y.rowStride)), yColumn: \(stride(y.columnStride)), accumulate: \(s.accumulate))"]
+        case .rowNorm(let s):
+            let (x, y) = s.geometry
+            return ["Kernels.rowNorm(rows: \(size(x.rows)), columns: \(size(x.columns)), x: \(pointer(s.input)), "
+                    + "xRow: \(stride(x.rowStride)), xColumn: \(stride(x.columnStride)), y: \(pointer(s.output)), yRow: \(stride(y.rowStride)))"]
+        case .rowScale(let s):
+            let g = s.geometry
+            return ["Kernels.rowScale(rows: \(size(g.a.rows)), columns: \(size(g.a.columns)), alpha: \(literal(s.alpha)), a: \(pointer(s.a)), "
+                    + "aRow: \(stride(g.a.rowStride)), aColumn: \(stride(g.a.columnStride)), "
+                    + "scale: \(s.scale.map(pointer) ?? "nil"), scaleStride: \(g.scale.map(stride) ?? "0"), "
+                    + "divisor: \(s.divisor.map(pointer) ?? "nil"), divisorStride: \(g.divisor.map(stride) ?? "0"), "
+                    + "out: \(pointer(s.output)), outRow: \(stride(g.output.rowStride)), outColumn: \(stride(g.output.columnStride)), "
+                    + "accumulate: \(s.accumulate), threads: \(threads))"]
+        default:
+            preconditionFailure("not a vector kernel: \(kernel)")
+        }
+    }
+
+    /// `MapOp` as Swift source.
+    static func mapOp(_ op: MapOp) -> String {
+        switch op {
+        case .scale(let alpha): return ".scale(\(literal(alpha)))"
+        case .square: return ".square"
+        case .reciprocal: return ".reciprocal"
+        case .rsqrt: return ".rsqrt"
+        }
+    }
 }
