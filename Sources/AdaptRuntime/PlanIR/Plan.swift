@@ -88,6 +88,11 @@ public struct ParameterTensor: Hashable, Sendable, Codable {
 
     public var count: Int { shape.reduce(1, *) }
 
+    /// A copy of this tensor's values in a parameter buffer laid out by its plan.
+    public func values(in parameters: UnsafeMutableBufferPointer<Float>) -> [Float] {
+        Array(parameters[offset..<(offset + count)])
+    }
+
     /// The layer of a per-layer lora tensor or magnitude (`TensorKey.layer`).
     public var layer: Int? { name?.layer }
     /// The module of a lora tensor or magnitude (`TensorKey.module`).

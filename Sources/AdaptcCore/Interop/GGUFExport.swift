@@ -85,16 +85,12 @@ public enum GGUFExport {
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: 1)
         let parameters = interpreter.storage.parameters
         var pairs: [Pair] = []
-        for group in checked.groups {
-            let view = group.structure.perPairLoRA!
+        checked.forEachPerPairLoRA(plan: plan, parameters: parameters) { group, pair, a, b in
             let rslora = group.group.scaling == .rslora
-            for pair in plan.groups.first(where: { $0.name == group.name })?.pairs ?? [] {
-                let (a, b) = view.factors(of: pair, in: group, plan: plan, parameters: parameters)
-                let tensor = architecture.tensor(forModulePath: modulePath(pair, template: template))!
-                let alpha = pair.scale * (rslora ? Double(pair.rank).squareRoot() : Double(pair.rank))
-                pairs.append(Pair(layer: pair.layer, tensor: tensor, rank: pair.rank, inFeatures: pair.inFeatures,
-                                  outFeatures: pair.outFeatures, scale: pair.scale, alpha: alpha, a: a, b: b))
-            }
+            let tensor = architecture.tensor(forModulePath: modulePath(pair, template: template))!
+            let alpha = pair.scale * (rslora ? Double(pair.rank).squareRoot() : Double(pair.rank))
+            pairs.append(Pair(layer: pair.layer, tensor: tensor, rank: pair.rank, inFeatures: pair.inFeatures,
+                              outFeatures: pair.outFeatures, scale: pair.scale, alpha: alpha, a: a, b: b))
         }
         pairs.sort { ($0.layer, $0.tensor) < ($1.layer, $1.tensor) }
         for (first, second) in zip(pairs, pairs.dropFirst()) where first.layer == second.layer && first.tensor == second.tensor {

@@ -8,7 +8,7 @@ enum LoRAPairs: PerPairLoRA {
         let block: TensorKey.Block = group.group.shared ? .shared : .layer(pair.layer)
         func values(_ name: TensorKey) -> [Float] {
             guard let tensor = plan.parameter(name) else { preconditionFailure("lora plan without \(name) for \(pair.key)") }
-            return Array(parameters[tensor.offset..<(tensor.offset + tensor.count)])
+            return tensor.values(in: parameters)
         }
         return (values(.loraA(group.name, block, pair.module)), values(.loraB(group.name, block, pair.module)))
     }

@@ -44,18 +44,14 @@ public enum PEFTExport {
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: 1)
         let parameters = interpreter.storage.parameters
         var pairs: [Pair] = []
-        for group in checked.groups {
-            let view = group.structure.perPairLoRA!
-            for pair in plan.groups.first(where: { $0.name == group.name })?.pairs ?? [] {
-                let (a, b) = view.factors(of: pair, in: group, plan: plan, parameters: parameters)
-                let key = template.key(pair)
-                var exported = Pair(path: String(key.dropLast(".weight".count)), rank: pair.rank, scale: pair.scale,
-                                    a: a, b: b, inFeatures: pair.inFeatures, outFeatures: pair.outFeatures)
-                if let m = pair.dora?.magnitude {
-                    exported.magnitude = Array(parameters[m.offset..<(m.offset + m.count)])
-                }
-                pairs.append(exported)
+        checked.forEachPerPairLoRA(plan: plan, parameters: parameters) { _, pair, a, b in
+            let key = template.key(pair)
+            var exported = Pair(path: String(key.dropLast(".weight".count)), rank: pair.rank, scale: pair.scale,
+                                a: a, b: b, inFeatures: pair.inFeatures, outFeatures: pair.outFeatures)
+            if let m = pair.dora?.magnitude {
+                exported.magnitude = m.values(in: parameters)
             }
+            pairs.append(exported)
         }
         pairs.sort { $0.path < $1.path }
         var weights = SafetensorsWriter(metadata: ["format": "pt"])

@@ -64,6 +64,6 @@ public enum PruneStage {
     }
 
     static func values(_ tensor: ParameterTensor, _ adapter: PlanInterpreter) -> [Float] {
-        Array(adapter.storage.parameters[tensor.offset..<tensor.offset + tensor.count])
+        tensor.values(in: adapter.storage.parameters)
     }
 }
