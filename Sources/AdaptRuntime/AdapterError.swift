@@ -34,6 +34,11 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The preconditioned step could not invert the damped r×r Gram matrix of
     /// the factor `key` (rank-deficient factor with `damping` too small).
     case singularGram(key: String, damping: Double)
+    /// A call's task id `task` (row `row` of `tasks:`, or nil for `task:`) is
+    /// not one of the spec's `taskCount` tasks (DESIGN §2 "Tasks").
+    case unknownTask(spec: String, task: Int, row: Int?, taskCount: Int)
+    /// A call without a task on a spec whose group `group` has tasks: it needs `task:` or `tasks:`.
+    case taskRequired(spec: String, group: String)
     /// Anything else, as one line.
     case other(String)
 
@@ -65,6 +70,10 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable, Equatable {
             return "parameter \"\(key)\" is NaN or infinite (index \(index) of parameters); not saved"
         case let .singularGram(key, damping):
             return "preconditioned step: the Gram matrix of \"\(key)\" is singular with damping \(damping); use a damping > 0"
+        case let .unknownTask(spec, task, row, taskCount):
+            return "\(spec): task id \(task)\(row.map { " (row \($0) of tasks)" } ?? "") is not one of its \(taskCount) tasks (0..<\(taskCount))"
+        case let .taskRequired(spec, group):
+            return "\(spec): group \(group) has tasks: pass task: or tasks: (one id per row)"
         case let .other(message):
             return message
         }

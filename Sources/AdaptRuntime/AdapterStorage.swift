@@ -55,6 +55,8 @@ public final class AdapterStorage {
     /// (the rest have none), accumulated by backward, consumed by `finishBackward`.
     public let preparedGradients: UnsafeMutableBufferPointer<Float>
     private var workspace: UnsafeMutableBufferPointer<Float>
+    /// Rows of a mixed-task call gathered by task (`TaskRouting`), beside the workspace the programs use.
+    private var routing: UnsafeMutableBufferPointer<Float>
     /// TBB threads for every parallel step of this adapter (0 = TBB's default), fixed at creation.
     public let threads: Int
     /// False once the parameters may have changed since the last `prepare()`.
@@ -78,6 +80,7 @@ public final class AdapterStorage {
         preparedGradients = .allocate(capacity: min(preparedGradientCount ?? preparedCount, preparedCount))
         preparedGradients.initialize(repeating: 0)
         workspace = .allocate(capacity: 0)
+        routing = .allocate(capacity: 0)
         self.threads = threads
         preparedIsCurrent = preparedCount == 0
     }
@@ -88,6 +91,7 @@ public final class AdapterStorage {
         prepared.deallocate()
         preparedGradients.deallocate()
         workspace.deallocate()
+        routing.deallocate()
     }
 
     /// The parameters, for an optimizer or a loader to write: taking this view
@@ -114,6 +118,17 @@ public final class AdapterStorage {
             workspace.initialize(repeating: 0)
         }
         return workspace.baseAddress!
+    }
+
+    /// Scratch of at least `count` floats for the rows `TaskRouting` gathers,
+    /// kept across calls like the workspace. For generated code.
+    public func routingScratch(atLeast count: Int) -> UnsafeMutablePointer<Float> {
+        if routing.count < count {
+            routing.deallocate()
+            routing = .allocate(capacity: count)
+            routing.initialize(repeating: 0)
+        }
+        return routing.baseAddress!
     }
 
     /// Sets `gradients` to zero (not `preparedGradients`: the adapter's `zeroGradients()` clears both).

@@ -35,8 +35,8 @@ final class TasksCLITests: XCTestCase {
             let result = try sandbox.adaptc(command)
             XCTAssertEqual(result.status, 1, "\(result)")
             XCTAssertEqual(result.stderrLines, [
-                "multi.adapt.yaml:13:5: error: not supported yet: group 'attn' has tasks, and the planner cannot yet route "
-                    + "token rows by task ('adaptc check' accepts the spec)",
+                "multi.adapt.yaml:13:5: error: not supported yet: group 'attn' is a tensor-train group with tasks, and the "
+                    + "planner cannot yet route its token rows by task ('adaptc check' accepts the spec)",
             ], "\(result)")
         }
         XCTAssertFalse(sandbox.exists("out"), "nothing written: \(sandbox.listing())")

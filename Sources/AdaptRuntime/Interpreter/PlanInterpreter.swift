@@ -6,9 +6,9 @@ public final class PlanInterpreter {
     public let storage: AdapterStorage
     /// Every program of the plan with its steps lowered, once (a call used to
     /// lower each step again): by pair key, by fused layer, by group.
-    private let pairPrograms: [String: (forward: CompiledProgram, backward: CompiledProgram, materialize: CompiledProgram)]
-    private let layerForwards: [LayerKey: CompiledProgram]
-    private let layerBackwards: [LayerKey: CompiledProgram]
+    let pairPrograms: [String: (forward: CompiledProgram, backward: CompiledProgram, materialize: CompiledProgram)]
+    let layerForwards: [LayerKey: CompiledProgram]
+    let layerBackwards: [LayerKey: CompiledProgram]
     private let prepares: [CompiledProgram]
     private let finishBackwards: [CompiledProgram]
     /// DoRA pairs' base weights and row norms, by pair key (`PlanInterpreter+DoRA`).
@@ -37,14 +37,15 @@ public final class PlanInterpreter {
     /// run after the parameters change; forward, backward and materialize run
     /// it themselves when `storage` says the prepared state is stale.
     public func prepare() {
-        for program in prepares where !program.isEmpty {
-            run(program, rows: 0, Bindings())
+        for (group, program) in zip(plan.groups, prepares) where !program.isEmpty {
+            // Each task's slice (a step that no task moves gives the same values each time).
+            for task in 0..<max(1, group.tasks.count) { run(program, rows: 0, Bindings(), task: task) }
         }
         prepareDoRANorms()
         storage.markPrepared()
     }
 
-    private func ensurePrepared() {
+    func ensurePrepared() {
         if !storage.preparedIsCurrent { prepare() }
     }
 
@@ -52,6 +53,7 @@ public final class PlanInterpreter {
     public func forward(layer: Int, module: String, x: UnsafeBufferPointer<Float>, rows n: Int,
                         y: UnsafeMutableBufferPointer<Float>) throws {
         let pair = try self.pair(layer, module)
+        try refuseTasks(pair)
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(y.count, n * pair.outFeatures, "y", pair)
         ensurePrepared()
@@ -86,6 +88,7 @@ public final class PlanInterpreter {
     public func backward(layer: Int, module: String, x: UnsafeBufferPointer<Float>, dy: UnsafeBufferPointer<Float>,
                          rows n: Int, dx: UnsafeMutableBufferPointer<Float>) throws {
         let pair = try self.pair(layer, module)
+        try refuseTasks(pair)
         try expect(x.count, n * pair.inFeatures, "x", pair)
         try expect(dy.count, n * pair.outFeatures, "dy", pair)
         try expect(dx.count, n * pair.inFeatures, "dx", pair)
@@ -137,8 +140,11 @@ public final class PlanInterpreter {
     /// (nothing for lora, whose panel copies have no gradient), then
     /// clears them for the next round of backward calls.
     public func finishBackward() {
-        for program in finishBackwards where !program.isEmpty {
-            run(program, rows: 0, Bindings())
+        for (group, program) in zip(plan.groups, finishBackwards) where !program.isEmpty {
+            // Steps that no task moves must run once (a sum over tasks would count them T times).
+            precondition(group.tasks.isEmpty || program.readsTask,
+                         "internal error: finishBackward of \(group.name) has tasks but no step moves with them")
+            for task in 0..<(program.readsTask ? max(1, group.tasks.count) : 1) { run(program, rows: 0, Bindings(), task: task) }
         }
         storage.zeroPreparedGradients()
     }
@@ -146,6 +152,7 @@ public final class PlanInterpreter {
     /// `ΔW[layer, module]` `[out, in]`, scale included.
     public func materialize(layer: Int, module: String, into delta: UnsafeMutableBufferPointer<Float>) throws {
         let pair = try self.pair(layer, module)
+        try refuseTasks(pair)
         try expect(delta.count, pair.outFeatures * pair.inFeatures, "ΔW", pair)
         ensurePrepared()
         let norms = try doraNorms(pair)
@@ -160,6 +167,7 @@ public final class PlanInterpreter {
     public func merge(layer: Int, module: String, into weight: UnsafeMutableBufferPointer<Float>, unmerge: Bool = false,
                       transposed: Bool = false) throws {
         let pair = try self.pair(layer, module)
+        try refuseTasks(pair)
         try expect(weight.count, pair.outFeatures * pair.inFeatures, "W", pair)
         if pair.dora != nil {
             try mergeDoRA(pair, into: weight, unmerge: unmerge, transposed: transposed)
@@ -184,12 +192,13 @@ public final class PlanInterpreter {
 
     /// The pairs of a layer-wide call, once `x` and every per-module buffer
     /// (`name`: y or dy, one per module) have the sizes their pair needs.
-    private func layerPairs(layer: Int, modules: [String], x: Int, rows n: Int, perModule counts: [Int],
-                            name: String) throws -> [PairPlan] {
+    func layerPairs(layer: Int, modules: [String], x: Int, rows n: Int, perModule counts: [Int],
+                    name: String, allowTasks: Bool = false) throws -> [PairPlan] {
         guard modules.count == counts.count else {
             throw AdapterError.outputCountMismatch(spec: plan.specName, modules: modules.count, outputs: counts.count)
         }
         let pairs = try modules.map { try pair(layer, $0) }
+        if !allowTasks { for pair in pairs { try refuseTasks(pair) } }
         for (pair, count) in zip(pairs, counts) {
             try expect(x, n * pair.inFeatures, "x", pair)
             try expect(count, n * pair.outFeatures, name, pair)
@@ -204,7 +213,7 @@ public final class PlanInterpreter {
     }
 
     /// Caller buffers of one call, by storage and slot.
-    private struct Bindings {
+    struct Bindings {
         var input: [UnsafeBufferPointer<Float>] = []
         var output: [UnsafeMutableBufferPointer<Float>] = []
         var inputGradient: [UnsafeMutableBufferPointer<Float>] = []
@@ -215,9 +224,9 @@ public final class PlanInterpreter {
     /// A forward program on blocks of token rows (`RowBlocks`) where it maps rows
     /// independently, as generated code runs it; `inWidth`, `outWidths`: row
     /// widths of x and of each output slot.
-    private func runRows(_ program: CompiledProgram, rows n: Int, _ bindings: Bindings, inWidth: Int, outWidths: [Int]) {
+    func runRows(_ program: CompiledProgram, rows n: Int, _ bindings: Bindings, inWidth: Int, outWidths: [Int], task: Int = 0) {
         guard let workspace = program.rowBlockWorkspace else {
-            run(program, rows: n, bindings)
+            run(program, rows: n, bindings, task: task)
             return
         }
         RowBlocks.run(rows: n, rowWork: program.flops.perToken, workspacePerRow: workspace.perToken,
@@ -225,15 +234,16 @@ public final class PlanInterpreter {
             var block = Bindings()
             block.input = bindings.input.map { UnsafeBufferPointer(rebasing: $0[(first * inWidth)...]) }
             block.output = zip(bindings.output, outWidths).map { UnsafeMutableBufferPointer(rebasing: $0.0[(first * $0.1)...]) }
-            run(program, rows: rows, block, workspace: w, threads: threads)
+            run(program, rows: rows, block, workspace: w, threads: threads, task: task)
         }
     }
 
     /// Runs `program` on n token rows: its row-local stages on `RowBlocks.each`
     /// (sizes for the block's rows, offsets and strides those of all n rows,
     /// each view moved to the block's first row), then the rest on all rows.
-    private func run(_ program: CompiledProgram, rows n: Int, _ bindings: Bindings, workspace given: UnsafeMutablePointer<Float>? = nil,
-                     threads: Int? = nil) {
+    /// `task`: the group's task slot the views move to (`TensorView.taskStride`; 0 without tasks).
+    func run(_ program: CompiledProgram, rows n: Int, _ bindings: Bindings, workspace given: UnsafeMutablePointer<Float>? = nil,
+             threads: Int? = nil, task: Int = 0) {
         let workspace = given ?? storage.workspace(atLeast: plan.workspace.value(tokens: n))
         let threads = threads ?? storage.threads
         func base(_ view: TensorView) -> UnsafeMutablePointer<Float> {
@@ -250,7 +260,7 @@ public final class PlanInterpreter {
             case .outputGradient: start = UnsafeMutablePointer(mutating: bindings.outputGradient[view.slot].baseAddress!)
             case .delta: start = bindings.delta!.baseAddress!
             }
-            return start + view.offset.value(tokens: n)
+            return start + view.offset.value(tokens: n) + task * view.taskStride
         }
         /// `rows` rows from row `first`: sizes in `rows`, strides in n.
         func execute(_ step: CompiledProgram.Step, rows: Int, first: Int, threads: Int) {
@@ -280,7 +290,7 @@ public final class PlanInterpreter {
 
 /// A program with each step lowered (and its kernel chosen, `KernelStep`) and
 /// each stage's flops summed, once per interpreter: what `run` needs on every call.
-private struct CompiledProgram {
+struct CompiledProgram {
     struct Step {
         let contraction: Contraction
         let lowered: Lowered
@@ -309,13 +319,17 @@ private struct CompiledProgram {
         rowLocalStages = program.rowLocalStages
         rowLocalFlops = stageFlops.prefix(rowLocalStages).reduce(Extent(0), +)
         rowBlockWorkspace = program.mapsRowsIndependently ? program.workspaceExtent : nil
+        readsTask = program.readsTask
     }
+
+    /// Whether some view moves with the task (`Program.readsTask`).
+    let readsTask: Bool
 
     var isEmpty: Bool { stages.isEmpty }
 }
 
 /// A fused layer program's key: the layer and its modules in call order.
-private struct LayerKey: Hashable {
+struct LayerKey: Hashable {
     let layer: Int
     let modules: [String]
 }

@@ -44,6 +44,11 @@ public struct Contraction: Hashable, Sendable, CustomStringConvertible, Codable 
         return "\(view(output)) \(op) \(scale)Σ_\(summed.joined(separator: ",")) \(view(a))·\(view(b))"
     }
 
+    /// The step of task `task`: each view with its `taskStride` applied.
+    public func forTask(_ task: Int) -> Contraction {
+        Contraction(output.forTask(task), a.forTask(task), b?.forTask(task), alpha: alpha, accumulate: accumulate)
+    }
+
     /// Multiply-adds ×2 (element-wise steps: one flop per element and factor).
     public var flops: Extent { lowered?.flops ?? .fixed(0) }
 }

@@ -19,6 +19,12 @@ public struct Plan: Hashable, Sendable, Codable {
     /// (`PanelPacking`'s copies, laid out after every group's own state) only
     /// re-arrange values that have their gradient elsewhere.
     public var preparedGradientCount: Int
+    /// `model.tasks` when a group has tasks (DESIGN §2 "Tasks"): a call's task
+    /// id indexes this list. nil for a plan without tasks (and left out of its encoding).
+    public var modelTasks: [String]?
+
+    /// The model's tasks (empty without).
+    public var tasks: [String] { modelTasks ?? [] }
 
     public init(specName: String, parameters: [ParameterTensor], groups: [GroupPlan], workspace: Extent,
                 preparedCount: Int = 0, preparedGradientCount: Int? = nil) {
@@ -154,6 +160,36 @@ public struct Program: Hashable, Sendable, Codable {
     public var contractions: [Contraction] { stages.flatMap { $0 } }
     public var isEmpty: Bool { stages.isEmpty }
 
+    /// The program of task `task`: every view with its `taskStride` applied
+    /// (what the interpreter and generated code run for it).
+    public func forTask(_ task: Int) -> Program {
+        var program = self
+        program.stages = stages.map { $0.map { $0.forTask(task) } }
+        return program
+    }
+
+    /// The program with `taskStride` set on every view `stride` gives one for
+    /// (a plan pass for groups with tasks).
+    public func indexingTasks(_ stride: (TensorView) -> Int?) -> Program {
+        var program = self
+        program.stages = stages.map { stage in
+            stage.map { c in
+                var c = c
+                func index(_ view: inout TensorView) { if let s = stride(view) { view.taskStride = s } }
+                index(&c.output)
+                index(&c.a)
+                if var b = c.b { index(&b); c.b = b }
+                return c
+            }
+        }
+        return program
+    }
+
+    /// True when some view moves with the task.
+    public var readsTask: Bool {
+        contractions.contains { c in ([c.output, c.a] + (c.b.map { [$0] } ?? [])).contains { $0.taskStride != 0 } }
+    }
+
     /// Multiply-adds ×2 of the whole program, as a function of n.
     public var flops: Extent { contractions.reduce(Extent(0)) { $0 + $1.flops } }
 }
@@ -184,6 +220,18 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     public var ranks: [Int] = []
     /// The search that chose the path: `optimal` or `greedy` (past the exact limit).
     public var optimizer: String = "optimal"
+    /// The group's tasks, a subset of the model's in the group's order: the
+    /// task mode's index is a position here. Each program's views are those
+    /// of the first task, their `taskStride` moves them to the others. nil for
+    /// a group without tasks (and left out of its encoding).
+    public var groupTasks: [String]?
+
+    /// The group's tasks (empty without).
+    public var tasks: [String] { groupTasks ?? [] }
+
+    /// The position of the model's task `name` in this group's task mode;
+    /// nil when the group has no slice for it (its ΔW for that task is zero).
+    public func slot(ofTask name: String) -> Int? { groupTasks?.firstIndex(of: name) }
 
     public init(name: String, structure: String, pairs: [PairPlan], layerForwards: [LayerForward],
                 prepare: Program = Program(), finishBackward: Program = Program(), path: [String]) {

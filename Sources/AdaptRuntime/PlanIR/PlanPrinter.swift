@@ -47,6 +47,7 @@ extension TensorView {
     public var layoutDescription: String {
         let modes = zip(modes, zip(extents, strides)).map { "\($0):\($1.0)/\($1.1)" }.joined(separator: ", ")
         return "\(name)[\(modes)]@\(storage.rawValue)\(slot == 0 ? "" : ".\(slot)")+\(offset)"
+            + (taskStride == 0 ? "" : "+task·\(taskStride)")
     }
 }
 

@@ -14,6 +14,21 @@ public enum PlanVerifier {
             end = p.offset + p.count
         }
         for group in plan.groups {
+            // A group with tasks: every task's programs (`taskStride` applied)
+            // must hold, bounds and independence decided for each task, and
+            // only owned tensors may move with the task (token rows are routed
+            // by `TaskRouting`, the workspace is one call's).
+            let taskCount = max(1, group.tasks.count)
+            func check(_ program: Program, _ context: String, _ plan: Plan?, _ io: TokenShapes?, _ problems: inout [String]) {
+                for view in program.contractions.flatMap({ [$0.output, $0.a] + ($0.b.map { [$0] } ?? []) })
+                where view.taskStride != 0 && (!view.storage.isOwned || group.tasks.isEmpty) {
+                    problems.append("\(context): \(view.name) in \(view.storage) moves with a task"
+                                    + (group.tasks.isEmpty ? " in a group without tasks" : ""))
+                }
+                for task in 0..<taskCount {
+                    PlanVerifier.check(program.forTask(task), taskCount == 1 ? context : "\(context) task \(task)", plan, io, &problems)
+                }
+            }
             for pair in group.pairs {
                 let io = TokenShapes(input: [pair.inFeatures], output: [pair.outFeatures])
                 for (what, program) in [("forward", pair.forward), ("backward", pair.backward)] {

@@ -38,23 +38,37 @@ public struct TensorKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var group: String
+    /// The task of a lora tensor of a group with tasks (DESIGN §5: the task
+    /// follows the group, `GROUP.TASK.LAYER.MODULE.A`); nil otherwise. Tensor
+    /// groups keep their core keys: their task mode is one more mode of a core
+    /// or factor.
+    public var task: String?
     public var role: Role
 
-    public init(group: String, role: Role) {
+    public init(group: String, task: String? = nil, role: Role) {
         self.group = group
+        self.task = task
         self.role = role
     }
 
-    public static func loraA(_ group: String, _ block: Block, _ module: String) -> TensorKey {
-        TensorKey(group: group, role: .loraA(block, module: module))
+    public static func loraA(_ group: String, _ block: Block, _ module: String, task: String? = nil) -> TensorKey {
+        TensorKey(group: group, task: task, role: .loraA(block, module: module))
     }
 
-    public static func loraB(_ group: String, _ block: Block, _ module: String) -> TensorKey {
-        TensorKey(group: group, role: .loraB(block, module: module))
+    public static func loraB(_ group: String, _ block: Block, _ module: String, task: String? = nil) -> TensorKey {
+        TensorKey(group: group, task: task, role: .loraB(block, module: module))
+    }
+
+    /// This key for another task (the same tensor of `task`'s slice).
+    public func forTask(_ task: String?) -> TensorKey {
+        var key = self
+        key.task = task
+        return key
     }
 
     /// The key as stored in adapter files and `parameterLayout`.
     public var description: String {
+        let group = task.map { "\(self.group).\($0)" } ?? self.group
         switch role {
         case let .loraA(block, module): return "\(group).\(block.label).\(module).A"
         case let .loraB(block, module): return "\(group).\(block.label).\(module).B"
@@ -112,11 +126,18 @@ public struct TensorKey: Hashable, Sendable, CustomStringConvertible {
     ///   - key: A stored tensor's key.
     ///   - structure: The structure of the group the key should belong to.
     public init?(parsing key: String, structure: String) {
-        let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        var parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 2, !parts[0].isEmpty else { return nil }
         let group = parts[0]
         switch structure {
         case "lora":
+            // `GROUP.TASK.BLOCK.MODULE.A`: a task is neither a layer number nor
+            // `shared`, and a block follows it.
+            func isBlock(_ part: String) -> Bool { part == "shared" || Int(part).map { $0 >= 0 && String($0) == part } == true }
+            var task: String? = nil
+            if parts.count >= 5, !parts[1].isEmpty, !isBlock(parts[1]), isBlock(parts[2]) {
+                task = parts.remove(at: 1)
+            }
             guard parts.count >= 4, let last = parts.last else { return nil }
             let module = parts[2..<(parts.count - 1)].joined(separator: ".")
             guard !module.isEmpty else { return nil }
@@ -129,9 +150,9 @@ public struct TensorKey: Hashable, Sendable, CustomStringConvertible {
                 return nil
             }
             switch (last, block) {
-            case ("A", _): self.init(group: group, role: .loraA(block, module: module))
-            case ("B", _): self.init(group: group, role: .loraB(block, module: module))
-            case ("magnitude", .layer(let l)): self.init(group: group, role: .magnitude(layer: l, module: module))
+            case ("A", _): self.init(group: group, task: task, role: .loraA(block, module: module))
+            case ("B", _): self.init(group: group, task: task, role: .loraB(block, module: module))
+            case ("magnitude", .layer(let l)): self.init(group: group, task: task, role: .magnitude(layer: l, module: module))
             default: return nil
             }
         case "tensor-train":

@@ -35,6 +35,14 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
     public var modes: [String]
     public var extents: [Extent]
     public var strides: [Extent]
+    /// How far the view moves per task (DESIGN §2 "Tasks"): the stride of a
+    /// `task` mode fixed, not at plan time, but by the call — all rows one
+    /// task (`task:`), or each run of rows its own (`tasks:`, `TaskRouting`
+    /// puts rows of one task together). The view of task t starts at
+    /// `offset + t·taskStride`. 0 for a view that no task moves (a token
+    /// buffer, the workspace, a tensor the task mode does not reach), which
+    /// is every view of a group without tasks.
+    public var taskStride: Int = 0
 
     public init(_ name: String, in storage: Storage, slot: Int = 0, offset: Extent = .fixed(0),
                 modes: [String], extents: [Extent], strides: [Extent]? = nil) {
@@ -170,6 +178,39 @@ public struct TensorView: Hashable, Sendable, CustomStringConvertible, Codable {
     }
 
     public var description: String { "\(name)[\(modes.joined(separator: ", "))]" }
+
+    /// The view of task `task` (`taskStride` applied): the one a plan of a
+    /// group without tasks would have held for it.
+    public func forTask(_ task: Int) -> TensorView {
+        var view = self
+        view.offset = offset + .fixed(task * taskStride)
+        view.taskStride = 0
+        return view
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, storage, slot, offset, modes, extents, strides, taskStride }
+
+    // `taskStride` is written only when not 0, so plans without tasks encode as before.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(try c.decode(String.self, forKey: .name), in: try c.decode(Storage.self, forKey: .storage),
+                  slot: try c.decode(Int.self, forKey: .slot), offset: try c.decode(Extent.self, forKey: .offset),
+                  modes: try c.decode([String].self, forKey: .modes), extents: try c.decode([Extent].self, forKey: .extents),
+                  strides: try c.decode([Extent].self, forKey: .strides))
+        taskStride = try c.decodeIfPresent(Int.self, forKey: .taskStride) ?? 0
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(storage, forKey: .storage)
+        try c.encode(slot, forKey: .slot)
+        try c.encode(offset, forKey: .offset)
+        try c.encode(modes, forKey: .modes)
+        try c.encode(extents, forKey: .extents)
+        try c.encode(strides, forKey: .strides)
+        if taskStride != 0 { try c.encode(taskStride, forKey: .taskStride) }
+    }
 }
 
 /// Matrices are two-mode tensor views; the name stays for the LoRA planner and tests.

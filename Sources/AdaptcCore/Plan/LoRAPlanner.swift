@@ -23,17 +23,22 @@ enum LoRAPlanner {
         var paths: [(text: String, pairs: Int)] = []
         var searches: [[Int]: (optimizer: String, path: ContractionPath)] = [:]
         var firstSteps: [PathStep] = []
+        // With tasks (DESIGN §2 "Tasks"): the first task's tensors are planned as a
+        // group without tasks would be; the other tasks' follow, each laid out the
+        // same (task-major), so task t's tensor is the first's moved by t·taskBlock.
+        let firstTask = group.tasks.first
+        let start = layout.count, firstTensor = layout.tensors.count
         for (label, layers) in blocks {
             // Shared blocks take the group rank; overrides only exist when not shared.
             let rankOf = { (m: ModelModule) in group.rank(layer: layers[0], module: m.name) }
             // A carries `in`, B `out`; both the module and (unless shared) the layer (`train:`, DESIGN §3).
-            let carried: [ModeName] = (group.group.shared ? [] : [.layer]) + [.module]
+            let carried: [ModeName] = (group.group.shared ? [] : [.layer]) + [.module] + (group.tasks.isEmpty ? [] : [.task])
             let a = group.modules.map { m in
-                layout.add(.loraA(group.name, label, m.name), modes: ["r", "in"], shape: [rankOf(m), m.inFeatures],
+                layout.add(.loraA(group.name, label, m.name, task: firstTask), modes: ["r", "in"], shape: [rankOf(m), m.inFeatures],
                            trainable: group.isTrainable(carrying: carried + [.in]))
             }
             let b = group.modules.map { m in
-                layout.add(.loraB(group.name, label, m.name), modes: ["out", "r"], shape: [m.outFeatures, rankOf(m)],
+                layout.add(.loraB(group.name, label, m.name, task: firstTask), modes: ["out", "r"], shape: [m.outFeatures, rankOf(m)],
                            trainable: group.isTrainable(carrying: carried + [.out]))
             }
             // DoRA: one magnitude vector m [out] per pair, after the layer's B's
@@ -90,6 +95,23 @@ enum LoRAPlanner {
                 }
             }
         }
+        if group.tasks.count > 0 {
+            let taskBlock = layout.count - start
+            let first = Array(layout.tensors[firstTensor...])
+            for task in group.tasks.dropFirst() {
+                for tensor in first {
+                    _ = layout.add(tensor.name!.forTask(task), modes: tensor.modes ?? [], shape: tensor.shape, trainable: tensor.trainable)
+                }
+            }
+            let moves = { (view: TensorView) -> Int? in view.storage == .parameters || view.storage == .gradients ? taskBlock : nil }
+            for p in pairs.indices {
+                pairs[p].forward = pairs[p].forward.indexingTasks(moves)
+                pairs[p].backward = pairs[p].backward.indexingTasks(moves)
+                pairs[p].materialize = pairs[p].materialize.indexingTasks(moves)
+            }
+            for f in fused.indices { fused[f].program = fused[f].program.indexingTasks(moves) }
+            for f in fusedBackward.indices { fusedBackward[f].program = fusedBackward[f].program.indexingTasks(moves) }
+        }
         let path = paths.map { paths.count == 1 ? $0.text : "\($0.pairs) pairs: \($0.text)" } + [
             fused.isEmpty ? "no modules share an input (model.inputs): each pair runs alone"
                 : "modules of a layer that read one input (model.inputs): one GEMM x·[A₁; …; A_M]ᵀ, then one B product each",
@@ -101,6 +123,11 @@ enum LoRAPlanner {
                                 layerForwards: fused, path: path)
         planned.layerBackwards = fusedBackward
         planned.steps = firstSteps
+        if !group.tasks.isEmpty {
+            planned.groupTasks = group.tasks
+            planned.path.append("tasks \(group.tasks.joined(separator: ", ")): one (A, B) per task, layer and module, "
+                                + "task-major; a call runs each pair once per task present, on that task's rows")
+        }
         planned.ranks = [group.effectiveRank]
         // Every distinct optimizer the shapes used, sorted: a dictionary's first
         // value would depend on its hash seed.

@@ -21,6 +21,7 @@ enum PanelPacking {
     static let ranks = 2...64
 
     static func apply(to group: inout GroupPlan, prepared: inout Int) {
+        let start = prepared
         var packing = Packing(next: prepared)
         for i in group.pairs.indices {
             group.pairs[i].forward = packing.rewrite(group.pairs[i].forward)
@@ -37,6 +38,22 @@ enum PanelPacking {
         }
         group.prepare = Program(group.prepare.stages + [packing.copies])
         prepared = packing.next
+        // A group with tasks: a copy of a B that moves with the task is one copy
+        // per task, the region of copies repeated task after task.
+        if !packing.moving.isEmpty && group.tasks.count > 1 {
+            let region = packing.next - start, moving = packing.moving
+            let moves = { (view: TensorView) -> Int? in
+                view.storage == .prepared && view.offset.isFixed && moving.contains(view.offset.constant) ? region : nil
+            }
+            group.prepare = group.prepare.indexingTasks(moves)
+            for i in group.pairs.indices {
+                group.pairs[i].forward = group.pairs[i].forward.indexingTasks(moves)
+                group.pairs[i].backward = group.pairs[i].backward.indexingTasks(moves)
+            }
+            for i in group.layerForwards.indices { group.layerForwards[i].program = group.layerForwards[i].program.indexingTasks(moves) }
+            for i in group.layerBackwards.indices { group.layerBackwards[i].program = group.layerBackwards[i].program.indexingTasks(moves) }
+            prepared += (group.tasks.count - 1) * region
+        }
         for program in [group.prepare] + group.pairs.flatMap({ [$0.forward, $0.backward] }) + (group.layerForwards + group.layerBackwards).map(\.program) {
             PlanVerifier.assertValid(program, after: "PanelPacking")
         }
@@ -46,6 +63,8 @@ enum PanelPacking {
         /// The next free offset in prepared state.
         var next: Int
         var copies: [Contraction] = []
+        /// Offsets of copies whose source moves with the task (`taskStride`).
+        var moving: Set<Int> = []
         /// A packed copy: the view, its source's row stride, and whether the
         /// source is stored [out, rank] (else [rank, out]).
         struct Copy {
@@ -139,7 +158,10 @@ enum PanelPacking {
                              extents: [.fixed(panels), .fixed(width), .fixed(k)], strides: [.fixed(width * ldb), .fixed(ldb), .fixed(1)])
                 : TensorView(g.right.name, in: g.right.storage, offset: g.right.offset, modes: ["rank", "panel", "lane"],
                              extents: [.fixed(k), .fixed(panels), .fixed(width)], strides: [.fixed(ldb), .fixed(width), .fixed(1)])
-            copies.append(Contraction(packed, source, nil, accumulate: false))
+            var moved = source
+            moved.taskStride = g.right.taskStride
+            if g.right.taskStride != 0 { moving.insert(next - panels * k * width) }
+            copies.append(Contraction(packed, moved, nil, accumulate: false))
             made["\(g.right.storage)@\(g.right.offset.constant)", default: []].append(Copy(packed: packed, ld: ldb, outMajor: g.transRight))
             return packed
         }

@@ -13,11 +13,13 @@ public enum Planner {
     public static func plan(_ checked: CheckedSpec) -> (Plan?, [Diagnostic]) {
         let memoryLimit = Self.memoryLimit
         var diagnostics = DiagnosticCollector()
-        // A task mode is indexed per row (DESIGN §2 "Tasks"): the Plan IR has no
-        // such operand yet, so such a spec checks but does not plan.
-        for group in checked.groups where group.group.tasks != nil {
-            diagnostics.error("not supported yet: group '\(group.name)' has tasks, and the planner cannot yet route "
-                              + "token rows by task ('adaptc check' accepts the spec)", at: group.group.location(of: "tasks"))
+        // A task mode is indexed per row (DESIGN §2 "Tasks"): lora groups plan it
+        // (`TensorView.taskStride`, rows routed by `TaskRouting`); tensor
+        // networks and DoRA do not yet, so such a spec checks but does not plan.
+        for group in checked.groups where group.group.tasks != nil && (group.structure != .lora || group.group.dora) {
+            let what = group.group.dora ? "a dora group with tasks" : "a \(group.structure.rawValue) group with tasks"
+            diagnostics.error("not supported yet: group '\(group.name)' is \(what), and the planner cannot yet route "
+                              + "its token rows by task ('adaptc check' accepts the spec)", at: group.group.location(of: "tasks"))
         }
         if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
         var layout = ParameterLayout()
@@ -64,8 +66,9 @@ public enum Planner {
         }
         if diagnostics.hasErrors { return (nil, diagnostics.sorted) }
         FrozenGradients.prune(&groups, parameters: layout.tensors)
-        let plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace,
+        var plan = Plan(specName: checked.spec.name, parameters: layout.tensors, groups: groups, workspace: workspace,
                         preparedCount: prepared, preparedGradientCount: preparedGradientCount)
+        if checked.groups.contains(where: { !$0.tasks.isEmpty }) { plan.modelTasks = checked.spec.model.tasks }
         let problems = PlanVerifier.verify(plan)
         precondition(problems.isEmpty, "internal error: invalid plan:\n" + problems.joined(separator: "\n"))
         return (plan, diagnostics.sorted)

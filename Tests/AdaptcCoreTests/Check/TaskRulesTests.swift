@@ -245,10 +245,11 @@ final class TaskRulesTests: XCTestCase {
 
     // MARK: the planner refuses what it cannot plan yet
 
+    /// Lora groups with tasks plan (TaskLoRATests); tensor networks with a task mode do not yet.
     func testPlanningAGroupWithTasksIsRefusedWithOneLocatedLine() throws {
         let checked = try XCTUnwrap(SpecTestSupport.checked(spec(group: """
               - name: attn
-                structure: lora
+                structure: tensor-train
                 modules: [query]
                 rank: 2
                 tasks: all
@@ -257,7 +258,7 @@ final class TaskRulesTests: XCTestCase {
         XCTAssertNil(plan)
         XCTAssertEqual(diagnostics.count, 1)
         let error = try XCTUnwrap(diagnostics.first)
-        XCTAssertTrue(error.description.hasPrefix("\(SpecTestSupport.path):12:5: error: not supported yet: group 'attn' has tasks"),
+        XCTAssertTrue(error.description.hasPrefix("\(SpecTestSupport.path):12:5: error: not supported yet: group 'attn' is a tensor-train group with tasks"),
                       error.description)
     }
 }
