@@ -156,13 +156,14 @@ struct Eval: ParsableCommand {
     @Option(help: "Adapter weights.") var adapter: String
     @Option(help: "Inputs [n, in] keyed LAYER.MODULE.") var input: String
     @Option(help: "Base checkpoint (needed by DoRA groups).") var base: String?
+    @Option(help: "Task to run, for a spec with tasks (DESIGN §2 \"Tasks\").") var task: String?
     @Option(name: .short, help: "Output file.") var o: String
     @OptionGroup var threads: Threads
 
     func run() throws {
         try guarded(output: o) {
             [try EvalCommand.eval(specPath: spec, adapterPath: adapter, inputPath: input, output: o, basePath: base,
-                                  threads: threads.threads)]
+                                  task: task, threads: threads.threads)]
         }
     }
 }
@@ -173,12 +174,13 @@ struct Materialize: ParsableCommand {
     @Argument(help: "Spec file.") var spec: String
     @Option(help: "Adapter weights.") var adapter: String
     @Option(help: "Base checkpoint (needed by DoRA groups).") var base: String?
+    @Option(help: "Task to run, for a spec with tasks (DESIGN §2 \"Tasks\").") var task: String?
     @Option(name: .short, help: "Output file.") var o: String
     @OptionGroup var threads: Threads
 
     func run() throws {
         try guarded(output: o) { [try EvalCommand.materialize(specPath: spec, adapterPath: adapter, output: o, basePath: base,
-                                                              threads: threads.threads)] }
+                                                              task: task, threads: threads.threads)] }
     }
 }
 
@@ -190,12 +192,13 @@ struct Merge: ParsableCommand {
     @Option(help: "Base checkpoint.") var base: String
     @Option(name: .short, help: "Output checkpoint.") var o: String
     @Flag(help: "Subtract ΔW instead (undo a merge).") var unmerge = false
+    @Option(help: "Task to run, for a spec with tasks (DESIGN §2 \"Tasks\").") var task: String?
     @OptionGroup var threads: Threads
 
     func run() throws {
         try guarded(output: o) {
             [try MergeCommand.run(specPath: spec, adapterPath: adapter, basePath: base, output: o,
-                                  unmerge: unmerge, threads: threads.threads)]
+                                  unmerge: unmerge, task: task, threads: threads.threads)]
         }
     }
 }

@@ -5,8 +5,9 @@ import AdaptRuntime
 public enum EvalCommand {
     /// `y = x·ΔWᵀ` for every input tensor; returns a summary line.
     public static func eval(specPath: String, adapterPath: String, inputPath: String, output: String,
-                            basePath: String? = nil, threads: Int) throws -> String {
+                            basePath: String? = nil, task taskName: String? = nil, threads: Int) throws -> String {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        let task = try TaskChoice.resolve(taskName, in: plan, specPath: specPath, command: "eval")
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         let base = try DoRABaseWeights(checked, plan: plan, basePath: basePath, command: "eval")
         let inputs = try SafetensorsFile.read(path: inputPath)
@@ -37,7 +38,11 @@ public enum EvalCommand {
             defer { MemoryBudget.release(y) }
             try x.withUnsafeBufferPointer { x in
                 guard let weight = try base.weight(pair) else {
-                    try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
+                    if let task {
+                        try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y, tasks: .all(task))
+                    } else {
+                        try interpreter.forward(layer: pair.layer, module: pair.module, x: x, rows: n, y: y)
+                    }
                     return
                 }
                 // DoRA: y = x·Wᵀ in, x·W'ᵀ out; the adapter's own output is the difference.
@@ -60,8 +65,9 @@ public enum EvalCommand {
     /// `ΔW` `[out, in]` of every pair, scale included, written pair by pair
     /// through one buffer so memory stays bounded by the largest ΔW, not their sum.
     public static func materialize(specPath: String, adapterPath: String, output: String, basePath: String? = nil,
-                                   threads: Int) throws -> String {
+                                   task taskName: String? = nil, threads: Int) throws -> String {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        let task = try TaskChoice.resolve(taskName, in: plan, specPath: specPath, command: "materialize")
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         let base = try DoRABaseWeights(checked, plan: plan, basePath: basePath, command: "materialize")
         for pair in plan.pairs { try base.require(pair) }
@@ -79,6 +85,8 @@ public enum EvalCommand {
                 try weight.withUnsafeBufferPointer {
                     try interpreter.materialize(layer: pair.layer, module: pair.module, base: $0, into: delta)
                 }
+            } else if let task {
+                try interpreter.materialize(layer: pair.layer, module: pair.module, task: task, into: delta)
             } else {
                 try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
             }

@@ -6,8 +6,9 @@ import AdaptRuntime
 /// metadata are carried through unchanged. A sharded base gives a sharded folder.
 public enum MergeCommand {
     public static func run(specPath: String, adapterPath: String, basePath: String, output: String,
-                           unmerge: Bool, threads: Int) throws -> String {
+                           unmerge: Bool, task taskName: String? = nil, threads: Int) throws -> String {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        let task = try TaskChoice.resolve(taskName, in: plan, specPath: specPath, command: "merge")
         let template = try WeightKeyTemplate(checked, for: "merge")
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: threads)
         // Unmerging DoRA would need ‖W + s·B·A‖_row of the original W, which the
@@ -20,7 +21,11 @@ public enum MergeCommand {
         try CheckpointRewrite.write(base, targets: targets, to: output, action: unmerge ? "W − ΔW" : "W + ΔW",
                                     sign: unmerge ? -1 : 1, transposed: template.isTransposed, threads: threads) { _, pair, delta in
             guard pair.dora != nil else {
-                try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+                if let task {
+                    try interpreter.materialize(layer: pair.layer, module: pair.module, task: task, into: delta)
+                } else {
+                    try interpreter.materialize(layer: pair.layer, module: pair.module, into: delta)
+                }
                 return
             }
             // DoRA: the change is W' − W, which needs this W (read once more, one weight at a time).
