@@ -206,13 +206,14 @@ struct Merge: ParsableCommand {
 struct ImportPEFT: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "import-peft", abstract: "Turn a PEFT LoRA folder into a spec and adapter weights.")
 
-    @Argument(help: "PEFT adapter folder (adapter_config.json, adapter_model.safetensors).") var folder: String
+    @Argument(help: "PEFT adapter folders (adapter_config.json, adapter_model.safetensors); several need --tasks.") var folders: [String]
+    @Option(parsing: .upToNextOption, help: "One task name per folder: one spec with a task each (DESIGN §2 \"Tasks\").") var tasks: [String] = []
     @Option(name: .short, help: "Output folder.") var o: String
     @Option(help: "File stem of the outputs (default: the folder's name).") var name: String?
     @Option(help: "Base checkpoint: layer count and shapes from it.") var base: String?
 
     func run() throws {
-        try guarded { try ImportPEFTCommand.run(folder: folder, output: o, stem: name, basePath: base) }
+        try guarded { try ImportPEFTCommand.run(folders: folders, tasks: tasks, output: o, stem: name, basePath: base) }
     }
 }
 

@@ -41,6 +41,14 @@ public struct SafetensorsWriter: Sendable {
         tensors.append(Tensor(name: name, dtype: dtype, shape: shape, bytes: bytes))
     }
 
+    /// Adds every tensor of `other` under the name `rename` gives it (bytes
+    /// unchanged): one file's tensors moved into another's key space.
+    public mutating func add(renaming other: SafetensorsWriter, _ rename: (String) throws -> String) rethrows {
+        for tensor in other.tensors {
+            tensors.append(Tensor(name: try rename(tensor.name), dtype: tensor.dtype, shape: tensor.shape, bytes: tensor.bytes))
+        }
+    }
+
     /// The file's bytes. Throws `SafetensorsError` for a duplicate name, a
     /// negative dimension, or bytes that do not match dtype and shape; with no
     /// file yet, its messages name "(safetensors in memory)" instead of a path.
