@@ -223,9 +223,10 @@ struct ExportPEFT: ParsableCommand {
     @Argument(help: "Spec file.") var spec: String
     @Option(help: "Adapter weights.") var adapter: String
     @Option(name: .short, help: "Output folder.") var o: String
+    @Option(help: "Task to write, for a spec with tasks (DESIGN §5).") var task: String?
 
     func run() throws {
-        try guarded { try ExportPEFTCommand.run(specPath: spec, adapterPath: adapter, output: o) }
+        try guarded { try ExportPEFTCommand.run(specPath: spec, adapterPath: adapter, output: o, task: task) }
     }
 }
 

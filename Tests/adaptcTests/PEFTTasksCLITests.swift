@@ -60,6 +60,37 @@ final class PEFTTasksCLITests: XCTestCase {
         }
     }
 
+    /// export-peft --task writes that task's folder back: the weights byte for
+    /// byte as imported, the config as export-peft writes for the folder alone.
+    func testExportTaskRoundTrips() throws {
+        try peftFolder("plus")
+        try peftFolder("minus", sign: -1)
+        let run = try sandbox.adaptc("import-peft", "plus", "minus", "--tasks", "sst2", "mnli", "-o", "out", "--name", "qv")
+        XCTAssertEqual(run.status, 0, "\(run)")
+        for (task, folder) in [("sst2", "plus"), ("mnli", "minus")] {
+            let export = try sandbox.adaptc("export-peft", "out/qv.adapt.yaml", "--adapter", "out/qv.safetensors", "--task", task,
+                                            "-o", "back-\(task)")
+            XCTAssertEqual(export.status, 0, "\(export)")
+            XCTAssertEqual(try sandbox.bytes("back-\(task)/adapter_model.safetensors"), try sandbox.bytes("\(folder)/adapter_model.safetensors"), task)
+            let single = try sandbox.adaptc("import-peft", folder, "-o", "one-\(task)", "--name", "qv")
+            XCTAssertEqual(single.status, 0, "\(single)")
+            let alone = try sandbox.adaptc("export-peft", "one-\(task)/qv.adapt.yaml", "--adapter", "one-\(task)/qv.safetensors",
+                                           "-o", "alone-\(task)")
+            XCTAssertEqual(alone.status, 0, "\(alone)")
+            XCTAssertEqual(try sandbox.bytes("back-\(task)/adapter_config.json"), try sandbox.bytes("alone-\(task)/adapter_config.json"), task)
+        }
+        let missing = try sandbox.adaptc("export-peft", "out/qv.adapt.yaml", "--adapter", "out/qv.safetensors", "-o", "none")
+        XCTAssertEqual(missing.status, 1, "\(missing)")
+        XCTAssertEqual(missing.stderrLines, ["adaptc: error: out/qv.adapt.yaml: the spec has tasks [sst2, mnli]; export-peft needs --task NAME to choose one"])
+        let unknown = try sandbox.adaptc("export-peft", "out/qv.adapt.yaml", "--adapter", "out/qv.safetensors", "--task", "qnli", "-o", "none")
+        XCTAssertEqual(unknown.status, 1, "\(unknown)")
+        XCTAssertEqual(unknown.stderrLines, ["adaptc: error: out/qv.adapt.yaml: unknown task 'qnli' for --task; the spec's tasks are [sst2, mnli]"])
+        let plain = try sandbox.adaptc("export-peft", "one-sst2/qv.adapt.yaml", "--adapter", "one-sst2/qv.safetensors", "--task", "sst2", "-o", "none")
+        XCTAssertEqual(plain.status, 1, "\(plain)")
+        XCTAssertEqual(plain.stderrLines.count, 1, "\(plain)")
+        XCTAssertFalse(sandbox.exists("none"), "nothing written: \(sandbox.listing())")
+    }
+
     func testMistakesAreOneLineAndWriteNothing() throws {
         try peftFolder("plus")
         try peftFolder("minus", sign: -1)

@@ -35,8 +35,8 @@ public enum ImportPEFTCommand {
 /// `adaptc export-peft SPEC --adapter A -o DIR`: writes `DIR/adapter_config.json`
 /// and `DIR/adapter_model.safetensors`.
 public enum ExportPEFTCommand {
-    public static func run(specPath: String, adapterPath: String, output: String) throws -> [String] {
-        let exported = try PEFTExport.build(specPath: specPath, adapterPath: adapterPath)
+    public static func run(specPath: String, adapterPath: String, output: String, task: String? = nil) throws -> [String] {
+        let exported = try PEFTExport.build(specPath: specPath, adapterPath: adapterPath, task: task)
         let weights = try exported.weights.encoded()
         try OutputFolder.create(output)
         let weightsPath = (output as NSString).appendingPathComponent("adapter_model.safetensors")

@@ -25,13 +25,14 @@ public enum PEFTExport {
         var outFeatures: Int
     }
 
-    public static func build(specPath: String, adapterPath: String) throws -> Result {
+    public static func build(specPath: String, adapterPath: String, task taskName: String? = nil) throws -> Result {
         let (checked, plan) = try SpecLoader.loadPlanned(path: specPath)
+        let task = try TaskChoice.resolve(taskName, in: plan, specPath: specPath, command: "export-peft").map { plan.tasks[$0] }
         let template = try WeightKeyTemplate(checked, for: "export-peft")
         guard template.template.hasSuffix(".weight") else {
             throw UserError("\(specPath): export-peft needs model.weights.key to end in \".weight\" (PEFT names modules, not weights); it is \"\(template.template)\"")
         }
-        for group in checked.groups where group.structure.perPairLoRA == nil {
+        for group in checked.groups where group.structure.perPairLoRA == nil || (taskName != nil && group.structure != .lora) {
             throw UserError("\(specPath): group '\(group.name)' is \(group.group.structure.rawValue); export-peft writes LoRA groups only")
         }
         // PEFT's use_dora is one flag for the whole adapter.
@@ -44,7 +45,7 @@ public enum PEFTExport {
         let interpreter = try AdapterFiles.load(adapterPath, checked: checked, plan: plan, threads: 1)
         let parameters = interpreter.storage.parameters
         var pairs: [Pair] = []
-        checked.forEachPerPairLoRA(plan: plan, parameters: parameters) { _, pair, a, b in
+        try checked.forEachPerPairLoRA(plan: plan, parameters: parameters, task: task) { _, pair, a, b in
             let key = template.key(pair)
             var exported = Pair(path: String(key.dropLast(".weight".count)), rank: pair.rank, scale: pair.scale,
                                 a: a, b: b, inFeatures: pair.inFeatures, outFeatures: pair.outFeatures)
@@ -62,7 +63,9 @@ public enum PEFTExport {
         }
         let rslora = checked.groups.filter { $0.group.scaling == .rslora }.map(\.pairs.count).reduce(0, +) * 2
             > checked.groups.map(\.pairs.count).reduce(0, +)
-        let targets = targetRegex(plan, template: template) ?? pairs.map { NSRegularExpression.escapedPattern(for: $0.path) }.joined(separator: "|")
+        // A task some group has no slice for covers fewer pairs than the groups' regex.
+        let whole = task == nil || pairs.count == plan.pairs.count
+        let targets = (whole ? targetRegex(plan, template: template) : nil) ?? pairs.map { NSRegularExpression.escapedPattern(for: $0.path) }.joined(separator: "|")
         return Result(config: try configJSON(pairs, rslora: rslora, targets: targets, fanInFanOut: template.isTransposed,
                                              useDoRA: useDoRA),
                       weights: weights, pairs: pairs.count)
