@@ -111,24 +111,20 @@ public final class AdapterStorage {
 
     /// Workspace of at least `count` floats; contents are scratch, and the
     /// pointer is valid only until the next call (it may grow). For generated code.
-    public func workspace(atLeast count: Int) -> UnsafeMutablePointer<Float> {
-        if workspace.count < count {
-            workspace.deallocate()
-            workspace = .allocate(capacity: count)
-            workspace.initialize(repeating: 0)
-        }
-        return workspace.baseAddress!
-    }
+    public func workspace(atLeast count: Int) -> UnsafeMutablePointer<Float> { Self.grow(&workspace, to: count) }
 
     /// Scratch of at least `count` floats for the rows `TaskRouting` gathers,
     /// kept across calls like the workspace. For generated code.
-    public func routingScratch(atLeast count: Int) -> UnsafeMutablePointer<Float> {
-        if routing.count < count {
-            routing.deallocate()
-            routing = .allocate(capacity: count)
-            routing.initialize(repeating: 0)
+    public func routingScratch(atLeast count: Int) -> UnsafeMutablePointer<Float> { Self.grow(&routing, to: count) }
+
+    /// `buffer`, reallocated (zeroed, old contents dropped) when smaller than `count`.
+    private static func grow(_ buffer: inout UnsafeMutableBufferPointer<Float>, to count: Int) -> UnsafeMutablePointer<Float> {
+        if buffer.count < count {
+            buffer.deallocate()
+            buffer = .allocate(capacity: count)
+            buffer.initialize(repeating: 0)
         }
-        return routing.baseAddress!
+        return buffer.baseAddress!
     }
 
     /// Sets `gradients` to zero (not `preparedGradients`: the adapter's `zeroGradients()` clears both).
