@@ -103,6 +103,9 @@ final class TaskEvalCLITests: XCTestCase {
              "multi.adapt.yaml: unknown task 'qnli' for --task; the spec's tasks are [sst2, mnli]"),
             (["merge", "multi.adapt.yaml", "--adapter", "adapter.safetensors", "--base", "none.safetensors", "-o", "out"],
              "multi.adapt.yaml: the spec has tasks [sst2, mnli]; merge needs --task NAME to choose one"),
+            // It used to reach a precondition on the task-less keys.
+            (["export-gguf", "multi.adapt.yaml", "--adapter", "adapter.safetensors", "--arch", "llama", "-o", "out"],
+             "multi.adapt.yaml: group 'attn' has tasks; export-gguf writes one adapter without tasks (export one task with `adaptc export-peft --task NAME`)"),
             (["materialize", "plain.adapt.yaml", "--adapter", "adapter.safetensors", "--task", "sst2", "-o", "out"],
              "plain.adapt.yaml: --task 'sst2' given, but the spec has no tasks; drop --task (materialize has one ΔW per pair)"),
         ]

@@ -67,6 +67,9 @@ public enum GGUFExport {
         for group in checked.groups where group.group.dora {
             throw UserError("\(specPath): group '\(group.name)' is DoRA; llama.cpp's LoRA adapters have no magnitude vector, so export the merged weights (adaptc merge --base) instead")
         }
+        for group in checked.groups where !group.tasks.isEmpty {
+            throw UserError("\(specPath): group '\(group.name)' has tasks; export-gguf writes one adapter without tasks (export one task with `adaptc export-peft --task NAME`)")
+        }
         for group in checked.groups where group.structure.perPairLoRA == nil {
             throw UserError("\(specPath): group '\(group.name)' is \(group.group.structure.rawValue); export-gguf writes per-pair LoRA groups only (llama.cpp's adapters have no shared cores)")
         }
