@@ -123,22 +123,16 @@ extension PlanInterpreter {
 
     // MARK: - Routing
 
-    /// The group planning `pair`.
-    func group(of pair: PairPlan) -> GroupPlan {
-        plan.groups.first { $0.pairs.contains { $0.layer == pair.layer && $0.module == pair.module } }!
-    }
-
     /// Throws `AdapterError.taskRequired` when `pair`'s group has tasks (a call without a task id).
     func refuseTasks(_ pair: PairPlan) throws {
-        let group = group(of: pair)
+        let group = plan.groups[groupOfPair[pair.key]!]
         if !group.tasks.isEmpty { throw AdapterError.taskRequired(spec: plan.specName, group: group.name) }
     }
 
     /// The rows of a call grouped by task for `pair`'s group; a group without
     /// tasks takes every row as its one slot, whatever the ids (which must still be valid).
     private func route(_ pair: PairPlan, _ tasks: Tasks, rows n: Int) throws -> TaskRouting {
-        let group = group(of: pair)
-        let slots: [Int?] = plan.tasks.map { group.tasks.isEmpty ? 0 : group.slot(ofTask: $0) }
+        let slots = taskSlots[groupOfPair[pair.key]!]
         switch tasks {
         case .all(let task):
             return try TaskRouting(spec: plan.specName, task: task, rows: n, slots: slots)

@@ -11,6 +11,11 @@ public final class PlanInterpreter {
     let layerBackwards: [LayerKey: CompiledProgram]
     private let prepares: [CompiledProgram]
     private let finishBackwards: [CompiledProgram]
+    /// The index in `plan.groups` of each pair's group, by pair key.
+    let groupOfPair: [String: Int]
+    /// Per group, each model task's slot in its task mode (nil: no slice; all
+    /// 0 for a group without tasks, which is the same for every task).
+    let taskSlots: [[Int?]]
     /// DoRA pairs' base weights and row norms, by pair key (`PlanInterpreter+DoRA`).
     var doraBases: [String: DoRABase] = [:]
 
@@ -23,6 +28,8 @@ public final class PlanInterpreter {
             pairs[pair.key] = (CompiledProgram(pair.forward), CompiledProgram(pair.backward), CompiledProgram(pair.materialize))
         }
         pairPrograms = pairs
+        groupOfPair = Dictionary(plan.groups.enumerated().flatMap { g, group in group.pairs.map { ($0.key, g) } }) { first, _ in first }
+        taskSlots = plan.groups.map { group in plan.tasks.map { group.tasks.isEmpty ? 0 : group.slot(ofTask: $0) } }
         func byLayer(_ fused: [LayerForward]) -> [LayerKey: CompiledProgram] {
             Dictionary(fused.map { (LayerKey(layer: $0.layer, modules: $0.modules), CompiledProgram($0.program)) }) { first, _ in first }
         }

@@ -233,6 +233,22 @@ public struct GroupPlan: Hashable, Sendable, Codable {
     /// nil when the group has no slice for it (its ΔW for that task is zero).
     public func slot(ofTask name: String) -> Int? { groupTasks?.firstIndex(of: name) }
 
+    /// The group with `taskStride` set on every view of every program that
+    /// `stride` gives one for (`Program.indexingTasks`): a plan pass for groups with tasks.
+    public func indexingTasks(_ stride: (TensorView) -> Int?) -> GroupPlan {
+        var group = self
+        for p in pairs.indices {
+            group.pairs[p].forward = pairs[p].forward.indexingTasks(stride)
+            group.pairs[p].backward = pairs[p].backward.indexingTasks(stride)
+            group.pairs[p].materialize = pairs[p].materialize.indexingTasks(stride)
+        }
+        for f in layerForwards.indices { group.layerForwards[f].program = layerForwards[f].program.indexingTasks(stride) }
+        for f in layerBackwards.indices { group.layerBackwards[f].program = layerBackwards[f].program.indexingTasks(stride) }
+        group.prepare = prepare.indexingTasks(stride)
+        group.finishBackward = finishBackward.indexingTasks(stride)
+        return group
+    }
+
     public init(name: String, structure: String, pairs: [PairPlan], layerForwards: [LayerForward],
                 prepare: Program = Program(), finishBackward: Program = Program(), path: [String]) {
         self.name = name

@@ -3,11 +3,6 @@ import AdaptRuntime
 /// A lora group's pairs as stored: `GROUP.LAYER.MODULE.A`/`.B`, or
 /// `GROUP.shared.MODULE.A`/`.B` for every layer of a shared group.
 enum LoRAPairs: PerPairLoRA {
-    static func factors(of pair: PairPlan, in group: ResolvedGroup, plan: Plan,
-                        parameters: UnsafeMutableBufferPointer<Float>) -> (a: [Float], b: [Float]) {
-        factors(of: pair, in: group, plan: plan, parameters: parameters, task: nil)
-    }
-
     /// The factors of `task`'s slice (`GROUP.TASK.LAYER.MODULE.A`), or the group's own for nil.
     static func factors(of pair: PairPlan, in group: ResolvedGroup, plan: Plan,
                         parameters: UnsafeMutableBufferPointer<Float>, task: String?) -> (a: [Float], b: [Float]) {

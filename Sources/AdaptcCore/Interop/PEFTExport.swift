@@ -32,7 +32,7 @@ public enum PEFTExport {
         guard template.template.hasSuffix(".weight") else {
             throw UserError("\(specPath): export-peft needs model.weights.key to end in \".weight\" (PEFT names modules, not weights); it is \"\(template.template)\"")
         }
-        for group in checked.groups where group.structure.perPairLoRA == nil || (taskName != nil && group.structure != .lora) {
+        for group in checked.groups where group.structure.perPairLoRA == nil {
             throw UserError("\(specPath): group '\(group.name)' is \(group.group.structure.rawValue); export-peft writes LoRA groups only")
         }
         // PEFT's use_dora is one flag for the whole adapter.

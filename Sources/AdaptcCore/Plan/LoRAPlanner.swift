@@ -95,22 +95,12 @@ enum LoRAPlanner {
                 }
             }
         }
-        if group.tasks.count > 0 {
-            let taskBlock = layout.count - start
-            let first = Array(layout.tensors[firstTensor...])
-            for task in group.tasks.dropFirst() {
-                for tensor in first {
-                    _ = layout.add(tensor.name!.forTask(task), modes: tensor.modes ?? [], shape: tensor.shape, trainable: tensor.trainable)
-                }
+        let taskBlock = layout.count - start
+        let first = Array(layout.tensors[firstTensor...])
+        for task in group.tasks.dropFirst() {
+            for tensor in first {
+                _ = layout.add(tensor.name!.forTask(task), modes: tensor.modes ?? [], shape: tensor.shape, trainable: tensor.trainable)
             }
-            let moves = { (view: TensorView) -> Int? in view.storage == .parameters || view.storage == .gradients ? taskBlock : nil }
-            for p in pairs.indices {
-                pairs[p].forward = pairs[p].forward.indexingTasks(moves)
-                pairs[p].backward = pairs[p].backward.indexingTasks(moves)
-                pairs[p].materialize = pairs[p].materialize.indexingTasks(moves)
-            }
-            for f in fused.indices { fused[f].program = fused[f].program.indexingTasks(moves) }
-            for f in fusedBackward.indices { fusedBackward[f].program = fusedBackward[f].program.indexingTasks(moves) }
         }
         let path = paths.map { paths.count == 1 ? $0.text : "\($0.pairs) pairs: \($0.text)" } + [
             fused.isEmpty ? "no modules share an input (model.inputs): each pair runs alone"
@@ -124,6 +114,7 @@ enum LoRAPlanner {
         planned.layerBackwards = fusedBackward
         planned.steps = firstSteps
         if !group.tasks.isEmpty {
+            planned = planned.indexingTasks { $0.storage == .parameters || $0.storage == .gradients ? taskBlock : nil }
             planned.groupTasks = group.tasks
             planned.path.append("tasks \(group.tasks.joined(separator: ", ")): one (A, B) per task, layer and module, "
                                 + "task-major; a call runs each pair once per task present, on that task's rows")

@@ -45,13 +45,7 @@ enum PanelPacking {
             let moves = { (view: TensorView) -> Int? in
                 view.storage == .prepared && view.offset.isFixed && moving.contains(view.offset.constant) ? region : nil
             }
-            group.prepare = group.prepare.indexingTasks(moves)
-            for i in group.pairs.indices {
-                group.pairs[i].forward = group.pairs[i].forward.indexingTasks(moves)
-                group.pairs[i].backward = group.pairs[i].backward.indexingTasks(moves)
-            }
-            for i in group.layerForwards.indices { group.layerForwards[i].program = group.layerForwards[i].program.indexingTasks(moves) }
-            for i in group.layerBackwards.indices { group.layerBackwards[i].program = group.layerBackwards[i].program.indexingTasks(moves) }
+            group = group.indexingTasks(moves)
             prepared += (group.tasks.count - 1) * region
         }
         for program in [group.prepare] + group.pairs.flatMap({ [$0.forward, $0.backward] }) + (group.layerForwards + group.layerBackwards).map(\.program) {
